@@ -1,0 +1,75 @@
+/*  sos_envelope.h: framing of everything on a node's public endpoint, the signed gossip
+    envelope, and the replay guard (timestamp window plus nonce cache). */
+#ifndef SOS_ENVELOPE_H
+#define SOS_ENVELOPE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sos_error.h"
+#include "sos_identity.h"
+
+#define SOS_PROTO_VERSION 1
+#define SOS_NONCE_BYTES   16
+#define SOS_FRAME_MAX     (1024 * 1024 + 128 * 1024) /* largest frame a node accepts */
+#define SOS_REPLAY_WINDOW_MS (300 * 1000)            /* +- accepted clock difference */
+
+/*  Every frame is a msgpack array whose first element says what it is. */
+typedef enum {
+    SOS_FRAME_ENVELOPE = 1, /* node to node: [1, signed: bin, sig: bin(64)] */
+    SOS_FRAME_REQUEST = 2,  /* client to node: [2, req_id, op, args: map, flags] */
+    SOS_FRAME_REPLY = 3,    /* node to client: [3, req_id, status, body: map] */
+} sos_frame_kind_t;
+
+/*  Gossip message types carried in an envelope. */
+typedef enum {
+    SOS_MSG_SYNC = 1,      /* digest hash: are we in sync? (request) */
+    SOS_MSG_SYNC_ACK = 2,  /* yes, or here is my full digest (reply) */
+    SOS_MSG_DELTA = 3,     /* records you lack, and origins I want (request) */
+    SOS_MSG_DELTA_ACK = 4, /* records you wanted (reply) */
+    SOS_MSG_RUMOR = 5,     /* new records, pushed at once (one-way) */
+    SOS_MSG_LEAVE = 6,     /* the sender is shutting down (one-way) */
+    SOS_MSG_MAX
+} sos_msg_type_t;
+
+/*  Peek at the kind of a frame without parsing it further. Returns SOS_ERR_MALFORMED if the
+    frame does not start with a msgpack array whose first element is a known kind. */
+sos_rc sos_frame_kind (const uint8_t *frame, size_t len, sos_frame_kind_t *kind);
+
+/*  A decoded envelope. body borrows from the frame passed to sos_envelope_decode. */
+typedef struct {
+    uint8_t type;
+    uint8_t sender[SOS_NODEID_BYTES];
+    uint64_t timestamp; /* ms since the epoch, the sender's clock */
+    uint8_t nonce[SOS_NONCE_BYTES];
+    const uint8_t *body;
+    size_t body_len;
+} sos_envelope_t;
+
+/*  Build a signed envelope frame for body[0..body_len) into out (appended; the caller owns
+    out). Timestamp is now_ms, the nonce random. */
+sos_rc sos_envelope_encode (msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
+                            size_t body_len, const sos_identity_t *id, uint64_t now_ms);
+
+/*  Decode and verify an envelope frame. Checks, cheapest first: framing and types
+    (SOS_ERR_MALFORMED), size (SOS_ERR_TOO_LARGE), protocol version and message type
+    (SOS_ERR_VERSION), timestamp within +-window_ms of now_ms (SOS_ERR_REPLAY), then the
+    sender's signature (SOS_ERR_SIGNATURE). The nonce is checked by the replay guard. */
+sos_rc sos_envelope_decode (sos_envelope_t *env, const uint8_t *frame, size_t len,
+                            uint64_t now_ms, uint64_t window_ms);
+
+/*  The replay guard: remembers the nonces of accepted envelopes for the window. It holds at
+    most capacity nonces; when full, the oldest is forgotten and every envelope not newer
+    than it is refused from then on, so the guard stays sound with bounded memory. */
+typedef struct _sos_replay_t sos_replay_t;
+
+sos_replay_t *sos_replay_new (size_t capacity, uint64_t window_ms);
+void sos_replay_destroy (sos_replay_t **self_p);
+/*  SOS_OK and remember the nonce, or SOS_ERR_REPLAY if it was seen or is too old. */
+sos_rc sos_replay_check (sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES],
+                         uint64_t timestamp, uint64_t now_ms);
+size_t sos_replay_size (sos_replay_t *self);
+
+#endif

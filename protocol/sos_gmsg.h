@@ -1,0 +1,58 @@
+/*  sos_gmsg.h: the body of a gossip envelope. One structure serves every message type; the
+    type in the envelope says which fields matter (protocol/PROTOCOL.md has the table). */
+#ifndef SOS_GMSG_H
+#define SOS_GMSG_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sos_error.h"
+#include "sos_record.h"
+
+#define SOS_DIGEST_HASH_BYTES 16
+#define SOS_DIGEST_MAX        8192 /* origins in one digest or want list */
+#define SOS_BATCH_MAX         512  /* records in one message */
+#define SOS_SUSPECTS_MAX      16   /* peers named as suspected dead in one message */
+
+#define SOS_GMSG_IN_SYNC 1 /* SYNC_ACK: the digests are equal, nothing follows */
+#define SOS_GMSG_MORE    2 /* DELTA / DELTA_ACK: the sender had more than fit */
+
+typedef struct {
+    uint8_t origin[SOS_NODEID_BYTES];
+    uint64_t version;
+} sos_digest_entry_t;
+
+/*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil, suspects: [bin(32)...],
+           digest: [[origin, version]...], want: [[origin, version]...], records: [bin...]] */
+typedef struct {
+    uint64_t req_id;
+    uint32_t flags;
+    uint8_t hash[SOS_DIGEST_HASH_BYTES];
+    uint32_t n_origins;
+    bool has_self;
+    sos_record_t self; /* the sender's own worker record */
+    uint32_t n_suspects;
+    uint8_t suspects[SOS_SUSPECTS_MAX][SOS_NODEID_BYTES];
+    uint32_t n_digest;
+    sos_digest_entry_t *digest; /* owned, n_digest entries */
+    uint32_t n_want;
+    sos_digest_entry_t *want; /* owned, n_want entries */
+    uint32_t n_records;
+    sos_record_t *records; /* owned, n_records entries, each verified */
+} sos_gmsg_t;
+
+/*  Decode a body. Strict and bounded: counts above the caps give SOS_ERR_TOO_LARGE, arrays
+    are allocated only after their count is checked against the cap and the bytes left.
+    Every record (and self) is decoded and verified; one bad record rejects the whole message
+    with that record's error. On any return, call sos_gmsg_release. */
+sos_rc sos_gmsg_decode (sos_gmsg_t *msg, const uint8_t *body, size_t len);
+void sos_gmsg_release (sos_gmsg_t *msg);
+
+/*  Encode msg's fields, except records, which are given as n wire forms (wires[i], lens[i]),
+    as stored, so relaying never re-encodes what an origin signed. self is taken from
+    msg->self.wire when has_self. digest/want arrays are read from msg. Appends to out. */
+sos_rc sos_gmsg_encode (msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *const *wires,
+                        const size_t *lens, uint32_t n);
+
+#endif

@@ -1,0 +1,177 @@
+/*  sos_store.h: the node's LMDB store: the directory of workers and rooms that gossip
+    carries, and the rooms this node owns (members, messages). The only code that sees LMDB.
+    Everything is read and written inside a transaction; a write transaction may hold many
+    changes (group commit) and nothing of it is visible or durable until sos_txn_commit. */
+#ifndef SOS_STORE_H
+#define SOS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sos_error.h"
+#include "sos_identity.h"
+#include "sos_record.h"
+
+#define SOS_STORE_MAP_DEFAULT (1ULL << 30) /* LMDB map size: 1 GiB of address space */
+
+typedef struct _sos_store_t sos_store_t;
+typedef struct _sos_txn_t sos_txn_t;
+
+/*  Open (creating if needed, mode 0700) the store in directory dir. Takes an exclusive lock
+    on dir/lock so that a second process gets SOS_ERR_LOCKED. A directory holding an LMDB
+    file that is not a sosnode store, or a damaged one, gives SOS_ERR_CORRUPT; SOS_ERR_IO for
+    other file errors. On success *self_p owns the store. */
+sos_rc sos_store_open (sos_store_t **self_p, const char *dir, uint64_t map_size);
+
+/*  Close the store (NULL-safe; nulls *self_p). No transaction may be open. */
+void sos_store_destroy (sos_store_t **self_p);
+
+/*  Begin a transaction. Only one write transaction at a time (one thread writes). */
+sos_rc sos_txn_begin (sos_store_t *store, bool write, sos_txn_t **txn_p);
+/*  Commit and free; durable on disk when it returns SOS_OK. SOS_ERR_MAP_FULL if the map is
+    full (nothing of the transaction is kept). Nulls *txn_p in any case. */
+sos_rc sos_txn_commit (sos_txn_t **txn_p);
+/*  Abort and free (NULL-safe; nulls *txn_p). */
+void sos_txn_abort (sos_txn_t **txn_p);
+
+/*  Small named counters (e.g. "version": this node's record counter). */
+sos_rc sos_meta_get_u64 (sos_txn_t *txn, const char *key, uint64_t *value);
+sos_rc sos_meta_put_u64 (sos_txn_t *txn, const char *key, uint64_t value);
+
+/* ------------------------------------------------------------------ directory ---- */
+
+/*  What a node knows about a worker locally; it never travels. */
+typedef struct {
+    uint64_t last_seen;  /* ms: last time we heard from it directly */
+    uint64_t last_ok;    /* ms: last exchange with it that succeeded */
+    uint32_t fail_count; /* consecutive failed exchanges */
+    bool is_genesis;
+} sos_worker_local_t;
+
+/*  Per origin: the highest version of any record from it we hold or held, and how many of
+    its rooms we hold. The set of (origin, max_version) is the gossip digest. */
+typedef struct {
+    uint8_t origin[SOS_NODEID_BYTES];
+    uint64_t max_version;
+    uint32_t n_rooms;
+    bool has_worker;
+} sos_origin_t;
+
+/*  Insert or replace the record under its key (a worker by origin, a room by room_hash).
+    Keeps the indexes in step: by origin and version, the origin table (max_version, n_rooms),
+    and room expiry. A replaced worker keeps its local stats; a new one starts zeroed. The
+    caller has decided that rec wins (see node/sos_merge.h); rec was verified. */
+sos_rc sos_dir_put (sos_txn_t *txn, const sos_record_t *rec);
+
+/*  Get a worker's record and/or local stats (either pointer may be NULL). SOS_ERR_NOT_FOUND. */
+sos_rc sos_dir_get_worker (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], sos_record_t *rec,
+                           sos_worker_local_t *local);
+sos_rc sos_dir_put_worker_local (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
+                                 const sos_worker_local_t *local);
+sos_rc sos_dir_get_room (sos_txn_t *txn, const char *room_hash, sos_record_t *rec);
+
+/*  Remove a worker or room record and its index entries. The origin's entry stays while it
+    has records or a tombstone, and then goes. SOS_ERR_NOT_FOUND if absent. */
+sos_rc sos_dir_del_worker (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
+sos_rc sos_dir_del_room (sos_txn_t *txn, const char *room_hash);
+
+/*  Iterators. A callback returns 0 to go on, non-zero to stop (the iterator then returns
+    SOS_OK). Records passed to callbacks are valid only during the call. */
+typedef int(sos_dir_worker_fn) (void *arg, const sos_record_t *rec,
+                                const sos_worker_local_t *local);
+typedef int(sos_dir_room_fn) (void *arg, const sos_record_t *rec);
+typedef int(sos_dir_wire_fn) (void *arg, const uint8_t *wire, size_t len, uint64_t version);
+typedef int(sos_dir_origin_fn) (void *arg, const sos_origin_t *origin);
+
+sos_rc sos_dir_foreach_worker (sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg);
+/*  Rooms in room_hash order, starting after after_hash (NULL: from the first). */
+sos_rc sos_dir_foreach_room (sos_txn_t *txn, const char *after_hash, sos_dir_room_fn *fn,
+                             void *arg);
+/*  The wire forms of origin's records with version > since, in ascending version. */
+sos_rc sos_dir_foreach_since (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
+                              uint64_t since, sos_dir_wire_fn *fn, void *arg);
+sos_rc sos_dir_foreach_origin (sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg);
+sos_rc sos_dir_get_origin (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
+                           sos_origin_t *out);
+
+/*  Counts of worker and room records (either pointer may be NULL), and of origins. */
+sos_rc sos_dir_counts (sos_txn_t *txn, uint64_t *workers, uint64_t *rooms, uint64_t *origins);
+
+/*  Tombstones: a removed worker, and the version at which it was removed. Records from it
+    with a version up to that are refused until the tombstone expires. A tombstone keeps the
+    origin's entry (and raises its max_version to version). */
+sos_rc sos_dir_tombstone_put (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t version,
+                              uint64_t expires_at);
+sos_rc sos_dir_tombstone_get (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t *version,
+                              uint64_t *expires_at);
+sos_rc sos_dir_tombstone_del (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
+/*  Delete every tombstone with expires_at <= now_ms; *removed (may be NULL) counts them. */
+sos_rc sos_dir_tombstone_sweep (sos_txn_t *txn, uint64_t now_ms, uint32_t *removed);
+
+/*  Rooms whose expires_at <= now_ms, earliest first (the callback may not write; collect and
+    delete after). sos_dir_next_expiry gives the earliest expires_at, SOS_ERR_NOT_FOUND if no
+    room. */
+typedef int(sos_dir_expired_fn) (void *arg, const char *room_hash, uint64_t expires_at);
+sos_rc sos_dir_foreach_expired (sos_txn_t *txn, uint64_t now_ms, sos_dir_expired_fn *fn, void *arg);
+sos_rc sos_dir_next_expiry (sos_txn_t *txn, uint64_t *expires_at);
+
+/* ------------------------------------------------------------ owned rooms ---- */
+
+#define SOS_MEMBER_ID_LEN 32        /* lower-case hex: 128 random bits, a bearer secret */
+#define SOS_NICK_MAX      20        /* bytes */
+#define SOS_MSGID_MAX     64        /* bytes of a client's idempotency key */
+#define SOS_CONTENT_MAX   (64 * 1024)
+
+typedef struct {
+    uint64_t created_at;
+    uint64_t expires_at;
+    uint64_t last_seq;      /* seq of the newest message, 0 if none yet */
+    uint32_t message_count; /* messages kept (at most the history limit) */
+    uint32_t member_count;
+} sos_room_state_t;
+
+/*  A message. In callbacks the pointers borrow from the store and are valid only during the
+    call; as input to append they are the caller's. */
+typedef struct {
+    uint64_t seq;
+    uint64_t timestamp; /* ms since the epoch, set by the owner */
+    const char *msg_id; /* the client's idempotency key */
+    size_t msg_id_len;
+    const char *sender; /* the sender's nickname (never the member id) */
+    size_t sender_len;
+    const uint8_t *content; /* opaque ciphertext */
+    size_t content_len;
+} sos_message_t;
+
+sos_rc sos_roomdb_create (sos_txn_t *txn, const char *room_hash, uint64_t created_at,
+                          uint64_t expires_at); /* SOS_ERR_EXISTS */
+sos_rc sos_roomdb_get (sos_txn_t *txn, const char *room_hash, sos_room_state_t *state);
+/*  Delete a room's state, members, messages and message ids. */
+sos_rc sos_roomdb_drop (sos_txn_t *txn, const char *room_hash);
+
+/*  member_id is SOS_MEMBER_ID_LEN characters, nickname at most SOS_NICK_MAX bytes. */
+sos_rc sos_roomdb_member_put (sos_txn_t *txn, const char *room_hash, const char *member_id,
+                              const char *nickname, uint64_t joined_at);
+/*  nickname (may be NULL) receives SOS_NICK_MAX + 1 bytes. SOS_ERR_NOT_FOUND. */
+sos_rc sos_roomdb_member_get (sos_txn_t *txn, const char *room_hash, const char *member_id,
+                              char *nickname);
+sos_rc sos_roomdb_member_del (sos_txn_t *txn, const char *room_hash, const char *member_id);
+typedef int(sos_member_fn) (void *arg, const char *member_id, const char *nickname,
+                            uint64_t joined_at);
+sos_rc sos_roomdb_foreach_member (sos_txn_t *txn, const char *room_hash, sos_member_fn *fn,
+                                  void *arg);
+
+/*  Append msg (its seq is ignored) to a room. If msg->msg_id was stored before in this room,
+    nothing is written, *dup is true and *seq / *timestamp are the first message's. Otherwise
+    the message takes seq = last_seq + 1 and timestamp msg->timestamp, and the oldest
+    messages beyond history_limit are dropped with their message ids. */
+sos_rc sos_roomdb_append (sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                          uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup);
+
+typedef int(sos_message_fn) (void *arg, const sos_message_t *msg);
+/*  Messages with seq > since, ascending; the callback returns non-zero to stop. */
+sos_rc sos_roomdb_foreach_message (sos_txn_t *txn, const char *room_hash, uint64_t since,
+                                   sos_message_fn *fn, void *arg);
+
+#endif
