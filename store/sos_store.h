@@ -21,13 +21,26 @@ typedef struct _sos_txn_t sos_txn_t;
 /*  Open (creating if needed, mode 0700) the store in directory dir. Takes an exclusive lock
     on dir/lock so that a second process gets SOS_ERR_LOCKED. A directory holding an LMDB
     file that is not a sosnode store, or a damaged one, gives SOS_ERR_CORRUPT; SOS_ERR_IO for
-    other file errors. On success *self_p owns the store. */
+    other file errors. map_size 0 means SOS_STORE_MAP_DEFAULT; a map smaller than the data
+    already in the file grows to fit it. On success *self_p owns the store. */
 sos_rc sos_store_open (sos_store_t **self_p, const char *dir, uint64_t map_size);
 
 /*  Close the store (NULL-safe; nulls *self_p). No transaction may be open. */
 void sos_store_destroy (sos_store_t **self_p);
 
-/*  Begin a transaction. Only one write transaction at a time (one thread writes). */
+/*  The map size and how much of it is in use (LMDB's high-water mark: pages freed inside
+    the file are reused but not given back). Either pointer may be NULL. */
+sos_rc sos_store_usage (sos_store_t *store, uint64_t *map_size, uint64_t *used);
+
+/*  Begin a transaction. Only one write transaction at a time (one thread writes): asking
+    for a second while one is open gives SOS_ERR_INVALID instead of waiting for ever.
+
+    Every function below that writes returns SOS_ERR_INVALID in a read-only transaction. A
+    write that fails after it has changed something (SOS_ERR_MAP_FULL, SOS_ERR_CORRUPT,
+    SOS_ERR_IO, ...) spoils the transaction: later calls in it fail with that code and
+    sos_txn_commit aborts it and returns the code, so a half-done change is never kept. A
+    write that fails before changing anything (SOS_ERR_NOT_FOUND, SOS_ERR_EXISTS,
+    SOS_ERR_INVALID, SOS_ERR_TOO_LARGE) leaves the transaction usable. */
 sos_rc sos_txn_begin (sos_store_t *store, bool write, sos_txn_t **txn_p);
 /*  Commit and free; durable on disk when it returns SOS_OK. SOS_ERR_MAP_FULL if the map is
     full (nothing of the transaction is kept). Nulls *txn_p in any case. */
@@ -35,7 +48,8 @@ sos_rc sos_txn_commit (sos_txn_t **txn_p);
 /*  Abort and free (NULL-safe; nulls *txn_p). */
 void sos_txn_abort (sos_txn_t **txn_p);
 
-/*  Small named counters (e.g. "version": this node's record counter). */
+/*  Small named counters (e.g. "version": this node's record counter). key is 1..64 bytes;
+    "format" is reserved (SOS_ERR_INVALID). SOS_ERR_NOT_FOUND if never set. */
 sos_rc sos_meta_get_u64 (sos_txn_t *txn, const char *key, uint64_t *value);
 sos_rc sos_meta_put_u64 (sos_txn_t *txn, const char *key, uint64_t value);
 
@@ -61,14 +75,18 @@ typedef struct {
 /*  Insert or replace the record under its key (a worker by origin, a room by room_hash).
     Keeps the indexes in step: by origin and version, the origin table (max_version, n_rooms),
     and room expiry. A replaced worker keeps its local stats; a new one starts zeroed. The
-    caller has decided that rec wins (see node/sos_merge.h); rec was verified. */
+    caller has decided that rec wins (see node/sos_merge.h); rec was verified. rec's wire form
+    must parse to its kind, origin, version (and room_hash, expires_at for a room), else
+    SOS_ERR_INVALID and nothing is written. */
 sos_rc sos_dir_put (sos_txn_t *txn, const sos_record_t *rec);
 
 /*  Get a worker's record and/or local stats (either pointer may be NULL). SOS_ERR_NOT_FOUND. */
 sos_rc sos_dir_get_worker (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], sos_record_t *rec,
                            sos_worker_local_t *local);
+/*  Replace a stored worker's local stats. SOS_ERR_NOT_FOUND if no such worker. */
 sos_rc sos_dir_put_worker_local (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
                                  const sos_worker_local_t *local);
+/*  rec may be NULL (does the room exist?). SOS_ERR_INVALID for a malformed room_hash. */
 sos_rc sos_dir_get_room (sos_txn_t *txn, const char *room_hash, sos_record_t *rec);
 
 /*  Remove a worker or room record and its index entries. The origin's entry stays while it
@@ -77,7 +95,9 @@ sos_rc sos_dir_del_worker (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
 sos_rc sos_dir_del_room (sos_txn_t *txn, const char *room_hash);
 
 /*  Iterators. A callback returns 0 to go on, non-zero to stop (the iterator then returns
-    SOS_OK). Records passed to callbacks are valid only during the call. */
+    SOS_OK). Records passed to callbacks are valid only during the call. A callback must not
+    write to the store; collect what to change and change it after. A stored record that
+    does not parse ends the iteration with SOS_ERR_CORRUPT. */
 typedef int(sos_dir_worker_fn) (void *arg, const sos_record_t *rec,
                                 const sos_worker_local_t *local);
 typedef int(sos_dir_room_fn) (void *arg, const sos_record_t *rec);
@@ -85,12 +105,16 @@ typedef int(sos_dir_wire_fn) (void *arg, const uint8_t *wire, size_t len, uint64
 typedef int(sos_dir_origin_fn) (void *arg, const sos_origin_t *origin);
 
 sos_rc sos_dir_foreach_worker (sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg);
-/*  Rooms in room_hash order, starting after after_hash (NULL: from the first). */
+/*  Rooms in room_hash order, starting after after_hash (NULL: from the first; at most
+    SOS_ROOMHASH_LEN characters, which need not name a stored room). */
 sos_rc sos_dir_foreach_room (sos_txn_t *txn, const char *after_hash, sos_dir_room_fn *fn,
                              void *arg);
-/*  The wire forms of origin's records with version > since, in ascending version. */
+/*  The wire forms of origin's records with version > since, in ascending version. wire
+    borrows from the store and is valid only during the call. */
 sos_rc sos_dir_foreach_since (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
                               uint64_t since, sos_dir_wire_fn *fn, void *arg);
+/*  Origins in node id order; get_origin gives SOS_ERR_NOT_FOUND for an unknown one (out may
+    be NULL). */
 sos_rc sos_dir_foreach_origin (sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg);
 sos_rc sos_dir_get_origin (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
                            sos_origin_t *out);
@@ -100,7 +124,9 @@ sos_rc sos_dir_counts (sos_txn_t *txn, uint64_t *workers, uint64_t *rooms, uint6
 
 /*  Tombstones: a removed worker, and the version at which it was removed. Records from it
     with a version up to that are refused until the tombstone expires. A tombstone keeps the
-    origin's entry (and raises its max_version to version). */
+    origin's entry (and raises its max_version to version). put replaces an existing
+    tombstone and does not touch the worker's record (delete it with sos_dir_del_worker).
+    get (either out pointer may be NULL) and del give SOS_ERR_NOT_FOUND if there is none. */
 sos_rc sos_dir_tombstone_put (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t version,
                               uint64_t expires_at);
 sos_rc sos_dir_tombstone_get (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t *version,
@@ -111,7 +137,7 @@ sos_rc sos_dir_tombstone_sweep (sos_txn_t *txn, uint64_t now_ms, uint32_t *remov
 
 /*  Rooms whose expires_at <= now_ms, earliest first (the callback may not write; collect and
     delete after). sos_dir_next_expiry gives the earliest expires_at, SOS_ERR_NOT_FOUND if no
-    room. */
+    room. room_hash is NUL-terminated and valid only during the call. */
 typedef int(sos_dir_expired_fn) (void *arg, const char *room_hash, uint64_t expires_at);
 sos_rc sos_dir_foreach_expired (sos_txn_t *txn, uint64_t now_ms, sos_dir_expired_fn *fn, void *arg);
 sos_rc sos_dir_next_expiry (sos_txn_t *txn, uint64_t *expires_at);
@@ -144,19 +170,33 @@ typedef struct {
     size_t content_len;
 } sos_message_t;
 
+/*  Every room_hash below must be 16 lower-case hex characters (else SOS_ERR_INVALID), and
+    every function but create gives SOS_ERR_NOT_FOUND for a room without state. Callbacks
+    must not write to the store. */
+
 sos_rc sos_roomdb_create (sos_txn_t *txn, const char *room_hash, uint64_t created_at,
                           uint64_t expires_at); /* SOS_ERR_EXISTS */
+/*  state may be NULL (does the room exist?). */
 sos_rc sos_roomdb_get (sos_txn_t *txn, const char *room_hash, sos_room_state_t *state);
+/*  Change a room's expires_at (the owner extended it). */
+sos_rc sos_roomdb_set_expires (sos_txn_t *txn, const char *room_hash, uint64_t expires_at);
 /*  Delete a room's state, members, messages and message ids. */
 sos_rc sos_roomdb_drop (sos_txn_t *txn, const char *room_hash);
 
-/*  member_id is SOS_MEMBER_ID_LEN characters, nickname at most SOS_NICK_MAX bytes. */
+/*  The owned rooms in room_hash order; room_hash and state are valid only during the call. */
+typedef int(sos_roomdb_fn) (void *arg, const char *room_hash, const sos_room_state_t *state);
+sos_rc sos_roomdb_foreach (sos_txn_t *txn, sos_roomdb_fn *fn, void *arg);
+
+/*  member_id is SOS_MEMBER_ID_LEN lower-case hex characters (else SOS_ERR_INVALID), nickname
+    at most SOS_NICK_MAX bytes (else SOS_ERR_TOO_LARGE). put adds a member or replaces its
+    nickname and joined_at; member_count counts distinct members. */
 sos_rc sos_roomdb_member_put (sos_txn_t *txn, const char *room_hash, const char *member_id,
                               const char *nickname, uint64_t joined_at);
 /*  nickname (may be NULL) receives SOS_NICK_MAX + 1 bytes. SOS_ERR_NOT_FOUND. */
 sos_rc sos_roomdb_member_get (sos_txn_t *txn, const char *room_hash, const char *member_id,
                               char *nickname);
 sos_rc sos_roomdb_member_del (sos_txn_t *txn, const char *room_hash, const char *member_id);
+/*  Members in member_id order; the strings are NUL-terminated and valid during the call. */
 typedef int(sos_member_fn) (void *arg, const char *member_id, const char *nickname,
                             uint64_t joined_at);
 sos_rc sos_roomdb_foreach_member (sos_txn_t *txn, const char *room_hash, sos_member_fn *fn,
@@ -165,12 +205,16 @@ sos_rc sos_roomdb_foreach_member (sos_txn_t *txn, const char *room_hash, sos_mem
 /*  Append msg (its seq is ignored) to a room. If msg->msg_id was stored before in this room,
     nothing is written, *dup is true and *seq / *timestamp are the first message's. Otherwise
     the message takes seq = last_seq + 1 and timestamp msg->timestamp, and the oldest
-    messages beyond history_limit are dropped with their message ids. */
+    messages beyond history_limit are dropped with their message ids. An empty msg_id
+    (msg_id_len 0) is never matched. seq, timestamp and dup may be NULL. history_limit 0 is
+    SOS_ERR_INVALID; a msg_id, sender or content over SOS_MSGID_MAX, SOS_NICK_MAX or
+    SOS_CONTENT_MAX bytes is SOS_ERR_TOO_LARGE. */
 sos_rc sos_roomdb_append (sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                           uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup);
 
 typedef int(sos_message_fn) (void *arg, const sos_message_t *msg);
-/*  Messages with seq > since, ascending; the callback returns non-zero to stop. */
+/*  Messages with seq > since, ascending; the callback returns non-zero to stop. msg_id and
+    sender are not NUL-terminated (use their lengths). */
 sos_rc sos_roomdb_foreach_message (sos_txn_t *txn, const char *room_hash, uint64_t since,
                                    sos_message_fn *fn, void *arg);
 
