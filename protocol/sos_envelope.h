@@ -53,6 +53,15 @@ typedef struct {
 sos_rc sos_envelope_encode (msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
                             size_t body_len, const sos_identity_t *id, uint64_t now_ms);
 
+/*  As sos_envelope_encode with the nonce given: for known-answer tests, which need the same
+    bytes every run. Anything that sends must use sos_envelope_encode. Both return SOS_OK,
+    SOS_ERR_INVALID (type not a message type, or NULL body with body_len > 0),
+    SOS_ERR_TOO_LARGE (the frame would exceed SOS_FRAME_MAX) or SOS_ERR_NOMEM; on error
+    out is left as it was. */
+sos_rc sos_envelope_encode_nonce (msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
+                                  size_t body_len, const sos_identity_t *id, uint64_t now_ms,
+                                  const uint8_t nonce[SOS_NONCE_BYTES]);
+
 /*  Decode and verify an envelope frame. Checks, cheapest first: framing and types
     (SOS_ERR_MALFORMED), size (SOS_ERR_TOO_LARGE), protocol version and message type
     (SOS_ERR_VERSION), timestamp within +-window_ms of now_ms (SOS_ERR_REPLAY), then the

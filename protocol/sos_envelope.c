@@ -1,0 +1,380 @@
+/*  sos_envelope.c: the frame kind of everything on a node's endpoint, the signed gossip
+    envelope (encode, strict decode and verify), and the replay guard. */
+#include <assert.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_envelope.h"
+#include "sos_mp.h"
+
+/*  An envelope frame is [1, signed: bin, sig: bin(64)] where signed is the msgpack array
+    [proto_version, type, sender: bin(32), timestamp_ms, nonce: bin(16), body: bin] and sig
+    is the sender's Ed25519 signature of the signed bytes. Signing the encoded bytes rather
+    than the fields means a receiver verifies exactly what it parsed, with no second encoding
+    to disagree with the first. */
+
+#define S_SIGNED_FIELDS 6
+
+sos_rc
+sos_frame_kind(const uint8_t *frame, size_t len, sos_frame_kind_t *kind)
+{
+    if (!frame || len == 0)
+        return SOS_ERR_MALFORMED;
+    size_t pos = 1;
+    uint64_t count;
+    uint8_t b = frame[0];
+    if (b >= 0x90 && b <= 0x9f)
+        count = b & 0x0f;
+    else if (b == 0xdc && len >= 3) {
+        count = ((uint64_t)frame[1] << 8) | frame[2];
+        pos = 3;
+    } else if (b == 0xdd && len >= 5) {
+        count = ((uint64_t)frame[1] << 24) | ((uint64_t)frame[2] << 16) |
+                ((uint64_t)frame[3] << 8) | frame[4];
+        pos = 5;
+    } else
+        return SOS_ERR_MALFORMED;
+    if (count == 0 || pos >= len)
+        return SOS_ERR_MALFORMED;
+
+    /* the kind is a small uint: a positive fixint, or a uint8 */
+    uint64_t k;
+    b = frame[pos];
+    if (b <= 0x7f)
+        k = b;
+    else if (b == 0xcc && pos + 1 < len)
+        k = frame[pos + 1];
+    else
+        return SOS_ERR_MALFORMED;
+    if (k < SOS_FRAME_ENVELOPE || k > SOS_FRAME_REPLY)
+        return SOS_ERR_MALFORMED;
+    if (kind)
+        *kind = (sos_frame_kind_t)k;
+    return SOS_OK;
+}
+
+sos_rc
+sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
+                          size_t body_len, const sos_identity_t *id, uint64_t now_ms,
+                          const uint8_t nonce[SOS_NONCE_BYTES])
+{
+    assert(out && id && nonce);
+    if (type < SOS_MSG_SYNC || type >= SOS_MSG_MAX || (!body && body_len > 0))
+        return SOS_ERR_INVALID;
+    if (body_len > SOS_FRAME_MAX)
+        return SOS_ERR_TOO_LARGE;
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int err = 0;
+    err |= msgpack_pack_array(&pk, S_SIGNED_FIELDS);
+    err |= msgpack_pack_uint8(&pk, SOS_PROTO_VERSION);
+    err |= msgpack_pack_uint8(&pk, (uint8_t)type);
+    err |= msgpack_pack_bin_with_body(&pk, id->pk, SOS_NODEID_BYTES);
+    err |= msgpack_pack_uint64(&pk, now_ms);
+    err |= msgpack_pack_bin_with_body(&pk, nonce, SOS_NONCE_BYTES);
+    err |= msgpack_pack_bin(&pk, body_len);
+    if (body_len)
+        err |= msgpack_pack_bin_body(&pk, body, body_len);
+
+    sos_rc rc = SOS_OK;
+    if (err || !sb.data) {
+        rc = SOS_ERR_NOMEM;
+        goto done;
+    }
+    /* fixarray, kind, bin32 header, signed, bin8 header, signature */
+    if (1 + 1 + 5 + sb.size + 2 + SOS_SIG_BYTES > SOS_FRAME_MAX) {
+        rc = SOS_ERR_TOO_LARGE;
+        goto done;
+    }
+    uint8_t sig[SOS_SIG_BYTES];
+    sos_sign(sig, (const uint8_t *)sb.data, sb.size, id);
+
+    size_t start = out->size;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    err |= msgpack_pack_array(&pk, 3);
+    err |= msgpack_pack_uint8(&pk, SOS_FRAME_ENVELOPE);
+    err |= msgpack_pack_bin_with_body(&pk, sb.data, sb.size);
+    err |= msgpack_pack_bin_with_body(&pk, sig, SOS_SIG_BYTES);
+    if (err) {
+        out->size = start;
+        rc = SOS_ERR_NOMEM;
+    }
+done:
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+sos_rc
+sos_envelope_encode(msgpack_sbuffer *out, sos_msg_type_t type, const void *body, size_t body_len,
+                    const sos_identity_t *id, uint64_t now_ms)
+{
+    uint8_t nonce[SOS_NONCE_BYTES];
+    randombytes_buf(nonce, sizeof nonce);
+    return sos_envelope_encode_nonce(out, type, body, body_len, id, now_ms, nonce);
+}
+
+sos_rc
+sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, uint64_t now_ms,
+                    uint64_t window_ms)
+{
+    assert(env);
+    memset(env, 0, sizeof *env);
+    if (!frame || len == 0)
+        return SOS_ERR_MALFORMED;
+    /* the size first: it costs nothing, and parsing is the costly step */
+    if (len > SOS_FRAME_MAX)
+        return SOS_ERR_TOO_LARGE;
+
+    sos_mp_doc_t outer, inner;
+    msgpack_unpacked_init(&inner.unpacked);
+    inner.root = NULL;
+    sos_rc rc = sos_mp_parse(&outer, frame, len);
+    if (rc)
+        goto done;
+
+    const msgpack_object *items;
+    uint32_t count;
+    uint64_t kind, version, type, timestamp;
+    const uint8_t *signed_ptr, *sig, *body;
+    size_t signed_len, sig_len, body_len;
+    rc = SOS_ERR_MALFORMED;
+    if (!sos_mp_array(outer.root, &items, &count, 3) || count != 3 ||
+        !sos_mp_uint(&items[0], &kind) || kind != SOS_FRAME_ENVELOPE ||
+        !sos_mp_bin(&items[1], &signed_ptr, &signed_len, len) ||
+        !sos_mp_bin(&items[2], &sig, &sig_len, SOS_SIG_BYTES) || sig_len != SOS_SIG_BYTES)
+        goto done;
+
+    rc = sos_mp_parse(&inner, signed_ptr, signed_len);
+    if (rc)
+        goto done;
+    const msgpack_object *f;
+    rc = SOS_ERR_MALFORMED;
+    /* the version decides the layout, so it is read before the rest is judged */
+    if (!sos_mp_array(inner.root, &f, &count, UINT32_MAX) || count == 0 ||
+        !sos_mp_uint(&f[0], &version))
+        goto done;
+    if (version != SOS_PROTO_VERSION) {
+        rc = SOS_ERR_VERSION;
+        goto done;
+    }
+    if (count != S_SIGNED_FIELDS || !sos_mp_uint(&f[1], &type) ||
+        !sos_mp_bin_exact(&f[2], env->sender, SOS_NODEID_BYTES) ||
+        !sos_mp_uint(&f[3], &timestamp) || !sos_mp_bin_exact(&f[4], env->nonce, SOS_NONCE_BYTES) ||
+        !sos_mp_bin(&f[5], &body, &body_len, signed_len))
+        goto done;
+    if (type < SOS_MSG_SYNC || type >= SOS_MSG_MAX) {
+        rc = SOS_ERR_VERSION;
+        goto done;
+    }
+    if ((timestamp > now_ms && timestamp - now_ms > window_ms) ||
+        (timestamp < now_ms && now_ms - timestamp > window_ms)) {
+        rc = SOS_ERR_REPLAY;
+        goto done;
+    }
+    rc = sos_verify(sig, signed_ptr, signed_len, env->sender);
+    if (rc)
+        goto done;
+
+    /* msgpack-c points bins into its input, so body lies inside frame */
+    env->type = (uint8_t)type;
+    env->timestamp = timestamp;
+    env->body = body;
+    env->body_len = body_len;
+    rc = SOS_OK;
+
+done:
+    sos_mp_doc_release(&inner);
+    sos_mp_doc_release(&outer);
+    if (rc)
+        memset(env, 0, sizeof *env);
+    return rc;
+}
+
+/*  The replay guard
+    ----------------
+    An envelope is accepted at most once. The guard keeps the nonces of accepted envelopes
+    in a hash table (open addressing, linear probing, keyed SipHash so that a peer cannot
+    choose nonces that collide) and, in insertion order, in a FIFO ring of capacity entries,
+    each with the envelope's timestamp. It also keeps a floor, and refuses every envelope
+    whose timestamp is not above it.
+
+    check (nonce n, timestamp t, now):
+      1. Forget entries at the head of the ring whose timestamp fell out of the window.
+      2. t outside [now - window, now + window]: refuse.
+      3. t <= floor: refuse.   4. n in the table: refuse.
+      5. If the ring is full, forget the oldest-inserted entry.
+      6. Remember (n, t).
+    Forgetting an entry (steps 1 and 5) raises floor to at least its timestamp.
+
+    Why this is sound: say (n, t) was accepted once. At any later check it is either still
+    remembered, and step 4 refuses it, or it was forgotten, and then floor >= t since floor
+    never goes down, so step 3 refuses it. This holds whatever the wall clock does; the
+    window only keeps the table small, it is not what makes the guard sound.
+
+    What it costs: floor may refuse envelopes that are not replays. From step 1 it never does
+    while the clock goes forward, since what it forgets is already outside the window. From
+    step 5 it does when more than capacity envelopes arrive while their entries are still
+    young: floor then climbs towards the timestamps of recent ones. An entry lives up to two
+    windows (its timestamp may lie a window ahead of now), so capacity should be at least the
+    envelope rate times twice the window. Memory stays bounded (capacity entries plus a
+    table of twice that many slots) whatever peers send. */
+
+typedef struct {
+    uint8_t nonce[SOS_NONCE_BYTES];
+    uint64_t timestamp;
+    uint64_t hash;
+} s_entry_t;
+
+struct _sos_replay_t {
+    size_t capacity;
+    uint64_t window_ms;
+    s_entry_t *ring; /* FIFO of remembered nonces, oldest at head */
+    size_t head;
+    size_t count;
+    uint32_t *table; /* ring index + 1, 0 = empty slot */
+    size_t mask;     /* table size - 1 (a power of two >= 2 * capacity) */
+    uint64_t floor;
+    uint8_t key[crypto_shorthash_KEYBYTES];
+};
+
+#define S_REPLAY_CAPACITY_MAX (1u << 28) /* ring indices fit uint32 with room to spare */
+
+sos_replay_t *
+sos_replay_new(size_t capacity, uint64_t window_ms)
+{
+    if (capacity == 0 || capacity > S_REPLAY_CAPACITY_MAX)
+        return NULL;
+    sos_replay_t *self = (sos_replay_t *)calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    size_t slots = 2;
+    while (slots < 2 * capacity)
+        slots *= 2;
+    self->capacity = capacity;
+    self->window_ms = window_ms;
+    self->mask = slots - 1;
+    self->ring = (s_entry_t *)calloc(capacity, sizeof(s_entry_t));
+    self->table = (uint32_t *)calloc(slots, sizeof(uint32_t));
+    if (!self->ring || !self->table) {
+        sos_replay_destroy(&self);
+        return NULL;
+    }
+    crypto_shorthash_keygen(self->key);
+    return self;
+}
+
+void
+sos_replay_destroy(sos_replay_t **self_p)
+{
+    assert(self_p);
+    sos_replay_t *self = *self_p;
+    if (!self)
+        return;
+    free(self->ring);
+    free(self->table);
+    free(self);
+    *self_p = NULL;
+}
+
+static uint64_t
+s_hash(const sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES])
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, nonce, SOS_NONCE_BYTES, self->key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h;
+}
+
+/*  The slot holding nonce, or the empty slot where it would go; *found says which. */
+static size_t
+s_find(const sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES], uint64_t hash, bool *found)
+{
+    size_t slot = (size_t)hash & self->mask;
+    while (self->table[slot]) {
+        const s_entry_t *e = &self->ring[self->table[slot] - 1];
+        if (e->hash == hash && memcmp(e->nonce, nonce, SOS_NONCE_BYTES) == 0) {
+            *found = true;
+            return slot;
+        }
+        slot = (slot + 1) & self->mask;
+    }
+    *found = false;
+    return slot;
+}
+
+/*  Forget the oldest-inserted entry: empty its slot, then shift back the entries after it in
+    the probe run that would no longer be reachable (deletion without tombstones). */
+static void
+s_evict_head(sos_replay_t *self)
+{
+    assert(self->count > 0);
+    s_entry_t *e = &self->ring[self->head];
+    bool found;
+    size_t hole = s_find(self, e->nonce, e->hash, &found);
+    assert(found);
+    self->table[hole] = 0;
+    size_t j = hole;
+    for (;;) {
+        j = (j + 1) & self->mask;
+        if (!self->table[j])
+            break;
+        size_t home = (size_t)self->ring[self->table[j] - 1].hash & self->mask;
+        /* the entry at j may move to hole unless its home lies cyclically in (hole, j] */
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            self->table[hole] = self->table[j];
+            self->table[j] = 0;
+            hole = j;
+        }
+    }
+    if (e->timestamp > self->floor)
+        self->floor = e->timestamp;
+    self->head = (self->head + 1) % self->capacity;
+    self->count--;
+}
+
+sos_rc
+sos_replay_check(sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES], uint64_t timestamp,
+                 uint64_t now_ms)
+{
+    assert(self && nonce);
+    uint64_t w = self->window_ms;
+    while (self->count > 0 && self->ring[self->head].timestamp < now_ms &&
+           now_ms - self->ring[self->head].timestamp > w)
+        s_evict_head(self);
+    if ((timestamp > now_ms && timestamp - now_ms > w) ||
+        (timestamp < now_ms && now_ms - timestamp > w))
+        return SOS_ERR_REPLAY;
+    if (timestamp <= self->floor)
+        return SOS_ERR_REPLAY;
+
+    uint64_t hash = s_hash(self, nonce);
+    bool found;
+    s_find(self, nonce, hash, &found);
+    if (found)
+        return SOS_ERR_REPLAY;
+    if (self->count == self->capacity)
+        s_evict_head(self);
+
+    size_t idx = (self->head + self->count) % self->capacity;
+    s_entry_t *e = &self->ring[idx];
+    memcpy(e->nonce, nonce, SOS_NONCE_BYTES);
+    e->timestamp = timestamp;
+    e->hash = hash;
+    size_t slot = s_find(self, nonce, hash, &found); /* again: eviction may move slots */
+    self->table[slot] = (uint32_t)idx + 1;
+    self->count++;
+    return SOS_OK;
+}
+
+size_t
+sos_replay_size(sos_replay_t *self)
+{
+    assert(self);
+    return self->count;
+}

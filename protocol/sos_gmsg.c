@@ -1,0 +1,219 @@
+/*  sos_gmsg.c: the body of a gossip envelope: strict, bounded decoding with every carried
+    record verified, and encoding that relays records in the exact bytes their origin signed. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_gmsg.h"
+#include "sos_mp.h"
+
+/*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil, suspects: [bin(32)...],
+           digest: [[origin: bin(32), version]...], want: [[origin, version]...],
+           records: [bin...]]
+    The element count is exact; flags and n_origins must fit 32 bits. */
+
+#define S_GMSG_FIELDS 9
+
+/*  Decode a digest or want list. The count is checked against the cap before anything is
+    allocated; that it fits in the bytes left was checked by sos_mp_parse. */
+static sos_rc
+s_decode_digest(const msgpack_object *o, sos_digest_entry_t **entries_p, uint32_t *n_p)
+{
+    const msgpack_object *items;
+    uint32_t count;
+    if (!sos_mp_array(o, &items, &count, UINT32_MAX))
+        return SOS_ERR_MALFORMED;
+    if (count > SOS_DIGEST_MAX)
+        return SOS_ERR_TOO_LARGE;
+    if (count == 0)
+        return SOS_OK;
+    sos_digest_entry_t *entries = (sos_digest_entry_t *)calloc(count, sizeof *entries);
+    if (!entries)
+        return SOS_ERR_NOMEM;
+    *entries_p = entries; /* owned by the message from here, freed by sos_gmsg_release */
+    for (uint32_t i = 0; i < count; i++) {
+        const msgpack_object *pair;
+        uint32_t n;
+        if (!sos_mp_array(&items[i], &pair, &n, 2) || n != 2 ||
+            !sos_mp_bin_exact(&pair[0], entries[i].origin, SOS_NODEID_BYTES) ||
+            !sos_mp_uint(&pair[1], &entries[i].version))
+            return SOS_ERR_MALFORMED;
+    }
+    *n_p = count;
+    return SOS_OK;
+}
+
+static bool
+s_uint32(const msgpack_object *o, uint32_t *out)
+{
+    uint64_t v;
+    if (!sos_mp_uint(o, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+sos_rc
+sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len)
+{
+    assert(msg);
+    memset(msg, 0, sizeof *msg);
+    sos_mp_doc_t doc;
+    sos_rc rc = sos_mp_parse(&doc, body, len);
+    if (rc)
+        goto done;
+
+    const msgpack_object *f;
+    uint32_t count;
+    rc = SOS_ERR_MALFORMED;
+    if (!sos_mp_array(doc.root, &f, &count, S_GMSG_FIELDS) || count != S_GMSG_FIELDS ||
+        !sos_mp_uint(&f[0], &msg->req_id) || !s_uint32(&f[1], &msg->flags) ||
+        !sos_mp_bin_exact(&f[2], msg->hash, SOS_DIGEST_HASH_BYTES) ||
+        !s_uint32(&f[3], &msg->n_origins))
+        goto done;
+
+    /* the structure of every field is judged before any signature is checked */
+    const uint8_t *self_ptr = NULL;
+    size_t self_len = 0;
+    if (f[4].type != MSGPACK_OBJECT_NIL && !sos_mp_bin(&f[4], &self_ptr, &self_len, SIZE_MAX))
+        goto done;
+
+    const msgpack_object *items;
+    if (!sos_mp_array(&f[5], &items, &count, UINT32_MAX))
+        goto done;
+    if (count > SOS_SUSPECTS_MAX) {
+        rc = SOS_ERR_TOO_LARGE;
+        goto done;
+    }
+    for (uint32_t i = 0; i < count; i++)
+        if (!sos_mp_bin_exact(&items[i], msg->suspects[i], SOS_NODEID_BYTES))
+            goto done;
+    msg->n_suspects = count;
+
+    rc = s_decode_digest(&f[6], &msg->digest, &msg->n_digest);
+    if (!rc)
+        rc = s_decode_digest(&f[7], &msg->want, &msg->n_want);
+    if (rc)
+        goto done;
+
+    const msgpack_object *recs;
+    uint32_t n_recs;
+    rc = SOS_ERR_MALFORMED;
+    if (!sos_mp_array(&f[8], &recs, &n_recs, UINT32_MAX))
+        goto done;
+    if (n_recs > SOS_BATCH_MAX) {
+        rc = SOS_ERR_TOO_LARGE;
+        goto done;
+    }
+    for (uint32_t i = 0; i < n_recs; i++)
+        if (recs[i].type != MSGPACK_OBJECT_BIN)
+            goto done;
+
+    if (self_ptr) {
+        rc = sos_record_decode(&msg->self, self_ptr, self_len);
+        if (rc)
+            goto done;
+        if (msg->self.kind != SOS_REC_WORKER) {
+            rc = SOS_ERR_MALFORMED;
+            goto done;
+        }
+        msg->has_self = true;
+    }
+    if (n_recs > 0) {
+        msg->records = (sos_record_t *)calloc(n_recs, sizeof(sos_record_t));
+        if (!msg->records) {
+            rc = SOS_ERR_NOMEM;
+            goto done;
+        }
+        for (uint32_t i = 0; i < n_recs; i++) {
+            rc = sos_record_decode(&msg->records[i], (const uint8_t *)recs[i].via.bin.ptr,
+                                   recs[i].via.bin.size);
+            if (rc)
+                goto done;
+        }
+        msg->n_records = n_recs;
+    }
+    rc = SOS_OK;
+
+done:
+    sos_mp_doc_release(&doc);
+    if (rc)
+        sos_gmsg_release(msg);
+    return rc;
+}
+
+void
+sos_gmsg_release(sos_gmsg_t *msg)
+{
+    if (!msg)
+        return;
+    free(msg->digest);
+    free(msg->want);
+    free(msg->records);
+    msg->digest = NULL;
+    msg->want = NULL;
+    msg->records = NULL;
+    msg->n_digest = 0;
+    msg->n_want = 0;
+    msg->n_records = 0;
+    msg->has_self = false;
+    msg->n_suspects = 0;
+}
+
+static int
+s_pack_digest(msgpack_packer *pk, const sos_digest_entry_t *entries, uint32_t n)
+{
+    int err = msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        err |= msgpack_pack_array(pk, 2);
+        err |= msgpack_pack_bin_with_body(pk, entries[i].origin, SOS_NODEID_BYTES);
+        err |= msgpack_pack_uint64(pk, entries[i].version);
+    }
+    return err;
+}
+
+sos_rc
+sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *const *wires,
+                const size_t *lens, uint32_t n)
+{
+    assert(out && msg);
+    if (msg->n_suspects > SOS_SUSPECTS_MAX || msg->n_digest > SOS_DIGEST_MAX ||
+        msg->n_want > SOS_DIGEST_MAX || n > SOS_BATCH_MAX)
+        return SOS_ERR_TOO_LARGE;
+    if ((msg->n_digest && !msg->digest) || (msg->n_want && !msg->want) || (n && (!wires || !lens)))
+        return SOS_ERR_INVALID;
+    if (msg->has_self && (msg->self.wire_len == 0 || msg->self.wire_len > SOS_RECORD_MAX))
+        return SOS_ERR_INVALID;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!wires[i] || lens[i] == 0)
+            return SOS_ERR_INVALID;
+        if (lens[i] > SOS_RECORD_MAX)
+            return SOS_ERR_TOO_LARGE;
+    }
+
+    size_t start = out->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    int err = msgpack_pack_array(&pk, S_GMSG_FIELDS);
+    err |= msgpack_pack_uint64(&pk, msg->req_id);
+    err |= msgpack_pack_uint32(&pk, msg->flags);
+    err |= msgpack_pack_bin_with_body(&pk, msg->hash, SOS_DIGEST_HASH_BYTES);
+    err |= msgpack_pack_uint32(&pk, msg->n_origins);
+    if (msg->has_self)
+        err |= msgpack_pack_bin_with_body(&pk, msg->self.wire, msg->self.wire_len);
+    else
+        err |= msgpack_pack_nil(&pk);
+    err |= msgpack_pack_array(&pk, msg->n_suspects);
+    for (uint32_t i = 0; i < msg->n_suspects; i++)
+        err |= msgpack_pack_bin_with_body(&pk, msg->suspects[i], SOS_NODEID_BYTES);
+    err |= s_pack_digest(&pk, msg->digest, msg->n_digest);
+    err |= s_pack_digest(&pk, msg->want, msg->n_want);
+    err |= msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        err |= msgpack_pack_bin_with_body(&pk, wires[i], lens[i]);
+    if (err) {
+        out->size = start;
+        return SOS_ERR_NOMEM;
+    }
+    return SOS_OK;
+}

@@ -1,0 +1,168 @@
+/*  test_identity.c: unit tests of protocol/sos_identity: the key file (create, load, refuse
+    damaged files), signatures, hex and clocks. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto_test.h"
+
+static char s_dir[] = "/tmp/test_identity.XXXXXX";
+
+static void
+s_path(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s/%s", s_dir, name);
+}
+
+static void
+s_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f);
+    if (!f)
+        return;
+    CHECK(fwrite(data, 1, len, f) == len);
+    fclose(f);
+}
+
+static void
+s_test_key_file(void)
+{
+    SECTION("a new key file is created with mode 0600 and loaded back");
+    char path[512];
+    s_path(path, sizeof path, "key");
+    sos_identity_t a, b;
+    bool created = false;
+    CHECK_RC(sos_identity_load_or_create(&a, path, &created), SOS_OK);
+    CHECK(created);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == SOS_SECRET_BYTES);
+    CHECK_RC(sos_identity_load_or_create(&b, path, &created), SOS_OK);
+    CHECK(!created);
+    CHECK(memcmp(a.pk, b.pk, SOS_NODEID_BYTES) == 0 && memcmp(a.sk, b.sk, SOS_SECRET_BYTES) == 0);
+    CHECK_RC(sos_identity_load_or_create(&b, path, NULL), SOS_OK);
+
+    SECTION("no temporary file is left beside the key");
+    int n = 0;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -A %s | wc -l", s_dir);
+    FILE *p = popen(cmd, "r");
+    CHECK(p && fscanf(p, "%d", &n) == 1 && n == 1);
+    if (p)
+        pclose(p);
+
+    SECTION("wrong size, mismatched public half, directory and symlink are refused");
+    char bad[512];
+    s_path(bad, sizeof bad, "short");
+    s_write_file(bad, a.sk, SOS_SECRET_BYTES - 1);
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_CORRUPT);
+    s_path(bad, sizeof bad, "long");
+    uint8_t longer[SOS_SECRET_BYTES + 1] = {0};
+    memcpy(longer, a.sk, SOS_SECRET_BYTES);
+    s_write_file(bad, longer, sizeof longer);
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_CORRUPT);
+    s_path(bad, sizeof bad, "empty");
+    s_write_file(bad, "", 0);
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_CORRUPT);
+    s_path(bad, sizeof bad, "mismatch");
+    uint8_t sk[SOS_SECRET_BYTES];
+    memcpy(sk, a.sk, sizeof sk);
+    sk[40] ^= 1; /* the public half no longer matches the seed */
+    s_write_file(bad, sk, sizeof sk);
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_CORRUPT);
+    s_path(bad, sizeof bad, "dir");
+    CHECK(mkdir(bad, 0700) == 0);
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_CORRUPT);
+    s_path(bad, sizeof bad, "link");
+    CHECK(symlink(path, bad) == 0);
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_CORRUPT);
+    CHECK(!created);
+
+    SECTION("a key in a missing directory is an I/O error; an empty path is invalid");
+    s_path(bad, sizeof bad, "nodir/key");
+    CHECK_RC(sos_identity_load_or_create(&b, bad, &created), SOS_ERR_IO);
+    CHECK_RC(sos_identity_load_or_create(&b, "", &created), SOS_ERR_INVALID);
+
+    SECTION("wipe zeroes the secret key");
+    sos_identity_wipe(&a);
+    uint8_t zero[SOS_SECRET_BYTES] = {0};
+    CHECK(memcmp(a.sk, zero, sizeof zero) == 0);
+}
+
+static void
+s_test_sign(void)
+{
+    SECTION("sign and verify; another message, key or signature fails");
+    sos_identity_t a, b;
+    sos_identity_generate(&a);
+    sos_identity_generate(&b);
+    CHECK(memcmp(a.pk, b.pk, SOS_NODEID_BYTES) != 0);
+    const uint8_t msg[] = "hello, overlay";
+    uint8_t sig[SOS_SIG_BYTES];
+    sos_sign(sig, msg, sizeof msg, &a);
+    CHECK_RC(sos_verify(sig, msg, sizeof msg, a.pk), SOS_OK);
+    CHECK_RC(sos_verify(sig, msg, sizeof msg - 1, a.pk), SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_verify(sig, msg, sizeof msg, b.pk), SOS_ERR_SIGNATURE);
+    sig[0] ^= 1;
+    CHECK_RC(sos_verify(sig, msg, sizeof msg, a.pk), SOS_ERR_SIGNATURE);
+    sos_sign(sig, NULL, 0, &a);
+    CHECK_RC(sos_verify(sig, NULL, 0, a.pk), SOS_OK);
+
+    SECTION("signatures from the seed key are deterministic");
+    sos_identity_t s1, s2;
+    test_seed_identity(&s1, 0);
+    test_seed_identity(&s2, 0);
+    uint8_t sig2[SOS_SIG_BYTES];
+    sos_sign(sig, msg, sizeof msg, &s1);
+    sos_sign(sig2, msg, sizeof msg, &s2);
+    CHECK(memcmp(sig, sig2, sizeof sig) == 0);
+}
+
+static void
+s_test_hex(void)
+{
+    SECTION("hex round trip; unhex wants exactly 2 * len hex digits");
+    const uint8_t bin[4] = {0x00, 0xab, 0x7f, 0xff};
+    char hex[9];
+    CHECK(sos_hex(hex, bin, sizeof bin) == hex && strcmp(hex, "00ab7fff") == 0);
+    uint8_t out[4];
+    CHECK(sos_unhex(out, sizeof out, "00ab7fff") && memcmp(out, bin, 4) == 0);
+    CHECK(sos_unhex(out, sizeof out, "00AB7FFF") && memcmp(out, bin, 4) == 0);
+    CHECK(!sos_unhex(out, sizeof out, "00ab7ff"));   /* short */
+    CHECK(!sos_unhex(out, sizeof out, "00ab7fff0")); /* trailing */
+    CHECK(!sos_unhex(out, sizeof out, "00ab7fffzz"));
+    CHECK(!sos_unhex(out, sizeof out, "00ab7fzz"));
+    CHECK(!sos_unhex(out, sizeof out, "00ab 7ff"));
+    CHECK(!sos_unhex(out, sizeof out, ""));
+    CHECK(!sos_unhex(out, sizeof out, NULL));
+    CHECK(sos_unhex(out, 0, ""));
+    CHECK(!sos_unhex(out, 0, "00"));
+    char empty[1];
+    CHECK(strcmp(sos_hex(empty, NULL, 0), "") == 0);
+}
+
+static void
+s_test_clocks(void)
+{
+    SECTION("the wall clock is after 2023 and the monotonic clock does not go back");
+    CHECK(sos_now_ms() > 1672531200000ULL);
+    uint64_t m1 = sos_mono_ms();
+    usleep(20 * 1000);
+    uint64_t m2 = sos_mono_ms();
+    CHECK(m2 >= m1 + 19);
+}
+
+int
+main(void)
+{
+    test_init("test_identity: keys, signatures, hex, clocks");
+    CHECK(mkdtemp(s_dir));
+    s_test_key_file();
+    s_test_sign();
+    s_test_hex();
+    s_test_clocks();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    CHECK(system(cmd) == 0);
+    return test_done("test_identity");
+}
