@@ -1,0 +1,303 @@
+/*  sos_config.c: command line and ZPL config file parsing for sosnode.
+    The file is read with czmq's zconfig; every numeric setting is range-checked. */
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_config.h"
+#include "sos_log.h"
+
+static const char s_usage[] =
+    "Usage: sosnode --data DIR --listen ENDPOINT [OPTIONS]\n"
+    "\n"
+    "A node of the sosnode overlay: keeps the directory of workers and chat rooms in LMDB,\n"
+    "gossips it to other nodes as signed deltas over ZeroMQ, and serves the rooms it owns.\n"
+    "\n"
+    "  --data DIR               data directory (identity key, LMDB store); created if missing\n"
+    "  --listen ENDPOINT        ZeroMQ endpoint to bind, e.g. tcp://*:7700\n"
+    "  --advertise ENDPOINT     endpoint other nodes use to reach this one (default: the\n"
+    "                           listen endpoint, when it names a concrete address)\n"
+    "  --genesis [ID@]ENDPOINT  a genesis node to bootstrap from (repeatable); with ID (64 hex\n"
+    "                           characters) the node there must have that id\n"
+    "  --gossip-interval MS     milliseconds between gossip rounds (default 30000)\n"
+    "  --fanout N               peers per gossip round and per pushed change (default 3)\n"
+    "  --max-failures N         consecutive failed exchanges before a worker is removed\n"
+    "                           (default 5)\n"
+    "  --room-ttl SECONDS       lifetime of a room created here (default 3600)\n"
+    "  --history N              messages kept per room (default 500)\n"
+    "  --max-workers N          workers accepted in the directory (default 4096)\n"
+    "  --max-rooms N            rooms accepted in the directory (default 100000)\n"
+    "  --max-rooms-per-origin N rooms accepted from one owner (default 10000)\n"
+    "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
+    "  --rate-limit on|off      escalating delays between room creations from one client\n"
+    "                           address: 0, 10, 30, 60, 180, 300 s (default on)\n"
+    "  --config FILE            ZPL config file with the same settings; flags win\n"
+    "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
+    "  --help                   this text\n"
+    "  --version                print the version\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT tell peers the node is leaving, close the store and exit 0.\n";
+
+const char *
+sos_config_usage(void)
+{
+    return s_usage;
+}
+
+void
+sos_config_defaults(sos_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->gossip_interval_ms = 30000;
+    cfg->fanout = 3;
+    cfg->max_failures = 5;
+    cfg->room_ttl_s = 3600;
+    cfg->history_limit = 500;
+    cfg->max_workers = 4096;
+    cfg->max_rooms = 100000;
+    cfg->max_rooms_per_origin = 10000;
+    cfg->map_size = 1024ULL << 20;
+    cfg->rate_limit = true;
+    cfg->log_level = SOS_LOG_NOTICE;
+}
+
+static sos_rc
+s_copy(char *dest, size_t size, const char *value, const char *name, char *err, size_t errlen)
+{
+    if (strlen(value) >= size) {
+        snprintf(err, errlen, "%s is too long (at most %zu bytes)", name, size - 1);
+        return SOS_ERR_INVALID;
+    }
+    strcpy(dest, value);
+    return SOS_OK;
+}
+
+static sos_rc
+s_number(uint64_t *out, const char *value, uint64_t min, uint64_t max, const char *name, char *err,
+         size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || !end || *end || end == value || *value == '-' || v < min || v > max) {
+        snprintf(err, errlen, "%s must be a number from %llu to %llu, not '%s'", name,
+                 (unsigned long long)min, (unsigned long long)max, value);
+        return SOS_ERR_INVALID;
+    }
+    *out = v;
+    return SOS_OK;
+}
+
+sos_rc
+sos_genesis_parse(sos_genesis_t *g, const char *text)
+{
+    memset(g, 0, sizeof *g);
+    const char *at = strchr(text, '@');
+    const char *url = text;
+    if (at) {
+        if (at - text != SOS_NODEID_HEX)
+            return SOS_ERR_INVALID;
+        char hex[SOS_NODEID_HEX + 1];
+        memcpy(hex, text, SOS_NODEID_HEX);
+        hex[SOS_NODEID_HEX] = 0;
+        if (!sos_unhex(g->id, SOS_NODEID_BYTES, hex))
+            return SOS_ERR_INVALID;
+        g->pinned = true;
+        url = at + 1;
+    }
+    if (strncmp(url, "tcp://", 6) != 0 || strlen(url) > SOS_URL_MAX || strlen(url) < 8)
+        return SOS_ERR_INVALID;
+    strcpy(g->url, url);
+    return SOS_OK;
+}
+
+static sos_rc
+s_add_genesis(sos_config_t *cfg, const char *value, char *err, size_t errlen)
+{
+    if (cfg->n_genesis >= SOS_GENESIS_MAX) {
+        snprintf(err, errlen, "at most %d genesis nodes", SOS_GENESIS_MAX);
+        return SOS_ERR_INVALID;
+    }
+    if (sos_genesis_parse(&cfg->genesis[cfg->n_genesis], value) != SOS_OK) {
+        snprintf(err, errlen, "genesis '%s' is not [NODEID@]tcp://HOST:PORT", value);
+        return SOS_ERR_INVALID;
+    }
+    cfg->n_genesis++;
+    return SOS_OK;
+}
+
+/*  One setting by name, shared by the command line and the config file. */
+static sos_rc
+s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+    uint64_t v = 0;
+    sos_rc rc = SOS_OK;
+    if (streq(name, "data"))
+        return s_copy(cfg->data_dir, sizeof cfg->data_dir, value, name, err, errlen);
+    if (streq(name, "listen"))
+        return s_copy(cfg->listen, sizeof cfg->listen, value, name, err, errlen);
+    if (streq(name, "advertise"))
+        return s_copy(cfg->advertise, sizeof cfg->advertise, value, name, err, errlen);
+    if (streq(name, "genesis"))
+        return s_add_genesis(cfg, value, err, errlen);
+    if (streq(name, "log-level")) {
+        int level = sos_log_level_parse(value);
+        if (level < 0) {
+            snprintf(err, errlen, "unknown log level '%s'", value);
+            return SOS_ERR_INVALID;
+        }
+        cfg->log_level = level;
+        return SOS_OK;
+    }
+    static const struct {
+        const char *name;
+        size_t offset;
+        uint64_t min, max;
+    } numbers[] = {
+        {"gossip-interval", offsetof(sos_config_t, gossip_interval_ms), 10, 3600000},
+        {"fanout", offsetof(sos_config_t, fanout), 1, 64},
+        {"max-failures", offsetof(sos_config_t, max_failures), 1, 1000},
+        {"room-ttl", offsetof(sos_config_t, room_ttl_s), 1, 30 * 86400},
+        {"history", offsetof(sos_config_t, history_limit), 1, 100000},
+        {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},
+        {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
+        {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
+    };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        if (streq(name, numbers[i].name)) {
+            rc = s_number(&v, value, numbers[i].min, numbers[i].max, name, err, errlen);
+            if (rc == SOS_OK)
+                *(uint32_t *)((char *)cfg + numbers[i].offset) = (uint32_t)v;
+            return rc;
+        }
+    }
+    if (streq(name, "rate-limit")) {
+        if (streq(value, "on") || streq(value, "off")) {
+            cfg->rate_limit = streq(value, "on");
+            return SOS_OK;
+        }
+        snprintf(err, errlen, "rate-limit must be on or off, not '%s'", value);
+        return SOS_ERR_INVALID;
+    }
+    if (streq(name, "map-size")) {
+        rc = s_number(&v, value, 1, 1024 * 1024, name, err, errlen);
+        if (rc == SOS_OK)
+            cfg->map_size = v << 20;
+        return rc;
+    }
+    snprintf(err, errlen, "unknown setting '%s'", name);
+    return SOS_ERR_INVALID;
+}
+
+sos_rc
+sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    zconfig_t *root = zconfig_load(path);
+    if (!root) {
+        snprintf(err, errlen, "cannot read config file '%s' (missing or not ZPL)", path);
+        return SOS_ERR_INVALID;
+    }
+    sos_rc rc = SOS_OK;
+    zconfig_t *section = zconfig_locate(root, "sosnode");
+    if (!section) {
+        snprintf(err, errlen, "config file '%s' has no 'sosnode' section", path);
+        rc = SOS_ERR_INVALID;
+        goto done;
+    }
+    for (zconfig_t *item = zconfig_child(section); item && rc == SOS_OK;
+         item = zconfig_next(item)) {
+        const char *name = zconfig_name(item);
+        if (streq(name, "genesis") && zconfig_child(item)) {
+            /*  genesis may be a list: one child per node, any names */
+            for (zconfig_t *g = zconfig_child(item); g && rc == SOS_OK; g = zconfig_next(g))
+                rc = s_add_genesis(cfg, zconfig_value(g), err, errlen);
+        } else
+            rc = s_set(cfg, name, zconfig_value(item), err, errlen);
+    }
+done:
+    zconfig_destroy(&root);
+    return rc;
+}
+
+sos_rc
+sos_config_parse(sos_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    /*  First pass: the config file, so that flags can override it. */
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config needs a FILE");
+                return SOS_ERR_INVALID;
+            }
+            sos_rc rc = sos_config_load_file(cfg, argv[i + 1], err, errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    /*  Genesis nodes given on the command line replace those of the file. */
+    bool genesis_flag = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (streq(arg, "--help") || streq(arg, "-h")) {
+            cfg->show_help = true;
+            continue;
+        }
+        if (streq(arg, "--version")) {
+            cfg->show_version = true;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", arg);
+            return SOS_ERR_INVALID;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "%s needs a value", arg);
+            return SOS_ERR_INVALID;
+        }
+        const char *value = argv[++i];
+        if (streq(arg, "--config"))
+            continue;
+        if (streq(arg, "--genesis") && !genesis_flag) {
+            genesis_flag = true;
+            cfg->n_genesis = 0;
+        }
+        sos_rc rc = s_set(cfg, arg + 2, value, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return SOS_OK;
+}
+
+sos_rc
+sos_config_validate(sos_config_t *cfg, char *err, size_t errlen)
+{
+    if (!*cfg->data_dir) {
+        snprintf(err, errlen, "--data DIR is required");
+        return SOS_ERR_INVALID;
+    }
+    if (!*cfg->listen) {
+        snprintf(err, errlen, "--listen ENDPOINT is required");
+        return SOS_ERR_INVALID;
+    }
+    if (strncmp(cfg->listen, "tcp://", 6) != 0) {
+        snprintf(err, errlen, "--listen must be a tcp:// endpoint");
+        return SOS_ERR_INVALID;
+    }
+    if (!*cfg->advertise) {
+        const char *host = cfg->listen + 6;
+        if (*host == '*' || strncmp(host, "0.0.0.0:", 8) == 0) {
+            snprintf(err, errlen,
+                     "--listen %s binds every address: give --advertise tcp://HOST:PORT",
+                     cfg->listen);
+            return SOS_ERR_INVALID;
+        }
+        strcpy(cfg->advertise, cfg->listen);
+    }
+    if (strncmp(cfg->advertise, "tcp://", 6) != 0 || strchr(cfg->advertise + 6, '*')) {
+        snprintf(err, errlen, "--advertise must be a concrete tcp://HOST:PORT");
+        return SOS_ERR_INVALID;
+    }
+    return SOS_OK;
+}

@@ -1,0 +1,64 @@
+/*  sos_config.h: sosnode's settings, from the command line and a ZPL config file (czmq's
+    zconfig). Flags win over the file; the file wins over the defaults. */
+#ifndef SOS_CONFIG_H
+#define SOS_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sos_error.h"
+#include "sos_identity.h"
+#include "sos_record.h"
+
+#define SOS_GENESIS_MAX 64
+
+typedef struct {
+    char url[SOS_URL_MAX + 1];
+    bool pinned; /* given as NODEID@ENDPOINT: the node there must have this id */
+    uint8_t id[SOS_NODEID_BYTES];
+} sos_genesis_t;
+
+typedef struct {
+    char data_dir[PATH_MAX];
+    char listen[SOS_URL_MAX + 1];
+    char advertise[SOS_URL_MAX + 1];
+    uint32_t n_genesis;
+    sos_genesis_t genesis[SOS_GENESIS_MAX];
+    uint32_t gossip_interval_ms;   /* 30000 */
+    uint32_t fanout;               /* 3 */
+    uint32_t max_failures;         /* 5 */
+    uint32_t room_ttl_s;           /* 3600 */
+    uint32_t history_limit;        /* 500 messages kept per room */
+    uint32_t max_workers;          /* 4096 */
+    uint32_t max_rooms;            /* 100000 */
+    uint32_t max_rooms_per_origin; /* 10000 */
+    uint64_t map_size;             /* LMDB map, bytes */
+    bool rate_limit;               /* escalating delays on room creation per client address */
+    int log_level;                 /* sos_log_level_t */
+    bool show_help;
+    bool show_version;
+} sos_config_t;
+
+/*  Fill cfg with the defaults. */
+void sos_config_defaults(sos_config_t *cfg);
+
+/*  Parse argv (argv[0] is the program). A --config FILE anywhere on the line is read first;
+    then the other flags override it. Returns SOS_OK, or SOS_ERR_INVALID with a one-line
+    reason in err (errlen bytes). --help and --version only set show_help / show_version. */
+sos_rc sos_config_parse(sos_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/*  Load settings from a ZPL file (see README, "Configuration"). */
+sos_rc sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*  Check the result: required settings, ranges; derives advertise from listen when it is not
+    given and listen names a concrete address. */
+sos_rc sos_config_validate(sos_config_t *cfg, char *err, size_t errlen);
+
+/*  Parse "[NODEID@]ENDPOINT" into g. */
+sos_rc sos_genesis_parse(sos_genesis_t *g, const char *text);
+
+/*  The usage text for --help. */
+const char *sos_config_usage(void);
+
+#endif

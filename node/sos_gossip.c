@@ -1,0 +1,1081 @@
+/*  sos_gossip.c: peers, gossip rounds and exchanges, rumors, failure counting and removal.
+
+    The directory is a set of signed records, each from one origin, and each origin numbers
+    the records it signs with one counter (version, with prev the value before it). A node's
+    digest holds, per origin, the version up to which it has everything that origin signed
+    and that is still alive: normally the highest version it holds, or lower while it knows
+    of a gap (a record whose prev it never saw). Two nodes compare digests Scuttlebutt-style,
+    and send each other only the records above the other's version for each origin:
+
+        state            event                    action                        next
+        IDLE             round picks the peer     send SYNC (digest hash)       WAIT_SYNC_ACK
+        WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
+        WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA: records  WAIT_DELTA_ACK
+                                                  it lacks, origins we want
+        WAIT_DELTA_ACK   DELTA_ACK                apply records; if either side IDLE, or
+                                                  had more, SYNC again at once  WAIT_SYNC_ACK
+        WAIT_*           deadline passes          failure                       IDLE
+
+    At rest the exchange is a SYNC and a SYNC_ACK of constant size, whatever the size of the
+    directory. A record made here, or taken from a rumor, is pushed at once to fanout peers
+    (RUMOR), who push on what was new to them.
+
+    Failure counts are local observations only: a node removes a worker after max-failures
+    consecutive failed exchanges of its own. To make every node look at a suspect soon, SYNC
+    names the peers the sender has seen fail ("suspects"); a receiver then exchanges with
+    those every round until they answer or are removed. A hint costs a few exchanges, and
+    cannot remove anyone by itself. A removed worker leaves a tombstone at its version, so
+    stale copies relayed by others do not bring it back; a newer record from it, or the
+    worker itself talking to us, does. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_node_int.h"
+
+#define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
+
+/* ------------------------------------------------------------------ peers ---- */
+
+static int s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+
+static void
+s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
+{
+    if (peer->id_known)
+        zhashx_delete(self->peers_id, peer->hex);
+    memcpy(peer->id, id, SOS_NODEID_BYTES);
+    sos_hex(peer->hex, id, SOS_NODEID_BYTES);
+    peer->id_known = true;
+    zhashx_update(self->peers_id, peer->hex, peer);
+}
+
+sos_peer_t *
+sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+{
+    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    if (peer)
+        return peer;
+    if (streq(url, self->cfg.advertise))
+        return NULL;
+    peer = calloc(1, sizeof *peer);
+    if (!peer)
+        return NULL;
+    snprintf(peer->url, sizeof peer->url, "%s", url);
+    peer->dealer = zsock_new(ZMQ_DEALER);
+    if (!peer->dealer) {
+        free(peer);
+        return NULL;
+    }
+    /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
+        requests that would be delivered, stale, when it comes back. */
+    zsock_set_immediate(peer->dealer, 1);
+    zsock_set_linger(peer->dealer, 0);
+    zsock_set_sndhwm(peer->dealer, 1000);
+    zsock_set_maxmsgsize(peer->dealer, 2 * SOS_FRAME_MAX);
+    zsock_set_reconnect_ivl_max(peer->dealer, 5000);
+    if (zsock_connect(peer->dealer, "%s", url) < 0) {
+        sos_log_warning("cannot connect to %s", url);
+        zsock_destroy(&peer->dealer);
+        free(peer);
+        return NULL;
+    }
+    peer->created_mono = sos_mono_ms();
+    peer->last_used_mono = peer->created_mono;
+    zloop_reader(self->loop, peer->dealer, s_recv_dealer, self);
+    zloop_reader_set_tolerant(self->loop, peer->dealer);
+    zhashx_insert(self->peers, peer->url, peer);
+    return peer;
+}
+
+static void
+s_peer_destroy(sos_node_t *self, sos_peer_t *peer)
+{
+    zloop_reader_end(self->loop, peer->dealer);
+    zsock_destroy(&peer->dealer);
+    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
+        zhashx_delete(self->peers_id, peer->hex);
+    zhashx_delete(self->peers, peer->url);
+    free(peer);
+}
+
+/*  The peer for a worker record we hold: by id, re-made if its endpoint changed. */
+static sos_peer_t *
+s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_local_t *local)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && !streq(peer->url, rec->url)) {
+        if (peer->is_genesis) {
+            /*  A genesis address stays; the worker moved elsewhere. */
+            zhashx_delete(self->peers_id, peer->hex);
+            peer->id_known = false;
+            peer->in_dir = false;
+        } else
+            s_peer_destroy(self, peer);
+        peer = NULL;
+    }
+    if (!peer) {
+        peer = sos_gossip_peer_for_url(self, rec->url);
+        if (!peer)
+            return NULL;
+        if (peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0)
+            return NULL; /* another worker answers at that endpoint */
+        if (peer->pinned && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0)
+            return NULL;
+        s_peer_set_id(self, peer, rec->origin);
+        if (local) {
+            peer->fail_count = local->fail_count;
+            peer->last_ok = local->last_ok;
+            peer->last_seen = local->last_seen;
+        }
+    }
+    if (!peer->in_dir) {
+        peer->in_dir = true;
+        if (peer->is_genesis)
+            peer->stats_dirty = true; /* write is_genesis into the local stats */
+    }
+    return peer;
+}
+
+/* ----------------------------------------------------------------- digest ---- */
+
+typedef struct {
+    uint64_t max;
+} s_held_t;
+
+static int
+s_held_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
+{
+    s_held_t *h = arg;
+    if (version > h->max)
+        h->max = version;
+    return 0;
+}
+
+/*  The digest version of an origin: everything up to it is held (or was superseded,
+    expired or refused). */
+static uint64_t
+s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
+    const char *gap = zhashx_lookup(self->gaps, hex);
+    if (gap)
+        return strtoull(gap, NULL, 10);
+    s_held_t held = {0};
+    sos_dir_foreach_since(txn, origin, 0, s_held_each, &held);
+    uint64_t ts_version = 0, ts_expires = 0;
+    if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK &&
+        ts_version > held.max)
+        held.max = ts_version;
+    return held.max;
+}
+
+typedef struct {
+    sos_node_t *node;
+    sos_txn_t *txn;
+    sos_digest_entry_t *entries;
+    uint32_t n;
+    uint32_t cap;
+} s_digest_t;
+
+static int
+s_digest_each(void *arg, const sos_origin_t *origin)
+{
+    s_digest_t *d = arg;
+    if (d->n == d->cap)
+        return 1;
+    sos_digest_entry_t *e = &d->entries[d->n++];
+    memcpy(e->origin, origin->origin, SOS_NODEID_BYTES);
+    e->version = s_digest_version(d->node, d->txn, origin->origin);
+    return 0;
+}
+
+/*  Build the full digest into a new array (caller frees), sorted by origin (the store
+    iterates origins in key order). */
+static sos_digest_entry_t *
+s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
+{
+    s_digest_t d = {.node = self, .txn = txn, .cap = SOS_DIGEST_MAX};
+    d.entries = calloc(SOS_DIGEST_MAX, sizeof *d.entries);
+    if (!d.entries)
+        return NULL;
+    sos_dir_foreach_origin(txn, s_digest_each, &d);
+    *n = d.n;
+    return d.entries;
+}
+
+/*  Hash of the digest: XOR over origins of H(origin, version), with the count beside it.
+    It is compared only to skip work; a mismatch always falls back to the full digest. */
+static void
+s_digest_hash(sos_node_t *self, sos_txn_t *txn)
+{
+    if (!self->digest_dirty)
+        return;
+    uint32_t n = 0;
+    sos_digest_entry_t *entries = s_digest_build(self, txn, &n);
+    if (!entries)
+        return;
+    memset(self->digest_hash, 0, sizeof self->digest_hash);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t in[SOS_NODEID_BYTES + 8], out[SOS_DIGEST_HASH_BYTES];
+        memcpy(in, entries[i].origin, SOS_NODEID_BYTES);
+        for (int b = 0; b < 8; b++)
+            in[SOS_NODEID_BYTES + b] = (uint8_t)(entries[i].version >> (56 - 8 * b));
+        crypto_generichash(out, sizeof out, in, sizeof in, NULL, 0);
+        for (int b = 0; b < SOS_DIGEST_HASH_BYTES; b++)
+            self->digest_hash[b] ^= out[b];
+    }
+    self->digest_n = n;
+    self->digest_dirty = false;
+    free(entries);
+}
+
+/* --------------------------------------------------------------- records ---- */
+
+static void
+s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
+{
+    char hex[SOS_NODEID_HEX + 1], value[24];
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
+    snprintf(value, sizeof value, "%llu", (unsigned long long)version);
+    zhashx_update(self->gaps, hex, strdup(value));
+    self->digest_dirty = true;
+}
+
+static void
+s_rumor_add(sos_node_t *self, const sos_record_t *rec)
+{
+    sos_pass_t *pass = &self->pass;
+    if (pass->n_rumors >= SOS_BATCH_MAX)
+        return; /* the rest travels with the next exchanges */
+    memcpy(pass->rumor_wires[pass->n_rumors], rec->wire, rec->wire_len);
+    pass->rumor_lens[pass->n_rumors] = rec->wire_len;
+    pass->n_rumors++;
+}
+
+static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
+
+/*  Take one verified record through the merge rules and act on the outcome. */
+static void
+s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
+{
+    uint64_t before = 0;
+    bool track_gap = src == SOS_SRC_RUMOR || src == SOS_SRC_DIRECT;
+    if (track_gap)
+        before = s_digest_version(self, txn, rec->origin);
+    sos_merge_ctx_t ctx = {
+        .self_id = self->id.pk,
+        .now_ms = sos_now_ms(),
+        .max_workers = self->cfg.max_workers,
+        .max_rooms = self->cfg.max_rooms,
+        .max_rooms_per_origin = self->cfg.max_rooms_per_origin,
+        .max_room_lifetime_ms = 30ULL * 86400 * 1000,
+        .clock_skew_ms = SOS_REPLAY_WINDOW_MS,
+    };
+    sos_merge_result_t result = SOS_MERGE_MAX;
+    sos_record_t *displaced = malloc(sizeof *displaced);
+    bool displaced_set = false;
+    if (!displaced)
+        return;
+    sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
+    if (rc) {
+        sos_log_error("store: merge failed: %s", sos_strerror(rc));
+        goto done;
+    }
+    self->stats.merges[result]++;
+    if (result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM)
+        sos_log_info("refused a record (%s)", sos_merge_result_name(result));
+    if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER &&
+        rec->version > self->my_version) {
+        /*  A record of ours newer than our counter: the store was lost or copied. Move the
+            counter past it so that our next record wins. */
+        sos_log_warning("found our own record at version %llu, above our counter %llu",
+                        (unsigned long long)rec->version, (unsigned long long)self->my_version);
+        self->my_version = rec->version;
+        s_publish_self(self, txn);
+    }
+    if (!sos_merge_taken(result))
+        goto done;
+    self->pass.wrote = true;
+    self->digest_dirty = true;
+    if (track_gap && rec->prev > before)
+        s_gap_set(self, rec->origin, before);
+    if (rec->kind == SOS_REC_WORKER) {
+        sos_worker_local_t local = {0};
+        sos_dir_get_worker(txn, rec->origin, NULL, &local);
+        s_peer_for_worker(self, rec, &local);
+    }
+    if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        sos_rooms_lost(self, displaced->room_hash);
+    if (src == SOS_SRC_RUMOR || src == SOS_SRC_LOCAL)
+        s_rumor_add(self, rec);
+done:
+    free(displaced);
+}
+
+sos_rc
+sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
+{
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn)
+        return SOS_ERR_IO;
+    rec->prev = self->my_version;
+    rec->version = self->my_version + 1;
+    sos_rc rc = sos_record_sign(rec, &self->id);
+    if (rc)
+        return rc;
+    rc = sos_meta_put_u64(txn, "version", rec->version);
+    if (rc)
+        return rc;
+    self->my_version = rec->version;
+    s_apply(self, txn, rec, SOS_SRC_LOCAL);
+    return SOS_OK;
+}
+
+static void
+s_publish_self(sos_node_t *self, sos_txn_t *txn)
+{
+    sos_record_t *rec = &self->self_rec;
+    memset(rec, 0, sizeof *rec);
+    rec->kind = SOS_REC_WORKER;
+    snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
+    sos_rc rc = sos_gossip_publish(self, rec);
+    if (rc)
+        sos_log_error("cannot sign our own record: %s", sos_strerror(rc));
+}
+
+/* ----------------------------------------------------------------- output ---- */
+
+/*  Encode a gossip body into self->buf2 and wrap it in a signed envelope in self->buf. */
+static bool
+s_envelope(sos_node_t *self, sos_msg_type_t type, const sos_gmsg_t *msg,
+           const uint8_t *const *wires, const size_t *lens, uint32_t n)
+{
+    msgpack_sbuffer_clear(&self->buf2);
+    if (sos_gmsg_encode(&self->buf2, msg, wires, lens, n) != SOS_OK)
+        return false;
+    msgpack_sbuffer_clear(&self->buf);
+    return sos_envelope_encode(&self->buf, type, self->buf2.data, self->buf2.size, &self->id,
+                               sos_now_ms()) == SOS_OK;
+}
+
+/*  Records collected for a DELTA or DELTA_ACK, copied out of the store. */
+typedef struct {
+    uint8_t *bytes;
+    size_t used;
+    size_t cap;
+    size_t offsets[SOS_BATCH_MAX];
+    size_t lens[SOS_BATCH_MAX];
+    const uint8_t *wires[SOS_BATCH_MAX];
+    uint32_t n;
+    bool full;
+} s_batch_t;
+
+static int
+s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
+{
+    s_batch_t *b = arg;
+    if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
+        b->full = true;
+        return 1;
+    }
+    if (b->used + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
+        while (cap < b->used + len)
+            cap *= 2;
+        uint8_t *bytes = realloc(b->bytes, cap);
+        if (!bytes) {
+            b->full = true;
+            return 1;
+        }
+        b->bytes = bytes;
+        b->cap = cap;
+    }
+    memcpy(b->bytes + b->used, wire, len);
+    b->offsets[b->n] = b->used;
+    b->lens[b->n] = len;
+    b->used += len;
+    b->n++;
+    return 0;
+}
+
+static void
+s_batch_finish(s_batch_t *b)
+{
+    for (uint32_t i = 0; i < b->n; i++)
+        b->wires[i] = b->bytes + b->offsets[i];
+}
+
+static uint32_t
+s_suspects(sos_node_t *self, sos_gmsg_t *msg)
+{
+    msg->n_suspects = 0;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (msg->n_suspects == SOS_SUSPECTS_MAX)
+            break;
+        if (p->in_dir && p->id_known && p->fail_count > 0 && !p->is_genesis)
+            memcpy(msg->suspects[msg->n_suspects++], p->id, SOS_NODEID_BYTES);
+    }
+    return msg->n_suspects;
+}
+
+static void
+s_success(sos_node_t *self, sos_peer_t *peer)
+{
+    self->stats.exchanges_ok++;
+    if (peer->fail_count)
+        sos_log_info("peer %s answers again after %u failures", peer->url, peer->fail_count);
+    peer->fail_count = 0;
+    peer->probe = false;
+    peer->next_try_mono = 0;
+    peer->last_ok = peer->last_seen = sos_now_ms();
+    peer->stats_dirty = true;
+}
+
+static void
+s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
+{
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn)
+        return;
+    sos_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return;
+    if (sos_dir_get_worker(txn, peer->id, rec, NULL) == SOS_OK) {
+        sos_rc rc = sos_dir_del_worker(txn, peer->id);
+        if (rc == SOS_OK)
+            rc = sos_dir_tombstone_put(txn, peer->id, rec->version,
+                                       sos_now_ms() + self->tombstone_ttl_ms);
+        if (rc) {
+            sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
+            free(rec);
+            return;
+        }
+        self->digest_dirty = true;
+        self->pass.wrote = true;
+    }
+    free(rec);
+    self->stats.workers_removed++;
+    sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
+    s_peer_destroy(self, peer);
+}
+
+static void
+s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
+{
+    self->stats.exchanges_failed++;
+    peer->state = SOS_EX_IDLE;
+    peer->req_id = 0;
+    peer->again = false;
+    peer->fail_count++;
+    peer->stats_dirty = true;
+    sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fail_count);
+    if (peer->is_genesis) {
+        /*  Genesis nodes are never removed: retry with exponential backoff, up to a minute. */
+        uint64_t backoff = self->cfg.gossip_interval_ms;
+        for (uint32_t i = 1; i < peer->fail_count && backoff < 60000; i++)
+            backoff *= 2;
+        if (backoff > 60000)
+            backoff = 60000;
+        peer->next_try_mono = sos_mono_ms() + backoff;
+    } else if (peer->in_dir && peer->fail_count >= self->cfg.max_failures) {
+        char why_removed[64];
+        snprintf(why_removed, sizeof why_removed, "%u consecutive failures", peer->fail_count);
+        s_remove_worker(self, peer, why_removed);
+    }
+}
+
+static void
+s_exchange_start(sos_node_t *self, sos_peer_t *peer)
+{
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn)
+        return;
+    s_digest_hash(self, txn);
+    sos_gmsg_t msg = {0};
+    msg.req_id = ++self->next_req_id;
+    memcpy(msg.hash, self->digest_hash, sizeof msg.hash);
+    msg.n_origins = self->digest_n;
+    msg.has_self = true;
+    msg.self = self->self_rec;
+    s_suspects(self, &msg);
+    if (!s_envelope(self, SOS_MSG_SYNC, &msg, NULL, NULL, 0))
+        return;
+    peer->last_used_mono = sos_mono_ms();
+    peer->again = false;
+    if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
+        /*  Not connected. A socket younger than one timeout may still be connecting. */
+        if (sos_mono_ms() - peer->created_mono > self->exchange_timeout_ms)
+            s_failure(self, peer, "not connected");
+        return;
+    }
+    peer->state = SOS_EX_WAIT_SYNC_ACK;
+    peer->req_id = msg.req_id;
+    peer->deadline_mono = sos_mono_ms() + self->exchange_timeout_ms;
+}
+
+/*  Collect records of wanted origins: for each (origin, version), those above version. */
+static void
+s_collect_wanted(sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n, s_batch_t *b)
+{
+    for (uint32_t i = 0; i < n && !b->full; i++)
+        sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
+}
+
+static int
+s_entry_cmp(const void *a, const void *b)
+{
+    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
+                  SOS_NODEID_BYTES);
+}
+
+/*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
+static void
+s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
+{
+    uint32_t n_mine = 0;
+    sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
+    sos_digest_entry_t *want = calloc(SOS_DIGEST_MAX, sizeof *want);
+    sos_digest_entry_t *give = calloc(SOS_DIGEST_MAX, sizeof *give);
+    s_batch_t *b = calloc(1, sizeof *b);
+    if (!mine || !want || !give || !b)
+        goto done;
+    qsort(theirs->digest, theirs->n_digest, sizeof *theirs->digest, s_entry_cmp);
+    qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
+    uint32_t i = 0, j = 0, n_want = 0, n_give = 0;
+    while (i < n_mine || j < theirs->n_digest) {
+        int cmp = i == n_mine ? 1
+                  : j == theirs->n_digest
+                      ? -1
+                      : memcmp(mine[i].origin, theirs->digest[j].origin, SOS_NODEID_BYTES);
+        if (cmp < 0) { /* only we know this origin */
+            give[n_give] = mine[i];
+            give[n_give++].version = 0;
+            i++;
+        } else if (cmp > 0) { /* only they know it */
+            if (memcmp(theirs->digest[j].origin, self->id.pk, SOS_NODEID_BYTES) != 0) {
+                want[n_want] = theirs->digest[j];
+                want[n_want++].version = 0;
+            }
+            j++;
+        } else {
+            if (mine[i].version > theirs->digest[j].version)
+                give[n_give++] = theirs->digest[j];
+            else if (mine[i].version < theirs->digest[j].version &&
+                     memcmp(mine[i].origin, self->id.pk, SOS_NODEID_BYTES) != 0)
+                want[n_want++] = mine[i];
+            i++;
+            j++;
+        }
+    }
+    s_collect_wanted(txn, give, n_give, b);
+    s_batch_finish(b);
+    sos_gmsg_t msg = {0};
+    msg.req_id = ++self->next_req_id;
+    msg.flags = b->full ? SOS_GMSG_MORE : 0;
+    msg.want = want;
+    msg.n_want = n_want;
+    if (!s_envelope(self, SOS_MSG_DELTA, &msg, b->wires, b->lens, b->n))
+        goto done;
+    if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
+        s_failure(self, peer, "not connected");
+        goto done;
+    }
+    self->stats.records_sent += b->n;
+    peer->state = SOS_EX_WAIT_DELTA_ACK;
+    peer->req_id = msg.req_id;
+    peer->again = b->full;
+    peer->deadline_mono = sos_mono_ms() + self->exchange_timeout_ms;
+done:
+    free(mine);
+    free(want);
+    free(give);
+    if (b)
+        free(b->bytes);
+    free(b);
+}
+
+/*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
+    origin arrive in ascending version from the version we asked for, so a complete batch
+    closes the gap and a truncated one moves it up. */
+static void
+s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg)
+{
+    bool complete = !(msg->flags & SOS_GMSG_MORE);
+    for (uint32_t i = 0; i < msg->n_records; i++)
+        s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
+    for (uint32_t i = 0; i < msg->n_records; i++) {
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, msg->records[i].origin, SOS_NODEID_BYTES);
+        const char *gap = zhashx_lookup(self->gaps, hex);
+        if (!gap)
+            continue;
+        if (complete)
+            zhashx_delete(self->gaps, hex);
+        else if (msg->records[i].version > strtoull(gap, NULL, 10))
+            s_gap_set(self, msg->records[i].origin, msg->records[i].version);
+        self->digest_dirty = true;
+    }
+}
+
+/* ----------------------------------------------------------------- input ---- */
+
+/*  Decode and check an envelope; on failure count the drop. */
+static bool
+s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, size_t size)
+{
+    uint64_t now = sos_now_ms();
+    sos_rc rc = sos_envelope_decode(env, frame, size, now, SOS_REPLAY_WINDOW_MS);
+    switch (rc) {
+    case SOS_OK:
+        break;
+    case SOS_ERR_TOO_LARGE:
+        sos_node_drop(self, SOS_DROP_OVERSIZED, "envelope over the size ceiling");
+        return false;
+    case SOS_ERR_VERSION:
+        sos_node_drop(self, SOS_DROP_BAD_VERSION, "envelope of unknown version or type");
+        return false;
+    case SOS_ERR_REPLAY:
+        sos_node_drop(self, SOS_DROP_REPLAY_WINDOW, "envelope timestamp outside the window");
+        return false;
+    case SOS_ERR_SIGNATURE:
+        sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "envelope signature does not verify");
+        return false;
+    default:
+        sos_node_drop(self, SOS_DROP_MALFORMED, "envelope does not decode");
+        return false;
+    }
+    if (memcmp(env->sender, self->id.pk, SOS_NODEID_BYTES) == 0) {
+        sos_node_drop(self, SOS_DROP_SELF, "envelope signed with our own key");
+        return false;
+    }
+    if (sos_replay_check(self->replay, env->nonce, env->timestamp, now) != SOS_OK) {
+        sos_node_drop(self, SOS_DROP_NONCE_REUSED, "envelope nonce seen before");
+        return false;
+    }
+    return true;
+}
+
+static bool
+s_open_body(sos_node_t *self, const sos_envelope_t *env, sos_gmsg_t *msg)
+{
+    sos_rc rc = sos_gmsg_decode(msg, env->body, env->body_len);
+    if (rc == SOS_OK)
+        return true;
+    sos_drop_t reason = rc == SOS_ERR_SIGNATURE   ? SOS_DROP_BAD_SIGNATURE
+                        : rc == SOS_ERR_TOO_LARGE ? SOS_DROP_OVERSIZED
+                        : rc == SOS_ERR_VERSION   ? SOS_DROP_BAD_VERSION
+                                                  : SOS_DROP_MALFORMED;
+    sos_node_drop(self, reason, "gossip body rejected whole");
+    return false;
+}
+
+/*  The sender's own record, as the sender signed it: proof that it is alive. */
+static void
+s_apply_self(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const sos_gmsg_t *msg)
+{
+    if (!msg->has_self)
+        return;
+    if (msg->self.kind != SOS_REC_WORKER ||
+        memcmp(msg->self.origin, env->sender, SOS_NODEID_BYTES) != 0) {
+        sos_node_drop(self, SOS_DROP_WRONG_SENDER, "self record of another node");
+        return;
+    }
+    s_apply(self, txn, &msg->self, SOS_SRC_DIRECT);
+}
+
+static void
+s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
+          const sos_gmsg_t *msg)
+{
+    s_apply_self(self, txn, env, msg);
+    for (uint32_t i = 0; i < msg->n_suspects; i++) {
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, msg->suspects[i], SOS_NODEID_BYTES);
+        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        if (p && p->in_dir && p->fail_count == 0)
+            p->probe = true;
+    }
+    s_digest_hash(self, txn);
+    sos_gmsg_t reply = {0};
+    reply.req_id = msg->req_id;
+    reply.has_self = true;
+    reply.self = self->self_rec;
+    memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
+    reply.n_origins = self->digest_n;
+    sos_digest_entry_t *digest = NULL;
+    if (msg->n_origins == self->digest_n &&
+        sodium_memcmp(msg->hash, self->digest_hash, SOS_DIGEST_HASH_BYTES) == 0)
+        reply.flags = SOS_GMSG_IN_SYNC;
+    else {
+        digest = s_digest_build(self, txn, &reply.n_digest);
+        reply.digest = digest;
+    }
+    if (s_envelope(self, SOS_MSG_SYNC_ACK, &reply, NULL, NULL, 0))
+        sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
+    free(digest);
+}
+
+static void
+s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gmsg_t *msg)
+{
+    s_apply_delta(self, txn, msg);
+    s_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return;
+    s_collect_wanted(txn, msg->want, msg->n_want, b);
+    s_batch_finish(b);
+    sos_gmsg_t reply = {0};
+    reply.req_id = msg->req_id;
+    reply.flags = b->full ? SOS_GMSG_MORE : 0;
+    if (s_envelope(self, SOS_MSG_DELTA_ACK, &reply, b->wires, b->lens, b->n)) {
+        sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
+        self->stats.records_sent += b->n;
+    }
+    free(b->bytes);
+    free(b);
+}
+
+static void
+s_on_leave(sos_node_t *self, sos_peer_t *peer)
+{
+    if (!peer)
+        return;
+    if (peer->is_genesis) {
+        peer->fail_count = self->cfg.max_failures;
+        peer->next_try_mono = sos_mono_ms() + self->cfg.gossip_interval_ms;
+        peer->stats_dirty = true;
+    } else if (peer->in_dir)
+        s_remove_worker(self, peer, "it is leaving");
+}
+
+void
+sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame, size_t size)
+{
+    sos_envelope_t env;
+    if (!s_open_envelope(self, &env, frame, size))
+        return;
+    sos_gmsg_t msg;
+    if (!s_open_body(self, &env, &msg)) {
+        sos_gmsg_release(&msg);
+        return;
+    }
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn) {
+        sos_gmsg_release(&msg);
+        return;
+    }
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, env.sender, SOS_NODEID_BYTES);
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer) {
+        peer->last_seen = sos_now_ms();
+        peer->stats_dirty = true;
+    }
+    switch (env.type) {
+    case SOS_MSG_SYNC:
+        s_on_sync(self, txn, routing_p, &env, &msg);
+        break;
+    case SOS_MSG_DELTA:
+        s_on_delta(self, txn, routing_p, &msg);
+        break;
+    case SOS_MSG_RUMOR:
+        self->stats.rumors_in++;
+        self->pass.rumor_from = peer;
+        for (uint32_t i = 0; i < msg.n_records; i++)
+            s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
+        break;
+    case SOS_MSG_LEAVE:
+        s_on_leave(self, peer);
+        break;
+    default:
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "a reply sent as a request");
+        break;
+    }
+    sos_gmsg_release(&msg);
+}
+
+/*  A reply on one of our DEALERs: an exchange going on, or a forwarded room request. */
+static void
+s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size)
+{
+    sos_envelope_t env;
+    if (!s_open_envelope(self, &env, frame, size))
+        return;
+    if (peer->id_known && memcmp(env.sender, peer->id, SOS_NODEID_BYTES) != 0) {
+        sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
+        return;
+    }
+    sos_gmsg_t msg;
+    if (!s_open_body(self, &env, &msg)) {
+        sos_gmsg_release(&msg);
+        return;
+    }
+    bool expected = (env.type == SOS_MSG_SYNC_ACK && peer->state == SOS_EX_WAIT_SYNC_ACK) ||
+                    (env.type == SOS_MSG_DELTA_ACK && peer->state == SOS_EX_WAIT_DELTA_ACK);
+    if (!expected || msg.req_id != peer->req_id) {
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply to no exchange under way");
+        sos_gmsg_release(&msg);
+        return;
+    }
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn) {
+        sos_gmsg_release(&msg);
+        return;
+    }
+    if (!peer->id_known)
+        s_peer_set_id(self, peer, env.sender); /* a genesis node answering for the first time */
+    if (env.type == SOS_MSG_SYNC_ACK) {
+        s_success(self, peer);
+        s_apply_self(self, txn, &env, &msg);
+        /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, env.sender, SOS_NODEID_BYTES);
+        peer = zhashx_lookup(self->peers_id, hex);
+        if (peer && peer->state == SOS_EX_WAIT_SYNC_ACK) {
+            if (msg.flags & SOS_GMSG_IN_SYNC) {
+                peer->state = SOS_EX_IDLE;
+                peer->req_id = 0;
+            } else
+                s_send_delta(self, txn, peer, &msg);
+        }
+    } else {
+        s_apply_delta(self, txn, &msg);
+        peer->state = SOS_EX_IDLE;
+        peer->req_id = 0;
+        if (peer->again || (msg.flags & SOS_GMSG_MORE))
+            s_exchange_start(self, peer);
+    }
+    sos_gmsg_release(&msg);
+}
+
+static int
+s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_node_pass_begin(self);
+    for (int i = 0; i < 64; i++) {
+        /*  The peer, and its socket, may have been destroyed by an earlier frame. */
+        sos_peer_t *peer = NULL;
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+            if (p->dealer == sock) {
+                peer = p;
+                break;
+            }
+        if (!peer)
+            break;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, zsock_resolve(sock), ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        size_t size = zmq_msg_size(&m);
+        const uint8_t *data = zmq_msg_data(&m);
+        self->stats.bytes_in += size;
+        self->stats.frames_in++;
+        sos_frame_kind_t kind;
+        if (zmq_msg_more(&m))
+            sos_node_drop(self, SOS_DROP_MALFORMED, "multipart reply");
+        else if (sos_frame_kind(data, size, &kind) != SOS_OK)
+            sos_node_drop(self, SOS_DROP_MALFORMED, "reply of unknown kind");
+        else if (kind == SOS_FRAME_ENVELOPE)
+            s_on_reply(self, peer, data, size);
+        else if (kind == SOS_FRAME_REPLY)
+            sos_rooms_on_forward_reply(self, data, size);
+        else
+            sos_node_drop(self, SOS_DROP_UNEXPECTED, "request frame on a peer connection");
+        zmq_msg_close(&m);
+    }
+    sos_node_pass_end(self);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- rounds ---- */
+
+void
+sos_gossip_round(sos_node_t *self)
+{
+    self->stats.rounds++;
+    uint64_t now = sos_mono_ms();
+    size_t n = zhashx_size(self->peers);
+    sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
+    if (!pick)
+        return;
+    size_t n_pick = 0;
+    /*  Suspects and genesis nodes that are due are always tried; fanout random others. */
+    zlistx_t *now_list = zlistx_new();
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (p->state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
+            continue;
+        if (p->is_genesis && p->next_try_mono > now)
+            continue;
+        if (p->fail_count > 0 || p->probe || (p->is_genesis && !p->in_dir))
+            zlistx_add_end(now_list, p);
+        else
+            pick[n_pick++] = p;
+    }
+    for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
+        size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
+        sos_peer_t *t = pick[i];
+        pick[i] = pick[j];
+        pick[j] = t;
+        zlistx_add_end(now_list, pick[i]);
+    }
+    free(pick);
+    for (sos_peer_t *p = zlistx_first(now_list); p; p = zlistx_next(now_list))
+        s_exchange_start(self, p);
+    zlistx_destroy(&now_list);
+}
+
+void
+sos_gossip_tick(sos_node_t *self)
+{
+    uint64_t now = sos_mono_ms();
+    zlistx_t *late = zlistx_new();
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
+            zlistx_add_end(late, p);
+    for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
+        s_failure(self, p, "no answer in time");
+    zlistx_destroy(&late);
+}
+
+void
+sos_gossip_flush_stats(sos_node_t *self)
+{
+    sos_txn_t *txn = NULL;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (!p->stats_dirty || !p->in_dir || !p->id_known)
+            continue;
+        if (!txn)
+            txn = sos_node_txn(self);
+        if (!txn)
+            return;
+        sos_worker_local_t local = {.last_seen = p->last_seen,
+                                    .last_ok = p->last_ok,
+                                    .fail_count = p->fail_count,
+                                    .is_genesis = p->is_genesis};
+        if (sos_dir_put_worker_local(txn, p->id, &local) == SOS_OK)
+            p->stats_dirty = false;
+    }
+}
+
+void
+sos_gossip_push_rumors(sos_node_t *self)
+{
+    sos_pass_t *pass = &self->pass;
+    if (!pass->n_rumors)
+        return;
+    size_t n = zhashx_size(self->peers), n_pick = 0;
+    sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
+    if (!pick)
+        return;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from)
+            pick[n_pick++] = p;
+    const uint8_t *wires[SOS_BATCH_MAX];
+    for (size_t i = 0; i < pass->n_rumors; i++)
+        wires[i] = pass->rumor_wires[i];
+    sos_gmsg_t msg = {0};
+    if (s_envelope(self, SOS_MSG_RUMOR, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors)) {
+        for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
+            size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
+            sos_peer_t *t = pick[i];
+            pick[i] = pick[j];
+            pick[j] = t;
+            if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
+                self->stats.rumors_out++;
+                self->stats.records_sent += pass->n_rumors;
+            }
+        }
+    }
+    free(pick);
+}
+
+/* ------------------------------------------------------------ start, stop ---- */
+
+typedef struct {
+    sos_node_t *node;
+} s_load_t;
+
+static int
+s_load_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
+{
+    sos_node_t *self = arg;
+    if (memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        return 0;
+    sos_peer_t *peer = s_peer_for_worker(self, rec, local);
+    if (peer)
+        peer->stats_dirty = false;
+    return 0;
+}
+
+sos_rc
+sos_gossip_start(sos_node_t *self)
+{
+    self->pass.rumor_wires = calloc(SOS_BATCH_MAX, sizeof *self->pass.rumor_wires);
+    self->pass.rumor_lens = calloc(SOS_BATCH_MAX, sizeof *self->pass.rumor_lens);
+    if (!self->pass.rumor_wires || !self->pass.rumor_lens)
+        return SOS_ERR_NOMEM;
+    /*  Genesis addresses first, so that directory workers at those addresses are tagged. */
+    for (uint32_t i = 0; i < self->cfg.n_genesis; i++) {
+        const sos_genesis_t *g = &self->cfg.genesis[i];
+        if (streq(g->url, self->cfg.advertise))
+            continue; /* we are this genesis node */
+        sos_peer_t *peer = sos_gossip_peer_for_url(self, g->url);
+        if (!peer)
+            return SOS_ERR_IO;
+        peer->is_genesis = true;
+        if (g->pinned) {
+            peer->pinned = true;
+            s_peer_set_id(self, peer, g->id);
+        }
+    }
+    sos_node_pass_begin(self);
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn) {
+        sos_node_pass_end(self);
+        return SOS_ERR_IO;
+    }
+    uint64_t version = 0;
+    sos_rc rc = sos_meta_get_u64(txn, "version", &version);
+    if (rc && rc != SOS_ERR_NOT_FOUND) {
+        sos_node_pass_end(self);
+        return rc;
+    }
+    self->my_version = version;
+    rc = sos_dir_foreach_worker(txn, s_load_worker, self);
+    if (rc) {
+        sos_log_error("store: cannot load the directory: %s", sos_strerror(rc));
+        sos_node_pass_end(self);
+        return rc;
+    }
+    /*  A new record at every start: a higher version than any copy others hold, so that a
+        node removed while it was down comes back. */
+    s_publish_self(self, txn);
+    uint64_t workers = 0, rooms = 0;
+    sos_dir_counts(txn, &workers, &rooms, NULL);
+    sos_log_notice("directory: %llu workers, %llu rooms; record version %llu",
+                   (unsigned long long)workers, (unsigned long long)rooms,
+                   (unsigned long long)self->my_version);
+    self->pass.n_rumors = 0; /* the first round carries our record */
+    sos_node_pass_end(self);
+    return SOS_OK;
+}
+
+void
+sos_gossip_stop(sos_node_t *self)
+{
+    sos_gmsg_t msg = {0};
+    if (!s_envelope(self, SOS_MSG_LEAVE, &msg, NULL, NULL, 0))
+        return;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (!p->in_dir && !p->is_genesis)
+            continue;
+        zsock_set_linger(p->dealer, 200);
+        sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size);
+    }
+}

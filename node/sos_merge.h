@@ -1,0 +1,64 @@
+/*  sos_merge.h: the rules by which a node takes a verified record into its directory.
+    Pure decisions over one store transaction, so they can be tested without sockets. */
+#ifndef SOS_MERGE_H
+#define SOS_MERGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sos_record.h"
+#include "sos_store.h"
+
+/*  How a record reached us. */
+typedef enum {
+    SOS_SRC_LOCAL,  /* signed by this node just now */
+    SOS_SRC_DIRECT, /* the origin's own worker record, in an envelope the origin signed */
+    SOS_SRC_DELTA,  /* an anti-entropy batch */
+    SOS_SRC_RUMOR,  /* a change pushed at once, possibly relayed */
+} sos_source_t;
+
+typedef enum {
+    SOS_MERGE_NEW,           /* taken: a key we did not have */
+    SOS_MERGE_UPDATED,       /* taken: a newer version, or a room's creation conflict won */
+    SOS_MERGE_SAME,          /* we hold this version already */
+    SOS_MERGE_STALE,         /* we hold a newer version */
+    SOS_MERGE_TOMBSTONED,    /* a removed worker, and the record is not newer than its removal */
+    SOS_MERGE_CAP,           /* a cap on workers or rooms (per origin or in total) is reached */
+    SOS_MERGE_CONFLICT_LOST, /* another owner created this room first */
+    SOS_MERGE_EXPIRED,       /* a room past its expiry */
+    SOS_MERGE_SELF,          /* about this node: only this node signs those */
+    SOS_MERGE_BAD_ROOM,      /* a room record with impossible times */
+    SOS_MERGE_MAX
+} sos_merge_result_t;
+
+typedef struct {
+    const uint8_t *self_id;
+    uint64_t now_ms;
+    uint32_t max_workers;
+    uint32_t max_rooms;
+    uint32_t max_rooms_per_origin;
+    uint64_t max_room_lifetime_ms; /* expires_at - created_at at most this */
+    uint64_t clock_skew_ms;        /* created_at at most this far in the future */
+} sos_merge_ctx_t;
+
+/*  Decide whether rec (verified) enters the directory, and if so put it (sos_dir_put) in txn.
+    A tombstone is overridden by a newer version, or by SOS_SRC_DIRECT (the worker itself is
+    talking to us, so it is alive). A room creation conflict (same room_hash, two owners) is
+    won by the earlier created_at, then the lower owner id, the same way on every node; when
+    rec wins, *displaced (may be NULL) receives the losing record so the caller can drop the
+    room if it owned it, and *displaced_set says so. Returns a store error, or SOS_OK with
+    *result saying what happened. */
+sos_rc sos_merge_record(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *rec,
+                        sos_source_t src, sos_merge_result_t *result, sos_record_t *displaced,
+                        bool *displaced_set);
+
+/*  True for SOS_MERGE_NEW and SOS_MERGE_UPDATED. */
+bool sos_merge_taken(sos_merge_result_t result);
+
+/*  A short name for logs and counters, e.g. "stale". */
+const char *sos_merge_result_name(sos_merge_result_t result);
+
+/*  True if room record a wins over b in a creation conflict. */
+bool sos_room_wins(const sos_record_t *a, const sos_record_t *b);
+
+#endif

@@ -1,0 +1,705 @@
+/*  sos_node.c: the node actor: start-up, the reactor over the public ROUTER, passes with
+    group commit, the directory queries (status, workers, rooms), and shutdown.
+
+    A pass is one wake-up of the reactor. Everything received in it (gossip, room writes,
+    queries) is applied inside one LMDB write transaction, and every reply waits in a queue
+    until that transaction has committed to disk. Concurrent senders therefore share one
+    fsync (group commit), no client ever sees an acknowledgement for data that is not on
+    disk, and no reader sees data that a failed commit then discards. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sos_node_int.h"
+
+#define SOS_PASS_MAX_FRAMES 512 /* frames taken from the ROUTER in one pass */
+#define SOS_ROOMS_PAGE_MAX  1000
+
+/* ------------------------------------------------------------------ passes ---- */
+
+sos_txn_t *
+sos_node_txn(sos_node_t *self)
+{
+    assert(self->pass.active);
+    if (!self->pass.txn) {
+        sos_rc rc = sos_txn_begin(self->store, true, &self->pass.txn);
+        if (rc) {
+            sos_log_error("store: cannot begin a transaction: %s", sos_strerror(rc));
+            return NULL;
+        }
+    }
+    return self->pass.txn;
+}
+
+void
+sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data, size_t size,
+               uint64_t req_id, bool needs_commit)
+{
+    sos_pass_t *pass = &self->pass;
+    if (pass->n_out == pass->cap_out) {
+        size_t cap = pass->cap_out ? pass->cap_out * 2 : 64;
+        sos_out_t *out = realloc(pass->out, cap * sizeof *out);
+        if (!out) {
+            sos_log_error("out of memory queueing a reply");
+            if (routing_p)
+                zframe_destroy(routing_p);
+            return;
+        }
+        pass->out = out;
+        pass->cap_out = cap;
+    }
+    sos_out_t *o = &pass->out[pass->n_out];
+    o->data = malloc(size ? size : 1);
+    if (!o->data) {
+        if (routing_p)
+            zframe_destroy(routing_p);
+        return;
+    }
+    memcpy(o->data, data, size);
+    o->size = size;
+    o->sock = sock;
+    o->routing = routing_p ? *routing_p : NULL;
+    if (routing_p)
+        *routing_p = NULL;
+    o->req_id = req_id;
+    o->needs_commit = needs_commit;
+    pass->n_out++;
+}
+
+bool
+sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size)
+{
+    if (zmq_send(zsock_resolve(sock), data, size, ZMQ_DONTWAIT) < 0)
+        return false;
+    self->stats.bytes_out += size;
+    self->stats.frames_out++;
+    return true;
+}
+
+void
+sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
+{
+    static const char *names[SOS_DROP_MAX] = {
+        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
+        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+    };
+    self->stats.drops[reason]++;
+    /*  One line per drop at info level; a flood of garbage must not flood the log at the
+        default level, so only the first of each reason is a warning. */
+    if (self->stats.drops[reason] == 1)
+        sos_log_warning("dropped %s: %s (further drops of this kind are logged at info level)",
+                        names[reason], what);
+    else
+        sos_log_info("dropped %s: %s", names[reason], what);
+}
+
+void
+sos_node_pass_begin(sos_node_t *self)
+{
+    assert(!self->pass.active);
+    self->pass.active = true;
+    self->pass.wrote = false;
+}
+
+/*  Commit, then send what waited for the commit. A failed commit turns write replies into
+    errors and drops the rest (peers retry gossip in a later round). */
+void
+sos_node_pass_end(sos_node_t *self)
+{
+    sos_pass_t *pass = &self->pass;
+    assert(pass->active);
+    bool committed = true;
+    if (pass->txn) {
+        sos_rc rc = sos_txn_commit(&pass->txn);
+        self->stats.commits++;
+        if (rc) {
+            committed = false;
+            self->stats.commit_failures++;
+            self->digest_dirty = true;
+            sos_log_error("store: commit failed: %s; %zu replies fail", sos_strerror(rc),
+                          pass->n_out);
+        }
+    }
+    for (size_t i = 0; i < pass->n_out; i++) {
+        sos_out_t *o = &pass->out[i];
+        if (!committed && !o->needs_commit) {
+            /*  gossip replies and reads are simply dropped */
+        } else if (!committed) {
+            msgpack_sbuffer_clear(&self->buf2);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &self->buf2, msgpack_sbuffer_write);
+            sos_reply_pack_error(&pk, o->req_id, SOS_E_UNAVAILABLE,
+                                 "the node could not write to its store");
+            void *h = zsock_resolve(o->sock);
+            if (o->routing)
+                zmq_send(h, zframe_data(o->routing), zframe_size(o->routing),
+                         ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(h, self->buf2.data, self->buf2.size, ZMQ_DONTWAIT);
+        } else {
+            void *h = zsock_resolve(o->sock);
+            int rc = 0;
+            if (o->routing)
+                rc = zmq_send(h, zframe_data(o->routing), zframe_size(o->routing),
+                              ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            if (rc >= 0 && zmq_send(h, o->data, o->size, ZMQ_DONTWAIT) >= 0) {
+                self->stats.bytes_out += o->size;
+                self->stats.frames_out++;
+            }
+        }
+        zframe_destroy(&o->routing);
+        free(o->data);
+    }
+    pass->n_out = 0;
+    if (committed) {
+        sos_gossip_push_rumors(self);
+        sos_rooms_wake(self);
+    }
+    pass->n_rumors = 0;
+    pass->rumor_from = NULL;
+    zlistx_purge(pass->woken_rooms);
+    pass->active = false;
+}
+
+/* ------------------------------------------------------------- queries ---- */
+
+static void
+s_reply_queue(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
+{
+    sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, req_id, false);
+}
+
+static void
+s_reply_error(sos_node_t *self, zframe_t **routing_p, uint64_t req_id, const char *code,
+              const char *message)
+{
+    msgpack_sbuffer_clear(&self->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
+    sos_reply_pack_error(&pk, req_id, code, message);
+    s_reply_queue(self, routing_p, req_id);
+}
+
+static void
+s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
+{
+    static const char *drop_names[SOS_DROP_MAX] = {
+        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
+        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+    };
+    uint64_t workers = 0, rooms = 0, origins = 0;
+    sos_txn_t *txn = sos_node_txn(self);
+    if (txn)
+        sos_dir_counts(txn, &workers, &rooms, &origins);
+    sos_stats_t *st = &self->stats;
+    msgpack_sbuffer_clear(&self->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
+    sos_reply_pack_begin(&pk, req_id, "ok");
+    msgpack_pack_map(&pk, 13);
+    sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
+    sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
+    sos_mp_pack_kv_str(&pk, "listen", self->cfg.listen);
+    sos_mp_pack_kv_str(&pk, "version", SOS_VERSION);
+    sos_mp_pack_kv_uint(&pk, "uptime_s", (sos_mono_ms() - self->start_mono) / 1000);
+    sos_mp_pack_kv_uint(&pk, "workers", workers);
+    sos_mp_pack_kv_uint(&pk, "rooms", rooms);
+    sos_mp_pack_kv_uint(&pk, "origins", origins);
+    sos_mp_pack_kv_uint(&pk, "peers", zhashx_size(self->peers));
+    sos_mp_pack_kv_uint(&pk, "record_version", self->my_version);
+    sos_mp_pack_kv_uint(&pk, "gossip_interval_ms", self->cfg.gossip_interval_ms);
+    sos_mp_pack_str(&pk, "gossip");
+    struct {
+        const char *name;
+        uint64_t value;
+    } g[] = {
+        {"rounds", st->rounds},
+        {"exchanges_ok", st->exchanges_ok},
+        {"exchanges_failed", st->exchanges_failed},
+        {"bytes_in", st->bytes_in},
+        {"bytes_out", st->bytes_out},
+        {"frames_in", st->frames_in},
+        {"frames_out", st->frames_out},
+        {"rumors_in", st->rumors_in},
+        {"rumors_out", st->rumors_out},
+        {"records_sent", st->records_sent},
+        {"records_accepted", st->merges[SOS_MERGE_NEW] + st->merges[SOS_MERGE_UPDATED]},
+        {"workers_removed", st->workers_removed},
+        {"requests", st->requests},
+        {"forwards", st->forwards},
+        {"forward_failures", st->forward_failures},
+        {"commits", st->commits},
+        {"commit_failures", st->commit_failures},
+        {"sends", st->sends},
+        {"send_dups", st->send_dups},
+    };
+    size_t n = sizeof g / sizeof g[0];
+    msgpack_pack_map(&pk, n + SOS_MERGE_MAX);
+    for (size_t i = 0; i < n; i++)
+        sos_mp_pack_kv_uint(&pk, g[i].name, g[i].value);
+    for (int i = 0; i < SOS_MERGE_MAX; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "merge_%s", sos_merge_result_name(i));
+        sos_mp_pack_kv_uint(&pk, key, st->merges[i]);
+    }
+    sos_mp_pack_str(&pk, "drops");
+    msgpack_pack_map(&pk, SOS_DROP_MAX);
+    for (int i = 0; i < SOS_DROP_MAX; i++)
+        sos_mp_pack_kv_uint(&pk, drop_names[i], st->drops[i]);
+    s_reply_queue(self, routing_p, req_id);
+}
+
+typedef struct {
+    sos_node_t *node;
+    msgpack_packer *pk;
+    uint32_t count;
+    bool counting;
+} s_list_t;
+
+static void
+s_pack_worker(s_list_t *l, const char *hex, const char *url, uint64_t version,
+              const sos_worker_local_t *local, const sos_peer_t *peer)
+{
+    msgpack_packer *pk = l->pk;
+    msgpack_pack_map(pk, 7);
+    sos_mp_pack_kv_str(pk, "node_id", hex);
+    sos_mp_pack_kv_str(pk, "url", url);
+    /*  The live figures are in memory; the store has them as of the last flush. */
+    sos_mp_pack_kv_uint(pk, "last_seen", peer ? peer->last_seen : local->last_seen);
+    sos_mp_pack_kv_uint(pk, "last_ok", peer ? peer->last_ok : local->last_ok);
+    sos_mp_pack_kv_uint(pk, "fail_count", peer ? peer->fail_count : local->fail_count);
+    sos_mp_pack_str(pk, "is_genesis");
+    if (peer ? peer->is_genesis : local->is_genesis)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    sos_mp_pack_kv_uint(pk, "version", version);
+}
+
+static int
+s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
+{
+    s_list_t *l = arg;
+    l->count++;
+    if (l->counting)
+        return 0;
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
+    s_pack_worker(l, hex, rec->url, rec->version, local, peer);
+    return 0;
+}
+
+/*  Genesis nodes are always listed, also before their first answer (when only their address,
+    and perhaps a pinned id, is known). */
+static uint32_t
+s_pending_genesis(sos_node_t *self, s_list_t *l)
+{
+    uint32_t n = 0;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (!p->is_genesis || p->in_dir)
+            continue;
+        n++;
+        if (l) {
+            sos_worker_local_t local = {0};
+            s_pack_worker(l, p->pinned ? p->hex : "", p->url, 0, &local, p);
+        }
+    }
+    return n;
+}
+
+static void
+s_op_workers(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
+{
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn) {
+        s_reply_error(self, routing_p, req_id, SOS_E_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    msgpack_sbuffer_clear(&self->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
+    s_list_t l = {.node = self, .pk = &pk, .counting = true};
+    sos_dir_foreach_worker(txn, s_each_worker, &l);
+    uint32_t n = l.count + s_pending_genesis(self, NULL);
+    sos_reply_pack_begin(&pk, req_id, "ok");
+    msgpack_pack_map(&pk, 1);
+    sos_mp_pack_str(&pk, "workers");
+    msgpack_pack_array(&pk, n);
+    l.counting = false;
+    l.count = 0;
+    sos_rc rc = sos_dir_foreach_worker(txn, s_each_worker, &l);
+    s_pending_genesis(self, &l);
+    if (rc || l.count + s_pending_genesis(self, NULL) != n) {
+        s_reply_error(self, routing_p, req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
+    s_reply_queue(self, routing_p, req_id);
+}
+
+typedef struct {
+    msgpack_packer *pk;
+    uint32_t limit;
+    uint32_t count;
+    bool counting;
+    char last[SOS_ROOMHASH_LEN + 1];
+} s_rooms_t;
+
+static int
+s_each_room(void *arg, const sos_record_t *rec)
+{
+    s_rooms_t *l = arg;
+    if (l->count == l->limit)
+        return 1;
+    l->count++;
+    memcpy(l->last, rec->room_hash, sizeof l->last);
+    if (l->counting)
+        return 0;
+    char owner[SOS_NODEID_HEX + 1];
+    sos_hex(owner, rec->origin, SOS_NODEID_BYTES);
+    msgpack_packer *pk = l->pk;
+    msgpack_pack_map(pk, 7);
+    sos_mp_pack_kv_str(pk, "room_hash", rec->room_hash);
+    sos_mp_pack_kv_str(pk, "emojis", rec->emojis);
+    sos_mp_pack_kv_str(pk, "description", rec->description);
+    sos_mp_pack_kv_uint(pk, "created_at", rec->created_at);
+    sos_mp_pack_kv_uint(pk, "expires_at", rec->expires_at);
+    sos_mp_pack_kv_str(pk, "worker", rec->url);
+    sos_mp_pack_kv_str(pk, "owner", owner);
+    return 0;
+}
+
+static void
+s_op_rooms(sos_node_t *self, zframe_t **routing_p, const sos_request_t *req)
+{
+    const char *after = NULL;
+    char after_buf[SOS_ROOMHASH_LEN + 1];
+    uint64_t limit = SOS_ROOMS_PAGE_MAX;
+    const msgpack_object *o = sos_mp_map_get(req->args, "after");
+    if (o) {
+        if (!sos_mp_str_copy(o, after_buf, SOS_ROOMHASH_LEN) ||
+            !sos_room_hash_valid(after_buf, strlen(after_buf))) {
+            s_reply_error(self, routing_p, req->req_id, SOS_E_INVALID_ROOM_HASH,
+                          "after must be a room hash");
+            return;
+        }
+        after = after_buf;
+    }
+    o = sos_mp_map_get(req->args, "limit");
+    if (o && (!sos_mp_uint(o, &limit) || limit == 0)) {
+        s_reply_error(self, routing_p, req->req_id, SOS_E_BAD_REQUEST, "limit must be >= 1");
+        return;
+    }
+    if (limit > SOS_ROOMS_PAGE_MAX)
+        limit = SOS_ROOMS_PAGE_MAX;
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn) {
+        s_reply_error(self, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    msgpack_sbuffer_clear(&self->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
+    /*  Count the page first (one more than the limit tells whether a next page exists). */
+    s_rooms_t l = {.pk = &pk, .limit = (uint32_t)limit + 1, .counting = true};
+    sos_dir_foreach_room(txn, after, s_each_room, &l);
+    bool more = l.count > limit;
+    uint32_t n = more ? (uint32_t)limit : l.count;
+    sos_reply_pack_begin(&pk, req->req_id, "ok");
+    msgpack_pack_map(&pk, more ? 2 : 1);
+    sos_mp_pack_str(&pk, "rooms");
+    msgpack_pack_array(&pk, n);
+    s_rooms_t w = {.pk = &pk, .limit = n};
+    sos_rc rc = sos_dir_foreach_room(txn, after, s_each_room, &w);
+    if (rc || w.count != n) {
+        s_reply_error(self, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
+    if (more)
+        sos_mp_pack_kv_str(&pk, "next", w.last);
+    s_reply_queue(self, routing_p, req->req_id);
+}
+
+/* ------------------------------------------------------------ reactor ---- */
+
+static void
+s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, const uint8_t *frame,
+             size_t size)
+{
+    sos_mp_doc_t doc;
+    sos_request_t req;
+    sos_rc rc = sos_request_decode(&req, &doc, frame, size);
+    if (rc) {
+        sos_node_drop(self, SOS_DROP_BAD_REQUEST, "client request does not decode");
+        /*  Answer if at least the request id can be read, so that the client is not left
+            waiting for a timeout. */
+        sos_mp_doc_release(&doc);
+        zframe_destroy(routing_p);
+        return;
+    }
+    self->stats.requests++;
+    if (streq(req.op, "status"))
+        s_op_status(self, routing_p, req.req_id);
+    else if (streq(req.op, "workers"))
+        s_op_workers(self, routing_p, req.req_id);
+    else if (streq(req.op, "rooms"))
+        s_op_rooms(self, routing_p, &req);
+    else
+        sos_rooms_on_request(self, routing_p, peer_address, &req);
+    sos_mp_doc_release(&doc);
+    zframe_destroy(routing_p);
+}
+
+/*  Take one multipart message from the ROUTER without blocking: [routing id, frame]. Returns
+    1 if one was taken, 0 if none was waiting. */
+static int
+s_router_take(sos_node_t *self)
+{
+    void *h = zsock_resolve(self->router);
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    if (zmq_msg_recv(&id, h, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        return 0;
+    }
+    zmq_msg_init(&body);
+    if (!zmq_msg_more(&id) || zmq_msg_recv(&body, h, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+        sos_node_drop(self, SOS_DROP_MALFORMED, "message without a body");
+        return 1;
+    }
+    bool extra = false;
+    while (zmq_msg_more(&body)) {
+        /*  Our frames are single-part: drain and drop the rest of a multipart message. */
+        zmq_msg_t rest;
+        zmq_msg_init(&rest);
+        int more = zmq_msg_recv(&rest, h, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&rest);
+        zmq_msg_close(&rest);
+        extra = true;
+        if (!more)
+            break;
+    }
+    size_t size = zmq_msg_size(&body);
+    const uint8_t *data = zmq_msg_data(&body);
+    self->stats.bytes_in += size;
+    self->stats.frames_in++;
+    zframe_t *routing = zframe_new(zmq_msg_data(&id), zmq_msg_size(&id));
+    sos_frame_kind_t kind;
+    if (extra)
+        sos_node_drop(self, SOS_DROP_MALFORMED, "multipart message");
+    else if (size > SOS_FRAME_MAX)
+        sos_node_drop(self, SOS_DROP_OVERSIZED, "frame over the size ceiling");
+    else if (sos_frame_kind(data, size, &kind) != SOS_OK)
+        sos_node_drop(self, SOS_DROP_MALFORMED, "frame of unknown kind");
+    else if (kind == SOS_FRAME_ENVELOPE)
+        sos_gossip_on_request(self, &routing, data, size);
+    else if (kind == SOS_FRAME_REQUEST) {
+        const char *address = zmq_msg_gets(&body, "Peer-Address");
+        s_on_request(self, &routing, address ? address : "", data, size);
+    } else
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply frame sent to the public endpoint");
+    zframe_destroy(&routing);
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    return 1;
+}
+
+static int
+s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_node_pass_begin(self);
+    for (int i = 0; i < SOS_PASS_MAX_FRAMES; i++)
+        if (!s_router_take(self))
+            break;
+    sos_node_pass_end(self);
+    return 0;
+}
+
+static int
+s_on_round(zloop_t *loop, int timer_id, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_node_pass_begin(self);
+    sos_gossip_round(self);
+    sos_node_pass_end(self);
+    return 0;
+}
+
+static int
+s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_node_pass_begin(self);
+    sos_gossip_tick(self);
+    sos_rooms_tick(self);
+    sos_node_pass_end(self);
+    return 0;
+}
+
+static int
+s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_node_pass_begin(self);
+    sos_rooms_expire(self);
+    sos_gossip_flush_stats(self);
+    sos_txn_t *txn = sos_node_txn(self);
+    uint32_t removed = 0;
+    if (txn && sos_dir_tombstone_sweep(txn, sos_now_ms(), &removed) == SOS_OK && removed) {
+        self->digest_dirty = true;
+        sos_log_info("%u tombstones expired", removed);
+    }
+    sos_node_pass_end(self);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle ---- */
+
+static sos_rc
+s_open(sos_node_t *self)
+{
+    sos_rc rc = sos_store_open(&self->store, self->cfg.data_dir, self->cfg.map_size);
+    if (rc) {
+        sos_log_error("cannot open the store in %s: %s", self->cfg.data_dir, sos_strerror(rc));
+        return rc;
+    }
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/identity.key", self->cfg.data_dir);
+    bool created = false;
+    rc = sos_identity_load_or_create(&self->id, path, &created);
+    if (rc) {
+        sos_log_error("cannot load the identity %s: %s", path, sos_strerror(rc));
+        return rc;
+    }
+    sos_hex(self->id_hex, self->id.pk, SOS_NODEID_BYTES);
+    sos_log_notice("node %s (%s identity) at %s", self->id_hex, created ? "new" : "existing",
+                   self->cfg.advertise);
+    return SOS_OK;
+}
+
+sos_node_t *
+sos_node_new(const sos_config_t *cfg, sos_rc *rc_p)
+{
+    sos_rc rc = SOS_ERR_NOMEM;
+    sos_node_t *self = calloc(1, sizeof *self);
+    if (!self)
+        goto fail;
+    self->cfg = *cfg;
+    self->start_mono = sos_mono_ms();
+    msgpack_sbuffer_init(&self->buf);
+    msgpack_sbuffer_init(&self->buf2);
+    uint64_t interval = cfg->gossip_interval_ms;
+    /*  An exchange may take two intervals, within 0.5 to 5 s. */
+    self->exchange_timeout_ms = interval * 2 < 500    ? 500
+                                : interval * 2 > 5000 ? 5000
+                                                      : interval * 2;
+    /*  A tombstone outlives the time the rest of the network needs to remove the same
+        worker by far: an hour, or more with slow rounds. */
+    self->tombstone_ttl_ms = 3600 * 1000;
+    if (interval * cfg->max_failures * 20 > self->tombstone_ttl_ms)
+        self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
+    self->peers = zhashx_new();
+    self->peers_id = zhashx_new();
+    self->gaps = zhashx_new();
+    self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
+    self->pass.woken_rooms = zlistx_new();
+    if (!self->peers || !self->peers_id || !self->gaps || !self->replay || !self->pass.woken_rooms)
+        goto fail;
+    zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_comparator(self->pass.woken_rooms, (zlistx_comparator_fn *)strcmp);
+    zhashx_set_destructor(self->gaps, (zhashx_destructor_fn *)zstr_free);
+    self->digest_dirty = true;
+
+    rc = s_open(self);
+    if (rc)
+        goto fail;
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router) {
+        rc = SOS_ERR_IO;
+        goto fail;
+    }
+    zsock_set_linger(self->router, 0);
+    /*  libzmq disconnects a peer that sends more than this; our own ceiling, with a counter,
+        is SOS_FRAME_MAX below it. */
+    zsock_set_maxmsgsize(self->router, 2 * SOS_FRAME_MAX);
+    zsock_set_sndhwm(self->router, 10000);
+    zsock_set_rcvhwm(self->router, 10000);
+    if (zsock_bind(self->router, "%s", cfg->listen) < 0) {
+        sos_log_error("cannot bind %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
+        rc = SOS_ERR_IO;
+        goto fail;
+    }
+    self->loop = zloop_new();
+    if (!self->loop)
+        goto fail;
+    self->rooms = sos_rooms_new(self);
+    if (!self->rooms)
+        goto fail;
+    rc = sos_gossip_start(self);
+    if (rc)
+        goto fail;
+    zloop_reader(self->loop, self->router, s_recv_router, self);
+    zloop_reader_set_tolerant(self->loop, self->router);
+    self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
+    size_t tick = cfg->gossip_interval_ms / 4;
+    tick = tick < 20 ? 20 : tick > 500 ? 500 : tick;
+    zloop_timer(self->loop, tick, 0, s_on_tick, self);
+    zloop_timer(self->loop, 1000, 0, s_on_housekeeping, self);
+    *rc_p = SOS_OK;
+    return self;
+fail:
+    *rc_p = rc ? rc : SOS_ERR_NOMEM;
+    sos_node_destroy(&self);
+    return NULL;
+}
+
+int
+sos_node_run(sos_node_t *self)
+{
+    /*  The first round at once: a new node announces itself to the genesis nodes. */
+    sos_node_pass_begin(self);
+    sos_gossip_round(self);
+    sos_node_pass_end(self);
+    zloop_start(self->loop);
+    sos_log_notice("stopping: telling peers and closing the store");
+    sos_node_pass_begin(self);
+    sos_gossip_stop(self);
+    sos_gossip_flush_stats(self);
+    sos_node_pass_end(self);
+    return 0;
+}
+
+void
+sos_node_destroy(sos_node_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sos_node_t *self = *self_p;
+    sos_rooms_destroy(&self->rooms);
+    zloop_destroy(&self->loop);
+    if (self->peers) {
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+            zsock_destroy(&p->dealer);
+            free(p);
+        }
+        zhashx_destroy(&self->peers);
+    }
+    zhashx_destroy(&self->peers_id);
+    zhashx_destroy(&self->gaps);
+    zsock_destroy(&self->router);
+    sos_replay_destroy(&self->replay);
+    if (self->pass.txn)
+        sos_txn_abort(&self->pass.txn);
+    zlistx_destroy(&self->pass.woken_rooms);
+    free(self->pass.out);
+    free(self->pass.rumor_wires);
+    free(self->pass.rumor_lens);
+    sos_store_destroy(&self->store);
+    sos_identity_wipe(&self->id);
+    msgpack_sbuffer_destroy(&self->buf);
+    msgpack_sbuffer_destroy(&self->buf2);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,198 @@
+/*  sos_node_int.h: the node's internal state, shared by sos_node.c (reactor, passes,
+    client requests), sos_gossip.c (peers and exchanges) and sos_rooms.c (owned rooms). */
+#ifndef SOS_NODE_INT_H
+#define SOS_NODE_INT_H
+
+#include <czmq.h>
+#include <msgpack.h>
+#include <sodium.h>
+
+#include "sos_client.h"
+#include "sos_config.h"
+#include "sos_envelope.h"
+#include "sos_gmsg.h"
+#include "sos_identity.h"
+#include "sos_log.h"
+#include "sos_merge.h"
+#include "sos_mp.h"
+#include "sos_node.h"
+#include "sos_record.h"
+#include "sos_store.h"
+
+/*  Why an incoming frame or record was dropped; each has a counter shown by `status`. */
+typedef enum {
+    SOS_DROP_MALFORMED,     /* does not decode */
+    SOS_DROP_OVERSIZED,     /* over a size ceiling */
+    SOS_DROP_BAD_SIGNATURE, /* an envelope or record signature does not verify */
+    SOS_DROP_BAD_VERSION,   /* unknown protocol version, message type or record kind */
+    SOS_DROP_REPLAY_WINDOW, /* timestamp outside the window */
+    SOS_DROP_NONCE_REUSED,  /* nonce seen before */
+    SOS_DROP_WRONG_SENDER,  /* a reply signed by another node than the peer asked */
+    SOS_DROP_UNEXPECTED,    /* a reply nobody waits for, or a message in the wrong place */
+    SOS_DROP_SELF,          /* gossip claiming to be from this node */
+    SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
+    SOS_DROP_MAX
+} sos_drop_t;
+
+typedef struct {
+    uint64_t rounds;
+    uint64_t exchanges_ok;
+    uint64_t exchanges_failed;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t frames_in;
+    uint64_t frames_out;
+    uint64_t rumors_in;
+    uint64_t rumors_out;
+    uint64_t records_sent;
+    uint64_t workers_removed;
+    uint64_t requests;
+    uint64_t forwards;
+    uint64_t forward_failures;
+    uint64_t commits;
+    uint64_t commit_failures;
+    uint64_t sends;
+    uint64_t send_dups;
+    uint64_t drops[SOS_DROP_MAX];
+    uint64_t merges[SOS_MERGE_MAX];
+} sos_stats_t;
+
+/*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
+typedef enum {
+    SOS_EX_IDLE,
+    SOS_EX_WAIT_SYNC_ACK,
+    SOS_EX_WAIT_DELTA_ACK,
+} sos_exchange_state_t;
+
+typedef struct {
+    char url[SOS_URL_MAX + 1];
+    bool id_known;
+    uint8_t id[SOS_NODEID_BYTES];
+    char hex[SOS_NODEID_HEX + 1];
+    bool is_genesis;
+    bool pinned; /* a genesis given as ID@ENDPOINT */
+    bool in_dir; /* a worker of the directory (not only a genesis address or a forward) */
+    zsock_t *dealer;
+    uint64_t created_mono;
+    uint64_t last_used_mono;
+    /* failure counting: authoritative here, written to the store's local stats */
+    uint32_t fail_count;
+    uint64_t last_ok;   /* wall ms */
+    uint64_t last_seen; /* wall ms */
+    bool stats_dirty;
+    bool probe;             /* suspected by another node: exchange every round */
+    uint64_t next_try_mono; /* genesis backoff */
+    /* exchange */
+    sos_exchange_state_t state;
+    uint64_t req_id;
+    uint64_t deadline_mono;
+    bool again; /* start another exchange at once (a batch was truncated) */
+} sos_peer_t;
+
+/*  An outgoing frame queued during a pass, sent after the pass commits. */
+typedef struct {
+    zsock_t *sock;
+    zframe_t *routing; /* ROUTER: the client's routing id (owned); NULL on a DEALER */
+    uint8_t *data;     /* owned */
+    size_t size;
+    uint64_t req_id;   /* client replies: to rewrite on failure */
+    bool needs_commit; /* a client reply that reports a write */
+} sos_out_t;
+
+/*  One pass of the reactor: everything received in one wake-up shares one write
+    transaction (group commit), and replies leave only after it commits. */
+typedef struct {
+    bool active;
+    sos_txn_t *txn;
+    bool wrote;
+    sos_out_t *out;
+    size_t n_out;
+    size_t cap_out;
+    /* records taken from rumors or made here, to push on at once */
+    uint8_t (*rumor_wires)[SOS_RECORD_MAX];
+    size_t *rumor_lens;
+    size_t n_rumors;
+    sos_peer_t *rumor_from;
+    zlistx_t *woken_rooms; /* room hashes (owned strings) with new messages */
+} sos_pass_t;
+
+typedef struct _sos_rooms_t sos_rooms_t;
+
+struct _sos_node_t {
+    sos_config_t cfg;
+    sos_identity_t id;
+    char id_hex[SOS_NODEID_HEX + 1];
+    sos_store_t *store;
+    zsock_t *router;
+    zloop_t *loop;
+    int round_timer;
+    zhashx_t *peers;    /* url -> sos_peer_t (owned) */
+    zhashx_t *peers_id; /* id hex -> sos_peer_t (borrowed) */
+    sos_replay_t *replay;
+    uint64_t my_version; /* this node's record counter */
+    sos_record_t self_rec;
+    uint64_t next_req_id;
+    uint64_t start_mono;
+    uint64_t exchange_timeout_ms;
+    uint64_t tombstone_ttl_ms;
+    zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
+    bool digest_dirty;
+    uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
+    uint32_t digest_n;
+    sos_pass_t pass;
+    sos_rooms_t *rooms;
+    sos_stats_t stats;
+    msgpack_sbuffer buf;  /* scratch for encoding */
+    msgpack_sbuffer buf2; /* scratch for encoding */
+};
+
+/* --- sos_node.c: passes and output ------------------------------------------------ */
+
+/*  The pass's write transaction, begun on first use. NULL (and a log line) if the store
+    cannot begin one. */
+sos_txn_t *sos_node_txn(sos_node_t *self);
+/*  Queue a frame for after the commit. Takes a copy of data; takes ownership of *routing_p. */
+void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data,
+                    size_t size, uint64_t req_id, bool needs_commit);
+void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
+void sos_node_pass_begin(sos_node_t *self);
+void sos_node_pass_end(sos_node_t *self);
+/*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected. */
+bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
+
+/* --- sos_gossip.c ------------------------------------------------------------------ */
+
+sos_rc sos_gossip_start(sos_node_t *self);
+void sos_gossip_stop(sos_node_t *self);
+/*  An envelope frame received on the ROUTER (from a peer's DEALER). */
+void sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame,
+                           size_t size);
+/*  The round, the exchange timeouts, the stats flush. */
+void sos_gossip_round(sos_node_t *self);
+void sos_gossip_tick(sos_node_t *self);
+void sos_gossip_flush_stats(sos_node_t *self);
+/*  Sign a record as this node (next version of the counter), store it, push it. */
+sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
+/*  Send queued rumors (called by pass_end after a commit). */
+void sos_gossip_push_rumors(sos_node_t *self);
+/*  Peer for a url, created (with a DEALER) if absent. NULL on socket errors. */
+sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url);
+
+/* --- sos_rooms.c ------------------------------------------------------------------- */
+
+sos_rooms_t *sos_rooms_new(sos_node_t *node);
+void sos_rooms_destroy(sos_rooms_t **self_p);
+/*  A room operation from a client (or a forwarding node). Takes *routing_p. */
+void sos_rooms_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address,
+                          const sos_request_t *req);
+/*  A reply from an owner to a request this node forwarded. */
+void sos_rooms_on_forward_reply(sos_node_t *self, const uint8_t *frame, size_t size);
+/*  After a commit: answer long polls of rooms that got messages. */
+void sos_rooms_wake(sos_node_t *self);
+void sos_rooms_tick(sos_node_t *self);
+/*  Expire rooms whose time has come (directory and owned data). */
+void sos_rooms_expire(sos_node_t *self);
+/*  Another owner won a creation conflict for a room we owned. */
+void sos_rooms_lost(sos_node_t *self, const char *room_hash);
+
+#endif

@@ -1,0 +1,957 @@
+/*  sos_rooms.c: chat rooms: the operations on rooms this node owns, forwarding to the owner
+    of any other room, long polls, expiry, and the rate limit on room creation.
+
+    A room lives on the node that created it. Its record (hash, owner, times) travels by
+    gossip; its members and messages stay in the owner's store. Any node accepts any room
+    operation: when it is not the owner it forwards the request, marked as forwarded, to the
+    owner's endpoint and relays the reply unchanged but for the request id. A forwarded
+    request is never forwarded again, so there is at most one hop. If the owner does not
+    answer within SOS_FORWARD_TIMEOUT_MS (plus the wait of a long poll), the client gets
+    owner_unreachable; the owner applies a request whole or not at all, and a send that
+    arrives after the client gave up is made harmless by its msg_id when the client retries.
+
+    Message order is the owner's per-room seq, given inside the write transaction that
+    stores the message; a poll asks for seq > since, so a reader never loses or repeats a
+    message, whatever the clocks say. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_node_int.h"
+
+#define SOS_FORWARD_TIMEOUT_MS 3000
+#define SOS_POLL_WAIT_MAX_MS   30000
+#define SOS_POLL_MAX_MESSAGES  1000
+#define SOS_POLL_MAX_BYTES     (1024 * 1024)
+#define SOS_ROOM_MEMBERS_MAX   1000
+#define SOS_EMOJI_COUNT_MAX    6
+#define SOS_LIMITS_MAX         65536
+#define SOS_LIMIT_RESET_MS     (30 * 60 * 1000)
+
+/*  Delays after each room creation from one client address (seconds), as the seed does. */
+static const uint32_t s_delays[] = {0, 10, 30, 60, 180, 300};
+
+typedef struct {
+    zframe_t *routing;
+    uint64_t req_id;
+    char room[SOS_ROOMHASH_LEN + 1];
+    char member[SOS_MEMBER_ID_LEN + 1];
+    uint64_t since;
+    uint64_t deadline_mono;
+} s_poller_t;
+
+typedef struct {
+    zframe_t *routing;
+    uint64_t client_req_id;
+    uint64_t deadline_mono;
+    char owner[SOS_NODEID_HEX + 1];
+    char address[64];
+    bool is_join;
+} s_forward_t;
+
+typedef struct {
+    uint32_t level;
+    uint64_t next_ms;
+    uint64_t last_ms;
+} s_limit_t;
+
+struct _sos_rooms_t {
+    zlistx_t *pollers;  /* s_poller_t (owned) */
+    zhashx_t *forwards; /* fwd id -> s_forward_t (owned) */
+    zhashx_t *limits;   /* client address -> s_limit_t (owned) */
+};
+
+static void
+s_poller_destroy(s_poller_t **p)
+{
+    if (*p) {
+        zframe_destroy(&(*p)->routing);
+        free(*p);
+        *p = NULL;
+    }
+}
+
+static void
+s_forward_destroy(s_forward_t **f)
+{
+    if (*f) {
+        zframe_destroy(&(*f)->routing);
+        free(*f);
+        *f = NULL;
+    }
+}
+
+sos_rooms_t *
+sos_rooms_new(sos_node_t *node)
+{
+    sos_rooms_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->pollers = zlistx_new();
+    self->forwards = zhashx_new();
+    self->limits = zhashx_new();
+    if (!self->pollers || !self->forwards || !self->limits) {
+        sos_rooms_destroy(&self);
+        return NULL;
+    }
+    zlistx_set_destructor(self->pollers, (zlistx_destructor_fn *)s_poller_destroy);
+    zhashx_set_destructor(self->forwards, (zhashx_destructor_fn *)s_forward_destroy);
+    zhashx_set_destructor(self->limits, (zhashx_destructor_fn *)zstr_free);
+    return self;
+}
+
+void
+sos_rooms_destroy(sos_rooms_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sos_rooms_t *self = *self_p;
+    zlistx_destroy(&self->pollers);
+    zhashx_destroy(&self->forwards);
+    zhashx_destroy(&self->limits);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---------------------------------------------------------------- replies ---- */
+
+static msgpack_packer
+s_packer(sos_node_t *node)
+{
+    msgpack_sbuffer_clear(&node->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &node->buf, msgpack_sbuffer_write);
+    return pk;
+}
+
+static void
+s_queue(sos_node_t *node, zframe_t **routing_p, uint64_t req_id, bool needs_commit)
+{
+    sos_node_queue(node, node->router, routing_p, node->buf.data, node->buf.size, req_id,
+                   needs_commit);
+}
+
+static void
+s_error(sos_node_t *node, zframe_t **routing_p, uint64_t req_id, const char *code,
+        const char *message)
+{
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_error(&pk, req_id, code, message);
+    s_queue(node, routing_p, req_id, false);
+}
+
+static void
+s_error_extra(sos_node_t *node, zframe_t **routing_p, uint64_t req_id, const char *code,
+              const char *message, const char *key, const char *str_value, uint64_t uint_value)
+{
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req_id, code);
+    msgpack_pack_map(&pk, 3);
+    sos_mp_pack_kv_str(&pk, "error", code);
+    sos_mp_pack_kv_str(&pk, "message", message);
+    if (str_value)
+        sos_mp_pack_kv_str(&pk, key, str_value);
+    else
+        sos_mp_pack_kv_uint(&pk, key, uint_value);
+    s_queue(node, routing_p, req_id, false);
+}
+
+typedef struct {
+    msgpack_packer *pk;
+    uint32_t n;
+    bool counting;
+} s_members_t;
+
+static int
+s_member_each(void *arg, const char *member_id, const char *nickname, uint64_t joined_at)
+{
+    s_members_t *m = arg;
+    m->n++;
+    if (!m->counting)
+        sos_mp_pack_str(m->pk, nickname);
+    return 0;
+}
+
+/*  Pack "members": [nicknames]. The member ids are bearer secrets and never listed. */
+static sos_rc
+s_pack_members(msgpack_packer *pk, sos_txn_t *txn, const char *room)
+{
+    s_members_t m = {.pk = pk, .counting = true};
+    sos_rc rc = sos_roomdb_foreach_member(txn, room, s_member_each, &m);
+    if (rc)
+        return rc;
+    sos_mp_pack_str(pk, "members");
+    msgpack_pack_array(pk, m.n);
+    uint32_t n = m.n;
+    m.counting = false;
+    m.n = 0;
+    rc = sos_roomdb_foreach_member(txn, room, s_member_each, &m);
+    if (rc == SOS_OK && m.n != n)
+        rc = SOS_ERR_CORRUPT;
+    return rc;
+}
+
+typedef struct {
+    msgpack_packer *pk;
+    uint32_t n;
+    size_t bytes;
+    bool counting;
+    uint32_t limit;
+} s_messages_t;
+
+static int
+s_message_each(void *arg, const sos_message_t *msg)
+{
+    s_messages_t *m = arg;
+    if (m->counting) {
+        if (m->n == SOS_POLL_MAX_MESSAGES ||
+            (m->n && m->bytes + msg->content_len > SOS_POLL_MAX_BYTES))
+            return 1;
+        m->bytes += msg->content_len;
+        m->n++;
+        return 0;
+    }
+    if (m->n == m->limit)
+        return 1;
+    m->n++;
+    msgpack_packer *pk = m->pk;
+    msgpack_pack_map(pk, 5);
+    sos_mp_pack_str(pk, "id");
+    sos_mp_pack_strn(pk, msg->msg_id, msg->msg_id_len);
+    sos_mp_pack_kv_uint(pk, "seq", msg->seq);
+    sos_mp_pack_str(pk, "sender");
+    sos_mp_pack_strn(pk, msg->sender, msg->sender_len);
+    sos_mp_pack_str(pk, "content");
+    sos_mp_pack_strn(pk, (const char *)msg->content, msg->content_len);
+    sos_mp_pack_kv_uint(pk, "timestamp", msg->timestamp);
+    return 0;
+}
+
+/*  The reply to a poll: messages after since (a bounded batch), members and room state. */
+static sos_rc
+s_pack_poll(sos_node_t *node, sos_txn_t *txn, const char *room, uint64_t req_id, uint64_t since,
+            uint32_t *count)
+{
+    sos_room_state_t st;
+    sos_rc rc = sos_roomdb_get(txn, room, &st);
+    if (rc)
+        return rc;
+    s_messages_t m = {.counting = true};
+    rc = sos_roomdb_foreach_message(txn, room, since, s_message_each, &m);
+    if (rc)
+        return rc;
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req_id, "ok");
+    msgpack_pack_map(&pk, 5);
+    sos_mp_pack_str(&pk, "messages");
+    msgpack_pack_array(&pk, m.n);
+    s_messages_t w = {.pk = &pk, .limit = m.n};
+    rc = sos_roomdb_foreach_message(txn, room, since, s_message_each, &w);
+    if (rc == SOS_OK && w.n != m.n)
+        rc = SOS_ERR_CORRUPT;
+    if (rc)
+        return rc;
+    rc = s_pack_members(&pk, txn, room);
+    if (rc)
+        return rc;
+    sos_mp_pack_kv_uint(&pk, "expires_at", st.expires_at);
+    sos_mp_pack_kv_uint(&pk, "message_count", st.message_count);
+    sos_mp_pack_kv_uint(&pk, "last_seq", st.last_seq);
+    *count = m.n;
+    return SOS_OK;
+}
+
+/* ------------------------------------------------------------- arguments ---- */
+
+/*  Count emoji in UTF-8 text: code points, not counting joiners, variation selectors and
+    skin-tone modifiers, which combine with the one before. */
+static int
+s_emoji_count(const char *s)
+{
+    int n = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp = 0;
+        int len = *p < 0x80         ? 1
+                  : (*p >> 5) == 6  ? 2
+                  : (*p >> 4) == 14 ? 3
+                  : (*p >> 3) == 30 ? 4
+                                    : 0;
+        if (!len)
+            return -1;
+        cp = len == 1 ? *p : *p & (0x7f >> len);
+        for (int i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return -1;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        p += len;
+        bool combining = cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+                         (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0020 && cp <= 0xe007f);
+        if (!combining)
+            n++;
+    }
+    return n;
+}
+
+/*  An optional string argument of at most max bytes. Returns false (and replies) if it is
+    present but not a string, or too long. */
+static bool
+s_arg_str(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, const char *key,
+          char *dest, size_t max)
+{
+    *dest = 0;
+    const msgpack_object *o = sos_mp_map_get(req->args, key);
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    const char *p;
+    size_t len;
+    if (!sos_mp_str(o, &p, &len, SIZE_MAX)) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s must be a string", key);
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, msg);
+        return false;
+    }
+    if (len > max || memchr(p, 0, len)) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "%s is longer than %zu bytes", key, max);
+        s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, msg);
+        return false;
+    }
+    memcpy(dest, p, len);
+    dest[len] = 0;
+    return true;
+}
+
+static void
+s_random_hex(char *out, size_t bytes)
+{
+    uint8_t buf[32];
+    randombytes_buf(buf, bytes);
+    sos_hex(out, buf, bytes);
+}
+
+static void
+s_nickname(char *nick, const char *given)
+{
+    if (*given)
+        strcpy(nick, given);
+    else {
+        char hex[5];
+        s_random_hex(hex, 2);
+        snprintf(nick, SOS_NICK_MAX + 1, "anon-%s", hex);
+    }
+}
+
+/* ------------------------------------------------------------ rate limit ---- */
+
+static s_limit_t *
+s_limit(sos_rooms_t *self, const char *address, uint64_t now)
+{
+    s_limit_t *lim = zhashx_lookup(self->limits, address);
+    if (lim && now - lim->last_ms > SOS_LIMIT_RESET_MS) {
+        zhashx_delete(self->limits, address);
+        lim = NULL;
+    }
+    return lim;
+}
+
+static void
+s_limit_note_create(sos_rooms_t *self, const char *address, uint64_t now)
+{
+    s_limit_t *lim = s_limit(self, address, now);
+    if (!lim) {
+        if (zhashx_size(self->limits) >= SOS_LIMITS_MAX) {
+            /*  Forget addresses that have been quiet for the reset time; if all are recent,
+                forget them all rather than grow without bound. */
+            zlistx_t *keys = zhashx_keys(self->limits);
+            for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
+                s_limit_t *l = zhashx_lookup(self->limits, k);
+                if (l && now - l->last_ms > SOS_LIMIT_RESET_MS)
+                    zhashx_delete(self->limits, k);
+            }
+            zlistx_destroy(&keys);
+            if (zhashx_size(self->limits) >= SOS_LIMITS_MAX)
+                zhashx_purge(self->limits);
+        }
+        lim = calloc(1, sizeof *lim);
+        if (!lim)
+            return;
+        zhashx_insert(self->limits, address, lim);
+    } else if (lim->level + 1 < sizeof s_delays / sizeof s_delays[0])
+        lim->level++;
+    lim->next_ms = now + (uint64_t)s_delays[lim->level] * 1000;
+    lim->last_ms = now;
+}
+
+/* ------------------------------------------------------------ operations ---- */
+
+static void
+s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const sos_request_t *req,
+            const char *room)
+{
+    sos_rooms_t *self = node->rooms;
+    uint64_t now = sos_now_ms();
+    if (req->flags & SOS_REQ_FORWARDED) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "create is never forwarded");
+        return;
+    }
+    if (node->cfg.rate_limit) {
+        s_limit_t *lim = s_limit(self, address, now);
+        if (lim && now < lim->next_ms) {
+            s_error_extra(node, routing_p, req->req_id, SOS_E_RATE_LIMITED,
+                          "too many rooms created from this address; wait", "retry_after", NULL,
+                          (lim->next_ms - now + 999) / 1000);
+            return;
+        }
+    }
+    char emojis[SOS_EMOJIS_MAX + 1], description[SOS_DESC_MAX + 1], given[SOS_NICK_MAX + 1];
+    char nick[SOS_NICK_MAX + 1];
+    if (!s_arg_str(node, routing_p, req, "emojis", emojis, SOS_EMOJIS_MAX) ||
+        !s_arg_str(node, routing_p, req, "description", description, SOS_DESC_MAX) ||
+        !s_arg_str(node, routing_p, req, "nickname", given, SOS_NICK_MAX))
+        return;
+    int n_emoji = s_emoji_count(emojis);
+    if (n_emoji < 0 || n_emoji > SOS_EMOJI_COUNT_MAX || s_emoji_count(description) < 0 ||
+        s_emoji_count(given) < 0) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
+                "emojis must be at most 6 emoji; texts must be UTF-8");
+        return;
+    }
+    s_nickname(nick, given);
+    sos_txn_t *txn = sos_node_txn(node);
+    if (!txn) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    sos_record_t *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return;
+    sos_rc rc = sos_dir_get_room(txn, room, rec);
+    if (rc == SOS_OK) {
+        s_error(node, routing_p, req->req_id, SOS_E_ROOM_EXISTS, "a room with this hash exists");
+        goto done;
+    }
+    memset(rec, 0, sizeof *rec);
+    rec->kind = SOS_REC_ROOM;
+    strcpy(rec->room_hash, room);
+    strcpy(rec->emojis, emojis);
+    strcpy(rec->description, description);
+    snprintf(rec->url, sizeof rec->url, "%s", node->cfg.advertise);
+    rec->created_at = now;
+    rec->expires_at = now + (uint64_t)node->cfg.room_ttl_s * 1000;
+    char member[SOS_MEMBER_ID_LEN + 1];
+    s_random_hex(member, SOS_MEMBER_ID_LEN / 2);
+    rc = sos_roomdb_create(txn, room, rec->created_at, rec->expires_at);
+    if (rc == SOS_OK)
+        rc = sos_roomdb_member_put(txn, room, member, nick, now);
+    if (rc == SOS_OK)
+        rc = sos_gossip_publish(node, rec);
+    if (rc) {
+        sos_log_error("cannot create room %s: %s", room, sos_strerror(rc));
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the room could not be stored");
+        goto done;
+    }
+    if (node->cfg.rate_limit)
+        s_limit_note_create(self, address, now);
+    sos_log_info("room %s created", room);
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req->req_id, "ok");
+    msgpack_pack_map(&pk, 5);
+    sos_mp_pack_kv_str(&pk, "room_hash", room);
+    sos_mp_pack_kv_uint(&pk, "created_at", rec->created_at);
+    sos_mp_pack_kv_uint(&pk, "expires_at", rec->expires_at);
+    sos_mp_pack_kv_str(&pk, "member_id", member);
+    sos_mp_pack_str(&pk, "members");
+    msgpack_pack_array(&pk, 1);
+    sos_mp_pack_str(&pk, nick);
+    s_queue(node, routing_p, req->req_id, true);
+done:
+    free(rec);
+}
+
+/*  The member_id argument, checked against the room's members. */
+static bool
+s_member(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
+         const char *room, char *member, char *nickname)
+{
+    const msgpack_object *o = sos_mp_map_get(req->args, "member_id");
+    if (!o || !sos_mp_str_copy(o, member, SOS_MEMBER_ID_LEN) ||
+        strlen(member) != SOS_MEMBER_ID_LEN) {
+        s_error(node, routing_p, req->req_id, SOS_E_NOT_MEMBER, "member_id is not a member");
+        return false;
+    }
+    sos_rc rc = sos_roomdb_member_get(txn, room, member, nickname);
+    if (rc == SOS_ERR_NOT_FOUND) {
+        s_error(node, routing_p, req->req_id, SOS_E_NOT_MEMBER, "member_id is not a member");
+        return false;
+    }
+    if (rc) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return false;
+    }
+    return true;
+}
+
+static void
+s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
+          const char *room, const char *address, const sos_room_state_t *st)
+{
+    char given[SOS_NICK_MAX + 1], nick[SOS_NICK_MAX + 1];
+    if (!s_arg_str(node, routing_p, req, "nickname", given, SOS_NICK_MAX))
+        return;
+    if (s_emoji_count(given) < 0) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "nickname must be UTF-8");
+        return;
+    }
+    if (st->member_count >= SOS_ROOM_MEMBERS_MAX) {
+        s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the room is full");
+        return;
+    }
+    s_nickname(nick, given);
+    char member[SOS_MEMBER_ID_LEN + 1];
+    s_random_hex(member, SOS_MEMBER_ID_LEN / 2);
+    sos_rc rc = sos_roomdb_member_put(txn, room, member, nick, sos_now_ms());
+    if (rc) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be stored");
+        return;
+    }
+    if (!(req->flags & SOS_REQ_FORWARDED))
+        zhashx_delete(node->rooms->limits, address); /* a successful join resets the limit */
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req->req_id, "ok");
+    msgpack_pack_map(&pk, 7);
+    sos_mp_pack_kv_str(&pk, "room_hash", room);
+    sos_mp_pack_kv_uint(&pk, "created_at", st->created_at);
+    sos_mp_pack_kv_uint(&pk, "expires_at", st->expires_at);
+    sos_mp_pack_kv_str(&pk, "member_id", member);
+    if (s_pack_members(&pk, txn, room)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
+    sos_mp_pack_kv_uint(&pk, "message_count", st->message_count);
+    sos_mp_pack_kv_uint(&pk, "last_seq", st->last_seq);
+    s_queue(node, routing_p, req->req_id, true);
+}
+
+static void
+s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
+          const char *room)
+{
+    char member[SOS_MEMBER_ID_LEN + 1], nick[SOS_NICK_MAX + 1];
+    if (!s_member(node, txn, routing_p, req, room, member, nick))
+        return;
+    const msgpack_object *o = sos_mp_map_get(req->args, "content");
+    const char *content;
+    size_t len;
+    if (!o || !sos_mp_str(o, &content, &len, SIZE_MAX)) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "content must be a string");
+        return;
+    }
+    if (len > SOS_CONTENT_MAX) {
+        s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "content is over 64 KiB");
+        return;
+    }
+    char msg_id[SOS_MSGID_MAX + 1];
+    if (!s_arg_str(node, routing_p, req, "msg_id", msg_id, SOS_MSGID_MAX))
+        return;
+    if (!*msg_id)
+        s_random_hex(msg_id, 16);
+    sos_message_t msg = {.timestamp = sos_now_ms(),
+                         .msg_id = msg_id,
+                         .msg_id_len = strlen(msg_id),
+                         .sender = nick,
+                         .sender_len = strlen(nick),
+                         .content = (const uint8_t *)content,
+                         .content_len = len};
+    uint64_t seq = 0, ts = 0;
+    bool dup = false;
+    sos_rc rc = sos_roomdb_append(txn, room, &msg, node->cfg.history_limit, &seq, &ts, &dup);
+    if (rc) {
+        sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
+        return;
+    }
+    if (dup)
+        node->stats.send_dups++;
+    else {
+        node->stats.sends++;
+        if (!zlistx_find(node->pass.woken_rooms, (void *)room))
+            zlistx_add_end(node->pass.woken_rooms, (void *)room);
+    }
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req->req_id, "ok");
+    msgpack_pack_map(&pk, 3);
+    sos_mp_pack_kv_str(&pk, "id", msg_id);
+    sos_mp_pack_kv_uint(&pk, "seq", seq);
+    sos_mp_pack_kv_uint(&pk, "timestamp", ts);
+    s_queue(node, routing_p, req->req_id, true);
+}
+
+static void
+s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
+          const char *room)
+{
+    char member[SOS_MEMBER_ID_LEN + 1];
+    if (!s_member(node, txn, routing_p, req, room, member, NULL))
+        return;
+    uint64_t since = 0, wait_ms = 0;
+    const msgpack_object *o = sos_mp_map_get(req->args, "since");
+    if (o && !sos_mp_uint(o, &since)) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "since must be a seq number");
+        return;
+    }
+    o = sos_mp_map_get(req->args, "wait_ms");
+    if (o && !sos_mp_uint(o, &wait_ms)) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "wait_ms must be a number");
+        return;
+    }
+    if (wait_ms > SOS_POLL_WAIT_MAX_MS)
+        wait_ms = SOS_POLL_WAIT_MAX_MS;
+    sos_room_state_t st;
+    if (sos_roomdb_get(txn, room, &st)) {
+        s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
+        return;
+    }
+    if (st.last_seq <= since && wait_ms > 0) {
+        s_poller_t *p = calloc(1, sizeof *p);
+        if (!p)
+            return;
+        p->routing = *routing_p;
+        *routing_p = NULL;
+        p->req_id = req->req_id;
+        strcpy(p->room, room);
+        strcpy(p->member, member);
+        p->since = since;
+        p->deadline_mono = sos_mono_ms() + wait_ms;
+        zlistx_add_end(node->rooms->pollers, p);
+        return;
+    }
+    uint32_t count = 0;
+    if (s_pack_poll(node, txn, room, req->req_id, since, &count)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
+    s_queue(node, routing_p, req->req_id, false);
+}
+
+static void
+s_op_leave(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
+           const char *room)
+{
+    char member[SOS_MEMBER_ID_LEN + 1];
+    if (!s_member(node, txn, routing_p, req, room, member, NULL))
+        return;
+    if (sos_roomdb_member_del(txn, room, member)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be removed");
+        return;
+    }
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req->req_id, "ok");
+    msgpack_pack_map(&pk, 1);
+    sos_mp_pack_kv_str(&pk, "status", "left");
+    s_queue(node, routing_p, req->req_id, true);
+}
+
+static void
+s_op_info(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
+          const char *room, const sos_room_state_t *st)
+{
+    uint64_t now = sos_now_ms();
+    msgpack_packer pk = s_packer(node);
+    sos_reply_pack_begin(&pk, req->req_id, "ok");
+    msgpack_pack_map(&pk, 7);
+    sos_mp_pack_kv_str(&pk, "room_hash", room);
+    sos_mp_pack_kv_uint(&pk, "created_at", st->created_at);
+    sos_mp_pack_kv_uint(&pk, "expires_at", st->expires_at);
+    if (s_pack_members(&pk, txn, room)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
+    sos_mp_pack_kv_uint(&pk, "message_count", st->message_count);
+    sos_mp_pack_kv_uint(&pk, "time_remaining",
+                        st->expires_at > now ? (st->expires_at - now) / 1000 : 0);
+    sos_mp_pack_kv_str(&pk, "owner", node->id_hex);
+    s_queue(node, routing_p, req->req_id, false);
+}
+
+/* ------------------------------------------------------------ forwarding ---- */
+
+static void
+s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos_request_t *req,
+          const sos_record_t *rec)
+{
+    char owner[SOS_NODEID_HEX + 1];
+    sos_hex(owner, rec->origin, SOS_NODEID_BYTES);
+    sos_peer_t *peer = sos_gossip_peer_for_url(node, rec->url);
+    uint64_t fwd_id = ++node->next_req_id;
+    msgpack_packer pk = s_packer(node);
+    sos_request_pack_begin(&pk, fwd_id, req->op);
+    msgpack_pack_object(&pk, *req->args);
+    sos_request_pack_end(&pk, req->flags | SOS_REQ_FORWARDED);
+    if (!peer || !sos_node_send_now(node, peer->dealer, node->buf.data, node->buf.size)) {
+        node->stats.forward_failures++;
+        s_error_extra(node, routing_p, req->req_id, SOS_E_OWNER_UNREACHABLE,
+                      "the room's owner is not reachable", "owner", owner, 0);
+        return;
+    }
+    node->stats.forwards++;
+    uint64_t wait_ms = 0;
+    if (streq(req->op, "poll")) {
+        const msgpack_object *o = sos_mp_map_get(req->args, "wait_ms");
+        if (o && sos_mp_uint(o, &wait_ms) && wait_ms > SOS_POLL_WAIT_MAX_MS)
+            wait_ms = SOS_POLL_WAIT_MAX_MS;
+    }
+    s_forward_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return;
+    f->routing = *routing_p;
+    *routing_p = NULL;
+    f->client_req_id = req->req_id;
+    f->deadline_mono = sos_mono_ms() + SOS_FORWARD_TIMEOUT_MS + wait_ms;
+    strcpy(f->owner, owner);
+    snprintf(f->address, sizeof f->address, "%s", address);
+    f->is_join = streq(req->op, "join");
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)fwd_id);
+    zhashx_insert(node->rooms->forwards, key, f);
+}
+
+void
+sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
+{
+    sos_mp_doc_t doc;
+    sos_reply_t rep;
+    if (sos_reply_decode(&rep, &doc, frame, size) != SOS_OK) {
+        sos_node_drop(node, SOS_DROP_MALFORMED, "forwarded reply does not decode");
+        sos_mp_doc_release(&doc);
+        return;
+    }
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)rep.req_id);
+    s_forward_t *f = zhashx_lookup(node->rooms->forwards, key);
+    if (!f) {
+        sos_node_drop(node, SOS_DROP_UNEXPECTED, "reply to no forwarded request");
+        sos_mp_doc_release(&doc);
+        return;
+    }
+    /*  Relay unchanged but for the request id. */
+    msgpack_packer pk = s_packer(node);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, SOS_FRAME_REPLY);
+    msgpack_pack_uint64(&pk, f->client_req_id);
+    sos_mp_pack_strn(&pk, rep.status, rep.status_len);
+    msgpack_pack_object(&pk, *rep.body);
+    if (f->is_join && sos_reply_ok(&rep))
+        zhashx_delete(node->rooms->limits, f->address);
+    sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0, false);
+    zhashx_delete(node->rooms->forwards, key);
+    sos_mp_doc_release(&doc);
+}
+
+/* --------------------------------------------------------------- dispatch ---- */
+
+void
+sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address,
+                     const sos_request_t *req)
+{
+    const char *ops[] = {"create", "join", "send", "poll", "leave", "info"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        known |= streq(req->op, ops[i]);
+    if (!known) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "unknown operation");
+        return;
+    }
+    char room[SOS_ROOMHASH_LEN + 1];
+    const msgpack_object *o = sos_mp_map_get(req->args, "room_hash");
+    if (!o || !sos_mp_str_copy(o, room, SOS_ROOMHASH_LEN) ||
+        !sos_room_hash_valid(room, strlen(room))) {
+        s_error(node, routing_p, req->req_id, SOS_E_INVALID_ROOM_HASH,
+                "room_hash must be 16 lower-case hex characters");
+        return;
+    }
+    if (streq(req->op, "create")) {
+        s_op_create(node, routing_p, address, req, room);
+        return;
+    }
+    sos_txn_t *txn = sos_node_txn(node);
+    if (!txn) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    sos_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return;
+    sos_rc rc = sos_dir_get_room(txn, room, rec);
+    if (rc || rec->expires_at <= sos_now_ms()) {
+        s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
+        goto done;
+    }
+    if (memcmp(rec->origin, node->id.pk, SOS_NODEID_BYTES) != 0) {
+        if (req->flags & SOS_REQ_FORWARDED)
+            s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND,
+                    "this node does not own the room");
+        else
+            s_forward(node, routing_p, address, req, rec);
+        goto done;
+    }
+    sos_room_state_t st;
+    rc = sos_roomdb_get(txn, room, &st);
+    if (rc) {
+        s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
+        goto done;
+    }
+    if (streq(req->op, "join"))
+        s_op_join(node, txn, routing_p, req, room, address, &st);
+    else if (streq(req->op, "send"))
+        s_op_send(node, txn, routing_p, req, room);
+    else if (streq(req->op, "poll"))
+        s_op_poll(node, txn, routing_p, req, room);
+    else if (streq(req->op, "leave"))
+        s_op_leave(node, txn, routing_p, req, room);
+    else
+        s_op_info(node, txn, routing_p, req, room, &st);
+done:
+    free(rec);
+}
+
+/* ------------------------------------------------------------- long polls ---- */
+
+/*  Answer a waiting poller now (messages, or an empty batch at its deadline). */
+static void
+s_answer_poller(sos_node_t *node, sos_txn_t *txn, s_poller_t *p)
+{
+    uint32_t count = 0;
+    sos_rc rc = sos_roomdb_member_get(txn, p->room, p->member, NULL);
+    if (rc == SOS_OK)
+        rc = s_pack_poll(node, txn, p->room, p->req_id, p->since, &count);
+    if (rc) {
+        msgpack_packer pk = s_packer(node);
+        sos_reply_pack_error(&pk, p->req_id,
+                             rc == SOS_ERR_NOT_FOUND ? SOS_E_ROOM_NOT_FOUND : SOS_E_UNAVAILABLE,
+                             "the room is gone");
+    }
+    void *h = zsock_resolve(node->router);
+    if (zmq_send(h, zframe_data(p->routing), zframe_size(p->routing), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
+            0 &&
+        zmq_send(h, node->buf.data, node->buf.size, ZMQ_DONTWAIT) >= 0) {
+        node->stats.bytes_out += node->buf.size;
+        node->stats.frames_out++;
+    }
+}
+
+void
+sos_rooms_wake(sos_node_t *node)
+{
+    sos_rooms_t *self = node->rooms;
+    if (!zlistx_size(node->pass.woken_rooms) || !zlistx_size(self->pollers))
+        return;
+    sos_txn_t *txn = NULL;
+    if (sos_txn_begin(node->store, false, &txn))
+        return;
+    void *handle = zlistx_first(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
+    while (handle) {
+        s_poller_t *p = zlistx_handle_item(handle);
+        void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
+        if (zlistx_find(node->pass.woken_rooms, p->room)) {
+            s_answer_poller(node, txn, p);
+            zlistx_delete(self->pollers, handle);
+        }
+        handle = next;
+    }
+    sos_txn_abort(&txn);
+}
+
+void
+sos_rooms_tick(sos_node_t *node)
+{
+    sos_rooms_t *self = node->rooms;
+    uint64_t now = sos_mono_ms();
+    sos_txn_t *txn = NULL;
+    void *handle = zlistx_first(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
+    while (handle) {
+        s_poller_t *p = zlistx_handle_item(handle);
+        void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
+        if (now >= p->deadline_mono) {
+            if (!txn)
+                txn = sos_node_txn(node);
+            if (txn)
+                s_answer_poller(node, txn, p);
+            zlistx_delete(self->pollers, handle);
+        }
+        handle = next;
+    }
+    zlistx_t *late = zlistx_new();
+    for (s_forward_t *f = zhashx_first(self->forwards); f; f = zhashx_next(self->forwards))
+        if (now >= f->deadline_mono)
+            zlistx_add_end(late, (void *)zhashx_cursor(self->forwards));
+    for (const char *key = zlistx_first(late); key; key = zlistx_next(late)) {
+        s_forward_t *f = zhashx_lookup(self->forwards, key);
+        node->stats.forward_failures++;
+        s_error_extra(node, &f->routing, f->client_req_id, SOS_E_OWNER_UNREACHABLE,
+                      "the room's owner did not answer in time", "owner", f->owner, 0);
+        zhashx_delete(self->forwards, key);
+    }
+    zlistx_destroy(&late);
+}
+
+/* ----------------------------------------------------------------- expiry ---- */
+
+static void
+s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *code, const char *why)
+{
+    sos_roomdb_drop(txn, room);
+    sos_rooms_t *self = node->rooms;
+    void *handle = zlistx_first(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
+    while (handle) {
+        s_poller_t *p = zlistx_handle_item(handle);
+        void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
+        if (streq(p->room, room)) {
+            s_error(node, &p->routing, p->req_id, code, why);
+            zlistx_delete(self->pollers, handle);
+        }
+        handle = next;
+    }
+}
+
+static int
+s_expired_each(void *arg, const char *room_hash, uint64_t expires_at)
+{
+    zlistx_add_end((zlistx_t *)arg, (void *)room_hash);
+    return zlistx_size((zlistx_t *)arg) >= 1000;
+}
+
+void
+sos_rooms_expire(sos_node_t *node)
+{
+    sos_txn_t *txn = sos_node_txn(node);
+    if (!txn)
+        return;
+    zlistx_t *rooms = zlistx_new();
+    zlistx_set_duplicator(rooms, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_destructor(rooms, (zlistx_destructor_fn *)zstr_free);
+    sos_dir_foreach_expired(txn, sos_now_ms(), s_expired_each, rooms);
+    sos_record_t *rec = malloc(sizeof *rec);
+    for (const char *room = zlistx_first(rooms); room && rec; room = zlistx_next(rooms)) {
+        if (sos_dir_get_room(txn, room, rec) == SOS_OK &&
+            memcmp(rec->origin, node->id.pk, SOS_NODEID_BYTES) == 0)
+            s_drop_owned(node, txn, room, SOS_E_ROOM_NOT_FOUND, "the room expired");
+        if (sos_dir_del_room(txn, room) == SOS_OK) {
+            node->digest_dirty = true;
+            sos_log_info("room %s expired", room);
+        }
+    }
+    free(rec);
+    zlistx_destroy(&rooms);
+}
+
+void
+sos_rooms_lost(sos_node_t *node, const char *room_hash)
+{
+    sos_txn_t *txn = sos_node_txn(node);
+    if (!txn)
+        return;
+    sos_log_notice("room %s was created first on another node; dropping our copy", room_hash);
+    s_drop_owned(node, txn, room_hash, SOS_E_NOT_MEMBER,
+                 "the room was created first on another node; join it again");
+}
