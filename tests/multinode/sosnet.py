@@ -1,0 +1,216 @@
+"""sosnet.py: a harness for multi-node tests: starts real sosnode processes on loopback,
+talks to them with sosctl --json, waits on conditions, and cleans up every process."""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BIN = os.environ.get("SOS_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOSNODE = os.path.join(BIN, "sosnode")
+SOSCTL = os.path.join(BIN, "sosctl")
+
+# Every process started by any Net, so that nothing outlives the test run.
+_ALL = []
+
+
+def _cleanup():
+    for proc in _ALL:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+atexit.register(_cleanup)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, cond, timeout=60.0, interval=0.1):
+    """Wait until cond() returns a true value and return it; fail with `what` after timeout.
+    Deadlines are generous: the tests assert behaviour, never speed."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except Exception as exc:  # a node may be starting or stopping
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s%s" % (
+        timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
+
+
+class CtlError(Exception):
+    def __init__(self, code, message, rc):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.message = message
+        self.rc = rc
+
+
+def ctl(endpoint, *args, timeout_ms=5000, check=True):
+    """Run sosctl --json against endpoint; return the parsed reply. On an error reply raise
+    CtlError with the error code (the first word of sosctl's one-line error)."""
+    cmd = [SOSCTL, "--node", endpoint, "--json", "--timeout", str(timeout_ms)] + list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 60)
+    if p.returncode != 0:
+        err = p.stderr.strip()
+        msg = err[len("sosctl: "):] if err.startswith("sosctl: ") else err
+        code = msg.split(":", 1)[0] if ":" in msg else "error"
+        if check:
+            raise CtlError(code, msg, p.returncode)
+        return {"_rc": p.returncode, "_stderr": err}
+    out = p.stdout.strip()
+    return json.loads(out) if out else {}
+
+
+class Node:
+    def __init__(self, net, index, port=None, genesis=(), extra=()):
+        self.net = net
+        self.index = index
+        self.port = port or free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.data = os.path.join(net.dir, "node%d" % index)
+        self.log = os.path.join(net.dir, "node%d.log" % index)
+        self.genesis = list(genesis)
+        self.extra = list(extra)
+        self.proc = None
+        self.node_id = None
+
+    def args(self):
+        a = [SOSNODE, "--data", self.data, "--listen", self.endpoint,
+             "--gossip-interval", str(self.net.interval), "--log-level", "info"]
+        for g in self.genesis:
+            a += ["--genesis", g]
+        return a + self.net.extra + self.extra
+
+    def start(self, wait=True):
+        assert self.proc is None or self.proc.poll() is not None
+        logf = open(self.log, "a")
+        self.proc = subprocess.Popen(self.args(), stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        _ALL.append(self.proc)
+        if wait:
+            st = wait_for("node %d to answer status" % self.index,
+                          lambda: self.ctl("status", timeout_ms=1000), timeout=30)
+            self.node_id = st["node_id"]
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop with sig and return the exit code."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("node %d did not stop within %ds" % (self.index, timeout))
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def ctl(self, *args, **kw):
+        return ctl(self.endpoint, *args, **kw)
+
+    def status(self):
+        return self.ctl("status")
+
+    def workers(self):
+        return {w["node_id"]: w for w in self.ctl("workers")["workers"]}
+
+    def rooms(self):
+        return {r["room_hash"]: r for r in self.ctl("rooms")["rooms"]}
+
+    def drops(self):
+        return self.status()["drops"]
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+class Net:
+    """A set of nodes in one temporary directory; node 0 is the genesis of the others."""
+
+    def __init__(self, interval=200, extra=("--rate-limit", "off")):
+        self.dir = tempfile.mkdtemp(prefix="sosnet-")
+        self.interval = interval
+        self.extra = list(extra)
+        self.nodes = []
+
+    def add(self, genesis=None, **kw):
+        if genesis is None:
+            genesis = [self.nodes[0].endpoint] if self.nodes else []
+        node = Node(self, len(self.nodes), genesis=genesis, **kw)
+        self.nodes.append(node)
+        return node
+
+    def start(self, n, **kw):
+        for _ in range(n):
+            self.add(**kw).start()
+        return self.nodes
+
+    def converged(self, nodes=None, expect=None):
+        nodes = nodes or [n for n in self.nodes if n.alive()]
+        want = set(expect) if expect is not None else {n.node_id for n in nodes}
+        return all(set(n.workers()) == want for n in nodes)
+
+    def close(self, keep_logs_on_failure=False):
+        for n in self.nodes:
+            if n.alive():
+                n.kill()
+        if not keep_logs_on_failure:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            # Show the end of every node's log: the test failed, the logs say why.
+            for n in self.nodes:
+                try:
+                    text = n.log_text().splitlines()[-15:]
+                    sys.stderr.write("--- node %d (%s) log tail ---\n%s\n" % (
+                        n.index, n.endpoint, "\n".join(text)))
+                except OSError:
+                    pass
+        self.close()
+        return False
+
+
+def run(tests):
+    """Run test functions in order; print a summary line; exit non-zero if any failed."""
+    passed = failed = 0
+    for t in tests:
+        start = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print("PASS %s (%.1fs)" % (t.__name__, time.monotonic() - start), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % t.__name__, flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
