@@ -240,6 +240,16 @@ sos_store_destroy(sos_store_t **self_p)
 }
 
 sos_rc
+sos_store_set_map_size(sos_store_t *store, uint64_t map_size)
+{
+    assert(store);
+    /*  LMDB remaps the file: no reader may hold pointers into the old map. */
+    if (map_size == 0 || map_size > SIZE_MAX || atomic_load(&store->n_txns) != 0)
+        return SOS_ERR_INVALID;
+    return sos_store_rc(mdb_env_set_mapsize(store->env, (size_t)map_size));
+}
+
+sos_rc
 sos_store_usage(sos_store_t *store, uint64_t *map_size, uint64_t *used)
 {
     assert(store);

@@ -28,6 +28,11 @@ sos_rc sos_store_open (sos_store_t **self_p, const char *dir, uint64_t map_size)
 /*  Close the store (NULL-safe; nulls *self_p). No transaction may be open. */
 void sos_store_destroy (sos_store_t **self_p);
 
+/*  Change the map size, e.g. to grow it after SOS_ERR_MAP_FULL (in a full map even deletes
+    can fail, since LMDB copies pages on write). A size below the data in use is rounded up
+    to it. No transaction may be open (SOS_ERR_INVALID). */
+sos_rc sos_store_set_map_size (sos_store_t *store, uint64_t map_size);
+
 /*  The map size and how much of it is in use (LMDB's high-water mark: pages freed inside
     the file are reused but not given back). Either pointer may be NULL. */
 sos_rc sos_store_usage (sos_store_t *store, uint64_t *map_size, uint64_t *used);
