@@ -35,7 +35,10 @@ typedef struct {
 } sos_request_t;
 
 /*  Parse a request frame into doc and req. Returns SOS_ERR_MALFORMED for anything but
-    [2, uint, str <= SOS_OP_MAX, map, uint]. Call sos_mp_doc_release(doc) in any case. */
+    [2, uint, str <= SOS_OP_MAX, map, uint]. Call sos_mp_doc_release(doc) in any case.
+    Also SOS_ERR_TOO_LARGE for a frame above SOS_FRAME_MAX or past a ceiling of
+    sos_mp_parse (depth, object count), and SOS_ERR_NOMEM. flags must fit 32 bits; op has
+    no NUL byte. */
 sos_rc sos_request_decode (sos_request_t *req, sos_mp_doc_t *doc, const uint8_t *frame,
                            size_t len);
 
@@ -52,6 +55,8 @@ typedef struct {
     const msgpack_object *body; /* a map */
 } sos_reply_t;
 
+/*  Parse a reply frame [3, uint, status: str of 1..32 bytes, map] into doc and rep. Return
+    codes as sos_request_decode; call sos_mp_doc_release(doc) in any case. */
 sos_rc sos_reply_decode (sos_reply_t *rep, sos_mp_doc_t *doc, const uint8_t *frame, size_t len);
 bool sos_reply_ok (const sos_reply_t *rep);
 

@@ -1,0 +1,440 @@
+/*  test_gmsg.c: unit tests of protocol/sos_gmsg: gossip bodies round trip, caps, and the
+    rule that one bad record (or a bad self) rejects the whole message. */
+#include <msgpack.h>
+
+#include "proto_test.h"
+#include "sos_gmsg.h"
+#include "sos_mp.h"
+
+static void
+s_fill(sos_gmsg_t *msg, const sos_identity_t *id)
+{
+    memset(msg, 0, sizeof *msg);
+    msg->req_id = 77;
+    msg->flags = SOS_GMSG_MORE;
+    for (int i = 0; i < SOS_DIGEST_HASH_BYTES; i++)
+        msg->hash[i] = (uint8_t)i;
+    msg->n_origins = 3;
+    msg->has_self = true;
+    test_worker(&msg->self, 4, "tcp://192.0.2.1:7777");
+    sos_record_sign(&msg->self, id);
+}
+
+static void
+s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
+{
+    SECTION("every field round trips; records are relayed in their signed bytes");
+    sos_gmsg_t msg;
+    s_fill(&msg, id);
+    msg.n_suspects = 2;
+    memcpy(msg.suspects[0], other->pk, 32);
+    memset(msg.suspects[1], 0xab, 32);
+    sos_digest_entry_t digest[3], want[1];
+    for (int i = 0; i < 3; i++) {
+        memset(digest[i].origin, i + 1, 32);
+        digest[i].version = 1000 + (uint64_t)i;
+    }
+    memset(want[0].origin, 9, 32);
+    want[0].version = UINT64_MAX;
+    msg.digest = digest;
+    msg.n_digest = 3;
+    msg.want = want;
+    msg.n_want = 1;
+    sos_record_t recs[2];
+    test_room(&recs[0], 5, "0123456789abcdef");
+    CHECK_RC(sos_record_sign(&recs[0], id), SOS_OK);
+    test_worker(&recs[1], 8, "tcp://198.51.100.7:9000");
+    CHECK_RC(sos_record_sign(&recs[1], other), SOS_OK);
+    const uint8_t *wires[2] = {recs[0].wire, recs[1].wire};
+    size_t lens[2] = {recs[0].wire_len, recs[1].wire_len};
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, 2), SOS_OK);
+    sos_gmsg_t d;
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(d.req_id == 77 && d.flags == SOS_GMSG_MORE && d.n_origins == 3);
+    CHECK(memcmp(d.hash, msg.hash, SOS_DIGEST_HASH_BYTES) == 0);
+    CHECK(d.has_self && d.self.wire_len == msg.self.wire_len &&
+          memcmp(d.self.wire, msg.self.wire, msg.self.wire_len) == 0);
+    CHECK(d.self.version == 4 && strcmp(d.self.url, "tcp://192.0.2.1:7777") == 0);
+    CHECK(d.n_suspects == 2 && memcmp(d.suspects[0], other->pk, 32) == 0 &&
+          d.suspects[1][31] == 0xab);
+    CHECK(d.n_digest == 3 && d.digest && d.digest[2].version == 1002 && d.digest[2].origin[0] == 3);
+    CHECK(d.n_want == 1 && d.want && d.want[0].version == UINT64_MAX);
+    CHECK(d.n_records == 2 && d.records);
+    if (d.n_records == 2) {
+        CHECK(d.records[0].kind == SOS_REC_ROOM &&
+              strcmp(d.records[0].room_hash, "0123456789abcdef") == 0);
+        CHECK(d.records[1].kind == SOS_REC_WORKER &&
+              memcmp(d.records[1].origin, other->pk, 32) == 0);
+        CHECK(d.records[1].wire_len == lens[1] &&
+              memcmp(d.records[1].wire, wires[1], lens[1]) == 0);
+    }
+    sos_gmsg_release(&d);
+    CHECK(d.digest == NULL && d.records == NULL && d.n_records == 0);
+    sos_gmsg_release(&d); /* idempotent */
+
+    SECTION("every single-bit change is refused or decodes to something else");
+    uint8_t *frame = (uint8_t *)malloc(sb.size);
+    CHECK(frame);
+    for (size_t i = 0; frame && i < sb.size; i++) {
+        memcpy(frame, sb.data, sb.size);
+        frame[i] ^= 0x01;
+        sos_rc rc = sos_gmsg_decode(&d, frame, sb.size);
+        CHECK(rc == SOS_OK || rc == SOS_ERR_MALFORMED || rc == SOS_ERR_SIGNATURE ||
+              rc == SOS_ERR_TOO_LARGE || rc == SOS_ERR_VERSION);
+        sos_gmsg_release(&d);
+    }
+
+    SECTION("truncation at every byte offset; a trailing byte");
+    for (size_t l = 0; l < sb.size; l++) {
+        CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, l), SOS_ERR_MALFORMED);
+        sos_gmsg_release(&d);
+    }
+    msgpack_sbuffer_write(&sb, "\xc0", 1);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    free(frame);
+    msgpack_sbuffer_destroy(&sb);
+
+    SECTION("an empty message: nil self, empty lists");
+    memset(&msg, 0, sizeof msg);
+    msgpack_sbuffer_init(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_OK);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(!d.has_self && d.n_digest == 0 && d.digest == NULL && d.n_records == 0);
+    sos_gmsg_release(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void
+s_test_caps(const sos_identity_t *id)
+{
+    SECTION("the largest digest and batch pass; one more is too large, both ways");
+    sos_gmsg_t msg;
+    s_fill(&msg, id);
+    msg.has_self = false;
+    sos_digest_entry_t *digest =
+        (sos_digest_entry_t *)calloc(SOS_DIGEST_MAX + 1, sizeof(sos_digest_entry_t));
+    CHECK(digest);
+    if (!digest)
+        return;
+    for (uint32_t i = 0; i <= SOS_DIGEST_MAX; i++) {
+        memcpy(digest[i].origin, &i, sizeof i);
+        digest[i].version = i;
+    }
+    msg.digest = digest;
+    msg.want = digest;
+    msg.n_digest = SOS_DIGEST_MAX;
+    msg.n_want = SOS_DIGEST_MAX;
+    sos_record_t rec;
+    test_worker(&rec, 1, "tcp://x:1");
+    CHECK_RC(sos_record_sign(&rec, id), SOS_OK);
+    const uint8_t *wires[SOS_BATCH_MAX + 1];
+    size_t lens[SOS_BATCH_MAX + 1];
+    for (int i = 0; i <= SOS_BATCH_MAX; i++) {
+        wires[i] = rec.wire;
+        lens[i] = rec.wire_len;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, SOS_BATCH_MAX), SOS_OK);
+    sos_gmsg_t d;
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(d.n_digest == SOS_DIGEST_MAX && d.n_want == SOS_DIGEST_MAX &&
+          d.n_records == SOS_BATCH_MAX);
+    CHECK(d.digest && d.digest[SOS_DIGEST_MAX - 1].version == SOS_DIGEST_MAX - 1);
+    sos_gmsg_release(&d);
+
+    size_t before = sb.size;
+    msg.n_digest = SOS_DIGEST_MAX + 1;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, 1), SOS_ERR_TOO_LARGE);
+    msg.n_digest = 1;
+    msg.n_want = SOS_DIGEST_MAX + 1;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, 1), SOS_ERR_TOO_LARGE);
+    msg.n_want = 1;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, SOS_BATCH_MAX + 1), SOS_ERR_TOO_LARGE);
+    msg.n_suspects = SOS_SUSPECTS_MAX + 1;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, 1), SOS_ERR_TOO_LARGE);
+    msg.n_suspects = 0;
+    size_t big = SOS_RECORD_MAX + 1;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, &big, 1), SOS_ERR_TOO_LARGE);
+    msg.digest = NULL;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, 1), SOS_ERR_INVALID);
+    msg.digest = digest;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 1), SOS_ERR_INVALID);
+    CHECK(sb.size == before);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Hand-built bodies past each cap. Element counts fit the bytes, so only the caps
+       refuse them. */
+    msgpack_packer pk;
+    const struct {
+        const char *what;
+        int field;
+        uint32_t count;
+    } over[] = {
+        {"17 suspects", 5, SOS_SUSPECTS_MAX + 1},
+        {"8193 digest entries", 6, SOS_DIGEST_MAX + 1},
+        {"8193 want entries", 7, SOS_DIGEST_MAX + 1},
+        {"513 records", 8, SOS_BATCH_MAX + 1},
+    };
+    for (size_t c = 0; c < sizeof over / sizeof over[0]; c++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint8(&pk, 0);
+        sos_mp_pack_bin(&pk, msg.hash, 16);
+        msgpack_pack_uint8(&pk, 0);
+        msgpack_pack_nil(&pk);
+        for (int f = 5; f <= 8; f++) {
+            uint32_t n = over[c].field == f ? over[c].count : 0;
+            msgpack_pack_array(&pk, n);
+            for (uint32_t i = 0; i < n; i++) {
+                if (f == 5)
+                    sos_mp_pack_bin(&pk, digest[0].origin, 32);
+                else if (f == 8)
+                    sos_mp_pack_bin(&pk, "x", 1); /* never decoded: the count is checked first */
+                else {
+                    msgpack_pack_array(&pk, 2);
+                    sos_mp_pack_bin(&pk, digest[i].origin, 32);
+                    msgpack_pack_uint32(&pk, i);
+                }
+            }
+        }
+        sos_rc rc = sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size);
+        if (rc != SOS_ERR_TOO_LARGE) {
+            fprintf(stderr, "%s: %s\n", over[c].what, sos_strerror(rc));
+            CHECK(false);
+        }
+        CHECK(d.digest == NULL && d.records == NULL);
+        sos_gmsg_release(&d);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(digest);
+}
+
+/*  A body with one field replaced by raw msgpack bytes. */
+static size_t
+s_body_fields(uint8_t *out, size_t cap, int fields, int field, const uint8_t *raw, size_t raw_len,
+              const sos_record_t *self, const sos_record_t *rec)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, (size_t)fields);
+    uint8_t hash[16] = {0}, origin[32] = {0};
+    for (int f = 0; f < fields; f++) {
+        if (f == field) {
+            msgpack_sbuffer_write(&sb, (const char *)raw, raw_len);
+            continue;
+        }
+        switch (f) {
+        case 0:
+        case 1:
+        case 3:
+            msgpack_pack_uint8(&pk, 1);
+            break;
+        case 2:
+            sos_mp_pack_bin(&pk, hash, 16);
+            break;
+        case 4:
+            if (self)
+                sos_mp_pack_bin(&pk, self->wire, self->wire_len);
+            else
+                msgpack_pack_nil(&pk);
+            break;
+        case 5:
+            msgpack_pack_array(&pk, 1);
+            sos_mp_pack_bin(&pk, origin, 32);
+            break;
+        case 6:
+        case 7:
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_array(&pk, 2);
+            sos_mp_pack_bin(&pk, origin, 32);
+            msgpack_pack_uint8(&pk, 1);
+            break;
+        case 8:
+            msgpack_pack_array(&pk, rec ? 1 : 0);
+            if (rec)
+                sos_mp_pack_bin(&pk, rec->wire, rec->wire_len);
+            break;
+        default:
+            msgpack_pack_nil(&pk);
+            break;
+        }
+    }
+    size_t len = sb.size <= cap ? sb.size : 0;
+    memcpy(out, sb.data, len);
+    msgpack_sbuffer_destroy(&sb);
+    return len;
+}
+
+static size_t
+s_body_with(uint8_t *out, size_t cap, int field, const uint8_t *raw, size_t raw_len,
+            const sos_record_t *self, const sos_record_t *rec)
+{
+    return s_body_fields(out, cap, 9, field, raw, raw_len, self, rec);
+}
+
+static void
+s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
+{
+    sos_record_t self, rec;
+    test_worker(&self, 2, "tcp://192.0.2.1:7777");
+    CHECK_RC(sos_record_sign(&self, id), SOS_OK);
+    test_room(&rec, 3, "0123456789abcdef");
+    CHECK_RC(sos_record_sign(&rec, id), SOS_OK);
+    uint8_t body[4096];
+    sos_gmsg_t d;
+    size_t len = s_body_with(body, sizeof body, -1, NULL, 0, &self, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_OK);
+    sos_gmsg_release(&d);
+
+    SECTION("wrong types in every field are malformed");
+    const struct {
+        int field;
+        const char *raw;
+        size_t len;
+    } bad[] = {
+        {0, "\xa1x", 2},                                /* req_id a str */
+        {0, "\xff", 1},                                 /* req_id negative */
+        {1, "\xcf\x00\x00\x00\x01\x00\x00\x00\x00", 9}, /* flags above 32 bits */
+        {2,
+         "\xc4\x0f"
+         "0123456789abcde",
+         17}, /* hash of 15 */
+        {2,
+         "\xc4\x11"
+         "0123456789abcdef0",
+         19},                               /* hash of 17 */
+        {2, "\xc0", 1},                     /* hash nil */
+        {3, "\xce\xff\xff\xff\xff", 5},     /* n_origins at 32 bits is fine: below */
+        {3, "\xa0", 1},                     /* n_origins a str */
+        {4, "\x01", 1},                     /* self an int */
+        {4, "\xa1x", 2},                    /* self a str */
+        {5, "\xc0", 1},                     /* suspects nil */
+        {5, "\x91\xc4\x01x", 4},            /* a suspect of 1 byte */
+        {5, "\x91\xa1x", 3},                /* a suspect str */
+        {6, "\x80", 1},                     /* digest a map */
+        {6, "\x91\x91\xc0", 3},             /* an entry of 1 element */
+        {6, "\x91\x93\xc4\x00\x01\x01", 6}, /* an entry of 3 elements */
+        {7, "\x91\x92\xc4\x01x\x01", 6},    /* origin of 1 byte */
+        {7,
+         "\x91\x92\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\xff",
+         37},                /* version < 0 */
+        {8, "\x91\xa1x", 3}, /* a record str */
+        {8, "\x91\xc0", 2},  /* a record nil */
+        {8, "\xc0", 1},      /* records nil */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        len = s_body_with(body, sizeof body, bad[i].field, (const uint8_t *)bad[i].raw, bad[i].len,
+                          &self, &rec);
+        sos_rc rc = sos_gmsg_decode(&d, body, len);
+        sos_rc want = i == 6 ? SOS_OK : SOS_ERR_MALFORMED;
+        if (rc != want) {
+            fprintf(stderr, "bad field %d (case %zu): %s\n", bad[i].field, i, sos_strerror(rc));
+            CHECK(false);
+        }
+        sos_gmsg_release(&d);
+    }
+
+    SECTION("element count: 8 and 10 fields, and not an array");
+    len = s_body_fields(body, sizeof body, 8, -1, NULL, 0, &self, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    len = s_body_fields(body, sizeof body, 10, -1, NULL, 0, &self, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)"\x80", 1), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    CHECK_RC(sos_gmsg_decode(&d, NULL, 0), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+
+    SECTION("counts that claim more than the bytes are refused before any allocation");
+    len =
+        s_body_with(body, sizeof body, 6, (const uint8_t *)"\xdd\xff\xff\xff\xff", 5, &self, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    len = s_body_with(body, sizeof body, 8, (const uint8_t *)"\xdc\x02\x00", 3, &self, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_MALFORMED); /* 512 claimed, few bytes */
+    sos_gmsg_release(&d);
+
+    SECTION("one bad record, or a bad self, rejects the whole message with its error");
+    sos_record_t bad_sig = rec;
+    bad_sig.wire[bad_sig.wire_len - 1] ^= 1;
+    len = s_body_with(body, sizeof body, -1, NULL, 0, &self, &bad_sig);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_SIGNATURE);
+    CHECK(d.records == NULL && d.n_records == 0 && d.digest == NULL && !d.has_self);
+    sos_gmsg_release(&d);
+    len = s_body_with(body, sizeof body, -1, NULL, 0, &bad_sig, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_SIGNATURE);
+    sos_gmsg_release(&d);
+    sos_record_t cut = rec;
+    cut.wire_len -= 1;
+    len = s_body_with(body, sizeof body, -1, NULL, 0, &self, &cut);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    /* the last of many records is bad */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sos_gmsg_t msg;
+    s_fill(&msg, id);
+    const uint8_t *wires[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        wires[i] = rec.wire;
+        lens[i] = rec.wire_len;
+    }
+    wires[9] = bad_sig.wire;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, wires, lens, 10), SOS_OK);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_ERR_SIGNATURE);
+    CHECK(d.records == NULL && d.n_records == 0);
+    sos_gmsg_release(&d);
+    msgpack_sbuffer_destroy(&sb);
+
+    SECTION("a record of another node re-signed by the sender is a bad signature");
+    sos_record_t theirs;
+    test_worker(&theirs, 1, "tcp://203.0.113.9:1");
+    CHECK_RC(sos_record_sign(&theirs, other), SOS_OK);
+    sos_record_t forged = theirs;
+    CHECK_RC(sos_record_sign(&forged, id), SOS_OK); /* sign sets origin to id's key */
+    memcpy(forged.origin, other->pk, 32);
+    /* put the victim's key back into the signed bytes, keeping id's signature */
+    for (size_t i = 0; i + 32 <= forged.wire_len; i++)
+        if (memcmp(forged.wire + i, id->pk, 32) == 0) {
+            memcpy(forged.wire + i, other->pk, 32);
+            break;
+        }
+    len = s_body_with(body, sizeof body, -1, NULL, 0, &self, &forged);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_SIGNATURE);
+    sos_gmsg_release(&d);
+
+    SECTION("self must be a worker record");
+    len = s_body_with(body, sizeof body, -1, NULL, 0, &rec, NULL);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_ERR_MALFORMED);
+    sos_gmsg_release(&d);
+    len = s_body_with(body, sizeof body, -1, NULL, 0, NULL, &rec);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_OK);
+    CHECK(!d.has_self && d.n_records == 1);
+    sos_gmsg_release(&d);
+}
+
+int
+main(void)
+{
+    test_init("test_gmsg: gossip message bodies");
+    sos_identity_t id, other;
+    test_seed_identity(&id, 0);
+    test_seed_identity(&other, 100);
+    s_test_round_trip(&id, &other);
+    s_test_caps(&id);
+    s_test_rejections(&id, &other);
+    return test_done("test_gmsg");
+}
