@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# quickstart.sh: install the dependencies, build sosnode, start a local 3-node network on
+# 127.0.0.1:7701-7703 and show it with sosctl. Stop it with: tools/quickstart.sh stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=${SOS_RUN_DIR:-$PWD/run}
+if [ "${1:-}" = "stop" ]; then
+  for pid in "$run"/*.pid; do [ -e "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true; done
+  rm -f "$run"/*.pid
+  echo "stopped"
+  exit 0
+fi
+tools/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+mkdir -p "$run"
+genesis=tcp://127.0.0.1:7701
+for i in 1 2 3; do
+  args=(--data "$run/node$i" --listen tcp://127.0.0.1:770$i --gossip-interval 1000)
+  [ "$i" = 1 ] || args+=(--genesis "$genesis")
+  if [ -e "$run/node$i.pid" ] && kill -0 "$(cat "$run/node$i.pid")" 2>/dev/null; then
+    continue
+  fi
+  nohup build/sosnode "${args[@]}" >"$run/node$i.log" 2>&1 &
+  echo $! >"$run/node$i.pid"
+done
+echo "waiting for the 3 nodes to find each other..."
+for _ in $(seq 1 60); do
+  n=$(build/sosctl --node tcp://127.0.0.1:7703 --json workers 2>/dev/null | grep -c node_id || true)
+  [ "$n" -ge 3 ] && break
+  sleep 0.5
+done
+build/sosctl --node tcp://127.0.0.1:7703 workers
+echo
+echo "Logs and data are in $run. Try:"
+echo "  build/sosctl --node tcp://127.0.0.1:7701 room create --emojis '🆘🏠' --pin 1234"
+echo "Stop the network with: tools/quickstart.sh stop"
