@@ -692,6 +692,155 @@ s_test_map_full(const sos_identity_t *a)
     sos_store_destroy(&store);
 }
 
+/*  Environments that are not a sosnode store, or a store with damaged values, made with
+    LMDB's own mdb_load from its text format (hex keys and values), so that this test does
+    not need lmdb.h. Skipped where lmdb-utils is not installed. */
+#define MDB_LOAD "/usr/bin/mdb_load"
+
+static bool
+s_mdb_load(const char *name, const char *const *lines)
+{
+    char dir[128], file[160], cmd[400];
+    s_path(dir, sizeof dir, name);
+    snprintf(file, sizeof file, "%s.txt", dir);
+    if (mkdir(dir, 0700) != 0)
+        return false;
+    FILE *f = fopen(file, "w");
+    if (!f)
+        return false;
+    for (; *lines; lines++)
+        fprintf(f, "%s\n", *lines);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s -f '%s' '%s'", MDB_LOAD, file, dir);
+    return system(cmd) == 0;
+}
+
+#define DB_HEADER(name) "VERSION=3", "format=bytevalue", name, "type=btree", "HEADER=END"
+#define FORMAT_OK       " 666f726d6174", " 736f736e6f64652d73746f72652d31" /* sosnode-store-1 */
+
+static const char *const s_plain[] = {DB_HEADER("mapsize=1048576"), " 68656c6c6f", " 776f726c64",
+                                      "DATA=END", NULL};
+static const char *const s_noformat[] = {DB_HEADER("database=meta"), " 6b", " 76", "DATA=END",
+                                         NULL};
+static const char *const s_otherformat[] = {DB_HEADER("database=meta"), " 666f726d6174",
+                                            " 736f736e6f64652d73746f72652d39", "DATA=END", NULL};
+static const char *const s_damaged[] = {
+    DB_HEADER("database=meta"),
+    FORMAT_OK,
+    "DATA=END",
+    /* a worker value too short for its header */
+    DB_HEADER("database=workers"),
+    " 0101010101010101010101010101010101010101010101010101010101010101",
+    " 0102030405",
+    "DATA=END",
+    /* a room whose bytes are no record */
+    DB_HEADER("database=rooms"),
+    " 30303030303030303030303030306161",
+    " 9192c40101c401ff",
+    "DATA=END",
+    /* an origin entry of the wrong size */
+    DB_HEADER("database=origins"),
+    " 0303030303030303030303030303030303030303030303030303030303030303",
+    " 010203",
+    "DATA=END",
+    /* an index entry (origin 02.., version 1) for a room that is not there */
+    DB_HEADER("database=by_origin\ndupsort=1"),
+    " 02020202020202020202020202020202020202020202020202020202020202020000000000000001",
+    " 023030303030303030303030303030306262",
+    "DATA=END",
+    /* room ee: state of the wrong size; room ff: good state (last_seq 1, one message) */
+    DB_HEADER("database=rstate"),
+    " 30303030303030303030303030306565",
+    " 0102030405",
+    " 30303030303030303030303030306666",
+    " 0100000000000000020000000000000001000000000000000100000000000000",
+    "DATA=END",
+    /* room ff's message 1 does not decode */
+    DB_HEADER("database=messages"),
+    " 303030303030303030303030303066660000000000000001",
+    " 0700",
+    "DATA=END",
+    NULL,
+};
+
+static void
+s_test_foreign(void)
+{
+    char dir[128];
+    sos_store_t *store = NULL;
+    sos_txn_t *txn;
+
+    if (access(MDB_LOAD, X_OK) != 0) {
+        printf("test_store: %s not found, foreign environments not tested\n", MDB_LOAD);
+        return;
+    }
+    /*  Plain data in the main database. */
+    CHECK(s_mdb_load("plain", s_plain));
+    s_path(dir, sizeof dir, "plain");
+    CHECK_RC(sos_store_open(&store, dir, 0), SOS_ERR_CORRUPT);
+    /*  A meta database without the format key, and one with another format. */
+    CHECK(s_mdb_load("noformat", s_noformat));
+    s_path(dir, sizeof dir, "noformat");
+    CHECK_RC(sos_store_open(&store, dir, 0), SOS_ERR_CORRUPT);
+    CHECK(s_mdb_load("otherformat", s_otherformat));
+    s_path(dir, sizeof dir, "otherformat");
+    CHECK_RC(sos_store_open(&store, dir, 0), SOS_ERR_CORRUPT);
+    CHECK(store == NULL);
+
+    /*  A store whose values are damaged: each read says so, none crashes. */
+    CHECK(s_mdb_load("damaged", s_damaged));
+    s_path(dir, sizeof dir, "damaged");
+    CHECK_RC(sos_store_open(&store, dir, 0), SOS_OK);
+    if (!store)
+        return;
+    uint8_t w1[SOS_NODEID_BYTES], o3[SOS_NODEID_BYTES], o2[SOS_NODEID_BYTES];
+    memset(w1, 1, sizeof w1);
+    memset(o2, 2, sizeof o2);
+    memset(o3, 3, sizeof o3);
+    sos_record_t rec;
+    sos_worker_local_t local;
+    sos_origin_t o;
+    s_workers_t w = {0};
+    s_rooms_t r = {0};
+    s_since_t c = {0};
+    int n = 0;
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    CHECK_RC(sos_dir_get_worker(txn, w1, &rec, &local), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_dir_foreach_worker(txn, s_on_worker, &w), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_dir_get_room(txn, "00000000000000aa", &rec), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_dir_foreach_room(txn, NULL, s_on_room, &r), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_dir_get_origin(txn, o3, &o), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_dir_foreach_origin(txn, s_on_origin, &n), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_dir_foreach_since(txn, o2, 0, s_on_since, &c), SOS_ERR_CORRUPT);
+    CHECK(w.n == 0 && r.n == 0 && c.n == 0);
+    CHECK_RC(sos_roomdb_get(txn, "00000000000000ee", NULL), SOS_ERR_CORRUPT);
+    sos_txn_abort(&txn);
+
+    /*  Damage found before anything was written leaves the transaction usable. */
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_del_worker(txn, w1), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_meta_put_u64(txn, "k", 1), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+
+    /*  Damage found half-way through an append (the oldest message, dropped by the history
+        limit, does not decode) spoils the transaction: nothing of it is committed. */
+    const char *ff = "00000000000000ff";
+    sos_message_t m = {.timestamp = 5, .msg_id = "id", .msg_id_len = 2};
+    sos_room_state_t st;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_append(txn, ff, &m, 1, NULL, NULL, NULL), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_meta_put_u64(txn, "k", 2), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_txn_commit(&txn), SOS_ERR_CORRUPT);
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_get(txn, ff, &st), SOS_OK);
+    CHECK(st.last_seq == 1 && st.message_count == 1);
+    uint64_t k = 0;
+    CHECK_RC(sos_meta_get_u64(txn, "k", &k), SOS_OK);
+    CHECK(k == 1);
+    sos_txn_abort(&txn);
+    sos_store_destroy(&store);
+}
+
 int
 main(void)
 {
@@ -710,6 +859,7 @@ main(void)
     sos_identity_generate(&c);
 
     s_test_open_lock();
+    s_test_foreign();
 
     char dir[128];
     s_path(dir, sizeof dir, "main");
