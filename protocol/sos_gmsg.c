@@ -109,7 +109,7 @@ sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len)
         if (recs[i].type != MSGPACK_OBJECT_BIN)
             goto done;
 
-    if (self_ptr) {
+    if (f[4].type != MSGPACK_OBJECT_NIL) {
         rc = sos_record_decode(&msg->self, self_ptr, self_len);
         if (rc)
             goto done;
