@@ -45,7 +45,8 @@ sos_rc sos_store_usage (sos_store_t *store, uint64_t *map_size, uint64_t *used);
     SOS_ERR_IO, ...) spoils the transaction: later calls in it fail with that code and
     sos_txn_commit aborts it and returns the code, so a half-done change is never kept. A
     write that fails before changing anything (SOS_ERR_NOT_FOUND, SOS_ERR_EXISTS,
-    SOS_ERR_INVALID, SOS_ERR_TOO_LARGE) leaves the transaction usable. */
+    SOS_ERR_INVALID, SOS_ERR_TOO_LARGE, or SOS_ERR_CORRUPT for damage found while reading
+    what it would change) leaves the transaction usable. */
 sos_rc sos_txn_begin (sos_store_t *store, bool write, sos_txn_t **txn_p);
 /*  Commit and free; durable on disk when it returns SOS_OK. SOS_ERR_MAP_FULL if the map is
     full (nothing of the transaction is kept). Nulls *txn_p in any case. */
