@@ -1,0 +1,189 @@
+"""test_rooms_ops.py: every room operation (create, join, send, poll, leave, info) works the
+same through a room's owner and through every other node of three; leaving revokes a member;
+a retried send (same msg_id) is stored once; the history limit keeps the last N messages
+while seq numbers go on."""
+
+from sosclient import Client, ReplyError, new_room_hash
+from sosnet import Net, run, wait_for
+
+
+def expect_error(code, fn, *args, **kw):
+    try:
+        body = fn(*args, **kw)
+    except ReplyError as e:
+        assert e.code == code, "expected %s, got %s %r" % (code, e.code, e.body)
+        assert e.body.get("error") == code, e.body
+        return e.body
+    raise AssertionError("expected %s, got ok %r" % (code, body))
+
+
+def msg_view(m):
+    return (m["id"], m["seq"], m["sender"], m["content"], m["timestamp"])
+
+
+def test_every_op_through_every_node():
+    with Net() as net:
+        nodes = net.start(3)
+        wait_for("convergence", net.converged)
+        clients = [Client(n.endpoint) for n in nodes]
+        try:
+            for owner_index, owner in enumerate(nodes):
+                room = new_room_hash()
+                oc = clients[owner_index]
+                created = oc.create(room, emojis="🆘🏠", description="shelter %d" % owner_index,
+                                    nickname="owner")
+                assert created["room_hash"] == room
+                assert created["members"] == ["owner"]
+                assert created["expires_at"] > created["created_at"]
+                creator = created["member_id"]
+                for n in nodes:
+                    wait_for("room in node %d's directory" % n.index, lambda: room in n.rooms())
+                    listed = n.rooms()[room]
+                    assert listed["description"] == "shelter %d" % owner_index, listed
+                    assert listed["owner"] == owner.node_id, listed
+
+                # join, info and send through each node, the owner and the others alike
+                members = {"owner": creator}
+                sent = []
+                for i, c in enumerate(clients):
+                    nick = "via%d" % i
+                    joined = c.join(room, nickname=nick)
+                    assert joined["room_hash"] == room
+                    assert joined["created_at"] == created["created_at"]
+                    assert joined["expires_at"] == created["expires_at"]
+                    assert nick in joined["members"]
+                    assert joined["last_seq"] == len(sent)
+                    members[nick] = joined["member_id"]
+                    info = c.info(room)
+                    assert info["owner"] == owner.node_id, info
+                    assert sorted(info["members"]) == sorted(members), info
+                    assert info["message_count"] == len(sent)
+                    assert info["created_at"] == created["created_at"]
+                    ack = c.send(room, joined["member_id"], "content %d via node %d" % (i, i),
+                                 "m-%d" % i)
+                    assert ack["id"] == "m-%d" % i
+                    assert ack["seq"] == len(sent) + 1, ack
+                    sent.append((ack["id"], ack["seq"], nick, "content %d via node %d" % (i, i),
+                                 ack["timestamp"]))
+
+                # every member polls through every node and sees the same messages
+                for nick, member in members.items():
+                    for c in clients:
+                        polled = c.poll(room, member)
+                        assert [msg_view(m) for m in polled["messages"]] == sent, polled
+                        assert sorted(polled["members"]) == sorted(members)
+                        assert polled["last_seq"] == len(sent)
+                        assert polled["message_count"] == len(sent)
+                        tail = c.poll(room, member, since=2)["messages"]
+                        assert [msg_view(m) for m in tail] == sent[2:]
+
+                # leave through each node; the member id then stops working everywhere
+                for i, c in enumerate(clients):
+                    nick = "via%d" % i
+                    member = members.pop(nick)
+                    assert c.leave(room, member)["status"] == "left"
+                    for other in clients:
+                        expect_error("not_member", other.send, room, member, "after leaving",
+                                     "late-%d" % i)
+                        expect_error("not_member", other.poll, room, member)
+                        expect_error("not_member", other.leave, room, member)
+                        assert sorted(other.info(room)["members"]) == sorted(members)
+                # the messages of those who left stay
+                assert [msg_view(m) for m in clients[(owner_index + 1) % 3].poll(
+                    room, creator)["messages"]] == sent
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_sosctl_through_every_node():
+    """sosctl end to end: encrypted text sent through any node decrypts the same from all."""
+    with Net() as net:
+        a, b, c = net.start(3)
+        wait_for("convergence", net.converged)
+        pin = ["--emojis", "🔥🌊🦊", "--pin", "2468"]
+        room = a.ctl("room", "create", "--nickname", "ana", *pin[:2])["room_hash"]
+        for n in (b, c):
+            wait_for("room in node %d's directory" % n.index, lambda: room in n.rooms())
+        member = {}
+        for n, nick in ((a, "ana2"), (b, "bo"), (c, "cy")):
+            member[nick] = n.ctl("room", "join", room, "--nickname", nick)["member_id"]
+        texts = []
+        for n, nick in ((c, "ana2"), (a, "bo"), (b, "cy")):
+            text = "from %s through node %d" % (nick, n.index)
+            n.ctl("room", "send", room, "--member", member[nick], *pin, text)
+            texts.append((nick, text))
+        for n in (a, b, c):
+            for m in member.values():
+                polled = n.ctl("room", "poll", room, "--member", m, *pin)
+                assert [(x["sender"], x["text"]) for x in polled["messages"]] == texts, polled
+        info = b.ctl("room", "info", room)
+        assert info["owner"] == a.node_id
+        assert sorted(info["members"]) == sorted(["ana", "ana2", "bo", "cy"])
+
+
+def test_idempotent_retry():
+    with Net() as net:
+        a, b, c = net.start(3)
+        wait_for("convergence", net.converged)
+        with Client(a.endpoint) as ca, Client(b.endpoint) as cb, Client(c.endpoint) as cc:
+            room = new_room_hash()
+            ca.create(room, nickname="ana")
+            wait_for("room in b and c", lambda: room in b.rooms() and room in c.rooms())
+            member = cb.join(room, nickname="bo")["member_id"]
+            first = cb.send(room, member, "hello", "retry-1")
+            # the same msg_id again: through the same node, the owner, and another node
+            for client in (cb, ca, cc):
+                again = client.send(room, member, "hello", "retry-1")
+                assert again == first, (again, first)
+            # the next message gets the next seq: the retries took none
+            second = cc.send(room, member, "world", "retry-2")
+            assert second["seq"] == first["seq"] + 1
+            assert cc.send(room, member, "world", "retry-2")["seq"] == second["seq"]
+            for client in (ca, cb, cc):
+                msgs = client.poll(room, member)["messages"]
+                assert [(m["id"], m["seq"], m["content"]) for m in msgs] == [
+                    ("retry-1", first["seq"], "hello"), ("retry-2", second["seq"], "world")], msgs
+                assert client.info(room)["message_count"] == 2
+            gossip = a.status()["gossip"]
+            assert gossip["sends"] == 2 and gossip["send_dups"] == 4, gossip
+            # a message without a msg_id is never taken for a retry
+            one = ca.request("send", room_hash=room, member_id=member, content="x")
+            two = ca.request("send", room_hash=room, member_id=member, content="x")
+            assert two["seq"] == one["seq"] + 1 and one["id"] != two["id"]
+
+
+def test_history_limit():
+    with Net() as net:
+        a = net.add(extra=["--history", "5"]).start()
+        b = net.add().start()
+        wait_for("convergence", net.converged)
+        with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
+            room = new_room_hash()
+            member = ca.create(room, nickname="ana")["member_id"]
+            wait_for("room in b", lambda: room in b.rooms())
+            for k in range(1, 9):
+                client = ca if k % 2 else cb
+                assert client.send(room, member, "m%d" % k, "id-%d" % k)["seq"] == k
+            for client in (ca, cb):
+                polled = client.poll(room, member)
+                assert [(m["seq"], m["content"]) for m in polled["messages"]] == [
+                    (k, "m%d" % k) for k in range(4, 9)], polled
+                assert polled["message_count"] == 5 and polled["last_seq"] == 8
+                # since below the kept range gives what is kept, no more
+                assert [m["seq"] for m in client.poll(room, member, since=2)["messages"]] == [
+                    4, 5, 6, 7, 8]
+                assert [m["seq"] for m in client.poll(room, member, since=6)["messages"]] == [7, 8]
+                assert client.info(room)["message_count"] == 5
+            # a retry of a kept message still gets its seq; nothing is added
+            assert cb.send(room, member, "m7", "id-7")["seq"] == 7
+            # seq goes on after the oldest fell out
+            assert cb.send(room, member, "m9", "id-9")["seq"] == 9
+            polled = ca.poll(room, member)
+            assert [m["seq"] for m in polled["messages"]] == [5, 6, 7, 8, 9]
+            assert polled["message_count"] == 5 and polled["last_seq"] == 9
+
+
+if __name__ == "__main__":
+    run([test_every_op_through_every_node, test_sosctl_through_every_node, test_idempotent_retry,
+         test_history_limit])
