@@ -140,19 +140,6 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
 
 /* ----------------------------------------------------------------- digest ---- */
 
-typedef struct {
-    uint64_t max;
-} s_held_t;
-
-static int
-s_held_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
-{
-    s_held_t *h = arg;
-    if (version > h->max)
-        h->max = version;
-    return 0;
-}
-
 /*  The digest version of an origin: everything up to it is held (or was superseded,
     expired or refused). */
 static uint64_t
@@ -163,13 +150,12 @@ s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODE
     const char *gap = zhashx_lookup(self->gaps, hex);
     if (gap)
         return strtoull(gap, NULL, 10);
-    s_held_t held = {0};
-    sos_dir_foreach_since(txn, origin, 0, s_held_each, &held);
-    uint64_t ts_version = 0, ts_expires = 0;
+    uint64_t held = 0, ts_version = 0, ts_expires = 0;
+    sos_dir_held_max(txn, origin, &held);
     if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK &&
-        ts_version > held.max)
-        held.max = ts_version;
-    return held.max;
+        ts_version > held)
+        held = ts_version;
+    return held;
 }
 
 typedef struct {

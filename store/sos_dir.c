@@ -849,3 +849,36 @@ sos_dir_next_expiry(sos_txn_t *txn, uint64_t *expires_at)
     mdb_cursor_close(cur);
     return rc;
 }
+
+sos_rc
+sos_dir_held_max(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t *version)
+{
+    assert(txn);
+    assert(origin);
+    assert(version);
+    *version = 0;
+    MDB_cursor *cur;
+    sos_rc rc = sos_txn_cursor(txn, SOS_DB_BY_ORIGIN, &cur);
+    if (rc)
+        return rc;
+    /*  The last key of the origin's range: seek past it, then step back one. */
+    uint8_t start[DIR_BYORIGIN_KEY];
+    s_by_origin_key(start, origin, UINT64_MAX);
+    MDB_val key = {sizeof start, start};
+    MDB_val val;
+    rc = sos_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc == SOS_OK && sos_key_has_prefix(&key, origin, SOS_NODEID_BYTES)
+        && key.mv_size == DIR_BYORIGIN_KEY)
+        *version = sos_dec_be64((const uint8_t *)key.mv_data + SOS_NODEID_BYTES);
+    else {
+        rc = sos_cursor_get(cur, &key, &val, rc == SOS_OK ? MDB_PREV_NODUP : MDB_LAST);
+        if (rc == SOS_OK && sos_key_has_prefix(&key, origin, SOS_NODEID_BYTES)) {
+            if (key.mv_size != DIR_BYORIGIN_KEY)
+                rc = SOS_ERR_CORRUPT;
+            else
+                *version = sos_dec_be64((const uint8_t *)key.mv_data + SOS_NODEID_BYTES);
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == SOS_ERR_NOT_FOUND ? SOS_OK : rc;
+}

@@ -121,6 +121,8 @@ sos_rc sos_dir_foreach_since (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BY
                               uint64_t since, sos_dir_wire_fn *fn, void *arg);
 /*  Origins in node id order; get_origin gives SOS_ERR_NOT_FOUND for an unknown one (out may
     be NULL). */
+/*  The highest version of origin's records held now (0 if none). */
+sos_rc sos_dir_held_max (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t *version);
 sos_rc sos_dir_foreach_origin (sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg);
 sos_rc sos_dir_get_origin (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
                            sos_origin_t *out);
