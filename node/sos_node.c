@@ -432,6 +432,13 @@ s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, c
         sos_node_drop(self, SOS_DROP_BAD_REQUEST, "client request does not decode");
         /*  Answer if at least the request id can be read, so that the client is not left
             waiting for a timeout. */
+        const msgpack_object *items;
+        uint32_t count;
+        uint64_t req_id;
+        if (doc.root && sos_mp_array(doc.root, &items, &count, 16) && count >= 2 &&
+            sos_mp_uint(&items[1], &req_id))
+            s_reply_error(self, routing_p, req_id, SOS_E_BAD_REQUEST,
+                          "the request is not [2, req_id, op, args, flags]");
         sos_mp_doc_release(&doc);
         zframe_destroy(routing_p);
         return;
