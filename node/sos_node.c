@@ -33,7 +33,7 @@ sos_node_txn(sos_node_t *self)
 
 void
 sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data, size_t size,
-               uint64_t req_id, bool needs_commit)
+               uint64_t req_id, sos_out_kind_t kind)
 {
     sos_pass_t *pass = &self->pass;
     if (pass->n_out == pass->cap_out) {
@@ -62,7 +62,7 @@ sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void
     if (routing_p)
         *routing_p = NULL;
     o->req_id = req_id;
-    o->needs_commit = needs_commit;
+    o->kind = kind;
     pass->n_out++;
 }
 
@@ -101,14 +101,18 @@ sos_node_pass_begin(sos_node_t *self)
     self->pass.wrote = false;
 }
 
-/*  Commit, then send what waited for the commit. A failed commit turns write replies into
-    errors and drops the rest (peers retry gossip in a later round). */
+/*  Commit, then send what waited for the commit. A failed commit turns every client reply
+    made in the pass into an `unavailable` error (whether it reported a write, which is now
+    lost, or data read in the transaction, which may have seen such a write), so that no
+    client is left waiting for a timeout; relayed replies go out as they are, and gossip
+    replies are dropped (peers retry in a later round). */
 void
 sos_node_pass_end(sos_node_t *self)
 {
     sos_pass_t *pass = &self->pass;
     assert(pass->active);
     bool committed = true;
+    char why[96] = "";
     if (pass->txn) {
         sos_rc rc = sos_txn_commit(&pass->txn);
         self->stats.commits++;
@@ -118,18 +122,19 @@ sos_node_pass_end(sos_node_t *self)
             self->digest_dirty = true;
             sos_log_error("store: commit failed: %s; %zu replies fail", sos_strerror(rc),
                           pass->n_out);
+            snprintf(why, sizeof why, "the node could not write to its store: %s",
+                     sos_strerror(rc));
         }
     }
     for (size_t i = 0; i < pass->n_out; i++) {
         sos_out_t *o = &pass->out[i];
-        if (!committed && !o->needs_commit) {
-            /*  gossip replies and reads are simply dropped */
-        } else if (!committed) {
+        if (!committed && o->kind == SOS_OUT_PEER) {
+            /*  gossip replies are simply dropped */
+        } else if (!committed && o->kind == SOS_OUT_CLIENT) {
             msgpack_sbuffer_clear(&self->buf2);
             msgpack_packer pk;
             msgpack_packer_init(&pk, &self->buf2, msgpack_sbuffer_write);
-            sos_reply_pack_error(&pk, o->req_id, SOS_E_UNAVAILABLE,
-                                 "the node could not write to its store");
+            sos_reply_pack_error(&pk, o->req_id, SOS_E_UNAVAILABLE, why);
             void *h = zsock_resolve(o->sock);
             if (o->routing)
                 zmq_send(h, zframe_data(o->routing), zframe_size(o->routing),
@@ -165,7 +170,8 @@ sos_node_pass_end(sos_node_t *self)
 static void
 s_reply_queue(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
-    sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, req_id, false);
+    sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, req_id,
+                   SOS_OUT_CLIENT);
 }
 
 static void

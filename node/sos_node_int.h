@@ -89,6 +89,15 @@ typedef struct {
     bool again; /* start another exchange at once (a batch was truncated) */
 } sos_peer_t;
 
+/*  What a queued frame is, which says what becomes of it when the pass's commit fails. */
+typedef enum {
+    SOS_OUT_PEER = 0, /* a gossip reply: dropped (the peer retries in a later round) */
+    SOS_OUT_CLIENT,   /* a reply to a client, made in this pass's transaction: it may report
+                         a write that is now lost or data read from it, so it becomes an
+                         `unavailable` error to the same request id */
+    SOS_OUT_RELAY,    /* a room owner's reply relayed to a client: sent as it is */
+} sos_out_kind_t;
+
 /*  An outgoing frame queued during a pass, sent after the pass commits. */
 typedef struct {
     zsock_t *sock;
@@ -96,7 +105,7 @@ typedef struct {
     uint8_t *data;     /* owned */
     size_t size;
     uint64_t req_id;   /* client replies: to rewrite on failure */
-    bool needs_commit; /* a client reply that reports a write */
+    sos_out_kind_t kind;
 } sos_out_t;
 
 /*  One pass of the reactor: everything received in one wake-up shares one write
@@ -153,7 +162,7 @@ struct _sos_node_t {
 sos_txn_t *sos_node_txn(sos_node_t *self);
 /*  Queue a frame for after the commit. Takes a copy of data; takes ownership of *routing_p. */
 void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data,
-                    size_t size, uint64_t req_id, bool needs_commit);
+                    size_t size, uint64_t req_id, sos_out_kind_t kind);
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
