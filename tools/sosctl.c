@@ -594,10 +594,8 @@ s_cmd_workers(sosctl_t *self)
         printf("%*s  %5" PRIu64 "  %-12s  %-7s  ", (int)(12 - strlen(node_id)), "",
                s_uint(worker, "fail_count"), last_ok,
                json_is_true(json_object_get(worker, "is_genesis")) ? "yes" : "no");
-        char version[9];
-        snprintf(version, sizeof version, "%s", s_str(worker, "version"));
-        s_put_safe(version, NULL);
-        printf("%*s  ", (int)(8 - strlen(version)), "");
+        //  the worker record's version: it grows at every restart of that node
+        printf("%8" PRIu64 "  ", s_uint(worker, "version"));
         s_put_safe(s_str(worker, "url"), NULL);
         putchar('\n');
     }
