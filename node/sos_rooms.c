@@ -124,10 +124,10 @@ s_packer(sos_node_t *node)
 }
 
 static void
-s_queue(sos_node_t *node, zframe_t **routing_p, uint64_t req_id, bool needs_commit)
+s_queue(sos_node_t *node, zframe_t **routing_p, uint64_t req_id)
 {
     sos_node_queue(node, node->router, routing_p, node->buf.data, node->buf.size, req_id,
-                   needs_commit);
+                   SOS_OUT_CLIENT);
 }
 
 static void
@@ -136,7 +136,7 @@ s_error(sos_node_t *node, zframe_t **routing_p, uint64_t req_id, const char *cod
 {
     msgpack_packer pk = s_packer(node);
     sos_reply_pack_error(&pk, req_id, code, message);
-    s_queue(node, routing_p, req_id, false);
+    s_queue(node, routing_p, req_id);
 }
 
 static void
@@ -152,7 +152,7 @@ s_error_extra(sos_node_t *node, zframe_t **routing_p, uint64_t req_id, const cha
         sos_mp_pack_kv_str(&pk, key, str_value);
     else
         sos_mp_pack_kv_uint(&pk, key, uint_value);
-    s_queue(node, routing_p, req_id, false);
+    s_queue(node, routing_p, req_id);
 }
 
 typedef struct {
@@ -471,7 +471,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     sos_mp_pack_str(&pk, "members");
     msgpack_pack_array(&pk, 1);
     sos_mp_pack_str(&pk, nick);
-    s_queue(node, routing_p, req->req_id, true);
+    s_queue(node, routing_p, req->req_id);
 done:
     free(rec);
 }
@@ -488,7 +488,8 @@ s_member(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_reque
         return false;
     }
     sos_rc rc = sos_roomdb_member_get(txn, room, member, nickname);
-    if (rc == SOS_ERR_NOT_FOUND) {
+    /*  INVALID: not the form of a member id (32 lower-case hex characters), so no member. */
+    if (rc == SOS_ERR_NOT_FOUND || rc == SOS_ERR_INVALID) {
         s_error(node, routing_p, req->req_id, SOS_E_NOT_MEMBER, "member_id is not a member");
         return false;
     }
@@ -537,7 +538,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     }
     sos_mp_pack_kv_uint(&pk, "message_count", st->message_count);
     sos_mp_pack_kv_uint(&pk, "last_seq", st->last_seq);
-    s_queue(node, routing_p, req->req_id, true);
+    s_queue(node, routing_p, req->req_id);
 }
 
 static void
@@ -591,7 +592,7 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     sos_mp_pack_kv_str(&pk, "id", msg_id);
     sos_mp_pack_kv_uint(&pk, "seq", seq);
     sos_mp_pack_kv_uint(&pk, "timestamp", ts);
-    s_queue(node, routing_p, req->req_id, true);
+    s_queue(node, routing_p, req->req_id);
 }
 
 static void
@@ -638,7 +639,7 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
         return;
     }
-    s_queue(node, routing_p, req->req_id, false);
+    s_queue(node, routing_p, req->req_id);
 }
 
 static void
@@ -656,7 +657,7 @@ s_op_leave(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_req
     sos_reply_pack_begin(&pk, req->req_id, "ok");
     msgpack_pack_map(&pk, 1);
     sos_mp_pack_kv_str(&pk, "status", "left");
-    s_queue(node, routing_p, req->req_id, true);
+    s_queue(node, routing_p, req->req_id);
 }
 
 static void
@@ -678,7 +679,7 @@ s_op_info(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     sos_mp_pack_kv_uint(&pk, "time_remaining",
                         st->expires_at > now ? (st->expires_at - now) / 1000 : 0);
     sos_mp_pack_kv_str(&pk, "owner", node->id_hex);
-    s_queue(node, routing_p, req->req_id, false);
+    s_queue(node, routing_p, req->req_id);
 }
 
 /* ------------------------------------------------------------ forwarding ---- */
@@ -750,7 +751,8 @@ sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
     msgpack_pack_object(&pk, *rep.body);
     if (f->is_join && sos_reply_ok(&rep))
         zhashx_delete(node->rooms->limits, f->address);
-    sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0, false);
+    sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0,
+                   SOS_OUT_RELAY);
     zhashx_delete(node->rooms->forwards, key);
     sos_mp_doc_release(&doc);
 }
