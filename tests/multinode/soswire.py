@@ -1,0 +1,188 @@
+"""soswire.py: the node's wire formats built in Python, independently of the C code, for
+tests that talk to a node directly: Ed25519 identities, signed worker and room records,
+gossip bodies, signed envelopes, client requests, and a DEALER connection to a node.
+
+Formats (msgpack, bin for bytes, str for text):
+  envelope frame  [1, signed: bin, sig: bin(64)]
+    signed        [proto_version, type, sender: bin(32), timestamp_ms, nonce: bin(16), body: bin]
+  gossip body     [req_id, flags, hash: bin(16), n_origins, self: bin|nil, suspects: [bin(32)],
+                   digest: [[origin, version]], want: [[origin, version]], records: [bin]]
+  record wire     [signed: bin, sig: bin(64)]
+    worker        [1, origin: bin(32), version, prev, url]
+    room          [2, origin, version, prev, url, room_hash, emojis, description,
+                   created_at, expires_at]
+  request         [2, req_id, op: str, args: map, flags]
+  reply           [3, req_id, status: str, body: map]
+"""
+
+import os
+import time
+
+import msgpack
+import nacl.exceptions
+import nacl.signing
+import zmq
+
+PROTO_VERSION = 1
+FRAME_ENVELOPE, FRAME_REQUEST, FRAME_REPLY = 1, 2, 3
+SYNC, SYNC_ACK, DELTA, DELTA_ACK, RUMOR, LEAVE = 1, 2, 3, 4, 5, 6
+REC_WORKER, REC_ROOM = 1, 2
+FRAME_MAX = 1024 * 1024 + 128 * 1024  # the largest frame a node accepts
+REPLAY_WINDOW_MS = 300 * 1000
+
+_CTX = zmq.Context.instance()
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data):
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Identity:
+    """An Ed25519 key pair; pk is the 32-byte node id."""
+
+    def __init__(self, seed=None):
+        self.key = nacl.signing.SigningKey(seed if seed is not None else os.urandom(32))
+        self.pk = bytes(self.key.verify_key)
+        self.hex = self.pk.hex()
+
+    @classmethod
+    def from_data_dir(cls, data_dir):
+        """The identity of a node, from the key file in its data directory (libsodium's
+        64-byte secret key: the seed, then the public key)."""
+        with open(os.path.join(data_dir, "identity.key"), "rb") as f:
+            sk = f.read()
+        ident = cls(sk[:32])
+        assert ident.pk == sk[32:], "identity.key: public half does not match the seed"
+        return ident
+
+    def sign(self, data):
+        return self.key.sign(data).signature
+
+
+def verify(pk, sig, data):
+    try:
+        nacl.signing.VerifyKey(pk).verify(data, sig)
+        return True
+    except nacl.exceptions.BadSignatureError:
+        return False
+
+
+# ------------------------------------------------------------------ records ----
+
+def record_wire(signer, fields):
+    signed = pack(fields)
+    return pack([signed, signer.sign(signed)])
+
+
+def worker_record(ident, version, url, prev=None, signer=None, origin=None):
+    """A worker record of ident (or of origin), signed by signer (default: ident)."""
+    fields = [REC_WORKER, origin or ident.pk, version,
+              version - 1 if prev is None else prev, url]
+    return record_wire(signer or ident, fields)
+
+
+def room_record(ident, version, url, room_hash, emojis="", description="", created_at=None,
+                lifetime_ms=3600 * 1000, prev=None, signer=None):
+    created = now_ms() if created_at is None else created_at
+    fields = [REC_ROOM, ident.pk, version, version - 1 if prev is None else prev, url,
+              room_hash, emojis, description, created, created + lifetime_ms]
+    return record_wire(signer or ident, fields)
+
+
+def decode_record(wire):
+    """(fields, signature_ok) of a record's wire form."""
+    signed, sig = unpack(wire)
+    fields = unpack(signed)
+    return fields, verify(fields[1], sig, signed)
+
+
+# ------------------------------------------------------------ gossip bodies ----
+
+def gmsg(req_id=0, flags=0, digest_hash=bytes(16), n_origins=0, self_rec=None, suspects=(),
+         digest=(), want=(), records=()):
+    return pack([req_id, flags, digest_hash, n_origins, self_rec, list(suspects),
+                 [[o, v] for o, v in digest], [[o, v] for o, v in want], list(records)])
+
+
+def envelope(ident, msg_type, body, ts=None, nonce=None, sender=None, version=PROTO_VERSION,
+             signer=None):
+    """A signed envelope frame. sender and signer default to ident: give another sender to
+    claim to be someone else, another signer to sign with the wrong key."""
+    signed = pack([version, msg_type, sender if sender is not None else ident.pk,
+                   now_ms() if ts is None else ts,
+                   nonce if nonce is not None else os.urandom(16), body])
+    return pack([FRAME_ENVELOPE, signed, (signer or ident).sign(signed)])
+
+
+def decode_envelope(frame):
+    """The fields of an envelope frame as a dict, with sig_ok telling whether the sender's
+    signature verifies and body decoded."""
+    kind, signed, sig = unpack(frame)
+    assert kind == FRAME_ENVELOPE, "not an envelope: kind %r" % kind
+    version, msg_type, sender, ts, nonce, body = unpack(signed)
+    fields = unpack(body)
+    keys = ["req_id", "flags", "hash", "n_origins", "self", "suspects", "digest", "want",
+            "records"]
+    return {"version": version, "type": msg_type, "sender": sender, "ts": ts, "nonce": nonce,
+            "sig_ok": verify(sender, sig, signed), "body": dict(zip(keys, fields))}
+
+
+def request(req_id, op, args, flags=0):
+    return pack([FRAME_REQUEST, req_id, op, args, flags])
+
+
+# --------------------------------------------------------------- connection ----
+
+class Conn:
+    """A DEALER connected to a node's public endpoint, as a peer or a client would be."""
+
+    def __init__(self, endpoint):
+        self.sock = _CTX.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    def send(self, frame):
+        self.sock.send(frame)
+
+    def send_multipart(self, frames):
+        self.sock.send_multipart(frames)
+
+    def recv(self, timeout=10.0):
+        """The next frame, or None after timeout seconds."""
+        if self.sock.poll(int(timeout * 1000)):
+            return self.sock.recv()
+        return None
+
+    def recv_where(self, pred, timeout=10.0):
+        """The next frame for which pred(frame) is true (others are skipped), or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            frame = self.recv(left)
+            if frame is None:
+                return None
+            try:
+                if pred(frame):
+                    return frame
+            except Exception:
+                pass
+
+    def close(self):
+        self.sock.close(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
