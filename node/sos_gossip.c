@@ -295,7 +295,10 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     }
     if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
         sos_rooms_lost(self, displaced->room_hash);
-    if (src == SOS_SRC_RUMOR || src == SOS_SRC_LOCAL)
+    /*  Push on what is new here, except what came by anti-entropy (the peer that sent it
+        is busy spreading it already). A worker's own record, heard from it directly, is
+        pushed too: that is how a new or restarted node becomes known in a few hops. */
+    if (src != SOS_SRC_DELTA)
         s_rumor_add(self, rec);
 done:
     free(displaced);
