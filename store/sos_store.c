@@ -27,7 +27,8 @@
     is new and gets created; one that holds anything else (no meta, no format, another
     format, a named database of the wrong kind) is not ours and gives SOS_ERR_CORRUPT rather
     than being written to. Files LMDB cannot read as an environment at all (MDB_INVALID,
-    MDB_VERSION_MISMATCH) give SOS_ERR_CORRUPT too.
+    MDB_VERSION_MISMATCH), and a data file shorter than its meta page says, give
+    SOS_ERR_CORRUPT too.
 
     The environment uses MDB_NOTLS so that read transactions belong to their handle rather
     than to the thread: one thread may then hold two read transactions, which nested helpers
@@ -169,6 +170,33 @@ fail:
     return sos_store_rc(mrc);
 }
 
+/*  LMDB maps the data file and trusts its meta page for how many pages there are: a file
+    cut short (a partial copy, a full disk while copying) would have it touch pages past the
+    end of the file, and the process would die of SIGBUS. Compare the file with the meta page
+    before reading anything else. */
+static sos_rc
+s_check_size(sos_store_t *self, const char *dir)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int mrc = mdb_env_info(self->env, &info);
+    if (!mrc)
+        mrc = mdb_env_stat(self->env, &st);
+    if (mrc)
+        return sos_store_rc(mrc);
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return SOS_ERR_INVALID;
+    struct stat fst;
+    if (stat(path, &fst) != 0)
+        return SOS_ERR_IO;
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)fst.st_size < need)
+        return SOS_ERR_CORRUPT;
+    return SOS_OK;
+}
+
 static void
 s_store_free(sos_store_t *self)
 {
@@ -216,6 +244,9 @@ sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size)
         rc = sos_store_rc(mrc);
         goto fail;
     }
+    rc = s_check_size(self, dir);
+    if (rc)
+        goto fail;
     rc = s_open_dbs(self);
     if (rc)
         goto fail;
