@@ -27,7 +27,8 @@
 #define SOS_LIMITS_MAX         65536
 #define SOS_LIMIT_RESET_MS     (30 * 60 * 1000)
 
-/*  Delays after each room creation from one client address (seconds), as the seed does. */
+/*  Delays before each room creation from one client address (seconds), as the seed does:
+    the first is free, the second waits 10 s after the first, the third 30 s, ... */
 static const uint32_t s_delays[] = {0, 10, 30, 60, 180, 300};
 
 typedef struct {
@@ -377,7 +378,10 @@ s_limit_note_create(sos_rooms_t *self, const char *address, uint64_t now)
         if (!lim)
             return;
         zhashx_insert(self->limits, address, lim);
-    } else if (lim->level + 1 < sizeof s_delays / sizeof s_delays[0])
+    }
+    /*  level counts the creations so far (up to the last delay): the first creation waits
+        s_delays[0] (none), the second s_delays[1] after it, and so on. */
+    if (lim->level + 1 < sizeof s_delays / sizeof s_delays[0])
         lim->level++;
     lim->next_ms = now + (uint64_t)s_delays[lim->level] * 1000;
     lim->last_ms = now;

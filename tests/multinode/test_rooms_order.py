@@ -7,7 +7,7 @@ wakes ends with an empty batch after its wait."""
 import threading
 import time
 
-from sosclient import Client, NoReply, new_room_hash
+from sosclient import Client, new_room_hash
 from sosnet import Net, run, wait_for
 
 SENDERS = 8
