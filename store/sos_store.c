@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "sos_store_int.h"
@@ -75,6 +76,9 @@ sos_store_rc(int mdb_rc)
         return SOS_ERR_CORRUPT;
     case ENOMEM:
         return SOS_ERR_NOMEM;
+    case ENOSPC:
+    case EDQUOT:
+        return SOS_ERR_NO_SPACE;
     default:
         return SOS_ERR_IO;
     }
@@ -340,6 +344,22 @@ s_txn_free(sos_txn_t *txn)
     free(txn);
 }
 
+/*  LMDB reports a short write as EIO, and a short write is what a full file system gives
+    once it has handed out its last blocks: tell that apart from other I/O errors by the
+    space left, so that the log and the clients say what to fix. */
+#define SOS_STORE_LOW_SPACE (1024 * 1024)
+
+static sos_rc
+s_io_rc(sos_store_t *store, sos_rc rc)
+{
+    mdb_filehandle_t fd;
+    struct statvfs vfs;
+    if (rc == SOS_ERR_IO && mdb_env_get_fd(store->env, &fd) == 0 && fstatvfs(fd, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < SOS_STORE_LOW_SPACE)
+        return SOS_ERR_NO_SPACE;
+    return rc;
+}
+
 sos_rc
 sos_txn_commit(sos_txn_t **txn_p)
 {
@@ -353,6 +373,7 @@ sos_txn_commit(sos_txn_t **txn_p)
         rc = txn->err;
     } else
         rc = sos_store_rc(mdb_txn_commit(txn->mdb));
+    rc = s_io_rc(txn->store, rc);
     s_txn_free(txn);
     return rc;
 }

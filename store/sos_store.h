@@ -49,7 +49,8 @@ sos_rc sos_store_usage (sos_store_t *store, uint64_t *map_size, uint64_t *used);
     what it would change) leaves the transaction usable. */
 sos_rc sos_txn_begin (sos_store_t *store, bool write, sos_txn_t **txn_p);
 /*  Commit and free; durable on disk when it returns SOS_OK. SOS_ERR_MAP_FULL if the map is
-    full (nothing of the transaction is kept). Nulls *txn_p in any case. */
+    full, SOS_ERR_NO_SPACE if the file system is (nothing of the transaction is kept in
+    either case). Nulls *txn_p in any case. */
 sos_rc sos_txn_commit (sos_txn_t **txn_p);
 /*  Abort and free (NULL-safe; nulls *txn_p). */
 void sos_txn_abort (sos_txn_t **txn_p);
