@@ -63,10 +63,12 @@ class CtlError(Exception):
         self.rc = rc
 
 
-def ctl(endpoint, *args, timeout_ms=5000, check=True):
+def ctl(endpoint, *args, timeout_ms=5000, check=True, wrap=()):
     """Run sosctl --json against endpoint; return the parsed reply. On an error reply raise
-    CtlError with the error code (the first word of sosctl's one-line error)."""
-    cmd = [SOSCTL, "--node", endpoint, "--json", "--timeout", str(timeout_ms)] + list(args)
+    CtlError with the error code (the first word of sosctl's one-line error). wrap is a
+    command prefix, e.g. ("ip", "netns", "exec", NS) to run sosctl in a network namespace."""
+    cmd = list(wrap) + [SOSCTL, "--node", endpoint, "--json", "--timeout", str(timeout_ms)] + \
+        list(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 60)
     if p.returncode != 0:
         err = p.stderr.strip()
@@ -80,11 +82,16 @@ def ctl(endpoint, *args, timeout_ms=5000, check=True):
 
 
 class Node:
-    def __init__(self, net, index, port=None, genesis=(), extra=()):
+    """One sosnode process. host is the address it listens on; wrap a command prefix for it
+    and for sosctl (e.g. ("ip", "netns", "exec", NS) for a node in a network namespace)."""
+
+    def __init__(self, net, index, port=None, genesis=(), extra=(), host="127.0.0.1", wrap=()):
         self.net = net
         self.index = index
         self.port = port or free_port()
-        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.host = host
+        self.wrap = list(wrap)
+        self.endpoint = "tcp://%s:%d" % (host, self.port)
         self.data = os.path.join(net.dir, "node%d" % index)
         self.log = os.path.join(net.dir, "node%d.log" % index)
         self.genesis = list(genesis)
@@ -93,7 +100,7 @@ class Node:
         self.node_id = None
 
     def args(self):
-        a = [SOSNODE, "--data", self.data, "--listen", self.endpoint,
+        a = self.wrap + [SOSNODE, "--data", self.data, "--listen", self.endpoint,
              "--gossip-interval", str(self.net.interval), "--log-level", "info"]
         for g in self.genesis:
             a += ["--genesis", g]
@@ -130,6 +137,7 @@ class Node:
         return self.stop(signal.SIGKILL)
 
     def ctl(self, *args, **kw):
+        kw.setdefault("wrap", self.wrap)
         return ctl(self.endpoint, *args, **kw)
 
     def status(self):
@@ -199,18 +207,26 @@ class Net:
         return False
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here (say why): run() prints "SKIP: <reason>" and
+    counts it as skipped, never as passed."""
+
+
 def run(tests):
     """Run test functions in order; print a summary line; exit non-zero if any failed."""
-    passed = failed = 0
+    passed = failed = skipped = 0
     for t in tests:
         start = time.monotonic()
         try:
             t()
             passed += 1
             print("PASS %s (%.1fs)" % (t.__name__, time.monotonic() - start), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("SKIP: %s: %s" % (t.__name__, e), flush=True)
         except Exception:
             failed += 1
             print("FAIL %s" % t.__name__, flush=True)
             traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.exit(1 if failed else 0)
