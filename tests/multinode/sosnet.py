@@ -55,6 +55,24 @@ def wait_for(what, cond, timeout=60.0, interval=0.1):
         timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
 
 
+def hold_for_rounds(what, cond, nodes, rounds, timeout=120.0, interval=0.1):
+    """Check that cond() stays true while every node in nodes runs `rounds` more gossip rounds
+    (its status gossip.rounds counter), so that "it stays so" is measured in rounds, not in
+    seconds. Fails at the first check where cond() is false. Returns the number of checks."""
+    start = {n.index: n.status()["gossip"]["rounds"] for n in nodes}
+    deadline = time.monotonic() + timeout
+    checks = 0
+    while True:
+        assert cond(), "%s no longer holds (after %d checks)" % (what, checks)
+        checks += 1
+        if all(n.status()["gossip"]["rounds"] >= start[n.index] + rounds for n in nodes):
+            return checks
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %d rounds while checking %s"
+                                 % (timeout, rounds, what))
+        time.sleep(interval)
+
+
 class CtlError(Exception):
     def __init__(self, code, message, rc):
         super().__init__("%s: %s" % (code, message))
