@@ -835,14 +835,23 @@ static void
 s_answer_poller(sos_node_t *node, sos_txn_t *txn, s_poller_t *p)
 {
     uint32_t count = 0;
-    sos_rc rc = sos_roomdb_member_get(txn, p->room, p->member, NULL);
-    if (rc == SOS_OK)
-        rc = s_pack_poll(node, txn, p->room, p->req_id, p->since, &count);
+    const char *code = SOS_E_UNAVAILABLE, *why = "store read failed";
+    sos_rc rc = sos_roomdb_get(txn, p->room, NULL);
+    if (rc == SOS_ERR_NOT_FOUND) {
+        code = SOS_E_ROOM_NOT_FOUND;
+        why = "the room is gone";
+    } else if (rc == SOS_OK) {
+        /*  The room is there, but the member may have left while the poll waited. */
+        rc = sos_roomdb_member_get(txn, p->room, p->member, NULL);
+        if (rc == SOS_ERR_NOT_FOUND) {
+            code = SOS_E_NOT_MEMBER;
+            why = "member_id is not a member";
+        } else if (rc == SOS_OK)
+            rc = s_pack_poll(node, txn, p->room, p->req_id, p->since, &count);
+    }
     if (rc) {
         msgpack_packer pk = s_packer(node);
-        sos_reply_pack_error(&pk, p->req_id,
-                             rc == SOS_ERR_NOT_FOUND ? SOS_E_ROOM_NOT_FOUND : SOS_E_UNAVAILABLE,
-                             "the room is gone");
+        sos_reply_pack_error(&pk, p->req_id, code, why);
     }
     void *h = zsock_resolve(node->router);
     if (zmq_send(h, zframe_data(p->routing), zframe_size(p->routing), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=

@@ -106,6 +106,31 @@ class Client:
                 if attempt == retries:
                     raise
 
+    def post(self, op, args=None, flags=0):
+        """Send a request without waiting; return its req_id (see collect)."""
+        req_id = self.new_req_id()
+        self.send_frame(pack([FRAME_REQUEST, req_id, op, {} if args is None else args, flags]))
+        return req_id
+
+    def collect(self, req_ids, timeout=None):
+        """The replies to posted requests, in any order: {req_id: (status, body)}."""
+        timeout = self.timeout if timeout is None else timeout
+        want, out = set(req_ids), {}
+        deadline = time.monotonic() + timeout
+        while want:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000) + 1):
+                if time.monotonic() >= deadline:
+                    raise NoReply("%d of %d replies missing from %s after %.1fs" % (
+                        len(want), len(req_ids), self.endpoint, timeout))
+                continue
+            reply = msgpack.unpackb(self.sock.recv(), raw=False)
+            assert isinstance(reply, list) and len(reply) == 4 and reply[0] == FRAME_REPLY, reply
+            if reply[1] in want:
+                want.discard(reply[1])
+                out[reply[1]] = (reply[2], reply[3])
+        return out
+
     def request(self, op, **args):
         """call(op, args) and return the body of an ok reply; raise ReplyError otherwise.
         Keyword arguments starting with an underscore go to call: _timeout, _retries, _flags."""

@@ -98,6 +98,22 @@ def test_not_member():
                 "room_hash": room, "member_id": mb, "content": "x", "msg_id": "y"}))
             assert ca.poll(room, member)["messages"] == []
 
+            # a long poll of a member who leaves while it waits ends with not_member, not
+            # room_not_found: woken by a message (through b), or at the end of its wait (at a)
+            with Client(c.endpoint) as cc:
+                leaver = cc.join(room, nickname="leaver")["member_id"]
+                forwards = b.status()["gossip"]["forwards"]
+                woken = cb.post("poll", {"room_hash": room, "member_id": leaver, "since": 0,
+                                         "wait_ms": 20000})
+                timed = ca.post("poll", {"room_hash": room, "member_id": leaver, "since": 0,
+                                         "wait_ms": 1000})
+                wait_for("b to forward the poll",
+                         lambda: b.status()["gossip"]["forwards"] > forwards)
+                cc.leave(room, leaver)
+                cc.send(room, member, "wake", "wake")
+                check_error("not_member", cb.collect([woken], timeout=60)[woken])
+                check_error("not_member", ca.collect([timed], timeout=60)[timed])
+
 
 def test_too_large():
     with Net() as net:
@@ -134,6 +150,18 @@ def test_too_large():
             assert [len(m["content"]) for m in msgs] == [CONTENT_MAX, 1, CONTENT_MAX, 1]
             # nothing of the refused requests was stored
             assert sorted(ca.info(room)["members"]) == sorted(["ana", "n" * 20, "n" * 20])
+            # a room holds 1000 members: fill it with pipelined joins at the owner, then one
+            # more through each node is refused
+            ids = [ca.post("join", {"room_hash": room}) for _ in range(1000 - 3)]
+            replies = ca.collect(ids, timeout=120)
+            assert [replies[i][0] for i in ids] == ["ok"] * (1000 - 3), {
+                r[0] for r in replies.values()}
+            for cl in (ca, cb):
+                check_error("too_large", cl.call("join", {"room_hash": room}))
+            assert len(ca.info(room)["members"]) == 1000
+            # leaving makes room again
+            cb.leave(room, replies[ids[0]][1]["member_id"])
+            assert cb.join(room, nickname="last")["members"].count("last") == 1
 
 
 def test_bad_request():

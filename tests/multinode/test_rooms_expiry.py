@@ -67,8 +67,9 @@ def test_room_expires_everywhere():
 
 
 def test_expiry_across_restart():
-    with Net(extra=["--rate-limit", "off"] + TTL) as net:
-        a, b = net.start(2)
+    with Net() as net:
+        a = net.add(extra=TTL).start()
+        b = net.add().start()
         wait_for("convergence", net.converged)
         room = new_room_hash()
         with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
@@ -81,6 +82,8 @@ def test_expiry_across_restart():
         a.stop()
         wait_until_ms(created["expires_at"] + 500)
         wait_for("room to leave b's directory", lambda: room not in b.rooms(), timeout=60)
+        # the room keeps the expiry it was created with; the new one made below lives long
+        a.extra = ["--room-ttl", "3600"]
         a.start()
         with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
             for client in (ca, cb):

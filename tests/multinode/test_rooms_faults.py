@@ -44,7 +44,7 @@ def test_owner_killed_and_restarted():
             poll_id = cb.new_req_id()
             cb.send_frame(pack([FRAME_REQUEST, poll_id, "poll",
                                 {"room_hash": room, "member_id": mb, "since": 6,
-                                 "wait_ms": 2000}, 0]))
+                                 "wait_ms": 5000}, 0]))
             wait_for("b to forward the poll", lambda: b.status()["gossip"]["forwards"] > forwards)
             a.kill()
             status, body = cb.recv_reply(poll_id, timeout=60)

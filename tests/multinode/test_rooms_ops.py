@@ -184,6 +184,38 @@ def test_history_limit():
             assert polled["message_count"] == 5 and polled["last_seq"] == 9
 
 
+def test_poll_batches():
+    """A poll returns a bounded batch (at most 1000 messages or 1 MiB of content); polling on
+    from the last seq of each batch gets the rest, in order, through any node."""
+    with Net() as net:
+        a = net.add(extra=["--history", "1500"]).start()
+        b = net.add().start()
+        wait_for("convergence", net.converged)
+        with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
+            big, many = new_room_hash(), new_room_hash()
+            mbig = ca.create(big)["member_id"]
+            mmany = ca.create(many)["member_id"]
+            wait_for("rooms in b", lambda: big in b.rooms() and many in b.rooms())
+            contents = [("%02d" % k) * (32 * 1024) for k in range(20)]  # 64 KiB each
+            for k, text in enumerate(contents):
+                assert cb.send(big, mbig, text, "big-%d" % k)["seq"] == k + 1
+            for client in (ca, cb):
+                first = client.poll(big, mbig)["messages"]
+                assert 1 <= len(first) < 20, len(first)
+                assert sum(len(m["content"]) for m in first) <= 1024 * 1024
+                assert [m["content"] for m in client.poll_all(big, mbig)] == contents
+            ids = [ca.post("send", {"room_hash": many, "member_id": mmany, "content": "m%d" % k,
+                                    "msg_id": "many-%d" % k}) for k in range(1200)]
+            replies = ca.collect(ids, timeout=120)
+            assert [replies[i][1]["seq"] for i in ids] == list(range(1, 1201))
+            for client in (ca, cb):
+                first = client.poll(many, mmany)
+                assert [m["seq"] for m in first["messages"]] == list(range(1, 1001))
+                assert first["last_seq"] == 1200 and first["message_count"] == 1200
+                rest = client.poll(many, mmany, since=1000)["messages"]
+                assert [m["content"] for m in rest] == ["m%d" % k for k in range(1000, 1200)]
+
+
 if __name__ == "__main__":
     run([test_every_op_through_every_node, test_sosctl_through_every_node, test_idempotent_retry,
-         test_history_limit])
+         test_history_limit, test_poll_batches])
