@@ -191,18 +191,15 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
     return SOS_ERR_INVALID;
 }
 
-sos_rc
-sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size_t errlen)
+/*  Apply the "sosnode" section of a parsed config tree; what names the source in errors.
+    Takes ownership of root. */
+static sos_rc
+s_load(sos_config_t *cfg, zconfig_t *root, const char *what, char *err, size_t errlen)
 {
-    zconfig_t *root = zconfig_load(path);
-    if (!root) {
-        snprintf(err, errlen, "cannot read config file '%s' (missing or not ZPL)", path);
-        return SOS_ERR_INVALID;
-    }
     sos_rc rc = SOS_OK;
     zconfig_t *section = zconfig_locate(root, "sosnode");
     if (!section) {
-        snprintf(err, errlen, "config file '%s' has no 'sosnode' section", path);
+        snprintf(err, errlen, "%s has no 'sosnode' section", what);
         rc = SOS_ERR_INVALID;
         goto done;
     }
@@ -219,6 +216,30 @@ sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size_t errl
 done:
     zconfig_destroy(&root);
     return rc;
+}
+
+sos_rc
+sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    zconfig_t *root = zconfig_load(path);
+    if (!root) {
+        snprintf(err, errlen, "cannot read config file '%s' (missing or not ZPL)", path);
+        return SOS_ERR_INVALID;
+    }
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof what, "config file '%s'", path);
+    return s_load(cfg, root, what, err, errlen);
+}
+
+sos_rc
+sos_config_load_str(sos_config_t *cfg, const char *text, char *err, size_t errlen)
+{
+    zconfig_t *root = zconfig_str_load(text);
+    if (!root) {
+        snprintf(err, errlen, "config text is not ZPL");
+        return SOS_ERR_INVALID;
+    }
+    return s_load(cfg, root, "config text", err, errlen);
 }
 
 sos_rc

@@ -48,8 +48,12 @@ void sos_config_defaults(sos_config_t *cfg);
     reason in err (errlen bytes). --help and --version only set show_help / show_version. */
 sos_rc sos_config_parse(sos_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
 
-/*  Load settings from a ZPL file (see README, "Configuration"). */
+/*  Load settings from a ZPL file (see README, "Configuration"). Returns SOS_OK, or
+    SOS_ERR_INVALID with a one-line reason in err; settings read before the bad one stay set. */
 sos_rc sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*  As sos_config_load_file, from the ZPL text itself (NUL-terminated). */
+sos_rc sos_config_load_str(sos_config_t *cfg, const char *text, char *err, size_t errlen);
 
 /*  Check the result: required settings, ranges; derives advertise from listen when it is not
     given and listen names a concrete address. */

@@ -319,8 +319,9 @@ sos_mp_map_get(const msgpack_object *o, const char *key)
     size_t key_len = strlen(key);
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key;
+        /* msgpack-c gives an empty str a NULL pointer, which memcmp must not see */
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == key_len &&
-            memcmp(k->via.str.ptr, key, key_len) == 0)
+            (key_len == 0 || memcmp(k->via.str.ptr, key, key_len) == 0))
             return &o->via.map.ptr[i].val;
     }
     return NULL;
