@@ -21,7 +21,8 @@ class ReplyError(Exception):
     """An error reply: code is its status (room_not_found, ...), body its map."""
 
     def __init__(self, code, body):
-        super().__init__("%s: %s" % (code, body.get("message", "") if isinstance(body, dict) else body))
+        message = body.get("message", "") if isinstance(body, dict) else body
+        super().__init__("%s: %s" % (code, message))
         self.code = code
         self.body = body
 

@@ -83,28 +83,42 @@ def test_owner_killed_and_restarted():
             assert sorted(ca.info(room)["members"]) == ["ana", "cy"]
 
 
-def test_acked_send_survives_kill9():
+def test_acked_writes_survive_kill9():
+    """Sends, then a join, a leave and a create, each acknowledged just before kill -9: all
+    of them are there after the restart, each message exactly once."""
     with Net() as net:
         a, b = net.start(2)
         wait_for("convergence", net.converged)
-        room = new_room_hash()
+        room, room2 = new_room_hash(), new_room_hash()
         n = 40
         with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
             member = ca.create(room, nickname="ana")["member_id"]
             wait_for("room in b", lambda: room in b.rooms())
+            leaver = cb.join(room, nickname="leaver")["member_id"]
             acked = []
             for k in range(n):
                 client = ca if k % 2 else cb
                 ack = client.send(room, member, "m%d" % k, "m-%d" % k)
                 acked.append((ack["seq"], ack["id"]))
+            joiner = cb.join(room, nickname="late")["member_id"]
+            cb.leave(room, leaver)
+            creator2 = ca.create(room2, nickname="two")["member_id"]
+            ack = cb.send(room, joiner, "last", "last")
+            acked.append((ack["seq"], ack["id"]))
             a.kill()  # at once after the last acknowledgement
         a.start()
         with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
             msgs = ca.poll_all(room, member)
             assert [(m["seq"], m["id"]) for m in msgs] == acked == [
-                (k + 1, "m-%d" % k) for k in range(n)]
+                (k + 1, "m-%d" % k) for k in range(n)] + [(n + 1, "last")]
+            assert sorted(ca.info(room)["members"]) == ["ana", "late"]
+            assert ca.poll(room, joiner, since=n)["messages"][0]["sender"] == "late"
+            assert ca.call("poll", {"room_hash": room, "member_id": leaver})[0] == "not_member"
+            assert ca.info(room2)["members"] == ["two"]
+            assert ca.send(room2, creator2, "still here", "x")["seq"] == 1
             wait_for("b to reach the restarted owner", lambda: cb.info(room), timeout=60)
             assert [(m["seq"], m["id"]) for m in cb.poll_all(room, member)] == acked
+            wait_for("room2 in b", lambda: room2 in b.rooms())
 
 
 def test_kill9_under_concurrent_sends():
@@ -185,5 +199,5 @@ def test_kill9_under_concurrent_sends():
 
 
 if __name__ == "__main__":
-    run([test_owner_killed_and_restarted, test_acked_send_survives_kill9,
+    run([test_owner_killed_and_restarted, test_acked_writes_survive_kill9,
          test_kill9_under_concurrent_sends])

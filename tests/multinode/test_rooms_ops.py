@@ -1,7 +1,10 @@
 """test_rooms_ops.py: every room operation (create, join, send, poll, leave, info) works the
 same through a room's owner and through every other node of three; leaving revokes a member;
 a retried send (same msg_id) is stored once; the history limit keeps the last N messages
-while seq numbers go on."""
+while seq numbers go on; polls come in bounded batches; a hash created on two nodes that had
+not met ends up with the earlier creation on every node."""
+
+import time
 
 from sosclient import Client, ReplyError, new_room_hash
 from sosnet import Net, run, wait_for
@@ -216,6 +219,49 @@ def test_poll_batches():
                 assert [m["content"] for m in rest] == ["m%d" % k for k in range(1000, 1200)]
 
 
+def test_conflicting_creates():
+    """The same room hash created on two nodes that had not heard of each other: once they
+    meet, every node gives the room to the earlier creation; the losing owner drops its copy,
+    so its members get not_member (also a poll waiting there) and join again on the winner."""
+    with Net() as net:
+        a = net.add(genesis=[]).start()
+        b = net.add(genesis=[]).start()  # a separate network, for now
+        room = new_room_hash()
+        with Client(a.endpoint) as ca, Client(b.endpoint) as cb:
+            won = ca.create(room, nickname="first")
+            wait_for("a later millisecond", lambda: time.time() * 1000 > won["created_at"] + 5)
+            lost = cb.create(room, nickname="second")
+            assert lost["created_at"] > won["created_at"]
+            ca.send(room, won["member_id"], "kept", "kept")
+            cb.send(room, lost["member_id"], "lost", "lost")
+            waiting = cb.post("poll", {"room_hash": room, "member_id": lost["member_id"],
+                                       "since": 1, "wait_ms": 25000})
+            # c knows both: the two networks become one
+            c = net.add(genesis=[a.endpoint, b.endpoint]).start()
+            wait_for("one network of three", net.converged)
+            for n in (a, b, c):
+                wait_for("node %d to give the room to a" % n.index,
+                         lambda: n.rooms().get(room, {}).get("owner") == a.node_id)
+            status, body = cb.collect([waiting], timeout=60)[waiting]
+            assert status == "not_member", (status, body)
+            with Client(c.endpoint) as cc:
+                for client in (ca, cb, cc):
+                    wait_for("the owner to answer", lambda: client.info(room), timeout=30)
+                    info = client.info(room)
+                    assert info["owner"] == a.node_id and info["members"] == ["first"], info
+                    assert info["created_at"] == won["created_at"]
+                    polled = client.poll(room, won["member_id"])
+                    assert [m["content"] for m in polled["messages"]] == ["kept"]
+                    for op, args in (("send", {"content": "x", "msg_id": "x"}),
+                                     ("poll", {"since": 0}), ("leave", {})):
+                        args = dict(args, room_hash=room, member_id=lost["member_id"])
+                        status, body = client.call(op, args)
+                        assert status == "not_member", (op, status, body)
+                again = cb.join(room, nickname="second")
+                assert sorted(again["members"]) == ["first", "second"]
+                assert cc.send(room, again["member_id"], "hello", "hello")["seq"] == 2
+
+
 if __name__ == "__main__":
     run([test_every_op_through_every_node, test_sosctl_through_every_node, test_idempotent_retry,
-         test_history_limit, test_poll_batches])
+         test_history_limit, test_poll_batches, test_conflicting_creates])
