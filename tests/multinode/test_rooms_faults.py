@@ -116,6 +116,8 @@ def test_acked_writes_survive_kill9():
             assert ca.call("poll", {"room_hash": room, "member_id": leaver})[0] == "not_member"
             assert ca.info(room2)["members"] == ["two"]
             assert ca.send(room2, creator2, "still here", "x")["seq"] == 1
+            # a retry of an acknowledged send still finds it
+            assert ca.send(room, joiner, "last", "last")["seq"] == n + 1
             wait_for("b to reach the restarted owner", lambda: cb.info(room), timeout=60)
             assert [(m["seq"], m["id"]) for m in cb.poll_all(room, member)] == acked
             wait_for("room2 in b", lambda: room2 in b.rooms())
