@@ -199,35 +199,61 @@ done:
     An envelope is accepted at most once. The guard keeps the nonces of accepted envelopes
     in a hash table (open addressing, linear probing, keyed SipHash so that a peer cannot
     choose nonces that collide) and, in insertion order, in a FIFO ring of capacity entries,
-    each with the envelope's timestamp. It also keeps a floor, and refuses every envelope
-    whose timestamp is not above it.
+    each with the envelope's timestamp. Behind the ring, the nonces it had to forget while
+    their timestamps were still in the window go to Bloom filters, one per period of the
+    window's length (period = timestamp / window), of which three are live: a timestamp in
+    [now - window, now + window] lies in one of three consecutive periods. Last, a floor:
+    every envelope whose timestamp is not above it is refused.
 
     check (nonce n, timestamp t, now):
       1. Forget entries at the head of the ring whose timestamp fell out of the window.
       2. t outside [now - window, now + window]: refuse.
       3. t <= floor: refuse.   4. n in the table: refuse.
-      5. If the ring is full, forget the oldest-inserted entry.
-      6. Remember (n, t).
-    Forgetting an entry (steps 1 and 5) raises floor to at least its timestamp.
+      5. n in the Bloom filter of t's period: refuse.
+      6. If the ring is full, forget the oldest-inserted entry.
+      7. Remember (n, t).
+    Forgetting an entry in step 1 raises floor to at least its timestamp. Forgetting one in
+    step 6 adds its nonce to the filter of its period; when that filter still holds an older
+    period, whose timestamps all lie below the window by now, it is emptied first and floor
+    rises to the end of that older period. (An entry whose timestamp is out of the window,
+    or a filter that holds a later period because the clock stepped back, or a filter that
+    cannot be allocated: floor rises to the entry's timestamp instead.)
 
     Why this is sound: say (n, t) was accepted once. At any later check it is either still
-    remembered, and step 4 refuses it, or it was forgotten, and then floor >= t since floor
-    never goes down, so step 3 refuses it. This holds whatever the wall clock does; the
-    window only keeps the table small, it is not what makes the guard sound.
+    remembered, and step 4 refuses it; or it was forgotten, and then floor >= t, since floor
+    never goes down and step 3 refuses it; or its nonce is in the filter of t's period, and
+    step 5 refuses it (a Bloom filter has no false negatives); a filter is only emptied
+    after floor has risen past every timestamp of its period. This holds whatever the wall
+    clock does; the window only keeps the table small, it is not what makes the guard sound.
 
-    What it costs: floor may refuse envelopes that are not replays. From step 1 it never does
-    while the clock goes forward, since what it forgets is already outside the window. From
-    step 5 it does when more than capacity envelopes arrive while their entries are still
-    young: floor then climbs towards the timestamps of recent ones. An entry lives up to two
-    windows (its timestamp may lie a window ahead of now), so capacity should be at least the
-    envelope rate times twice the window. Memory stays bounded (capacity entries plus a
-    table of twice that many slots) whatever peers send. */
+    What it costs: steps 3 and 5 may refuse envelopes that are not replays. Floor does not
+    while the clock goes forward: it only ever rises to timestamps that are, or are about to
+    be, out of the window. In particular a peer that sends more than capacity envelopes, dated
+    as far ahead as the window allows, cannot lift floor over the timestamps honest peers use
+    now (with the floor of a plain FIFO it could: every envelope would be refused for the
+    window). The filters refuse a fresh nonce with the probability of a false positive, which
+    stays small while the nonces forgotten in one period are few against the filter's bits:
+    a filter has 1024 bits per entry of capacity (64 Mbit, 8 MiB, for 65536 entries; memory
+    is taken only when the ring overflows), and with 4 probes holds a false-positive rate
+    under 1% up to about a tenth as many nonces as bits, more envelopes than a node can
+    verify in a period. Memory stays bounded (capacity entries, a table of twice that many
+    slots, three filters) whatever peers send. */
 
 typedef struct {
     uint8_t nonce[SOS_NONCE_BYTES];
     uint64_t timestamp;
     uint64_t hash;
 } s_entry_t;
+
+#define S_BLOOM_SLOTS    3        /* periods that a window around now can touch */
+#define S_BLOOM_PROBES   4        /* bits set per nonce */
+#define S_BLOOM_BITS_MIN (1u << 12)
+#define S_BLOOM_BITS_MAX (1u << 26)
+
+typedef struct {
+    uint64_t period; /* timestamp / window of the nonces it holds */
+    uint8_t *bits;   /* NULL until the first nonce */
+} s_bloom_t;
 
 struct _sos_replay_t {
     size_t capacity;
@@ -239,6 +265,8 @@ struct _sos_replay_t {
     size_t mask;     /* table size - 1 (a power of two >= 2 * capacity) */
     uint64_t floor;
     uint8_t key[crypto_shorthash_KEYBYTES];
+    s_bloom_t bloom[S_BLOOM_SLOTS];
+    uint64_t bloom_bits; /* bits of each filter, a power of two */
 };
 
 #define S_REPLAY_CAPACITY_MAX (1u << 28) /* ring indices fit uint32 with room to spare */
@@ -246,7 +274,7 @@ struct _sos_replay_t {
 sos_replay_t *
 sos_replay_new(size_t capacity, uint64_t window_ms)
 {
-    if (capacity == 0 || capacity > S_REPLAY_CAPACITY_MAX)
+    if (capacity == 0 || capacity > S_REPLAY_CAPACITY_MAX || window_ms == 0)
         return NULL;
     sos_replay_t *self = (sos_replay_t *)calloc(1, sizeof *self);
     if (!self)
@@ -263,6 +291,9 @@ sos_replay_new(size_t capacity, uint64_t window_ms)
         sos_replay_destroy(&self);
         return NULL;
     }
+    self->bloom_bits = S_BLOOM_BITS_MIN;
+    while (self->bloom_bits < S_BLOOM_BITS_MAX && self->bloom_bits < (uint64_t)capacity * 1024)
+        self->bloom_bits *= 2;
     crypto_shorthash_keygen(self->key);
     return self;
 }
@@ -276,6 +307,8 @@ sos_replay_destroy(sos_replay_t **self_p)
         return;
     free(self->ring);
     free(self->table);
+    for (int i = 0; i < S_BLOOM_SLOTS; i++)
+        free(self->bloom[i].bits);
     free(self);
     *self_p = NULL;
 }
@@ -307,10 +340,78 @@ s_find(const sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES], uint64_t 
     return slot;
 }
 
-/*  Forget the oldest-inserted entry: empty its slot, then shift back the entries after it in
-    the probe run that would no longer be reachable (deletion without tombstones). */
 static void
-s_evict_head(sos_replay_t *self)
+s_raise_floor(sos_replay_t *self, uint64_t timestamp)
+{
+    if (timestamp > self->floor)
+        self->floor = timestamp;
+}
+
+/*  Bit i of the Bloom probes of a nonce's hash (double hashing over its two halves). */
+static uint64_t
+s_bloom_bit(const sos_replay_t *self, uint64_t hash, unsigned i)
+{
+    uint64_t h1 = hash & 0xffffffffu, h2 = (hash >> 32) | 1;
+    return (h1 + i * h2) & (self->bloom_bits - 1);
+}
+
+static bool
+s_bloom_has(const sos_replay_t *self, uint64_t timestamp, uint64_t hash)
+{
+    uint64_t period = timestamp / self->window_ms;
+    const s_bloom_t *b = &self->bloom[period % S_BLOOM_SLOTS];
+    if (!b->bits || b->period != period)
+        return false;
+    for (unsigned i = 0; i < S_BLOOM_PROBES; i++) {
+        uint64_t bit = s_bloom_bit(self, hash, i);
+        if (!(b->bits[bit >> 3] & (1u << (bit & 7))))
+            return false;
+    }
+    return true;
+}
+
+/*  Keep a nonce that the ring has to forget in the filter of its timestamp's period, or,
+    where that cannot be done, under the floor. */
+static void
+s_bloom_add(sos_replay_t *self, const s_entry_t *e, uint64_t now_ms)
+{
+    uint64_t w = self->window_ms;
+    if ((e->timestamp < now_ms && now_ms - e->timestamp > w) ||
+        (e->timestamp > now_ms && e->timestamp - now_ms > w)) {
+        s_raise_floor(self, e->timestamp); /* out of the window: the floor costs nothing */
+        return;
+    }
+    uint64_t period = e->timestamp / w;
+    s_bloom_t *b = &self->bloom[period % S_BLOOM_SLOTS];
+    if (b->bits && b->period != period) {
+        if (b->period > period) {
+            s_raise_floor(self, e->timestamp); /* the clock stepped back: keep the later one */
+            return;
+        }
+        /*  An older period: its timestamps are all below the window now. */
+        s_raise_floor(self, (b->period + 1) * w - 1);
+        free(b->bits);
+        b->bits = NULL;
+    }
+    if (!b->bits) {
+        b->bits = (uint8_t *)calloc(self->bloom_bits / 8, 1);
+        if (!b->bits) {
+            s_raise_floor(self, e->timestamp);
+            return;
+        }
+        b->period = period;
+    }
+    for (unsigned i = 0; i < S_BLOOM_PROBES; i++) {
+        uint64_t bit = s_bloom_bit(self, e->hash, i);
+        b->bits[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+    }
+}
+
+/*  Forget the oldest-inserted entry: empty its slot, then shift back the entries after it in
+    the probe run that would no longer be reachable (deletion without tombstones). Its nonce
+    stays refused: under the floor (expired), or in a Bloom filter (evicted while young). */
+static void
+s_evict_head(sos_replay_t *self, bool expired, uint64_t now_ms)
 {
     assert(self->count > 0);
     s_entry_t *e = &self->ring[self->head];
@@ -332,8 +433,10 @@ s_evict_head(sos_replay_t *self)
             hole = j;
         }
     }
-    if (e->timestamp > self->floor)
-        self->floor = e->timestamp;
+    if (expired)
+        s_raise_floor(self, e->timestamp);
+    else
+        s_bloom_add(self, e, now_ms);
     self->head = (self->head + 1) % self->capacity;
     self->count--;
 }
@@ -346,7 +449,7 @@ sos_replay_check(sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES], uint6
     uint64_t w = self->window_ms;
     while (self->count > 0 && self->ring[self->head].timestamp < now_ms &&
            now_ms - self->ring[self->head].timestamp > w)
-        s_evict_head(self);
+        s_evict_head(self, true, now_ms);
     if ((timestamp > now_ms && timestamp - now_ms > w) ||
         (timestamp < now_ms && now_ms - timestamp > w))
         return SOS_ERR_REPLAY;
@@ -356,10 +459,10 @@ sos_replay_check(sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES], uint6
     uint64_t hash = s_hash(self, nonce);
     bool found;
     s_find(self, nonce, hash, &found);
-    if (found)
+    if (found || s_bloom_has(self, timestamp, hash))
         return SOS_ERR_REPLAY;
     if (self->count == self->capacity)
-        s_evict_head(self);
+        s_evict_head(self, false, now_ms);
 
     size_t idx = (self->head + self->count) % self->capacity;
     s_entry_t *e = &self->ring[idx];

@@ -70,8 +70,10 @@ sos_rc sos_envelope_decode (sos_envelope_t *env, const uint8_t *frame, size_t le
                             uint64_t now_ms, uint64_t window_ms);
 
 /*  The replay guard: remembers the nonces of accepted envelopes for the window. It holds at
-    most capacity nonces; when full, the oldest is forgotten and every envelope not newer
-    than it is refused from then on, so the guard stays sound with bounded memory. */
+    most capacity nonces exactly; when full, the oldest goes to a Bloom filter of its
+    timestamp's period, so the guard stays sound with bounded memory, and a flood of valid
+    envelopes cannot make it refuse honest ones dated now (see sos_envelope.c). capacity and
+    window_ms must not be 0. */
 typedef struct _sos_replay_t sos_replay_t;
 
 sos_replay_t *sos_replay_new (size_t capacity, uint64_t window_ms);
