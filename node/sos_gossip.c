@@ -98,6 +98,8 @@ s_peer_destroy(sos_node_t *self, sos_peer_t *peer)
     free(peer);
 }
 
+static void s_adopt_orphans(sos_node_t *self, const char *url);
+
 /*  The peer for a worker record we hold: by id, re-made if its endpoint changed. */
 static sos_peer_t *
 s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_local_t *local)
@@ -111,8 +113,12 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             zhashx_delete(self->peers_id, peer->hex);
             peer->id_known = false;
             peer->in_dir = false;
-        } else
+        } else {
+            char url[SOS_URL_MAX + 1];
+            snprintf(url, sizeof url, "%s", peer->url);
             s_peer_destroy(self, peer);
+            s_adopt_orphans(self, url);
+        }
         peer = NULL;
     }
     if (!peer) {
@@ -136,6 +142,38 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             peer->stats_dirty = true; /* write is_genesis into the local stats */
     }
     return peer;
+}
+
+typedef struct {
+    sos_node_t *node;
+    const char *url;
+} s_orphans_t;
+
+static int
+s_adopt_each(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
+{
+    s_orphans_t *o = arg;
+    char hex[SOS_NODEID_HEX + 1];
+    if (!streq(rec->url, o->url) || memcmp(rec->origin, o->node->id.pk, SOS_NODEID_BYTES) == 0)
+        return 0;
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    if (!zhashx_lookup(o->node->peers_id, hex))
+        s_peer_for_worker(o->node, rec, local);
+    return 0;
+}
+
+/*  A worker whose record names an endpoint that another worker's peer held got no peer of
+    its own (s_peer_for_worker refuses it): nobody here exchanges with it, so nobody would
+    ever count its failures, e.g. a node that came back at the same address with a new
+    identity. Once the endpoint is free, such workers get their peer. */
+static void
+s_adopt_orphans(sos_node_t *self, const char *url)
+{
+    sos_txn_t *txn = sos_node_txn(self);
+    if (!txn)
+        return;
+    s_orphans_t o = {.node = self, .url = url};
+    sos_dir_foreach_worker(txn, s_adopt_each, &o);
 }
 
 /* ----------------------------------------------------------------- digest ---- */
@@ -243,10 +281,56 @@ s_rumor_add(sos_node_t *self, const sos_record_t *rec)
 
 static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 
+/*  Another worker's record that names our own endpoint is stale (a node that was here before
+    us, with another identity) or false, and that worker cannot be reached there, since we
+    answer there: we would never exchange with it, so never count its failures. Refuse it
+    like a removed worker, with a tombstone at its version so that the copies others still
+    relay stay out too. True if rec was refused. */
+static bool
+s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
+{
+    if (rec->kind != SOS_REC_WORKER || !streq(rec->url, self->cfg.advertise) ||
+        memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        return false;
+    uint64_t version = rec->version, ts_version = 0, ts_expires = 0;
+    if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
+        ts_version >= version) {
+        self->stats.merges[SOS_MERGE_TOMBSTONED]++;
+        return true;
+    }
+    sos_record_t *have = malloc(sizeof *have);
+    if (!have)
+        return true;
+    sos_rc rc = sos_dir_get_worker(txn, rec->origin, have, NULL);
+    if (rc == SOS_OK) {
+        if (have->version > version)
+            version = have->version;
+        rc = sos_dir_del_worker(txn, rec->origin);
+    } else if (rc == SOS_ERR_NOT_FOUND)
+        rc = SOS_OK;
+    free(have);
+    if (rc == SOS_OK)
+        rc = sos_dir_tombstone_put(txn, rec->origin, version,
+                                   sos_now_ms() + self->tombstone_ttl_ms);
+    if (rc) {
+        sos_log_error("store: cannot refuse a worker at our endpoint: %s", sos_strerror(rc));
+        return true;
+    }
+    self->digest_dirty = true;
+    self->pass.wrote = true;
+    self->stats.workers_removed++;
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_log_notice("removed worker %.12s at %s: that is our own endpoint", hex, rec->url);
+    return true;
+}
+
 /*  Take one verified record through the merge rules and act on the outcome. */
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
+    if (s_refuse_at_our_endpoint(self, txn, rec))
+        return;
     uint64_t before = 0;
     bool track_gap = src == SOS_SRC_RUMOR || src == SOS_SRC_DIRECT;
     if (track_gap)
@@ -448,7 +532,10 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     free(rec);
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
+    char url[SOS_URL_MAX + 1];
+    snprintf(url, sizeof url, "%s", peer->url);
     s_peer_destroy(self, peer);
+    s_adopt_orphans(self, url);
 }
 
 static void
@@ -473,6 +560,14 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         char why_removed[64];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures", peer->fail_count);
         s_remove_worker(self, peer, why_removed);
+        /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
+            on its side, remove us too, with tombstones at our version: and after the heal
+            neither side would talk to the other until the tombstones expire, an hour on.
+            So we re-sign our record at the next round, after this removal: a version above
+            any tombstone of us made before it. Whoever of two nodes removed the other last
+            has such a record; the other takes it, exchanges with its signer, and that
+            SYNC (a direct sign of life) lifts the signer's tombstone of it. */
+        self->republish = true;
     }
 }
 
@@ -786,6 +881,24 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     sos_gmsg_release(&msg);
 }
 
+/*  Bind a genesis address to the id that answered there; if the directory holds that
+    worker's record at this address, the peer is that worker's. */
+static void
+s_genesis_answered(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer,
+                   const uint8_t id[SOS_NODEID_BYTES])
+{
+    s_peer_set_id(self, peer, id);
+    peer->in_dir = false;
+    sos_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return;
+    if (sos_dir_get_worker(txn, id, rec, NULL) == SOS_OK && streq(rec->url, peer->url)) {
+        peer->in_dir = true;
+        peer->stats_dirty = true;
+    }
+    free(rec);
+}
+
 /*  A reply on one of our DEALERs: an exchange going on, or a forwarded room request. */
 static void
 s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size)
@@ -793,9 +906,16 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     sos_envelope_t env;
     if (!s_open_envelope(self, &env, frame, size))
         return;
+    /*  An unpinned genesis address is whoever answers there. The id we had for it may come
+        from a worker record naming that address, which anyone can sign with their own key
+        before the genesis node first answers; the answer, if it is one we wait for, wins. */
+    bool rebind = false;
     if (peer->id_known && memcmp(env.sender, peer->id, SOS_NODEID_BYTES) != 0) {
-        sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
-        return;
+        if (!peer->is_genesis || peer->pinned) {
+            sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
+            return;
+        }
+        rebind = true;
     }
     sos_gmsg_t msg;
     if (!s_open_body(self, &env, &msg)) {
@@ -814,8 +934,16 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
-    if (!peer->id_known)
-        s_peer_set_id(self, peer, env.sender); /* a genesis node answering for the first time */
+    if (!peer->id_known || rebind) {
+        /*  A genesis node answering for the first time, or instead of the id we had. */
+        if (rebind) {
+            char hex[SOS_NODEID_HEX + 1];
+            sos_hex(hex, env.sender, SOS_NODEID_BYTES);
+            sos_log_notice("genesis %s answers as %.12s, not as %.12s", peer->url, hex,
+                           peer->hex);
+        }
+        s_genesis_answered(self, txn, peer, env.sender);
+    }
     if (env.type == SOS_MSG_SYNC_ACK) {
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
@@ -888,6 +1016,13 @@ void
 sos_gossip_round(sos_node_t *self)
 {
     self->stats.rounds++;
+    if (self->republish) {
+        sos_txn_t *txn = sos_node_txn(self);
+        if (txn) {
+            self->republish = false;
+            s_publish_self(self, txn);
+        }
+    }
     uint64_t now = sos_mono_ms();
     size_t n = zhashx_size(self->peers);
     sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);

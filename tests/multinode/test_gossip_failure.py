@@ -5,6 +5,9 @@ everywhere once it restarts with its store. A genesis node is never removed, onl
 and is healthy again after a restart. A node stopped with SIGTERM exits 0 and says LEAVE,
 so its peers remove it without waiting for failures."""
 
+import shutil
+import time
+
 from sosnet import Net, hold_for_rounds, run, wait_for
 import soswire as w
 
@@ -74,6 +77,35 @@ def test_dead_worker_removed_and_stays_removed():
         converge(net)
         wait_for("exchanges with it succeed again", lambda: all(
             n.workers()[vid]["fail_count"] == 0 for n in others))
+
+
+def test_new_identity_at_old_endpoint():
+    """A worker replaced at the same endpoint by a node with a new identity (its data
+    directory lost): the old one is removed, the new one is gossiped with, and its own
+    failure is detected like anyone's."""
+    with failure_net() as net:
+        nodes = net.start(4)
+        converge(net)
+        old, others = nodes[3], nodes[:3]
+        old_id = old.node_id
+        old.kill()
+        shutil.rmtree(old.data)
+        replaced_ms = time.time() * 1000
+        old.start()
+        new_id = old.node_id
+        assert new_id != old_id
+        wait_for("the old identity removed and the new one listed everywhere", lambda: all(
+            old_id not in n.workers() and new_id in n.workers() for n in others))
+        wait_for("every node exchanging with the new identity", lambda: all(
+            n.workers()[new_id]["last_ok"] >= replaced_ms for n in others))
+        converge(net)
+
+        removed0 = {n.index: gossip(n)["workers_removed"] for n in others}
+        old.kill()
+        wait_for("every other node to remove the new identity once it is killed",
+                 lambda: all(new_id not in n.workers() for n in others), timeout=90)
+        for n in others:
+            assert gossip(n)["workers_removed"] == removed0[n.index] + 1
 
 
 def test_genesis_never_removed():
@@ -147,5 +179,6 @@ def test_sigterm_leaves():
 
 
 if __name__ == "__main__":
-    run([test_dead_worker_removed_and_stays_removed, test_genesis_never_removed,
+    run([test_dead_worker_removed_and_stays_removed, test_new_identity_at_old_endpoint,
+         test_genesis_never_removed,
          test_sigterm_leaves])
