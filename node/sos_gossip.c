@@ -560,14 +560,6 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         char why_removed[64];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures", peer->fail_count);
         s_remove_worker(self, peer, why_removed);
-        /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
-            on its side, remove us too, with tombstones at our version: and after the heal
-            neither side would talk to the other until the tombstones expire, an hour on.
-            So we re-sign our record at the next round, after this removal: a version above
-            any tombstone of us made before it. Whoever of two nodes removed the other last
-            has such a record; the other takes it, exchanges with its signer, and that
-            SYNC (a direct sign of life) lifts the signer's tombstone of it. */
-        self->republish = true;
     }
 }
 
@@ -881,24 +873,6 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     sos_gmsg_release(&msg);
 }
 
-/*  Bind a genesis address to the id that answered there; if the directory holds that
-    worker's record at this address, the peer is that worker's. */
-static void
-s_genesis_answered(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer,
-                   const uint8_t id[SOS_NODEID_BYTES])
-{
-    s_peer_set_id(self, peer, id);
-    peer->in_dir = false;
-    sos_record_t *rec = malloc(sizeof *rec);
-    if (!rec)
-        return;
-    if (sos_dir_get_worker(txn, id, rec, NULL) == SOS_OK && streq(rec->url, peer->url)) {
-        peer->in_dir = true;
-        peer->stats_dirty = true;
-    }
-    free(rec);
-}
-
 /*  A reply on one of our DEALERs: an exchange going on, or a forwarded room request. */
 static void
 s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size)
@@ -906,16 +880,9 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     sos_envelope_t env;
     if (!s_open_envelope(self, &env, frame, size))
         return;
-    /*  An unpinned genesis address is whoever answers there. The id we had for it may come
-        from a worker record naming that address, which anyone can sign with their own key
-        before the genesis node first answers; the answer, if it is one we wait for, wins. */
-    bool rebind = false;
     if (peer->id_known && memcmp(env.sender, peer->id, SOS_NODEID_BYTES) != 0) {
-        if (!peer->is_genesis || peer->pinned) {
-            sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
-            return;
-        }
-        rebind = true;
+        sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
+        return;
     }
     sos_gmsg_t msg;
     if (!s_open_body(self, &env, &msg)) {
@@ -934,16 +901,8 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
-    if (!peer->id_known || rebind) {
-        /*  A genesis node answering for the first time, or instead of the id we had. */
-        if (rebind) {
-            char hex[SOS_NODEID_HEX + 1];
-            sos_hex(hex, env.sender, SOS_NODEID_BYTES);
-            sos_log_notice("genesis %s answers as %.12s, not as %.12s", peer->url, hex,
-                           peer->hex);
-        }
-        s_genesis_answered(self, txn, peer, env.sender);
-    }
+    if (!peer->id_known)
+        s_peer_set_id(self, peer, env.sender); /* a genesis node answering for the first time */
     if (env.type == SOS_MSG_SYNC_ACK) {
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
@@ -1016,13 +975,6 @@ void
 sos_gossip_round(sos_node_t *self)
 {
     self->stats.rounds++;
-    if (self->republish) {
-        sos_txn_t *txn = sos_node_txn(self);
-        if (txn) {
-            self->republish = false;
-            s_publish_self(self, txn);
-        }
-    }
     uint64_t now = sos_mono_ms();
     size_t n = zhashx_size(self->peers);
     sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
