@@ -7,6 +7,7 @@ old one everywhere."""
 import time
 
 from sosnet import Net, free_port, run, wait_for
+import soswire as w
 
 
 def records(node):
@@ -114,5 +115,39 @@ def test_new_record_spreads():
             n.workers()[moved.node_id]["last_ok"] >= restarted_ms for n in nodes if n is not moved))
 
 
+def test_large_directory_to_late_node():
+    """A directory bigger than one exchange can carry (over 512 records of one origin)
+    reaches a late node whole, over several DELTA batches."""
+    n_rooms = 1200
+    # --max-failures high: the Python owner's endpoint is dead, and it must stay listed
+    with Net(extra=("--rate-limit", "off", "--max-failures", "1000")) as net:
+        a, b = net.start(2)
+        wait_for("2 nodes converge", net.converged)
+        owner = w.Identity()
+        url = "tcp://127.0.0.1:%d" % free_port()
+        recs = [w.worker_record(owner, 1, url)]
+        hashes = ["%016x" % (0x5000 + i) for i in range(n_rooms)]
+        for i, h in enumerate(hashes):
+            recs.append(w.room_record(owner, i + 2, url, h, emojis="🆘", description="r%d" % i))
+        relay = w.Identity()
+        with w.Conn(a.endpoint) as conn:
+            for i in range(0, len(recs), 400):
+                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + 400])))
+            wait_for("A to hold all %d rooms" % n_rooms,
+                     lambda: a.status()["rooms"] == n_rooms)
+        wait_for("B to hold all %d rooms" % n_rooms, lambda: b.status()["rooms"] == n_rooms)
+
+        late = net.add(genesis=[b.endpoint]).start()
+        wait_for("the late node to hold all %d rooms" % n_rooms,
+                 lambda: late.status()["rooms"] == n_rooms, timeout=90)
+        rooms = late.rooms()
+        assert set(rooms) == set(hashes)
+        assert all(r["owner"] == owner.hex and r["worker"] == url for r in rooms.values())
+        assert late.workers()[owner.hex]["version"] == 1
+        everyone = [n.node_id for n in net.nodes] + [owner.hex]
+        wait_for("3 nodes list the same 4 workers", lambda: all_agree(net.nodes, everyone))
+
+
 if __name__ == "__main__":
-    run([test_five_nodes_converge, test_late_nodes_learned_by_all, test_new_record_spreads])
+    run([test_five_nodes_converge, test_late_nodes_learned_by_all, test_new_record_spreads,
+         test_large_directory_to_late_node])
