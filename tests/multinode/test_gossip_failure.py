@@ -6,6 +6,7 @@ and is healthy again after a restart. A node stopped with SIGTERM exits 0 and sa
 so its peers remove it without waiting for failures."""
 
 import shutil
+import signal
 import time
 
 from sosnet import Net, hold_for_rounds, run, wait_for
@@ -77,6 +78,32 @@ def test_dead_worker_removed_and_stays_removed():
         converge(net)
         wait_for("exchanges with it succeed again", lambda: all(
             n.workers()[vid]["fail_count"] == 0 for n in others))
+
+
+def test_frozen_worker():
+    """A worker that stops answering without closing its connections (SIGSTOP: exchanges
+    time out instead of failing to send) is removed the same way, and is back everywhere
+    when it thaws (SIGCONT) and talks to the others again."""
+    with failure_net() as net:
+        nodes = net.start(5)
+        converge(net)
+        frozen, others = nodes[3], [n for n in nodes if n is not nodes[3]]
+        fid = frozen.node_id
+        removed0 = {n.index: gossip(n)["workers_removed"] for n in others}
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for("every other node to remove the frozen worker",
+                     lambda: all(fid not in n.workers() for n in others), timeout=90)
+            for n in others:
+                assert gossip(n)["workers_removed"] == removed0[n.index] + 1
+                assert "removed worker %s" % fid[:12] in n.log_text()
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+        wait_for("the thawed worker back on every node",
+                 lambda: all(fid in n.workers() for n in others))
+        converge(net)
+        wait_for("exchanges with it succeed again", lambda: all(
+            n.workers()[fid]["fail_count"] == 0 for n in others))
 
 
 def test_new_identity_at_old_endpoint():
@@ -179,6 +206,7 @@ def test_sigterm_leaves():
 
 
 if __name__ == "__main__":
-    run([test_dead_worker_removed_and_stays_removed, test_new_identity_at_old_endpoint,
+    run([test_dead_worker_removed_and_stays_removed, test_frozen_worker,
+         test_new_identity_at_old_endpoint,
          test_genesis_never_removed,
          test_sigterm_leaves])
