@@ -26,7 +26,8 @@
     those every round until they answer or are removed. A hint costs a few exchanges, and
     cannot remove anyone by itself. A removed worker leaves a tombstone at its version, so
     stale copies relayed by others do not bring it back; a newer record from it, or the
-    worker itself talking to us, does. */
+    worker itself talking to us, does. A node that removes a worker for failing re-signs
+    its own record, so that a partition heals without waiting for tombstones to expire. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -560,6 +561,14 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         char why_removed[64];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures", peer->fail_count);
         s_remove_worker(self, peer, why_removed);
+        /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
+            on its side, remove us too, with tombstones at our version: and after the heal
+            neither side would talk to the other until the tombstones expire, an hour on.
+            So we re-sign our record at the next round, after this removal: a version above
+            any tombstone of us made before it. Whoever of two nodes removed the other last
+            has such a record; the other takes it, exchanges with its signer, and that
+            SYNC (a direct sign of life) lifts the signer's tombstone of it. */
+        self->republish = true;
     }
 }
 
@@ -975,6 +984,13 @@ void
 sos_gossip_round(sos_node_t *self)
 {
     self->stats.rounds++;
+    if (self->republish) {
+        sos_txn_t *txn = sos_node_txn(self);
+        if (txn) {
+            self->republish = false;
+            s_publish_self(self, txn);
+        }
+    }
     uint64_t now = sos_mono_ms();
     size_t n = zhashx_size(self->peers);
     sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);

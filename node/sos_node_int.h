@@ -146,6 +146,7 @@ struct _sos_node_t {
     uint64_t tombstone_ttl_ms;
     zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
     bool digest_dirty;
+    bool republish; /* re-sign our worker record at the next round (see s_failure) */
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
     sos_pass_t pass;
