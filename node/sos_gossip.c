@@ -282,16 +282,34 @@ s_rumor_add(sos_node_t *self, const sos_record_t *rec)
 
 static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 
-/*  Another worker's record that names our own endpoint is stale (a node that was here before
-    us, with another identity) or false, and that worker cannot be reached there, since we
-    answer there: we would never exchange with it, so never count its failures. Refuse it
-    like a removed worker, with a tombstone at its version so that the copies others still
-    relay stay out too. True if rec was refused. */
+/*  Why a worker record names an endpoint where that worker cannot be reached, or NULL: the
+    endpoint is ours, or another worker answers there (our last exchange with it, at that
+    endpoint, succeeded). */
+static const char *
+s_endpoint_taken(sos_node_t *self, const sos_record_t *rec)
+{
+    if (streq(rec->url, self->cfg.advertise))
+        return "that is our own endpoint";
+    sos_peer_t *peer = zhashx_lookup(self->peers, rec->url);
+    if (peer && peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0 &&
+        peer->fail_count == 0 && peer->last_ok > 0)
+        return "another worker answers at that endpoint";
+    return NULL;
+}
+
+/*  Another worker's record that names an endpoint taken (above) is stale (a node that was
+    there before, with another identity) or false. We would never exchange with that worker,
+    so never count its failures, and it would stay listed for good. Refuse it like a removed
+    worker, with a tombstone at its version so that the copies others still relay stay out
+    too; a newer record, or the worker talking to us once the endpoint is free, brings it
+    back. True if rec was refused. */
 static bool
 s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
 {
-    if (rec->kind != SOS_REC_WORKER || !streq(rec->url, self->cfg.advertise) ||
-        memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+    if (rec->kind != SOS_REC_WORKER || memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        return false;
+    const char *why = s_endpoint_taken(self, rec);
+    if (!why)
         return false;
     uint64_t version = rec->version, ts_version = 0, ts_expires = 0;
     if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
@@ -322,7 +340,7 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
     self->stats.workers_removed++;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_log_notice("removed worker %.12s at %s: that is our own endpoint", hex, rec->url);
+    sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, why);
     return true;
 }
 

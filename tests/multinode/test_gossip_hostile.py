@@ -8,7 +8,7 @@ the node still answers, exactly the matching drop counter went up, and the hones
 import os
 import random
 
-from sosnet import Net, free_port, run, wait_for
+from sosnet import Net, free_port, hold_for_rounds, run, wait_for
 import soswire as w
 from soswire import Conn, Identity, envelope, gmsg, worker_record
 
@@ -348,6 +348,43 @@ def test_forged_records():
             assert b.node_id in a.workers()
 
 
+def test_worker_claims_live_endpoint():
+    """A worker record, validly signed by its own (the attacker's) key, that names the
+    endpoint of a live worker, or of the receiving node itself. Nobody can exchange with such
+    a worker, so it could never fail and would stay listed for good: every node refuses it
+    at once, and keeps refusing the copies relayed later."""
+    with Net(extra=("--rate-limit", "off", "--max-failures", "1000")) as net:
+        h = Hostile(net)
+        a, b = h.a, h.b
+        wait_for("A's exchanges with B to succeed",
+                 lambda: a.workers()[b.node_id]["last_ok"] > 0)
+        ghosts = [Identity(), Identity()]
+        removed0 = {n.index: n.status()["gossip"]["workers_removed"] for n in (a, b)}
+        with Conn(a.endpoint) as conn:
+            conn.send(envelope(ghosts[0], w.RUMOR, gmsg(
+                records=[worker_record(ghosts[0], 1, b.endpoint),
+                         worker_record(ghosts[1], 1, a.endpoint)])))
+            wait_for("both refused on A", lambda: a.status()["gossip"]["workers_removed"]
+                     == removed0[a.index] + 2)
+            # relayed again, and sent by the ghost itself: refused again, no new removal
+            tomb0 = a.status()["gossip"]["merge_tombstoned"]
+            conn.send(envelope(ghosts[0], w.SYNC, gmsg(
+                req_id=5, self_rec=worker_record(ghosts[0], 1, b.endpoint))))
+            assert conn.recv_where(reply_to(5, w.SYNC_ACK), timeout=20) is not None
+            conn.send(envelope(Identity(), w.RUMOR, gmsg(
+                records=[worker_record(ghosts[1], 1, a.endpoint)])))
+            wait_for("the relayed copy refused",
+                     lambda: a.status()["gossip"]["merge_tombstoned"] >= tomb0 + 1)
+        hold_for_rounds("no ghost listed", lambda: all(
+            g.hex not in n.workers() for g in ghosts for n in (a, b)), [a, b], 10)
+        assert a.status()["gossip"]["workers_removed"] == removed0[a.index] + 2
+        assert b.status()["gossip"]["workers_removed"] == removed0[b.index]
+        assert a.workers()[b.node_id]["url"] == b.endpoint
+        assert b.workers()[a.node_id]["url"] == a.endpoint
+        wait_for("A and B still exchange", lambda: a.workers()[b.node_id]["fail_count"] == 0
+                 and b.workers()[a.node_id]["fail_count"] == 0)
+
+
 def test_client_garbage():
     """Client requests with arguments of the wrong types or values get error replies;
     requests that do not decode are counted as bad_request; the node keeps serving."""
@@ -427,4 +464,4 @@ def test_client_garbage():
 
 if __name__ == "__main__":
     run([test_valid_frames_accepted, test_garbage_frames, test_bad_envelopes,
-         test_forged_records, test_client_garbage])
+         test_forged_records, test_worker_claims_live_endpoint, test_client_garbage])
