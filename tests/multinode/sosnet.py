@@ -202,11 +202,43 @@ class Net:
         return all(set(n.workers()) == want for n in nodes)
 
     def close(self, keep_logs_on_failure=False):
+        # Under the sanitizers (tests/run_asan.sh sets ASAN_OPTIONS) stop nodes with SIGTERM,
+        # so that LeakSanitizer checks each one as it exits; otherwise kill them.
+        graceful = "ASAN_OPTIONS" in os.environ
         for n in self.nodes:
+            if n.alive() and graceful:
+                n.proc.send_signal(signal.SIGTERM)
+        for n in self.nodes:
+            if n.alive() and graceful:
+                try:
+                    n.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
             if n.alive():
                 n.kill()
-        if not keep_logs_on_failure:
+        reports = self.sanitizer_reports()
+        if not keep_logs_on_failure and not reports:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if reports:
+            raise AssertionError("sanitizer reports in node logs (kept in %s):\n%s" % (
+                self.dir, "\n".join(reports)))
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+    def sanitizer_reports(self):
+        """The first lines of the first sanitizer report (ASan, LSan, UBSan) in each node's
+        log; with a -DSOS_SANITIZE=ON build, close() fails the test if there is any."""
+        found = []
+        for n in self.nodes:
+            try:
+                lines = n.log_text().splitlines()
+            except OSError:
+                continue
+            for i, line in enumerate(lines):
+                if any(mark in line for mark in self.SANITIZER_MARKS):
+                    found.append("--- node %d:\n%s" % (n.index, "\n".join(lines[i:i + 20])))
+                    break
+        return found
 
     def __enter__(self):
         return self
