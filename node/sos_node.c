@@ -570,11 +570,13 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
 /* ------------------------------------------------------------ lifecycle ---- */
 
 static sos_rc
-s_open(sos_node_t *self)
+s_open(sos_node_t *self, char *why, size_t why_size)
 {
     sos_rc rc = sos_store_open(&self->store, self->cfg.data_dir, self->cfg.map_size);
     if (rc) {
-        sos_log_error("cannot open the store in %s: %s", self->cfg.data_dir, sos_strerror(rc));
+        snprintf(why, why_size, "cannot open the store in %s: %s", self->cfg.data_dir,
+                 sos_strerror(rc));
+        sos_log_error("%s", why);
         return rc;
     }
     char path[PATH_MAX + 32];
@@ -582,7 +584,8 @@ s_open(sos_node_t *self)
     bool created = false;
     rc = sos_identity_load_or_create(&self->id, path, &created);
     if (rc) {
-        sos_log_error("cannot load the identity %s: %s", path, sos_strerror(rc));
+        snprintf(why, why_size, "cannot load the identity %s: %s", path, sos_strerror(rc));
+        sos_log_error("%s", why);
         return rc;
     }
     sos_hex(self->id_hex, self->id.pk, SOS_NODEID_BYTES);
@@ -592,8 +595,14 @@ s_open(sos_node_t *self)
 }
 
 sos_node_t *
-sos_node_new(const sos_config_t *cfg, sos_rc *rc_p)
+sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
 {
+    char ignored[8];
+    if (!why || !why_size) {
+        why = ignored;
+        why_size = sizeof ignored;
+    }
+    *why = '\0';
     sos_rc rc = SOS_ERR_NOMEM;
     sos_node_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -625,7 +634,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p)
     zhashx_set_destructor(self->gaps, (zhashx_destructor_fn *)zstr_free);
     self->digest_dirty = true;
 
-    rc = s_open(self);
+    rc = s_open(self, why, why_size);
     if (rc)
         goto fail;
     self->router = zsock_new(ZMQ_ROUTER);
@@ -640,7 +649,8 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p)
     zsock_set_sndhwm(self->router, 10000);
     zsock_set_rcvhwm(self->router, 10000);
     if (zsock_bind(self->router, "%s", cfg->listen) < 0) {
-        sos_log_error("cannot bind %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
+        snprintf(why, why_size, "cannot bind %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
+        sos_log_error("%s", why);
         rc = SOS_ERR_IO;
         goto fail;
     }

@@ -11,8 +11,9 @@ typedef struct _sos_node_t sos_node_t;
 /*  Create a node from cfg (copied): opens the store in cfg->data_dir, loads or makes the
     identity, re-signs this node's worker record, loads the directory and binds the listen
     endpoint. Returns NULL with *rc set (SOS_ERR_LOCKED, SOS_ERR_CORRUPT, SOS_ERR_IO, ...)
-    and a log line saying why. */
-sos_node_t *sos_node_new(const sos_config_t *cfg, sos_rc *rc);
+    and a log line saying why; why (why_size bytes, may be NULL) receives that line for the
+    data directory and the endpoint, or "" for other failures. */
+sos_node_t *sos_node_new(const sos_config_t *cfg, sos_rc *rc, char *why, size_t why_size);
 
 /*  Run the reactor until SIGINT or SIGTERM. Then tell peers the node is leaving and flush
     what is kept in memory. Returns 0 on a clean stop. */

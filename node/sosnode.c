@@ -1,5 +1,6 @@
 /*  sosnode.c: the sosnode daemon's entry point: settings, logging, then the node actor.
     Exit codes: 0 clean stop, 1 cannot start (store, identity, socket), 2 bad arguments. */
+#include <limits.h>
 #include <stdio.h>
 
 #include "sos_config.h"
@@ -36,9 +37,11 @@ main(int argc, char **argv)
         return 1;
     }
     sos_rc rc;
-    sos_node_t *node = sos_node_new(&cfg, &rc);
+    char why[PATH_MAX + 256];
+    sos_node_t *node = sos_node_new(&cfg, &rc, why, sizeof why);
     if (!node) {
-        fprintf(stderr, "sosnode: cannot start: %s\n", sos_strerror(rc));
+        /*  One line on stderr: what failed, on which directory, file or endpoint */
+        fprintf(stderr, "sosnode: cannot start: %s\n", *why ? why : sos_strerror(rc));
         return 1;
     }
     int status = sos_node_run(node);
