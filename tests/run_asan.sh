@@ -14,7 +14,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${SOS_ASAN_BUILD:-$root/build-asan}
 
-cmake -S "$root" -B "$build" -DSOS_SANITIZE=ON -DSOS_WERROR=ON -DSOS_FUZZ=OFF \
+# No -Werror here: the sanitizers change gcc's flow analysis and so its warnings; the
+# warning gate is the plain build (tests/run.sh).
+cmake -S "$root" -B "$build" -DSOS_SANITIZE=ON -DSOS_WERROR=OFF -DSOS_FUZZ=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
