@@ -203,12 +203,15 @@ typedef struct {
     sos_digest_entry_t *entries;
     uint32_t n;
     uint32_t cap;
+    bool workers; /* this pass takes the origins that have a worker record, or the others */
 } s_digest_t;
 
 static int
 s_digest_each(void *arg, const sos_origin_t *origin)
 {
     s_digest_t *d = arg;
+    if (origin->has_worker != d->workers)
+        return 0;
     if (d->n == d->cap)
         return 1;
     sos_digest_entry_t *e = &d->entries[d->n++];
@@ -217,16 +220,23 @@ s_digest_each(void *arg, const sos_origin_t *origin)
     return 0;
 }
 
-/*  Build the full digest into a new array (caller frees), sorted by origin (the store
-    iterates origins in key order). */
+/*  Build the digest into a new array (caller frees): first every origin that has a worker
+    record, then the others (owners of rooms who are not workers, removed workers), each in
+    key order, up to SOS_DIGEST_MAX. Room records from fresh identities cost nothing but a
+    signature each, so there may be more origins than one digest can name; those left out
+    are then never compared, and the order makes sure they are not the live workers' (the
+    worker cap is below SOS_DIGEST_MAX unless raised above it), whatever their ids. */
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
-    s_digest_t d = {.node = self, .txn = txn, .cap = SOS_DIGEST_MAX};
+    s_digest_t d = {.node = self, .txn = txn, .cap = SOS_DIGEST_MAX, .workers = true};
     d.entries = calloc(SOS_DIGEST_MAX, sizeof *d.entries);
     if (!d.entries)
         return NULL;
     sos_dir_foreach_origin(txn, s_digest_each, &d);
+    d.workers = false;
+    if (d.n < d.cap)
+        sos_dir_foreach_origin(txn, s_digest_each, &d);
     *n = d.n;
     return d.entries;
 }
@@ -463,15 +473,12 @@ typedef struct {
     const uint8_t *wires[SOS_BATCH_MAX];
     uint32_t n;
     bool full;
-    uint64_t limit; /* the highest version of the current origin to send */
 } s_batch_t;
 
 static int
 s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
 {
     s_batch_t *b = arg;
-    if (version > b->limit)
-        return 1;
     if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
         b->full = true;
         return 1;
@@ -622,21 +629,12 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     peer->deadline_mono = sos_mono_ms() + self->exchange_timeout_ms;
 }
 
-/*  Collect records of wanted origins: for each (origin, version), those above version, up to
-    our own gap in that origin if we know of one. The receiver takes what it gets as all there
-    is up to the last version of the batch; records we hold beyond a hole would make it claim
-    the hole as held, and no exchange would ever fill it. */
+/*  Collect records of wanted origins: for each (origin, version), those above version. */
 static void
-s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n,
-                 s_batch_t *b)
+s_collect_wanted(sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n, s_batch_t *b)
 {
-    for (uint32_t i = 0; i < n && !b->full; i++) {
-        char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, want[i].origin, SOS_NODEID_BYTES);
-        const char *gap = zhashx_lookup(self->gaps, hex);
-        b->limit = gap ? strtoull(gap, NULL, 10) : UINT64_MAX;
+    for (uint32_t i = 0; i < n && !b->full; i++)
         sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
-    }
 }
 
 static int
@@ -685,7 +683,7 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
             j++;
         }
     }
-    s_collect_wanted(self, txn, give, n_give, b);
+    s_collect_wanted(txn, give, n_give, b);
     s_batch_finish(b);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
@@ -713,32 +711,24 @@ done:
 }
 
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
-    origin arrive in ascending version from the version we asked for, and the sender holds
-    all of them up to its last one (s_collect_wanted), so the gap moves up to the last version
-    received. It closes only when that reaches the highest version we hold: the sender's
-    digest may stop below records that a rumor brought us past the hole, and closing the gap
-    on any complete batch would make us claim that hole as held, for good. */
+    origin arrive in ascending version from the version we asked for, so a complete batch
+    closes the gap and a truncated one moves it up. */
 static void
 s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg)
 {
+    bool complete = !(msg->flags & SOS_GMSG_MORE);
     for (uint32_t i = 0; i < msg->n_records; i++)
         s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
-        const sos_record_t *rec = &msg->records[i];
         char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+        sos_hex(hex, msg->records[i].origin, SOS_NODEID_BYTES);
         const char *gap = zhashx_lookup(self->gaps, hex);
-        if (!gap || rec->version <= strtoull(gap, NULL, 10))
+        if (!gap)
             continue;
-        uint64_t held = 0, ts_version = 0, ts_expires = 0;
-        sos_dir_held_max(txn, rec->origin, &held);
-        if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
-            ts_version > held)
-            held = ts_version;
-        if (rec->version >= held)
+        if (complete)
             zhashx_delete(self->gaps, hex);
-        else
-            s_gap_set(self, rec->origin, rec->version);
+        else if (msg->records[i].version > strtoull(gap, NULL, 10))
+            s_gap_set(self, msg->records[i].origin, msg->records[i].version);
         self->digest_dirty = true;
     }
 }
@@ -848,7 +838,7 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gms
     s_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
-    s_collect_wanted(self, txn, msg->want, msg->n_want, b);
+    s_collect_wanted(txn, msg->want, msg->n_want, b);
     s_batch_finish(b);
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
@@ -920,6 +910,24 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     sos_gmsg_release(&msg);
 }
 
+/*  Bind a genesis address to the id that answered there; if the directory holds that
+    worker's record at this address, the peer is that worker's. */
+static void
+s_genesis_answered(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer,
+                   const uint8_t id[SOS_NODEID_BYTES])
+{
+    s_peer_set_id(self, peer, id);
+    peer->in_dir = false;
+    sos_record_t *rec = malloc(sizeof *rec);
+    if (!rec)
+        return;
+    if (sos_dir_get_worker(txn, id, rec, NULL) == SOS_OK && streq(rec->url, peer->url)) {
+        peer->in_dir = true;
+        peer->stats_dirty = true;
+    }
+    free(rec);
+}
+
 /*  A reply on one of our DEALERs: an exchange going on, or a forwarded room request. */
 static void
 s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size)
@@ -927,9 +935,16 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     sos_envelope_t env;
     if (!s_open_envelope(self, &env, frame, size))
         return;
+    /*  An unpinned genesis address is whoever answers there. The id we had for it may come
+        from a worker record naming that address, which anyone can sign with their own key
+        before the genesis node first answers; the answer, if it is one we wait for, wins. */
+    bool rebind = false;
     if (peer->id_known && memcmp(env.sender, peer->id, SOS_NODEID_BYTES) != 0) {
-        sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
-        return;
+        if (!peer->is_genesis || peer->pinned) {
+            sos_node_drop(self, SOS_DROP_WRONG_SENDER, "reply signed by another node");
+            return;
+        }
+        rebind = true;
     }
     sos_gmsg_t msg;
     if (!s_open_body(self, &env, &msg)) {
@@ -948,8 +963,16 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
-    if (!peer->id_known)
-        s_peer_set_id(self, peer, env.sender); /* a genesis node answering for the first time */
+    if (!peer->id_known || rebind) {
+        /*  A genesis node answering for the first time, or instead of the id we had. */
+        if (rebind) {
+            char hex[SOS_NODEID_HEX + 1];
+            sos_hex(hex, env.sender, SOS_NODEID_BYTES);
+            sos_log_notice("genesis %s answers as %.12s, not as %.12s", peer->url, hex,
+                           peer->hex);
+        }
+        s_genesis_answered(self, txn, peer, env.sender);
+    }
     if (env.type == SOS_MSG_SYNC_ACK) {
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);

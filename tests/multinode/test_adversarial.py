@@ -17,6 +17,8 @@ their counters showing the drops or refusals, and the honest data intact:
                cannot make a node refuse honest gossip;
   floods       rooms from one origin beyond --max-rooms-per-origin, workers beyond
                --max-workers: the caps hold and count their refusals, honest data stays;
+               rooms from more origins than one digest can name: honest records still
+               reach a node that joins afterwards;
   stalls       peers that stop half-way through the ZMTP greeting or a large frame;
   connections  hundreds of connections at once, idle or sending garbage; the node keeps
                serving, and its file descriptors go back to the baseline afterwards.
@@ -503,6 +505,69 @@ def test_room_flood_from_one_origin():
         assert all(n.alive() for n in nodes)
 
 
+def preset_identity(node, first_byte):
+    """Give node (not started yet) an identity whose id starts with first_byte, by writing its
+    key file (libsodium's secret key: seed, then public key) before the first start."""
+    while True:
+        ident = w.Identity()
+        if ident.pk[0] == first_byte:
+            break
+    os.makedirs(node.data, exist_ok=True)
+    fd = os.open(os.path.join(node.data, "identity.key"), os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(bytes(ident.key) + ident.pk)
+    return ident
+
+
+def test_room_flood_from_many_identities():
+    """8300 fresh identities with one room each: more origins than one digest can name
+    (8192). The honest owner's id sorts after all of the attacker's, so a digest in key order
+    would leave it out, and anti-entropy would never carry its records again. Its rooms, made
+    before and after the flood, still reach a node that joins afterwards (by anti-entropy
+    alone: the rumors are long gone), and rooms stay usable through every node."""
+    digest_max = 8192
+    with Net() as net:
+        a = net.add().start()
+        b = net.add()
+        preset_identity(b, 0xff)
+        b.start()
+        wait_for("convergence", net.converged)
+        with Client(b.endpoint) as cb:
+            early = new_room_hash()
+            cb.create(early, description="before the flood")
+        wait_for("the early room on a", lambda: room_ok_everywhere([a], early, b.node_id))
+
+        url = dead_url()
+        recs = []
+        while len(recs) < 8300:
+            ident = w.Identity()
+            if ident.pk[0] != 0xff:
+                recs.append(w.room_record(ident, 1, url, new_room_hash()))
+        before = counters(a)
+        with w.Conn(a.endpoint) as conn:
+            for i in range(0, len(recs), 500):
+                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500])))
+            wait_for("a to take all 8300",
+                     lambda: counters(a)["rumors_in"] >= before["rumors_in"] + 17)
+        assert a.status()["origins"] > digest_max + 100
+
+        with Client(b.endpoint) as cb:
+            late = new_room_hash()
+            cb.create(late, description="after the flood")
+        wait_for("the late room on a", lambda: room_ok_everywhere([a], late, b.node_id))
+        with Client(a.endpoint) as ca:
+            a_room = new_room_hash()
+            ca.create(a_room)
+        d = net.add().start()
+        for room, owner in ((early, b), (late, b), (a_room, a)):
+            wait_for("room %s on the node that joined after the flood" % room,
+                     lambda: room_ok_everywhere([d], room, owner.node_id), timeout=120)
+        assert {a.node_id, b.node_id} <= set(d.workers())
+        chat_works(d, early, "through the node that joined after the flood")
+        chat_works(a, a_room, "through a")
+        assert a.alive() and b.alive() and d.alive()
+
+
 def test_worker_flood_from_many_identities():
     """200 fresh identities' worker records against --max-workers 8: no node lists more than
     8 workers, refusals are counted, the honest workers stay, and a restarted honest worker
@@ -642,6 +707,7 @@ if __name__ == "__main__":
         test_replayed_envelopes,
         test_replay_guard_flood,
         test_room_flood_from_one_origin,
+        test_room_flood_from_many_identities,
         test_worker_flood_from_many_identities,
         test_stalled_peers,
         test_many_connections,
