@@ -473,12 +473,15 @@ typedef struct {
     const uint8_t *wires[SOS_BATCH_MAX];
     uint32_t n;
     bool full;
+    uint64_t limit; /* the highest version of the current origin to send */
 } s_batch_t;
 
 static int
 s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
 {
     s_batch_t *b = arg;
+    if (version > b->limit)
+        return 1;
     if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
         b->full = true;
         return 1;
@@ -629,12 +632,21 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     peer->deadline_mono = sos_mono_ms() + self->exchange_timeout_ms;
 }
 
-/*  Collect records of wanted origins: for each (origin, version), those above version. */
+/*  Collect records of wanted origins: for each (origin, version), those above version, up to
+    our own gap in that origin if we know of one. The receiver takes what it gets as all there
+    is up to the last version of the batch; records we hold beyond a hole would make it claim
+    the hole as held, and no exchange would ever fill it. */
 static void
-s_collect_wanted(sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n, s_batch_t *b)
+s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n,
+                 s_batch_t *b)
 {
-    for (uint32_t i = 0; i < n && !b->full; i++)
+    for (uint32_t i = 0; i < n && !b->full; i++) {
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, want[i].origin, SOS_NODEID_BYTES);
+        const char *gap = zhashx_lookup(self->gaps, hex);
+        b->limit = gap ? strtoull(gap, NULL, 10) : UINT64_MAX;
         sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
+    }
 }
 
 static int
@@ -683,7 +695,7 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
             j++;
         }
     }
-    s_collect_wanted(txn, give, n_give, b);
+    s_collect_wanted(self, txn, give, n_give, b);
     s_batch_finish(b);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
@@ -711,24 +723,32 @@ done:
 }
 
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
-    origin arrive in ascending version from the version we asked for, so a complete batch
-    closes the gap and a truncated one moves it up. */
+    origin arrive in ascending version from the version we asked for, and the sender holds
+    all of them up to its last one (s_collect_wanted), so the gap moves up to the last version
+    received. It closes only when that reaches the highest version we hold: the sender's
+    digest may stop below records that a rumor brought us past the hole, and closing the gap
+    on any complete batch would make us claim that hole as held, for good. */
 static void
 s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg)
 {
-    bool complete = !(msg->flags & SOS_GMSG_MORE);
     for (uint32_t i = 0; i < msg->n_records; i++)
         s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
+        const sos_record_t *rec = &msg->records[i];
         char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, msg->records[i].origin, SOS_NODEID_BYTES);
+        sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
         const char *gap = zhashx_lookup(self->gaps, hex);
-        if (!gap)
+        if (!gap || rec->version <= strtoull(gap, NULL, 10))
             continue;
-        if (complete)
+        uint64_t held = 0, ts_version = 0, ts_expires = 0;
+        sos_dir_held_max(txn, rec->origin, &held);
+        if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
+            ts_version > held)
+            held = ts_version;
+        if (rec->version >= held)
             zhashx_delete(self->gaps, hex);
-        else if (msg->records[i].version > strtoull(gap, NULL, 10))
-            s_gap_set(self, msg->records[i].origin, msg->records[i].version);
+        else
+            s_gap_set(self, rec->origin, rec->version);
         self->digest_dirty = true;
     }
 }
@@ -838,7 +858,7 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gms
     s_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
-    s_collect_wanted(txn, msg->want, msg->n_want, b);
+    s_collect_wanted(self, txn, msg->want, msg->n_want, b);
     s_batch_finish(b);
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
