@@ -312,13 +312,14 @@ s_arg_str(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, cons
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, msg);
         return false;
     }
-    if (len > max || memchr(p, 0, len)) {
+    if (len > max || (len && memchr(p, 0, len))) { /* an empty str has a NULL p */
         char msg[80];
         snprintf(msg, sizeof msg, "%s is longer than %zu bytes", key, max);
         s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, msg);
         return false;
     }
-    memcpy(dest, p, len);
+    if (len)
+        memcpy(dest, p, len);
     dest[len] = 0;
     return true;
 }

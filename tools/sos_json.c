@@ -199,7 +199,8 @@ sos_json_text(const msgpack_object *o)
     if (o->type == MSGPACK_OBJECT_STR) {
         char *text = (char *)malloc(o->via.str.size + 1);
         if (text) {
-            memcpy(text, o->via.str.ptr, o->via.str.size);
+            if (o->via.str.size) /* msgpack-c gives an empty str a NULL pointer */
+                memcpy(text, o->via.str.ptr, o->via.str.size);
             text[o->via.str.size] = 0;
         }
         return text;
