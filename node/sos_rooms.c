@@ -443,6 +443,22 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
         s_error(node, routing_p, req->req_id, SOS_E_ROOM_EXISTS, "a room with this hash exists");
         goto done;
     }
+    /*  Our own directory must take the room's record, or nobody could find the room: refuse
+        where a cap would refuse the record (the directory may be full of others' rooms). */
+    uint64_t n_rooms = 0;
+    sos_origin_t mine = {0};
+    rc = sos_dir_counts(txn, NULL, &n_rooms, NULL);
+    if (rc == SOS_OK) {
+        rc = sos_dir_get_origin(txn, node->id.pk, &mine);
+        if (rc == SOS_ERR_NOT_FOUND)
+            rc = SOS_OK;
+    }
+    if (rc || n_rooms >= node->cfg.max_rooms ||
+        mine.n_rooms >= node->cfg.max_rooms_per_origin) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE,
+                rc ? "store unavailable" : "the directory is full: no room can be made here now");
+        goto done;
+    }
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_ROOM;
     strcpy(rec->room_hash, room);

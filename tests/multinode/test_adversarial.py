@@ -18,7 +18,8 @@ their counters showing the drops or refusals, and the honest data intact:
   floods       rooms from one origin beyond --max-rooms-per-origin, workers beyond
                --max-workers: the caps hold and count their refusals, honest data stays;
                rooms from more origins than one digest can name: honest records still
-               reach a node that joins afterwards;
+               reach a node that joins afterwards; rooms from many identities up to
+               --max-rooms: a create is refused, never acknowledged and lost;
   stalls       peers that stop half-way through the ZMTP greeting or a large frame;
   connections  hundreds of connections at once, idle or sending garbage; the node keeps
                serving, and its file descriptors go back to the baseline afterwards.
@@ -505,6 +506,41 @@ def test_room_flood_from_one_origin():
         assert all(n.alive() for n in nodes)
 
 
+def test_room_cap_filled_by_many_identities():
+    """100 fresh identities with one room each against --max-rooms 60. The total cap holds on
+    every node, and honest rooms already listed stay usable: caps refuse new keys only. That
+    is also their limit: rooms from enough identities fill the directory until they expire,
+    and then a node refuses to create a room (unavailable) rather than acknowledge one that
+    its own directory, and so nobody else, would list."""
+    extra = ("--rate-limit", "off", "--max-rooms", "60")
+    with Net(extra=extra) as net:
+        a, b, c = net.start(3)
+        nodes = [a, b, c]
+        wait_for("convergence", net.converged)
+        with Client(b.endpoint) as cb:
+            honest = new_room_hash()
+            cb.create(honest, description="before the flood")
+        wait_for("the honest room everywhere",
+                 lambda: room_ok_everywhere(nodes, honest, b.node_id))
+        url = dead_url()
+        recs = [w.room_record(w.Identity(), 1, url, new_room_hash()) for _ in range(100)]
+        before = counters(a)
+        with w.Conn(a.endpoint) as conn:
+            conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs)))
+            wait_counter(a, "merge_cap", before["merge_cap"] + 41)
+        wait_for("every node at the cap", lambda: all(n.status()["rooms"] == 60 for n in nodes))
+        with Client(c.endpoint) as cc:
+            refused = new_room_hash()
+            status, body = cc.call("create", {"room_hash": refused})
+            assert status == "unavailable", (status, body)
+            assert cc.call("info", {"room_hash": refused})[0] == "room_not_found"
+        for n in nodes:
+            assert n.status()["rooms"] == 60
+            assert refused not in n.rooms()
+            chat_works(n, honest, "the honest room through node %d" % n.index)
+        assert all(n.alive() for n in nodes)
+
+
 def preset_identity(node, first_byte):
     """Give node (not started yet) an identity whose id starts with first_byte, by writing its
     key file (libsodium's secret key: seed, then public key) before the first start."""
@@ -708,6 +744,7 @@ if __name__ == "__main__":
         test_replay_guard_flood,
         test_room_flood_from_one_origin,
         test_room_flood_from_many_identities,
+        test_room_cap_filled_by_many_identities,
         test_worker_flood_from_many_identities,
         test_stalled_peers,
         test_many_connections,
