@@ -1,6 +1,5 @@
 /*  fuzz_gmsg.c: libFuzzer target for protocol/sos_gmsg, the gossip body: raw bodies, bodies
-    whose records the harness signs again, and bodies built from fuzzer fields, all round-tripped.
- */
+    whose records the harness signs again, and bodies built from fuzzer fields, round-tripped. */
 #include <msgpack.h>
 
 #include "fuzz_common.h"
