@@ -2,10 +2,30 @@
     Exit codes: 0 clean stop, 1 cannot start (store, identity, socket), 2 bad arguments. */
 #include <limits.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "sos_config.h"
 #include "sos_log.h"
 #include "sos_node.h"
+
+/*  Every connection to the public endpoint holds a file descriptor, and at the limit the
+    node can accept none: take the hard limit rather than the soft one (often 1024, which a
+    single stranger's idle connections reach), up to 65536. */
+static void
+s_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            sos_log_info("open files limit raised from %llu to %llu", (unsigned long long)was,
+                         (unsigned long long)want);
+    }
+}
 
 int
 main(int argc, char **argv)
@@ -31,6 +51,7 @@ main(int argc, char **argv)
     }
     sos_log_set_level(cfg.log_level);
     zsys_set_logident("sosnode");
+    s_raise_fd_limit();
     zsys_init();
     if (sos_crypto_init() != SOS_OK) {
         fprintf(stderr, "sosnode: libsodium failed to initialise\n");
