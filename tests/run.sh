@@ -3,14 +3,16 @@
 # known-answer vectors and the multi-node scenarios (ctest). Options:
 #   --asan   also run the suite again under AddressSanitizer + UBSan (tests/run_asan.sh)
 #   --fuzz S also run every fuzz target for S seconds (tests/fuzz/run.sh)
+#   --valgrind also run a node under valgrind memcheck (tests/run_valgrind.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-asan=0; fuzz=0
+asan=0; fuzz=0; valgrind=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --asan) asan=1 ;;
     --fuzz) fuzz="$2"; shift ;;
-    *) echo "usage: tests/run.sh [--asan] [--fuzz SECONDS]" >&2; exit 2 ;;
+    --valgrind) valgrind=1 ;;
+    *) echo "usage: tests/run.sh [--asan] [--valgrind] [--fuzz SECONDS]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -18,7 +20,10 @@ cmake -S . -B build-test -DSOS_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev
 cmake --build build-test -j"$(nproc)"
 (cd build-test && ctest --output-on-failure --timeout 900)
 if [ "$asan" = 1 ] && [ -x tests/run_asan.sh ]; then
-  tests/run_asan.sh
+  tests/run_asan.sh -j2
+fi
+if [ "$valgrind" = 1 ] && [ -x tests/run_valgrind.sh ]; then
+  tests/run_valgrind.sh
 fi
 if [ "$fuzz" != 0 ] && [ -x tests/fuzz/run.sh ]; then
   tests/fuzz/run.sh "$fuzz"
