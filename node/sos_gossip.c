@@ -252,6 +252,9 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     sos_digest_entry_t *entries = s_digest_build(self, txn, &n);
     if (!entries)
         return;
+    sos_digest_entry_t *fit = realloc(entries, (n ? n : 1) * sizeof *entries);
+    if (fit)
+        entries = fit;
     memset(self->digest_hash, 0, sizeof self->digest_hash);
     for (uint32_t i = 0; i < n; i++) {
         uint8_t in[SOS_NODEID_BYTES + 8], out[SOS_DIGEST_HASH_BYTES];
@@ -264,7 +267,8 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     }
     self->digest_n = n;
     self->digest_dirty = false;
-    free(entries);
+    free(self->digest_cache);
+    self->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
 }
 
 /* --------------------------------------------------------------- records ---- */
@@ -842,7 +846,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     if (msg->n_origins == self->digest_n &&
         sodium_memcmp(msg->hash, self->digest_hash, SOS_DIGEST_HASH_BYTES) == 0)
         reply.flags = SOS_GMSG_IN_SYNC;
-    else {
+    else if (!self->digest_dirty) {
+        /*  The digest as built for the hash: anyone may send SYNCs, and building it walks
+            every origin, so it is built once per change of the directory, not per SYNC. */
+        reply.digest = self->digest_cache;
+        reply.n_digest = self->digest_n;
+    } else {
         digest = s_digest_build(self, txn, &reply.n_digest);
         reply.digest = digest;
     }

@@ -13,6 +13,7 @@
 #include "sos_node_int.h"
 
 #define SOS_PASS_MAX_FRAMES 512 /* frames taken from the ROUTER in one pass */
+#define SOS_PASS_MAX_MS     50  /* and for at most this long */
 #define SOS_ROOMS_PAGE_MAX  1000
 
 /* ------------------------------------------------------------------ passes ---- */
@@ -522,8 +523,13 @@ s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
 {
     sos_node_t *self = arg;
     sos_node_pass_begin(self);
+    /*  Replies leave when the pass ends, and peers' replies to our exchanges wait for it:
+        some frames cost milliseconds (a SYNC_ACK signs the whole digest), and a stranger may
+        send hundreds of them, so a pass also ends after a time budget. libzmq queues the
+        ROUTER's peers fairly, so the next pass serves every connection again. */
+    uint64_t start = sos_mono_ms();
     for (int i = 0; i < SOS_PASS_MAX_FRAMES; i++)
-        if (!s_router_take(self))
+        if (!s_router_take(self) || sos_mono_ms() - start >= SOS_PASS_MAX_MS)
             break;
     sos_node_pass_end(self);
     return 0;
@@ -711,6 +717,7 @@ sos_node_destroy(sos_node_t **self_p)
     }
     zhashx_destroy(&self->peers_id);
     zhashx_destroy(&self->gaps);
+    free(self->digest_cache);
     zsock_destroy(&self->router);
     sos_replay_destroy(&self->replay);
     if (self->pass.txn)

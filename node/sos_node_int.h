@@ -149,6 +149,7 @@ struct _sos_node_t {
     bool republish; /* re-sign our worker record at the next round (see s_failure) */
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
+    sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
     sos_pass_t pass;
     sos_rooms_t *rooms;
     sos_stats_t stats;

@@ -19,7 +19,8 @@ their counters showing the drops or refusals, and the honest data intact:
                --max-workers: the caps hold and count their refusals, honest data stays;
                rooms from more origins than one digest can name: honest records still
                reach a node that joins afterwards; rooms from many identities up to
-               --max-rooms: a create is refused, never acknowledged and lost;
+               --max-rooms: a create is refused, never acknowledged and lost; SYNCs that
+               each cost the node a full signed digest: it stays responsive;
   stalls       peers that stop half-way through the ZMTP greeting or a large frame;
   connections  hundreds of connections at once, idle or sending garbage; the node keeps
                serving, and its file descriptors go back to the baseline afterwards.
@@ -604,6 +605,56 @@ def test_room_flood_from_many_identities():
         assert a.alive() and b.alive() and d.alive()
 
 
+def test_sync_flood_with_full_digests():
+    """With over 8000 origins a SYNC whose hash does not match costs the node a SYNC_ACK of
+    the whole digest, some 350 KB signed whole, milliseconds of work, for a SYNC that costs
+    its sender one small signature. A stranger sends 3000 of them (and reads the answers).
+    Meanwhile the node keeps answering sosctl status within its timeout, keeps its own
+    exchanges within their deadlines (it removes no worker), and the rest of the network
+    keeps it listed."""
+    with Net() as net:
+        a, b, c = net.start(3)
+        nodes = [a, b, c]
+        wait_for("convergence", net.converged)
+        url = dead_url()
+        recs = [w.room_record(w.Identity(), 1, url, new_room_hash()) for _ in range(8300)]
+        with w.Conn(a.endpoint) as conn:
+            for i in range(0, len(recs), 500):
+                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500])))
+            wait_for("a to take all 8300", lambda: a.status()["origins"] >= 8300)
+        removed = {n.index: counters(n)["workers_removed"] for n in nodes}
+        attacker = w.Identity()
+        frames = [w.envelope(attacker, w.SYNC, w.gmsg(req_id=i + 1)) for i in range(3000)]
+        answered = []
+        with w.Conn(a.endpoint) as conn:
+            def flood():
+                for f in frames:
+                    conn.send(f)
+                    while conn.sock.poll(0):
+                        answered.append(conn.sock.recv())
+                while len(answered) < len(frames):
+                    got = conn.recv(60)
+                    if got is None:
+                        break
+                    answered.append(got)
+            t = threading.Thread(target=flood, daemon=True)
+            t.start()
+            checks = 0
+            while t.is_alive() and checks < 200:
+                assert a.ctl("status", timeout_ms=5000)["node_id"] == a.node_id
+                assert all(set(n.workers()) == {x.node_id for x in nodes} for n in nodes)
+                checks += 1
+                time.sleep(0.5)
+            t.join(120)
+        assert checks >= 5, "the flood was over too soon to tell"
+        assert len(answered) == len(frames), len(answered)
+        ack = w.decode_envelope(answered[-1])
+        assert ack["type"] == w.SYNC_ACK and len(ack["body"]["digest"]) == 8192
+        for n in nodes:
+            assert counters(n)["workers_removed"] == removed[n.index], n.index
+        assert all(n.alive() for n in nodes)
+
+
 def test_worker_flood_from_many_identities():
     """200 fresh identities' worker records against --max-workers 8: no node lists more than
     8 workers, refusals are counted, the honest workers stay, and a restarted honest worker
@@ -750,6 +801,7 @@ if __name__ == "__main__":
         test_room_flood_from_one_origin,
         test_room_flood_from_many_identities,
         test_room_cap_filled_by_many_identities,
+        test_sync_flood_with_full_digests,
         test_worker_flood_from_many_identities,
         test_stalled_peers,
         test_many_connections,
