@@ -40,6 +40,7 @@
 #define SOS_STORE_MAXDBS 16
 #define SOS_META_KEY_MAX 64
 #define SOS_META_FORMAT  "format"
+#define SOS_STORE_LOW_SPACE (1024 * 1024) /* less free space than this: the disk is full */
 
 static const char *s_db_names[SOS_DB_COUNT] = {
     [SOS_DB_META] = "meta",       [SOS_DB_WORKERS] = "workers",
@@ -201,6 +202,43 @@ s_check_size(sos_store_t *self, const char *dir)
     return SOS_OK;
 }
 
+/*  LMDB sizes its lock file lock.mdb with ftruncate and writes to it through a shared
+    mapping: on a full file system the first write to a page that has no block yet kills the
+    process with SIGBUS. Give the file its blocks first (LMDB's own size with its default 126
+    readers; LMDB keeps a larger file as it is), so that a full disk is SOS_ERR_NO_SPACE here.
+    Where the file system cannot allocate ahead, LMDB goes on as it would without this. */
+#define SOS_LOCK_FILE_SIZE 8192
+
+static sos_rc
+s_no_space(const char *dir, int err)
+{
+    struct statvfs vfs;
+    if (err == ENOSPC || err == EDQUOT)
+        return SOS_ERR_NO_SPACE;
+    if (statvfs(dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < SOS_STORE_LOW_SPACE)
+        return SOS_ERR_NO_SPACE;
+    return SOS_ERR_IO;
+}
+
+static sos_rc
+s_prepare_lock_file(const char *dir)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return SOS_ERR_INVALID;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return s_no_space(dir, errno);
+    struct stat st;
+    off_t size = SOS_LOCK_FILE_SIZE;
+    if (fstat(fd, &st) == 0 && st.st_size > size)
+        size = st.st_size;
+    int err = posix_fallocate(fd, 0, size);
+    close(fd);
+    return err == ENOSPC || err == EDQUOT ? SOS_ERR_NO_SPACE : SOS_OK;
+}
+
 static void
 s_store_free(sos_store_t *self)
 {
@@ -233,6 +271,19 @@ sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size)
     sos_rc rc = s_lock_dir(self, dir);
     if (rc)
         goto fail;
+    /*  A data file this call creates and cannot finish (a full disk) is removed again, so
+        that the directory does not look damaged once there is room. */
+    char data_path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    if (n < 0 || (size_t)n >= sizeof data_path) {
+        rc = SOS_ERR_INVALID;
+        goto fail;
+    }
+    bool creating = stat(data_path, &st) != 0 && errno == ENOENT;
+    rc = s_prepare_lock_file(dir);
+    if (rc)
+        goto fail;
     int mrc = mdb_env_create(&self->env);
     if (mrc) {
         self->env = NULL;
@@ -246,16 +297,24 @@ sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size)
         mrc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600);
     if (mrc) {
         rc = sos_store_rc(mrc);
-        goto fail;
+        goto fail_created;
     }
     rc = s_check_size(self, dir);
     if (rc)
-        goto fail;
+        goto fail_created;
     rc = s_open_dbs(self);
     if (rc)
-        goto fail;
+        goto fail_created;
     *self_p = self;
     return SOS_OK;
+
+fail_created:
+    if (rc == SOS_ERR_IO)
+        rc = s_no_space(dir, 0);
+    s_store_free(self);
+    if (creating)
+        unlink(data_path);
+    return rc;
 
 fail:
     s_store_free(self);
@@ -346,8 +405,7 @@ s_txn_free(sos_txn_t *txn)
 
 /*  LMDB reports a short write as EIO, and a short write is what a full file system gives
     once it has handed out its last blocks: tell that apart from other I/O errors by the
-    space left, so that the log and the clients say what to fix. */
-#define SOS_STORE_LOW_SPACE (1024 * 1024)
+    space left (SOS_STORE_LOW_SPACE), so that the log and the clients say what to fix. */
 
 static sos_rc
 s_io_rc(sos_store_t *store, sos_rc rc)
