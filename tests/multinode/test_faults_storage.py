@@ -7,8 +7,10 @@ of sends.
   silence), the node keeps running and serving reads, everything acknowledged before is
   intact; restarted with a 64 MiB map everything is there and writable.
 - test_disk_full: the same on a 2 MiB tmpfs (skipped, with the reason, where mounting is not
-  permitted): unavailable naming the full device, no crash, reads served; the directory
-  copied to a roomier file system restarts with every acknowledged message.
+  permitted): unavailable naming the full device, no crash, reads served, a restart on the
+  full disk serves reads; a new node on the full disk exits 1 with one line and leaves no
+  half-made store (and starts there once there is room); the directory copied to a roomier
+  file system restarts with every acknowledged message.
 - test_corrupt_data_dir, test_foreign_data_dir: garbage, truncated and zeroed data files, a
   damaged identity key, and LMDB environments that are not sosnode stores (made with
   mdb_load) make sosnode exit 1 with one line on stderr naming the directory or file, and
@@ -218,11 +220,31 @@ def test_disk_full():
 
             with open(os.path.join(node.data, "identity.key"), "rb") as f:
                 assert f.read() == key, "the identity key changed"
+
+            # A new node on the full disk: exit 1 with one line (LMDB's lock file would
+            # otherwise take the process down with SIGBUS), and no half-made store left.
+            fresh = os.path.join(mnt, "fresh")
+            p = subprocess.run([SOSNODE, "--data", fresh, "--listen",
+                                "tcp://127.0.0.1:%d" % free_port()],
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 1, "exit %d on a full disk: %r" % (p.returncode, p.stderr)
+            assert len(p.stderr.splitlines()) == 1, p.stderr
+            assert phrase in p.stderr and fresh in p.stderr, p.stderr
+            assert not os.path.exists(os.path.join(fresh, "data.mdb")), os.listdir(fresh)
+            print("new node on the full disk: %s" % p.stderr.strip(), flush=True)
+
             copy = os.path.join(net.dir, "copy")
             shutil.copytree(node.data, copy)
+            shutil.rmtree(node.data)
             node.data = copy
             node.start()
             after_restart(node, book)
+
+            # With room on the disk again, the new node starts in the same directory.
+            late = net.add()
+            late.data = fresh
+            late.start()
+            assert late.status()["node_id"] == late.node_id
     finally:
         _umount(mnt)
 
