@@ -22,8 +22,9 @@ their counters showing the drops or refusals, and the honest data intact:
                --max-rooms: a create is refused, never acknowledged and lost; SYNCs that
                each cost the node a full signed digest: it stays responsive;
   stalls       peers that stop half-way through the ZMTP greeting or a large frame;
-  connections  hundreds of connections at once, idle or sending garbage; the node keeps
-               serving, and its file descriptors go back to the baseline afterwards.
+  connections  hundreds of connections at once, idle or sending garbage, more than the soft
+               open-files limit the node was started with; the node keeps serving, and its
+               file descriptors go back to the baseline afterwards.
 """
 
 import os
