@@ -915,6 +915,10 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     if (peer) {
         peer->last_seen = sos_now_ms();
         peer->stats_dirty = true;
+        /*  A genesis node waiting out its backoff that talks to us is back: try it in the
+            next round rather than after up to a minute. */
+        if (peer->is_genesis)
+            peer->next_try_mono = 0;
     }
     switch (env.type) {
     case SOS_MSG_SYNC:
