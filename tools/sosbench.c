@@ -184,7 +184,9 @@ static const char *s_usage_text =
     "    A table with one figure per line (name, value, unit, and the target where the\n"
     "    project states one), then the parameters and figures as key=value lines, e.g.\n"
     "    \"join_s=1.234\", ending with \"result=ok\" or \"result=fail\". Byte rates are bytes of\n"
-    "    gossip frames, without ZeroMQ and TCP framing.\n"
+    "    gossip frames, without ZeroMQ and TCP framing. The parameters include\n"
+    "    loadavg_before, the 1-minute load average before the run: other work on the\n"
+    "    machine skews every figure. Progress lines go to stderr.\n"
     "\n"
     "ENVIRONMENT\n"
     "    TMPDIR     Where the temporary directory is made, unless --dir is given.\n"
@@ -2534,6 +2536,8 @@ main(int argc, char **argv)
     }
     char machine[200];
     s_machine(machine, sizeof machine);
+    double load_before = -1;
+    getloadavg(&load_before, 1);
     if (opts.cmd == S_CMD_CONVERGE) {
         snprintf(report->title, sizeof report->title,
                  "sosbench converge: %d nodes, interval %d ms, fanout %d, poll %d ms (%s)",
@@ -2558,6 +2562,12 @@ main(int argc, char **argv)
     s_cluster_destroy(&cluster);
     if (rc)
         report->failed = true;
+    //  Other load on the machine skews every figure: show what there was before the run
+    if (load_before >= 0) {
+        size_t len = strlen(report->params);
+        snprintf(report->params + len, sizeof report->params - len, " loadavg_before=%.2f",
+                 load_before);
+    }
     if (report->n)
         s_report_print(report);
     free(report);
