@@ -191,8 +191,7 @@ s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODE
         return strtoull(gap, NULL, 10);
     uint64_t held = 0, ts_version = 0, ts_expires = 0;
     sos_dir_held_max(txn, origin, &held);
-    if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK &&
-        ts_version > held)
+    if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK && ts_version > held)
         held = ts_version;
     return held;
 }
@@ -343,8 +342,8 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
         rc = SOS_OK;
     free(have);
     if (rc == SOS_OK)
-        rc = sos_dir_tombstone_put(txn, rec->origin, version,
-                                   sos_now_ms() + self->tombstone_ttl_ms);
+        rc =
+            sos_dir_tombstone_put(txn, rec->origin, version, sos_now_ms() + self->tombstone_ttl_ms);
     if (rc) {
         sos_log_error("store: cannot refuse a worker at our endpoint: %s", sos_strerror(rc));
         return true;
@@ -1001,8 +1000,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         if (rebind) {
             char hex[SOS_NODEID_HEX + 1];
             sos_hex(hex, env.sender, SOS_NODEID_BYTES);
-            sos_log_notice("genesis %s answers as %.12s, not as %.12s", peer->url, hex,
-                           peer->hex);
+            sos_log_notice("genesis %s answers as %.12s, not as %.12s", peer->url, hex, peer->hex);
         }
         s_genesis_answered(self, txn, peer, env.sender);
     }

@@ -104,7 +104,7 @@ typedef struct {
     zframe_t *routing; /* ROUTER: the client's routing id (owned); NULL on a DEALER */
     uint8_t *data;     /* owned */
     size_t size;
-    uint64_t req_id;   /* client replies: to rewrite on failure */
+    uint64_t req_id; /* client replies: to rewrite on failure */
     sos_out_kind_t kind;
 } sos_out_t;
 

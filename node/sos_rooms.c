@@ -453,8 +453,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
         if (rc == SOS_ERR_NOT_FOUND)
             rc = SOS_OK;
     }
-    if (rc || n_rooms >= node->cfg.max_rooms ||
-        mine.n_rooms >= node->cfg.max_rooms_per_origin) {
+    if (rc || n_rooms >= node->cfg.max_rooms || mine.n_rooms >= node->cfg.max_rooms_per_origin) {
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE,
                 rc ? "store unavailable" : "the directory is full: no room can be made here now");
         goto done;

@@ -16,15 +16,15 @@
 #define SOS_OP_MAX 16 /* bytes of an operation name */
 
 /*  Error codes in a reply's status (anything but "ok"). */
-#define SOS_E_ROOM_NOT_FOUND     "room_not_found"
-#define SOS_E_ROOM_EXISTS        "room_exists"
-#define SOS_E_INVALID_ROOM_HASH  "invalid_room_hash"
-#define SOS_E_NOT_MEMBER         "not_member"
-#define SOS_E_TOO_LARGE          "too_large"
-#define SOS_E_RATE_LIMITED       "rate_limited"
-#define SOS_E_OWNER_UNREACHABLE  "owner_unreachable"
-#define SOS_E_BAD_REQUEST        "bad_request"
-#define SOS_E_UNAVAILABLE        "unavailable" /* the node cannot serve it now (disk full, ...) */
+#define SOS_E_ROOM_NOT_FOUND    "room_not_found"
+#define SOS_E_ROOM_EXISTS       "room_exists"
+#define SOS_E_INVALID_ROOM_HASH "invalid_room_hash"
+#define SOS_E_NOT_MEMBER        "not_member"
+#define SOS_E_TOO_LARGE         "too_large"
+#define SOS_E_RATE_LIMITED      "rate_limited"
+#define SOS_E_OWNER_UNREACHABLE "owner_unreachable"
+#define SOS_E_BAD_REQUEST       "bad_request"
+#define SOS_E_UNAVAILABLE       "unavailable" /* the node cannot serve it now (disk full, ...) */
 
 /*  A decoded request; pointers borrow from the document it was parsed into. */
 typedef struct {
@@ -39,13 +39,12 @@ typedef struct {
     Also SOS_ERR_TOO_LARGE for a frame above SOS_FRAME_MAX or past a ceiling of
     sos_mp_parse (depth, object count), and SOS_ERR_NOMEM. flags must fit 32 bits; op has
     no NUL byte. */
-sos_rc sos_request_decode (sos_request_t *req, sos_mp_doc_t *doc, const uint8_t *frame,
-                           size_t len);
+sos_rc sos_request_decode(sos_request_t *req, sos_mp_doc_t *doc, const uint8_t *frame, size_t len);
 
 /*  Start a request frame: packs [2, req_id, op, then the caller packs the args map, then
     calls sos_request_pack_end to add the flags. */
-void sos_request_pack_begin (msgpack_packer *pk, uint64_t req_id, const char *op);
-void sos_request_pack_end (msgpack_packer *pk, uint32_t flags);
+void sos_request_pack_begin(msgpack_packer *pk, uint64_t req_id, const char *op);
+void sos_request_pack_end(msgpack_packer *pk, uint32_t flags);
 
 /*  A decoded reply; pointers borrow from the document. */
 typedef struct {
@@ -57,14 +56,14 @@ typedef struct {
 
 /*  Parse a reply frame [3, uint, status: str of 1..32 bytes, map] into doc and rep. Return
     codes as sos_request_decode; call sos_mp_doc_release(doc) in any case. */
-sos_rc sos_reply_decode (sos_reply_t *rep, sos_mp_doc_t *doc, const uint8_t *frame, size_t len);
-bool sos_reply_ok (const sos_reply_t *rep);
+sos_rc sos_reply_decode(sos_reply_t *rep, sos_mp_doc_t *doc, const uint8_t *frame, size_t len);
+bool sos_reply_ok(const sos_reply_t *rep);
 
 /*  Start a reply frame: packs [3, req_id, status; the caller then packs the body map. */
-void sos_reply_pack_begin (msgpack_packer *pk, uint64_t req_id, const char *status);
+void sos_reply_pack_begin(msgpack_packer *pk, uint64_t req_id, const char *status);
 
 /*  Pack a whole error reply: body {"error": code, "message": text}. */
-void sos_reply_pack_error (msgpack_packer *pk, uint64_t req_id, const char *code,
-                           const char *message);
+void sos_reply_pack_error(msgpack_packer *pk, uint64_t req_id, const char *code,
+                          const char *message);
 
 #endif

@@ -245,8 +245,8 @@ typedef struct {
     uint64_t hash;
 } s_entry_t;
 
-#define S_BLOOM_SLOTS    3        /* periods that a window around now can touch */
-#define S_BLOOM_PROBES   4        /* bits set per nonce */
+#define S_BLOOM_SLOTS    3 /* periods that a window around now can touch */
+#define S_BLOOM_PROBES   4 /* bits set per nonce */
 #define S_BLOOM_BITS_MIN (1u << 12)
 #define S_BLOOM_BITS_MAX (1u << 26)
 

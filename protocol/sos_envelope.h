@@ -11,10 +11,10 @@
 #include "sos_error.h"
 #include "sos_identity.h"
 
-#define SOS_PROTO_VERSION 1
-#define SOS_NONCE_BYTES   16
-#define SOS_FRAME_MAX     (1024 * 1024 + 128 * 1024) /* largest frame a node accepts */
-#define SOS_REPLAY_WINDOW_MS (300 * 1000)            /* +- accepted clock difference */
+#define SOS_PROTO_VERSION    1
+#define SOS_NONCE_BYTES      16
+#define SOS_FRAME_MAX        (1024 * 1024 + 128 * 1024) /* largest frame a node accepts */
+#define SOS_REPLAY_WINDOW_MS (300 * 1000)               /* +- accepted clock difference */
 
 /*  Every frame is a msgpack array whose first element says what it is. */
 typedef enum {
@@ -36,7 +36,7 @@ typedef enum {
 
 /*  Peek at the kind of a frame without parsing it further. Returns SOS_ERR_MALFORMED if the
     frame does not start with a msgpack array whose first element is a known kind. */
-sos_rc sos_frame_kind (const uint8_t *frame, size_t len, sos_frame_kind_t *kind);
+sos_rc sos_frame_kind(const uint8_t *frame, size_t len, sos_frame_kind_t *kind);
 
 /*  A decoded envelope. body borrows from the frame passed to sos_envelope_decode. */
 typedef struct {
@@ -50,24 +50,24 @@ typedef struct {
 
 /*  Build a signed envelope frame for body[0..body_len) into out (appended; the caller owns
     out). Timestamp is now_ms, the nonce random. */
-sos_rc sos_envelope_encode (msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
-                            size_t body_len, const sos_identity_t *id, uint64_t now_ms);
+sos_rc sos_envelope_encode(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
+                           size_t body_len, const sos_identity_t *id, uint64_t now_ms);
 
 /*  As sos_envelope_encode with the nonce given: for known-answer tests, which need the same
     bytes every run. Anything that sends must use sos_envelope_encode. Both return SOS_OK,
     SOS_ERR_INVALID (type not a message type, or NULL body with body_len > 0),
     SOS_ERR_TOO_LARGE (the frame would exceed SOS_FRAME_MAX) or SOS_ERR_NOMEM; on error
     out is left as it was. */
-sos_rc sos_envelope_encode_nonce (msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
-                                  size_t body_len, const sos_identity_t *id, uint64_t now_ms,
-                                  const uint8_t nonce[SOS_NONCE_BYTES]);
+sos_rc sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
+                                 size_t body_len, const sos_identity_t *id, uint64_t now_ms,
+                                 const uint8_t nonce[SOS_NONCE_BYTES]);
 
 /*  Decode and verify an envelope frame. Checks, cheapest first: framing and types
     (SOS_ERR_MALFORMED), size (SOS_ERR_TOO_LARGE), protocol version and message type
     (SOS_ERR_VERSION), timestamp within +-window_ms of now_ms (SOS_ERR_REPLAY), then the
     sender's signature (SOS_ERR_SIGNATURE). The nonce is checked by the replay guard. */
-sos_rc sos_envelope_decode (sos_envelope_t *env, const uint8_t *frame, size_t len,
-                            uint64_t now_ms, uint64_t window_ms);
+sos_rc sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, uint64_t now_ms,
+                           uint64_t window_ms);
 
 /*  The replay guard: remembers the nonces of accepted envelopes for the window. It holds at
     most capacity nonces exactly; when full, the oldest goes to a Bloom filter of its
@@ -76,11 +76,11 @@ sos_rc sos_envelope_decode (sos_envelope_t *env, const uint8_t *frame, size_t le
     window_ms must not be 0. */
 typedef struct _sos_replay_t sos_replay_t;
 
-sos_replay_t *sos_replay_new (size_t capacity, uint64_t window_ms);
-void sos_replay_destroy (sos_replay_t **self_p);
+sos_replay_t *sos_replay_new(size_t capacity, uint64_t window_ms);
+void sos_replay_destroy(sos_replay_t **self_p);
 /*  SOS_OK and remember the nonce, or SOS_ERR_REPLAY if it was seen or is too old. */
-sos_rc sos_replay_check (sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES],
-                         uint64_t timestamp, uint64_t now_ms);
-size_t sos_replay_size (sos_replay_t *self);
+sos_rc sos_replay_check(sos_replay_t *self, const uint8_t nonce[SOS_NONCE_BYTES],
+                        uint64_t timestamp, uint64_t now_ms);
+size_t sos_replay_size(sos_replay_t *self);
 
 #endif

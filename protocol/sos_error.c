@@ -24,9 +24,9 @@ static const char *s_texts[SOS_ERR_MAX] = {
 };
 
 const char *
-sos_strerror (sos_rc rc)
+sos_strerror(sos_rc rc)
 {
-    if ((unsigned) rc >= SOS_ERR_MAX || !s_texts[rc])
+    if ((unsigned)rc >= SOS_ERR_MAX || !s_texts[rc])
         return "unknown error";
     return s_texts[rc];
 }

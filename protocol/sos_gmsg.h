@@ -48,8 +48,8 @@ typedef struct {
     with that record's error. self must be a worker record (SOS_ERR_MALFORMED if not); that
     it is the envelope sender's is for the caller to check. flags and n_origins must fit
     32 bits. On any return, call sos_gmsg_release. */
-sos_rc sos_gmsg_decode (sos_gmsg_t *msg, const uint8_t *body, size_t len);
-void sos_gmsg_release (sos_gmsg_t *msg);
+sos_rc sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len);
+void sos_gmsg_release(sos_gmsg_t *msg);
 
 /*  Encode msg's fields, except records, which are given as n wire forms (wires[i], lens[i]),
     as stored, so relaying never re-encodes what an origin signed. self is taken from
@@ -57,7 +57,7 @@ void sos_gmsg_release (sos_gmsg_t *msg);
     Returns SOS_ERR_TOO_LARGE if a count is above its cap or a wire above SOS_RECORD_MAX,
     SOS_ERR_INVALID for a NULL array with a non-zero count, SOS_ERR_NOMEM; on error out is
     left as it was. The records are not re-verified. */
-sos_rc sos_gmsg_encode (msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *const *wires,
-                        const size_t *lens, uint32_t n);
+sos_rc sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *const *wires,
+                       const size_t *lens, uint32_t n);
 
 #endif

@@ -20,38 +20,38 @@ typedef struct {
 } sos_identity_t;
 
 /*  Initialise libsodium. Call once at program start; returns SOS_ERR_CRYPTO on failure. */
-sos_rc sos_crypto_init (void);
+sos_rc sos_crypto_init(void);
 
 /*  Load the identity kept at path, or make a new key pair and write it there with mode 0600
     (via a temporary file and rename, so a crash never leaves half a key). *created tells
     which happened (may be NULL). Returns SOS_ERR_CORRUPT if the file exists but is not a
     valid key (wrong size or a public key that does not match the secret), SOS_ERR_IO on
     file errors. */
-sos_rc sos_identity_load_or_create (sos_identity_t *id, const char *path, bool *created);
+sos_rc sos_identity_load_or_create(sos_identity_t *id, const char *path, bool *created);
 
 /*  A fresh in-memory identity (tests, tools). */
-void sos_identity_generate (sos_identity_t *id);
+void sos_identity_generate(sos_identity_t *id);
 
 /*  Zero the secret key. */
-void sos_identity_wipe (sos_identity_t *id);
+void sos_identity_wipe(sos_identity_t *id);
 
 /*  Detached Ed25519 signature of msg[0..len) into sig. */
-void sos_sign (uint8_t sig[SOS_SIG_BYTES], const uint8_t *msg, size_t len, const sos_identity_t *id);
+void sos_sign(uint8_t sig[SOS_SIG_BYTES], const uint8_t *msg, size_t len, const sos_identity_t *id);
 
 /*  SOS_OK if sig is pk's signature of msg, else SOS_ERR_SIGNATURE. */
-__attribute__ ((warn_unused_result)) sos_rc sos_verify (const uint8_t sig[SOS_SIG_BYTES],
-                                                       const uint8_t *msg, size_t len,
-                                                       const uint8_t pk[SOS_NODEID_BYTES]);
+__attribute__((warn_unused_result)) sos_rc sos_verify(const uint8_t sig[SOS_SIG_BYTES],
+                                                      const uint8_t *msg, size_t len,
+                                                      const uint8_t pk[SOS_NODEID_BYTES]);
 
 /*  Lower-case hex of bin[0..len) into out, which holds 2 * len + 1 bytes. Returns out. */
-char *sos_hex (char *out, const uint8_t *bin, size_t len);
+char *sos_hex(char *out, const uint8_t *bin, size_t len);
 
 /*  Parse exactly 2 * len hex characters (and nothing more) into out. */
-bool sos_unhex (uint8_t *out, size_t len, const char *hex);
+bool sos_unhex(uint8_t *out, size_t len, const char *hex);
 
 /*  Wall-clock milliseconds since the epoch (timestamps that travel) and a monotonic clock in
     milliseconds (timers, deadlines). */
-uint64_t sos_now_ms (void);
-uint64_t sos_mono_ms (void);
+uint64_t sos_now_ms(void);
+uint64_t sos_mono_ms(void);
 
 #endif

@@ -26,32 +26,32 @@ typedef struct {
     bytes, a pre-scan checks depth, object count and that every length and count fits in the
     remaining input. Returns SOS_OK, SOS_ERR_MALFORMED (bad, truncated or trailing bytes) or
     SOS_ERR_TOO_LARGE (a ceiling above). On any return, call sos_mp_doc_release. */
-sos_rc sos_mp_parse (sos_mp_doc_t *doc, const void *data, size_t size);
-void sos_mp_doc_release (sos_mp_doc_t *doc);
+sos_rc sos_mp_parse(sos_mp_doc_t *doc, const void *data, size_t size);
+void sos_mp_doc_release(sos_mp_doc_t *doc);
 
 /*  Typed accessors. Each returns true only if o is non-NULL and of exactly the named type
     within the bound given; strings and bins are borrowed from the document. */
-bool sos_mp_uint (const msgpack_object *o, uint64_t *out);
-bool sos_mp_bool (const msgpack_object *o, bool *out);
-bool sos_mp_str (const msgpack_object *o, const char **ptr, size_t *len, size_t max_len);
-bool sos_mp_bin (const msgpack_object *o, const uint8_t **ptr, size_t *len, size_t max_len);
+bool sos_mp_uint(const msgpack_object *o, uint64_t *out);
+bool sos_mp_bool(const msgpack_object *o, bool *out);
+bool sos_mp_str(const msgpack_object *o, const char **ptr, size_t *len, size_t max_len);
+bool sos_mp_bin(const msgpack_object *o, const uint8_t **ptr, size_t *len, size_t max_len);
 /*  A bin of exactly len bytes copied to dest. */
-bool sos_mp_bin_exact (const msgpack_object *o, void *dest, size_t len);
+bool sos_mp_bin_exact(const msgpack_object *o, void *dest, size_t len);
 /*  A str of at most max_len bytes copied NUL-terminated to dest (of max_len + 1 bytes).
     Rejects embedded NUL bytes. */
-bool sos_mp_str_copy (const msgpack_object *o, char *dest, size_t max_len);
-bool sos_mp_array (const msgpack_object *o, const msgpack_object **items, uint32_t *count,
-                   uint32_t max_count);
-bool sos_mp_is_map (const msgpack_object *o);
+bool sos_mp_str_copy(const msgpack_object *o, char *dest, size_t max_len);
+bool sos_mp_array(const msgpack_object *o, const msgpack_object **items, uint32_t *count,
+                  uint32_t max_count);
+bool sos_mp_is_map(const msgpack_object *o);
 
 /*  Look up a str key in a map. Returns NULL if o is not a map or the key is absent. */
-const msgpack_object *sos_mp_map_get (const msgpack_object *o, const char *key);
+const msgpack_object *sos_mp_map_get(const msgpack_object *o, const char *key);
 
 /*  Packing helpers on a msgpack_packer. */
-void sos_mp_pack_str (msgpack_packer *pk, const char *s);
-void sos_mp_pack_strn (msgpack_packer *pk, const char *s, size_t len);
-void sos_mp_pack_bin (msgpack_packer *pk, const void *data, size_t len);
-void sos_mp_pack_kv_str (msgpack_packer *pk, const char *key, const char *value);
-void sos_mp_pack_kv_uint (msgpack_packer *pk, const char *key, uint64_t value);
+void sos_mp_pack_str(msgpack_packer *pk, const char *s);
+void sos_mp_pack_strn(msgpack_packer *pk, const char *s, size_t len);
+void sos_mp_pack_bin(msgpack_packer *pk, const void *data, size_t len);
+void sos_mp_pack_kv_str(msgpack_packer *pk, const char *key, const char *value);
+void sos_mp_pack_kv_uint(msgpack_packer *pk, const char *key, uint64_t value);
 
 #endif

@@ -10,11 +10,11 @@
 #include "sos_error.h"
 #include "sos_identity.h"
 
-#define SOS_URL_MAX       255  /* bytes of an endpoint such as tcp://host:port */
-#define SOS_ROOMHASH_LEN  16   /* lower-case hex characters */
-#define SOS_EMOJIS_MAX    64   /* bytes of UTF-8; the node checks "at most 6 emoji" on create */
-#define SOS_DESC_MAX      140  /* bytes */
-#define SOS_RECORD_MAX    1024 /* bytes of a record's wire form */
+#define SOS_URL_MAX      255  /* bytes of an endpoint such as tcp://host:port */
+#define SOS_ROOMHASH_LEN 16   /* lower-case hex characters */
+#define SOS_EMOJIS_MAX   64   /* bytes of UTF-8; the node checks "at most 6 emoji" on create */
+#define SOS_DESC_MAX     140  /* bytes */
+#define SOS_RECORD_MAX   1024 /* bytes of a record's wire form */
 
 typedef enum {
     SOS_REC_WORKER = 1,
@@ -44,18 +44,18 @@ typedef struct {
 /*  Fill rec's wire form from its fields and sign it with id, which must be the origin
     (rec->origin is set from id). Returns SOS_ERR_INVALID for a field out of bounds (a url
     that is empty or too long, a room_hash that is not 16 lower-case hex characters, ...). */
-sos_rc sos_record_sign (sos_record_t *rec, const sos_identity_t *id);
+sos_rc sos_record_sign(sos_record_t *rec, const sos_identity_t *id);
 
 /*  Decode and verify a record's wire form. Strict: exact types, every bound above, the
     signature by the origin. Returns SOS_OK, SOS_ERR_MALFORMED, SOS_ERR_TOO_LARGE,
     SOS_ERR_VERSION (unknown kind) or SOS_ERR_SIGNATURE. On success rec holds a copy of wire. */
-sos_rc sos_record_decode (sos_record_t *rec, const uint8_t *wire, size_t len);
+sos_rc sos_record_decode(sos_record_t *rec, const uint8_t *wire, size_t len);
 
 /*  Parse a wire form without checking the signature: only for bytes this node verified before
     it stored them. Structure and bounds are still checked (SOS_ERR_CORRUPT if not). */
-sos_rc sos_record_parse (sos_record_t *rec, const uint8_t *wire, size_t len);
+sos_rc sos_record_parse(sos_record_t *rec, const uint8_t *wire, size_t len);
 
 /*  True if s is a valid room hash: exactly 16 lower-case hex characters. */
-bool sos_room_hash_valid (const char *s, size_t len);
+bool sos_room_hash_valid(const char *s, size_t len);
 
 #endif

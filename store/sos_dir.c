@@ -867,8 +867,8 @@ sos_dir_held_max(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_
     MDB_val key = {sizeof start, start};
     MDB_val val;
     rc = sos_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    if (rc == SOS_OK && sos_key_has_prefix(&key, origin, SOS_NODEID_BYTES)
-        && key.mv_size == DIR_BYORIGIN_KEY)
+    if (rc == SOS_OK && sos_key_has_prefix(&key, origin, SOS_NODEID_BYTES) &&
+        key.mv_size == DIR_BYORIGIN_KEY)
         *version = sos_dec_be64((const uint8_t *)key.mv_data + SOS_NODEID_BYTES);
     else {
         rc = sos_cursor_get(cur, &key, &val, rc == SOS_OK ? MDB_PREV_NODUP : MDB_LAST);

@@ -36,10 +36,10 @@
     in the node would otherwise trip over with MDB_BAD_RSLOT. Commits are synchronous: a
     commit that returned SOS_OK is on disk. */
 
-#define SOS_STORE_FORMAT "sosnode-store-1"
-#define SOS_STORE_MAXDBS 16
-#define SOS_META_KEY_MAX 64
-#define SOS_META_FORMAT  "format"
+#define SOS_STORE_FORMAT    "sosnode-store-1"
+#define SOS_STORE_MAXDBS    16
+#define SOS_META_KEY_MAX    64
+#define SOS_META_FORMAT     "format"
 #define SOS_STORE_LOW_SPACE (1024 * 1024) /* less free space than this: the disk is full */
 
 static const char *s_db_names[SOS_DB_COUNT] = {

@@ -23,19 +23,19 @@ typedef struct _sos_txn_t sos_txn_t;
     file that is not a sosnode store, or a damaged one, gives SOS_ERR_CORRUPT; SOS_ERR_IO for
     other file errors. map_size 0 means SOS_STORE_MAP_DEFAULT; a map smaller than the data
     already in the file grows to fit it. On success *self_p owns the store. */
-sos_rc sos_store_open (sos_store_t **self_p, const char *dir, uint64_t map_size);
+sos_rc sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size);
 
 /*  Close the store (NULL-safe; nulls *self_p). No transaction may be open. */
-void sos_store_destroy (sos_store_t **self_p);
+void sos_store_destroy(sos_store_t **self_p);
 
 /*  Change the map size, e.g. to grow it after SOS_ERR_MAP_FULL (in a full map even deletes
     can fail, since LMDB copies pages on write). A size below the data in use is rounded up
     to it. No transaction may be open (SOS_ERR_INVALID). */
-sos_rc sos_store_set_map_size (sos_store_t *store, uint64_t map_size);
+sos_rc sos_store_set_map_size(sos_store_t *store, uint64_t map_size);
 
 /*  The map size and how much of it is in use (LMDB's high-water mark: pages freed inside
     the file are reused but not given back). Either pointer may be NULL. */
-sos_rc sos_store_usage (sos_store_t *store, uint64_t *map_size, uint64_t *used);
+sos_rc sos_store_usage(sos_store_t *store, uint64_t *map_size, uint64_t *used);
 
 /*  Begin a transaction. Only one write transaction at a time (one thread writes): asking
     for a second while one is open gives SOS_ERR_INVALID instead of waiting for ever.
@@ -47,18 +47,18 @@ sos_rc sos_store_usage (sos_store_t *store, uint64_t *map_size, uint64_t *used);
     write that fails before changing anything (SOS_ERR_NOT_FOUND, SOS_ERR_EXISTS,
     SOS_ERR_INVALID, SOS_ERR_TOO_LARGE, or SOS_ERR_CORRUPT for damage found while reading
     what it would change) leaves the transaction usable. */
-sos_rc sos_txn_begin (sos_store_t *store, bool write, sos_txn_t **txn_p);
+sos_rc sos_txn_begin(sos_store_t *store, bool write, sos_txn_t **txn_p);
 /*  Commit and free; durable on disk when it returns SOS_OK. SOS_ERR_MAP_FULL if the map is
     full, SOS_ERR_NO_SPACE if the file system is (nothing of the transaction is kept in
     either case). Nulls *txn_p in any case. */
-sos_rc sos_txn_commit (sos_txn_t **txn_p);
+sos_rc sos_txn_commit(sos_txn_t **txn_p);
 /*  Abort and free (NULL-safe; nulls *txn_p). */
-void sos_txn_abort (sos_txn_t **txn_p);
+void sos_txn_abort(sos_txn_t **txn_p);
 
 /*  Small named counters (e.g. "version": this node's record counter). key is 1..64 bytes;
     "format" is reserved (SOS_ERR_INVALID). SOS_ERR_NOT_FOUND if never set. */
-sos_rc sos_meta_get_u64 (sos_txn_t *txn, const char *key, uint64_t *value);
-sos_rc sos_meta_put_u64 (sos_txn_t *txn, const char *key, uint64_t value);
+sos_rc sos_meta_get_u64(sos_txn_t *txn, const char *key, uint64_t *value);
+sos_rc sos_meta_put_u64(sos_txn_t *txn, const char *key, uint64_t value);
 
 /* ------------------------------------------------------------------ directory ---- */
 
@@ -85,77 +85,75 @@ typedef struct {
     caller has decided that rec wins (see node/sos_merge.h); rec was verified. rec's wire form
     must parse to its kind, origin, version (and room_hash, expires_at for a room), else
     SOS_ERR_INVALID and nothing is written. */
-sos_rc sos_dir_put (sos_txn_t *txn, const sos_record_t *rec);
+sos_rc sos_dir_put(sos_txn_t *txn, const sos_record_t *rec);
 
 /*  Get a worker's record and/or local stats (either pointer may be NULL). SOS_ERR_NOT_FOUND. */
-sos_rc sos_dir_get_worker (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], sos_record_t *rec,
-                           sos_worker_local_t *local);
+sos_rc sos_dir_get_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], sos_record_t *rec,
+                          sos_worker_local_t *local);
 /*  Replace a stored worker's local stats. SOS_ERR_NOT_FOUND if no such worker. */
-sos_rc sos_dir_put_worker_local (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
-                                 const sos_worker_local_t *local);
+sos_rc sos_dir_put_worker_local(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
+                                const sos_worker_local_t *local);
 /*  rec may be NULL (does the room exist?). SOS_ERR_INVALID for a malformed room_hash. */
-sos_rc sos_dir_get_room (sos_txn_t *txn, const char *room_hash, sos_record_t *rec);
+sos_rc sos_dir_get_room(sos_txn_t *txn, const char *room_hash, sos_record_t *rec);
 
 /*  Remove a worker or room record and its index entries. The origin's entry stays while it
     has records or a tombstone, and then goes. SOS_ERR_NOT_FOUND if absent. */
-sos_rc sos_dir_del_worker (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
-sos_rc sos_dir_del_room (sos_txn_t *txn, const char *room_hash);
+sos_rc sos_dir_del_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
+sos_rc sos_dir_del_room(sos_txn_t *txn, const char *room_hash);
 
 /*  Iterators. A callback returns 0 to go on, non-zero to stop (the iterator then returns
     SOS_OK). Records passed to callbacks are valid only during the call. A callback must not
     write to the store; collect what to change and change it after. A stored record that
     does not parse ends the iteration with SOS_ERR_CORRUPT. */
-typedef int(sos_dir_worker_fn) (void *arg, const sos_record_t *rec,
-                                const sos_worker_local_t *local);
-typedef int(sos_dir_room_fn) (void *arg, const sos_record_t *rec);
-typedef int(sos_dir_wire_fn) (void *arg, const uint8_t *wire, size_t len, uint64_t version);
-typedef int(sos_dir_origin_fn) (void *arg, const sos_origin_t *origin);
+typedef int(sos_dir_worker_fn)(void *arg, const sos_record_t *rec, const sos_worker_local_t *local);
+typedef int(sos_dir_room_fn)(void *arg, const sos_record_t *rec);
+typedef int(sos_dir_wire_fn)(void *arg, const uint8_t *wire, size_t len, uint64_t version);
+typedef int(sos_dir_origin_fn)(void *arg, const sos_origin_t *origin);
 
-sos_rc sos_dir_foreach_worker (sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg);
+sos_rc sos_dir_foreach_worker(sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg);
 /*  Rooms in room_hash order, starting after after_hash (NULL: from the first; at most
     SOS_ROOMHASH_LEN characters, which need not name a stored room). */
-sos_rc sos_dir_foreach_room (sos_txn_t *txn, const char *after_hash, sos_dir_room_fn *fn,
-                             void *arg);
+sos_rc sos_dir_foreach_room(sos_txn_t *txn, const char *after_hash, sos_dir_room_fn *fn, void *arg);
 /*  The wire forms of origin's records with version > since, in ascending version. wire
     borrows from the store and is valid only during the call. */
-sos_rc sos_dir_foreach_since (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
-                              uint64_t since, sos_dir_wire_fn *fn, void *arg);
+sos_rc sos_dir_foreach_since(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t since,
+                             sos_dir_wire_fn *fn, void *arg);
 /*  Origins in node id order; get_origin gives SOS_ERR_NOT_FOUND for an unknown one (out may
     be NULL). */
 /*  The highest version of origin's records held now (0 if none). */
-sos_rc sos_dir_held_max (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t *version);
-sos_rc sos_dir_foreach_origin (sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg);
-sos_rc sos_dir_get_origin (sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
-                           sos_origin_t *out);
+sos_rc sos_dir_held_max(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t *version);
+sos_rc sos_dir_foreach_origin(sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg);
+sos_rc sos_dir_get_origin(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
+                          sos_origin_t *out);
 
 /*  Counts of worker and room records (either pointer may be NULL), and of origins. */
-sos_rc sos_dir_counts (sos_txn_t *txn, uint64_t *workers, uint64_t *rooms, uint64_t *origins);
+sos_rc sos_dir_counts(sos_txn_t *txn, uint64_t *workers, uint64_t *rooms, uint64_t *origins);
 
 /*  Tombstones: a removed worker, and the version at which it was removed. Records from it
     with a version up to that are refused until the tombstone expires. A tombstone keeps the
     origin's entry (and raises its max_version to version). put replaces an existing
     tombstone and does not touch the worker's record (delete it with sos_dir_del_worker).
     get (either out pointer may be NULL) and del give SOS_ERR_NOT_FOUND if there is none. */
-sos_rc sos_dir_tombstone_put (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t version,
-                              uint64_t expires_at);
-sos_rc sos_dir_tombstone_get (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t *version,
-                              uint64_t *expires_at);
-sos_rc sos_dir_tombstone_del (sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
+sos_rc sos_dir_tombstone_put(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t version,
+                             uint64_t expires_at);
+sos_rc sos_dir_tombstone_get(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t *version,
+                             uint64_t *expires_at);
+sos_rc sos_dir_tombstone_del(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
 /*  Delete every tombstone with expires_at <= now_ms; *removed (may be NULL) counts them. */
-sos_rc sos_dir_tombstone_sweep (sos_txn_t *txn, uint64_t now_ms, uint32_t *removed);
+sos_rc sos_dir_tombstone_sweep(sos_txn_t *txn, uint64_t now_ms, uint32_t *removed);
 
 /*  Rooms whose expires_at <= now_ms, earliest first (the callback may not write; collect and
     delete after). sos_dir_next_expiry gives the earliest expires_at, SOS_ERR_NOT_FOUND if no
     room. room_hash is NUL-terminated and valid only during the call. */
-typedef int(sos_dir_expired_fn) (void *arg, const char *room_hash, uint64_t expires_at);
-sos_rc sos_dir_foreach_expired (sos_txn_t *txn, uint64_t now_ms, sos_dir_expired_fn *fn, void *arg);
-sos_rc sos_dir_next_expiry (sos_txn_t *txn, uint64_t *expires_at);
+typedef int(sos_dir_expired_fn)(void *arg, const char *room_hash, uint64_t expires_at);
+sos_rc sos_dir_foreach_expired(sos_txn_t *txn, uint64_t now_ms, sos_dir_expired_fn *fn, void *arg);
+sos_rc sos_dir_next_expiry(sos_txn_t *txn, uint64_t *expires_at);
 
 /* ------------------------------------------------------------ owned rooms ---- */
 
-#define SOS_MEMBER_ID_LEN 32        /* lower-case hex: 128 random bits, a bearer secret */
-#define SOS_NICK_MAX      20        /* bytes */
-#define SOS_MSGID_MAX     64        /* bytes of a client's idempotency key */
+#define SOS_MEMBER_ID_LEN 32 /* lower-case hex: 128 random bits, a bearer secret */
+#define SOS_NICK_MAX      20 /* bytes */
+#define SOS_MSGID_MAX     64 /* bytes of a client's idempotency key */
 #define SOS_CONTENT_MAX   (64 * 1024)
 
 typedef struct {
@@ -183,33 +181,33 @@ typedef struct {
     every function but create gives SOS_ERR_NOT_FOUND for a room without state. Callbacks
     must not write to the store. */
 
-sos_rc sos_roomdb_create (sos_txn_t *txn, const char *room_hash, uint64_t created_at,
-                          uint64_t expires_at); /* SOS_ERR_EXISTS */
+sos_rc sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created_at,
+                         uint64_t expires_at); /* SOS_ERR_EXISTS */
 /*  state may be NULL (does the room exist?). */
-sos_rc sos_roomdb_get (sos_txn_t *txn, const char *room_hash, sos_room_state_t *state);
+sos_rc sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state);
 /*  Change a room's expires_at (the owner extended it). */
-sos_rc sos_roomdb_set_expires (sos_txn_t *txn, const char *room_hash, uint64_t expires_at);
+sos_rc sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_at);
 /*  Delete a room's state, members, messages and message ids. */
-sos_rc sos_roomdb_drop (sos_txn_t *txn, const char *room_hash);
+sos_rc sos_roomdb_drop(sos_txn_t *txn, const char *room_hash);
 
 /*  The owned rooms in room_hash order; room_hash and state are valid only during the call. */
-typedef int(sos_roomdb_fn) (void *arg, const char *room_hash, const sos_room_state_t *state);
-sos_rc sos_roomdb_foreach (sos_txn_t *txn, sos_roomdb_fn *fn, void *arg);
+typedef int(sos_roomdb_fn)(void *arg, const char *room_hash, const sos_room_state_t *state);
+sos_rc sos_roomdb_foreach(sos_txn_t *txn, sos_roomdb_fn *fn, void *arg);
 
 /*  member_id is SOS_MEMBER_ID_LEN lower-case hex characters (else SOS_ERR_INVALID), nickname
     at most SOS_NICK_MAX bytes (else SOS_ERR_TOO_LARGE). put adds a member or replaces its
     nickname and joined_at; member_count counts distinct members. */
-sos_rc sos_roomdb_member_put (sos_txn_t *txn, const char *room_hash, const char *member_id,
-                              const char *nickname, uint64_t joined_at);
+sos_rc sos_roomdb_member_put(sos_txn_t *txn, const char *room_hash, const char *member_id,
+                             const char *nickname, uint64_t joined_at);
 /*  nickname (may be NULL) receives SOS_NICK_MAX + 1 bytes. SOS_ERR_NOT_FOUND. */
-sos_rc sos_roomdb_member_get (sos_txn_t *txn, const char *room_hash, const char *member_id,
-                              char *nickname);
-sos_rc sos_roomdb_member_del (sos_txn_t *txn, const char *room_hash, const char *member_id);
+sos_rc sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_id,
+                             char *nickname);
+sos_rc sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_id);
 /*  Members in member_id order; the strings are NUL-terminated and valid during the call. */
-typedef int(sos_member_fn) (void *arg, const char *member_id, const char *nickname,
-                            uint64_t joined_at);
-sos_rc sos_roomdb_foreach_member (sos_txn_t *txn, const char *room_hash, sos_member_fn *fn,
-                                  void *arg);
+typedef int(sos_member_fn)(void *arg, const char *member_id, const char *nickname,
+                           uint64_t joined_at);
+sos_rc sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_member_fn *fn,
+                                 void *arg);
 
 /*  Append msg (its seq is ignored) to a room. If msg->msg_id was stored before in this room,
     nothing is written, *dup is true and *seq / *timestamp are the first message's. Otherwise
@@ -218,13 +216,13 @@ sos_rc sos_roomdb_foreach_member (sos_txn_t *txn, const char *room_hash, sos_mem
     (msg_id_len 0) is never matched. seq, timestamp and dup may be NULL. history_limit 0 is
     SOS_ERR_INVALID; a msg_id, sender or content over SOS_MSGID_MAX, SOS_NICK_MAX or
     SOS_CONTENT_MAX bytes is SOS_ERR_TOO_LARGE. */
-sos_rc sos_roomdb_append (sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
-                          uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup);
+sos_rc sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                         uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup);
 
-typedef int(sos_message_fn) (void *arg, const sos_message_t *msg);
+typedef int(sos_message_fn)(void *arg, const sos_message_t *msg);
 /*  Messages with seq > since, ascending; the callback returns non-zero to stop. msg_id and
     sender are not NUL-terminated (use their lengths). */
-sos_rc sos_roomdb_foreach_message (sos_txn_t *txn, const char *room_hash, uint64_t since,
-                                   sos_message_fn *fn, void *arg);
+sos_rc sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since,
+                                  sos_message_fn *fn, void *arg);
 
 #endif

@@ -7,52 +7,53 @@
 #include "sos_config.h"
 
 static sos_rc
-s_parse (sos_config_t *cfg, int argc, char **argv)
+s_parse(sos_config_t *cfg, int argc, char **argv)
 {
     char err[256] = "";
-    sos_config_defaults (cfg);
-    sos_rc rc = sos_config_parse (cfg, argc, argv, err, sizeof err);
+    sos_config_defaults(cfg);
+    sos_rc rc = sos_config_parse(cfg, argc, argv, err, sizeof err);
     if (rc == SOS_OK)
-        rc = sos_config_validate (cfg, err, sizeof err);
+        rc = sos_config_validate(cfg, err, sizeof err);
     if (rc)
-        printf ("    (error: %s)\n", err);
+        printf("    (error: %s)\n", err);
     return rc;
 }
 
 int
-main (void)
+main(void)
 {
-    test_init ("test_config");
+    test_init("test_config");
     sos_config_t cfg;
 
-    SECTION ("defaults");
-    sos_config_defaults (&cfg);
-    CHECK (cfg.gossip_interval_ms == 30000 && cfg.fanout == 3 && cfg.max_failures == 5);
-    CHECK (cfg.room_ttl_s == 3600 && cfg.history_limit == 500 && cfg.rate_limit);
+    SECTION("defaults");
+    sos_config_defaults(&cfg);
+    CHECK(cfg.gossip_interval_ms == 30000 && cfg.fanout == 3 && cfg.max_failures == 5);
+    CHECK(cfg.room_ttl_s == 3600 && cfg.history_limit == 500 && cfg.rate_limit);
 
-    SECTION ("flags");
-    char *a1[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://127.0.0.1:7000",
-                  "--gossip-interval", "200", "--fanout", "4", "--genesis",
-                  "tcp://10.0.0.1:7000", "--rate-limit", "off"};
-    CHECK_RC (s_parse (&cfg, 13, a1), SOS_OK);
-    CHECK (cfg.gossip_interval_ms == 200 && cfg.fanout == 4 && !cfg.rate_limit);
-    CHECK (cfg.n_genesis == 1 && !cfg.genesis[0].pinned);
-    CHECK (streq (cfg.advertise, "tcp://127.0.0.1:7000"));
+    SECTION("flags");
+    char *a1[] = {
+        "sosnode", "--data",   "/tmp/x", "--listen",  "tcp://127.0.0.1:7000", "--gossip-interval",
+        "200",     "--fanout", "4",      "--genesis", "tcp://10.0.0.1:7000",  "--rate-limit",
+        "off"};
+    CHECK_RC(s_parse(&cfg, 13, a1), SOS_OK);
+    CHECK(cfg.gossip_interval_ms == 200 && cfg.fanout == 4 && !cfg.rate_limit);
+    CHECK(cfg.n_genesis == 1 && !cfg.genesis[0].pinned);
+    CHECK(streq(cfg.advertise, "tcp://127.0.0.1:7000"));
 
-    SECTION ("a pinned genesis");
+    SECTION("a pinned genesis");
     sos_genesis_t g;
     char pinned[200];
-    snprintf (pinned, sizeof pinned, "%064d@tcp://h:1", 0);
+    snprintf(pinned, sizeof pinned, "%064d@tcp://h:1", 0);
     pinned[0] = 'a';
-    CHECK_RC (sos_genesis_parse (&g, pinned), SOS_OK);
-    CHECK (g.pinned && g.id[0] == 0xa0 && streq (g.url, "tcp://h:1"));
-    CHECK_RC (sos_genesis_parse (&g, "abc@tcp://h:1"), SOS_ERR_INVALID);
-    CHECK_RC (sos_genesis_parse (&g, "http://h:1"), SOS_ERR_INVALID);
+    CHECK_RC(sos_genesis_parse(&g, pinned), SOS_OK);
+    CHECK(g.pinned && g.id[0] == 0xa0 && streq(g.url, "tcp://h:1"));
+    CHECK_RC(sos_genesis_parse(&g, "abc@tcp://h:1"), SOS_ERR_INVALID);
+    CHECK_RC(sos_genesis_parse(&g, "http://h:1"), SOS_ERR_INVALID);
 
-    SECTION ("the config file, with flags winning");
+    SECTION("the config file, with flags winning");
     char path[] = "/tmp/sos-test-config-XXXXXX";
-    int fd = mkstemp (path);
-    CHECK (fd >= 0);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
     const char *zpl = "sosnode\n"
                       "    data = /tmp/from-file\n"
                       "    listen = tcp://127.0.0.1:7100\n"
@@ -61,32 +62,37 @@ main (void)
                       "    genesis\n"
                       "        a = tcp://127.0.0.1:7200\n"
                       "        b = tcp://127.0.0.1:7201\n";
-    CHECK (write (fd, zpl, strlen (zpl)) == (ssize_t) strlen (zpl));
-    close (fd);
+    CHECK(write(fd, zpl, strlen(zpl)) == (ssize_t)strlen(zpl));
+    close(fd);
     char *a2[] = {"sosnode", "--config", path, "--fanout", "2"};
-    CHECK_RC (s_parse (&cfg, 5, a2), SOS_OK);
-    CHECK (streq (cfg.data_dir, "/tmp/from-file") && cfg.fanout == 2 && cfg.max_failures == 7);
-    CHECK (cfg.n_genesis == 2 && streq (cfg.genesis[1].url, "tcp://127.0.0.1:7201"));
+    CHECK_RC(s_parse(&cfg, 5, a2), SOS_OK);
+    CHECK(streq(cfg.data_dir, "/tmp/from-file") && cfg.fanout == 2 && cfg.max_failures == 7);
+    CHECK(cfg.n_genesis == 2 && streq(cfg.genesis[1].url, "tcp://127.0.0.1:7201"));
     char *a3[] = {"sosnode", "--config", path, "--genesis", "tcp://127.0.0.1:7300"};
-    CHECK_RC (s_parse (&cfg, 5, a3), SOS_OK);
-    CHECK (cfg.n_genesis == 1 && streq (cfg.genesis[0].url, "tcp://127.0.0.1:7300"));
-    unlink (path);
+    CHECK_RC(s_parse(&cfg, 5, a3), SOS_OK);
+    CHECK(cfg.n_genesis == 1 && streq(cfg.genesis[0].url, "tcp://127.0.0.1:7300"));
+    unlink(path);
 
-    SECTION ("errors");
+    SECTION("errors");
     char *b1[] = {"sosnode", "--listen", "tcp://127.0.0.1:1"};
-    CHECK_RC (s_parse (&cfg, 3, b1), SOS_ERR_INVALID); /* no --data */
+    CHECK_RC(s_parse(&cfg, 3, b1), SOS_ERR_INVALID); /* no --data */
     char *b2[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://*:7000"};
-    CHECK_RC (s_parse (&cfg, 5, b2), SOS_ERR_INVALID); /* wildcard without --advertise */
-    char *b3[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://*:7000", "--advertise",
+    CHECK_RC(s_parse(&cfg, 5, b2), SOS_ERR_INVALID); /* wildcard without --advertise */
+    char *b3[] = {"sosnode",
+                  "--data",
+                  "/tmp/x",
+                  "--listen",
+                  "tcp://*:7000",
+                  "--advertise",
                   "tcp://192.0.2.7:7000"};
-    CHECK_RC (s_parse (&cfg, 7, b3), SOS_OK);
+    CHECK_RC(s_parse(&cfg, 7, b3), SOS_OK);
     char *b4[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://h:1", "--fanout", "0"};
-    CHECK_RC (s_parse (&cfg, 7, b4), SOS_ERR_INVALID);
+    CHECK_RC(s_parse(&cfg, 7, b4), SOS_ERR_INVALID);
     char *b5[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://h:1", "--fanout", "3x"};
-    CHECK_RC (s_parse (&cfg, 7, b5), SOS_ERR_INVALID);
+    CHECK_RC(s_parse(&cfg, 7, b5), SOS_ERR_INVALID);
     char *b6[] = {"sosnode", "--bogus", "1"};
-    CHECK_RC (s_parse (&cfg, 3, b6), SOS_ERR_INVALID);
+    CHECK_RC(s_parse(&cfg, 3, b6), SOS_ERR_INVALID);
     char *b7[] = {"sosnode", "--config", "/nonexistent/file"};
-    CHECK_RC (s_parse (&cfg, 3, b7), SOS_ERR_INVALID);
-    return test_done ("test_config");
+    CHECK_RC(s_parse(&cfg, 3, b7), SOS_ERR_INVALID);
+    return test_done("test_config");
 }

@@ -9,73 +9,73 @@
 #include "sos_store.h"
 
 static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    return remove (path);
+    return remove(path);
 }
 
 static sos_merge_result_t
-s_merge (sos_store_t *store, const sos_merge_ctx_t *ctx, const sos_record_t *rec,
-         sos_source_t src, bool *displaced_set)
+s_merge(sos_store_t *store, const sos_merge_ctx_t *ctx, const sos_record_t *rec, sos_source_t src,
+        bool *displaced_set)
 {
     sos_txn_t *txn = NULL;
     sos_merge_result_t result = SOS_MERGE_MAX;
     sos_record_t displaced;
     bool set = false;
-    CHECK_RC (sos_txn_begin (store, true, &txn), SOS_OK);
-    CHECK_RC (sos_merge_record (txn, ctx, rec, src, &result, &displaced, &set), SOS_OK);
-    CHECK_RC (sos_txn_commit (&txn), SOS_OK);
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_merge_record(txn, ctx, rec, src, &result, &displaced, &set), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
     if (displaced_set)
         *displaced_set = set;
     return result;
 }
 
 static bool
-s_has_worker (sos_store_t *store, const uint8_t *id, uint64_t *version)
+s_has_worker(sos_store_t *store, const uint8_t *id, uint64_t *version)
 {
     sos_txn_t *txn = NULL;
     sos_record_t rec;
-    CHECK_RC (sos_txn_begin (store, false, &txn), SOS_OK);
-    sos_rc rc = sos_dir_get_worker (txn, id, &rec, NULL);
-    sos_txn_abort (&txn);
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    sos_rc rc = sos_dir_get_worker(txn, id, &rec, NULL);
+    sos_txn_abort(&txn);
     if (rc == SOS_OK && version)
         *version = rec.version;
     return rc == SOS_OK;
 }
 
 static void
-s_signed_worker (sos_record_t *rec, const sos_identity_t *id, uint64_t version)
+s_signed_worker(sos_record_t *rec, const sos_identity_t *id, uint64_t version)
 {
-    test_worker (rec, version, "tcp://127.0.0.1:9999");
-    CHECK_RC (sos_record_sign (rec, id), SOS_OK);
+    test_worker(rec, version, "tcp://127.0.0.1:9999");
+    CHECK_RC(sos_record_sign(rec, id), SOS_OK);
 }
 
 static void
-s_signed_room (sos_record_t *rec, const sos_identity_t *id, uint64_t version, const char *hash,
-               uint64_t created_at, uint64_t now)
+s_signed_room(sos_record_t *rec, const sos_identity_t *id, uint64_t version, const char *hash,
+              uint64_t created_at, uint64_t now)
 {
-    test_room (rec, version, hash);
+    test_room(rec, version, hash);
     rec->created_at = created_at;
     rec->expires_at = now + 3600 * 1000;
-    CHECK_RC (sos_record_sign (rec, id), SOS_OK);
+    CHECK_RC(sos_record_sign(rec, id), SOS_OK);
 }
 
 int
-main (void)
+main(void)
 {
-    test_init ("test_merge");
+    test_init("test_merge");
     char dir[] = "/tmp/sos-test-merge-XXXXXX";
-    if (!mkdtemp (dir))
+    if (!mkdtemp(dir))
         return 2;
     sos_store_t *store = NULL;
-    CHECK_RC (sos_store_open (&store, dir, 64ULL << 20), SOS_OK);
+    CHECK_RC(sos_store_open(&store, dir, 64ULL << 20), SOS_OK);
     if (!store)
         return 1;
     sos_identity_t me, a, b, c;
-    test_seed_identity (&me, 1);
-    test_seed_identity (&a, 50);
-    test_seed_identity (&b, 100);
-    test_seed_identity (&c, 150);
+    test_seed_identity(&me, 1);
+    test_seed_identity(&a, 50);
+    test_seed_identity(&b, 100);
+    test_seed_identity(&c, 150);
     uint64_t now = 1800000000000ULL;
     sos_merge_ctx_t ctx = {.self_id = me.pk,
                            .now_ms = now,
@@ -87,107 +87,107 @@ main (void)
     sos_record_t rec;
     uint64_t version = 0;
 
-    SECTION ("newer version wins, same and older are refused");
-    s_signed_worker (&rec, &a, 5);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_SAME);
-    s_signed_worker (&rec, &a, 4);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_STALE);
-    s_signed_worker (&rec, &a, 7);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_UPDATED);
-    CHECK (s_has_worker (store, a.pk, &version) && version == 7);
+    SECTION("newer version wins, same and older are refused");
+    s_signed_worker(&rec, &a, 5);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_SAME);
+    s_signed_worker(&rec, &a, 4);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_STALE);
+    s_signed_worker(&rec, &a, 7);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_UPDATED);
+    CHECK(s_has_worker(store, a.pk, &version) && version == 7);
 
-    SECTION ("records about this node from others are not taken");
-    s_signed_worker (&rec, &me, 9);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_SELF);
-    CHECK (!s_has_worker (store, me.pk, NULL));
+    SECTION("records about this node from others are not taken");
+    s_signed_worker(&rec, &me, 9);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_SELF);
+    CHECK(!s_has_worker(store, me.pk, NULL));
 
-    SECTION ("a tombstone keeps a removed worker out of stale gossip");
+    SECTION("a tombstone keeps a removed worker out of stale gossip");
     sos_txn_t *txn = NULL;
-    CHECK_RC (sos_txn_begin (store, true, &txn), SOS_OK);
-    CHECK_RC (sos_dir_del_worker (txn, a.pk), SOS_OK);
-    CHECK_RC (sos_dir_tombstone_put (txn, a.pk, 7, now + 60000), SOS_OK);
-    CHECK_RC (sos_txn_commit (&txn), SOS_OK);
-    s_signed_worker (&rec, &a, 7);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_TOMBSTONED);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_TOMBSTONED);
-    CHECK (!s_has_worker (store, a.pk, NULL));
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_del_worker(txn, a.pk), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_put(txn, a.pk, 7, now + 60000), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    s_signed_worker(&rec, &a, 7);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_TOMBSTONED);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_TOMBSTONED);
+    CHECK(!s_has_worker(store, a.pk, NULL));
 
-    SECTION ("a newer record from the worker brings it back and clears the tombstone");
-    s_signed_worker (&rec, &a, 8);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
-    CHECK (s_has_worker (store, a.pk, &version) && version == 8);
+    SECTION("a newer record from the worker brings it back and clears the tombstone");
+    s_signed_worker(&rec, &a, 8);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    CHECK(s_has_worker(store, a.pk, &version) && version == 8);
     uint64_t ts_version, ts_expires;
-    CHECK_RC (sos_txn_begin (store, false, &txn), SOS_OK);
-    CHECK_RC (sos_dir_tombstone_get (txn, a.pk, &ts_version, &ts_expires), SOS_ERR_NOT_FOUND);
-    sos_txn_abort (&txn);
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_get(txn, a.pk, &ts_version, &ts_expires), SOS_ERR_NOT_FOUND);
+    sos_txn_abort(&txn);
 
-    SECTION ("the worker itself talking to us overrides its tombstone at the same version");
-    CHECK_RC (sos_txn_begin (store, true, &txn), SOS_OK);
-    CHECK_RC (sos_dir_del_worker (txn, a.pk), SOS_OK);
-    CHECK_RC (sos_dir_tombstone_put (txn, a.pk, 8, now + 60000), SOS_OK);
-    CHECK_RC (sos_txn_commit (&txn), SOS_OK);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_TOMBSTONED);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DIRECT, NULL) == SOS_MERGE_NEW);
+    SECTION("the worker itself talking to us overrides its tombstone at the same version");
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_del_worker(txn, a.pk), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_put(txn, a.pk, 8, now + 60000), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_TOMBSTONED);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DIRECT, NULL) == SOS_MERGE_NEW);
 
-    SECTION ("an expired tombstone no longer blocks");
-    CHECK_RC (sos_txn_begin (store, true, &txn), SOS_OK);
-    CHECK_RC (sos_dir_del_worker (txn, a.pk), SOS_OK);
-    CHECK_RC (sos_dir_tombstone_put (txn, a.pk, 8, now - 1), SOS_OK);
-    CHECK_RC (sos_txn_commit (&txn), SOS_OK);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
+    SECTION("an expired tombstone no longer blocks");
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_del_worker(txn, a.pk), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_put(txn, a.pk, 8, now - 1), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
 
-    SECTION ("the worker cap holds");
-    s_signed_worker (&rec, &b, 1);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
-    s_signed_worker (&rec, &c, 1);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
+    SECTION("the worker cap holds");
+    s_signed_worker(&rec, &b, 1);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
+    s_signed_worker(&rec, &c, 1);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_NEW);
     sos_identity_t d;
-    test_seed_identity (&d, 200);
-    s_signed_worker (&rec, &d, 1);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_CAP);
-    CHECK (!s_has_worker (store, d.pk, NULL));
+    test_seed_identity(&d, 200);
+    s_signed_worker(&rec, &d, 1);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_CAP);
+    CHECK(!s_has_worker(store, d.pk, NULL));
 
-    SECTION ("rooms: newer version of the same owner wins; expired and impossible are refused");
-    s_signed_room (&rec, &b, 2, "00000000000000aa", now - 1000, now);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
-    s_signed_room (&rec, &b, 3, "00000000000000aa", now - 1000, now);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UPDATED);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_SAME);
-    s_signed_room (&rec, &b, 4, "00000000000000bb", now - 1000, now);
+    SECTION("rooms: newer version of the same owner wins; expired and impossible are refused");
+    s_signed_room(&rec, &b, 2, "00000000000000aa", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    s_signed_room(&rec, &b, 3, "00000000000000aa", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UPDATED);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_SAME);
+    s_signed_room(&rec, &b, 4, "00000000000000bb", now - 1000, now);
     rec.expires_at = now - 1;
     rec.created_at = now - 2000;
-    CHECK_RC (sos_record_sign (&rec, &b), SOS_OK);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_EXPIRED);
-    test_room (&rec, 5, "00000000000000bb"); /* created an hour in the future */
+    CHECK_RC(sos_record_sign(&rec, &b), SOS_OK);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_EXPIRED);
+    test_room(&rec, 5, "00000000000000bb"); /* created an hour in the future */
     rec.created_at = now + 3600 * 1000;
     rec.expires_at = now + 7200 * 1000;
-    CHECK_RC (sos_record_sign (&rec, &b), SOS_OK);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_BAD_ROOM);
+    CHECK_RC(sos_record_sign(&rec, &b), SOS_OK);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_BAD_ROOM);
 
-    SECTION ("rooms: a creation conflict goes to the earlier creation, on every node");
+    SECTION("rooms: a creation conflict goes to the earlier creation, on every node");
     bool displaced = false;
-    s_signed_room (&rec, &c, 2, "00000000000000aa", now - 5000, now); /* earlier than b's */
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_UPDATED);
-    CHECK (displaced);
-    s_signed_room (&rec, &b, 6, "00000000000000aa", now - 1000, now); /* b's, later */
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_CONFLICT_LOST);
+    s_signed_room(&rec, &c, 2, "00000000000000aa", now - 5000, now); /* earlier than b's */
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_UPDATED);
+    CHECK(displaced);
+    s_signed_room(&rec, &b, 6, "00000000000000aa", now - 1000, now); /* b's, later */
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_CONFLICT_LOST);
     sos_record_t a_rec, b_rec;
-    test_room (&a_rec, 1, "00000000000000cc");
-    test_room (&b_rec, 1, "00000000000000cc");
-    memcpy (a_rec.origin, b.pk, SOS_NODEID_BYTES);
-    memcpy (b_rec.origin, c.pk, SOS_NODEID_BYTES);
-    CHECK (sos_room_wins (&a_rec, &b_rec) != sos_room_wins (&b_rec, &a_rec));
+    test_room(&a_rec, 1, "00000000000000cc");
+    test_room(&b_rec, 1, "00000000000000cc");
+    memcpy(a_rec.origin, b.pk, SOS_NODEID_BYTES);
+    memcpy(b_rec.origin, c.pk, SOS_NODEID_BYTES);
+    CHECK(sos_room_wins(&a_rec, &b_rec) != sos_room_wins(&b_rec, &a_rec));
 
-    SECTION ("rooms: the per-origin cap holds");
-    s_signed_room (&rec, &c, 3, "00000000000000dd", now - 1000, now);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
-    s_signed_room (&rec, &c, 4, "00000000000000ee", now - 1000, now);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_CAP);
-    s_signed_room (&rec, &b, 7, "00000000000000ee", now - 1000, now);
-    CHECK (s_merge (store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    SECTION("rooms: the per-origin cap holds");
+    s_signed_room(&rec, &c, 3, "00000000000000dd", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    s_signed_room(&rec, &c, 4, "00000000000000ee", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_CAP);
+    s_signed_room(&rec, &b, 7, "00000000000000ee", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
 
-    sos_store_destroy (&store);
-    nftw (dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    return test_done ("test_merge");
+    sos_store_destroy(&store);
+    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return test_done("test_merge");
 }
