@@ -89,7 +89,9 @@ static const char *s_usage_text =
     "    key=value line per figure for scripts. Every number is measured on this run.\n"
     "\n"
     "    Every node it started is killed (SIGKILL) when it ends, also on failure, SIGINT or\n"
-    "    SIGTERM. Nodes log at warning level to NODE.log in their temporary directory.\n"
+    "    SIGTERM; if sosbench itself is killed, its nodes die with it (only the temporary\n"
+    "    directory is then left behind). Nodes log at warning level to nodeI.log in the\n"
+    "    temporary directory.\n"
     "\n"
     "    sosbench is not a test: it asserts no time. It fails (exit 1) only when it cannot\n"
     "    measure (a node dies, a phase times out, requests fail) or when the message check\n"
@@ -511,7 +513,8 @@ typedef struct {
     const s_opts_t *opts;
     char dir[PATH_MAX];
     s_node_t *nodes;
-    size_t n_nodes;
+    size_t n_nodes; /* the nodes in play */
+    size_t n_made;  /* the nodes made, some perhaps not yet in play */
     size_t cap_nodes;
     char interval[16];
     char fanout[16];
@@ -582,7 +585,7 @@ s_cluster_destroy(s_cluster_t **self_p)
     s_cluster_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->n_nodes; i++) {
+    for (size_t i = 0; i < self->n_made; i++) {
         s_node_kill(&self->nodes[i]);
         sos_conn_destroy(&self->nodes[i].conn);
     }
@@ -639,11 +642,11 @@ s_free_ports(int *ports, size_t n)
 static s_node_t *
 s_node_add(s_cluster_t *self, int port)
 {
-    if (self->n_nodes == self->cap_nodes)
+    if (self->n_made == self->cap_nodes)
         return NULL;
-    s_node_t *node = &self->nodes[self->n_nodes];
+    s_node_t *node = &self->nodes[self->n_made];
     memset(node, 0, sizeof *node);
-    node->index = (int)self->n_nodes;
+    node->index = (int)self->n_made;
     node->port = port;
     snprintf(node->endpoint, sizeof node->endpoint, "tcp://127.0.0.1:%d", port);
     if (snprintf(node->data, sizeof node->data, "%s/node%d", self->dir, node->index) >=
@@ -654,7 +657,8 @@ s_node_add(s_cluster_t *self, int port)
     node->conn = sos_conn_new(node->endpoint);
     if (!node->conn)
         return NULL;
-    self->n_nodes++;
+    self->n_made++;
+    self->n_nodes = self->n_made;
     return node;
 }
 
