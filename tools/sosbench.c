@@ -187,8 +187,8 @@ static const char *s_usage_text =
     "    project states one), then the parameters and figures as key=value lines, e.g.\n"
     "    \"join_s=1.234\", ending with \"result=ok\" or \"result=fail\". Byte rates are bytes of\n"
     "    gossip frames, without ZeroMQ and TCP framing. The parameters include\n"
-    "    loadavg_before, the 1-minute load average before the run: other work on the\n"
-    "    machine skews every figure. Progress lines go to stderr.\n"
+    "    busy_before_pct, the share of all CPUs busy in the second before the run: other\n"
+    "    work on the machine skews every figure. Progress lines go to stderr.\n"
     "\n"
     "ENVIRONMENT\n"
     "    TMPDIR     Where the temporary directory is made, unless --dir is given.\n"
@@ -474,6 +474,39 @@ s_proc_cpu_ticks(pid_t pid)
     return utime + stime;
 }
 
+//  Total and idle CPU time of the machine, in ticks, from /proc/stat
+static bool
+s_machine_ticks(uint64_t *total, uint64_t *idle)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return false;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 4)
+        return false;
+    *total = 0;
+    for (int i = 0; i < 8; i++)
+        *total += v[i];
+    *idle = v[3] + v[4]; /* idle and iowait */
+    return true;
+}
+
+//  The share of the machine's CPUs busy over the next ms milliseconds; -1 if unknown
+static double
+s_machine_busy_pct(int ms)
+{
+    uint64_t t0, i0, t1, i1;
+    if (!s_machine_ticks(&t0, &i0))
+        return -1;
+    zclock_sleep(ms);
+    if (!s_machine_ticks(&t1, &i1) || t1 == t0)
+        return -1;
+    return 100.0 * (1.0 - (double)(i1 - i0) / (double)(t1 - t0));
+}
+
 static double
 s_self_cpu_s(void)
 {
@@ -501,7 +534,8 @@ typedef struct {
     uint64_t due_ns;
     bool waiting; /* the condition waited for is not yet met here */
     uint64_t done_ns;
-    uint64_t seen; /* what the last reply showed (a count), for the error message */
+    uint64_t seen;   /* what the last reply showed (a count), for the error message */
+    bool confirming; /* s_wait_all with pre_check: the cheap check held, confirming now */
     //  Bytes of replies to our requests, which the node counts in its bytes_out
     uint64_t client_bytes;
     //  Creates out (req ids), when filling the directory
@@ -838,14 +872,20 @@ s_join(s_node_t *node, sos_conn_t *conn, const char *room, const char *nick, cha
 /* ---------------------------------------------------------------- polling ---- */
 
 //  A condition polled on every node: op and its args (pack), and check, which returns 1 when
-//  the reply shows the condition met, 0 if not yet, -1 on a fatal error (after a message)
+//  the reply shows the condition met, 0 if not yet, -1 on a fatal error (after a message).
+//  With pre_check, a node is asked the cheap `status` until pre_check holds, and only then
+//  op, whose check confirms (or sends the node back to status): a listing of a hundred
+//  workers ten times a second from a hundred nodes would be a load of its own.
 typedef struct {
     const char *op;
     void (*pack)(void *ctx, s_node_t *node, msgpack_packer *pk);
     int (*check)(void *ctx, s_node_t *node, const sos_conn_reply_t *reply);
     void *ctx;
-    const char *counted; /* what check leaves in node->seen, or NULL */
+    const char *counted; /* what the checks leave in node->seen, or NULL */
+    int (*pre_check)(void *ctx, s_node_t *node, const sos_conn_reply_t *reply);
 } s_probe_t;
+
+static void s_pack_none(void *ctx, s_node_t *node, msgpack_packer *pk);
 
 //  Wait until check holds on every running node with waiting set, at most the phase timeout.
 //  Each node's done_ns is the time its first positive reply came in; *last_ns (if given) the
@@ -870,6 +910,7 @@ s_wait_all(s_cluster_t *self, const s_probe_t *probe, const char *what, uint64_t
         node->req_id = 0;
         node->due_ns = start;
         node->seen = 0;
+        node->confirming = false;
         if (node->pid <= 0)
             node->waiting = false;
     }
@@ -890,7 +931,10 @@ s_wait_all(s_cluster_t *self, const s_probe_t *probe, const char *what, uint64_t
                 inflight--;
             }
             if (!node->req_id && node->due_ns <= now && inflight < S_INFLIGHT_MAX) {
-                probe->pack(probe->ctx, node, sos_conn_begin(node->conn, probe->op));
+                if (probe->pre_check && !node->confirming)
+                    s_pack_none(NULL, node, sos_conn_begin(node->conn, "status"));
+                else
+                    probe->pack(probe->ctx, node, sos_conn_begin(node->conn, probe->op));
                 if (sos_conn_post(node->conn) == SOS_OK) {
                     node->req_id = sos_conn_req_id(node->conn);
                     node->sent_ns = now;
@@ -948,10 +992,16 @@ s_wait_all(s_cluster_t *self, const s_probe_t *probe, const char *what, uint64_t
                     uint64_t at = s_now_ns();
                     node->req_id = 0;
                     inflight--;
-                    int met = probe->check(probe->ctx, node, reply);
+                    bool pre = probe->pre_check && !node->confirming;
+                    int met = pre ? probe->pre_check(probe->ctx, node, reply)
+                                  : probe->check(probe->ctx, node, reply);
+                    //  status says yes: confirm at once; a confirmation says no: back to status
+                    node->confirming = pre && met > 0;
                     if (met < 0)
                         result = S_EXIT_FAIL;
-                    else if (met > 0) {
+                    else if (node->confirming)
+                        node->due_ns = at;
+                    else if (met > 0 && !pre) {
                         node->waiting = false;
                         node->done_ns = at;
                         if (last_ns && at > *last_ns)
@@ -1004,12 +1054,29 @@ s_check_room_count(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
     return st.rooms == *(uint64_t *)ctx;
 }
 
-//  workers: the listing holds exactly the ids of the nodes with want set, or (absent) lacks
-//  the id of that node
 typedef struct {
     s_cluster_t *cluster;
     const s_node_t *absent; /* if set: only check that this one is gone */
 } s_workers_ctx_t;
+
+//  status: the directory holds as many workers as there are nodes running
+static int
+s_check_worker_count(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
+{
+    const s_cluster_t *cluster = ((const s_workers_ctx_t *)ctx)->cluster;
+    if (!sos_conn_reply_ok(reply))
+        return 0;
+    s_status_t st;
+    s_status_parse(reply, &st);
+    size_t running = 0;
+    for (size_t i = 0; i < cluster->n_nodes; i++)
+        running += cluster->nodes[i].pid > 0;
+    node->seen = st.workers;
+    return st.workers == running;
+}
+
+//  workers: the listing holds exactly the ids of the running nodes, or (absent) lacks the id
+//  of that node
 
 static int
 s_check_workers(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
@@ -1282,7 +1349,11 @@ static int
 s_wait_rooms(s_cluster_t *self, uint64_t rooms, uint64_t settle_ms)
 {
     s_set_waiting(self, NULL);
-    s_probe_t probe = {"status", s_pack_none, s_check_room_count, &rooms, "rooms"};
+    s_probe_t probe = {.op = "status",
+                       .pack = s_pack_none,
+                       .check = s_check_room_count,
+                       .ctx = &rooms,
+                       .counted = "rooms"};
     char what[64];
     snprintf(what, sizeof what, "%" PRIu64 " rooms in every directory", rooms);
     if (s_wait_all(self, &probe, what, NULL))
@@ -1317,7 +1388,7 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
         return S_EXIT_FAIL;
     c->n_nodes = 1;
     s_set_waiting(c, NULL);
-    s_probe_t ready = {"status", s_pack_none, s_check_ready, NULL, NULL};
+    s_probe_t ready = {.op = "status", .pack = s_pack_none, .check = s_check_ready};
     if (s_wait_all(c, &ready, "the genesis node to answer", NULL))
         return S_EXIT_FAIL;
     c->n_nodes = n;
@@ -1333,11 +1404,18 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
 
     //  join
     s_workers_ctx_t wctx = {.cluster = c};
-    s_probe_t all_workers = {"workers", s_pack_none, s_check_workers, &wctx, "workers"};
+    s_probe_t all_workers = {.op = "workers",
+                             .pack = s_pack_none,
+                             .check = s_check_workers,
+                             .ctx = &wctx,
+                             .counted = "workers",
+                             .pre_check = s_check_worker_count};
     s_set_waiting(c, NULL);
-    uint64_t joined_ns;
+    uint64_t joined_ns, wait_start = s_now_ns();
+    double cpu_self = s_self_cpu_s();
     if (s_wait_all(c, &all_workers, "every node listing every node", &joined_ns))
         return S_EXIT_FAIL;
+    double polling_pct = (s_self_cpu_s() - cpu_self) / s_secs(s_now_ns() - wait_start) * 100;
     double join_s = s_secs(joined_ns - last_start);
     s_progress("join: %.3f s", join_s);
     s_fig(r, "ready_s", s_secs(ready_ns - last_start), 3, "s",
@@ -1345,6 +1423,7 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
     s_fig(r, "join_s", join_s, 3, "s", "join: all list all N (from last start)",
           "< 3 s (50 nodes)");
     s_fig(r, "join_rounds", join_s / interval_s, 1, "rounds", "join in rounds", NULL);
+    s_fig(r, "bench_cpu_join_pct", polling_pct, 1, "%core", "  sosbench CPU while polling", NULL);
     if (!s_sleep_ms(settle_ms))
         return s_fail("interrupted");
 
@@ -1383,7 +1462,8 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
         }
         sos_conn_reply_destroy(&reply);
         s_set_waiting(c, NULL);
-        s_probe_t has_room = {"rooms", s_pack_room_probe, s_check_room, &rctx, NULL};
+        s_probe_t has_room = {
+            .op = "rooms", .pack = s_pack_room_probe, .check = s_check_room, .ctx = &rctx};
         uint64_t last;
         if (s_wait_all(c, &has_room, "a new room in every directory", &last)) {
             free(spread);
@@ -2062,11 +2142,16 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
     if (s_node_start(c, owner, NULL, owner_args) || s_node_start(c, other, owner, NULL))
         return S_EXIT_FAIL;
     s_set_waiting(c, NULL);
-    s_probe_t ready = {"status", s_pack_none, s_check_ready, NULL, NULL};
+    s_probe_t ready = {.op = "status", .pack = s_pack_none, .check = s_check_ready};
     if (s_wait_all(c, &ready, "nodes to answer status", NULL))
         return S_EXIT_FAIL;
     s_workers_ctx_t wctx = {.cluster = c};
-    s_probe_t all_workers = {"workers", s_pack_none, s_check_workers, &wctx, "workers"};
+    s_probe_t all_workers = {.op = "workers",
+                             .pack = s_pack_none,
+                             .check = s_check_workers,
+                             .ctx = &wctx,
+                             .counted = "workers",
+                             .pre_check = s_check_worker_count};
     s_set_waiting(c, NULL);
     if (s_wait_all(c, &all_workers, "the two nodes listing each other", NULL))
         return S_EXIT_FAIL;
@@ -2082,7 +2167,8 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
     sos_conn_reply_destroy(&reply);
     s_room_ctx_t rctx;
     s_room_ctx_init(&rctx, room);
-    s_probe_t has_room = {"rooms", s_pack_room_probe, s_check_room, &rctx, NULL};
+    s_probe_t has_room = {
+        .op = "rooms", .pack = s_pack_room_probe, .check = s_check_room, .ctx = &rctx};
     s_set_waiting(c, NULL);
     if (s_wait_all(c, &has_room, "the room in both directories", NULL))
         return S_EXIT_FAIL;
@@ -2540,8 +2626,7 @@ main(int argc, char **argv)
     }
     char machine[200];
     s_machine(machine, sizeof machine);
-    double load_before = -1;
-    getloadavg(&load_before, 1);
+    double busy_before = s_machine_busy_pct(1000);
     if (opts.cmd == S_CMD_CONVERGE) {
         snprintf(report->title, sizeof report->title,
                  "sosbench converge: %d nodes, interval %d ms, fanout %d, poll %d ms (%s)",
@@ -2567,10 +2652,10 @@ main(int argc, char **argv)
     if (rc)
         report->failed = true;
     //  Other load on the machine skews every figure: show what there was before the run
-    if (load_before >= 0) {
+    if (busy_before >= 0) {
         size_t len = strlen(report->params);
-        snprintf(report->params + len, sizeof report->params - len, " loadavg_before=%.2f",
-                 load_before);
+        snprintf(report->params + len, sizeof report->params - len, " busy_before_pct=%.0f",
+                 busy_before);
     }
     if (report->n)
         s_report_print(report);
