@@ -536,6 +536,7 @@ typedef struct {
     uint64_t done_ns;
     uint64_t seen;   /* what the last reply showed (a count), for the error message */
     bool confirming; /* s_wait_all with pre_check: the cheap check held, confirming now */
+    char note[96];   /* what the last listing lacked, for the error message */
     //  Bytes of replies to our requests, which the node counts in its bytes_out
     uint64_t client_bytes;
     //  Creates out (req ids), when filling the directory
@@ -910,6 +911,7 @@ s_wait_all(s_cluster_t *self, const s_probe_t *probe, const char *what, uint64_t
         node->req_id = 0;
         node->due_ns = start;
         node->seen = 0;
+        node->note[0] = 0;
         node->confirming = false;
         if (node->pid <= 0)
             node->waiting = false;
@@ -961,8 +963,9 @@ s_wait_all(s_cluster_t *self, const s_probe_t *probe, const char *what, uint64_t
                             self->opts->timeout_s);
             for (size_t i = 0, shown = 0; probe->counted && i < n && shown < 8; i++)
                 if (self->nodes[i].waiting) {
-                    s_progress("  node %d (%s) listed %" PRIu64 " %s", self->nodes[i].index,
-                               self->nodes[i].endpoint, self->nodes[i].seen, probe->counted);
+                    s_progress("  node %d (%s) listed %" PRIu64 " %s %s", self->nodes[i].index,
+                               self->nodes[i].endpoint, self->nodes[i].seen, probe->counted,
+                               self->nodes[i].note);
                     shown++;
                 }
             break;
@@ -1082,6 +1085,7 @@ static int
 s_check_workers(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
 {
     s_workers_ctx_t *w = ctx;
+    s_cluster_t *c = w->cluster;
     if (!sos_conn_reply_ok(reply))
         return 0;
     const msgpack_object *items;
@@ -1089,26 +1093,43 @@ s_check_workers(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
     if (!sos_mp_array(sos_mp_map_get(sos_conn_reply_body(reply), "workers"), &items, &count,
                       UINT32_MAX))
         return 0;
-    size_t expected = 0, found = 0;
     node->seen = count;
-    for (size_t i = 0; i < w->cluster->n_nodes; i++)
-        expected += w->cluster->nodes[i].pid > 0;
+    bool *listed = calloc(c->n_nodes ? c->n_nodes : 1, sizeof *listed);
+    if (!listed)
+        return 0;
+    size_t others = 0;
     for (uint32_t i = 0; i < count; i++) {
         char id[SOS_NODEID_HEX + 1];
-        if (!s_body_str(&items[i], "node_id", id, sizeof id))
-            continue;
-        if (w->absent) {
-            if (streq(id, w->absent->id))
-                return 0;
-            continue;
-        }
-        for (size_t j = 0; j < w->cluster->n_nodes; j++)
-            if (w->cluster->nodes[j].pid > 0 && streq(id, w->cluster->nodes[j].id)) {
-                found++;
-                break;
-            }
+        size_t j = 0;
+        if (s_body_str(&items[i], "node_id", id, sizeof id))
+            while (j < c->n_nodes && !streq(id, c->nodes[j].id))
+                j++;
+        if (j < c->n_nodes)
+            listed[j] = true;
+        else
+            others++;
     }
-    return w->absent ? 1 : (found == expected && count == expected);
+    //  What is wrong, for the message if the wait times out
+    int met = 1;
+    size_t len = (size_t)snprintf(node->note, sizeof node->note, "%zu unknown ids; lacks", others);
+    for (size_t j = 0; j < c->n_nodes; j++) {
+        const s_node_t *peer = &c->nodes[j];
+        bool wanted = w->absent ? peer != w->absent && peer->pid > 0 : peer->pid > 0;
+        if (w->absent ? peer == w->absent && listed[j] : listed[j] != wanted)
+            met = 0;
+        if (wanted && !listed[j] && len < sizeof node->note)
+            len += (size_t)snprintf(node->note + len, sizeof node->note - len, " %d", peer->index);
+    }
+    if (len < sizeof node->note)
+        len += (size_t)snprintf(node->note + len, sizeof node->note - len, "; stopped but listed");
+    for (size_t j = 0; j < c->n_nodes && len < sizeof node->note; j++)
+        if (listed[j] && c->nodes[j].pid <= 0)
+            len += (size_t)snprintf(node->note + len, sizeof node->note - len, " %d",
+                                    c->nodes[j].index);
+    if (!w->absent && others)
+        met = 0;
+    free(listed);
+    return met;
 }
 
 //  rooms: the listing has the room. The listing is in room-hash order and "after" is
