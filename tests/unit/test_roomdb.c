@@ -7,27 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "proto_test.h"
 #include "sos_store.h"
 
-static int s_failed;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        sos_rc rc_got_ = (expr);                                                                   \
-        if (rc_got_ != (want)) {                                                                   \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: %s gave %s, expected %s\n", __FILE__, __LINE__, #expr,         \
-                    sos_strerror(rc_got_), sos_strerror(want));                                    \
-        }                                                                                          \
-    } while (0)
 
 #define ROOM_A "0123456789abcdef"
 #define ROOM_B "0123456789abcdf0" /* sorts right after ROOM_A */
