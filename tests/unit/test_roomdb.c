@@ -10,7 +10,6 @@
 #include "proto_test.h"
 #include "sos_store.h"
 
-
 #define ROOM_A "0123456789abcdef"
 #define ROOM_B "0123456789abcdf0" /* sorts right after ROOM_A */
 #define MEM_1  "00000000000000000000000000000001"

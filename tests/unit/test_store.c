@@ -12,7 +12,6 @@
 #include "proto_test.h"
 #include "sos_store.h"
 
-
 static char s_tmp[64];
 
 static int
