@@ -961,13 +961,21 @@ s_wait_all(s_cluster_t *self, const s_probe_t *probe, const char *what, uint64_t
         if (now > deadline) {
             result = s_fail("%s: %zu of %zu nodes not there after %d s", what, pending, n,
                             self->opts->timeout_s);
-            for (size_t i = 0, shown = 0; probe->counted && i < n && shown < 8; i++)
-                if (self->nodes[i].waiting) {
-                    s_progress("  node %d (%s) listed %" PRIu64 " %s %s", self->nodes[i].index,
-                               self->nodes[i].endpoint, self->nodes[i].seen, probe->counted,
-                               self->nodes[i].note);
-                    shown++;
+            for (size_t i = 0, shown = 0; probe->counted && i < n && shown < 8; i++) {
+                s_node_t *node = &self->nodes[i];
+                if (!node->waiting)
+                    continue;
+                //  Ask once more, with op itself, to say what is missing
+                probe->pack(probe->ctx, node, sos_conn_begin(node->conn, probe->op));
+                sos_conn_reply_t *reply;
+                if (sos_conn_call(node->conn, 2000, &reply) == SOS_OK) {
+                    probe->check(probe->ctx, node, reply);
+                    sos_conn_reply_destroy(&reply);
                 }
+                s_progress("  node %d (%s) listed %" PRIu64 " %s %s", node->index, node->endpoint,
+                           node->seen, probe->counted, node->note);
+                shown++;
+            }
             break;
         }
         if (now >= next_reap) {
