@@ -2686,8 +2686,7 @@ main(int argc, char **argv)
         snprintf(report->params + len, sizeof report->params - len, " busy_before_pct=%.0f",
                  busy_before);
     }
-    if (report->n)
-        s_report_print(report);
+    s_report_print(report);
     free(report);
     return rc ? S_EXIT_FAIL : S_EXIT_OK;
 }
