@@ -114,8 +114,10 @@ static const char *s_usage_text =
     "                   listing has the room, median and max over --rooms rooms created on\n"
     "                   different nodes.\n"
     "        footprint  RSS (VmRSS of /proc/PID/status) per node, median and max, at rest\n"
-    "                   and at rest with --big-rooms rooms; CPU per idle node (utime + stime\n"
-    "                   of /proc/PID/stat over the rest window) as % of one core.\n"
+    "                   and at rest with --big-rooms rooms, and the anonymous part of it\n"
+    "                   (RssAnon; the rest is mostly shared library pages, counted in every\n"
+    "                   node); CPU per idle node (utime + stime of /proc/PID/stat over the\n"
+    "                   rest window) as % of one core.\n"
     "        failure    kill -9 of one node (not the genesis); time until every other node\n"
     "                   has removed it from `workers`, in seconds and in rounds (time /\n"
     "                   interval, and the `rounds` counter delta of node 0).\n"
@@ -433,9 +435,9 @@ s_reply_frame_size(const sos_conn_reply_t *reply)
 
 /* ---------------------------------------------------------------- /proc ---- */
 
-//  VmRSS of a process in KiB, 0 if it cannot be read
+//  A field in KiB of /proc/PID/status ("VmRSS:", "RssAnon:"), 0 if it cannot be read
 static uint64_t
-s_proc_rss_kib(pid_t pid)
+s_proc_status_kib(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -443,9 +445,10 @@ s_proc_rss_kib(pid_t pid)
     if (!f)
         return 0;
     uint64_t kib = 0;
+    size_t len = strlen(field);
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kib = strtoull(line + 6, NULL, 10);
+        if (strncmp(line, field, len) == 0) {
+            kib = strtoull(line + len, NULL, 10);
             break;
         }
     fclose(f);
@@ -1295,6 +1298,7 @@ typedef struct {
     double cpu_pct_max;
     double rss_mib_median;
     double rss_mib_max;
+    double anon_mib_median; /* RssAnon: the part not shared with other processes' files */
     size_t rooms_created;
 } s_window_t;
 
@@ -1309,10 +1313,10 @@ s_measure(s_cluster_t *self, int seconds, double rate, s_window_t *w)
     uint64_t *ticks0 = calloc(n, sizeof *ticks0);
     uint64_t *t0 = calloc(n, sizeof *t0);
     double *bytes = calloc(n, sizeof *bytes), *cpu = calloc(n, sizeof *cpu),
-           *rss = calloc(n, sizeof *rss);
+           *rss = calloc(n, sizeof *rss), *anon = calloc(n, sizeof *anon);
     int result = S_EXIT_FAIL;
     memset(w, 0, sizeof *w);
-    if (!st0 || !ticks0 || !t0 || !bytes || !cpu || !rss) {
+    if (!st0 || !ticks0 || !t0 || !bytes || !cpu || !rss || !anon) {
         s_fail("out of memory");
         goto done;
     }
@@ -1349,7 +1353,8 @@ s_measure(s_cluster_t *self, int seconds, double rate, s_window_t *w)
         double out = (double)(st1.bytes_out - st0[i].bytes_out) - (double)node->client_bytes;
         bytes[k] = (out > 0 ? out : 0) / dt;
         cpu[k] = (double)(ticks1 - ticks0[i]) / (double)hz / dt * 100.0;
-        rss[k] = (double)s_proc_rss_kib(node->pid) / 1024.0;
+        rss[k] = (double)s_proc_status_kib(node->pid, "VmRSS:") / 1024.0;
+        anon[k] = (double)s_proc_status_kib(node->pid, "RssAnon:") / 1024.0;
         k++;
     }
     double sum = 0;
@@ -1361,6 +1366,7 @@ s_measure(s_cluster_t *self, int seconds, double rate, s_window_t *w)
     w->cpu_pct_median = s_quantile(cpu, k, 0.5);
     w->rss_mib_max = s_max(rss, k);
     w->rss_mib_median = s_quantile(rss, k, 0.5);
+    w->anon_mib_median = s_quantile(anon, k, 0.5);
     result = 0;
 done:
     free(st0);
@@ -1369,6 +1375,7 @@ done:
     free(bytes);
     free(cpu);
     free(rss);
+    free(anon);
     return result;
 }
 
@@ -1469,6 +1476,8 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
     s_fig(r, "rss_median_mib", w.rss_mib_median, 2, "MiB", "RSS per node at rest, median",
           "< 10 MiB");
     s_fig(r, "rss_max_mib", w.rss_mib_max, 2, "MiB", "RSS per node at rest, max", "< 10 MiB");
+    s_fig(r, "rss_anon_median_mib", w.anon_mib_median, 2, "MiB",
+          "  of which anonymous (RssAnon), median", NULL);
 
     //  spread: rooms created on different nodes, one at a time
     size_t n_spread = (size_t)o->rooms;
