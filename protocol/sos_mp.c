@@ -243,10 +243,50 @@ sos_mp_bool(const msgpack_object *o, bool *out)
     return true;
 }
 
+/*  Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. A str
+    that breaks it is malformed on every path, so that no invalid text is ever stored, relayed
+    or handed to a JSON encoder that would refuse it later (and break a room's polls). */
+bool
+sos_utf8_valid(const void *data, size_t len)
+{
+    const unsigned char *p = data, *end = p + len;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            n = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) < n)
+            return false;
+        for (size_t i = 1; i < n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n;
+    }
+    return true;
+}
+
 bool
 sos_mp_str(const msgpack_object *o, const char **ptr, size_t *len, size_t max_len)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size > max_len)
+        return false;
+    if (!sos_utf8_valid(o->via.str.ptr, o->via.str.size))
         return false;
     if (ptr)
         *ptr = o->via.str.ptr;

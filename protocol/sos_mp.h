@@ -33,7 +33,10 @@ void sos_mp_doc_release(sos_mp_doc_t *doc);
     within the bound given; strings and bins are borrowed from the document. */
 bool sos_mp_uint(const msgpack_object *o, uint64_t *out);
 bool sos_mp_bool(const msgpack_object *o, bool *out);
+/*  A str is also refused unless it is valid UTF-8 (sos_utf8_valid). */
 bool sos_mp_str(const msgpack_object *o, const char **ptr, size_t *len, size_t max_len);
+/*  True if data[0..len) is strict UTF-8: shortest forms only, no surrogates, <= U+10FFFF. */
+bool sos_utf8_valid(const void *data, size_t len);
 bool sos_mp_bin(const msgpack_object *o, const uint8_t **ptr, size_t *len, size_t max_len);
 /*  A bin of exactly len bytes copied to dest. */
 bool sos_mp_bin_exact(const msgpack_object *o, void *dest, size_t len);

@@ -39,45 +39,6 @@ s_fixbuf_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-/*  Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool
-s_utf8_valid(const char *str, size_t len)
-{
-    const uint8_t *s = (const uint8_t *)str;
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else
-            return false;
-        if (n > len - i - 1)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 bool
 sos_room_hash_valid(const char *s, size_t len)
 {
@@ -94,7 +55,7 @@ static bool
 s_fields_valid(const sos_record_t *rec)
 {
     size_t url_len = strnlen(rec->url, SOS_URL_MAX + 1);
-    if (url_len == 0 || url_len > SOS_URL_MAX)
+    if (url_len == 0 || url_len > SOS_URL_MAX || !sos_utf8_valid(rec->url, url_len))
         return false;
     if (rec->version <= rec->prev)
         return false;
@@ -105,8 +66,8 @@ s_fields_valid(const sos_record_t *rec)
     size_t emojis_len = strnlen(rec->emojis, SOS_EMOJIS_MAX + 1);
     size_t desc_len = strnlen(rec->description, SOS_DESC_MAX + 1);
     return sos_room_hash_valid(rec->room_hash, strnlen(rec->room_hash, SOS_ROOMHASH_LEN + 1)) &&
-           emojis_len <= SOS_EMOJIS_MAX && s_utf8_valid(rec->emojis, emojis_len) &&
-           desc_len <= SOS_DESC_MAX && s_utf8_valid(rec->description, desc_len) &&
+           emojis_len <= SOS_EMOJIS_MAX && sos_utf8_valid(rec->emojis, emojis_len) &&
+           desc_len <= SOS_DESC_MAX && sos_utf8_valid(rec->description, desc_len) &&
            rec->expires_at > rec->created_at;
 }
 

@@ -320,6 +320,52 @@ s_test_random(void)
     CHECK(ok >= 0);
 }
 
+/*  Strict UTF-8: every str from the wire is checked, so overlong forms, surrogates, code
+    points above U+10FFFF, stray continuation bytes and truncated sequences are refused. */
+static void
+s_test_utf8(void)
+{
+    static const struct {
+        const char *bytes;
+        bool valid;
+    } cases[] = {
+        {"", true},
+        {"plain ascii", true},
+        {"caf\xc3\xa9", true},                      /* U+00E9 */
+        {"\xe2\x82\xac", true},                     /* U+20AC */
+        {"\xf0\x9f\x86\x98\xf0\x9f\x8f\xa0", true}, /* two emoji */
+        {"\xf4\x8f\xbf\xbf", true},                 /* U+10FFFF, the last */
+        {"\xc0\xaf", false},                        /* overlong '/' */
+        {"\xe0\x80\xaf", false},                    /* overlong, 3 bytes */
+        {"\xf0\x80\x80\xaf", false},                /* overlong, 4 bytes */
+        {"\xed\xa0\x80", false},                    /* U+D800, a surrogate */
+        {"\xed\xbf\xbf", false},                    /* U+DFFF */
+        {"\xf4\x90\x80\x80", false},                /* above U+10FFFF */
+        {"\x80", false},                            /* a lone continuation byte */
+        {"\xe2\x82", false},                        /* truncated */
+        {"\xf8\x88\x80\x80\x80", false},            /* 5-byte form */
+        {"\xff", false},
+        {"ok\xc3", false}, /* truncated at the end */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].bytes);
+        CHECK(sos_utf8_valid(cases[i].bytes, len) == cases[i].valid);
+        /* and through the accessor every decoder uses */
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_str_with_body(&pk, cases[i].bytes, len);
+        sos_mp_doc_t doc;
+        CHECK_RC(sos_mp_parse(&doc, sb.data, sb.size), SOS_OK);
+        const char *s;
+        size_t n;
+        CHECK(sos_mp_str(doc.root, &s, &n, 64) == cases[i].valid);
+        sos_mp_doc_release(&doc);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int
 main(void)
 {
@@ -332,5 +378,6 @@ main(void)
     s_test_counts_beyond_input();
     s_test_accessors();
     s_test_random();
+    s_test_utf8();
     return test_done("test_mp");
 }
