@@ -11,6 +11,7 @@
 #include "sos_config.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
+#include "sos_http.h"
 #include "sos_identity.h"
 #include "sos_log.h"
 #include "sos_merge.h"
@@ -155,6 +156,12 @@ struct _sos_node_t {
     sos_stats_t stats;
     msgpack_sbuffer buf;  /* scratch for encoding */
     msgpack_sbuffer buf2; /* scratch for encoding */
+    /* the HTTP front end (sos_http.c): it reaches the ROUTER at `inproc` from a DEALER
+       whose routing id is local_id, a random secret, which is how the ROUTER knows a
+       request comes from this process and may carry its client's address */
+    char inproc[64];
+    uint8_t local_id[16];
+    sos_http_t *http;
 };
 
 /* --- sos_node.c: passes and output ------------------------------------------------ */

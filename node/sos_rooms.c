@@ -545,9 +545,14 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     }
     if (!(req->flags & SOS_REQ_FORWARDED))
         zhashx_delete(node->rooms->limits, address); /* a successful join resets the limit */
+    uint64_t last_ts = 0;
+    if (sos_roomdb_last_ts(txn, room, &last_ts)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
     msgpack_packer pk = s_packer(node);
     sos_reply_pack_begin(&pk, req->req_id, "ok");
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 8);
     sos_mp_pack_kv_str(&pk, "room_hash", room);
     sos_mp_pack_kv_uint(&pk, "created_at", st->created_at);
     sos_mp_pack_kv_uint(&pk, "expires_at", st->expires_at);
@@ -558,6 +563,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     }
     sos_mp_pack_kv_uint(&pk, "message_count", st->message_count);
     sos_mp_pack_kv_uint(&pk, "last_seq", st->last_seq);
+    sos_mp_pack_kv_uint(&pk, "last_message_ts", last_ts);
     s_queue(node, routing_p, req->req_id);
 }
 
@@ -632,6 +638,21 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     if (o && !sos_mp_uint(o, &wait_ms)) {
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "wait_ms must be a number");
         return;
+    }
+    /*  since_ts (ms): the messages stamped after it, as the seed's API polls. Timestamps
+        increase with seq, so it becomes the seq cursor of the newest message at or before
+        it, and the rest of the poll (long polls included) is by seq. */
+    o = sos_mp_map_get(req->args, "since_ts");
+    if (o) {
+        uint64_t since_ts = 0;
+        if (!sos_mp_uint(o, &since_ts)) {
+            s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "since_ts must be a number");
+            return;
+        }
+        if (sos_roomdb_seq_at(txn, room, since_ts, &since)) {
+            s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+            return;
+        }
     }
     if (wait_ms > SOS_POLL_WAIT_MAX_MS)
         wait_ms = SOS_POLL_WAIT_MAX_MS;
