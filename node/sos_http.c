@@ -21,6 +21,7 @@
     is counted in `status` and /metrics and logged. */
 #include <arpa/inet.h>
 #include <math.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -1239,6 +1240,19 @@ s_read_file(const char *path)
     return data;
 }
 
+/*  libmicrohttpd's own messages (a refused connection at the cap, a broken request) go to
+    the log at info level: a flood of hostile connections must not flood the log. */
+static void
+s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    sos_log_info("http: %s", line);
+}
+
 static struct MHD_Daemon *
 s_start(sos_http_t *self, const char *spec, const char *cert, const char *key, char *why,
         size_t why_size)
@@ -1291,7 +1305,8 @@ s_start(sos_http_t *self, const char *spec, const char *cert, const char *key, c
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)self->cfg->http_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
+        self, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d)
         snprintf(why, why_size, "cannot serve HTTP on %s (in use, or no permission)", spec);
