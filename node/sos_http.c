@@ -731,6 +731,50 @@ s_on_rooms_workers(sos_http_t *self, s_req_t *r, const sos_reply_t *rep)
     json_decref(args);
 }
 
+const char *
+sos_http_body_args(sos_http_route_t route, json_t *body, json_t *args)
+{
+    switch (route) {
+    case SOS_HTTP_CREATE: {
+        json_t *h = json_object_get(body, "room_hash");
+        if (!json_is_string(h) || !s_hex16(json_string_value(h), json_string_length(h)))
+            return SOS_E_INVALID_ROOM_HASH;
+        json_object_set(args, "room_hash", h);
+        json_object_set_new(args, "nickname",
+                            s_text(body, "nickname", "creator", SOS_HTTP_NICK_CHARS, 20, false));
+        json_object_set_new(args, "description",
+                            s_text(body, "description", NULL, SOS_HTTP_DESC_CHARS, 140, true));
+        json_object_set_new(args, "emojis", s_emojis_arg(body));
+        return NULL;
+    }
+    case SOS_HTTP_JOIN:
+        json_object_set_new(args, "nickname",
+                            s_text(body, "nickname", "anon", SOS_HTTP_NICK_CHARS, 20, false));
+        return NULL;
+    case SOS_HTTP_SEND: {
+        json_t *content = json_object_get(body, "content");
+        if (!json_is_string(content) || !json_string_length(content))
+            return "missing_content";
+        json_object_set(args, "content", content);
+        json_t *id = json_object_get(body, "msg_id");
+        if (json_is_string(id))
+            json_object_set(args, "msg_id", id);
+        json_t *m = json_object_get(body, "member_id");
+        json_object_set_new(args, "member_id",
+                            json_is_string(m) ? json_incref(m) : json_string(""));
+        return NULL;
+    }
+    case SOS_HTTP_LEAVE: {
+        json_t *m = json_object_get(body, "member_id");
+        json_object_set_new(args, "member_id",
+                            json_is_string(m) ? json_incref(m) : json_string(""));
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
 /* -------------------------------------------------------------- metrics ---- */
 
 static void
@@ -967,41 +1011,29 @@ s_dispatch(sos_http_t *self, s_req_t *r, const char *method, const char *path)
         json_object_clear(args);
         ret = s_ask(self, r, "workers", args, 0, s_on_rooms_workers);
         break;
-    case SOS_HTTP_CREATE: {
-        json_t *h = json_object_get(body, "room_hash");
-        if (!json_is_string(h) || !s_hex16(json_string_value(h), json_string_length(h))) {
-            ret = s_answer_error(self, c, 400, SOS_E_INVALID_ROOM_HASH);
-            break;
-        }
-        memcpy(r->room, json_string_value(h), SOS_ROOMHASH_LEN + 1);
-        json_object_set(args, "room_hash", h);
-        json_object_set_new(args, "nickname",
-                            s_text(body, "nickname", "creator", SOS_HTTP_NICK_CHARS, 20, false));
-        json_object_set_new(args, "description",
-                            s_text(body, "description", NULL, SOS_HTTP_DESC_CHARS, 140, true));
-        json_object_set_new(args, "emojis", s_emojis_arg(body));
-        ret = s_ask(self, r, "create", args, 0, s_on_create);
-        break;
-    }
+    case SOS_HTTP_CREATE:
     case SOS_HTTP_JOIN:
-        json_object_set_new(args, "nickname",
-                            s_text(body, "nickname", "anon", SOS_HTTP_NICK_CHARS, 20, false));
-        ret = s_ask(self, r, "join", args, 0, s_on_join);
-        break;
-    case SOS_HTTP_SEND: {
-        json_t *content = json_object_get(body, "content");
-        if (!json_is_string(content) || !json_string_length(content)) {
-            ret = s_answer_error(self, c, 400, "missing_content");
+    case SOS_HTTP_SEND:
+    case SOS_HTTP_LEAVE: {
+        static const struct {
+            sos_http_route_t route;
+            const char *op;
+            s_on_reply_fn *fn;
+        } ops[] = {{SOS_HTTP_CREATE, "create", s_on_create},
+                   {SOS_HTTP_JOIN, "join", s_on_join},
+                   {SOS_HTTP_SEND, "send", s_on_send},
+                   {SOS_HTTP_LEAVE, "leave", s_on_leave}};
+        const char *err = sos_http_body_args(r->route, body, args);
+        if (err) {
+            ret = s_answer_error(self, c, 400, err);
             break;
         }
-        json_object_set(args, "content", content);
-        json_t *m = json_object_get(body, "member_id");
-        json_object_set_new(args, "member_id",
-                            json_is_string(m) ? json_incref(m) : json_string(""));
-        json_t *id = json_object_get(body, "msg_id");
-        if (json_is_string(id))
-            json_object_set(args, "msg_id", id);
-        ret = s_ask(self, r, "send", args, 0, s_on_send);
+        if (r->route == SOS_HTTP_CREATE)
+            snprintf(r->room, sizeof r->room, "%s",
+                     json_string_value(json_object_get(args, "room_hash")));
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            if (ops[i].route == r->route)
+                ret = s_ask(self, r, ops[i].op, args, 0, ops[i].fn);
         break;
     }
     case SOS_HTTP_POLL: {
@@ -1020,13 +1052,6 @@ s_dispatch(sos_http_t *self, s_req_t *r, const char *method, const char *path)
         if (wait)
             json_object_set_new(args, "wait_ms", json_integer((json_int_t)wait));
         ret = s_ask(self, r, "poll", args, wait, s_on_poll);
-        break;
-    }
-    case SOS_HTTP_LEAVE: {
-        json_t *m = json_object_get(body, "member_id");
-        json_object_set_new(args, "member_id",
-                            json_is_string(m) ? json_incref(m) : json_string(""));
-        ret = s_ask(self, r, "leave", args, 0, s_on_leave);
         break;
     }
     case SOS_HTTP_INFO:

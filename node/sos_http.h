@@ -43,6 +43,13 @@ sos_http_route_t sos_http_route(const char *method, const char *path, char room[
     unless memory is short). */
 json_t *sos_http_body(const char *data, size_t len);
 
+/*  The node's arguments of a room operation from its request body (route CREATE, JOIN,
+    SEND or LEAVE; other routes add nothing), cut and defaulted as the seed does: nickname
+    to 20 characters (and 20 bytes), description trimmed and cut to 140, emojis to 6.
+    Adds to args (borrowed). Returns NULL, or the error code of a 400 (invalid_room_hash,
+    missing_content). */
+const char *sos_http_body_args(sos_http_route_t route, json_t *body, json_t *args);
+
 /*  Start serving on every --http listener of cfg, on loop. Requests are sent to the node's
     ROUTER at inproc endpoint `inproc`, from a DEALER whose routing id is local_id (the node
     trusts requests from that id, and only those, as coming from this process). cfg, loop
