@@ -802,13 +802,51 @@ s_metric_name(char *dest, size_t size, const char *group, const char *key, const
             snprintf(dest, size, "sosnode_%s", key);
         return;
     }
-    bool bytes = strstr(key, "bytes") != NULL;
+    if (streq(group, "http") && streq(key, "waiting")) {
+        *type = "gauge";
+        snprintf(dest, size, "sosnode_http_waiting_requests");
+        return;
+    }
+    bool bytes = strncmp(key, "bytes_", 6) == 0;
     if (bytes) {
         /*  bytes_in -> sosnode_gossip_in_bytes_total */
         const char *rest = key + 5;
         snprintf(dest, size, "sosnode_%s%s_bytes_total", group, rest);
     } else
         snprintf(dest, size, "sosnode_%s_%s_total", group, key);
+}
+
+/*  status's gossip_exchange_ms [count, sum_ms, cumulative counts...] as a histogram. */
+static void
+s_exchange_histogram(zchunk_t *out, const msgpack_object *o)
+{
+    static const uint64_t bounds[SOS_EXCHANGE_BUCKETS] = SOS_EXCHANGE_BUCKETS_MS;
+    const msgpack_object *items;
+    uint32_t n;
+    uint64_t v[2 + SOS_EXCHANGE_BUCKETS];
+    if (!o || !sos_mp_array(o, &items, &n, 2 + SOS_EXCHANGE_BUCKETS) ||
+        n != 2 + SOS_EXCHANGE_BUCKETS)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        if (!sos_mp_uint(&items[i], &v[i]))
+            return;
+    char line[256];
+    int len = snprintf(line, sizeof line,
+                       "# HELP sosnode_gossip_exchange_seconds round trip of a gossip SYNC to its "
+                       "SYNC_ACK\n# TYPE sosnode_gossip_exchange_seconds histogram\n");
+    zchunk_extend(out, line, (size_t)len);
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++) {
+        len =
+            snprintf(line, sizeof line, "sosnode_gossip_exchange_seconds_bucket{le=\"%g\"} %llu\n",
+                     (double)bounds[i] / 1000.0, (unsigned long long)v[2 + i]);
+        zchunk_extend(out, line, (size_t)len);
+    }
+    len = snprintf(line, sizeof line,
+                   "sosnode_gossip_exchange_seconds_bucket{le=\"+Inf\"} %llu\n"
+                   "sosnode_gossip_exchange_seconds_sum %.3f\n"
+                   "sosnode_gossip_exchange_seconds_count %llu\n",
+                   (unsigned long long)v[0], (double)v[1] / 1000.0, (unsigned long long)v[0]);
+    zchunk_extend(out, line, (size_t)len);
 }
 
 static void
@@ -845,6 +883,7 @@ s_on_metrics(sos_http_t *self, s_req_t *r, const sos_reply_t *rep)
             }
         }
     }
+    s_exchange_histogram(out, sos_mp_map_get(body, "gossip_exchange_ms"));
     char line[256];
     zchunk_extend(out,
                   "# HELP sosnode_http_send_latency_seconds time from an HTTP send to its "

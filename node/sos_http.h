@@ -14,6 +14,15 @@
 
 typedef struct _sos_http_t sos_http_t;
 
+/*  Buckets (upper bounds, ms) of the gossip exchange time histogram: the node counts them,
+    `status` reports them as gossip_exchange_ms: [count, sum_ms, n <= bound...], and
+    /metrics gives them as sosnode_gossip_exchange_seconds. */
+#define SOS_EXCHANGE_BUCKETS 10
+#define SOS_EXCHANGE_BUCKETS_MS                                                                    \
+    {                                                                                              \
+        1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000                                                  \
+    }
+
 /*  What a request asks for, decided from its method and path alone. */
 typedef enum {
     SOS_HTTP_OPTIONS,   /* any path: 204 with the CORS headers */

@@ -202,7 +202,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 15);
+    msgpack_pack_map(&pk, 16);
     sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
     sos_mp_pack_kv_str(&pk, "http_url", self->cfg.http_advertise);
     sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
@@ -255,6 +255,12 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         sos_mp_pack_kv_uint(&pk, drop_names[i], st->drops[i]);
     sos_mp_pack_str(&pk, "http");
     sos_http_pack_stats(self->http, &pk);
+    sos_mp_pack_str(&pk, "gossip_exchange_ms");
+    msgpack_pack_array(&pk, 2 + SOS_EXCHANGE_BUCKETS);
+    msgpack_pack_uint64(&pk, st->exchange_count);
+    msgpack_pack_uint64(&pk, st->exchange_sum_ms);
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++)
+        msgpack_pack_uint64(&pk, st->exchange_hist[i]);
     s_reply_queue(self, routing_p, req_id);
 }
 

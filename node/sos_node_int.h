@@ -56,7 +56,24 @@ typedef struct {
     uint64_t send_dups;
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
+    /* round trips of SYNC -> SYNC_ACK: count, sum (ms), and per bucket of
+       SOS_EXCHANGE_BUCKETS_MS the number at or below it (`status` gossip_exchange_ms) */
+    uint64_t exchange_count;
+    uint64_t exchange_sum_ms;
+    uint64_t exchange_hist[SOS_EXCHANGE_BUCKETS];
 } sos_stats_t;
+
+/*  Count one gossip exchange's round trip. */
+static inline void
+sos_stats_exchange_time(sos_stats_t *st, uint64_t ms)
+{
+    static const uint64_t bounds[SOS_EXCHANGE_BUCKETS] = SOS_EXCHANGE_BUCKETS_MS;
+    st->exchange_count++;
+    st->exchange_sum_ms += ms;
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++)
+        if (ms <= bounds[i])
+            st->exchange_hist[i]++;
+}
 
 /*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
 typedef enum {

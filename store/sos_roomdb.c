@@ -478,9 +478,10 @@ s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, 
         return SOS_OK;
     if (rc)
         return rc;
-    if (val.mv_size < 8)
-        return SOS_ERR_CORRUPT;
-    *ts = sos_dec_le64(val.mv_data);
+    /*  A damaged newest message sets no floor; the append reports the damage when the
+        history limit reaches it, as it did before timestamps were raised. */
+    if (val.mv_size >= 8)
+        *ts = sos_dec_le64(val.mv_data);
     return SOS_OK;
 }
 

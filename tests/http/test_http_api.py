@@ -163,6 +163,14 @@ def test_endpoints():
         assert "sosnode_drops_malformed_total" in text
         assert "sosnode_http_send_latency_seconds_count 2" in text, text[-600:]
         assert 'sosnode_http_send_latency_seconds_bucket{le="+Inf"} 2' in text
+        # every numeric field of `sosctl status` is there, with HELP and TYPE lines
+        st = a.status()
+        fields = ["status %s" % k for k, v in st.items() if isinstance(v, int)]
+        for group in ("gossip", "drops", "http"):
+            fields += ["status %s.%s" % (group, k) for k in st[group]]
+        for f in fields:
+            assert "# HELP " in text and (" %s\n" % f) in text, "%s missing from /metrics" % f
+        assert text.count("# TYPE ") >= len(fields) + 2, text
 
         # the page
         page = get(p, "/")
@@ -216,6 +224,9 @@ def test_forwarding():
         t.join(60)
         q = check_json(out["r"], 200)
         assert [m["timestamp"] for m in q["messages"]] == [s2["timestamp"]], q
+        wait_for("gossip exchange times in /metrics", lambda: "sosnode_gossip_exchange_seconds_count 0"
+                 not in get(b.http, "/metrics").raw.decode())
+        assert "# TYPE sosnode_gossip_exchange_seconds histogram" in get(b.http, "/metrics").raw.decode()
         assert check_json(post(b.http, "/room/%s/leave" % room,
                                {"member_id": j["member_id"]}), 200) == {"status": "left"}
 
