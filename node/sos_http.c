@@ -114,7 +114,8 @@ sos_http_route(const char *method, const char *path, char room[17])
         return SOS_HTTP_OPTIONS;
     bool get = streq(method, "GET") || streq(method, "HEAD");
     bool post = streq(method, "POST");
-    if (get && (streq(path, "/") || streq(path, "/index.html")))
+    if (get && (streq(path, "/") || streq(path, "/index.html") || streq(path, "/app.js") ||
+                strncmp(path, "/js/", 4) == 0))
         return SOS_HTTP_PAGE;
     if (get && streq(path, "/health"))
         return SOS_HTTP_HEALTH;
@@ -918,7 +919,25 @@ s_on_metrics(sos_http_t *self, s_req_t *r, const sos_reply_t *rep)
 
 /* --------------------------------------------------------------- the page ---- */
 
-#include "sos_http_page.h" /* s_page_html, generated from web/ at build time */
+typedef struct {
+    const char *path;
+    const char *type;
+    const char *data;
+    size_t size;
+} s_web_file_t;
+
+#include "sos_http_page.h" /* s_web_files[], generated from web/ at build time */
+
+static const s_web_file_t *
+s_web_file(const char *path)
+{
+    if (streq(path, "/index.html"))
+        path = "/";
+    for (size_t i = 0; i < sizeof s_web_files / sizeof s_web_files[0]; i++)
+        if (streq(path, s_web_files[i].path))
+            return &s_web_files[i];
+    return NULL;
+}
 
 /* -------------------------------------------------------------- dispatch ---- */
 
@@ -1022,8 +1041,23 @@ s_dispatch(sos_http_t *self, s_req_t *r, const char *method, const char *path)
         ret = s_answer_error(self, c, 400, SOS_E_INVALID_ROOM_HASH);
         break;
     case SOS_HTTP_PAGE: {
+        const s_web_file_t *f = s_web_file(path);
+        if (!f) {
+            ret = s_answer_error(self, c, 404, "not_found");
+            break;
+        }
+        char type[64];
+        snprintf(type, sizeof type, "%s; charset=utf-8", f->type);
+        /*  The files live in the binary for its whole life: no copy. */
         struct MHD_Response *resp =
-            s_response(s_page_html, sizeof s_page_html - 1, "text/html; charset=utf-8");
+            MHD_create_response_from_buffer(f->size, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+        if (!resp) {
+            ret = MHD_NO;
+            break;
+        }
+        MHD_add_response_header(resp, "Content-Type", type);
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        s_cors(resp);
         s_count_status(self, 200);
         ret = MHD_queue_response(c, 200, resp);
         MHD_destroy_response(resp);
