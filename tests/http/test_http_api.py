@@ -3,12 +3,17 @@ bodies, CORS on every response, time units, defaults and cuts, the 409/404/429 p
 forwarding through a node that does not own the room, and timestamps that strictly increase
 in seq order under concurrent senders, across a restart too."""
 
+import http.client
+import json
 import os
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 
 from soshttp import add_http_node, check_cors, check_json, get, post, request
-from sosnet import Net, run, wait_for
+from sosnet import Net, Skip, run, wait_for
 
 
 def new_room_hash():
@@ -293,5 +298,27 @@ def test_concurrent_timestamps():
         assert s["timestamp"] > last, (s, last)
 
 
+def test_tls():
+    """--http-cert/--http-key: the same API over HTTPS, and the advertised URL says so."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise Skip("needs openssl to make a certificate")
+    with Net() as net:
+        crt, key = os.path.join(net.dir, "tls.crt"), os.path.join(net.dir, "tls.key")
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", crt, "-days", "2", "-subj", "/CN=127.0.0.1"], check=True,
+                       capture_output=True)
+        a = add_http_node(net, extra=["--http-cert", crt, "--http-key", key]).start()
+        ctx = ssl.create_default_context(cafile=crt)
+        ctx.check_hostname = False
+        conn = http.client.HTTPSConnection("127.0.0.1", a.http, context=ctx, timeout=30)
+        conn.request("GET", "/workers")
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        assert resp.status == 200, resp.status
+        assert body["workers"][0]["url"] == "https://127.0.0.1:%d" % a.http, body
+
+
 if __name__ == "__main__":
-    run([test_endpoints, test_rate_limit, test_forwarding, test_concurrent_timestamps])
+    run([test_endpoints, test_rate_limit, test_forwarding, test_concurrent_timestamps, test_tls])
