@@ -44,6 +44,8 @@ static const char s_usage[] =
     "  --http-max-waiting N     HTTP requests waiting for a room operation (default 512)\n"
     "  --trust-proxy            take the client address from X-Forwarded-For (only behind a\n"
     "                           reverse proxy that sets it)\n"
+    "  --member-idle SECONDS    a join into a full room first removes the members that have\n"
+    "                           not polled or sent for this long (default 600)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -76,6 +78,7 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->http_max_conns = 1000;
     cfg->http_timeout_s = 30;
     cfg->http_max_waiting = 512;
+    cfg->member_idle_s = 600;
 }
 
 static sos_rc
@@ -207,6 +210,7 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"http-max-conns", offsetof(sos_config_t, http_max_conns), 1, 1000000},
         {"http-timeout", offsetof(sos_config_t, http_timeout_s), 1, 3600},
         {"http-max-waiting", offsetof(sos_config_t, http_max_waiting), 1, 1000000},
+        {"member-idle", offsetof(sos_config_t, member_idle_s), 1, 30 * 86400},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {

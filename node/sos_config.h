@@ -51,6 +51,7 @@ typedef struct {
     uint32_t http_timeout_s;   /* idle seconds before a connection is closed (30) */
     uint32_t http_max_waiting; /* requests waiting for the node at once (512) */
     bool trust_proxy;          /* take the client address from X-Forwarded-For */
+    uint32_t member_idle_s;    /* a full room first drops members quiet this long (600) */
 } sos_config_t;
 
 /*  Fill cfg with the defaults. */

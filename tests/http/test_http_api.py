@@ -298,6 +298,38 @@ def test_concurrent_timestamps():
         assert s["timestamp"] > last, (s, last)
 
 
+def test_member_cap():
+    """The seed's app joins again on every visit: a full room (1000 members) refuses a join
+    with 413 too_large until a member leaves, or, on a node with a short --member-idle,
+    makes room by removing members that went quiet, never one that still polls."""
+    from concurrent.futures import ThreadPoolExecutor
+    with Net() as net:
+        a = add_http_node(net).start()
+        b = add_http_node(net, extra=["--member-idle", "1"]).start()
+        room, c = create(a.http)
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda i: post(a.http, "/room/%s/join" % room, {}).status,
+                                  range(999)))
+        assert codes == [200] * 999, sorted(set(codes))
+        check_json(post(a.http, "/room/%s/join" % room, {}), 413, "too_large")
+        check_json(post(a.http, "/room/%s/leave" % room, {"member_id": c["member_id"]}), 200)
+        check_json(post(a.http, "/room/%s/join" % room, {}), 200)
+
+        room, c = create(b.http)
+        creator = c["member_id"]
+
+        def join():
+            # the creator polls before every attempt: it is never idle, and never removed
+            check_json(get(b.http, "/room/%s/poll?since=0&member_id=%s" % (room, creator)), 200)
+            return post(b.http, "/room/%s/join" % room, {}).status == 200
+
+        for i in range(1200):
+            wait_for("join %d" % i, join)
+        info = check_json(get(b.http, "/room/%s/info" % room), 200)
+        assert len(info["members"]) <= 1000, len(info["members"])
+        check_json(get(b.http, "/room/%s/poll?since=0&member_id=%s" % (room, creator)), 200)
+
+
 def test_tls():
     """--http-cert/--http-key: the same API over HTTPS, and the advertised URL says so."""
     openssl = shutil.which("openssl")
@@ -321,4 +353,5 @@ def test_tls():
 
 
 if __name__ == "__main__":
-    run([test_endpoints, test_rate_limit, test_forwarding, test_concurrent_timestamps, test_tls])
+    run([test_endpoints, test_rate_limit, test_forwarding, test_concurrent_timestamps, test_member_cap,
+         test_tls])
