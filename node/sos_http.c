@@ -56,6 +56,7 @@ typedef struct {
     uint64_t bad_json;     /* bodies that are not a JSON object (taken as empty) */
     uint64_t waiting_full; /* refused: --http-max-waiting requests already wait */
     uint64_t node_timeouts;
+    uint64_t too_slow; /* bodies that took longer than --http-timeout in all */
     uint64_t connections;
     uint64_t send_count;
     double send_sum;
@@ -353,6 +354,18 @@ s_body_field(const sos_reply_t *rep, const char *key)
 
 /* -------------------------------------------------------- node requests ---- */
 
+/*  503 unavailable now: queued at once while in the access handler, or, for a request
+    already suspended (a second step, as GET /rooms has), set and resumed. */
+static enum MHD_Result
+s_refuse(sos_http_t *self, s_req_t *r)
+{
+    if (r->suspended) {
+        s_finish(self, r, 503, s_error_json(SOS_E_UNAVAILABLE));
+        return MHD_YES;
+    }
+    return s_answer_error(self, r->conn, 503, SOS_E_UNAVAILABLE);
+}
+
 /*  Send op with args (a JSON object, borrowed) to the node and suspend r until its reply.
     Returns MHD_YES, or answers 503 when the node cannot take it. */
 static enum MHD_Result
@@ -362,7 +375,7 @@ s_ask(sos_http_t *self, s_req_t *r, const char *op, json_t *args, uint64_t wait_
     if (zhashx_size(self->pending) >= self->cfg->http_max_waiting) {
         self->stats.waiting_full++;
         sos_log_info("http: %zu requests wait already: refused", zhashx_size(self->pending));
-        return s_answer_error(self, r->conn, 503, SOS_E_UNAVAILABLE);
+        return s_refuse(self, r);
     }
     msgpack_sbuffer_clear(&self->buf);
     msgpack_packer pk;
@@ -385,15 +398,13 @@ s_ask(sos_http_t *self, s_req_t *r, const char *op, json_t *args, uint64_t wait_
     sos_request_pack_end(&pk, 0);
     if (zmq_send(zsock_resolve(self->dealer), self->buf.data, self->buf.size, ZMQ_DONTWAIT) < 0) {
         sos_log_warning("http: cannot send to the node: %s", zmq_strerror(zmq_errno()));
-        return s_answer_error(self, r->conn, 503, SOS_E_UNAVAILABLE);
+        return s_refuse(self, r);
     }
     char k[24];
     snprintf(k, sizeof k, "%llu", (unsigned long long)id);
     zhashx_insert(self->pending, k, r);
     r->req_id = id;
     r->on_reply = on_reply;
-    if (!r->start_mono)
-        r->start_mono = sos_mono_ms();
     r->deadline_mono = sos_mono_ms() + wait_ms + SOS_HTTP_WAIT_SLACK_MS;
     if (!r->suspended) {
         r->suspended = true;
@@ -1149,6 +1160,7 @@ s_access(void *cls, struct MHD_Connection *c, const char *url, const char *metho
         r->http = self;
         r->conn = c;
         *con_cls = r;
+        r->start_mono = sos_mono_ms();
         self->stats.requests++;
         /*  Refuse a body announced too large before reading it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -1163,6 +1175,14 @@ s_access(void *cls, struct MHD_Connection *c, const char *url, const char *metho
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        /*  A body trickled in just fast enough to beat the idle timeout still gets no more
+            than that time in all: the connection is closed. */
+        if (sos_mono_ms() - r->start_mono > (uint64_t)self->cfg->http_timeout_s * 1000) {
+            self->stats.too_slow++;
+            sos_log_info("http: a request body took over %u s: connection closed",
+                         self->cfg->http_timeout_s);
+            return MHD_NO;
+        }
         if (r->too_large || r->body_len + n > self->cfg->http_body_max) {
             r->too_large = true; /* read on and refuse at the end (a chunked body) */
             free(r->body);
@@ -1522,7 +1542,8 @@ sos_http_pack_stats(const sos_http_t *self, msgpack_packer *pk)
         return;
     }
     const s_stats_t *s = &self->stats;
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
+    sos_mp_pack_kv_uint(pk, "too_slow", s->too_slow);
     sos_mp_pack_kv_uint(pk, "requests", s->requests);
     sos_mp_pack_kv_uint(pk, "connections", s->connections);
     sos_mp_pack_kv_uint(pk, "responses_2xx", s->responses[2]);

@@ -191,6 +191,17 @@ def test_rate_limit():
         r = check_json(post(a.http, "/room", {"room_hash": new_room_hash()}), 429,
                        "rate_limited")
         assert isinstance(r["retry_after"], int) and 1 <= r["retry_after"] <= 10, r
+        # X-Forwarded-For is anyone's to write: without --trust-proxy it changes nothing
+        check_json(post(a.http, "/room", {"room_hash": new_room_hash()},
+                        headers={"X-Forwarded-For": "198.51.100.7"}), 429, "rate_limited")
+    with Net(extra=()) as net:
+        # behind a proxy, each client's address is its own
+        a = add_http_node(net, extra=["--trust-proxy"]).start()
+        for client in ("198.51.100.7", "198.51.100.8, 10.0.0.1"):
+            check_json(post(a.http, "/room", {"room_hash": new_room_hash()},
+                            headers={"X-Forwarded-For": client}), 200)
+        check_json(post(a.http, "/room", {"room_hash": new_room_hash()},
+                        headers={"X-Forwarded-For": "198.51.100.7"}), 429, "rate_limited")
 
 
 def test_forwarding():

@@ -83,6 +83,39 @@ def test_slow_client():
         check_json(get(a.http, "/health"), 200)
 
 
+def test_trickled_body():
+    """A body sent a byte at a time, each in time for the idle timeout: the connection is
+    closed once the request has taken --http-timeout in all, and counted."""
+    with Net() as net:
+        a = add_http_node(net, extra=["--http-timeout", "2"]).start()
+        s = socket.create_connection(("127.0.0.1", a.http), timeout=60)
+        s.sendall(b"POST /room HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        closed = False
+        for _ in range(200):  # at most 100 s of trickling; the node cuts it long before
+            try:
+                s.sendall(b" ")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.5)
+            s.setblocking(False)
+            try:
+                if s.recv(1024) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+                break
+            finally:
+                s.setblocking(True)
+        s.close()
+        assert closed, "the node kept a trickled request open"
+        assert http_stats(a)["too_slow"] >= 1
+        check_json(get(a.http, "/health"), 200)
+
+
 CONNECTIONS = 10000
 
 
@@ -153,4 +186,5 @@ def test_waiting_cap():
 
 
 if __name__ == "__main__":
-    run([test_bodies, test_slow_client, test_many_connections, test_waiting_cap])
+    run([test_bodies, test_slow_client, test_trickled_body, test_many_connections,
+         test_waiting_cap])
