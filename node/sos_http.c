@@ -354,6 +354,37 @@ s_body_field(const sos_reply_t *rep, const char *key)
 
 /* -------------------------------------------------------- node requests ---- */
 
+/*  A request argument as msgpack: strings, unsigned integers, booleans, and arrays and maps
+    of them (a list of emojis); anything else, or deeper than the node decodes, is nil. */
+static void
+s_json_mp(msgpack_packer *pk, json_t *v, int depth)
+{
+    if (json_is_string(v))
+        sos_mp_pack_strn(pk, json_string_value(v), json_string_length(v));
+    else if (json_is_integer(v) && json_integer_value(v) >= 0)
+        msgpack_pack_uint64(pk, (uint64_t)json_integer_value(v));
+    else if (json_is_true(v))
+        msgpack_pack_true(pk);
+    else if (json_is_false(v))
+        msgpack_pack_false(pk);
+    else if (json_is_array(v) && depth < 4) {
+        msgpack_pack_array(pk, json_array_size(v));
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) s_json_mp(pk, e, depth + 1);
+    } else if (json_is_object(v) && depth < 4) {
+        msgpack_pack_map(pk, json_object_size(v));
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e)
+        {
+            sos_mp_pack_str(pk, k);
+            s_json_mp(pk, e, depth + 1);
+        }
+    } else
+        msgpack_pack_nil(pk);
+}
+
 /*  503 unavailable now: queued at once while in the access handler, or, for a request
     already suspended (a second step, as GET /rooms has), set and resumed. */
 static enum MHD_Result
@@ -388,12 +419,7 @@ s_ask(sos_http_t *self, s_req_t *r, const char *op, json_t *args, uint64_t wait_
     json_object_foreach(args, key, v)
     {
         sos_mp_pack_str(&pk, key);
-        if (json_is_string(v))
-            sos_mp_pack_strn(&pk, json_string_value(v), json_string_length(v));
-        else if (json_is_integer(v) && json_integer_value(v) >= 0)
-            msgpack_pack_uint64(&pk, (uint64_t)json_integer_value(v));
-        else
-            msgpack_pack_nil(&pk);
+        s_json_mp(&pk, v, 0);
     }
     sos_request_pack_end(&pk, 0);
     if (zmq_send(zsock_resolve(self->dealer), self->buf.data, self->buf.size, ZMQ_DONTWAIT) < 0) {
@@ -490,7 +516,9 @@ s_text(json_t *body, const char *key, const char *dflt, size_t max_chars, size_t
 }
 
 /*  The room record's emojis for the node. Today's record holds one string of at most
-    SOS_EMOJIS_MAX bytes: the list joined. (Protocol version 2 stores the list itself.) */
+    SOS_EMOJIS_MAX bytes: the list joined. Protocol version 2 stores the list itself: then
+    this returns the cut list (a JSON array of up to 6 strings), which s_json_mp packs as a
+    msgpack array. */
 static json_t *
 s_emojis_arg(json_t *body)
 {
