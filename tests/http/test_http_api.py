@@ -341,6 +341,25 @@ def test_member_cap():
         check_json(get(b.http, "/room/%s/poll?since=0&member_id=%s" % (room, creator)), 200)
 
 
+def test_node_errors():
+    """The node's own errors through HTTP: a content over the node's 64 KiB is 413
+    too_large (with a body limit above it), an owner that is gone is 503 owner_unreachable."""
+    with Net() as net:
+        a = add_http_node(net).start()
+        b = add_http_node(net, extra=["--http-body-max", "262144"]).start()
+        wait_for("convergence", net.converged)
+        room, c = create(a.http)
+        wait_for("the room on b", lambda: check_json(get(b.http, "/room/%s/info" % room), 200))
+        j = check_json(post(b.http, "/room/%s/join" % room, {}), 200)
+        check_json(post(b.http, "/room/%s/send" % room,
+                        {"member_id": j["member_id"], "content": "z" * 70000}), 413, "too_large")
+        a.kill()
+        check_json(post(b.http, "/room/%s/send" % room,
+                        {"member_id": j["member_id"], "content": "hello"}), 503,
+                   "owner_unreachable")
+        check_json(get(b.http, "/health"), 200)
+
+
 def test_tls():
     """--http-cert/--http-key: the same API over HTTPS, and the advertised URL says so."""
     openssl = shutil.which("openssl")
@@ -365,4 +384,4 @@ def test_tls():
 
 if __name__ == "__main__":
     run([test_endpoints, test_rate_limit, test_forwarding, test_concurrent_timestamps, test_member_cap,
-         test_tls])
+         test_node_errors, test_tls])
