@@ -5,7 +5,8 @@
 //
 //   1. a room created in the page on A is read, decrypted, by sosctl through B;
 //   2. a message sent by sosctl through B appears decrypted in the page;
-//   3. the page with a wrong PIN shows that the messages cannot be decrypted.
+//   3. the page with a wrong PIN shows that the messages cannot be decrypted;
+//   4. the operator's tab shows the node's id, its workers and counters.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -93,6 +94,15 @@ try {
   check(!texts.some((t) => t.includes("hello from")), "plaintext shown with a wrong PIN");
   check(await wrong.$$eval(".msg.undecryptable", (els) => els.length) === texts.length,
         "every message is marked undecryptable");
+  // 4. the operator's tab: this node's id, and the workers with their figures, live
+  const op = await context.newPage();
+  await op.goto(url + "/#node");
+  await op.waitForFunction((id) => document.getElementById("node-id").textContent === id,
+                           process.env.SOS_NODE_A_ID, { timeout: 30000 });
+  await op.waitForFunction(() => document.querySelectorAll("#workers tbody tr").length >= 2,
+                           null, { timeout: 30000 });
+  const counters = await op.$$eval("#counters tr", (rows) => rows.length);
+  check(counters > 10, "counters shown: " + counters);
   console.log("page test: ok (room " + hash + ")");
 } finally {
   await context.close();
