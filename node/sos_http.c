@@ -56,7 +56,8 @@ typedef struct {
     uint64_t bad_json;     /* bodies that are not a JSON object (taken as empty) */
     uint64_t waiting_full; /* refused: --http-max-waiting requests already wait */
     uint64_t node_timeouts;
-    uint64_t too_slow; /* bodies that took longer than --http-timeout in all */
+    uint64_t too_slow;     /* bodies that took longer than --http-timeout in all */
+    uint64_t conn_refused; /* connections over --http-max-conns */
     uint64_t connections;
     uint64_t send_count;
     double send_sum;
@@ -95,6 +96,7 @@ struct _sos_http_t {
     int timer_id;
     zhashx_t *pending; /* req id -> s_req_t (borrowed: a request is owned by its connection) */
     uint64_t next_id;
+    uint64_t open_conns;
     s_stats_t stats;
     msgpack_sbuffer buf;
 };
@@ -842,6 +844,11 @@ s_metric_name(char *dest, size_t size, const char *group, const char *key, const
             snprintf(dest, size, "sosnode_%s", key);
         return;
     }
+    if (streq(group, "http") && streq(key, "open_connections")) {
+        *type = "gauge";
+        snprintf(dest, size, "sosnode_http_open_connections");
+        return;
+    }
     if (streq(group, "http") && streq(key, "waiting")) {
         *type = "gauge";
         snprintf(dest, size, "sosnode_http_waiting_requests");
@@ -1263,8 +1270,31 @@ s_connection(void *cls, struct MHD_Connection *c, void **socket_context,
              enum MHD_ConnectionNotificationCode toe)
 {
     sos_http_t *self = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         self->stats.connections++;
+        self->open_conns++;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && self->open_conns)
+        self->open_conns--;
+}
+
+/*  A new connection over the cap is closed at once, counted and logged (libmicrohttpd's own
+    cap, a little above, is only a backstop: it refuses without telling us). */
+static enum MHD_Result
+s_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    sos_http_t *self = cls;
+    uint64_t cap =
+        (uint64_t)self->cfg->http_max_conns * (self->cfg->n_http ? self->cfg->n_http : 1);
+    if (self->open_conns < cap)
+        return MHD_YES;
+    self->stats.conn_refused++;
+    if (self->stats.conn_refused == 1)
+        sos_log_warning("http: %llu connections open: new ones are refused (further refusals "
+                        "are logged at info level)",
+                        (unsigned long long)self->open_conns);
+    else
+        sos_log_info("http: connection refused: %llu open", (unsigned long long)self->open_conns);
+    return MHD_NO;
 }
 
 /* ------------------------------------------------------------- reactor ---- */
@@ -1446,8 +1476,8 @@ s_start(sos_http_t *self, const char *spec, const char *cert, const char *key, c
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)p, NULL, NULL, s_access, self, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)self->cfg->http_max_conns,
+        flags, (uint16_t)p, s_accept, self, s_access, self, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)self->cfg->http_max_conns + 16,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)self->cfg->http_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned int)1, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
@@ -1570,8 +1600,10 @@ sos_http_pack_stats(const sos_http_t *self, msgpack_packer *pk)
         return;
     }
     const s_stats_t *s = &self->stats;
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 14);
     sos_mp_pack_kv_uint(pk, "too_slow", s->too_slow);
+    sos_mp_pack_kv_uint(pk, "conn_refused", s->conn_refused);
+    sos_mp_pack_kv_uint(pk, "open_connections", self->open_conns);
     sos_mp_pack_kv_uint(pk, "requests", s->requests);
     sos_mp_pack_kv_uint(pk, "connections", s->connections);
     sos_mp_pack_kv_uint(pk, "responses_2xx", s->responses[2]);
