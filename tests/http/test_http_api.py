@@ -341,6 +341,29 @@ def test_member_cap():
         check_json(get(b.http, "/room/%s/poll?since=0&member_id=%s" % (room, creator)), 200)
 
 
+def test_poll_pages():
+    """A poll's reply is capped in bytes, oldest first: a client behind by more than the cap
+    catches up in pages by timestamp, without losing or repeating a message."""
+    with Net() as net:
+        a = add_http_node(net).start()
+        room, c = create(a.http)
+        m = c["member_id"]
+        sent = [check_json(post(a.http, "/room/%s/send" % room,
+                                {"member_id": m, "content": "%02d" % i + "p" * 60000}), 200)
+                ["timestamp"] for i in range(20)]
+        pages, got, since = 0, [], 0
+        while True:
+            q = check_json(get(a.http, "/room/%s/poll?since=%r&member_id=%s" % (room, since, m)),
+                           200)
+            if not q["messages"]:
+                break
+            pages += 1
+            got += [x["timestamp"] for x in q["messages"]]
+            since = q["messages"][-1]["timestamp"]
+        assert got == sent, (len(got), len(sent))
+        assert pages >= 2, pages
+
+
 def test_node_errors():
     """The node's own errors through HTTP: a content over the node's 64 KiB is 413
     too_large (with a body limit above it), an owner that is gone is 503 owner_unreachable."""
@@ -384,4 +407,4 @@ def test_tls():
 
 if __name__ == "__main__":
     run([test_endpoints, test_rate_limit, test_forwarding, test_concurrent_timestamps, test_member_cap,
-         test_node_errors, test_tls])
+         test_poll_pages, test_node_errors, test_tls])
