@@ -32,7 +32,7 @@ s_check_same(const sos_record_t *a, const sos_record_t *b)
 static void
 s_decode(const uint8_t *wire, size_t len, const uint8_t *signer)
 {
-    static sos_record_t rec, stored; /* static: 1.4 KB each */
+    static sos_record_t rec, stored; /* static: 2 KB each */
     sos_rc rc = sos_record_decode(&rec, wire, len);
     sos_rc prc = sos_record_parse(&stored, wire, len);
     FUZZ_CHECK(prc == SOS_OK || prc == SOS_ERR_CORRUPT);
