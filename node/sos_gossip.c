@@ -1286,16 +1286,18 @@ sos_gossip_start(sos_node_t *self)
     }
     self->my_version = version;
     /*  Envelopes dated before this start may have been accepted by the previous run, whose
-        nonce cache is gone: refuse them all. The floor is kept in the store and only rises,
-        so a wall clock set back across a restart does not lower it. */
+        nonce cache is gone: refuse them all. The start is the time taken before the public
+        endpoint was bound (sos_node.c), since peers may send as soon as it is, well before
+        this runs. The floor is kept in the store and only rises, so a wall clock set back
+        across a restart does not lower it. */
     uint64_t floor = 0;
     rc = sos_meta_get_u64(txn, "start_floor", &floor);
     if (rc && rc != SOS_ERR_NOT_FOUND) {
         sos_node_pass_end(self);
         return rc;
     }
-    uint64_t now = sos_now_ms();
-    self->start_floor_ms = now > floor ? now : floor + 1;
+    if (self->start_floor_ms <= floor)
+        self->start_floor_ms = floor + 1;
     rc = sos_meta_put_u64(txn, "start_floor", self->start_floor_ms);
     if (rc) {
         sos_log_error("store: cannot keep the start floor: %s", sos_strerror(rc));

@@ -619,6 +619,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         goto fail;
     self->cfg = *cfg;
     self->start_mono = sos_mono_ms();
+    self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
     msgpack_sbuffer_init(&self->buf2);
     uint64_t interval = cfg->gossip_interval_ms;

@@ -447,7 +447,13 @@ def test_replay_after_restart():
         a.start()
         assert a.node_id == a_id
         wait_for("me still on a after its restart", lambda: me.hex in a.workers())
+        # b talks to a as soon as a's endpoint is bound, before a has even opened its
+        # store: that is after a started, and must not be refused
+        ok_b = counters(b)["exchanges_ok"]
+        wait_for("b's exchanges with the restarted a",
+                 lambda: counters(b)["exchanges_ok"] >= ok_b + 3)
         before = counters(a)
+        assert before["drop_before_start"] == 0, "honest envelopes refused after a restart"
         with w.Conn(a.endpoint) as conn:
             conn.send(leave)
             conn.send(first)
