@@ -81,8 +81,9 @@ void
 sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
 {
     static const char *names[SOS_DROP_MAX] = {
-        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+        "malformed",     "oversized",    "bad_signature",  "bad_version",
+        "replay_window", "nonce_reused", "wrong_sender",   "unexpected",
+        "self",          "bad_request",  "wrong_receiver", "before_start",
     };
     self->stats.drops[reason]++;
     /*  One line per drop at info level; a flood of garbage must not flood the log at the
@@ -190,8 +191,9 @@ static void
 s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
     static const char *drop_names[SOS_DROP_MAX] = {
-        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+        "malformed",     "oversized",    "bad_signature",  "bad_version",
+        "replay_window", "nonce_reused", "wrong_sender",   "unexpected",
+        "self",          "bad_request",  "wrong_receiver", "before_start",
     };
     uint64_t workers = 0, rooms = 0, origins = 0;
     sos_txn_t *txn = sos_node_txn(self);
@@ -375,7 +377,9 @@ s_each_room(void *arg, const sos_record_t *rec)
     msgpack_packer *pk = l->pk;
     msgpack_pack_map(pk, 7);
     sos_mp_pack_kv_str(pk, "room_hash", rec->room_hash);
-    sos_mp_pack_kv_str(pk, "emojis", rec->emojis);
+    char emojis[SOS_EMOJIS_TEXT_MAX + 1];
+    sos_record_emojis_join(rec, emojis, sizeof emojis);
+    sos_mp_pack_kv_str(pk, "emojis", emojis);
     sos_mp_pack_kv_str(pk, "description", rec->description);
     sos_mp_pack_kv_uint(pk, "created_at", rec->created_at);
     sos_mp_pack_kv_uint(pk, "expires_at", rec->expires_at);
@@ -632,6 +636,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         goto fail;
     self->cfg = *cfg;
     self->start_mono = sos_mono_ms();
+    self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
     msgpack_sbuffer_init(&self->buf2);
     uint64_t interval = cfg->gossip_interval_ms;
