@@ -438,6 +438,8 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_WORKER;
     snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
+    /*  The HTTP base URL that clients are given for this node (checked by sos_config). */
+    snprintf(rec->http_url, sizeof rec->http_url, "%s", self->cfg.http_advertise);
     sos_rc rc = sos_gossip_publish(self, rec);
     if (rc)
         sos_log_error("cannot sign our own record: %s", sos_strerror(rc));

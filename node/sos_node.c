@@ -274,13 +274,14 @@ typedef struct {
 } s_list_t;
 
 static void
-s_pack_worker(s_list_t *l, const char *hex, const char *url, uint64_t version,
+s_pack_worker(s_list_t *l, const char *hex, const char *url, const char *http_url, uint64_t version,
               const sos_worker_local_t *local, const sos_peer_t *peer)
 {
     msgpack_packer *pk = l->pk;
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     sos_mp_pack_kv_str(pk, "node_id", hex);
     sos_mp_pack_kv_str(pk, "url", url);
+    sos_mp_pack_kv_str(pk, "http_url", http_url);
     /*  The live figures are in memory; the store has them as of the last flush. */
     sos_mp_pack_kv_uint(pk, "last_seen", peer ? peer->last_seen : local->last_seen);
     sos_mp_pack_kv_uint(pk, "last_ok", peer ? peer->last_ok : local->last_ok);
@@ -303,7 +304,7 @@ s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *loca
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
-    s_pack_worker(l, hex, rec->url, rec->version, local, peer);
+    s_pack_worker(l, hex, rec->url, rec->http_url, rec->version, local, peer);
     return 0;
 }
 
@@ -319,7 +320,7 @@ s_pending_genesis(sos_node_t *self, s_list_t *l)
         n++;
         if (l) {
             sos_worker_local_t local = {0};
-            s_pack_worker(l, p->pinned ? p->hex : "", p->url, 0, &local, p);
+            s_pack_worker(l, p->pinned ? p->hex : "", p->url, "", 0, &local, p);
         }
     }
     return n;
