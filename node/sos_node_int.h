@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <sodium.h>
 
+#include "sos_budget.h"
 #include "sos_client.h"
 #include "sos_config.h"
 #include "sos_envelope.h"
@@ -31,6 +32,8 @@ typedef enum {
     SOS_DROP_UNEXPECTED,    /* a reply nobody waits for, or a message in the wrong place */
     SOS_DROP_SELF,          /* gossip claiming to be from this node */
     SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
+    SOS_DROP_OUTPUT_FULL,   /* an outgoing frame over its connection's or the total byte
+                               budget, or to a connection whose pipe is full */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -55,6 +58,7 @@ typedef struct {
     uint64_t send_dups;
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
+    sos_log_limit_t drop_log[SOS_DROP_MAX]; /* lines written about drops, per reason */
 } sos_stats_t;
 
 /*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
@@ -102,7 +106,7 @@ typedef enum {
 typedef struct {
     zsock_t *sock;
     zframe_t *routing; /* ROUTER: the client's routing id (owned); NULL on a DEALER */
-    uint8_t *data;     /* owned */
+    uint8_t *data;     /* owned: from sos_budget_alloc, charged to the connection */
     size_t size;
     uint64_t req_id; /* client replies: to rewrite on failure */
     sos_out_kind_t kind;
@@ -133,6 +137,7 @@ struct _sos_node_t {
     char id_hex[SOS_NODEID_HEX + 1];
     sos_store_t *store;
     zsock_t *router;
+    sos_budget_t *budget; /* output bytes held per connection (ROUTER and DEALERs) */
     zloop_t *loop;
     int round_timer;
     zhashx_t *peers;    /* url -> sos_peer_t (owned) */
@@ -162,13 +167,16 @@ struct _sos_node_t {
 /*  The pass's write transaction, begun on first use. NULL (and a log line) if the store
     cannot begin one. */
 sos_txn_t *sos_node_txn(sos_node_t *self);
-/*  Queue a frame for after the commit. Takes a copy of data; takes ownership of *routing_p. */
+/*  Queue a frame for after the commit. Takes a copy of data, charged to the connection's
+    output budget (sos_budget.h); takes ownership of *routing_p. A frame over the budget is
+    not queued: it is counted and logged as an output_full drop. */
 void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data,
                     size_t size, uint64_t req_id, sos_out_kind_t kind);
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
-/*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected. */
+/*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
+    its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
 
 /* --- sos_gossip.c ------------------------------------------------------------------ */
