@@ -344,11 +344,19 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     s_reply_queue(self, routing_p, req_id);
 }
 
+/*  The workers reply is one frame: past this many bytes (estimated while counting) the list
+    stops, and the reply says it is truncated, rather than pass the frame ceiling that
+    clients enforce (4,096 workers with long urls would). */
+#define SOS_WORKERS_REPLY_BYTES (1024 * 1024)
+
 typedef struct {
     sos_node_t *node;
     msgpack_packer *pk;
     uint32_t count;
+    uint32_t limit; /* when writing: the count the counting pass reached */
+    size_t bytes;
     bool counting;
+    bool truncated;
 } s_list_t;
 
 static void
@@ -375,9 +383,19 @@ static int
 s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
 {
     s_list_t *l = arg;
-    l->count++;
-    if (l->counting)
+    if (l->counting) {
+        size_t bytes = strlen(rec->url) + SOS_NODEID_HEX + 128;
+        if (l->bytes + bytes > SOS_WORKERS_REPLY_BYTES) {
+            l->truncated = true;
+            return 1;
+        }
+        l->bytes += bytes;
+        l->count++;
         return 0;
+    }
+    if (l->count == l->limit)
+        return 1;
+    l->count++;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
@@ -418,10 +436,15 @@ s_op_workers(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_dir_foreach_worker(txn, s_each_worker, &l);
     uint32_t n = l.count + s_pending_genesis(self, NULL);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 1);
+    msgpack_pack_map(&pk, l.truncated ? 2 : 1);
+    if (l.truncated) {
+        sos_mp_pack_str(&pk, "truncated");
+        msgpack_pack_true(&pk);
+    }
     sos_mp_pack_str(&pk, "workers");
     msgpack_pack_array(&pk, n);
     l.counting = false;
+    l.limit = l.count;
     l.count = 0;
     sos_rc rc = sos_dir_foreach_worker(txn, s_each_worker, &l);
     s_pending_genesis(self, &l);

@@ -204,10 +204,12 @@ s_message_each(void *arg, const sos_message_t *msg)
 {
     s_messages_t *m = arg;
     if (m->counting) {
-        if (m->n == SOS_POLL_MAX_MESSAGES ||
-            (m->n && m->bytes + msg->content_len > SOS_POLL_MAX_BYTES))
+        /*  The batch's bytes as packed (id, sender, keys), not only its content, so that
+            a reply of many small messages fits the frame ceiling too. */
+        size_t bytes = msg->content_len + msg->msg_id_len + msg->sender_len + 64;
+        if (m->n == SOS_POLL_MAX_MESSAGES || (m->n && m->bytes + bytes > SOS_POLL_MAX_BYTES))
             return 1;
-        m->bytes += msg->content_len;
+        m->bytes += bytes;
         m->n++;
         return 0;
     }
