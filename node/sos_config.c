@@ -33,6 +33,11 @@ static const char s_usage[] =
     "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
     "                           address: 0, 10, 30, 60, 180, 300 s (default on)\n"
+    "  --max-connections N      connections to the public endpoint at once (default 4096,\n"
+    "                           lowered at start to half the open files limit)\n"
+    "  --max-connections-per-address N\n"
+    "                           connections from one IP address at once (default 64; 0:\n"
+    "                           no cap); --rate-limit off lifts it too\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -58,6 +63,8 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_workers = 4096;
     cfg->max_rooms = 100000;
     cfg->max_rooms_per_origin = 10000;
+    cfg->max_connections = 4096;
+    cfg->max_connections_per_address = 64;
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
     cfg->log_level = SOS_LOG_NOTICE;
@@ -164,6 +171,9 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},
         {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
+        {"max-connections", offsetof(sos_config_t, max_connections), 1, 1000000},
+        {"max-connections-per-address", offsetof(sos_config_t, max_connections_per_address), 0,
+         1000000},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {

@@ -8,6 +8,7 @@
     disk, and no reader sees data that a failed commit then discards. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "sos_node_int.h"
@@ -25,6 +26,14 @@
 #define SOS_OUT_CONN_BYTES  (4 * 1024 * 1024)
 #define SOS_OUT_TOTAL_BYTES (64 * 1024 * 1024)
 #define SOS_ROUTER_SNDHWM   1000
+
+/*  --rate-limit off lifts every limit keyed on a client's address, this one too: benchmarks
+    and tests run all their clients and nodes from one address. */
+static uint32_t
+s_max_per_address(const sos_node_t *self)
+{
+    return self->cfg.rate_limit ? self->cfg.max_connections_per_address : 0;
+}
 
 /* ------------------------------------------------------------------ passes ---- */
 
@@ -151,11 +160,12 @@ sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size
 static const char *
 s_drop_name(sos_drop_t reason)
 {
-    static const char *names[SOS_DROP_MAX] = {
+    static const char *names[] = {
         "malformed",     "oversized",    "bad_signature", "bad_version",
         "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
-        "self",          "bad_request",  "output_full",
+        "self",          "bad_request",  "output_full",   "connections_refused",
     };
+    _Static_assert(sizeof names / sizeof names[0] == SOS_DROP_MAX, "a name per drop reason");
     return names[reason];
 }
 
@@ -285,7 +295,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 14);
+    msgpack_pack_map(&pk, 15);
     sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
     sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
     sos_mp_pack_kv_str(&pk, "listen", self->cfg.listen);
@@ -297,6 +307,11 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "peers", zhashx_size(self->peers));
     sos_mp_pack_kv_uint(&pk, "record_version", self->my_version);
     sos_mp_pack_kv_uint(&pk, "gossip_interval_ms", self->cfg.gossip_interval_ms);
+    sos_mp_pack_str(&pk, "connections");
+    msgpack_pack_map(&pk, 3);
+    sos_mp_pack_kv_uint(&pk, "open", self->gate ? sos_gate_connections(self->gate) : 0);
+    sos_mp_pack_kv_uint(&pk, "max", self->max_connections);
+    sos_mp_pack_kv_uint(&pk, "max_per_address", s_max_per_address(self));
     sos_mp_pack_str(&pk, "output");
     msgpack_pack_map(&pk, 4);
     sos_mp_pack_kv_uint(&pk, "bytes", sos_budget_total(self->budget));
@@ -648,6 +663,28 @@ s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
 }
 
 static int
+s_recv_monitor(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_gate_on_monitor(self->gate);
+    return 0;
+}
+
+static int
+s_recv_zap(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    sos_node_t *self = arg;
+    const char *address;
+    uint32_t refused = sos_gate_on_zap(self->gate, &address);
+    for (uint32_t i = 0; i < refused; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "a connection from %s past the cap", address);
+        sos_node_drop(self, SOS_DROP_CONNECTION_REFUSED, what);
+    }
+    return 0;
+}
+
+static int
 s_on_round(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
@@ -688,6 +725,24 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
 }
 
 /* ------------------------------------------------------------ lifecycle ---- */
+
+/*  Each connection holds a file descriptor; the DEALERs to peers, the store and the ZAP and
+    monitor sockets need theirs too. So the cap on connections is at most half of the open
+    files limit (which sosnode raises to its hard limit at start). */
+static void
+s_limit_connections(sos_node_t *self)
+{
+    self->max_connections = self->cfg.max_connections;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint64_t fit = rl.rlim_cur / 2;
+    if (fit < self->max_connections) {
+        sos_log_notice("at most %llu connections, half of the open files limit %llu",
+                       (unsigned long long)fit, (unsigned long long)rl.rlim_cur);
+        self->max_connections = fit ? (uint32_t)fit : 1;
+    }
+}
 
 static sos_rc
 s_open(sos_node_t *self, char *why, size_t why_size)
@@ -775,6 +830,15 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     zsock_set_sndhwm(self->router, SOS_ROUTER_SNDHWM);
     zsock_set_rcvhwm(self->router, 10000);
     zsock_set_router_mandatory(self->router, 1);
+    /*  A connection counts against the caps from its accept until it closes; one that
+        never completes the handshake is closed after this long instead of libzmq's 30 s. */
+    zsock_set_handshake_ivl(self->router, 5000);
+    s_limit_connections(self);
+    const char *gate_why = NULL;
+    self->gate =
+        sos_gate_new(self->router, self->max_connections, s_max_per_address(self), &gate_why);
+    if (!self->gate)
+        sos_log_warning("no cap on connections: %s", gate_why);
     if (zsock_bind(self->router, "%s", cfg->listen) < 0) {
         snprintf(why, why_size, "cannot bind %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
         sos_log_error("%s", why);
@@ -792,6 +856,10 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         goto fail;
     zloop_reader(self->loop, self->router, s_recv_router, self);
     zloop_reader_set_tolerant(self->loop, self->router);
+    if (self->gate) {
+        zloop_reader(self->loop, sos_gate_monitor(self->gate), s_recv_monitor, self);
+        zloop_reader(self->loop, sos_gate_zap(self->gate), s_recv_zap, self);
+    }
     self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
     size_t tick = cfg->gossip_interval_ms / 4;
     tick = tick < 20 ? 20 : tick > 500 ? 500 : tick;
@@ -840,6 +908,7 @@ sos_node_destroy(sos_node_t **self_p)
     zhashx_destroy(&self->gaps);
     free(self->digest_cache);
     zsock_destroy(&self->router);
+    sos_gate_destroy(&self->gate);
     sos_replay_destroy(&self->replay);
     if (self->pass.txn)
         sos_txn_abort(&self->pass.txn);

@@ -10,6 +10,7 @@
 #include "sos_budget.h"
 #include "sos_client.h"
 #include "sos_config.h"
+#include "sos_gate.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
 #include "sos_identity.h"
@@ -22,18 +23,19 @@
 
 /*  Why an incoming frame or record was dropped; each has a counter shown by `status`. */
 typedef enum {
-    SOS_DROP_MALFORMED,     /* does not decode */
-    SOS_DROP_OVERSIZED,     /* over a size ceiling */
-    SOS_DROP_BAD_SIGNATURE, /* an envelope or record signature does not verify */
-    SOS_DROP_BAD_VERSION,   /* unknown protocol version, message type or record kind */
-    SOS_DROP_REPLAY_WINDOW, /* timestamp outside the window */
-    SOS_DROP_NONCE_REUSED,  /* nonce seen before */
-    SOS_DROP_WRONG_SENDER,  /* a reply signed by another node than the peer asked */
-    SOS_DROP_UNEXPECTED,    /* a reply nobody waits for, or a message in the wrong place */
-    SOS_DROP_SELF,          /* gossip claiming to be from this node */
-    SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
-    SOS_DROP_OUTPUT_FULL,   /* an outgoing frame over its connection's or the total byte
-                               budget, or to a connection whose pipe is full */
+    SOS_DROP_MALFORMED,          /* does not decode */
+    SOS_DROP_OVERSIZED,          /* over a size ceiling */
+    SOS_DROP_BAD_SIGNATURE,      /* an envelope or record signature does not verify */
+    SOS_DROP_BAD_VERSION,        /* unknown protocol version, message type or record kind */
+    SOS_DROP_REPLAY_WINDOW,      /* timestamp outside the window */
+    SOS_DROP_NONCE_REUSED,       /* nonce seen before */
+    SOS_DROP_WRONG_SENDER,       /* a reply signed by another node than the peer asked */
+    SOS_DROP_UNEXPECTED,         /* a reply nobody waits for, or a message in the wrong place */
+    SOS_DROP_SELF,               /* gossip claiming to be from this node */
+    SOS_DROP_BAD_REQUEST,        /* a client request that does not decode */
+    SOS_DROP_OUTPUT_FULL,        /* an outgoing frame over its connection's or the total byte
+                                    budget, or to a connection whose pipe is full */
+    SOS_DROP_CONNECTION_REFUSED, /* a connection past the total or per-address cap */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -137,7 +139,9 @@ struct _sos_node_t {
     char id_hex[SOS_NODEID_HEX + 1];
     sos_store_t *store;
     zsock_t *router;
-    sos_budget_t *budget; /* output bytes held per connection (ROUTER and DEALERs) */
+    sos_budget_t *budget;     /* output bytes held per connection (ROUTER and DEALERs) */
+    sos_gate_t *gate;         /* connection caps on the ROUTER; NULL if the process has another */
+    uint32_t max_connections; /* cfg's, lowered to fit the open files limit */
     zloop_t *loop;
     int round_timer;
     zhashx_t *peers;    /* url -> sos_peer_t (owned) */

@@ -6,12 +6,13 @@ drops the replies it cannot hold (drop reason output_full), keeps serving everyo
 and gets its memory back. A flood of bad frames writes a bounded number of log lines."""
 
 import os
+import shutil
 import time
 
 import msgpack
 import zmq
 
-from sosnet import Net, run, wait_for
+from sosnet import Net, Skip, run, wait_for
 from sosclient import Client, new_room_hash
 import soswire as w
 from soswire import Identity, gmsg, worker_record
@@ -157,5 +158,82 @@ def test_bad_frames_log_bounded():
         s.close(0)
 
 
+def answered(endpoint, n):
+    """Open n connections one after the other, each asking status before the next opens, as
+    a stranger filling the slots would; the sockets, and those answered. (A burst of
+    simultaneous connections past a cap is refused whole: each counts when it asks.)"""
+    socks, ok = [], []
+    for i in range(n):
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+        s.send(request(i + 1, "status", {}))
+        socks.append(s)
+        # Generous while the slots last; after the first refusal, refusals are expected.
+        if s.poll(1000 if len(ok) < i else 10000):
+            s.recv()
+            ok.append(s)
+    return socks, ok
+
+
+def status_on(sock):
+    """status asked on a connection the node accepted (sosctl would need a new one, and
+    the test holds every slot)."""
+    sock.send(request(99, "status", {}))
+    assert sock.poll(10000), "no status reply on an accepted connection"
+    reply = msgpack.unpackb(sock.recv(), raw=False)
+    assert reply[2] == "ok", reply
+    return reply[3]
+
+
+def close_all(socks):
+    for s in socks:
+        s.close(0)
+
+
+def test_connection_caps():
+    """Past the total cap, and past the cap per address, connections are refused during the
+    handshake and counted; once they close, the node accepts new ones again."""
+    with Net() as net:
+        # --rate-limit off (the test default) lifts the cap per address: the total applies.
+        node = net.add(extra=("--max-connections", "12")).start()
+        socks, ok = answered(node.endpoint, 30)
+        # The cap, less the sosctl connection of start() if it is not counted out yet.
+        assert 11 <= len(ok) <= 12, "%d of 30 connections answered, cap 12" % len(ok)
+        st = status_on(ok[0])
+        print("total cap 12: %d of 30 answered, %d refused, %d open" % (
+            len(ok), st["drops"]["connections_refused"], st["connections"]["open"]), flush=True)
+        assert st["drops"]["connections_refused"] > 0
+        assert st["connections"]["max"] == 12 and st["connections"]["max_per_address"] == 0
+        close_all(socks)
+        wait_for("the closed connections to be counted out",
+                 lambda: node.status()["connections"]["open"] <= 2, timeout=60)
+        socks, ok = answered(node.endpoint, 5)
+        assert len(ok) == 5, "only %d of 5 new connections answered" % len(ok)
+        close_all(socks)
+
+    with Net(extra=("--rate-limit", "on")) as net:
+        node = net.add(extra=("--max-connections-per-address", "6")).start()
+        socks, ok = answered(node.endpoint, 20)
+        assert 5 <= len(ok) <= 6, "%d of 20 connections from one address, cap 6" % len(ok)
+        st = status_on(ok[0])
+        print("cap per address 6: %d of 20 answered, %d refused" % (
+            len(ok), st["drops"]["connections_refused"]), flush=True)
+        assert st["drops"]["connections_refused"] > 0
+        close_all(socks)
+        wait_for("the node to answer again", lambda: len(answered(node.endpoint, 1)[1]) == 1,
+                 timeout=60)
+
+
+def test_connection_cap_fits_fd_limit():
+    """The default cap on connections is lowered to half the open files limit."""
+    if not shutil.which("prlimit"):
+        raise Skip("prlimit is not installed")
+    with Net() as net:
+        node = net.add(wrap=("prlimit", "--nofile=256:256")).start()
+        assert node.status()["connections"]["max"] == 128, node.status()["connections"]
+
+
 if __name__ == "__main__":
-    run([test_stuck_connections_are_bounded, test_bad_frames_log_bounded])
+    run([test_stuck_connections_are_bounded, test_bad_frames_log_bounded, test_connection_caps,
+         test_connection_cap_fits_fd_limit])
