@@ -20,6 +20,7 @@
     descriptor is closed exactly once, in order. Connections that never finish the handshake
     count until libzmq's handshake timeout closes them. */
 #include <netdb.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@
 struct _sos_gate_t {
     zsock_t *monitor; /* PAIR, the router's events */
     zsock_t *zap;     /* REP on the ZAP endpoint */
+    bool bound;       /* zap holds the endpoint */
     uint32_t max_total;
     uint32_t max_per_address;
     uint32_t open;
@@ -70,8 +72,12 @@ sos_gate_new(zsock_t *router, uint32_t max_total, uint32_t max_per_address, cons
         *why = "the ZAP endpoint is taken by another socket in this process";
         goto fail;
     }
+    self->bound = true;
+    /*  A random name: libzmq frees the endpoint of a closed monitor later, on its reaper
+        thread, and a gate made next in this process must not find its name taken. */
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://sos-gate-%p", (void *)self);
+    snprintf(endpoint, sizeof endpoint, "inproc://sos-gate-%08x%08x", randombytes_random(),
+             randombytes_random());
     if (zmq_socket_monitor(zsock_resolve(router), endpoint,
                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
         zsock_connect(self->monitor, "%s", endpoint) < 0) {
@@ -92,6 +98,10 @@ sos_gate_destroy(sos_gate_t **self_p)
         return;
     sos_gate_t *self = *self_p;
     zsock_destroy(&self->monitor);
+    /*  Closing a socket frees its inproc endpoint later, on libzmq's reaper thread; unbind
+        it now, so that a node made next in this process can have its own gate. */
+    if (self->bound)
+        zsock_unbind(self->zap, S_ZAP_ENDPOINT);
     zsock_destroy(&self->zap);
     zhashx_destroy(&self->fds);
     zhashx_destroy(&self->addresses);
