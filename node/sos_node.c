@@ -105,9 +105,10 @@ s_out_send(sos_node_t *self, zsock_t *sock, const zframe_t *routing, uint8_t **b
         self->stats.frames_out++;
         return true;
     }
-    /*  EAGAIN: the pipe is at its high-water mark (ROUTER_MANDATORY says so instead of
-        dropping in silence); EHOSTUNREACH: the client has gone, which is no one's fault. */
-    if (err == EAGAIN)
+    /*  On the ROUTER, EAGAIN: the pipe is at its high-water mark (ROUTER_MANDATORY says so
+        instead of dropping in silence); EHOSTUNREACH: the client has gone, which is no
+        one's fault. On a DEALER, EAGAIN also means not connected: the caller counts it. */
+    if (err == EAGAIN && routing)
         sos_node_drop(self, SOS_DROP_OUTPUT_FULL, "a connection's pipe is full");
     return false;
 }
@@ -155,6 +156,15 @@ sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size
     if (!buf)
         return false;
     return s_out_send(self, sock, NULL, &buf, size);
+}
+
+bool
+sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *data, size_t size)
+{
+    uint8_t *buf = s_out_alloc(self, self->router, routing, data, size);
+    if (!buf)
+        return false;
+    return s_out_send(self, self->router, routing, &buf, size);
 }
 
 static const char *

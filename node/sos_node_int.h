@@ -182,6 +182,10 @@ void sos_node_pass_end(sos_node_t *self);
 /*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
     its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
+/*  Send a frame to the client or peer at routing (borrowed) on the ROUTER now, without
+    waiting for a commit, charged to its output budget. false if it was not sent: over the
+    budget or a full pipe (counted as output_full), or the connection is gone. */
+bool sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *data, size_t size);
 
 /* --- sos_gossip.c ------------------------------------------------------------------ */
 

@@ -871,13 +871,7 @@ s_answer_poller(sos_node_t *node, sos_txn_t *txn, s_poller_t *p)
         msgpack_packer pk = s_packer(node);
         sos_reply_pack_error(&pk, p->req_id, code, why);
     }
-    void *h = zsock_resolve(node->router);
-    if (zmq_send(h, zframe_data(p->routing), zframe_size(p->routing), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
-            0 &&
-        zmq_send(h, node->buf.data, node->buf.size, ZMQ_DONTWAIT) >= 0) {
-        node->stats.bytes_out += node->buf.size;
-        node->stats.frames_out++;
-    }
+    sos_node_reply_now(node, p->routing, node->buf.data, node->buf.size);
 }
 
 void
