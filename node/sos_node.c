@@ -841,8 +841,8 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     zsock_set_rcvhwm(self->router, 10000);
     zsock_set_router_mandatory(self->router, 1);
     /*  A connection counts against the caps from its accept until it closes; one that
-        never completes the handshake is closed after this long instead of libzmq's 30 s. */
-    zsock_set_handshake_ivl(self->router, 5000);
+        never completes the handshake is closed after 10 s instead of libzmq's 30 s. */
+    zsock_set_handshake_ivl(self->router, 10000);
     s_limit_connections(self);
     const char *gate_why = NULL;
     self->gate =
