@@ -53,3 +53,26 @@ sos_log_limit_take(sos_log_limit_t *limit, uint64_t now_ms, uint64_t *held_p)
     limit->held++;
     return false;
 }
+
+static void
+s_summary(const char *what, uint64_t held)
+{
+    if (held)
+        sos_log_warning("%s: %llu more not logged in the last %d s", what, (unsigned long long)held,
+                        SOS_LOG_LIMIT_MS / 1000);
+}
+
+bool
+sos_log_limit_line(sos_log_limit_t *limit, const char *what)
+{
+    uint64_t held = 0;
+    bool write = sos_log_limit_take(limit, (uint64_t)zclock_mono(), &held);
+    s_summary(what, held);
+    return write;
+}
+
+void
+sos_log_limit_summary(sos_log_limit_t *limit, const char *what)
+{
+    s_summary(what, sos_log_limit_flush(limit, (uint64_t)zclock_mono()));
+}

@@ -43,6 +43,13 @@ bool sos_log_limit_take(sos_log_limit_t *limit, uint64_t now_ms, uint64_t *held_
     that the summary of the last burst of a flood is written even if no event follows. */
 uint64_t sos_log_limit_flush(sos_log_limit_t *limit, uint64_t now_ms);
 
+/*  The two above on the monotonic clock, with the summary written as a warning
+    "<what>: K more not logged in the last 60 s". sos_log_limit_line returns true if the
+    caller may write its line for this event; sos_log_limit_summary only writes a summary
+    that is due (call it now and then). */
+bool sos_log_limit_line(sos_log_limit_t *limit, const char *what);
+void sos_log_limit_summary(sos_log_limit_t *limit, const char *what);
+
 #define sos_log_error(...)                                                                         \
     do {                                                                                           \
         zsys_error(__VA_ARGS__);                                                                   \

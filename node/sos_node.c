@@ -179,35 +179,30 @@ s_drop_name(sos_drop_t reason)
     return names[reason];
 }
 
-/*  Write the summary of the drop lines an interval held back. */
-static void
-s_drop_summary(sos_drop_t reason, uint64_t held)
-{
-    if (held)
-        sos_log_warning("dropped %s: %llu more not logged in the last %d s", s_drop_name(reason),
-                        (unsigned long long)held, SOS_LOG_LIMIT_MS / 1000);
-}
-
 /*  Every drop is counted; its line is rate-limited per reason (sos_log_limit_t), because a
     stranger can send thousands of bad frames a second and each would be a line on disk. */
 void
 sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
 {
     self->stats.drops[reason]++;
-    uint64_t held = 0;
-    bool write = sos_log_limit_take(&self->stats.drop_log[reason], sos_mono_ms(), &held);
-    s_drop_summary(reason, held);
-    if (write)
-        sos_log_warning("dropped %s: %s", s_drop_name(reason), what);
+    char kind[48];
+    snprintf(kind, sizeof kind, "dropped %s", s_drop_name(reason));
+    if (sos_log_limit_line(&self->stats.drop_log[reason], kind))
+        sos_log_warning("%s: %s", kind, what);
 }
 
-/*  Summaries of drop lines held back in intervals now over (from the housekeeping timer). */
+/*  Summaries of drop and refusal lines held back in intervals now over (from the
+    housekeeping timer). */
 static void
 s_drop_flush(sos_node_t *self)
 {
-    uint64_t now = sos_mono_ms();
-    for (int i = 0; i < SOS_DROP_MAX; i++)
-        s_drop_summary(i, sos_log_limit_flush(&self->stats.drop_log[i], now));
+    for (int i = 0; i < SOS_DROP_MAX; i++) {
+        char kind[48];
+        snprintf(kind, sizeof kind, "dropped %s", s_drop_name(i));
+        sos_log_limit_summary(&self->stats.drop_log[i], kind);
+    }
+    for (int i = 0; i < SOS_MERGE_MAX; i++)
+        sos_log_limit_summary(&self->stats.merge_log[i], "refused a record");
 }
 
 void

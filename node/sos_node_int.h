@@ -60,7 +60,8 @@ typedef struct {
     uint64_t send_dups;
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
-    sos_log_limit_t drop_log[SOS_DROP_MAX]; /* lines written about drops, per reason */
+    sos_log_limit_t drop_log[SOS_DROP_MAX];   /* lines written about drops, per reason */
+    sos_log_limit_t merge_log[SOS_MERGE_MAX]; /* lines about refused records, per result */
 } sos_stats_t;
 
 /*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
