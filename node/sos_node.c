@@ -833,7 +833,13 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         top, and ROUTER_MANDATORY makes a full pipe say EAGAIN, which is counted, instead of
         dropping the frame in silence. */
     zsock_set_sndhwm(self->router, SOS_ROUTER_SNDHWM);
-    zsock_set_rcvhwm(self->router, 10000);
+    /*  Input is bounded per connection too: libzmq reads a connection's frames ahead into
+        its pipe up to this many, each at most the ceiling above, and then leaves them to
+        TCP's flow control: 100 x 2.25 MiB = 225 MiB at most for one connection that sends
+        costly frames faster than the node verifies them (10,000 allowed 22 GiB). Not
+        fewer: a forwarding node multiplexes all its clients on one connection, and what
+        one pass reads of it is one group commit (32 cut forwarded sends per second). */
+    zsock_set_rcvhwm(self->router, 100);
     zsock_set_router_mandatory(self->router, 1);
     /*  A connection counts against the caps from its accept until it closes; one that
         never completes the handshake is closed after 10 s instead of libzmq's 30 s. */
