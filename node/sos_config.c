@@ -46,6 +46,11 @@ static const char s_usage[] =
     "                           reverse proxy that sets it)\n"
     "  --member-idle SECONDS    a join into a full room first removes the members that have\n"
     "                           not polled or sent for this long (default 600)\n"
+    "  --max-connections N      connections to the public endpoint at once (default 4096,\n"
+    "                           lowered at start to half the open files limit)\n"
+    "  --max-connections-per-address N\n"
+    "                           connections from one IP address at once (default 64; 0:\n"
+    "                           no cap); --rate-limit off lifts it too\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -71,6 +76,8 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_workers = 4096;
     cfg->max_rooms = 100000;
     cfg->max_rooms_per_origin = 10000;
+    cfg->max_connections = 4096;
+    cfg->max_connections_per_address = 64;
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
     cfg->log_level = SOS_LOG_NOTICE;
@@ -211,6 +218,9 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"http-timeout", offsetof(sos_config_t, http_timeout_s), 1, 3600},
         {"http-max-waiting", offsetof(sos_config_t, http_max_waiting), 1, 1000000},
         {"member-idle", offsetof(sos_config_t, member_idle_s), 1, 30 * 86400},
+        {"max-connections", offsetof(sos_config_t, max_connections), 1, 1000000},
+        {"max-connections-per-address", offsetof(sos_config_t, max_connections_per_address), 0,
+         1000000},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {

@@ -37,7 +37,9 @@ typedef struct {
     uint32_t max_rooms_per_origin; /* 10000 */
     uint64_t map_size;             /* LMDB map, bytes */
     bool rate_limit;               /* escalating delays on room creation per client address */
-    int log_level;                 /* sos_log_level_t */
+    uint32_t max_connections;      /* 4096: on the public endpoint (lowered to fit the fd limit) */
+    uint32_t max_connections_per_address; /* 64; 0: none; lifted by rate_limit off */
+    int log_level;                        /* sos_log_level_t */
     bool show_help;
     bool show_version;
     /* HTTP front end (sos_http.c) */

@@ -379,7 +379,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         goto done;
     }
     self->stats.merges[result]++;
-    if (result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM)
+    if ((result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM) &&
+        sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
         sos_log_info("refused a record (%s)", sos_merge_result_name(result));
     if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER &&
         rec->version > self->my_version) {
