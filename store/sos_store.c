@@ -293,8 +293,17 @@ sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size)
     mrc = mdb_env_set_maxdbs(self->env, SOS_STORE_MAXDBS);
     if (!mrc)
         mrc = mdb_env_set_mapsize(self->env, (size_t)map_size);
+    unsigned env_flags = MDB_NOTLS;
+#ifdef SOS_TEST_UNSAFE_SYNC
+    /*  Test builds only: a store that skips syncs, which the power-cut test must catch. */
+    const char *weak = getenv("SOS_TEST_MDB_FLAGS");
+    if (weak && strcmp(weak, "nosync") == 0)
+        env_flags |= MDB_NOSYNC;
+    else if (weak && strcmp(weak, "nometasync") == 0)
+        env_flags |= MDB_NOMETASYNC;
+#endif
     if (!mrc)
-        mrc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600);
+        mrc = mdb_env_open(self->env, dir, env_flags, 0600);
     if (mrc) {
         rc = sos_store_rc(mrc);
         goto fail_created;
