@@ -7,11 +7,14 @@ acknowledged room in both directories; a worker record whose version grew past w
 node saw before the cut.
 
 Usage: test_powercut.py [--cuts N] [--seed S]   (default 8 cuts: the CI run; more for soak)
-Environment: SOS_BIN (the build directory), SOS_POWERCUT_SHIM (the shim's path)."""
+Environment: SOS_BIN (the build directory), SOS_POWERCUT_SHIM (the shim's path),
+SOS_POWERCUT_CUTS (the default for --cuts), SOS_POWERCUT_KEEP (a directory that gets a copy
+of the owner's data directory as the last cut left it)."""
 
 import argparse
 import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -211,7 +214,7 @@ def powercut(cuts, seed):
                 sum(len(r[2]) for r in rooms), len(created)), flush=True)
 
             if os.environ.get("SOS_POWERCUT_KEEP"):
-                import shutil
+                # what the cut left, kept for a post-mortem (mdb_stat, the log)
                 shutil.rmtree(os.environ["SOS_POWERCUT_KEEP"], ignore_errors=True)
                 shutil.copytree(a.data, os.environ["SOS_POWERCUT_KEEP"])
             # Back on what remains: the store opens, nothing acknowledged is lost
