@@ -262,8 +262,9 @@ s_store_free(sos_store_t *self)
 /*  A transaction's record: each put or delete as kind (1), db (1), key length (4), value
     length (4), key, value; S_OP_DEL_DUP deletes one duplicate (the value) of a DUPSORT key. */
 enum { S_OP_PUT = 1, S_OP_DEL = 2, S_OP_DEL_DUP = 3 };
-#define S_OP_HDR  10
-#define S_KEY_MAX 511 /* LMDB's default largest key */
+#define SOS_PIN_GROWTH 2048 /* pages (8 MiB of 4 KiB) the file may grow between checkpoints */
+#define S_OP_HDR       10
+#define S_KEY_MAX      511 /* LMDB's default largest key */
 
 static void
 s_put32le(uint8_t *p, uint32_t v)
@@ -405,6 +406,7 @@ s_checkpoint(sos_store_t *self)
     if (self->pin)
         mdb_txn_abort(self->pin);
     self->pin = pin;
+    self->pin_pgno = info.me_last_pgno;
     return SOS_OK;
 }
 
@@ -440,6 +442,7 @@ s_log_start(sos_store_t *self, const char *dir, bool had_checkpoint)
         rc = sos_store_rc(mdb_txn_begin(self->env, NULL, MDB_RDONLY, &self->pin));
         if (rc)
             self->pin = NULL;
+        self->pin_pgno = info.me_last_pgno;
     } else
         rc = s_checkpoint(self);
     if (rc)
@@ -712,7 +715,10 @@ s_commit_log(sos_txn_t *txn)
     else
         rc = SOS_OK; /* test builds: a log that is never synced, which tests must catch */
 #endif
-    if (rc == SOS_OK && !sos_wal_wants_checkpoint(store->wal))
+    /*  Checkpoint when the log is long, or when the file has grown by SOS_PIN_GROWTH pages
+        since the pin: LMDB reuses no page freed after the pinned snapshot until then */
+    if (rc == SOS_OK && !sos_wal_wants_checkpoint(store->wal) &&
+        info.me_last_pgno < store->pin_pgno + SOS_PIN_GROWTH)
         return SOS_OK;
     sos_rc crc = s_checkpoint(store);
     if (crc == SOS_OK)

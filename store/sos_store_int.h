@@ -37,6 +37,7 @@ struct _sos_store_t {
     atomic_uint n_txns;     /* open transactions, to catch a destroy with one still open */
     struct _sos_wal_t *wal; /* the write-ahead log (sos_wal.c); NULL: LMDB syncs itself */
     MDB_txn *pin;           /* read transaction on the last checkpoint's snapshot */
+    size_t pin_pgno;        /* LMDB's last page then */
     sos_rc broken;          /* a commit could be made durable neither way: writes refused */
     bool wal_nosync;        /* test builds only: appends skip their fdatasync */
     char dir[4096];

@@ -213,6 +213,20 @@ def powercut(cuts, seed):
                 i, lines[-1] if did_cut and lines else "no cut (killed)",
                 sum(len(r[2]) for r in rooms), len(created)), flush=True)
 
+            if did_cut and rng.random() < 0.3:
+                # Power fails again while the node recovers (the log's meta page restored,
+                # its records replayed, the checkpoint): recovery must survive its own cut
+                a.cut = {"after_ms": rng.randint(1, 80), "skip": rng.randint(0, 8),
+                         "seed": rng.randint(1, 2**31), "log": log}
+                n_lines = len(lines)
+                if start_or_die(a):
+                    a.kill()  # the cut fell after start-up: no cut this time
+                a.cut = None
+                with open(log) if os.path.exists(log) else open(os.devnull) as f:
+                    lines = f.read().splitlines()
+                print("  at restart: %s" % (lines[-1] if len(lines) > n_lines else "no cut"),
+                      flush=True)
+
             if os.environ.get("SOS_POWERCUT_KEEP"):
                 # what the cut left, kept for a post-mortem (mdb_stat, the log)
                 shutil.rmtree(os.environ["SOS_POWERCUT_KEEP"], ignore_errors=True)
