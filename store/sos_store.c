@@ -366,10 +366,6 @@ s_replay_apply(void *ctx, uint64_t txnid, const uint8_t *ops, size_t len)
     return SOS_OK;
 }
 
-/*  Make LMDB's file durable, move the pin to the snapshot now on disk, and record that
-    snapshot's meta page in the log. The new pin is taken before the log names the new
-    snapshot, and the old one released only after: at every moment the snapshot the log
-    names is pinned. */
 /*  Whether LMDB's state is the log's checkpoint already: nothing to make durable. A store
     opened and closed without a write (a refused start) then leaves every file as it was. */
 static bool
@@ -380,6 +376,10 @@ s_checkpointed(sos_store_t *self)
            info.me_last_txnid == sos_wal_last_txnid(self->wal);
 }
 
+/*  Make LMDB's file durable, move the pin to the snapshot now on disk, and record that
+    snapshot's meta page in the log. The new pin is taken before the log names the new
+    snapshot, and the old one released only after: at every moment the snapshot the log
+    names is pinned. */
 static sos_rc
 s_checkpoint(sos_store_t *self)
 {
@@ -492,7 +492,6 @@ sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size)
     rc = s_prepare_lock_file(dir);
     if (rc)
         goto fail;
-    snprintf(self->dir, sizeof self->dir, "%s", dir);
     bool use_log = true;
 #ifdef SOS_TEST_UNSAFE_SYNC
     const char *weak_log = getenv("SOS_TEST_MDB_FLAGS");

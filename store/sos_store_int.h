@@ -40,7 +40,6 @@ struct _sos_store_t {
     size_t pin_pgno;        /* LMDB's last page then */
     sos_rc broken;          /* a commit could be made durable neither way: writes refused */
     bool wal_nosync;        /* test builds only: appends skip their fdatasync */
-    char dir[4096];
 };
 
 struct _sos_txn_t {
