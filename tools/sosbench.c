@@ -43,6 +43,7 @@
 #include "sos_identity.h"
 #include "sos_mp.h"
 #include "sos_record.h"
+#include "sosbench_redis.h"
 
 //  Exit codes
 #define S_EXIT_OK    0
@@ -183,6 +184,10 @@ static const char *s_usage_text =
     "    --fill M           Messages the room must hold for the poll figure (default 50000).\n"
     "    --delays D         Messages timed to a long-polling reader (default 200).\n"
     "    --interval MS      The nodes' gossip interval (default 200).\n"
+    "    --compare redis    Then run redis-server (appendonly yes, appendfsync always; its\n"
+    "                       directory beside the nodes' stores) with the same clients, window\n"
+    "                       and message size, XADD to one stream, and print its figures and\n"
+    "                       the ratios. Skipped, saying so, without redis-server or hiredis.\n"
     "\n"
     "OUTPUT\n"
     "    A table with one figure per line (name, value, unit, and the target where the\n"
@@ -233,6 +238,7 @@ typedef struct {
     int history;
     int fill;
     int delays;
+    bool compare_redis;
 } s_opts_t;
 
 /* ------------------------------------------------------------------ figures ---- */
@@ -2162,6 +2168,49 @@ s_send_phase(s_cluster_t *c, s_client_t *clients, size_t n, double rate, s_phase
     return 0;
 }
 
+//  The same load on redis-server in its durable mode, beside the nodes' stores; its figures
+//  and the node's ratios to them. Without redis-server or hiredis: says so, and skips.
+static int
+s_redis_compare(s_cluster_t *c, s_report_t *r, const char *room, const char *content,
+                const s_phase_t *sos)
+{
+    const s_opts_t *o = c->opts;
+    char dir[PATH_MAX + 8], stream[SOS_ROOMHASH_LEN + 8];
+    snprintf(dir, sizeof dir, "%s/redis", c->dir);
+    snprintf(stream, sizeof stream, "room:%s", room);
+    sosbench_redis_opts_t ro = {.dir = dir,
+                                .stream = stream,
+                                .content = content,
+                                .size = o->size,
+                                .clients = o->clients,
+                                .window = o->window,
+                                .duration_s = o->duration_s};
+    sosbench_redis_result_t res;
+    s_progress("Redis: %d clients, XADD for %d s (appendonly yes, appendfsync always)", o->clients,
+               o->duration_s);
+    int rc = sosbench_redis_run(&ro, &res);
+    if (rc == SOSBENCH_REDIS_SKIPPED) {
+        s_progress("%s", res.error);
+        return 0;
+    }
+    if (rc)
+        return s_fail("Redis: %s", res.error);
+    s_progress("Redis: %.0f/s, p50 %.3f ms, p99 %.3f ms", res.rate, res.p50, res.p99);
+    s_fig(r, "redis_sends_per_s", res.rate, 0, "msg/s", "Redis XADD (appendfsync always) per s",
+          NULL);
+    s_fig(r, "redis_p50_ms", res.p50, 3, "ms", "  Redis latency p50", NULL);
+    s_fig(r, "redis_p99_ms", res.p99, 3, "ms", "  Redis latency p99", NULL);
+    s_fig(r, "redis_max_ms", res.max, 3, "ms", "  Redis latency max", NULL);
+    s_fig(r, "redis_cpu_pct", res.server_cpu, 1, "%core", "  redis-server CPU while sending", NULL);
+    s_fig(r, "vs_redis_rate", res.rate > 0 ? sos->rate / res.rate : 0, 2, "x",
+          "sosnode / Redis: sends per second", ">= 1");
+    s_fig(r, "vs_redis_p50", res.p50 > 0 ? sos->p50 / res.p50 : 0, 2, "x",
+          "sosnode / Redis: latency p50", "<= 1 (1 client)");
+    s_fig(r, "vs_redis_p99", res.p99 > 0 ? sos->p99 / res.p99 : 0, 2, "x",
+          "sosnode / Redis: latency p99", NULL);
+    return 0;
+}
+
 static int
 s_messages_run(s_cluster_t *c, s_report_t *r)
 {
@@ -2358,6 +2407,8 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
           "  send request to long-poll reply, p50", NULL);
     s_fig(r, "delay_send_p99_ms", s_quantile(after_send, (size_t)o->delays, 0.99), 3, "ms",
           "  send request to long-poll reply, p99", NULL);
+    if (o->compare_redis && s_redis_compare(c, r, room, content, &full))
+        goto done;
     result = 0;
 done:
     for (size_t i = 0; clients && i < n_clients; i++)
@@ -2425,6 +2476,7 @@ enum {
     S_O_HISTORY,
     S_O_FILL,
     S_O_DELAYS,
+    S_O_COMPARE,
 };
 
 //  Which command an option belongs to (0: global or both)
@@ -2449,6 +2501,7 @@ s_option_command(int opt)
     case S_O_HISTORY:
     case S_O_FILL:
     case S_O_DELAYS:
+    case S_O_COMPARE:
         return S_CMD_MESSAGES;
     default:
         return S_CMD_NONE;
@@ -2482,6 +2535,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         {"history", required_argument, NULL, S_O_HISTORY},
         {"fill", required_argument, NULL, S_O_FILL},
         {"delays", required_argument, NULL, S_O_DELAYS},
+        {"compare", required_argument, NULL, S_O_COMPARE},
         {NULL, 0, NULL, 0},
     };
     *o = (s_opts_t){.timeout_s = 120,
@@ -2500,8 +2554,8 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
                     .fill = 50000,
                     .delays = 200};
     bool have_sosnode = false;
-    s_cmd_t given[S_O_DELAYS + 1] = {0};
-    const char *given_name[S_O_DELAYS + 1] = {0};
+    s_cmd_t given[S_O_COMPARE + 1] = {0};
+    const char *given_name[S_O_COMPARE + 1] = {0};
     opterr = 0;
     int opt, index;
     while ((opt = getopt_long(argc, argv, "+:hV", longopts, &index)) != -1 ||
@@ -2519,7 +2573,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         }
         const char *arg = optarg;
         bool ok = true;
-        if (opt >= S_O_SOSNODE && opt <= S_O_DELAYS) {
+        if (opt >= S_O_SOSNODE && opt <= S_O_COMPARE) {
             given[opt] = s_option_command(opt);
             given_name[opt] = longopts[index].name;
         }
@@ -2595,6 +2649,10 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         case S_O_DELAYS:
             ok = s_parse_int(arg, 1, 100000, &o->delays);
             break;
+        case S_O_COMPARE:
+            ok = streq(arg, "redis");
+            o->compare_redis = ok;
+            break;
         case ':':
             return s_usage_error("%s needs a value", argv[optind - 1]);
         default:
@@ -2607,7 +2665,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         return s_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->cmd == S_CMD_NONE)
         return s_usage_error("no command given: converge or messages");
-    for (int i = 0; i <= S_O_DELAYS; i++)
+    for (int i = 0; i <= S_O_COMPARE; i++)
         if (given[i] != S_CMD_NONE && given[i] != o->cmd)
             return s_usage_error("--%s is not an option of %s", given_name[i],
                                  o->cmd == S_CMD_CONVERGE ? "converge" : "messages");
