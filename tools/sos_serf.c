@@ -509,28 +509,57 @@ sos_serf_find(char *path, size_t size)
     return found;
 }
 
-//  A port free on 127.0.0.1 for both TCP and UDP (serf gossips on both); 0 if none found
+/*  n ports free on 127.0.0.1 for both TCP and UDP (serf gossips on both). Every socket is
+    held open until all are found, so that no two are the same, then released for the agents
+    to bind. -1 if they cannot be found. */
 static int
-s_free_port(void)
+s_free_ports(int *ports, size_t n)
 {
-    for (int attempt = 0; attempt < 50; attempt++) {
+    int *fds = calloc(n * 2, sizeof *fds);
+    if (!fds)
+        return -1;
+    size_t held = 0, found = 0;
+    for (int attempt = 0; found < n && attempt < (int)n * 4 + 50; attempt++) {
         int tcp = socket(AF_INET, SOCK_STREAM, 0), udp = socket(AF_INET, SOCK_DGRAM, 0);
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         socklen_t len = sizeof sa;
-        int port = 0;
         if (tcp >= 0 && udp >= 0 && bind(tcp, (struct sockaddr *)&sa, sizeof sa) == 0 &&
             getsockname(tcp, (struct sockaddr *)&sa, &len) == 0 &&
-            bind(udp, (struct sockaddr *)&sa, sizeof sa) == 0)
-            port = ntohs(sa.sin_port);
+            bind(udp, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            ports[found++] = ntohs(sa.sin_port);
+            fds[held++] = tcp;
+            fds[held++] = udp;
+            continue;
+        }
         if (tcp >= 0)
             close(tcp);
         if (udp >= 0)
             close(udp);
-        if (port)
-            return port;
     }
-    return 0;
+    for (size_t i = 0; i < held; i++)
+        close(fds[i]);
+    free(fds);
+    return found == n ? 0 : -1;
+}
+
+//  The end of an agent's log on stderr, to show why it ended
+static void
+s_log_tail(const char *dir, size_t i)
+{
+    char path[PATH_MAX], buf[1201];
+    if (snprintf(path, sizeof path, "%s/serf%zu.log", dir, i) >= (int)sizeof path)
+        return;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > 1200 ? size - 1200 : 0, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    fprintf(stderr, "--- end of %s ---\n%s\n---\n", path, buf);
 }
 
 static int
@@ -606,8 +635,8 @@ s_reap(s_run_t *run)
         int status;
         if (a->pid > 0 && waitpid(a->pid, &status, WNOHANG) == a->pid) {
             a->pid = 0;
-            fprintf(stderr, "sosbench: serf agent %zu ended (status %d); see %s/serf%zu.log\n", i,
-                    status, run->opts->dir, i);
+            fprintf(stderr, "sosbench: serf agent %zu ended (status %d)\n", i, status);
+            s_log_tail(run->opts->dir, i);
             return -1;
         }
     }
@@ -843,14 +872,17 @@ sos_serf_bench_run(const sos_serf_bench_opts_t *o, sos_serf_bench_result_t *r)
     double *each = calloc(run.n > (size_t)o->events ? run.n : (size_t)o->events, sizeof *each);
     if (!run.agents || !each)
         goto done;
-    for (size_t i = 0; i < run.n; i++) {
-        run.agents[i].bind_port = s_free_port();
-        run.agents[i].rpc_port = s_free_port();
-        if (!run.agents[i].bind_port || !run.agents[i].rpc_port) {
-            fprintf(stderr, "sosbench: no free port for serf agent %zu\n", i);
-            goto done;
-        }
+    int *ports = calloc(run.n * 2, sizeof *ports);
+    if (!ports || s_free_ports(ports, run.n * 2)) {
+        fprintf(stderr, "sosbench: cannot find %zu free ports for the serf agents\n", run.n * 2);
+        free(ports);
+        goto done;
     }
+    for (size_t i = 0; i < run.n; i++) {
+        run.agents[i].bind_port = ports[2 * i];
+        run.agents[i].rpc_port = ports[2 * i + 1];
+    }
+    free(ports);
     //  The first agent, answering, then all others back to back, each told to join it
     fprintf(stderr, "sosbench: starting %zu serf agents\n", run.n);
     if (s_agent_start(&run, 0))
@@ -894,6 +926,10 @@ sos_serf_bench_run(const sos_serf_bench_opts_t *o, sos_serf_bench_result_t *r)
             fprintf(stderr, "sosbench: cannot stream serf's user events\n");
             goto done;
         }
+        //  serf acknowledges `stream` before it registers the stream (a deferred call in its
+        //  RPC handler): an event fired at once could miss the last agent's
+        if (!s_sleep(&run, 500))
+            goto done;
         size_t timed = 0;
         r->events_ok = true;
         for (int i = 0; i < o->events && r->events_ok; i++) {

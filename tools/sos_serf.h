@@ -47,7 +47,8 @@ int sos_serf_rpc_members_post(sos_serf_rpc_t *self);
 bool sos_serf_rpc_members_out(const sos_serf_rpc_t *self);
 
 /*  Subscribe to the agent's user events (`stream` with Type "user") and wait at most
-    timeout_ms for the agent to accept. 0 on success, -1 otherwise. */
+    timeout_ms for the agent to accept. 0 on success, -1 otherwise. serf registers the
+    stream just after it acknowledges it: an event fired in the next moment may not come. */
 int sos_serf_rpc_stream_user(sos_serf_rpc_t *self, int timeout_ms);
 
 /*  Fire a user event (`event`, Coalesce false) and wait at most timeout_ms for the agent's

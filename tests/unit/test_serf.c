@@ -240,6 +240,8 @@ s_test_agent(void)
         CHECK(msg.kind == SOS_SERF_MSG_MEMBERS && msg.alive == 1 && msg.total == 1);
         stream = sos_serf_rpc_connect(rpc_port, 5000);
         CHECK(stream && sos_serf_rpc_stream_user(stream, 5000) == 0);
+        //  serf registers the stream just after it acknowledges it
+        usleep(300000);
         CHECK(sos_serf_rpc_event(rpc, "test-event", 5000) == 0);
         CHECK(stream && s_read_wait(stream, &msg) == 1);
         CHECK(msg.kind == SOS_SERF_MSG_EVENT && strcmp(msg.name, "test-event") == 0);
