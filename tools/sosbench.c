@@ -127,14 +127,15 @@ static const char *s_usage_text =
     "                   it lists them all.\n"
     "\n"
     "        With --stress PCT, busy processes (stress-ng --cpu-load, else spinning children\n"
-    "        of sosbench) take PCT % of every CPU from before the first start until the end\n"
-    "        of the hold phase. With --hold S (or --stress), after join the network is left\n"
-    "        alone for S seconds, and the live workers removed anywhere (the sum over nodes\n"
-    "        of gossip.workers_removed; no node is stopped until the failure phase, so every\n"
-    "        removal before it is a false one) are counted, during join and during hold.\n"
-    "        If join does not complete within --timeout, the run reports how many nodes were\n"
-    "        still incomplete and the nodes' exchanges_ok, exchanges_failed and\n"
-    "        workers_removed, and fails.\n"
+    "        of sosbench) take PCT % of every CPU from before the first start (of serf's\n"
+    "        agents too, with --compare serf) through join, hold, the first rest window and\n"
+    "        spread; such a run ends after spread. With --hold S (or --stress), after join\n"
+    "        the network is left alone for S seconds, and the live workers removed anywhere\n"
+    "        (the sum over nodes of gossip.workers_removed; no node is stopped before the\n"
+    "        failure phase, so every removal until then is a false one) are counted, during\n"
+    "        join and during hold. If join does not complete within --timeout, the run\n"
+    "        reports how many nodes were still incomplete and the nodes' exchanges_ok,\n"
+    "        exchanges_failed and workers_removed, and fails.\n"
     "\n"
     "        With --compare serf, and serf on PATH, the same number of serf agents is run\n"
     "        first on loopback (the first, then all others with -join to it, -profile=lan)\n"
@@ -1450,7 +1451,9 @@ static void
 s_counters(s_cluster_t *c, s_counters_t *sum)
 {
     memset(sum, 0, sizeof *sum);
-    for (size_t i = 0; i < c->n_nodes; i++) {
+    //  Collapsing nodes answer late or not at all: the whole survey is bounded too
+    uint64_t end = s_now_ns() + 30 * S_NS_PER_S;
+    for (size_t i = 0; i < c->n_nodes && s_now_ns() < end && !zsys_interrupted; i++) {
         s_node_t *node = &c->nodes[i];
         s_status_t st;
         if (node->pid <= 0)
@@ -1477,6 +1480,9 @@ static void
 s_fig_counters(s_report_t *r, const char *prefix, const char *when, const s_counters_t *sum)
 {
     char key[48], label[64];
+    snprintf(key, sizeof key, "%s_nodes_answered", prefix);
+    snprintf(label, sizeof label, "%s: nodes that answered status", when);
+    s_fig(r, key, (double)sum->answered, 0, "nodes", label, NULL);
     snprintf(key, sizeof key, "%s_exchanges_ok", prefix);
     snprintf(label, sizeof label, "%s: exchanges ok, all nodes", when);
     s_fig(r, key, (double)sum->exchanges_ok, 0, "", label, NULL);
@@ -1487,7 +1493,7 @@ s_fig_counters(s_report_t *r, const char *prefix, const char *when, const s_coun
     snprintf(label, sizeof label, "%s: live workers removed, all nodes", when);
     s_fig(r, key, (double)sum->workers_removed, 0, "", label, "0");
     snprintf(key, sizeof key, "%s_workers_removed_max", prefix);
-    snprintf(label, sizeof label, "%s:   on the worst node", when);
+    snprintf(label, sizeof label, "%s:   worst node, since start", when);
     s_fig(r, key, (double)sum->removed_max, 0, "", label, NULL);
 }
 
@@ -1675,10 +1681,6 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
         s_set_waiting(c, NULL);
         if (s_wait_all(c, &all_workers, "every node listing every node after the hold", NULL))
             return S_EXIT_FAIL;
-        if (*stress) {
-            sos_stress_destroy(stress);
-            s_progress("stress stopped");
-        }
     }
     if (!s_sleep_ms(settle_ms))
         return s_fail("interrupted");
@@ -1748,6 +1750,12 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
                     "  spread median, sosnode / serf event");
         s_fig_ratio(r, "spread_max_ratio_serf", spread_max, serf.event_max_s,
                     "  spread max, sosnode / serf event");
+    }
+    if (*stress) {
+        //  The load test ends here: the phases after it measure cost and failure on their own
+        sos_stress_destroy(stress);
+        s_progress("stress stopped; a run with --stress ends after spread");
+        return 0;
     }
 
     //  At rest with 10 rooms
