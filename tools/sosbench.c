@@ -1673,6 +1673,7 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
             .exchanges_failed = sum.exchanges_failed - before.exchanges_failed,
             .workers_removed = sum.workers_removed - before.workers_removed,
             .removed_max = sum.removed_max,
+            .answered = sum.answered,
         };
         char when[32];
         snprintf(when, sizeof when, "hold %d s", o->hold_s);
