@@ -1447,33 +1447,34 @@ typedef struct {
     size_t answered;
 } s_counters_t;
 
+//  status: add the node's counters to the sum
+static int
+s_check_counters(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
+{
+    s_counters_t *sum = ctx;
+    if (!sos_conn_reply_ok(reply))
+        return 0;
+    s_status_t st;
+    s_status_parse(reply, &st);
+    sum->exchanges_ok += st.exchanges_ok;
+    sum->exchanges_failed += st.exchanges_failed;
+    sum->workers_removed += st.workers_removed;
+    if (st.workers_removed > sum->removed_max)
+        sum->removed_max = st.workers_removed;
+    sum->answered++;
+    return 1;
+}
+
+//  Ask every running node at once, as every wait does: collapsing nodes answer late, and
+//  asking them one by one would take a timeout each. Those that do not answer within the
+//  phase timeout are left out of the sum (answered says how many are in).
 static void
 s_counters(s_cluster_t *c, s_counters_t *sum)
 {
     memset(sum, 0, sizeof *sum);
-    //  Collapsing nodes answer late or not at all: the whole survey is bounded too
-    uint64_t end = s_now_ns() + 30 * S_NS_PER_S;
-    for (size_t i = 0; i < c->n_nodes && s_now_ns() < end && !zsys_interrupted; i++) {
-        s_node_t *node = &c->nodes[i];
-        s_status_t st;
-        if (node->pid <= 0)
-            continue;
-        msgpack_pack_map(sos_conn_begin(node->conn, "status"), 0);
-        sos_conn_reply_t *reply;
-        //  A node too busy to answer is left out, not waited for
-        if (sos_conn_call(node->conn, 2000, &reply) != SOS_OK)
-            continue;
-        if (sos_conn_reply_ok(reply)) {
-            s_status_parse(reply, &st);
-            sum->exchanges_ok += st.exchanges_ok;
-            sum->exchanges_failed += st.exchanges_failed;
-            sum->workers_removed += st.workers_removed;
-            if (st.workers_removed > sum->removed_max)
-                sum->removed_max = st.workers_removed;
-            sum->answered++;
-        }
-        sos_conn_reply_destroy(&reply);
-    }
+    s_set_waiting(c, NULL);
+    s_probe_t probe = {.op = "status", .pack = s_pack_none, .check = s_check_counters, .ctx = sum};
+    s_wait_all(c, &probe, "the nodes' counters", NULL);
 }
 
 static void
