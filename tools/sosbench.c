@@ -1447,34 +1447,69 @@ typedef struct {
     size_t answered;
 } s_counters_t;
 
-//  status: add the node's counters to the sum
-static int
-s_check_counters(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
-{
-    s_counters_t *sum = ctx;
-    if (!sos_conn_reply_ok(reply))
-        return 0;
-    s_status_t st;
-    s_status_parse(reply, &st);
-    sum->exchanges_ok += st.exchanges_ok;
-    sum->exchanges_failed += st.exchanges_failed;
-    sum->workers_removed += st.workers_removed;
-    if (st.workers_removed > sum->removed_max)
-        sum->removed_max = st.workers_removed;
-    sum->answered++;
-    return 1;
-}
-
-//  Ask every running node at once, as every wait does: collapsing nodes answer late, and
-//  asking them one by one would take a timeout each. Those that do not answer within the
-//  phase timeout are left out of the sum (answered says how many are in).
+/*  Ask every running node once, all at once, and wait for the answers up to the phase
+    timeout. Collapsing nodes answer clients many seconds late: one by one, each with its own
+    timeout, or re-asked every few seconds as the waits do, none would be heard. Those that
+    do not answer in time are left out of the sum (answered says how many are in). */
 static void
 s_counters(s_cluster_t *c, s_counters_t *sum)
 {
     memset(sum, 0, sizeof *sum);
-    s_set_waiting(c, NULL);
-    s_probe_t probe = {.op = "status", .pack = s_pack_none, .check = s_check_counters, .ctx = sum};
-    s_wait_all(c, &probe, "the nodes' counters", NULL);
+    size_t n = c->n_nodes, k = 0;
+    zmq_pollitem_t *items = calloc(n, sizeof *items);
+    s_node_t **which = calloc(n, sizeof *which);
+    if (!items || !which)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        s_node_t *node = &c->nodes[i];
+        node->req_id = 0;
+        if (node->pid <= 0)
+            continue;
+        msgpack_pack_map(sos_conn_begin(node->conn, "status"), 0);
+        if (sos_conn_post(node->conn) != SOS_OK)
+            continue;
+        node->req_id = sos_conn_req_id(node->conn);
+        items[k] = (zmq_pollitem_t){.socket = zsock_resolve(sos_conn_sock(node->conn)),
+                                    .events = ZMQ_POLLIN};
+        which[k++] = node;
+    }
+    uint64_t deadline = s_now_ns() + (uint64_t)c->opts->timeout_s * S_NS_PER_S;
+    size_t pending = k;
+    while (pending && s_now_ns() < deadline && !zsys_interrupted) {
+        if (zmq_poll(items, (int)k, 100) < 0 && errno != EINTR)
+            break;
+        for (size_t j = 0; j < k; j++) {
+            if (!(items[j].revents & ZMQ_POLLIN))
+                continue;
+            s_node_t *node = which[j];
+            sos_conn_reply_t *reply;
+            while (sos_conn_recv(node->conn, 0, &reply) == SOS_OK) {
+                if (node->req_id && sos_conn_reply_req_id(reply) == node->req_id) {
+                    node->req_id = 0;
+                    pending--;
+                    if (sos_conn_reply_ok(reply)) {
+                        s_status_t st;
+                        s_status_parse(reply, &st);
+                        sum->exchanges_ok += st.exchanges_ok;
+                        sum->exchanges_failed += st.exchanges_failed;
+                        sum->workers_removed += st.workers_removed;
+                        if (st.workers_removed > sum->removed_max)
+                            sum->removed_max = st.workers_removed;
+                        sum->answered++;
+                    }
+                }
+                sos_conn_reply_destroy(&reply);
+            }
+        }
+    }
+    if (pending)
+        s_progress("the nodes' counters: %zu of %zu nodes did not answer in %d s", pending, k,
+                   c->opts->timeout_s);
+done:
+    for (size_t i = 0; i < n; i++)
+        c->nodes[i].req_id = 0; /* a late reply is dropped by its req_id */
+    free(items);
+    free(which);
 }
 
 static void
