@@ -481,7 +481,9 @@ typedef struct {
     uint64_t sent_ns;
     bool waiting;
     uint64_t done_ns;
-    uint32_t seen; /* alive members in the last reply */
+    uint32_t seen;  /* alive members in the last reply */
+    uint32_t total; /* members listed in it */
+    bool answered;  /* a members reply came */
 } s_agent_t;
 
 typedef struct {
@@ -715,6 +717,18 @@ s_wait_join(s_run_t *run, uint64_t *last_ns, uint32_t *incomplete)
             break;
         if (now > deadline) {
             *incomplete = (uint32_t)pending;
+            //  What the late agents see, as sosbench says of late nodes
+            for (size_t i = 0, shown = 0; i < run->n && shown < 8; i++) {
+                const s_agent_t *a = &run->agents[i];
+                if (!a->waiting)
+                    continue;
+                if (a->answered)
+                    fprintf(stderr, "sosbench:   serf agent %zu: %u of %u members alive\n", i,
+                            a->seen, a->total);
+                else
+                    fprintf(stderr, "sosbench:   serf agent %zu: no members reply\n", i);
+                shown++;
+            }
             result = 0;
             break;
         }
@@ -733,6 +747,8 @@ s_wait_join(s_run_t *run, uint64_t *last_ns, uint32_t *incomplete)
                 uint64_t at = s_now_ns();
                 inflight--;
                 a->seen = msg.alive;
+                a->total = msg.total;
+                a->answered = true;
                 if (msg.alive == run->n) {
                     a->waiting = false;
                     a->done_ns = at;
