@@ -96,6 +96,19 @@ sos_rc sos_dir_put_worker_local(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTE
 /*  rec may be NULL (does the room exist?). SOS_ERR_INVALID for a malformed room_hash. */
 sos_rc sos_dir_get_room(sos_txn_t *txn, const char *room_hash, sos_record_t *rec);
 
+/*  What this node alone knows of a room hash; it never travels. first_seen (wall ms) is
+    when a record for the hash was first stored here, kept across changes of owner (the
+    merge rules use it to refuse late claims, see node/sos_merge.h); contested says a
+    conflicting claim for the hash was refused. Deleted with the room's record
+    (sos_dir_del_room). get: SOS_ERR_NOT_FOUND if none (a room stored before these were
+    kept), local may be NULL; SOS_ERR_INVALID for a malformed room_hash. */
+typedef struct {
+    uint64_t first_seen;
+    bool contested;
+} sos_room_local_t;
+sos_rc sos_dir_room_local_get(sos_txn_t *txn, const char *room_hash, sos_room_local_t *local);
+sos_rc sos_dir_room_local_put(sos_txn_t *txn, const char *room_hash, const sos_room_local_t *local);
+
 /*  Remove a worker or room record and its index entries. The origin's entry stays while it
     has records or a tombstone, and then goes. SOS_ERR_NOT_FOUND if absent. */
 sos_rc sos_dir_del_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
