@@ -46,7 +46,6 @@ typedef struct {
     uint64_t deadline_mono;
     char owner[SOS_NODEID_HEX + 1];
     char address[64];
-    bool is_join;
 } s_forward_t;
 
 typedef struct {
@@ -263,8 +262,34 @@ s_pack_poll(sos_node_t *node, sos_txn_t *txn, const char *room, uint64_t req_id,
 
 /* ------------------------------------------------------------- arguments ---- */
 
-/*  Count emoji in UTF-8 text: code points, not counting joiners, variation selectors and
-    skin-tone modifiers, which combine with the one before. */
+/*  Decode one UTF-8 code point at p (strict UTF-8, as sos_mp_str has checked); its length,
+    or 0 at the end or on a malformed sequence. */
+static int
+s_code_point(const unsigned char *p, uint32_t *cp)
+{
+    int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+    if (!len || !*p)
+        return 0;
+    uint32_t c = len == 1 ? *p : *p & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    *cp = c;
+    return len;
+}
+
+/*  Code points that join the emoji before them: ZWJ, variation selectors, skin tones, tags. */
+static bool
+s_combining(uint32_t cp)
+{
+    return cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0x1f3fb && cp <= 0x1f3ff) ||
+           (cp >= 0xe0020 && cp <= 0xe007f);
+}
+
+/*  Count emoji in UTF-8 text: code points, not counting those that combine with the one
+    before. -1 if the text is not UTF-8. */
 static int
 s_emoji_count(const char *s)
 {
@@ -272,26 +297,107 @@ s_emoji_count(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         uint32_t cp = 0;
-        int len = *p < 0x80         ? 1
-                  : (*p >> 5) == 6  ? 2
-                  : (*p >> 4) == 14 ? 3
-                  : (*p >> 3) == 30 ? 4
-                                    : 0;
+        int len = s_code_point(p, &cp);
         if (!len)
             return -1;
-        cp = len == 1 ? *p : *p & (0x7f >> len);
-        for (int i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
         p += len;
-        bool combining = cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) ||
-                         (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0020 && cp <= 0xe007f);
-        if (!combining)
+        if (!s_combining(cp))
             n++;
     }
     return n;
+}
+
+/*  The creator's emoji list: up to SOS_EMOJI_COUNT_MAX strings of 1..SOS_EMOJI_BYTES_MAX
+    bytes of UTF-8 each. */
+#define SOS_EMOJI_BYTES_MAX 32
+typedef struct {
+    char item[SOS_EMOJI_COUNT_MAX][SOS_EMOJI_BYTES_MAX + 1];
+    uint32_t n;
+} s_emojis_t;
+
+/*  Split text into emoji (a code point with the combining ones after it). False if the
+    text is not UTF-8, has more than SOS_EMOJI_COUNT_MAX emoji, or one over the byte cap. */
+static bool
+s_emojis_split(s_emojis_t *out, const char *p, size_t len)
+{
+    out->n = 0;
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp = 0;
+        int l = s_code_point((const unsigned char *)p + i, &cp);
+        if (!l || i + (size_t)l > len)
+            return false;
+        if (!s_combining(cp) || out->n == 0) {
+            if (out->n == SOS_EMOJI_COUNT_MAX)
+                return false;
+            out->item[out->n++][0] = 0;
+        }
+        char *e = out->item[out->n - 1];
+        size_t have = strlen(e);
+        if (have + (size_t)l > SOS_EMOJI_BYTES_MAX)
+            return false;
+        memcpy(e + have, p + i, (size_t)l);
+        e[have + (size_t)l] = 0;
+        i += (size_t)l;
+    }
+    return true;
+}
+
+/*  The `emojis` argument of create: an array of up to 6 strings, each 1..32 bytes of UTF-8
+    (or, from clients of protocol version 1, one string, split as sosctl splits it). Absent
+    is an empty list. False (and a reply) if it is anything else. */
+static bool
+s_arg_emojis(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, s_emojis_t *out)
+{
+    out->n = 0;
+    const msgpack_object *o = sos_mp_map_get(req->args, "emojis");
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    const char *p;
+    size_t len;
+    const msgpack_object *items;
+    uint32_t count;
+    bool ok = false;
+    if (sos_mp_str(o, &p, &len, SIZE_MAX)) {
+        if (len > SOS_EMOJIS_MAX) {
+            s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the emojis are too long");
+            return false;
+        }
+        ok = (len == 0 || !memchr(p, 0, len)) && s_emojis_split(out, p, len);
+    } else if (sos_mp_array(o, &items, &count, SOS_EMOJI_COUNT_MAX)) {
+        ok = true;
+        for (uint32_t i = 0; i < count && ok; i++) {
+            ok = sos_mp_str(&items[i], &p, &len, SOS_EMOJI_BYTES_MAX) && len > 0 &&
+                 !memchr(p, 0, len);
+            if (ok) {
+                memcpy(out->item[i], p, len);
+                out->item[i][len] = 0;
+            }
+        }
+        out->n = ok ? count : 0;
+    }
+    if (!ok)
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
+                "emojis must be a list of at most 6 strings of 1..32 bytes of UTF-8");
+    return ok;
+}
+
+/*  Put the emoji list into a room record. The record of protocol version 1 carries one
+    string, the list joined; this is the one place that changes when it carries the list.
+    False if the joined text does not fit. */
+static bool
+s_record_set_emojis(sos_record_t *rec, const s_emojis_t *e)
+{
+    size_t at = 0;
+    rec->emojis[0] = 0;
+    for (uint32_t i = 0; i < e->n; i++) {
+        size_t l = strlen(e->item[i]);
+        if (at + l > SOS_EMOJIS_MAX)
+            return false;
+        memcpy(rec->emojis + at, e->item[i], l + 1);
+        at += l;
+    }
+    return true;
 }
 
 /*  An optional string argument of at most max bytes. Returns false (and replies) if it is
@@ -409,17 +515,17 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
             return;
         }
     }
-    char emojis[SOS_EMOJIS_MAX + 1], description[SOS_DESC_MAX + 1], given[SOS_NICK_MAX + 1];
+    /*  Everything the client gave is checked here, before anything is written: a failure
+        after the first write would leave room state behind that no record points to. */
+    char description[SOS_DESC_MAX + 1], given[SOS_NICK_MAX + 1];
     char nick[SOS_NICK_MAX + 1];
-    if (!s_arg_str(node, routing_p, req, "emojis", emojis, SOS_EMOJIS_MAX) ||
+    s_emojis_t emojis;
+    if (!s_arg_emojis(node, routing_p, req, &emojis) ||
         !s_arg_str(node, routing_p, req, "description", description, SOS_DESC_MAX) ||
         !s_arg_str(node, routing_p, req, "nickname", given, SOS_NICK_MAX))
         return;
-    int n_emoji = s_emoji_count(emojis);
-    if (n_emoji < 0 || n_emoji > SOS_EMOJI_COUNT_MAX || s_emoji_count(description) < 0 ||
-        s_emoji_count(given) < 0) {
-        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
-                "emojis must be at most 6 emoji; texts must be UTF-8");
+    if (s_emoji_count(description) < 0 || s_emoji_count(given) < 0) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "texts must be UTF-8");
         return;
     }
     s_nickname(nick, given);
@@ -461,7 +567,10 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_ROOM;
     strcpy(rec->room_hash, room);
-    strcpy(rec->emojis, emojis);
+    if (!s_record_set_emojis(rec, &emojis)) {
+        s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the emojis are too long");
+        goto done;
+    }
     strcpy(rec->description, description);
     snprintf(rec->url, sizeof rec->url, "%s", node->cfg.advertise);
     rec->created_at = now;
@@ -473,7 +582,13 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
         rc = sos_roomdb_member_put(txn, room, member, nick, now);
     if (rc == SOS_OK)
         rc = sos_gossip_publish(node, rec);
+    /*  The directory must hold the record now (a merge rule may still have refused it). */
+    if (rc == SOS_OK && sos_dir_get_room(txn, room, NULL) != SOS_OK)
+        rc = SOS_ERR_INVALID;
     if (rc) {
+        /*  Undo the room's state and membership. If the undo itself fails, the store has
+            spoiled the transaction and the commit discards the whole pass instead. */
+        sos_roomdb_drop(txn, room);
         sos_log_error("cannot create room %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the room could not be stored");
         goto done;
@@ -543,8 +658,6 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be stored");
         return;
     }
-    if (!(req->flags & SOS_REQ_FORWARDED))
-        zhashx_delete(node->rooms->limits, address); /* a successful join resets the limit */
     msgpack_packer pk = s_packer(node);
     sos_reply_pack_begin(&pk, req->req_id, "ok");
     msgpack_pack_map(&pk, 7);
@@ -738,7 +851,6 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
     f->deadline_mono = sos_mono_ms() + SOS_FORWARD_TIMEOUT_MS + wait_ms;
     strcpy(f->owner, owner);
     snprintf(f->address, sizeof f->address, "%s", address);
-    f->is_join = streq(req->op, "join");
     char key[24];
     snprintf(key, sizeof key, "%llu", (unsigned long long)fwd_id);
     zhashx_insert(node->rooms->forwards, key, f);
@@ -769,8 +881,6 @@ sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
     msgpack_pack_uint64(&pk, f->client_req_id);
     sos_mp_pack_strn(&pk, rep.status, rep.status_len);
     msgpack_pack_object(&pk, *rep.body);
-    if (f->is_join && sos_reply_ok(&rep))
-        zhashx_delete(node->rooms->limits, f->address);
     sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0,
                    SOS_OUT_RELAY);
     zhashx_delete(node->rooms->forwards, key);
