@@ -1061,7 +1061,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         else if (kind == SOS_FRAME_ENVELOPE)
             s_on_reply(self, peer, data, size);
         else if (kind == SOS_FRAME_REPLY)
-            sos_rooms_on_forward_reply(self, data, size);
+            sos_rooms_on_forward_reply(self, peer, data, size);
         else
             sos_node_drop(self, SOS_DROP_UNEXPECTED, "request frame on a peer connection");
         zmq_msg_close(&m);

@@ -196,8 +196,10 @@ void sos_rooms_destroy(sos_rooms_t **self_p);
 /*  A room operation from a client (or a forwarding node). Takes *routing_p. */
 void sos_rooms_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address,
                           const sos_request_t *req);
-/*  A reply from an owner to a request this node forwarded. */
-void sos_rooms_on_forward_reply(sos_node_t *self, const uint8_t *frame, size_t size);
+/*  A reply to a request this node forwarded, received on peer's DEALER (borrowed); taken
+    only if it answers a forward that went out on that peer. */
+void sos_rooms_on_forward_reply(sos_node_t *self, const sos_peer_t *peer, const uint8_t *frame,
+                                size_t size);
 /*  After a commit: answer long polls of rooms that got messages. */
 void sos_rooms_wake(sos_node_t *self);
 void sos_rooms_tick(sos_node_t *self);

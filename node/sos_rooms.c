@@ -45,6 +45,7 @@ typedef struct {
     uint64_t client_req_id;
     uint64_t deadline_mono;
     char owner[SOS_NODEID_HEX + 1];
+    char url[SOS_URL_MAX + 1]; /* the owner's endpoint: its reply must come on this peer */
     char address[64];
 } s_forward_t;
 
@@ -824,7 +825,15 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
     char owner[SOS_NODEID_HEX + 1];
     sos_hex(owner, rec->origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = sos_gossip_peer_for_url(node, rec->url);
-    uint64_t fwd_id = ++node->next_req_id;
+    /*  A forward id is random, not a counter, so that nobody can answer a forward it did not
+        see; the reply must also come on the connection the forward went out on (checked
+        in sos_rooms_on_forward_reply), so that one owner cannot answer another's. */
+    uint64_t fwd_id = 0;
+    char key[24];
+    do {
+        randombytes_buf(&fwd_id, sizeof fwd_id);
+        snprintf(key, sizeof key, "%016llx", (unsigned long long)fwd_id);
+    } while (zhashx_lookup(node->rooms->forwards, key));
     msgpack_packer pk = s_packer(node);
     sos_request_pack_begin(&pk, fwd_id, req->op);
     msgpack_pack_object(&pk, *req->args);
@@ -850,14 +859,14 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
     f->client_req_id = req->req_id;
     f->deadline_mono = sos_mono_ms() + SOS_FORWARD_TIMEOUT_MS + wait_ms;
     strcpy(f->owner, owner);
+    snprintf(f->url, sizeof f->url, "%s", peer->url);
     snprintf(f->address, sizeof f->address, "%s", address);
-    char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)fwd_id);
     zhashx_insert(node->rooms->forwards, key, f);
 }
 
 void
-sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
+sos_rooms_on_forward_reply(sos_node_t *node, const sos_peer_t *peer, const uint8_t *frame,
+                           size_t size)
 {
     sos_mp_doc_t doc;
     sos_reply_t rep;
@@ -867,10 +876,16 @@ sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
         return;
     }
     char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)rep.req_id);
+    snprintf(key, sizeof key, "%016llx", (unsigned long long)rep.req_id);
     s_forward_t *f = zhashx_lookup(node->rooms->forwards, key);
     if (!f) {
         sos_node_drop(node, SOS_DROP_UNEXPECTED, "reply to no forwarded request");
+        sos_mp_doc_release(&doc);
+        return;
+    }
+    if (!streq(f->url, peer->url)) {
+        /*  The forward stays: its owner may still answer it. */
+        sos_node_drop(node, SOS_DROP_WRONG_SENDER, "reply to a forward from another node");
         sos_mp_doc_release(&doc);
         return;
     }
