@@ -32,7 +32,15 @@ static const char s_usage[] =
     "  --max-rooms-per-origin N rooms accepted from one owner (default 10000)\n"
     "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
-    "                           address: 0, 10, 30, 60, 180, 300 s (default on)\n"
+    "                           address: 0, 10, 30, 60, 180, 300 s (default on); off\n"
+    "                           also lifts --client-rate\n"
+    "  --client-rate N          joins and sends per second from one client address, in\n"
+    "                           bursts of up to 10 s of it (default 20)\n"
+    "  --max-pending N          long polls and forwards waiting per client address (default\n"
+    "                           64; 0: no cap)\n"
+    "  --max-pending-total N    long polls and forwards waiting in all (default 16384)\n"
+    "  --member-idle SECONDS    a member without a join or send for this long makes room\n"
+    "                           for a new one in a full room (default 3600; 0: never)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -60,6 +68,10 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_rooms_per_origin = 10000;
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
+    cfg->client_rate = 20;
+    cfg->max_pending = 64;
+    cfg->max_pending_total = 16384;
+    cfg->member_idle_s = 3600;
     cfg->log_level = SOS_LOG_NOTICE;
 }
 
@@ -164,6 +176,10 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},
         {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
+        {"client-rate", offsetof(sos_config_t, client_rate), 1, 1000000},
+        {"max-pending", offsetof(sos_config_t, max_pending), 0, 1000000},
+        {"max-pending-total", offsetof(sos_config_t, max_pending_total), 1, 1000000},
+        {"member-idle", offsetof(sos_config_t, member_idle_s), 0, 30 * 86400},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {

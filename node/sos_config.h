@@ -35,6 +35,13 @@ typedef struct {
     uint32_t max_rooms_per_origin; /* 10000 */
     uint64_t map_size;             /* LMDB map, bytes */
     bool rate_limit;               /* escalating delays on room creation per client address */
+    uint32_t client_rate;          /* 20: joins and sends per second per client address (burst
+                                      10 s of it), while rate_limit is on */
+    uint32_t max_pending;          /* 64: long polls and forwards waiting per client address;
+                                      0 = no cap */
+    uint32_t max_pending_total;    /* 16384: long polls and forwards waiting in all */
+    uint32_t member_idle_s;        /* 3600: a member without a join or send for this long stops
+                                      counting against a full room; 0 = never */
     int log_level;                 /* sos_log_level_t */
     bool show_help;
     bool show_version;

@@ -239,6 +239,9 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"sends", st->sends},
         {"send_dups", st->send_dups},
         {"room_conflicts", st->merges[SOS_MERGE_CONTESTED]},
+        {"refused_rate", st->refused_rate},
+        {"refused_pending", st->refused_pending},
+        {"members_idle", st->members_idle},
     };
     size_t n = sizeof g / sizeof g[0];
     msgpack_pack_map(&pk, n + SOS_MERGE_MAX);

@@ -34,6 +34,7 @@ static const uint32_t s_delays[] = {0, 10, 30, 60, 180, 300};
 typedef struct {
     zframe_t *routing;
     uint64_t req_id;
+    char address[64]; /* the client's, for its pending count */
     char room[SOS_ROOMHASH_LEN + 1];
     char member[SOS_MEMBER_ID_LEN + 1];
     uint64_t since;
@@ -50,9 +51,13 @@ typedef struct {
 } s_forward_t;
 
 typedef struct {
-    uint32_t level;
-    uint64_t next_ms;
-    uint64_t last_ms;
+    uint32_t level;     /* room creations so far, up to the last delay */
+    uint64_t next_ms;   /* no creation before this */
+    uint64_t create_ms; /* the last creation */
+    uint64_t last_ms;   /* the last use of any kind */
+    double tokens;      /* joins and sends left (token bucket) */
+    uint64_t tokens_ms; /* when tokens was last brought up to date; 0: never */
+    uint32_t pending;   /* long polls and forwards waiting */
 } s_limit_t;
 
 struct _sos_rooms_t {
@@ -453,46 +458,145 @@ s_nickname(char *nick, const char *given)
 
 /* ------------------------------------------------------------ rate limit ---- */
 
+/*  Limits per client address
+
+    The address is the one the entry node sees (ZeroMQ's Peer-Address); an owner takes the
+    address a forwarding node reports in the `client` argument of a forwarded request. One
+    entry per address holds:
+
+      - room creation: escalating delays (s_delays), forgotten 30 min after the last create;
+      - joins and sends: a token bucket of --client-rate per second, holding up to 10 s of
+        it, so that a burst of normal chat passes and a flood is refused (rate_limited,
+        retry_after); --rate-limit off lifts both;
+      - pending work: the long polls and forwards of the address that wait for an answer,
+        at most --max-pending (and --max-pending-total in all); over it the node answers
+        unavailable with retry_after, so memory held for waiting requests has a bound.
+
+    The table holds at most SOS_LIMITS_MAX addresses: when it is full, addresses quiet for
+    the reset time with nothing pending are forgotten, and if none is, all are (forgetting
+    only loosens a limit; the total cap on pending work still holds). */
+
 static s_limit_t *
 s_limit(sos_rooms_t *self, const char *address, uint64_t now)
 {
     s_limit_t *lim = zhashx_lookup(self->limits, address);
-    if (lim && now - lim->last_ms > SOS_LIMIT_RESET_MS) {
-        zhashx_delete(self->limits, address);
-        lim = NULL;
+    if (lim && now - lim->create_ms > SOS_LIMIT_RESET_MS) {
+        lim->level = 0;
+        lim->next_ms = 0;
     }
+    return lim;
+}
+
+/*  The entry of address, made if absent; NULL only when out of memory. */
+static s_limit_t *
+s_limit_make(sos_rooms_t *self, const char *address, uint64_t now)
+{
+    s_limit_t *lim = s_limit(self, address, now);
+    if (lim)
+        return lim;
+    if (zhashx_size(self->limits) >= SOS_LIMITS_MAX) {
+        zlistx_t *keys = zhashx_keys(self->limits);
+        for (const char *k = keys ? zlistx_first(keys) : NULL; k; k = zlistx_next(keys)) {
+            s_limit_t *l = zhashx_lookup(self->limits, k);
+            if (l && !l->pending && now - l->last_ms > SOS_LIMIT_RESET_MS)
+                zhashx_delete(self->limits, k);
+        }
+        zlistx_destroy(&keys);
+        if (zhashx_size(self->limits) >= SOS_LIMITS_MAX)
+            zhashx_purge(self->limits);
+    }
+    lim = calloc(1, sizeof *lim);
+    if (!lim)
+        return NULL;
+    lim->last_ms = now;
+    zhashx_insert(self->limits, address, lim);
     return lim;
 }
 
 static void
 s_limit_note_create(sos_rooms_t *self, const char *address, uint64_t now)
 {
-    s_limit_t *lim = s_limit(self, address, now);
-    if (!lim) {
-        if (zhashx_size(self->limits) >= SOS_LIMITS_MAX) {
-            /*  Forget addresses that have been quiet for the reset time; if all are recent,
-                forget them all rather than grow without bound. */
-            zlistx_t *keys = zhashx_keys(self->limits);
-            for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
-                s_limit_t *l = zhashx_lookup(self->limits, k);
-                if (l && now - l->last_ms > SOS_LIMIT_RESET_MS)
-                    zhashx_delete(self->limits, k);
-            }
-            zlistx_destroy(&keys);
-            if (zhashx_size(self->limits) >= SOS_LIMITS_MAX)
-                zhashx_purge(self->limits);
-        }
-        lim = calloc(1, sizeof *lim);
-        if (!lim)
-            return;
-        zhashx_insert(self->limits, address, lim);
-    }
+    s_limit_t *lim = s_limit_make(self, address, now);
+    if (!lim)
+        return;
     /*  level counts the creations so far (up to the last delay): the first creation waits
         s_delays[0] (none), the second s_delays[1] after it, and so on. */
     if (lim->level + 1 < sizeof s_delays / sizeof s_delays[0])
         lim->level++;
     lim->next_ms = now + (uint64_t)s_delays[lim->level] * 1000;
+    lim->create_ms = now;
     lim->last_ms = now;
+}
+
+/*  Take a token for a join or send from address. False (and a rate_limited reply) if it has
+    none left. */
+static bool
+s_limit_take(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, const char *address)
+{
+    if (!node->cfg.rate_limit)
+        return true;
+    uint64_t now = sos_now_ms();
+    s_limit_t *lim = s_limit_make(node->rooms, address, now);
+    if (!lim)
+        return true;
+    double rate = node->cfg.client_rate, burst = rate * 10;
+    if (!lim->tokens_ms)
+        lim->tokens = burst;
+    else if (now > lim->tokens_ms) {
+        lim->tokens += (double)(now - lim->tokens_ms) * rate / 1000;
+        if (lim->tokens > burst)
+            lim->tokens = burst;
+    }
+    lim->tokens_ms = now;
+    lim->last_ms = now;
+    if (lim->tokens >= 1) {
+        lim->tokens -= 1;
+        return true;
+    }
+    node->stats.refused_rate++;
+    if (node->stats.refused_rate % 1000 == 1) /* a flood must not flood the log */
+        sos_log_notice("refused a %s from %s: over --client-rate (%llu refused so far)", req->op,
+                       address, (unsigned long long)node->stats.refused_rate);
+    s_error_extra(node, routing_p, req->req_id, SOS_E_RATE_LIMITED,
+                  "too many requests from this address; wait", "retry_after", NULL,
+                  (uint64_t)((1 - lim->tokens) / rate) + 1);
+    return false;
+}
+
+/*  Admit one more long poll or forward from address. False (and an unavailable reply with
+    retry_after) over the caps. */
+static bool
+s_pending_take(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req,
+               const char *address)
+{
+    sos_rooms_t *self = node->rooms;
+    size_t total = zlistx_size(self->pollers) + zhashx_size(self->forwards);
+    s_limit_t *lim = NULL;
+    bool ok = total < node->cfg.max_pending_total;
+    if (ok && node->cfg.max_pending) {
+        lim = s_limit_make(self, address, sos_now_ms());
+        ok = !lim || lim->pending < node->cfg.max_pending;
+    }
+    if (ok) {
+        if (lim)
+            lim->pending++;
+        return true;
+    }
+    node->stats.refused_pending++;
+    if (node->stats.refused_pending % 1000 == 1)
+        sos_log_notice("refused a %s from %s: too many requests waiting (%llu refused so far)",
+                       req->op, address, (unsigned long long)node->stats.refused_pending);
+    s_error_extra(node, routing_p, req->req_id, SOS_E_UNAVAILABLE,
+                  "too many requests are waiting; try again", "retry_after", NULL, 1);
+    return false;
+}
+
+static void
+s_pending_release(sos_rooms_t *self, const char *address)
+{
+    s_limit_t *lim = zhashx_lookup(self->limits, address);
+    if (lim && lim->pending)
+        lim->pending--;
 }
 
 /* ------------------------------------------------------------ operations ---- */
@@ -636,6 +740,44 @@ s_member(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_reque
     return true;
 }
 
+typedef struct {
+    char member[SOS_MEMBER_ID_LEN + 1];
+    uint64_t joined_at;
+} s_quietest_t;
+
+static int
+s_quietest_each(void *arg, const char *member_id, const char *nickname, uint64_t joined_at)
+{
+    s_quietest_t *q = arg;
+    if (!*q->member || joined_at < q->joined_at) {
+        snprintf(q->member, sizeof q->member, "%s", member_id);
+        q->joined_at = joined_at;
+    }
+    return 0;
+}
+
+/*  A full room: remove its quietest member if it has not joined or sent for --member-idle,
+    so that nobody can fill a room for good (the web app joins again on each visit; a
+    removed member gets not_member and joins again). True if a place was made. */
+static bool
+s_make_room(sos_node_t *node, sos_txn_t *txn, const char *room)
+{
+    if (!node->cfg.member_idle_s)
+        return false;
+    s_quietest_t q = {.member = ""};
+    if (sos_roomdb_foreach_member(txn, room, s_quietest_each, &q) || !*q.member)
+        return false;
+    uint64_t now = sos_now_ms();
+    if (q.joined_at > now || now - q.joined_at < (uint64_t)node->cfg.member_idle_s * 1000)
+        return false;
+    if (sos_roomdb_member_del(txn, room, q.member))
+        return false;
+    node->stats.members_idle++;
+    sos_log_info("room %s is full: removed a member quiet since %llu", room,
+                 (unsigned long long)q.joined_at);
+    return true;
+}
+
 static void
 s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
           const char *room, const char *address, const sos_room_state_t *st)
@@ -647,7 +789,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "nickname must be UTF-8");
         return;
     }
-    if (st->member_count >= SOS_ROOM_MEMBERS_MAX) {
+    if (st->member_count >= SOS_ROOM_MEMBERS_MAX && !s_make_room(node, txn, room)) {
         s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the room is full");
         return;
     }
@@ -698,6 +840,16 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         return;
     if (!*msg_id)
         s_random_hex(msg_id, 16);
+    /*  A send shows the member is there: refresh its joined_at (at most once a minute), which
+        keeps it from being removed as quiet from a full room (s_make_room). */
+    uint64_t joined_at = 0;
+    if (node->cfg.member_idle_s &&
+        sos_roomdb_member_joined(txn, room, member, &joined_at) == SOS_OK &&
+        sos_now_ms() - joined_at > 60 * 1000 &&
+        sos_roomdb_member_put(txn, room, member, nick, sos_now_ms()) != SOS_OK) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be stored");
+        return;
+    }
     sos_message_t msg = {.timestamp = sos_now_ms(),
                          .msg_id = msg_id,
                          .msg_id_len = strlen(msg_id),
@@ -731,7 +883,7 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
 
 static void
 s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
-          const char *room)
+          const char *room, const char *address)
 {
     char member[SOS_MEMBER_ID_LEN + 1];
     if (!s_member(node, txn, routing_p, req, room, member, NULL))
@@ -755,9 +907,14 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         return;
     }
     if (st.last_seq <= since && wait_ms > 0) {
-        s_poller_t *p = calloc(1, sizeof *p);
-        if (!p)
+        if (!s_pending_take(node, routing_p, req, address))
             return;
+        s_poller_t *p = calloc(1, sizeof *p);
+        if (!p) {
+            s_pending_release(node->rooms, address);
+            return;
+        }
+        snprintf(p->address, sizeof p->address, "%s", address);
         p->routing = *routing_p;
         *routing_p = NULL;
         p->req_id = req->req_id;
@@ -818,6 +975,14 @@ s_op_info(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
 
 /* ------------------------------------------------------------ forwarding ---- */
 
+static bool
+s_key_is(const msgpack_object *k, const char *name)
+{
+    size_t len = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+           memcmp(k->via.str.ptr, name, len) == 0;
+}
+
 static void
 s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos_request_t *req,
           const sos_record_t *rec)
@@ -834,11 +999,26 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
         randombytes_buf(&fwd_id, sizeof fwd_id);
         snprintf(key, sizeof key, "%016llx", (unsigned long long)fwd_id);
     } while (zhashx_lookup(node->rooms->forwards, key));
+    if (!s_pending_take(node, routing_p, req, address))
+        return;
+    /*  The arguments as the client gave them, but for `client`: the address we see, so that
+        the owner can apply its per-client limits. */
     msgpack_packer pk = s_packer(node);
     sos_request_pack_begin(&pk, fwd_id, req->op);
-    msgpack_pack_object(&pk, *req->args);
+    const msgpack_object_map *args = &req->args->via.map;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < args->size; i++)
+        n += !s_key_is(&args->ptr[i].key, "client");
+    msgpack_pack_map(&pk, n + 1);
+    for (uint32_t i = 0; i < args->size; i++)
+        if (!s_key_is(&args->ptr[i].key, "client")) {
+            msgpack_pack_object(&pk, args->ptr[i].key);
+            msgpack_pack_object(&pk, args->ptr[i].val);
+        }
+    sos_mp_pack_kv_str(&pk, "client", address);
     sos_request_pack_end(&pk, req->flags | SOS_REQ_FORWARDED);
     if (!peer || !sos_node_send_now(node, peer->dealer, node->buf.data, node->buf.size)) {
+        s_pending_release(node->rooms, address);
         node->stats.forward_failures++;
         s_error_extra(node, routing_p, req->req_id, SOS_E_OWNER_UNREACHABLE,
                       "the room's owner is not reachable", "owner", owner, 0);
@@ -852,8 +1032,10 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
             wait_ms = SOS_POLL_WAIT_MAX_MS;
     }
     s_forward_t *f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f) {
+        s_pending_release(node->rooms, address);
         return;
+    }
     f->routing = *routing_p;
     *routing_p = NULL;
     f->client_req_id = req->req_id;
@@ -898,6 +1080,7 @@ sos_rooms_on_forward_reply(sos_node_t *node, const sos_peer_t *peer, const uint8
     msgpack_pack_object(&pk, *rep.body);
     sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0,
                    SOS_OUT_RELAY);
+    s_pending_release(node->rooms, f->address);
     zhashx_delete(node->rooms->forwards, key);
     sos_mp_doc_release(&doc);
 }
@@ -924,10 +1107,21 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
                 "room_hash must be 16 lower-case hex characters");
         return;
     }
+    /*  The client's address: the one we see, or for a forwarded request the one the
+        forwarding node saw. */
+    char client[64];
+    const char *who = address;
+    o = sos_mp_map_get(req->args, "client");
+    if ((req->flags & SOS_REQ_FORWARDED) && o && sos_mp_str_copy(o, client, sizeof client - 1) &&
+        *client)
+        who = client;
     if (streq(req->op, "create")) {
         s_op_create(node, routing_p, address, req, room);
         return;
     }
+    if ((streq(req->op, "join") || streq(req->op, "send")) &&
+        !s_limit_take(node, routing_p, req, who))
+        return;
     sos_txn_t *txn = sos_node_txn(node);
     if (!txn) {
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
@@ -946,7 +1140,7 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
             s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND,
                     "this node does not own the room");
         else
-            s_forward(node, routing_p, address, req, rec);
+            s_forward(node, routing_p, who, req, rec);
         goto done;
     }
     sos_room_state_t st;
@@ -960,7 +1154,7 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     else if (streq(req->op, "send"))
         s_op_send(node, txn, routing_p, req, room);
     else if (streq(req->op, "poll"))
-        s_op_poll(node, txn, routing_p, req, room);
+        s_op_poll(node, txn, routing_p, req, room, who);
     else if (streq(req->op, "leave"))
         s_op_leave(node, txn, routing_p, req, room);
     else
@@ -1018,6 +1212,7 @@ sos_rooms_wake(sos_node_t *node)
         void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
         if (zlistx_find(node->pass.woken_rooms, p->room)) {
             s_answer_poller(node, txn, p);
+            s_pending_release(self, p->address);
             zlistx_delete(self->pollers, handle);
         }
         handle = next;
@@ -1040,6 +1235,7 @@ sos_rooms_tick(sos_node_t *node)
                 txn = sos_node_txn(node);
             if (txn)
                 s_answer_poller(node, txn, p);
+            s_pending_release(self, p->address);
             zlistx_delete(self->pollers, handle);
         }
         handle = next;
@@ -1053,6 +1249,7 @@ sos_rooms_tick(sos_node_t *node)
         node->stats.forward_failures++;
         s_error_extra(node, &f->routing, f->client_req_id, SOS_E_OWNER_UNREACHABLE,
                       "the room's owner did not answer in time", "owner", f->owner, 0);
+        s_pending_release(self, f->address);
         zhashx_delete(self->forwards, key);
     }
     zlistx_destroy(&late);
@@ -1071,6 +1268,7 @@ s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *cod
         void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
         if (streq(p->room, room)) {
             s_error(node, &p->routing, p->req_id, code, why);
+            s_pending_release(self, p->address);
             zlistx_delete(self->pollers, handle);
         }
         handle = next;

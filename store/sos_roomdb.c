@@ -363,6 +363,22 @@ sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_
 }
 
 sos_rc
+sos_roomdb_member_joined(sos_txn_t *txn, const char *room_hash, const char *member_id,
+                         uint64_t *joined_at)
+{
+    assert(txn);
+    if (!sos_store_room_hash_ok(room_hash) || !s_member_id_ok(member_id))
+        return SOS_ERR_INVALID;
+    uint8_t key[ROOMDB_MEMBER_KEY];
+    MDB_val val;
+    s_member_key(key, room_hash, member_id);
+    sos_rc rc = sos_txn_get(txn, SOS_DB_MEMBERS, key, sizeof key, &val);
+    if (rc)
+        return rc;
+    return s_member_decode(&val, NULL, joined_at);
+}
+
+sos_rc
 sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_id)
 {
     sos_rc rc = sos_txn_op_begin(txn);

@@ -215,6 +215,10 @@ sos_rc sos_roomdb_member_put(sos_txn_t *txn, const char *room_hash, const char *
 /*  nickname (may be NULL) receives SOS_NICK_MAX + 1 bytes. SOS_ERR_NOT_FOUND. */
 sos_rc sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_id,
                              char *nickname);
+/*  The member's joined_at (the node refreshes it on sends, so it is the last join or send).
+    SOS_ERR_NOT_FOUND. */
+sos_rc sos_roomdb_member_joined(sos_txn_t *txn, const char *room_hash, const char *member_id,
+                                uint64_t *joined_at);
 sos_rc sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_id);
 /*  Members in member_id order; the strings are NUL-terminated and valid during the call. */
 typedef int(sos_member_fn)(void *arg, const char *member_id, const char *nickname,
