@@ -321,19 +321,21 @@ typedef struct {
     uint32_t n;
 } s_emojis_t;
 
-/*  Split text into emoji (a code point with the combining ones after it). False if the
+/*  Split text into emoji (a code point with the combining ones after it, and after a ZWJ
+    the code point it joins). False if the
     text is not UTF-8, has more than SOS_EMOJI_COUNT_MAX emoji, or one over the byte cap. */
 static bool
 s_emojis_split(s_emojis_t *out, const char *p, size_t len)
 {
     out->n = 0;
     size_t i = 0;
+    bool joined = false; /* the code point before was a ZWJ: this one joins it */
     while (i < len) {
         uint32_t cp = 0;
         int l = s_code_point((const unsigned char *)p + i, &cp);
         if (!l || i + (size_t)l > len)
             return false;
-        if (!s_combining(cp) || out->n == 0) {
+        if ((!s_combining(cp) && !joined) || out->n == 0) {
             if (out->n == SOS_EMOJI_COUNT_MAX)
                 return false;
             out->item[out->n++][0] = 0;
@@ -345,6 +347,7 @@ s_emojis_split(s_emojis_t *out, const char *p, size_t len)
         memcpy(e + have, p + i, (size_t)l);
         e[have + (size_t)l] = 0;
         i += (size_t)l;
+        joined = cp == 0x200d;
     }
     return true;
 }
