@@ -373,6 +373,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         .max_workers = self->cfg.max_workers,
         .max_rooms = self->cfg.max_rooms,
         .max_rooms_per_origin = self->cfg.max_rooms_per_origin,
+        .max_rooms_unvouched = self->cfg.max_rooms_unvouched,
         .max_room_lifetime_ms = 30ULL * 86400 * 1000,
         .clock_skew_ms = SOS_REPLAY_WINDOW_MS,
     };

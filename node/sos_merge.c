@@ -18,6 +18,7 @@ static const char *s_names[SOS_MERGE_MAX] = {
     [SOS_MERGE_SELF] = "self",
     [SOS_MERGE_BAD_ROOM] = "bad_room",
     [SOS_MERGE_CONTESTED] = "contested",
+    [SOS_MERGE_UNVOUCHED] = "unvouched",
 };
 
 const char *
@@ -184,6 +185,45 @@ s_room_conflict(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *
     return sos_dir_put(txn, rec);
 }
 
+/*  What filling the room caps costs
+
+    A room record costs its maker one signature, so --max-rooms alone could be filled by a
+    handful of throwaway keys, on every node, for 30 days. A room counts freely only if its
+    origin is vouched for: this node, or a worker in the directory that this node has had a
+    successful exchange with in the last SOS_ROOM_VOUCH_MS (its local last_ok, which only a
+    node that answers our SYNCs from its advertised endpoint, with its key, can earn). Rooms
+    from other origins share a pool of max_rooms_unvouched; when the pool is full they are
+    refused for now (counted as merge_unvouched), and anti-entropy offers them again, so an
+    honest owner's room gets in once this node has exchanged with it. Filling the rest of
+    the directory then takes live workers, each with its own reachable endpoint, each held
+    to max_rooms_per_origin. */
+static sos_rc
+s_room_pool(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *rec, bool *pooled,
+            sos_merge_result_t *result)
+{
+    *pooled = false;
+    *result = SOS_MERGE_NEW;
+    if (!ctx->max_rooms_unvouched || memcmp(rec->origin, ctx->self_id, SOS_NODEID_BYTES) == 0)
+        return SOS_OK;
+    sos_worker_local_t local = {0};
+    sos_rc rc = sos_dir_get_worker(txn, rec->origin, NULL, &local);
+    if (rc && rc != SOS_ERR_NOT_FOUND)
+        return rc;
+    /*  A last_ok ahead of our clock (it was stepped back) counts as recent. */
+    if (rc == SOS_OK && local.last_ok &&
+        (local.last_ok >= ctx->now_ms || ctx->now_ms - local.last_ok < SOS_ROOM_VOUCH_MS))
+        return SOS_OK;
+    uint64_t n = 0;
+    rc = sos_dir_rooms_pooled(txn, &n);
+    if (rc)
+        return rc;
+    if (n >= ctx->max_rooms_unvouched)
+        *result = SOS_MERGE_UNVOUCHED;
+    else
+        *pooled = true;
+    return SOS_OK;
+}
+
 static sos_rc
 s_merge_room(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *rec,
              sos_merge_result_t *result, sos_record_t *displaced, bool *displaced_set)
@@ -228,10 +268,14 @@ s_merge_room(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *rec
         *result = SOS_MERGE_CAP;
         goto done;
     }
+    bool pooled = false;
+    rc = s_room_pool(txn, ctx, rec, &pooled, result);
+    if (rc || *result == SOS_MERGE_UNVOUCHED)
+        goto done;
     *result = SOS_MERGE_NEW;
     rc = sos_dir_put(txn, rec);
     if (rc == SOS_OK) {
-        sos_room_local_t local = {.first_seen = ctx->now_ms};
+        sos_room_local_t local = {.first_seen = ctx->now_ms, .pooled = pooled};
         rc = sos_dir_room_local_put(txn, rec->room_hash, &local);
     }
 done:

@@ -21,8 +21,10 @@
       meta        "room/" + room_hash (16 chars) -> first_seen LE (8) + flags LE (8)
 
     The meta entry of a room is what this node alone knows of the hash: when it first held
-    a record for it and whether a claim was refused (contested, flag bit 0). It never
-    travels, outlives a change of owner, and goes with the room's record.
+    a record for it, whether a claim was refused (contested, flag bit 0) and whether it was
+    taken into the pool of rooms from origins not vouched for (pooled, bit 1; the meta key
+    "rooms_pooled" counts those). It never travels, outlives a change of owner, and goes
+    with the room's record.
 
     The local stats of a worker (last_seen LE 8, last_ok LE 8, fail_count LE 4, is_genesis
     1) never travel; they sit in front of the wire bytes so that one read gives both, and a
@@ -460,10 +462,43 @@ sos_dir_room_local_get(sos_txn_t *txn, const char *room_hash, sos_room_local_t *
     if (val.mv_size != DIR_ROOM_LOCAL_VAL)
         return SOS_ERR_CORRUPT;
     if (local) {
+        uint64_t flags = sos_dec_le64((const uint8_t *)val.mv_data + 8);
         local->first_seen = sos_dec_le64(val.mv_data);
-        local->contested = sos_dec_le64((const uint8_t *)val.mv_data + 8) & 1;
+        local->contested = flags & 1;
+        local->pooled = (flags >> 1) & 1;
     }
     return SOS_OK;
+}
+
+#define DIR_POOLED_KEY "rooms_pooled"
+
+sos_rc
+sos_dir_rooms_pooled(sos_txn_t *txn, uint64_t *count)
+{
+    sos_rc rc = sos_meta_get_u64(txn, DIR_POOLED_KEY, count);
+    if (rc == SOS_ERR_NOT_FOUND) {
+        *count = 0;
+        rc = SOS_OK;
+    }
+    return rc;
+}
+
+/*  Add delta (+1 or -1) to the count of pooled rooms. */
+static sos_rc
+s_pooled_add(sos_txn_t *txn, int delta)
+{
+    uint64_t n = 0;
+    sos_rc rc = sos_dir_rooms_pooled(txn, &n);
+    if (rc)
+        return rc;
+    if (delta < 0 && n == 0)
+        return SOS_OK;
+    /*  Written here rather than with sos_meta_put_u64, which would begin an operation of its
+        own inside the caller's. */
+    uint8_t buf[8];
+    sos_enc_le64(buf, delta < 0 ? n - 1 : n + 1);
+    return sos_txn_put(txn, SOS_DB_META, DIR_POOLED_KEY, sizeof DIR_POOLED_KEY - 1, buf,
+                       sizeof buf);
 }
 
 sos_rc
@@ -474,12 +509,19 @@ sos_dir_room_local_put(sos_txn_t *txn, const char *room_hash, const sos_room_loc
         return rc;
     if (!local || !sos_store_room_hash_ok(room_hash))
         return sos_txn_op_end(txn, SOS_ERR_INVALID);
+    sos_room_local_t old = {0};
+    rc = sos_dir_room_local_get(txn, room_hash, &old);
+    if (rc == SOS_ERR_NOT_FOUND)
+        rc = SOS_OK;
+    if (rc == SOS_OK && old.pooled != local->pooled)
+        rc = s_pooled_add(txn, local->pooled ? 1 : -1);
     char key[DIR_ROOM_LOCAL_KEY];
     s_room_local_key(key, room_hash);
     uint8_t val[DIR_ROOM_LOCAL_VAL];
     sos_enc_le64(val, local->first_seen);
-    sos_enc_le64(val + 8, local->contested ? 1 : 0);
-    rc = sos_txn_put(txn, SOS_DB_META, key, sizeof key, val, sizeof val);
+    sos_enc_le64(val + 8, (local->contested ? 1 : 0) | (local->pooled ? 2 : 0));
+    if (rc == SOS_OK)
+        rc = sos_txn_put(txn, SOS_DB_META, key, sizeof key, val, sizeof val);
     return sos_txn_op_end(txn, rc);
 }
 
@@ -501,9 +543,14 @@ s_del_room(sos_txn_t *txn, const char *room_hash)
     if (rc == SOS_OK)
         rc = sos_txn_del(txn, SOS_DB_ROOMS, room_hash, SOS_ROOMHASH_LEN, NULL, 0);
     if (rc == SOS_OK) {
+        sos_room_local_t local = {0};
         char key[DIR_ROOM_LOCAL_KEY];
         s_room_local_key(key, room_hash);
-        rc = sos_txn_del(txn, SOS_DB_META, key, sizeof key, NULL, 0);
+        rc = sos_dir_room_local_get(txn, room_hash, &local);
+        if (rc == SOS_OK && local.pooled)
+            rc = s_pooled_add(txn, -1);
+        if (rc == SOS_OK)
+            rc = sos_txn_del(txn, SOS_DB_META, key, sizeof key, NULL, 0);
         if (rc == SOS_ERR_NOT_FOUND) /* a room stored before first-seen times were kept */
             rc = SOS_OK;
     }

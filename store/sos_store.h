@@ -105,9 +105,12 @@ sos_rc sos_dir_get_room(sos_txn_t *txn, const char *room_hash, sos_record_t *rec
 typedef struct {
     uint64_t first_seen;
     bool contested;
+    bool pooled; /* taken into the bounded pool of rooms from origins not vouched for */
 } sos_room_local_t;
 sos_rc sos_dir_room_local_get(sos_txn_t *txn, const char *room_hash, sos_room_local_t *local);
 sos_rc sos_dir_room_local_put(sos_txn_t *txn, const char *room_hash, const sos_room_local_t *local);
+/*  How many rooms held have pooled set (kept by room_local_put and sos_dir_del_room). */
+sos_rc sos_dir_rooms_pooled(sos_txn_t *txn, uint64_t *count);
 
 /*  Remove a worker or room record and its index entries. The origin's entry stays while it
     has records or a tombstone, and then goes. SOS_ERR_NOT_FOUND if absent. */

@@ -8,6 +8,9 @@
                own socket), so that a node connects to it, and then answers that connection
                with replies for the ids of other forwards: the client's long poll, forwarded
                to the honest owner, gets the honest answer, never the forgery;
+  cap cost     rooms from identities that are no live worker the node exchanged with fill
+               only a small pool (--max-rooms-unvouched): over it they are refused
+               (merge_unvouched), and rooms of live workers still get in everywhere;
   bad create   creates whose emojis are not UTF-8 or not a list of at most 6 short strings
                are refused before anything is written: the hash stays free on that node and
                a good create of it then succeeds.
@@ -175,6 +178,32 @@ def test_forged_reply_to_a_forward_is_refused():
         assert a.alive() and b.alive()
 
 
+def test_rooms_of_strangers_fill_only_their_pool():
+    with Net(extra=["--rate-limit", "off", "--max-rooms-unvouched", "5"]) as net:
+        a, b = net.start(2)
+        wait_for("convergence", net.converged)
+        wait_for("a has exchanged with b", lambda: a.workers()[b.node_id]["last_ok"] > 0)
+        url = "tcp://127.0.0.1:%d" % free_port()
+        strangers = [w.room_record(w.Identity(), 1, url, new_room_hash()) for _ in range(20)]
+        before = gossip(a)["merge_unvouched"]
+        rumor_to(a, w.Identity(), strangers)
+        wait_for("a refuses 15", lambda: gossip(a)["merge_unvouched"] >= before + 15)
+        assert a.status()["rooms"] == 5
+        # b is a live worker a exchanges with: its rooms are not held to the pool.
+        mine = []
+        with Client(b.endpoint) as cb:
+            for _ in range(8):
+                room = new_room_hash()
+                cb.create(room)
+                mine.append(room)
+        wait_for("b's rooms on a", lambda: all(r in a.rooms() for r in mine))
+        with Client(a.endpoint) as ca:
+            ca.create(new_room_hash())
+        assert a.status()["rooms"] == 5 + 8 + 1
+        for room in mine[:2]:
+            chat_works(a, room, "through a")
+
+
 def raw_create(room, emojis_packed):
     """A create request whose emojis argument is given as raw msgpack bytes, so that it can
     be a str that is not UTF-8."""
@@ -226,4 +255,4 @@ def test_bad_create_leaves_the_hash_free():
 
 if __name__ == "__main__":
     run([test_backdated_claim_does_not_move_a_room, test_forged_reply_to_a_forward_is_refused,
-         test_bad_create_leaves_the_hash_free])
+         test_rooms_of_strangers_fill_only_their_pool, test_bad_create_leaves_the_hash_free])

@@ -289,6 +289,54 @@ main(void)
     CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_CONTESTED);
     CHECK(s_room_owner(store, "0000000000000f04", b.pk));
 
+    SECTION("rooms: origins not vouched for share a bounded pool");
+    {
+        sos_merge_ctx_t pool = ctx;
+        pool.max_rooms_unvouched = 2;
+        pool.max_workers = 100;
+        sos_identity_t s1, s2, s3, live;
+        test_seed_identity(&s1, 230);
+        test_seed_identity(&s2, 231);
+        test_seed_identity(&s3, 232);
+        test_seed_identity(&live, 233);
+        s_signed_room(&rec, &s1, 1, "0000000000000a01", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        s_signed_room(&rec, &s2, 1, "0000000000000a02", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        s_signed_room(&rec, &s3, 1, "0000000000000a03", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UNVOUCHED);
+        /*  A worker we only heard of is not vouched for; one we exchanged with lately is. */
+        s_signed_worker(&rec, &live, 1);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        s_signed_room(&rec, &live, 2, "0000000000000a04", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UNVOUCHED);
+        sos_txn_t *ptxn = NULL;
+        sos_worker_local_t wl = {.last_ok = now - 1000};
+        CHECK_RC(sos_txn_begin(store, true, &ptxn), SOS_OK);
+        CHECK_RC(sos_dir_put_worker_local(ptxn, live.pk, &wl), SOS_OK);
+        CHECK_RC(sos_txn_commit(&ptxn), SOS_OK);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        /*  ... and not after SOS_ROOM_VOUCH_MS without an exchange. */
+        sos_merge_ctx_t stale = pool;
+        stale.now_ms = now + SOS_ROOM_VOUCH_MS;
+        s_signed_room(&rec, &live, 3, "0000000000000a05", now - 1000, now);
+        CHECK(s_merge(store, &stale, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UNVOUCHED);
+        /*  This node's own rooms never count against the pool. */
+        s_signed_room(&rec, &me, 50, "0000000000000a06", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_LOCAL, NULL) == SOS_MERGE_NEW);
+        /*  A pooled room that goes frees its place. */
+        uint64_t pooled = 0;
+        CHECK_RC(sos_txn_begin(store, true, &ptxn), SOS_OK);
+        CHECK_RC(sos_dir_rooms_pooled(ptxn, &pooled), SOS_OK);
+        CHECK(pooled == 2);
+        CHECK_RC(sos_dir_del_room(ptxn, "0000000000000a01"), SOS_OK);
+        CHECK_RC(sos_dir_rooms_pooled(ptxn, &pooled), SOS_OK);
+        CHECK(pooled == 1);
+        CHECK_RC(sos_txn_commit(&ptxn), SOS_OK);
+        s_signed_room(&rec, &s3, 1, "0000000000000a03", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    }
+
     sos_store_destroy(&store);
     nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     return test_done("test_merge");
