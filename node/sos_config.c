@@ -41,6 +41,8 @@ static const char s_usage[] =
     "  --max-pending-total N    long polls and forwards waiting in all (default 16384)\n"
     "  --max-rooms-unvouched N  rooms accepted from owners that are no live worker this node\n"
     "                           exchanged with in the last 10 min (default 10000; 0: no cap)\n"
+    "  --room-quota KIB         KiB of messages kept per room: the oldest go first, as with\n"
+    "                           --history (default 4096; 0: no quota)\n"
     "  --member-idle SECONDS    a member without a join or send for this long makes room\n"
     "                           for a new one in a full room (default 3600; 0: never)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
@@ -74,6 +76,7 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_pending = 64;
     cfg->max_pending_total = 16384;
     cfg->max_rooms_unvouched = 10000;
+    cfg->room_quota_kib = 4096;
     cfg->member_idle_s = 3600;
     cfg->log_level = SOS_LOG_NOTICE;
 }
@@ -183,6 +186,7 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-pending", offsetof(sos_config_t, max_pending), 0, 1000000},
         {"max-pending-total", offsetof(sos_config_t, max_pending_total), 1, 1000000},
         {"member-idle", offsetof(sos_config_t, member_idle_s), 0, 30 * 86400},
+        {"room-quota", offsetof(sos_config_t, room_quota_kib), 0, 1024 * 1024},
         {"max-rooms-unvouched", offsetof(sos_config_t, max_rooms_unvouched), 0, 10000000},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {

@@ -862,7 +862,8 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
                          .content_len = len};
     uint64_t seq = 0, ts = 0;
     bool dup = false;
-    sos_rc rc = sos_roomdb_append(txn, room, &msg, node->cfg.history_limit, &seq, &ts, &dup);
+    sos_rc rc = sos_roomdb_append_quota(txn, room, &msg, node->cfg.history_limit,
+                                        (uint64_t)node->cfg.room_quota_kib * 1024, &seq, &ts, &dup);
     if (rc) {
         sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");

@@ -178,6 +178,8 @@ typedef struct {
     uint64_t last_seq;      /* seq of the newest message, 0 if none yet */
     uint32_t message_count; /* messages kept (at most the history limit) */
     uint32_t member_count;
+    uint64_t message_bytes; /* stored size of the messages kept; counted since stores of
+                               this version (0 for a room made before, until it fills) */
 } sos_room_state_t;
 
 /*  A message. In callbacks the pointers borrow from the store and are valid only during the
@@ -238,6 +240,11 @@ sos_rc sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_memb
     SOS_CONTENT_MAX bytes is SOS_ERR_TOO_LARGE. */
 sos_rc sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                          uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup);
+/*  As sos_roomdb_append, and the oldest messages are also dropped while the room's
+    message_bytes is over bytes_limit (0: no limit); the newest message always stays. */
+sos_rc sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                               uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                               uint64_t *timestamp, bool *dup);
 
 typedef int(sos_message_fn)(void *arg, const sos_message_t *msg);
 /*  Messages with seq > since, ascending; the callback returns non-zero to stop. msg_id and

@@ -724,6 +724,8 @@ s_node_start(s_cluster_t *self, s_node_t *node, const s_node_t *genesis, const c
     argv[n++] = "off";
     argv[n++] = "--max-pending";
     argv[n++] = "0";
+    argv[n++] = "--room-quota";
+    argv[n++] = "0";
     argv[n++] = "--log-level";
     argv[n++] = "warning";
     if (genesis) {
