@@ -242,6 +242,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"refused_rate", st->refused_rate},
         {"refused_pending", st->refused_pending},
         {"members_idle", st->members_idle},
+        {"refused_create", st->refused_create},
+        {"refused_full", st->refused_full},
     };
     size_t n = sizeof g / sizeof g[0];
     msgpack_pack_map(&pk, n + SOS_MERGE_MAX);

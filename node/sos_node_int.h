@@ -56,6 +56,8 @@ typedef struct {
     uint64_t refused_rate;    /* joins and sends over --client-rate */
     uint64_t refused_pending; /* long polls and forwards over --max-pending(-total) */
     uint64_t members_idle;    /* quiet members removed to let a new one into a full room */
+    uint64_t refused_create;  /* room creations inside the --rate-limit delays */
+    uint64_t refused_full;    /* joins to a full room */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
 } sos_stats_t;

@@ -617,6 +617,11 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     if (node->cfg.rate_limit) {
         s_limit_t *lim = s_limit(self, address, now);
         if (lim && now < lim->next_ms) {
+            node->stats.refused_create++;
+            if (node->stats.refused_create % 1000 == 1)
+                sos_log_notice("refused a create from %s: inside the rate limit (%llu refused "
+                               "so far)",
+                               address, (unsigned long long)node->stats.refused_create);
             s_error_extra(node, routing_p, req->req_id, SOS_E_RATE_LIMITED,
                           "too many rooms created from this address; wait", "retry_after", NULL,
                           (lim->next_ms - now + 999) / 1000);
@@ -793,6 +798,10 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         return;
     }
     if (st->member_count >= SOS_ROOM_MEMBERS_MAX && !s_make_room(node, txn, room)) {
+        node->stats.refused_full++;
+        if (node->stats.refused_full % 1000 == 1)
+            sos_log_notice("refused a join to %s: the room is full (%llu refused so far)", room,
+                           (unsigned long long)node->stats.refused_full);
         s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the room is full");
         return;
     }

@@ -677,6 +677,8 @@ s_cmd_rooms(sosctl_t *self)
             fputs("  ", stdout);
         }
         s_put_safe(s_str(room, "description"), NULL);
+        if (json_is_true(json_object_get(room, "contested")))
+            fputs("  [contested]", stdout);
         putchar('\n');
     }
 done:

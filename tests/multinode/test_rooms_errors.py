@@ -231,6 +231,7 @@ def test_rate_limited():
             second = new_room_hash()
             body = check_error("rate_limited", ca.call("create", {"room_hash": second}))
             assert isinstance(body["retry_after"], int) and 0 < body["retry_after"] <= 10, body
+            assert a.status()["gossip"]["refused_create"] == 1
             # asking again while limited does not make the wait longer
             again = check_error("rate_limited", ca.call("create", {"room_hash": second}))
             assert 0 < again["retry_after"] <= body["retry_after"], again

@@ -11,6 +11,9 @@
   cap cost     rooms from identities that are no live worker the node exchanged with fill
                only a small pool (--max-rooms-unvouched): over it they are refused
                (merge_unvouched), and rooms of live workers still get in everywhere;
+  bad text     nicknames, descriptions, message content and ids that are not UTF-8 are
+               refused on every path (at the owner and through a forwarding node), and
+               nothing of them is stored;
   bad create   creates whose emojis are not UTF-8 or not a list of at most 6 short strings
                are refused before anything is written: the hash stays free on that node and
                a good create of it then succeeds.
@@ -219,6 +222,50 @@ def fixstr(data):
     return bytes([0xa0 | len(data)]) + data
 
 
+def raw_request(op, args, bad_key, flags=0):
+    """A request frame whose bad_key argument is a str that is not UTF-8 (a surrogate)."""
+    req_id = int.from_bytes(os.urandom(4), "big")
+    body = b"".join(w.pack(k) + w.pack(v) for k, v in args.items())
+    body += w.pack(bad_key) + fixstr(b"ab\xed\xa0\x80")
+    packed_args = bytes([0x80 | (len(args) + 1)]) + body
+    frame = (b"\x95" + w.pack(w.FRAME_REQUEST) + w.pack(req_id) + w.pack(op) + packed_args +
+             w.pack(flags))
+    return req_id, frame
+
+
+def test_text_that_is_not_utf8_is_refused_everywhere():
+    with Net() as net:
+        a, b = net.start(2)
+        wait_for("convergence", net.converged)
+        room = new_room_hash()
+        with Client(a.endpoint) as ca:
+            member = ca.create(room, nickname="owner")["member_id"]
+        wait_for("room in b", lambda: room in b.rooms())
+        cases = [
+            ("create", {"room_hash": new_room_hash()}, "nickname"),
+            ("create", {"room_hash": new_room_hash()}, "description"),
+            ("join", {"room_hash": room}, "nickname"),
+            ("send", {"room_hash": room, "member_id": member, "msg_id": "m"}, "content"),
+            ("send", {"room_hash": room, "member_id": member, "content": "x"}, "msg_id"),
+        ]
+        for entry in (a, b):
+            with Client(entry.endpoint) as c:
+                for op, args, key in cases:
+                    req_id, frame = raw_request(op, args, key)
+                    c.send_frame(frame)
+                    status, body = c.recv_reply(req_id, 15)
+                    assert status == "bad_request", (entry.index, op, key, status, body)
+        # A forwarded request (as a node would send it) gets the same answer from the owner.
+        with Client(a.endpoint) as c:
+            req_id, frame = raw_request("join", {"room_hash": room}, "nickname", flags=1)
+            c.send_frame(frame)
+            assert c.recv_reply(req_id, 15)[0] == "bad_request"
+        with Client(a.endpoint) as ca:
+            assert ca.info(room)["members"] == ["owner"]
+            assert ca.poll(room, member)["messages"] == []
+        assert len(a.rooms()) == 1 and len(b.rooms()) == 1
+
+
 def test_bad_create_leaves_the_hash_free():
     with Net() as net:
         (a,) = net.start(1)
@@ -255,4 +302,5 @@ def test_bad_create_leaves_the_hash_free():
 
 if __name__ == "__main__":
     run([test_backdated_claim_does_not_move_a_room, test_forged_reply_to_a_forward_is_refused,
-         test_rooms_of_strangers_fill_only_their_pool, test_bad_create_leaves_the_hash_free])
+         test_rooms_of_strangers_fill_only_their_pool,
+         test_text_that_is_not_utf8_is_refused_everywhere, test_bad_create_leaves_the_hash_free])

@@ -133,6 +133,7 @@ def test_member_idle():
             time.sleep(1)
             status, body = c.call("join", {"room_hash": room})
             assert status == "too_large", (status, body)
+            assert gossip(a)["refused_full"] == 1
 
 
 if __name__ == "__main__":
