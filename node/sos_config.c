@@ -42,7 +42,7 @@ static const char s_usage[] =
     "  --max-rooms-unvouched N  rooms accepted from owners that are no live worker this node\n"
     "                           exchanged with in the last 10 min (default 10000; 0: no cap)\n"
     "  --room-quota KIB         KiB of messages kept per room: the oldest go first, as with\n"
-    "                           --history (default 4096; 0: no quota)\n"
+    "                           --history (default 16384; 0: no quota)\n"
     "  --member-idle SECONDS    a member without a join or send for this long makes room\n"
     "                           for a new one in a full room (default 3600; 0: never)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
@@ -76,7 +76,7 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_pending = 64;
     cfg->max_pending_total = 16384;
     cfg->max_rooms_unvouched = 10000;
-    cfg->room_quota_kib = 4096;
+    cfg->room_quota_kib = 16384;
     cfg->member_idle_s = 3600;
     cfg->log_level = SOS_LOG_NOTICE;
 }

@@ -42,7 +42,7 @@ typedef struct {
     uint32_t max_pending_total;    /* 16384: long polls and forwards waiting in all */
     uint32_t max_rooms_unvouched;  /* 10000: rooms from origins that are no live worker we
                                       exchanged with (see sos_merge.c); 0 = no cap */
-    uint32_t room_quota_kib;       /* 4096: KiB of messages kept per room (the oldest go
+    uint32_t room_quota_kib;       /* 16384: KiB of messages kept per room (the oldest go
                                       first, as with the history limit); 0 = no quota */
     uint32_t member_idle_s;        /* 3600: a member without a join or send for this long stops
                                       counting against a full room; 0 = never */
