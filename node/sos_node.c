@@ -81,8 +81,9 @@ void
 sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
 {
     static const char *names[SOS_DROP_MAX] = {
-        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+        "malformed",     "oversized",    "bad_signature",  "bad_version",
+        "replay_window", "nonce_reused", "wrong_sender",   "unexpected",
+        "self",          "bad_request",  "wrong_receiver", "before_start",
     };
     self->stats.drops[reason]++;
     /*  One line per drop at info level; a flood of garbage must not flood the log at the
@@ -190,8 +191,9 @@ static void
 s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
     static const char *drop_names[SOS_DROP_MAX] = {
-        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+        "malformed",     "oversized",    "bad_signature",  "bad_version",
+        "replay_window", "nonce_reused", "wrong_sender",   "unexpected",
+        "self",          "bad_request",  "wrong_receiver", "before_start",
     };
     uint64_t workers = 0, rooms = 0, origins = 0;
     sos_txn_t *txn = sos_node_txn(self);
@@ -202,8 +204,9 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 13);
+    msgpack_pack_map(&pk, 16);
     sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
+    sos_mp_pack_kv_str(&pk, "http_url", self->cfg.http_advertise);
     sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
     sos_mp_pack_kv_str(&pk, "listen", self->cfg.listen);
     sos_mp_pack_kv_str(&pk, "version", SOS_VERSION);
@@ -258,6 +261,14 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_pack_map(&pk, SOS_DROP_MAX);
     for (int i = 0; i < SOS_DROP_MAX; i++)
         sos_mp_pack_kv_uint(&pk, drop_names[i], st->drops[i]);
+    sos_mp_pack_str(&pk, "http");
+    sos_http_pack_stats(self->http, &pk);
+    sos_mp_pack_str(&pk, "gossip_exchange_ms");
+    msgpack_pack_array(&pk, 2 + SOS_EXCHANGE_BUCKETS);
+    msgpack_pack_uint64(&pk, st->exchange_count);
+    msgpack_pack_uint64(&pk, st->exchange_sum_ms);
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++)
+        msgpack_pack_uint64(&pk, st->exchange_hist[i]);
     s_reply_queue(self, routing_p, req_id);
 }
 
@@ -374,9 +385,16 @@ s_each_room(void *arg, const sos_record_t *rec)
     /*  contested: this node refused a conflicting claim on the hash (see sos_merge.h). */
     sos_room_local_t local = {0};
     sos_dir_room_local_get(l->txn, rec->room_hash, &local);
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
     sos_mp_pack_kv_str(pk, "room_hash", rec->room_hash);
-    sos_mp_pack_kv_str(pk, "emojis", rec->emojis);
+    char emojis[SOS_EMOJIS_TEXT_MAX + 1];
+    sos_record_emojis_join(rec, emojis, sizeof emojis);
+    sos_mp_pack_kv_str(pk, "emojis", emojis);
+    /*  The creator's list as it was given (emojis is the list joined). */
+    sos_mp_pack_str(pk, "emoji_list");
+    msgpack_pack_array(pk, rec->n_emojis);
+    for (uint32_t i = 0; i < rec->n_emojis; i++)
+        sos_mp_pack_str(pk, rec->emojis[i]);
     sos_mp_pack_kv_str(pk, "description", rec->description);
     sos_mp_pack_kv_uint(pk, "created_at", rec->created_at);
     sos_mp_pack_kv_uint(pk, "expires_at", rec->expires_at);
@@ -444,8 +462,8 @@ s_op_rooms(sos_node_t *self, zframe_t **routing_p, const sos_request_t *req)
 /* ------------------------------------------------------------ reactor ---- */
 
 static void
-s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, const uint8_t *frame,
-             size_t size)
+s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, bool local,
+             const uint8_t *frame, size_t size)
 {
     sos_mp_doc_t doc;
     sos_request_t req;
@@ -466,6 +484,10 @@ s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, c
         return;
     }
     self->stats.requests++;
+    char client[64];
+    const msgpack_object *c = local ? sos_mp_map_get(req.args, "client") : NULL;
+    if (c && sos_mp_str_copy(c, client, sizeof client - 1))
+        peer_address = client;
     if (streq(req.op, "status"))
         s_op_status(self, routing_p, req.req_id);
     else if (streq(req.op, "workers"))
@@ -524,7 +546,11 @@ s_router_take(sos_node_t *self)
         sos_gossip_on_request(self, &routing, data, size);
     else if (kind == SOS_FRAME_REQUEST) {
         const char *address = zmq_msg_gets(&body, "Peer-Address");
-        s_on_request(self, &routing, address ? address : "", data, size);
+        /*  The in-process HTTP front end: no Peer-Address (inproc) and the secret routing id.
+            Its requests carry the HTTP client's address in the `client` argument. */
+        bool local = !address && zmq_msg_size(&id) == sizeof self->local_id &&
+                     sodium_memcmp(zmq_msg_data(&id), self->local_id, sizeof self->local_id) == 0;
+        s_on_request(self, &routing, address ? address : "", local, data, size);
     } else
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply frame sent to the public endpoint");
     zframe_destroy(&routing);
@@ -630,6 +656,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         goto fail;
     self->cfg = *cfg;
     self->start_mono = sos_mono_ms();
+    self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
     msgpack_sbuffer_init(&self->buf2);
     uint64_t interval = cfg->gossip_interval_ms;
@@ -675,6 +702,16 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         rc = SOS_ERR_IO;
         goto fail;
     }
+    /*  The in-process endpoint of the HTTP front end, unique per node in the process. */
+    randombytes_buf(self->local_id, sizeof self->local_id);
+    char tag[17];
+    sos_hex(tag, self->local_id, 8);
+    snprintf(self->inproc, sizeof self->inproc, "inproc://sosnode-%s", tag);
+    if (zsock_bind(self->router, "%s", self->inproc) < 0) {
+        snprintf(why, why_size, "cannot bind %s", self->inproc);
+        rc = SOS_ERR_IO;
+        goto fail;
+    }
     self->loop = zloop_new();
     if (!self->loop)
         goto fail;
@@ -684,6 +721,14 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     rc = sos_gossip_start(self);
     if (rc)
         goto fail;
+    if (cfg->n_http) {
+        self->http = sos_http_new(&self->cfg, self->loop, self->inproc, self->local_id,
+                                  sizeof self->local_id, self->id_hex, why, why_size);
+        if (!self->http) {
+            rc = SOS_ERR_IO;
+            goto fail;
+        }
+    }
     zloop_reader(self->loop, self->router, s_recv_router, self);
     zloop_reader_set_tolerant(self->loop, self->router);
     self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
@@ -721,6 +766,7 @@ sos_node_destroy(sos_node_t **self_p)
     if (!self_p || !*self_p)
         return;
     sos_node_t *self = *self_p;
+    sos_http_destroy(&self->http);
     sos_rooms_destroy(&self->rooms);
     zloop_destroy(&self->loop);
     if (self->peers) {

@@ -11,6 +11,7 @@
 #include "sos_config.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
+#include "sos_http.h"
 #include "sos_identity.h"
 #include "sos_log.h"
 #include "sos_merge.h"
@@ -21,16 +22,18 @@
 
 /*  Why an incoming frame or record was dropped; each has a counter shown by `status`. */
 typedef enum {
-    SOS_DROP_MALFORMED,     /* does not decode */
-    SOS_DROP_OVERSIZED,     /* over a size ceiling */
-    SOS_DROP_BAD_SIGNATURE, /* an envelope or record signature does not verify */
-    SOS_DROP_BAD_VERSION,   /* unknown protocol version, message type or record kind */
-    SOS_DROP_REPLAY_WINDOW, /* timestamp outside the window */
-    SOS_DROP_NONCE_REUSED,  /* nonce seen before */
-    SOS_DROP_WRONG_SENDER,  /* a reply signed by another node than the peer asked */
-    SOS_DROP_UNEXPECTED,    /* a reply nobody waits for, or a message in the wrong place */
-    SOS_DROP_SELF,          /* gossip claiming to be from this node */
-    SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
+    SOS_DROP_MALFORMED,      /* does not decode */
+    SOS_DROP_OVERSIZED,      /* over a size ceiling */
+    SOS_DROP_BAD_SIGNATURE,  /* an envelope or record signature does not verify */
+    SOS_DROP_BAD_VERSION,    /* unknown protocol version, message type or record kind */
+    SOS_DROP_REPLAY_WINDOW,  /* timestamp outside the window */
+    SOS_DROP_NONCE_REUSED,   /* nonce seen before */
+    SOS_DROP_WRONG_SENDER,   /* a reply signed by another node than the peer asked */
+    SOS_DROP_UNEXPECTED,     /* a reply nobody waits for, or a message in the wrong place */
+    SOS_DROP_SELF,           /* gossip claiming to be from this node */
+    SOS_DROP_BAD_REQUEST,    /* a client request that does not decode */
+    SOS_DROP_WRONG_RECEIVER, /* an envelope bound to another node, or wrongly to nobody */
+    SOS_DROP_BEFORE_START,   /* an envelope dated before this node started (a replay) */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -60,7 +63,24 @@ typedef struct {
     uint64_t refused_full;    /* joins to a full room */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
+    /* round trips of SYNC -> SYNC_ACK: count, sum (ms), and per bucket of
+       SOS_EXCHANGE_BUCKETS_MS the number at or below it (`status` gossip_exchange_ms) */
+    uint64_t exchange_count;
+    uint64_t exchange_sum_ms;
+    uint64_t exchange_hist[SOS_EXCHANGE_BUCKETS];
 } sos_stats_t;
+
+/*  Count one gossip exchange's round trip. */
+static inline void
+sos_stats_exchange_time(sos_stats_t *st, uint64_t ms)
+{
+    static const uint64_t bounds[SOS_EXCHANGE_BUCKETS] = SOS_EXCHANGE_BUCKETS_MS;
+    st->exchange_count++;
+    st->exchange_sum_ms += ms;
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++)
+        if (ms <= bounds[i])
+            st->exchange_hist[i]++;
+}
 
 /*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
 typedef enum {
@@ -75,8 +95,9 @@ typedef struct {
     uint8_t id[SOS_NODEID_BYTES];
     char hex[SOS_NODEID_HEX + 1];
     bool is_genesis;
-    bool pinned; /* a genesis given as ID@ENDPOINT */
-    bool in_dir; /* a worker of the directory (not only a genesis address or a forward) */
+    bool pinned;   /* a genesis given as ID@ENDPOINT */
+    bool id_heard; /* a genesis: id is the one that last answered there (SYNCs are bound to it) */
+    bool in_dir;   /* a worker of the directory (not only a genesis address or a forward) */
     zsock_t *dealer;
     uint64_t created_mono;
     uint64_t last_used_mono;
@@ -147,6 +168,7 @@ struct _sos_node_t {
     sos_record_t self_rec;
     uint64_t next_req_id;
     uint64_t start_mono;
+    uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
     uint64_t exchange_timeout_ms;
     uint64_t tombstone_ttl_ms;
     zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
@@ -160,6 +182,12 @@ struct _sos_node_t {
     sos_stats_t stats;
     msgpack_sbuffer buf;  /* scratch for encoding */
     msgpack_sbuffer buf2; /* scratch for encoding */
+    /* the HTTP front end (sos_http.c): it reaches the ROUTER at `inproc` from a DEALER
+       whose routing id is local_id, a random secret, which is how the ROUTER knows a
+       request comes from this process and may carry its client's address */
+    char inproc[64];
+    uint8_t local_id[16];
+    sos_http_t *http;
 };
 
 /* --- sos_node.c: passes and output ------------------------------------------------ */

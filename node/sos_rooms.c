@@ -23,9 +23,10 @@
 #define SOS_POLL_MAX_MESSAGES  1000
 #define SOS_POLL_MAX_BYTES     (1024 * 1024)
 #define SOS_ROOM_MEMBERS_MAX   1000
-#define SOS_EMOJI_COUNT_MAX    6
 #define SOS_LIMITS_MAX         65536
 #define SOS_LIMIT_RESET_MS     (30 * 60 * 1000)
+#define SOS_ACTIVITY_MAX       65536 /* members whose last activity is kept in memory */
+#define SOS_EVICT_MAX          1000  /* idle members removed by one join */
 
 /*  Delays before each room creation from one client address (seconds), as the seed does:
     the first is free, the second waits 10 s after the first, the third 30 s, ... */
@@ -64,6 +65,7 @@ struct _sos_rooms_t {
     zlistx_t *pollers;  /* s_poller_t (owned) */
     zhashx_t *forwards; /* fwd id -> s_forward_t (owned) */
     zhashx_t *limits;   /* client address -> s_limit_t (owned) */
+    zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
 };
 
 static void
@@ -95,13 +97,15 @@ sos_rooms_new(sos_node_t *node)
     self->pollers = zlistx_new();
     self->forwards = zhashx_new();
     self->limits = zhashx_new();
-    if (!self->pollers || !self->forwards || !self->limits) {
+    self->activity = zhashx_new();
+    if (!self->pollers || !self->forwards || !self->limits || !self->activity) {
         sos_rooms_destroy(&self);
         return NULL;
     }
     zlistx_set_destructor(self->pollers, (zlistx_destructor_fn *)s_poller_destroy);
     zhashx_set_destructor(self->forwards, (zhashx_destructor_fn *)s_forward_destroy);
     zhashx_set_destructor(self->limits, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->activity, (zhashx_destructor_fn *)zstr_free);
     return self;
 }
 
@@ -114,6 +118,7 @@ sos_rooms_destroy(sos_rooms_t **self_p)
     zlistx_destroy(&self->pollers);
     zhashx_destroy(&self->forwards);
     zhashx_destroy(&self->limits);
+    zhashx_destroy(&self->activity);
     free(self);
     *self_p = NULL;
 }
@@ -314,8 +319,7 @@ s_emoji_count(const char *s)
 }
 
 /*  The creator's emoji list: up to SOS_EMOJI_COUNT_MAX strings of 1..SOS_EMOJI_BYTES_MAX
-    bytes of UTF-8 each. */
-#define SOS_EMOJI_BYTES_MAX 32
+    bytes of UTF-8 each (sos_record.h). */
 typedef struct {
     char item[SOS_EMOJI_COUNT_MAX][SOS_EMOJI_BYTES_MAX + 1];
     uint32_t n;
@@ -391,22 +395,13 @@ s_arg_emojis(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, s
     return ok;
 }
 
-/*  Put the emoji list into a room record. The record of protocol version 1 carries one
-    string, the list joined; this is the one place that changes when it carries the list.
-    False if the joined text does not fit. */
-static bool
+/*  Put the emoji list into a room record (which carries it as it is). */
+static void
 s_record_set_emojis(sos_record_t *rec, const s_emojis_t *e)
 {
-    size_t at = 0;
-    rec->emojis[0] = 0;
-    for (uint32_t i = 0; i < e->n; i++) {
-        size_t l = strlen(e->item[i]);
-        if (at + l > SOS_EMOJIS_MAX)
-            return false;
-        memcpy(rec->emojis + at, e->item[i], l + 1);
-        at += l;
-    }
-    return true;
+    rec->n_emojis = e->n;
+    for (uint32_t i = 0; i < e->n; i++)
+        memcpy(rec->emojis[i], e->item[i], sizeof rec->emojis[i]);
 }
 
 /*  An optional string argument of at most max bytes. Returns false (and replies) if it is
@@ -680,10 +675,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_ROOM;
     strcpy(rec->room_hash, room);
-    if (!s_record_set_emojis(rec, &emojis)) {
-        s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the emojis are too long");
-        goto done;
-    }
+    s_record_set_emojis(rec, &emojis);
     strcpy(rec->description, description);
     snprintf(rec->url, sizeof rec->url, "%s", node->cfg.advertise);
     rec->created_at = now;
@@ -748,42 +740,80 @@ s_member(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_reque
     return true;
 }
 
-typedef struct {
-    char member[SOS_MEMBER_ID_LEN + 1];
-    uint64_t joined_at;
-} s_quietest_t;
+/*  Idle members
 
-static int
-s_quietest_each(void *arg, const char *member_id, const char *nickname, uint64_t joined_at)
+    The seed's app joins again on every visit, and so makes a new member each time; members
+    who leave are deleted, but those who just close the tab would fill the room's member cap
+    for its whole life. So the owner remembers, in memory, when each member last polled or
+    sent, and a join into a full room first removes the members quiet for --member-idle
+    seconds (after a restart, or when the memory is full, their join time stands in). Live
+    clients poll every few seconds and are never quiet that long. */
+static void
+s_touch(sos_node_t *node, const char *room, const char *member)
 {
-    s_quietest_t *q = arg;
-    if (!*q->member || joined_at < q->joined_at) {
-        snprintf(q->member, sizeof q->member, "%s", member_id);
-        q->joined_at = joined_at;
+    zhashx_t *activity = node->rooms->activity;
+    char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
+    snprintf(key, sizeof key, "%s%s", room, member);
+    uint64_t *t = zhashx_lookup(activity, key);
+    if (!t) {
+        if (zhashx_size(activity) >= SOS_ACTIVITY_MAX)
+            zhashx_purge(activity); /* join times stand in until members are seen again */
+        t = malloc(sizeof *t);
+        if (!t)
+            return;
+        zhashx_insert(activity, key, t);
     }
-    return 0;
+    *t = sos_now_ms();
 }
 
-/*  A full room: remove its quietest member if it has not joined or sent for --member-idle,
-    so that nobody can fill a room for good (the web app joins again on each visit; a
-    removed member gets not_member and joins again). True if a place was made. */
-static bool
-s_make_room(sos_node_t *node, sos_txn_t *txn, const char *room)
+typedef struct {
+    zhashx_t *activity;
+    const char *room;
+    uint64_t before; /* wall ms: members last active before it are idle */
+    zlistx_t *idle;  /* member ids (owned strings) */
+} s_idle_t;
+
+static int
+s_idle_each(void *arg, const char *member_id, const char *nickname, uint64_t joined_at)
 {
-    if (!node->cfg.member_idle_s)
-        return false;
-    s_quietest_t q = {.member = ""};
-    if (sos_roomdb_foreach_member(txn, room, s_quietest_each, &q) || !*q.member)
-        return false;
-    uint64_t now = sos_now_ms();
-    if (q.joined_at > now || now - q.joined_at < (uint64_t)node->cfg.member_idle_s * 1000)
-        return false;
-    if (sos_roomdb_member_del(txn, room, q.member))
-        return false;
-    node->stats.members_idle++;
-    sos_log_info("room %s is full: removed a member quiet since %llu", room,
-                 (unsigned long long)q.joined_at);
-    return true;
+    s_idle_t *a = arg;
+    char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
+    snprintf(key, sizeof key, "%s%s", a->room, member_id);
+    uint64_t *t = zhashx_lookup(a->activity, key);
+    uint64_t last = t && *t > joined_at ? *t : joined_at;
+    if (last < a->before)
+        zlistx_add_end(a->idle, (void *)member_id);
+    return zlistx_size(a->idle) >= SOS_EVICT_MAX;
+}
+
+/*  Remove the room's idle members; returns how many. */
+static uint32_t
+s_evict_idle(sos_node_t *node, sos_txn_t *txn, const char *room)
+{
+    uint64_t now = sos_now_ms(), idle_ms = (uint64_t)node->cfg.member_idle_s * 1000;
+    s_idle_t a = {.activity = node->rooms->activity,
+                  .room = room,
+                  .before = now > idle_ms ? now - idle_ms : 0,
+                  .idle = zlistx_new()};
+    if (!a.idle)
+        return 0;
+    zlistx_set_duplicator(a.idle, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_destructor(a.idle, (zlistx_destructor_fn *)zstr_free);
+    uint32_t n = 0;
+    if (sos_roomdb_foreach_member(txn, room, s_idle_each, &a) == SOS_OK)
+        for (const char *m = zlistx_first(a.idle); m; m = zlistx_next(a.idle)) {
+            if (sos_roomdb_member_del(txn, room, m) != SOS_OK)
+                break;
+            char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
+            snprintf(key, sizeof key, "%s%s", room, m);
+            zhashx_delete(node->rooms->activity, key);
+            n++;
+        }
+    zlistx_destroy(&a.idle);
+    node->stats.members_idle += n;
+    if (n)
+        sos_log_info("room %s: %u idle members removed to make room", room, n);
+    return n;
 }
 
 static void
@@ -797,7 +827,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "nickname must be UTF-8");
         return;
     }
-    if (st->member_count >= SOS_ROOM_MEMBERS_MAX && !s_make_room(node, txn, room)) {
+    if (st->member_count >= SOS_ROOM_MEMBERS_MAX && s_evict_idle(node, txn, room) == 0) {
         node->stats.refused_full++;
         if (node->stats.refused_full % 1000 == 1)
             sos_log_notice("refused a join to %s: the room is full (%llu refused so far)", room,
@@ -813,9 +843,14 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be stored");
         return;
     }
+    uint64_t last_ts = 0;
+    if (sos_roomdb_last_ts(txn, room, &last_ts)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
     msgpack_packer pk = s_packer(node);
     sos_reply_pack_begin(&pk, req->req_id, "ok");
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 8);
     sos_mp_pack_kv_str(&pk, "room_hash", room);
     sos_mp_pack_kv_uint(&pk, "created_at", st->created_at);
     sos_mp_pack_kv_uint(&pk, "expires_at", st->expires_at);
@@ -826,6 +861,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     }
     sos_mp_pack_kv_uint(&pk, "message_count", st->message_count);
     sos_mp_pack_kv_uint(&pk, "last_seq", st->last_seq);
+    sos_mp_pack_kv_uint(&pk, "last_message_ts", last_ts);
     s_queue(node, routing_p, req->req_id);
 }
 
@@ -836,6 +872,7 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     char member[SOS_MEMBER_ID_LEN + 1], nick[SOS_NICK_MAX + 1];
     if (!s_member(node, txn, routing_p, req, room, member, nick))
         return;
+    s_touch(node, room, member);
     const msgpack_object *o = sos_mp_map_get(req->args, "content");
     const char *content;
     size_t len;
@@ -852,16 +889,6 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         return;
     if (!*msg_id)
         s_random_hex(msg_id, 16);
-    /*  A send shows the member is there: refresh its joined_at (at most once a minute), which
-        keeps it from being removed as quiet from a full room (s_make_room). */
-    uint64_t joined_at = 0;
-    if (node->cfg.member_idle_s &&
-        sos_roomdb_member_joined(txn, room, member, &joined_at) == SOS_OK &&
-        sos_now_ms() - joined_at > 60 * 1000 &&
-        sos_roomdb_member_put(txn, room, member, nick, sos_now_ms()) != SOS_OK) {
-        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be stored");
-        return;
-    }
     sos_message_t msg = {.timestamp = sos_now_ms(),
                          .msg_id = msg_id,
                          .msg_id_len = strlen(msg_id),
@@ -901,6 +928,7 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     char member[SOS_MEMBER_ID_LEN + 1];
     if (!s_member(node, txn, routing_p, req, room, member, NULL))
         return;
+    s_touch(node, room, member);
     uint64_t since = 0, wait_ms = 0;
     const msgpack_object *o = sos_mp_map_get(req->args, "since");
     if (o && !sos_mp_uint(o, &since)) {
@@ -911,6 +939,21 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     if (o && !sos_mp_uint(o, &wait_ms)) {
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "wait_ms must be a number");
         return;
+    }
+    /*  since_ts (ms): the messages stamped after it, as the seed's API polls. Timestamps
+        increase with seq, so it becomes the seq cursor of the newest message at or before
+        it, and the rest of the poll (long polls included) is by seq. */
+    o = sos_mp_map_get(req->args, "since_ts");
+    if (o) {
+        uint64_t since_ts = 0;
+        if (!sos_mp_uint(o, &since_ts)) {
+            s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "since_ts must be a number");
+            return;
+        }
+        if (sos_roomdb_seq_at(txn, room, since_ts, &since)) {
+            s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+            return;
+        }
     }
     if (wait_ms > SOS_POLL_WAIT_MAX_MS)
         wait_ms = SOS_POLL_WAIT_MAX_MS;

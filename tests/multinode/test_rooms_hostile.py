@@ -36,7 +36,7 @@ DAY_MS = 86400 * 1000
 def env(ident, msg_type, body, node):
     """Every envelope of this file is made here, so that a change of the envelope (such as
     naming its receiver, node) is made in one place."""
-    return w.envelope(ident, msg_type, body)
+    return w.envelope(ident, msg_type, body, receiver=node.node_id)
 
 
 def gossip(node):
