@@ -134,7 +134,7 @@ def after_restart(node, book):
 
 
 def test_map_full():
-    with Net(extra=["--rate-limit", "off", "--history", "100000"]) as net:
+    with Net(extra=["--rate-limit", "off", "--history", "100000", "--room-quota", "0"]) as net:
         node = net.add(extra=["--map-size", "1"]).start()
         book = Book()
         with Client(node.endpoint, timeout=20) as c:
@@ -178,7 +178,7 @@ def _umount(mnt):
 def test_disk_full():
     mnt = _mount_tmpfs("2m")
     try:
-        with Net(extra=["--rate-limit", "off", "--history", "100000"]) as net:
+        with Net(extra=["--rate-limit", "off", "--history", "100000", "--room-quota", "0"]) as net:
             node = net.add()
             node.data = os.path.join(mnt, "data")
             node.start()
@@ -493,7 +493,7 @@ class Ledger:
 
 def test_kill_owner_during_sends():
     cycles, per_cycle = 3, 150
-    with Net(extra=["--rate-limit", "off", "--history", "100000"]) as net:
+    with Net(extra=["--rate-limit", "off", "--history", "100000", "--room-quota", "0"]) as net:
         owner = net.add().start()
         other = net.add().start()
         wait_for("two nodes to converge", net.converged)

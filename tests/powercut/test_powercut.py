@@ -170,7 +170,7 @@ def powercut(cuts, seed):
     rng = random.Random(seed)
     print("powercut: %d cuts, seed %d" % (cuts, seed), flush=True)
     with Net() as net:
-        a = PowerNode(net, 0, extra=["--history", "100000"])
+        a = PowerNode(net, 0, extra=["--history", "100000", "--room-quota", "0"])
         net.nodes.append(a)
         a.start()
         b = net.add(genesis=[a.endpoint])
