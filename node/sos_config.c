@@ -33,6 +33,13 @@ static const char s_usage[] =
     "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
     "                           address: 0, 10, 30, 60, 180, 300 s (default on)\n"
+    "  --max-connections N      open connections to other nodes at most; the least recently\n"
+    "                           used is closed to open another (default 512, lowered to fit\n"
+    "                           the open files limit)\n"
+    "  --allow-private-endpoints on|off\n"
+    "                           take records naming loopback, private or link-local addresses\n"
+    "                           also when this node advertises a public one (default off; a\n"
+    "                           node advertising a non-public address always takes them)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -60,6 +67,7 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_rooms_per_origin = 10000;
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
+    cfg->max_connections = 512;
     cfg->log_level = SOS_LOG_NOTICE;
 }
 
@@ -164,6 +172,7 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},
         {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
+        {"max-connections", offsetof(sos_config_t, max_connections), 8, 100000},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {
@@ -179,6 +188,14 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
             return SOS_OK;
         }
         snprintf(err, errlen, "rate-limit must be on or off, not '%s'", value);
+        return SOS_ERR_INVALID;
+    }
+    if (streq(name, "allow-private-endpoints")) {
+        if (streq(value, "on") || streq(value, "off")) {
+            cfg->allow_private_endpoints = streq(value, "on");
+            return SOS_OK;
+        }
+        snprintf(err, errlen, "allow-private-endpoints must be on or off, not '%s'", value);
         return SOS_ERR_INVALID;
     }
     if (streq(name, "map-size")) {

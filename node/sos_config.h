@@ -35,6 +35,8 @@ typedef struct {
     uint32_t max_rooms_per_origin; /* 10000 */
     uint64_t map_size;             /* LMDB map, bytes */
     bool rate_limit;               /* escalating delays on room creation per client address */
+    uint32_t max_connections;      /* open DEALERs to peers (512; lowered to fit the fd limit) */
+    bool allow_private_endpoints;  /* take records naming non-public addresses (see README) */
     int log_level;                 /* sos_log_level_t */
     bool show_help;
     bool show_version;

@@ -31,18 +31,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_endpoint.h"
 #include "sos_node_int.h"
 
 #define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
 
-/* ------------------------------------------------------------------ peers ---- */
+/* ------------------------------------------------------------------ peers ----
+
+    A peer is owned by the node's table of peers (by url), and indexed by id once known.
+    Handling one of its frames can make a worker record move the peer to a new url, remove
+    the worker, or close the connection of another peer to open one: so no code that runs
+    during a pass frees a peer. s_peer_retire takes a peer out of both tables and stops
+    reading its socket; the object and its socket stay valid, and are freed by
+    sos_gossip_reap at the start of the next tick, after the reactor has rebuilt its poll
+    set. A pointer to a peer is therefore valid until the end of the pass that found it.
+
+    The directory may list thousands of workers, but each open DEALER costs a socket (czmq
+    counts those against one limit, and asserts past it) and file descriptors. So at most
+    max-connections DEALERs are open: a worker gets one when its record arrives if there is
+    room, or when it is picked for an exchange, closing the least recently used idle peer.
+    A peer that is no worker (a forwarding target) is retired once idle. */
 
 static int s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+
+#define SOS_PEER_IDLE_MS 60000 /* a forwarding target's DEALER is closed after this */
 
 static void
 s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
 {
-    if (peer->id_known)
+    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
     memcpy(peer->id, id, SOS_NODEID_BYTES);
     sos_hex(peer->hex, id, SOS_NODEID_BYTES);
@@ -50,8 +67,9 @@ s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BY
     zhashx_update(self->peers_id, peer->hex, peer);
 }
 
-sos_peer_t *
-sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+/*  The peer for url, made (closed) if absent. NULL for our own url or without memory. */
+static sos_peer_t *
+s_peer_get(sos_node_t *self, const char *url)
 {
     sos_peer_t *peer = zhashx_lookup(self->peers, url);
     if (peer)
@@ -61,42 +79,145 @@ sos_gossip_peer_for_url(sos_node_t *self, const char *url)
     peer = calloc(1, sizeof *peer);
     if (!peer)
         return NULL;
+    peer->node = self;
     snprintf(peer->url, sizeof peer->url, "%s", url);
-    peer->dealer = zsock_new(ZMQ_DEALER);
-    if (!peer->dealer) {
+    if (zhashx_insert(self->peers, peer->url, peer) != 0) {
         free(peer);
         return NULL;
     }
-    /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
-        requests that would be delivered, stale, when it comes back. */
-    zsock_set_immediate(peer->dealer, 1);
-    zsock_set_linger(peer->dealer, 0);
-    zsock_set_sndhwm(peer->dealer, 1000);
-    zsock_set_maxmsgsize(peer->dealer, 2 * SOS_FRAME_MAX);
-    zsock_set_reconnect_ivl_max(peer->dealer, 5000);
-    if (zsock_connect(peer->dealer, "%s", url) < 0) {
-        sos_log_warning("cannot connect to %s", url);
-        zsock_destroy(&peer->dealer);
-        free(peer);
-        return NULL;
-    }
-    peer->created_mono = sos_mono_ms();
-    peer->last_used_mono = peer->created_mono;
-    zloop_reader(self->loop, peer->dealer, s_recv_dealer, self);
-    zloop_reader_set_tolerant(self->loop, peer->dealer);
-    zhashx_insert(self->peers, peer->url, peer);
     return peer;
 }
 
 static void
-s_peer_destroy(sos_node_t *self, sos_peer_t *peer)
+s_peer_close(sos_node_t *self, sos_peer_t *peer)
 {
+    if (!peer->dealer)
+        return;
     zloop_reader_end(self->loop, peer->dealer);
     zsock_destroy(&peer->dealer);
+    self->n_open--;
+}
+
+/*  Take the peer out of the tables for good; freed by sos_gossip_reap. */
+static void
+s_peer_retire(sos_node_t *self, sos_peer_t *peer)
+{
+    if (peer->retired)
+        return;
+    if (peer->dealer) {
+        /*  Stop reading now; the socket itself is closed with the object, later. */
+        zloop_reader_end(self->loop, peer->dealer);
+        self->n_open--;
+    }
     if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
-    zhashx_delete(self->peers, peer->url);
-    free(peer);
+    if (zhashx_lookup(self->peers, peer->url) == peer)
+        zhashx_delete(self->peers, peer->url);
+    peer->retired = true;
+    peer->retired_tick = self->ticks;
+    peer->state = SOS_EX_IDLE;
+    if (!zlistx_add_end(self->retired, peer)) {
+        /*  Without memory for the list entry, leak the peer rather than free it early. */
+        sos_log_error("out of memory retiring peer %s", peer->url);
+    }
+}
+
+void
+sos_gossip_reap(sos_node_t *self)
+{
+    void *cursor = zlistx_first(self->retired);
+    while (cursor) {
+        sos_peer_t *peer = cursor;
+        /*  Retired during the tick count we are at: the reactor may not have rebuilt its
+            poll set since, so its socket and reader argument must stay valid one more. */
+        if (peer->retired_tick < self->ticks && !peer->removing) {
+            zlistx_detach_cur(self->retired);
+            zsock_destroy(&peer->dealer);
+            free(peer);
+        }
+        cursor = zlistx_next(self->retired);
+    }
+}
+
+/*  Open the peer's DEALER if it is closed. At the cap, close the least recently used idle
+    peer if evict, else leave it closed. False if it stays closed. */
+static bool
+s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
+{
+    if (peer->dealer)
+        return true;
+    if (peer->retired)
+        return false;
+    if (self->n_open >= self->cfg.max_connections) {
+        if (!evict)
+            return false;
+        sos_peer_t *lru = NULL;
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+            if (p->dealer && p != peer && p->state == SOS_EX_IDLE &&
+                (!lru || p->last_used_mono < lru->last_used_mono))
+                lru = p;
+        if (!lru) {
+            self->stats.connections_capped++;
+            sos_log_info("no connection to %s: %u connections, all busy", peer->url,
+                         self->cfg.max_connections);
+            return false;
+        }
+        self->stats.connections_closed++;
+        if (!lru->in_dir && !lru->is_genesis)
+            s_peer_retire(self, lru);
+        else
+            s_peer_close(self, lru);
+    }
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    if (!dealer) {
+        self->stats.sockets_refused++;
+        if (self->stats.sockets_refused == 1)
+            sos_log_warning("cannot make a socket for %s (socket or file limit); further "
+                            "refusals are logged at info level",
+                            peer->url);
+        else
+            sos_log_info("cannot make a socket for %s", peer->url);
+        return false;
+    }
+    /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
+        requests that would be delivered, stale, when it comes back. */
+    zsock_set_immediate(dealer, 1);
+    zsock_set_linger(dealer, 0);
+    zsock_set_sndhwm(dealer, 1000);
+    zsock_set_maxmsgsize(dealer, 2 * SOS_FRAME_MAX);
+    zsock_set_reconnect_ivl_max(dealer, 5000);
+    if (zsock_connect(dealer, "%s", peer->url) < 0) {
+        sos_log_warning("cannot connect to %s", peer->url);
+        zsock_destroy(&dealer);
+        return false;
+    }
+    if (zloop_reader(self->loop, dealer, s_recv_dealer, peer) != 0) {
+        self->stats.sockets_refused++;
+        sos_log_warning("cannot poll the socket for %s", peer->url);
+        zsock_destroy(&dealer);
+        return false;
+    }
+    zloop_reader_set_tolerant(self->loop, dealer);
+    peer->dealer = dealer;
+    peer->created_mono = sos_mono_ms();
+    peer->last_used_mono = peer->created_mono;
+    self->n_open++;
+    return true;
+}
+
+sos_peer_t *
+sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+{
+    sos_peer_t *peer = s_peer_get(self, url);
+    if (!peer)
+        return NULL;
+    if (!s_peer_open(self, peer, true)) {
+        if (!peer->in_dir && !peer->is_genesis && !peer->id_known)
+            s_peer_retire(self, peer);
+        return NULL;
+    }
+    peer->last_used_mono = sos_mono_ms();
+    return peer;
 }
 
 static void s_adopt_orphans(sos_node_t *self, const char *url);
@@ -115,15 +236,15 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             peer->id_known = false;
             peer->in_dir = false;
         } else {
-            char url[SOS_URL_MAX + 1];
-            snprintf(url, sizeof url, "%s", peer->url);
-            s_peer_destroy(self, peer);
-            s_adopt_orphans(self, url);
+            s_peer_retire(self, peer);
+            s_adopt_orphans(self, peer->url);
         }
         peer = NULL;
     }
     if (!peer) {
-        peer = sos_gossip_peer_for_url(self, rec->url);
+        if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
+            return NULL; /* refused on arrival (s_apply); a record stored before the policy */
+        peer = s_peer_get(self, rec->url);
         if (!peer)
             return NULL;
         if (peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0)
@@ -136,6 +257,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             peer->last_ok = local->last_ok;
             peer->last_seen = local->last_seen;
         }
+        s_peer_open(self, peer, false); /* if there is room; else when it is picked */
     }
     if (!peer->in_dir) {
         peer->in_dir = true;
@@ -177,7 +299,99 @@ s_adopt_orphans(sos_node_t *self, const char *url)
     sos_dir_foreach_worker(txn, s_adopt_each, &o);
 }
 
+/*  Our store no longer lists the peer's worker (deleted in this pass): a genesis address
+    stays as an address; another peer is retired, marked so that sos_gossip_pass_end puts
+    it back if the deletion does not commit. */
+static void
+s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
+{
+    if (peer->is_genesis) {
+        if (!peer->pinned && zhashx_lookup(self->peers_id, peer->hex) == peer) {
+            zhashx_delete(self->peers_id, peer->hex);
+            peer->id_known = false;
+        }
+        peer->in_dir = false;
+        return;
+    }
+    peer->removing = true;
+    s_peer_retire(self, peer);
+    s_adopt_orphans(self, peer->url);
+}
+
+/*  A deletion that did not commit: the peer comes back (closed; it opens when picked). */
+static void
+s_peer_restore(sos_node_t *self, sos_peer_t *peer)
+{
+    sos_peer_t *other = zhashx_lookup(self->peers, peer->url);
+    if (other)
+        s_peer_retire(self, other); /* adopted at the freed url in the same failed pass */
+    zsock_destroy(&peer->dealer);
+    peer->retired = false;
+    peer->removing = false;
+    if (zhashx_insert(self->peers, peer->url, peer) != 0) {
+        free(peer);
+        return;
+    }
+    if (peer->id_known && !zhashx_lookup(self->peers_id, peer->hex))
+        zhashx_insert(self->peers_id, peer->hex, peer);
+}
+
+void
+sos_gossip_pass_end(sos_node_t *self, bool committed)
+{
+    if (self->self_rec_pending_set) {
+        if (committed)
+            self->self_rec = self->self_rec_pending;
+        else
+            self->republish = true; /* the counter stays ahead: a version is never reused */
+        self->self_rec_pending_set = false;
+    }
+    size_t n = 0;
+    for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+        if (p->removing)
+            n++;
+    if (!n)
+        return;
+    if (committed) {
+        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+            p->removing = false;
+        return;
+    }
+    sos_peer_t **back = calloc(n, sizeof *back);
+    if (!back)
+        return;
+    n = 0;
+    void *cursor = zlistx_first(self->retired);
+    while (cursor) {
+        sos_peer_t *p = cursor;
+        if (p->removing) {
+            back[n++] = p;
+            zlistx_detach_cur(self->retired);
+        }
+        cursor = zlistx_next(self->retired);
+    }
+    for (size_t i = 0; i < n; i++) {
+        sos_log_notice("worker %.12s at %s stays: its removal did not commit", back[i]->hex,
+                       back[i]->url);
+        s_peer_restore(self, back[i]);
+    }
+    free(back);
+}
+
 /* ----------------------------------------------------------------- digest ---- */
+
+/*  A gap: an origin's record arrived whose prev is above what we hold of that origin, so
+    we claim only up to version until an exchange fills the hole. Anyone can open one with
+    a record from a fresh key, so the table is bounded (new gaps are refused at the cap),
+    and an entry expires: a hole nobody fills within the TTL is claimed as held, as are
+    the holes of an origin of which we hold nothing any more. */
+#define SOS_GAPS_MAX    1024
+#define SOS_GAP_TTL_MIN (10 * 60 * 1000) /* at least; or 20 rounds */
+
+typedef struct {
+    uint64_t version;
+    uint64_t expires_mono;
+} s_gap_t;
 
 /*  The digest version of an origin: everything up to it is held (or was superseded,
     expired or refused). */
@@ -186,9 +400,9 @@ s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODE
 {
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, origin, SOS_NODEID_BYTES);
-    const char *gap = zhashx_lookup(self->gaps, hex);
+    const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
     if (gap)
-        return strtoull(gap, NULL, 10);
+        return gap->version;
     uint64_t held = 0, ts_version = 0, ts_expires = 0;
     sos_dir_held_max(txn, origin, &held);
     if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK && ts_version > held)
@@ -275,11 +489,58 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 static void
 s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
 {
-    char hex[SOS_NODEID_HEX + 1], value[24];
+    char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, origin, SOS_NODEID_BYTES);
-    snprintf(value, sizeof value, "%llu", (unsigned long long)version);
-    zhashx_update(self->gaps, hex, strdup(value));
+    s_gap_t *gap = zhashx_lookup(self->gaps, hex);
+    if (!gap) {
+        if (zhashx_size(self->gaps) >= SOS_GAPS_MAX) {
+            self->stats.gaps_dropped++;
+            if (self->stats.gaps_dropped == 1)
+                sos_log_warning("gap table full (%d origins): a hole in %.12s is not tracked; "
+                                "further ones are logged at info level",
+                                SOS_GAPS_MAX, hex);
+            else
+                sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
+            return;
+        }
+        gap = calloc(1, sizeof *gap);
+        if (!gap)
+            return;
+        zhashx_update(self->gaps, hex, gap);
+        uint64_t ttl = (uint64_t)self->cfg.gossip_interval_ms * 20;
+        gap->expires_mono = sos_mono_ms() + (ttl > SOS_GAP_TTL_MIN ? ttl : SOS_GAP_TTL_MIN);
+    }
+    gap->version = version;
     self->digest_dirty = true;
+}
+
+/*  Drop gaps past their time, and those of origins of which we hold nothing. */
+static void
+s_gaps_sweep(sos_node_t *self, sos_txn_t *txn)
+{
+    if (!zhashx_size(self->gaps))
+        return;
+    uint64_t now = sos_mono_ms();
+    zlistx_t *gone = zlistx_new();
+    if (!gone)
+        return;
+    for (s_gap_t *gap = zhashx_first(self->gaps); gap; gap = zhashx_next(self->gaps)) {
+        const char *hex = zhashx_cursor(self->gaps);
+        uint8_t origin[SOS_NODEID_BYTES];
+        uint64_t held = 0, ts_version = 0, ts_expires = 0;
+        bool empty = sos_unhex(origin, sizeof origin, hex) &&
+                     sos_dir_held_max(txn, origin, &held) == SOS_OK && held == 0 &&
+                     sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) != SOS_OK;
+        if (now >= gap->expires_mono || empty)
+            zlistx_add_end(gone, (void *)hex);
+    }
+    for (const char *hex = zlistx_first(gone); hex; hex = zlistx_next(gone)) {
+        sos_log_info("gap of %.12s dropped", hex);
+        self->stats.gaps_dropped++;
+        zhashx_delete(self->gaps, hex);
+        self->digest_dirty = true;
+    }
+    zlistx_destroy(&gone);
 }
 
 static void
@@ -354,6 +615,11 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
     sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, why);
+    /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
+        with it and list its figures. */
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && peer->in_dir)
+        s_peer_unlist(self, peer);
     return true;
 }
 
@@ -361,6 +627,16 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
+    const char *why = NULL;
+    if (src != SOS_SRC_LOCAL && memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
+        !sos_endpoint_allowed(rec->url, self->allow_private, &why)) {
+        /*  Never stored, so never connected to, forwarded to, or passed on. */
+        char what[SOS_URL_MAX + 96];
+        snprintf(what, sizeof what, "a %s record naming %.64s (%s)",
+                 rec->kind == SOS_REC_WORKER ? "worker" : "room", rec->url, why);
+        sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
+        return;
+    }
     if (s_refuse_at_our_endpoint(self, txn, rec))
         return;
     uint64_t before = 0;
@@ -439,16 +715,21 @@ sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
     return SOS_OK;
 }
 
+/*  Our record is re-signed into self_rec_pending; SYNCs go on carrying self_rec until the
+    pass commits (sos_gossip_pass_end), so that no peer holds a record of ours that our
+    store lost. */
 static void
 s_publish_self(sos_node_t *self, sos_txn_t *txn)
 {
-    sos_record_t *rec = &self->self_rec;
+    sos_record_t *rec = &self->self_rec_pending;
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_WORKER;
     snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
     sos_rc rc = sos_gossip_publish(self, rec);
     if (rc)
         sos_log_error("cannot sign our own record: %s", sos_strerror(rc));
+    else
+        self->self_rec_pending_set = true;
 }
 
 /* ----------------------------------------------------------------- output ---- */
@@ -567,10 +848,7 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     free(rec);
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
-    char url[SOS_URL_MAX + 1];
-    snprintf(url, sizeof url, "%s", peer->url);
-    s_peer_destroy(self, peer);
-    s_adopt_orphans(self, url);
+    s_peer_unlist(self, peer);
 }
 
 static void
@@ -609,6 +887,17 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 static void
 s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
+    if (peer->retired)
+        return;
+    if (!peer->dealer) {
+        /*  Closed to stay under the cap: open it, and SYNC once it has connected (a send on
+            an unconnected DEALER fails at once). Without a free slot, try another round. */
+        if (!s_peer_open(self, peer, true))
+            return;
+        peer->state = SOS_EX_CONNECTING;
+        peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
+        return;
+    }
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
@@ -625,9 +914,14 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     peer->last_used_mono = sos_mono_ms();
     peer->again = false;
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
-        /*  Not connected. A socket younger than one timeout may still be connecting. */
+        /*  Not connected. A socket younger than one timeout may still be connecting: the
+            tick tries again until then. */
         if (sos_mono_ms() - peer->created_mono > self->exchange_timeout_ms)
             s_failure(self, peer, "not connected");
+        else {
+            peer->state = SOS_EX_CONNECTING;
+            peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
+        }
         return;
     }
     peer->state = SOS_EX_WAIT_SYNC_ACK;
@@ -646,8 +940,8 @@ s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *wan
     for (uint32_t i = 0; i < n && !b->full; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, want[i].origin, SOS_NODEID_BYTES);
-        const char *gap = zhashx_lookup(self->gaps, hex);
-        b->limit = gap ? strtoull(gap, NULL, 10) : UINT64_MAX;
+        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
+        b->limit = gap ? gap->version : UINT64_MAX;
         sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
     }
 }
@@ -740,8 +1034,8 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg)
         const sos_record_t *rec = &msg->records[i];
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        const char *gap = zhashx_lookup(self->gaps, hex);
-        if (!gap || rec->version <= strtoull(gap, NULL, 10))
+        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
+        if (!gap || rec->version <= gap->version)
             continue;
         uint64_t held = 0, ts_version = 0, ts_expires = 0;
         sos_dir_held_max(txn, rec->origin, &held);
@@ -1011,7 +1305,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && peer->state == SOS_EX_WAIT_SYNC_ACK) {
+        if (peer && !peer->retired && peer->state == SOS_EX_WAIT_SYNC_ACK) {
             if (msg.flags & SOS_GMSG_IN_SYNC) {
                 peer->state = SOS_EX_IDLE;
                 peer->req_id = 0;
@@ -1020,9 +1314,11 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         }
     } else {
         s_apply_delta(self, txn, &msg);
+        /*  The records may have moved this peer's worker to another url: then this peer is
+            retired (valid until the reap, but out of the tables) and the exchange ends. */
         peer->state = SOS_EX_IDLE;
         peer->req_id = 0;
-        if (peer->again || (msg.flags & SOS_GMSG_MORE))
+        if (!peer->retired && (peer->again || (msg.flags & SOS_GMSG_MORE)))
             s_exchange_start(self, peer);
     }
     sos_gmsg_release(&msg);
@@ -1031,17 +1327,13 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
 static int
 s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 {
-    sos_node_t *self = arg;
+    sos_peer_t *peer = arg;
+    sos_node_t *self = peer->node;
     sos_node_pass_begin(self);
     for (int i = 0; i < 64; i++) {
-        /*  The peer, and its socket, may have been destroyed by an earlier frame. */
-        sos_peer_t *peer = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-            if (p->dealer == sock) {
-                peer = p;
-                break;
-            }
-        if (!peer)
+        /*  An earlier frame may have retired this peer (its object stays valid until the
+            reap) or closed its socket. */
+        if (peer->retired || peer->dealer != sock)
             break;
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -1053,6 +1345,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         const uint8_t *data = zmq_msg_data(&m);
         self->stats.bytes_in += size;
         self->stats.frames_in++;
+        peer->last_used_mono = sos_mono_ms();
         sos_frame_kind_t kind;
         if (zmq_msg_more(&m))
             sos_node_drop(self, SOS_DROP_MALFORMED, "multipart reply");
@@ -1083,6 +1376,9 @@ sos_gossip_round(sos_node_t *self)
             s_publish_self(self, txn);
         }
     }
+    sos_txn_t *sweep_txn = sos_node_txn(self);
+    if (sweep_txn)
+        s_gaps_sweep(self, sweep_txn);
     uint64_t now = sos_mono_ms();
     size_t n = zhashx_size(self->peers);
     sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
@@ -1117,14 +1413,36 @@ sos_gossip_round(sos_node_t *self)
 void
 sos_gossip_tick(sos_node_t *self)
 {
+    sos_gossip_reap(self);
+    self->ticks++;
     uint64_t now = sos_mono_ms();
     zlistx_t *late = zlistx_new();
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
+    zlistx_t *connecting = zlistx_new();
+    zlistx_t *idle = zlistx_new();
+    if (!late || !connecting || !idle)
+        goto done;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (p->state == SOS_EX_CONNECTING)
+            zlistx_add_end(connecting, p);
+        else if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
             zlistx_add_end(late, p);
+        else if (p->state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
+                 now - p->last_used_mono > SOS_PEER_IDLE_MS)
+            zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */
+    }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
         s_failure(self, p, "no answer in time");
+    for (sos_peer_t *p = zlistx_first(connecting); p; p = zlistx_next(connecting))
+        s_exchange_start(self, p);
+    for (sos_peer_t *p = zlistx_first(idle); p; p = zlistx_next(idle)) {
+        if (p->dealer)
+            self->stats.connections_closed++;
+        s_peer_retire(self, p);
+    }
+done:
     zlistx_destroy(&late);
+    zlistx_destroy(&connecting);
+    zlistx_destroy(&idle);
 }
 
 void
@@ -1158,7 +1476,8 @@ sos_gossip_push_rumors(sos_node_t *self)
     if (!pick)
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from)
+        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from && p->dealer &&
+            !p->retired)
             pick[n_pick++] = p;
     const uint8_t *wires[SOS_BATCH_MAX];
     for (size_t i = 0; i < pass->n_rumors; i++)
@@ -1170,6 +1489,7 @@ sos_gossip_push_rumors(sos_node_t *self)
             sos_peer_t *t = pick[i];
             pick[i] = pick[j];
             pick[j] = t;
+            pick[i]->last_used_mono = sos_mono_ms();
             if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
                 self->stats.rumors_out++;
                 self->stats.records_sent += pass->n_rumors;
@@ -1204,15 +1524,32 @@ sos_gossip_start(sos_node_t *self)
     self->pass.rumor_lens = calloc(SOS_BATCH_MAX, sizeof *self->pass.rumor_lens);
     if (!self->pass.rumor_wires || !self->pass.rumor_lens)
         return SOS_ERR_NOMEM;
+    /*  A node on a public address connects only to public addresses named in records
+        (a record could otherwise point every node at a service on their own host or LAN);
+        a node on a loopback or private address is on such a network itself. */
+    sos_endpoint_t own;
+    bool own_public = true;
+    if (sos_endpoint_parse(&own, self->cfg.advertise) == SOS_OK)
+        own_public = sos_endpoint_class(&own) == SOS_ADDR_PUBLIC;
+    else
+        sos_log_warning("advertised endpoint %s is not tcp://IP:PORT with a literal address: "
+                        "other nodes refuse records that name it",
+                        self->cfg.advertise);
+    self->allow_private = self->cfg.allow_private_endpoints || !own_public;
+    if (self->cfg.max_connections < 8)
+        self->cfg.max_connections = 8; /* a config not made by sos_config_defaults */
+    if (self->allow_private != self->cfg.allow_private_endpoints)
+        sos_log_info("records may name private addresses: this node advertises one");
     /*  Genesis addresses first, so that directory workers at those addresses are tagged. */
     for (uint32_t i = 0; i < self->cfg.n_genesis; i++) {
         const sos_genesis_t *g = &self->cfg.genesis[i];
         if (streq(g->url, self->cfg.advertise))
             continue; /* we are this genesis node */
-        sos_peer_t *peer = sos_gossip_peer_for_url(self, g->url);
+        sos_peer_t *peer = s_peer_get(self, g->url);
         if (!peer)
-            return SOS_ERR_IO;
+            return SOS_ERR_NOMEM;
         peer->is_genesis = true;
+        s_peer_open(self, peer, true);
         if (g->pinned) {
             peer->pinned = true;
             s_peer_set_id(self, peer, g->id);
@@ -1257,7 +1594,7 @@ sos_gossip_stop(sos_node_t *self)
     if (!s_envelope(self, SOS_MSG_LEAVE, &msg, NULL, NULL, 0))
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if (!p->in_dir && !p->is_genesis)
+        if ((!p->in_dir && !p->is_genesis) || !p->dealer)
             continue;
         zsock_set_linger(p->dealer, 200);
         sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size);

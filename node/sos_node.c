@@ -70,6 +70,8 @@ sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void
 bool
 sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size)
 {
+    if (!sock)
+        return false; /* a peer whose connection is closed (see sos_gossip.c, "Peers") */
     if (zmq_send(zsock_resolve(sock), data, size, ZMQ_DONTWAIT) < 0)
         return false;
     self->stats.bytes_out += size;
@@ -81,8 +83,9 @@ void
 sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
 {
     static const char *names[SOS_DROP_MAX] = {
-        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+        "malformed",     "oversized",    "bad_signature", "bad_version",
+        "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
+        "self",          "bad_request",  "bad_endpoint",
     };
     self->stats.drops[reason]++;
     /*  One line per drop at info level; a flood of garbage must not flood the log at the
@@ -156,6 +159,7 @@ sos_node_pass_end(sos_node_t *self)
         free(o->data);
     }
     pass->n_out = 0;
+    sos_gossip_pass_end(self, committed);
     if (committed) {
         sos_gossip_push_rumors(self);
         sos_rooms_wake(self);
@@ -190,8 +194,9 @@ static void
 s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
     static const char *drop_names[SOS_DROP_MAX] = {
-        "malformed",    "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused", "wrong_sender", "unexpected",    "self",        "bad_request",
+        "malformed",     "oversized",    "bad_signature", "bad_version",
+        "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
+        "self",          "bad_request",  "bad_endpoint",
     };
     uint64_t workers = 0, rooms = 0, origins = 0;
     sos_txn_t *txn = sos_node_txn(self);
@@ -238,6 +243,12 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"commit_failures", st->commit_failures},
         {"sends", st->sends},
         {"send_dups", st->send_dups},
+        {"connections_open", self->n_open},
+        {"connections_closed", st->connections_closed},
+        {"connections_capped", st->connections_capped},
+        {"sockets_refused", st->sockets_refused},
+        {"gaps", zhashx_size(self->gaps)},
+        {"gaps_dropped", st->gaps_dropped},
     };
     size_t n = sizeof g / sizeof g[0];
     msgpack_pack_map(&pk, n + SOS_MERGE_MAX);
@@ -630,9 +641,11 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     self->peers = zhashx_new();
     self->peers_id = zhashx_new();
     self->gaps = zhashx_new();
+    self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->pass.woken_rooms = zlistx_new();
-    if (!self->peers || !self->peers_id || !self->gaps || !self->replay || !self->pass.woken_rooms)
+    if (!self->peers || !self->peers_id || !self->gaps || !self->retired || !self->replay ||
+        !self->pass.woken_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
@@ -716,6 +729,13 @@ sos_node_destroy(sos_node_t **self_p)
         zhashx_destroy(&self->peers);
     }
     zhashx_destroy(&self->peers_id);
+    if (self->retired) {
+        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired)) {
+            zsock_destroy(&p->dealer);
+            free(p);
+        }
+        zlistx_destroy(&self->retired);
+    }
     zhashx_destroy(&self->gaps);
     free(self->digest_cache);
     zsock_destroy(&self->router);

@@ -31,6 +31,7 @@ typedef enum {
     SOS_DROP_UNEXPECTED,    /* a reply nobody waits for, or a message in the wrong place */
     SOS_DROP_SELF,          /* gossip claiming to be from this node */
     SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
+    SOS_DROP_BAD_ENDPOINT,  /* a record naming an endpoint this node may not connect to */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -53,6 +54,10 @@ typedef struct {
     uint64_t commit_failures;
     uint64_t sends;
     uint64_t send_dups;
+    uint64_t sockets_refused;    /* a DEALER could not be made (socket or file limit) */
+    uint64_t connections_closed; /* DEALERs closed: least recently used at the cap, or idle */
+    uint64_t connections_capped; /* a connection refused: the cap held only busy peers */
+    uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
 } sos_stats_t;
@@ -62,19 +67,24 @@ typedef enum {
     SOS_EX_IDLE,
     SOS_EX_WAIT_SYNC_ACK,
     SOS_EX_WAIT_DELTA_ACK,
+    SOS_EX_CONNECTING, /* picked for an exchange, its DEALER just opened: SYNC once connected */
 } sos_exchange_state_t;
 
 typedef struct {
+    struct _sos_node_t *node; /* the owner (borrowed) */
     char url[SOS_URL_MAX + 1];
     bool id_known;
     uint8_t id[SOS_NODEID_BYTES];
     char hex[SOS_NODEID_HEX + 1];
     bool is_genesis;
-    bool pinned; /* a genesis given as ID@ENDPOINT */
-    bool in_dir; /* a worker of the directory (not only a genesis address or a forward) */
-    zsock_t *dealer;
-    uint64_t created_mono;
-    uint64_t last_used_mono;
+    bool pinned;           /* a genesis given as ID@ENDPOINT */
+    bool in_dir;           /* a worker of the directory (not only a genesis address or a forward) */
+    zsock_t *dealer;       /* NULL while closed (the open ones are bounded) */
+    uint64_t created_mono; /* when the DEALER was opened */
+    uint64_t last_used_mono; /* last send or receive: the least recently used is closed */
+    bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
+    uint64_t retired_tick;   /* the node's tick count when it was retired */
+    bool removing;           /* its worker's deletion waits for the pass to commit */
     /* failure counting: authoritative here, written to the store's local stats */
     uint32_t fail_count;
     uint64_t last_ok;   /* wall ms */
@@ -137,9 +147,16 @@ struct _sos_node_t {
     int round_timer;
     zhashx_t *peers;    /* url -> sos_peer_t (owned) */
     zhashx_t *peers_id; /* id hex -> sos_peer_t (borrowed) */
+    zlistx_t *retired;  /* sos_peer_t (owned) out of the tables, to free at the next tick */
+    size_t n_open;      /* peers with an open DEALER */
+    uint64_t ticks;     /* sos_gossip_tick calls: retired peers are freed a tick later */
+    bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
     sos_replay_t *replay;
     uint64_t my_version; /* this node's record counter */
-    sos_record_t self_rec;
+    uint64_t my_version_committed;
+    sos_record_t self_rec;         /* our record as committed: what SYNCs carry */
+    sos_record_t self_rec_pending; /* signed in this pass; becomes self_rec on commit */
+    bool self_rec_pending_set;
     uint64_t next_req_id;
     uint64_t start_mono;
     uint64_t exchange_timeout_ms;
@@ -186,7 +203,16 @@ void sos_gossip_flush_stats(sos_node_t *self);
 sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
 /*  Send queued rumors (called by pass_end after a commit). */
 void sos_gossip_push_rumors(sos_node_t *self);
-/*  Peer for a url, created (with a DEALER) if absent. NULL on socket errors. */
+/*  The end of a pass: committed says whether its transaction committed. Peers whose
+    worker was deleted in it are retired, or kept if the deletion was rolled back; our own
+    record signed in it becomes the one SYNCs carry, or is forgotten. */
+void sos_gossip_pass_end(sos_node_t *self, bool committed);
+/*  Free retired peers: called outside any reader of their sockets, and before anything of
+    the current iteration retires more (see "Peers" in sos_gossip.c). */
+void sos_gossip_reap(sos_node_t *self);
+/*  Peer for a url, created if absent, with its DEALER open (the least recently used idle
+    peer is closed at the cap). NULL if the url is ours, or on socket errors and at the cap
+    (counted). The peer is borrowed until the end of the current pass. */
 sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url);
 
 /* --- sos_rooms.c ------------------------------------------------------------------- */
