@@ -32,7 +32,8 @@ static const char s_usage[] =
     "  --max-rooms-per-origin N rooms accepted from one owner (default 10000)\n"
     "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
-    "                           address: 0, 10, 30, 60, 180, 300 s (default on)\n"
+    "                           address: 0, 10, 30, 60, 180, 300 s; and a budget of record\n"
+    "                           signature checks per sender and second (default on)\n"
     "  --max-connections N      open connections to other nodes at most; the least recently\n"
     "                           used is closed to open another (default 512, lowered to fit\n"
     "                           the open files limit)\n"
@@ -40,6 +41,9 @@ static const char s_usage[] =
     "                           take records naming loopback, private or link-local addresses\n"
     "                           also when this node advertises a public one (default off; a\n"
     "                           node advertising a non-public address always takes them)\n"
+    "  --verify-budget N        record signatures checked per second for one sender (peers\n"
+    "                           each, strangers together) before its gossip is refused;\n"
+    "                           --rate-limit off lifts it (default 4096)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -68,6 +72,7 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
     cfg->max_connections = 512;
+    cfg->verify_budget = 4096;
     cfg->log_level = SOS_LOG_NOTICE;
 }
 
@@ -173,6 +178,7 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
         {"max-connections", offsetof(sos_config_t, max_connections), 8, 100000},
+        {"verify-budget", offsetof(sos_config_t, verify_budget), 512, 10000000},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {

@@ -37,6 +37,7 @@ typedef struct {
     bool rate_limit;               /* escalating delays on room creation per client address */
     uint32_t max_connections;      /* open DEALERs to peers (512; lowered to fit the fd limit) */
     bool allow_private_endpoints;  /* take records naming non-public addresses (see README) */
+    uint32_t verify_budget;        /* record signature checks per second per sender (4096) */
     int log_level;                 /* sos_log_level_t */
     bool show_help;
     bool show_version;

@@ -1019,6 +1019,128 @@ done:
     free(b);
 }
 
+/*  Verification costs. A record's Ed25519 signature costs about as much as everything else
+    a node does with it, and one frame carries up to SOS_BATCH_MAX records, re-sendable
+    under a new envelope forever. So a record is verified only if it could change
+    something: one we hold byte for byte (verified when it was stored) or one older than
+    the version we hold of its key is not verified again, and takes no part in the rest.
+    What is left is charged to the sender: each peer has a budget of verifications per
+    second, and senders that are no peers share one. Replies to our own exchanges are not
+    charged (we ask for them, one at a time), so anti-entropy converges whatever strangers
+    send. The budget (--verify-budget, 4096 a second, about a fifth of a core) is at least
+    one full batch, so that one honest DELTA always fits; an unsolicited RUMOR or DELTA over budget
+   is refused (a DELTA is still answered, and its records come again in a later exchange).
+   --rate-limit off lifts the budget, as it does the other limits on strangers (benchmarks, tests
+   that flood on purpose). */
+
+typedef enum {
+    S_CHECK_VERIFY = 0, /* verify and apply */
+    S_CHECK_HELD,       /* held byte for byte: no merge (it would say `same`), but it is as
+                           good as verified for settling gaps */
+    S_CHECK_STALE,      /* older than what we hold of its key: skip */
+} s_check_t;
+
+static s_check_t
+s_check_one(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_record_t *have)
+{
+    if (memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        return S_CHECK_VERIFY; /* ours: the merge must see it (a counter ahead of ours) */
+    sos_rc rc = rec->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, rec->origin, have, NULL)
+                                            : sos_dir_get_room(txn, rec->room_hash, have);
+    if (rc == SOS_OK && memcmp(have->origin, rec->origin, SOS_NODEID_BYTES) == 0) {
+        if (have->version == rec->version && have->wire_len == rec->wire_len &&
+            memcmp(have->wire, rec->wire, rec->wire_len) == 0)
+            return S_CHECK_HELD;
+        if (have->version > rec->version)
+            return S_CHECK_STALE;
+    }
+    uint64_t ts_version = 0, ts_expires = 0;
+    if (rec->kind == SOS_REC_WORKER &&
+        sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
+        ts_version >= rec->version)
+        return S_CHECK_STALE; /* removed at that version: the merge would refuse it */
+    return S_CHECK_VERIFY;
+}
+
+/*  Take n verifications from a budget refilled at rate per second (burst: one second). */
+static bool
+s_budget_take(double *tokens, uint64_t *mono, double rate, uint32_t n)
+{
+    uint64_t now = sos_mono_ms();
+    if (*mono == 0)
+        *tokens = rate;
+    else
+        *tokens += rate * (double)(now - *mono) / 1000.0;
+    if (*tokens > rate)
+        *tokens = rate;
+    *mono = now;
+    if (*tokens < n)
+        return false;
+    *tokens -= n;
+    return true;
+}
+
+/*  Decide, for each record of msg, whether to verify it (and do so), apply it unverified
+    (held) or skip it; *checks_p (caller frees) gets one s_check_t per record. charge is the
+    sender's budget (NULL: not charged). False if the message is refused whole: a record
+    does not verify (counted as bad_signature), or the budget is spent (counted in
+    verify_refused), or memory ran out. */
+static bool
+s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_peer_t *sender,
+                bool charge, uint8_t **checks_p)
+{
+    *checks_p = NULL;
+    if (!msg->n_records)
+        return true;
+    uint8_t *checks = calloc(msg->n_records, 1);
+    sos_record_t *tmp = malloc(sizeof *tmp);
+    bool ok = false;
+    if (!checks || !tmp)
+        goto done;
+    uint32_t need = 0;
+    for (uint32_t i = 0; i < msg->n_records; i++) {
+        checks[i] = (uint8_t)s_check_one(self, txn, &msg->records[i], tmp);
+        if (checks[i] == S_CHECK_VERIFY)
+            need++;
+        else
+            self->stats.merges[checks[i] == S_CHECK_HELD ? SOS_MERGE_SAME : SOS_MERGE_STALE]++;
+    }
+    self->stats.verify_skipped += msg->n_records - need;
+    if (need && charge && self->cfg.rate_limit) {
+        bool granted = sender ? s_budget_take(&sender->verify_tokens, &sender->verify_mono,
+                                              self->cfg.verify_budget, need)
+                              : s_budget_take(&self->verify_tokens, &self->verify_mono,
+                                              self->cfg.verify_budget, need);
+        if (!granted) {
+            self->stats.verify_refused += need;
+            char what[96];
+            snprintf(what, sizeof what, "%u records over the %s verification budget", need,
+                     sender ? "peer's" : "strangers'");
+            sos_node_drop(self, SOS_DROP_OVER_BUDGET, what);
+            goto done;
+        }
+    }
+    for (uint32_t i = 0; i < msg->n_records; i++) {
+        if (checks[i] != S_CHECK_VERIFY)
+            continue;
+        const sos_record_t *rec = &msg->records[i];
+        self->stats.verifications++;
+        if (sos_record_decode(tmp, rec->wire, rec->wire_len) != SOS_OK) {
+            sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "a record's signature does not verify");
+            goto done;
+        }
+    }
+    ok = true;
+done:
+    free(tmp);
+    if (!ok) {
+        free(checks);
+        checks = NULL;
+    }
+    *checks_p = checks;
+    return ok;
+}
+
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
     origin arrive in ascending version from the version we asked for, and the sender holds
     all of them up to its last one (s_collect_wanted), so the gap moves up to the last version
@@ -1026,12 +1148,15 @@ done:
     digest may stop below records that a rumor brought us past the hole, and closing the gap
     on any complete batch would make us claim that hole as held, for good. */
 static void
-s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg)
+s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uint8_t *checks)
 {
     for (uint32_t i = 0; i < msg->n_records; i++)
-        s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
+        if (checks[i] == S_CHECK_VERIFY)
+            s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
         const sos_record_t *rec = &msg->records[i];
+        if (checks[i] == S_CHECK_STALE)
+            continue; /* not verified: its version tells nothing */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
         const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
@@ -1077,6 +1202,7 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         sos_node_drop(self, SOS_DROP_MALFORMED, "envelope does not decode");
         return false;
     }
+    self->stats.verifications++;
     if (memcmp(env->sender, self->id.pk, SOS_NODEID_BYTES) == 0) {
         sos_node_drop(self, SOS_DROP_SELF, "envelope signed with our own key");
         return false;
@@ -1091,7 +1217,10 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
 static bool
 s_open_body(sos_node_t *self, const sos_envelope_t *env, sos_gmsg_t *msg)
 {
-    sos_rc rc = sos_gmsg_decode(msg, env->body, env->body_len);
+    /*  The records are verified later, by s_check_records, which skips those we hold. */
+    sos_rc rc = sos_gmsg_decode_unverified(msg, env->body, env->body_len);
+    if (rc == SOS_OK && msg->has_self)
+        self->stats.verifications++;
     if (rc == SOS_OK)
         return true;
     sos_drop_t reason = rc == SOS_ERR_SIGNATURE   ? SOS_DROP_BAD_SIGNATURE
@@ -1154,9 +1283,15 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
 }
 
 static void
-s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gmsg_t *msg)
+s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gmsg_t *msg,
+           sos_peer_t *sender)
 {
-    s_apply_delta(self, txn, msg);
+    /*  Records that cannot be verified now are not applied, but the DELTA is answered: the
+        sender's exchange succeeds, and it offers them again in a later one. */
+    uint8_t *checks = NULL;
+    if (s_check_records(self, txn, msg, sender, true, &checks) && checks)
+        s_apply_delta(self, txn, msg, checks);
+    free(checks);
     s_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
@@ -1218,14 +1353,19 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         s_on_sync(self, txn, routing_p, &env, &msg);
         break;
     case SOS_MSG_DELTA:
-        s_on_delta(self, txn, routing_p, &msg);
+        s_on_delta(self, txn, routing_p, &msg, peer);
         break;
-    case SOS_MSG_RUMOR:
+    case SOS_MSG_RUMOR: {
         self->stats.rumors_in++;
         self->pass.rumor_from = peer;
-        for (uint32_t i = 0; i < msg.n_records; i++)
-            s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
+        uint8_t *checks = NULL;
+        if (s_check_records(self, txn, &msg, peer, true, &checks) && checks)
+            for (uint32_t i = 0; i < msg.n_records; i++)
+                if (checks[i] == S_CHECK_VERIFY)
+                    s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
+        free(checks);
         break;
+    }
     case SOS_MSG_LEAVE:
         s_on_leave(self, peer);
         break;
@@ -1313,7 +1453,14 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
                 s_send_delta(self, txn, peer, &msg);
         }
     } else {
-        s_apply_delta(self, txn, &msg);
+        uint8_t *checks = NULL;
+        if (!s_check_records(self, txn, &msg, peer, false, &checks)) {
+            sos_gmsg_release(&msg);
+            return; /* the exchange times out, as for any reply that does not decode */
+        }
+        if (checks)
+            s_apply_delta(self, txn, &msg, checks);
+        free(checks);
         /*  The records may have moved this peer's worker to another url: then this peer is
             retired (valid until the reap, but out of the tables) and the exchange ends. */
         peer->state = SOS_EX_IDLE;
@@ -1536,6 +1683,8 @@ sos_gossip_start(sos_node_t *self)
                         "other nodes refuse records that name it",
                         self->cfg.advertise);
     self->allow_private = self->cfg.allow_private_endpoints || !own_public;
+    if (self->cfg.verify_budget < SOS_BATCH_MAX)
+        self->cfg.verify_budget = SOS_BATCH_MAX;
     if (self->cfg.max_connections < 8)
         self->cfg.max_connections = 8; /* a config not made by sos_config_defaults */
     if (self->allow_private != self->cfg.allow_private_endpoints)

@@ -85,7 +85,7 @@ sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
     static const char *names[SOS_DROP_MAX] = {
         "malformed",     "oversized",    "bad_signature", "bad_version",
         "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
-        "self",          "bad_request",  "bad_endpoint",
+        "self",          "bad_request",  "bad_endpoint",  "over_budget",
     };
     self->stats.drops[reason]++;
     /*  One line per drop at info level; a flood of garbage must not flood the log at the
@@ -196,7 +196,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     static const char *drop_names[SOS_DROP_MAX] = {
         "malformed",     "oversized",    "bad_signature", "bad_version",
         "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
-        "self",          "bad_request",  "bad_endpoint",
+        "self",          "bad_request",  "bad_endpoint",  "over_budget",
     };
     uint64_t workers = 0, rooms = 0, origins = 0;
     sos_txn_t *txn = sos_node_txn(self);
@@ -249,6 +249,9 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"sockets_refused", st->sockets_refused},
         {"gaps", zhashx_size(self->gaps)},
         {"gaps_dropped", st->gaps_dropped},
+        {"signature_verifications", st->verifications},
+        {"verify_skipped", st->verify_skipped},
+        {"verify_refused", st->verify_refused},
     };
     size_t n = sizeof g / sizeof g[0];
     msgpack_pack_map(&pk, n + SOS_MERGE_MAX);

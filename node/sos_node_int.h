@@ -32,6 +32,7 @@ typedef enum {
     SOS_DROP_SELF,          /* gossip claiming to be from this node */
     SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
     SOS_DROP_BAD_ENDPOINT,  /* a record naming an endpoint this node may not connect to */
+    SOS_DROP_OVER_BUDGET,   /* records whose verification the sender's budget cannot pay */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -58,6 +59,9 @@ typedef struct {
     uint64_t connections_closed; /* DEALERs closed: least recently used at the cap, or idle */
     uint64_t connections_capped; /* a connection refused: the cap held only busy peers */
     uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
+    uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
+    uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
+    uint64_t verify_refused;     /* records not verified: the sender's budget was spent */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
 } sos_stats_t;
@@ -85,6 +89,8 @@ typedef struct {
     bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
     uint64_t retired_tick;   /* the node's tick count when it was retired */
     bool removing;           /* its worker's deletion waits for the pass to commit */
+    double verify_tokens;    /* record verifications it may still cost us (sos_gossip.c) */
+    uint64_t verify_mono;    /* when verify_tokens was last refilled */
     /* failure counting: authoritative here, written to the store's local stats */
     uint32_t fail_count;
     uint64_t last_ok;   /* wall ms */
@@ -145,11 +151,13 @@ struct _sos_node_t {
     zsock_t *router;
     zloop_t *loop;
     int round_timer;
-    zhashx_t *peers;    /* url -> sos_peer_t (owned) */
-    zhashx_t *peers_id; /* id hex -> sos_peer_t (borrowed) */
-    zlistx_t *retired;  /* sos_peer_t (owned) out of the tables, to free at the next tick */
-    size_t n_open;      /* peers with an open DEALER */
-    uint64_t ticks;     /* sos_gossip_tick calls: retired peers are freed a tick later */
+    zhashx_t *peers;      /* url -> sos_peer_t (owned) */
+    zhashx_t *peers_id;   /* id hex -> sos_peer_t (borrowed) */
+    zlistx_t *retired;    /* sos_peer_t (owned) out of the tables, to free at the next tick */
+    size_t n_open;        /* peers with an open DEALER */
+    uint64_t ticks;       /* sos_gossip_tick calls: retired peers are freed a tick later */
+    double verify_tokens; /* the verification budget shared by senders that are no peers */
+    uint64_t verify_mono;
     bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
     sos_replay_t *replay;
     uint64_t my_version; /* this node's record counter */

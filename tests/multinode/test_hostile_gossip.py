@@ -12,6 +12,9 @@ by a stranger speaking the wire protocol (soswire) to real sosnode processes:
   endpoints     a node advertising a public address refuses records naming ipc://, a host
                 name, or loopback, private and mapped addresses, counts them as bad_endpoint,
                 and never connects there (a listening socket sees no connection).
+  verification  the same 512 signed records sent again and again under new envelopes cost
+                one envelope verification each time, not 512 record verifications; a stranger
+                sending fresh records faster than its budget is refused (over_budget).
   gaps          records from fresh origins whose prev lies above anything held open gap
                 entries; the table stays bounded and entries go when the origins' records do.
 """
@@ -279,6 +282,44 @@ def test_gap_table_bounded():
         assert node.alive()
 
 
+def test_resent_records_not_verified_again():
+    """One frame of 512 pre-signed records costs 512 verifications once; resending it under
+    new envelopes costs only the envelopes'. Unsolicited records beyond a stranger's budget
+    are refused whole and counted, and the node keeps serving."""
+    with Net(interval=200) as net:
+        # --rate-limit on (the test network turns it off): the verification budget is on,
+        # and small enough that a loaded machine cannot verify faster than it refills
+        node = net.add(extra=["--max-workers", "100000", "--rate-limit", "on",
+                              "--verify-budget", "600"]).start()
+        sender = w.Identity()
+        recs = [w.worker_record(w.Identity(), 1, dead_url()) for _ in range(512)]
+        before = gossip(node)["signature_verifications"]
+        send_all(node, [env(sender, w.RUMOR, w.gmsg(records=recs), node)])
+        first = gossip(node)["signature_verifications"] - before
+        assert first >= 512, first
+        wait_for("the records listed", lambda: len(node.workers()) >= 513, timeout=30)
+        g0 = gossip(node)
+        resends = 5
+        send_all(node, [env(sender, w.RUMOR, w.gmsg(records=recs), node)
+                        for _ in range(resends)])
+        g1 = gossip(node)
+        cost = g1["signature_verifications"] - g0["signature_verifications"]
+        # the RUMOR envelopes, and send_all's SYNC and status requests: a handful, not 512s
+        assert cost <= resends + 10, "resending cost %d verifications" % cost
+        assert g1["verify_skipped"] - g0["verify_skipped"] >= resends * 512, g1
+        # Fresh records from a stranger, 14 frames of 512 at once: beyond the budget the rest
+        # is refused and counted.
+        frames = [env(sender, w.RUMOR, w.gmsg(records=[
+            w.worker_record(w.Identity(), 1, dead_url()) for _ in range(512)]), node)
+            for _ in range(14)]
+        before = node.drops()["over_budget"]
+        send_all(node, frames)
+        assert node.drops()["over_budget"] > before, node.drops()
+        assert gossip(node)["verify_refused"] >= 512
+        assert node.alive() and node.status()
+
+
 if __name__ == "__main__":
     run([test_peer_moved_during_its_delta_ack, test_thousands_of_endpoints,
-         test_endpoints_refused_on_a_public_node, test_gap_table_bounded])
+         test_endpoints_refused_on_a_public_node, test_resent_records_not_verified_again,
+         test_gap_table_bounded])
