@@ -623,6 +623,56 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
     return true;
 }
 
+/*  Probation. A worker record costs its maker one signature under a fresh key, so caps
+    alone let a few strangers fill --max-workers on every node with workers that do not
+    exist. A worker this node has never exchanged with successfully (last_ok == 0: no
+    signed answer from that key at that url, ever) is on probation, and at most a quarter
+    of --max-workers are: a new worker key beyond that is refused (counted as a cap
+    refusal, and in probation_refused) until a probation worker is promoted by a
+    successful exchange or removed after --max-failures failed ones. So the rest of the
+    cap can only be filled by nodes that really answer at their urls, each from its own
+    endpoint. Genesis nodes are never on probation, and a newer record of a worker held
+    already is not a new key: it is always weighed by the merge rules. */
+static bool
+s_on_probation(const sos_peer_t *p)
+{
+    return p->in_dir && !p->is_genesis && !p->retired && p->last_ok == 0;
+}
+
+uint32_t
+sos_gossip_probation(sos_node_t *self)
+{
+    uint32_t n = 0;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (s_on_probation(p))
+            n++;
+    return n;
+}
+
+static bool
+s_probation_admits(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && (peer->in_dir || peer->is_genesis))
+        return true; /* held already, or a genesis node */
+    if (sos_dir_get_worker(txn, rec->origin, NULL, NULL) == SOS_OK)
+        return true; /* held without a peer of its own (see s_adopt_orphans) */
+    uint32_t cap = self->cfg.max_workers / 4 ? self->cfg.max_workers / 4 : 1;
+    if (sos_gossip_probation(self) < cap)
+        return true;
+    self->stats.merges[SOS_MERGE_CAP]++;
+    self->stats.probation_refused++;
+    if (self->stats.probation_refused == 1)
+        sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
+                        "never seen answering (further refusals at info level)",
+                        hex, cap);
+    else
+        sos_log_info("refused worker %.12s: probation slots full", hex);
+    return false;
+}
+
 /*  Take one verified record through the merge rules and act on the outcome. */
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
@@ -637,6 +687,10 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
         return;
     }
+    if (rec->kind == SOS_REC_WORKER && src != SOS_SRC_LOCAL &&
+        memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
+        !s_probation_admits(self, txn, rec))
+        return;
     if (s_refuse_at_our_endpoint(self, txn, rec))
         return;
     uint64_t before = 0;
@@ -1038,6 +1092,7 @@ typedef enum {
     S_CHECK_HELD,       /* held byte for byte: no merge (it would say `same`), but it is as
                            good as verified for settling gaps */
     S_CHECK_STALE,      /* older than what we hold of its key: skip */
+    S_CHECK_TOMBSTONED, /* a removed worker's, not newer than its removal: skip */
 } s_check_t;
 
 static s_check_t
@@ -1058,7 +1113,7 @@ s_check_one(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_recor
     if (rec->kind == SOS_REC_WORKER &&
         sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
         ts_version >= rec->version)
-        return S_CHECK_STALE; /* removed at that version: the merge would refuse it */
+        return S_CHECK_TOMBSTONED; /* the merge would refuse it */
     return S_CHECK_VERIFY;
 }
 
@@ -1080,21 +1135,27 @@ s_budget_take(double *tokens, uint64_t *mono, double rate, uint32_t n)
     return true;
 }
 
-/*  Decide, for each record of msg, whether to verify it (and do so), apply it unverified
-    (held) or skip it; *checks_p (caller frees) gets one s_check_t per record. charge is the
-    sender's budget (NULL: not charged). False if the message is refused whole: a record
-    does not verify (counted as bad_signature), or the budget is spent (counted in
-    verify_refused), or memory ran out. */
-static bool
+/*  Decide, for each record of msg, whether to verify it (and do so), or skip it as held or
+    stale; *checks_p (caller frees; NULL unless S_RECORDS_OK with records) gets one s_check_t
+    per record. sender (NULL: a stranger) pays if charge. Every message type is checked,
+    also those whose records are not used: one bad record rejects the whole message
+    (bad_signature), as the protocol says. */
+typedef enum {
+    S_RECORDS_OK,
+    S_RECORDS_BAD,         /* a record does not verify, or no memory: refuse the message */
+    S_RECORDS_OVER_BUDGET, /* the sender's budget is spent: take none of them */
+} s_records_t;
+
+static s_records_t
 s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_peer_t *sender,
                 bool charge, uint8_t **checks_p)
 {
     *checks_p = NULL;
     if (!msg->n_records)
-        return true;
+        return S_RECORDS_OK;
     uint8_t *checks = calloc(msg->n_records, 1);
     sos_record_t *tmp = malloc(sizeof *tmp);
-    bool ok = false;
+    s_records_t result = S_RECORDS_BAD;
     if (!checks || !tmp)
         goto done;
     uint32_t need = 0;
@@ -1103,7 +1164,9 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
         if (checks[i] == S_CHECK_VERIFY)
             need++;
         else
-            self->stats.merges[checks[i] == S_CHECK_HELD ? SOS_MERGE_SAME : SOS_MERGE_STALE]++;
+            self->stats.merges[checks[i] == S_CHECK_HELD    ? SOS_MERGE_SAME
+                               : checks[i] == S_CHECK_STALE ? SOS_MERGE_STALE
+                                                            : SOS_MERGE_TOMBSTONED]++;
     }
     self->stats.verify_skipped += msg->n_records - need;
     if (need && charge && self->cfg.rate_limit) {
@@ -1117,6 +1180,7 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
             snprintf(what, sizeof what, "%u records over the %s verification budget", need,
                      sender ? "peer's" : "strangers'");
             sos_node_drop(self, SOS_DROP_OVER_BUDGET, what);
+            result = S_RECORDS_OVER_BUDGET;
             goto done;
         }
     }
@@ -1130,15 +1194,15 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
             goto done;
         }
     }
-    ok = true;
+    result = S_RECORDS_OK;
 done:
     free(tmp);
-    if (!ok) {
+    if (result != S_RECORDS_OK) {
         free(checks);
         checks = NULL;
     }
     *checks_p = checks;
-    return ok;
+    return result;
 }
 
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
@@ -1155,7 +1219,7 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
         const sos_record_t *rec = &msg->records[i];
-        if (checks[i] == S_CHECK_STALE)
+        if (checks[i] == S_CHECK_STALE || checks[i] == S_CHECK_TOMBSTONED)
             continue; /* not verified: its version tells nothing */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
@@ -1284,14 +1348,13 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
 
 static void
 s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gmsg_t *msg,
-           sos_peer_t *sender)
+           const uint8_t *checks)
 {
-    /*  Records that cannot be verified now are not applied, but the DELTA is answered: the
-        sender's exchange succeeds, and it offers them again in a later one. */
-    uint8_t *checks = NULL;
-    if (s_check_records(self, txn, msg, sender, true, &checks) && checks)
+    /*  checks is NULL when the sender's budget could not pay for the records: they are not
+        applied, but the DELTA is answered, so that the sender's exchange succeeds and it
+        offers them again in a later one. */
+    if (checks)
         s_apply_delta(self, txn, msg, checks);
-    free(checks);
     s_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
@@ -1348,24 +1411,27 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         if (peer->is_genesis)
             peer->next_try_mono = 0;
     }
+    uint8_t *checks = NULL;
+    s_records_t checked = s_check_records(self, txn, &msg, peer, true, &checks);
+    if (checked == S_RECORDS_BAD ||
+        (checked == S_RECORDS_OVER_BUDGET && env.type != SOS_MSG_DELTA)) {
+        sos_gmsg_release(&msg);
+        return;
+    }
     switch (env.type) {
     case SOS_MSG_SYNC:
         s_on_sync(self, txn, routing_p, &env, &msg);
         break;
     case SOS_MSG_DELTA:
-        s_on_delta(self, txn, routing_p, &msg, peer);
+        s_on_delta(self, txn, routing_p, &msg, checks);
         break;
-    case SOS_MSG_RUMOR: {
+    case SOS_MSG_RUMOR:
         self->stats.rumors_in++;
         self->pass.rumor_from = peer;
-        uint8_t *checks = NULL;
-        if (s_check_records(self, txn, &msg, peer, true, &checks) && checks)
-            for (uint32_t i = 0; i < msg.n_records; i++)
-                if (checks[i] == S_CHECK_VERIFY)
-                    s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
-        free(checks);
+        for (uint32_t i = 0; checks && i < msg.n_records; i++)
+            if (checks[i] == S_CHECK_VERIFY)
+                s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
         break;
-    }
     case SOS_MSG_LEAVE:
         s_on_leave(self, peer);
         break;
@@ -1373,6 +1439,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "a reply sent as a request");
         break;
     }
+    free(checks);
     sos_gmsg_release(&msg);
 }
 
@@ -1429,6 +1496,12 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
+    /*  Replies to our own exchanges are not charged (see "Verification costs"). */
+    uint8_t *checks = NULL;
+    if (s_check_records(self, txn, &msg, peer, false, &checks) != S_RECORDS_OK) {
+        sos_gmsg_release(&msg);
+        return; /* the exchange times out, as for any reply that does not decode */
+    }
     if (!peer->id_known || rebind) {
         /*  A genesis node answering for the first time, or instead of the id we had. */
         if (rebind) {
@@ -1453,14 +1526,8 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
                 s_send_delta(self, txn, peer, &msg);
         }
     } else {
-        uint8_t *checks = NULL;
-        if (!s_check_records(self, txn, &msg, peer, false, &checks)) {
-            sos_gmsg_release(&msg);
-            return; /* the exchange times out, as for any reply that does not decode */
-        }
         if (checks)
             s_apply_delta(self, txn, &msg, checks);
-        free(checks);
         /*  The records may have moved this peer's worker to another url: then this peer is
             retired (valid until the reap, but out of the tables) and the exchange ends. */
         peer->state = SOS_EX_IDLE;
@@ -1468,6 +1535,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         if (!peer->retired && (peer->again || (msg.flags & SOS_GMSG_MORE)))
             s_exchange_start(self, peer);
     }
+    free(checks);
     sos_gmsg_release(&msg);
 }
 

@@ -252,6 +252,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"signature_verifications", st->verifications},
         {"verify_skipped", st->verify_skipped},
         {"verify_refused", st->verify_refused},
+        {"workers_probation", sos_gossip_probation(self)},
+        {"probation_refused", st->probation_refused},
     };
     size_t n = sizeof g / sizeof g[0];
     msgpack_pack_map(&pk, n + SOS_MERGE_MAX);

@@ -62,6 +62,7 @@ typedef struct {
     uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
     uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
     uint64_t verify_refused;     /* records not verified: the sender's budget was spent */
+    uint64_t probation_refused;  /* new workers refused: every probation slot is taken */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
 } sos_stats_t;
@@ -209,6 +210,8 @@ void sos_gossip_tick(sos_node_t *self);
 void sos_gossip_flush_stats(sos_node_t *self);
 /*  Sign a record as this node (next version of the counter), store it, push it. */
 sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
+/*  Workers listed that this node never exchanged with successfully (see "Probation"). */
+uint32_t sos_gossip_probation(sos_node_t *self);
 /*  Send queued rumors (called by pass_end after a commit). */
 void sos_gossip_push_rumors(sos_node_t *self);
 /*  The end of a pass: committed says whether its transaction committed. Peers whose

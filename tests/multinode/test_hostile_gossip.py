@@ -15,6 +15,9 @@ by a stranger speaking the wire protocol (soswire) to real sosnode processes:
   verification  the same 512 signed records sent again and again under new envelopes cost
                 one envelope verification each time, not 512 record verifications; a stranger
                 sending fresh records faster than its budget is refused (over_budget).
+  probation     fresh keys naming endpoints where nothing answers take at most a quarter of
+                --max-workers, cannot displace a worker that answered, and leave when they
+                fail; an honest node joins after them.
   gaps          records from fresh origins whose prev lies above anything held open gap
                 entries; the table stays bounded and entries go when the origins' records do.
 """
@@ -143,7 +146,9 @@ def test_thousands_of_endpoints():
     aborted in zsock_new."""
     n = 1100
     with Net(interval=500) as net:
-        node = net.add(extra=["--max-connections", "64", "--max-failures", "1000"]).start()
+        # --max-workers: room for 1,100 workers on probation (a quarter of the cap)
+        node = net.add(extra=["--max-connections", "64", "--max-failures", "1000",
+                              "--max-workers", "8000"]).start()
         idents = [w.Identity() for _ in range(n)]
         workers = [w.worker_record(i, 1, dead_url()) for i in idents]
         owner = w.Identity()
@@ -319,7 +324,34 @@ def test_resent_records_not_verified_again():
         assert node.alive() and node.status()
 
 
+def test_worker_probation():
+    """Workers never seen answering hold at most a quarter of --max-workers."""
+    with Net(interval=200) as net:
+        extra = ["--max-workers", "20", "--max-failures", "3"]
+        a = net.add(extra=extra).start()
+        b = net.add(extra=extra).start()
+        wait_for("a and b to converge", net.converged)
+        wait_for("b answered a", lambda: a.workers()[b.node_id]["last_ok"] > 0)
+        fakes = [w.Identity() for _ in range(30)]
+        recs = [w.worker_record(f, 1, dead_url()) for f in fakes]
+        before = gossip(a)
+        send_all(a, [env(w.Identity(), w.RUMOR, w.gmsg(records=recs), a)])
+        g = gossip(a)
+        assert g["workers_probation"] <= 5, g
+        assert g["probation_refused"] - before["probation_refused"] >= 25, g
+        listed = set(a.workers())
+        assert sum(1 for f in fakes if f.hex in listed) <= 5
+        assert b.node_id in listed
+        wait_for("the fakes removed for failing",
+                 lambda: gossip(a)["workers_probation"] == 0
+                 and not any(f.hex in a.workers() for f in fakes), timeout=60)
+        c = net.add(extra=extra).start()
+        wait_for("an honest newcomer listed everywhere", net.converged, timeout=60)
+        wait_for("c promoted on a", lambda: a.workers()[c.node_id]["last_ok"] > 0)
+        assert b.node_id in a.workers()
+
+
 if __name__ == "__main__":
     run([test_peer_moved_during_its_delta_ack, test_thousands_of_endpoints,
          test_endpoints_refused_on_a_public_node, test_resent_records_not_verified_again,
-         test_gap_table_bounded])
+         test_worker_probation, test_gap_table_bounded])
