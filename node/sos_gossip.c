@@ -33,6 +33,7 @@
 
 #include "sos_endpoint.h"
 #include "sos_node_int.h"
+#include "sos_peer.h"
 
 #define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
 
@@ -76,25 +77,18 @@ s_peer_get(sos_node_t *self, const char *url)
         return peer;
     if (streq(url, self->cfg.advertise))
         return NULL;
-    peer = calloc(1, sizeof *peer);
-    if (!peer)
-        return NULL;
-    peer->node = self;
-    snprintf(peer->url, sizeof peer->url, "%s", url);
-    if (zhashx_insert(self->peers, peer->url, peer) != 0) {
-        free(peer);
-        return NULL;
-    }
+    peer = sos_peer_new(self, url);
+    if (peer && zhashx_insert(self->peers, peer->url, peer) != 0)
+        sos_peer_destroy(&peer);
     return peer;
 }
 
 static void
 s_peer_close(sos_node_t *self, sos_peer_t *peer)
 {
-    if (!peer->dealer)
+    if (!sos_peer_is_open(peer))
         return;
-    zloop_reader_end(self->loop, peer->dealer);
-    zsock_destroy(&peer->dealer);
+    sos_peer_close(peer, self->loop);
     self->n_open--;
 }
 
@@ -104,9 +98,9 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->retired)
         return;
-    if (peer->dealer) {
+    if (sos_peer_is_open(peer)) {
         /*  Stop reading now; the socket itself is closed with the object, later. */
-        zloop_reader_end(self->loop, peer->dealer);
+        sos_peer_detach(peer, self->loop);
         self->n_open--;
     }
     if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
@@ -132,8 +126,7 @@ sos_gossip_reap(sos_node_t *self)
             poll set since, so its socket and reader argument must stay valid one more. */
         if (peer->retired_tick < self->ticks && !peer->removing) {
             zlistx_detach_cur(self->retired);
-            zsock_destroy(&peer->dealer);
-            free(peer);
+            sos_peer_destroy(&peer);
         }
         cursor = zlistx_next(self->retired);
     }
@@ -168,39 +161,16 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         else
             s_peer_close(self, lru);
     }
-    zsock_t *dealer = zsock_new(ZMQ_DEALER);
-    if (!dealer) {
+    if (sos_peer_open(peer, self->loop, s_recv_dealer) != SOS_OK) {
         self->stats.sockets_refused++;
         if (self->stats.sockets_refused == 1)
-            sos_log_warning("cannot make a socket for %s (socket or file limit); further "
-                            "refusals are logged at info level",
+            sos_log_warning("cannot open a connection to %s (socket or file limit, or a bad "
+                            "url); further refusals are logged at info level",
                             peer->url);
         else
-            sos_log_info("cannot make a socket for %s", peer->url);
+            sos_log_info("cannot open a connection to %s", peer->url);
         return false;
     }
-    /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
-        requests that would be delivered, stale, when it comes back. */
-    zsock_set_immediate(dealer, 1);
-    zsock_set_linger(dealer, 0);
-    zsock_set_sndhwm(dealer, 1000);
-    zsock_set_maxmsgsize(dealer, 2 * SOS_FRAME_MAX);
-    zsock_set_reconnect_ivl_max(dealer, 5000);
-    if (zsock_connect(dealer, "%s", peer->url) < 0) {
-        sos_log_warning("cannot connect to %s", peer->url);
-        zsock_destroy(&dealer);
-        return false;
-    }
-    if (zloop_reader(self->loop, dealer, s_recv_dealer, peer) != 0) {
-        self->stats.sockets_refused++;
-        sos_log_warning("cannot poll the socket for %s", peer->url);
-        zsock_destroy(&dealer);
-        return false;
-    }
-    zloop_reader_set_tolerant(self->loop, dealer);
-    peer->dealer = dealer;
-    peer->created_mono = sos_mono_ms();
-    peer->last_used_mono = peer->created_mono;
     self->n_open++;
     return true;
 }
@@ -324,12 +294,12 @@ s_peer_restore(sos_node_t *self, sos_peer_t *peer)
 {
     sos_peer_t *other = zhashx_lookup(self->peers, peer->url);
     if (other)
-        s_peer_retire(self, other); /* adopted at the freed url in the same failed pass */
-    zsock_destroy(&peer->dealer);
+        s_peer_retire(self, other);   /* adopted at the freed url in the same failed pass */
+    sos_peer_close(peer, self->loop); /* its reader was ended when it was retired */
     peer->retired = false;
     peer->removing = false;
     if (zhashx_insert(self->peers, peer->url, peer) != 0) {
-        free(peer);
+        sos_peer_destroy(&peer);
         return;
     }
     if (peer->id_known && !zhashx_lookup(self->peers_id, peer->hex))
