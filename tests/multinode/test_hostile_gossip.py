@@ -18,12 +18,16 @@ by a stranger speaking the wire protocol (soswire) to real sosnode processes:
   probation     fresh keys naming endpoints where nothing answers take at most a quarter of
                 --max-workers, cannot displace a worker that answered, and leave when they
                 fail; an honest node joins after them.
+  failed commit a worker removed in a pass whose commit fails (a full disk, and a reader that
+                keeps LMDB from reusing pages) stays a peer: memory and store agree, and the
+                node goes on trying it.
   gaps          records from fresh origins whose prev lies above anything held open gap
                 entries; the table stays bounded and entries go when the origins' records do.
 """
 
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -351,7 +355,49 @@ def test_worker_probation():
         assert b.node_id in a.workers()
 
 
+def test_removal_that_does_not_commit():
+    """A's disk is full, and a reader (mdb_dump blocked on a pipe nobody reads) keeps LMDB
+    from reusing freed pages, so every commit that writes fails. B dies; A removes it after
+    --max-failures failed exchanges, in a pass that cannot commit: B stays in A's store and
+    must stay A's peer too. (It used to be freed all the same: A listed B for good and never
+    tried it again.)"""
+    from test_faults_storage import Book, _mount_tmpfs, _umount, fill
+    mnt = _mount_tmpfs("3m")
+    dump = None
+    try:
+        with Net(interval=200, extra=["--rate-limit", "off", "--history", "100000"]) as net:
+            a = net.add(extra=["--max-failures", "3"])
+            a.data = os.path.join(mnt, "data")
+            a.start()
+            b = net.add(extra=["--max-failures", "3"]).start()
+            wait_for("a and b to converge", net.converged)
+            with Client(a.endpoint, timeout=20) as c:
+                op, status, body = fill(c, Book())
+                assert status == "unavailable", (op, status, body)
+            dump = subprocess.Popen(["mdb_dump", "-a", a.data], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(1)  # it fills the pipe and blocks, its read transaction open
+            assert dump.poll() is None, "mdb_dump finished: the store is too small to pin"
+            g0 = gossip(a)
+            b.kill()
+            wait_for("a to try removing b and fail to commit it",
+                     lambda: gossip(a)["exchanges_failed"] >= g0["exchanges_failed"] + 3
+                     and gossip(a)["commit_failures"] > g0["commit_failures"], timeout=60)
+            # It goes on trying b, which it still lists.
+            wait_for("a still exchanging with b after the failed removal",
+                     lambda: gossip(a)["exchanges_failed"] >= g0["exchanges_failed"] + 9,
+                     timeout=60)
+            assert b.node_id in a.workers()
+            assert "removal did not commit" in a.log_text()
+            assert a.alive()
+    finally:
+        if dump is not None:
+            dump.kill()
+            dump.wait()
+        _umount(mnt)
+
+
 if __name__ == "__main__":
     run([test_peer_moved_during_its_delta_ack, test_thousands_of_endpoints,
          test_endpoints_refused_on_a_public_node, test_resent_records_not_verified_again,
-         test_worker_probation, test_gap_table_bounded])
+         test_worker_probation, test_gap_table_bounded, test_removal_that_does_not_commit])
