@@ -9,6 +9,9 @@
 
         state            event                    action                        next
         IDLE             round picks the peer     send SYNC (digest hash)       WAIT_SYNC_ACK
+        IDLE             picked, not connected    open its DEALER               CONNECTING
+        CONNECTING       tick, connected          send SYNC                     WAIT_SYNC_ACK
+        CONNECTING       deadline passes          failure                       IDLE
         WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
         WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA: records  WAIT_DELTA_ACK
                                                   it lacks, origins we want
@@ -878,6 +881,8 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
 static void
 s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    if (peer->retired)
+        return; /* removed or moved earlier in this pass */
     self->stats.exchanges_failed++;
     peer->state = SOS_EX_IDLE;
     peer->req_id = 0;
@@ -1230,6 +1235,7 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         sos_node_drop(self, SOS_DROP_REPLAY_WINDOW, "envelope timestamp outside the window");
         return false;
     case SOS_ERR_SIGNATURE:
+        self->stats.verifications++;
         sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "envelope signature does not verify");
         return false;
     default:
