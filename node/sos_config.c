@@ -34,10 +34,23 @@ static const char s_usage[] =
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
     "                           address: 0, 10, 30, 60, 180, 300 s; and a budget of record\n"
     "                           signature checks per sender and second (default on)\n"
+    "  --http [ADDR:]PORT       serve the HTTP API and the web page there (repeatable)\n"
+    "  --http-advertise URL     this node's HTTP base URL, as other nodes list it (default:\n"
+    "                           http://ADDR:PORT of the first --http, with a concrete ADDR)\n"
+    "  --http-cert FILE, --http-key FILE\n"
+    "                           PEM certificate and key: serve HTTPS instead of HTTP\n"
+    "  --http-body-max BYTES    largest request body accepted (default 65536)\n"
+    "  --http-max-conns N       HTTP connections at once, per listener (default 1000)\n"
+    "  --http-timeout SECONDS   idle time before an HTTP connection is closed (default 30)\n"
+    "  --http-max-waiting N     HTTP requests waiting for a room operation (default 512)\n"
+    "  --trust-proxy            take the client address from X-Forwarded-For (only behind a\n"
+    "                           reverse proxy that sets it)\n"
+    "  --member-idle SECONDS    a join into a full room first removes the members that have\n"
+    "                           not polled or sent for this long (default 600)\n"
     "  --max-connections N      open connections to other nodes at most; the least recently\n"
     "                           used is closed to open another (default 512, lowered to fit\n"
     "                           the open files limit)\n"
-    "  --allow-private-endpoints on|off\n"
+    "  --allow-private-endpoints [on|off]\n"
     "                           take records naming loopback, private or link-local addresses\n"
     "                           also when this node advertises a public one (default off; a\n"
     "                           node advertising a non-public address always takes them)\n"
@@ -74,6 +87,11 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_connections = 512;
     cfg->verify_budget = 4096;
     cfg->log_level = SOS_LOG_NOTICE;
+    cfg->http_body_max = 65536;
+    cfg->http_max_conns = 1000;
+    cfg->http_timeout_s = 30;
+    cfg->http_max_waiting = 512;
+    cfg->member_idle_s = 600;
 }
 
 static sos_rc
@@ -155,6 +173,30 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         return s_copy(cfg->advertise, sizeof cfg->advertise, value, name, err, errlen);
     if (streq(name, "genesis"))
         return s_add_genesis(cfg, value, err, errlen);
+    if (streq(name, "http")) {
+        if (cfg->n_http >= SOS_HTTP_MAX) {
+            snprintf(err, errlen, "at most %d --http listeners", SOS_HTTP_MAX);
+            return SOS_ERR_INVALID;
+        }
+        rc = s_copy(cfg->http[cfg->n_http], sizeof cfg->http[0], value, name, err, errlen);
+        if (rc == SOS_OK)
+            cfg->n_http++;
+        return rc;
+    }
+    if (streq(name, "http-advertise"))
+        return s_copy(cfg->http_advertise, sizeof cfg->http_advertise, value, name, err, errlen);
+    if (streq(name, "http-cert"))
+        return s_copy(cfg->http_cert, sizeof cfg->http_cert, value, name, err, errlen);
+    if (streq(name, "http-key"))
+        return s_copy(cfg->http_key, sizeof cfg->http_key, value, name, err, errlen);
+    if (streq(name, "trust-proxy")) {
+        if (streq(value, "on") || streq(value, "off")) {
+            cfg->trust_proxy = streq(value, "on");
+            return SOS_OK;
+        }
+        snprintf(err, errlen, "trust-proxy must be on or off, not '%s'", value);
+        return SOS_ERR_INVALID;
+    }
     if (streq(name, "log-level")) {
         int level = sos_log_level_parse(value);
         if (level < 0) {
@@ -179,6 +221,11 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
         {"max-connections", offsetof(sos_config_t, max_connections), 8, 100000},
         {"verify-budget", offsetof(sos_config_t, verify_budget), 512, 10000000},
+        {"http-body-max", offsetof(sos_config_t, http_body_max), 65536, 16 << 20},
+        {"http-max-conns", offsetof(sos_config_t, http_max_conns), 1, 1000000},
+        {"http-timeout", offsetof(sos_config_t, http_timeout_s), 1, 3600},
+        {"http-max-waiting", offsetof(sos_config_t, http_max_waiting), 1, 1000000},
+        {"member-idle", offsetof(sos_config_t, member_idle_s), 1, 30 * 86400},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {
@@ -296,6 +343,16 @@ sos_config_parse(sos_config_t *cfg, int argc, char **argv, char *err, size_t err
             snprintf(err, errlen, "unexpected argument '%s'", arg);
             return SOS_ERR_INVALID;
         }
+        if (streq(arg, "--trust-proxy") &&
+            (i + 1 >= argc || (!streq(argv[i + 1], "on") && !streq(argv[i + 1], "off")))) {
+            cfg->trust_proxy = true; /* a bare flag */
+            continue;
+        }
+        if (streq(arg, "--allow-private-endpoints") &&
+            (i + 1 >= argc || (!streq(argv[i + 1], "on") && !streq(argv[i + 1], "off")))) {
+            cfg->allow_private_endpoints = true; /* a bare flag */
+            continue;
+        }
         if (i + 1 >= argc) {
             snprintf(err, errlen, "%s needs a value", arg);
             return SOS_ERR_INVALID;
@@ -342,6 +399,32 @@ sos_config_validate(sos_config_t *cfg, char *err, size_t errlen)
     if (strncmp(cfg->advertise, "tcp://", 6) != 0 || strchr(cfg->advertise + 6, '*')) {
         snprintf(err, errlen, "--advertise must be a concrete tcp://HOST:PORT");
         return SOS_ERR_INVALID;
+    }
+    if (!*cfg->http_cert != !*cfg->http_key) {
+        snprintf(err, errlen, "--http-cert and --http-key go together");
+        return SOS_ERR_INVALID;
+    }
+    if (*cfg->http_advertise && strncmp(cfg->http_advertise, "http://", 7) != 0 &&
+        strncmp(cfg->http_advertise, "https://", 8) != 0) {
+        snprintf(err, errlen, "--http-advertise must be an http:// or https:// URL");
+        return SOS_ERR_INVALID;
+    }
+    if (!*cfg->http_advertise && cfg->n_http) {
+        /*  The first listener's address when it names one, else the ZeroMQ endpoint's host:
+            the URL other nodes and the seed's clients are given for this node. */
+        const char *scheme = *cfg->http_cert ? "https" : "http";
+        const char *colon = strrchr(cfg->http[0], ':');
+        const char *port = colon ? colon + 1 : cfg->http[0];
+        char host[SOS_URL_MAX + 1] = "";
+        if (colon && colon != cfg->http[0] && strncmp(cfg->http[0], "0.0.0.0:", 8) != 0 &&
+            cfg->http[0][0] != '*')
+            snprintf(host, sizeof host, "%.*s", (int)(colon - cfg->http[0]), cfg->http[0]);
+        else {
+            const char *h = cfg->advertise + 6;
+            const char *c = strrchr(h, ':');
+            snprintf(host, sizeof host, "%.*s", c ? (int)(c - h) : (int)strlen(h), h);
+        }
+        snprintf(cfg->http_advertise, sizeof cfg->http_advertise, "%s://%s:%s", scheme, host, port);
     }
     return SOS_OK;
 }

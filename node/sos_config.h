@@ -11,7 +11,9 @@
 #include "sos_identity.h"
 #include "sos_record.h"
 
-#define SOS_GENESIS_MAX 64
+#define SOS_GENESIS_MAX  64
+#define SOS_HTTP_MAX     8   /* --http listeners */
+#define SOS_HTTP_URL_MAX 255 /* --http-advertise: the HTTP base URL put in the worker record */
 
 typedef struct {
     char url[SOS_URL_MAX + 1];
@@ -41,6 +43,18 @@ typedef struct {
     int log_level;                 /* sos_log_level_t */
     bool show_help;
     bool show_version;
+    /* HTTP front end (sos_http.c) */
+    uint32_t n_http;
+    char http[SOS_HTTP_MAX][64];               /* [ADDR:]PORT */
+    char http_advertise[SOS_HTTP_URL_MAX + 1]; /* the node's HTTP base URL; "" = derived */
+    char http_cert[PATH_MAX];                  /* PEM files: TLS when both are given */
+    char http_key[PATH_MAX];
+    uint32_t http_body_max;    /* bytes of a request body (65536) */
+    uint32_t http_max_conns;   /* connections at once, per listener (1000) */
+    uint32_t http_timeout_s;   /* idle seconds before a connection is closed (30) */
+    uint32_t http_max_waiting; /* requests waiting for the node at once (512) */
+    bool trust_proxy;          /* take the client address from X-Forwarded-For */
+    uint32_t member_idle_s;    /* a full room first drops members quiet this long (600) */
 } sos_config_t;
 
 /*  Fill cfg with the defaults. */

@@ -1488,6 +1488,9 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         s_genesis_answered(self, txn, peer, env.sender);
     }
     if (env.type == SOS_MSG_SYNC_ACK) {
+        /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
+        uint64_t now = sos_mono_ms(), sent = peer->deadline_mono - self->exchange_timeout_ms;
+        sos_stats_exchange_time(&self->stats, now > sent ? now - sent : 0);
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */

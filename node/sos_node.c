@@ -207,8 +207,9 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 13);
+    msgpack_pack_map(&pk, 16);
     sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
+    sos_mp_pack_kv_str(&pk, "http_url", self->cfg.http_advertise);
     sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
     sos_mp_pack_kv_str(&pk, "listen", self->cfg.listen);
     sos_mp_pack_kv_str(&pk, "version", SOS_VERSION);
@@ -268,6 +269,14 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_pack_map(&pk, SOS_DROP_MAX);
     for (int i = 0; i < SOS_DROP_MAX; i++)
         sos_mp_pack_kv_uint(&pk, drop_names[i], st->drops[i]);
+    sos_mp_pack_str(&pk, "http");
+    sos_http_pack_stats(self->http, &pk);
+    sos_mp_pack_str(&pk, "gossip_exchange_ms");
+    msgpack_pack_array(&pk, 2 + SOS_EXCHANGE_BUCKETS);
+    msgpack_pack_uint64(&pk, st->exchange_count);
+    msgpack_pack_uint64(&pk, st->exchange_sum_ms);
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++)
+        msgpack_pack_uint64(&pk, st->exchange_hist[i]);
     s_reply_queue(self, routing_p, req_id);
 }
 
@@ -445,8 +454,8 @@ s_op_rooms(sos_node_t *self, zframe_t **routing_p, const sos_request_t *req)
 /* ------------------------------------------------------------ reactor ---- */
 
 static void
-s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, const uint8_t *frame,
-             size_t size)
+s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, bool local,
+             const uint8_t *frame, size_t size)
 {
     sos_mp_doc_t doc;
     sos_request_t req;
@@ -467,6 +476,10 @@ s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, c
         return;
     }
     self->stats.requests++;
+    char client[64];
+    const msgpack_object *c = local ? sos_mp_map_get(req.args, "client") : NULL;
+    if (c && sos_mp_str_copy(c, client, sizeof client - 1))
+        peer_address = client;
     if (streq(req.op, "status"))
         s_op_status(self, routing_p, req.req_id);
     else if (streq(req.op, "workers"))
@@ -525,7 +538,11 @@ s_router_take(sos_node_t *self)
         sos_gossip_on_request(self, &routing, data, size);
     else if (kind == SOS_FRAME_REQUEST) {
         const char *address = zmq_msg_gets(&body, "Peer-Address");
-        s_on_request(self, &routing, address ? address : "", data, size);
+        /*  The in-process HTTP front end: no Peer-Address (inproc) and the secret routing id.
+            Its requests carry the HTTP client's address in the `client` argument. */
+        bool local = !address && zmq_msg_size(&id) == sizeof self->local_id &&
+                     sodium_memcmp(zmq_msg_data(&id), self->local_id, sizeof self->local_id) == 0;
+        s_on_request(self, &routing, address ? address : "", local, data, size);
     } else
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply frame sent to the public endpoint");
     zframe_destroy(&routing);
@@ -678,6 +695,16 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         rc = SOS_ERR_IO;
         goto fail;
     }
+    /*  The in-process endpoint of the HTTP front end, unique per node in the process. */
+    randombytes_buf(self->local_id, sizeof self->local_id);
+    char tag[17];
+    sos_hex(tag, self->local_id, 8);
+    snprintf(self->inproc, sizeof self->inproc, "inproc://sosnode-%s", tag);
+    if (zsock_bind(self->router, "%s", self->inproc) < 0) {
+        snprintf(why, why_size, "cannot bind %s", self->inproc);
+        rc = SOS_ERR_IO;
+        goto fail;
+    }
     self->loop = zloop_new();
     if (!self->loop)
         goto fail;
@@ -687,6 +714,14 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     rc = sos_gossip_start(self);
     if (rc)
         goto fail;
+    if (cfg->n_http) {
+        self->http = sos_http_new(&self->cfg, self->loop, self->inproc, self->local_id,
+                                  sizeof self->local_id, self->id_hex, why, why_size);
+        if (!self->http) {
+            rc = SOS_ERR_IO;
+            goto fail;
+        }
+    }
     zloop_reader(self->loop, self->router, s_recv_router, self);
     zloop_reader_set_tolerant(self->loop, self->router);
     self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
@@ -724,6 +759,7 @@ sos_node_destroy(sos_node_t **self_p)
     if (!self_p || !*self_p)
         return;
     sos_node_t *self = *self_p;
+    sos_http_destroy(&self->http);
     sos_rooms_destroy(&self->rooms);
     zloop_destroy(&self->loop);
     if (self->peers) {

@@ -11,6 +11,7 @@
 #include "sos_config.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
+#include "sos_http.h"
 #include "sos_identity.h"
 #include "sos_log.h"
 #include "sos_merge.h"
@@ -65,7 +66,24 @@ typedef struct {
     uint64_t probation_refused;  /* new workers refused: every probation slot is taken */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
+    /* round trips of SYNC -> SYNC_ACK: count, sum (ms), and per bucket of
+       SOS_EXCHANGE_BUCKETS_MS the number at or below it (`status` gossip_exchange_ms) */
+    uint64_t exchange_count;
+    uint64_t exchange_sum_ms;
+    uint64_t exchange_hist[SOS_EXCHANGE_BUCKETS];
 } sos_stats_t;
+
+/*  Count one gossip exchange's round trip. */
+static inline void
+sos_stats_exchange_time(sos_stats_t *st, uint64_t ms)
+{
+    static const uint64_t bounds[SOS_EXCHANGE_BUCKETS] = SOS_EXCHANGE_BUCKETS_MS;
+    st->exchange_count++;
+    st->exchange_sum_ms += ms;
+    for (int i = 0; i < SOS_EXCHANGE_BUCKETS; i++)
+        if (ms <= bounds[i])
+            st->exchange_hist[i]++;
+}
 
 /*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
 typedef enum {
@@ -181,6 +199,12 @@ struct _sos_node_t {
     sos_stats_t stats;
     msgpack_sbuffer buf;  /* scratch for encoding */
     msgpack_sbuffer buf2; /* scratch for encoding */
+    /* the HTTP front end (sos_http.c): it reaches the ROUTER at `inproc` from a DEALER
+       whose routing id is local_id, a random secret, which is how the ROUTER knows a
+       request comes from this process and may carry its client's address */
+    char inproc[64];
+    uint8_t local_id[16];
+    sos_http_t *http;
 };
 
 /* --- sos_node.c: passes and output ------------------------------------------------ */

@@ -26,6 +26,8 @@
 #define SOS_EMOJI_COUNT_MAX    6
 #define SOS_LIMITS_MAX         65536
 #define SOS_LIMIT_RESET_MS     (30 * 60 * 1000)
+#define SOS_ACTIVITY_MAX       65536 /* members whose last activity is kept in memory */
+#define SOS_EVICT_MAX          1000  /* idle members removed by one join */
 
 /*  Delays before each room creation from one client address (seconds), as the seed does:
     the first is free, the second waits 10 s after the first, the third 30 s, ... */
@@ -59,6 +61,7 @@ struct _sos_rooms_t {
     zlistx_t *pollers;  /* s_poller_t (owned) */
     zhashx_t *forwards; /* fwd id -> s_forward_t (owned) */
     zhashx_t *limits;   /* client address -> s_limit_t (owned) */
+    zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
 };
 
 static void
@@ -90,13 +93,15 @@ sos_rooms_new(sos_node_t *node)
     self->pollers = zlistx_new();
     self->forwards = zhashx_new();
     self->limits = zhashx_new();
-    if (!self->pollers || !self->forwards || !self->limits) {
+    self->activity = zhashx_new();
+    if (!self->pollers || !self->forwards || !self->limits || !self->activity) {
         sos_rooms_destroy(&self);
         return NULL;
     }
     zlistx_set_destructor(self->pollers, (zlistx_destructor_fn *)s_poller_destroy);
     zhashx_set_destructor(self->forwards, (zhashx_destructor_fn *)s_forward_destroy);
     zhashx_set_destructor(self->limits, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->activity, (zhashx_destructor_fn *)zstr_free);
     return self;
 }
 
@@ -109,6 +114,7 @@ sos_rooms_destroy(sos_rooms_t **self_p)
     zlistx_destroy(&self->pollers);
     zhashx_destroy(&self->forwards);
     zhashx_destroy(&self->limits);
+    zhashx_destroy(&self->activity);
     free(self);
     *self_p = NULL;
 }
@@ -520,6 +526,81 @@ s_member(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_reque
     return true;
 }
 
+/*  Idle members
+
+    The seed's app joins again on every visit, and so makes a new member each time; members
+    who leave are deleted, but those who just close the tab would fill the room's member cap
+    for its whole life. So the owner remembers, in memory, when each member last polled or
+    sent, and a join into a full room first removes the members quiet for --member-idle
+    seconds (after a restart, or when the memory is full, their join time stands in). Live
+    clients poll every few seconds and are never quiet that long. */
+static void
+s_touch(sos_node_t *node, const char *room, const char *member)
+{
+    zhashx_t *activity = node->rooms->activity;
+    char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
+    snprintf(key, sizeof key, "%s%s", room, member);
+    uint64_t *t = zhashx_lookup(activity, key);
+    if (!t) {
+        if (zhashx_size(activity) >= SOS_ACTIVITY_MAX)
+            zhashx_purge(activity); /* join times stand in until members are seen again */
+        t = malloc(sizeof *t);
+        if (!t)
+            return;
+        zhashx_insert(activity, key, t);
+    }
+    *t = sos_now_ms();
+}
+
+typedef struct {
+    zhashx_t *activity;
+    const char *room;
+    uint64_t before; /* wall ms: members last active before it are idle */
+    zlistx_t *idle;  /* member ids (owned strings) */
+} s_idle_t;
+
+static int
+s_idle_each(void *arg, const char *member_id, const char *nickname, uint64_t joined_at)
+{
+    s_idle_t *a = arg;
+    char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
+    snprintf(key, sizeof key, "%s%s", a->room, member_id);
+    uint64_t *t = zhashx_lookup(a->activity, key);
+    uint64_t last = t && *t > joined_at ? *t : joined_at;
+    if (last < a->before)
+        zlistx_add_end(a->idle, (void *)member_id);
+    return zlistx_size(a->idle) >= SOS_EVICT_MAX;
+}
+
+/*  Remove the room's idle members; returns how many. */
+static uint32_t
+s_evict_idle(sos_node_t *node, sos_txn_t *txn, const char *room)
+{
+    uint64_t now = sos_now_ms(), idle_ms = (uint64_t)node->cfg.member_idle_s * 1000;
+    s_idle_t a = {.activity = node->rooms->activity,
+                  .room = room,
+                  .before = now > idle_ms ? now - idle_ms : 0,
+                  .idle = zlistx_new()};
+    if (!a.idle)
+        return 0;
+    zlistx_set_duplicator(a.idle, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_destructor(a.idle, (zlistx_destructor_fn *)zstr_free);
+    uint32_t n = 0;
+    if (sos_roomdb_foreach_member(txn, room, s_idle_each, &a) == SOS_OK)
+        for (const char *m = zlistx_first(a.idle); m; m = zlistx_next(a.idle)) {
+            if (sos_roomdb_member_del(txn, room, m) != SOS_OK)
+                break;
+            char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
+            snprintf(key, sizeof key, "%s%s", room, m);
+            zhashx_delete(node->rooms->activity, key);
+            n++;
+        }
+    zlistx_destroy(&a.idle);
+    if (n)
+        sos_log_info("room %s: %u idle members removed to make room", room, n);
+    return n;
+}
+
 static void
 s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
           const char *room, const char *address, const sos_room_state_t *st)
@@ -531,7 +612,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "nickname must be UTF-8");
         return;
     }
-    if (st->member_count >= SOS_ROOM_MEMBERS_MAX) {
+    if (st->member_count >= SOS_ROOM_MEMBERS_MAX && s_evict_idle(node, txn, room) == 0) {
         s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the room is full");
         return;
     }
@@ -545,9 +626,14 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     }
     if (!(req->flags & SOS_REQ_FORWARDED))
         zhashx_delete(node->rooms->limits, address); /* a successful join resets the limit */
+    uint64_t last_ts = 0;
+    if (sos_roomdb_last_ts(txn, room, &last_ts)) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+        return;
+    }
     msgpack_packer pk = s_packer(node);
     sos_reply_pack_begin(&pk, req->req_id, "ok");
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 8);
     sos_mp_pack_kv_str(&pk, "room_hash", room);
     sos_mp_pack_kv_uint(&pk, "created_at", st->created_at);
     sos_mp_pack_kv_uint(&pk, "expires_at", st->expires_at);
@@ -558,6 +644,7 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     }
     sos_mp_pack_kv_uint(&pk, "message_count", st->message_count);
     sos_mp_pack_kv_uint(&pk, "last_seq", st->last_seq);
+    sos_mp_pack_kv_uint(&pk, "last_message_ts", last_ts);
     s_queue(node, routing_p, req->req_id);
 }
 
@@ -568,6 +655,7 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     char member[SOS_MEMBER_ID_LEN + 1], nick[SOS_NICK_MAX + 1];
     if (!s_member(node, txn, routing_p, req, room, member, nick))
         return;
+    s_touch(node, room, member);
     const msgpack_object *o = sos_mp_map_get(req->args, "content");
     const char *content;
     size_t len;
@@ -622,6 +710,7 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     char member[SOS_MEMBER_ID_LEN + 1];
     if (!s_member(node, txn, routing_p, req, room, member, NULL))
         return;
+    s_touch(node, room, member);
     uint64_t since = 0, wait_ms = 0;
     const msgpack_object *o = sos_mp_map_get(req->args, "since");
     if (o && !sos_mp_uint(o, &since)) {
@@ -632,6 +721,21 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     if (o && !sos_mp_uint(o, &wait_ms)) {
         s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "wait_ms must be a number");
         return;
+    }
+    /*  since_ts (ms): the messages stamped after it, as the seed's API polls. Timestamps
+        increase with seq, so it becomes the seq cursor of the newest message at or before
+        it, and the rest of the poll (long polls included) is by seq. */
+    o = sos_mp_map_get(req->args, "since_ts");
+    if (o) {
+        uint64_t since_ts = 0;
+        if (!sos_mp_uint(o, &since_ts)) {
+            s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "since_ts must be a number");
+            return;
+        }
+        if (sos_roomdb_seq_at(txn, room, since_ts, &since)) {
+            s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
+            return;
+        }
     }
     if (wait_ms > SOS_POLL_WAIT_MAX_MS)
         wait_ms = SOS_POLL_WAIT_MAX_MS;

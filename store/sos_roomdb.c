@@ -461,6 +461,30 @@ s_drop_oldest(sos_txn_t *txn, MDB_cursor *cur, const char *room_hash)
     return rc == SOS_ERR_NOT_FOUND ? SOS_OK : rc;
 }
 
+/*  The timestamp of a room's newest message, 0 if it has none. The newest message is never
+    dropped by the history limit, so this is the last timestamp ever served for the room,
+    and it survives restarts with the message itself. */
+static sos_rc
+s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, uint64_t *ts)
+{
+    *ts = 0;
+    if (state->last_seq == 0 || state->message_count == 0)
+        return SOS_OK;
+    uint8_t key[ROOMDB_MSG_KEY];
+    s_msg_key(key, room_hash, state->last_seq);
+    MDB_val val;
+    sos_rc rc = sos_txn_get(txn, SOS_DB_MESSAGES, key, sizeof key, &val);
+    if (rc == SOS_ERR_NOT_FOUND)
+        return SOS_OK;
+    if (rc)
+        return rc;
+    /*  A damaged newest message sets no floor; the append reports the damage when the
+        history limit reaches it, as it did before timestamps were raised. */
+    if (val.mv_size >= 8)
+        *ts = sos_dec_le64(val.mv_data);
+    return SOS_OK;
+}
+
 static sos_rc
 s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32_t history_limit,
          uint64_t *seq, uint64_t *timestamp, bool *dup)
@@ -487,19 +511,26 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
     if (state.last_seq == UINT64_MAX)
         return SOS_ERR_FULL;
 
+    /*  Timestamps strictly increase in seq order, whatever the clock does: clients poll by
+        timestamp (the seed's API), and a message stamped at or below one already served
+        would never be seen by them. */
+    uint64_t last_ts = 0;
+    rc = s_last_ts(txn, room_hash, &state, &last_ts);
+    if (rc)
+        return rc;
     *seq = state.last_seq + 1;
-    *timestamp = msg->timestamp;
+    *timestamp = msg->timestamp > last_ts ? msg->timestamp : last_ts + 1;
     uint8_t key[ROOMDB_MSG_KEY];
     uint8_t *p;
     s_msg_key(key, room_hash, *seq);
     rc = sos_txn_reserve(txn, SOS_DB_MESSAGES, key, sizeof key, s_msg_size(msg), &p);
     if (rc)
         return rc;
-    s_msg_encode(p, msg, msg->timestamp);
+    s_msg_encode(p, msg, *timestamp);
     if (idlen) {
         uint8_t val[ROOMDB_MSGID_VAL];
         sos_enc_le64(val, *seq);
-        sos_enc_le64(val + 8, msg->timestamp);
+        sos_enc_le64(val + 8, *timestamp);
         rc = sos_txn_put(txn, SOS_DB_MSGIDS, idkey, idlen, val, sizeof val);
         if (rc)
             return rc;
@@ -587,4 +618,44 @@ sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since
     }
     mdb_cursor_close(cur);
     return rc == SOS_ERR_NOT_FOUND ? SOS_OK : rc;
+}
+
+sos_rc
+sos_roomdb_last_ts(sos_txn_t *txn, const char *room_hash, uint64_t *timestamp)
+{
+    assert(txn);
+    assert(timestamp);
+    *timestamp = 0;
+    if (!sos_store_room_hash_ok(room_hash))
+        return SOS_ERR_INVALID;
+    sos_room_state_t state;
+    sos_rc rc = s_state_load(txn, room_hash, &state);
+    if (rc)
+        return rc;
+    return s_last_ts(txn, room_hash, &state, timestamp);
+}
+
+typedef struct {
+    uint64_t since_ts;
+    uint64_t seq;
+} s_seq_at_t;
+
+static int
+s_seq_at_each(void *arg, const sos_message_t *msg)
+{
+    s_seq_at_t *a = arg;
+    if (msg->timestamp > a->since_ts)
+        return 1;
+    a->seq = msg->seq;
+    return 0;
+}
+
+sos_rc
+sos_roomdb_seq_at(sos_txn_t *txn, const char *room_hash, uint64_t since_ts, uint64_t *seq)
+{
+    assert(seq);
+    s_seq_at_t a = {.since_ts = since_ts};
+    sos_rc rc = sos_roomdb_foreach_message(txn, room_hash, 0, s_seq_at_each, &a);
+    *seq = a.seq;
+    return rc;
 }

@@ -211,7 +211,9 @@ sos_rc sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_memb
 
 /*  Append msg (its seq is ignored) to a room. If msg->msg_id was stored before in this room,
     nothing is written, *dup is true and *seq / *timestamp are the first message's. Otherwise
-    the message takes seq = last_seq + 1 and timestamp msg->timestamp, and the oldest
+    the message takes seq = last_seq + 1 and timestamp msg->timestamp, raised to one more
+    than the newest message's timestamp if it is not above it (timestamps strictly increase
+    in seq order), and the oldest
     messages beyond history_limit are dropped with their message ids. An empty msg_id
     (msg_id_len 0) is never matched. seq, timestamp and dup may be NULL. history_limit 0 is
     SOS_ERR_INVALID; a msg_id, sender or content over SOS_MSGID_MAX, SOS_NICK_MAX or
@@ -224,5 +226,12 @@ typedef int(sos_message_fn)(void *arg, const sos_message_t *msg);
     sender are not NUL-terminated (use their lengths). */
 sos_rc sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since,
                                   sos_message_fn *fn, void *arg);
+
+/*  *timestamp = the timestamp of the room's newest message, 0 if it has none. */
+sos_rc sos_roomdb_last_ts(sos_txn_t *txn, const char *room_hash, uint64_t *timestamp);
+/*  *seq = the seq of the newest kept message with timestamp <= since_ts, 0 if none: polling
+    with since = *seq returns exactly the messages stamped after since_ts, because
+    timestamps increase with seq. */
+sos_rc sos_roomdb_seq_at(sos_txn_t *txn, const char *room_hash, uint64_t since_ts, uint64_t *seq);
 
 #endif

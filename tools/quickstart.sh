@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # quickstart.sh: install the dependencies, build sosnode, start a local 3-node network on
-# 127.0.0.1:7701-7703 and show it with sosctl. Stop it with: tools/quickstart.sh stop
+# 127.0.0.1:7701-7703 (HTTP and the page on 8701-8703) and show it with sosctl. Stop it
+# with: tools/quickstart.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${SOS_RUN_DIR:-$PWD/run}
@@ -16,7 +17,8 @@ cmake --build build -j"$(nproc)" >/dev/null
 mkdir -p "$run"
 genesis=tcp://127.0.0.1:7701
 for i in 1 2 3; do
-  args=(--data "$run/node$i" --listen tcp://127.0.0.1:770$i --gossip-interval 1000)
+  args=(--data "$run/node$i" --listen tcp://127.0.0.1:770$i --gossip-interval 1000
+        --http 127.0.0.1:870$i)
   [ "$i" = 1 ] || args+=(--genesis "$genesis")
   if [ -e "$run/node$i.pid" ] && kill -0 "$(cat "$run/node$i.pid")" 2>/dev/null; then
     continue
@@ -31,6 +33,10 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 build/sosctl --node tcp://127.0.0.1:7703 workers
+echo
+echo "The page (chat, and each node's state):"
+for i in 1 2 3; do echo "  http://127.0.0.1:870$i/"; done
+echo "Point the seed's web app at one of them, or its desktop client with SOS_RELAY_HOST=127.0.0.1:8701."
 echo
 echo "Logs and data are in $run. Try:"
 echo "  build/sosctl --node tcp://127.0.0.1:7701 room create --emojis '🆘🏠' --pin 1234"

@@ -119,5 +119,45 @@ main(void)
                                  (char[128]){0}, 128),
              SOS_OK);
     CHECK(cfg.allow_private_endpoints && cfg.max_connections == 100);
+    char *c5[] = {"sosnode",  "--data",    "/tmp/x",
+                  "--listen", "tcp://h:1", "--allow-private-endpoints"};
+    CHECK_RC(s_parse(&cfg, 6, c5), SOS_OK); /* a bare flag */
+    CHECK(cfg.allow_private_endpoints);
+
+    SECTION("http");
+    char *h1[] = {"sosnode",         "--data", "/tmp/x", "--listen",       "tcp://10.1.2.3:7000",
+                  "--http",          "8080",   "--http", "127.0.0.1:8081", "--trust-proxy",
+                  "--http-body-max", "100000"};
+    CHECK_RC(s_parse(&cfg, 12, h1), SOS_OK);
+    CHECK(cfg.n_http == 2 && streq(cfg.http[0], "8080") && streq(cfg.http[1], "127.0.0.1:8081"));
+    CHECK(cfg.trust_proxy && cfg.http_body_max == 100000);
+    /*  A bare port takes the ZeroMQ endpoint's host for the advertised URL. */
+    CHECK(streq(cfg.http_advertise, "http://10.1.2.3:8080"));
+    char *h2[] = {"sosnode", "--data",        "/tmp/x",      "--listen", "tcp://10.1.2.3:7000",
+                  "--http",  "192.0.2.9:443", "--http-cert", "/c.pem",   "--http-key",
+                  "/k.pem",  "--trust-proxy", "off"};
+    CHECK_RC(s_parse(&cfg, 13, h2), SOS_OK);
+    CHECK(streq(cfg.http_advertise, "https://192.0.2.9:443") && !cfg.trust_proxy);
+    char *h3[] = {"sosnode",
+                  "--data",
+                  "/tmp/x",
+                  "--listen",
+                  "tcp://10.1.2.3:7000",
+                  "--http",
+                  "8080",
+                  "--http-advertise",
+                  "https://chat.example.org"};
+    CHECK_RC(s_parse(&cfg, 9, h3), SOS_OK);
+    CHECK(streq(cfg.http_advertise, "https://chat.example.org"));
+    char *h4[] = {"sosnode",     "--data", "/tmp/x", "--listen", "tcp://10.1.2.3:7000",
+                  "--http-cert", "/c.pem"};
+    CHECK_RC(s_parse(&cfg, 7, h4), SOS_ERR_INVALID); /* a certificate without its key */
+    char *h5[] = {"sosnode",         "--data", "/tmp/x", "--listen", "tcp://10.1.2.3:7000",
+                  "--http-body-max", "1000"};
+    CHECK_RC(s_parse(&cfg, 7, h5), SOS_ERR_INVALID); /* below 64 KiB */
+    char *h6[] = {"sosnode",          "--data", "/tmp/x", "--listen", "tcp://10.1.2.3:7000",
+                  "--http-advertise", "ftp://x"};
+    CHECK_RC(s_parse(&cfg, 7, h6), SOS_ERR_INVALID);
+
     return test_done("test_config");
 }

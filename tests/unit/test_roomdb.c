@@ -296,12 +296,15 @@ s_test_messages(sos_store_t *store)
     CHECK(s_send(txn, ROOM_A, "m7", "seven", 107, 2, &dup, NULL) == 7 && !dup);
     CHECK_RC(sos_roomdb_get(txn, ROOM_A, &st), SOS_OK);
     CHECK(st.last_seq == 7 && st.message_count == 2);
-    CHECK(s_send(txn, ROOM_A, "m2", "world again", 108, 2, &dup, &ts) == 8 && !dup && ts == 108);
-    CHECK(s_send(txn, ROOM_A, "m7", "seven again", 109, 2, &dup, &ts) == 7 && dup && ts == 107);
+    /*  seq 6 came stamped 1 and got 107 (one above seq 5's 106), so seq 7, stamped 107, got
+        108: timestamps strictly increase in seq order whatever the clock says. */
+    CHECK(s_send(txn, ROOM_A, "m2", "world again", 108, 2, &dup, &ts) == 8 && !dup && ts == 109);
+    CHECK(s_send(txn, ROOM_A, "m7", "seven again", 109, 2, &dup, &ts) == 7 && dup && ts == 108);
     CHECK(s_send(txn, ROOM_A, longid, "dropped", 110, 2, &dup, NULL) == 9 && !dup);
     CHECK_RC(sos_txn_commit(&txn), SOS_OK);
     c = s_messages(store, ROOM_A, 0);
     CHECK(c->n == 2 && c->seqs[0] == 8 && c->seqs[1] == 9);
+    CHECK(c->ts[0] == 109 && c->ts[1] == 110);
     CHECK(strcmp(c->text[0], "world again") == 0 && strcmp(c->text[1], "dropped") == 0);
 
     /*  Stopping early. */
@@ -316,6 +319,22 @@ s_test_messages(sos_store_t *store)
     /*  ROOM_B was not touched by ROOM_A's history limit. */
     c = s_messages(store, ROOM_B, 0);
     CHECK(c->n == 1 && c->seqs[0] == 1);
+
+    /*  A clock that went back: the next message is stamped one above the newest. */
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK(s_send(txn, ROOM_A, "back", "earlier", 50, 2, &dup, &ts) == 10 && ts == 111);
+    uint64_t last_ts = 0, at = 0;
+    CHECK_RC(sos_roomdb_last_ts(txn, ROOM_A, &last_ts), SOS_OK);
+    CHECK(last_ts == 111);
+    CHECK_RC(sos_roomdb_seq_at(txn, ROOM_A, 110, &at), SOS_OK);
+    CHECK(at == 9);
+    CHECK_RC(sos_roomdb_seq_at(txn, ROOM_A, 5, &at), SOS_OK);
+    CHECK(at == 0);
+    CHECK_RC(sos_roomdb_seq_at(txn, ROOM_A, 1000, &at), SOS_OK);
+    CHECK(at == 10);
+    CHECK_RC(sos_roomdb_last_ts(txn, ROOM_B, &last_ts), SOS_OK);
+    CHECK(last_ts == 103);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
 }
 
 static void

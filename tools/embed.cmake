@@ -1,0 +1,20 @@
+# embed.cmake: the web page's files as C arrays, with a table of their paths and types
+# (node/sos_http.c serves them). Run by the build:
+#   cmake -DWEB=DIR -DOUT=HEADER -DFILES="SRC|URL|TYPE!SRC|URL|TYPE..." -P embed.cmake
+string(REPLACE "!" ";" files "${FILES}")
+set(out "/* generated from web/ by tools/embed.cmake; do not edit */\n")
+set(table "")
+set(i 0)
+foreach(f IN LISTS files)
+  string(REPLACE "|" ";" parts "${f}")
+  list(GET parts 0 src)
+  list(GET parts 1 url)
+  list(GET parts 2 type)
+  file(READ "${WEB}/${src}" hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," body "${hex}")
+  string(APPEND out "static const char s_web_${i}[] = {${body}0x00};\n")
+  string(APPEND table "    {\"${url}\", \"${type}\", s_web_${i}, sizeof s_web_${i} - 1},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND out "static const s_web_file_t s_web_files[] = {\n${table}};\n")
+file(WRITE "${OUT}" "${out}")
