@@ -646,18 +646,26 @@ s_probation_admits(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
     return false;
 }
 
+/*  Count and log a record whose endpoint this node may not connect to. It is never stored,
+    so never connected to, forwarded to, or passed on. */
+static void
+s_refuse_endpoint(sos_node_t *self, const sos_record_t *rec)
+{
+    const char *why = "refused";
+    sos_endpoint_allowed(rec->url, self->allow_private, &why);
+    char what[SOS_URL_MAX + 96];
+    snprintf(what, sizeof what, "a %s record naming %.64s (%s)",
+             rec->kind == SOS_REC_WORKER ? "worker" : "room", rec->url, why);
+    sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
+}
+
 /*  Take one verified record through the merge rules and act on the outcome. */
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
-    const char *why = NULL;
     if (src != SOS_SRC_LOCAL && memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
-        !sos_endpoint_allowed(rec->url, self->allow_private, &why)) {
-        /*  Never stored, so never connected to, forwarded to, or passed on. */
-        char what[SOS_URL_MAX + 96];
-        snprintf(what, sizeof what, "a %s record naming %.64s (%s)",
-                 rec->kind == SOS_REC_WORKER ? "worker" : "room", rec->url, why);
-        sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
+        !sos_endpoint_allowed(rec->url, self->allow_private, NULL)) {
+        s_refuse_endpoint(self, rec);
         return;
     }
     if (rec->kind == SOS_REC_WORKER && src != SOS_SRC_LOCAL &&
@@ -1068,6 +1076,7 @@ typedef enum {
                            good as verified for settling gaps */
     S_CHECK_STALE,      /* older than what we hold of its key: skip */
     S_CHECK_TOMBSTONED, /* a removed worker's, not newer than its removal: skip */
+    S_CHECK_ENDPOINT,   /* names an endpoint we may not connect to: skip (bad_endpoint) */
 } s_check_t;
 
 static s_check_t
@@ -1075,6 +1084,8 @@ s_check_one(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_recor
 {
     if (memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
         return S_CHECK_VERIFY; /* ours: the merge must see it (a counter ahead of ours) */
+    if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
+        return S_CHECK_ENDPOINT; /* refused whatever its signature: not worth checking */
     sos_rc rc = rec->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, rec->origin, have, NULL)
                                             : sos_dir_get_room(txn, rec->room_hash, have);
     if (rc == SOS_OK && memcmp(have->origin, rec->origin, SOS_NODEID_BYTES) == 0) {
@@ -1138,6 +1149,8 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
         checks[i] = (uint8_t)s_check_one(self, txn, &msg->records[i], tmp);
         if (checks[i] == S_CHECK_VERIFY)
             need++;
+        else if (checks[i] == S_CHECK_ENDPOINT)
+            s_refuse_endpoint(self, &msg->records[i]);
         else
             self->stats.merges[checks[i] == S_CHECK_HELD    ? SOS_MERGE_SAME
                                : checks[i] == S_CHECK_STALE ? SOS_MERGE_STALE
@@ -1194,7 +1207,7 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
         const sos_record_t *rec = &msg->records[i];
-        if (checks[i] == S_CHECK_STALE || checks[i] == S_CHECK_TOMBSTONED)
+        if (checks[i] != S_CHECK_VERIFY && checks[i] != S_CHECK_HELD)
             continue; /* not verified: its version tells nothing */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
