@@ -180,7 +180,6 @@ struct _sos_node_t {
     bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
     sos_replay_t *replay;
     uint64_t my_version; /* this node's record counter */
-    uint64_t my_version_committed;
     sos_record_t self_rec;         /* our record as committed: what SYNCs carry */
     sos_record_t self_rec_pending; /* signed in this pass; becomes self_rec on commit */
     bool self_rec_pending_set;
