@@ -404,9 +404,9 @@ sos_config_validate(sos_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "--http-cert and --http-key go together");
         return SOS_ERR_INVALID;
     }
-    if (*cfg->http_advertise && strncmp(cfg->http_advertise, "http://", 7) != 0 &&
-        strncmp(cfg->http_advertise, "https://", 8) != 0) {
-        snprintf(err, errlen, "--http-advertise must be an http:// or https:// URL");
+    if (*cfg->http_advertise &&
+        !sos_http_url_valid(cfg->http_advertise, strlen(cfg->http_advertise))) {
+        snprintf(err, errlen, "--http-advertise must be http(s)://HOST:PORT");
         return SOS_ERR_INVALID;
     }
     if (!*cfg->http_advertise && cfg->n_http) {

@@ -427,8 +427,9 @@ s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
     return d.entries;
 }
 
-/*  Hash of the digest: XOR over origins of H(origin, version), with the count beside it.
-    It is compared only to skip work; a mismatch always falls back to the full digest. */
+/*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
+    beside it. It is compared only to skip work; a mismatch always falls back to the full
+    digest. */
 static void
 s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 {
@@ -441,16 +442,7 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     sos_digest_entry_t *fit = realloc(entries, (n ? n : 1) * sizeof *entries);
     if (fit)
         entries = fit;
-    memset(self->digest_hash, 0, sizeof self->digest_hash);
-    for (uint32_t i = 0; i < n; i++) {
-        uint8_t in[SOS_NODEID_BYTES + 8], out[SOS_DIGEST_HASH_BYTES];
-        memcpy(in, entries[i].origin, SOS_NODEID_BYTES);
-        for (int b = 0; b < 8; b++)
-            in[SOS_NODEID_BYTES + b] = (uint8_t)(entries[i].version >> (56 - 8 * b));
-        crypto_generichash(out, sizeof out, in, sizeof in, NULL, 0);
-        for (int b = 0; b < SOS_DIGEST_HASH_BYTES; b++)
-            self->digest_hash[b] ^= out[b];
-    }
+    sos_digest_hash(self->digest_hash, entries, n);
     self->digest_n = n;
     self->digest_dirty = false;
     free(self->digest_cache);
@@ -760,6 +752,8 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_WORKER;
     snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
+    /*  The HTTP base URL that clients are given for this node (checked by sos_config). */
+    snprintf(rec->http_url, sizeof rec->http_url, "%s", self->cfg.http_advertise);
     sos_rc rc = sos_gossip_publish(self, rec);
     if (rc)
         sos_log_error("cannot sign our own record: %s", sos_strerror(rc));
@@ -769,17 +763,25 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
 
 /* ----------------------------------------------------------------- output ---- */
 
+/*  Wrap the gossip body in self->buf2 in an envelope bound to receiver (NULL: the all-zero
+    id), signed, in self->buf. */
+static bool
+s_seal(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver)
+{
+    msgpack_sbuffer_clear(&self->buf);
+    return sos_envelope_encode(&self->buf, type, self->buf2.data, self->buf2.size, &self->id,
+                               receiver, sos_now_ms()) == SOS_OK;
+}
+
 /*  Encode a gossip body into self->buf2 and wrap it in a signed envelope in self->buf. */
 static bool
-s_envelope(sos_node_t *self, sos_msg_type_t type, const sos_gmsg_t *msg,
+s_envelope(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, const sos_gmsg_t *msg,
            const uint8_t *const *wires, const size_t *lens, uint32_t n)
 {
     msgpack_sbuffer_clear(&self->buf2);
     if (sos_gmsg_encode(&self->buf2, msg, wires, lens, n) != SOS_OK)
         return false;
-    msgpack_sbuffer_clear(&self->buf);
-    return sos_envelope_encode(&self->buf, type, self->buf2.data, self->buf2.size, &self->id,
-                               sos_now_ms()) == SOS_OK;
+    return s_seal(self, type, receiver);
 }
 
 /*  Records collected for a DELTA or DELTA_ACK, copied out of the store. */
@@ -832,15 +834,21 @@ s_batch_finish(s_batch_t *b)
         b->wires[i] = b->bytes + b->offsets[i];
 }
 
+/*  The peers we have seen fail, each with the highest version we hold from it: the suspicion
+    is about that record, and anything it signs later refutes it. */
 static uint32_t
-s_suspects(sos_node_t *self, sos_gmsg_t *msg)
+s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
     msg->n_suspects = 0;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
-        if (p->in_dir && p->id_known && p->fail_count > 0 && !p->is_genesis)
-            memcpy(msg->suspects[msg->n_suspects++], p->id, SOS_NODEID_BYTES);
+        if (p->in_dir && p->id_known && p->fail_count > 0 && !p->is_genesis) {
+            sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
+            memcpy(e->origin, p->id, SOS_NODEID_BYTES);
+            e->version = 0;
+            sos_dir_held_max(txn, p->id, &e->version);
+        }
     }
     return msg->n_suspects;
 }
@@ -898,6 +906,8 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     peer->fail_count++;
     peer->stats_dirty = true;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fail_count);
+    if (peer->is_genesis && !peer->pinned)
+        peer->id_heard = false; /* a new node may answer there now: ask whoever it is */
     if (peer->is_genesis) {
         /*  Genesis nodes are never removed: retry with exponential backoff, up to a minute. */
         uint64_t backoff = self->cfg.gossip_interval_ms;
@@ -945,8 +955,14 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     msg.n_origins = self->digest_n;
     msg.has_self = true;
     msg.self = self->self_rec;
-    s_suspects(self, &msg);
-    if (!s_envelope(self, SOS_MSG_SYNC, &msg, NULL, NULL, 0))
+    s_suspects(self, txn, &msg);
+    /*  Bound to the peer's id; to nobody in particular while an unpinned genesis address has
+        not answered under the id we have for it (that id may come from a record anyone
+        could sign: see s_on_reply), and then the SYNC may do no more than be answered. */
+    bool bound = peer->id_known && (!peer->is_genesis || peer->pinned || peer->id_heard);
+    if (!bound)
+        msg.n_suspects = 0;
+    if (!s_envelope(self, SOS_MSG_SYNC, bound ? peer->id : NULL, &msg, NULL, NULL, 0))
         return;
     peer->last_used_mono = sos_mono_ms();
     peer->again = false;
@@ -1036,7 +1052,7 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     msg.flags = b->full ? SOS_GMSG_MORE : 0;
     msg.want = want;
     msg.n_want = n_want;
-    if (!s_envelope(self, SOS_MSG_DELTA, &msg, b->wires, b->lens, b->n))
+    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, b->wires, b->lens, b->n))
         goto done;
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         s_failure(self, peer, "not connected");
@@ -1233,8 +1249,10 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
 static bool
 s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, size_t size)
 {
-    uint64_t now = sos_now_ms();
-    sos_rc rc = sos_envelope_decode(env, frame, size, now, SOS_REPLAY_WINDOW_MS);
+    uint64_t now = sos_now_ms(), version = 0;
+    sos_rc rc =
+        sos_envelope_decode(env, frame, size, self->id.pk, now, SOS_REPLAY_WINDOW_MS, &version);
+    char why[96];
     switch (rc) {
     case SOS_OK:
         break;
@@ -1242,7 +1260,15 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         sos_node_drop(self, SOS_DROP_OVERSIZED, "envelope over the size ceiling");
         return false;
     case SOS_ERR_VERSION:
-        sos_node_drop(self, SOS_DROP_BAD_VERSION, "envelope of unknown version or type");
+        if (version != SOS_PROTO_VERSION)
+            snprintf(why, sizeof why, "envelope of protocol version %llu (we speak %d)",
+                     (unsigned long long)version, SOS_PROTO_VERSION);
+        else
+            snprintf(why, sizeof why, "envelope of unknown message type");
+        sos_node_drop(self, SOS_DROP_BAD_VERSION, why);
+        return false;
+    case SOS_ERR_RECEIVER:
+        sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "envelope bound to another node");
         return false;
     case SOS_ERR_REPLAY:
         sos_node_drop(self, SOS_DROP_REPLAY_WINDOW, "envelope timestamp outside the window");
@@ -1258,6 +1284,12 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
     self->stats.verifications++;
     if (memcmp(env->sender, self->id.pk, SOS_NODEID_BYTES) == 0) {
         sos_node_drop(self, SOS_DROP_SELF, "envelope signed with our own key");
+        return false;
+    }
+    /*  The nonce cache lives in memory only: what was sent before this node started may have
+        been accepted by its previous run, so it is refused whole (PROTOCOL.md, "Replay"). */
+    if (env->timestamp < self->start_floor_ms) {
+        sos_node_drop(self, SOS_DROP_BEFORE_START, "envelope dated before this node started");
         return false;
     }
     if (sos_replay_check(self->replay, env->nonce, env->timestamp, now) != SOS_OK) {
@@ -1302,12 +1334,21 @@ static void
 s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
           const sos_gmsg_t *msg)
 {
-    s_apply_self(self, txn, env, msg);
-    for (uint32_t i = 0; i < msg->n_suspects; i++) {
+    /*  A SYNC bound to nobody (a first SYNC to a genesis endpoint) could be a copy replayed
+        from anywhere: it is answered, and nothing more. Its self record is no sign of life
+        (it would lift a tombstone), and it may carry no suspects. */
+    bool unbound = sos_envelope_unbound(env);
+    if (!unbound)
+        s_apply_self(self, txn, env, msg);
+    for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, msg->suspects[i], SOS_NODEID_BYTES);
+        sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
-        if (p && p->in_dir && p->fail_count == 0)
+        /*  A suspicion about an older record than we hold from the suspect is refuted by
+            it: the suspect signed that record after the sender last heard of it. */
+        uint64_t held = 0;
+        sos_dir_held_max(txn, msg->suspects[i].origin, &held);
+        if (p && p->in_dir && p->fail_count == 0 && msg->suspects[i].version >= held)
             p->probe = true;
     }
     s_digest_hash(self, txn);
@@ -1330,14 +1371,14 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         digest = s_digest_build(self, txn, &reply.n_digest);
         reply.digest = digest;
     }
-    if (s_envelope(self, SOS_MSG_SYNC_ACK, &reply, NULL, NULL, 0))
+    if (s_envelope(self, SOS_MSG_SYNC_ACK, env->sender, &reply, NULL, NULL, 0))
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
     free(digest);
 }
 
 static void
-s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gmsg_t *msg,
-           const uint8_t *checks)
+s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
+           const sos_gmsg_t *msg, const uint8_t *checks)
 {
     /*  checks is NULL when the sender's budget could not pay for the records: they are not
         applied, but the DELTA is answered, so that the sender's exchange succeeds and it
@@ -1352,7 +1393,7 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_gms
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
     reply.flags = b->full ? SOS_GMSG_MORE : 0;
-    if (s_envelope(self, SOS_MSG_DELTA_ACK, &reply, b->wires, b->lens, b->n)) {
+    if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, b->wires, b->lens, b->n)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
         self->stats.records_sent += b->n;
     }
@@ -1379,6 +1420,10 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     sos_envelope_t env;
     if (!s_open_envelope(self, &env, frame, size))
         return;
+    if (sos_envelope_unbound(&env) && env.type != SOS_MSG_SYNC) {
+        sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "only a SYNC may be bound to nobody");
+        return;
+    }
     sos_gmsg_t msg;
     if (!s_open_body(self, &env, &msg)) {
         sos_gmsg_release(&msg);
@@ -1392,7 +1437,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, env.sender, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
-    if (peer) {
+    if (peer && !sos_envelope_unbound(&env)) {
         peer->last_seen = sos_now_ms();
         peer->stats_dirty = true;
         /*  A genesis node waiting out its backoff that talks to us is back: try it in the
@@ -1412,7 +1457,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         s_on_sync(self, txn, routing_p, &env, &msg);
         break;
     case SOS_MSG_DELTA:
-        s_on_delta(self, txn, routing_p, &msg, checks);
+        s_on_delta(self, txn, routing_p, &env, &msg, checks);
         break;
     case SOS_MSG_RUMOR:
         self->stats.rumors_in++;
@@ -1457,6 +1502,10 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     sos_envelope_t env;
     if (!s_open_envelope(self, &env, frame, size))
         return;
+    if (sos_envelope_unbound(&env)) {
+        sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "a reply bound to nobody");
+        return;
+    }
     /*  An unpinned genesis address is whoever answers there. The id we had for it may come
         from a worker record naming that address, which anyone can sign with their own key
         before the genesis node first answers; the answer, if it is one we wait for, wins. */
@@ -1491,6 +1540,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return; /* the exchange times out, as for any reply that does not decode */
     }
+    peer->id_heard = true; /* our next SYNCs are bound to the id that answered */
     if (!peer->id_known || rebind) {
         /*  A genesis node answering for the first time, or instead of the id we had. */
         if (rebind) {
@@ -1690,13 +1740,18 @@ sos_gossip_push_rumors(sos_node_t *self)
     for (size_t i = 0; i < pass->n_rumors; i++)
         wires[i] = pass->rumor_wires[i];
     sos_gmsg_t msg = {0};
-    if (s_envelope(self, SOS_MSG_RUMOR, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors)) {
+    msgpack_sbuffer_clear(&self->buf2);
+    if (sos_gmsg_encode(&self->buf2, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors) ==
+        SOS_OK) {
         for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
             size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
             sos_peer_t *t = pick[i];
             pick[i] = pick[j];
             pick[j] = t;
             pick[i]->last_used_mono = sos_mono_ms();
+            /*  One body, an envelope per receiver: each is bound to the peer it goes to. */
+            if (!s_seal(self, SOS_MSG_RUMOR, pick[i]->id))
+                continue;
             if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
                 self->stats.rumors_out++;
                 self->stats.records_sent += pass->n_rumors;
@@ -1777,6 +1832,26 @@ sos_gossip_start(sos_node_t *self)
         return rc;
     }
     self->my_version = version;
+    /*  Envelopes dated before this start may have been accepted by the previous run, whose
+        nonce cache is gone: refuse them all. The start is the time taken before the public
+        endpoint was bound (sos_node.c), since peers may send as soon as it is, well before
+        this runs. The floor is kept in the store and only rises, so a wall clock set back
+        across a restart does not lower it. */
+    uint64_t floor = 0;
+    rc = sos_meta_get_u64(txn, "start_floor", &floor);
+    if (rc && rc != SOS_ERR_NOT_FOUND) {
+        sos_node_pass_end(self);
+        return rc;
+    }
+    if (self->start_floor_ms <= floor)
+        self->start_floor_ms = floor + 1;
+    rc = sos_meta_put_u64(txn, "start_floor", self->start_floor_ms);
+    if (rc) {
+        sos_log_error("store: cannot keep the start floor: %s", sos_strerror(rc));
+        sos_node_pass_end(self);
+        return rc;
+    }
+    self->pass.wrote = true;
     rc = sos_dir_foreach_worker(txn, s_load_worker, self);
     if (rc) {
         sos_log_error("store: cannot load the directory: %s", sos_strerror(rc));
@@ -1800,10 +1875,13 @@ void
 sos_gossip_stop(sos_node_t *self)
 {
     sos_gmsg_t msg = {0};
-    if (!s_envelope(self, SOS_MSG_LEAVE, &msg, NULL, NULL, 0))
+    msgpack_sbuffer_clear(&self->buf2);
+    if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if ((!p->in_dir && !p->is_genesis) || !p->dealer)
+        if ((!p->in_dir && !p->is_genesis) || !p->id_known || !p->dealer)
+            continue; /* a LEAVE must be bound to its receiver, and sent on an open DEALER */
+        if (!s_seal(self, SOS_MSG_LEAVE, p->id))
             continue;
         zsock_set_linger(p->dealer, 200);
         sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size);

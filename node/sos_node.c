@@ -83,9 +83,9 @@ void
 sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
 {
     static const char *names[SOS_DROP_MAX] = {
-        "malformed",     "oversized",    "bad_signature", "bad_version",
-        "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
-        "self",          "bad_request",  "bad_endpoint",  "over_budget",
+        "malformed",      "oversized",    "bad_signature", "bad_version", "replay_window",
+        "nonce_reused",   "wrong_sender", "unexpected",    "self",        "bad_request",
+        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
     };
     self->stats.drops[reason]++;
     /*  One line per drop at info level; a flood of garbage must not flood the log at the
@@ -194,9 +194,9 @@ static void
 s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
     static const char *drop_names[SOS_DROP_MAX] = {
-        "malformed",     "oversized",    "bad_signature", "bad_version",
-        "replay_window", "nonce_reused", "wrong_sender",  "unexpected",
-        "self",          "bad_request",  "bad_endpoint",  "over_budget",
+        "malformed",      "oversized",    "bad_signature", "bad_version", "replay_window",
+        "nonce_reused",   "wrong_sender", "unexpected",    "self",        "bad_request",
+        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
     };
     uint64_t workers = 0, rooms = 0, origins = 0;
     sos_txn_t *txn = sos_node_txn(self);
@@ -288,13 +288,14 @@ typedef struct {
 } s_list_t;
 
 static void
-s_pack_worker(s_list_t *l, const char *hex, const char *url, uint64_t version,
+s_pack_worker(s_list_t *l, const char *hex, const char *url, const char *http_url, uint64_t version,
               const sos_worker_local_t *local, const sos_peer_t *peer)
 {
     msgpack_packer *pk = l->pk;
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     sos_mp_pack_kv_str(pk, "node_id", hex);
     sos_mp_pack_kv_str(pk, "url", url);
+    sos_mp_pack_kv_str(pk, "http_url", http_url);
     /*  The live figures are in memory; the store has them as of the last flush. */
     sos_mp_pack_kv_uint(pk, "last_seen", peer ? peer->last_seen : local->last_seen);
     sos_mp_pack_kv_uint(pk, "last_ok", peer ? peer->last_ok : local->last_ok);
@@ -317,7 +318,7 @@ s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *loca
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
-    s_pack_worker(l, hex, rec->url, rec->version, local, peer);
+    s_pack_worker(l, hex, rec->url, rec->http_url, rec->version, local, peer);
     return 0;
 }
 
@@ -333,7 +334,7 @@ s_pending_genesis(sos_node_t *self, s_list_t *l)
         n++;
         if (l) {
             sos_worker_local_t local = {0};
-            s_pack_worker(l, p->pinned ? p->hex : "", p->url, 0, &local, p);
+            s_pack_worker(l, p->pinned ? p->hex : "", p->url, "", 0, &local, p);
         }
     }
     return n;
@@ -391,7 +392,9 @@ s_each_room(void *arg, const sos_record_t *rec)
     msgpack_packer *pk = l->pk;
     msgpack_pack_map(pk, 7);
     sos_mp_pack_kv_str(pk, "room_hash", rec->room_hash);
-    sos_mp_pack_kv_str(pk, "emojis", rec->emojis);
+    char emojis[SOS_EMOJIS_TEXT_MAX + 1];
+    sos_record_emojis_join(rec, emojis, sizeof emojis);
+    sos_mp_pack_kv_str(pk, "emojis", emojis);
     sos_mp_pack_kv_str(pk, "description", rec->description);
     sos_mp_pack_kv_uint(pk, "created_at", rec->created_at);
     sos_mp_pack_kv_uint(pk, "expires_at", rec->expires_at);
@@ -648,6 +651,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         goto fail;
     self->cfg = *cfg;
     self->start_mono = sos_mono_ms();
+    self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
     msgpack_sbuffer_init(&self->buf2);
     uint64_t interval = cfg->gossip_interval_ms;

@@ -22,18 +22,20 @@
 
 /*  Why an incoming frame or record was dropped; each has a counter shown by `status`. */
 typedef enum {
-    SOS_DROP_MALFORMED,     /* does not decode */
-    SOS_DROP_OVERSIZED,     /* over a size ceiling */
-    SOS_DROP_BAD_SIGNATURE, /* an envelope or record signature does not verify */
-    SOS_DROP_BAD_VERSION,   /* unknown protocol version, message type or record kind */
-    SOS_DROP_REPLAY_WINDOW, /* timestamp outside the window */
-    SOS_DROP_NONCE_REUSED,  /* nonce seen before */
-    SOS_DROP_WRONG_SENDER,  /* a reply signed by another node than the peer asked */
-    SOS_DROP_UNEXPECTED,    /* a reply nobody waits for, or a message in the wrong place */
-    SOS_DROP_SELF,          /* gossip claiming to be from this node */
-    SOS_DROP_BAD_REQUEST,   /* a client request that does not decode */
-    SOS_DROP_BAD_ENDPOINT,  /* a record naming an endpoint this node may not connect to */
-    SOS_DROP_OVER_BUDGET,   /* records whose verification the sender's budget cannot pay */
+    SOS_DROP_MALFORMED,      /* does not decode */
+    SOS_DROP_OVERSIZED,      /* over a size ceiling */
+    SOS_DROP_BAD_SIGNATURE,  /* an envelope or record signature does not verify */
+    SOS_DROP_BAD_VERSION,    /* unknown protocol version, message type or record kind */
+    SOS_DROP_REPLAY_WINDOW,  /* timestamp outside the window */
+    SOS_DROP_NONCE_REUSED,   /* nonce seen before */
+    SOS_DROP_WRONG_SENDER,   /* a reply signed by another node than the peer asked */
+    SOS_DROP_UNEXPECTED,     /* a reply nobody waits for, or a message in the wrong place */
+    SOS_DROP_SELF,           /* gossip claiming to be from this node */
+    SOS_DROP_BAD_REQUEST,    /* a client request that does not decode */
+    SOS_DROP_WRONG_RECEIVER, /* an envelope bound to another node, or wrongly to nobody */
+    SOS_DROP_BEFORE_START,   /* an envelope dated before this node started (a replay) */
+    SOS_DROP_BAD_ENDPOINT,   /* a record naming an endpoint this node may not connect to */
+    SOS_DROP_OVER_BUDGET,    /* records whose verification the sender's budget cannot pay */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -100,10 +102,11 @@ typedef struct {
     uint8_t id[SOS_NODEID_BYTES];
     char hex[SOS_NODEID_HEX + 1];
     bool is_genesis;
-    bool pinned;           /* a genesis given as ID@ENDPOINT */
-    bool in_dir;           /* a worker of the directory (not only a genesis address or a forward) */
-    zsock_t *dealer;       /* NULL while closed (the open ones are bounded) */
-    uint64_t created_mono; /* when the DEALER was opened */
+    bool pinned;     /* a genesis given as ID@ENDPOINT */
+    bool id_heard;   /* a genesis: id is the one that last answered there (SYNCs are bound to it) */
+    bool in_dir;     /* a worker of the directory (not only a genesis address or a forward) */
+    zsock_t *dealer; /* NULL while closed (the open ones are bounded) */
+    uint64_t created_mono;   /* when the DEALER was opened */
     uint64_t last_used_mono; /* last send or receive: the least recently used is closed */
     bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
     uint64_t retired_tick;   /* the node's tick count when it was retired */
@@ -179,12 +182,13 @@ struct _sos_node_t {
     uint64_t verify_mono;
     bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
     sos_replay_t *replay;
-    uint64_t my_version; /* this node's record counter */
+    uint64_t my_version;           /* this node's record counter */
     sos_record_t self_rec;         /* our record as committed: what SYNCs carry */
     sos_record_t self_rec_pending; /* signed in this pass; becomes self_rec on commit */
     bool self_rec_pending_set;
     uint64_t next_req_id;
     uint64_t start_mono;
+    uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
     uint64_t exchange_timeout_ms;
     uint64_t tombstone_ttl_ms;
     zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */

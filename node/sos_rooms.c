@@ -467,7 +467,13 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_ROOM;
     strcpy(rec->room_hash, room);
-    strcpy(rec->emojis, emojis);
+    /*  The record carries the emojis as a list; until the create op takes one, the text is
+        cut into its emojis (joining them gives the text back). */
+    if (sos_record_emojis_split(rec, emojis) != SOS_OK) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
+                "emojis must be at most 6 emoji of at most 32 bytes each");
+        goto done;
+    }
     strcpy(rec->description, description);
     snprintf(rec->url, sizeof rec->url, "%s", node->cfg.advertise);
     rec->created_at = now;

@@ -9,12 +9,27 @@
 #include "sos_mp.h"
 
 /*  An envelope frame is [1, signed: bin, sig: bin(64)] where signed is the msgpack array
-    [proto_version, type, sender: bin(32), timestamp_ms, nonce: bin(16), body: bin] and sig
-    is the sender's Ed25519 signature of the signed bytes. Signing the encoded bytes rather
-    than the fields means a receiver verifies exactly what it parsed, with no second encoding
-    to disagree with the first. */
+    [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms, nonce: bin(16),
+    body: bin] and sig is the sender's signature of the signed bytes in the envelope domain
+    (SOS_DOMAIN_ENVELOPE). Signing the encoded bytes rather than the fields means a receiver
+    verifies exactly what it parsed, with no second encoding to disagree with the first.
 
-#define S_SIGNED_FIELDS 6
+    The receiver binds an envelope to the one node it was sent to: captured on the way, it
+    cannot be replayed to any other node, whose nonce cache has never seen it. The all-zero
+    receiver means "whoever answers at this endpoint": a node's first SYNC to a genesis
+    endpoint given without its id. The node answers such a SYNC and nothing more (see
+    node/sos_gossip.c and PROTOCOL.md). */
+
+#define S_SIGNED_FIELDS 7
+
+static const uint8_t s_zero_id[SOS_NODEID_BYTES];
+
+bool
+sos_envelope_unbound(const sos_envelope_t *env)
+{
+    assert(env);
+    return sodium_is_zero(env->receiver, SOS_NODEID_BYTES) != 0;
+}
 
 sos_rc
 sos_frame_kind(const uint8_t *frame, size_t len, sos_frame_kind_t *kind)
@@ -56,8 +71,8 @@ sos_frame_kind(const uint8_t *frame, size_t len, sos_frame_kind_t *kind)
 
 sos_rc
 sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
-                          size_t body_len, const sos_identity_t *id, uint64_t now_ms,
-                          const uint8_t nonce[SOS_NONCE_BYTES])
+                          size_t body_len, const sos_identity_t *id, const uint8_t *receiver,
+                          uint64_t now_ms, const uint8_t nonce[SOS_NONCE_BYTES])
 {
     assert(out && id && nonce);
     if (type < SOS_MSG_SYNC || type >= SOS_MSG_MAX || (!body && body_len > 0))
@@ -74,6 +89,7 @@ sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, const void 
     err |= msgpack_pack_uint8(&pk, SOS_PROTO_VERSION);
     err |= msgpack_pack_uint8(&pk, (uint8_t)type);
     err |= msgpack_pack_bin_with_body(&pk, id->pk, SOS_NODEID_BYTES);
+    err |= msgpack_pack_bin_with_body(&pk, receiver ? receiver : s_zero_id, SOS_NODEID_BYTES);
     err |= msgpack_pack_uint64(&pk, now_ms);
     err |= msgpack_pack_bin_with_body(&pk, nonce, SOS_NONCE_BYTES);
     err |= msgpack_pack_bin(&pk, body_len);
@@ -91,7 +107,7 @@ sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, const void 
         goto done;
     }
     uint8_t sig[SOS_SIG_BYTES];
-    sos_sign(sig, (const uint8_t *)sb.data, sb.size, id);
+    sos_sign_domain(sig, SOS_DOMAIN_ENVELOPE, (const uint8_t *)sb.data, sb.size, id);
 
     size_t start = out->size;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
@@ -110,19 +126,21 @@ done:
 
 sos_rc
 sos_envelope_encode(msgpack_sbuffer *out, sos_msg_type_t type, const void *body, size_t body_len,
-                    const sos_identity_t *id, uint64_t now_ms)
+                    const sos_identity_t *id, const uint8_t *receiver, uint64_t now_ms)
 {
     uint8_t nonce[SOS_NONCE_BYTES];
     randombytes_buf(nonce, sizeof nonce);
-    return sos_envelope_encode_nonce(out, type, body, body_len, id, now_ms, nonce);
+    return sos_envelope_encode_nonce(out, type, body, body_len, id, receiver, now_ms, nonce);
 }
 
 sos_rc
-sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, uint64_t now_ms,
-                    uint64_t window_ms)
+sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, const uint8_t *me,
+                    uint64_t now_ms, uint64_t window_ms, uint64_t *version_p)
 {
     assert(env);
     memset(env, 0, sizeof *env);
+    if (version_p)
+        *version_p = 0;
     if (!frame || len == 0)
         return SOS_ERR_MALFORMED;
     /* the size first: it costs nothing, and parsing is the costly step */
@@ -157,17 +175,25 @@ sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, uint6
     if (!sos_mp_array(inner.root, &f, &count, UINT32_MAX) || count == 0 ||
         !sos_mp_uint(&f[0], &version))
         goto done;
+    if (version_p)
+        *version_p = version;
     if (version != SOS_PROTO_VERSION) {
         rc = SOS_ERR_VERSION;
         goto done;
     }
     if (count != S_SIGNED_FIELDS || !sos_mp_uint(&f[1], &type) ||
         !sos_mp_bin_exact(&f[2], env->sender, SOS_NODEID_BYTES) ||
-        !sos_mp_uint(&f[3], &timestamp) || !sos_mp_bin_exact(&f[4], env->nonce, SOS_NONCE_BYTES) ||
-        !sos_mp_bin(&f[5], &body, &body_len, signed_len))
+        !sos_mp_bin_exact(&f[3], env->receiver, SOS_NODEID_BYTES) ||
+        !sos_mp_uint(&f[4], &timestamp) || !sos_mp_bin_exact(&f[5], env->nonce, SOS_NONCE_BYTES) ||
+        !sos_mp_bin(&f[6], &body, &body_len, signed_len))
         goto done;
     if (type < SOS_MSG_SYNC || type >= SOS_MSG_MAX) {
         rc = SOS_ERR_VERSION;
+        goto done;
+    }
+    if (me && sodium_memcmp(env->receiver, me, SOS_NODEID_BYTES) != 0 &&
+        !sos_envelope_unbound(env)) {
+        rc = SOS_ERR_RECEIVER;
         goto done;
     }
     if ((timestamp > now_ms && timestamp - now_ms > window_ms) ||
@@ -175,7 +201,7 @@ sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, uint6
         rc = SOS_ERR_REPLAY;
         goto done;
     }
-    rc = sos_verify(sig, signed_ptr, signed_len, env->sender);
+    rc = sos_verify_domain(sig, SOS_DOMAIN_ENVELOPE, signed_ptr, signed_len, env->sender);
     if (rc)
         goto done;
 

@@ -11,7 +11,7 @@
 #include "sos_error.h"
 #include "sos_identity.h"
 
-#define SOS_PROTO_VERSION    1
+#define SOS_PROTO_VERSION    2
 #define SOS_NONCE_BYTES      16
 #define SOS_FRAME_MAX        (1024 * 1024 + 128 * 1024) /* largest frame a node accepts */
 #define SOS_REPLAY_WINDOW_MS (300 * 1000)               /* +- accepted clock difference */
@@ -42,16 +42,20 @@ sos_rc sos_frame_kind(const uint8_t *frame, size_t len, sos_frame_kind_t *kind);
 typedef struct {
     uint8_t type;
     uint8_t sender[SOS_NODEID_BYTES];
-    uint64_t timestamp; /* ms since the epoch, the sender's clock */
+    uint8_t receiver[SOS_NODEID_BYTES]; /* the node it is bound to; all zero: "whoever answers" */
+    uint64_t timestamp;                 /* ms since the epoch, the sender's clock */
     uint8_t nonce[SOS_NONCE_BYTES];
     const uint8_t *body;
     size_t body_len;
 } sos_envelope_t;
 
 /*  Build a signed envelope frame for body[0..body_len) into out (appended; the caller owns
-    out). Timestamp is now_ms, the nonce random. */
+    out), bound to receiver (the node id it is sent to; NULL binds it to the all-zero id, which
+    only a first SYNC to an endpoint whose id is not known yet may use). Timestamp is now_ms,
+    the nonce random. */
 sos_rc sos_envelope_encode(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
-                           size_t body_len, const sos_identity_t *id, uint64_t now_ms);
+                           size_t body_len, const sos_identity_t *id, const uint8_t *receiver,
+                           uint64_t now_ms);
 
 /*  As sos_envelope_encode with the nonce given: for known-answer tests, which need the same
     bytes every run. Anything that sends must use sos_envelope_encode. Both return SOS_OK,
@@ -59,15 +63,22 @@ sos_rc sos_envelope_encode(msgpack_sbuffer *out, sos_msg_type_t type, const void
     SOS_ERR_TOO_LARGE (the frame would exceed SOS_FRAME_MAX) or SOS_ERR_NOMEM; on error
     out is left as it was. */
 sos_rc sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
-                                 size_t body_len, const sos_identity_t *id, uint64_t now_ms,
-                                 const uint8_t nonce[SOS_NONCE_BYTES]);
+                                 size_t body_len, const sos_identity_t *id, const uint8_t *receiver,
+                                 uint64_t now_ms, const uint8_t nonce[SOS_NONCE_BYTES]);
 
 /*  Decode and verify an envelope frame. Checks, cheapest first: framing and types
     (SOS_ERR_MALFORMED), size (SOS_ERR_TOO_LARGE), protocol version and message type
-    (SOS_ERR_VERSION), timestamp within +-window_ms of now_ms (SOS_ERR_REPLAY), then the
-    sender's signature (SOS_ERR_SIGNATURE). The nonce is checked by the replay guard. */
-sos_rc sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, uint64_t now_ms,
-                           uint64_t window_ms);
+    (SOS_ERR_VERSION; *version_p, if not NULL, receives the version the frame claims, so the
+    caller can name it), the receiver (SOS_ERR_RECEIVER unless it is me or the all-zero id;
+    no check if me is NULL), timestamp within +-window_ms of now_ms (SOS_ERR_REPLAY), then
+    the sender's signature in the envelope domain (SOS_ERR_SIGNATURE). What a zero-bound
+    envelope may do is the caller's to decide (sos_envelope_unbound). The nonce is checked
+    by the replay guard. */
+sos_rc sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, const uint8_t *me,
+                           uint64_t now_ms, uint64_t window_ms, uint64_t *version_p);
+
+/*  True if env is bound to the all-zero id rather than to one node. */
+bool sos_envelope_unbound(const sos_envelope_t *env);
 
 /*  The replay guard: remembers the nonces of accepted envelopes for the window. It holds at
     most capacity nonces exactly; when full, the oldest goes to a Bloom filter of its

@@ -1,13 +1,15 @@
 /*  sos_gmsg.c: the body of a gossip envelope: strict, bounded decoding with every carried
     record verified, and encoding that relays records in the exact bytes their origin signed. */
 #include <assert.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sos_gmsg.h"
 #include "sos_mp.h"
 
-/*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil, suspects: [bin(32)...],
+/*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
+           suspects: [[id: bin(32), version]...],
            digest: [[origin: bin(32), version]...], want: [[origin, version]...],
            records: [bin...]]
     The element count is exact; flags and n_origins must fit 32 bits. */
@@ -85,9 +87,14 @@ s_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len, bool verify_records)
         rc = SOS_ERR_TOO_LARGE;
         goto done;
     }
-    for (uint32_t i = 0; i < count; i++)
-        if (!sos_mp_bin_exact(&items[i], msg->suspects[i], SOS_NODEID_BYTES))
+    for (uint32_t i = 0; i < count; i++) {
+        const msgpack_object *pair;
+        uint32_t n;
+        if (!sos_mp_array(&items[i], &pair, &n, 2) || n != 2 ||
+            !sos_mp_bin_exact(&pair[0], msg->suspects[i].origin, SOS_NODEID_BYTES) ||
+            !sos_mp_uint(&pair[1], &msg->suspects[i].version))
             goto done;
+    }
     msg->n_suspects = count;
 
     rc = s_decode_digest(&f[6], &msg->digest, &msg->n_digest);
@@ -217,9 +224,7 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         err |= msgpack_pack_bin_with_body(&pk, msg->self.wire, msg->self.wire_len);
     else
         err |= msgpack_pack_nil(&pk);
-    err |= msgpack_pack_array(&pk, msg->n_suspects);
-    for (uint32_t i = 0; i < msg->n_suspects; i++)
-        err |= msgpack_pack_bin_with_body(&pk, msg->suspects[i], SOS_NODEID_BYTES);
+    err |= s_pack_digest(&pk, msg->suspects, msg->n_suspects);
     err |= s_pack_digest(&pk, msg->digest, msg->n_digest);
     err |= s_pack_digest(&pk, msg->want, msg->n_want);
     err |= msgpack_pack_array(&pk, n);
@@ -230,4 +235,33 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         return SOS_ERR_NOMEM;
     }
     return SOS_OK;
+}
+
+static int
+s_entry_cmp(const void *a, const void *b)
+{
+    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
+                  SOS_NODEID_BYTES);
+}
+
+void
+sos_digest_hash(uint8_t out[SOS_DIGEST_HASH_BYTES], sos_digest_entry_t *entries, uint32_t n)
+{
+    assert(out && (entries || n == 0));
+    static const char domain[] = "sosnode/2/digest"; /* hashed with its NUL */
+    if (n > 1)
+        qsort(entries, n, sizeof *entries, s_entry_cmp);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, SOS_DIGEST_HASH_BYTES);
+    crypto_generichash_update(&st, (const unsigned char *)domain, sizeof domain);
+    uint8_t count[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    crypto_generichash_update(&st, count, sizeof count);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t in[SOS_NODEID_BYTES + 8];
+        memcpy(in, entries[i].origin, SOS_NODEID_BYTES);
+        for (int b = 0; b < 8; b++)
+            in[SOS_NODEID_BYTES + b] = (uint8_t)(entries[i].version >> (56 - 8 * b));
+        crypto_generichash_update(&st, in, sizeof in);
+    }
+    crypto_generichash_final(&st, out, SOS_DIGEST_HASH_BYTES);
 }

@@ -23,7 +23,8 @@ typedef struct {
     uint64_t version;
 } sos_digest_entry_t;
 
-/*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil, suspects: [bin(32)...],
+/*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
+           suspects: [[id: bin(32), version]...],
            digest: [[origin, version]...], want: [[origin, version]...], records: [bin...]] */
 typedef struct {
     uint64_t req_id;
@@ -33,7 +34,9 @@ typedef struct {
     bool has_self;
     sos_record_t self; /* the sender's own worker record */
     uint32_t n_suspects;
-    uint8_t suspects[SOS_SUSPECTS_MAX][SOS_NODEID_BYTES];
+    /* peers the sender has seen fail, each with the version of its worker record that the
+       suspicion is about: a newer record from the suspect refutes it */
+    sos_digest_entry_t suspects[SOS_SUSPECTS_MAX];
     uint32_t n_digest;
     sos_digest_entry_t *digest; /* owned, n_digest entries */
     uint32_t n_want;
@@ -65,5 +68,12 @@ void sos_gmsg_release(sos_gmsg_t *msg);
     left as it was. The records are not re-verified. */
 sos_rc sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *const *wires,
                        const size_t *lens, uint32_t n);
+
+/*  The digest hash: sorts entries[0..n) by origin (in place; origins are distinct in a
+    digest) and writes BLAKE2b-128 of the domain prefix "sosnode/2/digest\0", n as 4 bytes
+    big-endian, then each origin and version (8 bytes big-endian), into out. A collision
+    resistant hash of the canonical list: unlike an XOR of per-origin hashes, no one can
+    build a digest that matches another on purpose. */
+void sos_digest_hash(uint8_t out[SOS_DIGEST_HASH_BYTES], sos_digest_entry_t *entries, uint32_t n);
 
 #endif

@@ -179,6 +179,35 @@ sos_verify(const uint8_t sig[SOS_SIG_BYTES], const uint8_t *msg, size_t len,
     return SOS_OK;
 }
 
+void
+sos_sign_domain(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg, size_t len,
+                const sos_identity_t *id)
+{
+    assert(sig && domain && id && (msg || len == 0));
+    crypto_sign_state st;
+    crypto_sign_init(&st);
+    crypto_sign_update(&st, (const unsigned char *)domain, strlen(domain) + 1);
+    if (len)
+        crypto_sign_update(&st, msg, len);
+    crypto_sign_final_create(&st, sig, NULL, id->sk);
+    sodium_memzero(&st, sizeof st);
+}
+
+sos_rc
+sos_verify_domain(const uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
+                  size_t len, const uint8_t pk[SOS_NODEID_BYTES])
+{
+    assert(sig && domain && pk && (msg || len == 0));
+    crypto_sign_state st;
+    crypto_sign_init(&st);
+    crypto_sign_update(&st, (const unsigned char *)domain, strlen(domain) + 1);
+    if (len)
+        crypto_sign_update(&st, msg, len);
+    if (crypto_sign_final_verify(&st, (unsigned char *)sig, pk) != 0)
+        return SOS_ERR_SIGNATURE;
+    return SOS_OK;
+}
+
 char *
 sos_hex(char *out, const uint8_t *bin, size_t len)
 {

@@ -43,6 +43,24 @@ __attribute__((warn_unused_result)) sos_rc sos_verify(const uint8_t sig[SOS_SIG_
                                                       const uint8_t *msg, size_t len,
                                                       const uint8_t pk[SOS_NODEID_BYTES]);
 
+/*  Signing domains: every signed kind of the wire format signs its bytes behind its own
+    prefix (the NUL included), so that bytes signed as one kind can never be taken for
+    another (protocol/PROTOCOL.md, "Identity and signatures"). */
+#define SOS_DOMAIN_ENVELOPE "sosnode/2/envelope"
+#define SOS_DOMAIN_RECORD   "sosnode/2/record"
+
+/*  Signature of domain (with its terminating NUL) followed by msg[0..len): Ed25519ph over
+    libsodium's multi-part API, so that the message is neither copied nor re-allocated
+    whatever its size. domain is one of the SOS_DOMAIN_ constants. */
+void sos_sign_domain(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg, size_t len,
+                     const sos_identity_t *id);
+
+/*  SOS_OK if sig is pk's sos_sign_domain signature of msg in domain, else SOS_ERR_SIGNATURE. */
+__attribute__((warn_unused_result)) sos_rc sos_verify_domain(const uint8_t sig[SOS_SIG_BYTES],
+                                                             const char *domain, const uint8_t *msg,
+                                                             size_t len,
+                                                             const uint8_t pk[SOS_NODEID_BYTES]);
+
 /*  Lower-case hex of bin[0..len) into out, which holds 2 * len + 1 bytes. Returns out. */
 char *sos_hex(char *out, const uint8_t *bin, size_t len);
 

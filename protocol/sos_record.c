@@ -7,13 +7,14 @@
 #include "sos_record.h"
 
 /*  Wire form: [signed: bin, sig: bin(64)], where signed is the msgpack array
-        worker: [1, origin: bin(32), version, prev, url: str]
+        worker: [1, origin: bin(32), version, prev, url: str, http_url: str]
         room:   [2, origin: bin(32), version, prev, url: str, room_hash: str(16),
-                 emojis: str, description: str, created_at, expires_at]
-    and sig is the origin's Ed25519 signature of the signed bytes. Decoding checks every
-    element's type and bound before the signature, which is the costly step. */
+                 emojis: [str...], description: str, created_at, expires_at]
+    and sig is the origin's signature of the signed bytes in the record domain
+    (SOS_DOMAIN_RECORD), so that no record can pass for an envelope or the reverse. Decoding
+    checks every element's type and bound before the signature, which is the costly step. */
 
-#define S_WORKER_FIELDS 5
+#define S_WORKER_FIELDS 6
 #define S_ROOM_FIELDS   10
 
 /*  A packer target of fixed size: records are small and bounded, so they are built on the
@@ -50,6 +51,58 @@ sos_room_hash_valid(const char *s, size_t len)
     return true;
 }
 
+static bool
+s_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
+}
+
+bool
+sos_http_url_valid(const char *s, size_t len)
+{
+    if (!s)
+        return false;
+    size_t pos;
+    if (len > 7 && memcmp(s, "http://", 7) == 0)
+        pos = 7;
+    else if (len > 8 && memcmp(s, "https://", 8) == 0)
+        pos = 8;
+    else
+        return false;
+    size_t host = pos;
+    if (s[pos] == '[') { /* an IPv6 literal: hex digits, colons and dots (a v4 tail) */
+        pos++;
+        while (pos < len && s[pos] != ']') {
+            char c = s[pos];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                  c == ':' || c == '.'))
+                return false;
+            pos++;
+        }
+        if (pos >= len || pos == host + 1)
+            return false;
+        pos++; /* the ']' */
+    } else {
+        while (pos < len && s_host_char(s[pos]))
+            pos++;
+        if (pos == host || s[host] == '.' || s[host] == '-')
+            return false;
+    }
+    if (pos >= len || s[pos] != ':')
+        return false;
+    pos++;
+    if (pos == len || len - pos > 5)
+        return false;
+    uint32_t port = 0;
+    for (; pos < len; pos++) {
+        if (s[pos] < '0' || s[pos] > '9')
+            return false;
+        port = port * 10 + (uint32_t)(s[pos] - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
 /*  The bounds every record obeys, on the decoded fields (which are NUL-terminated). */
 static bool
 s_fields_valid(const sos_record_t *rec)
@@ -59,16 +112,81 @@ s_fields_valid(const sos_record_t *rec)
         return false;
     if (rec->version <= rec->prev)
         return false;
-    if (rec->kind == SOS_REC_WORKER)
-        return true;
+    if (rec->kind == SOS_REC_WORKER) {
+        size_t http_len = strnlen(rec->http_url, SOS_HTTP_URL_MAX + 1);
+        return http_len == 0 ||
+               (http_len <= SOS_HTTP_URL_MAX && sos_http_url_valid(rec->http_url, http_len));
+    }
     if (rec->kind != SOS_REC_ROOM)
         return false;
-    size_t emojis_len = strnlen(rec->emojis, SOS_EMOJIS_MAX + 1);
+    if (rec->http_url[0] || rec->n_emojis > SOS_EMOJI_COUNT_MAX)
+        return false;
+    for (uint32_t i = 0; i < rec->n_emojis; i++) {
+        size_t n = strnlen(rec->emojis[i], SOS_EMOJI_BYTES_MAX + 1);
+        if (n == 0 || n > SOS_EMOJI_BYTES_MAX || !sos_utf8_valid(rec->emojis[i], n))
+            return false;
+    }
     size_t desc_len = strnlen(rec->description, SOS_DESC_MAX + 1);
     return sos_room_hash_valid(rec->room_hash, strnlen(rec->room_hash, SOS_ROOMHASH_LEN + 1)) &&
-           emojis_len <= SOS_EMOJIS_MAX && sos_utf8_valid(rec->emojis, emojis_len) &&
            desc_len <= SOS_DESC_MAX && sos_utf8_valid(rec->description, desc_len) &&
            rec->expires_at > rec->created_at;
+}
+
+size_t
+sos_record_emojis_join(const sos_record_t *rec, char *out, size_t cap)
+{
+    assert(rec && out && cap > 0);
+    size_t used = 0;
+    for (uint32_t i = 0; i < rec->n_emojis && i < SOS_EMOJI_COUNT_MAX; i++) {
+        size_t n = strnlen(rec->emojis[i], SOS_EMOJI_BYTES_MAX);
+        if (n > cap - 1 - used)
+            n = cap - 1 - used;
+        memcpy(out + used, rec->emojis[i], n);
+        used += n;
+    }
+    out[used] = 0;
+    return used;
+}
+
+sos_rc
+sos_record_emojis_split(sos_record_t *rec, const char *text)
+{
+    assert(rec && text);
+    rec->n_emojis = 0;
+    memset(rec->emojis, 0, sizeof rec->emojis);
+    size_t len = strlen(text);
+    if (!sos_utf8_valid(text, len))
+        return SOS_ERR_INVALID;
+    const unsigned char *p = (const unsigned char *)text, *start = p;
+    bool after_joiner = false;
+    uint32_t n = 0;
+    while (*p) {
+        int cl = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : 4;
+        uint32_t cp = cl == 1 ? *p : *p & (0x7f >> cl);
+        for (int i = 1; i < cl; i++)
+            cp = (cp << 6) | (p[i] & 0x3f);
+        bool joins = cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+                     (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0020 && cp <= 0xe007f);
+        if (p != start && !joins && !after_joiner) {
+            if (n == SOS_EMOJI_COUNT_MAX || (size_t)(p - start) > SOS_EMOJI_BYTES_MAX)
+                goto invalid;
+            memcpy(rec->emojis[n++], start, (size_t)(p - start));
+            start = p;
+        }
+        after_joiner = cp == 0x200d;
+        p += cl;
+    }
+    if (p != start) {
+        if (n == SOS_EMOJI_COUNT_MAX || (size_t)(p - start) > SOS_EMOJI_BYTES_MAX)
+            goto invalid;
+        memcpy(rec->emojis[n++], start, (size_t)(p - start));
+    }
+    rec->n_emojis = n;
+    return SOS_OK;
+invalid:
+    rec->n_emojis = 0;
+    memset(rec->emojis, 0, sizeof rec->emojis);
+    return SOS_ERR_INVALID;
 }
 
 sos_rc
@@ -93,9 +211,13 @@ sos_record_sign(sos_record_t *rec, const sos_identity_t *id)
     msgpack_pack_uint64(&pk, rec->version);
     msgpack_pack_uint64(&pk, rec->prev);
     sos_mp_pack_str(&pk, rec->url);
+    if (!room)
+        sos_mp_pack_str(&pk, rec->http_url);
     if (room) {
         sos_mp_pack_str(&pk, rec->room_hash);
-        sos_mp_pack_str(&pk, rec->emojis);
+        msgpack_pack_array(&pk, rec->n_emojis);
+        for (uint32_t i = 0; i < rec->n_emojis; i++)
+            sos_mp_pack_str(&pk, rec->emojis[i]);
         sos_mp_pack_str(&pk, rec->description);
         msgpack_pack_uint64(&pk, rec->created_at);
         msgpack_pack_uint64(&pk, rec->expires_at);
@@ -104,7 +226,7 @@ sos_record_sign(sos_record_t *rec, const sos_identity_t *id)
         return SOS_ERR_INVALID;
 
     uint8_t sig[SOS_SIG_BYTES];
-    sos_sign(sig, signed_buf, sb.size, id);
+    sos_sign_domain(sig, SOS_DOMAIN_RECORD, signed_buf, sb.size, id);
 
     s_fixbuf_t wb = {rec->wire, 0, sizeof rec->wire, false};
     msgpack_packer_init(&pk, &wb, s_fixbuf_write);
@@ -166,17 +288,31 @@ s_record_decode(sos_record_t *rec, const uint8_t *wire, size_t len, bool verify)
         !sos_mp_uint(&f[2], &rec->version) || !sos_mp_uint(&f[3], &rec->prev) ||
         !sos_mp_str_copy(&f[4], rec->url, SOS_URL_MAX))
         goto done;
-    if (kind == SOS_REC_ROOM &&
-        (!sos_mp_str_copy(&f[5], rec->room_hash, SOS_ROOMHASH_LEN) ||
-         !sos_mp_str_copy(&f[6], rec->emojis, SOS_EMOJIS_MAX) ||
-         !sos_mp_str_copy(&f[7], rec->description, SOS_DESC_MAX) ||
-         !sos_mp_uint(&f[8], &rec->created_at) || !sos_mp_uint(&f[9], &rec->expires_at)))
+    if (kind == SOS_REC_WORKER && !sos_mp_str_copy(&f[5], rec->http_url, SOS_HTTP_URL_MAX))
         goto done;
+    if (kind == SOS_REC_ROOM) {
+        const msgpack_object *em;
+        uint32_t n_em;
+        if (!sos_mp_str_copy(&f[5], rec->room_hash, SOS_ROOMHASH_LEN) ||
+            !sos_mp_array(&f[6], &em, &n_em, UINT32_MAX))
+            goto done;
+        if (n_em > SOS_EMOJI_COUNT_MAX) {
+            rc = SOS_ERR_TOO_LARGE;
+            goto done;
+        }
+        for (uint32_t i = 0; i < n_em; i++)
+            if (!sos_mp_str_copy(&em[i], rec->emojis[i], SOS_EMOJI_BYTES_MAX))
+                goto done;
+        rec->n_emojis = n_em;
+        if (!sos_mp_str_copy(&f[7], rec->description, SOS_DESC_MAX) ||
+            !sos_mp_uint(&f[8], &rec->created_at) || !sos_mp_uint(&f[9], &rec->expires_at))
+            goto done;
+    }
     if (!s_fields_valid(rec))
         goto done;
 
     if (verify) {
-        rc = sos_verify(sig, signed_ptr, signed_len, rec->origin);
+        rc = sos_verify_domain(sig, SOS_DOMAIN_RECORD, signed_ptr, signed_len, rec->origin);
         if (rc)
             goto done;
     }

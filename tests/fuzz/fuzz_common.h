@@ -130,7 +130,14 @@ fuzz_record_fields(fuzz_in_t *in, sos_record_t *rec)
         sos_hex(rec->room_hash, raw, sizeof raw);
     } else
         fuzz_str(in, rec->room_hash, sizeof rec->room_hash);
-    fuzz_str(in, rec->emojis, sizeof rec->emojis);
+    if (flags & 8)
+        snprintf(rec->http_url, sizeof rec->http_url, "http://h%u:%u", fuzz_u8(in),
+                 fuzz_u8(in) * 300u);
+    else
+        fuzz_str(in, rec->http_url, sizeof rec->http_url);
+    rec->n_emojis = fuzz_u8(in) % (SOS_EMOJI_COUNT_MAX + 2); /* one too many, at times */
+    for (uint32_t i = 0; i < rec->n_emojis && i < SOS_EMOJI_COUNT_MAX; i++)
+        fuzz_str(in, rec->emojis[i], sizeof rec->emojis[i]);
     fuzz_str(in, rec->description, sizeof rec->description);
     rec->created_at = fuzz_u64(in);
     rec->expires_at = (flags & 4) ? rec->created_at + 1 + fuzz_u8(in) : fuzz_u64(in);
@@ -151,7 +158,7 @@ fuzz_resign(msgpack_sbuffer *out, const uint8_t *wire, size_t len, const sos_ide
         count >= 1)
         (void)sos_mp_bin(&items[0], &signed_ptr, &signed_len, len);
     uint8_t sig[SOS_SIG_BYTES];
-    sos_sign(sig, signed_ptr, signed_len, id);
+    sos_sign_domain(sig, SOS_DOMAIN_RECORD, signed_ptr, signed_len, id);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);

@@ -26,7 +26,9 @@ s_raw_frame(const uint8_t *data, size_t size)
     sos_frame_kind_t kind;
     sos_rc krc = sos_frame_kind(data, size, &kind);
     sos_envelope_t env;
-    sos_rc rc = sos_envelope_decode(&env, data, size, FUZZ_NOW_MS, SOS_REPLAY_WINDOW_MS);
+    /* as fuzz identity 1 would: the corpus binds its envelopes to it, or to nobody */
+    sos_rc rc = sos_envelope_decode(&env, data, size, fuzz_identity(1)->pk, FUZZ_NOW_MS,
+                                    SOS_REPLAY_WINDOW_MS, NULL);
     if (rc) {
         FUZZ_CHECK(env.body == NULL && env.body_len == 0);
         return;
@@ -35,6 +37,8 @@ s_raw_frame(const uint8_t *data, size_t size)
         the decoder: it wants the kind as a fixint or uint8, as every sender packs it) */
     FUZZ_CHECK(krc != SOS_OK || kind == SOS_FRAME_ENVELOPE);
     FUZZ_CHECK(env.type >= SOS_MSG_SYNC && env.type < SOS_MSG_MAX);
+    FUZZ_CHECK(sos_envelope_unbound(&env) ||
+               memcmp(env.receiver, fuzz_identity(1)->pk, SOS_NODEID_BYTES) == 0);
     FUZZ_CHECK(env.body_len == 0 || (env.body >= data && env.body_len <= size &&
                                      env.body - data <= (ptrdiff_t)(size - env.body_len)));
     s_touch(env.body, env.body_len);
@@ -60,6 +64,8 @@ s_signed_frame(const uint8_t *data, size_t size)
     int32_t delta = (int16_t)((fuzz_u8(&in) << 8) | fuzz_u8(&in));
     uint64_t timestamp = FUZZ_NOW_MS + (int64_t)delta * 16;
     uint32_t flip = (uint32_t)fuzz_u64(&in);
+    uint8_t bind = fuzz_u8(&in) % 3; /* to nobody, to the decoder, to another node */
+    const uint8_t *receiver = bind == 0 ? NULL : fuzz_identity(bind == 1 ? 1 : 0)->pk;
     uint8_t nonce[SOS_NONCE_BYTES] = {0};
     for (size_t i = 0; i < SOS_NONCE_BYTES; i++)
         nonce[i] = fuzz_u8(&in);
@@ -67,16 +73,20 @@ s_signed_frame(const uint8_t *data, size_t size)
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    sos_rc rc =
-        sos_envelope_encode_nonce(&sb, (sos_msg_type_t)type, in.p, in.n, id, timestamp, nonce);
+    sos_rc rc = sos_envelope_encode_nonce(&sb, (sos_msg_type_t)type, in.p, in.n, id, receiver,
+                                          timestamp, nonce);
     if (type < SOS_MSG_SYNC || type >= SOS_MSG_MAX) {
         FUZZ_CHECK(rc == SOS_ERR_INVALID && sb.size == 0);
         goto done;
     }
     FUZZ_CHECK(rc == SOS_OK);
     sos_envelope_t env;
-    rc = sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, FUZZ_NOW_MS,
-                             SOS_REPLAY_WINDOW_MS);
+    rc = sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, fuzz_identity(1)->pk,
+                             FUZZ_NOW_MS, SOS_REPLAY_WINDOW_MS, NULL);
+    if (bind == 2) {
+        FUZZ_CHECK(rc == SOS_ERR_RECEIVER);
+        goto done;
+    }
     uint64_t off = delta < 0 ? (uint64_t)(-(int64_t)delta) * 16 : (uint64_t)delta * 16;
     if (off > SOS_REPLAY_WINDOW_MS) {
         FUZZ_CHECK(rc == SOS_ERR_REPLAY);
@@ -86,12 +96,13 @@ s_signed_frame(const uint8_t *data, size_t size)
     FUZZ_CHECK(env.type == type && env.timestamp == timestamp);
     FUZZ_CHECK(memcmp(env.sender, id->pk, SOS_NODEID_BYTES) == 0);
     FUZZ_CHECK(memcmp(env.nonce, nonce, SOS_NONCE_BYTES) == 0);
+    FUZZ_CHECK(sos_envelope_unbound(&env) == (bind == 0));
     FUZZ_CHECK(env.body_len == in.n && (in.n == 0 || memcmp(env.body, in.p, in.n) == 0));
 
     size_t bit = flip % (sb.size * 8);
     sb.data[bit / 8] ^= (char)(1u << (bit % 8));
-    rc = sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, FUZZ_NOW_MS,
-                             SOS_REPLAY_WINDOW_MS);
+    rc = sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, fuzz_identity(1)->pk,
+                             FUZZ_NOW_MS, SOS_REPLAY_WINDOW_MS, NULL);
     FUZZ_CHECK(rc != SOS_OK);
 done:
     msgpack_sbuffer_destroy(&sb);

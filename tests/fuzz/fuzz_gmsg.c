@@ -32,7 +32,7 @@ s_round_trip(const sos_gmsg_t *msg)
                back.n_origins == msg->n_origins && back.has_self == msg->has_self);
     FUZZ_CHECK(memcmp(back.hash, msg->hash, SOS_DIGEST_HASH_BYTES) == 0);
     FUZZ_CHECK(back.n_suspects == msg->n_suspects &&
-               memcmp(back.suspects, msg->suspects, msg->n_suspects * SOS_NODEID_BYTES) == 0);
+               memcmp(back.suspects, msg->suspects, msg->n_suspects * sizeof *msg->suspects) == 0);
     FUZZ_CHECK(back.n_digest == msg->n_digest && back.n_want == msg->n_want &&
                back.n_records == msg->n_records);
     for (uint32_t i = 0; i < msg->n_digest; i++)
@@ -134,9 +134,11 @@ s_fields(const uint8_t *data, size_t size)
             all_signed = false;
     }
     msg.n_suspects = fuzz_u8(&in) % (SOS_SUSPECTS_MAX + 1);
-    for (uint32_t i = 0; i < msg.n_suspects; i++)
+    for (uint32_t i = 0; i < msg.n_suspects; i++) {
         for (size_t k = 0; k < SOS_NODEID_BYTES; k++)
-            msg.suspects[i][k] = fuzz_u8(&in);
+            msg.suspects[i].origin[k] = fuzz_u8(&in);
+        msg.suspects[i].version = fuzz_u64(&in);
+    }
     msg.n_digest = fuzz_u8(&in) % 64;
     msg.n_want = fuzz_u8(&in) % 64;
     for (uint32_t i = 0; i < msg.n_digest; i++) {

@@ -12,10 +12,18 @@ s_check_same(const sos_record_t *a, const sos_record_t *b)
     FUZZ_CHECK(a->kind == b->kind && a->version == b->version && a->prev == b->prev);
     FUZZ_CHECK(memcmp(a->origin, b->origin, SOS_NODEID_BYTES) == 0);
     FUZZ_CHECK(strcmp(a->url, b->url) == 0);
-    if (a->kind != SOS_REC_ROOM)
+    if (a->kind != SOS_REC_ROOM) {
+        FUZZ_CHECK(strcmp(a->http_url, b->http_url) == 0);
+        FUZZ_CHECK(b->http_url[0] == 0 || sos_http_url_valid(b->http_url, strlen(b->http_url)));
         return; /* the room fields of a worker are not signed */
+    }
     FUZZ_CHECK(strcmp(a->room_hash, b->room_hash) == 0);
-    FUZZ_CHECK(strcmp(a->emojis, b->emojis) == 0 && strcmp(a->description, b->description) == 0);
+    FUZZ_CHECK(a->n_emojis == b->n_emojis && b->n_emojis <= SOS_EMOJI_COUNT_MAX);
+    for (uint32_t i = 0; i < b->n_emojis; i++)
+        FUZZ_CHECK(strcmp(a->emojis[i], b->emojis[i]) == 0 && b->emojis[i][0] != 0);
+    char joined[SOS_EMOJIS_TEXT_MAX + 1];
+    FUZZ_CHECK(sos_record_emojis_join(b, joined, sizeof joined) <= SOS_EMOJIS_TEXT_MAX);
+    FUZZ_CHECK(strcmp(a->description, b->description) == 0);
     FUZZ_CHECK(a->created_at == b->created_at && a->expires_at == b->expires_at);
 }
 
@@ -24,7 +32,7 @@ s_check_same(const sos_record_t *a, const sos_record_t *b)
 static void
 s_decode(const uint8_t *wire, size_t len, const uint8_t *signer)
 {
-    static sos_record_t rec, stored; /* static: 1.4 KB each */
+    static sos_record_t rec, stored; /* static: 2 KB each */
     sos_rc rc = sos_record_decode(&rec, wire, len);
     sos_rc prc = sos_record_parse(&stored, wire, len);
     FUZZ_CHECK(prc == SOS_OK || prc == SOS_ERR_CORRUPT);

@@ -54,7 +54,7 @@ s_room(sos_record_t *rec, int who, uint64_t version, const char *hash, const cha
     rec->prev = version - 1;
     snprintf(rec->url, sizeof rec->url, "tcp://192.0.2.%d:7700", who + 1);
     snprintf(rec->room_hash, sizeof rec->room_hash, "%s", hash);
-    snprintf(rec->emojis, sizeof rec->emojis, "%s", emojis);
+    FUZZ_CHECK(sos_record_emojis_split(rec, emojis) == SOS_OK);
     snprintf(rec->description, sizeof rec->description, "%s", desc);
     rec->created_at = FUZZ_NOW_MS - 60000;
     rec->expires_at = FUZZ_NOW_MS + 3600000;
@@ -84,6 +84,8 @@ s_records(void)
            desc);
     s_room(&s_recs[4], 0, 3, "00000000ffffffff", "", "");
     s_worker(&s_recs[5], 0, 4, "tcp://[2001:db8::1]:7700");
+    snprintf(s_recs[5].http_url, sizeof s_recs[5].http_url, "https://[2001:db8::1]:8443");
+    FUZZ_CHECK(sos_record_sign(&s_recs[5], fuzz_identity(0)) == SOS_OK);
     const char *names[] = {"worker",       "worker_long_url", "room",
                            "room_longest", "room_empty",      "worker_v4_ipv6"};
     for (int i = 0; i < 6; i++) {
@@ -118,11 +120,14 @@ s_body(const char *name, sos_msg_type_t type, sos_gmsg_t *msg, const int *recs, 
     uint8_t nonce[SOS_NONCE_BYTES];
     for (size_t i = 0; i < sizeof nonce; i++)
         nonce[i] = (uint8_t)(type * 16 + i);
+    /*  Bound to fuzz identity 1, as the envelope target decodes; a first SYNC to nobody. */
+    const uint8_t *receiver = strcmp(name, "sync_first") == 0 ? NULL : fuzz_identity(1)->pk;
     FUZZ_CHECK(sos_envelope_encode_nonce(&frame, type, body.data, body.size, fuzz_identity(0),
-                                         FUZZ_NOW_MS, nonce) == SOS_OK);
+                                         receiver, FUZZ_NOW_MS, nonce) == SOS_OK);
     sos_envelope_t env;
-    FUZZ_CHECK(sos_envelope_decode(&env, (const uint8_t *)frame.data, frame.size, FUZZ_NOW_MS,
-                                   SOS_REPLAY_WINDOW_MS) == SOS_OK);
+    FUZZ_CHECK(sos_envelope_decode(&env, (const uint8_t *)frame.data, frame.size,
+                                   fuzz_identity(1)->pk, FUZZ_NOW_MS, SOS_REPLAY_WINDOW_MS,
+                                   NULL) == SOS_OK);
     s_write("envelope", name, frame.data, frame.size);
     if (type == SOS_MSG_DELTA)
         s_write("mp", "envelope", frame.data, frame.size);
@@ -150,6 +155,7 @@ s_gossip(void)
     msg.has_self = true;
     msg.self = s_recs[0];
     s_body("sync", SOS_MSG_SYNC, &msg, NULL, 0);
+    s_body("sync_first", SOS_MSG_SYNC, &msg, NULL, 0);
 
     msg.req_id = 2;
     msg.flags = SOS_GMSG_IN_SYNC;
@@ -178,8 +184,10 @@ s_gossip(void)
     msg.flags = 0;
     msg.req_id = 0;
     msg.n_suspects = 2;
-    memcpy(msg.suspects[0], fuzz_identity(1)->pk, SOS_NODEID_BYTES);
-    memset(msg.suspects[1], 0x11, SOS_NODEID_BYTES);
+    memcpy(msg.suspects[0].origin, fuzz_identity(1)->pk, SOS_NODEID_BYTES);
+    msg.suspects[0].version = 7;
+    memset(msg.suspects[1].origin, 0x11, SOS_NODEID_BYTES);
+    msg.suspects[1].version = UINT64_MAX;
     const int rumor[] = {2};
     s_body("rumor", SOS_MSG_RUMOR, &msg, rumor, 1);
 

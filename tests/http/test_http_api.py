@@ -217,6 +217,11 @@ def test_forwarding():
         listed = [x for x in check_json(get(b.http, "/rooms"), 200)["rooms"]
                   if x["room_hash"] == room][0]
         assert listed["created_at"] == c["created_at"], (listed, c)
+        # the records carry each node's HTTP base URL: b lists a's, and a's room names it
+        assert listed["worker"] == "http://127.0.0.1:%d" % a.http, listed
+        ws = {w["node_id"]: w for w in check_json(get(b.http, "/workers"), 200)["workers"]}
+        assert ws[a.node_id]["url"] == "http://127.0.0.1:%d" % a.http, ws
+        assert ws[a.node_id]["endpoint"] == a.endpoint, ws
         j = check_json(post(b.http, "/room/%s/join" % room, {"nickname": "ben"}), 200)
         assert j["created_at"] == c["created_at"] and set(j["members"]) == {"ana", "ben"}, j
         s = check_json(post(b.http, "/room/%s/send" % room,

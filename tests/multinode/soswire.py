@@ -2,15 +2,21 @@
 tests that talk to a node directly: Ed25519 identities, signed worker and room records,
 gossip bodies, signed envelopes, client requests, and a DEALER connection to a node.
 
-Formats (msgpack, bin for bytes, str for text):
+Formats, protocol version 2 (msgpack, bin for bytes, str for text):
   envelope frame  [1, signed: bin, sig: bin(64)]
-    signed        [proto_version, type, sender: bin(32), timestamp_ms, nonce: bin(16), body: bin]
-  gossip body     [req_id, flags, hash: bin(16), n_origins, self: bin|nil, suspects: [bin(32)],
-                   digest: [[origin, version]], want: [[origin, version]], records: [bin]]
+    signed        [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms,
+                   nonce: bin(16), body: bin]
+  gossip body     [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
+                   suspects: [[id, version]], digest: [[origin, version]],
+                   want: [[origin, version]], records: [bin]]
   record wire     [signed: bin, sig: bin(64)]
-    worker        [1, origin: bin(32), version, prev, url]
-    room          [2, origin, version, prev, url, room_hash, emojis, description,
+    worker        [1, origin: bin(32), version, prev, url, http_url]
+    room          [2, origin, version, prev, url, room_hash, emojis: [str], description,
                    created_at, expires_at]
+Signatures are Ed25519ph (libsodium's multi-part API) over a domain prefix and the signed
+bytes: b"sosnode/2/envelope\0" for envelopes, b"sosnode/2/record\0" for records. The digest
+hash is BLAKE2b-128 over b"sosnode/2/digest\0", the entry count (4 bytes big-endian) and
+the entries sorted by origin, each origin then version (8 bytes big-endian).
   request         [2, req_id, op: str, args: map, flags]
   reply           [3, req_id, status: str, body: map]
 """
@@ -18,12 +24,20 @@ Formats (msgpack, bin for bytes, str for text):
 import os
 import time
 
+import hashlib
+import struct
+
 import msgpack
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 import zmq
 
-PROTO_VERSION = 1
+PROTO_VERSION = 2
+DOMAIN_ENVELOPE = b"sosnode/2/envelope\0"
+DOMAIN_RECORD = b"sosnode/2/record\0"
+DOMAIN_DIGEST = b"sosnode/2/digest\0"
+NOBODY = bytes(32)  # the receiver of a first SYNC to an endpoint whose id is not known
 FRAME_ENVELOPE, FRAME_REQUEST, FRAME_REPLY = 1, 2, 3
 SYNC, SYNC_ACK, DELTA, DELTA_ACK, RUMOR, LEAVE = 1, 2, 3, 4, 5, 6
 REC_WORKER, REC_ROOM = 1, 2
@@ -63,37 +77,69 @@ class Identity:
         assert ident.pk == sk[32:], "identity.key: public half does not match the seed"
         return ident
 
-    def sign(self, data):
-        return self.key.sign(data).signature
+    def sign(self, data, domain=None):
+        """The signature of data behind domain (DOMAIN_ENVELOPE or DOMAIN_RECORD), as a node
+        makes it; without a domain, a plain Ed25519 signature (version 1's, for tests that
+        must be refused)."""
+        if domain is None:
+            return self.key.sign(data).signature
+        st = nacl.bindings.crypto_sign_ed25519ph_state()
+        nacl.bindings.crypto_sign_ed25519ph_update(st, domain)
+        nacl.bindings.crypto_sign_ed25519ph_update(st, data)
+        sk = self.key._signing_key  # libsodium's 64-byte secret key
+        return nacl.bindings.crypto_sign_ed25519ph_final_create(st, sk)
 
 
-def verify(pk, sig, data):
+def verify(pk, sig, data, domain=DOMAIN_ENVELOPE):
+    st = nacl.bindings.crypto_sign_ed25519ph_state()
+    nacl.bindings.crypto_sign_ed25519ph_update(st, domain)
+    nacl.bindings.crypto_sign_ed25519ph_update(st, data)
     try:
-        nacl.signing.VerifyKey(pk).verify(data, sig)
-        return True
-    except nacl.exceptions.BadSignatureError:
+        return nacl.bindings.crypto_sign_ed25519ph_final_verify(st, sig, pk)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
         return False
+
+
+def node_id_bytes(node_id):
+    """A node id as 32 bytes, from bytes or hex (sosctl status's node_id)."""
+    if isinstance(node_id, str):
+        node_id = bytes.fromhex(node_id)
+    assert len(node_id) == 32, "a node id is 32 bytes"
+    return node_id
+
+
+def digest_hash(entries):
+    """The digest hash of [(origin, version)] as a node computes it."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(DOMAIN_DIGEST)
+    h.update(struct.pack(">I", len(entries)))
+    for origin, version in sorted(entries):
+        h.update(origin + struct.pack(">Q", version))
+    return h.digest()
 
 
 # ------------------------------------------------------------------ records ----
 
-def record_wire(signer, fields):
+def record_wire(signer, fields, domain=DOMAIN_RECORD):
     signed = pack(fields)
-    return pack([signed, signer.sign(signed)])
+    return pack([signed, signer.sign(signed, domain)])
 
 
-def worker_record(ident, version, url, prev=None, signer=None, origin=None):
+def worker_record(ident, version, url, prev=None, signer=None, origin=None, http_url=""):
     """A worker record of ident (or of origin), signed by signer (default: ident)."""
     fields = [REC_WORKER, origin or ident.pk, version,
-              version - 1 if prev is None else prev, url]
+              version - 1 if prev is None else prev, url, http_url]
     return record_wire(signer or ident, fields)
 
 
-def room_record(ident, version, url, room_hash, emojis="", description="", created_at=None,
+def room_record(ident, version, url, room_hash, emojis=(), description="", created_at=None,
                 lifetime_ms=3600 * 1000, prev=None, signer=None):
+    """A room record; emojis is a list of strings (a single string is one emoji, "" none)."""
+    if isinstance(emojis, str):
+        emojis = [emojis] if emojis else []
     created = now_ms() if created_at is None else created_at
     fields = [REC_ROOM, ident.pk, version, version - 1 if prev is None else prev, url,
-              room_hash, emojis, description, created, created + lifetime_ms]
+              room_hash, list(emojis), description, created, created + lifetime_ms]
     return record_wire(signer or ident, fields)
 
 
@@ -101,25 +147,37 @@ def decode_record(wire):
     """(fields, signature_ok) of a record's wire form."""
     signed, sig = unpack(wire)
     fields = unpack(signed)
-    return fields, verify(fields[1], sig, signed)
+    return fields, verify(fields[1], sig, signed, DOMAIN_RECORD)
 
 
 # ------------------------------------------------------------ gossip bodies ----
 
 def gmsg(req_id=0, flags=0, digest_hash=bytes(16), n_origins=0, self_rec=None, suspects=(),
          digest=(), want=(), records=()):
-    return pack([req_id, flags, digest_hash, n_origins, self_rec, list(suspects),
+    """A gossip body. suspects: (id, version) pairs, or bare ids (version 0)."""
+    suspects = [[s, 0] if isinstance(s, bytes) else [s[0], s[1]] for s in suspects]
+    return pack([req_id, flags, digest_hash, n_origins, self_rec, suspects,
                  [[o, v] for o, v in digest], [[o, v] for o, v in want], list(records)])
 
 
 def envelope(ident, msg_type, body, ts=None, nonce=None, sender=None, version=PROTO_VERSION,
-             signer=None):
-    """A signed envelope frame. sender and signer default to ident: give another sender to
-    claim to be someone else, another signer to sign with the wrong key."""
-    signed = pack([version, msg_type, sender if sender is not None else ident.pk,
+             signer=None, receiver=None, domain=DOMAIN_ENVELOPE):
+    """A signed envelope frame, bound to receiver: the id of the node it is sent to (32
+    bytes, or hex as sosctl status gives it); None binds it to nobody (NOBODY), which a node
+    takes only in a SYNC, and then only answers it. sender and signer default to ident: give
+    another sender to claim to be someone else, another signer to sign with the wrong key,
+    another domain (None: none) to sign as something else than an envelope."""
+    receiver = NOBODY if receiver is None else node_id_bytes(receiver)
+    signed = pack([version, msg_type, sender if sender is not None else ident.pk, receiver,
                    now_ms() if ts is None else ts,
                    nonce if nonce is not None else os.urandom(16), body])
-    return pack([FRAME_ENVELOPE, signed, (signer or ident).sign(signed)])
+    return pack([FRAME_ENVELOPE, signed, (signer or ident).sign(signed, domain)])
+
+
+def envelope_v1(ident, msg_type, body, ts=None):
+    """An envelope of protocol version 1 (no receiver, no domain), which nodes refuse."""
+    signed = pack([1, msg_type, ident.pk, now_ms() if ts is None else ts, os.urandom(16), body])
+    return pack([FRAME_ENVELOPE, signed, ident.sign(signed)])
 
 
 def decode_envelope(frame):
@@ -127,12 +185,13 @@ def decode_envelope(frame):
     signature verifies and body decoded."""
     kind, signed, sig = unpack(frame)
     assert kind == FRAME_ENVELOPE, "not an envelope: kind %r" % kind
-    version, msg_type, sender, ts, nonce, body = unpack(signed)
+    version, msg_type, sender, receiver, ts, nonce, body = unpack(signed)
     fields = unpack(body)
     keys = ["req_id", "flags", "hash", "n_origins", "self", "suspects", "digest", "want",
             "records"]
-    return {"version": version, "type": msg_type, "sender": sender, "ts": ts, "nonce": nonce,
-            "sig_ok": verify(sender, sig, signed), "body": dict(zip(keys, fields))}
+    return {"version": version, "type": msg_type, "sender": sender, "receiver": receiver,
+            "ts": ts, "nonce": nonce, "sig_ok": verify(sender, sig, signed),
+            "body": dict(zip(keys, fields))}
 
 
 def request(req_id, op, args, flags=0):

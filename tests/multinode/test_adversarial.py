@@ -38,7 +38,7 @@ import zmq
 
 import soswire as w
 from sosclient import Client, new_room_hash
-from sosnet import Net, free_port, run, wait_for
+from sosnet import Net, free_port, hold_for_rounds, run, wait_for
 
 # ---------------------------------------------------------------- helpers ----
 
@@ -89,7 +89,7 @@ def records_of(node, origin_pk):
     ask: the records are public and signed by their origin)."""
     me = w.Identity()
     with w.Conn(node.endpoint) as c:
-        c.send(w.envelope(me, w.DELTA, w.gmsg(req_id=1, want=[(origin_pk, 0)])))
+        c.send(w.envelope(me, w.DELTA, w.gmsg(req_id=1, want=[(origin_pk, 0)]), receiver=node.node_id))
         frame = c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.DELTA_ACK, 15)
     assert frame is not None, "no DELTA_ACK from node %d" % node.index
     env = w.decode_envelope(frame)
@@ -133,17 +133,17 @@ class FakePeer:
             body = env["body"]
             if env["type"] == w.SYNC:
                 reply = w.envelope(self.ident, w.SYNC_ACK, w.gmsg(
-                    req_id=body["req_id"], flags=1, self_rec=self.record))
+                    req_id=body["req_id"], flags=1, self_rec=self.record), receiver=env["sender"])
                 self.sock.send_multipart([routing, reply])
             elif env["type"] == w.DELTA:
-                reply = w.envelope(self.ident, w.DELTA_ACK, w.gmsg(req_id=body["req_id"]))
+                reply = w.envelope(self.ident, w.DELTA_ACK, w.gmsg(req_id=body["req_id"]), receiver=env["sender"])
                 self.sock.send_multipart([routing, reply])
         self.sock.close(0)
 
     def introduce(self, node):
         """Send the node a SYNC carrying our worker record, as a joining worker does."""
         with w.Conn(node.endpoint) as c:
-            c.send(w.envelope(self.ident, w.SYNC, w.gmsg(req_id=1, self_rec=self.record)))
+            c.send(w.envelope(self.ident, w.SYNC, w.gmsg(req_id=1, self_rec=self.record), receiver=node.node_id))
             assert c.recv(15) is not None, "node %d did not answer our SYNC" % node.index
 
     def frames_from(self, sender_hex, msg_type):
@@ -239,7 +239,7 @@ def test_control_valid_sync_is_accepted():
         a, b = net.start(2)
         wait_for("convergence", net.converged)
         with FakePeer() as peer:
-            frame = w.envelope(peer.ident, w.SYNC, w.gmsg(req_id=42, self_rec=peer.record))
+            frame = w.envelope(peer.ident, w.SYNC, w.gmsg(req_id=42, self_rec=peer.record), receiver=a.node_id)
             ack = sync_answered(a, frame)
             assert ack is not None, "no SYNC_ACK"
             assert ack["sig_ok"] and ack["sender"].hex() == a.node_id
@@ -276,7 +276,7 @@ def test_forged_records():
             forged[2], forged[3], forged[4] = fields[2] + 10, fields[2], dead_url()
             forged_wire = w.record_wire(attacker, forged)
             before = counters(a)
-            conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=[forged_wire])))
+            conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=[forged_wire]), receiver=a.node_id))
             wait_counter(a, "drop_bad_signature", before["drop_bad_signature"] + 1)
             # (test_gossip_hostile.py covers made-up forgeries through SYNC, DELTA and mixed
             # batches; this one starts from the exact bytes the network holds.)
@@ -290,7 +290,7 @@ def test_forged_records():
             b_as_owner = types.SimpleNamespace(pk=bytes.fromhex(b.node_id))
             conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=[
                 w.room_record(b_as_owner, 1001, dead_url(), room, description="hijacked",
-                              created_at=created["created_at"], signer=attacker)])))
+                              created_at=created["created_at"], signer=attacker)]), receiver=a.node_id))
             wait_counter(a, "drop_bad_signature", before["drop_bad_signature"] + 2)
 
             # 3. The attacker's own room record for b's room hash, created later than b's:
@@ -302,7 +302,7 @@ def test_forged_records():
             conflict_lost = before["merge_conflict_lost"]
             later = w.room_record(attacker, 1, dead_url(), room, description="mine now",
                                   created_at=created["created_at"] + 60 * 1000)
-            conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=[later])))
+            conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=[later]), receiver=a.node_id))
             wait_counter(a, "merge_conflict_lost", conflict_lost + 1)
 
             # Nothing of it got in, anywhere: b's worker keeps its url and version, b's room
@@ -335,7 +335,7 @@ def test_worker_record_cannot_claim_a_genesis_endpoint():
         attacker = w.Identity()
         with w.Conn(b.endpoint) as conn:
             conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(
-                records=[w.worker_record(attacker, 1, g.endpoint)])))
+                records=[w.worker_record(attacker, 1, g.endpoint)]), receiver=b.node_id))
             wait_for("b to hear the attacker's record",
                      lambda: counters(b)["records_accepted"] >= 2)
         g.start()
@@ -358,39 +358,38 @@ def test_worker_record_cannot_claim_a_genesis_endpoint():
 
 
 def test_replayed_envelopes():
-    """Every node accepts an envelope at most once: one built by the attacker and sent to two
-    nodes, an honest node's SYNC captured by a fake worker, and an honest node's LEAVE
-    replayed after it came back."""
+    """Every node accepts an envelope at most once, and only the node it is bound to: one built
+    by the attacker for a (refused when repeated to a, and by b as bound to another node), an
+    honest node's SYNC captured by a fake worker (bound to the fake worker: refused by a and
+    b), and an honest node's LEAVE replayed after it came back (refused likewise)."""
     with Net() as net:
         a, b, c = net.start(3)
         wait_for("convergence", net.converged)
         me = w.Identity()
-        frame = w.envelope(me, w.SYNC, w.gmsg(req_id=9))
+        frame = w.envelope(me, w.SYNC, w.gmsg(req_id=9), receiver=a.node_id)
         before = {n.index: counters(n) for n in (a, b)}
         assert sync_answered(a, frame) is not None, "a refused a fresh envelope"
         assert sync_answered(a, frame, timeout=3) is None, "a accepted a replay"
-        assert sync_answered(b, frame) is not None, "b refused an envelope new to it"
-        assert sync_answered(b, frame, timeout=3) is None, "b accepted a replay"
+        assert sync_answered(b, frame, timeout=3) is None, "b accepted an envelope bound to a"
         assert sync_answered(a, frame, timeout=3) is None, "a accepted a third copy"
         wait_counter(a, "drop_nonce_reused", before[a.index]["drop_nonce_reused"] + 2)
-        wait_counter(b, "drop_nonce_reused", before[b.index]["drop_nonce_reused"] + 1)
+        wait_counter(b, "drop_wrong_receiver", before[b.index]["drop_wrong_receiver"] + 1)
+        assert counters(b)["drop_nonce_reused"] == before[b.index]["drop_nonce_reused"]
+        # the same request made for b is b's to answer
+        assert sync_answered(b, w.envelope(me, w.SYNC, w.gmsg(req_id=10),
+                                           receiver=b.node_id)) is not None
 
         with FakePeer() as peer:
             peer.introduce(a)
-            # a's own SYNC to the fake worker, replayed to b: accepted once (b has not seen
-            # it), then refused; replayed to a, its own signature: refused as self.
+            # a's own SYNC to the fake worker is bound to it: replayed to b or to a, refused.
             captured = wait_for("a SYNC from a", lambda: peer.frames_from(a.node_id, w.SYNC))
-            honest = captured[0]
-            assert w.decode_envelope(honest)["sender"].hex() == a.node_id
-            nb = counters(b)["drop_nonce_reused"]
-            ack = sync_answered(b, honest)
-            assert ack is not None and ack["body"]["req_id"] == w.decode_envelope(
-                honest)["body"]["req_id"]
-            assert sync_answered(b, honest, timeout=3) is None
-            wait_counter(b, "drop_nonce_reused", nb + 1)
-            ns = counters(a)["drop_self"]
-            assert sync_answered(a, honest, timeout=3) is None
-            wait_counter(a, "drop_self", ns + 1)
+            honest = w.decode_envelope(captured[0])
+            assert honest["sender"].hex() == a.node_id and honest["receiver"] == peer.ident.pk
+            wrong = {n.index: counters(n)["drop_wrong_receiver"] for n in (a, b)}
+            assert sync_answered(b, captured[0], timeout=3) is None
+            assert sync_answered(a, captured[0], timeout=3) is None
+            for n in (a, b):
+                wait_counter(n, "drop_wrong_receiver", wrong[n.index] + 1)
 
             # c leaves (its LEAVE reaches the fake worker too) and comes back; its captured
             # LEAVE replayed to a and b must not remove it again.
@@ -405,16 +404,65 @@ def test_replayed_envelopes():
             c.start()
             wait_for("c back everywhere", lambda: all(c.node_id in n.workers()
                                                       for n in (a, b)))
-            reused = {n.index: counters(n)["drop_nonce_reused"] for n in (a, b)}
+            wrong = {n.index: counters(n)["drop_wrong_receiver"] for n in (a, b)}
             with w.Conn(a.endpoint) as ca, w.Conn(b.endpoint) as cb:
                 ca.send(leave)
                 cb.send(leave)
                 for n in (a, b):
-                    wait_counter(n, "drop_nonce_reused", reused[n.index] + 1)
+                    wait_counter(n, "drop_wrong_receiver", wrong[n.index] + 1)
             time.sleep(1)
             for n in (a, b):
                 assert c.node_id in n.workers(), "the replayed LEAVE removed c from %d" % n.index
         assert all(n.alive() for n in (a, b, c))
+
+
+def test_replay_after_restart():
+    """A node's nonce cache lives in memory only. An envelope it took before a restart, sent
+    again after it (within the replay window), is refused: it is dated before the node
+    started (before_start). Here a worker's LEAVE, captured on its way: replayed after the
+    restart, it must not remove the worker, who came back since."""
+    with Net(extra=("--rate-limit", "off", "--max-failures", "1000")) as net:
+        a, b = net.start(2)
+        wait_for("convergence", net.converged)
+        me = w.Identity()
+
+        def sync(version, req_id):
+            rec = w.worker_record(me, version, dead_url())
+            return w.envelope(me, w.SYNC, w.gmsg(req_id=req_id, self_rec=rec),
+                              receiver=a.node_id)
+
+        first = sync(1, 1)
+        assert sync_answered(a, first) is not None
+        wait_for("me on a", lambda: me.hex in a.workers())
+        leave = w.envelope(me, w.LEAVE, w.gmsg(), receiver=a.node_id)
+        with w.Conn(a.endpoint) as conn:
+            conn.send(leave)
+            wait_for("me removed by my LEAVE", lambda: me.hex not in a.workers())
+        # back, with a newer record (as a restarted worker is)
+        assert sync_answered(a, sync(2, 2)) is not None
+        wait_for("me back on a", lambda: me.hex in a.workers())
+
+        a_id = a.node_id
+        a.stop()
+        a.start()
+        assert a.node_id == a_id
+        wait_for("me still on a after its restart", lambda: me.hex in a.workers())
+        # b talks to a as soon as a's endpoint is bound, before a has even opened its
+        # store: that is after a started, and must not be refused
+        ok_b = counters(b)["exchanges_ok"]
+        wait_for("b's exchanges with the restarted a",
+                 lambda: counters(b)["exchanges_ok"] >= ok_b + 3)
+        before = counters(a)
+        assert before["drop_before_start"] == 0, "honest envelopes refused after a restart"
+        with w.Conn(a.endpoint) as conn:
+            conn.send(leave)
+            conn.send(first)
+            wait_counter(a, "drop_before_start", before["drop_before_start"] + 2)
+        hold_for_rounds("me still listed on a", lambda: me.hex in a.workers(), [a], 5)
+        assert counters(a)["drop_nonce_reused"] == before["drop_nonce_reused"]
+        # a fresh envelope, made after the restart, is taken
+        assert sync_answered(a, sync(3, 3)) is not None
+        wait_for("my version 3 on a", lambda: a.workers()[me.hex]["version"] == 3)
 
 
 def test_replay_guard_flood():
@@ -428,7 +476,7 @@ def test_replay_guard_flood():
         attacker = w.Identity()
         ahead = w.now_ms() + 280 * 1000
         body = w.gmsg()
-        frames = [w.envelope(attacker, w.LEAVE, body, ts=ahead + i // 1000)
+        frames = [w.envelope(attacker, w.LEAVE, body, ts=ahead + i // 1000, receiver=a.node_id)
                   for i in range(n_flood)]
         before = counters(a)
         with w.Conn(a.endpoint) as conn:
@@ -481,7 +529,7 @@ def test_room_flood_from_one_origin():
         before = counters(a)
         with w.Conn(a.endpoint) as conn:
             for i in range(0, len(recs), 500):
-                conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=recs[i:i + 500])))
+                conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
             wait_for("a to weigh all 3000",
                      lambda: counters(a)["rumors_in"] >= before["rumors_in"] + 6)
 
@@ -528,7 +576,7 @@ def test_room_cap_filled_by_many_identities():
         recs = [w.room_record(w.Identity(), 1, url, new_room_hash()) for _ in range(100)]
         before = counters(a)
         with w.Conn(a.endpoint) as conn:
-            conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs)))
+            conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs), receiver=a.node_id))
             wait_counter(a, "merge_cap", before["merge_cap"] + 41)
         wait_for("every node at the cap", lambda: all(n.status()["rooms"] == 60 for n in nodes))
         with Client(c.endpoint) as cc:
@@ -584,7 +632,7 @@ def test_room_flood_from_many_identities():
         before = counters(a)
         with w.Conn(a.endpoint) as conn:
             for i in range(0, len(recs), 500):
-                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500])))
+                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
             wait_for("a to take all 8300",
                      lambda: counters(a)["rumors_in"] >= before["rumors_in"] + 17)
         assert a.status()["origins"] > digest_max + 100
@@ -621,11 +669,11 @@ def test_sync_flood_with_full_digests():
         recs = [w.room_record(w.Identity(), 1, url, new_room_hash()) for _ in range(8300)]
         with w.Conn(a.endpoint) as conn:
             for i in range(0, len(recs), 500):
-                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500])))
+                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
             wait_for("a to take all 8300", lambda: a.status()["origins"] >= 8300)
         removed = {n.index: counters(n)["workers_removed"] for n in nodes}
         attacker = w.Identity()
-        frames = [w.envelope(attacker, w.SYNC, w.gmsg(req_id=i + 1)) for i in range(3000)]
+        frames = [w.envelope(attacker, w.SYNC, w.gmsg(req_id=i + 1), receiver=a.node_id) for i in range(3000)]
         answered = []
         stop = threading.Event()
         with w.Conn(a.endpoint) as conn:
@@ -681,7 +729,7 @@ def test_worker_flood_from_many_identities():
         recs = [w.worker_record(f, 1, dead_url()) for f in fakes]
         before = counters(a)
         with w.Conn(a.endpoint) as conn:
-            conn.send(w.envelope(fakes[0], w.RUMOR, w.gmsg(records=recs)))
+            conn.send(w.envelope(fakes[0], w.RUMOR, w.gmsg(records=recs), receiver=a.node_id))
             wait_counter(a, "merge_cap", before["merge_cap"] + 195)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -808,7 +856,7 @@ if __name__ == "__main__":
         test_control_valid_sync_is_accepted,
         test_forged_records,
         test_worker_record_cannot_claim_a_genesis_endpoint,
-        test_replayed_envelopes,
+        test_replayed_envelopes, test_replay_after_restart,
         test_replay_guard_flood,
         test_room_flood_from_one_origin,
         test_room_flood_from_many_identities,

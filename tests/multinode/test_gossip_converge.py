@@ -132,7 +132,8 @@ def test_large_directory_to_late_node():
         relay = w.Identity()
         with w.Conn(a.endpoint) as conn:
             for i in range(0, len(recs), 400):
-                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + 400])))
+                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + 400]),
+                                       receiver=a.node_id))
             wait_for("A to hold all %d rooms" % n_rooms,
                      lambda: a.status()["rooms"] == n_rooms)
         wait_for("B to hold all %d rooms" % n_rooms, lambda: b.status()["rooms"] == n_rooms)

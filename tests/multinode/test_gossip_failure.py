@@ -56,9 +56,10 @@ def test_dead_worker_removed_and_stays_removed():
         tomb0 = {n.index: gossip(n)["merge_tombstoned"] for n in others}
         for n in others:
             with w.Conn(n.endpoint) as conn:
-                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=[stale])))
+                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=[stale]), receiver=n.node_id))
                 # and in an anti-entropy batch
-                conn.send(w.envelope(relay, w.DELTA, w.gmsg(req_id=1, records=[stale])))
+                conn.send(w.envelope(relay, w.DELTA, w.gmsg(req_id=1, records=[stale]),
+                                     receiver=n.node_id))
                 assert conn.recv(timeout=20) is not None, "no DELTA_ACK"
         wait_for("the stale copies refused by the tombstone", lambda: all(
             gossip(n)["merge_tombstoned"] >= tomb0[n.index] + 2 for n in others))

@@ -15,7 +15,7 @@ from soswire import Conn, Identity, envelope, gmsg, worker_record
 # Drop counters that honest gossip between live nodes never moves: an attack must move only
 # the one it is expected to. ("unexpected" also counts late replies of honest exchanges.)
 QUIET = ("malformed", "oversized", "bad_signature", "bad_version", "replay_window",
-         "nonce_reused", "wrong_sender", "self", "bad_request")
+         "nonce_reused", "wrong_sender", "self", "bad_request", "wrong_receiver", "before_start")
 
 
 def dead_url():
@@ -85,15 +85,15 @@ def reply_to(req_id, msg_type):
     return pred
 
 
-def sync_from(ident, req_id, url=None, version=1, **kw):
+def sync_from(ident, req_id, url=None, version=1, receiver=None, **kw):
     rec = worker_record(ident, version, url) if url else None
-    return envelope(ident, w.SYNC, gmsg(req_id=req_id, self_rec=rec, **kw))
+    return envelope(ident, w.SYNC, gmsg(req_id=req_id, self_rec=rec, **kw), receiver=receiver)
 
 
 def positive_control(h, conn):
     """A valid SYNC from a fresh identity adds it as a worker; returns that identity."""
     p = Identity()
-    conn.send(sync_from(p, 7, dead_url()))
+    conn.send(sync_from(p, 7, dead_url(), receiver=h.a.node_id))
     frame = conn.recv_where(reply_to(7, w.SYNC_ACK), timeout=20)
     assert frame is not None, "no SYNC_ACK to a valid SYNC"
     ack = w.decode_envelope(frame)
@@ -119,7 +119,7 @@ def test_valid_frames_accepted():
             assert h.a.workers()[p.hex]["version"] == 1
 
             b_id = bytes.fromhex(h.b.node_id)
-            conn.send(envelope(p, w.DELTA, gmsg(req_id=9, want=[(b_id, 0)])))
+            conn.send(envelope(p, w.DELTA, gmsg(req_id=9, want=[(b_id, 0)]), receiver=h.a.node_id))
             frame = conn.recv_where(reply_to(9, w.DELTA_ACK), timeout=20)
             assert frame is not None, "no DELTA_ACK"
             ack = w.decode_envelope(frame)
@@ -133,11 +133,11 @@ def test_valid_frames_accepted():
 
             q = Identity()
             q_url = dead_url()
-            conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(q, 1, q_url)])))
+            conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(q, 1, q_url)]), receiver=h.a.node_id))
             wait_for("a relayed worker on A and B",
                      lambda: q.hex in h.a.workers() and q.hex in h.b.workers())
             new_url = dead_url()
-            conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(p, 2, new_url)])))
+            conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(p, 2, new_url)]), receiver=h.a.node_id))
             wait_for("P's version 2 on A and B", lambda: all(
                 n.workers()[p.hex]["version"] == 2 and n.workers()[p.hex]["url"] == new_url
                 for n in (h.a, h.b)))
@@ -172,7 +172,7 @@ def test_garbage_frames():
             h.check_intact()
 
             # every proper prefix of a valid envelope
-            valid = sync_from(p, 21)
+            valid = sync_from(p, 21, receiver=h.a.node_id)
             cuts = list(range(1, len(valid), 5)) + [len(valid) - 1]
             h.expect_drop(a, "malformed", lambda: [conn.send(valid[:c]) for c in cuts],
                           n=len(cuts))
@@ -189,16 +189,16 @@ def test_garbage_frames():
             # over the node's ceiling (1.1 MiB), under libzmq's (twice that)
             big = os.urandom(w.FRAME_MAX + 1)
             h.expect_drop(a, "oversized", lambda: conn.send(big))
-            big_env = envelope(p, w.RUMOR, os.urandom(w.FRAME_MAX))
+            big_env = envelope(p, w.RUMOR, os.urandom(w.FRAME_MAX), receiver=h.a.node_id)
             h.expect_drop(a, "oversized", lambda: conn.send(big_env))
 
         # over libzmq's limit: the connection is closed under the sender; no counter moves
         with Conn(a.endpoint) as conn:
             before = a.drops()
             conn.send(os.urandom(2 * w.FRAME_MAX + 1024))
-            conn.send(sync_from(p, 22))  # lost with the connection, or answered
+            conn.send(sync_from(p, 22, receiver=h.a.node_id))  # lost with the connection, or answered
         with Conn(a.endpoint) as conn:
-            conn.send(sync_from(p, 23))
+            conn.send(sync_from(p, 23, receiver=h.a.node_id))
             assert conn.recv_where(reply_to(23, w.SYNC_ACK), timeout=20) is not None, \
                 "no answer on a new connection after an over-limit frame"
         after = a.drops()
@@ -220,75 +220,110 @@ def test_bad_envelopes():
             def flip(frame, pos):
                 return frame[:pos] + bytes([frame[pos] ^ 0x01]) + frame[pos + 1:]
 
-            good = sync_from(p, 31, dead_url())
+            good = sync_from(p, 31, dead_url(), receiver=h.a.node_id)
             h.expect_drop(a, "bad_signature", lambda: conn.send(flip(good, len(good) - 1)))
-            h.expect_drop(a, "bad_signature", lambda: conn.send(flip(good, 60)))
+            h.expect_drop(a, "bad_signature", lambda: conn.send(flip(good, 20)))  # the sender
             # signed by one key, claiming to be another (a stranger, or honest B)
             h.expect_drop(a, "bad_signature", lambda: (
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=32), sender=other.pk)),
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=33), sender=b_id)),
-                conn.send(envelope(p, w.LEAVE, gmsg(), sender=b_id))), n=3)
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=32), sender=other.pk, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=33), sender=b_id, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.LEAVE, gmsg(), sender=b_id, receiver=h.a.node_id))), n=3)
             # a signature of the wrong length does not even parse
             kind, signed, sig = w.unpack(good)
             h.expect_drop(a, "malformed", lambda: conn.send(w.pack([kind, signed, sig[:63]])))
 
             h.expect_drop(a, "bad_version", lambda: (
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=2)),
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=35), version=0)),
-                conn.send(envelope(p, 0, gmsg(req_id=36))),
-                conn.send(envelope(p, 7, gmsg(req_id=37))),
-                conn.send(envelope(p, 200, gmsg(req_id=38)))), n=5)
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=3, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=35), version=0, receiver=h.a.node_id)),
+                conn.send(envelope(p, 0, gmsg(req_id=36), receiver=h.a.node_id)),
+                conn.send(envelope(p, 7, gmsg(req_id=37), receiver=h.a.node_id)),
+                conn.send(envelope(p, 200, gmsg(req_id=38), receiver=h.a.node_id))), n=5)
+            # a node of protocol version 1 is refused, and the log names its version
+            h.expect_drop(a, "bad_version", lambda: (
+                conn.send(w.envelope_v1(p, w.SYNC, gmsg(req_id=34))),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=1, receiver=h.a.node_id))),
+                n=2)
+            wait_for("the log to name version 1",
+                     lambda: "envelope of protocol version 1 (we speak 2)" in a.log_text())
+
+            # bound to another node (B), or to nobody where only a first SYNC may be
+            h.expect_drop(a, "wrong_receiver", lambda: (
+                conn.send(sync_from(p, 50, receiver=h.b.node_id)),
+                conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(other, 1, dead_url())]),
+                                   receiver=h.b.node_id)),
+                conn.send(envelope(p, w.LEAVE, gmsg(), receiver=os.urandom(32))),
+                conn.send(envelope(p, w.DELTA, gmsg(req_id=51, want=[(b_id, 0)]))),
+                conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(other, 1, dead_url())]))),
+                conn.send(envelope(p, w.LEAVE, gmsg()))), n=6)
+            assert other.hex not in a.workers() and p.hex in a.workers()
+            # signed as a record, or with no domain: not an envelope's signature
+            h.expect_drop(a, "bad_signature", lambda: (
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=52), receiver=h.a.node_id,
+                                   domain=w.DOMAIN_RECORD)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=53), receiver=h.a.node_id,
+                                   domain=None))), n=2)
+            # a SYNC bound to nobody is answered (bound to its sender), and does nothing else:
+            # its self record is not taken
+            z = Identity()
+            conn.send(envelope(z, w.SYNC, gmsg(req_id=54, self_rec=worker_record(z, 1, dead_url()),
+                                               suspects=[(b_id, 1 << 40)])))
+            frame = conn.recv_where(reply_to(54, w.SYNC_ACK), timeout=20)
+            assert frame is not None, "no SYNC_ACK to a first SYNC bound to nobody"
+            ack = w.decode_envelope(frame)
+            assert ack["sig_ok"] and ack["receiver"] == z.pk and ack["sender"].hex() == a.node_id
+            hold_for_rounds("the unbound SYNC's self record not taken",
+                            lambda: z.hex not in a.workers(), [a], 5)
 
             window = w.REPLAY_WINDOW_MS
             h.expect_drop(a, "replay_window", lambda: (
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=39), ts=w.now_ms() - window - 60000)),
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=40), ts=w.now_ms() + window + 60000)),
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=41), ts=0))), n=3)
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=39), ts=w.now_ms() - window - 60000, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=40), ts=w.now_ms() + window + 60000, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=41), ts=0, receiver=h.a.node_id))), n=3)
 
             # the same envelope twice: the first is answered, the second refused; a new
             # envelope that reuses the nonce is refused too
             nonce = os.urandom(16)
-            once = envelope(p, w.SYNC, gmsg(req_id=42), nonce=nonce)
+            once = envelope(p, w.SYNC, gmsg(req_id=42), nonce=nonce, receiver=h.a.node_id)
             conn.send(once)
             assert conn.recv_where(reply_to(42, w.SYNC_ACK), timeout=20) is not None
             h.expect_drop(a, "nonce_reused", lambda: (
                 conn.send(once),
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=43), nonce=nonce))), n=2)
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=43), nonce=nonce, receiver=h.a.node_id))), n=2)
 
             # signed with the node's own key
             a_ident = Identity.from_data_dir(a.data)
             assert a_ident.hex == a.node_id
             h.expect_drop(a, "self", lambda: conn.send(
-                envelope(a_ident, w.RUMOR, gmsg(records=[worker_record(a_ident, 99, dead_url())]))))
+                envelope(a_ident, w.RUMOR, gmsg(records=[worker_record(a_ident, 99, dead_url())]), receiver=h.a.node_id)))
             assert a.status()["record_version"] < 99
 
             # replies sent as requests, and a client reply frame sent to a node
             before = a.drops()["unexpected"]
-            conn.send(envelope(p, w.SYNC_ACK, gmsg(req_id=44)))
-            conn.send(envelope(p, w.DELTA_ACK, gmsg(req_id=45)))
+            conn.send(envelope(p, w.SYNC_ACK, gmsg(req_id=44), receiver=h.a.node_id))
+            conn.send(envelope(p, w.DELTA_ACK, gmsg(req_id=45), receiver=h.a.node_id))
             conn.send(w.pack([w.FRAME_REPLY, 46, "ok", {}]))
             wait_for("3 unexpected drops", lambda: a.drops()["unexpected"] >= before + 3)
             h.check_intact()
 
             # bodies that break the gossip message rules inside a valid envelope
             h.expect_drop(a, "malformed", lambda: (
-                conn.send(envelope(p, w.SYNC, b"\xc1")),
-                conn.send(envelope(p, w.SYNC, b"")),
-                conn.send(envelope(p, w.SYNC, w.pack([1, 0, bytes(16), 0]))),
-                conn.send(envelope(p, w.SYNC, w.pack([1, 0, bytes(15), 0, None, [], [], [], []]))),
-                conn.send(envelope(p, w.SYNC, w.pack([-1, 0, bytes(16), 0, None, [], [], [], []]))),
-                conn.send(envelope(p, w.SYNC, w.pack([1, 0, bytes(16), 0, None, [b"x"], [], [], []]))),
-                conn.send(envelope(p, w.RUMOR, gmsg(records=[b"\x92\xc4\x00\xc4\x00"]))),
-                conn.send(envelope(p, w.RUMOR, w.pack([0, 0, bytes(16), 0, None, [], [], [], ["x"]])))),
+                conn.send(envelope(p, w.SYNC, b"\xc1", receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, b"", receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, w.pack([1, 0, bytes(16), 0]), receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, w.pack([1, 0, bytes(15), 0, None, [], [], [], []]), receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, w.pack([-1, 0, bytes(16), 0, None, [], [], [], []]), receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, w.pack([1, 0, bytes(16), 0, None, [b"x"], [], [], []]), receiver=h.a.node_id)),
+                conn.send(envelope(p, w.RUMOR, gmsg(records=[b"\x92\xc4\x00\xc4\x00"]), receiver=h.a.node_id)),
+                conn.send(envelope(p, w.RUMOR, w.pack([0, 0, bytes(16), 0, None, [], [], [], ["x"]]), receiver=h.a.node_id))),
                 n=8)
             h.expect_drop(a, "oversized", lambda: (
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=47, suspects=[os.urandom(32)] * 17))),
-                conn.send(envelope(p, w.DELTA, gmsg(req_id=48, want=[(os.urandom(32), 0)] * 8193))),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=47, suspects=[os.urandom(32)] * 17), receiver=h.a.node_id)),
+                conn.send(envelope(p, w.DELTA, gmsg(req_id=48, want=[(os.urandom(32), 0)] * 8193), receiver=h.a.node_id)),
                 conn.send(envelope(p, w.RUMOR, gmsg(records=[worker_record(other, 1, dead_url())]
-                                                    * 513)))), n=3)
+                                                    * 513), receiver=h.a.node_id))), n=3)
             assert other.hex not in a.workers()
             # still talking to honest peers: a valid SYNC is answered
-            conn.send(sync_from(p, 49))
+            conn.send(sync_from(p, 49, receiver=h.a.node_id))
             assert conn.recv_where(reply_to(49, w.SYNC_ACK), timeout=20) is not None
 
 
@@ -307,27 +342,27 @@ def test_forged_records():
             valid_other = worker_record(f, 1, dead_url())  # F's own, valid record
 
             h.expect_drop(a, "bad_signature", lambda: conn.send(
-                envelope(p, w.SYNC, gmsg(req_id=51, records=[forged]))))
+                envelope(p, w.SYNC, gmsg(req_id=51, records=[forged]), receiver=h.a.node_id)))
             h.expect_drop(a, "bad_signature", lambda: conn.send(
                 envelope(p, w.SYNC, gmsg(req_id=52, self_rec=worker_record(p, 5, dead_url(),
-                                                                           signer=f)))))
+                                                                           signer=f)), receiver=h.a.node_id)))
             h.expect_drop(a, "bad_signature", lambda: conn.send(
-                envelope(p, w.DELTA, gmsg(req_id=53, records=[forged]))))
+                envelope(p, w.DELTA, gmsg(req_id=53, records=[forged]), receiver=h.a.node_id)))
             # one forged record rejects the whole message, the valid ones in it too
             g = Identity()
             h.expect_drop(a, "bad_signature", lambda: conn.send(
-                envelope(p, w.RUMOR, gmsg(records=[worker_record(g, 1, dead_url()), forged]))))
+                envelope(p, w.RUMOR, gmsg(records=[worker_record(g, 1, dead_url()), forged]), receiver=h.a.node_id)))
             # a takeover of B: a newer B record at another endpoint, not signed by B
             h.expect_drop(a, "bad_signature", lambda: conn.send(envelope(p, w.RUMOR, gmsg(
                 records=[worker_record(b_ident, 1000, dead_url(), signer=p,
-                                       origin=b_ident.pk)]))))
+                                       origin=b_ident.pk)]), receiver=h.a.node_id)))
             # a room of B's, signed by someone else
             h.expect_drop(a, "bad_signature", lambda: conn.send(envelope(p, w.RUMOR, gmsg(
                 records=[w.room_record(b_ident, 1000, dead_url(), "0123456789abcdef",
-                                       signer=p)]))))
+                                       signer=p)]), receiver=h.a.node_id)))
             # a valid record of F presented as the sender's own
             h.expect_drop(a, "wrong_sender", lambda: conn.send(
-                envelope(p, w.SYNC, gmsg(req_id=54, self_rec=valid_other))))
+                envelope(p, w.SYNC, gmsg(req_id=54, self_rec=valid_other), receiver=h.a.node_id)))
             for n in (a, b):
                 assert f.hex not in n.workers() and g.hex not in n.workers()
                 assert "0123456789abcdef" not in n.rooms()
@@ -336,13 +371,13 @@ def test_forged_records():
             rounds0 = a.status()["gossip"]["rounds"]
             for i in range(20):
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=60 + i, suspects=[
-                    bytes.fromhex(b.node_id), bytes.fromhex(a.node_id)])))
+                    bytes.fromhex(b.node_id), bytes.fromhex(a.node_id)]), receiver=h.a.node_id))
             wait_for("10 rounds on A", lambda: a.status()["gossip"]["rounds"] >= rounds0 + 10)
             assert a.workers()[b.node_id]["fail_count"] == 0
             h.check_intact()
 
             # the positive control for LEAVE: P's own LEAVE removes P from A
-            conn.send(envelope(p, w.LEAVE, gmsg()))
+            conn.send(envelope(p, w.LEAVE, gmsg(), receiver=h.a.node_id))
             wait_for("P removed from A after its LEAVE", lambda: p.hex not in a.workers())
             assert a.status()["gossip"]["workers_removed"] == h.removed[a.index] + 1
             assert b.node_id in a.workers()
@@ -363,16 +398,16 @@ def test_worker_claims_live_endpoint():
         with Conn(a.endpoint) as conn:
             conn.send(envelope(ghosts[0], w.RUMOR, gmsg(
                 records=[worker_record(ghosts[0], 1, b.endpoint),
-                         worker_record(ghosts[1], 1, a.endpoint)])))
+                         worker_record(ghosts[1], 1, a.endpoint)]), receiver=h.a.node_id))
             wait_for("both refused on A", lambda: a.status()["gossip"]["workers_removed"]
                      == removed0[a.index] + 2)
             # relayed again, and sent by the ghost itself: refused again, no new removal
             tomb0 = a.status()["gossip"]["merge_tombstoned"]
             conn.send(envelope(ghosts[0], w.SYNC, gmsg(
-                req_id=5, self_rec=worker_record(ghosts[0], 1, b.endpoint))))
+                req_id=5, self_rec=worker_record(ghosts[0], 1, b.endpoint)), receiver=h.a.node_id))
             assert conn.recv_where(reply_to(5, w.SYNC_ACK), timeout=20) is not None
             conn.send(envelope(Identity(), w.RUMOR, gmsg(
-                records=[worker_record(ghosts[1], 1, a.endpoint)])))
+                records=[worker_record(ghosts[1], 1, a.endpoint)]), receiver=h.a.node_id))
             wait_for("the relayed copy refused",
                      lambda: a.status()["gossip"]["merge_tombstoned"] >= tomb0 + 1)
         hold_for_rounds("no ghost listed", lambda: all(

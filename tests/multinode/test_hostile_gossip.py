@@ -39,9 +39,9 @@ from sosnet import Net, free_port, hold_for_rounds, run, wait_for
 
 
 def env(ident, msg_type, body, node=None):
-    """Every envelope of this file is built here, so that a change of the envelope (say a
-    receiver field naming node) is made in one place."""
-    return w.envelope(ident, msg_type, body)
+    """Every envelope of this file is built here, bound to the node it is sent to."""
+    return w.envelope(ident, msg_type, body,
+                      receiver=node.node_id if node is not None else None)
 
 
 def send_all(node, frames):

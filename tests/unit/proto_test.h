@@ -84,7 +84,10 @@ test_room(sos_record_t *rec, uint64_t version, const char *room_hash)
     rec->prev = version - 1;
     snprintf(rec->url, sizeof rec->url, "tcp://192.0.2.1:7777");
     snprintf(rec->room_hash, sizeof rec->room_hash, "%s", room_hash);
-    snprintf(rec->emojis, sizeof rec->emojis, "\xf0\x9f\x94\xa5\xf0\x9f\x8c\x8a\xf0\x9f\xa6\x8a");
+    rec->n_emojis = 3;
+    snprintf(rec->emojis[0], sizeof rec->emojis[0], "\xf0\x9f\x94\xa5");
+    snprintf(rec->emojis[1], sizeof rec->emojis[1], "\xf0\x9f\x8c\x8a");
+    snprintf(rec->emojis[2], sizeof rec->emojis[2], "\xf0\x9f\xa6\x8a");
     snprintf(rec->description, sizeof rec->description, "Test room");
     rec->created_at = 1700000000000ULL;
     rec->expires_at = 1700086400000ULL;

@@ -146,9 +146,9 @@ main(void)
                   "--http",
                   "8080",
                   "--http-advertise",
-                  "https://chat.example.org"};
+                  "https://chat.example.org:443"};
     CHECK_RC(s_parse(&cfg, 9, h3), SOS_OK);
-    CHECK(streq(cfg.http_advertise, "https://chat.example.org"));
+    CHECK(streq(cfg.http_advertise, "https://chat.example.org:443"));
     char *h4[] = {"sosnode",     "--data", "/tmp/x", "--listen", "tcp://10.1.2.3:7000",
                   "--http-cert", "/c.pem"};
     CHECK_RC(s_parse(&cfg, 7, h4), SOS_ERR_INVALID); /* a certificate without its key */

@@ -1,5 +1,6 @@
 /*  test_envelope.c: unit tests of protocol/sos_envelope: frame kinds, the signed envelope
     (round trip and every rejection) and the replay guard (window, nonces, floor). */
+#define _GNU_SOURCE /* memmem */
 #include <msgpack.h>
 
 #include "proto_test.h"
@@ -18,8 +19,11 @@ typedef enum {
     E_NONCE_15,
     E_TS_STR,
     E_BODY_STR,
-    E_FIELDS_5,
-    E_FIELDS_7,
+    E_FIELDS_SHORT, /* no body */
+    E_FIELDS_LONG,  /* a nil after the body */
+    E_RECEIVER_31,
+    E_DOMAIN_RECORD, /* signed in the record domain */
+    E_DOMAIN_NONE,   /* signed without any domain prefix */
     E_SIGNED_MAP,
     E_SIGNED_STR, /* the signed bytes as a str */
     E_SIG_63,
@@ -29,6 +33,8 @@ typedef enum {
     E_OUTER_2,
     E_SENDER_OTHER /* sender field names another key than the signer */
 } emut_t;
+
+static uint8_t s_receiver[SOS_NODEID_BYTES]; /* the receiver s_build writes */
 
 static size_t
 s_build(uint8_t *out, size_t cap, const sos_identity_t *id, emut_t m, uint64_t arg, uint64_t ts,
@@ -42,11 +48,12 @@ s_build(uint8_t *out, size_t cap, const sos_identity_t *id, emut_t m, uint64_t a
     if (m == E_SIGNED_MAP)
         msgpack_pack_map(&pk, 0);
     else
-        msgpack_pack_array(&pk, m == E_FIELDS_5 ? 5 : m == E_FIELDS_7 ? 7 : 6);
+        msgpack_pack_array(&pk, m == E_FIELDS_SHORT ? 6 : m == E_FIELDS_LONG ? 8 : 7);
     if (m != E_SIGNED_MAP) {
         msgpack_pack_uint64(&pk, m == E_VERSION ? arg : SOS_PROTO_VERSION);
         msgpack_pack_uint64(&pk, m == E_TYPE ? arg : SOS_MSG_SYNC);
         sos_mp_pack_bin(&pk, m == E_SENDER_OTHER ? other->pk : id->pk, m == E_SENDER_31 ? 31 : 32);
+        sos_mp_pack_bin(&pk, s_receiver, m == E_RECEIVER_31 ? 31 : 32);
         if (m == E_TS_STR)
             sos_mp_pack_str(&pk, "1700000000000");
         else
@@ -54,13 +61,17 @@ s_build(uint8_t *out, size_t cap, const sos_identity_t *id, emut_t m, uint64_t a
         sos_mp_pack_bin(&pk, nonce, m == E_NONCE_15 ? 15 : 16);
         if (m == E_BODY_STR)
             sos_mp_pack_strn(&pk, (const char *)body, body_len);
-        else if (m != E_FIELDS_5)
+        else if (m != E_FIELDS_SHORT)
             sos_mp_pack_bin(&pk, body, body_len);
-        if (m == E_FIELDS_7)
+        if (m == E_FIELDS_LONG)
             msgpack_pack_nil(&pk);
     }
     uint8_t sig[SOS_SIG_BYTES + 1] = {0};
-    sos_sign(sig, (const uint8_t *)sb.data, sb.size, id);
+    if (m == E_DOMAIN_NONE)
+        sos_sign(sig, (const uint8_t *)sb.data, sb.size, id);
+    else
+        sos_sign_domain(sig, m == E_DOMAIN_RECORD ? SOS_DOMAIN_RECORD : SOS_DOMAIN_ENVELOPE,
+                        (const uint8_t *)sb.data, sb.size, id);
     msgpack_sbuffer o;
     msgpack_sbuffer_init(&o);
     msgpack_packer_init(&pk, &o, msgpack_sbuffer_write);
@@ -88,7 +99,7 @@ s_test_frame_kind(const sos_identity_t *id)
     SECTION("frame kinds: envelope, request, reply; anything else is malformed");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_SYNC, "x", 1, id, NOW), SOS_OK);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_SYNC, "x", 1, id, NULL, NOW), SOS_OK);
     sos_frame_kind_t kind = 0;
     CHECK_RC(sos_frame_kind((const uint8_t *)sb.data, sb.size, &kind), SOS_OK);
     CHECK(kind == SOS_FRAME_ENVELOPE);
@@ -136,10 +147,10 @@ s_test_round_trip(const sos_identity_t *id)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     const char body[] = "gossip body bytes";
-    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_RUMOR, body, sizeof body, id, NOW), SOS_OK);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_RUMOR, body, sizeof body, id, NULL, NOW), SOS_OK);
     sos_envelope_t env;
     const uint8_t *frame = (const uint8_t *)sb.data;
-    CHECK_RC(sos_envelope_decode(&env, frame, sb.size, NOW, WINDOW), SOS_OK);
+    CHECK_RC(sos_envelope_decode(&env, frame, sb.size, NULL, NOW, WINDOW, NULL), SOS_OK);
     CHECK(env.type == SOS_MSG_RUMOR && env.timestamp == NOW);
     CHECK(memcmp(env.sender, id->pk, 32) == 0);
     CHECK(env.body_len == sizeof body && memcmp(env.body, body, sizeof body) == 0);
@@ -147,10 +158,11 @@ s_test_round_trip(const sos_identity_t *id)
 
     SECTION("two encodings differ in their nonce");
     size_t first = sb.size;
-    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_RUMOR, body, sizeof body, id, NOW), SOS_OK);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_RUMOR, body, sizeof body, id, NULL, NOW), SOS_OK);
     CHECK(sb.size == 2 * first); /* appended */
     sos_envelope_t env2;
-    CHECK_RC(sos_envelope_decode(&env2, (const uint8_t *)sb.data + first, first, NOW, WINDOW),
+    CHECK_RC(sos_envelope_decode(&env2, (const uint8_t *)sb.data + first, first, NULL, NOW, WINDOW,
+                                 NULL),
              SOS_OK);
     CHECK(memcmp(env.nonce, env2.nonce, SOS_NONCE_BYTES) != 0);
     msgpack_sbuffer_destroy(&sb);
@@ -158,33 +170,38 @@ s_test_round_trip(const sos_identity_t *id)
     msgpack_sbuffer_init(&sb);
     for (int t = SOS_MSG_SYNC; t < SOS_MSG_MAX; t++) {
         msgpack_sbuffer_clear(&sb);
-        CHECK_RC(sos_envelope_encode(&sb, (sos_msg_type_t)t, NULL, 0, id, NOW), SOS_OK);
-        CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, NOW, WINDOW), SOS_OK);
+        CHECK_RC(sos_envelope_encode(&sb, (sos_msg_type_t)t, NULL, 0, id, NULL, NOW), SOS_OK);
+        CHECK_RC(
+            sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, NULL, NOW, WINDOW, NULL),
+            SOS_OK);
         CHECK(env.type == t && env.body_len == 0);
     }
 
     SECTION("encode refuses an unknown type, a NULL body, and a body too large to send");
     msgpack_sbuffer_clear(&sb);
-    CHECK_RC(sos_envelope_encode(&sb, (sos_msg_type_t)0, "x", 1, id, NOW), SOS_ERR_INVALID);
-    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_MAX, "x", 1, id, NOW), SOS_ERR_INVALID);
-    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_SYNC, NULL, 1, id, NOW), SOS_ERR_INVALID);
+    CHECK_RC(sos_envelope_encode(&sb, (sos_msg_type_t)0, "x", 1, id, NULL, NOW), SOS_ERR_INVALID);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_MAX, "x", 1, id, NULL, NOW), SOS_ERR_INVALID);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_SYNC, NULL, 1, id, NULL, NOW), SOS_ERR_INVALID);
     size_t max_body = SOS_FRAME_MAX - 200;
     uint8_t *big = (uint8_t *)calloc(1, SOS_FRAME_MAX + 1);
     CHECK(big);
     if (big) {
-        CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, big, SOS_FRAME_MAX + 1, id, NOW),
+        CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, big, SOS_FRAME_MAX + 1, id, NULL, NOW),
                  SOS_ERR_TOO_LARGE);
-        CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, big, SOS_FRAME_MAX - 10, id, NOW),
+        CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, big, SOS_FRAME_MAX - 10, id, NULL, NOW),
                  SOS_ERR_TOO_LARGE);
         CHECK(sb.size == 0); /* nothing appended on error */
-        CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, big, max_body, id, NOW), SOS_OK);
+        CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, big, max_body, id, NULL, NOW), SOS_OK);
         CHECK(sb.size <= SOS_FRAME_MAX);
-        CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, NOW, WINDOW), SOS_OK);
+        CHECK_RC(
+            sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, NULL, NOW, WINDOW, NULL),
+            SOS_OK);
         CHECK(env.body_len == max_body);
 
         SECTION("a frame longer than SOS_FRAME_MAX is too large before it is parsed");
         memset(big, 0xc1, SOS_FRAME_MAX + 1);
-        CHECK_RC(sos_envelope_decode(&env, big, SOS_FRAME_MAX + 1, NOW, WINDOW), SOS_ERR_TOO_LARGE);
+        CHECK_RC(sos_envelope_decode(&env, big, SOS_FRAME_MAX + 1, NULL, NOW, WINDOW, NULL),
+                 SOS_ERR_TOO_LARGE);
         free(big);
     }
     msgpack_sbuffer_destroy(&sb);
@@ -197,13 +214,13 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     const char body[] = "payload";
-    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, body, sizeof body, id, NOW), SOS_OK);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_DELTA, body, sizeof body, id, NULL, NOW), SOS_OK);
     uint8_t frame[1024];
     size_t len = sb.size;
     memcpy(frame, sb.data, len);
     sos_envelope_t env;
     frame[len - 1] ^= 0x80;
-    CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_SIGNATURE);
     CHECK(env.body == NULL && env.type == 0);
     memcpy(frame, sb.data, len);
     size_t at = 0;
@@ -211,11 +228,11 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
         at++;
     CHECK(at + sizeof body <= len);
     frame[at] ^= 1;
-    CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_SIGNATURE);
     len = s_build(frame, sizeof frame, id, E_SENDER_OTHER, 0, NOW, body, sizeof body, other);
-    CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_SIGNATURE);
     len = s_build(frame, sizeof frame, id, E_NONE, 0, NOW, body, sizeof body, other);
-    CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_OK);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_OK);
 
     SECTION("every single-bit change of an envelope is refused");
     size_t good_len = sb.size;
@@ -223,45 +240,80 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
         for (int bit = 0; bit < 8; bit++) {
             memcpy(frame, sb.data, good_len);
             frame[i] ^= (uint8_t)(1u << bit);
-            CHECK(sos_envelope_decode(&env, frame, good_len, NOW, WINDOW) != SOS_OK);
+            CHECK(sos_envelope_decode(&env, frame, good_len, NULL, NOW, WINDOW, NULL) != SOS_OK);
         }
 
     SECTION("truncation at every byte offset; a trailing byte");
     for (size_t l = 0; l < good_len; l++)
-        CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, l, NOW, WINDOW),
+        CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, l, NULL, NOW, WINDOW, NULL),
                  SOS_ERR_MALFORMED);
     memcpy(frame, sb.data, good_len);
     frame[good_len] = 0xc0;
-    CHECK_RC(sos_envelope_decode(&env, frame, good_len + 1, NOW, WINDOW), SOS_ERR_MALFORMED);
+    CHECK_RC(sos_envelope_decode(&env, frame, good_len + 1, NULL, NOW, WINDOW, NULL),
+             SOS_ERR_MALFORMED);
 
     SECTION("timestamps: the window's edges pass, one millisecond beyond is a replay");
-    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NOW + WINDOW, WINDOW),
+    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NULL, NOW + WINDOW,
+                                 WINDOW, NULL),
              SOS_OK);
-    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NOW - WINDOW, WINDOW),
+    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NULL, NOW - WINDOW,
+                                 WINDOW, NULL),
              SOS_OK);
-    CHECK_RC(
-        sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NOW + WINDOW + 1, WINDOW),
-        SOS_ERR_REPLAY);
-    CHECK_RC(
-        sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NOW - WINDOW - 1, WINDOW),
-        SOS_ERR_REPLAY);
+    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NULL, NOW + WINDOW + 1,
+                                 WINDOW, NULL),
+             SOS_ERR_REPLAY);
+    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)sb.data, good_len, NULL, NOW - WINDOW - 1,
+                                 WINDOW, NULL),
+             SOS_ERR_REPLAY);
     len = s_build(frame, sizeof frame, id, E_NONE, 0, 0, body, sizeof body, other);
-    CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_REPLAY);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_REPLAY);
     len = s_build(frame, sizeof frame, id, E_NONE, 0, UINT64_MAX, body, sizeof body, other);
-    CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_REPLAY);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_REPLAY);
     msgpack_sbuffer_destroy(&sb);
 
     SECTION("unknown protocol versions and message types, correctly signed");
-    const uint64_t versions[] = {0, 2, 255, UINT64_MAX};
-    for (size_t i = 0; i < 4; i++) {
+    const uint64_t versions[] = {0, 1, 3, 255, UINT64_MAX};
+    for (size_t i = 0; i < 5; i++) {
         len =
             s_build(frame, sizeof frame, id, E_VERSION, versions[i], NOW, body, sizeof body, other);
-        CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_VERSION);
+        uint64_t claimed = 7;
+        CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, &claimed),
+                 SOS_ERR_VERSION);
+        CHECK(claimed == versions[i]); /* so that the node can name it in its log */
     }
+    /* a version 1 frame, in version 1's layout and signature */
+    msgpack_sbuffer v1;
+    msgpack_sbuffer_init(&v1);
+    msgpack_packer v1pk;
+    msgpack_packer_init(&v1pk, &v1, msgpack_sbuffer_write);
+    msgpack_pack_array(&v1pk, 6);
+    msgpack_pack_uint8(&v1pk, 1);
+    msgpack_pack_uint8(&v1pk, SOS_MSG_SYNC);
+    sos_mp_pack_bin(&v1pk, id->pk, 32);
+    msgpack_pack_uint64(&v1pk, NOW);
+    const uint8_t zero16[16] = {0};
+    sos_mp_pack_bin(&v1pk, zero16, 16);
+    sos_mp_pack_bin(&v1pk, body, sizeof body);
+    uint8_t v1sig[SOS_SIG_BYTES];
+    sos_sign(v1sig, (const uint8_t *)v1.data, v1.size, id);
+    msgpack_sbuffer v1f;
+    msgpack_sbuffer_init(&v1f);
+    msgpack_packer_init(&v1pk, &v1f, msgpack_sbuffer_write);
+    msgpack_pack_array(&v1pk, 3);
+    msgpack_pack_uint8(&v1pk, 1);
+    sos_mp_pack_bin(&v1pk, v1.data, v1.size);
+    sos_mp_pack_bin(&v1pk, v1sig, sizeof v1sig);
+    uint64_t v1claimed = 0;
+    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)v1f.data, v1f.size, id->pk, NOW, WINDOW,
+                                 &v1claimed),
+             SOS_ERR_VERSION);
+    CHECK(v1claimed == 1);
+    msgpack_sbuffer_destroy(&v1);
+    msgpack_sbuffer_destroy(&v1f);
     const uint64_t types[] = {0, SOS_MSG_MAX, 200, UINT64_MAX};
     for (size_t i = 0; i < 4; i++) {
         len = s_build(frame, sizeof frame, id, E_TYPE, types[i], NOW, body, sizeof body, other);
-        CHECK_RC(sos_envelope_decode(&env, frame, len, NOW, WINDOW), SOS_ERR_VERSION);
+        CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_VERSION);
     }
     /* a future version may have another layout: the version is judged first */
     msgpack_sbuffer fut;
@@ -270,38 +322,84 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
     msgpack_packer_init(&pk, &fut, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 3);
     msgpack_pack_uint8(&pk, 1);
-    const uint8_t v2[] = {0x92, 0x02, 0xa1, 'x'};
-    sos_mp_pack_bin(&pk, v2, sizeof v2);
+    const uint8_t v3[] = {0x92, 0x03, 0xa1, 'x'};
+    sos_mp_pack_bin(&pk, v3, sizeof v3);
     uint8_t zero_sig[64] = {0};
     sos_mp_pack_bin(&pk, zero_sig, 64);
-    CHECK_RC(sos_envelope_decode(&env, (const uint8_t *)fut.data, fut.size, NOW, WINDOW),
-             SOS_ERR_VERSION);
+    CHECK_RC(
+        sos_envelope_decode(&env, (const uint8_t *)fut.data, fut.size, NULL, NOW, WINDOW, NULL),
+        SOS_ERR_VERSION);
     msgpack_sbuffer_destroy(&fut);
 
     SECTION("wrong types and element counts, correctly signed");
-    const emut_t malformed[] = {E_SENDER_31, E_NONCE_15,   E_TS_STR,     E_BODY_STR, E_FIELDS_5,
-                                E_FIELDS_7,  E_SIGNED_MAP, E_SIGNED_STR, E_SIG_63,   E_SIG_65,
-                                E_KIND_2,    E_OUTER_4,    E_OUTER_2};
+    const emut_t malformed[] = {E_SENDER_31,    E_NONCE_15,    E_TS_STR,     E_BODY_STR,
+                                E_FIELDS_SHORT, E_FIELDS_LONG, E_SIGNED_MAP, E_SIGNED_STR,
+                                E_SIG_63,       E_SIG_65,      E_KIND_2,     E_OUTER_4,
+                                E_OUTER_2,      E_RECEIVER_31};
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
         len = s_build(frame, sizeof frame, id, malformed[i], 0, NOW, body, sizeof body, other);
-        sos_rc rc = sos_envelope_decode(&env, frame, len, NOW, WINDOW);
+        sos_rc rc = sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL);
         if (rc != SOS_ERR_MALFORMED) {
             fprintf(stderr, "mutation %d: %s\n", (int)malformed[i], sos_strerror(rc));
             CHECK(false);
         }
     }
     const uint8_t not_array[] = {0x81, 0x01, 0x01};
-    CHECK_RC(sos_envelope_decode(&env, not_array, sizeof not_array, NOW, WINDOW),
+    CHECK_RC(sos_envelope_decode(&env, not_array, sizeof not_array, NULL, NOW, WINDOW, NULL),
              SOS_ERR_MALFORMED);
     /* a signed part that is not msgpack at all */
     const uint8_t junk_signed[] = {0x93, 0x01, 0xc4, 0x01, 0xc1, 0xc4, 0x00};
-    CHECK_RC(sos_envelope_decode(&env, junk_signed, sizeof junk_signed, NOW, WINDOW),
+    CHECK_RC(sos_envelope_decode(&env, junk_signed, sizeof junk_signed, NULL, NOW, WINDOW, NULL),
              SOS_ERR_MALFORMED);
     /* a container count in the signed part that claims more than the bytes */
     const uint8_t bomb_signed[] = {0x93, 0x01, 0xc4, 0x05, 0xdd, 0xff,
                                    0xff, 0xff, 0xff, 0xc4, 0x00};
-    CHECK_RC(sos_envelope_decode(&env, bomb_signed, sizeof bomb_signed, NOW, WINDOW),
+    CHECK_RC(sos_envelope_decode(&env, bomb_signed, sizeof bomb_signed, NULL, NOW, WINDOW, NULL),
              SOS_ERR_MALFORMED);
+}
+
+static void
+s_test_receiver_and_domain(const sos_identity_t *id, const sos_identity_t *other)
+{
+    SECTION("receiver: bound to one node, refused by any other; zero-bound passes anywhere");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    const char body[] = "payload";
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_SYNC, body, sizeof body, id, other->pk, NOW), SOS_OK);
+    sos_envelope_t env;
+    const uint8_t *f = (const uint8_t *)sb.data;
+    CHECK_RC(sos_envelope_decode(&env, f, sb.size, other->pk, NOW, WINDOW, NULL), SOS_OK);
+    CHECK(memcmp(env.receiver, other->pk, 32) == 0 && !sos_envelope_unbound(&env));
+    CHECK_RC(sos_envelope_decode(&env, f, sb.size, id->pk, NOW, WINDOW, NULL), SOS_ERR_RECEIVER);
+    uint8_t third[32];
+    memset(third, 0x5a, sizeof third);
+    CHECK_RC(sos_envelope_decode(&env, f, sb.size, third, NOW, WINDOW, NULL), SOS_ERR_RECEIVER);
+    /* the receiver is signed: rewriting it breaks the signature */
+    uint8_t frame[1024];
+    size_t len = sb.size;
+    memcpy(frame, sb.data, len);
+    uint8_t *at = memmem(frame, len, other->pk, 32);
+    CHECK(at != NULL);
+    if (at) {
+        memcpy(at, third, 32);
+        CHECK_RC(sos_envelope_decode(&env, frame, len, third, NOW, WINDOW, NULL),
+                 SOS_ERR_SIGNATURE);
+    }
+    msgpack_sbuffer_clear(&sb);
+    CHECK_RC(sos_envelope_encode(&sb, SOS_MSG_SYNC, body, sizeof body, id, NULL, NOW), SOS_OK);
+    CHECK_RC(
+        sos_envelope_decode(&env, (const uint8_t *)sb.data, sb.size, other->pk, NOW, WINDOW, NULL),
+        SOS_OK);
+    CHECK(sos_envelope_unbound(&env));
+    msgpack_sbuffer_destroy(&sb);
+
+    SECTION("domains: an envelope signed as a record, or with no prefix, does not verify");
+    len = s_build(frame, sizeof frame, id, E_DOMAIN_RECORD, 0, NOW, body, sizeof body, other);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_SIGNATURE);
+    len = s_build(frame, sizeof frame, id, E_DOMAIN_NONE, 0, NOW, body, sizeof body, other);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_ERR_SIGNATURE);
+    len = s_build(frame, sizeof frame, id, E_NONE, 0, NOW, body, sizeof body, other);
+    CHECK_RC(sos_envelope_decode(&env, frame, len, NULL, NOW, WINDOW, NULL), SOS_OK);
 }
 
 static void
@@ -524,6 +622,7 @@ main(void)
     s_test_frame_kind(&id);
     s_test_round_trip(&id);
     s_test_rejections(&id, &other);
+    s_test_receiver_and_domain(&id, &other);
     s_test_replay();
     s_test_replay_model();
     return test_done("test_envelope");

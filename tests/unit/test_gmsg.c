@@ -21,14 +21,58 @@ s_fill(sos_gmsg_t *msg, const sos_identity_t *id)
 }
 
 static void
+s_test_digest_hash(void)
+{
+    SECTION("digest hash: independent of order, changed by any version, not linear");
+    sos_digest_entry_t a[4], b[4];
+    uint8_t ha[SOS_DIGEST_HASH_BYTES], hb[SOS_DIGEST_HASH_BYTES];
+    for (int i = 0; i < 4; i++) {
+        memset(a[i].origin, 0x10 + i, 32);
+        a[i].version = 100 + (uint64_t)i;
+        b[3 - i] = a[i];
+    }
+    sos_digest_hash(ha, a, 4);
+    sos_digest_hash(hb, b, 4);
+    CHECK(memcmp(ha, hb, sizeof ha) == 0);
+    CHECK(memcmp(b[0].origin, a[0].origin, 32) == 0); /* sorted in place */
+    b[2].version++;
+    sos_digest_hash(hb, b, 4);
+    CHECK(memcmp(ha, hb, sizeof ha) != 0);
+    /*  Under an XOR of per-entry hashes, two equal entries cancel: {x, x, p, q} and
+        {p, q, y, y} would match with the same count. */
+    sos_digest_entry_t x[4], y[4];
+    memset(x, 0, sizeof x);
+    memset(y, 0, sizeof y);
+    memset(x[0].origin, 1, 32);
+    x[1] = x[0];
+    memset(x[2].origin, 2, 32);
+    memset(x[3].origin, 3, 32);
+    y[0] = x[2];
+    y[1] = x[3];
+    memset(y[2].origin, 4, 32);
+    y[3] = y[2];
+    sos_digest_hash(ha, x, 4);
+    sos_digest_hash(hb, y, 4);
+    CHECK(memcmp(ha, hb, sizeof ha) != 0);
+    /*  The count is hashed too: the empty digest and one entry of zeros differ. */
+    sos_digest_entry_t zero;
+    memset(&zero, 0, sizeof zero);
+    sos_digest_hash(ha, NULL, 0);
+    sos_digest_hash(hb, &zero, 1);
+    CHECK(memcmp(ha, hb, sizeof ha) != 0);
+}
+
+static void
 s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
 {
     SECTION("every field round trips; records are relayed in their signed bytes");
     sos_gmsg_t msg;
     s_fill(&msg, id);
     msg.n_suspects = 2;
-    memcpy(msg.suspects[0], other->pk, 32);
-    memset(msg.suspects[1], 0xab, 32);
+    memcpy(msg.suspects[0].origin, other->pk, 32);
+    msg.suspects[0].version = 41;
+    memset(msg.suspects[1].origin, 0xab, 32);
+    msg.suspects[1].version = UINT64_MAX;
     sos_digest_entry_t digest[3], want[1];
     for (int i = 0; i < 3; i++) {
         memset(digest[i].origin, i + 1, 32);
@@ -58,8 +102,9 @@ s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
     CHECK(d.has_self && d.self.wire_len == msg.self.wire_len &&
           memcmp(d.self.wire, msg.self.wire, msg.self.wire_len) == 0);
     CHECK(d.self.version == 4 && strcmp(d.self.url, "tcp://192.0.2.1:7777") == 0);
-    CHECK(d.n_suspects == 2 && memcmp(d.suspects[0], other->pk, 32) == 0 &&
-          d.suspects[1][31] == 0xab);
+    CHECK(d.n_suspects == 2 && memcmp(d.suspects[0].origin, other->pk, 32) == 0 &&
+          d.suspects[0].version == 41 && d.suspects[1].origin[31] == 0xab &&
+          d.suspects[1].version == UINT64_MAX);
     CHECK(d.n_digest == 3 && d.digest && d.digest[2].version == 1002 && d.digest[2].origin[0] == 3);
     CHECK(d.n_want == 1 && d.want && d.want[0].version == UINT64_MAX);
     CHECK(d.n_records == 2 && d.records);
@@ -193,9 +238,7 @@ s_test_caps(const sos_identity_t *id)
             uint32_t n = over[c].field == f ? over[c].count : 0;
             msgpack_pack_array(&pk, n);
             for (uint32_t i = 0; i < n; i++) {
-                if (f == 5)
-                    sos_mp_pack_bin(&pk, digest[0].origin, 32);
-                else if (f == 8)
+                if (f == 8)
                     sos_mp_pack_bin(&pk, "x", 1); /* never decoded: the count is checked first */
                 else {
                     msgpack_pack_array(&pk, 2);
@@ -248,9 +291,6 @@ s_body_fields(uint8_t *out, size_t cap, int fields, int field, const uint8_t *ra
                 msgpack_pack_nil(&pk);
             break;
         case 5:
-            msgpack_pack_array(&pk, 1);
-            sos_mp_pack_bin(&pk, origin, 32);
-            break;
         case 6:
         case 7:
             msgpack_pack_array(&pk, 1);
@@ -311,15 +351,25 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
         {2,
          "\xc4\x11"
          "0123456789abcdef0",
-         19},                               /* hash of 17 */
-        {2, "\xc0", 1},                     /* hash nil */
-        {3, "\xce\xff\xff\xff\xff", 5},     /* n_origins at 32 bits is fine: below */
-        {3, "\xa0", 1},                     /* n_origins a str */
-        {4, "\x01", 1},                     /* self an int */
-        {4, "\xa1x", 2},                    /* self a str */
-        {5, "\xc0", 1},                     /* suspects nil */
-        {5, "\x91\xc4\x01x", 4},            /* a suspect of 1 byte */
-        {5, "\x91\xa1x", 3},                /* a suspect str */
+         19},                           /* hash of 17 */
+        {2, "\xc0", 1},                 /* hash nil */
+        {3, "\xce\xff\xff\xff\xff", 5}, /* n_origins at 32 bits is fine: below */
+        {3, "\xa0", 1},                 /* n_origins a str */
+        {4, "\x01", 1},                 /* self an int */
+        {4, "\xa1x", 2},                /* self a str */
+        {5, "\xc0", 1},                 /* suspects nil */
+        {5, "\x91\xc4\x01x", 4},        /* a suspect of 1 byte */
+        {5, "\x91\xa1x", 3},            /* a suspect str */
+        {5,
+         "\x91\xc4\x20"
+         "0123456789abcdef0123456789abcdef",
+         35},                            /* a bare id: the suspects of version 1 */
+        {5, "\x91\x92\xc4\x01x\x01", 6}, /* a suspect id of 1 byte */
+        {5,
+         "\x91\x92\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\xa1x",
+         37},                               /* a suspect version str */
         {6, "\x80", 1},                     /* digest a map */
         {6, "\x91\x91\xc0", 3},             /* an entry of 1 element */
         {6, "\x91\x93\xc4\x00\x01\x01", 6}, /* an entry of 3 elements */
@@ -434,6 +484,7 @@ main(void)
     test_seed_identity(&id, 0);
     test_seed_identity(&other, 100);
     s_test_round_trip(&id, &other);
+    s_test_digest_hash();
     s_test_caps(&id);
     s_test_rejections(&id, &other);
     return test_done("test_gmsg");

@@ -119,6 +119,35 @@ s_test_sign(void)
 }
 
 static void
+s_test_sign_domain(void)
+{
+    SECTION("domain signatures: verify only in their own domain, never as plain Ed25519");
+    sos_identity_t a, b;
+    test_seed_identity(&a, 0);
+    sos_identity_generate(&b);
+    const uint8_t msg[] = "signed bytes";
+    uint8_t sig[SOS_SIG_BYTES], again[SOS_SIG_BYTES];
+    sos_sign_domain(sig, SOS_DOMAIN_RECORD, msg, sizeof msg, &a);
+    CHECK_RC(sos_verify_domain(sig, SOS_DOMAIN_RECORD, msg, sizeof msg, a.pk), SOS_OK);
+    CHECK_RC(sos_verify_domain(sig, SOS_DOMAIN_ENVELOPE, msg, sizeof msg, a.pk), SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_verify_domain(sig, SOS_DOMAIN_RECORD, msg, sizeof msg - 1, a.pk),
+             SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_verify_domain(sig, SOS_DOMAIN_RECORD, msg, sizeof msg, b.pk), SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_verify(sig, msg, sizeof msg, a.pk), SOS_ERR_SIGNATURE);
+    /*  The prefix's NUL is signed: a shorter prefix with the missing byte moved into the
+        message is another signed text. */
+    CHECK_RC(sos_verify_domain(sig, "sosnode/2/recor", (const uint8_t *)"d\0signed bytes",
+                               sizeof "d\0signed bytes", a.pk),
+             SOS_ERR_SIGNATURE);
+    sos_sign(again, msg, sizeof msg, &a);
+    CHECK_RC(sos_verify_domain(again, SOS_DOMAIN_RECORD, msg, sizeof msg, a.pk), SOS_ERR_SIGNATURE);
+    sos_sign_domain(again, SOS_DOMAIN_RECORD, msg, sizeof msg, &a);
+    CHECK(memcmp(sig, again, sizeof sig) == 0); /* deterministic, as Ed25519 */
+    sos_sign_domain(sig, SOS_DOMAIN_ENVELOPE, NULL, 0, &a);
+    CHECK_RC(sos_verify_domain(sig, SOS_DOMAIN_ENVELOPE, NULL, 0, a.pk), SOS_OK);
+}
+
+static void
 s_test_hex(void)
 {
     SECTION("hex round trip; unhex wants exactly 2 * len hex digits");
@@ -159,6 +188,7 @@ main(void)
     CHECK(mkdtemp(s_dir));
     s_test_key_file();
     s_test_sign();
+    s_test_sign_domain();
     s_test_hex();
     s_test_clocks();
     char cmd[600];

@@ -47,7 +47,8 @@ s_room(sos_record_t *rec, const sos_identity_t *id, uint64_t version, const char
     rec->prev = version - 1;
     snprintf(rec->url, sizeof rec->url, "tcp://127.0.0.1:7000");
     snprintf(rec->room_hash, sizeof rec->room_hash, "%s", hash);
-    snprintf(rec->emojis, sizeof rec->emojis, "x");
+    rec->n_emojis = 1;
+    snprintf(rec->emojis[0], sizeof rec->emojis[0], "x");
     snprintf(rec->description, sizeof rec->description, "room %s v%u", hash, (unsigned)version);
     rec->created_at = 1;
     rec->expires_at = expires_at;

@@ -40,9 +40,13 @@ s_build(vector_t *vecs)
     sos_identity_t id;
     test_seed_identity(&id, 0); /* seed bytes 0, 1, ..., 31 */
     s_add(vecs, &n, "public_key", id.pk, SOS_NODEID_BYTES);
+    sos_identity_t peer;
+    test_seed_identity(&peer, 0x40); /* the receiver: seed bytes 40, 41, ..., 5f */
+    s_add(vecs, &n, "receiver_key", peer.pk, SOS_NODEID_BYTES);
 
     sos_record_t worker, room;
     test_worker(&worker, 1, "tcp://192.0.2.1:7777");
+    snprintf(worker.http_url, sizeof worker.http_url, "http://192.0.2.1:8080");
     test_room(&room, 2, "0123456789abcdef");
     if (sos_record_sign(&worker, &id) || sos_record_sign(&room, &id))
         return 0;
@@ -62,6 +66,9 @@ s_build(vector_t *vecs)
     memcpy(digest.origin, id.pk, SOS_NODEID_BYTES);
     msg.digest = &digest;
     msg.n_digest = 1;
+    msg.n_suspects = 1;
+    memcpy(msg.suspects[0].origin, peer.pk, SOS_NODEID_BYTES);
+    msg.suspects[0].version = 5;
     const uint8_t *wires[1] = {room.wire};
     size_t lens[1] = {room.wire_len};
     msgpack_sbuffer body;
@@ -69,13 +76,20 @@ s_build(vector_t *vecs)
     if (sos_gmsg_encode(&body, &msg, wires, lens, 1))
         return 0;
     s_add(vecs, &n, "gmsg_delta", body.data, body.size);
+    sos_digest_entry_t two[2] = {{{0}, 2}, {{0}, 5}};
+    memcpy(two[0].origin, id.pk, SOS_NODEID_BYTES);
+    memcpy(two[1].origin, peer.pk, SOS_NODEID_BYTES);
+    uint8_t dh[SOS_DIGEST_HASH_BYTES];
+    sos_digest_hash(dh, two, 2);
+    s_add(vecs, &n, "digest_hash", dh, sizeof dh);
 
     uint8_t nonce[SOS_NONCE_BYTES];
     for (int i = 0; i < SOS_NONCE_BYTES; i++)
         nonce[i] = (uint8_t)(0xa0 + i);
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
-    if (sos_envelope_encode_nonce(&env, SOS_MSG_DELTA, body.data, body.size, &id, VEC_NOW, nonce))
+    if (sos_envelope_encode_nonce(&env, SOS_MSG_DELTA, body.data, body.size, &id, peer.pk, VEC_NOW,
+                                  nonce))
         return 0;
     s_add(vecs, &n, "envelope_delta", env.data, env.size);
     msgpack_sbuffer_destroy(&env);
@@ -122,12 +136,17 @@ s_write(const vector_t *vecs, size_t n)
     }
     fprintf(f, "# wire.exp: known-answer vectors of the sosnode wire format (see\n"
                "# tests/unit/test_wire_vectors.c). Key: Ed25519 from seed bytes 00 01 .. 1f.\n"
-               "# Records: worker v1 \"tcp://192.0.2.1:7777\"; room v2 0123456789abcdef,\n"
-               "# emojis U+1F525 U+1F30A U+1F98A, \"Test room\", 1700000000000..1700086400000.\n"
-               "# gmsg_delta: req_id 7, flags MORE, hash 00..0f, self the worker, digest\n"
-               "# [(key, 2)], records [room]. envelope_delta: DELTA carrying gmsg_delta at\n"
-               "# 1700000000123 ms, nonce a0..af. Each line: name, then the bytes in hex.\n"
-               "# Python's msgpack (use_bin_type) with PyNaCl produces the same bytes.\n");
+               "# Protocol version 2. receiver_key: seed bytes 40 41 .. 5f.\n"
+               "# Records: worker v1 \"tcp://192.0.2.1:7777\", http_url\n"
+               "# \"http://192.0.2.1:8080\"; room v2 0123456789abcdef, emojis [U+1F525,\n"
+               "# U+1F30A, U+1F98A], \"Test room\", 1700000000000..1700086400000; both signed\n"
+               "# (Ed25519ph) behind \"sosnode/2/record\\0\". gmsg_delta: req_id 7, flags\n"
+               "# MORE, hash 00..0f, self the worker, suspects [(receiver_key, 5)], digest\n"
+               "# [(key, 2)], records [room]. digest_hash: of [(key, 2), (receiver_key, 5)].\n"
+               "# envelope_delta: DELTA carrying gmsg_delta from key to receiver_key at\n"
+               "# 1700000000123 ms, nonce a0..af, signed behind \"sosnode/2/envelope\\0\".\n"
+               "# Each line: name, then the bytes in hex. Python's msgpack (use_bin_type)\n"
+               "# with PyNaCl's Ed25519ph and BLAKE2b produces the same bytes.\n");
     for (size_t i = 0; i < n; i++) {
         char *hex = (char *)malloc(2 * vecs[i].len + 1);
         fprintf(f, "%s %s\n", vecs[i].name, sos_hex(hex, vecs[i].data, vecs[i].len));
@@ -196,10 +215,18 @@ s_check(const vector_t *vecs, size_t n)
         if (strncmp(v->name, "record_", 7) == 0)
             CHECK_RC(sos_record_decode(&rec, bytes, len), SOS_OK);
         else if (strcmp(v->name, "envelope_delta") == 0) {
-            CHECK_RC(sos_envelope_decode(&env, bytes, len, VEC_NOW, SOS_REPLAY_WINDOW_MS), SOS_OK);
+            sos_identity_t peer;
+            test_seed_identity(&peer, 0x40);
+            CHECK_RC(
+                sos_envelope_decode(&env, bytes, len, peer.pk, VEC_NOW, SOS_REPLAY_WINDOW_MS, NULL),
+                SOS_OK);
             CHECK(env.type == SOS_MSG_DELTA && env.timestamp == VEC_NOW);
+            CHECK(memcmp(env.receiver, peer.pk, SOS_NODEID_BYTES) == 0);
             CHECK_RC(sos_gmsg_decode(&msg, env.body, env.body_len), SOS_OK);
             CHECK(msg.req_id == 7 && msg.has_self && msg.n_records == 1 && msg.n_digest == 1);
+            CHECK(msg.n_suspects == 1 && msg.suspects[0].version == 5);
+            CHECK(strcmp(msg.self.http_url, "http://192.0.2.1:8080") == 0);
+            CHECK(msg.records[0].n_emojis == 3);
             sos_gmsg_release(&msg);
         } else if (strcmp(v->name, "gmsg_delta") == 0) {
             CHECK_RC(sos_gmsg_decode(&msg, bytes, len), SOS_OK);
