@@ -47,7 +47,12 @@ static const char s_usage[] =
     "                           reverse proxy that sets it)\n"
     "  --member-idle SECONDS    a join into a full room first removes the members that have\n"
     "                           not polled or sent for this long (default 600)\n"
-    "  --max-connections N      open connections to other nodes at most; the least recently\n"
+    "  --max-connections N      connections to the public endpoint at once (default 4096,\n"
+    "                           lowered at start to half the open files limit)\n"
+    "  --max-connections-per-address N\n"
+    "                           connections from one IP address at once (default 64; 0:\n"
+    "                           no cap); --rate-limit off lifts it too\n"
+    "  --max-peer-connections N open connections to other nodes at most; the least recently\n"
     "                           used is closed to open another (default 512, lowered to fit\n"
     "                           the open files limit)\n"
     "  --allow-private-endpoints [on|off]\n"
@@ -82,9 +87,11 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_workers = 4096;
     cfg->max_rooms = 100000;
     cfg->max_rooms_per_origin = 10000;
+    cfg->max_connections = 4096;
+    cfg->max_connections_per_address = 64;
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
-    cfg->max_connections = 512;
+    cfg->max_peer_connections = 512;
     cfg->verify_budget = 4096;
     cfg->log_level = SOS_LOG_NOTICE;
     cfg->http_body_max = 65536;
@@ -219,13 +226,16 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},
         {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
-        {"max-connections", offsetof(sos_config_t, max_connections), 8, 100000},
+        {"max-peer-connections", offsetof(sos_config_t, max_peer_connections), 8, 100000},
         {"verify-budget", offsetof(sos_config_t, verify_budget), 512, 10000000},
         {"http-body-max", offsetof(sos_config_t, http_body_max), 65536, 16 << 20},
         {"http-max-conns", offsetof(sos_config_t, http_max_conns), 1, 1000000},
         {"http-timeout", offsetof(sos_config_t, http_timeout_s), 1, 3600},
         {"http-max-waiting", offsetof(sos_config_t, http_max_waiting), 1, 1000000},
         {"member-idle", offsetof(sos_config_t, member_idle_s), 1, 30 * 86400},
+        {"max-connections", offsetof(sos_config_t, max_connections), 1, 1000000},
+        {"max-connections-per-address", offsetof(sos_config_t, max_connections_per_address), 0,
+         1000000},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (streq(name, numbers[i].name)) {

@@ -37,7 +37,9 @@ typedef struct {
     uint32_t max_rooms_per_origin; /* 10000 */
     uint64_t map_size;             /* LMDB map, bytes */
     bool rate_limit;               /* escalating delays on room creation per client address */
-    uint32_t max_connections;      /* open DEALERs to peers (512; lowered to fit the fd limit) */
+    uint32_t max_connections;      /* 4096: on the public endpoint (lowered to fit the fd limit) */
+    uint32_t max_connections_per_address; /* 64; 0: none; lifted by rate_limit off */
+    uint32_t max_peer_connections; /* open DEALERs to peers (512; lowered to fit the fd limit) */
     bool allow_private_endpoints;  /* take records naming non-public addresses (see README) */
     uint32_t verify_budget;        /* record signature checks per second per sender (4096) */
     int log_level;                 /* sos_log_level_t */

@@ -144,7 +144,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         return true;
     if (peer->retired)
         return false;
-    if (self->n_open >= self->cfg.max_connections) {
+    if (self->n_open >= self->cfg.max_peer_connections) {
         if (!evict)
             return false;
         sos_peer_t *lru = NULL;
@@ -155,7 +155,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         if (!lru) {
             self->stats.connections_capped++;
             sos_log_info("no connection to %s: %u connections, all busy", peer->url,
-                         self->cfg.max_connections);
+                         self->cfg.max_peer_connections);
             return false;
         }
         self->stats.connections_closed++;
@@ -690,7 +690,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         goto done;
     }
     self->stats.merges[result]++;
-    if (result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM)
+    if ((result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM) &&
+        sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
         sos_log_info("refused a record (%s)", sos_merge_result_name(result));
     if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER &&
         rec->version > self->my_version) {
@@ -1800,8 +1801,8 @@ sos_gossip_start(sos_node_t *self)
     self->allow_private = self->cfg.allow_private_endpoints || !own_public;
     if (self->cfg.verify_budget < SOS_BATCH_MAX)
         self->cfg.verify_budget = SOS_BATCH_MAX;
-    if (self->cfg.max_connections < 8)
-        self->cfg.max_connections = 8; /* a config not made by sos_config_defaults */
+    if (self->cfg.max_peer_connections < 8)
+        self->cfg.max_peer_connections = 8; /* a config not made by sos_config_defaults */
     if (self->allow_private != self->cfg.allow_private_endpoints)
         sos_log_info("records may name private addresses: this node advertises one");
     /*  Genesis addresses first, so that directory workers at those addresses are tagged. */

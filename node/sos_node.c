@@ -8,6 +8,7 @@
     disk, and no reader sees data that a failed commit then discards. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "sos_node_int.h"
@@ -15,6 +16,24 @@
 #define SOS_PASS_MAX_FRAMES 512 /* frames taken from the ROUTER in one pass */
 #define SOS_PASS_MAX_MS     50  /* and for at most this long */
 #define SOS_ROOMS_PAGE_MAX  1000
+
+/*  Output budgets (see sos_budget.c for how they are kept). One connection may hold 4 MiB of
+    replies not yet read (three of the largest frames), and all connections together
+    64 MiB: past that, replies are dropped and counted (output_full), so what a peer that
+    never reads can pin is 4 MiB, and what all of them can is 64 MiB, whatever they ask.
+    The kernel's socket buffers come on top; they are bounded per socket by
+    net.ipv4.tcp_wmem and in all by net.ipv4.tcp_mem, and are not the process's memory. */
+#define SOS_OUT_CONN_BYTES  (4 * 1024 * 1024)
+#define SOS_OUT_TOTAL_BYTES (64 * 1024 * 1024)
+#define SOS_ROUTER_SNDHWM   1000
+
+/*  --rate-limit off lifts every limit keyed on a client's address, this one too: benchmarks
+    and tests run all their clients and nodes from one address. */
+static uint32_t
+s_max_per_address(const sos_node_t *self)
+{
+    return self->cfg.rate_limit ? self->cfg.max_connections_per_address : 0;
+}
 
 /* ------------------------------------------------------------------ passes ---- */
 
@@ -30,6 +49,68 @@ sos_node_txn(sos_node_t *self)
         }
     }
     return self->pass.txn;
+}
+
+/*  The name of a connection for its output budget: the ROUTER's routing id of the client or
+    peer, or the DEALER itself (a DEALER has one connection, to one peer). */
+static void
+s_conn_key(zsock_t *sock, const zframe_t *routing, const void **key_p, size_t *size_p,
+           zsock_t **sock_p)
+{
+    if (routing) {
+        *key_p = zframe_data((zframe_t *)routing);
+        *size_p = zframe_size((zframe_t *)routing);
+    } else {
+        *sock_p = sock;
+        *key_p = sock_p;
+        *size_p = sizeof *sock_p;
+    }
+}
+
+/*  A copy of data charged to the connection's output budget, or NULL (counted and logged). */
+static uint8_t *
+s_out_alloc(sos_node_t *self, zsock_t *sock, const zframe_t *routing, const void *data, size_t size)
+{
+    const void *key;
+    size_t key_size;
+    zsock_t *sock_key;
+    s_conn_key(sock, routing, &key, &key_size, &sock_key);
+    bool full = false;
+    uint8_t *buf = sos_budget_alloc(self->budget, key, key_size, size, &full);
+    if (!buf) {
+        if (full)
+            sos_node_drop(self, SOS_DROP_OUTPUT_FULL, "reply over the connection's output budget");
+        else
+            sos_log_error("out of memory queueing a reply");
+        return NULL;
+    }
+    memcpy(buf, data, size);
+    return buf;
+}
+
+/*  Send a frame made by s_out_alloc, after the routing id on the ROUTER. Takes *buf_p. */
+static bool
+s_out_send(sos_node_t *self, zsock_t *sock, const zframe_t *routing, uint8_t **buf_p, size_t size)
+{
+    void *h = zsock_resolve(sock);
+    int err = 0;
+    if (routing && zmq_send(h, zframe_data((zframe_t *)routing), zframe_size((zframe_t *)routing),
+                            ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        err = zmq_errno();
+        sos_budget_free(buf_p);
+    } else
+        err = sos_budget_send(h, buf_p, size, 0);
+    if (err == 0) {
+        self->stats.bytes_out += size;
+        self->stats.frames_out++;
+        return true;
+    }
+    /*  On the ROUTER, EAGAIN: the pipe is at its high-water mark (ROUTER_MANDATORY says so
+        instead of dropping in silence); EHOSTUNREACH: the client has gone, which is no
+        one's fault. On a DEALER, EAGAIN also means not connected: the caller counts it. */
+    if (err == EAGAIN && routing)
+        sos_node_drop(self, SOS_DROP_OUTPUT_FULL, "a connection's pipe is full");
+    return false;
 }
 
 void
@@ -50,13 +131,14 @@ sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void
         pass->cap_out = cap;
     }
     sos_out_t *o = &pass->out[pass->n_out];
-    o->data = malloc(size ? size : 1);
+    /*  Charged now, not when it leaves: what waits for the commit is held for the
+        connection as much as what sits in libzmq's pipe. */
+    o->data = s_out_alloc(self, sock, routing_p ? *routing_p : NULL, data, size);
     if (!o->data) {
         if (routing_p)
             zframe_destroy(routing_p);
         return;
     }
-    memcpy(o->data, data, size);
     o->size = size;
     o->sock = sock;
     o->routing = routing_p ? *routing_p : NULL;
@@ -72,29 +154,58 @@ sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size
 {
     if (!sock)
         return false; /* a peer whose connection is closed (see sos_gossip.c, "Peers") */
-    if (zmq_send(zsock_resolve(sock), data, size, ZMQ_DONTWAIT) < 0)
+    uint8_t *buf = s_out_alloc(self, sock, NULL, data, size);
+    if (!buf)
         return false;
-    self->stats.bytes_out += size;
-    self->stats.frames_out++;
-    return true;
+    return s_out_send(self, sock, NULL, &buf, size);
 }
 
+bool
+sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *data, size_t size)
+{
+    uint8_t *buf = s_out_alloc(self, self->router, routing, data, size);
+    if (!buf)
+        return false;
+    return s_out_send(self, self->router, routing, &buf, size);
+}
+
+static const char *
+s_drop_name(sos_drop_t reason)
+{
+    static const char *names[] = {
+        "malformed",      "oversized",    "bad_signature", "bad_version",
+        "replay_window",  "nonce_reused", "wrong_sender",  "unexpected",
+        "self",           "bad_request",  "output_full",   "connections_refused",
+        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
+    };
+    _Static_assert(sizeof names / sizeof names[0] == SOS_DROP_MAX, "a name per drop reason");
+    return names[reason];
+}
+
+/*  Every drop is counted; its line is rate-limited per reason (sos_log_limit_t), because a
+    stranger can send thousands of bad frames a second and each would be a line on disk. */
 void
 sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
 {
-    static const char *names[SOS_DROP_MAX] = {
-        "malformed",      "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused",   "wrong_sender", "unexpected",    "self",        "bad_request",
-        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
-    };
     self->stats.drops[reason]++;
-    /*  One line per drop at info level; a flood of garbage must not flood the log at the
-        default level, so only the first of each reason is a warning. */
-    if (self->stats.drops[reason] == 1)
-        sos_log_warning("dropped %s: %s (further drops of this kind are logged at info level)",
-                        names[reason], what);
-    else
-        sos_log_info("dropped %s: %s", names[reason], what);
+    char kind[48];
+    snprintf(kind, sizeof kind, "dropped %s", s_drop_name(reason));
+    if (sos_log_limit_line(&self->stats.drop_log[reason], kind))
+        sos_log_warning("%s: %s", kind, what);
+}
+
+/*  Summaries of drop and refusal lines held back in intervals now over (from the
+    housekeeping timer). */
+static void
+s_drop_flush(sos_node_t *self)
+{
+    for (int i = 0; i < SOS_DROP_MAX; i++) {
+        char kind[48];
+        snprintf(kind, sizeof kind, "dropped %s", s_drop_name(i));
+        sos_log_limit_summary(&self->stats.drop_log[i], kind);
+    }
+    for (int i = 0; i < SOS_MERGE_MAX; i++)
+        sos_log_limit_summary(&self->stats.merge_log[i], "refused a record");
 }
 
 void
@@ -139,24 +250,15 @@ sos_node_pass_end(sos_node_t *self)
             msgpack_packer pk;
             msgpack_packer_init(&pk, &self->buf2, msgpack_sbuffer_write);
             sos_reply_pack_error(&pk, o->req_id, SOS_E_UNAVAILABLE, why);
-            void *h = zsock_resolve(o->sock);
-            if (o->routing)
-                zmq_send(h, zframe_data(o->routing), zframe_size(o->routing),
-                         ZMQ_SNDMORE | ZMQ_DONTWAIT);
-            zmq_send(h, self->buf2.data, self->buf2.size, ZMQ_DONTWAIT);
-        } else {
-            void *h = zsock_resolve(o->sock);
-            int rc = 0;
-            if (o->routing)
-                rc = zmq_send(h, zframe_data(o->routing), zframe_size(o->routing),
-                              ZMQ_SNDMORE | ZMQ_DONTWAIT);
-            if (rc >= 0 && zmq_send(h, o->data, o->size, ZMQ_DONTWAIT) >= 0) {
-                self->stats.bytes_out += o->size;
-                self->stats.frames_out++;
-            }
-        }
+            /*  Release the reply's charge first: the error takes its place. */
+            sos_budget_free(&o->data);
+            uint8_t *err = s_out_alloc(self, o->sock, o->routing, self->buf2.data, self->buf2.size);
+            if (err)
+                s_out_send(self, o->sock, o->routing, &err, self->buf2.size);
+        } else
+            s_out_send(self, o->sock, o->routing, &o->data, o->size);
         zframe_destroy(&o->routing);
-        free(o->data);
+        sos_budget_free(&o->data);
     }
     pass->n_out = 0;
     sos_gossip_pass_end(self, committed);
@@ -193,11 +295,6 @@ s_reply_error(sos_node_t *self, zframe_t **routing_p, uint64_t req_id, const cha
 static void
 s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
-    static const char *drop_names[SOS_DROP_MAX] = {
-        "malformed",      "oversized",    "bad_signature", "bad_version", "replay_window",
-        "nonce_reused",   "wrong_sender", "unexpected",    "self",        "bad_request",
-        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
-    };
     uint64_t workers = 0, rooms = 0, origins = 0;
     sos_txn_t *txn = sos_node_txn(self);
     if (txn)
@@ -207,7 +304,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 16);
+    msgpack_pack_map(&pk, 18);
     sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
     sos_mp_pack_kv_str(&pk, "http_url", self->cfg.http_advertise);
     sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
@@ -220,6 +317,17 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "peers", zhashx_size(self->peers));
     sos_mp_pack_kv_uint(&pk, "record_version", self->my_version);
     sos_mp_pack_kv_uint(&pk, "gossip_interval_ms", self->cfg.gossip_interval_ms);
+    sos_mp_pack_str(&pk, "connections");
+    msgpack_pack_map(&pk, 3);
+    sos_mp_pack_kv_uint(&pk, "open", self->gate ? sos_gate_connections(self->gate) : 0);
+    sos_mp_pack_kv_uint(&pk, "max", self->max_connections);
+    sos_mp_pack_kv_uint(&pk, "max_per_address", s_max_per_address(self));
+    sos_mp_pack_str(&pk, "output");
+    msgpack_pack_map(&pk, 4);
+    sos_mp_pack_kv_uint(&pk, "bytes", sos_budget_total(self->budget));
+    sos_mp_pack_kv_uint(&pk, "connections", sos_budget_connections(self->budget));
+    sos_mp_pack_kv_uint(&pk, "connection_budget", SOS_OUT_CONN_BYTES);
+    sos_mp_pack_kv_uint(&pk, "total_budget", SOS_OUT_TOTAL_BYTES);
     sos_mp_pack_str(&pk, "gossip");
     struct {
         const char *name;
@@ -268,7 +376,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_str(&pk, "drops");
     msgpack_pack_map(&pk, SOS_DROP_MAX);
     for (int i = 0; i < SOS_DROP_MAX; i++)
-        sos_mp_pack_kv_uint(&pk, drop_names[i], st->drops[i]);
+        sos_mp_pack_kv_uint(&pk, s_drop_name(i), st->drops[i]);
     sos_mp_pack_str(&pk, "http");
     sos_http_pack_stats(self->http, &pk);
     sos_mp_pack_str(&pk, "gossip_exchange_ms");
@@ -280,11 +388,19 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     s_reply_queue(self, routing_p, req_id);
 }
 
+/*  The workers reply is one frame: past this many bytes (estimated while counting) the list
+    stops, and the reply says it is truncated, rather than pass the frame ceiling that
+    clients enforce (4,096 workers with long urls would). */
+#define SOS_WORKERS_REPLY_BYTES (1024 * 1024)
+
 typedef struct {
     sos_node_t *node;
     msgpack_packer *pk;
     uint32_t count;
+    uint32_t limit; /* when writing: the count the counting pass reached */
+    size_t bytes;
     bool counting;
+    bool truncated;
 } s_list_t;
 
 static void
@@ -312,9 +428,19 @@ static int
 s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
 {
     s_list_t *l = arg;
-    l->count++;
-    if (l->counting)
+    if (l->counting) {
+        size_t bytes = strlen(rec->url) + SOS_NODEID_HEX + 128;
+        if (l->bytes + bytes > SOS_WORKERS_REPLY_BYTES) {
+            l->truncated = true;
+            return 1;
+        }
+        l->bytes += bytes;
+        l->count++;
         return 0;
+    }
+    if (l->count == l->limit)
+        return 1;
+    l->count++;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
@@ -355,10 +481,15 @@ s_op_workers(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_dir_foreach_worker(txn, s_each_worker, &l);
     uint32_t n = l.count + s_pending_genesis(self, NULL);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 1);
+    msgpack_pack_map(&pk, l.truncated ? 2 : 1);
+    if (l.truncated) {
+        sos_mp_pack_str(&pk, "truncated");
+        msgpack_pack_true(&pk);
+    }
     sos_mp_pack_str(&pk, "workers");
     msgpack_pack_array(&pk, n);
     l.counting = false;
+    l.limit = l.count;
     l.count = 0;
     sos_rc rc = sos_dir_foreach_worker(txn, s_each_worker, &l);
     s_pending_genesis(self, &l);
@@ -572,6 +703,28 @@ s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
 }
 
 static int
+s_recv_monitor(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    sos_node_t *self = arg;
+    sos_gate_on_monitor(self->gate);
+    return 0;
+}
+
+static int
+s_recv_zap(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    sos_node_t *self = arg;
+    const char *address;
+    uint32_t refused = sos_gate_on_zap(self->gate, &address);
+    for (uint32_t i = 0; i < refused; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "a connection from %s past the cap", address);
+        sos_node_drop(self, SOS_DROP_CONNECTION_REFUSED, what);
+    }
+    return 0;
+}
+
+static int
 s_on_round(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
@@ -599,6 +752,8 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
     sos_node_pass_begin(self);
     sos_rooms_expire(self);
     sos_gossip_flush_stats(self);
+    sos_budget_sweep(self->budget);
+    s_drop_flush(self);
     sos_txn_t *txn = sos_node_txn(self);
     uint32_t removed = 0;
     if (txn && sos_dir_tombstone_sweep(txn, sos_now_ms(), &removed) == SOS_OK && removed) {
@@ -610,6 +765,24 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
 }
 
 /* ------------------------------------------------------------ lifecycle ---- */
+
+/*  Each connection holds a file descriptor; the DEALERs to peers, the store and the ZAP and
+    monitor sockets need theirs too. So the cap on connections is at most half of the open
+    files limit (which sosnode raises to its hard limit at start). */
+static void
+s_limit_connections(sos_node_t *self)
+{
+    self->max_connections = self->cfg.max_connections;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint64_t fit = rl.rlim_cur / 2;
+    if (fit < self->max_connections) {
+        sos_log_notice("at most %llu connections, half of the open files limit %llu",
+                       (unsigned long long)fit, (unsigned long long)rl.rlim_cur);
+        self->max_connections = fit ? (uint32_t)fit : 1;
+    }
+}
 
 static sos_rc
 s_open(sos_node_t *self, char *why, size_t why_size)
@@ -669,9 +842,10 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     self->gaps = zhashx_new();
     self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
+    self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
     if (!self->peers || !self->peers_id || !self->gaps || !self->retired || !self->replay ||
-        !self->pass.woken_rooms)
+        !self->budget || !self->pass.woken_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
@@ -691,8 +865,28 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     /*  libzmq disconnects a peer that sends more than this; our own ceiling, with a counter,
         is SOS_FRAME_MAX below it. */
     zsock_set_maxmsgsize(self->router, 2 * SOS_FRAME_MAX);
-    zsock_set_sndhwm(self->router, 10000);
-    zsock_set_rcvhwm(self->router, 10000);
+    /*  What a connection that never reads can pin is bounded in bytes by the output budget
+        (SOS_OUT_CONN_BYTES, sos_budget.c); the high-water mark bounds the count of frames on
+        top, and ROUTER_MANDATORY makes a full pipe say EAGAIN, which is counted, instead of
+        dropping the frame in silence. */
+    zsock_set_sndhwm(self->router, SOS_ROUTER_SNDHWM);
+    /*  Input is bounded per connection too: libzmq reads a connection's frames ahead into
+        its pipe up to this many, each at most the ceiling above, and then leaves them to
+        TCP's flow control: 100 x 2.25 MiB = 225 MiB at most for one connection that sends
+        costly frames faster than the node verifies them (10,000 allowed 22 GiB). Not
+        fewer: a forwarding node multiplexes all its clients on one connection, and what
+        one pass reads of it is one group commit (32 cut forwarded sends per second). */
+    zsock_set_rcvhwm(self->router, 100);
+    zsock_set_router_mandatory(self->router, 1);
+    /*  A connection counts against the caps from its accept until it closes; one that
+        never completes the handshake is closed after 10 s instead of libzmq's 30 s. */
+    zsock_set_handshake_ivl(self->router, 10000);
+    s_limit_connections(self);
+    const char *gate_why = NULL;
+    self->gate =
+        sos_gate_new(self->router, self->max_connections, s_max_per_address(self), &gate_why);
+    if (!self->gate)
+        sos_log_warning("no cap on connections: %s", gate_why);
     if (zsock_bind(self->router, "%s", cfg->listen) < 0) {
         snprintf(why, why_size, "cannot bind %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
         sos_log_error("%s", why);
@@ -728,6 +922,10 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     }
     zloop_reader(self->loop, self->router, s_recv_router, self);
     zloop_reader_set_tolerant(self->loop, self->router);
+    if (self->gate) {
+        zloop_reader(self->loop, sos_gate_monitor(self->gate), s_recv_monitor, self);
+        zloop_reader(self->loop, sos_gate_zap(self->gate), s_recv_zap, self);
+    }
     self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
     size_t tick = cfg->gossip_interval_ms / 4;
     tick = tick < 20 ? 20 : tick > 500 ? 500 : tick;
@@ -784,11 +982,18 @@ sos_node_destroy(sos_node_t **self_p)
     zhashx_destroy(&self->gaps);
     free(self->digest_cache);
     zsock_destroy(&self->router);
+    sos_gate_destroy(&self->gate);
     sos_replay_destroy(&self->replay);
     if (self->pass.txn)
         sos_txn_abort(&self->pass.txn);
     zlistx_destroy(&self->pass.woken_rooms);
+    for (size_t i = 0; i < self->pass.n_out; i++) {
+        zframe_destroy(&self->pass.out[i].routing);
+        sos_budget_free(&self->pass.out[i].data);
+    }
     free(self->pass.out);
+    /*  After the sockets: frames libzmq still holds keep what they need alive. */
+    sos_budget_destroy(&self->budget);
     free(self->pass.rumor_wires);
     free(self->pass.rumor_lens);
     sos_store_destroy(&self->store);

@@ -7,8 +7,10 @@
 #include <msgpack.h>
 #include <sodium.h>
 
+#include "sos_budget.h"
 #include "sos_client.h"
 #include "sos_config.h"
+#include "sos_gate.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
 #include "sos_http.h"
@@ -22,20 +24,23 @@
 
 /*  Why an incoming frame or record was dropped; each has a counter shown by `status`. */
 typedef enum {
-    SOS_DROP_MALFORMED,      /* does not decode */
-    SOS_DROP_OVERSIZED,      /* over a size ceiling */
-    SOS_DROP_BAD_SIGNATURE,  /* an envelope or record signature does not verify */
-    SOS_DROP_BAD_VERSION,    /* unknown protocol version, message type or record kind */
-    SOS_DROP_REPLAY_WINDOW,  /* timestamp outside the window */
-    SOS_DROP_NONCE_REUSED,   /* nonce seen before */
-    SOS_DROP_WRONG_SENDER,   /* a reply signed by another node than the peer asked */
-    SOS_DROP_UNEXPECTED,     /* a reply nobody waits for, or a message in the wrong place */
-    SOS_DROP_SELF,           /* gossip claiming to be from this node */
-    SOS_DROP_BAD_REQUEST,    /* a client request that does not decode */
-    SOS_DROP_WRONG_RECEIVER, /* an envelope bound to another node, or wrongly to nobody */
-    SOS_DROP_BEFORE_START,   /* an envelope dated before this node started (a replay) */
-    SOS_DROP_BAD_ENDPOINT,   /* a record naming an endpoint this node may not connect to */
-    SOS_DROP_OVER_BUDGET,    /* records whose verification the sender's budget cannot pay */
+    SOS_DROP_MALFORMED,          /* does not decode */
+    SOS_DROP_OVERSIZED,          /* over a size ceiling */
+    SOS_DROP_BAD_SIGNATURE,      /* an envelope or record signature does not verify */
+    SOS_DROP_BAD_VERSION,        /* unknown protocol version, message type or record kind */
+    SOS_DROP_REPLAY_WINDOW,      /* timestamp outside the window */
+    SOS_DROP_NONCE_REUSED,       /* nonce seen before */
+    SOS_DROP_WRONG_SENDER,       /* a reply signed by another node than the peer asked */
+    SOS_DROP_UNEXPECTED,         /* a reply nobody waits for, or a message in the wrong place */
+    SOS_DROP_SELF,               /* gossip claiming to be from this node */
+    SOS_DROP_BAD_REQUEST,        /* a client request that does not decode */
+    SOS_DROP_OUTPUT_FULL,        /* an outgoing frame over its connection's or the total byte
+                                    budget, or to a connection whose pipe is full */
+    SOS_DROP_CONNECTION_REFUSED, /* a connection past the total or per-address cap */
+    SOS_DROP_WRONG_RECEIVER,     /* an envelope bound to another node, or wrongly to nobody */
+    SOS_DROP_BEFORE_START,       /* an envelope dated before this node started (a replay) */
+    SOS_DROP_BAD_ENDPOINT,       /* a record naming an endpoint this node may not connect to */
+    SOS_DROP_OVER_BUDGET,        /* records whose verification the sender's budget cannot pay */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -73,6 +78,8 @@ typedef struct {
     uint64_t exchange_count;
     uint64_t exchange_sum_ms;
     uint64_t exchange_hist[SOS_EXCHANGE_BUCKETS];
+    sos_log_limit_t drop_log[SOS_DROP_MAX];   /* lines written about drops, per reason */
+    sos_log_limit_t merge_log[SOS_MERGE_MAX]; /* lines about refused records, per result */
 } sos_stats_t;
 
 /*  Count one gossip exchange's round trip. */
@@ -140,7 +147,7 @@ typedef enum {
 typedef struct {
     zsock_t *sock;
     zframe_t *routing; /* ROUTER: the client's routing id (owned); NULL on a DEALER */
-    uint8_t *data;     /* owned */
+    uint8_t *data;     /* owned: from sos_budget_alloc, charged to the connection */
     size_t size;
     uint64_t req_id; /* client replies: to rewrite on failure */
     sos_out_kind_t kind;
@@ -171,6 +178,9 @@ struct _sos_node_t {
     char id_hex[SOS_NODEID_HEX + 1];
     sos_store_t *store;
     zsock_t *router;
+    sos_budget_t *budget;     /* output bytes held per connection (ROUTER and DEALERs) */
+    sos_gate_t *gate;         /* connection caps on the ROUTER; NULL if the process has another */
+    uint32_t max_connections; /* cfg's, lowered to fit the open files limit */
     zloop_t *loop;
     int round_timer;
     zhashx_t *peers;      /* url -> sos_peer_t (owned) */
@@ -215,14 +225,21 @@ struct _sos_node_t {
 /*  The pass's write transaction, begun on first use. NULL (and a log line) if the store
     cannot begin one. */
 sos_txn_t *sos_node_txn(sos_node_t *self);
-/*  Queue a frame for after the commit. Takes a copy of data; takes ownership of *routing_p. */
+/*  Queue a frame for after the commit. Takes a copy of data, charged to the connection's
+    output budget (sos_budget.h); takes ownership of *routing_p. A frame over the budget is
+    not queued: it is counted and logged as an output_full drop. */
 void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data,
                     size_t size, uint64_t req_id, sos_out_kind_t kind);
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
-/*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected. */
+/*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
+    its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
+/*  Send a frame to the client or peer at routing (borrowed) on the ROUTER now, without
+    waiting for a commit, charged to its output budget. false if it was not sent: over the
+    budget or a full pipe (counted as output_full), or the connection is gone. */
+bool sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *data, size_t size);
 
 /* --- sos_gossip.c ------------------------------------------------------------------ */
 

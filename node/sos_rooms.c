@@ -210,10 +210,12 @@ s_message_each(void *arg, const sos_message_t *msg)
 {
     s_messages_t *m = arg;
     if (m->counting) {
-        if (m->n == SOS_POLL_MAX_MESSAGES ||
-            (m->n && m->bytes + msg->content_len > SOS_POLL_MAX_BYTES))
+        /*  The batch's bytes as packed (id, sender, keys), not only its content, so that
+            a reply of many small messages fits the frame ceiling too. */
+        size_t bytes = msg->content_len + msg->msg_id_len + msg->sender_len + 64;
+        if (m->n == SOS_POLL_MAX_MESSAGES || (m->n && m->bytes + bytes > SOS_POLL_MAX_BYTES))
             return 1;
-        m->bytes += msg->content_len;
+        m->bytes += bytes;
         m->n++;
         return 0;
     }
@@ -979,13 +981,7 @@ s_answer_poller(sos_node_t *node, sos_txn_t *txn, s_poller_t *p)
         msgpack_packer pk = s_packer(node);
         sos_reply_pack_error(&pk, p->req_id, code, why);
     }
-    void *h = zsock_resolve(node->router);
-    if (zmq_send(h, zframe_data(p->routing), zframe_size(p->routing), ZMQ_SNDMORE | ZMQ_DONTWAIT) >=
-            0 &&
-        zmq_send(h, node->buf.data, node->buf.size, ZMQ_DONTWAIT) >= 0) {
-        node->stats.bytes_out += node->buf.size;
-        node->stats.frames_out++;
-    }
+    sos_node_reply_now(node, p->routing, node->buf.data, node->buf.size);
 }
 
 void

@@ -33,8 +33,9 @@ s_raise_fd_limit(void)
 /*  czmq allows 1,024 sockets by default and asserts when asked for one more; the node
     checks every socket it makes, but the limit itself should be the file limit (every
     ZeroMQ socket holds at least one descriptor). The connections to other nodes (a socket
-    and a TCP connection each) may then take a quarter of the descriptors, so that the
-    public endpoint keeps the rest for clients and peers connecting to us. */
+    and a TCP connection each) may then take a quarter of the descriptors; the public
+    endpoint's connections take at most half (sos_node.c), and the rest is the store's,
+    the log's and the HTTP front end's. */
 static void
 s_fit_sockets(sos_config_t *cfg, rlim_t files)
 {
@@ -44,10 +45,10 @@ s_fit_sockets(sos_config_t *cfg, rlim_t files)
     size_t fit = files > 256 ? (size_t)(files - 128) / 4 : 32;
     if (fit > sockets - 16)
         fit = sockets > 48 ? sockets - 16 : 32;
-    if (cfg->max_connections > fit) {
-        sos_log_notice("max-connections lowered from %u to %zu to fit %llu open files",
-                       cfg->max_connections, fit, (unsigned long long)files);
-        cfg->max_connections = (uint32_t)fit;
+    if (cfg->max_peer_connections > fit) {
+        sos_log_notice("max-peer-connections lowered from %u to %zu to fit %llu open files",
+                       cfg->max_peer_connections, fit, (unsigned long long)files);
+        cfg->max_peer_connections = (uint32_t)fit;
     }
 }
 

@@ -32,9 +32,14 @@ typedef enum {
 struct _sos_store_t {
     MDB_env *env;
     MDB_dbi dbi[SOS_DB_COUNT];
-    int lock_fd;         /* dir/lock, flock'ed for the store's lifetime */
-    atomic_bool writing; /* a write transaction is open */
-    atomic_uint n_txns;  /* open transactions, to catch a destroy with one still open */
+    int lock_fd;            /* dir/lock, flock'ed for the store's lifetime */
+    atomic_bool writing;    /* a write transaction is open */
+    atomic_uint n_txns;     /* open transactions, to catch a destroy with one still open */
+    struct _sos_wal_t *wal; /* the write-ahead log (sos_wal.c); NULL: LMDB syncs itself */
+    MDB_txn *pin;           /* read transaction on the last checkpoint's snapshot */
+    size_t pin_pgno;        /* LMDB's last page then */
+    sos_rc broken;          /* a commit could be made durable neither way: writes refused */
+    bool wal_nosync;        /* test builds only: appends skip their fdatasync */
 };
 
 struct _sos_txn_t {
@@ -43,6 +48,11 @@ struct _sos_txn_t {
     bool write;
     bool op_wrote; /* the current write operation has changed (or tried to change) data */
     sos_rc err;    /* first failure that spoiled this write transaction; commit returns it */
+    uint64_t id;   /* LMDB's id of this write transaction */
+    uint8_t *log;  /* its puts and deletes, the record it appends to the log at commit */
+    size_t log_len, log_cap;
+    uint8_t *reserve; /* a reserved value the caller fills before the next write: copied */
+    size_t reserve_at, reserve_len; /* into log[reserve_at] then */
 };
 
 /*  Convert an LMDB (or errno) return code to a sos_rc. */

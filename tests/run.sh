@@ -4,15 +4,17 @@
 #   --asan   also run the suite again under AddressSanitizer + UBSan (tests/run_asan.sh)
 #   --fuzz S also run every fuzz target for S seconds (tests/fuzz/run.sh)
 #   --valgrind also run a node under valgrind memcheck (tests/run_valgrind.sh)
+#   --powercut N also run the power-cut test with N cuts (ctest runs it with 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-asan=0; fuzz=0; valgrind=0
+asan=0; fuzz=0; valgrind=0; powercut=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --asan) asan=1 ;;
     --fuzz) fuzz="$2"; shift ;;
     --valgrind) valgrind=1 ;;
-    *) echo "usage: tests/run.sh [--asan] [--valgrind] [--fuzz SECONDS]" >&2; exit 2 ;;
+    --powercut) powercut="$2"; shift ;;
+    *) echo "usage: tests/run.sh [--asan] [--valgrind] [--fuzz SECONDS] [--powercut N]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -27,4 +29,8 @@ if [ "$valgrind" = 1 ] && [ -x tests/run_valgrind.sh ]; then
 fi
 if [ "$fuzz" != 0 ] && [ -x tests/fuzz/run.sh ]; then
   tests/fuzz/run.sh "$fuzz"
+fi
+if [ "$powercut" != 0 ]; then
+  SOS_BIN=build-test SOS_POWERCUT_SHIM=build-test/powercut_shim.so \
+    /usr/bin/python3 tests/powercut/test_powercut.py --cuts "$powercut"
 fi

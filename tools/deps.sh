@@ -7,7 +7,9 @@ pkgs=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libsodium-dev lib
       liblmdb-dev libjansson-dev libmicrohttpd-dev nodejs)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(python3 python3-zmq python3-msgpack python3-nacl clang libclang-rt-14-dev valgrind
-         iproute2 iptables procps lmdb-utils chromium)
+         iproute2 iptables procps lmdb-utils chromium
+         redis-server libhiredis-dev) # sosbench messages --compare redis
+  pkgs+=(serf stress-ng) # for sosbench converge --compare serf and --stress
 fi
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo

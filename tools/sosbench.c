@@ -43,6 +43,9 @@
 #include "sos_identity.h"
 #include "sos_mp.h"
 #include "sos_record.h"
+#include "sos_serf.h"
+#include "sos_stress.h"
+#include "sosbench_redis.h"
 
 //  Exit codes
 #define S_EXIT_OK    0
@@ -76,7 +79,7 @@ static const char *s_usage_text =
     "\n"
     "    sosbench converge [--nodes N] [--interval MS] [--fanout K] [--max-failures F]\n"
     "                      [--rooms R] [--big-rooms B] [--create-rate R] [--measure S]\n"
-    "                      [--poll MS]\n"
+    "                      [--poll MS] [--compare serf] [--stress PCT] [--hold S]\n"
     "    sosbench messages [--clients C] [--size B] [--via owner|other] [--duration S]\n"
     "                      [--window W] [--history H] [--fill M] [--delays D]\n"
     "                      [--interval MS]\n"
@@ -123,6 +126,30 @@ static const char *s_usage_text =
     "                   interval, and the `rounds` counter delta of node 0).\n"
     "        join_one   time from the start of one more node until all nodes list it and\n"
     "                   it lists them all.\n"
+    "\n"
+    "        With --stress PCT, busy processes (stress-ng --cpu-load, else spinning children\n"
+    "        of sosbench) take PCT % of every CPU from before the first start (of serf's\n"
+    "        agents too, with --compare serf) through join, hold, the first rest window and\n"
+    "        spread; such a run ends after spread. With --hold S (or --stress), after join\n"
+    "        the network is left alone for S seconds, and the live workers removed anywhere\n"
+    "        (the sum over nodes of gossip.workers_removed; no node is stopped before the\n"
+    "        failure phase, so every removal until then is a false one) are counted, during\n"
+    "        join and during hold. If join does not complete within --timeout, the run\n"
+    "        reports how many nodes were still incomplete and the nodes' exchanges_ok,\n"
+    "        exchanges_failed and workers_removed, and fails.\n"
+    "\n"
+    "        With --compare serf, and serf on PATH, the same number of serf agents is run\n"
+    "        first on loopback (the first, then all others with -join to it, -profile=lan)\n"
+    "        and measured the same way, through serf's msgpack RPC (-rpc-addr): join is\n"
+    "        the time from the last agent's start until every agent's `members` lists all\n"
+    "        N alive, polled every --poll ms; spread is the time from an RPC `event` (a\n"
+    "        user event, not coalesced) on one agent until every agent's RPC `stream` of\n"
+    "        user events has delivered it, for --rooms events fired on different agents;\n"
+    "        memory is RssAnon per idle agent. serf's agent has no setting for the gossip\n"
+    "        interval or fanout: -profile=lan is memberlist's LAN profile (gossip every\n"
+    "        200 ms to 3 nodes), which the report states beside the nodes' own. Then the\n"
+    "        agents are killed and sosnode is measured; the ratios are sosnode / serf.\n"
+    "        Without serf on PATH, the comparison is skipped with a message.\n"
     "\n"
     "    messages\n"
     "        Starts two nodes, the owner of a room and another node, creates the room on\n"
@@ -172,6 +199,10 @@ static const char *s_usage_text =
     "    --measure S        Length of each cost and CPU window in seconds (default 5).\n"
     "    --poll MS          Interval between two requests to one node while waiting\n"
     "                       (default 50, or 100 above 50 nodes).\n"
+    "    --compare serf     Measure serf agents too, in the same run (see above).\n"
+    "    --stress PCT       Busy processes take PCT % (1 to 100) of the CPUs (see above).\n"
+    "    --hold S           Seconds after join counting false removals (default 0, or 60\n"
+    "                       with --stress).\n"
     "\n"
     "MESSAGES OPTIONS\n"
     "    --clients C        Client threads, 1 to 900 (default 10).\n"
@@ -183,6 +214,10 @@ static const char *s_usage_text =
     "    --fill M           Messages the room must hold for the poll figure (default 50000).\n"
     "    --delays D         Messages timed to a long-polling reader (default 200).\n"
     "    --interval MS      The nodes' gossip interval (default 200).\n"
+    "    --compare redis    Then run redis-server (appendonly yes, appendfsync always; its\n"
+    "                       directory beside the nodes' stores) with the same clients, window\n"
+    "                       and message size, XADD to one stream, and print its figures and\n"
+    "                       the ratios. Skipped, saying so, without redis-server or hiredis.\n"
     "\n"
     "OUTPUT\n"
     "    A table with one figure per line (name, value, unit, and the target where the\n"
@@ -224,6 +259,9 @@ typedef struct {
     int create_rate;
     int measure_s;
     int poll_ms;
+    bool compare_serf;
+    int stress_pct; /* 0: no stress */
+    int hold_s;     /* -1: not given */
     //  messages
     int clients;
     int size;
@@ -233,6 +271,7 @@ typedef struct {
     int history;
     int fill;
     int delays;
+    bool compare_redis;
 } s_opts_t;
 
 /* ------------------------------------------------------------------ figures ---- */
@@ -814,6 +853,9 @@ typedef struct {
     uint64_t rooms;
     uint64_t rounds;
     uint64_t bytes_out;
+    uint64_t exchanges_ok;
+    uint64_t exchanges_failed;
+    uint64_t workers_removed;
     size_t frame_size;
 } s_status_t;
 
@@ -828,6 +870,9 @@ s_status_parse(const sos_conn_reply_t *reply, s_status_t *st)
     const msgpack_object *gossip = sos_mp_map_get(body, "gossip");
     st->rounds = s_body_uint(gossip, "rounds");
     st->bytes_out = s_body_uint(gossip, "bytes_out");
+    st->exchanges_ok = s_body_uint(gossip, "exchanges_ok");
+    st->exchanges_failed = s_body_uint(gossip, "exchanges_failed");
+    st->workers_removed = s_body_uint(gossip, "workers_removed");
     st->frame_size = s_reply_frame_size(reply);
 }
 
@@ -1399,10 +1444,191 @@ s_wait_rooms(s_cluster_t *self, uint64_t rooms, uint64_t settle_ms)
 
 /* ---------------------------------------------------------------- converge ---- */
 
+//  The gossip counters summed over the running nodes that answer status
+typedef struct {
+    uint64_t exchanges_ok;
+    uint64_t exchanges_failed;
+    uint64_t workers_removed;
+    uint64_t removed_max; /* on one node */
+    size_t answered;
+} s_counters_t;
+
+/*  Ask every running node once, all at once, and wait for the answers up to the phase
+    timeout. Collapsing nodes answer clients many seconds late: one by one, each with its own
+    timeout, or re-asked every few seconds as the waits do, none would be heard. Those that
+    do not answer in time are left out of the sum (answered says how many are in). */
+static void
+s_counters(s_cluster_t *c, s_counters_t *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    size_t n = c->n_nodes, k = 0;
+    zmq_pollitem_t *items = calloc(n, sizeof *items);
+    s_node_t **which = calloc(n, sizeof *which);
+    if (!items || !which)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        s_node_t *node = &c->nodes[i];
+        node->req_id = 0;
+        if (node->pid <= 0)
+            continue;
+        msgpack_pack_map(sos_conn_begin(node->conn, "status"), 0);
+        if (sos_conn_post(node->conn) != SOS_OK)
+            continue;
+        node->req_id = sos_conn_req_id(node->conn);
+        items[k] = (zmq_pollitem_t){.socket = zsock_resolve(sos_conn_sock(node->conn)),
+                                    .events = ZMQ_POLLIN};
+        which[k++] = node;
+    }
+    uint64_t deadline = s_now_ns() + (uint64_t)c->opts->timeout_s * S_NS_PER_S;
+    size_t pending = k;
+    while (pending && s_now_ns() < deadline && !zsys_interrupted) {
+        if (zmq_poll(items, (int)k, 100) < 0 && errno != EINTR)
+            break;
+        for (size_t j = 0; j < k; j++) {
+            if (!(items[j].revents & ZMQ_POLLIN))
+                continue;
+            s_node_t *node = which[j];
+            sos_conn_reply_t *reply;
+            while (sos_conn_recv(node->conn, 0, &reply) == SOS_OK) {
+                if (node->req_id && sos_conn_reply_req_id(reply) == node->req_id) {
+                    node->req_id = 0;
+                    pending--;
+                    if (sos_conn_reply_ok(reply)) {
+                        s_status_t st;
+                        s_status_parse(reply, &st);
+                        sum->exchanges_ok += st.exchanges_ok;
+                        sum->exchanges_failed += st.exchanges_failed;
+                        sum->workers_removed += st.workers_removed;
+                        if (st.workers_removed > sum->removed_max)
+                            sum->removed_max = st.workers_removed;
+                        sum->answered++;
+                    }
+                }
+                sos_conn_reply_destroy(&reply);
+            }
+        }
+    }
+    if (pending)
+        s_progress("the nodes' counters: %zu of %zu nodes did not answer in %d s", pending, k,
+                   c->opts->timeout_s);
+done:
+    for (size_t i = 0; i < n; i++)
+        c->nodes[i].req_id = 0; /* a late reply is dropped by its req_id */
+    free(items);
+    free(which);
+}
+
+static void
+s_fig_counters(s_report_t *r, const char *prefix, const char *when, const s_counters_t *sum)
+{
+    char key[48], label[64];
+    snprintf(key, sizeof key, "%s_nodes_answered", prefix);
+    snprintf(label, sizeof label, "%s: nodes that answered status", when);
+    s_fig(r, key, (double)sum->answered, 0, "nodes", label, NULL);
+    snprintf(key, sizeof key, "%s_exchanges_ok", prefix);
+    snprintf(label, sizeof label, "%s: exchanges ok, all nodes", when);
+    s_fig(r, key, (double)sum->exchanges_ok, 0, "", label, NULL);
+    snprintf(key, sizeof key, "%s_exchanges_failed", prefix);
+    snprintf(label, sizeof label, "%s: exchanges failed, all nodes", when);
+    s_fig(r, key, (double)sum->exchanges_failed, 0, "", label, NULL);
+    snprintf(key, sizeof key, "%s_workers_removed", prefix);
+    snprintf(label, sizeof label, "%s: live workers removed, all nodes", when);
+    s_fig(r, key, (double)sum->workers_removed, 0, "", label, "0");
+    snprintf(key, sizeof key, "%s_workers_removed_max", prefix);
+    snprintf(label, sizeof label, "%s:   worst node, since start", when);
+    s_fig(r, key, (double)sum->removed_max, 0, "", label, NULL);
+}
+
+//  sosnode / serf, when serf measured it
+static void
+s_fig_ratio(s_report_t *r, const char *key, double ours, double theirs, const char *label)
+{
+    if (theirs > 0)
+        s_fig(r, key, ours / theirs, 2, "x", label, NULL);
+}
+
+//  The serf side of --compare serf, first in the report
+static int
+s_converge_serf(s_cluster_t *c, s_report_t *r, sos_serf_bench_result_t *serf)
+{
+    const s_opts_t *o = c->opts;
+    char path[PATH_MAX];
+    memset(serf, 0, sizeof *serf);
+    if (!sos_serf_find(path, sizeof path)) {
+        s_progress("serf is not on PATH: the comparison with serf is skipped");
+        size_t len = strlen(r->params);
+        snprintf(r->params + len, sizeof r->params - len, " serf=absent");
+        return 0;
+    }
+    sos_serf_bench_opts_t so = {.serf = path,
+                                .dir = c->dir,
+                                .nodes = o->nodes,
+                                .poll_ms = o->poll_ms,
+                                .timeout_s = o->timeout_s,
+                                .events = o->rooms,
+                                .idle_s = o->measure_s,
+                                .stop = &zsys_interrupted};
+    if (sos_serf_bench_run(&so, serf))
+        return s_fail("the serf agents could not be measured");
+    s_progress("%s", serf->settings);
+    if (o->interval_ms != 200 || o->fanout != 3)
+        s_progress("note: the nodes gossip every %d ms to %d peers, serf every 200 ms to 3",
+                   o->interval_ms, o->fanout);
+    size_t len = strlen(r->params);
+    snprintf(r->params + len, sizeof r->params - len,
+             " serf=%s serf_profile=lan serf_gossip_interval_ms=200 serf_gossip_nodes=3", path);
+    if (serf->joined)
+        s_fig(r, "serf_join_s", serf->join_s, 3, "s", "serf: all see all N alive (from last start)",
+              NULL);
+    else
+        s_fig(r, "serf_join_incomplete", serf->join_incomplete, 0, "agents",
+              "serf: agents NOT seeing all alive at timeout", NULL);
+    if (serf->events_ok) {
+        s_fig(r, "serf_event_median_s", serf->event_median_s, 3, "s",
+              "serf: a user event to all, median", NULL);
+        s_fig(r, "serf_event_max_s", serf->event_max_s, 3, "s", "serf: a user event to all, max",
+              NULL);
+    }
+    s_fig(r, "serf_rss_anon_median_mib", serf->anon_mib_median, 2, "MiB",
+          "serf: RssAnon per idle agent, median", NULL);
+    s_fig(r, "serf_rss_median_mib", serf->rss_mib_median, 2, "MiB",
+          "serf: RSS per idle agent, median", NULL);
+    return 0;
+}
+
+static int s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress);
+
 static int
 s_converge_run(s_cluster_t *c, s_report_t *r)
 {
     const s_opts_t *o = c->opts;
+    sos_stress_t *stress = NULL;
+    if (o->stress_pct) {
+        //  Bounded: the busy processes stop by themselves after every phase could have ended
+        int max_s = o->timeout_s * 4 + o->hold_s + 600;
+        stress = sos_stress_new(o->stress_pct, max_s);
+        if (!stress)
+            return s_fail("cannot start the busy processes");
+        s_progress("stress: %s", sos_stress_how(stress));
+        size_t len = strlen(r->params);
+        snprintf(r->params + len, sizeof r->params - len, " stress_pct=%d", o->stress_pct);
+        if (!s_sleep_ms(1000))
+            return s_fail("interrupted");
+        double busy = s_machine_busy_pct(1000);
+        s_fig(r, "stress_busy_pct", busy, 0, "%", "stress: CPUs busy before the start", NULL);
+    }
+    int rc = s_converge_phases(c, r, &stress);
+    sos_stress_destroy(&stress);
+    return rc;
+}
+
+static int
+s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
+{
+    const s_opts_t *o = c->opts;
+    sos_serf_bench_result_t serf = {0};
+    if (o->compare_serf && s_converge_serf(c, r, &serf))
+        return S_EXIT_FAIL;
     size_t n = (size_t)o->nodes;
     double interval_s = o->interval_ms / 1000.0;
     uint64_t settle_ms = o->interval_ms * 10 > 2000 ? (uint64_t)o->interval_ms * 10 : 2000;
@@ -1449,8 +1675,19 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
     s_set_waiting(c, NULL);
     uint64_t joined_ns, wait_start = s_now_ns();
     double cpu_self = s_self_cpu_s();
-    if (s_wait_all(c, &all_workers, "every node listing every node", &joined_ns))
+    s_counters_t sum;
+    if (s_wait_all(c, &all_workers, "every node listing every node", &joined_ns)) {
+        //  What the nodes did meanwhile says why they did not converge
+        size_t incomplete = 0;
+        for (size_t i = 0; i < n; i++)
+            incomplete += c->nodes[i].waiting;
+        s_fig(r, "join_incomplete", (double)incomplete, 0, "nodes",
+              "join: nodes NOT listing all at timeout", NULL);
+        s_fig(r, "join_timeout_s", o->timeout_s, 0, "s", "  after (--timeout)", NULL);
+        s_counters(c, &sum);
+        s_fig_counters(r, "join", "at timeout", &sum);
         return S_EXIT_FAIL;
+    }
     double polling_pct = (s_self_cpu_s() - cpu_self) / s_secs(s_now_ns() - wait_start) * 100;
     double join_s = s_secs(joined_ns - last_start);
     s_progress("join: %.3f s", join_s);
@@ -1460,6 +1697,34 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
           "< 3 s (50 nodes)");
     s_fig(r, "join_rounds", join_s / interval_s, 1, "rounds", "join in rounds", NULL);
     s_fig(r, "bench_cpu_join_pct", polling_pct, 1, "%core", "  sosbench CPU while polling", NULL);
+    if (serf.joined)
+        s_fig_ratio(r, "join_ratio_serf", join_s, serf.join_s, "  join, sosnode / serf");
+
+    //  hold: nothing is stopped yet, so every removal so far and meanwhile is a false one
+    if (o->stress_pct || o->hold_s) {
+        s_counters_t before;
+        s_counters(c, &before);
+        s_fig_counters(r, "join", "join", &before);
+        s_progress("hold (%d s)", o->hold_s);
+        for (int t = 0; t < o->hold_s; t++)
+            if (!s_sleep_ms(1000) || s_cluster_reap(c))
+                return S_EXIT_FAIL;
+        s_counters(c, &sum);
+        s_counters_t delta = {
+            .exchanges_ok = sum.exchanges_ok - before.exchanges_ok,
+            .exchanges_failed = sum.exchanges_failed - before.exchanges_failed,
+            .workers_removed = sum.workers_removed - before.workers_removed,
+            .removed_max = sum.removed_max,
+            .answered = sum.answered,
+        };
+        char when[32];
+        snprintf(when, sizeof when, "hold %d s", o->hold_s);
+        s_fig_counters(r, "hold", when, &delta);
+        //  Still converged at the end of the hold?
+        s_set_waiting(c, NULL);
+        if (s_wait_all(c, &all_workers, "every node listing every node after the hold", NULL))
+            return S_EXIT_FAIL;
+    }
     if (!s_sleep_ms(settle_ms))
         return s_fail("interrupted");
 
@@ -1478,6 +1743,8 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
     s_fig(r, "rss_max_mib", w.rss_mib_max, 2, "MiB", "RSS per node at rest, max", "< 10 MiB");
     s_fig(r, "rss_anon_median_mib", w.anon_mib_median, 2, "MiB",
           "  of which anonymous (RssAnon), median", NULL);
+    s_fig_ratio(r, "rss_anon_ratio_serf", w.anon_mib_median, serf.anon_mib_median,
+                "  RssAnon, sosnode / serf");
 
     //  spread: rooms created on different nodes, one at a time
     size_t n_spread = (size_t)o->rooms;
@@ -1521,6 +1788,18 @@ s_converge_run(s_cluster_t *c, s_report_t *r)
           "< 1 s (50 nodes)");
     s_fig(r, "spread_max_s", spread_max, 3, "s", "spread: a new room to all, max",
           "< 1 s (50 nodes)");
+    if (serf.events_ok) {
+        s_fig_ratio(r, "spread_median_ratio_serf", spread_median, serf.event_median_s,
+                    "  spread median, sosnode / serf event");
+        s_fig_ratio(r, "spread_max_ratio_serf", spread_max, serf.event_max_s,
+                    "  spread max, sosnode / serf event");
+    }
+    if (*stress) {
+        //  The load test ends here: the phases after it measure cost and failure on their own
+        sos_stress_destroy(stress);
+        s_progress("stress stopped; a run with --stress ends after spread");
+        return 0;
+    }
 
     //  At rest with 10 rooms
     size_t rooms = n_spread, made;
@@ -2162,6 +2441,49 @@ s_send_phase(s_cluster_t *c, s_client_t *clients, size_t n, double rate, s_phase
     return 0;
 }
 
+//  The same load on redis-server in its durable mode, beside the nodes' stores; its figures
+//  and the node's ratios to them. Without redis-server or hiredis: says so, and skips.
+static int
+s_redis_compare(s_cluster_t *c, s_report_t *r, const char *room, const char *content,
+                const s_phase_t *sos)
+{
+    const s_opts_t *o = c->opts;
+    char dir[PATH_MAX + 8], stream[SOS_ROOMHASH_LEN + 8];
+    snprintf(dir, sizeof dir, "%s/redis", c->dir);
+    snprintf(stream, sizeof stream, "room:%s", room);
+    sosbench_redis_opts_t ro = {.dir = dir,
+                                .stream = stream,
+                                .content = content,
+                                .size = o->size,
+                                .clients = o->clients,
+                                .window = o->window,
+                                .duration_s = o->duration_s};
+    sosbench_redis_result_t res;
+    s_progress("Redis: %d clients, XADD for %d s (appendonly yes, appendfsync always)", o->clients,
+               o->duration_s);
+    int rc = sosbench_redis_run(&ro, &res);
+    if (rc == SOSBENCH_REDIS_SKIPPED) {
+        s_progress("%s", res.error);
+        return 0;
+    }
+    if (rc)
+        return s_fail("Redis: %s", res.error);
+    s_progress("Redis: %.0f/s, p50 %.3f ms, p99 %.3f ms", res.rate, res.p50, res.p99);
+    s_fig(r, "redis_sends_per_s", res.rate, 0, "msg/s", "Redis XADD (appendfsync always) per s",
+          NULL);
+    s_fig(r, "redis_p50_ms", res.p50, 3, "ms", "  Redis latency p50", NULL);
+    s_fig(r, "redis_p99_ms", res.p99, 3, "ms", "  Redis latency p99", NULL);
+    s_fig(r, "redis_max_ms", res.max, 3, "ms", "  Redis latency max", NULL);
+    s_fig(r, "redis_cpu_pct", res.server_cpu, 1, "%core", "  redis-server CPU while sending", NULL);
+    s_fig(r, "vs_redis_rate", res.rate > 0 ? sos->rate / res.rate : 0, 2, "x",
+          "sosnode / Redis: sends per second", ">= 1");
+    s_fig(r, "vs_redis_p50", res.p50 > 0 ? sos->p50 / res.p50 : 0, 2, "x",
+          "sosnode / Redis: latency p50", "<= 1 (1 client)");
+    s_fig(r, "vs_redis_p99", res.p99 > 0 ? sos->p99 / res.p99 : 0, 2, "x",
+          "sosnode / Redis: latency p99", NULL);
+    return 0;
+}
+
 static int
 s_messages_run(s_cluster_t *c, s_report_t *r)
 {
@@ -2358,6 +2680,8 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
           "  send request to long-poll reply, p50", NULL);
     s_fig(r, "delay_send_p99_ms", s_quantile(after_send, (size_t)o->delays, 0.99), 3, "ms",
           "  send request to long-poll reply, p99", NULL);
+    if (o->compare_redis && s_redis_compare(c, r, room, content, &full))
+        goto done;
     result = 0;
 done:
     for (size_t i = 0; clients && i < n_clients; i++)
@@ -2417,6 +2741,8 @@ enum {
     S_O_RATE,
     S_O_MEASURE,
     S_O_POLL,
+    S_O_STRESS,
+    S_O_HOLD,
     S_O_CLIENTS,
     S_O_SIZE,
     S_O_VIA,
@@ -2425,6 +2751,7 @@ enum {
     S_O_HISTORY,
     S_O_FILL,
     S_O_DELAYS,
+    S_O_COMPARE,
 };
 
 //  Which command an option belongs to (0: global or both)
@@ -2440,6 +2767,8 @@ s_option_command(int opt)
     case S_O_RATE:
     case S_O_MEASURE:
     case S_O_POLL:
+    case S_O_STRESS:
+    case S_O_HOLD:
         return S_CMD_CONVERGE;
     case S_O_CLIENTS:
     case S_O_SIZE:
@@ -2474,6 +2803,8 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         {"create-rate", required_argument, NULL, S_O_RATE},
         {"measure", required_argument, NULL, S_O_MEASURE},
         {"poll", required_argument, NULL, S_O_POLL},
+        {"stress", required_argument, NULL, S_O_STRESS},
+        {"hold", required_argument, NULL, S_O_HOLD},
         {"clients", required_argument, NULL, S_O_CLIENTS},
         {"size", required_argument, NULL, S_O_SIZE},
         {"via", required_argument, NULL, S_O_VIA},
@@ -2482,6 +2813,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         {"history", required_argument, NULL, S_O_HISTORY},
         {"fill", required_argument, NULL, S_O_FILL},
         {"delays", required_argument, NULL, S_O_DELAYS},
+        {"compare", required_argument, NULL, S_O_COMPARE},
         {NULL, 0, NULL, 0},
     };
     *o = (s_opts_t){.timeout_s = 120,
@@ -2492,6 +2824,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
                     .big_rooms = 1000,
                     .create_rate = 20,
                     .measure_s = 5,
+                    .hold_s = -1,
                     .clients = 10,
                     .size = 256,
                     .duration_s = 5,
@@ -2500,8 +2833,8 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
                     .fill = 50000,
                     .delays = 200};
     bool have_sosnode = false;
-    s_cmd_t given[S_O_DELAYS + 1] = {0};
-    const char *given_name[S_O_DELAYS + 1] = {0};
+    s_cmd_t given[S_O_COMPARE + 1] = {0};
+    const char *given_name[S_O_COMPARE + 1] = {0};
     opterr = 0;
     int opt, index;
     while ((opt = getopt_long(argc, argv, "+:hV", longopts, &index)) != -1 ||
@@ -2519,7 +2852,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         }
         const char *arg = optarg;
         bool ok = true;
-        if (opt >= S_O_SOSNODE && opt <= S_O_DELAYS) {
+        if (opt >= S_O_SOSNODE && opt <= S_O_COMPARE) {
             given[opt] = s_option_command(opt);
             given_name[opt] = longopts[index].name;
         }
@@ -2570,6 +2903,12 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         case S_O_POLL:
             ok = s_parse_int(arg, 1, 10000, &o->poll_ms);
             break;
+        case S_O_STRESS:
+            ok = s_parse_int(arg, 1, 100, &o->stress_pct);
+            break;
+        case S_O_HOLD:
+            ok = s_parse_int(arg, 0, 86400, &o->hold_s);
+            break;
         case S_O_CLIENTS:
             ok = s_parse_int(arg, 1, S_CLIENTS_MAX, &o->clients);
             break;
@@ -2595,6 +2934,14 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         case S_O_DELAYS:
             ok = s_parse_int(arg, 1, 100000, &o->delays);
             break;
+        case S_O_COMPARE:
+            //  One option of both commands: what it compares with says which command
+            o->compare_serf = streq(arg, "serf");
+            o->compare_redis = streq(arg, "redis");
+            ok = o->compare_serf || o->compare_redis;
+            if (ok)
+                given[opt] = o->compare_serf ? S_CMD_CONVERGE : S_CMD_MESSAGES;
+            break;
         case ':':
             return s_usage_error("%s needs a value", argv[optind - 1]);
         default:
@@ -2607,7 +2954,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         return s_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->cmd == S_CMD_NONE)
         return s_usage_error("no command given: converge or messages");
-    for (int i = 0; i <= S_O_DELAYS; i++)
+    for (int i = 0; i <= S_O_COMPARE; i++)
         if (given[i] != S_CMD_NONE && given[i] != o->cmd)
             return s_usage_error("--%s is not an option of %s", given_name[i],
                                  o->cmd == S_CMD_CONVERGE ? "converge" : "messages");
@@ -2617,6 +2964,8 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         return s_usage_error("%s is not an executable sosnode", o->sosnode);
     if (!o->poll_ms)
         o->poll_ms = o->cmd == S_CMD_CONVERGE && o->nodes > 50 ? 100 : 50;
+    if (o->hold_s < 0)
+        o->hold_s = o->stress_pct ? 60 : 0;
     return S_EXIT_OK;
 }
 

@@ -7,7 +7,7 @@ by a stranger speaking the wire protocol (soswire) to real sosnode processes:
                 neither touch the old peer after that nor abort.
   sockets       about 1,100 worker records and 1,100 room records with distinct urls, and an
                 `info` request for each room (each one a forward to a new url): the node keeps
-                its connections under --max-connections, refuses none by asserting, and
+                its connections under --max-peer-connections, refuses none by asserting, and
                 keeps serving.
   endpoints     a node advertising a public address refuses records naming ipc://, a host
                 name, or loopback, private and mapped addresses, counts them as bad_endpoint,
@@ -152,7 +152,7 @@ def test_thousands_of_endpoints():
     n = 1100
     with Net(interval=500) as net:
         # --max-workers: room for 1,100 workers on probation (a quarter of the cap)
-        node = net.add(extra=["--max-connections", "64", "--max-failures", "1000",
+        node = net.add(extra=["--max-peer-connections", "64", "--max-failures", "1000",
                               "--max-workers", "8000"]).start()
         idents = [w.Identity() for _ in range(n)]
         workers = [w.worker_record(i, 1, dead_url()) for i in idents]

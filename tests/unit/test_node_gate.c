@@ -1,0 +1,132 @@
+/*  test_node_gate.c: connection caps on a real ROUTER over loopback: connections are counted
+    from the monitor, refused by ZAP past the total or per-address cap, and counted out when
+    they close, so that new ones are admitted again. */
+#include <czmq.h>
+
+#include "proto_test.h"
+#include "sos_gate.h"
+
+/*  Serve the gate (monitor and ZAP) for up to ms, or until the DEALER gets its reply. */
+static bool
+s_pump(sos_gate_t *gate, zsock_t *router, zsock_t *dealer, int ms, uint32_t *refused)
+{
+    zpoller_t *poller =
+        zpoller_new(sos_gate_monitor(gate), sos_gate_zap(gate), router, dealer, NULL);
+    bool answered = false;
+    int64_t end = zclock_mono() + ms;
+    while (!answered && zclock_mono() < end) {
+        void *which = zpoller_wait(poller, 20);
+        const char *address;
+        if (which == sos_gate_monitor(gate))
+            sos_gate_on_monitor(gate);
+        else if (which == sos_gate_zap(gate))
+            *refused += sos_gate_on_zap(gate, &address);
+        else if (which == router) {
+            zmsg_t *m = zmsg_recv(router); /* echo */
+            zmsg_send(&m, router);
+        } else if (which && which == dealer) {
+            char *s = zstr_recv(dealer);
+            zstr_free(&s);
+            answered = true;
+        }
+    }
+    zpoller_destroy(&poller);
+    return answered;
+}
+
+static zsock_t *
+s_dealer(int port)
+{
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(d, 0);
+    zsock_connect(d, "tcp://127.0.0.1:%d", port);
+    zstr_send(d, "ping");
+    return d;
+}
+
+/*  Wait until the gate counts want connections open. */
+static bool
+s_wait_open(sos_gate_t *gate, zsock_t *router, uint32_t want, uint32_t *refused)
+{
+    for (int i = 0; i < 100 && sos_gate_connections(gate) != want; i++)
+        s_pump(gate, router, NULL, 50, refused);
+    return sos_gate_connections(gate) == want;
+}
+
+int
+main(void)
+{
+    test_init("test_node_gate");
+    zsys_init();
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(router, 0);
+    const char *why = NULL;
+
+    SECTION("a gate binds the ZAP endpoint; a second one in the process cannot");
+    sos_gate_t *gate = sos_gate_new(router, 3, 2, &why);
+    CHECK(gate);
+    zsock_t *other = zsock_new(ZMQ_ROUTER);
+    sos_gate_t *second = sos_gate_new(other, 3, 2, &why);
+    CHECK(!second && why && strstr(why, "ZAP"));
+    zsock_destroy(&other);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    CHECK(port > 0);
+
+    SECTION("connections up to the cap per address are admitted and counted");
+    uint32_t refused = 0;
+    zsock_t *d[4];
+    d[0] = s_dealer(port);
+    CHECK(s_pump(gate, router, d[0], 10000, &refused));
+    d[1] = s_dealer(port);
+    CHECK(s_pump(gate, router, d[1], 10000, &refused));
+    CHECK(sos_gate_connections(gate) == 2);
+    CHECK(sos_gate_connections_from(gate, "127.0.0.1") == 2);
+    CHECK(refused == 0);
+
+    SECTION("one more from the same address is refused");
+    d[2] = s_dealer(port);
+    CHECK(!s_pump(gate, router, d[2], 1500, &refused));
+    CHECK(refused >= 1);
+
+    SECTION("once one closes, a new connection is admitted again");
+    zsock_destroy(&d[2]);
+    zsock_destroy(&d[0]);
+    CHECK(s_wait_open(gate, router, 1, &refused));
+    CHECK(sos_gate_connections_from(gate, "127.0.0.1") == 1);
+    d[0] = s_dealer(port);
+    CHECK(s_pump(gate, router, d[0], 10000, &refused));
+    CHECK(sos_gate_connections(gate) == 2);
+
+    SECTION("all closed: nothing counted");
+    zsock_destroy(&d[0]);
+    zsock_destroy(&d[1]);
+    CHECK(s_wait_open(gate, router, 0, &refused));
+    CHECK(sos_gate_connections_from(gate, "127.0.0.1") == 0);
+
+    sos_gate_destroy(&gate);
+    CHECK(gate == NULL);
+    sos_gate_destroy(&gate); /* NULL-safe */
+    zsock_destroy(&router);
+
+    SECTION("the total cap refuses whatever the address, and the ZAP endpoint is free again");
+    router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(router, 0);
+    gate = sos_gate_new(router, 1, 0, &why);
+    CHECK(gate);
+    if (!gate) {
+        fprintf(stderr, "no gate: %s\n", why);
+        return test_done("test_node_gate");
+    }
+    port = zsock_bind(router, "tcp://127.0.0.1:*");
+    refused = 0;
+    d[0] = s_dealer(port);
+    CHECK(s_pump(gate, router, d[0], 10000, &refused));
+    d[1] = s_dealer(port);
+    CHECK(!s_pump(gate, router, d[1], 1500, &refused));
+    CHECK(refused >= 1);
+    zsock_destroy(&d[0]);
+    zsock_destroy(&d[1]);
+    sos_gate_destroy(&gate);
+    zsock_destroy(&router);
+    return test_done("test_node_gate");
+}
