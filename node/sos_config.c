@@ -32,8 +32,17 @@ static const char s_usage[] =
     "  --max-rooms-per-origin N rooms accepted from one owner (default 10000)\n"
     "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
-    "                           address: 0, 10, 30, 60, 180, 300 s; and a budget of record\n"
-    "                           signature checks per sender and second (default on)\n"
+    "                           address: 0, 10, 30, 60, 180, 300 s (default on); off\n"
+    "                           also lifts --client-rate and --verify-budget\n"
+    "  --client-rate N          joins and sends per second from one client address, in\n"
+    "                           bursts of up to 10 s of it (default 20)\n"
+    "  --max-pending N          long polls and forwards waiting per client address (default\n"
+    "                           64; 0: no cap)\n"
+    "  --max-pending-total N    long polls and forwards waiting in all (default 16384)\n"
+    "  --max-rooms-unvouched N  rooms accepted from owners that are no live worker this node\n"
+    "                           exchanged with in the last 10 min (default 10000; 0: no cap)\n"
+    "  --room-quota KIB         KiB of messages kept per room: the oldest go first, as with\n"
+    "                           --history (default 16384; 0: no quota)\n"
     "  --http [ADDR:]PORT       serve the HTTP API and the web page there (repeatable)\n"
     "  --http-advertise URL     this node's HTTP base URL, as other nodes list it (default:\n"
     "                           http://ADDR:PORT of the first --http, with a concrete ADDR)\n"
@@ -93,6 +102,11 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->rate_limit = true;
     cfg->max_peer_connections = 512;
     cfg->verify_budget = 4096;
+    cfg->client_rate = 20;
+    cfg->max_pending = 64;
+    cfg->max_pending_total = 16384;
+    cfg->max_rooms_unvouched = 10000;
+    cfg->room_quota_kib = 16384;
     cfg->log_level = SOS_LOG_NOTICE;
     cfg->http_body_max = 65536;
     cfg->http_max_conns = 1000;
@@ -228,6 +242,11 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
         {"max-peer-connections", offsetof(sos_config_t, max_peer_connections), 8, 100000},
         {"verify-budget", offsetof(sos_config_t, verify_budget), 512, 10000000},
+        {"client-rate", offsetof(sos_config_t, client_rate), 1, 1000000},
+        {"max-pending", offsetof(sos_config_t, max_pending), 0, 1000000},
+        {"max-pending-total", offsetof(sos_config_t, max_pending_total), 1, 1000000},
+        {"room-quota", offsetof(sos_config_t, room_quota_kib), 0, 1024 * 1024},
+        {"max-rooms-unvouched", offsetof(sos_config_t, max_rooms_unvouched), 0, 10000000},
         {"http-body-max", offsetof(sos_config_t, http_body_max), 65536, 16 << 20},
         {"http-max-conns", offsetof(sos_config_t, http_max_conns), 1, 1000000},
         {"http-timeout", offsetof(sos_config_t, http_timeout_s), 1, 3600},

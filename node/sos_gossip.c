@@ -676,6 +676,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         .max_workers = self->cfg.max_workers,
         .max_rooms = self->cfg.max_rooms,
         .max_rooms_per_origin = self->cfg.max_rooms_per_origin,
+        .max_rooms_unvouched = self->cfg.max_rooms_unvouched,
         .max_room_lifetime_ms = 30ULL * 86400 * 1000,
         .clock_skew_ms = SOS_REPLAY_WINDOW_MS,
     };
@@ -1612,7 +1613,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         else if (kind == SOS_FRAME_ENVELOPE)
             s_on_reply(self, peer, data, size);
         else if (kind == SOS_FRAME_REPLY)
-            sos_rooms_on_forward_reply(self, data, size);
+            sos_rooms_on_forward_reply(self, peer, data, size);
         else
             sos_node_drop(self, SOS_DROP_UNEXPECTED, "request frame on a peer connection");
         zmq_msg_close(&m);

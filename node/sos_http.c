@@ -517,46 +517,31 @@ s_text(json_t *body, const char *key, const char *dflt, size_t max_chars, size_t
     return json_stringn(s, s_utf8_cut(s, len, max_chars, max_bytes));
 }
 
-/*  The room record's emojis for the node. Today's record holds one string of at most
-    SOS_EMOJIS_MAX bytes: the list joined. Protocol version 2 stores the list itself: then
-    this returns the cut list (a JSON array of up to 6 strings), which s_json_mp packs as a
-    msgpack array. */
+/*  The creator's emojis for the node: the list cut to its first 6 elements, as the seed
+    does. The node checks each (1..32 bytes of UTF-8) before it writes anything, and the
+    room record carries the list exactly as given. */
 static json_t *
 s_emojis_arg(json_t *body)
 {
     json_t *list = json_object_get(body, "emojis");
-    char joined[SOS_EMOJIS_MAX + 1] = "";
-    size_t used = 0, n = 0;
+    json_t *cut = json_array();
     size_t i;
     json_t *e;
     json_array_foreach(list, i, e)
     {
-        if (n == SOS_HTTP_EMOJIS_MAX)
+        if (i == SOS_HTTP_EMOJIS_MAX)
             break;
-        if (!json_is_string(e))
-            continue;
-        size_t len = json_string_length(e);
-        n++;
-        if (used + len > SOS_EMOJIS_MAX || memchr(json_string_value(e), '\0', len))
-            continue;
-        memcpy(joined + used, json_string_value(e), len);
-        used += len;
+        json_array_append(cut, e);
     }
-    joined[used] = '\0';
-    return json_string(joined);
+    return cut;
 }
 
-/*  A room record's emojis as the seed lists them. Today: the one string, as a one-element
-    list (none when empty); protocol version 2 carries the creator's list. */
+/*  A room's emojis as the seed lists them: the record's list (`emoji_list`). */
 static json_t *
-s_room_emojis(json_t *emojis)
+s_room_emojis(json_t *room)
 {
-    if (json_is_array(emojis))
-        return json_incref(emojis);
-    json_t *list = json_array();
-    if (json_is_string(emojis) && json_string_length(emojis))
-        json_array_append(list, emojis);
-    return list;
+    json_t *list = json_object_get(room, "emoji_list");
+    return json_is_array(list) ? json_incref(list) : json_array();
 }
 
 /*  A worker's HTTP base URL: its record's http_url once records carry one (protocol
@@ -735,7 +720,7 @@ s_on_rooms(sos_http_t *self, s_req_t *r, const sos_reply_t *rep)
             owner && r->workers ? json_object_get(r->workers, json_string_value(owner)) : NULL;
         json_t *o = json_object();
         json_object_set(o, "room_hash", json_object_get(room, "room_hash"));
-        json_object_set_new(o, "emojis", s_room_emojis(json_object_get(room, "emojis")));
+        json_object_set_new(o, "emojis", s_room_emojis(room));
         json_object_set(o, "description", json_object_get(room, "description"));
         json_object_set_new(o, "created_at",
                             s_seconds(json_is_integer(ca) ? (uint64_t)json_integer_value(ca) : 0));

@@ -28,8 +28,24 @@ typedef enum {
     SOS_MERGE_EXPIRED,       /* a room past its expiry */
     SOS_MERGE_SELF,          /* about this node: only this node signs those */
     SOS_MERGE_BAD_ROOM,      /* a room record with impossible times */
+    SOS_MERGE_CONTESTED,     /* a claim on a room that would win by created_at, but comes
+                                too late or dates itself too early: refused, hash contested */
+    SOS_MERGE_UNVOUCHED,     /* a room from an origin that is no live worker we exchanged
+                                with, and the pool for those is full: refused for now */
     SOS_MERGE_MAX
 } sos_merge_result_t;
+
+/*  The spread bound B: a room record reaches every node within B of its creation, clocks
+    of honest nodes included (skew counts against it). A node that has held a room hash for
+    longer than B never gives the room to another origin, and a claim must date itself no
+    earlier than B before this node first saw the hash. See "Room creation conflicts" in
+    protocol/PROTOCOL.md for why honest creations still resolve the same way everywhere. */
+#define SOS_ROOM_SPREAD_MS (60 * 1000)
+
+/*  A room's origin is vouched for when it is this node or a worker in the directory with
+    which this node had a successful exchange within this time. Rooms from other origins
+    share a pool of max_rooms_unvouched. */
+#define SOS_ROOM_VOUCH_MS (10 * 60 * 1000)
 
 typedef struct {
     const uint8_t *self_id;
@@ -39,15 +55,24 @@ typedef struct {
     uint32_t max_rooms_per_origin;
     uint64_t max_room_lifetime_ms; /* expires_at - created_at at most this */
     uint64_t clock_skew_ms;        /* created_at at most this far in the future */
+    uint64_t room_spread_ms;       /* the spread bound; 0 means SOS_ROOM_SPREAD_MS */
+    uint32_t max_rooms_unvouched;  /* rooms held from origins not vouched for; 0: no cap */
 } sos_merge_ctx_t;
 
 /*  Decide whether rec (verified) enters the directory, and if so put it (sos_dir_put) in txn.
     A tombstone is overridden by a newer version, or by SOS_SRC_DIRECT (the worker itself is
     talking to us, so it is alive). A room creation conflict (same room_hash, two owners) is
-    won by the earlier created_at, then the lower owner id, the same way on every node; when
-    rec wins, *displaced (may be NULL) receives the losing record so the caller can drop the
-    room if it owned it, and *displaced_set says so. Returns a store error, or SOS_OK with
-    *result saying what happened. */
+    won by the earlier created_at, then the lower owner id, the same way on every node, but
+    only while the hash is new here: a claim that would win is refused (SOS_MERGE_CONTESTED,
+    the hash marked contested and logged once) when this node has held the hash for longer
+    than the spread bound, or when the claim's created_at is more than the bound before the
+    hash was first seen here; a winner whose origin already holds max_rooms_per_origin
+    rooms is refused (SOS_MERGE_CAP). A new room from an origin that is not vouched for
+    (SOS_ROOM_VOUCH_MS) goes into a pool of max_rooms_unvouched rooms, and is refused
+    (SOS_MERGE_UNVOUCHED) when the pool is full. A new room records its first-seen time
+    and whether it is pooled (sos_dir_room_local_put). When rec wins, *displaced (may be NULL)
+   receives the losing record so the caller can drop the room if it owned it, and *displaced_set
+   says so. Returns a store error, or SOS_OK with *result saying what happened. */
 sos_rc sos_merge_record(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *rec,
                         sos_source_t src, sos_merge_result_t *result, sos_record_t *displaced,
                         bool *displaced_set);

@@ -363,6 +363,12 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"verify_refused", st->verify_refused},
         {"workers_probation", sos_gossip_probation(self)},
         {"probation_refused", st->probation_refused},
+        {"room_conflicts", st->merges[SOS_MERGE_CONTESTED]},
+        {"refused_rate", st->refused_rate},
+        {"refused_pending", st->refused_pending},
+        {"members_idle", st->members_idle},
+        {"refused_create", st->refused_create},
+        {"refused_full", st->refused_full},
     };
     size_t n = sizeof g / sizeof g[0];
     msgpack_pack_map(&pk, n + SOS_MERGE_MAX);
@@ -502,6 +508,7 @@ s_op_workers(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 
 typedef struct {
     msgpack_packer *pk;
+    sos_txn_t *txn;
     uint32_t limit;
     uint32_t count;
     bool counting;
@@ -521,16 +528,29 @@ s_each_room(void *arg, const sos_record_t *rec)
     char owner[SOS_NODEID_HEX + 1];
     sos_hex(owner, rec->origin, SOS_NODEID_BYTES);
     msgpack_packer *pk = l->pk;
-    msgpack_pack_map(pk, 7);
+    /*  contested: this node refused a conflicting claim on the hash (see sos_merge.h). */
+    sos_room_local_t local = {0};
+    sos_dir_room_local_get(l->txn, rec->room_hash, &local);
+    msgpack_pack_map(pk, 9);
     sos_mp_pack_kv_str(pk, "room_hash", rec->room_hash);
     char emojis[SOS_EMOJIS_TEXT_MAX + 1];
     sos_record_emojis_join(rec, emojis, sizeof emojis);
     sos_mp_pack_kv_str(pk, "emojis", emojis);
+    /*  The creator's list as it was given (emojis is the list joined). */
+    sos_mp_pack_str(pk, "emoji_list");
+    msgpack_pack_array(pk, rec->n_emojis);
+    for (uint32_t i = 0; i < rec->n_emojis; i++)
+        sos_mp_pack_str(pk, rec->emojis[i]);
     sos_mp_pack_kv_str(pk, "description", rec->description);
     sos_mp_pack_kv_uint(pk, "created_at", rec->created_at);
     sos_mp_pack_kv_uint(pk, "expires_at", rec->expires_at);
     sos_mp_pack_kv_str(pk, "worker", rec->url);
     sos_mp_pack_kv_str(pk, "owner", owner);
+    sos_mp_pack_str(pk, "contested");
+    if (local.contested)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     return 0;
 }
 
@@ -574,7 +594,7 @@ s_op_rooms(sos_node_t *self, zframe_t **routing_p, const sos_request_t *req)
     msgpack_pack_map(&pk, more ? 2 : 1);
     sos_mp_pack_str(&pk, "rooms");
     msgpack_pack_array(&pk, n);
-    s_rooms_t w = {.pk = &pk, .limit = n};
+    s_rooms_t w = {.pk = &pk, .txn = txn, .limit = n};
     sos_rc rc = sos_dir_foreach_room(txn, after, s_each_room, &w);
     if (rc || w.count != n) {
         s_reply_error(self, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");

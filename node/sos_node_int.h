@@ -71,6 +71,11 @@ typedef struct {
     uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
     uint64_t verify_refused;     /* records not verified: the sender's budget was spent */
     uint64_t probation_refused;  /* new workers refused: every probation slot is taken */
+    uint64_t refused_rate;       /* joins and sends over --client-rate */
+    uint64_t refused_pending;    /* long polls and forwards over --max-pending(-total) */
+    uint64_t members_idle;       /* quiet members removed to let a new one into a full room */
+    uint64_t refused_create;     /* room creations inside the --rate-limit delays */
+    uint64_t refused_full;       /* joins to a full room */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
     /* round trips of SYNC -> SYNC_ACK: count, sum (ms), and per bucket of
@@ -277,8 +282,10 @@ void sos_rooms_destroy(sos_rooms_t **self_p);
 /*  A room operation from a client (or a forwarding node). Takes *routing_p. */
 void sos_rooms_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address,
                           const sos_request_t *req);
-/*  A reply from an owner to a request this node forwarded. */
-void sos_rooms_on_forward_reply(sos_node_t *self, const uint8_t *frame, size_t size);
+/*  A reply to a request this node forwarded, received on peer's DEALER (borrowed); taken
+    only if it answers a forward that went out on that peer. */
+void sos_rooms_on_forward_reply(sos_node_t *self, const sos_peer_t *peer, const uint8_t *frame,
+                                size_t size);
 /*  After a commit: answer long polls of rooms that got messages. */
 void sos_rooms_wake(sos_node_t *self);
 void sos_rooms_tick(sos_node_t *self);

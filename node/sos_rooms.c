@@ -23,7 +23,6 @@
 #define SOS_POLL_MAX_MESSAGES  1000
 #define SOS_POLL_MAX_BYTES     (1024 * 1024)
 #define SOS_ROOM_MEMBERS_MAX   1000
-#define SOS_EMOJI_COUNT_MAX    6
 #define SOS_LIMITS_MAX         65536
 #define SOS_LIMIT_RESET_MS     (30 * 60 * 1000)
 #define SOS_ACTIVITY_MAX       65536 /* members whose last activity is kept in memory */
@@ -36,6 +35,7 @@ static const uint32_t s_delays[] = {0, 10, 30, 60, 180, 300};
 typedef struct {
     zframe_t *routing;
     uint64_t req_id;
+    char address[64]; /* the client's, for its pending count */
     char room[SOS_ROOMHASH_LEN + 1];
     char member[SOS_MEMBER_ID_LEN + 1];
     uint64_t since;
@@ -47,14 +47,18 @@ typedef struct {
     uint64_t client_req_id;
     uint64_t deadline_mono;
     char owner[SOS_NODEID_HEX + 1];
+    char url[SOS_URL_MAX + 1]; /* the owner's endpoint: its reply must come on this peer */
     char address[64];
-    bool is_join;
 } s_forward_t;
 
 typedef struct {
-    uint32_t level;
-    uint64_t next_ms;
-    uint64_t last_ms;
+    uint32_t level;     /* room creations so far, up to the last delay */
+    uint64_t next_ms;   /* no creation before this */
+    uint64_t create_ms; /* the last creation */
+    uint64_t last_ms;   /* the last use of any kind */
+    double tokens;      /* joins and sends left (token bucket) */
+    uint64_t tokens_ms; /* when tokens was last brought up to date; 0: never */
+    uint32_t pending;   /* long polls and forwards waiting */
 } s_limit_t;
 
 struct _sos_rooms_t {
@@ -271,8 +275,34 @@ s_pack_poll(sos_node_t *node, sos_txn_t *txn, const char *room, uint64_t req_id,
 
 /* ------------------------------------------------------------- arguments ---- */
 
-/*  Count emoji in UTF-8 text: code points, not counting joiners, variation selectors and
-    skin-tone modifiers, which combine with the one before. */
+/*  Decode one UTF-8 code point at p (strict UTF-8, as sos_mp_str has checked); its length,
+    or 0 at the end or on a malformed sequence. */
+static int
+s_code_point(const unsigned char *p, uint32_t *cp)
+{
+    int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+    if (!len || !*p)
+        return 0;
+    uint32_t c = len == 1 ? *p : *p & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    *cp = c;
+    return len;
+}
+
+/*  Code points that join the emoji before them: ZWJ, variation selectors, skin tones, tags. */
+static bool
+s_combining(uint32_t cp)
+{
+    return cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) || (cp >= 0x1f3fb && cp <= 0x1f3ff) ||
+           (cp >= 0xe0020 && cp <= 0xe007f);
+}
+
+/*  Count emoji in UTF-8 text: code points, not counting those that combine with the one
+    before. -1 if the text is not UTF-8. */
 static int
 s_emoji_count(const char *s)
 {
@@ -280,26 +310,100 @@ s_emoji_count(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         uint32_t cp = 0;
-        int len = *p < 0x80         ? 1
-                  : (*p >> 5) == 6  ? 2
-                  : (*p >> 4) == 14 ? 3
-                  : (*p >> 3) == 30 ? 4
-                                    : 0;
+        int len = s_code_point(p, &cp);
         if (!len)
             return -1;
-        cp = len == 1 ? *p : *p & (0x7f >> len);
-        for (int i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
         p += len;
-        bool combining = cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) ||
-                         (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0020 && cp <= 0xe007f);
-        if (!combining)
+        if (!s_combining(cp))
             n++;
     }
     return n;
+}
+
+/*  The creator's emoji list: up to SOS_EMOJI_COUNT_MAX strings of 1..SOS_EMOJI_BYTES_MAX
+    bytes of UTF-8 each (sos_record.h). */
+typedef struct {
+    char item[SOS_EMOJI_COUNT_MAX][SOS_EMOJI_BYTES_MAX + 1];
+    uint32_t n;
+} s_emojis_t;
+
+/*  Split text into emoji (a code point with the combining ones after it, and after a ZWJ
+    the code point it joins). False if the
+    text is not UTF-8, has more than SOS_EMOJI_COUNT_MAX emoji, or one over the byte cap. */
+static bool
+s_emojis_split(s_emojis_t *out, const char *p, size_t len)
+{
+    out->n = 0;
+    size_t i = 0;
+    bool joined = false; /* the code point before was a ZWJ: this one joins it */
+    while (i < len) {
+        uint32_t cp = 0;
+        int l = s_code_point((const unsigned char *)p + i, &cp);
+        if (!l || i + (size_t)l > len)
+            return false;
+        if ((!s_combining(cp) && !joined) || out->n == 0) {
+            if (out->n == SOS_EMOJI_COUNT_MAX)
+                return false;
+            out->item[out->n++][0] = 0;
+        }
+        char *e = out->item[out->n - 1];
+        size_t have = strlen(e);
+        if (have + (size_t)l > SOS_EMOJI_BYTES_MAX)
+            return false;
+        memcpy(e + have, p + i, (size_t)l);
+        e[have + (size_t)l] = 0;
+        i += (size_t)l;
+        joined = cp == 0x200d;
+    }
+    return true;
+}
+
+/*  The `emojis` argument of create: an array of up to 6 strings, each 1..32 bytes of UTF-8
+    (or, from clients of protocol version 1, one string, split as sosctl splits it). Absent
+    is an empty list. False (and a reply) if it is anything else. */
+static bool
+s_arg_emojis(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, s_emojis_t *out)
+{
+    out->n = 0;
+    const msgpack_object *o = sos_mp_map_get(req->args, "emojis");
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return true;
+    const char *p;
+    size_t len;
+    const msgpack_object *items;
+    uint32_t count;
+    bool ok = false;
+    if (sos_mp_str(o, &p, &len, SIZE_MAX)) {
+        if (len > SOS_EMOJIS_MAX) {
+            s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the emojis are too long");
+            return false;
+        }
+        ok = (len == 0 || !memchr(p, 0, len)) && s_emojis_split(out, p, len);
+    } else if (sos_mp_array(o, &items, &count, SOS_EMOJI_COUNT_MAX)) {
+        ok = true;
+        for (uint32_t i = 0; i < count && ok; i++) {
+            ok = sos_mp_str(&items[i], &p, &len, SOS_EMOJI_BYTES_MAX) && len > 0 &&
+                 !memchr(p, 0, len);
+            if (ok) {
+                memcpy(out->item[i], p, len);
+                out->item[i][len] = 0;
+            }
+        }
+        out->n = ok ? count : 0;
+    }
+    if (!ok)
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
+                "emojis must be a list of at most 6 strings of 1..32 bytes of UTF-8");
+    return ok;
+}
+
+/*  Put the emoji list into a room record (which carries it as it is). */
+static void
+s_record_set_emojis(sos_record_t *rec, const s_emojis_t *e)
+{
+    rec->n_emojis = e->n;
+    for (uint32_t i = 0; i < e->n; i++)
+        memcpy(rec->emojis[i], e->item[i], sizeof rec->emojis[i]);
 }
 
 /*  An optional string argument of at most max bytes. Returns false (and replies) if it is
@@ -354,46 +458,145 @@ s_nickname(char *nick, const char *given)
 
 /* ------------------------------------------------------------ rate limit ---- */
 
+/*  Limits per client address
+
+    The address is the one the entry node sees (ZeroMQ's Peer-Address); an owner takes the
+    address a forwarding node reports in the `client` argument of a forwarded request. One
+    entry per address holds:
+
+      - room creation: escalating delays (s_delays), forgotten 30 min after the last create;
+      - joins and sends: a token bucket of --client-rate per second, holding up to 10 s of
+        it, so that a burst of normal chat passes and a flood is refused (rate_limited,
+        retry_after); --rate-limit off lifts both;
+      - pending work: the long polls and forwards of the address that wait for an answer,
+        at most --max-pending (and --max-pending-total in all); over it the node answers
+        unavailable with retry_after, so memory held for waiting requests has a bound.
+
+    The table holds at most SOS_LIMITS_MAX addresses: when it is full, addresses quiet for
+    the reset time with nothing pending are forgotten, and if none is, all are (forgetting
+    only loosens a limit; the total cap on pending work still holds). */
+
 static s_limit_t *
 s_limit(sos_rooms_t *self, const char *address, uint64_t now)
 {
     s_limit_t *lim = zhashx_lookup(self->limits, address);
-    if (lim && now - lim->last_ms > SOS_LIMIT_RESET_MS) {
-        zhashx_delete(self->limits, address);
-        lim = NULL;
+    if (lim && now - lim->create_ms > SOS_LIMIT_RESET_MS) {
+        lim->level = 0;
+        lim->next_ms = 0;
     }
+    return lim;
+}
+
+/*  The entry of address, made if absent; NULL only when out of memory. */
+static s_limit_t *
+s_limit_make(sos_rooms_t *self, const char *address, uint64_t now)
+{
+    s_limit_t *lim = s_limit(self, address, now);
+    if (lim)
+        return lim;
+    if (zhashx_size(self->limits) >= SOS_LIMITS_MAX) {
+        zlistx_t *keys = zhashx_keys(self->limits);
+        for (const char *k = keys ? zlistx_first(keys) : NULL; k; k = zlistx_next(keys)) {
+            s_limit_t *l = zhashx_lookup(self->limits, k);
+            if (l && !l->pending && now - l->last_ms > SOS_LIMIT_RESET_MS)
+                zhashx_delete(self->limits, k);
+        }
+        zlistx_destroy(&keys);
+        if (zhashx_size(self->limits) >= SOS_LIMITS_MAX)
+            zhashx_purge(self->limits);
+    }
+    lim = calloc(1, sizeof *lim);
+    if (!lim)
+        return NULL;
+    lim->last_ms = now;
+    zhashx_insert(self->limits, address, lim);
     return lim;
 }
 
 static void
 s_limit_note_create(sos_rooms_t *self, const char *address, uint64_t now)
 {
-    s_limit_t *lim = s_limit(self, address, now);
-    if (!lim) {
-        if (zhashx_size(self->limits) >= SOS_LIMITS_MAX) {
-            /*  Forget addresses that have been quiet for the reset time; if all are recent,
-                forget them all rather than grow without bound. */
-            zlistx_t *keys = zhashx_keys(self->limits);
-            for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
-                s_limit_t *l = zhashx_lookup(self->limits, k);
-                if (l && now - l->last_ms > SOS_LIMIT_RESET_MS)
-                    zhashx_delete(self->limits, k);
-            }
-            zlistx_destroy(&keys);
-            if (zhashx_size(self->limits) >= SOS_LIMITS_MAX)
-                zhashx_purge(self->limits);
-        }
-        lim = calloc(1, sizeof *lim);
-        if (!lim)
-            return;
-        zhashx_insert(self->limits, address, lim);
-    }
+    s_limit_t *lim = s_limit_make(self, address, now);
+    if (!lim)
+        return;
     /*  level counts the creations so far (up to the last delay): the first creation waits
         s_delays[0] (none), the second s_delays[1] after it, and so on. */
     if (lim->level + 1 < sizeof s_delays / sizeof s_delays[0])
         lim->level++;
     lim->next_ms = now + (uint64_t)s_delays[lim->level] * 1000;
+    lim->create_ms = now;
     lim->last_ms = now;
+}
+
+/*  Take a token for a join or send from address. False (and a rate_limited reply) if it has
+    none left. */
+static bool
+s_limit_take(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req, const char *address)
+{
+    if (!node->cfg.rate_limit)
+        return true;
+    uint64_t now = sos_now_ms();
+    s_limit_t *lim = s_limit_make(node->rooms, address, now);
+    if (!lim)
+        return true;
+    double rate = node->cfg.client_rate, burst = rate * 10;
+    if (!lim->tokens_ms)
+        lim->tokens = burst;
+    else if (now > lim->tokens_ms) {
+        lim->tokens += (double)(now - lim->tokens_ms) * rate / 1000;
+        if (lim->tokens > burst)
+            lim->tokens = burst;
+    }
+    lim->tokens_ms = now;
+    lim->last_ms = now;
+    if (lim->tokens >= 1) {
+        lim->tokens -= 1;
+        return true;
+    }
+    node->stats.refused_rate++;
+    if (node->stats.refused_rate % 1000 == 1) /* a flood must not flood the log */
+        sos_log_notice("refused a %s from %s: over --client-rate (%llu refused so far)", req->op,
+                       address, (unsigned long long)node->stats.refused_rate);
+    s_error_extra(node, routing_p, req->req_id, SOS_E_RATE_LIMITED,
+                  "too many requests from this address; wait", "retry_after", NULL,
+                  (uint64_t)((1 - lim->tokens) / rate) + 1);
+    return false;
+}
+
+/*  Admit one more long poll or forward from address. False (and an unavailable reply with
+    retry_after) over the caps. */
+static bool
+s_pending_take(sos_node_t *node, zframe_t **routing_p, const sos_request_t *req,
+               const char *address)
+{
+    sos_rooms_t *self = node->rooms;
+    size_t total = zlistx_size(self->pollers) + zhashx_size(self->forwards);
+    s_limit_t *lim = NULL;
+    bool ok = total < node->cfg.max_pending_total;
+    if (ok && node->cfg.max_pending) {
+        lim = s_limit_make(self, address, sos_now_ms());
+        ok = !lim || lim->pending < node->cfg.max_pending;
+    }
+    if (ok) {
+        if (lim)
+            lim->pending++;
+        return true;
+    }
+    node->stats.refused_pending++;
+    if (node->stats.refused_pending % 1000 == 1)
+        sos_log_notice("refused a %s from %s: too many requests waiting (%llu refused so far)",
+                       req->op, address, (unsigned long long)node->stats.refused_pending);
+    s_error_extra(node, routing_p, req->req_id, SOS_E_UNAVAILABLE,
+                  "too many requests are waiting; try again", "retry_after", NULL, 1);
+    return false;
+}
+
+static void
+s_pending_release(sos_rooms_t *self, const char *address)
+{
+    s_limit_t *lim = zhashx_lookup(self->limits, address);
+    if (lim && lim->pending)
+        lim->pending--;
 }
 
 /* ------------------------------------------------------------ operations ---- */
@@ -411,23 +614,28 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     if (node->cfg.rate_limit) {
         s_limit_t *lim = s_limit(self, address, now);
         if (lim && now < lim->next_ms) {
+            node->stats.refused_create++;
+            if (node->stats.refused_create % 1000 == 1)
+                sos_log_notice("refused a create from %s: inside the rate limit (%llu refused "
+                               "so far)",
+                               address, (unsigned long long)node->stats.refused_create);
             s_error_extra(node, routing_p, req->req_id, SOS_E_RATE_LIMITED,
                           "too many rooms created from this address; wait", "retry_after", NULL,
                           (lim->next_ms - now + 999) / 1000);
             return;
         }
     }
-    char emojis[SOS_EMOJIS_MAX + 1], description[SOS_DESC_MAX + 1], given[SOS_NICK_MAX + 1];
+    /*  Everything the client gave is checked here, before anything is written: a failure
+        after the first write would leave room state behind that no record points to. */
+    char description[SOS_DESC_MAX + 1], given[SOS_NICK_MAX + 1];
     char nick[SOS_NICK_MAX + 1];
-    if (!s_arg_str(node, routing_p, req, "emojis", emojis, SOS_EMOJIS_MAX) ||
+    s_emojis_t emojis;
+    if (!s_arg_emojis(node, routing_p, req, &emojis) ||
         !s_arg_str(node, routing_p, req, "description", description, SOS_DESC_MAX) ||
         !s_arg_str(node, routing_p, req, "nickname", given, SOS_NICK_MAX))
         return;
-    int n_emoji = s_emoji_count(emojis);
-    if (n_emoji < 0 || n_emoji > SOS_EMOJI_COUNT_MAX || s_emoji_count(description) < 0 ||
-        s_emoji_count(given) < 0) {
-        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
-                "emojis must be at most 6 emoji; texts must be UTF-8");
+    if (s_emoji_count(description) < 0 || s_emoji_count(given) < 0) {
+        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST, "texts must be UTF-8");
         return;
     }
     s_nickname(nick, given);
@@ -469,13 +677,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_ROOM;
     strcpy(rec->room_hash, room);
-    /*  The record carries the emojis as a list; until the create op takes one, the text is
-        cut into its emojis (joining them gives the text back). */
-    if (sos_record_emojis_split(rec, emojis) != SOS_OK) {
-        s_error(node, routing_p, req->req_id, SOS_E_BAD_REQUEST,
-                "emojis must be at most 6 emoji of at most 32 bytes each");
-        goto done;
-    }
+    s_record_set_emojis(rec, &emojis);
     strcpy(rec->description, description);
     snprintf(rec->url, sizeof rec->url, "%s", node->cfg.advertise);
     rec->created_at = now;
@@ -487,7 +689,13 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
         rc = sos_roomdb_member_put(txn, room, member, nick, now);
     if (rc == SOS_OK)
         rc = sos_gossip_publish(node, rec);
+    /*  The directory must hold the record now (a merge rule may still have refused it). */
+    if (rc == SOS_OK && sos_dir_get_room(txn, room, NULL) != SOS_OK)
+        rc = SOS_ERR_INVALID;
     if (rc) {
+        /*  Undo the room's state and membership. If the undo itself fails, the store has
+            spoiled the transaction and the commit discards the whole pass instead. */
+        sos_roomdb_drop(txn, room);
         sos_log_error("cannot create room %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the room could not be stored");
         goto done;
@@ -604,6 +812,7 @@ s_evict_idle(sos_node_t *node, sos_txn_t *txn, const char *room)
             n++;
         }
     zlistx_destroy(&a.idle);
+    node->stats.members_idle += n;
     if (n)
         sos_log_info("room %s: %u idle members removed to make room", room, n);
     return n;
@@ -621,6 +830,10 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         return;
     }
     if (st->member_count >= SOS_ROOM_MEMBERS_MAX && s_evict_idle(node, txn, room) == 0) {
+        node->stats.refused_full++;
+        if (node->stats.refused_full % 1000 == 1)
+            sos_log_notice("refused a join to %s: the room is full (%llu refused so far)", room,
+                           (unsigned long long)node->stats.refused_full);
         s_error(node, routing_p, req->req_id, SOS_E_TOO_LARGE, "the room is full");
         return;
     }
@@ -632,8 +845,6 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the member could not be stored");
         return;
     }
-    if (!(req->flags & SOS_REQ_FORWARDED))
-        zhashx_delete(node->rooms->limits, address); /* a successful join resets the limit */
     uint64_t last_ts = 0;
     if (sos_roomdb_last_ts(txn, room, &last_ts)) {
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
@@ -689,7 +900,8 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
                          .content_len = len};
     uint64_t seq = 0, ts = 0;
     bool dup = false;
-    sos_rc rc = sos_roomdb_append(txn, room, &msg, node->cfg.history_limit, &seq, &ts, &dup);
+    sos_rc rc = sos_roomdb_append_quota(txn, room, &msg, node->cfg.history_limit,
+                                        (uint64_t)node->cfg.room_quota_kib * 1024, &seq, &ts, &dup);
     if (rc) {
         sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
@@ -713,7 +925,7 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
 
 static void
 s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
-          const char *room)
+          const char *room, const char *address)
 {
     char member[SOS_MEMBER_ID_LEN + 1];
     if (!s_member(node, txn, routing_p, req, room, member, NULL))
@@ -753,9 +965,14 @@ s_op_poll(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         return;
     }
     if (st.last_seq <= since && wait_ms > 0) {
-        s_poller_t *p = calloc(1, sizeof *p);
-        if (!p)
+        if (!s_pending_take(node, routing_p, req, address))
             return;
+        s_poller_t *p = calloc(1, sizeof *p);
+        if (!p) {
+            s_pending_release(node->rooms, address);
+            return;
+        }
+        snprintf(p->address, sizeof p->address, "%s", address);
         p->routing = *routing_p;
         *routing_p = NULL;
         p->req_id = req->req_id;
@@ -816,6 +1033,14 @@ s_op_info(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
 
 /* ------------------------------------------------------------ forwarding ---- */
 
+static bool
+s_key_is(const msgpack_object *k, const char *name)
+{
+    size_t len = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+           memcmp(k->via.str.ptr, name, len) == 0;
+}
+
 static void
 s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos_request_t *req,
           const sos_record_t *rec)
@@ -823,12 +1048,35 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
     char owner[SOS_NODEID_HEX + 1];
     sos_hex(owner, rec->origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = sos_gossip_peer_for_url(node, rec->url);
-    uint64_t fwd_id = ++node->next_req_id;
+    /*  A forward id is random, not a counter, so that nobody can answer a forward it did not
+        see; the reply must also come on the connection the forward went out on (checked
+        in sos_rooms_on_forward_reply), so that one owner cannot answer another's. */
+    uint64_t fwd_id = 0;
+    char key[24];
+    do {
+        randombytes_buf(&fwd_id, sizeof fwd_id);
+        snprintf(key, sizeof key, "%016llx", (unsigned long long)fwd_id);
+    } while (zhashx_lookup(node->rooms->forwards, key));
+    if (!s_pending_take(node, routing_p, req, address))
+        return;
+    /*  The arguments as the client gave them, but for `client`: the address we see, so that
+        the owner can apply its per-client limits. */
     msgpack_packer pk = s_packer(node);
     sos_request_pack_begin(&pk, fwd_id, req->op);
-    msgpack_pack_object(&pk, *req->args);
+    const msgpack_object_map *args = &req->args->via.map;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < args->size; i++)
+        n += !s_key_is(&args->ptr[i].key, "client");
+    msgpack_pack_map(&pk, n + 1);
+    for (uint32_t i = 0; i < args->size; i++)
+        if (!s_key_is(&args->ptr[i].key, "client")) {
+            msgpack_pack_object(&pk, args->ptr[i].key);
+            msgpack_pack_object(&pk, args->ptr[i].val);
+        }
+    sos_mp_pack_kv_str(&pk, "client", address);
     sos_request_pack_end(&pk, req->flags | SOS_REQ_FORWARDED);
     if (!peer || !sos_node_send_now(node, peer->dealer, node->buf.data, node->buf.size)) {
+        s_pending_release(node->rooms, address);
         node->stats.forward_failures++;
         s_error_extra(node, routing_p, req->req_id, SOS_E_OWNER_UNREACHABLE,
                       "the room's owner is not reachable", "owner", owner, 0);
@@ -842,22 +1090,23 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
             wait_ms = SOS_POLL_WAIT_MAX_MS;
     }
     s_forward_t *f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f) {
+        s_pending_release(node->rooms, address);
         return;
+    }
     f->routing = *routing_p;
     *routing_p = NULL;
     f->client_req_id = req->req_id;
     f->deadline_mono = sos_mono_ms() + SOS_FORWARD_TIMEOUT_MS + wait_ms;
     strcpy(f->owner, owner);
+    snprintf(f->url, sizeof f->url, "%s", peer->url);
     snprintf(f->address, sizeof f->address, "%s", address);
-    f->is_join = streq(req->op, "join");
-    char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)fwd_id);
     zhashx_insert(node->rooms->forwards, key, f);
 }
 
 void
-sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
+sos_rooms_on_forward_reply(sos_node_t *node, const sos_peer_t *peer, const uint8_t *frame,
+                           size_t size)
 {
     sos_mp_doc_t doc;
     sos_reply_t rep;
@@ -867,10 +1116,16 @@ sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
         return;
     }
     char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)rep.req_id);
+    snprintf(key, sizeof key, "%016llx", (unsigned long long)rep.req_id);
     s_forward_t *f = zhashx_lookup(node->rooms->forwards, key);
     if (!f) {
         sos_node_drop(node, SOS_DROP_UNEXPECTED, "reply to no forwarded request");
+        sos_mp_doc_release(&doc);
+        return;
+    }
+    if (!streq(f->url, peer->url)) {
+        /*  The forward stays: its owner may still answer it. */
+        sos_node_drop(node, SOS_DROP_WRONG_SENDER, "reply to a forward from another node");
         sos_mp_doc_release(&doc);
         return;
     }
@@ -881,10 +1136,9 @@ sos_rooms_on_forward_reply(sos_node_t *node, const uint8_t *frame, size_t size)
     msgpack_pack_uint64(&pk, f->client_req_id);
     sos_mp_pack_strn(&pk, rep.status, rep.status_len);
     msgpack_pack_object(&pk, *rep.body);
-    if (f->is_join && sos_reply_ok(&rep))
-        zhashx_delete(node->rooms->limits, f->address);
     sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0,
                    SOS_OUT_RELAY);
+    s_pending_release(node->rooms, f->address);
     zhashx_delete(node->rooms->forwards, key);
     sos_mp_doc_release(&doc);
 }
@@ -911,10 +1165,21 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
                 "room_hash must be 16 lower-case hex characters");
         return;
     }
+    /*  The client's address: the one we see, or for a forwarded request the one the
+        forwarding node saw. */
+    char client[64];
+    const char *who = address;
+    o = sos_mp_map_get(req->args, "client");
+    if ((req->flags & SOS_REQ_FORWARDED) && o && sos_mp_str_copy(o, client, sizeof client - 1) &&
+        *client)
+        who = client;
     if (streq(req->op, "create")) {
         s_op_create(node, routing_p, address, req, room);
         return;
     }
+    if ((streq(req->op, "join") || streq(req->op, "send")) &&
+        !s_limit_take(node, routing_p, req, who))
+        return;
     sos_txn_t *txn = sos_node_txn(node);
     if (!txn) {
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
@@ -933,7 +1198,7 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
             s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND,
                     "this node does not own the room");
         else
-            s_forward(node, routing_p, address, req, rec);
+            s_forward(node, routing_p, who, req, rec);
         goto done;
     }
     sos_room_state_t st;
@@ -947,7 +1212,7 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     else if (streq(req->op, "send"))
         s_op_send(node, txn, routing_p, req, room);
     else if (streq(req->op, "poll"))
-        s_op_poll(node, txn, routing_p, req, room);
+        s_op_poll(node, txn, routing_p, req, room, who);
     else if (streq(req->op, "leave"))
         s_op_leave(node, txn, routing_p, req, room);
     else
@@ -999,6 +1264,7 @@ sos_rooms_wake(sos_node_t *node)
         void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
         if (zlistx_find(node->pass.woken_rooms, p->room)) {
             s_answer_poller(node, txn, p);
+            s_pending_release(self, p->address);
             zlistx_delete(self->pollers, handle);
         }
         handle = next;
@@ -1021,6 +1287,7 @@ sos_rooms_tick(sos_node_t *node)
                 txn = sos_node_txn(node);
             if (txn)
                 s_answer_poller(node, txn, p);
+            s_pending_release(self, p->address);
             zlistx_delete(self->pollers, handle);
         }
         handle = next;
@@ -1034,6 +1301,7 @@ sos_rooms_tick(sos_node_t *node)
         node->stats.forward_failures++;
         s_error_extra(node, &f->routing, f->client_req_id, SOS_E_OWNER_UNREACHABLE,
                       "the room's owner did not answer in time", "owner", f->owner, 0);
+        s_pending_release(self, f->address);
         zhashx_delete(self->forwards, key);
     }
     zlistx_destroy(&late);
@@ -1052,6 +1320,7 @@ s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *cod
         void *next = zlistx_next(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
         if (streq(p->room, room)) {
             s_error(node, &p->routing, p->req_id, code, why);
+            s_pending_release(self, p->address);
             zlistx_delete(self->pollers, handle);
         }
         handle = next;

@@ -18,6 +18,13 @@
                                                   + has_worker (1) + has_tombstone (1)
       tombstones  node id (32)                 -> version LE (8) + expires_at LE (8)
       expiry      expires_at BE (8) + room_hash (16) -> (empty)
+      meta        "room/" + room_hash (16 chars) -> first_seen LE (8) + flags LE (8)
+
+    The meta entry of a room is what this node alone knows of the hash: when it first held
+    a record for it, whether a claim was refused (contested, flag bit 0) and whether it was
+    taken into the pool of rooms from origins not vouched for (pooled, bit 1; the meta key
+    "rooms_pooled" counts those). It never travels, outlives a change of owner, and goes
+    with the room's record.
 
     The local stats of a worker (last_seen LE 8, last_ok LE 8, fail_count LE 4, is_genesis
     1) never travel; they sit in front of the wire bytes so that one read gives both, and a
@@ -429,6 +436,95 @@ sos_dir_del_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES])
     return sos_txn_op_end(txn, rc);
 }
 
+#define DIR_ROOM_LOCAL_PREFIX "room/"
+#define DIR_ROOM_LOCAL_KEY    (sizeof DIR_ROOM_LOCAL_PREFIX - 1 + SOS_ROOMHASH_LEN)
+#define DIR_ROOM_LOCAL_VAL    16
+
+static void
+s_room_local_key(char key[DIR_ROOM_LOCAL_KEY], const char *room_hash)
+{
+    memcpy(key, DIR_ROOM_LOCAL_PREFIX, sizeof DIR_ROOM_LOCAL_PREFIX - 1);
+    memcpy(key + sizeof DIR_ROOM_LOCAL_PREFIX - 1, room_hash, SOS_ROOMHASH_LEN);
+}
+
+sos_rc
+sos_dir_room_local_get(sos_txn_t *txn, const char *room_hash, sos_room_local_t *local)
+{
+    assert(txn);
+    if (!sos_store_room_hash_ok(room_hash))
+        return SOS_ERR_INVALID;
+    char key[DIR_ROOM_LOCAL_KEY];
+    s_room_local_key(key, room_hash);
+    MDB_val val;
+    sos_rc rc = sos_txn_get(txn, SOS_DB_META, key, sizeof key, &val);
+    if (rc)
+        return rc;
+    if (val.mv_size != DIR_ROOM_LOCAL_VAL)
+        return SOS_ERR_CORRUPT;
+    if (local) {
+        uint64_t flags = sos_dec_le64((const uint8_t *)val.mv_data + 8);
+        local->first_seen = sos_dec_le64(val.mv_data);
+        local->contested = flags & 1;
+        local->pooled = (flags >> 1) & 1;
+    }
+    return SOS_OK;
+}
+
+#define DIR_POOLED_KEY "rooms_pooled"
+
+sos_rc
+sos_dir_rooms_pooled(sos_txn_t *txn, uint64_t *count)
+{
+    sos_rc rc = sos_meta_get_u64(txn, DIR_POOLED_KEY, count);
+    if (rc == SOS_ERR_NOT_FOUND) {
+        *count = 0;
+        rc = SOS_OK;
+    }
+    return rc;
+}
+
+/*  Add delta (+1 or -1) to the count of pooled rooms. */
+static sos_rc
+s_pooled_add(sos_txn_t *txn, int delta)
+{
+    uint64_t n = 0;
+    sos_rc rc = sos_dir_rooms_pooled(txn, &n);
+    if (rc)
+        return rc;
+    if (delta < 0 && n == 0)
+        return SOS_OK;
+    /*  Written here rather than with sos_meta_put_u64, which would begin an operation of its
+        own inside the caller's. */
+    uint8_t buf[8];
+    sos_enc_le64(buf, delta < 0 ? n - 1 : n + 1);
+    return sos_txn_put(txn, SOS_DB_META, DIR_POOLED_KEY, sizeof DIR_POOLED_KEY - 1, buf,
+                       sizeof buf);
+}
+
+sos_rc
+sos_dir_room_local_put(sos_txn_t *txn, const char *room_hash, const sos_room_local_t *local)
+{
+    sos_rc rc = sos_txn_op_begin(txn);
+    if (rc)
+        return rc;
+    if (!local || !sos_store_room_hash_ok(room_hash))
+        return sos_txn_op_end(txn, SOS_ERR_INVALID);
+    sos_room_local_t old = {0};
+    rc = sos_dir_room_local_get(txn, room_hash, &old);
+    if (rc == SOS_ERR_NOT_FOUND)
+        rc = SOS_OK;
+    if (rc == SOS_OK && old.pooled != local->pooled)
+        rc = s_pooled_add(txn, local->pooled ? 1 : -1);
+    char key[DIR_ROOM_LOCAL_KEY];
+    s_room_local_key(key, room_hash);
+    uint8_t val[DIR_ROOM_LOCAL_VAL];
+    sos_enc_le64(val, local->first_seen);
+    sos_enc_le64(val + 8, (local->contested ? 1 : 0) | (local->pooled ? 2 : 0));
+    if (rc == SOS_OK)
+        rc = sos_txn_put(txn, SOS_DB_META, key, sizeof key, val, sizeof val);
+    return sos_txn_op_end(txn, rc);
+}
+
 static sos_rc
 s_del_room(sos_txn_t *txn, const char *room_hash)
 {
@@ -446,6 +542,18 @@ s_del_room(sos_txn_t *txn, const char *room_hash)
         rc = s_expiry_del(txn, old.expires_at, room_hash);
     if (rc == SOS_OK)
         rc = sos_txn_del(txn, SOS_DB_ROOMS, room_hash, SOS_ROOMHASH_LEN, NULL, 0);
+    if (rc == SOS_OK) {
+        sos_room_local_t local = {0};
+        char key[DIR_ROOM_LOCAL_KEY];
+        s_room_local_key(key, room_hash);
+        rc = sos_dir_room_local_get(txn, room_hash, &local);
+        if (rc == SOS_OK && local.pooled)
+            rc = s_pooled_add(txn, -1);
+        if (rc == SOS_OK)
+            rc = sos_txn_del(txn, SOS_DB_META, key, sizeof key, NULL, 0);
+        if (rc == SOS_ERR_NOT_FOUND) /* a room stored before first-seen times were kept */
+            rc = SOS_OK;
+    }
     if (rc)
         return rc;
     if (o.n_rooms > 0)

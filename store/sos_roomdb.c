@@ -13,7 +13,9 @@
 
       rstate    room_hash                       -> created_at LE 8, expires_at LE 8,
                                                    last_seq LE 8, message_count LE 4,
-                                                   member_count LE 4
+                                                   member_count LE 4, message_bytes LE 8
+                                                   (absent in stores made before it was
+                                                   counted: read as 0)
       members   room_hash + member_id (32)      -> joined_at LE 8 + nickname (0..20 bytes)
       messages  room_hash + seq BE (8)          -> timestamp LE 8,
                                                    msg_id len LE 4 + bytes,
@@ -37,7 +39,8 @@
     Dropping a room deletes its four ranges; because keys have the fixed-length room hash in
     front, a range never reaches into another room's entries. */
 
-#define ROOMDB_STATE_VAL  32
+#define ROOMDB_STATE_VAL  40
+#define ROOMDB_STATE_V1   32 /* without message_bytes */
 #define ROOMDB_MEMBER_KEY (SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN)
 #define ROOMDB_MSG_KEY    (SOS_ROOMHASH_LEN + 8)
 #define ROOMDB_MSGID_KEY  (SOS_ROOMHASH_LEN + SOS_MSGID_MAX)
@@ -53,12 +56,13 @@ s_state_encode(uint8_t p[ROOMDB_STATE_VAL], const sos_room_state_t *state)
     sos_enc_le64(p + 16, state->last_seq);
     sos_enc_le32(p + 24, state->message_count);
     sos_enc_le32(p + 28, state->member_count);
+    sos_enc_le64(p + 32, state->message_bytes);
 }
 
 static sos_rc
 s_state_decode(const MDB_val *val, sos_room_state_t *state)
 {
-    if (val->mv_size != ROOMDB_STATE_VAL)
+    if (val->mv_size != ROOMDB_STATE_VAL && val->mv_size != ROOMDB_STATE_V1)
         return SOS_ERR_CORRUPT;
     const uint8_t *p = val->mv_data;
     state->created_at = sos_dec_le64(p);
@@ -66,6 +70,7 @@ s_state_decode(const MDB_val *val, sos_room_state_t *state)
     state->last_seq = sos_dec_le64(p + 16);
     state->message_count = sos_dec_le32(p + 24);
     state->member_count = sos_dec_le32(p + 28);
+    state->message_bytes = val->mv_size == ROOMDB_STATE_VAL ? sos_dec_le64(p + 32) : 0;
     return SOS_OK;
 }
 
@@ -427,7 +432,7 @@ sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_member_fn *
 
 /*  Delete the room's oldest message and, if it still points to that message, its msg_id. */
 static sos_rc
-s_drop_oldest(sos_txn_t *txn, MDB_cursor *cur, const char *room_hash)
+s_drop_oldest(sos_txn_t *txn, MDB_cursor *cur, const char *room_hash, uint64_t *size)
 {
     uint8_t start[ROOMDB_MSG_KEY];
     s_msg_key(start, room_hash, 0);
@@ -446,6 +451,7 @@ s_drop_oldest(sos_txn_t *txn, MDB_cursor *cur, const char *room_hash)
     if (rc)
         return rc;
     uint64_t seq = sos_dec_be64((const uint8_t *)key.mv_data + SOS_ROOMHASH_LEN);
+    *size = val.mv_size;
     uint8_t idkey[ROOMDB_MSGID_KEY];
     size_t idlen = s_msgid_key(idkey, room_hash, msg.msg_id, msg.msg_id_len);
     /*  msg borrows from the page that the delete changes: the id is copied into idkey. */
@@ -487,7 +493,7 @@ s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, 
 
 static sos_rc
 s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32_t history_limit,
-         uint64_t *seq, uint64_t *timestamp, bool *dup)
+         uint64_t bytes_limit, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
     sos_room_state_t state;
     sos_rc rc = s_state_load(txn, room_hash, &state);
@@ -537,14 +543,20 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
     }
     state.last_seq = *seq;
     state.message_count++;
-    if (state.message_count > history_limit) {
+    state.message_bytes += s_msg_size(msg);
+    bool over_bytes = bytes_limit && state.message_bytes > bytes_limit && state.message_count > 1;
+    if (state.message_count > history_limit || over_bytes) {
         MDB_cursor *cur;
         rc = sos_txn_cursor(txn, SOS_DB_MESSAGES, &cur);
         if (rc)
             return rc;
-        while (rc == SOS_OK && state.message_count > history_limit) {
-            rc = s_drop_oldest(txn, cur, room_hash);
+        while (rc == SOS_OK && (state.message_count > history_limit || over_bytes)) {
+            uint64_t size = 0;
+            rc = s_drop_oldest(txn, cur, room_hash, &size);
             state.message_count--;
+            state.message_bytes = state.message_bytes > size ? state.message_bytes - size : 0;
+            over_bytes =
+                bytes_limit && state.message_bytes > bytes_limit && state.message_count > 1;
         }
         mdb_cursor_close(cur);
         if (rc)
@@ -556,6 +568,14 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
 sos_rc
 sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                   uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup)
+{
+    return sos_roomdb_append_quota(txn, room_hash, msg, history_limit, 0, seq, timestamp, dup);
+}
+
+sos_rc
+sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                        uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                        uint64_t *timestamp, bool *dup)
 {
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
@@ -569,7 +589,7 @@ sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *ms
         return sos_txn_op_end(txn, SOS_ERR_TOO_LARGE);
     uint64_t s = 0, ts = 0;
     bool d = false;
-    rc = s_append(txn, room_hash, msg, history_limit, &s, &ts, &d);
+    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, &s, &ts, &d);
     if (rc == SOS_OK) {
         if (seq)
             *seq = s;

@@ -96,6 +96,22 @@ sos_rc sos_dir_put_worker_local(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTE
 /*  rec may be NULL (does the room exist?). SOS_ERR_INVALID for a malformed room_hash. */
 sos_rc sos_dir_get_room(sos_txn_t *txn, const char *room_hash, sos_record_t *rec);
 
+/*  What this node alone knows of a room hash; it never travels. first_seen (wall ms) is
+    when a record for the hash was first stored here, kept across changes of owner (the
+    merge rules use it to refuse late claims, see node/sos_merge.h); contested says a
+    conflicting claim for the hash was refused. Deleted with the room's record
+    (sos_dir_del_room). get: SOS_ERR_NOT_FOUND if none (a room stored before these were
+    kept), local may be NULL; SOS_ERR_INVALID for a malformed room_hash. */
+typedef struct {
+    uint64_t first_seen;
+    bool contested;
+    bool pooled; /* taken into the bounded pool of rooms from origins not vouched for */
+} sos_room_local_t;
+sos_rc sos_dir_room_local_get(sos_txn_t *txn, const char *room_hash, sos_room_local_t *local);
+sos_rc sos_dir_room_local_put(sos_txn_t *txn, const char *room_hash, const sos_room_local_t *local);
+/*  How many rooms held have pooled set (kept by room_local_put and sos_dir_del_room). */
+sos_rc sos_dir_rooms_pooled(sos_txn_t *txn, uint64_t *count);
+
 /*  Remove a worker or room record and its index entries. The origin's entry stays while it
     has records or a tombstone, and then goes. SOS_ERR_NOT_FOUND if absent. */
 sos_rc sos_dir_del_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES]);
@@ -162,6 +178,8 @@ typedef struct {
     uint64_t last_seq;      /* seq of the newest message, 0 if none yet */
     uint32_t message_count; /* messages kept (at most the history limit) */
     uint32_t member_count;
+    uint64_t message_bytes; /* stored size of the messages kept; counted since stores of
+                               this version (0 for a room made before, until it fills) */
 } sos_room_state_t;
 
 /*  A message. In callbacks the pointers borrow from the store and are valid only during the
@@ -220,6 +238,11 @@ sos_rc sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_memb
     SOS_CONTENT_MAX bytes is SOS_ERR_TOO_LARGE. */
 sos_rc sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                          uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup);
+/*  As sos_roomdb_append, and the oldest messages are also dropped while the room's
+    message_bytes is over bytes_limit (0: no limit); the newest message always stays. */
+sos_rc sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                               uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                               uint64_t *timestamp, bool *dup);
 
 typedef int(sos_message_fn)(void *arg, const sos_message_t *msg);
 /*  Messages with seq > since, ascending; the callback returns non-zero to stop. msg_id and

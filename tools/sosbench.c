@@ -103,7 +103,8 @@ static const char *s_usage_text =
     "COMMANDS\n"
     "    converge\n"
     "        Starts node 0 (the genesis of all others), then nodes 1 to N-1 back to back,\n"
-    "        with --rate-limit off, and measures in this order:\n"
+    "        with --rate-limit off and the other limits on clients and strangers lifted,\n"
+    "        and measures in this order:\n"
     "\n"
     "        join       time from the last node's start until every node's `workers` lists\n"
     "                   all N nodes; also in gossip rounds (time / interval).\n"
@@ -761,6 +762,12 @@ s_node_start(s_cluster_t *self, s_node_t *node, const s_node_t *genesis, const c
     }
     argv[n++] = "--rate-limit";
     argv[n++] = "off";
+    argv[n++] = "--max-pending";
+    argv[n++] = "0";
+    argv[n++] = "--room-quota";
+    argv[n++] = "0";
+    argv[n++] = "--max-rooms-unvouched";
+    argv[n++] = "0";
     argv[n++] = "--log-level";
     argv[n++] = "warning";
     if (genesis) {

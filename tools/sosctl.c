@@ -60,9 +60,10 @@ static const char *s_usage_text =
     "    sosctl talks to one sosnode over its public ZeroMQ endpoint. Any node of the overlay\n"
     "    serves any room: a node forwards room requests to the room's owner.\n"
     "\n"
-    "    A room is named by a few emojis and protected by a PIN. Both stay on this machine:\n"
-    "    the node sees only the room hash (the first 16 hex characters of the SHA-256 of the\n"
-    "    emojis) and ciphertext. Messages are sealed with XSalsa20-Poly1305 under a key that\n"
+    "    A room is named by a few emojis and protected by a PIN, which stays on this machine:\n"
+    "    the node sees the room hash (the first 16 hex characters of the SHA-256 of the\n"
+    "    emojis), the creator's emojis and ciphertext. Messages are sealed with\n"
+    "    XSalsa20-Poly1305 under a key that\n"
     "    Argon2id derives from the emojis, the PIN and the room's creation time, as the web app\n"
     "    does, so sosctl and the web app can share a room.\n"
     "\n"
@@ -88,8 +89,10 @@ static const char *s_usage_text =
     "        The room directory, all pages of it.\n"
     "\n"
     "    room create --emojis E [--pin P] [--description TEXT] [--nickname NAME]\n"
-    "        Create the room of emojis E (which the node never sees) and join it. Prints\n"
-    "        the room hash and the member id that send, poll and leave need. The PIN is\n"
+    "        Create the room of emojis E and join it. Prints the room hash and the member\n"
+    "        id that send, poll and leave need. The emojis go to the node as a list (one\n"
+    "        element per emoji, joiners and modifiers kept with theirs) and show in every\n"
+    "        node's directory, as in the web app: the PIN is the secret. The PIN is\n"
     "        not needed to create: the key depends on the creation time, which the node\n"
     "        sets. The description is public: it shows in every node's directory.\n"
     "\n"
@@ -674,6 +677,8 @@ s_cmd_rooms(sosctl_t *self)
             fputs("  ", stdout);
         }
         s_put_safe(s_str(room, "description"), NULL);
+        if (json_is_true(json_object_get(room, "contested")))
+            fputs("  [contested]", stdout);
         putchar('\n');
     }
 done:
@@ -681,15 +686,62 @@ done:
     return code;
 }
 
+//  Length of the emoji at the start of s: one code point and the code points that join it
+//  (ZWJ U+200D and what follows it, variation selectors U+FE00-FE0F, skin tones
+//  U+1F3FB-1F3FF, tags U+E0020-E007F); 0 at the end or on bytes that are not UTF-8
+static size_t
+s_emoji_len(const char *s)
+{
+    size_t at = 0;
+    bool joined = true; //  the first code point always starts the emoji
+    while (s[at]) {
+        const unsigned char *p = (const unsigned char *)s + at;
+        int len = *p < 0x80         ? 1
+                  : (*p >> 5) == 6  ? 2
+                  : (*p >> 4) == 14 ? 3
+                  : (*p >> 3) == 30 ? 4
+                                    : 0;
+        if (!len)
+            return 0;
+        uint32_t cp = len == 1 ? *p : *p & (0x7f >> len);
+        for (int i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        bool combining = cp == 0x200d || (cp >= 0xfe00 && cp <= 0xfe0f) ||
+                         (cp >= 0x1f3fb && cp <= 0x1f3ff) || (cp >= 0xe0020 && cp <= 0xe007f);
+        if (!combining && !joined)
+            break;
+        joined = cp == 0x200d;
+        at += (size_t)len;
+    }
+    return at;
+}
+
 static int
 s_cmd_create(sosctl_t *self)
 {
     char room_hash[SOS_E2E_HASH_CHARS + 1];
     sos_e2e_room_hash(room_hash, self->emojis);
-    //  The emojis stay here: only their hash names the room on the network
+    //  The list of emojis, as the node wants it (at most 6, each at most 32 bytes; the node
+    //  checks again); the room hash stays the hash of the text as typed
+    size_t at[7], len[7], n = 0;
+    for (size_t pos = 0; self->emojis[pos];) {
+        size_t l = s_emoji_len(self->emojis + pos);
+        if (!l || n == 6 || l > 32)
+            return s_usage_error("--emojis must be 1 to 6 emojis of UTF-8");
+        at[n] = pos;
+        len[n++] = l;
+        pos += l;
+    }
     msgpack_packer *pk = sos_conn_begin(self->conn, "create");
-    msgpack_pack_map(pk, 1 + (self->description ? 1 : 0) + (self->nickname ? 1 : 0));
+    msgpack_pack_map(pk, 2 + (self->description ? 1 : 0) + (self->nickname ? 1 : 0));
     sos_mp_pack_kv_str(pk, "room_hash", room_hash);
+    sos_mp_pack_str(pk, "emojis");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        sos_mp_pack_strn(pk, self->emojis + at[i], len[i]);
     if (self->description)
         sos_mp_pack_kv_str(pk, "description", self->description);
     if (self->nickname)

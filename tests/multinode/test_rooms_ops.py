@@ -108,6 +108,9 @@ def test_sosctl_through_every_node():
         room = a.ctl("room", "create", "--nickname", "ana", *pin[:2])["room_hash"]
         for n in (b, c):
             wait_for("room in node %d's directory" % n.index, lambda: room in n.rooms())
+        # sosctl sent the emojis as a list; the directory shows the creator's emojis
+        for n in (a, b, c):
+            assert n.rooms()[room]["emojis"] == "🔥🌊🦊", n.rooms()[room]
         member = {}
         for n, nick in ((a, "ana2"), (b, "bo"), (c, "cy")):
             member[nick] = n.ctl("room", "join", room, "--nickname", nick)["member_id"]

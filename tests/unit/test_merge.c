@@ -43,6 +43,28 @@ s_has_worker(sos_store_t *store, const uint8_t *id, uint64_t *version)
     return rc == SOS_OK;
 }
 
+static bool
+s_room_owner(sos_store_t *store, const char *hash, const uint8_t *owner)
+{
+    sos_txn_t *txn = NULL;
+    sos_record_t rec;
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    sos_rc rc = sos_dir_get_room(txn, hash, &rec);
+    sos_txn_abort(&txn);
+    return rc == SOS_OK && memcmp(rec.origin, owner, SOS_NODEID_BYTES) == 0;
+}
+
+static bool
+s_contested(sos_store_t *store, const char *hash)
+{
+    sos_txn_t *txn = NULL;
+    sos_room_local_t local = {0};
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    sos_dir_room_local_get(txn, hash, &local);
+    sos_txn_abort(&txn);
+    return local.contested;
+}
+
 static void
 s_signed_worker(sos_record_t *rec, const sos_identity_t *id, uint64_t version)
 {
@@ -186,6 +208,134 @@ main(void)
     CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_CAP);
     s_signed_room(&rec, &b, 7, "00000000000000ee", now - 1000, now);
     CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+
+    SECTION("rooms: a take-over is refused to an origin at its per-origin cap");
+    /*  c holds aa and dd (its cap is 2); an earlier claim by c on b's ee would win by the
+        creation order, but would give c a third room. */
+    s_signed_room(&rec, &c, 5, "00000000000000ee", now - 9000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_CAP);
+    CHECK(!displaced);
+    CHECK(s_room_owner(store, "00000000000000ee", b.pk));
+
+    SECTION("rooms: a claim dated long before the hash was first seen here never wins");
+    sos_identity_t x;
+    test_seed_identity(&x, 220);
+    ctx.max_rooms_per_origin = 100;
+    s_signed_room(&rec, &b, 8, "0000000000000f01", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    CHECK(!s_contested(store, "0000000000000f01"));
+    s_signed_room(&rec, &x, 1, "0000000000000f01", now - 29ULL * 86400 * 1000, now);
+    rec.expires_at = now + 3600 * 1000;
+    CHECK_RC(sos_record_sign(&rec, &x), SOS_OK);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_CONTESTED);
+    CHECK(!displaced);
+    CHECK(s_room_owner(store, "0000000000000f01", b.pk));
+    CHECK(s_contested(store, "0000000000000f01"));
+    /*  The same claim offered again is refused again (anti-entropy offers it each round). */
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_CONTESTED);
+
+    SECTION("rooms: within the spread bound an earlier honest creation still wins");
+    /*  b's room first seen now; x's, created 30 s before b's (both within B), arrives 40 s
+        later: it wins, as on a node that heard x's first. */
+    s_signed_room(&rec, &b, 9, "0000000000000f02", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    sos_merge_ctx_t later = ctx;
+    later.now_ms = now + 40 * 1000;
+    s_signed_room(&rec, &x, 2, "0000000000000f02", now - 31 * 1000, now);
+    CHECK(s_merge(store, &later, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_UPDATED);
+    CHECK(displaced);
+    CHECK(s_room_owner(store, "0000000000000f02", x.pk));
+    CHECK(!s_contested(store, "0000000000000f02"));
+    /*  And the other order on another node ends the same way: b's later one loses. */
+    s_signed_room(&rec, &b, 10, "0000000000000f02", now - 1000, now);
+    CHECK(s_merge(store, &later, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_CONFLICT_LOST);
+
+    SECTION("rooms: once held for longer than the spread bound, no claim moves the room");
+    s_signed_room(&rec, &b, 11, "0000000000000f03", now - 1000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    later.now_ms = now + SOS_ROOM_SPREAD_MS + 1;
+    /*  created a second before b's: plausible by date, but too late here. */
+    s_signed_room(&rec, &x, 3, "0000000000000f03", now - 2000, now);
+    CHECK(s_merge(store, &later, &rec, SOS_SRC_RUMOR, &displaced) == SOS_MERGE_CONTESTED);
+    CHECK(!displaced);
+    CHECK(s_room_owner(store, "0000000000000f03", b.pk));
+    CHECK(s_contested(store, "0000000000000f03"));
+    /*  The owner's own newer record still updates it. */
+    s_signed_room(&rec, &b, 12, "0000000000000f03", now - 1000, now);
+    CHECK(s_merge(store, &later, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UPDATED);
+
+    SECTION(
+        "rooms: the first-seen time goes with the room, so a new room of the hash starts afresh");
+    {
+        sos_txn_t *wtxn = NULL;
+        CHECK_RC(sos_txn_begin(store, true, &wtxn), SOS_OK);
+        CHECK_RC(sos_dir_del_room(wtxn, "0000000000000f03"), SOS_OK);
+        CHECK_RC(sos_dir_room_local_get(wtxn, "0000000000000f03", NULL), SOS_ERR_NOT_FOUND);
+        CHECK_RC(sos_txn_commit(&wtxn), SOS_OK);
+    }
+    s_signed_room(&rec, &x, 4, "0000000000000f03", now - 2000, now);
+    CHECK(s_merge(store, &later, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    CHECK(!s_contested(store, "0000000000000f03"));
+
+    SECTION("rooms: a room stored before first-seen times were kept is held for good");
+    {
+        sos_txn_t *wtxn = NULL;
+        s_signed_room(&rec, &b, 13, "0000000000000f04", now - 1000, now);
+        CHECK_RC(sos_txn_begin(store, true, &wtxn), SOS_OK);
+        CHECK_RC(sos_dir_put(wtxn, &rec), SOS_OK);
+        CHECK_RC(sos_txn_commit(&wtxn), SOS_OK);
+    }
+    s_signed_room(&rec, &x, 5, "0000000000000f04", now - 2000, now);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_CONTESTED);
+    CHECK(s_room_owner(store, "0000000000000f04", b.pk));
+
+    SECTION("rooms: origins not vouched for share a bounded pool");
+    {
+        sos_merge_ctx_t pool = ctx;
+        pool.max_rooms_unvouched = 2;
+        pool.max_workers = 100;
+        sos_identity_t s1, s2, s3, live;
+        test_seed_identity(&s1, 230);
+        test_seed_identity(&s2, 231);
+        test_seed_identity(&s3, 232);
+        test_seed_identity(&live, 233);
+        s_signed_room(&rec, &s1, 1, "0000000000000a01", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        s_signed_room(&rec, &s2, 1, "0000000000000a02", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        s_signed_room(&rec, &s3, 1, "0000000000000a03", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UNVOUCHED);
+        /*  A worker we only heard of is not vouched for; one we exchanged with lately is. */
+        s_signed_worker(&rec, &live, 1);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        s_signed_room(&rec, &live, 2, "0000000000000a04", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UNVOUCHED);
+        sos_txn_t *ptxn = NULL;
+        sos_worker_local_t wl = {.last_ok = now - 1000};
+        CHECK_RC(sos_txn_begin(store, true, &ptxn), SOS_OK);
+        CHECK_RC(sos_dir_put_worker_local(ptxn, live.pk, &wl), SOS_OK);
+        CHECK_RC(sos_txn_commit(&ptxn), SOS_OK);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+        /*  ... and not after SOS_ROOM_VOUCH_MS without an exchange. */
+        sos_merge_ctx_t stale = pool;
+        stale.now_ms = now + SOS_ROOM_VOUCH_MS;
+        s_signed_room(&rec, &live, 3, "0000000000000a05", now - 1000, now);
+        CHECK(s_merge(store, &stale, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_UNVOUCHED);
+        /*  This node's own rooms never count against the pool. */
+        s_signed_room(&rec, &me, 50, "0000000000000a06", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_LOCAL, NULL) == SOS_MERGE_NEW);
+        /*  A pooled room that goes frees its place. */
+        uint64_t pooled = 0;
+        CHECK_RC(sos_txn_begin(store, true, &ptxn), SOS_OK);
+        CHECK_RC(sos_dir_rooms_pooled(ptxn, &pooled), SOS_OK);
+        CHECK(pooled == 2);
+        CHECK_RC(sos_dir_del_room(ptxn, "0000000000000a01"), SOS_OK);
+        CHECK_RC(sos_dir_rooms_pooled(ptxn, &pooled), SOS_OK);
+        CHECK(pooled == 1);
+        CHECK_RC(sos_txn_commit(&ptxn), SOS_OK);
+        s_signed_room(&rec, &s3, 1, "0000000000000a03", now - 1000, now);
+        CHECK(s_merge(store, &pool, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
+    }
 
     sos_store_destroy(&store);
     nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);

@@ -405,6 +405,49 @@ s_test_reopen(const char *dir)
     sos_store_destroy(&store);
 }
 
+/*  The byte quota drops the oldest messages (and their ids) like the history limit, but
+    never the newest one. */
+static void
+s_test_quota(sos_store_t *store)
+{
+    const char *room = "00000000000000a7";
+    sos_txn_t *txn;
+    sos_room_state_t st;
+    char text[1001];
+    memset(text, 'q', 1000);
+    text[1000] = 0;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_create(txn, room, 1, 1ULL << 50), SOS_OK);
+    for (int i = 0; i < 10; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "q%d", i);
+        sos_message_t m = {.timestamp = 10 + i,
+                           .msg_id = id,
+                           .msg_id_len = strlen(id),
+                           .sender = "alice",
+                           .sender_len = 5,
+                           .content = (const uint8_t *)text,
+                           .content_len = 1000};
+        CHECK_RC(sos_roomdb_append_quota(txn, room, &m, 500, 3500, NULL, NULL, NULL), SOS_OK);
+    }
+    CHECK_RC(sos_roomdb_get(txn, room, &st), SOS_OK);
+    /*  Each message takes 8 + 4 + 2 + 4 + 5 + 4 + 1000 = 1027 bytes: three fit in 3500. */
+    CHECK(st.message_count == 3 && st.message_bytes == 3 * 1027 && st.last_seq == 10);
+    static s_msgs_t c;
+    memset(&c, 0, sizeof c);
+    CHECK_RC(sos_roomdb_foreach_message(txn, room, 0, s_on_message, &c), SOS_OK);
+    CHECK(c.n == 3 && c.seqs[0] == 8);
+    /*  The dropped ones' ids are gone with them: a retry of q0 is stored anew. */
+    bool dup = true;
+    CHECK(s_send(txn, room, "q0", "x", 99, 500, &dup, NULL) == 11 && !dup);
+    /*  A message bigger than the quota on its own stays, alone. */
+    sos_message_t big = {.timestamp = 100, .content = (const uint8_t *)text, .content_len = 1000};
+    CHECK_RC(sos_roomdb_append_quota(txn, room, &big, 500, 100, NULL, NULL, NULL), SOS_OK);
+    CHECK_RC(sos_roomdb_get(txn, room, &st), SOS_OK);
+    CHECK(st.message_count == 1 && st.last_seq == 12);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+}
+
 int
 main(void)
 {
@@ -422,6 +465,7 @@ main(void)
         s_test_members(store);
         s_test_messages(store);
         s_test_drop(store);
+        s_test_quota(store);
         sos_store_destroy(&store);
         s_test_reopen(dir);
     }
