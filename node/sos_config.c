@@ -33,7 +33,7 @@ static const char s_usage[] =
     "  --map-size MIB           LMDB map size in MiB (default 1024)\n"
     "  --rate-limit on|off      escalating delays between room creations from one client\n"
     "                           address: 0, 10, 30, 60, 180, 300 s (default on); off\n"
-    "                           also lifts --client-rate\n"
+    "                           also lifts --client-rate and --verify-budget\n"
     "  --client-rate N          joins and sends per second from one client address, in\n"
     "                           bursts of up to 10 s of it (default 20)\n"
     "  --max-pending N          long polls and forwards waiting per client address (default\n"
@@ -61,6 +61,16 @@ static const char s_usage[] =
     "  --max-connections-per-address N\n"
     "                           connections from one IP address at once (default 64; 0:\n"
     "                           no cap); --rate-limit off lifts it too\n"
+    "  --max-peer-connections N open connections to other nodes at most; the least recently\n"
+    "                           used is closed to open another (default 512, lowered to fit\n"
+    "                           the open files limit)\n"
+    "  --allow-private-endpoints [on|off]\n"
+    "                           take records naming loopback, private or link-local addresses\n"
+    "                           also when this node advertises a public one (default off; a\n"
+    "                           node advertising a non-public address always takes them)\n"
+    "  --verify-budget N        record signatures checked per second for one sender (peers\n"
+    "                           each, strangers together) before its gossip is refused;\n"
+    "                           --rate-limit off lifts it (default 4096)\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -90,6 +100,8 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->max_connections_per_address = 64;
     cfg->map_size = 1024ULL << 20;
     cfg->rate_limit = true;
+    cfg->max_peer_connections = 512;
+    cfg->verify_budget = 4096;
     cfg->client_rate = 20;
     cfg->max_pending = 64;
     cfg->max_pending_total = 16384;
@@ -228,6 +240,8 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},
         {"max-rooms", offsetof(sos_config_t, max_rooms), 1, 10000000},
         {"max-rooms-per-origin", offsetof(sos_config_t, max_rooms_per_origin), 1, 10000000},
+        {"max-peer-connections", offsetof(sos_config_t, max_peer_connections), 8, 100000},
+        {"verify-budget", offsetof(sos_config_t, verify_budget), 512, 10000000},
         {"client-rate", offsetof(sos_config_t, client_rate), 1, 1000000},
         {"max-pending", offsetof(sos_config_t, max_pending), 0, 1000000},
         {"max-pending-total", offsetof(sos_config_t, max_pending_total), 1, 1000000},
@@ -256,6 +270,14 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
             return SOS_OK;
         }
         snprintf(err, errlen, "rate-limit must be on or off, not '%s'", value);
+        return SOS_ERR_INVALID;
+    }
+    if (streq(name, "allow-private-endpoints")) {
+        if (streq(value, "on") || streq(value, "off")) {
+            cfg->allow_private_endpoints = streq(value, "on");
+            return SOS_OK;
+        }
+        snprintf(err, errlen, "allow-private-endpoints must be on or off, not '%s'", value);
         return SOS_ERR_INVALID;
     }
     if (streq(name, "map-size")) {
@@ -353,6 +375,11 @@ sos_config_parse(sos_config_t *cfg, int argc, char **argv, char *err, size_t err
         if (streq(arg, "--trust-proxy") &&
             (i + 1 >= argc || (!streq(argv[i + 1], "on") && !streq(argv[i + 1], "off")))) {
             cfg->trust_proxy = true; /* a bare flag */
+            continue;
+        }
+        if (streq(arg, "--allow-private-endpoints") &&
+            (i + 1 >= argc || (!streq(argv[i + 1], "on") && !streq(argv[i + 1], "off")))) {
+            cfg->allow_private_endpoints = true; /* a bare flag */
             continue;
         }
         if (i + 1 >= argc) {

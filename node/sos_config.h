@@ -39,16 +39,19 @@ typedef struct {
     bool rate_limit;               /* escalating delays on room creation per client address */
     uint32_t max_connections;      /* 4096: on the public endpoint (lowered to fit the fd limit) */
     uint32_t max_connections_per_address; /* 64; 0: none; lifted by rate_limit off */
-    uint32_t client_rate;         /* 20: joins and sends per second per client address (burst
-                                     10 s of it), while rate_limit is on */
-    uint32_t max_pending;         /* 64: long polls and forwards waiting per client address;
-                                     0 = no cap */
-    uint32_t max_pending_total;   /* 16384: long polls and forwards waiting in all */
-    uint32_t max_rooms_unvouched; /* 10000: rooms from origins that are no live worker we
-                                     exchanged with (see sos_merge.c); 0 = no cap */
-    uint32_t room_quota_kib;      /* 16384: KiB of messages kept per room (the oldest go
-                                     first, as with the history limit); 0 = no quota */
-    int log_level;                /* sos_log_level_t */
+    uint32_t max_peer_connections; /* open DEALERs to peers (512; lowered to fit the fd limit) */
+    bool allow_private_endpoints;  /* take records naming non-public addresses (see README) */
+    uint32_t verify_budget;        /* record signature checks per second per sender (4096) */
+    uint32_t client_rate;          /* 20: joins and sends per second per client address (burst
+                                      10 s of it), while rate_limit is on */
+    uint32_t max_pending;          /* 64: long polls and forwards waiting per client address;
+                                      0 = no cap */
+    uint32_t max_pending_total;    /* 16384: long polls and forwards waiting in all */
+    uint32_t max_rooms_unvouched;  /* 10000: rooms from origins that are no live worker we
+                                      exchanged with (see sos_merge.c); 0 = no cap */
+    uint32_t room_quota_kib;       /* 16384: KiB of messages kept per room (the oldest go
+                                      first, as with the history limit); 0 = no quota */
+    int log_level;                 /* sos_log_level_t */
     bool show_help;
     bool show_version;
     /* HTTP front end (sos_http.c) */

@@ -9,6 +9,9 @@
 
         state            event                    action                        next
         IDLE             round picks the peer     send SYNC (digest hash)       WAIT_SYNC_ACK
+        IDLE             picked, not connected    open its DEALER               CONNECTING
+        CONNECTING       tick, connected          send SYNC                     WAIT_SYNC_ACK
+        CONNECTING       deadline passes          failure                       IDLE
         WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
         WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA: records  WAIT_DELTA_ACK
                                                   it lacks, origins we want
@@ -31,18 +34,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_endpoint.h"
 #include "sos_node_int.h"
+#include "sos_peer.h"
 
 #define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
 
-/* ------------------------------------------------------------------ peers ---- */
+/* ------------------------------------------------------------------ peers ----
+
+    A peer is owned by the node's table of peers (by url), and indexed by id once known.
+    Handling one of its frames can make a worker record move the peer to a new url, remove
+    the worker, or close the connection of another peer to open one: so no code that runs
+    during a pass frees a peer. s_peer_retire takes a peer out of both tables and stops
+    reading its socket; the object and its socket stay valid, and are freed by
+    sos_gossip_reap at the start of the next tick, after the reactor has rebuilt its poll
+    set. A pointer to a peer is therefore valid until the end of the pass that found it.
+
+    The directory may list thousands of workers, but each open DEALER costs a socket (czmq
+    counts those against one limit, and asserts past it) and file descriptors. So at most
+    max-connections DEALERs are open: a worker gets one when its record arrives if there is
+    room, or when it is picked for an exchange, closing the least recently used idle peer.
+    A peer that is no worker (a forwarding target) is retired once idle. */
 
 static int s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+
+#define SOS_PEER_IDLE_MS 60000 /* a forwarding target's DEALER is closed after this */
 
 static void
 s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
 {
-    if (peer->id_known)
+    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
     memcpy(peer->id, id, SOS_NODEID_BYTES);
     sos_hex(peer->hex, id, SOS_NODEID_BYTES);
@@ -50,53 +71,126 @@ s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BY
     zhashx_update(self->peers_id, peer->hex, peer);
 }
 
-sos_peer_t *
-sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+/*  The peer for url, made (closed) if absent. NULL for our own url or without memory. */
+static sos_peer_t *
+s_peer_get(sos_node_t *self, const char *url)
 {
     sos_peer_t *peer = zhashx_lookup(self->peers, url);
     if (peer)
         return peer;
     if (streq(url, self->cfg.advertise))
         return NULL;
-    peer = calloc(1, sizeof *peer);
-    if (!peer)
-        return NULL;
-    snprintf(peer->url, sizeof peer->url, "%s", url);
-    peer->dealer = zsock_new(ZMQ_DEALER);
-    if (!peer->dealer) {
-        free(peer);
-        return NULL;
-    }
-    /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
-        requests that would be delivered, stale, when it comes back. */
-    zsock_set_immediate(peer->dealer, 1);
-    zsock_set_linger(peer->dealer, 0);
-    zsock_set_sndhwm(peer->dealer, 1000);
-    zsock_set_maxmsgsize(peer->dealer, 2 * SOS_FRAME_MAX);
-    zsock_set_reconnect_ivl_max(peer->dealer, 5000);
-    if (zsock_connect(peer->dealer, "%s", url) < 0) {
-        sos_log_warning("cannot connect to %s", url);
-        zsock_destroy(&peer->dealer);
-        free(peer);
-        return NULL;
-    }
-    peer->created_mono = sos_mono_ms();
-    peer->last_used_mono = peer->created_mono;
-    zloop_reader(self->loop, peer->dealer, s_recv_dealer, self);
-    zloop_reader_set_tolerant(self->loop, peer->dealer);
-    zhashx_insert(self->peers, peer->url, peer);
+    peer = sos_peer_new(self, url);
+    if (peer && zhashx_insert(self->peers, peer->url, peer) != 0)
+        sos_peer_destroy(&peer);
     return peer;
 }
 
 static void
-s_peer_destroy(sos_node_t *self, sos_peer_t *peer)
+s_peer_close(sos_node_t *self, sos_peer_t *peer)
 {
-    zloop_reader_end(self->loop, peer->dealer);
-    zsock_destroy(&peer->dealer);
+    if (!sos_peer_is_open(peer))
+        return;
+    sos_peer_close(peer, self->loop);
+    self->n_open--;
+}
+
+/*  Take the peer out of the tables for good; freed by sos_gossip_reap. */
+static void
+s_peer_retire(sos_node_t *self, sos_peer_t *peer)
+{
+    if (peer->retired)
+        return;
+    if (sos_peer_is_open(peer)) {
+        /*  Stop reading now; the socket itself is closed with the object, later. */
+        sos_peer_detach(peer, self->loop);
+        self->n_open--;
+    }
     if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
-    zhashx_delete(self->peers, peer->url);
-    free(peer);
+    if (zhashx_lookup(self->peers, peer->url) == peer)
+        zhashx_delete(self->peers, peer->url);
+    peer->retired = true;
+    peer->retired_tick = self->ticks;
+    peer->state = SOS_EX_IDLE;
+    if (!zlistx_add_end(self->retired, peer)) {
+        /*  Without memory for the list entry, leak the peer rather than free it early. */
+        sos_log_error("out of memory retiring peer %s", peer->url);
+    }
+}
+
+void
+sos_gossip_reap(sos_node_t *self)
+{
+    void *cursor = zlistx_first(self->retired);
+    while (cursor) {
+        sos_peer_t *peer = cursor;
+        /*  Retired during the tick count we are at: the reactor may not have rebuilt its
+            poll set since, so its socket and reader argument must stay valid one more. */
+        if (peer->retired_tick < self->ticks && !peer->removing) {
+            zlistx_detach_cur(self->retired);
+            sos_peer_destroy(&peer);
+        }
+        cursor = zlistx_next(self->retired);
+    }
+}
+
+/*  Open the peer's DEALER if it is closed. At the cap, close the least recently used idle
+    peer if evict, else leave it closed. False if it stays closed. */
+static bool
+s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
+{
+    if (peer->dealer)
+        return true;
+    if (peer->retired)
+        return false;
+    if (self->n_open >= self->cfg.max_peer_connections) {
+        if (!evict)
+            return false;
+        sos_peer_t *lru = NULL;
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+            if (p->dealer && p != peer && p->state == SOS_EX_IDLE &&
+                (!lru || p->last_used_mono < lru->last_used_mono))
+                lru = p;
+        if (!lru) {
+            self->stats.connections_capped++;
+            sos_log_info("no connection to %s: %u connections, all busy", peer->url,
+                         self->cfg.max_peer_connections);
+            return false;
+        }
+        self->stats.connections_closed++;
+        if (!lru->in_dir && !lru->is_genesis)
+            s_peer_retire(self, lru);
+        else
+            s_peer_close(self, lru);
+    }
+    if (sos_peer_open(peer, self->loop, s_recv_dealer) != SOS_OK) {
+        self->stats.sockets_refused++;
+        if (self->stats.sockets_refused == 1)
+            sos_log_warning("cannot open a connection to %s (socket or file limit, or a bad "
+                            "url); further refusals are logged at info level",
+                            peer->url);
+        else
+            sos_log_info("cannot open a connection to %s", peer->url);
+        return false;
+    }
+    self->n_open++;
+    return true;
+}
+
+sos_peer_t *
+sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+{
+    sos_peer_t *peer = s_peer_get(self, url);
+    if (!peer)
+        return NULL;
+    if (!s_peer_open(self, peer, true)) {
+        if (!peer->in_dir && !peer->is_genesis && !peer->id_known)
+            s_peer_retire(self, peer);
+        return NULL;
+    }
+    peer->last_used_mono = sos_mono_ms();
+    return peer;
 }
 
 static void s_adopt_orphans(sos_node_t *self, const char *url);
@@ -115,15 +209,15 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             peer->id_known = false;
             peer->in_dir = false;
         } else {
-            char url[SOS_URL_MAX + 1];
-            snprintf(url, sizeof url, "%s", peer->url);
-            s_peer_destroy(self, peer);
-            s_adopt_orphans(self, url);
+            s_peer_retire(self, peer);
+            s_adopt_orphans(self, peer->url);
         }
         peer = NULL;
     }
     if (!peer) {
-        peer = sos_gossip_peer_for_url(self, rec->url);
+        if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
+            return NULL; /* refused on arrival (s_apply); a record stored before the policy */
+        peer = s_peer_get(self, rec->url);
         if (!peer)
             return NULL;
         if (peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0)
@@ -136,6 +230,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             peer->last_ok = local->last_ok;
             peer->last_seen = local->last_seen;
         }
+        s_peer_open(self, peer, false); /* if there is room; else when it is picked */
     }
     if (!peer->in_dir) {
         peer->in_dir = true;
@@ -177,7 +272,99 @@ s_adopt_orphans(sos_node_t *self, const char *url)
     sos_dir_foreach_worker(txn, s_adopt_each, &o);
 }
 
+/*  Our store no longer lists the peer's worker (deleted in this pass): a genesis address
+    stays as an address; another peer is retired, marked so that sos_gossip_pass_end puts
+    it back if the deletion does not commit. */
+static void
+s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
+{
+    if (peer->is_genesis) {
+        if (!peer->pinned && zhashx_lookup(self->peers_id, peer->hex) == peer) {
+            zhashx_delete(self->peers_id, peer->hex);
+            peer->id_known = false;
+        }
+        peer->in_dir = false;
+        return;
+    }
+    peer->removing = true;
+    s_peer_retire(self, peer);
+    s_adopt_orphans(self, peer->url);
+}
+
+/*  A deletion that did not commit: the peer comes back (closed; it opens when picked). */
+static void
+s_peer_restore(sos_node_t *self, sos_peer_t *peer)
+{
+    sos_peer_t *other = zhashx_lookup(self->peers, peer->url);
+    if (other)
+        s_peer_retire(self, other);   /* adopted at the freed url in the same failed pass */
+    sos_peer_close(peer, self->loop); /* its reader was ended when it was retired */
+    peer->retired = false;
+    peer->removing = false;
+    if (zhashx_insert(self->peers, peer->url, peer) != 0) {
+        sos_peer_destroy(&peer);
+        return;
+    }
+    if (peer->id_known && !zhashx_lookup(self->peers_id, peer->hex))
+        zhashx_insert(self->peers_id, peer->hex, peer);
+}
+
+void
+sos_gossip_pass_end(sos_node_t *self, bool committed)
+{
+    if (self->self_rec_pending_set) {
+        if (committed)
+            self->self_rec = self->self_rec_pending;
+        else
+            self->republish = true; /* the counter stays ahead: a version is never reused */
+        self->self_rec_pending_set = false;
+    }
+    size_t n = 0;
+    for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+        if (p->removing)
+            n++;
+    if (!n)
+        return;
+    if (committed) {
+        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+            p->removing = false;
+        return;
+    }
+    sos_peer_t **back = calloc(n, sizeof *back);
+    if (!back)
+        return;
+    n = 0;
+    void *cursor = zlistx_first(self->retired);
+    while (cursor) {
+        sos_peer_t *p = cursor;
+        if (p->removing) {
+            back[n++] = p;
+            zlistx_detach_cur(self->retired);
+        }
+        cursor = zlistx_next(self->retired);
+    }
+    for (size_t i = 0; i < n; i++) {
+        sos_log_notice("worker %.12s at %s stays: its removal did not commit", back[i]->hex,
+                       back[i]->url);
+        s_peer_restore(self, back[i]);
+    }
+    free(back);
+}
+
 /* ----------------------------------------------------------------- digest ---- */
+
+/*  A gap: an origin's record arrived whose prev is above what we hold of that origin, so
+    we claim only up to version until an exchange fills the hole. Anyone can open one with
+    a record from a fresh key, so the table is bounded (new gaps are refused at the cap),
+    and an entry expires: a hole nobody fills within the TTL is claimed as held, as are
+    the holes of an origin of which we hold nothing any more. */
+#define SOS_GAPS_MAX    1024
+#define SOS_GAP_TTL_MIN (10 * 60 * 1000) /* at least; or 20 rounds */
+
+typedef struct {
+    uint64_t version;
+    uint64_t expires_mono;
+} s_gap_t;
 
 /*  The digest version of an origin: everything up to it is held (or was superseded,
     expired or refused). */
@@ -186,9 +373,9 @@ s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODE
 {
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, origin, SOS_NODEID_BYTES);
-    const char *gap = zhashx_lookup(self->gaps, hex);
+    const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
     if (gap)
-        return strtoull(gap, NULL, 10);
+        return gap->version;
     uint64_t held = 0, ts_version = 0, ts_expires = 0;
     sos_dir_held_max(txn, origin, &held);
     if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK && ts_version > held)
@@ -267,11 +454,58 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 static void
 s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
 {
-    char hex[SOS_NODEID_HEX + 1], value[24];
+    char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, origin, SOS_NODEID_BYTES);
-    snprintf(value, sizeof value, "%llu", (unsigned long long)version);
-    zhashx_update(self->gaps, hex, strdup(value));
+    s_gap_t *gap = zhashx_lookup(self->gaps, hex);
+    if (!gap) {
+        if (zhashx_size(self->gaps) >= SOS_GAPS_MAX) {
+            self->stats.gaps_dropped++;
+            if (self->stats.gaps_dropped == 1)
+                sos_log_warning("gap table full (%d origins): a hole in %.12s is not tracked; "
+                                "further ones are logged at info level",
+                                SOS_GAPS_MAX, hex);
+            else
+                sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
+            return;
+        }
+        gap = calloc(1, sizeof *gap);
+        if (!gap)
+            return;
+        zhashx_update(self->gaps, hex, gap);
+        uint64_t ttl = (uint64_t)self->cfg.gossip_interval_ms * 20;
+        gap->expires_mono = sos_mono_ms() + (ttl > SOS_GAP_TTL_MIN ? ttl : SOS_GAP_TTL_MIN);
+    }
+    gap->version = version;
     self->digest_dirty = true;
+}
+
+/*  Drop gaps past their time, and those of origins of which we hold nothing. */
+static void
+s_gaps_sweep(sos_node_t *self, sos_txn_t *txn)
+{
+    if (!zhashx_size(self->gaps))
+        return;
+    uint64_t now = sos_mono_ms();
+    zlistx_t *gone = zlistx_new();
+    if (!gone)
+        return;
+    for (s_gap_t *gap = zhashx_first(self->gaps); gap; gap = zhashx_next(self->gaps)) {
+        const char *hex = zhashx_cursor(self->gaps);
+        uint8_t origin[SOS_NODEID_BYTES];
+        uint64_t held = 0, ts_version = 0, ts_expires = 0;
+        bool empty = sos_unhex(origin, sizeof origin, hex) &&
+                     sos_dir_held_max(txn, origin, &held) == SOS_OK && held == 0 &&
+                     sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) != SOS_OK;
+        if (now >= gap->expires_mono || empty)
+            zlistx_add_end(gone, (void *)hex);
+    }
+    for (const char *hex = zlistx_first(gone); hex; hex = zlistx_next(gone)) {
+        sos_log_info("gap of %.12s dropped", hex);
+        self->stats.gaps_dropped++;
+        zhashx_delete(self->gaps, hex);
+        self->digest_dirty = true;
+    }
+    zlistx_destroy(&gone);
 }
 
 static void
@@ -346,13 +580,90 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
     sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, why);
+    /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
+        with it and list its figures. */
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && peer->in_dir)
+        s_peer_unlist(self, peer);
     return true;
+}
+
+/*  Probation. A worker record costs its maker one signature under a fresh key, so caps
+    alone let a few strangers fill --max-workers on every node with workers that do not
+    exist. A worker this node has never exchanged with successfully (last_ok == 0: no
+    signed answer from that key at that url, ever) is on probation, and at most a quarter
+    of --max-workers are: a new worker key beyond that is refused (counted as a cap
+    refusal, and in probation_refused) until a probation worker is promoted by a
+    successful exchange or removed after --max-failures failed ones. So the rest of the
+    cap can only be filled by nodes that really answer at their urls, each from its own
+    endpoint. Genesis nodes are never on probation, and a newer record of a worker held
+    already is not a new key: it is always weighed by the merge rules. */
+static bool
+s_on_probation(const sos_peer_t *p)
+{
+    return p->in_dir && !p->is_genesis && !p->retired && p->last_ok == 0;
+}
+
+uint32_t
+sos_gossip_probation(sos_node_t *self)
+{
+    uint32_t n = 0;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (s_on_probation(p))
+            n++;
+    return n;
+}
+
+static bool
+s_probation_admits(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && (peer->in_dir || peer->is_genesis))
+        return true; /* held already, or a genesis node */
+    if (sos_dir_get_worker(txn, rec->origin, NULL, NULL) == SOS_OK)
+        return true; /* held without a peer of its own (see s_adopt_orphans) */
+    uint32_t cap = self->cfg.max_workers / 4 ? self->cfg.max_workers / 4 : 1;
+    if (sos_gossip_probation(self) < cap)
+        return true;
+    self->stats.merges[SOS_MERGE_CAP]++;
+    self->stats.probation_refused++;
+    if (self->stats.probation_refused == 1)
+        sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
+                        "never seen answering (further refusals at info level)",
+                        hex, cap);
+    else
+        sos_log_info("refused worker %.12s: probation slots full", hex);
+    return false;
+}
+
+/*  Count and log a record whose endpoint this node may not connect to. It is never stored,
+    so never connected to, forwarded to, or passed on. */
+static void
+s_refuse_endpoint(sos_node_t *self, const sos_record_t *rec)
+{
+    const char *why = "refused";
+    sos_endpoint_allowed(rec->url, self->allow_private, &why);
+    char what[SOS_URL_MAX + 96];
+    snprintf(what, sizeof what, "a %s record naming %.64s (%s)",
+             rec->kind == SOS_REC_WORKER ? "worker" : "room", rec->url, why);
+    sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
 }
 
 /*  Take one verified record through the merge rules and act on the outcome. */
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
+    if (src != SOS_SRC_LOCAL && memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
+        !sos_endpoint_allowed(rec->url, self->allow_private, NULL)) {
+        s_refuse_endpoint(self, rec);
+        return;
+    }
+    if (rec->kind == SOS_REC_WORKER && src != SOS_SRC_LOCAL &&
+        memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
+        !s_probation_admits(self, txn, rec))
+        return;
     if (s_refuse_at_our_endpoint(self, txn, rec))
         return;
     uint64_t before = 0;
@@ -433,10 +744,13 @@ sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
     return SOS_OK;
 }
 
+/*  Our record is re-signed into self_rec_pending; SYNCs go on carrying self_rec until the
+    pass commits (sos_gossip_pass_end), so that no peer holds a record of ours that our
+    store lost. */
 static void
 s_publish_self(sos_node_t *self, sos_txn_t *txn)
 {
-    sos_record_t *rec = &self->self_rec;
+    sos_record_t *rec = &self->self_rec_pending;
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_WORKER;
     snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
@@ -445,6 +759,8 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
     sos_rc rc = sos_gossip_publish(self, rec);
     if (rc)
         sos_log_error("cannot sign our own record: %s", sos_strerror(rc));
+    else
+        self->self_rec_pending_set = true;
 }
 
 /* ----------------------------------------------------------------- output ---- */
@@ -577,15 +893,14 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     free(rec);
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
-    char url[SOS_URL_MAX + 1];
-    snprintf(url, sizeof url, "%s", peer->url);
-    s_peer_destroy(self, peer);
-    s_adopt_orphans(self, url);
+    s_peer_unlist(self, peer);
 }
 
 static void
 s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    if (peer->retired)
+        return; /* removed or moved earlier in this pass */
     self->stats.exchanges_failed++;
     peer->state = SOS_EX_IDLE;
     peer->req_id = 0;
@@ -621,6 +936,17 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 static void
 s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
+    if (peer->retired)
+        return;
+    if (!peer->dealer) {
+        /*  Closed to stay under the cap: open it, and SYNC once it has connected (a send on
+            an unconnected DEALER fails at once). Without a free slot, try another round. */
+        if (!s_peer_open(self, peer, true))
+            return;
+        peer->state = SOS_EX_CONNECTING;
+        peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
+        return;
+    }
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
@@ -643,9 +969,14 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     peer->last_used_mono = sos_mono_ms();
     peer->again = false;
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
-        /*  Not connected. A socket younger than one timeout may still be connecting. */
+        /*  Not connected. A socket younger than one timeout may still be connecting: the
+            tick tries again until then. */
         if (sos_mono_ms() - peer->created_mono > self->exchange_timeout_ms)
             s_failure(self, peer, "not connected");
+        else {
+            peer->state = SOS_EX_CONNECTING;
+            peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
+        }
         return;
     }
     peer->state = SOS_EX_WAIT_SYNC_ACK;
@@ -664,8 +995,8 @@ s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *wan
     for (uint32_t i = 0; i < n && !b->full; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, want[i].origin, SOS_NODEID_BYTES);
-        const char *gap = zhashx_lookup(self->gaps, hex);
-        b->limit = gap ? strtoull(gap, NULL, 10) : UINT64_MAX;
+        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
+        b->limit = gap ? gap->version : UINT64_MAX;
         sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
     }
 }
@@ -743,6 +1074,143 @@ done:
     free(b);
 }
 
+/*  Verification costs. A record's Ed25519 signature costs about as much as everything else
+    a node does with it, and one frame carries up to SOS_BATCH_MAX records, re-sendable
+    under a new envelope forever. So a record is verified only if it could change
+    something: one we hold byte for byte (verified when it was stored) or one older than
+    the version we hold of its key is not verified again, and takes no part in the rest.
+    What is left is charged to the sender: each peer has a budget of verifications per
+    second, and senders that are no peers share one. Replies to our own exchanges are not
+    charged (we ask for them, one at a time), so anti-entropy converges whatever strangers
+    send. The budget (--verify-budget, 4096 a second, about a fifth of a core) is at least
+    one full batch, so that one honest DELTA always fits; an unsolicited RUMOR or DELTA over budget
+   is refused (a DELTA is still answered, and its records come again in a later exchange).
+   --rate-limit off lifts the budget, as it does the other limits on strangers (benchmarks, tests
+   that flood on purpose). */
+
+typedef enum {
+    S_CHECK_VERIFY = 0, /* verify and apply */
+    S_CHECK_HELD,       /* held byte for byte: no merge (it would say `same`), but it is as
+                           good as verified for settling gaps */
+    S_CHECK_STALE,      /* older than what we hold of its key: skip */
+    S_CHECK_TOMBSTONED, /* a removed worker's, not newer than its removal: skip */
+    S_CHECK_ENDPOINT,   /* names an endpoint we may not connect to: skip (bad_endpoint) */
+} s_check_t;
+
+static s_check_t
+s_check_one(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_record_t *have)
+{
+    if (memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        return S_CHECK_VERIFY; /* ours: the merge must see it (a counter ahead of ours) */
+    if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
+        return S_CHECK_ENDPOINT; /* refused whatever its signature: not worth checking */
+    sos_rc rc = rec->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, rec->origin, have, NULL)
+                                            : sos_dir_get_room(txn, rec->room_hash, have);
+    if (rc == SOS_OK && memcmp(have->origin, rec->origin, SOS_NODEID_BYTES) == 0) {
+        if (have->version == rec->version && have->wire_len == rec->wire_len &&
+            memcmp(have->wire, rec->wire, rec->wire_len) == 0)
+            return S_CHECK_HELD;
+        if (have->version > rec->version)
+            return S_CHECK_STALE;
+    }
+    uint64_t ts_version = 0, ts_expires = 0;
+    if (rec->kind == SOS_REC_WORKER &&
+        sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
+        ts_version >= rec->version)
+        return S_CHECK_TOMBSTONED; /* the merge would refuse it */
+    return S_CHECK_VERIFY;
+}
+
+/*  Take n verifications from a budget refilled at rate per second (burst: one second). */
+static bool
+s_budget_take(double *tokens, uint64_t *mono, double rate, uint32_t n)
+{
+    uint64_t now = sos_mono_ms();
+    if (*mono == 0)
+        *tokens = rate;
+    else
+        *tokens += rate * (double)(now - *mono) / 1000.0;
+    if (*tokens > rate)
+        *tokens = rate;
+    *mono = now;
+    if (*tokens < n)
+        return false;
+    *tokens -= n;
+    return true;
+}
+
+/*  Decide, for each record of msg, whether to verify it (and do so), or skip it as held or
+    stale; *checks_p (caller frees; NULL unless S_RECORDS_OK with records) gets one s_check_t
+    per record. sender (NULL: a stranger) pays if charge. Every message type is checked,
+    also those whose records are not used: one bad record rejects the whole message
+    (bad_signature), as the protocol says. */
+typedef enum {
+    S_RECORDS_OK,
+    S_RECORDS_BAD,         /* a record does not verify, or no memory: refuse the message */
+    S_RECORDS_OVER_BUDGET, /* the sender's budget is spent: take none of them */
+} s_records_t;
+
+static s_records_t
+s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_peer_t *sender,
+                bool charge, uint8_t **checks_p)
+{
+    *checks_p = NULL;
+    if (!msg->n_records)
+        return S_RECORDS_OK;
+    uint8_t *checks = calloc(msg->n_records, 1);
+    sos_record_t *tmp = malloc(sizeof *tmp);
+    s_records_t result = S_RECORDS_BAD;
+    if (!checks || !tmp)
+        goto done;
+    uint32_t need = 0;
+    for (uint32_t i = 0; i < msg->n_records; i++) {
+        checks[i] = (uint8_t)s_check_one(self, txn, &msg->records[i], tmp);
+        if (checks[i] == S_CHECK_VERIFY)
+            need++;
+        else if (checks[i] == S_CHECK_ENDPOINT)
+            s_refuse_endpoint(self, &msg->records[i]);
+        else
+            self->stats.merges[checks[i] == S_CHECK_HELD    ? SOS_MERGE_SAME
+                               : checks[i] == S_CHECK_STALE ? SOS_MERGE_STALE
+                                                            : SOS_MERGE_TOMBSTONED]++;
+    }
+    self->stats.verify_skipped += msg->n_records - need;
+    if (need && charge && self->cfg.rate_limit) {
+        bool granted = sender ? s_budget_take(&sender->verify_tokens, &sender->verify_mono,
+                                              self->cfg.verify_budget, need)
+                              : s_budget_take(&self->verify_tokens, &self->verify_mono,
+                                              self->cfg.verify_budget, need);
+        if (!granted) {
+            self->stats.verify_refused += need;
+            char what[96];
+            snprintf(what, sizeof what, "%u records over the %s verification budget", need,
+                     sender ? "peer's" : "strangers'");
+            sos_node_drop(self, SOS_DROP_OVER_BUDGET, what);
+            result = S_RECORDS_OVER_BUDGET;
+            goto done;
+        }
+    }
+    for (uint32_t i = 0; i < msg->n_records; i++) {
+        if (checks[i] != S_CHECK_VERIFY)
+            continue;
+        const sos_record_t *rec = &msg->records[i];
+        self->stats.verifications++;
+        if (sos_record_decode(tmp, rec->wire, rec->wire_len) != SOS_OK) {
+            sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "a record's signature does not verify");
+            goto done;
+        }
+    }
+    result = S_RECORDS_OK;
+done:
+    free(tmp);
+    if (result != S_RECORDS_OK) {
+        free(checks);
+        checks = NULL;
+    }
+    *checks_p = checks;
+    return result;
+}
+
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
     origin arrive in ascending version from the version we asked for, and the sender holds
     all of them up to its last one (s_collect_wanted), so the gap moves up to the last version
@@ -750,16 +1218,19 @@ done:
     digest may stop below records that a rumor brought us past the hole, and closing the gap
     on any complete batch would make us claim that hole as held, for good. */
 static void
-s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg)
+s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uint8_t *checks)
 {
     for (uint32_t i = 0; i < msg->n_records; i++)
-        s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
+        if (checks[i] == S_CHECK_VERIFY)
+            s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
         const sos_record_t *rec = &msg->records[i];
+        if (checks[i] != S_CHECK_VERIFY && checks[i] != S_CHECK_HELD)
+            continue; /* not verified: its version tells nothing */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        const char *gap = zhashx_lookup(self->gaps, hex);
-        if (!gap || rec->version <= strtoull(gap, NULL, 10))
+        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
+        if (!gap || rec->version <= gap->version)
             continue;
         uint64_t held = 0, ts_version = 0, ts_expires = 0;
         sos_dir_held_max(txn, rec->origin, &held);
@@ -805,12 +1276,14 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         sos_node_drop(self, SOS_DROP_REPLAY_WINDOW, "envelope timestamp outside the window");
         return false;
     case SOS_ERR_SIGNATURE:
+        self->stats.verifications++;
         sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "envelope signature does not verify");
         return false;
     default:
         sos_node_drop(self, SOS_DROP_MALFORMED, "envelope does not decode");
         return false;
     }
+    self->stats.verifications++;
     if (memcmp(env->sender, self->id.pk, SOS_NODEID_BYTES) == 0) {
         sos_node_drop(self, SOS_DROP_SELF, "envelope signed with our own key");
         return false;
@@ -831,7 +1304,10 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
 static bool
 s_open_body(sos_node_t *self, const sos_envelope_t *env, sos_gmsg_t *msg)
 {
-    sos_rc rc = sos_gmsg_decode(msg, env->body, env->body_len);
+    /*  The records are verified later, by s_check_records, which skips those we hold. */
+    sos_rc rc = sos_gmsg_decode_unverified(msg, env->body, env->body_len);
+    if (rc == SOS_OK && msg->has_self)
+        self->stats.verifications++;
     if (rc == SOS_OK)
         return true;
     sos_drop_t reason = rc == SOS_ERR_SIGNATURE   ? SOS_DROP_BAD_SIGNATURE
@@ -904,9 +1380,13 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
 
 static void
 s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
-           const sos_gmsg_t *msg)
+           const sos_gmsg_t *msg, const uint8_t *checks)
 {
-    s_apply_delta(self, txn, msg);
+    /*  checks is NULL when the sender's budget could not pay for the records: they are not
+        applied, but the DELTA is answered, so that the sender's exchange succeeds and it
+        offers them again in a later one. */
+    if (checks)
+        s_apply_delta(self, txn, msg, checks);
     s_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
@@ -967,18 +1447,26 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         if (peer->is_genesis)
             peer->next_try_mono = 0;
     }
+    uint8_t *checks = NULL;
+    s_records_t checked = s_check_records(self, txn, &msg, peer, true, &checks);
+    if (checked == S_RECORDS_BAD ||
+        (checked == S_RECORDS_OVER_BUDGET && env.type != SOS_MSG_DELTA)) {
+        sos_gmsg_release(&msg);
+        return;
+    }
     switch (env.type) {
     case SOS_MSG_SYNC:
         s_on_sync(self, txn, routing_p, &env, &msg);
         break;
     case SOS_MSG_DELTA:
-        s_on_delta(self, txn, routing_p, &env, &msg);
+        s_on_delta(self, txn, routing_p, &env, &msg, checks);
         break;
     case SOS_MSG_RUMOR:
         self->stats.rumors_in++;
         self->pass.rumor_from = peer;
-        for (uint32_t i = 0; i < msg.n_records; i++)
-            s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
+        for (uint32_t i = 0; checks && i < msg.n_records; i++)
+            if (checks[i] == S_CHECK_VERIFY)
+                s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
         break;
     case SOS_MSG_LEAVE:
         s_on_leave(self, peer);
@@ -987,6 +1475,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "a reply sent as a request");
         break;
     }
+    free(checks);
     sos_gmsg_release(&msg);
 }
 
@@ -1047,6 +1536,12 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
+    /*  Replies to our own exchanges are not charged (see "Verification costs"). */
+    uint8_t *checks = NULL;
+    if (s_check_records(self, txn, &msg, peer, false, &checks) != S_RECORDS_OK) {
+        sos_gmsg_release(&msg);
+        return; /* the exchange times out, as for any reply that does not decode */
+    }
     peer->id_heard = true; /* our next SYNCs are bound to the id that answered */
     if (!peer->id_known || rebind) {
         /*  A genesis node answering for the first time, or instead of the id we had. */
@@ -1067,7 +1562,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && peer->state == SOS_EX_WAIT_SYNC_ACK) {
+        if (peer && !peer->retired && peer->state == SOS_EX_WAIT_SYNC_ACK) {
             if (msg.flags & SOS_GMSG_IN_SYNC) {
                 peer->state = SOS_EX_IDLE;
                 peer->req_id = 0;
@@ -1075,29 +1570,29 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
                 s_send_delta(self, txn, peer, &msg);
         }
     } else {
-        s_apply_delta(self, txn, &msg);
+        if (checks)
+            s_apply_delta(self, txn, &msg, checks);
+        /*  The records may have moved this peer's worker to another url: then this peer is
+            retired (valid until the reap, but out of the tables) and the exchange ends. */
         peer->state = SOS_EX_IDLE;
         peer->req_id = 0;
-        if (peer->again || (msg.flags & SOS_GMSG_MORE))
+        if (!peer->retired && (peer->again || (msg.flags & SOS_GMSG_MORE)))
             s_exchange_start(self, peer);
     }
+    free(checks);
     sos_gmsg_release(&msg);
 }
 
 static int
 s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 {
-    sos_node_t *self = arg;
+    sos_peer_t *peer = arg;
+    sos_node_t *self = peer->node;
     sos_node_pass_begin(self);
     for (int i = 0; i < 64; i++) {
-        /*  The peer, and its socket, may have been destroyed by an earlier frame. */
-        sos_peer_t *peer = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-            if (p->dealer == sock) {
-                peer = p;
-                break;
-            }
-        if (!peer)
+        /*  An earlier frame may have retired this peer (its object stays valid until the
+            reap) or closed its socket. */
+        if (peer->retired || peer->dealer != sock)
             break;
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -1109,6 +1604,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         const uint8_t *data = zmq_msg_data(&m);
         self->stats.bytes_in += size;
         self->stats.frames_in++;
+        peer->last_used_mono = sos_mono_ms();
         sos_frame_kind_t kind;
         if (zmq_msg_more(&m))
             sos_node_drop(self, SOS_DROP_MALFORMED, "multipart reply");
@@ -1139,6 +1635,9 @@ sos_gossip_round(sos_node_t *self)
             s_publish_self(self, txn);
         }
     }
+    sos_txn_t *sweep_txn = sos_node_txn(self);
+    if (sweep_txn)
+        s_gaps_sweep(self, sweep_txn);
     uint64_t now = sos_mono_ms();
     size_t n = zhashx_size(self->peers);
     sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
@@ -1173,14 +1672,36 @@ sos_gossip_round(sos_node_t *self)
 void
 sos_gossip_tick(sos_node_t *self)
 {
+    sos_gossip_reap(self);
+    self->ticks++;
     uint64_t now = sos_mono_ms();
     zlistx_t *late = zlistx_new();
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
+    zlistx_t *connecting = zlistx_new();
+    zlistx_t *idle = zlistx_new();
+    if (!late || !connecting || !idle)
+        goto done;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (p->state == SOS_EX_CONNECTING)
+            zlistx_add_end(connecting, p);
+        else if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
             zlistx_add_end(late, p);
+        else if (p->state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
+                 now - p->last_used_mono > SOS_PEER_IDLE_MS)
+            zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */
+    }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
         s_failure(self, p, "no answer in time");
+    for (sos_peer_t *p = zlistx_first(connecting); p; p = zlistx_next(connecting))
+        s_exchange_start(self, p);
+    for (sos_peer_t *p = zlistx_first(idle); p; p = zlistx_next(idle)) {
+        if (p->dealer)
+            self->stats.connections_closed++;
+        s_peer_retire(self, p);
+    }
+done:
     zlistx_destroy(&late);
+    zlistx_destroy(&connecting);
+    zlistx_destroy(&idle);
 }
 
 void
@@ -1214,7 +1735,8 @@ sos_gossip_push_rumors(sos_node_t *self)
     if (!pick)
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from)
+        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from && p->dealer &&
+            !p->retired)
             pick[n_pick++] = p;
     const uint8_t *wires[SOS_BATCH_MAX];
     for (size_t i = 0; i < pass->n_rumors; i++)
@@ -1228,6 +1750,7 @@ sos_gossip_push_rumors(sos_node_t *self)
             sos_peer_t *t = pick[i];
             pick[i] = pick[j];
             pick[j] = t;
+            pick[i]->last_used_mono = sos_mono_ms();
             /*  One body, an envelope per receiver: each is bound to the peer it goes to. */
             if (!s_seal(self, SOS_MSG_RUMOR, pick[i]->id))
                 continue;
@@ -1265,15 +1788,34 @@ sos_gossip_start(sos_node_t *self)
     self->pass.rumor_lens = calloc(SOS_BATCH_MAX, sizeof *self->pass.rumor_lens);
     if (!self->pass.rumor_wires || !self->pass.rumor_lens)
         return SOS_ERR_NOMEM;
+    /*  A node on a public address connects only to public addresses named in records
+        (a record could otherwise point every node at a service on their own host or LAN);
+        a node on a loopback or private address is on such a network itself. */
+    sos_endpoint_t own;
+    bool own_public = true;
+    if (sos_endpoint_parse(&own, self->cfg.advertise) == SOS_OK)
+        own_public = sos_endpoint_class(&own) == SOS_ADDR_PUBLIC;
+    else
+        sos_log_warning("advertised endpoint %s is not tcp://IP:PORT with a literal address: "
+                        "other nodes refuse records that name it",
+                        self->cfg.advertise);
+    self->allow_private = self->cfg.allow_private_endpoints || !own_public;
+    if (self->cfg.verify_budget < SOS_BATCH_MAX)
+        self->cfg.verify_budget = SOS_BATCH_MAX;
+    if (self->cfg.max_peer_connections < 8)
+        self->cfg.max_peer_connections = 8; /* a config not made by sos_config_defaults */
+    if (self->allow_private != self->cfg.allow_private_endpoints)
+        sos_log_info("records may name private addresses: this node advertises one");
     /*  Genesis addresses first, so that directory workers at those addresses are tagged. */
     for (uint32_t i = 0; i < self->cfg.n_genesis; i++) {
         const sos_genesis_t *g = &self->cfg.genesis[i];
         if (streq(g->url, self->cfg.advertise))
             continue; /* we are this genesis node */
-        sos_peer_t *peer = sos_gossip_peer_for_url(self, g->url);
+        sos_peer_t *peer = s_peer_get(self, g->url);
         if (!peer)
-            return SOS_ERR_IO;
+            return SOS_ERR_NOMEM;
         peer->is_genesis = true;
+        s_peer_open(self, peer, true);
         if (g->pinned) {
             peer->pinned = true;
             s_peer_set_id(self, peer, g->id);
@@ -1339,8 +1881,8 @@ sos_gossip_stop(sos_node_t *self)
     if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if ((!p->in_dir && !p->is_genesis) || !p->id_known)
-            continue; /* a LEAVE must be bound to its receiver */
+        if ((!p->in_dir && !p->is_genesis) || !p->id_known || !p->dealer)
+            continue; /* a LEAVE must be bound to its receiver, and sent on an open DEALER */
         if (!s_seal(self, SOS_MSG_LEAVE, p->id))
             continue;
         zsock_set_linger(p->dealer, 200);

@@ -152,6 +152,8 @@ sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void
 bool
 sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size)
 {
+    if (!sock)
+        return false; /* a peer whose connection is closed (see sos_gossip.c, "Peers") */
     uint8_t *buf = s_out_alloc(self, sock, NULL, data, size);
     if (!buf)
         return false;
@@ -171,9 +173,10 @@ static const char *
 s_drop_name(sos_drop_t reason)
 {
     static const char *names[] = {
-        "malformed",    "oversized",           "bad_signature",  "bad_version",  "replay_window",
-        "nonce_reused", "wrong_sender",        "unexpected",     "self",         "bad_request",
-        "output_full",  "connections_refused", "wrong_receiver", "before_start",
+        "malformed",      "oversized",    "bad_signature", "bad_version",
+        "replay_window",  "nonce_reused", "wrong_sender",  "unexpected",
+        "self",           "bad_request",  "output_full",   "connections_refused",
+        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
     };
     _Static_assert(sizeof names / sizeof names[0] == SOS_DROP_MAX, "a name per drop reason");
     return names[reason];
@@ -258,6 +261,7 @@ sos_node_pass_end(sos_node_t *self)
         sos_budget_free(&o->data);
     }
     pass->n_out = 0;
+    sos_gossip_pass_end(self, committed);
     if (committed) {
         sos_gossip_push_rumors(self);
         sos_rooms_wake(self);
@@ -348,6 +352,17 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"commit_failures", st->commit_failures},
         {"sends", st->sends},
         {"send_dups", st->send_dups},
+        {"connections_open", self->n_open},
+        {"connections_closed", st->connections_closed},
+        {"connections_capped", st->connections_capped},
+        {"sockets_refused", st->sockets_refused},
+        {"gaps", zhashx_size(self->gaps)},
+        {"gaps_dropped", st->gaps_dropped},
+        {"signature_verifications", st->verifications},
+        {"verify_skipped", st->verify_skipped},
+        {"verify_refused", st->verify_refused},
+        {"workers_probation", sos_gossip_probation(self)},
+        {"probation_refused", st->probation_refused},
         {"room_conflicts", st->merges[SOS_MERGE_CONTESTED]},
         {"refused_rate", st->refused_rate},
         {"refused_pending", st->refused_pending},
@@ -845,11 +860,12 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     self->peers = zhashx_new();
     self->peers_id = zhashx_new();
     self->gaps = zhashx_new();
+    self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
-    if (!self->peers || !self->peers_id || !self->gaps || !self->replay || !self->budget ||
-        !self->pass.woken_rooms)
+    if (!self->peers || !self->peers_id || !self->gaps || !self->retired || !self->replay ||
+        !self->budget || !self->pass.woken_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
@@ -976,6 +992,13 @@ sos_node_destroy(sos_node_t **self_p)
         zhashx_destroy(&self->peers);
     }
     zhashx_destroy(&self->peers_id);
+    if (self->retired) {
+        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired)) {
+            zsock_destroy(&p->dealer);
+            free(p);
+        }
+        zlistx_destroy(&self->retired);
+    }
     zhashx_destroy(&self->gaps);
     free(self->digest_cache);
     zsock_destroy(&self->router);

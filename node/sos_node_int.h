@@ -39,6 +39,8 @@ typedef enum {
     SOS_DROP_CONNECTION_REFUSED, /* a connection past the total or per-address cap */
     SOS_DROP_WRONG_RECEIVER,     /* an envelope bound to another node, or wrongly to nobody */
     SOS_DROP_BEFORE_START,       /* an envelope dated before this node started (a replay) */
+    SOS_DROP_BAD_ENDPOINT,       /* a record naming an endpoint this node may not connect to */
+    SOS_DROP_OVER_BUDGET,        /* records whose verification the sender's budget cannot pay */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -61,11 +63,19 @@ typedef struct {
     uint64_t commit_failures;
     uint64_t sends;
     uint64_t send_dups;
-    uint64_t refused_rate;    /* joins and sends over --client-rate */
-    uint64_t refused_pending; /* long polls and forwards over --max-pending(-total) */
-    uint64_t members_idle;    /* quiet members removed to let a new one into a full room */
-    uint64_t refused_create;  /* room creations inside the --rate-limit delays */
-    uint64_t refused_full;    /* joins to a full room */
+    uint64_t sockets_refused;    /* a DEALER could not be made (socket or file limit) */
+    uint64_t connections_closed; /* DEALERs closed: least recently used at the cap, or idle */
+    uint64_t connections_capped; /* a connection refused: the cap held only busy peers */
+    uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
+    uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
+    uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
+    uint64_t verify_refused;     /* records not verified: the sender's budget was spent */
+    uint64_t probation_refused;  /* new workers refused: every probation slot is taken */
+    uint64_t refused_rate;       /* joins and sends over --client-rate */
+    uint64_t refused_pending;    /* long polls and forwards over --max-pending(-total) */
+    uint64_t members_idle;       /* quiet members removed to let a new one into a full room */
+    uint64_t refused_create;     /* room creations inside the --rate-limit delays */
+    uint64_t refused_full;       /* joins to a full room */
     uint64_t drops[SOS_DROP_MAX];
     uint64_t merges[SOS_MERGE_MAX];
     /* round trips of SYNC -> SYNC_ACK: count, sum (ms), and per bucket of
@@ -94,20 +104,27 @@ typedef enum {
     SOS_EX_IDLE,
     SOS_EX_WAIT_SYNC_ACK,
     SOS_EX_WAIT_DELTA_ACK,
+    SOS_EX_CONNECTING, /* picked for an exchange, its DEALER just opened: SYNC once connected */
 } sos_exchange_state_t;
 
 typedef struct {
+    struct _sos_node_t *node; /* the owner (borrowed) */
     char url[SOS_URL_MAX + 1];
     bool id_known;
     uint8_t id[SOS_NODEID_BYTES];
     char hex[SOS_NODEID_HEX + 1];
     bool is_genesis;
-    bool pinned;   /* a genesis given as ID@ENDPOINT */
-    bool id_heard; /* a genesis: id is the one that last answered there (SYNCs are bound to it) */
-    bool in_dir;   /* a worker of the directory (not only a genesis address or a forward) */
-    zsock_t *dealer;
-    uint64_t created_mono;
-    uint64_t last_used_mono;
+    bool pinned;     /* a genesis given as ID@ENDPOINT */
+    bool id_heard;   /* a genesis: id is the one that last answered there (SYNCs are bound to it) */
+    bool in_dir;     /* a worker of the directory (not only a genesis address or a forward) */
+    zsock_t *dealer; /* NULL while closed (the open ones are bounded) */
+    uint64_t created_mono;   /* when the DEALER was opened */
+    uint64_t last_used_mono; /* last send or receive: the least recently used is closed */
+    bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
+    uint64_t retired_tick;   /* the node's tick count when it was retired */
+    bool removing;           /* its worker's deletion waits for the pass to commit */
+    double verify_tokens;    /* record verifications it may still cost us (sos_gossip.c) */
+    uint64_t verify_mono;    /* when verify_tokens was last refilled */
     /* failure counting: authoritative here, written to the store's local stats */
     uint32_t fail_count;
     uint64_t last_ok;   /* wall ms */
@@ -171,11 +188,19 @@ struct _sos_node_t {
     uint32_t max_connections; /* cfg's, lowered to fit the open files limit */
     zloop_t *loop;
     int round_timer;
-    zhashx_t *peers;    /* url -> sos_peer_t (owned) */
-    zhashx_t *peers_id; /* id hex -> sos_peer_t (borrowed) */
+    zhashx_t *peers;      /* url -> sos_peer_t (owned) */
+    zhashx_t *peers_id;   /* id hex -> sos_peer_t (borrowed) */
+    zlistx_t *retired;    /* sos_peer_t (owned) out of the tables, to free at the next tick */
+    size_t n_open;        /* peers with an open DEALER */
+    uint64_t ticks;       /* sos_gossip_tick calls: retired peers are freed a tick later */
+    double verify_tokens; /* the verification budget shared by senders that are no peers */
+    uint64_t verify_mono;
+    bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
     sos_replay_t *replay;
-    uint64_t my_version; /* this node's record counter */
-    sos_record_t self_rec;
+    uint64_t my_version;           /* this node's record counter */
+    sos_record_t self_rec;         /* our record as committed: what SYNCs carry */
+    sos_record_t self_rec_pending; /* signed in this pass; becomes self_rec on commit */
+    bool self_rec_pending_set;
     uint64_t next_req_id;
     uint64_t start_mono;
     uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
@@ -234,9 +259,20 @@ void sos_gossip_tick(sos_node_t *self);
 void sos_gossip_flush_stats(sos_node_t *self);
 /*  Sign a record as this node (next version of the counter), store it, push it. */
 sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
+/*  Workers listed that this node never exchanged with successfully (see "Probation"). */
+uint32_t sos_gossip_probation(sos_node_t *self);
 /*  Send queued rumors (called by pass_end after a commit). */
 void sos_gossip_push_rumors(sos_node_t *self);
-/*  Peer for a url, created (with a DEALER) if absent. NULL on socket errors. */
+/*  The end of a pass: committed says whether its transaction committed. Peers whose
+    worker was deleted in it are retired, or kept if the deletion was rolled back; our own
+    record signed in it becomes the one SYNCs carry, or is forgotten. */
+void sos_gossip_pass_end(sos_node_t *self, bool committed);
+/*  Free retired peers: called outside any reader of their sockets, and before anything of
+    the current iteration retires more (see "Peers" in sos_gossip.c). */
+void sos_gossip_reap(sos_node_t *self);
+/*  Peer for a url, created if absent, with its DEALER open (the least recently used idle
+    peer is closed at the cap). NULL if the url is ours, or on socket errors and at the cap
+    (counted). The peer is borrowed until the end of the current pass. */
 sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url);
 
 /* --- sos_rooms.c ------------------------------------------------------------------- */

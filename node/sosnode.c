@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
+#include <czmq.h>
+
 #include "sos_config.h"
 #include "sos_log.h"
 #include "sos_node.h"
@@ -11,12 +13,12 @@
 /*  Every connection to the public endpoint holds a file descriptor, and at the limit the
     node can accept none: take the hard limit rather than the soft one (often 1024, which a
     single stranger's idle connections reach), up to 65536. */
-static void
+static rlim_t
 s_raise_fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
+        return 1024;
     rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
         rlim_t was = rl.rlim_cur;
@@ -24,6 +26,29 @@ s_raise_fd_limit(void)
         if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
             sos_log_info("open files limit raised from %llu to %llu", (unsigned long long)was,
                          (unsigned long long)want);
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur;
+}
+
+/*  czmq allows 1,024 sockets by default and asserts when asked for one more; the node
+    checks every socket it makes, but the limit itself should be the file limit (every
+    ZeroMQ socket holds at least one descriptor). The connections to other nodes (a socket
+    and a TCP connection each) may then take a quarter of the descriptors; the public
+    endpoint's connections take at most half (sos_node.c), and the rest is the store's,
+    the log's and the HTTP front end's. */
+static void
+s_fit_sockets(sos_config_t *cfg, rlim_t files)
+{
+    size_t limit = zsys_socket_limit();
+    size_t sockets = files < limit ? (size_t)files : limit;
+    zsys_set_max_sockets(sockets);
+    size_t fit = files > 256 ? (size_t)(files - 128) / 4 : 32;
+    if (fit > sockets - 16)
+        fit = sockets > 48 ? sockets - 16 : 32;
+    if (cfg->max_peer_connections > fit) {
+        sos_log_notice("max-peer-connections lowered from %u to %zu to fit %llu open files",
+                       cfg->max_peer_connections, fit, (unsigned long long)files);
+        cfg->max_peer_connections = (uint32_t)fit;
     }
 }
 
@@ -51,8 +76,9 @@ main(int argc, char **argv)
     }
     sos_log_set_level(cfg.log_level);
     zsys_set_logident("sosnode");
-    s_raise_fd_limit();
+    rlim_t files = s_raise_fd_limit();
     zsys_init();
+    s_fit_sockets(&cfg, files);
     if (sos_crypto_init() != SOS_OK) {
         fprintf(stderr, "sosnode: libsodium failed to initialise\n");
         return 1;

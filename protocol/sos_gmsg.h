@@ -52,6 +52,12 @@ typedef struct {
     it is the envelope sender's is for the caller to check. flags and n_origins must fit
     32 bits. On any return, call sos_gmsg_release. */
 sos_rc sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len);
+
+/*  As sos_gmsg_decode, but the records (not self) are only parsed, their signatures not
+    checked (a bad structure gives SOS_ERR_CORRUPT): for a caller that skips the records it
+    already holds byte for byte and verifies each of the others (sos_record_decode on its
+    wire) before it uses any. */
+sos_rc sos_gmsg_decode_unverified(sos_gmsg_t *msg, const uint8_t *body, size_t len);
 void sos_gmsg_release(sos_gmsg_t *msg);
 
 /*  Encode msg's fields, except records, which are given as n wire forms (wires[i], lens[i]),

@@ -94,6 +94,39 @@ main(void)
     CHECK_RC(s_parse(&cfg, 3, b6), SOS_ERR_INVALID);
     char *b7[] = {"sosnode", "--config", "/nonexistent/file"};
     CHECK_RC(s_parse(&cfg, 3, b7), SOS_ERR_INVALID);
+
+    SECTION("connections, endpoints, verification budget");
+    sos_config_defaults(&cfg);
+    CHECK(cfg.max_peer_connections == 512 && !cfg.allow_private_endpoints &&
+          cfg.verify_budget == 4096);
+    char *c1[] = {"sosnode",   "--data",
+                  "/tmp/x",    "--listen",
+                  "tcp://h:1", "--max-peer-connections",
+                  "64",        "--verify-budget",
+                  "1000",      "--allow-private-endpoints",
+                  "on"};
+    CHECK_RC(s_parse(&cfg, 11, c1), SOS_OK);
+    CHECK(cfg.max_peer_connections == 64 && cfg.verify_budget == 1000 &&
+          cfg.allow_private_endpoints);
+    char *c2[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://h:1", "--max-peer-connections",
+                  "7"};
+    CHECK_RC(s_parse(&cfg, 7, c2), SOS_ERR_INVALID); /* below 8 */
+    char *c3[] = {"sosnode", "--data", "/tmp/x", "--listen", "tcp://h:1", "--verify-budget", "100"};
+    CHECK_RC(s_parse(&cfg, 7, c3), SOS_ERR_INVALID); /* below one batch */
+    char *c4[] = {
+        "sosnode", "--data", "/tmp/x", "--listen", "tcp://h:1", "--allow-private-endpoints", "yes"};
+    CHECK_RC(s_parse(&cfg, 7, c4), SOS_ERR_INVALID);
+    CHECK_RC(sos_config_load_str(&cfg,
+                                 "sosnode\n    allow-private-endpoints = on\n"
+                                 "    max-peer-connections = 100\n",
+                                 (char[128]){0}, 128),
+             SOS_OK);
+    CHECK(cfg.allow_private_endpoints && cfg.max_peer_connections == 100);
+    char *c5[] = {"sosnode",  "--data",    "/tmp/x",
+                  "--listen", "tcp://h:1", "--allow-private-endpoints"};
+    CHECK_RC(s_parse(&cfg, 6, c5), SOS_OK); /* a bare flag */
+    CHECK(cfg.allow_private_endpoints);
+
     SECTION("http");
     char *h1[] = {"sosnode",         "--data", "/tmp/x", "--listen",       "tcp://10.1.2.3:7000",
                   "--http",          "8080",   "--http", "127.0.0.1:8081", "--trust-proxy",

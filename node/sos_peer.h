@@ -1,0 +1,32 @@
+/*  sos_peer.h: a node that this node gossips with or forwards to, as an object with one
+    owner: its DEALER (opened and closed on demand) and the reader that dispatches it. */
+#ifndef SOS_PEER_H
+#define SOS_PEER_H
+
+#include "sos_node_int.h"
+
+/*  A new peer for url, owned by node's table (sos_gossip.c), without a connection. NULL
+    without memory. */
+sos_peer_t *sos_peer_new(sos_node_t *node, const char *url);
+
+/*  Free the peer and close its DEALER. NULL-safe; nulls *self_p. The caller has taken it out
+    of every table and ended its reader (sos_peer_detach), at least one reactor iteration
+    before: zloop may hold the reader's argument until it rebuilds its poll set. */
+void sos_peer_destroy(sos_peer_t **self_p);
+
+/*  Open the peer's DEALER, connect it to the peer's url and register reader for it on loop,
+    with the peer as argument. SOS_OK (also when it is open already); SOS_ERR_IO when no
+    socket can be made (czmq's socket limit or the file limit), the url does not connect, or
+    the loop refuses the reader. Never asserts. */
+sos_rc sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader);
+
+/*  Stop reading the peer's DEALER; the socket stays until sos_peer_close or destroy. */
+void sos_peer_detach(sos_peer_t *self, zloop_t *loop);
+
+/*  Stop reading and close the DEALER; the peer stays, closed. */
+void sos_peer_close(sos_peer_t *self, zloop_t *loop);
+
+/*  True if the DEALER is open (and read). */
+bool sos_peer_is_open(const sos_peer_t *self);
+
+#endif
