@@ -93,7 +93,9 @@ def test_directory_survives_full_shutdown():
 
 
 def test_store_intact_after_kill():
-    with Net() as net:
+    # The writer runs until x is killed: x keeps every message, so that each acknowledged
+    # one can be looked for (the default history keeps the last 500).
+    with Net(extra=["--rate-limit", "off", "--history", "100000", "--room-quota", "0"]) as net:
         nodes = net.start(4)
         wait_for("4 nodes converge", net.converged)
         x = nodes[2]
