@@ -235,14 +235,23 @@ s_clock_ms(clockid_t clock)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*  The clocks in use: NULL for the real ones (see sos_clock_set_implementation). */
+static const sos_clock_impl_t *s_clock_impl;
+
+void
+sos_clock_set_implementation(const sos_clock_impl_t *impl)
+{
+    s_clock_impl = impl && impl->now_ms && impl->mono_ms ? impl : NULL;
+}
+
 uint64_t
 sos_now_ms(void)
 {
-    return s_clock_ms(CLOCK_REALTIME);
+    return s_clock_impl ? s_clock_impl->now_ms() : s_clock_ms(CLOCK_REALTIME);
 }
 
 uint64_t
 sos_mono_ms(void)
 {
-    return s_clock_ms(CLOCK_MONOTONIC);
+    return s_clock_impl ? s_clock_impl->mono_ms() : s_clock_ms(CLOCK_MONOTONIC);
 }

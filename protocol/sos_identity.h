@@ -72,4 +72,16 @@ bool sos_unhex(uint8_t *out, size_t len, const char *hex);
 uint64_t sos_now_ms(void);
 uint64_t sos_mono_ms(void);
 
+/*  A test hook, in the manner of libsodium's randombytes_set_implementation(): replace both
+    clocks for the whole process, so that a fuzzer or a test can run a node on a clock it
+    advances itself (recorded inputs then stay inside the replay window and after the start
+    floor whenever they are replayed). Both functions must be given; the struct is borrowed
+    and must outlive its use. NULL restores the real clocks. Not thread-safe: set it while
+    no other thread reads the clocks. Never called by sosnode itself. */
+typedef struct {
+    uint64_t (*now_ms)(void);  /* wall clock, ms since the epoch */
+    uint64_t (*mono_ms)(void); /* monotonic, ms */
+} sos_clock_impl_t;
+void sos_clock_set_implementation(const sos_clock_impl_t *impl);
+
 #endif

@@ -181,6 +181,36 @@ s_test_clocks(void)
     CHECK(m2 >= m1 + 19);
 }
 
+static uint64_t s_fake_now = 1700000000000ULL, s_fake_mono = 42;
+static uint64_t
+s_fake_now_ms(void)
+{
+    return s_fake_now;
+}
+static uint64_t
+s_fake_mono_ms(void)
+{
+    return s_fake_mono;
+}
+
+static void
+s_test_clock_hook(void)
+{
+    SECTION("an injected clock replaces both clocks until NULL restores the real ones");
+    static const sos_clock_impl_t fake = {s_fake_now_ms, s_fake_mono_ms};
+    sos_clock_set_implementation(&fake);
+    CHECK(sos_now_ms() == 1700000000000ULL && sos_mono_ms() == 42);
+    s_fake_now += 5000;
+    s_fake_mono += 5000;
+    CHECK(sos_now_ms() == 1700000005000ULL && sos_mono_ms() == 5042);
+    sos_clock_set_implementation(NULL);
+    CHECK(sos_now_ms() > 1700000005000ULL && sos_mono_ms() != 5042);
+    SECTION("an implementation missing a function is refused: the real clocks stay");
+    static const sos_clock_impl_t half = {s_fake_now_ms, NULL};
+    sos_clock_set_implementation(&half);
+    CHECK(sos_now_ms() > 1700000005000ULL);
+}
+
 int
 main(void)
 {
@@ -191,6 +221,7 @@ main(void)
     s_test_sign_domain();
     s_test_hex();
     s_test_clocks();
+    s_test_clock_hook();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     CHECK(system(cmd) == 0);
