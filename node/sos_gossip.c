@@ -1622,6 +1622,16 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+void
+sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer)
+{
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (p->dealer == dealer) {
+            s_recv_dealer(self->loop, dealer, p);
+            return;
+        }
+}
+
 /* ----------------------------------------------------------------- rounds ---- */
 
 void

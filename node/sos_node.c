@@ -784,6 +784,62 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/*  See sos_node.h. The first ready socket only: handling it may destroy peers, and with
+    them the sockets polled. */
+int
+sos_node_step(sos_node_t *self, sos_node_step_t step, int timeout_ms)
+{
+    switch (step) {
+    case SOS_STEP_ROUND:
+        s_on_round(self->loop, 0, self);
+        return 1;
+    case SOS_STEP_TICK:
+        s_on_tick(self->loop, 0, self);
+        return 1;
+    case SOS_STEP_HOUSEKEEPING:
+        s_on_housekeeping(self->loop, 0, self);
+        return 1;
+    case SOS_STEP_INPUT:
+        break;
+    }
+    size_t cap = 3 + zhashx_size(self->peers), n = 0;
+    zmq_pollitem_t *items = calloc(cap, sizeof *items);
+    zsock_t **socks = calloc(cap, sizeof *socks);
+    int handled = -1;
+    if (!items || !socks)
+        goto done;
+    socks[n++] = self->router;
+    if (self->gate) {
+        socks[n++] = sos_gate_zap(self->gate);
+        socks[n++] = sos_gate_monitor(self->gate);
+    }
+    for (sos_peer_t *p = zhashx_first(self->peers); p && n < cap; p = zhashx_next(self->peers))
+        if (p->dealer)
+            socks[n++] = p->dealer;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (zmq_pollitem_t){.socket = zsock_resolve(socks[i]), .events = ZMQ_POLLIN};
+    if (zmq_poll(items, (int)n, timeout_ms) < 0)
+        goto done;
+    handled = 0;
+    for (size_t i = 0; i < n && !handled; i++) {
+        if (!(items[i].revents & ZMQ_POLLIN))
+            continue;
+        handled = 1;
+        if (socks[i] == self->router)
+            s_recv_router(self->loop, socks[i], self);
+        else if (self->gate && socks[i] == sos_gate_zap(self->gate))
+            s_recv_zap(self->loop, socks[i], self);
+        else if (self->gate && socks[i] == sos_gate_monitor(self->gate))
+            s_recv_monitor(self->loop, socks[i], self);
+        else
+            sos_gossip_on_dealer(self, socks[i]);
+    }
+done:
+    free(items);
+    free(socks);
+    return handled;
+}
+
 /* ------------------------------------------------------------ lifecycle ---- */
 
 /*  Each connection holds a file descriptor; the DEALERs to peers, the store and the ZAP and

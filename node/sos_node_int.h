@@ -256,6 +256,8 @@ void sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t
 /*  The round, the exchange timeouts, the stats flush. */
 void sos_gossip_round(sos_node_t *self);
 void sos_gossip_tick(sos_node_t *self);
+/*  Input on a peer's DEALER, as the reactor handles it (sos_node_step). */
+void sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer);
 void sos_gossip_flush_stats(sos_node_t *self);
 /*  Sign a record as this node (next version of the counter), store it, push it. */
 sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
