@@ -249,6 +249,9 @@ sos_mp_bool(const msgpack_object *o, bool *out)
 bool
 sos_utf8_valid(const void *data, size_t len)
 {
+    /*  msgpack-c gives an empty str a NULL pointer, and NULL + 0 is undefined behaviour. */
+    if (len == 0)
+        return true;
     const unsigned char *p = data, *end = p + len;
     while (p < end) {
         unsigned char c = *p;
