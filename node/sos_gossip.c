@@ -1019,8 +1019,11 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     s_batch_t *b = calloc(1, sizeof *b);
     if (!mine || !want || !give || !b)
         goto done;
-    qsort(theirs->digest, theirs->n_digest, sizeof *theirs->digest, s_entry_cmp);
-    qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
+    /*  An empty digest has no array, and qsort must not be given NULL even for 0 items. */
+    if (theirs->n_digest)
+        qsort(theirs->digest, theirs->n_digest, sizeof *theirs->digest, s_entry_cmp);
+    if (n_mine)
+        qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
     uint32_t i = 0, j = 0, n_want = 0, n_give = 0;
     while (i < n_mine || j < theirs->n_digest) {
         int cmp = i == n_mine ? 1
