@@ -25,7 +25,8 @@
     FILE (the replay main). The one thing not in the input is the time loopback TCP takes to
     connect: before a step that may send to a fake peer, the harness waits (up to 2 s) until
     each of the node's DEALERs to a fake peer's endpoint is connected. SOS_FUZZ_LOG=debug
-    shows the node's log.
+    shows the node's log, SOS_FUZZ_TRACE the steps and the node's counters, SOS_FUZZ_SLOW the
+    steps that took over 50 ms.
 
     Program: a sequence of steps, each an opcode byte and its operands (fuzz_common.h's
     readers: past the end everything reads as zeros). See the S_OP_ constants. */
@@ -141,6 +142,7 @@ typedef struct {
     char member_id[S_CLIENTS][64]; /* the last member_id each client was given */
     uint64_t nonce;
     uint64_t req_id;
+    uint64_t taken[S_PORTS]; /* the req_id of the last exchange request taken at each port */
     msgpack_sbuffer buf;
     msgpack_sbuffer body;
 } s_world_t;
@@ -183,7 +185,7 @@ s_init_process(void)
         s_routers[p] = zsock_new(ZMQ_ROUTER);
         FUZZ_CHECK(s_routers[p]);
         zsock_set_linger(s_routers[p], 0);
-        zsock_set_router_mandatory(s_routers[p], 0);
+        zsock_set_router_mandatory(s_routers[p], 1);
         int port = zsock_bind(s_routers[p], "tcp://127.0.0.1:*[20000-]");
         FUZZ_CHECK(port > 0);
         snprintf(s_urls[p], sizeof s_urls[p], "tcp://127.0.0.1:%d", port);
@@ -421,12 +423,14 @@ static void
 s_op_answer(s_world_t *w, fuzz_in_t *in)
 {
     unsigned p = fuzz_u8(in) % S_PORTS;
-    /*  Wait long for a frame if the node has an exchange going on there, a little if it
-        only has a connection there (a forward may be on its way), else not at all. */
+    /*  Wait long for a frame if the node has an exchange going on there whose request has
+        not been taken yet, a little if it only has a connection there (a forward may be on
+        its way), else not at all. */
     int wait = 0;
     sos_peer_t *peer = zhashx_lookup(w->node->peers, s_urls[p]);
     if (peer)
-        wait = peer->state == SOS_EX_WAIT_SYNC_ACK || peer->state == SOS_EX_WAIT_DELTA_ACK
+        wait = (peer->state == SOS_EX_WAIT_SYNC_ACK || peer->state == SOS_EX_WAIT_DELTA_ACK) &&
+                       peer->req_id != w->taken[p]
                    ? S_REPLY_MS
                    : 5;
     zmsg_t *m = NULL;
@@ -483,6 +487,7 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
             }
             (void)sos_gmsg_decode(&got, env.body, env.body_len);
             uint64_t req_id = got.req_id;
+            w->taken[p] = req_id;
             sos_gmsg_release(&got);
             /*  The answer's type follows the request's, unless the program says otherwise;
                 it is signed by the fake peer the program names. */
@@ -498,10 +503,11 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
             continue;
         }
         zframe_t *routing = zmsg_first(m);
-        zsock_send(s_routers[p], "fb", routing, w->buf.data, w->buf.size);
+        /*  The answer crosses loopback TCP: wait for the node to take it, unless the connection
+            it came on is gone (the ROUTER is mandatory: the send fails). */
+        int sent = zsock_send(s_routers[p], "fb", routing, w->buf.data, w->buf.size);
         zmsg_destroy(&m);
-        /*  The answer crosses loopback TCP: wait for the node to take it. */
-        s_pump(w, S_REPLY_MS);
+        s_pump(w, sent == 0 ? S_REPLY_MS : 0);
         return;
     }
 }
@@ -639,6 +645,13 @@ s_world_destroy(s_world_t *w)
         zsock_destroy(&w->peer_dealers[k]);
     for (int c = 0; c < S_CLIENTS; c++)
         zsock_destroy(&w->clients[c]);
+    /*  libzmq releases a closed socket's inproc names later, in its reaper thread; the next
+        node binds the same names (its own is made from the same random bytes), so they are
+        released now. */
+    if (w->node) {
+        zsock_unbind(w->node->router, "inproc://sos-fuzz-node");
+        zsock_unbind(w->node->router, "%s", w->node->inproc);
+    }
     sos_node_destroy(&w->node);
     msgpack_sbuffer_destroy(&w->buf);
     msgpack_sbuffer_destroy(&w->body);
@@ -673,6 +686,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (int step = 0; step < S_STEPS_MAX && in.n > 0; step++) {
         uint8_t op = fuzz_u8(&in);
+        int64_t t0 = zclock_mono();
         if (s_trace)
             fprintf(stderr, "fuzz_node: step %d: op %d at +%llu ms\n", step, op % S_OP_MAX,
                     (unsigned long long)(s_now - FUZZ_NOW_MS));
@@ -712,6 +726,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         s_settle(&w);
+        if (getenv("SOS_FUZZ_SLOW") && zclock_mono() - t0 > 50)
+            fprintf(stderr, "SLOW step %d op %d: %lld ms\n", step, op % S_OP_MAX,
+                    (long long)(zclock_mono() - t0));
     }
     if (s_trace) {
         const sos_stats_t *st = &w.node->stats;
