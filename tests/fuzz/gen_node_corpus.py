@@ -150,7 +150,7 @@ def join():
     """Setup, then the node joins through genesis endpoint 0 (fake peer 0), which holds
     fake peer 0's worker record and a room of it."""
     p = u8(0)  # setup: no rate limit, unpinned genesis
-    p += u8(ROUND)
+    p += u8(ROUND) + u8(TICK)
     p += answer(0, 0, body(hash16=b"\x01" * 16, n_origins=1, digest=[(0, 1)],
                            self_rec=worker(0, 1, 0)))
     p += answer(0, 0, body(records=[worker(0, 1, 0), room(0, 1, 0, 1)]))
@@ -164,11 +164,11 @@ def seeds():
     # the exchange the node starts with it, with more to come
     p = join()
     p += peer_send(1, RUMOR, body(records=[worker(1, 1, 1)]))
-    p += u8(ROUND)
+    p += u8(ROUND) + u8(TICK)
     p += answer(0, 0, body(flags=IN_SYNC))
     p += answer(1, 1, body(hash16=b"\x02" * 16, n_origins=3, digest=[(1, 2)]))
     p += answer(1, 1, body(flags=MORE, records=[worker(1, 2, 2)]))
-    p += u8(ROUND) + answer(2, 1, body(flags=IN_SYNC))
+    p += u8(ROUND) + u8(TICK) + answer(2, 1, body(flags=IN_SYNC))
     out["move"] = p
     # rooms: a client creates one, another joins, they talk and poll; a room of fake peer 2
     # is forwarded to its owner
@@ -193,7 +193,7 @@ def seeds():
                                  self_rec=worker(3, 1, 1)))
     p += peer_send(3, DELTA, body(records=[worker(3, 1, 1), room(3, 1, 1, 3)],
                                   want=[(NODE, 0), (0, 0)]))
-    p += u8(ROUND) + answer(1, 3, body(flags=IN_SYNC)) + answer(0, 0, body(flags=IN_SYNC))
+    p += u8(ROUND) + u8(TICK) + answer(1, 3, body(flags=IN_SYNC)) + answer(0, 0, body(flags=IN_SYNC))
     p += peer_send(3, LEAVE, body())
     p += clock(5000) + u8(TICK) + u8(HOUSEKEEPING)
     p += clock(3600 * 1000) + u8(TICK) + u8(HOUSEKEEPING) + u8(ROUND)
@@ -203,7 +203,7 @@ def seeds():
     p = join()
     p += peer_send(1, RUMOR, body(records=[worker(1, 1, 3)]))
     for _ in range(4):
-        p += u8(ROUND) + answer(0, 0, body(flags=IN_SYNC)) + clock(3000) + u8(TICK)
+        p += u8(ROUND) + u8(TICK) + answer(0, 0, body(flags=IN_SYNC)) + clock(3000) + u8(TICK)
     p += u8(HOUSEKEEPING)
     out["failures"] = p
     return out
