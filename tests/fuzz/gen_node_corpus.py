@@ -49,14 +49,24 @@ def worker(signer, version, url, prev=None, http=None, back=0, ahead=10):
     return out
 
 
-def room(signer, version, url, room_idx, emojis=(0,), desc="a room", back=0, ahead=10):
-    out = u8(1) + u8(signer) + u8(version - 1)
+FUZZ_NOW_MS = 1700000000000  # the clock every program starts at (fuzz_common.h)
+
+
+def room(signer, version, url, room_idx, emojis=(0,), desc="a room", back=0, ahead=10,
+         created=None, expires=None):
+    """A room record; created and expires (ms since the epoch) replace back and ahead
+    (units of 340 s before and after the program's now)."""
+    out = u8(1 | (32 if created is not None else 0)) + u8(signer) + u8(version - 1)
     if version > 1:
         out += u8(0)  # prev = version - 1
     out += u8(url) + u8(room_idx) + u8(len(emojis))
     for e in emojis:
         out += u8(e)
-    out += s(desc) + u8(back) + u8(ahead)
+    out += s(desc)
+    if created is not None:
+        out += u64(created) + u64(expires)
+    else:
+        out += u8(back) + u8(ahead)
     return out
 
 
@@ -206,6 +216,45 @@ def seeds():
         p += u8(ROUND) + u8(TICK) + answer(0, 0, body(flags=IN_SYNC)) + clock(3000) + u8(TICK)
     p += u8(HOUSEKEEPING)
     out["failures"] = p
+    # a stranger claims a room the node made two minutes before, with a created_at 29 days
+    # in the past, by rumor and by DELTA; a client then uses the room
+    p = join()
+    p += client(0, "create", 0, emojis="\U0001f431", desc="ours", nick="ann")
+    p += client(0, "join", 0, nick="ann")
+    p += clock(120000) + u8(TICK)
+    old = FUZZ_NOW_MS + 120000 - 29 * 86400 * 1000
+    p += peer_send(1, RUMOR, body(records=[worker(1, 1, 1),
+                                           room(1, 1, 1, 0, created=old,
+                                                expires=FUZZ_NOW_MS + 3600 * 1000)]))
+    p += peer_send(2, DELTA, body(records=[worker(2, 1, 2),
+                                           room(2, 1, 2, 0, created=old - 1,
+                                                expires=FUZZ_NOW_MS + 3600 * 1000)]))
+    p += client(0, "send", 0, member=True, content="still ours?", msg_id="m2")
+    p += client(1, "info", 0) + client(1, "rooms")
+    p += u8(ROUND) + u8(TICK) + answer(1, 1, body(flags=IN_SYNC))
+    out["theft"] = p
+    # records from origins whose earlier versions the node never saw: gaps, filled by a
+    # later exchange or left to expire
+    p = join()
+    p += peer_send(1, RUMOR, body(records=[worker(2, 5, 2, prev=4), room(3, 3, 1, 3, ahead=1)]))
+    p += peer_send(1, RUMOR, body(records=[worker(1, 2, 1, prev=1)]))
+    p += u8(ROUND) + u8(TICK)
+    p += answer(0, 0, body(hash16=b"\x04" * 16, n_origins=4, digest=[(2, 5), (3, 3), (1, 2)]))
+    p += answer(0, 0, body(records=[worker(2, 4, 2, prev=3), worker(1, 1, 1)], flags=MORE))
+    p += u8(TICK)
+    p += answer(0, 0, body(flags=IN_SYNC))
+    p += clock(400000) + u8(HOUSEKEEPING) + u8(TICK) + clock(599999) + u8(HOUSEKEEPING)
+    out["gaps"] = p
+    # a peer's exchange from its side: it names suspects and wants what the node holds
+    p = join()
+    p += client(0, "create", 1, nick="dee")
+    p += peer_send(2, SYNC, body(hash16=b"\x05" * 16, n_origins=2, self_rec=worker(2, 1, 2),
+                                 suspects=[(0, 1)]))
+    p += peer_send(2, DELTA, body(want=[(NODE, 0), (0, 0), (1, 0)], digest=[(2, 1)],
+                                  records=[worker(2, 1, 2)]))
+    p += u8(ROUND) + u8(TICK) + answer(0, 0, body(flags=IN_SYNC))
+    p += answer(2, 2, body(flags=IN_SYNC))
+    out["suspects"] = p
     return out
 
 
