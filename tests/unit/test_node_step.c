@@ -1,0 +1,132 @@
+/*  test_node_step.c: the test hooks of the stateful fuzzer, on a real node: sos_node_step
+    handles one input at a time, and the node reads time from an injected clock
+    (sos_clock_set_implementation): its start floor, its replay window and its rounds. */
+#include <czmq.h>
+#include <unistd.h>
+
+#include "proto_test.h"
+#include "sos_envelope.h"
+#include "sos_gmsg.h"
+#include "sos_node.h"
+#include "sos_node_int.h"
+
+static uint64_t s_now = 1700000000000ULL, s_mono = 5000;
+
+static uint64_t
+s_now_ms(void)
+{
+    return s_now;
+}
+
+static uint64_t
+s_mono_ms(void)
+{
+    return s_mono;
+}
+
+/*  A SYNC from peer, bound to the node, dated when, with nonce n. */
+static void
+s_sync(zsock_t *dealer, const sos_identity_t *peer, const uint8_t *node_id, uint64_t when,
+       uint8_t n)
+{
+    msgpack_sbuffer body, frame;
+    msgpack_sbuffer_init(&body);
+    msgpack_sbuffer_init(&frame);
+    sos_gmsg_t msg = {.req_id = 7};
+    CHECK_RC(sos_gmsg_encode(&body, &msg, NULL, NULL, 0), SOS_OK);
+    uint8_t nonce[SOS_NONCE_BYTES] = {n};
+    CHECK_RC(sos_envelope_encode_nonce(&frame, SOS_MSG_SYNC, body.data, body.size, peer, node_id,
+                                       when, nonce),
+             SOS_OK);
+    CHECK(zsock_send(dealer, "b", frame.data, frame.size) == 0);
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&frame);
+}
+
+/*  The type of the envelope waiting on dealer, or 0 if none is. */
+static int
+s_reply_type(zsock_t *dealer)
+{
+    if (!(zsock_events(dealer) & ZMQ_POLLIN))
+        return 0;
+    zframe_t *f = zframe_recv(dealer);
+    sos_envelope_t env;
+    int type = f && sos_envelope_decode(&env, zframe_data(f), zframe_size(f), NULL, s_now,
+                                        SOS_REPLAY_WINDOW_MS, NULL) == SOS_OK
+                   ? env.type
+                   : -1;
+    zframe_destroy(&f);
+    return type;
+}
+
+int
+main(void)
+{
+    test_init("test_node_step: a node run step by step on an injected clock");
+    CHECK_RC(sos_crypto_init(), SOS_OK);
+    static const sos_clock_impl_t clock = {s_now_ms, s_mono_ms};
+    sos_clock_set_implementation(&clock);
+    sos_log_set_level(SOS_LOG_ERROR);
+    char dir[] = "/tmp/test_node_step.XXXXXX";
+    CHECK(mkdtemp(dir));
+    sos_config_t cfg;
+    sos_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
+    snprintf(cfg.listen, sizeof cfg.listen, "inproc://test-node-step");
+    snprintf(cfg.advertise, sizeof cfg.advertise, "tcp://127.0.0.1:7");
+    cfg.map_size = 16ULL << 20;
+    sos_rc rc;
+    sos_node_t *node = sos_node_new(&cfg, &rc, NULL, 0);
+    CHECK(node);
+    if (!node)
+        return test_done("test_node_step");
+    CHECK(node->start_floor_ms == s_now && node->start_mono == s_mono);
+    zsock_t *dealer = zsock_new_dealer(">inproc://test-node-step");
+    CHECK(dealer);
+    sos_identity_t peer;
+    test_seed_identity(&peer, 9);
+
+    SECTION("nothing waiting: the step returns 0 at once");
+    CHECK(sos_node_step(node, SOS_STEP_INPUT, 0) == 0);
+
+    SECTION("a SYNC dated by the injected clock is handled in one step and answered");
+    s_sync(dealer, &peer, node->id.pk, s_now, 1);
+    CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
+    zmq_pollitem_t item = {.socket = zsock_resolve(dealer), .events = ZMQ_POLLIN};
+    CHECK(zmq_poll(&item, 1, 1000) == 1);
+    CHECK(s_reply_type(dealer) == SOS_MSG_SYNC_ACK);
+    CHECK(sos_node_step(node, SOS_STEP_INPUT, 0) == 0);
+
+    SECTION("dated a millisecond before the node started (on the injected clock): refused");
+    s_sync(dealer, &peer, node->id.pk, s_now - 1, 2);
+    CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
+    CHECK(node->stats.drops[SOS_DROP_BEFORE_START] == 1);
+    CHECK(s_reply_type(dealer) == 0);
+
+    SECTION("the injected clock moves 301 s: what was dated at the start is out of the window");
+    uint64_t start = s_now;
+    s_now += 301 * 1000;
+    s_mono += 301 * 1000;
+    s_sync(dealer, &peer, node->id.pk, start, 3);
+    CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
+    CHECK(node->stats.drops[SOS_DROP_REPLAY_WINDOW] == 1);
+    s_sync(dealer, &peer, node->id.pk, s_now, 4);
+    CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
+    CHECK(zmq_poll(&item, 1, 1000) == 1);
+    CHECK(s_reply_type(dealer) == SOS_MSG_SYNC_ACK);
+
+    SECTION("timer steps run the reactor's handlers: a round is counted");
+    uint64_t rounds = node->stats.rounds;
+    CHECK(sos_node_step(node, SOS_STEP_ROUND, 0) == 1);
+    CHECK(sos_node_step(node, SOS_STEP_TICK, 0) == 1);
+    CHECK(sos_node_step(node, SOS_STEP_HOUSEKEEPING, 0) == 1);
+    CHECK(node->stats.rounds == rounds + 1);
+
+    zsock_destroy(&dealer);
+    sos_node_destroy(&node);
+    sos_clock_set_implementation(NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return test_done("test_node_step");
+}
