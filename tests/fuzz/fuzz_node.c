@@ -536,7 +536,7 @@ s_op_client(s_world_t *w, fuzz_in_t *in)
     else
         snprintf(room, sizeof room, "%s", s_rooms[fuzz_u8(in) % 4]);
     uint32_t n = 1 + !!(present & 1) + !!(present & 2) + !!(present & 4) + !!(present & 8) +
-                 !!(present & 16) + !!(present & 32) + !!(present & 64);
+                 !!(present & 16) + !!(present & 32) + !!(present & 64) + !!(present & 128);
     msgpack_pack_map(&pk, n);
     sos_mp_pack_kv_str(&pk, "room_hash", room);
     if (present & 1) {
@@ -569,8 +569,10 @@ s_op_client(s_world_t *w, fuzz_in_t *in)
     if (present & 64) {
         sos_mp_pack_kv_uint(&pk, "since", fuzz_u64(in));
     }
-    /*  wait_ms is left out: a long poll is answered at a tick after the clock passes its
-        deadline, which the program reaches with S_OP_CLOCK and S_OP_TICK. */
+    /*  A long poll waits on the injected clock: a tick answers it once S_OP_CLOCK has
+        passed its deadline. */
+    if (present & 128)
+        sos_mp_pack_kv_uint(&pk, "wait_ms", (uint64_t)fuzz_u8(in) * 1000);
     sos_request_pack_end(&pk, (flags & 16) ? SOS_REQ_FORWARDED : 0);
     zsock_send(w->clients[c], "b", w->buf.data, w->buf.size);
     s_pump(w, 0);
@@ -610,6 +612,18 @@ s_world_new(s_world_t *w, uint8_t setup)
     cfg.map_size = 32ULL << 20;
     cfg.max_failures = 3;
     cfg.rate_limit = setup & 1;
+    if (setup & 4) {
+        /*  Caps small enough for a program of 64 steps to reach. */
+        cfg.max_workers = 3;
+        cfg.max_rooms = 3;
+        cfg.max_rooms_per_origin = 2;
+        cfg.max_rooms_unvouched = 1;
+        cfg.history_limit = 3;
+        cfg.room_quota_kib = 1;
+        cfg.max_pending = 1;
+        cfg.max_pending_total = 2;
+        cfg.client_rate = 1;
+    }
     cfg.log_level = sos_log_level_parse(getenv("SOS_FUZZ_LOG") ? getenv("SOS_FUZZ_LOG") : "error");
     /*  Fake endpoint 0 is a genesis address (pinned to fake peer 0 with setup bit 2). */
     cfg.n_genesis = 1;

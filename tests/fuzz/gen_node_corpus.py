@@ -123,7 +123,7 @@ OPS = ["create", "join", "send", "poll", "leave", "info", "rooms", "workers", "s
 
 
 def client(c, op, room_idx=0, emojis=None, desc=None, nick=None, member=False, content=None,
-           msg_id=None, since=None, forwarded=False):
+           msg_id=None, since=None, forwarded=False, wait_s=None):
     flags = 16 if forwarded else 0
     present = 0
     tail = b""
@@ -148,6 +148,9 @@ def client(c, op, room_idx=0, emojis=None, desc=None, nick=None, member=False, c
     if since is not None:
         present |= 64
         tail += u64(since)
+    if wait_s is not None:
+        present |= 128
+        tail += u8(wait_s)
     return u8(CLIENT) + u8(c) + u8(flags) + u8(OPS.index(op)) + u8(present) + u8(room_idx) + tail
 
 
@@ -255,6 +258,25 @@ def seeds():
     p += u8(ROUND) + u8(TICK) + answer(0, 0, body(flags=IN_SYNC))
     p += answer(2, 2, body(flags=IN_SYNC))
     out["suspects"] = p
+    # small caps (setup bit 4): rooms, pending polls, the history and the quota fill up; a
+    # long poll waits on the program's clock
+    p = u8(4) + u8(ROUND) + u8(TICK)
+    p += answer(0, 0, body(hash16=b"\x06" * 16, n_origins=1, digest=[(0, 1)]))
+    p += answer(0, 0, body(records=[worker(0, 1, 0), room(0, 1, 0, 1), room(0, 1, 0, 2)]))
+    p += client(0, "create", 0, nick="a") + client(0, "join", 0, nick="a")
+    p += client(1, "create", 3, nick="b")
+    p += client(1, "join", 0, nick="b")
+    p += client(1, "poll", 0, member=True, since=0, wait_s=20)
+    p += client(1, "poll", 0, member=True, since=0, wait_s=20)
+    for i in range(5):
+        p += client(0, "send", 0, member=True, content="x" * 90, msg_id="k%d" % i)
+        p += clock(1000)
+    p += client(0, "poll", 0, member=True, since=0)
+    p += client(0, "join", 1, nick="c") + answer_forward(0, 0, "joined")
+    p += client(0, "poll", 1, member=True, since=0, wait_s=5)
+    p += clock(30000) + u8(TICK) + answer_forward(0, 0, "late")
+    p += u8(HOUSEKEEPING)
+    out["caps"] = p
     return out
 
 
