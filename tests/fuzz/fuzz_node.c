@@ -623,6 +623,8 @@ s_world_new(s_world_t *w, uint8_t setup)
         cfg.max_pending = 1;
         cfg.max_pending_total = 2;
         cfg.client_rate = 1;
+        cfg.max_peer_connections = 2; /* the least recently used idle peer is closed */
+        cfg.verify_budget = 8;        /* record checks per second per sender */
     }
     cfg.log_level = sos_log_level_parse(getenv("SOS_FUZZ_LOG") ? getenv("SOS_FUZZ_LOG") : "error");
     /*  Fake endpoint 0 is a genesis address (pinned to fake peer 0 with setup bit 2). */
