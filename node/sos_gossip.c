@@ -934,10 +934,14 @@ s_rtt_sample(sos_peer_t *peer, uint64_t r)
 static void
 s_lag(sos_node_t *self, uint64_t late, uint64_t period)
 {
-    if (late > (period / 2 > 50 ? period / 2 : 50)) {
-        self->stats.health_late++;
-        self->lagging = true;
-    }
+    if (late <= (period / 2 > 50 ? period / 2 : 50))
+        return;
+    self->stats.health_late++;
+    /*  At once, not at the next round: the tick that notices it is about to fail every
+        exchange whose deadline passed while the loop stood still. */
+    if (!self->lagging && self->health < SOS_HEALTH_MAX)
+        self->health++;
+    self->lagging = true;
 }
 
 static void
@@ -1776,9 +1780,7 @@ sos_gossip_round(sos_node_t *self)
         s_lag(self, start > due ? start - due : 0, interval);
     }
     self->last_round_mono = start;
-    if (self->lagging && self->health < SOS_HEALTH_MAX)
-        self->health++;
-    else if (!self->lagging && self->health > 0)
+    if (!self->lagging && self->health > 0)
         self->health--;
     self->lagging = false;
     self->stats.round_started = self->round_started_now;
