@@ -23,14 +23,19 @@
     directory. A record made here, or taken from a rumor, is pushed at once to fanout peers
     (RUMOR), who push on what was new to them.
 
-    Failure counts are local observations only: a node removes a worker after max-failures
-    consecutive failed exchanges of its own. To make every node look at a suspect soon, SYNC
-    names the peers the sender has seen fail ("suspects"); a receiver then exchanges with
-    those every round until they answer or are removed. A hint costs a few exchanges, and
-    cannot remove anyone by itself. A removed worker leaves a tombstone at its version, so
-    stale copies relayed by others do not bring it back; a newer record from it, or the
-    worker itself talking to us, does. A node that removes a worker for failing re-signs
-    its own record, so that a partition heals without waiting for tombstones to expire. */
+    A missed exchange makes a peer a suspect, not dead. SYNC names the peers the sender has
+    seen fail ("suspects", each at the version the suspicion is about); a receiver starts
+    its own suspicion and counts the sender as a confirmation, and the suspect itself, named
+    at its current version, refutes by re-signing its record (a newer version ends every
+    suspicion of it). A round probes at most SOS_PROBES_PER_ROUND suspects beyond the fanout.
+    A suspect is removed once its suspicion outlives a timeout that grows with log(n) and
+    shrinks with confirmations, after failures here and confirmations reach max-failures
+    (PROTOCOL.md, "Failures, removal, tombstones"). Deadlines come from per-peer RTT
+    estimates; both stretch with the node's own lag (local health), and a lagging node
+    starts no suspicion. A removed worker leaves a tombstone at its version, so stale copies
+    relayed by others do not bring it back; a newer record from it, or the worker itself
+    talking to us, does. A node that removes a worker for failing re-signs its own record,
+    so that a partition heals without waiting for tombstones to expire. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +48,7 @@
 #define SOS_PROBES_PER_ROUND 2            /* exchanges with suspects per round, beyond the fanout */
 #define SOS_HEALTH_MAX       8            /* local health: timeouts stretch up to 9 times */
 #define SOS_CONFIRM_K        3            /* confirmations that bring a suspicion to its shortest */
-#define SOS_RTO_FLOOR_MS     250          /* no exchange deadline below this, whatever the RTT */
+#define SOS_RTO_FLOOR_MS     100          /* no exchange deadline below this, whatever the RTT */
 
 /* ------------------------------------------------------------------ peers ----
 
@@ -862,7 +867,7 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
-        if (p->in_dir && p->id_known && (p->fail_count > 0 || p->suspect_mono) && !p->is_genesis) {
+        if (p->in_dir && p->id_known && p->fail_count > 0 && !p->is_genesis) {
             sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
             memcpy(e->origin, p->id, SOS_NODEID_BYTES);
             e->version = 0;
@@ -888,8 +893,9 @@ s_unsuspect(sos_peer_t *peer)
     with I the interval, F --max-failures, n the workers listed and C the other nodes that
     named the peer a suspect too (at most K = 3),
         T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * (1 - log(C + 1) / log(K + 1)))
-    stretched by the local health multiplier (1 + health). With no confirmation it is the
-    longest; with K it is F - 1 intervals, the time F failed exchanges take anyway. */
+    never below the conservative exchange deadline, and stretched by the local health
+    multiplier (1 + health). With no confirmation it is the longest; with K it is F - 1
+    intervals, the time F failed exchanges take anyway. */
 static uint64_t
 s_suspicion_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
@@ -897,7 +903,26 @@ s_suspicion_timeout(const sos_node_t *self, const sos_peer_t *peer)
     double c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
     double rounds = (double)(self->cfg.max_failures - 1) +
                     2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_CONFIRM_K + 1));
-    return (uint64_t)(rounds * (double)self->cfg.gossip_interval_ms) * (1 + self->health);
+    uint64_t t = (uint64_t)(rounds * (double)self->cfg.gossip_interval_ms);
+    /*  Never below the conservative exchange deadline (two intervals, within 0.5-5 s): at
+        short intervals a few rounds are less than a busy machine may deschedule a node. */
+    if (t < self->exchange_timeout_ms)
+        t = self->exchange_timeout_ms;
+    return t * (1 + self->health);
+}
+
+/*  A suspect is removed when its suspicion has outlived T(C), this node has seen it fail
+    itself, and its own failures and the confirmations together reach max-failures: so F
+    failed exchanges, counted across up to K + 1 observers, at least one of them this node.
+    A suspicion alone, from anyone, removes nobody. */
+static bool
+s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
+{
+    if (!peer->in_dir || peer->is_genesis || !peer->suspect_mono || peer->fail_count == 0)
+        return false;
+    uint32_t c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
+    return peer->fail_count + c >= self->cfg.max_failures &&
+           now - peer->suspect_mono >= s_suspicion_timeout(self, peer);
 }
 
 /*  The deadline of an exchange with peer: its RTO (SRTT + 4 RTTVAR, RFC 6298) kept between
@@ -908,7 +933,7 @@ s_exchange_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
     uint64_t t = self->exchange_timeout_ms;
     if (peer->srtt_ms || peer->rttvar_ms) {
-        uint64_t floor = self->cfg.gossip_interval_ms;
+        uint64_t floor = self->cfg.gossip_interval_ms / 2;
         floor = floor < SOS_RTO_FLOOR_MS ? SOS_RTO_FLOOR_MS : floor;
         floor = floor > self->exchange_timeout_ms ? self->exchange_timeout_ms : floor;
         uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
@@ -994,7 +1019,7 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     peer->req_id = 0;
     peer->again = false;
     peer->stats_dirty = true;
-    if (self->health > 0 && !peer->is_genesis && !peer->suspect_mono && !peer->fail_count) {
+    if (self->health > 0 && !peer->is_genesis && !peer->fail_count) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
         sos_log_info("exchange with %s failed (%s) while this node lags: not suspected", peer->url,
@@ -1002,13 +1027,14 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         return;
     }
     peer->fail_count++;
+    if (peer->fail_count == 1 && !peer->is_genesis && peer->in_dir)
+        self->stats.suspicions++;
     if (!peer->suspect_mono && !peer->is_genesis && peer->in_dir) {
         peer->suspect_mono = sos_mono_ms();
         peer->suspect_version = 0;
         sos_txn_t *txn = sos_node_txn(self);
         if (txn && peer->id_known)
             sos_dir_held_max(txn, peer->id, &peer->suspect_version);
-        self->stats.suspicions++;
     }
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fail_count);
     if (peer->is_genesis && !peer->pinned)
@@ -1021,8 +1047,7 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         if (backoff > 60000)
             backoff = 60000;
         peer->next_try_mono = sos_mono_ms() + backoff;
-    } else if (peer->in_dir && peer->fail_count >= self->cfg.max_failures &&
-               sos_mono_ms() - peer->suspect_mono >= s_suspicion_timeout(self, peer)) {
+    } else if (s_removable(self, peer, sos_mono_ms())) {
         char why_removed[96];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures, suspected %llu ms",
                  peer->fail_count, (unsigned long long)(sos_mono_ms() - peer->suspect_mono));
@@ -1489,6 +1514,11 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
             continue;
         if (p->fail_count == 0)
             p->probe = true; /* a candidate for this node's own probes */
+        if (!p->suspect_mono) {
+            /*  The suspicion starts here too; it removes nobody until we see it fail. */
+            p->suspect_mono = sos_mono_ms();
+            p->suspect_version = held;
+        }
         /*  An independent confirmation: a distinct node (by id prefix), up to K. */
         bool seen = false;
         for (uint32_t k = 0; k < p->n_confirm && !seen; k++)
@@ -1874,9 +1904,7 @@ sos_gossip_tick(sos_node_t *self)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
             timeout may end between two exchanges. */
-        if (p->in_dir && !p->is_genesis && p->state == SOS_EX_IDLE && p->suspect_mono &&
-            p->fail_count >= self->cfg.max_failures &&
-            now - p->suspect_mono >= s_suspicion_timeout(self, p))
+        if (p->state == SOS_EX_IDLE && s_removable(self, p, now))
             zlistx_add_end(expired, p);
         if (p->state == SOS_EX_CONNECTING)
             zlistx_add_end(connecting, p);

@@ -75,9 +75,14 @@ def test_thirty_fast_nodes_remove_no_live_node():
     with Net(interval=50, extra=("--rate-limit", "off")) as net:
         nodes = net.start(30)
         converge(net, timeout=300)
-        hold_for_rounds("30 nodes listing all 30 and removing nobody", lambda: all(
-            len(n.workers()) == 30 and gossip(n)["workers_removed"] == 0 for n in nodes),
-            nodes, 40, timeout=600, interval=1.0)
+        def all_listed_none_removed():
+            bad = [(n.index, len(n.workers()), gossip(n)["workers_removed"]) for n in nodes
+                   if len(n.workers()) != 30 or gossip(n)["workers_removed"] != 0]
+            if bad:
+                print("(node, listed, removed): %s" % bad, flush=True)
+            return not bad
+        hold_for_rounds("30 nodes listing all 30 and removing nobody", all_listed_none_removed,
+                        nodes, 40, timeout=600, interval=1.0)
         total = {k: sum(gossip(n)[k] for n in nodes)
                  for k in ("suspicions", "suspicions_withheld", "refutations", "probes",
                            "workers_removed")}
