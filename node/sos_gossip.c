@@ -1498,6 +1498,9 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     bool unbound = sos_envelope_unbound(env);
     if (!unbound)
         s_apply_self(self, txn, env, msg);
+    char sender_hex[SOS_NODEID_HEX + 1];
+    sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
+    sos_peer_t *sender = zhashx_lookup(self->peers_id, sender_hex);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
@@ -1519,7 +1522,11 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
             p->suspect_mono = sos_mono_ms();
             p->suspect_version = held;
         }
-        /*  An independent confirmation: a distinct node (by id prefix), up to K. */
+        /*  An independent confirmation: a distinct node (by id prefix), up to K, and one
+            that has answered us itself (a listed worker off probation): fresh keys cost
+            nothing, and must not shorten anyone's suspicion. */
+        if (!sender || !sender->in_dir || sender->last_ok == 0 || sender == p)
+            continue;
         bool seen = false;
         for (uint32_t k = 0; k < p->n_confirm && !seen; k++)
             seen = memcmp(p->confirm[k], env->sender, sizeof p->confirm[k]) == 0;
