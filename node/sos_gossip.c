@@ -1114,7 +1114,6 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     peer->sent_mono = sos_mono_ms();
     peer->deadline_mono = peer->sent_mono + s_exchange_timeout(self, peer);
     self->stats.exchanges_started++;
-    self->round_started_now++;
 }
 
 /*  Collect records of wanted origins: for each (origin, version), those above version, up to
@@ -1820,8 +1819,6 @@ sos_gossip_round(sos_node_t *self)
     if (!self->lagging && self->health > 0)
         self->health--;
     self->lagging = false;
-    self->stats.round_started = self->round_started_now;
-    self->round_started_now = 0;
     if (self->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
@@ -1849,6 +1846,11 @@ sos_gossip_round(sos_node_t *self)
         with the suspects, and late answers with it. The rest, and the others, make the
         fanout's random pool. */
     zlistx_t *now_list = zlistx_new();
+    if (!now_list) {
+        free(pick);
+        free(sus);
+        return;
+    }
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         bool suspect = p->fail_count > 0 || p->probe || p->suspect_mono;
         if (suspect && p->in_dir && !p->is_genesis)
@@ -1885,6 +1887,7 @@ sos_gossip_round(sos_node_t *self)
         zlistx_add_end(now_list, pick[i]);
     }
     free(pick);
+    self->stats.round_started = zlistx_size(now_list);
     for (sos_peer_t *p = zlistx_first(now_list); p; p = zlistx_next(now_list))
         s_exchange_start(self, p);
     zlistx_destroy(&now_list);

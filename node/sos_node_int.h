@@ -57,7 +57,7 @@ typedef struct {
     uint64_t records_sent;
     uint64_t workers_removed;
     uint64_t exchanges_started;  /* SYNCs sent to start an exchange */
-    uint64_t round_started;      /* exchanges the last round started (fanout and probes) */
+    uint64_t round_started;      /* peers the last round picked (fanout, probes, genesis) */
     uint64_t suspects;           /* peers suspected here at the last round */
     uint64_t probes;             /* exchanges started with a suspect, beyond the fanout */
     uint64_t suspicions;         /* peers that became suspect here (a missed exchange) */
@@ -232,7 +232,6 @@ struct _sos_node_t {
     uint64_t last_tick_mono;
     uint64_t last_refute_mono; /* refutations are rate-limited */
     bool lagging;              /* a timer fired late since the last round */
-    uint64_t round_started_now; /* exchanges started since the last round began */
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
     sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */

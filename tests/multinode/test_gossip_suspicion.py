@@ -6,7 +6,8 @@ this machine converge and then remove no live node while they go on."""
 
 import signal
 
-from sosnet import Net, hold_for_rounds, run, wait_for
+import soswire as w
+from sosnet import Net, free_port, hold_for_rounds, run, wait_for
 
 
 def gossip(node):
@@ -19,6 +20,32 @@ def converge(net, timeout=60):
 
 def removed(nodes):
     return {n.index: gossip(n)["workers_removed"] for n in nodes}
+
+
+def env(ident, msg_type, body, node):
+    """Every envelope of this file is built here, bound to the node it is sent to."""
+    return w.envelope(ident, msg_type, body, receiver=node.node_id)
+
+
+def test_suspects_do_not_multiply_a_round():
+    """Twenty workers that never answer are all suspects at once, yet each round picks at
+    most the fanout (3) and 2 probes: suspects never multiply a round's work."""
+    with Net(interval=200, extra=("--rate-limit", "off", "--max-failures", "1000")) as net:
+        node = net.start(1)[0]
+        workers = [w.worker_record(w.Identity(), 1, "tcp://127.0.0.1:%d" % free_port())
+                   for _ in range(20)]
+        with w.Conn(node.endpoint) as c:
+            c.send(env(w.Identity(), w.RUMOR, w.gmsg(records=workers), node))
+            c.send(env(w.Identity(), w.SYNC, w.gmsg(req_id=9), node))
+            assert c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.SYNC_ACK, 60)
+        wait_for("the node to list the 20 workers", lambda: len(node.workers()) == 21)
+        wait_for("at least 10 of them suspected", lambda: gossip(node)["suspects"] >= 10,
+                 timeout=120)
+        hold_for_rounds("each round picking at most fanout + 2 peers",
+                        lambda: gossip(node)["round_started"] <= 3 + 2, [node], 20,
+                        interval=0.05)
+        assert gossip(node)["probes"] > 0
+        assert gossip(node)["workers_removed"] == 0
 
 
 def test_slow_node_refutes():
@@ -91,5 +118,5 @@ def test_thirty_fast_nodes_remove_no_live_node():
 
 
 if __name__ == "__main__":
-    run([test_slow_node_refutes, test_killed_node_removed_after_suspicion,
+    run([test_suspects_do_not_multiply_a_round, test_slow_node_refutes, test_killed_node_removed_after_suspicion,
          test_thirty_fast_nodes_remove_no_live_node])
