@@ -23,14 +23,20 @@
     directory. A record made here, or taken from a rumor, is pushed at once to fanout peers
     (RUMOR), who push on what was new to them.
 
-    Failure counts are local observations only: a node removes a worker after max-failures
-    consecutive failed exchanges of its own. To make every node look at a suspect soon, SYNC
-    names the peers the sender has seen fail ("suspects"); a receiver then exchanges with
-    those every round until they answer or are removed. A hint costs a few exchanges, and
-    cannot remove anyone by itself. A removed worker leaves a tombstone at its version, so
-    stale copies relayed by others do not bring it back; a newer record from it, or the
-    worker itself talking to us, does. A node that removes a worker for failing re-signs
-    its own record, so that a partition heals without waiting for tombstones to expire. */
+    A missed exchange makes a peer a suspect, not dead. SYNC names the peers the sender has
+    seen fail ("suspects", each at the version the suspicion is about); a receiver starts
+    its own suspicion and counts the sender as a confirmation, and the suspect itself, named
+    at its current version, refutes by re-signing its record (a newer version ends every
+    suspicion of it). A round probes at most SOS_PROBES_PER_ROUND suspects beyond the fanout.
+    A suspect is removed once its suspicion outlives a timeout that grows with log(n) and
+    shrinks with confirmations, after failures here and confirmations reach max-failures
+    (PROTOCOL.md, "Failures, removal, tombstones"). Deadlines come from per-peer RTT
+    estimates; both stretch with the node's own lag (local health), and a lagging node
+    starts no suspicion. A removed worker leaves a tombstone at its version, so stale copies
+    relayed by others do not bring it back; a newer record from it, or the worker itself
+    talking to us, does. A node that removes a worker for failing re-signs its own record,
+    so that a partition heals without waiting for tombstones to expire. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +44,11 @@
 #include "sos_node_int.h"
 #include "sos_peer.h"
 
-#define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
+#define SOS_DELTA_BYTES_MAX  (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
+#define SOS_PROBES_PER_ROUND 2            /* exchanges with suspects per round, beyond the fanout */
+#define SOS_HEALTH_MAX       8            /* local health: timeouts stretch up to 9 times */
+#define SOS_CONFIRM_K        3            /* confirmations that bring a suspicion to its shortest */
+#define SOS_RTO_FLOOR_MS     100          /* no exchange deadline below this, whatever the RTT */
 
 /* ------------------------------------------------------------------ peers ----
 
@@ -57,6 +67,7 @@
     A peer that is no worker (a forwarding target) is retired once idle. */
 
 static int s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg);
+static void s_unsuspect(sos_peer_t *peer);
 
 #define SOS_PEER_IDLE_MS 60000 /* a forwarding target's DEALER is closed after this */
 
@@ -713,6 +724,17 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         sos_worker_local_t local = {0};
         sos_dir_get_worker(txn, rec->origin, NULL, &local);
         s_peer_for_worker(self, rec, &local);
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        /*  Signed after the suspicion began: the suspect is alive (it refuted). */
+        if (p && !p->is_genesis && (p->suspect_mono || p->probe) &&
+            rec->version > p->suspect_version) {
+            if (p->suspect_mono)
+                sos_log_info("suspicion of %.12s cancelled by its record %llu", hex,
+                             (unsigned long long)rec->version);
+            s_unsuspect(p);
+        }
     }
     if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
         sos_rooms_lost(self, displaced->room_hash);
@@ -855,14 +877,105 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
     return msg->n_suspects;
 }
 
+/*  The suspicion of peer is over: it answered, or signed a record after it began. */
+static void
+s_unsuspect(sos_peer_t *peer)
+{
+    peer->fail_count = 0;
+    peer->probe = false;
+    peer->suspect_mono = 0;
+    peer->suspect_version = 0;
+    peer->n_confirm = 0;
+    peer->stats_dirty = true;
+}
+
+/*  How long a suspicion lasts before its peer is removed, as Lifeguard's suspicion timeout:
+    with I the interval, F --max-failures, n the workers listed and C the other nodes that
+    named the peer a suspect too (at most K = 3),
+        T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * (1 - log(C + 1) / log(K + 1)))
+    never below the conservative exchange deadline, and stretched by the local health
+    multiplier (1 + health). With no confirmation it is the longest; with K it is F - 1
+    intervals, the time F failed exchanges take anyway. */
+static uint64_t
+s_suspicion_timeout(const sos_node_t *self, const sos_peer_t *peer)
+{
+    double n = (double)zhashx_size(self->peers_id) + 1;
+    double c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
+    double rounds = (double)(self->cfg.max_failures - 1) +
+                    2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_CONFIRM_K + 1));
+    uint64_t t = (uint64_t)(rounds * (double)self->cfg.gossip_interval_ms);
+    /*  Never below the conservative exchange deadline (two intervals, within 0.5-5 s): at
+        short intervals a few rounds are less than a busy machine may deschedule a node. */
+    if (t < self->exchange_timeout_ms)
+        t = self->exchange_timeout_ms;
+    return t * (1 + self->health);
+}
+
+/*  A suspect is removed when its suspicion has outlived T(C), this node has seen it fail
+    itself, and its own failures and the confirmations together reach max-failures: so F
+    failed exchanges, counted across up to K + 1 observers, at least one of them this node.
+    A suspicion alone, from anyone, removes nobody. */
+static bool
+s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
+{
+    if (!peer->in_dir || peer->is_genesis || !peer->suspect_mono || peer->fail_count == 0)
+        return false;
+    uint32_t c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
+    return peer->fail_count + c >= self->cfg.max_failures &&
+           now - peer->suspect_mono >= s_suspicion_timeout(self, peer);
+}
+
+/*  The deadline of an exchange with peer: its RTO (SRTT + 4 RTTVAR, RFC 6298) kept between
+    a floor and the conservative default (which the first exchange uses, without a sample),
+    stretched by the local health multiplier. */
+static uint64_t
+s_exchange_timeout(const sos_node_t *self, const sos_peer_t *peer)
+{
+    uint64_t t = self->exchange_timeout_ms;
+    if (peer->srtt_ms || peer->rttvar_ms) {
+        uint64_t floor = self->cfg.gossip_interval_ms / 2;
+        floor = floor < SOS_RTO_FLOOR_MS ? SOS_RTO_FLOOR_MS : floor;
+        floor = floor > self->exchange_timeout_ms ? self->exchange_timeout_ms : floor;
+        uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
+        t = rto < floor ? floor : rto > t ? t : rto;
+    }
+    return t * (1 + self->health);
+}
+
+static void
+s_rtt_sample(sos_peer_t *peer, uint64_t r)
+{
+    if (!peer->srtt_ms && !peer->rttvar_ms) {
+        peer->srtt_ms = r;
+        peer->rttvar_ms = r / 2;
+        return;
+    }
+    uint64_t d = r > peer->srtt_ms ? r - peer->srtt_ms : peer->srtt_ms - r;
+    peer->rttvar_ms = (3 * peer->rttvar_ms + d) / 4;
+    peer->srtt_ms = (7 * peer->srtt_ms + r) / 8;
+}
+
+/*  A timer that fired this late (ms) says the loop lags: the node, not its peers, is slow. */
+static void
+s_lag(sos_node_t *self, uint64_t late, uint64_t period)
+{
+    if (late <= (period / 2 > 50 ? period / 2 : 50))
+        return;
+    self->stats.health_late++;
+    /*  At once, not at the next round: the tick that notices it is about to fail every
+        exchange whose deadline passed while the loop stood still. */
+    if (!self->lagging && self->health < SOS_HEALTH_MAX)
+        self->health++;
+    self->lagging = true;
+}
+
 static void
 s_success(sos_node_t *self, sos_peer_t *peer)
 {
     self->stats.exchanges_ok++;
     if (peer->fail_count)
         sos_log_info("peer %s answers again after %u failures", peer->url, peer->fail_count);
-    peer->fail_count = 0;
-    peer->probe = false;
+    s_unsuspect(peer);
     peer->next_try_mono = 0;
     peer->last_ok = peer->last_seen = sos_now_ms();
     peer->stats_dirty = true;
@@ -905,8 +1018,24 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     peer->state = SOS_EX_IDLE;
     peer->req_id = 0;
     peer->again = false;
-    peer->fail_count++;
     peer->stats_dirty = true;
+    if (self->health > 0 && !peer->is_genesis && !peer->fail_count) {
+        /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
+        self->stats.suspicions_withheld++;
+        sos_log_info("exchange with %s failed (%s) while this node lags: not suspected", peer->url,
+                     why);
+        return;
+    }
+    peer->fail_count++;
+    if (peer->fail_count == 1 && !peer->is_genesis && peer->in_dir)
+        self->stats.suspicions++;
+    if (!peer->suspect_mono && !peer->is_genesis && peer->in_dir) {
+        peer->suspect_mono = sos_mono_ms();
+        peer->suspect_version = 0;
+        sos_txn_t *txn = sos_node_txn(self);
+        if (txn && peer->id_known)
+            sos_dir_held_max(txn, peer->id, &peer->suspect_version);
+    }
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fail_count);
     if (peer->is_genesis && !peer->pinned)
         peer->id_heard = false; /* a new node may answer there now: ask whoever it is */
@@ -918,9 +1047,10 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         if (backoff > 60000)
             backoff = 60000;
         peer->next_try_mono = sos_mono_ms() + backoff;
-    } else if (peer->in_dir && peer->fail_count >= self->cfg.max_failures) {
-        char why_removed[64];
-        snprintf(why_removed, sizeof why_removed, "%u consecutive failures", peer->fail_count);
+    } else if (s_removable(self, peer, sos_mono_ms())) {
+        char why_removed[96];
+        snprintf(why_removed, sizeof why_removed, "%u consecutive failures, suspected %llu ms",
+                 peer->fail_count, (unsigned long long)(sos_mono_ms() - peer->suspect_mono));
         s_remove_worker(self, peer, why_removed);
         /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
             on its side, remove us too, with tombstones at our version: and after the heal
@@ -981,7 +1111,9 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     }
     peer->state = SOS_EX_WAIT_SYNC_ACK;
     peer->req_id = msg.req_id;
-    peer->deadline_mono = sos_mono_ms() + self->exchange_timeout_ms;
+    peer->sent_mono = sos_mono_ms();
+    peer->deadline_mono = peer->sent_mono + s_exchange_timeout(self, peer);
+    self->stats.exchanges_started++;
 }
 
 /*  Collect records of wanted origins: for each (origin, version), those above version, up to
@@ -1067,7 +1199,7 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     peer->state = SOS_EX_WAIT_DELTA_ACK;
     peer->req_id = msg.req_id;
     peer->again = b->full;
-    peer->deadline_mono = sos_mono_ms() + self->exchange_timeout_ms;
+    peer->deadline_mono = sos_mono_ms() + s_exchange_timeout(self, peer);
 done:
     free(mine);
     free(want);
@@ -1335,6 +1467,29 @@ s_apply_self(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const 
     s_apply(self, txn, &msg->self, SOS_SRC_DIRECT);
 }
 
+/*  Another node suspects us at version. If that is our current record, refute it: re-sign
+    our record at the next round, with a higher version (our incarnation), which cancels the
+    suspicion wherever it arrives. At most one refutation per interval, and none for a
+    suspicion of an older record (already refuted by the record we hold now), so that
+    refutations cannot turn into churn. */
+static void
+s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
+{
+    (void)env;
+    if (version < self->self_rec.version)
+        return;
+    self->stats.suspected++;
+    uint64_t now = sos_mono_ms();
+    if (self->republish ||
+        (self->last_refute_mono && now - self->last_refute_mono < self->cfg.gossip_interval_ms))
+        return;
+    self->last_refute_mono = now;
+    self->republish = true;
+    self->stats.refutations++;
+    sos_log_notice("suspected at our version %llu: refuting with a newer record",
+                   (unsigned long long)version);
+}
+
 static void
 s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
           const sos_gmsg_t *msg)
@@ -1345,6 +1500,9 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     bool unbound = sos_envelope_unbound(env);
     if (!unbound)
         s_apply_self(self, txn, env, msg);
+    char sender_hex[SOS_NODEID_HEX + 1];
+    sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
+    sos_peer_t *sender = zhashx_lookup(self->peers_id, sender_hex);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
@@ -1353,8 +1511,29 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
             it: the suspect signed that record after the sender last heard of it. */
         uint64_t held = 0;
         sos_dir_held_max(txn, msg->suspects[i].origin, &held);
-        if (p && p->in_dir && p->fail_count == 0 && msg->suspects[i].version >= held)
-            p->probe = true;
+        if (memcmp(msg->suspects[i].origin, self->id.pk, SOS_NODEID_BYTES) == 0) {
+            s_suspected(self, env, msg->suspects[i].version);
+            continue;
+        }
+        if (!p || !p->in_dir || msg->suspects[i].version < held)
+            continue;
+        if (p->fail_count == 0)
+            p->probe = true; /* a candidate for this node's own probes */
+        if (!p->suspect_mono) {
+            /*  The suspicion starts here too; it removes nobody until we see it fail. */
+            p->suspect_mono = sos_mono_ms();
+            p->suspect_version = held;
+        }
+        /*  An independent confirmation: a distinct node (by id prefix), up to K, and one
+            that has answered us itself (a listed worker off probation): fresh keys cost
+            nothing, and must not shorten anyone's suspicion. */
+        if (!sender || !sender->in_dir || sender->last_ok == 0 || sender == p)
+            continue;
+        bool seen = false;
+        for (uint32_t k = 0; k < p->n_confirm && !seen; k++)
+            seen = memcmp(p->confirm[k], env->sender, sizeof p->confirm[k]) == 0;
+        if (!seen && p->n_confirm < SOS_CONFIRM_K)
+            memcpy(p->confirm[p->n_confirm++], env->sender, sizeof p->confirm[0]);
     }
     s_digest_hash(self, txn);
     sos_gmsg_t reply = {0};
@@ -1557,8 +1736,9 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     }
     if (env.type == SOS_MSG_SYNC_ACK) {
         /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
-        uint64_t now = sos_mono_ms(), sent = peer->deadline_mono - self->exchange_timeout_ms;
+        uint64_t now = sos_mono_ms(), sent = peer->sent_mono;
         sos_stats_exchange_time(&self->stats, now > sent ? now - sent : 0);
+        s_rtt_sample(peer, now > sent ? now - sent : 0);
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
@@ -1641,6 +1821,17 @@ void
 sos_gossip_round(sos_node_t *self)
 {
     self->stats.rounds++;
+    /*  Local health (Lifeguard): a round or tick that fires late says that this node's own
+        loop lags; each such round raises the score by one, each round on time lowers it. */
+    uint64_t start = sos_mono_ms(), interval = self->cfg.gossip_interval_ms;
+    if (self->last_round_mono) {
+        uint64_t due = self->last_round_mono + interval;
+        s_lag(self, start > due ? start - due : 0, interval);
+    }
+    self->last_round_mono = start;
+    if (!self->lagging && self->health > 0)
+        self->health--;
+    self->lagging = false;
     if (self->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
@@ -1656,19 +1847,51 @@ sos_gossip_round(sos_node_t *self)
     sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
     if (!pick)
         return;
-    size_t n_pick = 0;
-    /*  Suspects and genesis nodes that are due are always tried; fanout random others. */
+    sos_peer_t **sus = calloc(n ? n : 1, sizeof *sus);
+    if (!sus) {
+        free(pick);
+        return;
+    }
+    size_t n_pick = 0, n_cand = 0, n_sus = 0;
+    /*  Genesis nodes not yet listed that are due are always tried; of the suspects (seen to
+        fail here, or named by others), at most SOS_PROBES_PER_ROUND at random, whatever
+        their number: exchanging with every suspect every round made each round's work grow
+        with the suspects, and late answers with it. The rest, and the others, make the
+        fanout's random pool. */
     zlistx_t *now_list = zlistx_new();
+    if (!now_list) {
+        free(pick);
+        free(sus);
+        return;
+    }
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        bool suspect = p->fail_count > 0 || p->probe || p->suspect_mono;
+        if (suspect && p->in_dir && !p->is_genesis)
+            n_sus++;
         if (p->state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
             continue;
         if (p->is_genesis && p->next_try_mono > now)
             continue;
-        if (p->fail_count > 0 || p->probe || (p->is_genesis && !p->in_dir))
+        if (p->is_genesis && !p->in_dir)
             zlistx_add_end(now_list, p);
+        else if (suspect)
+            sus[n_cand++] = p;
         else
             pick[n_pick++] = p;
     }
+    self->stats.suspects = n_sus;
+    for (size_t i = 0; i < n_cand; i++) {
+        size_t j = i + randombytes_uniform((uint32_t)(n_cand - i));
+        sos_peer_t *t = sus[i];
+        sus[i] = sus[j];
+        sus[j] = t;
+        if (i < SOS_PROBES_PER_ROUND) {
+            zlistx_add_end(now_list, sus[i]);
+            self->stats.probes++;
+        } else
+            pick[n_pick++] = sus[i];
+    }
+    free(sus);
     for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
         size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
         sos_peer_t *t = pick[i];
@@ -1677,6 +1900,7 @@ sos_gossip_round(sos_node_t *self)
         zlistx_add_end(now_list, pick[i]);
     }
     free(pick);
+    self->stats.round_started = zlistx_size(now_list);
     for (sos_peer_t *p = zlistx_first(now_list); p; p = zlistx_next(now_list))
         s_exchange_start(self, p);
     zlistx_destroy(&now_list);
@@ -1688,12 +1912,23 @@ sos_gossip_tick(sos_node_t *self)
     sos_gossip_reap(self);
     self->ticks++;
     uint64_t now = sos_mono_ms();
+    /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
+    uint64_t period = self->cfg.gossip_interval_ms / 4;
+    period = period < 20 ? 20 : period > 500 ? 500 : period;
+    if (self->last_tick_mono && now > self->last_tick_mono + period)
+        s_lag(self, now - self->last_tick_mono - period, period);
+    self->last_tick_mono = now;
     zlistx_t *late = zlistx_new();
     zlistx_t *connecting = zlistx_new();
     zlistx_t *idle = zlistx_new();
-    if (!late || !connecting || !idle)
+    zlistx_t *expired = zlistx_new();
+    if (!late || !connecting || !idle || !expired)
         goto done;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
+            timeout may end between two exchanges. */
+        if (p->state == SOS_EX_IDLE && s_removable(self, p, now))
+            zlistx_add_end(expired, p);
         if (p->state == SOS_EX_CONNECTING)
             zlistx_add_end(connecting, p);
         else if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
@@ -1704,6 +1939,15 @@ sos_gossip_tick(sos_node_t *self)
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
         s_failure(self, p, "no answer in time");
+    for (sos_peer_t *p = zlistx_first(expired); p; p = zlistx_next(expired)) {
+        if (p->retired || !p->in_dir)
+            continue;
+        char why[96];
+        snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fail_count,
+                 (unsigned long long)(now - p->suspect_mono));
+        s_remove_worker(self, p, why);
+        self->republish = true; /* as in s_failure */
+    }
     for (sos_peer_t *p = zlistx_first(connecting); p; p = zlistx_next(connecting))
         s_exchange_start(self, p);
     for (sos_peer_t *p = zlistx_first(idle); p; p = zlistx_next(idle)) {
@@ -1715,6 +1959,7 @@ done:
     zlistx_destroy(&late);
     zlistx_destroy(&connecting);
     zlistx_destroy(&idle);
+    zlistx_destroy(&expired);
 }
 
 void
