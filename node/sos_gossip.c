@@ -161,6 +161,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         sos_peer_t *lru = NULL;
         for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
             if (p->dealer && p != peer && p->state == SOS_EX_IDLE &&
+                !sos_rooms_forwarding_to(self, p->url) &&
                 (!lru || p->last_used_mono < lru->last_used_mono))
                 lru = p;
         if (!lru) {
@@ -202,6 +203,16 @@ sos_gossip_peer_for_url(sos_node_t *self, const char *url)
     }
     peer->last_used_mono = sos_mono_ms();
     return peer;
+}
+
+void
+sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
+{
+    if (!peer->dealer || peer->retired || peer->state != SOS_EX_IDLE ||
+        sos_mono_ms() - peer->created_mono < min_age_ms)
+        return;
+    s_peer_close(self, peer);
+    s_peer_open(self, peer, false); /* the slot just freed */
 }
 
 static void s_adopt_orphans(sos_node_t *self, const char *url);
@@ -1934,7 +1945,8 @@ sos_gossip_tick(sos_node_t *self)
         else if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
             zlistx_add_end(late, p);
         else if (p->state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
-                 now - p->last_used_mono > SOS_PEER_IDLE_MS)
+                 now - p->last_used_mono > SOS_PEER_IDLE_MS &&
+                 !sos_rooms_forwarding_to(self, p->url))
             zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))

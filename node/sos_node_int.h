@@ -299,6 +299,10 @@ void sos_gossip_reap(sos_node_t *self);
     peer is closed at the cap). NULL if the url is ours, or on socket errors and at the cap
     (counted). The peer is borrowed until the end of the current pass. */
 sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url);
+/*  The peer's DEALER is open but cannot send (not connected): close it and connect anew
+    at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
+    no exchange is under way on it. The peer stays borrowed; it may be left closed. */
+void sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
 
 /* --- sos_rooms.c ------------------------------------------------------------------- */
 
@@ -314,6 +318,9 @@ void sos_rooms_on_forward_reply(sos_node_t *self, const sos_peer_t *peer, const 
 /*  After a commit: answer long polls of rooms that got messages. */
 void sos_rooms_wake(sos_node_t *self);
 void sos_rooms_tick(sos_node_t *self);
+/*  True while a forward to the owner at url waits for its answer (or to be sent): its
+    connection must stay open. */
+bool sos_rooms_forwarding_to(sos_node_t *self, const char *url);
 /*  Expire rooms whose time has come (directory and owned data). */
 void sos_rooms_expire(sos_node_t *self);
 /*  Another owner won a creation conflict for a room we owned. */

@@ -20,6 +20,8 @@
 
 #define SOS_FORWARD_TIMEOUT_MS 3000
 #define SOS_POLL_WAIT_MAX_MS   30000
+#define SOS_FORWARD_RETRY_MS   20   /* a forward not sent yet is tried again this often */
+#define SOS_FORWARD_REDIAL_MS  1000 /* a connection this old that cannot send is dialled anew */
 #define SOS_POLL_MAX_MESSAGES  1000
 #define SOS_POLL_MAX_BYTES     (1024 * 1024)
 #define SOS_ROOM_MEMBERS_MAX   1000
@@ -49,6 +51,8 @@ typedef struct {
     char owner[SOS_NODEID_HEX + 1];
     char url[SOS_URL_MAX + 1]; /* the owner's endpoint: its reply must come on this peer */
     char address[64];
+    uint8_t *msg;    /* the request as forwarded, until it is sent (then NULL); owned */
+    size_t msg_size; /* at most a frame: the request it copies was one */
 } s_forward_t;
 
 typedef struct {
@@ -64,6 +68,8 @@ typedef struct {
 struct _sos_rooms_t {
     zlistx_t *pollers;  /* s_poller_t (owned) */
     zhashx_t *forwards; /* fwd id -> s_forward_t (owned) */
+    zhashx_t *busy;     /* owner url -> count of its forwards waiting (uintptr_t) */
+    int retry_timer;    /* retries forwards not sent yet; -1 when none waits */
     zhashx_t *limits;   /* client address -> s_limit_t (owned) */
     zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
 };
@@ -83,6 +89,7 @@ s_forward_destroy(s_forward_t **f)
 {
     if (*f) {
         zframe_destroy(&(*f)->routing);
+        free((*f)->msg);
         free(*f);
         *f = NULL;
     }
@@ -98,7 +105,9 @@ sos_rooms_new(sos_node_t *node)
     self->forwards = zhashx_new();
     self->limits = zhashx_new();
     self->activity = zhashx_new();
-    if (!self->pollers || !self->forwards || !self->limits || !self->activity) {
+    self->busy = zhashx_new();
+    self->retry_timer = -1;
+    if (!self->pollers || !self->forwards || !self->limits || !self->activity || !self->busy) {
         sos_rooms_destroy(&self);
         return NULL;
     }
@@ -119,6 +128,7 @@ sos_rooms_destroy(sos_rooms_t **self_p)
     zhashx_destroy(&self->forwards);
     zhashx_destroy(&self->limits);
     zhashx_destroy(&self->activity);
+    zhashx_destroy(&self->busy);
     free(self);
     *self_p = NULL;
 }
@@ -1041,13 +1051,70 @@ s_key_is(const msgpack_object *k, const char *name)
            memcmp(k->via.str.ptr, name, len) == 0;
 }
 
+/*  Forwards waiting per owner url: sos_gossip.c does not close a connection that a
+    forward's answer is to come on. */
+static void
+s_busy_add(sos_rooms_t *self, const char *url, int delta)
+{
+    uintptr_t n = (uintptr_t)zhashx_lookup(self->busy, url);
+    if (delta < 0 && n <= 1)
+        zhashx_delete(self->busy, url);
+    else
+        zhashx_update(self->busy, url, (void *)(delta < 0 ? n - 1 : n + 1));
+}
+
+bool
+sos_rooms_forwarding_to(sos_node_t *node, const char *url)
+{
+    return node->rooms && zhashx_lookup(node->rooms->busy, url) != NULL;
+}
+
+/*  The forward under key is over (answered or late): free its slots. */
+static void
+s_forward_end(sos_node_t *node, const char *key)
+{
+    sos_rooms_t *self = node->rooms;
+    s_forward_t *f = zhashx_lookup(self->forwards, key);
+    if (!f)
+        return;
+    s_pending_release(self, f->address);
+    s_busy_add(self, f->url, -1);
+    zhashx_delete(self->forwards, key);
+}
+
+/*  Send a forward not sent yet. The owner's connection may be closed (to stay under the
+    connection cap, or never opened since this node started), still being made (a DEALER
+    refuses to send until it has connected), or waiting to reconnect after the owner
+    restarted: none of that is the owner being unreachable. So the connection is opened,
+    or dialled again at once rather than after ZeroMQ's reconnect backoff (which grows to
+    seconds while the owner is down), and the forward waits, retried every
+    SOS_FORWARD_RETRY_MS, until it is sent or its deadline passes. True once sent. */
+static bool
+s_forward_try(sos_node_t *node, s_forward_t *f)
+{
+    if (!f->msg)
+        return true;
+    sos_peer_t *peer = sos_gossip_peer_for_url(node, f->url);
+    if (!peer)
+        return false; /* every connection busy at the cap, or no socket: try again */
+    if (sos_node_send_now(node, peer->dealer, f->msg, f->msg_size)) {
+        free(f->msg);
+        f->msg = NULL;
+        node->stats.forwards++;
+        return true;
+    }
+    sos_gossip_peer_redial(node, peer, SOS_FORWARD_REDIAL_MS);
+    return false;
+}
+
+static void s_retry_arm(sos_node_t *node);
+
 static void
 s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos_request_t *req,
           const sos_record_t *rec)
 {
     char owner[SOS_NODEID_HEX + 1];
     sos_hex(owner, rec->origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = sos_gossip_peer_for_url(node, rec->url);
     /*  A forward id is random, not a counter, so that nobody can answer a forward it did not
         see; the reply must also come on the connection the forward went out on (checked
         in sos_rooms_on_forward_reply), so that one owner cannot answer another's. */
@@ -1075,14 +1142,6 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
         }
     sos_mp_pack_kv_str(&pk, "client", address);
     sos_request_pack_end(&pk, req->flags | SOS_REQ_FORWARDED);
-    if (!peer || !sos_node_send_now(node, peer->dealer, node->buf.data, node->buf.size)) {
-        s_pending_release(node->rooms, address);
-        node->stats.forward_failures++;
-        s_error_extra(node, routing_p, req->req_id, SOS_E_OWNER_UNREACHABLE,
-                      "the room's owner is not reachable", "owner", owner, 0);
-        return;
-    }
-    node->stats.forwards++;
     uint64_t wait_ms = 0;
     if (streq(req->op, "poll")) {
         const msgpack_object *o = sos_mp_map_get(req->args, "wait_ms");
@@ -1090,18 +1149,72 @@ s_forward(sos_node_t *node, zframe_t **routing_p, const char *address, const sos
             wait_ms = SOS_POLL_WAIT_MAX_MS;
     }
     s_forward_t *f = calloc(1, sizeof *f);
-    if (!f) {
+    /*  A copy of the request, kept until it is sent: no larger than the frame it came in. */
+    uint8_t *msg = f ? malloc(node->buf.size) : NULL;
+    if (!f || !msg || zhashx_insert(node->rooms->forwards, key, f) != 0) {
+        free(msg);
+        free(f);
         s_pending_release(node->rooms, address);
+        node->stats.forward_failures++;
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "out of memory");
         return;
     }
+    memcpy(msg, node->buf.data, node->buf.size);
+    f->msg = msg;
+    f->msg_size = node->buf.size;
     f->routing = *routing_p;
     *routing_p = NULL;
     f->client_req_id = req->req_id;
     f->deadline_mono = sos_mono_ms() + SOS_FORWARD_TIMEOUT_MS + wait_ms;
     strcpy(f->owner, owner);
-    snprintf(f->url, sizeof f->url, "%s", peer->url);
+    snprintf(f->url, sizeof f->url, "%s", rec->url);
     snprintf(f->address, sizeof f->address, "%s", address);
-    zhashx_insert(node->rooms->forwards, key, f);
+    s_busy_add(node->rooms, f->url, 1);
+    if (!s_forward_try(node, f))
+        s_retry_arm(node);
+}
+
+/*  Send the forwards not sent yet; the timer stops when none is left. */
+static void
+s_retry_unsent(sos_node_t *node)
+{
+    sos_rooms_t *self = node->rooms;
+    zlistx_t *unsent = zlistx_new();
+    if (!unsent)
+        return;
+    for (s_forward_t *f = zhashx_first(self->forwards); f; f = zhashx_next(self->forwards))
+        if (f->msg)
+            zlistx_add_end(unsent, (void *)zhashx_cursor(self->forwards));
+    bool left = false;
+    for (const char *key = zlistx_first(unsent); key; key = zlistx_next(unsent)) {
+        s_forward_t *f = zhashx_lookup(self->forwards, key);
+        if (f && !s_forward_try(node, f))
+            left = true;
+    }
+    zlistx_destroy(&unsent);
+    if (!left && self->retry_timer >= 0) {
+        zloop_timer_end(node->loop, self->retry_timer);
+        self->retry_timer = -1;
+    }
+}
+
+static int
+s_on_retry(zloop_t *loop, int timer_id, void *arg)
+{
+    sos_node_t *node = arg;
+    sos_node_pass_begin(node);
+    s_retry_unsent(node);
+    sos_node_pass_end(node);
+    return 0;
+}
+
+static void
+s_retry_arm(sos_node_t *node)
+{
+    if (node->rooms->retry_timer >= 0 || !node->loop)
+        return;
+    /*  Without a timer, sos_rooms_tick retries, less often. */
+    node->rooms->retry_timer = zloop_timer(node->loop, SOS_FORWARD_RETRY_MS, 0, s_on_retry, node);
 }
 
 void
@@ -1138,8 +1251,7 @@ sos_rooms_on_forward_reply(sos_node_t *node, const sos_peer_t *peer, const uint8
     msgpack_pack_object(&pk, *rep.body);
     sos_node_queue(node, node->router, &f->routing, node->buf.data, node->buf.size, 0,
                    SOS_OUT_RELAY);
-    s_pending_release(node->rooms, f->address);
-    zhashx_delete(node->rooms->forwards, key);
+    s_forward_end(node, key);
     sos_mp_doc_release(&doc);
 }
 
@@ -1300,11 +1412,13 @@ sos_rooms_tick(sos_node_t *node)
         s_forward_t *f = zhashx_lookup(self->forwards, key);
         node->stats.forward_failures++;
         s_error_extra(node, &f->routing, f->client_req_id, SOS_E_OWNER_UNREACHABLE,
-                      "the room's owner did not answer in time", "owner", f->owner, 0);
-        s_pending_release(self, f->address);
-        zhashx_delete(self->forwards, key);
+                      f->msg ? "the room's owner is not reachable"
+                             : "the room's owner did not answer in time",
+                      "owner", f->owner, 0);
+        s_forward_end(node, key);
     }
     zlistx_destroy(&late);
+    s_retry_unsent(node);
 }
 
 /* ----------------------------------------------------------------- expiry ---- */

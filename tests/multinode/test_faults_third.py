@@ -11,6 +11,7 @@ rooms work again through any node, with every message from before the kill, in o
 Deadlines are generous; how many gossip rounds the removal took is printed, not asserted."""
 
 import random
+import threading
 
 from sosclient import Client, new_room_hash
 from sosnet import Net, run, wait_for
@@ -95,18 +96,33 @@ def test_kill_a_third_and_restart():
                 assert c.info(room)["owner"] == owner.node_id
 
             # Rooms of the dead: owner_unreachable, naming the owner, through every survivor.
-            for dead in killed:
-                room, creator, _ = rooms[dead.index]
-                for via in survivors:
-                    c = clients[via.index]
-                    for op, args in (("join", {}), ("info", {}),
-                                     ("send", {"member_id": creator, "content": "x",
-                                               "msg_id": "lost"}),
-                                     ("poll", {"member_id": creator, "since": 0})):
-                        status, body = c.call(op, dict(args, room_hash=room))
-                        assert status == "owner_unreachable", (op, via.index, status, body)
-                        assert body["error"] == "owner_unreachable", body
-                        assert body["owner"] == dead.node_id, body
+            # Each such forward waits out its deadline (the owner might just be connecting),
+            # so the survivors are asked in parallel, each on a client of its own.
+            failures = []
+
+            def ask_dead(via):
+                try:
+                    with Client(via.endpoint, timeout=20) as c:
+                        for dead in killed:
+                            room, creator, _ = rooms[dead.index]
+                            for op, args in (("join", {}), ("info", {}),
+                                             ("send", {"member_id": creator, "content": "x",
+                                                       "msg_id": "lost"}),
+                                             ("poll", {"member_id": creator, "since": 0})):
+                                status, body = c.call(op, dict(args, room_hash=room))
+                                assert status == "owner_unreachable", (op, via.index, status,
+                                                                       body)
+                                assert body["error"] == "owner_unreachable", body
+                                assert body["owner"] == dead.node_id, body
+                except Exception as e:  # noqa: BLE001 -- reported by the main thread
+                    failures.append(repr(e))
+
+            threads = [threading.Thread(target=ask_dead, args=(via,)) for via in survivors]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not failures, failures
         finally:
             for c in clients.values():
                 c.close()
