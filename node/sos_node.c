@@ -725,8 +725,8 @@ s_router_take(sos_node_t *self)
 
 /*  The ROUTER is not one of zloop's zsock readers but a plain descriptor, its ZMQ_FD. zmq_poll
     asks every zsock it polls for ZMQ_EVENTS before and after it sleeps, and each ask costs
-    libzmq a getpid and a poll(2) on the socket's mailbox: the ROUTER wakes for every request,
-    so that was most of the node's system calls per request. Its ZMQ_FD costs nothing to poll,
+    libzmq a getpid and a poll(2) on the socket's mailbox, on every wake-up of the reactor,
+    which the ROUTER causes once per request or batch. Its ZMQ_FD costs nothing to poll,
     but it is edge-triggered: it says that libzmq has commands for the socket (such as "a pipe
     has messages"), and any send, receive or ZMQ_EVENTS on the socket may take that signal
     without the reactor seeing it. Hence the rules:
@@ -736,9 +736,10 @@ s_router_take(sos_node_t *self)
     - whatever sent on the ROUTER since (the pass's replies, long polls answered) asks
       ZMQ_EVENTS once at the end of its pass (s_router_check), and a pass runs again if
       input is waiting. */
-static void
-s_router_pass(sos_node_t *self)
+static int
+s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
 {
+    sos_node_t *self = arg;
     sos_node_pass_begin(self);
     /*  Replies leave when the pass ends, and peers' replies to our exchanges wait for it:
         some frames cost milliseconds (a SYNC_ACK signs the whole digest), and a stranger may
@@ -756,6 +757,7 @@ s_router_pass(sos_node_t *self)
         drained: input is waiting, which s_router_check finds once the replies are out. */
     self->router_sent = !drained;
     sos_node_pass_end(self);
+    return 0;
 }
 
 static int
@@ -763,8 +765,7 @@ s_router_again_fn(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
     self->router_again = -1;
-    s_router_pass(self);
-    return 0;
+    return s_recv_router(loop, self->router, self);
 }
 
 /*  Run a pass from the next turn of the loop, unless one is due already. */
@@ -786,17 +787,17 @@ s_router_check(sos_node_t *self)
 }
 
 static int
-s_recv_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_router_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
-    s_router_pass(arg);
-    return 0;
+    sos_node_t *self = arg;
+    return s_recv_router(loop, self->router, self);
 }
 
-/*  The gate's sockets are watched through their ZMQ_FDs too (why: see s_router_pass). Both
+/*  The gate's sockets are watched through their ZMQ_FDs too (why: see s_recv_router). Both
     handlers are safe with an edge-triggered descriptor: the monitor's drains until a receive
     fails and nothing sends on it; the ZAP handler's asks ZMQ_EVENTS after its last reply. */
 static int
-s_recv_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_recv_monitor(zloop_t *loop, zsock_t *sock, void *arg)
 {
     sos_node_t *self = arg;
     sos_gate_on_monitor(self->gate);
@@ -804,7 +805,7 @@ s_recv_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 }
 
 static int
-s_recv_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_recv_zap(zloop_t *loop, zsock_t *sock, void *arg)
 {
     sos_node_t *self = arg;
     const char *address;
@@ -815,6 +816,20 @@ s_recv_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         sos_node_drop(self, SOS_DROP_CONNECTION_REFUSED, what);
     }
     return 0;
+}
+
+static int
+s_monitor_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    sos_node_t *self = arg;
+    return s_recv_monitor(loop, sos_gate_monitor(self->gate), self);
+}
+
+static int
+s_zap_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    sos_node_t *self = arg;
+    return s_recv_zap(loop, sos_gate_zap(self->gate), self);
 }
 
 static int
@@ -1071,19 +1086,19 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         }
     }
     zmq_pollitem_t router_item = {NULL, zsock_fd(self->router), ZMQ_POLLIN, 0};
-    if (zloop_poller(self->loop, &router_item, s_recv_router, self) < 0)
+    if (zloop_poller(self->loop, &router_item, s_router_fd, self) < 0)
         goto fail;
     zloop_poller_set_tolerant(self->loop, &router_item);
     s_router_again(self); /* what came in before the loop watched the descriptor */
     if (self->gate) {
         zmq_pollitem_t monitor_item = {NULL, zsock_fd(sos_gate_monitor(self->gate)), ZMQ_POLLIN, 0};
         zmq_pollitem_t zap_item = {NULL, zsock_fd(sos_gate_zap(self->gate)), ZMQ_POLLIN, 0};
-        if (zloop_poller(self->loop, &monitor_item, s_recv_monitor, self) < 0 ||
-            zloop_poller(self->loop, &zap_item, s_recv_zap, self) < 0)
+        if (zloop_poller(self->loop, &monitor_item, s_monitor_fd, self) < 0 ||
+            zloop_poller(self->loop, &zap_item, s_zap_fd, self) < 0)
             goto fail;
         zloop_poller_set_tolerant(self->loop, &monitor_item);
         zloop_poller_set_tolerant(self->loop, &zap_item);
-        s_recv_zap(self->loop, NULL, self); /* what came before the loop watched them */
+        s_zap_fd(self->loop, NULL, self); /* what came before the loop watched them */
     }
     self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
     size_t tick = cfg->gossip_interval_ms / 4;
