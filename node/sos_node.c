@@ -94,6 +94,8 @@ s_out_send(sos_node_t *self, zsock_t *sock, const zframe_t *routing, uint8_t **b
 {
     void *h = zsock_resolve(sock);
     int err = 0;
+    if (sock == self->router)
+        self->router_sent = true; /* the send may take the ROUTER's ZMQ_FD signal */
     if (routing && zmq_send(h, zframe_data((zframe_t *)routing), zframe_size((zframe_t *)routing),
                             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         err = zmq_errno();
@@ -216,6 +218,8 @@ sos_node_pass_begin(sos_node_t *self)
     self->pass.wrote = false;
 }
 
+static void s_router_check(sos_node_t *self);
+
 /*  Commit, then send what waited for the commit. A failed commit turns every client reply
     made in the pass into an `unavailable` error (whether it reported a write, which is now
     lost, or data read in the transaction, which may have seen such a write), so that no
@@ -270,6 +274,10 @@ sos_node_pass_end(sos_node_t *self)
     pass->rumor_from = NULL;
     zlistx_purge(pass->woken_rooms);
     pass->active = false;
+    if (self->router_sent) {
+        self->router_sent = false;
+        s_router_check(self);
+    }
 }
 
 /* ------------------------------------------------------------- queries ---- */
@@ -715,6 +723,19 @@ s_router_take(sos_node_t *self)
     return 1;
 }
 
+/*  The ROUTER is not one of zloop's zsock readers but a plain descriptor, its ZMQ_FD. zmq_poll
+    asks every zsock it polls for ZMQ_EVENTS before and after it sleeps, and each ask costs
+    libzmq a getpid and a poll(2) on the socket's mailbox, on every wake-up of the reactor,
+    which the ROUTER causes once per request or batch. Its ZMQ_FD costs nothing to poll,
+    but it is edge-triggered: it says that libzmq has commands for the socket (such as "a pipe
+    has messages"), and any send, receive or ZMQ_EVENTS on the socket may take that signal
+    without the reactor seeing it. Hence the rules:
+    - a wake-up drains the ROUTER until a receive fails, within the pass's budgets; a pass cut
+      short by them runs again from a zero-delay timer, so that timers and other sockets get
+      their turn between passes as before;
+    - whatever sent on the ROUTER since (the pass's replies, long polls answered) asks
+      ZMQ_EVENTS once at the end of its pass (s_router_check), and a pass runs again if
+      input is waiting. */
 static int
 s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -725,13 +746,56 @@ s_recv_router(zloop_t *loop, zsock_t *sock, void *arg)
         send hundreds of them, so a pass also ends after a time budget. libzmq queues the
         ROUTER's peers fairly, so the next pass serves every connection again. */
     uint64_t start = sos_mono_ms();
-    for (int i = 0; i < SOS_PASS_MAX_FRAMES; i++)
-        if (!s_router_take(self) || sos_mono_ms() - start >= SOS_PASS_MAX_MS)
+    bool drained = false;
+    for (int i = 0; i < SOS_PASS_MAX_FRAMES && !drained; i++) {
+        if (!s_router_take(self))
+            drained = true;
+        else if (sos_mono_ms() - start >= SOS_PASS_MAX_MS)
             break;
+    }
+    /*  Drained: libzmq had no more commands for the ROUTER after the last receive. Not
+        drained: input is waiting, which s_router_check finds once the replies are out. */
+    self->router_sent = !drained;
     sos_node_pass_end(self);
     return 0;
 }
 
+static int
+s_router_again_fn(zloop_t *loop, int timer_id, void *arg)
+{
+    sos_node_t *self = arg;
+    self->router_again = -1;
+    return s_recv_router(loop, self->router, self);
+}
+
+/*  Run a pass from the next turn of the loop, unless one is due already. */
+static void
+s_router_again(sos_node_t *self)
+{
+    if (self->router_again >= 0 || !self->loop)
+        return;
+    self->router_again = zloop_timer(self->loop, 0, 1, s_router_again_fn, self);
+    if (self->router_again < 0)
+        sos_log_error("cannot set a timer to read the public endpoint");
+}
+
+static void
+s_router_check(sos_node_t *self)
+{
+    if (zsock_events(self->router) & ZMQ_POLLIN)
+        s_router_again(self);
+}
+
+static int
+s_router_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    sos_node_t *self = arg;
+    return s_recv_router(loop, self->router, self);
+}
+
+/*  The gate's sockets are watched through their ZMQ_FDs too (why: see s_recv_router). Both
+    handlers are safe with an edge-triggered descriptor: the monitor's drains until a receive
+    fails and nothing sends on it; the ZAP handler's asks ZMQ_EVENTS after its last reply. */
 static int
 s_recv_monitor(zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -752,6 +816,20 @@ s_recv_zap(zloop_t *loop, zsock_t *sock, void *arg)
         sos_node_drop(self, SOS_DROP_CONNECTION_REFUSED, what);
     }
     return 0;
+}
+
+static int
+s_monitor_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    sos_node_t *self = arg;
+    return s_recv_monitor(loop, sos_gate_monitor(self->gate), self);
+}
+
+static int
+s_zap_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    sos_node_t *self = arg;
+    return s_recv_zap(loop, sos_gate_zap(self->gate), self);
 }
 
 static int
@@ -909,6 +987,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     if (!self)
         goto fail;
     self->cfg = *cfg;
+    self->router_again = -1;
     self->start_mono = sos_mono_ms();
     self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
@@ -1006,11 +1085,20 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
             goto fail;
         }
     }
-    zloop_reader(self->loop, self->router, s_recv_router, self);
-    zloop_reader_set_tolerant(self->loop, self->router);
+    zmq_pollitem_t router_item = {NULL, zsock_fd(self->router), ZMQ_POLLIN, 0};
+    if (zloop_poller(self->loop, &router_item, s_router_fd, self) < 0)
+        goto fail;
+    zloop_poller_set_tolerant(self->loop, &router_item);
+    s_router_again(self); /* what came in before the loop watched the descriptor */
     if (self->gate) {
-        zloop_reader(self->loop, sos_gate_monitor(self->gate), s_recv_monitor, self);
-        zloop_reader(self->loop, sos_gate_zap(self->gate), s_recv_zap, self);
+        zmq_pollitem_t monitor_item = {NULL, zsock_fd(sos_gate_monitor(self->gate)), ZMQ_POLLIN, 0};
+        zmq_pollitem_t zap_item = {NULL, zsock_fd(sos_gate_zap(self->gate)), ZMQ_POLLIN, 0};
+        if (zloop_poller(self->loop, &monitor_item, s_monitor_fd, self) < 0 ||
+            zloop_poller(self->loop, &zap_item, s_zap_fd, self) < 0)
+            goto fail;
+        zloop_poller_set_tolerant(self->loop, &monitor_item);
+        zloop_poller_set_tolerant(self->loop, &zap_item);
+        s_zap_fd(self->loop, NULL, self); /* what came before the loop watched them */
     }
     self->round_timer = zloop_timer(self->loop, cfg->gossip_interval_ms, 0, s_on_round, self);
     size_t tick = cfg->gossip_interval_ms / 4;

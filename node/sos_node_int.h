@@ -246,6 +246,9 @@ struct _sos_node_t {
     char inproc[64];
     uint8_t local_id[16];
     sos_http_t *http;
+    /* the reactor watches the ROUTER through its ZMQ_FD (see s_recv_router) */
+    bool router_sent; /* the ROUTER sent since it was last drained or checked */
+    int router_again; /* a zero-delay timer that runs a pass again, or -1 */
 };
 
 /* --- sos_node.c: passes and output ------------------------------------------------ */
