@@ -56,15 +56,15 @@ typedef struct {
     uint64_t rumors_out;
     uint64_t records_sent;
     uint64_t workers_removed;
-    uint64_t exchanges_started;  /* SYNCs sent to start an exchange */
-    uint64_t round_started;      /* peers the last round picked (fanout, probes, genesis) */
-    uint64_t suspects;           /* peers suspected here at the last round */
-    uint64_t probes;             /* exchanges started with a suspect, beyond the fanout */
-    uint64_t suspicions;         /* peers that became suspect here (a missed exchange) */
+    uint64_t exchanges_started;   /* SYNCs sent to start an exchange */
+    uint64_t round_started;       /* peers the last round picked (fanout, probes, genesis) */
+    uint64_t suspects;            /* peers suspected here at the last round */
+    uint64_t probes;              /* exchanges started with a suspect, beyond the fanout */
+    uint64_t suspicions;          /* peers that became suspect here (a missed exchange) */
     uint64_t suspicions_withheld; /* missed exchanges not blamed: this node was lagging */
-    uint64_t suspected;          /* SYNCs naming this node as a suspect at its version */
-    uint64_t refutations;        /* own record re-signed to refute a suspicion */
-    uint64_t health_late;        /* rounds or ticks that fired late (local health) */
+    uint64_t suspected;           /* SYNCs naming this node as a suspect at its version */
+    uint64_t refutations;         /* own record re-signed to refute a suspicion */
+    uint64_t health_late;         /* rounds or ticks that fired late (local health) */
     uint64_t requests;
     uint64_t forwards;
     uint64_t forward_failures;
@@ -139,7 +139,7 @@ typedef struct {
     uint64_t last_ok;   /* wall ms */
     uint64_t last_seen; /* wall ms */
     bool stats_dirty;
-    bool probe;             /* suspected by another node: a candidate for a probe */
+    bool probe; /* suspected by another node: a candidate for a probe */
     /* suspicion (sos_gossip.c): from the first missed exchange until it answers, a newer
        record of it arrives, or it is removed */
     uint64_t suspect_mono;    /* when the suspicion began; 0: not suspected here */
@@ -148,7 +148,7 @@ typedef struct {
     uint32_t n_confirm;
     /* round-trip estimate, as TCP's RTO (RFC 6298); srtt 0: no sample yet */
     uint64_t srtt_ms, rttvar_ms;
-    uint64_t sent_mono; /* when the exchange's SYNC was sent */
+    uint64_t sent_mono;     /* when the exchange's SYNC was sent */
     uint64_t next_try_mono; /* genesis backoff */
     /* exchange */
     sos_exchange_state_t state;
@@ -226,7 +226,7 @@ struct _sos_node_t {
     uint64_t tombstone_ttl_ms;
     zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
     bool digest_dirty;
-    bool republish; /* re-sign our worker record at the next round (see s_failure) */
+    bool republish;           /* re-sign our worker record at the next round (see s_failure) */
     uint32_t health;          /* local health: 0 healthy, up to SOS_HEALTH_MAX (lagging) */
     uint64_t last_round_mono; /* when the last round ran: its lateness feeds health */
     uint64_t last_tick_mono;
