@@ -48,6 +48,8 @@
 #define SOS_PROBES_PER_ROUND 2            /* exchanges with suspects per round, beyond the fanout */
 #define SOS_HEALTH_MAX       8            /* local health: timeouts stretch up to 9 times */
 #define SOS_CONFIRM_K        3            /* confirmations that bring a suspicion to its shortest */
+#define SOS_SUSPICION_MIN_MS 1000         /* no suspicion is shorter, whatever the interval */
+#define SOS_HEALTH_DECAY_MS  1000         /* health falls by one per second on time */
 #define SOS_RTO_FLOOR_MS     100          /* no exchange deadline below this, whatever the RTT */
 
 /* ------------------------------------------------------------------ peers ----
@@ -915,10 +917,13 @@ s_suspicion_timeout(const sos_node_t *self, const sos_peer_t *peer)
     double rounds = (double)(self->cfg.max_failures - 1) +
                     2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_CONFIRM_K + 1));
     uint64_t t = (uint64_t)(rounds * (double)self->cfg.gossip_interval_ms);
-    /*  Never below the conservative exchange deadline (two intervals, within 0.5-5 s): at
-        short intervals a few rounds are less than a busy machine may deschedule a node. */
+    /*  Never below the conservative exchange deadline (two intervals, within 0.5-5 s), nor
+        below SOS_SUSPICION_MIN_MS: at short intervals a few rounds are less than a busy
+        machine may deschedule a node, and the suspect needs that long to refute. */
     if (t < self->exchange_timeout_ms)
         t = self->exchange_timeout_ms;
+    if (t < SOS_SUSPICION_MIN_MS)
+        t = SOS_SUSPICION_MIN_MS;
     return t * (1 + self->health);
 }
 
@@ -977,6 +982,7 @@ s_lag(sos_node_t *self, uint64_t late, uint64_t period)
         exchange whose deadline passed while the loop stood still. */
     if (!self->lagging && self->health < SOS_HEALTH_MAX)
         self->health++;
+    self->health_mono = sos_mono_ms();
     self->lagging = true;
 }
 
@@ -1840,8 +1846,13 @@ sos_gossip_round(sos_node_t *self)
         s_lag(self, start > due ? start - due : 0, interval);
     }
     self->last_round_mono = start;
-    if (!self->lagging && self->health > 0)
+    /*  Health falls by one per second of rounds on time, not per round: at short intervals
+        a loop that lags now and then would otherwise be healthy again within a few hundred
+        milliseconds, between two stalls, and blame its peers for its own slowness. */
+    if (!self->lagging && self->health > 0 && start - self->health_mono >= SOS_HEALTH_DECAY_MS) {
         self->health--;
+        self->health_mono = start;
+    }
     self->lagging = false;
     if (self->republish) {
         sos_txn_t *txn = sos_node_txn(self);

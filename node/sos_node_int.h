@@ -229,6 +229,7 @@ struct _sos_node_t {
     bool republish;           /* re-sign our worker record at the next round (see s_failure) */
     uint32_t health;          /* local health: 0 healthy, up to SOS_HEALTH_MAX (lagging) */
     uint64_t last_round_mono; /* when the last round ran: its lateness feeds health */
+    uint64_t health_mono;     /* when health last rose or fell: it falls once per second */
     uint64_t last_tick_mono;
     uint64_t last_refute_mono; /* refutations are rate-limited */
     bool lagging;              /* a timer fired late since the last round */
