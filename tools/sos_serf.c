@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +19,7 @@
 
 #include "sos_mp.h"
 #include "sos_serf.h"
+#include "sos_spawn.h"
 
 #define S_BUF_MAX      (8 * 1024 * 1024) /* bytes of one reply, at most */
 #define S_READ_CHUNK   65536
@@ -578,35 +578,10 @@ s_agent_start(s_run_t *run, size_t i)
         return -1;
     const char *argv[] = {o->serf,           "agent",         node, bind, rpc, "-profile=lan",
                           "-log-level=warn", i ? join : NULL, NULL};
-    pid_t parent = getpid();
-    long max_fd = run->max_fd;
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = sos_spawn(argv, log, run->max_fd);
     if (pid < 0) {
         fprintf(stderr, "sosbench: cannot fork: %s\n", strerror(errno));
         return -1;
-    }
-    if (pid == 0) {
-        //  Between fork and exec only async-signal-safe calls: the parent has threads
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        setpgid(0, 0);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        int null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd >= 0)
-            dup2(null_fd, STDIN_FILENO);
-        for (long f = 3; f < max_fd; f++)
-            close((int)f);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
     }
     a->pid = pid;
     a->start_ns = s_now_ns();
