@@ -22,6 +22,7 @@ static const char *s_texts[SOS_ERR_MAX] = {
     [SOS_ERR_CRYPTO] = "cryptographic primitive failed",
     [SOS_ERR_NO_SPACE] = "no space left on the data directory's device",
     [SOS_ERR_RECEIVER] = "message bound to another node",
+    [SOS_ERR_PARTIAL] = "incomplete input",
 };
 
 const char *

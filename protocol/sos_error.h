@@ -24,6 +24,7 @@ typedef enum {
     SOS_ERR_CRYPTO,    /* a libsodium primitive failed (other than verify) */
     SOS_ERR_NO_SPACE,  /* the file system of the data directory is full (or over quota) */
     SOS_ERR_RECEIVER,  /* a gossip envelope bound to another node */
+    SOS_ERR_PARTIAL,   /* input ends before the object does: more bytes are needed */
     SOS_ERR_MAX
 } sos_rc;
 

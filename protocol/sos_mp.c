@@ -41,9 +41,12 @@ s_be(const uint8_t *p, size_t n)
     return v;
 }
 
-static sos_rc
-s_prescan(const uint8_t *data, size_t size)
+sos_rc
+sos_mp_object_size(const void *bytes, size_t size, size_t max_size, size_t *object_size)
 {
+    if (!object_size || (!bytes && size))
+        return SOS_ERR_INVALID;
+    const uint8_t *data = bytes;
     size_t pos = 0;
     uint64_t pending = 1; /* objects still expected, each at least one byte */
     uint64_t objects = 0;
@@ -53,7 +56,7 @@ s_prescan(const uint8_t *data, size_t size)
 
     while (pending > 0) {
         if (pos >= size)
-            return SOS_ERR_MALFORMED;
+            return SOS_ERR_PARTIAL;
         if (++objects > SOS_MP_MAX_OBJECTS)
             return SOS_ERR_TOO_LARGE;
         pending--;
@@ -157,7 +160,7 @@ s_prescan(const uint8_t *data, size_t size)
 
         if (container) {
             if (lenbytes > avail)
-                return SOS_ERR_MALFORMED;
+                return SOS_ERR_PARTIAL;
             if (lenbytes)
                 elements = s_be(data + pos, lenbytes);
             pos += lenbytes;
@@ -166,8 +169,10 @@ s_prescan(const uint8_t *data, size_t size)
             if (depth + 1 > SOS_MP_MAX_DEPTH)
                 return SOS_ERR_TOO_LARGE;
             pending += elements;
+            if (pos > max_size || pending > max_size - pos)
+                return SOS_ERR_TOO_LARGE; /* could never fit in the reader's bound */
             if (pending > size - pos)
-                return SOS_ERR_MALFORMED;
+                return SOS_ERR_PARTIAL; /* every object owed takes at least one byte */
             if (elements > 0) {
                 left[depth++] = elements;
                 continue; /* this container completes with its last element */
@@ -176,19 +181,35 @@ s_prescan(const uint8_t *data, size_t size)
             uint64_t payload = fixed;
             if (lenbytes) {
                 if (lenbytes > avail)
-                    return SOS_ERR_MALFORMED;
+                    return SOS_ERR_PARTIAL;
                 payload = s_be(data + pos, lenbytes) + extra;
                 pos += lenbytes;
             }
+            if (pos > max_size || payload > max_size - pos)
+                return SOS_ERR_TOO_LARGE;
             if (payload > size - pos)
-                return SOS_ERR_MALFORMED;
+                return SOS_ERR_PARTIAL;
             pos += (size_t)payload;
         }
         /* an object is complete: close every container it completes */
         while (depth > 0 && left[depth - 1] == 0)
             depth--;
     }
-    return pos == size ? SOS_OK : SOS_ERR_MALFORMED;
+    *object_size = pos;
+    return SOS_OK;
+}
+
+/*  The whole input must be exactly one object: what runs past the end is truncated. */
+static sos_rc
+s_prescan(const uint8_t *data, size_t size)
+{
+    size_t object_size;
+    sos_rc rc = sos_mp_object_size(data, size, SIZE_MAX, &object_size);
+    if (rc == SOS_ERR_PARTIAL)
+        return SOS_ERR_MALFORMED;
+    if (rc != SOS_OK)
+        return rc;
+    return object_size == size ? SOS_OK : SOS_ERR_MALFORMED;
 }
 
 sos_rc

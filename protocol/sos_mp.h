@@ -22,6 +22,19 @@ typedef struct {
     msgpack_object *root; /* borrowed from unpacked; NULL until parsed */
 } sos_mp_doc_t;
 
+/*  Where the first msgpack object in data[0..size) ends, for a reader of a byte stream that
+    may hold a partial object or more than one. Walks the bytes with the pre-scan's checks and
+    ceilings, without allocating. Returns SOS_OK with *object_size set to the length of the
+    first object (bytes after it are not looked at); SOS_ERR_PARTIAL if data ends before that
+    object does, or a container owes more elements than bytes are left (more bytes may
+    complete it); SOS_ERR_MALFORMED on the reserved byte 0xc1; SOS_ERR_TOO_LARGE when the
+    object nests deeper than SOS_MP_MAX_DEPTH, holds more than SOS_MP_MAX_OBJECTS objects, or
+    claims a length or element count that cannot fit in max_size bytes (the reader's buffer
+    bound; SIZE_MAX for none); SOS_ERR_INVALID if object_size is NULL, or data is NULL and
+    size is not 0. *object_size is set only on SOS_OK. sos_mp_parse of exactly those bytes may
+    still refuse the object. */
+sos_rc sos_mp_object_size(const void *data, size_t size, size_t max_size, size_t *object_size);
+
 /*  Parse exactly one msgpack object spanning all of data[0..size). Before msgpack-c sees the
     bytes, a pre-scan checks depth, object count and that every length and count fits in the
     remaining input. Returns SOS_OK, SOS_ERR_MALFORMED (bad, truncated or trailing bytes) or

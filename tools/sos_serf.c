@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +19,7 @@
 
 #include "sos_mp.h"
 #include "sos_serf.h"
+#include "sos_spawn.h"
 
 #define S_BUF_MAX      (8 * 1024 * 1024) /* bytes of one reply, at most */
 #define S_READ_CHUNK   65536
@@ -52,142 +52,6 @@ s_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * S_NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-s_be(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/*  Where the first msgpack object in data ends: its length, 0 if the data stops before it
-    ends, -1 if it is malformed or larger than the bounds. Nothing is allocated; sos_mp_parse
-    then checks the object itself (depth, counts against size) before msgpack-c sees it. */
-static long
-s_object_len(const uint8_t *data, size_t size)
-{
-    size_t pos = 0;
-    uint64_t pending = 1, objects = 0;
-    while (pending > 0) {
-        if (pos >= size)
-            return 0;
-        if (++objects > SOS_MP_MAX_OBJECTS)
-            return -1;
-        pending--;
-        uint8_t b = data[pos++];
-        uint64_t payload = 0, elements = 0;
-        size_t lenbytes = 0, extra = 0;
-        bool container = false, is_map = false;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-            payload = 0;
-        else if (b >= 0xa0 && b <= 0xbf)
-            payload = b & 0x1f;
-        else if (b >= 0x90 && b <= 0x9f) {
-            container = true;
-            elements = b & 0x0f;
-        } else if (b >= 0x80 && b <= 0x8f) {
-            container = is_map = true;
-            elements = b & 0x0f;
-        } else
-            switch (b) {
-            case 0xcc:
-            case 0xd0:
-                payload = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                payload = 2;
-                break;
-            case 0xca:
-            case 0xce:
-            case 0xd2:
-                payload = 4;
-                break;
-            case 0xcb:
-            case 0xcf:
-            case 0xd3:
-                payload = 8;
-                break;
-            case 0xd4:
-                payload = 2;
-                break;
-            case 0xd5:
-                payload = 3;
-                break;
-            case 0xd6:
-                payload = 5;
-                break;
-            case 0xd7:
-                payload = 9;
-                break;
-            case 0xd8:
-                payload = 17;
-                break;
-            case 0xd9:
-            case 0xc4:
-                lenbytes = 1;
-                break;
-            case 0xda:
-            case 0xc5:
-                lenbytes = 2;
-                break;
-            case 0xdb:
-            case 0xc6:
-                lenbytes = 4;
-                break;
-            case 0xc7:
-                lenbytes = 1;
-                extra = 1;
-                break;
-            case 0xc8:
-                lenbytes = 2;
-                extra = 1;
-                break;
-            case 0xc9:
-                lenbytes = 4;
-                extra = 1;
-                break;
-            case 0xdc:
-            case 0xde:
-                container = true;
-                is_map = b == 0xde;
-                lenbytes = 2;
-                break;
-            case 0xdd:
-            case 0xdf:
-                container = true;
-                is_map = b == 0xdf;
-                lenbytes = 4;
-                break;
-            default:
-                return -1;
-            }
-        if (lenbytes) {
-            if (size - pos < lenbytes)
-                return 0;
-            uint64_t v = s_be(data + pos, lenbytes);
-            pos += lenbytes;
-            if (container)
-                elements = v;
-            else
-                payload = v + extra;
-        }
-        if (container) {
-            pending += is_map ? elements * 2 : elements;
-            if (pending > S_BUF_MAX)
-                return -1; /* every object takes a byte: it could not fit */
-        } else {
-            if (payload > S_BUF_MAX)
-                return -1;
-            if (size - pos < payload)
-                return 0;
-            pos += (size_t)payload;
-        }
-    }
-    return (long)pos;
 }
 
 sos_serf_rpc_t *
@@ -404,10 +268,13 @@ sos_serf_rpc_read(sos_serf_rpc_t *self, sos_serf_msg_t *msg)
 {
     bool filled = false;
     while (true) {
-        long size = s_object_len(self->buf, self->len);
-        if (size < 0)
+        //  Where the first reply ends, or that it would not fit in the buffer's bound: then
+        //  sos_mp_parse checks the object itself
+        size_t size = 0;
+        sos_rc rc = sos_mp_object_size(self->buf, self->len, S_BUF_MAX, &size);
+        if (rc != SOS_OK && rc != SOS_ERR_PARTIAL)
             return -1;
-        if (size == 0) {
+        if (rc == SOS_ERR_PARTIAL) {
             if (filled)
                 return 0;
             if (s_fill(self))
@@ -416,7 +283,7 @@ sos_serf_rpc_read(sos_serf_rpc_t *self, sos_serf_msg_t *msg)
             continue;
         }
         sos_mp_doc_t doc;
-        if (sos_mp_parse(&doc, self->buf, (size_t)size) != SOS_OK) {
+        if (sos_mp_parse(&doc, self->buf, size) != SOS_OK) {
             sos_mp_doc_release(&doc);
             return -1;
         }
@@ -578,35 +445,10 @@ s_agent_start(s_run_t *run, size_t i)
         return -1;
     const char *argv[] = {o->serf,           "agent",         node, bind, rpc, "-profile=lan",
                           "-log-level=warn", i ? join : NULL, NULL};
-    pid_t parent = getpid();
-    long max_fd = run->max_fd;
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = sos_spawn(argv, log, run->max_fd);
     if (pid < 0) {
         fprintf(stderr, "sosbench: cannot fork: %s\n", strerror(errno));
         return -1;
-    }
-    if (pid == 0) {
-        //  Between fork and exec only async-signal-safe calls: the parent has threads
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        setpgid(0, 0);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        int null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd >= 0)
-            dup2(null_fd, STDIN_FILENO);
-        for (long f = 3; f < max_fd; f++)
-            close((int)f);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
     }
     a->pid = pid;
     a->start_ns = s_now_ns();

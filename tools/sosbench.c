@@ -7,7 +7,7 @@
     (sos_conn) exactly as any client would ask them. Every child is killed with SIGKILL when
     the program ends, whatever the path: normal end, failure, SIGINT or SIGTERM (through
     czmq's zsys_interrupted, which every wait loop checks), and the death of sosbench itself
-    (PR_SET_PDEATHSIG in the child).
+    (PR_SET_PDEATHSIG in the child, see sos_spawn.h).
 
     Polling many nodes must not become the load it measures: each node has one DEALER, at
     most S_INFLIGHT_MAX requests are out at any time, a node is asked again only after its
@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -44,6 +43,7 @@
 #include "sos_mp.h"
 #include "sos_record.h"
 #include "sos_serf.h"
+#include "sos_spawn.h"
 #include "sos_stress.h"
 #include "sosbench_redis.h"
 
@@ -778,36 +778,9 @@ s_node_start(s_cluster_t *self, s_node_t *node, const s_node_t *genesis, const c
         argv[n++] = extra[i];
     argv[n] = NULL;
 
-    //  Everything the child needs is ready before fork: between fork and exec it calls only
-    //  async-signal-safe functions (the parent has threads).
-    pid_t parent = getpid();
-    long max_fd = self->max_fd;
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = sos_spawn(argv, node->log, self->max_fd);
     if (pid < 0)
         return s_fail("cannot fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        //  Its own process group: a terminal's ^C reaches sosbench only, which kills it
-        setpgid(0, 0);
-        int fd = open(node->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        int null_fd = open("/dev/null", O_RDONLY);
-        if (null_fd >= 0)
-            dup2(null_fd, STDIN_FILENO);
-        for (long i = 3; i < max_fd; i++)
-            close((int)i);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     node->pid = pid;
     node->start_ns = s_now_ns();
     return 0;

@@ -205,6 +205,94 @@ s_test_object_count(void)
 }
 
 static void
+s_test_object_size(void)
+{
+    SECTION("object size in a stream: complete, partial at every byte, trailing bytes, ceilings");
+    size_t size = 0;
+    CHECK_RC(sos_mp_object_size(s_all_types, sizeof s_all_types, SIZE_MAX, &size), SOS_OK);
+    CHECK(size == sizeof s_all_types);
+    for (size_t len = 0; len < sizeof s_all_types; len++) {
+        size = 12345;
+        CHECK_RC(sos_mp_object_size(s_all_types, len, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+        CHECK(size == 12345); /* left alone unless SOS_OK */
+    }
+    CHECK_RC(sos_mp_object_size(NULL, 0, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+    CHECK_RC(sos_mp_object_size(NULL, 1, SIZE_MAX, &size), SOS_ERR_INVALID);
+    CHECK_RC(sos_mp_object_size(s_all_types, 1, SIZE_MAX, NULL), SOS_ERR_INVALID);
+
+    /* a stream of two objects, and one with a partial second: the first is found either way */
+    uint8_t two[2 * sizeof s_all_types];
+    memcpy(two, s_all_types, sizeof s_all_types);
+    memcpy(two + sizeof s_all_types, s_all_types, sizeof s_all_types);
+    for (size_t len = sizeof s_all_types; len <= sizeof two; len++) {
+        size = 0;
+        CHECK_RC(sos_mp_object_size(two, len, SIZE_MAX, &size), SOS_OK);
+        CHECK(size == sizeof s_all_types);
+    }
+    const uint8_t ints[] = {0x01, 0xcd, 0x01};
+    CHECK_RC(sos_mp_object_size(ints, sizeof ints, SIZE_MAX, &size), SOS_OK);
+    CHECK(size == 1);
+    CHECK_RC(sos_mp_object_size(ints + 1, 2, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+    /* trailing garbage after a complete object is not looked at */
+    const uint8_t then_reserved[] = {0x90, 0xc1};
+    CHECK_RC(sos_mp_object_size(then_reserved, sizeof then_reserved, SIZE_MAX, &size), SOS_OK);
+    CHECK(size == 1);
+
+    /* a container owing more elements than bytes left needs more bytes; a string claiming
+       4 GiB too: the reader's own buffer bound refuses it */
+    const uint8_t owes[] = {0xdd, 0x00, 0x10, 0x00, 0x00, 0xc0};
+    CHECK_RC(sos_mp_object_size(owes, sizeof owes, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+    const uint8_t big_str[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 'a'};
+    CHECK_RC(sos_mp_object_size(big_str, sizeof big_str, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+
+    /* ... unless they cannot fit in the reader's bound: then it is too large at once */
+    CHECK_RC(sos_mp_object_size(owes, sizeof owes, 1 << 20, &size), SOS_ERR_TOO_LARGE);
+    CHECK_RC(sos_mp_object_size(big_str, sizeof big_str, 1 << 20, &size), SOS_ERR_TOO_LARGE);
+    CHECK_RC(sos_mp_object_size(s_all_types, sizeof s_all_types, sizeof s_all_types, &size),
+             SOS_OK);
+    CHECK_RC(sos_mp_object_size(s_all_types, sizeof s_all_types, sizeof s_all_types - 1, &size),
+             SOS_ERR_TOO_LARGE);
+
+    /* the reserved byte, even before the object is complete */
+    const uint8_t reserved[] = {0x92, 0x01, 0xc1};
+    CHECK_RC(sos_mp_object_size(reserved, sizeof reserved, SIZE_MAX, &size), SOS_ERR_MALFORMED);
+
+    /* depth: the pre-scan's ceiling, found before the object is complete */
+    uint8_t deep[SOS_MP_MAX_DEPTH + 2];
+    memset(deep, 0x91, sizeof deep);
+    deep[SOS_MP_MAX_DEPTH - 1] = 0x90;
+    CHECK_RC(sos_mp_object_size(deep, SOS_MP_MAX_DEPTH, SIZE_MAX, &size), SOS_OK);
+    CHECK(size == SOS_MP_MAX_DEPTH);
+    memset(deep, 0x91, sizeof deep);
+    CHECK_RC(sos_mp_object_size(deep, SOS_MP_MAX_DEPTH, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+    CHECK_RC(sos_mp_object_size(deep, SOS_MP_MAX_DEPTH + 1, SIZE_MAX, &size), SOS_ERR_TOO_LARGE);
+
+    /* object count: 65 536 objects pass, 65 537 do not, followed by more bytes or not */
+    size_t n = SOS_MP_MAX_OBJECTS - 1;
+    uint8_t *buf = (uint8_t *)malloc(5 + n + 2);
+    CHECK(buf);
+    if (!buf)
+        return;
+    buf[0] = 0xdd;
+    buf[1] = (uint8_t)(n >> 24);
+    buf[2] = (uint8_t)(n >> 16);
+    buf[3] = (uint8_t)(n >> 8);
+    buf[4] = (uint8_t)n;
+    memset(buf + 5, 0xc0, n + 2);
+    CHECK_RC(sos_mp_object_size(buf, 5 + n + 2, SIZE_MAX, &size), SOS_OK);
+    CHECK(size == 5 + n);
+    CHECK_RC(sos_mp_object_size(buf, 5 + n - 1, SIZE_MAX, &size), SOS_ERR_PARTIAL);
+    n++;
+    buf[1] = (uint8_t)(n >> 24);
+    buf[2] = (uint8_t)(n >> 16);
+    buf[3] = (uint8_t)(n >> 8);
+    buf[4] = (uint8_t)n;
+    CHECK_RC(sos_mp_object_size(buf, 5 + n + 1, SIZE_MAX, &size), SOS_ERR_TOO_LARGE);
+    CHECK_RC(sos_mp_object_size(buf, 5 + n, SIZE_MAX, &size), SOS_ERR_TOO_LARGE);
+    free(buf);
+}
+
+static void
 s_test_counts_beyond_input(void)
 {
     /* Were these to reach msgpack-c, it would first try to allocate count * 24 bytes (about
@@ -377,6 +465,7 @@ main(void)
     s_test_reserved();
     s_test_depth();
     s_test_object_count();
+    s_test_object_size();
     s_test_counts_beyond_input();
     s_test_accessors();
     s_test_random();
