@@ -1,5 +1,5 @@
-/*  proto_test.h: the few helpers the protocol unit tests share: a CHECK macro that counts
-    failures, a section banner, fixed identities and sample records. */
+/*  proto_test.h: what the protocol unit tests share besides the checks of check.h: set-up,
+    fixed identities and sample records. */
 #ifndef PROTO_TEST_H
 #define PROTO_TEST_H
 
@@ -8,42 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "sos_error.h"
 #include "sos_identity.h"
 #include "sos_record.h"
-
-static int s_failed;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-/*  Check that an expression returns the expected sos_rc, and say what it was if not. */
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        sos_rc rc_got_ = (expr);                                                                   \
-        if (rc_got_ != (want)) {                                                                   \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: %s gave %s, expected %s\n", __FILE__, __LINE__, #expr,         \
-                    sos_strerror(rc_got_), sos_strerror(want));                                    \
-        }                                                                                          \
-    } while (0)
-
-#define SECTION(name) printf("  %s\n", name)
-
-static inline int
-test_done(const char *name)
-{
-    if (s_failed)
-        printf("%s: %d check(s) FAILED\n", name, s_failed);
-    else
-        printf("%s: all checks passed\n", name);
-    return s_failed ? 1 : 0;
-}
 
 static inline void
 test_init(const char *name)

@@ -5,30 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "sos_e2e.h"
-
-static int s_failed;
-static int s_checks;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        s_checks++;                                                                                \
-        if (!(cond)) {                                                                             \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        s_checks++;                                                                                \
-        sos_rc rc_got_ = (expr);                                                                   \
-        if (rc_got_ != (want)) {                                                                   \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: %s gave %s, expected %s\n", __FILE__, __LINE__, #expr,         \
-                    sos_strerror(rc_got_), sos_strerror(want));                                    \
-        }                                                                                          \
-    } while (0)
 
 //  Decode a hex field of the vectors into a new NUL-terminated buffer; NULL if not hex
 static char *
@@ -281,9 +259,5 @@ main(void)
     s_test_vectors();
     s_test_room_hash();
     s_test_round_trip();
-    if (s_failed)
-        printf("test_e2e: %d of %d checks FAILED\n", s_failed, s_checks);
-    else
-        printf("test_e2e: all %d checks passed\n", s_checks);
-    return s_failed ? 1 : 0;
+    return test_done("test_e2e");
 }

@@ -7,19 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "sos_json.h"
-
-static int s_failed;
-static int s_checks;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        s_checks++;                                                                                \
-        if (!(cond)) {                                                                             \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
 
 //  Check that the msgpack bytes in buf convert to the JSON text want (compact, sorted keys)
 #define CHECK_JSON(buf, want) s_check_json(__FILE__, __LINE__, buf, want)
@@ -266,9 +255,5 @@ main(void)
     s_test_containers();
     s_test_depth();
     s_test_text();
-    if (s_failed)
-        printf("test_json: %d of %d checks FAILED\n", s_failed, s_checks);
-    else
-        printf("test_json: all %d checks passed\n", s_checks);
-    return s_failed ? 1 : 0;
+    return test_done("test_json");
 }

@@ -16,20 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "sos_mp.h"
 #include "sos_serf.h"
-
-static int s_failed;
-static int s_checks;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        s_checks++;                                                                                \
-        if (!(cond)) {                                                                             \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
 
 //  A reply header {Seq, Error} packed into sb
 static void
@@ -259,9 +248,5 @@ main(void)
     signal(SIGPIPE, SIG_IGN);
     s_test_fake();
     s_test_agent();
-    if (s_failed)
-        printf("test_serf: %d of %d checks FAILED\n", s_failed, s_checks);
-    else
-        printf("test_serf: all %d checks passed\n", s_checks);
-    return s_failed ? 1 : 0;
+    return test_done("test_serf");
 }
