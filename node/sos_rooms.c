@@ -72,6 +72,7 @@ struct _sos_rooms_t {
     int retry_timer;    /* retries forwards not sent yet; -1 when none waits */
     zhashx_t *limits;   /* client address -> s_limit_t (owned) */
     zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
+    zhashx_t *records;  /* room hash -> sos_record_t (owned): the directory's, decoded */
 };
 
 static void
@@ -106,8 +107,10 @@ sos_rooms_new(sos_node_t *node)
     self->limits = zhashx_new();
     self->activity = zhashx_new();
     self->busy = zhashx_new();
+    self->records = zhashx_new();
     self->retry_timer = -1;
-    if (!self->pollers || !self->forwards || !self->limits || !self->activity || !self->busy) {
+    if (!self->pollers || !self->forwards || !self->limits || !self->activity || !self->busy ||
+        !self->records) {
         sos_rooms_destroy(&self);
         return NULL;
     }
@@ -115,6 +118,7 @@ sos_rooms_new(sos_node_t *node)
     zhashx_set_destructor(self->forwards, (zhashx_destructor_fn *)s_forward_destroy);
     zhashx_set_destructor(self->limits, (zhashx_destructor_fn *)zstr_free);
     zhashx_set_destructor(self->activity, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->records, (zhashx_destructor_fn *)zstr_free);
     return self;
 }
 
@@ -129,6 +133,7 @@ sos_rooms_destroy(sos_rooms_t **self_p)
     zhashx_destroy(&self->limits);
     zhashx_destroy(&self->activity);
     zhashx_destroy(&self->busy);
+    zhashx_destroy(&self->records);
     free(self);
     *self_p = NULL;
 }
@@ -1257,6 +1262,51 @@ sos_rooms_on_forward_reply(sos_node_t *node, const sos_peer_t *peer, const uint8
 
 /* --------------------------------------------------------------- dispatch ---- */
 
+/*  Every room request needs the room's directory record (who owns it, until when), and
+    decoding it (msgpack, 2.5 KiB of struct) cost a send more than a fifth of the node's own
+    instructions. So decoded records are kept, keyed by room hash, and one is used only while
+    its wire form is byte for byte the one stored: the stored value is read anyway (one
+    B-tree lookup) and a memcmp of its few hundred bytes says whether a merge, an extension
+    or a drop changed it. Nothing has to invalidate the cache, and it cannot go stale. When
+    it is full it is emptied: it holds the rooms in use, and refills from the store. */
+#define SOS_RECORDS_MAX 256
+
+/*  The room's record in *rec_p, borrowed from the cache until the next call. SOS_OK,
+    SOS_ERR_NOT_FOUND, SOS_ERR_NOMEM or a store error. */
+static sos_rc
+s_room_record(sos_node_t *node, sos_txn_t *txn, const char *room, const sos_record_t **rec_p)
+{
+    const uint8_t *wire;
+    size_t len;
+    sos_rc rc = sos_roomdb_dir_wire(txn, room, &wire, &len);
+    if (rc)
+        return rc;
+    zhashx_t *records = node->rooms->records;
+    sos_record_t *rec = zhashx_lookup(records, room);
+    if (rec && rec->wire_len == len && memcmp(rec->wire, wire, len) == 0) {
+        *rec_p = rec;
+        return SOS_OK;
+    }
+    if (!rec) {
+        if (zhashx_size(records) >= SOS_RECORDS_MAX)
+            zhashx_purge(records);
+        rec = malloc(sizeof *rec);
+        if (!rec)
+            return SOS_ERR_NOMEM;
+        if (zhashx_insert(records, room, rec) != 0) {
+            free(rec);
+            return SOS_ERR_NOMEM;
+        }
+    }
+    rc = sos_dir_get_room(txn, room, rec);
+    if (rc) {
+        zhashx_delete(records, room);
+        return rc;
+    }
+    *rec_p = rec;
+    return SOS_OK;
+}
+
 void
 sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address,
                      const sos_request_t *req)
@@ -1297,13 +1347,15 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
         return;
     }
-    sos_record_t *rec = malloc(sizeof *rec);
-    if (!rec)
+    const sos_record_t *rec = NULL;
+    sos_rc rc = s_room_record(node, txn, room, &rec);
+    if (rc && rc != SOS_ERR_NOT_FOUND) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
         return;
-    sos_rc rc = sos_dir_get_room(txn, room, rec);
+    }
     if (rc || rec->expires_at <= sos_now_ms()) {
         s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
-        goto done;
+        return;
     }
     if (memcmp(rec->origin, node->id.pk, SOS_NODEID_BYTES) != 0) {
         if (req->flags & SOS_REQ_FORWARDED)
@@ -1311,13 +1363,13 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
                     "this node does not own the room");
         else
             s_forward(node, routing_p, who, req, rec);
-        goto done;
+        return;
     }
     sos_room_state_t st;
     rc = sos_roomdb_get(txn, room, &st);
     if (rc) {
         s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
-        goto done;
+        return;
     }
     if (streq(req->op, "join"))
         s_op_join(node, txn, routing_p, req, room, address, &st);
@@ -1329,8 +1381,6 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
         s_op_leave(node, txn, routing_p, req, room);
     else
         s_op_info(node, txn, routing_p, req, room, &st);
-done:
-    free(rec);
 }
 
 /* ------------------------------------------------------------- long polls ---- */

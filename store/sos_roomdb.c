@@ -247,6 +247,23 @@ sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state)
 }
 
 sos_rc
+sos_roomdb_dir_wire(sos_txn_t *txn, const char *room_hash, const uint8_t **wire, size_t *len)
+{
+    assert(txn);
+    assert(wire);
+    assert(len);
+    if (!sos_store_room_hash_ok(room_hash))
+        return SOS_ERR_INVALID;
+    MDB_val val;
+    sos_rc rc = sos_txn_get(txn, SOS_DB_ROOMS, room_hash, SOS_ROOMHASH_LEN, &val);
+    if (rc)
+        return rc;
+    *wire = val.mv_data;
+    *len = val.mv_size;
+    return SOS_OK;
+}
+
+sos_rc
 sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_at)
 {
     sos_rc rc = sos_txn_op_begin(txn);

@@ -203,6 +203,12 @@ sos_rc sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created
                          uint64_t expires_at); /* SOS_ERR_EXISTS */
 /*  state may be NULL (does the room exist?). */
 sos_rc sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state);
+/*  The stored wire form of room_hash's directory record (the rooms table, not this file's
+    state): *wire borrows from the store, valid until the transaction writes or ends
+    (mdb_get's terms). For code that keeps decoded records and must know cheaply whether one
+    is still what is stored. SOS_OK, SOS_ERR_NOT_FOUND, SOS_ERR_INVALID or a store error. */
+sos_rc sos_roomdb_dir_wire(sos_txn_t *txn, const char *room_hash, const uint8_t **wire,
+                           size_t *len);
 /*  Change a room's expires_at (the owner extended it). */
 sos_rc sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_at);
 /*  Delete a room's state, members, messages and message ids. */

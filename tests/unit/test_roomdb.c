@@ -150,6 +150,50 @@ s_test_rooms(sos_store_t *store)
     CHECK_RC(sos_txn_commit(&txn), SOS_OK);
 }
 
+/*  The directory's stored wire form of a room record, which the node compares with the
+    records it keeps decoded: it must be the record as put, and change with it. */
+static void
+s_test_dir_wire(sos_store_t *store)
+{
+    sos_identity_t id;
+    sos_identity_generate(&id);
+    sos_record_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = SOS_REC_ROOM;
+    rec.version = 1;
+    snprintf(rec.url, sizeof rec.url, "tcp://127.0.0.1:7000");
+    snprintf(rec.room_hash, sizeof rec.room_hash, "%s", ROOM_A);
+    rec.created_at = 1;
+    rec.expires_at = 9000;
+    CHECK_RC(sos_record_sign(&rec, &id), SOS_OK);
+
+    sos_txn_t *txn;
+    const uint8_t *wire = NULL;
+    size_t len = 0;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_dir_wire(txn, ROOM_A, &wire, &len), SOS_ERR_NOT_FOUND);
+    CHECK_RC(sos_roomdb_dir_wire(txn, "0123", &wire, &len), SOS_ERR_INVALID);
+    CHECK_RC(sos_dir_put(txn, &rec), SOS_OK);
+    CHECK_RC(sos_roomdb_dir_wire(txn, ROOM_A, &wire, &len), SOS_OK);
+    CHECK(len == rec.wire_len && memcmp(wire, rec.wire, len) == 0);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+
+    /*  A newer version (the owner extended the room) is what the store then gives. */
+    sos_record_t next = rec;
+    next.version = 2;
+    next.prev = 1;
+    next.expires_at = 9500;
+    CHECK_RC(sos_record_sign(&next, &id), SOS_OK);
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_put(txn, &next), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_dir_wire(txn, ROOM_A, &wire, &len), SOS_OK);
+    CHECK(len == next.wire_len && memcmp(wire, next.wire, len) == 0);
+    CHECK(len != rec.wire_len || memcmp(wire, rec.wire, len) != 0);
+    sos_txn_abort(&txn);
+}
+
 static void
 s_test_members(sos_store_t *store)
 {
@@ -466,6 +510,7 @@ main(void)
         s_test_messages(store);
         s_test_drop(store);
         s_test_quota(store);
+        s_test_dir_wire(store);
         sos_store_destroy(&store);
         s_test_reopen(dir);
     }
