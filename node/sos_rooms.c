@@ -73,6 +73,9 @@ struct _sos_rooms_t {
     zhashx_t *limits;   /* client address -> s_limit_t (owned) */
     zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
     zhashx_t *records;  /* room hash -> sos_record_t (owned): the directory's, decoded */
+    zhashx_t *ids;      /* room hash -> s_ids_t (owned): its message ids, see s_ids_for */
+    size_t ids_slots;   /* slots of all of them */
+    uint8_t ids_key[crypto_shorthash_KEYBYTES];
 };
 
 static void
@@ -82,6 +85,29 @@ s_poller_destroy(s_poller_t **p)
         zframe_destroy(&(*p)->routing);
         free(*p);
         *p = NULL;
+    }
+}
+
+/*  The message ids of one owned room (see s_ids_for): an open-addressing table of keyed
+    64-bit hashes of msg_id (never 0: 0 marks a free slot) and the seq each was stored at. */
+typedef struct {
+    uint64_t hash;
+    uint64_t seq;
+} s_id_slot_t;
+
+typedef struct {
+    s_id_slot_t *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+} s_ids_t;
+
+static void
+s_ids_destroy(s_ids_t **ids_p)
+{
+    if (*ids_p) {
+        free((*ids_p)->slots);
+        free(*ids_p);
+        *ids_p = NULL;
     }
 }
 
@@ -108,9 +134,11 @@ sos_rooms_new(sos_node_t *node)
     self->activity = zhashx_new();
     self->busy = zhashx_new();
     self->records = zhashx_new();
+    self->ids = zhashx_new();
     self->retry_timer = -1;
+    randombytes_buf(self->ids_key, sizeof self->ids_key);
     if (!self->pollers || !self->forwards || !self->limits || !self->activity || !self->busy ||
-        !self->records) {
+        !self->records || !self->ids) {
         sos_rooms_destroy(&self);
         return NULL;
     }
@@ -119,6 +147,7 @@ sos_rooms_new(sos_node_t *node)
     zhashx_set_destructor(self->limits, (zhashx_destructor_fn *)zstr_free);
     zhashx_set_destructor(self->activity, (zhashx_destructor_fn *)zstr_free);
     zhashx_set_destructor(self->records, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->ids, (zhashx_destructor_fn *)s_ids_destroy);
     return self;
 }
 
@@ -134,6 +163,7 @@ sos_rooms_destroy(sos_rooms_t **self_p)
     zhashx_destroy(&self->activity);
     zhashx_destroy(&self->busy);
     zhashx_destroy(&self->records);
+    zhashx_destroy(&self->ids);
     free(self);
     *self_p = NULL;
 }
@@ -882,9 +912,168 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     s_queue(node, routing_p, req->req_id);
 }
 
+/*  Message ids
+
+    A retried send (same msg_id) must get the seq its first attempt got, for as long as that
+    message is in the room's history, across restarts. The store's msgids table did that
+    with one B-tree insert per message, keyed by the id: ids are random, or per client, so
+    nearly every insert dirtied a leaf page of its own, and those pages were most of what a
+    commit wrote (about 50 of 4 KiB each for 30 sends; without them a send cost the owner a
+    third less CPU).
+
+    So the owner keeps each room's ids in memory instead: a table of a keyed hash of the id
+    (SipHash, its key random per start, so no client can aim collisions) to the seq. The
+    messages themselves carry their msg_id, so the table is built from the stored history
+    when a room is first sent to, and a hit is confirmed by reading the message at that seq
+    and comparing ids. The table never has to be right, only complete: a seq that a failed
+    commit took back, a message that fell out of the history, a room dropped and made again
+    all fail the comparison and count as no match. Entries of dropped messages pile up, so
+    a table holding more than twice its room's messages is built again; and when all tables
+    together reach SOS_IDS_SLOTS_MAX slots they are all dropped and rebuilt as rooms are sent
+    to (a room of 100,000 messages takes 4 MiB and a scan of a few tens of ms). */
+#define SOS_IDS_SLOTS_MAX (4u << 20) /* 64 MiB */
+
+static uint64_t
+s_ids_hash(const sos_rooms_t *self, const char *id, size_t len)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, (const uint8_t *)id, len, self->ids_key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h ? h : 1;
+}
+
+/*  Slot of hash, or the free slot where it would go. */
+static s_id_slot_t *
+s_ids_slot(const s_ids_t *ids, uint64_t hash)
+{
+    size_t mask = ids->cap - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask)
+        if (ids->slots[i].hash == hash || ids->slots[i].hash == 0)
+            return &ids->slots[i];
+}
+
+/*  Record that hash was stored at seq (the newest wins). Returns false when the table is at
+    its size and cannot grow (the caller drops it). */
+static bool
+s_ids_put(sos_rooms_t *self, s_ids_t *ids, uint64_t hash, uint64_t seq)
+{
+    if ((ids->n + 1) * 2 > ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 64;
+        if (self->ids_slots - ids->cap + cap > SOS_IDS_SLOTS_MAX)
+            return false;
+        s_id_slot_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return false;
+        s_ids_t bigger = {slots, cap, 0};
+        for (size_t i = 0; i < ids->cap; i++)
+            if (ids->slots[i].hash) {
+                *s_ids_slot(&bigger, ids->slots[i].hash) = ids->slots[i];
+                bigger.n++;
+            }
+        free(ids->slots);
+        self->ids_slots = self->ids_slots - ids->cap + cap;
+        *ids = bigger;
+    }
+    s_id_slot_t *slot = s_ids_slot(ids, hash);
+    if (slot->hash == 0)
+        ids->n++;
+    slot->hash = hash;
+    slot->seq = seq;
+    return true;
+}
+
+typedef struct {
+    sos_rooms_t *self;
+    s_ids_t *ids;
+    bool full;
+} s_ids_build_t;
+
+static int
+s_ids_build_each(void *arg, const sos_message_t *msg)
+{
+    s_ids_build_t *b = arg;
+    if (msg->msg_id_len &&
+        !s_ids_put(b->self, b->ids, s_ids_hash(b->self, msg->msg_id, msg->msg_id_len), msg->seq))
+        b->full = true;
+    return b->full;
+}
+
+static void
+s_ids_drop(sos_rooms_t *self, const char *room)
+{
+    s_ids_t *ids = zhashx_lookup(self->ids, room);
+    if (ids) {
+        self->ids_slots -= ids->cap;
+        zhashx_delete(self->ids, room);
+    }
+}
+
+static void
+s_ids_drop_all(sos_rooms_t *self)
+{
+    zhashx_purge(self->ids);
+    self->ids_slots = 0;
+}
+
+/*  The room's id table, built from its history if need be; NULL on a store error or when
+    no memory is left for it (the caller answers unavailable). */
+static s_ids_t *
+s_ids_for(sos_node_t *node, sos_txn_t *txn, const char *room, const sos_room_state_t *st)
+{
+    sos_rooms_t *self = node->rooms;
+    s_ids_t *ids = zhashx_lookup(self->ids, room);
+    if (ids && ids->n <= 2 * (size_t)st->message_count + 64)
+        return ids;
+    s_ids_drop(self, room);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ids = calloc(1, sizeof *ids);
+        if (!ids || zhashx_insert(self->ids, room, ids) != 0) {
+            free(ids);
+            return NULL;
+        }
+        s_ids_build_t b = {self, ids, false};
+        sos_rc rc = sos_roomdb_foreach_message(txn, room, 0, s_ids_build_each, &b);
+        if (rc == SOS_OK && !b.full)
+            return ids;
+        s_ids_drop(self, room);
+        if (rc)
+            return NULL;
+        s_ids_drop_all(self); /* the other rooms' tables make way, and are built again */
+        node->stats.msgid_tables_dropped++;
+        if (node->stats.msgid_tables_dropped % 100 == 1)
+            sos_log_notice("message ids: the tables reached %u slots; dropped them all (%llu "
+                           "times so far)",
+                           (unsigned)SOS_IDS_SLOTS_MAX,
+                           (unsigned long long)node->stats.msgid_tables_dropped);
+    }
+    return NULL;
+}
+
+/*  The seq and timestamp msg_id was stored with in the room, if it is still there. */
+static sos_rc
+s_ids_find(sos_txn_t *txn, const s_ids_t *ids, const char *room, uint64_t hash, const char *msg_id,
+           size_t len, uint64_t *seq, uint64_t *timestamp)
+{
+    if (ids->cap == 0)
+        return SOS_ERR_NOT_FOUND;
+    const s_id_slot_t *slot = s_ids_slot(ids, hash);
+    if (slot->hash == 0)
+        return SOS_ERR_NOT_FOUND;
+    sos_message_t m;
+    sos_rc rc = sos_roomdb_message_get(txn, room, slot->seq, &m);
+    if (rc)
+        return rc;
+    if (m.msg_id_len != len || memcmp(m.msg_id, msg_id, len) != 0)
+        return SOS_ERR_NOT_FOUND;
+    *seq = slot->seq;
+    *timestamp = m.timestamp;
+    return SOS_OK;
+}
+
 static void
 s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
-          const char *room)
+          const char *room, const sos_room_state_t *st)
 {
     char member[SOS_MEMBER_ID_LEN + 1], nick[SOS_NICK_MAX + 1];
     if (!s_member(node, txn, routing_p, req, room, member, nick))
@@ -915,8 +1104,23 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
                          .content_len = len};
     uint64_t seq = 0, ts = 0;
     bool dup = false;
-    sos_rc rc = sos_roomdb_append_quota(txn, room, &msg, node->cfg.history_limit,
-                                        (uint64_t)node->cfg.room_quota_kib * 1024, &seq, &ts, &dup);
+    s_ids_t *ids = s_ids_for(node, txn, room, st);
+    if (!ids) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
+        return;
+    }
+    uint64_t hash = s_ids_hash(node->rooms, msg.msg_id, msg.msg_id_len);
+    sos_rc rc = s_ids_find(txn, ids, room, hash, msg.msg_id, msg.msg_id_len, &seq, &ts);
+    if (rc == SOS_OK)
+        dup = true;
+    else if (rc == SOS_ERR_NOT_FOUND) {
+        rc = sos_roomdb_append_unindexed(txn, room, &msg, node->cfg.history_limit,
+                                         (uint64_t)node->cfg.room_quota_kib * 1024, &seq, &ts);
+        /*  Past its cap the table is dropped (built again at the next send): it must never
+            miss an id it holds no entry for. */
+        if (rc == SOS_OK && !s_ids_put(node->rooms, ids, hash, seq))
+            s_ids_drop(node->rooms, room);
+    }
     if (rc) {
         sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
@@ -1374,7 +1578,7 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     if (streq(req->op, "join"))
         s_op_join(node, txn, routing_p, req, room, address, &st);
     else if (streq(req->op, "send"))
-        s_op_send(node, txn, routing_p, req, room);
+        s_op_send(node, txn, routing_p, req, room, &st);
     else if (streq(req->op, "poll"))
         s_op_poll(node, txn, routing_p, req, room, who);
     else if (streq(req->op, "leave"))
@@ -1478,6 +1682,7 @@ s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *cod
 {
     sos_roomdb_drop(txn, room);
     sos_rooms_t *self = node->rooms;
+    s_ids_drop(self, room);
     void *handle = zlistx_first(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
     while (handle) {
         s_poller_t *p = zlistx_handle_item(handle);

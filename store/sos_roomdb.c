@@ -510,7 +510,7 @@ s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, 
 
 static sos_rc
 s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32_t history_limit,
-         uint64_t bytes_limit, uint64_t *seq, uint64_t *timestamp, bool *dup)
+         uint64_t bytes_limit, bool indexed, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
     sos_room_state_t state;
     sos_rc rc = s_state_load(txn, room_hash, &state);
@@ -518,7 +518,7 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
         return rc;
     uint8_t idkey[ROOMDB_MSGID_KEY];
     size_t idlen = 0;
-    if (msg->msg_id_len > 0) {
+    if (indexed && msg->msg_id_len > 0) {
         MDB_val val;
         idlen = s_msgid_key(idkey, room_hash, msg->msg_id, msg->msg_id_len);
         rc = sos_txn_get(txn, SOS_DB_MSGIDS, idkey, idlen, &val);
@@ -589,10 +589,10 @@ sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *ms
     return sos_roomdb_append_quota(txn, room_hash, msg, history_limit, 0, seq, timestamp, dup);
 }
 
-sos_rc
-sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
-                        uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
-                        uint64_t *timestamp, bool *dup)
+static sos_rc
+s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                 uint32_t history_limit, uint64_t bytes_limit, bool indexed, uint64_t *seq,
+                 uint64_t *timestamp, bool *dup)
 {
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
@@ -606,7 +606,7 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
         return sos_txn_op_end(txn, SOS_ERR_TOO_LARGE);
     uint64_t s = 0, ts = 0;
     bool d = false;
-    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, &s, &ts, &d);
+    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, indexed, &s, &ts, &d);
     if (rc == SOS_OK) {
         if (seq)
             *seq = s;
@@ -616,6 +616,42 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
             *dup = d;
     }
     return sos_txn_op_end(txn, rc);
+}
+
+sos_rc
+sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                        uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                        uint64_t *timestamp, bool *dup)
+{
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, true, seq, timestamp,
+                            dup);
+}
+
+sos_rc
+sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                            uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                            uint64_t *timestamp)
+{
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, seq, timestamp,
+                            NULL);
+}
+
+sos_rc
+sos_roomdb_message_get(sos_txn_t *txn, const char *room_hash, uint64_t seq, sos_message_t *msg)
+{
+    assert(txn);
+    assert(msg);
+    if (!sos_store_room_hash_ok(room_hash))
+        return SOS_ERR_INVALID;
+    uint8_t key[ROOMDB_MSG_KEY];
+    s_msg_key(key, room_hash, seq);
+    MDB_val val;
+    sos_rc rc = sos_txn_get(txn, SOS_DB_MESSAGES, key, sizeof key, &val);
+    if (rc == SOS_OK)
+        rc = s_msg_decode(&val, msg);
+    if (rc == SOS_OK)
+        msg->seq = seq;
+    return rc;
 }
 
 sos_rc

@@ -250,6 +250,20 @@ sos_rc sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_
                                uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
                                uint64_t *timestamp, bool *dup);
 
+/*  As sos_roomdb_append_quota without the msgids table: msg_id is stored with the message
+    but neither looked up nor indexed, and *dup is never set. For a caller that keeps its own
+    index of a room's message ids (built with sos_roomdb_foreach_message, checked with
+    sos_roomdb_message_get): an insert into msgids lands on a leaf page of its own for
+    nearly every message, and those pages are most of what a commit writes. */
+sos_rc sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                                   uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                                   uint64_t *timestamp);
+/*  The room's message seq in *msg (seq set; pointers borrow from the store, valid until the
+    transaction writes or ends). SOS_OK, SOS_ERR_NOT_FOUND (no such message, e.g. it fell
+    out of the history), SOS_ERR_INVALID, SOS_ERR_CORRUPT or a store error. */
+sos_rc sos_roomdb_message_get(sos_txn_t *txn, const char *room_hash, uint64_t seq,
+                              sos_message_t *msg);
+
 typedef int(sos_message_fn)(void *arg, const sos_message_t *msg);
 /*  Messages with seq > since, ascending; the callback returns non-zero to stop. msg_id and
     sender are not NUL-terminated (use their lengths). */

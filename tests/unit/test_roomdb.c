@@ -194,6 +194,49 @@ s_test_dir_wire(sos_store_t *store)
     sos_txn_abort(&txn);
 }
 
+/*  An append without the msgids table stores the id with the message, where
+    sos_roomdb_message_get finds it, and takes nothing for a retry (the caller's index does). */
+static void
+s_test_unindexed(sos_store_t *store)
+{
+    const char *room = "00000000000000aa";
+    sos_txn_t *txn;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_create(txn, room, 1, 9000), SOS_OK);
+    sos_message_t m = {.timestamp = 500,
+                       .msg_id = "u-1",
+                       .msg_id_len = 3,
+                       .sender = "bob",
+                       .sender_len = 3,
+                       .content = (const uint8_t *)"hi",
+                       .content_len = 2};
+    uint64_t seq = 0, ts = 0;
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &seq, &ts), SOS_OK);
+    CHECK(seq == 1 && ts == 500);
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &seq, &ts), SOS_OK);
+    CHECK(seq == 2 && ts == 501); /* not a retry here: stored again, stamped after the first */
+    sos_message_t got;
+    CHECK_RC(sos_roomdb_message_get(txn, room, 1, &got), SOS_OK);
+    CHECK(got.seq == 1 && got.timestamp == 500 && got.msg_id_len == 3 &&
+          memcmp(got.msg_id, "u-1", 3) == 0 && got.content_len == 2 &&
+          memcmp(got.content, "hi", 2) == 0);
+    CHECK_RC(sos_roomdb_message_get(txn, room, 3, &got), SOS_ERR_NOT_FOUND);
+    CHECK_RC(sos_roomdb_message_get(txn, "0123", 1, &got), SOS_ERR_INVALID);
+    /*  The history limit still drops the oldest. */
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &seq, NULL), SOS_OK);
+    CHECK(seq == 3);
+    CHECK_RC(sos_roomdb_message_get(txn, room, 1, &got), SOS_ERR_NOT_FOUND);
+    sos_room_state_t st;
+    CHECK_RC(sos_roomdb_get(txn, room, &st), SOS_OK);
+    CHECK(st.message_count == 2 && st.last_seq == 3);
+    /*  The indexed append sees none of these ids. */
+    bool dup = true;
+    CHECK_RC(sos_roomdb_append(txn, room, &m, 2, &seq, NULL, &dup), SOS_OK);
+    CHECK(!dup && seq == 4);
+    CHECK_RC(sos_roomdb_drop(txn, room), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+}
+
 static void
 s_test_members(sos_store_t *store)
 {
@@ -511,6 +554,7 @@ main(void)
         s_test_drop(store);
         s_test_quota(store);
         s_test_dir_wire(store);
+        s_test_unindexed(store);
         sos_store_destroy(&store);
         s_test_reopen(dir);
     }
