@@ -799,8 +799,11 @@ static void
 s_touch(sos_node_t *node, const char *room, const char *member)
 {
     zhashx_t *activity = node->rooms->activity;
+    /*  Both are of fixed length here (checked by the caller): no snprintf per send. */
     char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
-    snprintf(key, sizeof key, "%s%s", room, member);
+    memcpy(key, room, SOS_ROOMHASH_LEN);
+    memcpy(key + SOS_ROOMHASH_LEN, member, SOS_MEMBER_ID_LEN);
+    key[sizeof key - 1] = '\0';
     uint64_t *t = zhashx_lookup(activity, key);
     if (!t) {
         if (zhashx_size(activity) >= SOS_ACTIVITY_MAX)
