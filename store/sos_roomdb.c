@@ -36,6 +36,11 @@
     out of the history is stored anew, which is the best anyone can do then. An empty msg_id
     means "no idempotency key" and is never matched.
 
+    The node's own sends use sos_roomdb_append_unindexed and keep the ids in memory instead
+    (node/sos_rooms.c, "Message ids"): an insert into msgids lands on a leaf page of its own
+    for nearly every message. Stores written before keep their msgids entries until the
+    history limit or a drop takes them with their messages.
+
     Dropping a room deletes its four ranges; because keys have the fixed-length room hash in
     front, a range never reaches into another room's entries. */
 
