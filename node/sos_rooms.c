@@ -99,7 +99,13 @@ typedef struct {
     s_id_slot_t *slots;
     size_t cap; /* a power of two, or 0 */
     size_t n;
+    /*  The room's newest message as of this node's last append to it, so that the next
+        append need not read it for its timestamp. Only appends here change a room's
+        last_seq, and the table goes with the room, so a matching seq is that message. */
+    sos_roomdb_last_t last;
 } s_ids_t;
+
+static void s_ids_drop(sos_rooms_t *self, const char *room);
 
 static void
 s_ids_destroy(s_ids_t **ids_p)
@@ -730,6 +736,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     char member[SOS_MEMBER_ID_LEN + 1];
     s_random_hex(member, SOS_MEMBER_ID_LEN / 2);
     rc = sos_roomdb_create(txn, room, rec->created_at, rec->expires_at);
+    s_ids_drop(self, room); /* a table left from a room of that hash is not this room's */
     if (rc == SOS_OK)
         rc = sos_roomdb_member_put(txn, room, member, nick, now);
     if (rc == SOS_OK)
@@ -968,7 +975,7 @@ s_ids_put(sos_rooms_t *self, s_ids_t *ids, uint64_t hash, uint64_t seq)
         s_id_slot_t *slots = calloc(cap, sizeof *slots);
         if (!slots)
             return false;
-        s_ids_t bigger = {slots, cap, 0};
+        s_ids_t bigger = {.slots = slots, .cap = cap, .n = 0, .last = ids->last};
         for (size_t i = 0; i < ids->cap; i++)
             if (ids->slots[i].hash) {
                 *s_ids_slot(&bigger, ids->slots[i].hash) = ids->slots[i];
@@ -1118,7 +1125,8 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
         dup = true;
     else if (rc == SOS_ERR_NOT_FOUND) {
         rc = sos_roomdb_append_unindexed(txn, room, &msg, node->cfg.history_limit,
-                                         (uint64_t)node->cfg.room_quota_kib * 1024, &seq, &ts);
+                                         (uint64_t)node->cfg.room_quota_kib * 1024, &ids->last,
+                                         &seq, &ts);
         /*  Past its cap the table is dropped (built again at the next send): it must never
             miss an id it holds no entry for. */
         if (rc == SOS_OK && !s_ids_put(node->rooms, ids, hash, seq))

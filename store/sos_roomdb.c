@@ -515,7 +515,8 @@ s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, 
 
 static sos_rc
 s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32_t history_limit,
-         uint64_t bytes_limit, bool indexed, uint64_t *seq, uint64_t *timestamp, bool *dup)
+         uint64_t bytes_limit, bool indexed, const sos_roomdb_last_t *last, uint64_t *seq,
+         uint64_t *timestamp, bool *dup)
 {
     sos_room_state_t state;
     sos_rc rc = s_state_load(txn, room_hash, &state);
@@ -543,9 +544,13 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
         timestamp (the seed's API), and a message stamped at or below one already served
         would never be seen by them. */
     uint64_t last_ts = 0;
-    rc = s_last_ts(txn, room_hash, &state, &last_ts);
-    if (rc)
-        return rc;
+    if (last && last->seq == state.last_seq && state.message_count > 0)
+        last_ts = last->timestamp; /* the newest message is never dropped: still the same */
+    else {
+        rc = s_last_ts(txn, room_hash, &state, &last_ts);
+        if (rc)
+            return rc;
+    }
     *seq = state.last_seq + 1;
     *timestamp = msg->timestamp > last_ts ? msg->timestamp : last_ts + 1;
     uint8_t key[ROOMDB_MSG_KEY];
@@ -596,8 +601,8 @@ sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *ms
 
 static sos_rc
 s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
-                 uint32_t history_limit, uint64_t bytes_limit, bool indexed, uint64_t *seq,
-                 uint64_t *timestamp, bool *dup)
+                 uint32_t history_limit, uint64_t bytes_limit, bool indexed,
+                 sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
@@ -611,8 +616,10 @@ s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg
         return sos_txn_op_end(txn, SOS_ERR_TOO_LARGE);
     uint64_t s = 0, ts = 0;
     bool d = false;
-    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, indexed, &s, &ts, &d);
+    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, indexed, last, &s, &ts, &d);
     if (rc == SOS_OK) {
+        if (last)
+            *last = (sos_roomdb_last_t){s, ts};
         if (seq)
             *seq = s;
         if (timestamp)
@@ -628,17 +635,17 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
                         uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
                         uint64_t *timestamp, bool *dup)
 {
-    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, true, seq, timestamp,
-                            dup);
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, true, NULL, seq,
+                            timestamp, dup);
 }
 
 sos_rc
 sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
-                            uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
-                            uint64_t *timestamp)
+                            uint32_t history_limit, uint64_t bytes_limit, sos_roomdb_last_t *last,
+                            uint64_t *seq, uint64_t *timestamp)
 {
-    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, seq, timestamp,
-                            NULL);
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, last, seq,
+                            timestamp, NULL);
 }
 
 sos_rc

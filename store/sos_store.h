@@ -254,10 +254,17 @@ sos_rc sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_
     but neither looked up nor indexed, and *dup is never set. For a caller that keeps its own
     index of a room's message ids (built with sos_roomdb_foreach_message, checked with
     sos_roomdb_message_get): an insert into msgids lands on a leaf page of its own for
-    nearly every message, and those pages are most of what a commit writes. */
+    nearly every message, and those pages are most of what a commit writes.
+    last, if not NULL, is what the caller remembers of the room's newest message (its seq
+    and timestamp, from its last append): used instead of reading that message when its seq
+    is the room's last_seq, and updated on success. */
+typedef struct {
+    uint64_t seq;
+    uint64_t timestamp;
+} sos_roomdb_last_t;
 sos_rc sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
-                                   uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
-                                   uint64_t *timestamp);
+                                   uint32_t history_limit, uint64_t bytes_limit,
+                                   sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp);
 /*  The room's message seq in *msg (seq set; pointers borrow from the store, valid until the
     transaction writes or ends). SOS_OK, SOS_ERR_NOT_FOUND (no such message, e.g. it fell
     out of the history), SOS_ERR_INVALID, SOS_ERR_CORRUPT or a store error. */

@@ -211,10 +211,14 @@ s_test_unindexed(sos_store_t *store)
                        .content = (const uint8_t *)"hi",
                        .content_len = 2};
     uint64_t seq = 0, ts = 0;
-    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &seq, &ts), SOS_OK);
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, NULL, &seq, &ts), SOS_OK);
     CHECK(seq == 1 && ts == 500);
-    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &seq, &ts), SOS_OK);
+    /*  With a hint of the newest message: a wrong seq is not used (the message is read), and
+        the hint is updated on success. */
+    sos_roomdb_last_t last = {.seq = 7, .timestamp = 100000};
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &last, &seq, &ts), SOS_OK);
     CHECK(seq == 2 && ts == 501); /* not a retry here: stored again, stamped after the first */
+    CHECK(last.seq == 2 && last.timestamp == 501);
     sos_message_t got;
     CHECK_RC(sos_roomdb_message_get(txn, room, 1, &got), SOS_OK);
     CHECK(got.seq == 1 && got.timestamp == 500 && got.msg_id_len == 3 &&
@@ -223,8 +227,8 @@ s_test_unindexed(sos_store_t *store)
     CHECK_RC(sos_roomdb_message_get(txn, room, 3, &got), SOS_ERR_NOT_FOUND);
     CHECK_RC(sos_roomdb_message_get(txn, "0123", 1, &got), SOS_ERR_INVALID);
     /*  The history limit still drops the oldest. */
-    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &seq, NULL), SOS_OK);
-    CHECK(seq == 3);
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &last, &seq, &ts), SOS_OK);
+    CHECK(seq == 3 && ts == 502 && last.seq == 3 && last.timestamp == 502);
     CHECK_RC(sos_roomdb_message_get(txn, room, 1, &got), SOS_ERR_NOT_FOUND);
     sos_room_state_t st;
     CHECK_RC(sos_roomdb_get(txn, room, &st), SOS_OK);
