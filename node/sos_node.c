@@ -370,6 +370,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"commit_failures", st->commit_failures},
         {"sends", st->sends},
         {"send_dups", st->send_dups},
+        {"msgid_tables_dropped", st->msgid_tables_dropped},
         {"connections_open", self->n_open},
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},

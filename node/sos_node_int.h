@@ -72,6 +72,8 @@ typedef struct {
     uint64_t commit_failures;
     uint64_t sends;
     uint64_t send_dups;
+    /* times the rooms' message-id tables reached their cap and were all dropped */
+    uint64_t msgid_tables_dropped;
     uint64_t sockets_refused;    /* a DEALER could not be made (socket or file limit) */
     uint64_t connections_closed; /* DEALERs closed: least recently used at the cap, or idle */
     uint64_t connections_capped; /* a connection refused: the cap held only busy peers */

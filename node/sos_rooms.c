@@ -72,6 +72,10 @@ struct _sos_rooms_t {
     int retry_timer;    /* retries forwards not sent yet; -1 when none waits */
     zhashx_t *limits;   /* client address -> s_limit_t (owned) */
     zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
+    zhashx_t *records;  /* room hash -> sos_record_t (owned): the directory's, decoded */
+    zhashx_t *ids;      /* room hash -> s_ids_t (owned): its message ids, see s_ids_for */
+    size_t ids_slots;   /* slots of all of them */
+    uint8_t ids_key[crypto_shorthash_KEYBYTES];
 };
 
 static void
@@ -81,6 +85,35 @@ s_poller_destroy(s_poller_t **p)
         zframe_destroy(&(*p)->routing);
         free(*p);
         *p = NULL;
+    }
+}
+
+/*  The message ids of one owned room (see s_ids_for): an open-addressing table of keyed
+    64-bit hashes of msg_id (never 0: 0 marks a free slot) and the seq each was stored at. */
+typedef struct {
+    uint64_t hash;
+    uint64_t seq;
+} s_id_slot_t;
+
+typedef struct {
+    s_id_slot_t *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t n;
+    /*  The room's newest message as of this node's last append to it, so that the next
+        append need not read it for its timestamp. Only appends here change a room's
+        last_seq, and the table goes with the room, so a matching seq is that message. */
+    sos_roomdb_last_t last;
+} s_ids_t;
+
+static void s_ids_drop(sos_rooms_t *self, const char *room);
+
+static void
+s_ids_destroy(s_ids_t **ids_p)
+{
+    if (*ids_p) {
+        free((*ids_p)->slots);
+        free(*ids_p);
+        *ids_p = NULL;
     }
 }
 
@@ -106,8 +139,12 @@ sos_rooms_new(sos_node_t *node)
     self->limits = zhashx_new();
     self->activity = zhashx_new();
     self->busy = zhashx_new();
+    self->records = zhashx_new();
+    self->ids = zhashx_new();
     self->retry_timer = -1;
-    if (!self->pollers || !self->forwards || !self->limits || !self->activity || !self->busy) {
+    randombytes_buf(self->ids_key, sizeof self->ids_key);
+    if (!self->pollers || !self->forwards || !self->limits || !self->activity || !self->busy ||
+        !self->records || !self->ids) {
         sos_rooms_destroy(&self);
         return NULL;
     }
@@ -115,6 +152,8 @@ sos_rooms_new(sos_node_t *node)
     zhashx_set_destructor(self->forwards, (zhashx_destructor_fn *)s_forward_destroy);
     zhashx_set_destructor(self->limits, (zhashx_destructor_fn *)zstr_free);
     zhashx_set_destructor(self->activity, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->records, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_destructor(self->ids, (zhashx_destructor_fn *)s_ids_destroy);
     return self;
 }
 
@@ -129,6 +168,8 @@ sos_rooms_destroy(sos_rooms_t **self_p)
     zhashx_destroy(&self->limits);
     zhashx_destroy(&self->activity);
     zhashx_destroy(&self->busy);
+    zhashx_destroy(&self->records);
+    zhashx_destroy(&self->ids);
     free(self);
     *self_p = NULL;
 }
@@ -695,6 +736,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     char member[SOS_MEMBER_ID_LEN + 1];
     s_random_hex(member, SOS_MEMBER_ID_LEN / 2);
     rc = sos_roomdb_create(txn, room, rec->created_at, rec->expires_at);
+    s_ids_drop(self, room); /* a table left from a room of that hash is not this room's */
     if (rc == SOS_OK)
         rc = sos_roomdb_member_put(txn, room, member, nick, now);
     if (rc == SOS_OK)
@@ -764,8 +806,11 @@ static void
 s_touch(sos_node_t *node, const char *room, const char *member)
 {
     zhashx_t *activity = node->rooms->activity;
+    /*  Both are of fixed length here (checked by the caller): no snprintf per send. */
     char key[SOS_ROOMHASH_LEN + SOS_MEMBER_ID_LEN + 1];
-    snprintf(key, sizeof key, "%s%s", room, member);
+    memcpy(key, room, SOS_ROOMHASH_LEN);
+    memcpy(key + SOS_ROOMHASH_LEN, member, SOS_MEMBER_ID_LEN);
+    key[sizeof key - 1] = '\0';
     uint64_t *t = zhashx_lookup(activity, key);
     if (!t) {
         if (zhashx_size(activity) >= SOS_ACTIVITY_MAX)
@@ -877,9 +922,168 @@ s_op_join(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     s_queue(node, routing_p, req->req_id);
 }
 
+/*  Message ids
+
+    A retried send (same msg_id) must get the seq its first attempt got, for as long as that
+    message is in the room's history, across restarts. The store's msgids table did that
+    with one B-tree insert per message, keyed by the id: ids are random, or per client, so
+    nearly every insert dirtied a leaf page of its own, and those pages were most of what a
+    commit wrote (about 50 of 4 KiB each for 30 sends; without them a send cost the owner a
+    third less CPU).
+
+    So the owner keeps each room's ids in memory instead: a table of a keyed hash of the id
+    (SipHash, its key random per start, so no client can aim collisions) to the seq. The
+    messages themselves carry their msg_id, so the table is built from the stored history
+    when a room is first sent to, and a hit is confirmed by reading the message at that seq
+    and comparing ids. The table never has to be right, only complete: a seq that a failed
+    commit took back, a message that fell out of the history, a room dropped and made again
+    all fail the comparison and count as no match. Entries of dropped messages pile up, so
+    a table holding more than twice its room's messages is built again; and when all tables
+    together reach SOS_IDS_SLOTS_MAX slots they are all dropped and rebuilt as rooms are sent
+    to (a room of 100,000 messages takes 4 MiB and a scan of a few tens of ms). */
+#define SOS_IDS_SLOTS_MAX (4u << 20) /* 64 MiB */
+
+static uint64_t
+s_ids_hash(const sos_rooms_t *self, const char *id, size_t len)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, (const uint8_t *)id, len, self->ids_key);
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h ? h : 1;
+}
+
+/*  Slot of hash, or the free slot where it would go. */
+static s_id_slot_t *
+s_ids_slot(const s_ids_t *ids, uint64_t hash)
+{
+    size_t mask = ids->cap - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask)
+        if (ids->slots[i].hash == hash || ids->slots[i].hash == 0)
+            return &ids->slots[i];
+}
+
+/*  Record that hash was stored at seq (the newest wins). Returns false when the table is at
+    its size and cannot grow (the caller drops it). */
+static bool
+s_ids_put(sos_rooms_t *self, s_ids_t *ids, uint64_t hash, uint64_t seq)
+{
+    if ((ids->n + 1) * 2 > ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 64;
+        if (self->ids_slots - ids->cap + cap > SOS_IDS_SLOTS_MAX)
+            return false;
+        s_id_slot_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return false;
+        s_ids_t bigger = {.slots = slots, .cap = cap, .n = 0, .last = ids->last};
+        for (size_t i = 0; i < ids->cap; i++)
+            if (ids->slots[i].hash) {
+                *s_ids_slot(&bigger, ids->slots[i].hash) = ids->slots[i];
+                bigger.n++;
+            }
+        free(ids->slots);
+        self->ids_slots = self->ids_slots - ids->cap + cap;
+        *ids = bigger;
+    }
+    s_id_slot_t *slot = s_ids_slot(ids, hash);
+    if (slot->hash == 0)
+        ids->n++;
+    slot->hash = hash;
+    slot->seq = seq;
+    return true;
+}
+
+typedef struct {
+    sos_rooms_t *self;
+    s_ids_t *ids;
+    bool full;
+} s_ids_build_t;
+
+static int
+s_ids_build_each(void *arg, const sos_message_t *msg)
+{
+    s_ids_build_t *b = arg;
+    if (msg->msg_id_len &&
+        !s_ids_put(b->self, b->ids, s_ids_hash(b->self, msg->msg_id, msg->msg_id_len), msg->seq))
+        b->full = true;
+    return b->full;
+}
+
+static void
+s_ids_drop(sos_rooms_t *self, const char *room)
+{
+    s_ids_t *ids = zhashx_lookup(self->ids, room);
+    if (ids) {
+        self->ids_slots -= ids->cap;
+        zhashx_delete(self->ids, room);
+    }
+}
+
+static void
+s_ids_drop_all(sos_rooms_t *self)
+{
+    zhashx_purge(self->ids);
+    self->ids_slots = 0;
+}
+
+/*  The room's id table, built from its history if need be; NULL on a store error or when
+    no memory is left for it (the caller answers unavailable). */
+static s_ids_t *
+s_ids_for(sos_node_t *node, sos_txn_t *txn, const char *room, const sos_room_state_t *st)
+{
+    sos_rooms_t *self = node->rooms;
+    s_ids_t *ids = zhashx_lookup(self->ids, room);
+    if (ids && ids->n <= 2 * (size_t)st->message_count + 64)
+        return ids;
+    s_ids_drop(self, room);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ids = calloc(1, sizeof *ids);
+        if (!ids || zhashx_insert(self->ids, room, ids) != 0) {
+            free(ids);
+            return NULL;
+        }
+        s_ids_build_t b = {self, ids, false};
+        sos_rc rc = sos_roomdb_foreach_message(txn, room, 0, s_ids_build_each, &b);
+        if (rc == SOS_OK && !b.full)
+            return ids;
+        s_ids_drop(self, room);
+        if (rc)
+            return NULL;
+        s_ids_drop_all(self); /* the other rooms' tables make way, and are built again */
+        node->stats.msgid_tables_dropped++;
+        if (node->stats.msgid_tables_dropped % 100 == 1)
+            sos_log_notice("message ids: the tables reached %u slots; dropped them all (%llu "
+                           "times so far)",
+                           (unsigned)SOS_IDS_SLOTS_MAX,
+                           (unsigned long long)node->stats.msgid_tables_dropped);
+    }
+    return NULL;
+}
+
+/*  The seq and timestamp msg_id was stored with in the room, if it is still there. */
+static sos_rc
+s_ids_find(sos_txn_t *txn, const s_ids_t *ids, const char *room, uint64_t hash, const char *msg_id,
+           size_t len, uint64_t *seq, uint64_t *timestamp)
+{
+    if (ids->cap == 0)
+        return SOS_ERR_NOT_FOUND;
+    const s_id_slot_t *slot = s_ids_slot(ids, hash);
+    if (slot->hash == 0)
+        return SOS_ERR_NOT_FOUND;
+    sos_message_t m;
+    sos_rc rc = sos_roomdb_message_get(txn, room, slot->seq, &m);
+    if (rc)
+        return rc;
+    if (m.msg_id_len != len || memcmp(m.msg_id, msg_id, len) != 0)
+        return SOS_ERR_NOT_FOUND;
+    *seq = slot->seq;
+    *timestamp = m.timestamp;
+    return SOS_OK;
+}
+
 static void
 s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
-          const char *room)
+          const char *room, const sos_room_state_t *st)
 {
     char member[SOS_MEMBER_ID_LEN + 1], nick[SOS_NICK_MAX + 1];
     if (!s_member(node, txn, routing_p, req, room, member, nick))
@@ -910,8 +1114,24 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
                          .content_len = len};
     uint64_t seq = 0, ts = 0;
     bool dup = false;
-    sos_rc rc = sos_roomdb_append_quota(txn, room, &msg, node->cfg.history_limit,
-                                        (uint64_t)node->cfg.room_quota_kib * 1024, &seq, &ts, &dup);
+    s_ids_t *ids = s_ids_for(node, txn, room, st);
+    if (!ids) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
+        return;
+    }
+    uint64_t hash = s_ids_hash(node->rooms, msg.msg_id, msg.msg_id_len);
+    sos_rc rc = s_ids_find(txn, ids, room, hash, msg.msg_id, msg.msg_id_len, &seq, &ts);
+    if (rc == SOS_OK)
+        dup = true;
+    else if (rc == SOS_ERR_NOT_FOUND) {
+        rc = sos_roomdb_append_unindexed(txn, room, &msg, node->cfg.history_limit,
+                                         (uint64_t)node->cfg.room_quota_kib * 1024, &ids->last,
+                                         &seq, &ts);
+        /*  Past its cap the table is dropped (built again at the next send): it must never
+            miss an id it holds no entry for. */
+        if (rc == SOS_OK && !s_ids_put(node->rooms, ids, hash, seq))
+            s_ids_drop(node->rooms, room);
+    }
     if (rc) {
         sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
@@ -1257,6 +1477,51 @@ sos_rooms_on_forward_reply(sos_node_t *node, const sos_peer_t *peer, const uint8
 
 /* --------------------------------------------------------------- dispatch ---- */
 
+/*  Every room request needs the room's directory record (who owns it, until when), and
+    decoding it (msgpack, 2.5 KiB of struct) cost a send more than a fifth of the node's own
+    instructions. So decoded records are kept, keyed by room hash, and one is used only while
+    its wire form is byte for byte the one stored: the stored value is read anyway (one
+    B-tree lookup) and a memcmp of its few hundred bytes says whether a merge, an extension
+    or a drop changed it. Nothing has to invalidate the cache, and it cannot go stale. When
+    it is full it is emptied: it holds the rooms in use, and refills from the store. */
+#define SOS_RECORDS_MAX 256
+
+/*  The room's record in *rec_p, borrowed from the cache until the next call. SOS_OK,
+    SOS_ERR_NOT_FOUND, SOS_ERR_NOMEM or a store error. */
+static sos_rc
+s_room_record(sos_node_t *node, sos_txn_t *txn, const char *room, const sos_record_t **rec_p)
+{
+    const uint8_t *wire;
+    size_t len;
+    sos_rc rc = sos_roomdb_dir_wire(txn, room, &wire, &len);
+    if (rc)
+        return rc;
+    zhashx_t *records = node->rooms->records;
+    sos_record_t *rec = zhashx_lookup(records, room);
+    if (rec && rec->wire_len == len && memcmp(rec->wire, wire, len) == 0) {
+        *rec_p = rec;
+        return SOS_OK;
+    }
+    if (!rec) {
+        if (zhashx_size(records) >= SOS_RECORDS_MAX)
+            zhashx_purge(records);
+        rec = malloc(sizeof *rec);
+        if (!rec)
+            return SOS_ERR_NOMEM;
+        if (zhashx_insert(records, room, rec) != 0) {
+            free(rec);
+            return SOS_ERR_NOMEM;
+        }
+    }
+    rc = sos_dir_get_room(txn, room, rec);
+    if (rc) {
+        zhashx_delete(records, room);
+        return rc;
+    }
+    *rec_p = rec;
+    return SOS_OK;
+}
+
 void
 sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address,
                      const sos_request_t *req)
@@ -1297,13 +1562,15 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
         return;
     }
-    sos_record_t *rec = malloc(sizeof *rec);
-    if (!rec)
+    const sos_record_t *rec = NULL;
+    sos_rc rc = s_room_record(node, txn, room, &rec);
+    if (rc && rc != SOS_ERR_NOT_FOUND) {
+        s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store read failed");
         return;
-    sos_rc rc = sos_dir_get_room(txn, room, rec);
+    }
     if (rc || rec->expires_at <= sos_now_ms()) {
         s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
-        goto done;
+        return;
     }
     if (memcmp(rec->origin, node->id.pk, SOS_NODEID_BYTES) != 0) {
         if (req->flags & SOS_REQ_FORWARDED)
@@ -1311,26 +1578,24 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
                     "this node does not own the room");
         else
             s_forward(node, routing_p, who, req, rec);
-        goto done;
+        return;
     }
     sos_room_state_t st;
     rc = sos_roomdb_get(txn, room, &st);
     if (rc) {
         s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
-        goto done;
+        return;
     }
     if (streq(req->op, "join"))
         s_op_join(node, txn, routing_p, req, room, address, &st);
     else if (streq(req->op, "send"))
-        s_op_send(node, txn, routing_p, req, room);
+        s_op_send(node, txn, routing_p, req, room, &st);
     else if (streq(req->op, "poll"))
         s_op_poll(node, txn, routing_p, req, room, who);
     else if (streq(req->op, "leave"))
         s_op_leave(node, txn, routing_p, req, room);
     else
         s_op_info(node, txn, routing_p, req, room, &st);
-done:
-    free(rec);
 }
 
 /* ------------------------------------------------------------- long polls ---- */
@@ -1428,6 +1693,7 @@ s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *cod
 {
     sos_roomdb_drop(txn, room);
     sos_rooms_t *self = node->rooms;
+    s_ids_drop(self, room);
     void *handle = zlistx_first(self->pollers) ? zlistx_cursor(self->pollers) : NULL;
     while (handle) {
         s_poller_t *p = zlistx_handle_item(handle);

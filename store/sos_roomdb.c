@@ -36,6 +36,11 @@
     out of the history is stored anew, which is the best anyone can do then. An empty msg_id
     means "no idempotency key" and is never matched.
 
+    The node's own sends use sos_roomdb_append_unindexed and keep the ids in memory instead
+    (node/sos_rooms.c, "Message ids"): an insert into msgids lands on a leaf page of its own
+    for nearly every message. Stores written before keep their msgids entries until the
+    history limit or a drop takes them with their messages.
+
     Dropping a room deletes its four ranges; because keys have the fixed-length room hash in
     front, a range never reaches into another room's entries. */
 
@@ -244,6 +249,23 @@ sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state)
         return SOS_ERR_INVALID;
     sos_room_state_t tmp;
     return s_state_load(txn, room_hash, state ? state : &tmp);
+}
+
+sos_rc
+sos_roomdb_dir_wire(sos_txn_t *txn, const char *room_hash, const uint8_t **wire, size_t *len)
+{
+    assert(txn);
+    assert(wire);
+    assert(len);
+    if (!sos_store_room_hash_ok(room_hash))
+        return SOS_ERR_INVALID;
+    MDB_val val;
+    sos_rc rc = sos_txn_get(txn, SOS_DB_ROOMS, room_hash, SOS_ROOMHASH_LEN, &val);
+    if (rc)
+        return rc;
+    *wire = val.mv_data;
+    *len = val.mv_size;
+    return SOS_OK;
 }
 
 sos_rc
@@ -493,7 +515,8 @@ s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, 
 
 static sos_rc
 s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32_t history_limit,
-         uint64_t bytes_limit, uint64_t *seq, uint64_t *timestamp, bool *dup)
+         uint64_t bytes_limit, bool indexed, const sos_roomdb_last_t *last, uint64_t *seq,
+         uint64_t *timestamp, bool *dup)
 {
     sos_room_state_t state;
     sos_rc rc = s_state_load(txn, room_hash, &state);
@@ -501,7 +524,7 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
         return rc;
     uint8_t idkey[ROOMDB_MSGID_KEY];
     size_t idlen = 0;
-    if (msg->msg_id_len > 0) {
+    if (indexed && msg->msg_id_len > 0) {
         MDB_val val;
         idlen = s_msgid_key(idkey, room_hash, msg->msg_id, msg->msg_id_len);
         rc = sos_txn_get(txn, SOS_DB_MSGIDS, idkey, idlen, &val);
@@ -521,9 +544,13 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
         timestamp (the seed's API), and a message stamped at or below one already served
         would never be seen by them. */
     uint64_t last_ts = 0;
-    rc = s_last_ts(txn, room_hash, &state, &last_ts);
-    if (rc)
-        return rc;
+    if (last && last->seq == state.last_seq && state.message_count > 0)
+        last_ts = last->timestamp; /* the newest message is never dropped: still the same */
+    else {
+        rc = s_last_ts(txn, room_hash, &state, &last_ts);
+        if (rc)
+            return rc;
+    }
     *seq = state.last_seq + 1;
     *timestamp = msg->timestamp > last_ts ? msg->timestamp : last_ts + 1;
     uint8_t key[ROOMDB_MSG_KEY];
@@ -572,10 +599,10 @@ sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *ms
     return sos_roomdb_append_quota(txn, room_hash, msg, history_limit, 0, seq, timestamp, dup);
 }
 
-sos_rc
-sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
-                        uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
-                        uint64_t *timestamp, bool *dup)
+static sos_rc
+s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                 uint32_t history_limit, uint64_t bytes_limit, bool indexed,
+                 sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
@@ -589,8 +616,10 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
         return sos_txn_op_end(txn, SOS_ERR_TOO_LARGE);
     uint64_t s = 0, ts = 0;
     bool d = false;
-    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, &s, &ts, &d);
+    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, indexed, last, &s, &ts, &d);
     if (rc == SOS_OK) {
+        if (last)
+            *last = (sos_roomdb_last_t){s, ts};
         if (seq)
             *seq = s;
         if (timestamp)
@@ -599,6 +628,42 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
             *dup = d;
     }
     return sos_txn_op_end(txn, rc);
+}
+
+sos_rc
+sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                        uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
+                        uint64_t *timestamp, bool *dup)
+{
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, true, NULL, seq,
+                            timestamp, dup);
+}
+
+sos_rc
+sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                            uint32_t history_limit, uint64_t bytes_limit, sos_roomdb_last_t *last,
+                            uint64_t *seq, uint64_t *timestamp)
+{
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, last, seq,
+                            timestamp, NULL);
+}
+
+sos_rc
+sos_roomdb_message_get(sos_txn_t *txn, const char *room_hash, uint64_t seq, sos_message_t *msg)
+{
+    assert(txn);
+    assert(msg);
+    if (!sos_store_room_hash_ok(room_hash))
+        return SOS_ERR_INVALID;
+    uint8_t key[ROOMDB_MSG_KEY];
+    s_msg_key(key, room_hash, seq);
+    MDB_val val;
+    sos_rc rc = sos_txn_get(txn, SOS_DB_MESSAGES, key, sizeof key, &val);
+    if (rc == SOS_OK)
+        rc = s_msg_decode(&val, msg);
+    if (rc == SOS_OK)
+        msg->seq = seq;
+    return rc;
 }
 
 sos_rc

@@ -203,6 +203,12 @@ sos_rc sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created
                          uint64_t expires_at); /* SOS_ERR_EXISTS */
 /*  state may be NULL (does the room exist?). */
 sos_rc sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state);
+/*  The stored wire form of room_hash's directory record (the rooms table, not this file's
+    state): *wire borrows from the store, valid until the transaction writes or ends
+    (mdb_get's terms). For code that keeps decoded records and must know cheaply whether one
+    is still what is stored. SOS_OK, SOS_ERR_NOT_FOUND, SOS_ERR_INVALID or a store error. */
+sos_rc sos_roomdb_dir_wire(sos_txn_t *txn, const char *room_hash, const uint8_t **wire,
+                           size_t *len);
 /*  Change a room's expires_at (the owner extended it). */
 sos_rc sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_at);
 /*  Delete a room's state, members, messages and message ids. */
@@ -243,6 +249,27 @@ sos_rc sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_messag
 sos_rc sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                                uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
                                uint64_t *timestamp, bool *dup);
+
+/*  As sos_roomdb_append_quota without the msgids table: msg_id is stored with the message
+    but neither looked up nor indexed, and *dup is never set. For a caller that keeps its own
+    index of a room's message ids (built with sos_roomdb_foreach_message, checked with
+    sos_roomdb_message_get): an insert into msgids lands on a leaf page of its own for
+    nearly every message, and those pages are most of what a commit writes.
+    last, if not NULL, is what the caller remembers of the room's newest message (its seq
+    and timestamp, from its last append): used instead of reading that message when its seq
+    is the room's last_seq, and updated on success. */
+typedef struct {
+    uint64_t seq;
+    uint64_t timestamp;
+} sos_roomdb_last_t;
+sos_rc sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                                   uint32_t history_limit, uint64_t bytes_limit,
+                                   sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp);
+/*  The room's message seq in *msg (seq set; pointers borrow from the store, valid until the
+    transaction writes or ends). SOS_OK, SOS_ERR_NOT_FOUND (no such message, e.g. it fell
+    out of the history), SOS_ERR_INVALID, SOS_ERR_CORRUPT or a store error. */
+sos_rc sos_roomdb_message_get(sos_txn_t *txn, const char *room_hash, uint64_t seq,
+                              sos_message_t *msg);
 
 typedef int(sos_message_fn)(void *arg, const sos_message_t *msg);
 /*  Messages with seq > since, ascending; the callback returns non-zero to stop. msg_id and

@@ -159,6 +159,47 @@ def test_idempotent_retry():
             assert two["seq"] == one["seq"] + 1 and one["id"] != two["id"]
 
 
+def test_retry_ids_kept_by_the_owner():
+    """The owner keeps a room's message ids in memory, built from the stored history: a retry
+    in the same batch as its first attempt, after hundreds of other ids, and after kill -9 and
+    a restart (the table built again from the store) gets the first seq; a retry of a message
+    that fell out of the history is stored anew; a room made again under its hash after a
+    drop does not answer with the old room's seqs."""
+    with Net() as net:
+        a = net.add(extra=["--history", "100"]).start()
+        with Client(a.endpoint) as ca:
+            room = new_room_hash()
+            member = ca.create(room, nickname="ana")["member_id"]
+            # one batch: the same id three times among others is stored once
+            ids = [ca.post("send", {"room_hash": room, "member_id": member, "content": "c%d" % k,
+                                    "msg_id": "twice" if k % 7 == 0 else "id-%d" % k})
+                   for k in range(60)]
+            replies = ca.collect(ids, timeout=60)
+            seqs = {}
+            for k, req in enumerate(ids):
+                status, body = replies[req]
+                assert status == "ok", body
+                seqs.setdefault(body["id"], set()).add(body["seq"])
+            assert len(seqs["twice"]) == 1, seqs["twice"]
+            assert sorted(s for v in seqs.values() for s in v) == list(range(1, 53))
+            for k in range(60, 150):
+                assert ca.send(room, member, "c%d" % k, "id-%d" % k)["seq"] == k - 7
+            kept = ca.send(room, member, "late", "id-120")  # a retry, not a new message
+            assert kept["seq"] == 120 - 7, kept
+        a.kill()
+        a.start()
+        with Client(a.endpoint) as ca:
+            for k in (100, 149):
+                assert ca.send(room, member, "c%d" % k, "id-%d" % k)["seq"] == k - 7
+            status = a.status()["gossip"]
+            assert status["send_dups"] == 2 and status["msgid_tables_dropped"] == 0, status
+            # seqs 1..42 fell out of the history (100 kept of 142): their ids are stored anew
+            again = ca.send(room, member, "c1", "id-1")
+            assert again["seq"] == 143, again
+            assert ca.send(room, member, "c1", "id-1")["seq"] == 143
+            assert [m["seq"] for m in ca.poll_all(room, member)][-2:] == [142, 143]
+
+
 def test_history_limit():
     with Net() as net:
         a = net.add(extra=["--history", "5"]).start()
@@ -267,4 +308,5 @@ def test_conflicting_creates():
 
 if __name__ == "__main__":
     run([test_every_op_through_every_node, test_sosctl_through_every_node, test_idempotent_retry,
+         test_retry_ids_kept_by_the_owner,
          test_history_limit, test_poll_batches, test_conflicting_creates])

@@ -150,6 +150,97 @@ s_test_rooms(sos_store_t *store)
     CHECK_RC(sos_txn_commit(&txn), SOS_OK);
 }
 
+/*  The directory's stored wire form of a room record, which the node compares with the
+    records it keeps decoded: it must be the record as put, and change with it. */
+static void
+s_test_dir_wire(sos_store_t *store)
+{
+    sos_identity_t id;
+    sos_identity_generate(&id);
+    sos_record_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = SOS_REC_ROOM;
+    rec.version = 1;
+    snprintf(rec.url, sizeof rec.url, "tcp://127.0.0.1:7000");
+    snprintf(rec.room_hash, sizeof rec.room_hash, "%s", ROOM_A);
+    rec.created_at = 1;
+    rec.expires_at = 9000;
+    CHECK_RC(sos_record_sign(&rec, &id), SOS_OK);
+
+    sos_txn_t *txn;
+    const uint8_t *wire = NULL;
+    size_t len = 0;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_dir_wire(txn, ROOM_A, &wire, &len), SOS_ERR_NOT_FOUND);
+    CHECK_RC(sos_roomdb_dir_wire(txn, "0123", &wire, &len), SOS_ERR_INVALID);
+    CHECK_RC(sos_dir_put(txn, &rec), SOS_OK);
+    CHECK_RC(sos_roomdb_dir_wire(txn, ROOM_A, &wire, &len), SOS_OK);
+    CHECK(len == rec.wire_len && memcmp(wire, rec.wire, len) == 0);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+
+    /*  A newer version (the owner extended the room) is what the store then gives. */
+    sos_record_t next = rec;
+    next.version = 2;
+    next.prev = 1;
+    next.expires_at = 9500;
+    CHECK_RC(sos_record_sign(&next, &id), SOS_OK);
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_put(txn, &next), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_dir_wire(txn, ROOM_A, &wire, &len), SOS_OK);
+    CHECK(len == next.wire_len && memcmp(wire, next.wire, len) == 0);
+    CHECK(len != rec.wire_len || memcmp(wire, rec.wire, len) != 0);
+    sos_txn_abort(&txn);
+}
+
+/*  An append without the msgids table stores the id with the message, where
+    sos_roomdb_message_get finds it, and takes nothing for a retry (the caller's index does). */
+static void
+s_test_unindexed(sos_store_t *store)
+{
+    const char *room = "00000000000000aa";
+    sos_txn_t *txn;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_create(txn, room, 1, 9000), SOS_OK);
+    sos_message_t m = {.timestamp = 500,
+                       .msg_id = "u-1",
+                       .msg_id_len = 3,
+                       .sender = "bob",
+                       .sender_len = 3,
+                       .content = (const uint8_t *)"hi",
+                       .content_len = 2};
+    uint64_t seq = 0, ts = 0;
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, NULL, &seq, &ts), SOS_OK);
+    CHECK(seq == 1 && ts == 500);
+    /*  With a hint of the newest message: a wrong seq is not used (the message is read), and
+        the hint is updated on success. */
+    sos_roomdb_last_t last = {.seq = 7, .timestamp = 100000};
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &last, &seq, &ts), SOS_OK);
+    CHECK(seq == 2 && ts == 501); /* not a retry here: stored again, stamped after the first */
+    CHECK(last.seq == 2 && last.timestamp == 501);
+    sos_message_t got;
+    CHECK_RC(sos_roomdb_message_get(txn, room, 1, &got), SOS_OK);
+    CHECK(got.seq == 1 && got.timestamp == 500 && got.msg_id_len == 3 &&
+          memcmp(got.msg_id, "u-1", 3) == 0 && got.content_len == 2 &&
+          memcmp(got.content, "hi", 2) == 0);
+    CHECK_RC(sos_roomdb_message_get(txn, room, 3, &got), SOS_ERR_NOT_FOUND);
+    CHECK_RC(sos_roomdb_message_get(txn, "0123", 1, &got), SOS_ERR_INVALID);
+    /*  The history limit still drops the oldest. */
+    CHECK_RC(sos_roomdb_append_unindexed(txn, room, &m, 2, 0, &last, &seq, &ts), SOS_OK);
+    CHECK(seq == 3 && ts == 502 && last.seq == 3 && last.timestamp == 502);
+    CHECK_RC(sos_roomdb_message_get(txn, room, 1, &got), SOS_ERR_NOT_FOUND);
+    sos_room_state_t st;
+    CHECK_RC(sos_roomdb_get(txn, room, &st), SOS_OK);
+    CHECK(st.message_count == 2 && st.last_seq == 3);
+    /*  The indexed append sees none of these ids. */
+    bool dup = true;
+    CHECK_RC(sos_roomdb_append(txn, room, &m, 2, &seq, NULL, &dup), SOS_OK);
+    CHECK(!dup && seq == 4);
+    CHECK_RC(sos_roomdb_drop(txn, room), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+}
+
 static void
 s_test_members(sos_store_t *store)
 {
@@ -466,6 +557,8 @@ main(void)
         s_test_messages(store);
         s_test_drop(store);
         s_test_quota(store);
+        s_test_dir_wire(store);
+        s_test_unindexed(store);
         sos_store_destroy(&store);
         s_test_reopen(dir);
     }
