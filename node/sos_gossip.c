@@ -46,11 +46,6 @@
 
 #define SOS_DELTA_BYTES_MAX  (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
 #define SOS_PROBES_PER_ROUND 2            /* exchanges with suspects per round, beyond the fanout */
-#define SOS_HEALTH_MAX       8            /* local health: timeouts stretch up to 9 times */
-#define SOS_CONFIRM_K        3            /* confirmations that bring a suspicion to its shortest */
-#define SOS_SUSPICION_MIN_MS 1000         /* no suspicion is shorter, whatever the interval */
-#define SOS_HEALTH_DECAY_MS  1000         /* health falls by one per second on time */
-#define SOS_RTO_FLOOR_MS     100          /* no exchange deadline below this, whatever the RTT */
 
 /* ------------------------------------------------------------------ peers ----
 
@@ -250,7 +245,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             return NULL;
         s_peer_set_id(self, peer, rec->origin);
         if (local) {
-            peer->fail_count = local->fail_count;
+            peer->fd.fail_count = local->fail_count;
             peer->last_ok = local->last_ok;
             peer->last_seen = local->last_seen;
         }
@@ -555,7 +550,7 @@ s_endpoint_taken(sos_node_t *self, const sos_record_t *rec)
         return "that is our own endpoint";
     sos_peer_t *peer = zhashx_lookup(self->peers, rec->url);
     if (peer && peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0 &&
-        peer->fail_count == 0 && peer->last_ok > 0)
+        peer->fd.fail_count == 0 && peer->last_ok > 0)
         return "another worker answers at that endpoint";
     return NULL;
 }
@@ -741,9 +736,9 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
         /*  Signed after the suspicion began: the suspect is alive (it refuted). */
-        if (p && !p->is_genesis && (p->suspect_mono || p->probe) &&
-            rec->version > p->suspect_version) {
-            if (p->suspect_mono)
+        if (p && !p->is_genesis && (p->fd.suspect_mono || p->fd.probe) &&
+            rec->version > p->fd.suspect_version) {
+            if (p->fd.suspect_mono)
                 sos_log_info("suspicion of %.12s cancelled by its record %llu", hex,
                              (unsigned long long)rec->version);
             s_unsuspect(p);
@@ -880,7 +875,7 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
-        if (p->in_dir && p->id_known && p->fail_count > 0 && !p->is_genesis) {
+        if (p->in_dir && p->id_known && p->fd.fail_count > 0 && !p->is_genesis) {
             sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
             memcpy(e->origin, p->id, SOS_NODEID_BYTES);
             e->version = 0;
@@ -894,104 +889,46 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 static void
 s_unsuspect(sos_peer_t *peer)
 {
-    peer->fail_count = 0;
-    peer->probe = false;
-    peer->suspect_mono = 0;
-    peer->suspect_version = 0;
-    peer->n_confirm = 0;
+    sos_fd_clear(&peer->fd);
     peer->stats_dirty = true;
 }
 
-/*  How long a suspicion lasts before its peer is removed, as Lifeguard's suspicion timeout:
-    with I the interval, F --max-failures, n the workers listed and C the other nodes that
-    named the peer a suspect too (at most K = 3),
-        T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * (1 - log(C + 1) / log(K + 1)))
-    never below the conservative exchange deadline, and stretched by the local health
-    multiplier (1 + health). With no confirmation it is the longest; with K it is F - 1
-    intervals, the time F failed exchanges take anyway. */
-static uint64_t
-s_suspicion_timeout(const sos_node_t *self, const sos_peer_t *peer)
+/*  The failure detector's tuning (sos_fd.h), from the configuration. */
+static sos_fd_config_t
+s_fd_cfg(const sos_node_t *self)
 {
-    double n = (double)zhashx_size(self->peers_id) + 1;
-    double c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
-    double rounds = (double)(self->cfg.max_failures - 1) +
-                    2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_CONFIRM_K + 1));
-    uint64_t t = (uint64_t)(rounds * (double)self->cfg.gossip_interval_ms);
-    /*  Never below the conservative exchange deadline (two intervals, within 0.5-5 s), nor
-        below SOS_SUSPICION_MIN_MS: at short intervals a few rounds are less than a busy
-        machine may deschedule a node, and the suspect needs that long to refute. */
-    if (t < self->exchange_timeout_ms)
-        t = self->exchange_timeout_ms;
-    if (t < SOS_SUSPICION_MIN_MS)
-        t = SOS_SUSPICION_MIN_MS;
-    return t * (1 + self->health);
+    return (sos_fd_config_t){.interval_ms = self->cfg.gossip_interval_ms,
+                             .exchange_timeout_ms = self->exchange_timeout_ms,
+                             .max_failures = self->cfg.max_failures};
 }
 
-/*  A suspect is removed when its suspicion has outlived T(C), this node has seen it fail
-    itself, and its own failures and the confirmations together reach max-failures: so F
-    failed exchanges, counted across up to K + 1 observers, at least one of them this node.
-    A suspicion alone, from anyone, removes nobody. */
+/*  A suspect is removed when its suspicion has outlived its timeout (sos_fd.h), this node
+    has seen it fail itself, and its own failures and the confirmations together reach
+    max-failures: so F failed exchanges, counted across up to K + 1 observers, at least one
+    of them this node. A suspicion alone, from anyone, removes nobody. */
 static bool
 s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 {
-    if (!peer->in_dir || peer->is_genesis || !peer->suspect_mono || peer->fail_count == 0)
-        return false;
-    uint32_t c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
-    return peer->fail_count + c >= self->cfg.max_failures &&
-           now - peer->suspect_mono >= s_suspicion_timeout(self, peer);
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    return sos_fd_removable(&self->fd, &cfg, &peer->fd, peer->in_dir && !peer->is_genesis,
+                            zhashx_size(self->peers_id) + 1, now);
 }
 
-/*  The deadline of an exchange with peer: its RTO (SRTT + 4 RTTVAR, RFC 6298) kept between
-    a floor and the conservative default (which the first exchange uses, without a sample),
-    stretched by the local health multiplier. */
+/*  The deadline of an exchange with peer: its RTO within a floor and the conservative
+    default, stretched by the local health multiplier. */
 static uint64_t
 s_exchange_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
-    uint64_t t = self->exchange_timeout_ms;
-    if (peer->srtt_ms || peer->rttvar_ms) {
-        uint64_t floor = self->cfg.gossip_interval_ms / 2;
-        floor = floor < SOS_RTO_FLOOR_MS ? SOS_RTO_FLOOR_MS : floor;
-        floor = floor > self->exchange_timeout_ms ? self->exchange_timeout_ms : floor;
-        uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
-        t = rto < floor ? floor : rto > t ? t : rto;
-    }
-    return t * (1 + self->health);
-}
-
-static void
-s_rtt_sample(sos_peer_t *peer, uint64_t r)
-{
-    if (!peer->srtt_ms && !peer->rttvar_ms) {
-        peer->srtt_ms = r;
-        peer->rttvar_ms = r / 2;
-        return;
-    }
-    uint64_t d = r > peer->srtt_ms ? r - peer->srtt_ms : peer->srtt_ms - r;
-    peer->rttvar_ms = (3 * peer->rttvar_ms + d) / 4;
-    peer->srtt_ms = (7 * peer->srtt_ms + r) / 8;
-}
-
-/*  A timer that fired this late (ms) says the loop lags: the node, not its peers, is slow. */
-static void
-s_lag(sos_node_t *self, uint64_t late, uint64_t period)
-{
-    if (late <= (period / 2 > 50 ? period / 2 : 50))
-        return;
-    self->stats.health_late++;
-    /*  At once, not at the next round: the tick that notices it is about to fail every
-        exchange whose deadline passed while the loop stood still. */
-    if (!self->lagging && self->health < SOS_HEALTH_MAX)
-        self->health++;
-    self->health_mono = sos_mono_ms();
-    self->lagging = true;
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    return sos_fd_exchange_timeout(&self->fd, &cfg, &peer->fd);
 }
 
 static void
 s_success(sos_node_t *self, sos_peer_t *peer)
 {
     self->stats.exchanges_ok++;
-    if (peer->fail_count)
-        sos_log_info("peer %s answers again after %u failures", peer->url, peer->fail_count);
+    if (peer->fd.fail_count)
+        sos_log_info("peer %s answers again after %u failures", peer->url, peer->fd.fail_count);
     s_unsuspect(peer);
     peer->next_try_mono = 0;
     peer->last_ok = peer->last_seen = sos_now_ms();
@@ -1036,38 +973,33 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     peer->req_id = 0;
     peer->again = false;
     peer->stats_dirty = true;
-    if (self->health > 0 && !peer->is_genesis && !peer->fail_count) {
+    uint64_t held = 0;
+    if (!peer->fd.suspect_mono && !peer->is_genesis && peer->in_dir && peer->id_known) {
+        sos_txn_t *txn = sos_node_txn(self);
+        if (txn)
+            sos_dir_held_max(txn, peer->id, &held);
+    }
+    if (sos_fd_failure(&self->fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
+        SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
         sos_log_info("exchange with %s failed (%s) while this node lags: not suspected", peer->url,
                      why);
         return;
     }
-    peer->fail_count++;
-    if (peer->fail_count == 1 && !peer->is_genesis && peer->in_dir)
+    if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
-    if (!peer->suspect_mono && !peer->is_genesis && peer->in_dir) {
-        peer->suspect_mono = sos_mono_ms();
-        peer->suspect_version = 0;
-        sos_txn_t *txn = sos_node_txn(self);
-        if (txn && peer->id_known)
-            sos_dir_held_max(txn, peer->id, &peer->suspect_version);
-    }
-    sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fail_count);
+    sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
     if (peer->is_genesis && !peer->pinned)
         peer->id_heard = false; /* a new node may answer there now: ask whoever it is */
     if (peer->is_genesis) {
         /*  Genesis nodes are never removed: retry with exponential backoff, up to a minute. */
-        uint64_t backoff = self->cfg.gossip_interval_ms;
-        for (uint32_t i = 1; i < peer->fail_count && backoff < 60000; i++)
-            backoff *= 2;
-        if (backoff > 60000)
-            backoff = 60000;
-        peer->next_try_mono = sos_mono_ms() + backoff;
+        sos_fd_config_t cfg = s_fd_cfg(self);
+        peer->next_try_mono = sos_mono_ms() + sos_fd_genesis_backoff(&cfg, peer->fd.fail_count);
     } else if (s_removable(self, peer, sos_mono_ms())) {
         char why_removed[96];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures, suspected %llu ms",
-                 peer->fail_count, (unsigned long long)(sos_mono_ms() - peer->suspect_mono));
+                 peer->fd.fail_count, (unsigned long long)(sos_mono_ms() - peer->fd.suspect_mono));
         s_remove_worker(self, peer, why_removed);
         /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
             on its side, remove us too, with tombstones at our version: and after the heal
@@ -1493,14 +1425,14 @@ static void
 s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
 {
     (void)env;
-    if (version < self->self_rec.version)
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    sos_fd_refute_t r = sos_fd_refute(&self->fd, &cfg, version, self->self_rec.version,
+                                      self->republish, sos_mono_ms());
+    if (r == SOS_FD_REFUTE_OLD)
         return;
     self->stats.suspected++;
-    uint64_t now = sos_mono_ms();
-    if (self->republish ||
-        (self->last_refute_mono && now - self->last_refute_mono < self->cfg.gossip_interval_ms))
+    if (r != SOS_FD_REFUTE)
         return;
-    self->last_refute_mono = now;
     self->republish = true;
     self->stats.refutations++;
     sos_log_notice("suspected at our version %llu: refuting with a newer record",
@@ -1534,23 +1466,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         }
         if (!p || !p->in_dir || msg->suspects[i].version < held)
             continue;
-        if (p->fail_count == 0)
-            p->probe = true; /* a candidate for this node's own probes */
-        if (!p->suspect_mono) {
-            /*  The suspicion starts here too; it removes nobody until we see it fail. */
-            p->suspect_mono = sos_mono_ms();
-            p->suspect_version = held;
-        }
-        /*  An independent confirmation: a distinct node (by id prefix), up to K, and one
+        /*  The suspicion starts here too, and removes nobody until we see it fail. The
+            sender confirms it if it is a distinct node (by id prefix), up to K, and one
             that has answered us itself (a listed worker off probation): fresh keys cost
             nothing, and must not shorten anyone's suspicion. */
-        if (!sender || !sender->in_dir || sender->last_ok == 0 || sender == p)
-            continue;
-        bool seen = false;
-        for (uint32_t k = 0; k < p->n_confirm && !seen; k++)
-            seen = memcmp(p->confirm[k], env->sender, sizeof p->confirm[k]) == 0;
-        if (!seen && p->n_confirm < SOS_CONFIRM_K)
-            memcpy(p->confirm[p->n_confirm++], env->sender, sizeof p->confirm[0]);
+        bool confirms = sender && sender->in_dir && sender->last_ok != 0 && sender != p;
+        sos_fd_named(&p->fd, confirms ? env->sender : NULL, held, sos_mono_ms());
     }
     s_digest_hash(self, txn);
     sos_gmsg_t reply = {0};
@@ -1608,7 +1529,7 @@ s_on_leave(sos_node_t *self, sos_peer_t *peer)
     if (!peer)
         return;
     if (peer->is_genesis) {
-        peer->fail_count = self->cfg.max_failures;
+        peer->fd.fail_count = self->cfg.max_failures;
         peer->next_try_mono = sos_mono_ms() + self->cfg.gossip_interval_ms;
         peer->stats_dirty = true;
     } else if (peer->in_dir)
@@ -1755,7 +1676,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
         uint64_t now = sos_mono_ms(), sent = peer->sent_mono;
         sos_stats_exchange_time(&self->stats, now > sent ? now - sent : 0);
-        s_rtt_sample(peer, now > sent ? now - sent : 0);
+        sos_fd_rtt_sample(&peer->fd, now > sent ? now - sent : 0);
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
@@ -1840,20 +1761,9 @@ sos_gossip_round(sos_node_t *self)
     self->stats.rounds++;
     /*  Local health (Lifeguard): a round or tick that fires late says that this node's own
         loop lags; each such round raises the score by one, each round on time lowers it. */
-    uint64_t start = sos_mono_ms(), interval = self->cfg.gossip_interval_ms;
-    if (self->last_round_mono) {
-        uint64_t due = self->last_round_mono + interval;
-        s_lag(self, start > due ? start - due : 0, interval);
-    }
-    self->last_round_mono = start;
-    /*  Health falls by one per second of rounds on time, not per round: at short intervals
-        a loop that lags now and then would otherwise be healthy again within a few hundred
-        milliseconds, between two stalls, and blame its peers for its own slowness. */
-    if (!self->lagging && self->health > 0 && start - self->health_mono >= SOS_HEALTH_DECAY_MS) {
-        self->health--;
-        self->health_mono = start;
-    }
-    self->lagging = false;
+    sos_fd_config_t fd_cfg = s_fd_cfg(self);
+    if (sos_fd_round(&self->fd, &fd_cfg, sos_mono_ms()))
+        self->stats.health_late++;
     if (self->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
@@ -1887,7 +1797,7 @@ sos_gossip_round(sos_node_t *self)
         return;
     }
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        bool suspect = p->fail_count > 0 || p->probe || p->suspect_mono;
+        bool suspect = p->fd.fail_count > 0 || p->fd.probe || p->fd.suspect_mono;
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
         if (p->state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
@@ -1937,9 +1847,8 @@ sos_gossip_tick(sos_node_t *self)
     /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
     uint64_t period = self->cfg.gossip_interval_ms / 4;
     period = period < 20 ? 20 : period > 500 ? 500 : period;
-    if (self->last_tick_mono && now > self->last_tick_mono + period)
-        s_lag(self, now - self->last_tick_mono - period, period);
-    self->last_tick_mono = now;
+    if (sos_fd_tick(&self->fd, period, now))
+        self->stats.health_late++;
     zlistx_t *late = zlistx_new();
     zlistx_t *connecting = zlistx_new();
     zlistx_t *idle = zlistx_new();
@@ -1966,8 +1875,8 @@ sos_gossip_tick(sos_node_t *self)
         if (p->retired || !p->in_dir)
             continue;
         char why[96];
-        snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fail_count,
-                 (unsigned long long)(now - p->suspect_mono));
+        snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fd.fail_count,
+                 (unsigned long long)(now - p->fd.suspect_mono));
         s_remove_worker(self, p, why);
         self->republish = true; /* as in s_failure */
     }
@@ -1998,7 +1907,7 @@ sos_gossip_flush_stats(sos_node_t *self)
             return;
         sos_worker_local_t local = {.last_seen = p->last_seen,
                                     .last_ok = p->last_ok,
-                                    .fail_count = p->fail_count,
+                                    .fail_count = p->fd.fail_count,
                                     .is_genesis = p->is_genesis};
         if (sos_dir_put_worker_local(txn, p->id, &local) == SOS_OK)
             p->stats_dirty = false;
@@ -2016,8 +1925,8 @@ sos_gossip_push_rumors(sos_node_t *self)
     if (!pick)
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from && p->dealer &&
-            !p->retired)
+        if (p->in_dir && p->id_known && p->fd.fail_count == 0 && p != pass->rumor_from &&
+            p->dealer && !p->retired)
             pick[n_pick++] = p;
     const uint8_t *wires[SOS_BATCH_MAX];
     for (size_t i = 0; i < pass->n_rumors; i++)

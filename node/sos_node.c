@@ -362,7 +362,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"suspected", st->suspected},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
-        {"health", self->health},
+        {"health", self->fd.health},
         {"requests", st->requests},
         {"forwards", st->forwards},
         {"forward_failures", st->forward_failures},
@@ -439,7 +439,7 @@ s_pack_worker(s_list_t *l, const char *hex, const char *url, const char *http_ur
     /*  The live figures are in memory; the store has them as of the last flush. */
     sos_mp_pack_kv_uint(pk, "last_seen", peer ? peer->last_seen : local->last_seen);
     sos_mp_pack_kv_uint(pk, "last_ok", peer ? peer->last_ok : local->last_ok);
-    sos_mp_pack_kv_uint(pk, "fail_count", peer ? peer->fail_count : local->fail_count);
+    sos_mp_pack_kv_uint(pk, "fail_count", peer ? peer->fd.fail_count : local->fail_count);
     sos_mp_pack_str(pk, "is_genesis");
     if (peer ? peer->is_genesis : local->is_genesis)
         msgpack_pack_true(pk);

@@ -12,6 +12,7 @@
 #include "sos_config.h"
 #include "sos_gate.h"
 #include "sos_envelope.h"
+#include "sos_fd.h"
 #include "sos_gmsg.h"
 #include "sos_http.h"
 #include "sos_identity.h"
@@ -134,20 +135,13 @@ typedef struct {
     bool removing;           /* its worker's deletion waits for the pass to commit */
     double verify_tokens;    /* record verifications it may still cost us (sos_gossip.c) */
     uint64_t verify_mono;    /* when verify_tokens was last refilled */
-    /* failure counting: authoritative here, written to the store's local stats */
-    uint32_t fail_count;
+    /* failure counting (fd.fail_count): authoritative here, written to the store's local
+       stats; suspicion from the first missed exchange until it answers, a newer record of
+       it arrives, or it is removed; the round-trip estimate (sos_fd.h) */
+    sos_fd_peer_t fd;
     uint64_t last_ok;   /* wall ms */
     uint64_t last_seen; /* wall ms */
     bool stats_dirty;
-    bool probe; /* suspected by another node: a candidate for a probe */
-    /* suspicion (sos_gossip.c): from the first missed exchange until it answers, a newer
-       record of it arrives, or it is removed */
-    uint64_t suspect_mono;    /* when the suspicion began; 0: not suspected here */
-    uint64_t suspect_version; /* the version of its record the suspicion is about */
-    uint8_t confirm[3][8];    /* id prefixes of other nodes that named it a suspect */
-    uint32_t n_confirm;
-    /* round-trip estimate, as TCP's RTO (RFC 6298); srtt 0: no sample yet */
-    uint64_t srtt_ms, rttvar_ms;
     uint64_t sent_mono;     /* when the exchange's SYNC was sent */
     uint64_t next_try_mono; /* genesis backoff */
     /* exchange */
@@ -226,13 +220,8 @@ struct _sos_node_t {
     uint64_t tombstone_ttl_ms;
     zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
     bool digest_dirty;
-    bool republish;           /* re-sign our worker record at the next round (see s_failure) */
-    uint32_t health;          /* local health: 0 healthy, up to SOS_HEALTH_MAX (lagging) */
-    uint64_t last_round_mono; /* when the last round ran: its lateness feeds health */
-    uint64_t health_mono;     /* when health last rose or fell: it falls once per second */
-    uint64_t last_tick_mono;
-    uint64_t last_refute_mono; /* refutations are rate-limited */
-    bool lagging;              /* a timer fired late since the last round */
+    bool republish; /* re-sign our worker record at the next round (see s_failure) */
+    sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
     sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
