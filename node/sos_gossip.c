@@ -5,19 +5,9 @@
     digest holds, per origin, the version up to which it has everything that origin signed
     and that is still alive: normally the highest version it holds, or lower while it knows
     of a gap (a record whose prev it never saw). Two nodes compare digests Scuttlebutt-style,
-    and send each other only the records above the other's version for each origin:
-
-        state            event                    action                        next
-        IDLE             round picks the peer     send SYNC (digest hash)       WAIT_SYNC_ACK
-        IDLE             picked, not connected    open its DEALER               CONNECTING
-        CONNECTING       tick, connected          send SYNC                     WAIT_SYNC_ACK
-        CONNECTING       deadline passes          failure                       IDLE
-        WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
-        WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA: records  WAIT_DELTA_ACK
-                                                  it lacks, origins we want
-        WAIT_DELTA_ACK   DELTA_ACK                apply records; if either side IDLE, or
-                                                  had more, SYNC again at once  WAIT_SYNC_ACK
-        WAIT_*           deadline passes          failure                       IDLE
+    and send each other only the records above the other's version for each origin, in an
+    exchange SYNC -> SYNC_ACK -> DELTA -> DELTA_ACK whose states and deadlines are the
+    core's (the table is in sos_core_exchange.h).
 
     At rest the exchange is a SYNC and a SYNC_ACK of constant size, whatever the size of the
     directory. A record made here, or taken from a rumor, is pushed at once to fanout peers
@@ -120,7 +110,7 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
         zhashx_delete(self->peers, peer->url);
     peer->retired = true;
     peer->retired_tick = self->ticks;
-    peer->state = SOS_EX_IDLE;
+    sos_exchange_failed(&peer->ex);
     if (!zlistx_add_end(self->retired, peer)) {
         /*  Without memory for the list entry, leak the peer rather than free it early. */
         sos_log_error("out of memory retiring peer %s", peer->url);
@@ -157,7 +147,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
             return false;
         sos_peer_t *lru = NULL;
         for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-            if (p->dealer && p != peer && p->state == SOS_EX_IDLE &&
+            if (p->dealer && p != peer && p->ex.state == SOS_EX_IDLE &&
                 !sos_rooms_forwarding_to(self, p->url) &&
                 (!lru || p->last_used_mono < lru->last_used_mono))
                 lru = p;
@@ -205,7 +195,7 @@ sos_gossip_peer_for_url(sos_node_t *self, const char *url)
 void
 sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
 {
-    if (!peer->dealer || peer->retired || peer->state != SOS_EX_IDLE ||
+    if (!peer->dealer || peer->retired || peer->ex.state != SOS_EX_IDLE ||
         sos_mono_ms() - peer->created_mono < min_age_ms)
         return;
     s_peer_close(self, peer);
@@ -969,9 +959,7 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     if (peer->retired)
         return; /* removed or moved earlier in this pass */
     self->stats.exchanges_failed++;
-    peer->state = SOS_EX_IDLE;
-    peer->req_id = 0;
-    peer->again = false;
+    sos_exchange_failed(&peer->ex);
     peer->stats_dirty = true;
     uint64_t held = 0;
     if (!peer->fd.suspect_mono && !peer->is_genesis && peer->in_dir && peer->id_known) {
@@ -1017,15 +1005,16 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->retired)
         return;
-    if (!peer->dealer) {
+    sos_exchange_do_t next = sos_exchange_pick(&peer->ex, peer->dealer != NULL);
+    if (next == SOS_EX_DO_OPEN) {
         /*  Closed to stay under the cap: open it, and SYNC once it has connected (a send on
             an unconnected DEALER fails at once). Without a free slot, try another round. */
-        if (!s_peer_open(self, peer, true))
-            return;
-        peer->state = SOS_EX_CONNECTING;
-        peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
+        if (s_peer_open(self, peer, true))
+            sos_exchange_connecting(&peer->ex, peer->created_mono, self->exchange_timeout_ms);
         return;
     }
+    if (next != SOS_EX_DO_SYNC)
+        return;
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
@@ -1046,22 +1035,15 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     if (!s_envelope(self, SOS_MSG_SYNC, bound ? peer->id : NULL, &msg, NULL, NULL, 0))
         return;
     peer->last_used_mono = sos_mono_ms();
-    peer->again = false;
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         /*  Not connected. A socket younger than one timeout may still be connecting: the
             tick tries again until then. */
-        if (sos_mono_ms() - peer->created_mono > self->exchange_timeout_ms)
+        if (sos_exchange_not_sent(&peer->ex, peer->created_mono, self->exchange_timeout_ms,
+                                  sos_mono_ms()) == SOS_EX_DO_FAIL)
             s_failure(self, peer, "not connected");
-        else {
-            peer->state = SOS_EX_CONNECTING;
-            peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
-        }
         return;
     }
-    peer->state = SOS_EX_WAIT_SYNC_ACK;
-    peer->req_id = msg.req_id;
-    peer->sent_mono = sos_mono_ms();
-    peer->deadline_mono = peer->sent_mono + s_exchange_timeout(self, peer);
+    sos_exchange_sync_sent(&peer->ex, msg.req_id, sos_mono_ms(), s_exchange_timeout(self, peer));
     self->stats.exchanges_started++;
 }
 
@@ -1145,10 +1127,8 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
         goto done;
     }
     self->stats.records_sent += b->n;
-    peer->state = SOS_EX_WAIT_DELTA_ACK;
-    peer->req_id = msg.req_id;
-    peer->again = b->full;
-    peer->deadline_mono = sos_mono_ms() + s_exchange_timeout(self, peer);
+    sos_exchange_delta_sent(&peer->ex, msg.req_id, b->full, sos_mono_ms(),
+                            s_exchange_timeout(self, peer));
 done:
     free(mine);
     free(want);
@@ -1644,9 +1624,10 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
-    bool expected = (env.type == SOS_MSG_SYNC_ACK && peer->state == SOS_EX_WAIT_SYNC_ACK) ||
-                    (env.type == SOS_MSG_DELTA_ACK && peer->state == SOS_EX_WAIT_DELTA_ACK);
-    if (!expected || msg.req_id != peer->req_id) {
+    bool awaited =
+        (env.type == SOS_MSG_SYNC_ACK || env.type == SOS_MSG_DELTA_ACK) &&
+        sos_exchange_reply(&peer->ex, env.type == SOS_MSG_DELTA_ACK, msg.req_id) == SOS_EX_DO_TAKE;
+    if (!awaited) {
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply to no exchange under way");
         sos_gmsg_release(&msg);
         return;
@@ -1674,7 +1655,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     }
     if (env.type == SOS_MSG_SYNC_ACK) {
         /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
-        uint64_t now = sos_mono_ms(), sent = peer->sent_mono;
+        uint64_t now = sos_mono_ms(), sent = peer->ex.sent_mono;
         sos_stats_exchange_time(&self->stats, now > sent ? now - sent : 0);
         sos_fd_rtt_sample(&peer->fd, now > sent ? now - sent : 0);
         s_success(self, peer);
@@ -1683,21 +1664,16 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && !peer->retired && peer->state == SOS_EX_WAIT_SYNC_ACK) {
-            if (msg.flags & SOS_GMSG_IN_SYNC) {
-                peer->state = SOS_EX_IDLE;
-                peer->req_id = 0;
-            } else
-                s_send_delta(self, txn, peer, &msg);
-        }
+        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK &&
+            sos_exchange_sync_ack(&peer->ex, msg.flags & SOS_GMSG_IN_SYNC) == SOS_EX_DO_DELTA)
+            s_send_delta(self, txn, peer, &msg);
     } else {
         if (checks)
             s_apply_delta(self, txn, &msg, checks);
         /*  The records may have moved this peer's worker to another url: then this peer is
             retired (valid until the reap, but out of the tables) and the exchange ends. */
-        peer->state = SOS_EX_IDLE;
-        peer->req_id = 0;
-        if (!peer->retired && (peer->again || (msg.flags & SOS_GMSG_MORE)))
+        if (sos_exchange_delta_ack(&peer->ex, msg.flags & SOS_GMSG_MORE) == SOS_EX_DO_SYNC &&
+            !peer->retired)
             s_exchange_start(self, peer);
     }
     free(checks);
@@ -1800,7 +1776,7 @@ sos_gossip_round(sos_node_t *self)
         bool suspect = p->fd.fail_count > 0 || p->fd.probe || p->fd.suspect_mono;
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
-        if (p->state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
+        if (p->ex.state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
             continue;
         if (p->is_genesis && p->next_try_mono > now)
             continue;
@@ -1858,13 +1834,14 @@ sos_gossip_tick(sos_node_t *self)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
             timeout may end between two exchanges. */
-        if (p->state == SOS_EX_IDLE && s_removable(self, p, now))
+        if (p->ex.state == SOS_EX_IDLE && s_removable(self, p, now))
             zlistx_add_end(expired, p);
-        if (p->state == SOS_EX_CONNECTING)
+        sos_exchange_do_t next = sos_exchange_tick(&p->ex, now);
+        if (next == SOS_EX_DO_SYNC)
             zlistx_add_end(connecting, p);
-        else if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
+        else if (next == SOS_EX_DO_FAIL)
             zlistx_add_end(late, p);
-        else if (p->state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
+        else if (p->ex.state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
                  now - p->last_used_mono > SOS_PEER_IDLE_MS &&
                  !sos_rooms_forwarding_to(self, p->url))
             zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */

@@ -10,6 +10,7 @@
 #include "sos_budget.h"
 #include "sos_client.h"
 #include "sos_config.h"
+#include "sos_core_exchange.h"
 #include "sos_gate.h"
 #include "sos_envelope.h"
 #include "sos_fd.h"
@@ -109,14 +110,6 @@ sos_stats_exchange_time(sos_stats_t *st, uint64_t ms)
             st->exchange_hist[i]++;
 }
 
-/*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
-typedef enum {
-    SOS_EX_IDLE,
-    SOS_EX_WAIT_SYNC_ACK,
-    SOS_EX_WAIT_DELTA_ACK,
-    SOS_EX_CONNECTING, /* picked for an exchange, its DEALER just opened: SYNC once connected */
-} sos_exchange_state_t;
-
 typedef struct {
     struct _sos_node_t *node; /* the owner (borrowed) */
     char url[SOS_URL_MAX + 1];
@@ -142,13 +135,8 @@ typedef struct {
     uint64_t last_ok;   /* wall ms */
     uint64_t last_seen; /* wall ms */
     bool stats_dirty;
-    uint64_t sent_mono;     /* when the exchange's SYNC was sent */
     uint64_t next_try_mono; /* genesis backoff */
-    /* exchange */
-    sos_exchange_state_t state;
-    uint64_t req_id;
-    uint64_t deadline_mono;
-    bool again; /* start another exchange at once (a batch was truncated) */
+    sos_exchange_t ex;      /* the exchange under way with it (sos_core_exchange.h) */
 } sos_peer_t;
 
 /*  What a queued frame is, which says what becomes of it when the pass's commit fails. */
