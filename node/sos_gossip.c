@@ -362,78 +362,18 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
 
 /* ----------------------------------------------------------------- digest ---- */
 
-/*  A gap: an origin's record arrived whose prev is above what we hold of that origin, so
-    we claim only up to version until an exchange fills the hole. Anyone can open one with
-    a record from a fresh key, so the table is bounded (new gaps are refused at the cap),
-    and an entry expires: a hole nobody fills within the TTL is claimed as held, as are
-    the holes of an origin of which we hold nothing any more. */
-#define SOS_GAPS_MAX    1024
-#define SOS_GAP_TTL_MIN (10 * 60 * 1000) /* at least; or 20 rounds */
-
-typedef struct {
-    uint64_t version;
-    uint64_t expires_mono;
-} s_gap_t;
-
-/*  The digest version of an origin: everything up to it is held (or was superseded,
-    expired or refused). */
+/*  The digest version of an origin, and the digest: the core's (sos_core_digest.h), over
+    this node's gap table. */
 static uint64_t
 s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
 {
-    char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, origin, SOS_NODEID_BYTES);
-    const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-    if (gap)
-        return gap->version;
-    uint64_t held = 0, ts_version = 0, ts_expires = 0;
-    sos_dir_held_max(txn, origin, &held);
-    if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK && ts_version > held)
-        held = ts_version;
-    return held;
+    return sos_digest_version(self->gaps, txn, origin);
 }
 
-typedef struct {
-    sos_node_t *node;
-    sos_txn_t *txn;
-    sos_digest_entry_t *entries;
-    uint32_t n;
-    uint32_t cap;
-    bool workers; /* this pass takes the origins that have a worker record, or the others */
-} s_digest_t;
-
-static int
-s_digest_each(void *arg, const sos_origin_t *origin)
-{
-    s_digest_t *d = arg;
-    if (origin->has_worker != d->workers)
-        return 0;
-    if (d->n == d->cap)
-        return 1;
-    sos_digest_entry_t *e = &d->entries[d->n++];
-    memcpy(e->origin, origin->origin, SOS_NODEID_BYTES);
-    e->version = s_digest_version(d->node, d->txn, origin->origin);
-    return 0;
-}
-
-/*  Build the digest into a new array (caller frees): first every origin that has a worker
-    record, then the others (owners of rooms who are not workers, removed workers), each in
-    key order, up to SOS_DIGEST_MAX. Room records from fresh identities cost nothing but a
-    signature each, so there may be more origins than one digest can name; those left out
-    are then never compared, and the order makes sure they are not the live workers' (the
-    worker cap is below SOS_DIGEST_MAX unless raised above it), whatever their ids. */
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
-    s_digest_t d = {.node = self, .txn = txn, .cap = SOS_DIGEST_MAX, .workers = true};
-    d.entries = calloc(SOS_DIGEST_MAX, sizeof *d.entries);
-    if (!d.entries)
-        return NULL;
-    sos_dir_foreach_origin(txn, s_digest_each, &d);
-    d.workers = false;
-    if (d.n < d.cap)
-        sos_dir_foreach_origin(txn, s_digest_each, &d);
-    *n = d.n;
-    return d.entries;
+    return sos_digest_build(self->gaps, txn, n);
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -463,58 +403,32 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 static void
 s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
 {
-    char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, origin, SOS_NODEID_BYTES);
-    s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-    if (!gap) {
-        if (zhashx_size(self->gaps) >= SOS_GAPS_MAX) {
-            self->stats.gaps_dropped++;
-            if (self->stats.gaps_dropped == 1)
-                sos_log_warning("gap table full (%d origins): a hole in %.12s is not tracked; "
-                                "further ones are logged at info level",
-                                SOS_GAPS_MAX, hex);
-            else
-                sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
-            return;
-        }
-        gap = calloc(1, sizeof *gap);
-        if (!gap)
-            return;
-        zhashx_update(self->gaps, hex, gap);
-        uint64_t ttl = (uint64_t)self->cfg.gossip_interval_ms * 20;
-        gap->expires_mono = sos_mono_ms() + (ttl > SOS_GAP_TTL_MIN ? ttl : SOS_GAP_TTL_MIN);
+    sos_rc rc = sos_gaps_set(self->gaps, origin, version, sos_mono_ms());
+    if (rc == SOS_ERR_FULL) {
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, origin, SOS_NODEID_BYTES);
+        self->stats.gaps_dropped++;
+        if (self->stats.gaps_dropped == 1)
+            sos_log_warning("gap table full (%d origins): a hole in %.12s is not tracked; "
+                            "further ones are logged at info level",
+                            SOS_GAPS_MAX, hex);
+        else
+            sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
     }
-    gap->version = version;
-    self->digest_dirty = true;
+    if (rc == SOS_OK)
+        self->digest_dirty = true;
 }
 
 /*  Drop gaps past their time, and those of origins of which we hold nothing. */
 static void
 s_gaps_sweep(sos_node_t *self, sos_txn_t *txn)
 {
-    if (!zhashx_size(self->gaps))
+    uint32_t n = sos_gaps_sweep(self->gaps, txn, sos_mono_ms());
+    if (!n)
         return;
-    uint64_t now = sos_mono_ms();
-    zlistx_t *gone = zlistx_new();
-    if (!gone)
-        return;
-    for (s_gap_t *gap = zhashx_first(self->gaps); gap; gap = zhashx_next(self->gaps)) {
-        const char *hex = zhashx_cursor(self->gaps);
-        uint8_t origin[SOS_NODEID_BYTES];
-        uint64_t held = 0, ts_version = 0, ts_expires = 0;
-        bool empty = sos_unhex(origin, sizeof origin, hex) &&
-                     sos_dir_held_max(txn, origin, &held) == SOS_OK && held == 0 &&
-                     sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) != SOS_OK;
-        if (now >= gap->expires_mono || empty)
-            zlistx_add_end(gone, (void *)hex);
-    }
-    for (const char *hex = zlistx_first(gone); hex; hex = zlistx_next(gone)) {
-        sos_log_info("gap of %.12s dropped", hex);
-        self->stats.gaps_dropped++;
-        zhashx_delete(self->gaps, hex);
-        self->digest_dirty = true;
-    }
-    zlistx_destroy(&gone);
+    sos_log_info("%u gaps dropped (expired, or their origins gone)", n);
+    self->stats.gaps_dropped += n;
+    self->digest_dirty = true;
 }
 
 static void
@@ -1056,19 +970,10 @@ s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *wan
                  s_batch_t *b)
 {
     for (uint32_t i = 0; i < n && !b->full; i++) {
-        char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, want[i].origin, SOS_NODEID_BYTES);
-        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-        b->limit = gap ? gap->version : UINT64_MAX;
+        b->limit = UINT64_MAX;
+        sos_gaps_get(self->gaps, want[i].origin, &b->limit);
         sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
     }
-}
-
-static int
-s_entry_cmp(const void *a, const void *b)
-{
-    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
-                  SOS_NODEID_BYTES);
 }
 
 /*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
@@ -1082,37 +987,9 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     s_batch_t *b = calloc(1, sizeof *b);
     if (!mine || !want || !give || !b)
         goto done;
-    /*  An empty digest has no array, and qsort must not be given NULL even for 0 items. */
-    if (theirs->n_digest)
-        qsort(theirs->digest, theirs->n_digest, sizeof *theirs->digest, s_entry_cmp);
-    if (n_mine)
-        qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
-    uint32_t i = 0, j = 0, n_want = 0, n_give = 0;
-    while (i < n_mine || j < theirs->n_digest) {
-        int cmp = i == n_mine ? 1
-                  : j == theirs->n_digest
-                      ? -1
-                      : memcmp(mine[i].origin, theirs->digest[j].origin, SOS_NODEID_BYTES);
-        if (cmp < 0) { /* only we know this origin */
-            give[n_give] = mine[i];
-            give[n_give++].version = 0;
-            i++;
-        } else if (cmp > 0) { /* only they know it */
-            if (memcmp(theirs->digest[j].origin, self->id.pk, SOS_NODEID_BYTES) != 0) {
-                want[n_want] = theirs->digest[j];
-                want[n_want++].version = 0;
-            }
-            j++;
-        } else {
-            if (mine[i].version > theirs->digest[j].version)
-                give[n_give++] = theirs->digest[j];
-            else if (mine[i].version < theirs->digest[j].version &&
-                     memcmp(mine[i].origin, self->id.pk, SOS_NODEID_BYTES) != 0)
-                want[n_want++] = mine[i];
-            i++;
-            j++;
-        }
-    }
+    uint32_t n_want = 0, n_give = 0;
+    sos_digest_diff(self->id.pk, mine, n_mine, theirs->digest, theirs->n_digest, give, &n_give,
+                    want, &n_want);
     s_collect_wanted(self, txn, give, n_give, b);
     s_batch_finish(b);
     sos_gmsg_t msg = {0};
@@ -1288,24 +1165,10 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
         if (checks[i] == S_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
-        const sos_record_t *rec = &msg->records[i];
         if (checks[i] != S_CHECK_VERIFY && checks[i] != S_CHECK_HELD)
             continue; /* not verified: its version tells nothing */
-        char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-        if (!gap || rec->version <= gap->version)
-            continue;
-        uint64_t held = 0, ts_version = 0, ts_expires = 0;
-        sos_dir_held_max(txn, rec->origin, &held);
-        if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
-            ts_version > held)
-            held = ts_version;
-        if (rec->version >= held)
-            zhashx_delete(self->gaps, hex);
-        else
-            s_gap_set(self, rec->origin, rec->version);
-        self->digest_dirty = true;
+        if (sos_gaps_settle(self->gaps, txn, &msg->records[i], sos_mono_ms()))
+            self->digest_dirty = true;
     }
 }
 

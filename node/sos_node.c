@@ -374,7 +374,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},
-        {"gaps", zhashx_size(self->gaps)},
+        {"gaps", sos_gaps_size(self->gaps)},
         {"gaps_dropped", st->gaps_dropped},
         {"signature_verifications", st->verifications},
         {"verify_skipped", st->verify_skipped},
@@ -1004,7 +1004,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
     self->peers = zhashx_new();
     self->peers_id = zhashx_new();
-    self->gaps = zhashx_new();
+    self->gaps = sos_gaps_new(interval, SOS_GAPS_MAX);
     self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
@@ -1015,7 +1015,6 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
     zlistx_set_comparator(self->pass.woken_rooms, (zlistx_comparator_fn *)strcmp);
-    zhashx_set_destructor(self->gaps, (zhashx_destructor_fn *)zstr_free);
     self->digest_dirty = true;
 
     rc = s_open(self, why, why_size);
@@ -1153,7 +1152,7 @@ sos_node_destroy(sos_node_t **self_p)
         }
         zlistx_destroy(&self->retired);
     }
-    zhashx_destroy(&self->gaps);
+    sos_gaps_destroy(&self->gaps);
     free(self->digest_cache);
     zsock_destroy(&self->router);
     sos_gate_destroy(&self->gate);

@@ -10,6 +10,7 @@
 #include "sos_budget.h"
 #include "sos_client.h"
 #include "sos_config.h"
+#include "sos_core_digest.h"
 #include "sos_core_exchange.h"
 #include "sos_gate.h"
 #include "sos_envelope.h"
@@ -206,7 +207,7 @@ struct _sos_node_t {
     uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
     uint64_t exchange_timeout_ms;
     uint64_t tombstone_ttl_ms;
-    zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
+    sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
     bool digest_dirty;
     bool republish; /* re-sign our worker record at the next round (see s_failure) */
     sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
