@@ -148,7 +148,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         sos_peer_t *lru = NULL;
         for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
             if (p->dealer && p != peer && p->ex.state == SOS_EX_IDLE &&
-                !sos_rooms_forwarding_to(self, p->url) &&
+                !sos_node_peer_busy(self, p->url) &&
                 (!lru || p->last_used_mono < lru->last_used_mono))
                 lru = p;
         if (!lru) {
@@ -649,7 +649,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         }
     }
     if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        sos_rooms_lost(self, displaced->room_hash);
+        zlistx_add_end(self->pass.lost_rooms, displaced->room_hash); /* see pass_end */
     /*  Push on what is new here, except what came by anti-entropy (the peer that sent it
         is busy spreading it already). A worker's own record, heard from it directly, is
         pushed too: that is how a new or restarted node becomes known in a few hops. */
@@ -1573,7 +1573,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         else if (kind == SOS_FRAME_ENVELOPE)
             s_on_reply(self, peer, data, size);
         else if (kind == SOS_FRAME_REPLY)
-            sos_rooms_on_forward_reply(self, peer, data, size);
+            sos_node_route_reply(self, peer, data, size);
         else
             sos_node_drop(self, SOS_DROP_UNEXPECTED, "request frame on a peer connection");
         zmq_msg_close(&m);
@@ -1705,8 +1705,7 @@ sos_gossip_tick(sos_node_t *self)
         else if (next == SOS_EX_DO_FAIL)
             zlistx_add_end(late, p);
         else if (p->ex.state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
-                 now - p->last_used_mono > SOS_PEER_IDLE_MS &&
-                 !sos_rooms_forwarding_to(self, p->url))
+                 now - p->last_used_mono > SOS_PEER_IDLE_MS && !sos_node_peer_busy(self, p->url))
             zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))

@@ -174,6 +174,8 @@ typedef struct {
     size_t n_rumors;
     sos_peer_t *rumor_from;
     zlistx_t *woken_rooms; /* room hashes (owned strings) with new messages */
+    zlistx_t *lost_rooms;  /* room hashes (owned strings) the merge gave to another owner:
+                              the node hands them to the rooms module before the commit */
 } sos_pass_t;
 
 typedef struct _sos_rooms_t sos_rooms_t;
@@ -243,6 +245,19 @@ void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
+/*  A client reply (not gossip) arrived on peer's DEALER: the node hands it to the module
+    that forwarded the request (sos_rooms_on_forward_reply). */
+void sos_node_route_reply(sos_node_t *self, const sos_peer_t *peer, const uint8_t *frame,
+                          size_t size);
+/*  True while a module needs the connection to url kept open (a forward waits on it). */
+bool sos_node_peer_busy(sos_node_t *self, const char *url);
+/*  Sign a record as this node, store it and push it (sos_gossip_publish), for the modules
+    that make records (rooms). */
+sos_rc sos_node_publish(sos_node_t *self, sos_record_t *rec);
+/*  A connection to the node at url, for the modules that forward to it, and a fresh dial of
+    one that cannot send: sos_gossip_peer_for_url and sos_gossip_peer_redial. */
+sos_peer_t *sos_node_peer_for_url(sos_node_t *self, const char *url);
+void sos_node_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
 /*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
     its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
