@@ -244,3 +244,59 @@ sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *min
         }
     }
 }
+
+static int
+s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
+{
+    sos_batch_t *b = arg;
+    if (version > b->limit)
+        return 1;
+    if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
+        b->full = true;
+        return 1;
+    }
+    if (b->used + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
+        while (cap < b->used + len)
+            cap *= 2;
+        uint8_t *bytes = realloc(b->bytes, cap);
+        if (!bytes) {
+            b->full = true;
+            return 1;
+        }
+        b->bytes = bytes;
+        b->cap = cap;
+    }
+    memcpy(b->bytes + b->used, wire, len);
+    b->offsets[b->n] = b->used;
+    b->lens[b->n] = len;
+    b->used += len;
+    b->n++;
+    return 0;
+}
+
+void
+sos_digest_collect(const sos_gaps_t *gaps, sos_txn_t *txn, const sos_digest_entry_t *want,
+                   uint32_t n, sos_batch_t *b)
+{
+    for (uint32_t i = 0; i < n && !b->full; i++) {
+        b->limit = UINT64_MAX;
+        if (gaps)
+            sos_gaps_get(gaps, want[i].origin, &b->limit);
+        sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
+    }
+    /*  The bytes may have moved while they grew: point at them only now. */
+    for (uint32_t i = 0; i < b->n; i++)
+        b->wires[i] = b->bytes + b->offsets[i];
+}
+
+void
+sos_batch_release(sos_batch_t *b)
+{
+    if (!b)
+        return;
+    free(b->bytes);
+    b->bytes = NULL;
+    b->used = b->cap = 0;
+    b->n = 0;
+}

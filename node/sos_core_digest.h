@@ -81,4 +81,31 @@ void sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t
                      sos_digest_entry_t *give, uint32_t *n_give, sos_digest_entry_t *want,
                      uint32_t *n_want);
 
+#define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
+
+/*  Records collected for a DELTA or DELTA_ACK, copied out of the store. All zero: empty.
+    wires[i] points into bytes once sos_digest_collect returns. */
+typedef struct {
+    uint8_t *bytes; /* owned: sos_batch_release frees it */
+    size_t used;
+    size_t cap;
+    size_t offsets[SOS_BATCH_MAX];
+    size_t lens[SOS_BATCH_MAX];
+    const uint8_t *wires[SOS_BATCH_MAX];
+    uint32_t n;
+    bool full;      /* more was wanted than fits (SOS_BATCH_MAX, SOS_DELTA_BYTES_MAX) */
+    uint64_t limit; /* the highest version of the current origin to send */
+} sos_batch_t;
+
+/*  Collect into b the records of each wanted (origin, version): those above version, up to
+    our own gap in that origin if one is open. The receiver takes what it gets as all there
+    is up to the last version of the batch; records we hold beyond a hole would make it
+    claim the hole as held, and no exchange would ever fill it. Stops, b->full, when the
+    batch is full or without memory. */
+void sos_digest_collect(const sos_gaps_t *gaps, sos_txn_t *txn, const sos_digest_entry_t *want,
+                        uint32_t n, sos_batch_t *b);
+
+/*  Free the batch's bytes. NULL-safe. */
+void sos_batch_release(sos_batch_t *b);
+
 #endif

@@ -30,12 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_core_pick.h"
 #include "sos_endpoint.h"
 #include "sos_node_int.h"
 #include "sos_peer.h"
 
-#define SOS_DELTA_BYTES_MAX  (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
-#define SOS_PROBES_PER_ROUND 2            /* exchanges with suspects per round, beyond the fanout */
+#define SOS_PROBES_PER_ROUND 2 /* exchanges with suspects per round, beyond the fanout */
 
 /* ------------------------------------------------------------------ peers ----
 
@@ -720,56 +720,6 @@ s_envelope(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, const
     return s_seal(self, type, receiver);
 }
 
-/*  Records collected for a DELTA or DELTA_ACK, copied out of the store. */
-typedef struct {
-    uint8_t *bytes;
-    size_t used;
-    size_t cap;
-    size_t offsets[SOS_BATCH_MAX];
-    size_t lens[SOS_BATCH_MAX];
-    const uint8_t *wires[SOS_BATCH_MAX];
-    uint32_t n;
-    bool full;
-    uint64_t limit; /* the highest version of the current origin to send */
-} s_batch_t;
-
-static int
-s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
-{
-    s_batch_t *b = arg;
-    if (version > b->limit)
-        return 1;
-    if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
-        b->full = true;
-        return 1;
-    }
-    if (b->used + len > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
-        while (cap < b->used + len)
-            cap *= 2;
-        uint8_t *bytes = realloc(b->bytes, cap);
-        if (!bytes) {
-            b->full = true;
-            return 1;
-        }
-        b->bytes = bytes;
-        b->cap = cap;
-    }
-    memcpy(b->bytes + b->used, wire, len);
-    b->offsets[b->n] = b->used;
-    b->lens[b->n] = len;
-    b->used += len;
-    b->n++;
-    return 0;
-}
-
-static void
-s_batch_finish(s_batch_t *b)
-{
-    for (uint32_t i = 0; i < b->n; i++)
-        b->wires[i] = b->bytes + b->offsets[i];
-}
-
 /*  The peers we have seen fail, each with the highest version we hold from it: the suspicion
     is about that record, and anything it signs later refutes it. */
 static uint32_t
@@ -961,21 +911,6 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     self->stats.exchanges_started++;
 }
 
-/*  Collect records of wanted origins: for each (origin, version), those above version, up to
-    our own gap in that origin if we know of one. The receiver takes what it gets as all there
-    is up to the last version of the batch; records we hold beyond a hole would make it claim
-    the hole as held, and no exchange would ever fill it. */
-static void
-s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n,
-                 s_batch_t *b)
-{
-    for (uint32_t i = 0; i < n && !b->full; i++) {
-        b->limit = UINT64_MAX;
-        sos_gaps_get(self->gaps, want[i].origin, &b->limit);
-        sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
-    }
-}
-
 /*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
 static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
@@ -984,14 +919,13 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
     sos_digest_entry_t *want = calloc(SOS_DIGEST_MAX, sizeof *want);
     sos_digest_entry_t *give = calloc(SOS_DIGEST_MAX, sizeof *give);
-    s_batch_t *b = calloc(1, sizeof *b);
+    sos_batch_t *b = calloc(1, sizeof *b);
     if (!mine || !want || !give || !b)
         goto done;
     uint32_t n_want = 0, n_give = 0;
     sos_digest_diff(self->id.pk, mine, n_mine, theirs->digest, theirs->n_digest, give, &n_give,
                     want, &n_want);
-    s_collect_wanted(self, txn, give, n_give, b);
-    s_batch_finish(b);
+    sos_digest_collect(self->gaps, txn, give, n_give, b);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
     msg.flags = b->full ? SOS_GMSG_MORE : 0;
@@ -1010,8 +944,7 @@ done:
     free(mine);
     free(want);
     free(give);
-    if (b)
-        free(b->bytes);
+    sos_batch_release(b);
     free(b);
 }
 
@@ -1154,7 +1087,7 @@ done:
 
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
     origin arrive in ascending version from the version we asked for, and the sender holds
-    all of them up to its last one (s_collect_wanted), so the gap moves up to the last version
+    all of them up to its last one (sos_digest_collect), so the gap moves up to the last version
     received. It closes only when that reaches the highest version we hold: the sender's
     digest may stop below records that a rumor brought us past the hole, and closing the gap
     on any complete batch would make us claim that hole as held, for good. */
@@ -1350,11 +1283,10 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         offers them again in a later one. */
     if (checks)
         s_apply_delta(self, txn, msg, checks);
-    s_batch_t *b = calloc(1, sizeof *b);
+    sos_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
-    s_collect_wanted(self, txn, msg->want, msg->n_want, b);
-    s_batch_finish(b);
+    sos_digest_collect(self->gaps, txn, msg->want, msg->n_want, b);
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
     reply.flags = b->full ? SOS_GMSG_MORE : 0;
@@ -1362,7 +1294,7 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
         self->stats.records_sent += b->n;
     }
-    free(b->bytes);
+    sos_batch_release(b);
     free(b);
 }
 
@@ -1613,68 +1545,44 @@ sos_gossip_round(sos_node_t *self)
     sos_txn_t *sweep_txn = sos_node_txn(self);
     if (sweep_txn)
         s_gaps_sweep(self, sweep_txn);
-    uint64_t now = sos_mono_ms();
-    size_t n = zhashx_size(self->peers);
-    sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
-    if (!pick)
-        return;
-    sos_peer_t **sus = calloc(n ? n : 1, sizeof *sus);
-    if (!sus) {
-        free(pick);
-        return;
-    }
-    size_t n_pick = 0, n_cand = 0, n_sus = 0;
     /*  Genesis nodes not yet listed that are due are always tried; of the suspects (seen to
-        fail here, or named by others), at most SOS_PROBES_PER_ROUND at random, whatever
-        their number: exchanging with every suspect every round made each round's work grow
-        with the suspects, and late answers with it. The rest, and the others, make the
-        fanout's random pool. */
-    zlistx_t *now_list = zlistx_new();
-    if (!now_list) {
-        free(pick);
-        free(sus);
-        return;
-    }
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        fail here, or named by others), at most SOS_PROBES_PER_ROUND at random; the rest,
+        and the others, make the fanout's random pool (sos_core_round_pick). */
+    uint64_t now = sos_mono_ms();
+    size_t n = zhashx_size(self->peers), n_sus = 0, n_probes = 0;
+    sos_peer_t **peers = calloc(n ? n : 1, sizeof *peers);
+    sos_pick_class_t *classes = calloc(n ? n : 1, sizeof *classes);
+    size_t *picked = calloc(n ? n : 1, sizeof *picked);
+    if (!peers || !classes || !picked)
+        goto done;
+    size_t k = 0;
+    for (sos_peer_t *p = zhashx_first(self->peers); p && k < n; p = zhashx_next(self->peers)) {
         bool suspect = p->fd.fail_count > 0 || p->fd.probe || p->fd.suspect_mono;
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
-        if (p->ex.state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
-            continue;
-        if (p->is_genesis && p->next_try_mono > now)
-            continue;
-        if (p->is_genesis && !p->in_dir)
-            zlistx_add_end(now_list, p);
-        else if (suspect)
-            sus[n_cand++] = p;
+        peers[k] = p;
+        if (p->ex.state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis) ||
+            (p->is_genesis && p->next_try_mono > now))
+            classes[k] = SOS_PICK_SKIP;
+        else if (p->is_genesis && !p->in_dir)
+            classes[k] = SOS_PICK_ALWAYS;
         else
-            pick[n_pick++] = p;
+            classes[k] = suspect ? SOS_PICK_SUSPECT : SOS_PICK_POOL;
+        k++;
     }
     self->stats.suspects = n_sus;
-    for (size_t i = 0; i < n_cand; i++) {
-        size_t j = i + randombytes_uniform((uint32_t)(n_cand - i));
-        sos_peer_t *t = sus[i];
-        sus[i] = sus[j];
-        sus[j] = t;
-        if (i < SOS_PROBES_PER_ROUND) {
-            zlistx_add_end(now_list, sus[i]);
-            self->stats.probes++;
-        } else
-            pick[n_pick++] = sus[i];
-    }
-    free(sus);
-    for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
-        size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
-        sos_peer_t *t = pick[i];
-        pick[i] = pick[j];
-        pick[j] = t;
-        zlistx_add_end(now_list, pick[i]);
-    }
-    free(pick);
-    self->stats.round_started = zlistx_size(now_list);
-    for (sos_peer_t *p = zlistx_first(now_list); p; p = zlistx_next(now_list))
-        s_exchange_start(self, p);
-    zlistx_destroy(&now_list);
+    size_t n_picked = sos_core_round_pick(classes, k, self->cfg.fanout, SOS_PROBES_PER_ROUND, NULL,
+                                          NULL, picked, &n_probes);
+    self->stats.probes += n_probes;
+    self->stats.round_started = n_picked;
+    /*  A start may retire another peer (its connection's slot); retired peers stay valid
+        until the reap, so the array does too. */
+    for (size_t i = 0; i < n_picked; i++)
+        s_exchange_start(self, peers[picked[i]]);
+done:
+    free(peers);
+    free(classes);
+    free(picked);
 }
 
 void

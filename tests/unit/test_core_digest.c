@@ -202,6 +202,39 @@ main(void)
     sos_digest_diff(me.pk, NULL, 0, theirs_self, 1, give, &n_give, want, &n_want);
     CHECK(n_want == 0);
 
+    SECTION("collect: the records above the version wanted, in version order");
+    s_put(&r, false, 8, 7);
+    s_put(&r, false, 9, 8);
+    s_put(&r, false, 10, 9);
+    sos_digest_entry_t ask[] = {s_entry(&r, 7), s_entry(&c, 0), s_entry(&a, 3)};
+    sos_batch_t *batch = calloc(1, sizeof *batch);
+    txn = s_read();
+    sos_digest_collect(NULL, txn, ask, 3, batch);
+    CHECK(batch->n == 3 && !batch->full); /* nothing of c (removed), nothing above a's 3 */
+    for (uint32_t i = 0; i < batch->n && i < 3; i++) {
+        sos_record_t got;
+        CHECK_RC(sos_record_decode(&got, batch->wires[i], batch->lens[i]), SOS_OK);
+        CHECK(got.version == 8 + i && memcmp(got.origin, r.pk, SOS_NODEID_BYTES) == 0);
+    }
+    sos_batch_release(batch);
+    CHECK(batch->n == 0 && batch->bytes == NULL);
+    SECTION("collect: never past our own gap in an origin");
+    sos_gaps_t *g3 = sos_gaps_new(1000, SOS_GAPS_MAX);
+    CHECK_RC(sos_gaps_set(g3, r.pk, 8, 0), SOS_OK);
+    memset(batch, 0, sizeof *batch);
+    sos_digest_collect(g3, txn, ask, 1, batch);
+    CHECK(batch->n == 1 && batch->lens[0] > 0);
+    sos_batch_release(batch);
+    SECTION("collect: a full batch says so, and holds at most SOS_BATCH_MAX records");
+    memset(batch, 0, sizeof *batch);
+    for (uint32_t i = 0; i < SOS_BATCH_MAX; i++) /* the same origin asked again and again */
+        sos_digest_collect(NULL, txn, ask, 1, batch);
+    CHECK(batch->full && batch->n == SOS_BATCH_MAX);
+    sos_batch_release(batch);
+    free(batch);
+    sos_gaps_destroy(&g3);
+    sos_txn_abort(&txn);
+
     sos_gaps_destroy(&gaps);
     sos_store_destroy(&s_store);
     nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
