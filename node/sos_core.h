@@ -21,7 +21,14 @@
     Replies and rumors made in a transaction come out of sos_core_next only after the
     COMMIT event says it committed, so that no peer hears of a write that was lost; what
     a failed commit made is dropped, and the core's own state rolls back with it (its
-    record re-signed at the next round, a removed peer restored). */
+    record re-signed at the next round, a removed peer restored).
+
+    Status: this is the interface the gossip logic is moving behind. The parts moved so far
+    are pure modules that sos_gossip.c (the adapter) drives and that a simulator can call
+    directly: sos_fd.h (failure detector), sos_core_exchange.h (exchange states),
+    sos_core_digest.h (digest, gaps, batches), sos_core_pick.h (a round's picks),
+    sos_core_check.h (record triage, verification budget), sos_merge.h (merge rules).
+    Until the rest has moved, sos_core_start and sos_core_handle return SOS_ERR_INVALID. */
 #ifndef SOS_CORE_H
 #define SOS_CORE_H
 

@@ -1,5 +1,15 @@
 /*  sos_gossip.c: peers, gossip rounds and exchanges, rumors, failure counting and removal.
 
+    This file is the adapter between the node's I/O (zloop timers, a DEALER per peer,
+    envelopes sealed and opened with the node's key, the pass's store transaction) and the
+    gossip core, whose rules do no I/O and take their times and random draws as arguments:
+    the failure detector (sos_fd.h), the exchange's states (sos_core_exchange.h), the
+    digest, gaps and batches (sos_core_digest.h), a round's picks (sos_core_pick.h), the
+    triage of records and the verification budget (sos_core_check.h), and the merge rules
+    (sos_merge.h). Data flows one way: frame -> decode -> core -> store transaction ->
+    replies after the commit. What other modules must hear of (a room lost to an earlier
+    creation, a forwarded client's reply) goes to the node, which routes it.
+
     The directory is a set of signed records, each from one origin, and each origin numbers
     the records it signs with one counter (version, with prev the value before it). A node's
     digest holds, per origin, the version up to which it has everything that origin signed
@@ -30,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_core_check.h"
 #include "sos_core_pick.h"
 #include "sos_endpoint.h"
 #include "sos_node_int.h"
@@ -962,59 +973,8 @@ done:
    --rate-limit off lifts the budget, as it does the other limits on strangers (benchmarks, tests
    that flood on purpose). */
 
-typedef enum {
-    S_CHECK_VERIFY = 0, /* verify and apply */
-    S_CHECK_HELD,       /* held byte for byte: no merge (it would say `same`), but it is as
-                           good as verified for settling gaps */
-    S_CHECK_STALE,      /* older than what we hold of its key: skip */
-    S_CHECK_TOMBSTONED, /* a removed worker's, not newer than its removal: skip */
-    S_CHECK_ENDPOINT,   /* names an endpoint we may not connect to: skip (bad_endpoint) */
-} s_check_t;
-
-static s_check_t
-s_check_one(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_record_t *have)
-{
-    if (memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        return S_CHECK_VERIFY; /* ours: the merge must see it (a counter ahead of ours) */
-    if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
-        return S_CHECK_ENDPOINT; /* refused whatever its signature: not worth checking */
-    sos_rc rc = rec->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, rec->origin, have, NULL)
-                                            : sos_dir_get_room(txn, rec->room_hash, have);
-    if (rc == SOS_OK && memcmp(have->origin, rec->origin, SOS_NODEID_BYTES) == 0) {
-        if (have->version == rec->version && have->wire_len == rec->wire_len &&
-            memcmp(have->wire, rec->wire, rec->wire_len) == 0)
-            return S_CHECK_HELD;
-        if (have->version > rec->version)
-            return S_CHECK_STALE;
-    }
-    uint64_t ts_version = 0, ts_expires = 0;
-    if (rec->kind == SOS_REC_WORKER &&
-        sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
-        ts_version >= rec->version)
-        return S_CHECK_TOMBSTONED; /* the merge would refuse it */
-    return S_CHECK_VERIFY;
-}
-
-/*  Take n verifications from a budget refilled at rate per second (burst: one second). */
-static bool
-s_budget_take(double *tokens, uint64_t *mono, double rate, uint32_t n)
-{
-    uint64_t now = sos_mono_ms();
-    if (*mono == 0)
-        *tokens = rate;
-    else
-        *tokens += rate * (double)(now - *mono) / 1000.0;
-    if (*tokens > rate)
-        *tokens = rate;
-    *mono = now;
-    if (*tokens < n)
-        return false;
-    *tokens -= n;
-    return true;
-}
-
 /*  Decide, for each record of msg, whether to verify it (and do so), or skip it as held or
-    stale; *checks_p (caller frees; NULL unless S_RECORDS_OK with records) gets one s_check_t
+    stale; *checks_p (caller frees; NULL unless S_RECORDS_OK with records) gets one sos_check_t
     per record. sender (NULL: a stranger) pays if charge. Every message type is checked,
     also those whose records are not used: one bad record rejects the whole message
     (bad_signature), as the protocol says. */
@@ -1038,22 +998,24 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
         goto done;
     uint32_t need = 0;
     for (uint32_t i = 0; i < msg->n_records; i++) {
-        checks[i] = (uint8_t)s_check_one(self, txn, &msg->records[i], tmp);
-        if (checks[i] == S_CHECK_VERIFY)
+        checks[i] = (uint8_t)sos_core_check_record(txn, self->id.pk, self->allow_private,
+                                                   &msg->records[i], tmp);
+        if (checks[i] == SOS_CHECK_VERIFY)
             need++;
-        else if (checks[i] == S_CHECK_ENDPOINT)
+        else if (checks[i] == SOS_CHECK_ENDPOINT)
             s_refuse_endpoint(self, &msg->records[i]);
         else
-            self->stats.merges[checks[i] == S_CHECK_HELD    ? SOS_MERGE_SAME
-                               : checks[i] == S_CHECK_STALE ? SOS_MERGE_STALE
-                                                            : SOS_MERGE_TOMBSTONED]++;
+            self->stats.merges[checks[i] == SOS_CHECK_HELD    ? SOS_MERGE_SAME
+                               : checks[i] == SOS_CHECK_STALE ? SOS_MERGE_STALE
+                                                              : SOS_MERGE_TOMBSTONED]++;
     }
     self->stats.verify_skipped += msg->n_records - need;
     if (need && charge && self->cfg.rate_limit) {
-        bool granted = sender ? s_budget_take(&sender->verify_tokens, &sender->verify_mono,
-                                              self->cfg.verify_budget, need)
-                              : s_budget_take(&self->verify_tokens, &self->verify_mono,
-                                              self->cfg.verify_budget, need);
+        uint64_t now = sos_mono_ms();
+        bool granted = sender ? sos_core_tokens_take(&sender->verify_tokens, &sender->verify_mono,
+                                                     self->cfg.verify_budget, need, now)
+                              : sos_core_tokens_take(&self->verify_tokens, &self->verify_mono,
+                                                     self->cfg.verify_budget, need, now);
         if (!granted) {
             self->stats.verify_refused += need;
             char what[96];
@@ -1065,7 +1027,7 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
         }
     }
     for (uint32_t i = 0; i < msg->n_records; i++) {
-        if (checks[i] != S_CHECK_VERIFY)
+        if (checks[i] != SOS_CHECK_VERIFY)
             continue;
         const sos_record_t *rec = &msg->records[i];
         self->stats.verifications++;
@@ -1095,10 +1057,10 @@ static void
 s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uint8_t *checks)
 {
     for (uint32_t i = 0; i < msg->n_records; i++)
-        if (checks[i] == S_CHECK_VERIFY)
+        if (checks[i] == SOS_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
-        if (checks[i] != S_CHECK_VERIFY && checks[i] != S_CHECK_HELD)
+        if (checks[i] != SOS_CHECK_VERIFY && checks[i] != SOS_CHECK_HELD)
             continue; /* not verified: its version tells nothing */
         if (sos_gaps_settle(self->gaps, txn, &msg->records[i], sos_mono_ms()))
             self->digest_dirty = true;
@@ -1360,7 +1322,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         self->stats.rumors_in++;
         self->pass.rumor_from = peer;
         for (uint32_t i = 0; checks && i < msg.n_records; i++)
-            if (checks[i] == S_CHECK_VERIFY)
+            if (checks[i] == SOS_CHECK_VERIFY)
                 s_apply(self, txn, &msg.records[i], SOS_SRC_RUMOR);
         break;
     case SOS_MSG_LEAVE:

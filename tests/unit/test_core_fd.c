@@ -72,6 +72,7 @@ main(void)
     CHECK(sos_fd_removable(&fd, &s_cfg, &q, true, 5, 7000));
     sos_fd_peer_t one = {0};
     sos_fd_named(&one, a, 3, 5000);
+    sos_fd_named(&one, a, 3, 5100); /* the same node again: no second confirmation */
     CHECK(one.n_confirm == 1);
     /*  T(1) = 1000 * (2 + 2 * (1 - log 2 / log 4)) = 3000 ms */
     CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &one, 5) == 3000);
