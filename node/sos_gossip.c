@@ -490,20 +490,8 @@ s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *r
         self->stats.merges[SOS_MERGE_TOMBSTONED]++;
         return true;
     }
-    sos_record_t *have = malloc(sizeof *have);
-    if (!have)
-        return true;
-    sos_rc rc = sos_dir_get_worker(txn, rec->origin, have, NULL);
-    if (rc == SOS_OK) {
-        if (have->version > version)
-            version = have->version;
-        rc = sos_dir_del_worker(txn, rec->origin);
-    } else if (rc == SOS_ERR_NOT_FOUND)
-        rc = SOS_OK;
-    free(have);
-    if (rc == SOS_OK)
-        rc =
-            sos_dir_tombstone_put(txn, rec->origin, version, sos_now_ms() + self->tombstone_ttl_ms);
+    sos_rc rc = sos_merge_remove_worker(txn, rec->origin, version,
+                                        sos_now_ms() + self->tombstone_ttl_ms, NULL);
     if (rc) {
         sos_log_error("store: cannot refuse a worker at our endpoint: %s", sos_strerror(rc));
         return true;
@@ -806,23 +794,17 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
-    sos_record_t *rec = malloc(sizeof *rec);
-    if (!rec)
+    bool wrote = false;
+    sos_rc rc =
+        sos_merge_remove_worker(txn, peer->id, 0, sos_now_ms() + self->tombstone_ttl_ms, &wrote);
+    if (rc) {
+        sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
         return;
-    if (sos_dir_get_worker(txn, peer->id, rec, NULL) == SOS_OK) {
-        sos_rc rc = sos_dir_del_worker(txn, peer->id);
-        if (rc == SOS_OK)
-            rc = sos_dir_tombstone_put(txn, peer->id, rec->version,
-                                       sos_now_ms() + self->tombstone_ttl_ms);
-        if (rc) {
-            sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
-            free(rec);
-            return;
-        }
+    }
+    if (wrote) {
         self->digest_dirty = true;
         self->pass.wrote = true;
     }
-    free(rec);
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
     s_peer_unlist(self, peer);
