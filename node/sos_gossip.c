@@ -1627,7 +1627,7 @@ sos_gossip_push_rumors(sos_node_t *self)
     if (sos_gmsg_encode(&self->buf2, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors) ==
         SOS_OK) {
         for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
-            size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
+            size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_pick - i));
             sos_peer_t *t = pick[i];
             pick[i] = pick[j];
             pick[j] = t;
