@@ -304,18 +304,6 @@ sos_node_publish(sos_node_t *self, sos_record_t *rec)
     return sos_gossip_publish(self, rec);
 }
 
-sos_peer_t *
-sos_node_peer_for_url(sos_node_t *self, const char *url)
-{
-    return sos_gossip_peer_for_url(self, url);
-}
-
-void
-sos_node_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
-{
-    sos_gossip_peer_redial(self, peer, min_age_ms);
-}
-
 /* ------------------------------------------------------------- queries ---- */
 
 static void

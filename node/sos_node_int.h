@@ -254,10 +254,6 @@ bool sos_node_peer_busy(sos_node_t *self, const char *url);
 /*  Sign a record as this node, store it and push it (sos_gossip_publish), for the modules
     that make records (rooms). */
 sos_rc sos_node_publish(sos_node_t *self, sos_record_t *rec);
-/*  A connection to the node at url, for the modules that forward to it, and a fresh dial of
-    one that cannot send: sos_gossip_peer_for_url and sos_gossip_peer_redial. */
-sos_peer_t *sos_node_peer_for_url(sos_node_t *self, const char *url);
-void sos_node_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
 /*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
     its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
