@@ -300,3 +300,28 @@ sos_merge_record(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t 
         return s_merge_worker(txn, ctx, rec, src, result);
     return s_merge_room(txn, ctx, rec, result, displaced, displaced_set);
 }
+
+sos_rc
+sos_merge_remove_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t floor,
+                        uint64_t expires_at, bool *wrote)
+{
+    if (wrote)
+        *wrote = false;
+    sos_record_t *have = malloc(sizeof *have);
+    if (!have)
+        return SOS_ERR_NOMEM;
+    uint64_t version = floor;
+    sos_rc rc = sos_dir_get_worker(txn, id, have, NULL);
+    if (rc == SOS_OK) {
+        if (have->version > version)
+            version = have->version;
+        rc = sos_dir_del_worker(txn, id);
+    } else if (rc == SOS_ERR_NOT_FOUND)
+        rc = SOS_OK;
+    free(have);
+    if (rc == SOS_OK && version > 0)
+        rc = sos_dir_tombstone_put(txn, id, version, expires_at);
+    if (rc == SOS_OK && wrote)
+        *wrote = version > 0;
+    return rc;
+}

@@ -86,4 +86,12 @@ const char *sos_merge_result_name(sos_merge_result_t result);
 /*  True if room record a wins over b in a creation conflict. */
 bool sos_room_wins(const sos_record_t *a, const sos_record_t *b);
 
+/*  Remove worker id from the directory in txn: delete its worker record if one is held, and
+    leave a tombstone (expiring at expires_at, wall ms) at the higher of the version held
+    and floor, so that stale copies relayed by others do not bring it back. With nothing
+    held and floor 0 nothing is written. *wrote (may be NULL) says whether anything was.
+    SOS_OK or the store's error (the transaction should then be aborted). */
+sos_rc sos_merge_remove_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t floor,
+                               uint64_t expires_at, bool *wrote);
+
 #endif

@@ -740,7 +740,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     if (rc == SOS_OK)
         rc = sos_roomdb_member_put(txn, room, member, nick, now);
     if (rc == SOS_OK)
-        rc = sos_gossip_publish(node, rec);
+        rc = sos_node_publish(node, rec);
     /*  The directory must hold the record now (a merge rule may still have refused it). */
     if (rc == SOS_OK && sos_dir_get_room(txn, room, NULL) != SOS_OK)
         rc = SOS_ERR_INVALID;
