@@ -178,7 +178,12 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         else
             s_peer_close(self, lru);
     }
-    if (sos_peer_open(peer, self->loop, s_recv_dealer) != SOS_OK) {
+    sos_rc rc = sos_peer_open(peer, self->loop, s_recv_dealer);
+    if (rc == SOS_ERR_INVALID) {
+        sos_log_info("no connection to %s: its node id (the CURVE key) is not known", peer->url);
+        return false;
+    }
+    if (rc != SOS_OK) {
         self->stats.sockets_refused++;
         if (self->stats.sockets_refused == 1)
             sos_log_warning("cannot open a connection to %s (socket or file limit, or a bad "
@@ -1619,7 +1624,7 @@ void
 sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame, size_t size)
 {
     sos_envelope_t env;
-    if (!s_open_envelope(self, &env, frame, size))
+    if (!s_open_envelope(self, &env, frame, size) || !sos_node_sender_key_ok(self, env.sender))
         return;
     if (sos_envelope_unbound(&env) && env.type != SOS_MSG_SYNC) {
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "only a SYNC may be bound to nobody");
@@ -2096,11 +2101,11 @@ sos_gossip_start(sos_node_t *self)
         if (!peer)
             return SOS_ERR_NOMEM;
         peer->is_genesis = true;
-        s_peer_open(self, peer, true);
         if (g->pinned) {
             peer->pinned = true;
             s_peer_set_id(self, peer, g->id);
         }
+        s_peer_open(self, peer, true); /* after the id: CURVE needs its key */
     }
     sos_node_pass_begin(self);
     sos_txn_t *txn = sos_node_txn(self);
