@@ -174,15 +174,15 @@ sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *data, 
 static const char *
 s_drop_name(sos_drop_t reason)
 {
+    /* clang-format off */
     static const char *names[] = {
-        "malformed",          "oversized",           "bad_signature",
-        "bad_version",        "replay_window",       "nonce_reused",
-        "wrong_sender",       "unexpected",          "self",
-        "bad_request",        "output_full",         "connections_refused",
-        "wrong_receiver",     "before_start",        "bad_endpoint",
-        "over_budget",        "wrong_transport_key", "null_transport",
-        "handshakes_refused",
+        "malformed",      "oversized",    "bad_signature", "bad_version",
+        "replay_window",  "nonce_reused", "wrong_sender",  "unexpected",
+        "self",           "bad_request",  "output_full",   "connections_refused",
+        "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
+        "wrong_transport_key", "null_transport", "handshakes_refused",
     };
+    /* clang-format on */
     _Static_assert(sizeof names / sizeof names[0] == SOS_DROP_MAX, "a name per drop reason");
     return names[reason];
 }
@@ -212,7 +212,7 @@ sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES])
     char what[160];
     snprintf(what, sizeof what, "an envelope from %.16s... on a connection keyed %.16s...",
              sos_hex(hex, sender, SOS_NODEID_BYTES), *self->conn_key ? self->conn_key : "(none)");
-    sos_node_drop(self, SOS_DROP_WRONG_TRANSPORT_KEY, what);
+    sos_node_drop(self, SOS_DROP_TRANSPORT_KEY, what);
     return false;
 }
 

@@ -24,27 +24,27 @@
 
 /*  Why an incoming frame or record was dropped; each has a counter shown by `status`. */
 typedef enum {
-    SOS_DROP_MALFORMED,           /* does not decode */
-    SOS_DROP_OVERSIZED,           /* over a size ceiling */
-    SOS_DROP_BAD_SIGNATURE,       /* an envelope or record signature does not verify */
-    SOS_DROP_BAD_VERSION,         /* unknown protocol version, message type or record kind */
-    SOS_DROP_REPLAY_WINDOW,       /* timestamp outside the window */
-    SOS_DROP_NONCE_REUSED,        /* nonce seen before */
-    SOS_DROP_WRONG_SENDER,        /* a reply signed by another node than the peer asked */
-    SOS_DROP_UNEXPECTED,          /* a reply nobody waits for, or a message in the wrong place */
-    SOS_DROP_SELF,                /* gossip claiming to be from this node */
-    SOS_DROP_BAD_REQUEST,         /* a client request that does not decode */
-    SOS_DROP_OUTPUT_FULL,         /* an outgoing frame over its connection's or the total byte
-                                     budget, or to a connection whose pipe is full */
-    SOS_DROP_CONNECTION_REFUSED,  /* a connection past the total or per-address cap */
-    SOS_DROP_WRONG_RECEIVER,      /* an envelope bound to another node, or wrongly to nobody */
-    SOS_DROP_BEFORE_START,        /* an envelope dated before this node started (a replay) */
-    SOS_DROP_BAD_ENDPOINT,        /* a record naming an endpoint this node may not connect to */
-    SOS_DROP_OVER_BUDGET,         /* records whose verification the sender's budget cannot pay */
-    SOS_DROP_WRONG_TRANSPORT_KEY, /* a gossip envelope whose sender is not the node whose CURVE
-                                     key the connection it came on presented */
-    SOS_DROP_NULL_TRANSPORT,      /* a connection speaking another mechanism (NULL: version 2) */
-    SOS_DROP_HANDSHAKE_REFUSED,   /* a CURVE handshake past the rate per address or in total */
+    SOS_DROP_MALFORMED,          /* does not decode */
+    SOS_DROP_OVERSIZED,          /* over a size ceiling */
+    SOS_DROP_BAD_SIGNATURE,      /* an envelope or record signature does not verify */
+    SOS_DROP_BAD_VERSION,        /* unknown protocol version, message type or record kind */
+    SOS_DROP_REPLAY_WINDOW,      /* timestamp outside the window */
+    SOS_DROP_NONCE_REUSED,       /* nonce seen before */
+    SOS_DROP_WRONG_SENDER,       /* a reply signed by another node than the peer asked */
+    SOS_DROP_UNEXPECTED,         /* a reply nobody waits for, or a message in the wrong place */
+    SOS_DROP_SELF,               /* gossip claiming to be from this node */
+    SOS_DROP_BAD_REQUEST,        /* a client request that does not decode */
+    SOS_DROP_OUTPUT_FULL,        /* an outgoing frame over its connection's or the total byte
+                                    budget, or to a connection whose pipe is full */
+    SOS_DROP_CONNECTION_REFUSED, /* a connection past the total or per-address cap */
+    SOS_DROP_WRONG_RECEIVER,     /* an envelope bound to another node, or wrongly to nobody */
+    SOS_DROP_BEFORE_START,       /* an envelope dated before this node started (a replay) */
+    SOS_DROP_BAD_ENDPOINT,       /* a record naming an endpoint this node may not connect to */
+    SOS_DROP_OVER_BUDGET,        /* records whose verification the sender's budget cannot pay */
+    SOS_DROP_TRANSPORT_KEY,      /* a gossip envelope from another node than the connection's
+                                    CURVE key is (wrong_transport_key) */
+    SOS_DROP_NULL_TRANSPORT,     /* a connection speaking another mechanism (NULL: version 2) */
+    SOS_DROP_HANDSHAKE_REFUSED,  /* a CURVE handshake past the rate per address or in total */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -269,10 +269,9 @@ sos_txn_t *sos_node_txn(sos_node_t *self);
 void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data,
                     size_t size, uint64_t req_id, sos_out_kind_t kind);
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
-
 /*  True if a gossip envelope from sender may come on the connection of the frame being
     handled: its CURVE key is the one derived from sender (or the node runs the test-only
-    NULL transport). Else counts SOS_DROP_WRONG_TRANSPORT_KEY, logs, and returns false. */
+    NULL transport). Else counts SOS_DROP_TRANSPORT_KEY, logs, and returns false. */
 bool sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES]);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
