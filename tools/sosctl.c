@@ -135,6 +135,8 @@ static const char *s_usage_text =
     "ENVIRONMENT\n"
     "    SOSCTL_NODE    The default node endpoint.\n"
     "    SOSCTL_PIN     The PIN, when --pin is not given (keeps it out of the process list).\n"
+    "    SOSCTL_KNOWN_NODES\n"
+    "                   The known-nodes file instead of the one under FILES (/dev/null: none).\n"
     "\n"
     "FILES\n"
     "    $XDG_CONFIG_HOME/sosnode/known_nodes (else ~/.config/sosnode/known_nodes)\n"
@@ -250,6 +252,9 @@ static const s_command_t s_commands[] = {
 static bool
 s_known_path(char *out, size_t size, bool make_dir)
 {
+    const char *file = getenv("SOSCTL_KNOWN_NODES");
+    if (file && *file)
+        return snprintf(out, size, "%s", file) < (int)size;
     const char *xdg = getenv("XDG_CONFIG_HOME");
     const char *home = getenv("HOME");
     char dir[PATH_MAX];
