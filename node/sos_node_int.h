@@ -252,6 +252,7 @@ struct _sos_node_t {
     uint8_t local_id[16];
     char conn_key[SOS_NODEID_HEX + 1]; /* the CURVE key (hex) of the connection the frame being
                                           handled came on; "" for none (sos_node_sender_key_ok) */
+    bool conn_local; /* that connection is inproc (this process): no key to check */
     sos_http_t *http;
     /* the reactor watches the ROUTER through its ZMQ_FD (see s_recv_router) */
     bool router_sent; /* the ROUTER sent since it was last drained or checked */

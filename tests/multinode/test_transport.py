@@ -1,0 +1,273 @@
+"""test_transport.py: every connection is CURVE, keyed by the node id (PROTOCOL.md,
+"Transport"): what crosses loopback during a room send through a non-owner is encrypted, a
+connection whose key is not its sender's is refused and counted, a man in the middle on a
+pinned genesis endpoint gets nothing, the NULL mechanism of version 2 is refused with a log
+line naming the versions, and a flood of handshakes from one address is cut and counted
+while the node keeps serving."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import zmq
+
+import soswire as w
+from sosclient import Client, NoReply
+from sosnet import Net, Skip, free_port, run, wait_for
+
+NICK = "nickname-in-clear-%s" % os.urandom(4).hex()
+EMOJIS = "🔥🌊🦊"
+NULL_ENV = "SOS_ALLOW_NULL_TRANSPORT"
+
+
+# ------------------------------------------------------------------- helpers ----
+
+def zmtp_mechanism(port):
+    """The mechanism a node names in its ZMTP greeting (read from a raw TCP connection)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        # Our greeting: signature, version 3.0, mechanism NULL, as-server 0, filler.
+        s.sendall(b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\0") +
+                  b"\0" + bytes(31))
+        got = b""
+        while len(got) < 64:
+            chunk = s.recv(64 - len(got))
+            if not chunk:
+                break
+            got += chunk
+    assert len(got) >= 32 and got[0] == 0xff and got[9] == 0x7f, "not a ZMTP greeting"
+    assert got[10] == 3, "ZMTP major version %d" % got[10]
+    return got[12:32].rstrip(b"\0").decode()
+
+
+class Capture:
+    """tcpdump on loopback for the given TCP ports, into a file."""
+
+    def __init__(self, ports):
+        self.path = tempfile.mktemp(prefix="sos-capture-", suffix=".pcap")
+        flt = " or ".join("tcp port %d" % p for p in ports)
+        self.proc = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", self.path,
+                                      flt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # tcpdump says "listening on lo" once it captures
+        line = self.proc.stderr.readline().decode(errors="replace")
+        if "listening" not in line:
+            self.proc.kill()
+            raise Skip("tcpdump cannot capture on lo: %s" % line.strip())
+
+    def stop(self):
+        time.sleep(0.5)  # what is in flight reaches the file (-U: written per packet)
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        with open(self.path, "rb") as f:
+            data = f.read()
+        os.unlink(self.path)
+        return data
+
+
+def room_send_through_non_owner(a, b, text):
+    """Create a room on a, join and send through b (which forwards to a): the member id, the
+    nickname and the plaintext request arguments all cross a and b's connection."""
+    room = a.ctl("room", "create", "--emojis", EMOJIS, "--pin", "4711", "--nickname", "owner")
+    room = room["room_hash"]
+    wait_for("the room in b's directory", lambda: room in b.rooms())
+    member = b.ctl("room", "join", room, "--nickname", NICK)["member_id"]
+    sent = b.ctl("room", "send", room, "--member", member, "--emojis", EMOJIS, "--pin", "4711",
+                 text)
+    assert sent["seq"] >= 1
+    return member
+
+
+def _captured_net(extra=(), env=None):
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        net = Net(extra=("--rate-limit", "off") + tuple(extra))
+        a = net.add().start()
+        b = net.add().start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return net, a, b
+
+
+# --------------------------------------------------------------------- tests ----
+
+def test_curve_on_the_wire():
+    """The greeting names CURVE, and a capture of a room send through a non-owner holds no
+    member id, nickname or op name in clear. The same run over the test-only NULL transport
+    shows them: the capture would catch a transport that leaks."""
+    if shutil.which("tcpdump") is None:
+        raise Skip("tcpdump is not installed (tools/deps.sh --test installs it)")
+    if os.geteuid() != 0:
+        raise Skip("capturing on lo needs root")
+    for transport in ("curve", "null"):
+        env = {NULL_ENV: "1"} if transport == "null" else {}
+        net, a, b = _captured_net(("--transport", transport), env)
+        with net:
+            wait_for("convergence", net.converged)
+            mech = zmtp_mechanism(a.port)
+            assert mech == ("CURVE" if transport == "curve" else "NULL"), mech
+            cap = Capture([a.port, b.port])
+            if transport == "null":
+                # sosctl and the harness speak CURVE to nodes whose id they know
+                w._NODE_IDS.pop(a.endpoint, None)
+                w._NODE_IDS.pop(b.endpoint, None)
+                os.environ[NULL_ENV] = "1"
+            try:
+                member = room_send_through_non_owner(a, b, "hello")
+            finally:
+                os.environ.pop(NULL_ENV, None)
+            data = cap.stop()
+            leaks = [s for s in (member.encode(), NICK.encode(), b"join")
+                     if s in data]
+            if transport == "curve":
+                assert b"CURVE" in data, "no CURVE greeting captured"
+                assert not leaks, "in clear on the wire: %r" % leaks
+                assert a.drops()["wrong_transport_key"] == 0
+            else:
+                assert member.encode() in data and NICK.encode() in data, \
+                    "the NULL control run shows no clear text: the capture sees nothing"
+
+
+def test_wrong_transport_key_refused():
+    """An envelope signed by one identity on a connection keyed by another is refused and
+    counted; the same envelope on a connection with its sender's key is taken."""
+    with Net() as net:
+        node = net.add().start()
+        signer, other = w.Identity(), w.Identity()
+        rec = w.worker_record(signer, 1, "tcp://127.0.0.1:%d" % free_port())
+
+        def sync():
+            return w.envelope(signer, w.SYNC, w.gmsg(req_id=7, self_rec=rec),
+                              receiver=w.node_id_bytes(node.node_id))
+
+        before = node.drops()["wrong_transport_key"]
+        with w.Conn(node.endpoint, ident=other) as conn:
+            conn.send(sync())
+            wait_for("a wrong_transport_key drop",
+                     lambda: node.drops()["wrong_transport_key"] >= before + 1, timeout=30)
+            assert conn.recv(timeout=1.0) is None, "answered a SYNC on another node's key"
+        assert "dropped wrong_transport_key" in node.log_text()
+        with w.Conn(node.endpoint, ident=signer) as conn:
+            conn.send(sync())
+            reply = conn.recv(timeout=30)
+            assert reply is not None, "no SYNC_ACK on the sender's own key"
+            assert w.decode_envelope(reply)["type"] == w.SYNC_ACK
+        assert node.drops()["wrong_transport_key"] == before + 1
+
+
+def test_man_in_the_middle_on_pinned_genesis():
+    """A node given NODEID@ENDPOINT for its genesis speaks only to the holder of that id: a
+    server at that endpoint with another key (a man in the middle that knows the id but not
+    its secret) receives no frame, and the node never lists it."""
+    real = w.Identity()
+    mitm = w.Identity()
+    port = free_port()
+    url = "tcp://127.0.0.1:%d" % port
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    w.curve_server(sock, mitm)
+    events = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                     zmq.EVENT_HANDSHAKE_FAILED_AUTH |
+                                     zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    sock.bind(url)
+    try:
+        with Net() as net:
+            node = net.add(genesis=["%s@%s" % (real.hex, url)]).start()
+            seen = {"failed": 0, "ok": 0}
+
+            def handshakes():
+                while events.poll(100):
+                    ev = zmq.utils.monitor.recv_monitor_message(events)
+                    if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                        seen["ok"] += 1
+                    else:
+                        seen["failed"] += 1
+                return seen["failed"] >= 2
+
+            wait_for("the node's handshakes to fail at the man in the middle", handshakes,
+                     timeout=60)
+            assert seen["ok"] == 0, "a handshake with the wrong key succeeded"
+            assert not sock.poll(500), "the man in the middle received a frame"
+            assert mitm.hex not in node.workers()
+            assert real.hex not in node.workers()
+            assert node.status()["node_id"] == node.node_id  # still serving
+    finally:
+        events.close(0)
+        sock.close(0)
+
+
+def test_null_transport_refused():
+    """A client or peer speaking NULL (protocol version 2) gets nothing; the node counts it
+    and says why in its log, naming the versions. --transport null itself is refused unless
+    the environment allows it."""
+    with Net() as net:
+        node = net.add().start()
+        before = node.drops()["null_transport"]
+        with Client(node.endpoint, timeout=2.0, null=True) as c:
+            try:
+                c.request("status")
+                raise AssertionError("a NULL client was answered")
+            except NoReply:
+                pass
+        wait_for("a null_transport drop", lambda: node.drops()["null_transport"] > before,
+                 timeout=30)
+        wait_for("the log line", lambda: "protocol version 3, CURVE only" in node.log_text(),
+                 timeout=30)
+        env = dict(os.environ)
+        env.pop(NULL_ENV, None)
+        p = subprocess.run([os.path.join(os.path.dirname(net.nodes[0].args()[0]), "sosnode"),
+                            "--data", os.path.join(net.dir, "x"), "--listen",
+                            "tcp://127.0.0.1:%d" % free_port(), "--transport", "null"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and NULL_ENV in p.stderr, p.stderr
+        p = subprocess.run([os.path.join(os.path.dirname(net.nodes[0].args()[0]), "sosnode"),
+                            "--data", os.path.join(net.dir, "y"), "--listen",
+                            "tcp://127.0.0.1:%d" % free_port(), "--genesis", node.endpoint],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "--print-id" in p.stderr, p.stderr
+
+
+def test_handshake_flood():
+    """Many CURVE handshakes from one address in a burst: those past the rate are refused
+    and counted (handshakes_refused), and the node keeps answering."""
+    with Net() as net:
+        node = net.add().start()
+        ctx = zmq.Context.instance()
+        total = 0
+        for _ in range(8):
+            socks = []
+            for _ in range(150):
+                s = ctx.socket(zmq.DEALER)
+                s.setsockopt(zmq.LINGER, 0)
+                w.curve_client(s, node.node_id)
+                s.connect(node.endpoint)
+                s.send(w.request(1, "status", {}))
+                socks.append(s)
+            total += len(socks)
+            time.sleep(0.5)
+            for s in socks:
+                s.close(0)
+            if node.drops()["handshakes_refused"] > 0:
+                break
+        refused = wait_for("handshakes refused", lambda: node.drops()["handshakes_refused"],
+                           timeout=30)
+        assert 0 < refused < total, (refused, total)
+        assert "past the handshake rate" in node.log_text()
+        # Still serving, once the address's bucket refills
+        wait_for("the node to answer again", lambda: node.ctl("status", timeout_ms=2000),
+                 timeout=60)
+
+
+if __name__ == "__main__":
+    run([test_curve_on_the_wire, test_wrong_transport_key_refused,
+         test_man_in_the_middle_on_pinned_genesis, test_null_transport_refused,
+         test_handshake_flood])
