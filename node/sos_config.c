@@ -75,6 +75,9 @@ static const char s_usage[] =
     "                           authenticated with CURVE keys derived from node ids; null is\n"
     "                           for tests and benchmarks only, refused unless the environment\n"
     "                           has SOS_ALLOW_NULL_TRANSPORT=1 (it cannot talk to curve nodes)\n"
+    "  --max-handshakes N       CURVE handshakes per second from one IP address, in bursts\n"
+    "                           of 2 s of it; more are refused and counted (default 200)\n"
+    "  --max-handshakes-total N the same from all addresses (default 2000)\n"
     "  --print-id               print this node's id (from --data, made if missing) and exit\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
@@ -118,6 +121,10 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->http_timeout_s = 30;
     cfg->http_max_waiting = 512;
     cfg->member_idle_s = 600;
+    /*  Far above what the nodes and clients behind one address reconnect at, far below
+        what a core's X25519 work could do. */
+    cfg->max_handshakes = 200;
+    cfg->max_handshakes_total = 2000;
 }
 
 static sos_rc
@@ -266,6 +273,8 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"http-max-waiting", offsetof(sos_config_t, http_max_waiting), 1, 1000000},
         {"member-idle", offsetof(sos_config_t, member_idle_s), 1, 30 * 86400},
         {"max-connections", offsetof(sos_config_t, max_connections), 1, 1000000},
+        {"max-handshakes", offsetof(sos_config_t, max_handshakes), 1, 1000000},
+        {"max-handshakes-total", offsetof(sos_config_t, max_handshakes_total), 1, 10000000},
         {"max-connections-per-address", offsetof(sos_config_t, max_connections_per_address), 0,
          1000000},
     };

@@ -55,6 +55,8 @@ typedef struct {
     int log_level;                 /* sos_log_level_t */
     bool transport_null;           /* test only: the NULL mechanism instead of CURVE (needs
                                       SOS_ALLOW_NULL_TRANSPORT=1 in the environment) */
+    uint32_t max_handshakes;       /* 200: CURVE handshakes per second from one address */
+    uint32_t max_handshakes_total; /* 2000: and from all addresses */
     bool print_id;                 /* --print-id: print the node id of --data and exit */
     bool show_help;
     bool show_version;

@@ -29,7 +29,7 @@
 
     Handshakes. Each CURVE handshake costs the node X25519 work before ZAP is asked, and
     libzmq gives no hook before that work: what the gate can bound is how many handshakes
-    complete. It keeps a token bucket per address and one in total (SOS_GATE_HS_*), and
+    complete. It keeps a token bucket per address and one in total (sos_gate_set_curve), and
     refuses a handshake past either, counted apart from the connection caps. A flood of
     handshakes from one address thus costs the node at most its connection cap in open
     connections and the work of the handshakes TCP lets through, and never admits more
@@ -50,12 +50,6 @@
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_ZAP_DOMAIN   "sosnode"
 
-/*  Handshakes admitted per second, from one address and in total, with bursts of 2 s of
-    each: far above what the nodes and clients behind one address reconnect at, far below
-    what the X25519 work of a core could do. */
-#define SOS_GATE_HS_PER_ADDRESS 200
-#define SOS_GATE_HS_TOTAL       2000
-
 typedef struct {
     uint32_t connections; /* open now */
     double tokens;        /* handshakes this address may still complete */
@@ -72,12 +66,14 @@ struct _sos_gate_t {
     zhashx_t *fds;       /* "fd" -> address (owned string) */
     zhashx_t *addresses; /* address -> s_address_t* (owned) */
     char refused[NI_MAXHOST];
-    bool curve;          /* the router is a CURVE server: User-Id is the client's key */
-    double hs_tokens;    /* handshakes all addresses may still complete */
-    uint64_t hs_mono;    /* when hs_tokens was last refilled */
-    uint64_t swept_mono; /* when s_sweep last ran */
-    uint32_t hs_refused; /* handshakes refused past a rate, not yet taken by the node */
-    uint32_t mismatched; /* handshakes that failed on the mechanism, not yet taken */
+    bool curve;           /* the router is a CURVE server: User-Id is the client's key */
+    double hs_rate;       /* handshakes per second from one address (bursts of 2 s) */
+    double hs_rate_total; /* and from all */
+    double hs_tokens;     /* handshakes all addresses may still complete */
+    uint64_t hs_mono;     /* when hs_tokens was last refilled */
+    uint64_t swept_mono;  /* when s_sweep last ran */
+    uint32_t hs_refused;  /* handshakes refused past a rate, not yet taken by the node */
+    uint32_t mismatched;  /* handshakes that failed on the mechanism, not yet taken */
 };
 
 static void
@@ -96,8 +92,6 @@ sos_gate_new(zsock_t *router, uint32_t max_total, uint32_t max_per_address, cons
         return NULL;
     self->max_total = max_total;
     self->max_per_address = max_per_address;
-    self->hs_tokens = 2.0 * SOS_GATE_HS_TOTAL;
-    self->hs_mono = zclock_mono();
     self->fds = zhashx_new();
     self->addresses = zhashx_new();
     self->zap = zsock_new(ZMQ_REP);
@@ -163,9 +157,13 @@ sos_gate_zap(sos_gate_t *self)
 }
 
 void
-sos_gate_set_curve(sos_gate_t *self, bool curve)
+sos_gate_set_curve(sos_gate_t *self, bool curve, uint32_t per_address, uint32_t total)
 {
     self->curve = curve;
+    self->hs_rate = per_address;
+    self->hs_rate_total = total;
+    self->hs_tokens = 2.0 * total;
+    self->hs_mono = zclock_mono();
 }
 
 static s_address_t *
@@ -180,7 +178,7 @@ s_address(sos_gate_t *self, const char *address, bool create)
         a = NULL;
     }
     if (a) {
-        a->tokens = 2.0 * SOS_GATE_HS_PER_ADDRESS;
+        a->tokens = 2.0 * self->hs_rate;
         a->mono = zclock_mono();
     }
     return a;
@@ -354,9 +352,9 @@ sos_gate_on_zap(sos_gate_t *self, const char **address_p)
                 snprintf(self->refused, sizeof self->refused, "%s", address);
             } else if (self->curve) {
                 s_address_t *a = s_address(self, address, true);
-                bool ok = a ? s_take_token(&a->tokens, &a->mono, SOS_GATE_HS_PER_ADDRESS) : false;
+                bool ok = a ? s_take_token(&a->tokens, &a->mono, self->hs_rate) : false;
                 if (ok)
-                    ok = s_take_token(&self->hs_tokens, &self->hs_mono, SOS_GATE_HS_TOTAL);
+                    ok = s_take_token(&self->hs_tokens, &self->hs_mono, self->hs_rate_total);
                 if (!ok) {
                     status = "400";
                     text = "too many handshakes";

@@ -910,6 +910,10 @@ static int
 s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
+    /*  The monitor's descriptor may miss a wake-up while no handshake reaches ZAP (only
+        refused mechanisms): take its events once a second as well. */
+    if (self->gate)
+        s_recv_monitor(loop, NULL, self);
     sos_node_pass_begin(self);
     sos_rooms_expire(self);
     sos_gossip_flush_stats(self);
@@ -1121,7 +1125,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         zsock_set_curve_secretkey_bin(self->router, sk);
         sodium_memzero(sk, sizeof sk);
         if (self->gate)
-            sos_gate_set_curve(self->gate, true);
+            sos_gate_set_curve(self->gate, true, cfg->max_handshakes, cfg->max_handshakes_total);
     } else
         sos_log_warning("the NULL transport (test only): nothing this node sends is encrypted, "
                         "and it cannot talk to CURVE nodes");

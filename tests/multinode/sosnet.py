@@ -144,7 +144,10 @@ class Node:
         """This node's id (hex), from its data directory (made there if missing), registered
         for its endpoint."""
         self.node_id = node_id_of(self.data)
-        soswire.register_node(self.endpoint, self.node_id)
+        args = self.net.extra + self.extra
+        null = any(a == "--transport" and b == "null" for a, b in zip(args, args[1:]))
+        if not null:  # a node on the test-only NULL transport is reached without CURVE
+            soswire.register_node(self.endpoint, self.node_id)
         return self.node_id
 
     def genesis_arg(self, g):
