@@ -198,11 +198,17 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
 }
 
 sos_peer_t *
-sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+sos_gossip_peer_for_url(sos_node_t *self, const char *url, const char *id_hex)
 {
     sos_peer_t *peer = s_peer_get(self, url);
     if (!peer)
         return NULL;
+    /*  A forward's target that is no worker we know: its id from the record it signed is
+        the key it must prove (CURVE), without making it the peer of that id. */
+    if (!peer->id_known && id_hex && sos_unhex(peer->id, SOS_NODEID_BYTES, id_hex)) {
+        snprintf(peer->hex, sizeof peer->hex, "%s", id_hex);
+        peer->id_known = true;
+    }
     if (!s_peer_open(self, peer, true)) {
         if (!peer->in_dir && !peer->is_genesis && !peer->id_known)
             s_peer_retire(self, peer);

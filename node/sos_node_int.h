@@ -311,9 +311,11 @@ void sos_gossip_pass_end(sos_node_t *self, bool committed);
     the current iteration retires more (see "Peers" in sos_gossip.c). */
 void sos_gossip_reap(sos_node_t *self);
 /*  Peer for a url, created if absent, with its DEALER open (the least recently used idle
-    peer is closed at the cap). NULL if the url is ours, or on socket errors and at the cap
-    (counted). The peer is borrowed until the end of the current pass. */
-sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url);
+    peer is closed at the cap). id_hex (may be NULL) is the id of the node expected there,
+    from a record it signed: its CURVE key, for a peer whose id is not known yet. NULL if
+    the url is ours, no id is known, or on socket errors and at the cap (counted). The peer
+    is borrowed until the end of the current pass. */
+sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url, const char *id_hex);
 /*  The peer's DEALER is open but cannot send (not connected): close it and connect anew
     at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
     no exchange is under way on it. The peer stays borrowed; it may be left closed. */

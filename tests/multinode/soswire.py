@@ -267,6 +267,12 @@ def _envelope_sender(frame):
     return None
 
 
+def identity_of(frame):
+    """The Identity made here that signed envelope frame, or None."""
+    sender = _envelope_sender(frame)
+    return _IDENTITIES.get(sender) if sender else None
+
+
 class Conn:
     """A DEALER connected to a node's public endpoint, as a peer or a client would be.
 

@@ -112,6 +112,7 @@ class FakePeer:
         self.stopping = False
         self.sock = zmq.Context.instance().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        w.curve_server(self.sock, self.ident)  # nodes connect with the key of its id
         self.sock.bind(self.url)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -630,9 +631,10 @@ def test_room_flood_from_many_identities():
             if ident.pk[0] != 0xff:
                 recs.append(w.room_record(ident, 1, url, new_room_hash()))
         before = counters(a)
+        relay = w.Identity()  # one sender: a connection carries one node's key
         with w.Conn(a.endpoint) as conn:
             for i in range(0, len(recs), 500):
-                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
+                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
             wait_for("a to take all 8300",
                      lambda: counters(a)["rumors_in"] >= before["rumors_in"] + 17)
         assert a.status()["origins"] > digest_max + 100
@@ -667,9 +669,10 @@ def test_sync_flood_with_full_digests():
         wait_for("convergence", net.converged)
         url = dead_url()
         recs = [w.room_record(w.Identity(), 1, url, new_room_hash()) for _ in range(8300)]
+        relay = w.Identity()  # one sender: a connection carries one node's key
         with w.Conn(a.endpoint) as conn:
             for i in range(0, len(recs), 500):
-                conn.send(w.envelope(w.Identity(), w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
+                conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + 500]), receiver=a.node_id))
             wait_for("a to take all 8300", lambda: a.status()["origins"] >= 8300)
         removed = {n.index: counters(n)["workers_removed"] for n in nodes}
         attacker = w.Identity()

@@ -48,7 +48,7 @@ def send_all(node, frames):
     """Send frames on one connection, then a SYNC, and wait for its answer: the node takes
     a connection's frames in order, so all of them have arrived (a socket closed at once
     would drop what it had not sent yet)."""
-    me = w.Identity()
+    me = w.identity_of(frames[0]) if frames else w.Identity()  # one key per connection
     with w.Conn(node.endpoint) as c:
         for f in frames:
             c.send(f)
@@ -82,6 +82,7 @@ class MovingPeer:
         self.stopping = False
         self.sock = zmq.Context.instance().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        w.curve_server(self.sock, self.ident)  # nodes connect with the key of its id
         self.sock.bind(self.url1)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
