@@ -19,7 +19,7 @@ import zmq.utils.monitor
 
 import soswire as w
 from sosclient import Client, NoReply
-from sosnet import Net, Skip, free_port, run, wait_for
+from sosnet import SOSCTL, SOSNODE, Net, Skip, free_port, run, wait_for
 
 NICK = "nick-%s" % os.urandom(6).hex()
 EMOJIS = "🔥🌊🦊"
@@ -217,16 +217,50 @@ def test_null_transport_refused():
                  timeout=30)
         env = dict(os.environ)
         env.pop(NULL_ENV, None)
-        p = subprocess.run([os.path.join(os.path.dirname(net.nodes[0].args()[0]), "sosnode"),
+        p = subprocess.run([SOSNODE,
                             "--data", os.path.join(net.dir, "x"), "--listen",
                             "tcp://127.0.0.1:%d" % free_port(), "--transport", "null"],
                            env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and NULL_ENV in p.stderr, p.stderr
-        p = subprocess.run([os.path.join(os.path.dirname(net.nodes[0].args()[0]), "sosnode"),
+        p = subprocess.run([SOSNODE,
                             "--data", os.path.join(net.dir, "y"), "--listen",
                             "tcp://127.0.0.1:%d" % free_port(), "--genesis", node.endpoint],
                            env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and "--print-id" in p.stderr, p.stderr
+
+
+def test_sosctl_known_nodes():
+    """sosctl refuses a bare endpoint it does not know (saying how to get the id), remembers
+    the id of a node that answered, takes the bare endpoint then, and refuses that endpoint
+    given with another id; a node whose key is not the id given never answers."""
+    with Net() as net:
+        node = net.add().start()
+        known = os.path.join(net.dir, "known_nodes")
+        env = dict(os.environ, SOSCTL_KNOWN_NODES=known)
+        env.pop(NULL_ENV, None)
+
+        def sosctl(target, timeout_ms=3000):
+            return subprocess.run([SOSCTL, "--node", target, "--timeout", str(timeout_ms),
+                                   "status"], env=env, capture_output=True, text=True,
+                                  timeout=60)
+
+        p = sosctl(node.endpoint)
+        assert p.returncode != 0 and "--print-id" in p.stderr, p.stderr
+        p = sosctl("%s@%s" % (node.node_id, node.endpoint))
+        assert p.returncode == 0, p.stderr
+        with open(known) as f:
+            assert f.read().split() == [node.endpoint, node.node_id]
+        p = sosctl(node.endpoint)
+        assert p.returncode == 0 and node.node_id in p.stdout, p.stderr
+        other = w.Identity()
+        p = sosctl("%s@%s" % (other.hex, node.endpoint))
+        assert p.returncode != 0 and "refusing a changed id" in p.stderr and known in p.stderr, \
+            p.stderr
+        # Not known, and the node there does not hold that id: no answer
+        env["SOSCTL_KNOWN_NODES"] = os.path.join(net.dir, "other_known")
+        p = sosctl("%s@%s" % (other.hex, node.endpoint), timeout_ms=1500)
+        assert p.returncode != 0 and "does not hold id" in p.stderr, p.stderr
+        assert not os.path.exists(env["SOSCTL_KNOWN_NODES"])
 
 
 def test_handshake_flood():
@@ -263,4 +297,4 @@ def test_handshake_flood():
 if __name__ == "__main__":
     run([test_curve_on_the_wire, test_wrong_transport_key_refused,
          test_man_in_the_middle_on_pinned_genesis, test_null_transport_refused,
-         test_handshake_flood])
+         test_sosctl_known_nodes, test_handshake_flood])
