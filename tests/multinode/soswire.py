@@ -87,6 +87,14 @@ def curve_client(sock, server_id, ident=None):
     sock.setsockopt(zmq.CURVE_SECRETKEY, sk)
 
 
+def client_keys(sock, endpoint):
+    """Before sock connects to endpoint: a CURVE client with a throwaway key of the node whose
+    id is registered for endpoint (as sosctl); nothing for an unknown endpoint (NULL)."""
+    node_id = node_id_for(endpoint)
+    if node_id is not None:
+        curve_client(sock, node_id)
+
+
 def curve_server(sock, ident):
     """Make sock (before it binds) a CURVE server with ident's key pair, as a node's ROUTER."""
     pk, sk = ident.curve_keys()
