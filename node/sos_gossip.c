@@ -203,11 +203,15 @@ sos_gossip_peer_for_url(sos_node_t *self, const char *url, const char *id_hex)
     sos_peer_t *peer = s_peer_get(self, url);
     if (!peer)
         return NULL;
-    /*  A forward's target that is no worker we know: its id from the record it signed is
-        the key it must prove (CURVE), without making it the peer of that id. */
-    if (!peer->id_known && id_hex && sos_unhex(peer->id, SOS_NODEID_BYTES, id_hex)) {
-        snprintf(peer->hex, sizeof peer->hex, "%s", id_hex);
-        peer->id_known = true;
+    /*  A forward's target that is no worker we know: the id of the room record is the key
+        it must prove (CURVE). Kept apart from the peer's id, which only the worker's own
+        record sets: a room naming another's endpoint must not bind that endpoint. */
+    uint8_t fwd[SOS_NODEID_BYTES];
+    if (!peer->id_known && id_hex && sos_unhex(fwd, sizeof fwd, id_hex)) {
+        if (peer->dealer && memcmp(peer->dealer_key, fwd, sizeof fwd) != 0)
+            s_peer_close(self, peer); /* keyed for another owner */
+        memcpy(peer->fwd_id, fwd, sizeof fwd);
+        peer->fwd_id_set = true;
     }
     if (!s_peer_open(self, peer, true)) {
         if (!peer->in_dir && !peer->is_genesis && !peer->id_known)
@@ -260,6 +264,8 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
         if (peer->pinned && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0)
             return NULL;
         s_peer_set_id(self, peer, rec->origin);
+        if (peer->dealer && memcmp(peer->dealer_key, peer->id, SOS_NODEID_BYTES) != 0)
+            s_peer_close(self, peer); /* keyed for a forward's owner: another key now */
         if (local) {
             peer->fail_count = local->fail_count;
             peer->last_ok = local->last_ok;

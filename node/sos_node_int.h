@@ -159,6 +159,12 @@ typedef struct {
     uint64_t req_id;
     uint64_t deadline_mono;
     bool again; /* start another exchange at once (a batch was truncated) */
+
+    /* CURVE (sos_peer_open): the id whose key the open DEALER requires; a forward's target
+       whose id is not known is keyed by the id of the room record (sos_gossip_peer_for_url) */
+    uint8_t dealer_key[SOS_NODEID_BYTES];
+    bool fwd_id_set;
+    uint8_t fwd_id[SOS_NODEID_BYTES];
 } sos_peer_t;
 
 /*  What a queued frame is, which says what becomes of it when the pass's commit fails. */

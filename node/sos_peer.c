@@ -38,7 +38,8 @@ sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader)
         own long-term key tells the peer which node we are (PROTOCOL.md, "Transport"). */
     uint8_t server[SOS_CURVE_KEY_BYTES], pk[SOS_CURVE_KEY_BYTES], sk[SOS_CURVE_KEY_BYTES];
     bool curve = !self->node->cfg.transport_null;
-    if (curve && (!self->id_known || sos_nodeid_to_curve(server, self->id) != SOS_OK))
+    const uint8_t *id = self->id_known ? self->id : self->fwd_id_set ? self->fwd_id : NULL;
+    if (curve && (!id || sos_nodeid_to_curve(server, id) != SOS_OK))
         return SOS_ERR_INVALID;
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     if (!dealer)
@@ -67,6 +68,8 @@ sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader)
     }
     zloop_reader_set_tolerant(loop, dealer);
     self->dealer = dealer;
+    if (id)
+        memcpy(self->dealer_key, id, SOS_NODEID_BYTES);
     self->created_mono = sos_mono_ms();
     self->last_used_mono = self->created_mono;
     return SOS_OK;
