@@ -45,16 +45,21 @@ def env(ident, msg_type, body, node=None):
 
 
 def send_all(node, frames):
-    """Send frames on one connection, then a SYNC, and wait for its answer: the node takes
-    a connection's frames in order, so all of them have arrived (a socket closed at once
-    would drop what it had not sent yet)."""
-    me = w.identity_of(frames[0]) if frames else w.Identity()  # one key per connection
-    with w.Conn(node.endpoint) as c:
-        for f in frames:
-            c.send(f)
-        c.send(env(me, w.SYNC, w.gmsg(req_id=99), node))
-        got = c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.SYNC_ACK, 60)
-        assert got is not None, "node %d did not answer" % node.index
+    """Send frames, each on a connection keyed by its sender (a node takes an envelope only
+    on its sender's key), in order per sender, then a SYNC on each connection, and wait for
+    its answer: the node takes a connection's frames in order, so all of them have arrived
+    (a socket closed at once would drop what it had not sent yet)."""
+    by_sender = {}
+    for f in frames:
+        by_sender.setdefault(w.identity_of(f), []).append(f)
+    for me, mine in by_sender.items():
+        me = me or w.Identity()
+        with w.Conn(node.endpoint, ident=me) as c:
+            for f in mine:
+                c.send(f)
+            c.send(env(me, w.SYNC, w.gmsg(req_id=99), node))
+            got = c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.SYNC_ACK, 60)
+            assert got is not None, "node %d did not answer" % node.index
 
 
 def gossip(node):
