@@ -1125,7 +1125,11 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         zsock_set_curve_secretkey_bin(self->router, sk);
         sodium_memzero(sk, sizeof sk);
         if (self->gate)
-            sos_gate_set_curve(self->gate, true, cfg->max_handshakes, cfg->max_handshakes_total);
+            /*  --rate-limit off lifts the rate per address (see s_max_per_address),
+                not the total. */
+            sos_gate_set_curve(self->gate, true,
+                               cfg->rate_limit ? cfg->max_handshakes : cfg->max_handshakes_total,
+                               cfg->max_handshakes_total);
     } else
         sos_log_warning("the NULL transport (test only): nothing this node sends is encrypted, "
                         "and it cannot talk to CURVE nodes");
