@@ -71,6 +71,15 @@ static const char s_usage[] =
     "  --verify-budget N        record signatures checked per second for one sender (peers\n"
     "                           each, strangers together) before its gossip is refused;\n"
     "                           --rate-limit off lifts it (default 4096)\n"
+    "  --transport curve|null   curve (default): every connection is encrypted and\n"
+    "                           authenticated with CURVE keys derived from node ids; null is\n"
+    "                           for tests and benchmarks only, refused unless the environment\n"
+    "                           has SOS_ALLOW_NULL_TRANSPORT=1 (it cannot talk to curve nodes)\n"
+    "  --max-handshakes N       CURVE handshakes per second from one IP address, in bursts\n"
+    "                           of 2 s of it; more are refused and counted (default 200);\n"
+    "                           --rate-limit off lifts it (the total stays)\n"
+    "  --max-handshakes-total N the same from all addresses (default 2000)\n"
+    "  --print-id               print this node's id (from --data, made if missing) and exit\n"
     "  --config FILE            ZPL config file with the same settings; flags win\n"
     "  --log-level LEVEL        error, warning, notice (default), info or debug\n"
     "  --help                   this text\n"
@@ -113,6 +122,10 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->http_timeout_s = 30;
     cfg->http_max_waiting = 512;
     cfg->member_idle_s = 600;
+    /*  Far above what the nodes and clients behind one address reconnect at, far below
+        what a core's X25519 work could do. */
+    cfg->max_handshakes = 200;
+    cfg->max_handshakes_total = 2000;
 }
 
 static sos_rc
@@ -218,6 +231,14 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         snprintf(err, errlen, "trust-proxy must be on or off, not '%s'", value);
         return SOS_ERR_INVALID;
     }
+    if (streq(name, "transport")) {
+        if (streq(value, "curve") || streq(value, "null")) {
+            cfg->transport_null = streq(value, "null");
+            return SOS_OK;
+        }
+        snprintf(err, errlen, "transport must be curve or null, not '%s'", value);
+        return SOS_ERR_INVALID;
+    }
     if (streq(name, "log-level")) {
         int level = sos_log_level_parse(value);
         if (level < 0) {
@@ -253,6 +274,8 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"http-max-waiting", offsetof(sos_config_t, http_max_waiting), 1, 1000000},
         {"member-idle", offsetof(sos_config_t, member_idle_s), 1, 30 * 86400},
         {"max-connections", offsetof(sos_config_t, max_connections), 1, 1000000},
+        {"max-handshakes", offsetof(sos_config_t, max_handshakes), 1, 1000000},
+        {"max-handshakes-total", offsetof(sos_config_t, max_handshakes_total), 1, 10000000},
         {"max-connections-per-address", offsetof(sos_config_t, max_connections_per_address), 0,
          1000000},
     };
@@ -368,6 +391,10 @@ sos_config_parse(sos_config_t *cfg, int argc, char **argv, char *err, size_t err
             cfg->show_version = true;
             continue;
         }
+        if (streq(arg, "--print-id")) {
+            cfg->print_id = true;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             snprintf(err, errlen, "unexpected argument '%s'", arg);
             return SOS_ERR_INVALID;
@@ -428,6 +455,27 @@ sos_config_validate(sos_config_t *cfg, char *err, size_t errlen)
     if (strncmp(cfg->advertise, "tcp://", 6) != 0 || strchr(cfg->advertise + 6, '*')) {
         snprintf(err, errlen, "--advertise must be a concrete tcp://HOST:PORT");
         return SOS_ERR_INVALID;
+    }
+    if (cfg->transport_null) {
+        const char *allow = getenv(SOS_NULL_TRANSPORT_ENV);
+        if (!allow || !streq(allow, "1")) {
+            snprintf(err, errlen,
+                     "--transport null sends everything in clear and is for tests only: set "
+                     "%s=1 in the environment to allow it",
+                     SOS_NULL_TRANSPORT_ENV);
+            return SOS_ERR_INVALID;
+        }
+    } else {
+        for (uint32_t i = 0; i < cfg->n_genesis; i++) {
+            if (!cfg->genesis[i].pinned) {
+                snprintf(err, errlen,
+                         "genesis %s needs its node id, as NODEID@%s: every connection is "
+                         "CURVE, keyed by the id (run 'sosnode --data DIR --print-id' on that "
+                         "node, or read the 'node ID' line of its log)",
+                         cfg->genesis[i].url, cfg->genesis[i].url);
+                return SOS_ERR_INVALID;
+            }
+        }
     }
     if (!*cfg->http_cert != !*cfg->http_key) {
         snprintf(err, errlen, "--http-cert and --http-key go together");

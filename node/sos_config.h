@@ -11,9 +11,10 @@
 #include "sos_identity.h"
 #include "sos_record.h"
 
-#define SOS_GENESIS_MAX  64
-#define SOS_HTTP_MAX     8   /* --http listeners */
-#define SOS_HTTP_URL_MAX 255 /* --http-advertise: the HTTP base URL put in the worker record */
+#define SOS_GENESIS_MAX        64
+#define SOS_HTTP_MAX           8   /* --http listeners */
+#define SOS_HTTP_URL_MAX       255 /* --http-advertise: the HTTP base URL put in the worker record */
+#define SOS_NULL_TRANSPORT_ENV "SOS_ALLOW_NULL_TRANSPORT" /* =1 allows --transport null */
 
 typedef struct {
     char url[SOS_URL_MAX + 1];
@@ -52,6 +53,11 @@ typedef struct {
     uint32_t room_quota_kib;       /* 16384: KiB of messages kept per room (the oldest go
                                       first, as with the history limit); 0 = no quota */
     int log_level;                 /* sos_log_level_t */
+    bool transport_null;           /* test only: the NULL mechanism instead of CURVE (needs
+                                      SOS_ALLOW_NULL_TRANSPORT=1 in the environment) */
+    uint32_t max_handshakes;       /* 200: CURVE handshakes per second from one address */
+    uint32_t max_handshakes_total; /* 2000: and from all addresses */
+    bool print_id;                 /* --print-id: print the node id of --data and exit */
     bool show_help;
     bool show_version;
     /* HTTP front end (sos_http.c) */
@@ -84,7 +90,9 @@ sos_rc sos_config_load_file(sos_config_t *cfg, const char *path, char *err, size
 sos_rc sos_config_load_str(sos_config_t *cfg, const char *text, char *err, size_t errlen);
 
 /*  Check the result: required settings, ranges; derives advertise from listen when it is not
-    given and listen names a concrete address. */
+    given and listen names a concrete address. With CURVE (the default) every genesis must be
+    given as NODEID@ENDPOINT; --transport null is refused unless the environment has
+    SOS_ALLOW_NULL_TRANSPORT=1. */
 sos_rc sos_config_validate(sos_config_t *cfg, char *err, size_t errlen);
 
 /*  Parse "[NODEID@]ENDPOINT" into g. */

@@ -18,7 +18,27 @@
     that asks. A descriptor closed and reused before its ACCEPTED event is read may be
     charged to the newer connection's address; the totals stay exact, because each accepted
     descriptor is closed exactly once, in order. Connections that never finish the handshake
-    count until libzmq's handshake timeout closes them. */
+    count until libzmq's handshake timeout closes them.
+
+    CURVE (PROTOCOL.md, "Transport"). With the public ROUTER a CURVE server, ZAP also sees
+    each client's long-term public key. The gate answers with that key, in hex, as the
+    connection's User-Id, which every message of the connection then carries
+    (zmq_msg_gets "User-Id"): the node compares it with the key derived from a gossip
+    envelope's sender, so that a node can only gossip as itself. Clients (sosctl, sosbench)
+    present throwaway keys; their requests need no match.
+
+    Handshakes. Each CURVE handshake costs the node X25519 work before ZAP is asked, and
+    libzmq gives no hook before that work: what the gate can bound is how many handshakes
+    complete. It keeps a token bucket per address and one in total (sos_gate_set_curve), and
+    refuses a handshake past either, counted apart from the connection caps. A flood of
+    handshakes from one address thus costs the node at most its connection cap in open
+    connections and the work of the handshakes TCP lets through, and never admits more
+    than the bucket's rate; the node keeps serving everyone else.
+
+    Mechanisms. A client or peer speaking another mechanism than the node's (a node of
+    protocol version 2 speaks NULL) fails at the ZMTP greeting, before ZAP: libzmq reports
+    it on the monitor as a handshake that failed with ZMTP_MECHANISM_MISMATCH, and the gate
+    counts those for the node to log and count. */
 #include <netdb.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -30,6 +50,12 @@
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_ZAP_DOMAIN   "sosnode"
 
+typedef struct {
+    uint32_t connections; /* open now */
+    double tokens;        /* handshakes this address may still complete */
+    uint64_t mono;        /* when tokens was last refilled */
+} s_address_t;
+
 struct _sos_gate_t {
     zsock_t *monitor; /* PAIR, the router's events */
     zsock_t *zap;     /* REP on the ZAP endpoint */
@@ -38,8 +64,16 @@ struct _sos_gate_t {
     uint32_t max_per_address;
     uint32_t open;
     zhashx_t *fds;       /* "fd" -> address (owned string) */
-    zhashx_t *addresses; /* address -> uint32_t* count (owned) */
+    zhashx_t *addresses; /* address -> s_address_t* (owned) */
     char refused[NI_MAXHOST];
+    bool curve;           /* the router is a CURVE server: User-Id is the client's key */
+    double hs_rate;       /* handshakes per second from one address (bursts of 2 s) */
+    double hs_rate_total; /* and from all */
+    double hs_tokens;     /* handshakes all addresses may still complete */
+    uint64_t hs_mono;     /* when hs_tokens was last refilled */
+    uint64_t swept_mono;  /* when s_sweep last ran */
+    uint32_t hs_refused;  /* handshakes refused past a rate, not yet taken by the node */
+    uint32_t mismatched;  /* handshakes that failed on the mechanism, not yet taken */
 };
 
 static void
@@ -79,7 +113,8 @@ sos_gate_new(zsock_t *router, uint32_t max_total, uint32_t max_per_address, cons
     snprintf(endpoint, sizeof endpoint, "inproc://sos-gate-%08x%08x", randombytes_random(),
              randombytes_random());
     if (zmq_socket_monitor(zsock_resolve(router), endpoint,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0 ||
         zsock_connect(self->monitor, "%s", endpoint) < 0) {
         *why = "cannot monitor the public socket";
         goto fail;
@@ -121,18 +156,55 @@ sos_gate_zap(sos_gate_t *self)
     return self->zap;
 }
 
+void
+sos_gate_set_curve(sos_gate_t *self, bool curve, uint32_t per_address, uint32_t total)
+{
+    self->curve = curve;
+    self->hs_rate = per_address;
+    self->hs_rate_total = total;
+    self->hs_tokens = 2.0 * total;
+    self->hs_mono = zclock_mono();
+}
+
+static s_address_t *
+s_address(sos_gate_t *self, const char *address, bool create)
+{
+    s_address_t *a = zhashx_lookup(self->addresses, address);
+    if (a || !create)
+        return a;
+    a = calloc(1, sizeof *a);
+    if (a && zhashx_insert(self->addresses, address, a) != 0) {
+        free(a);
+        a = NULL;
+    }
+    if (a) {
+        a->tokens = 2.0 * self->hs_rate;
+        a->mono = zclock_mono();
+    }
+    return a;
+}
+
+/*  The count of connections open from address, NULL if none is. */
 static uint32_t *
 s_count(sos_gate_t *self, const char *address, bool create)
 {
-    uint32_t *n = zhashx_lookup(self->addresses, address);
-    if (n || !create)
-        return n;
-    n = calloc(1, sizeof *n);
-    if (n && zhashx_insert(self->addresses, address, n) != 0) {
-        free(n);
-        n = NULL;
-    }
-    return n;
+    s_address_t *a = s_address(self, address, create);
+    return a ? &a->connections : NULL;
+}
+
+/*  Take one token from a bucket of rate per second (bursts of 2 s). False if empty. */
+static bool
+s_take_token(double *tokens, uint64_t *mono, double rate)
+{
+    uint64_t now = zclock_mono();
+    *tokens += (double)(now - *mono) * rate / 1000.0;
+    if (*tokens > 2.0 * rate)
+        *tokens = 2.0 * rate;
+    *mono = now;
+    if (*tokens < 1.0)
+        return false;
+    *tokens -= 1.0;
+    return true;
 }
 
 static void
@@ -174,15 +246,39 @@ s_closed(sos_gate_t *self, int fd)
     if (!address)
         return;
     uint32_t *n = s_count(self, address, false);
-    if (n && --*n == 0)
-        zhashx_delete(self->addresses, address);
+    if (n && *n)
+        --*n; /* the entry stays while its handshake bucket is not full: see s_sweep */
     self->open--;
     zhashx_delete(self->fds, key);
+}
+
+/*  Forget the addresses with no connection whose handshake bucket is full again (2 s after
+    their last handshake), at most once a second. An address keeps its entry while its
+    bucket is low, or a flood from it would get a full bucket with each new connection; so
+    the table holds at most the open connections plus the handshakes of the last 2 s, which
+    the total rate bounds. */
+static void
+s_sweep(sos_gate_t *self)
+{
+    uint64_t now = zclock_mono();
+    if (now - self->swept_mono < 1000)
+        return;
+    self->swept_mono = now;
+    zlistx_t *keys = zhashx_keys(self->addresses);
+    if (!keys)
+        return;
+    for (const char *k = zlistx_first(keys); k; k = zlistx_next(keys)) {
+        s_address_t *a = zhashx_lookup(self->addresses, k);
+        if (a && a->connections == 0 && now - a->mono >= 2000)
+            zhashx_delete(self->addresses, k);
+    }
+    zlistx_destroy(&keys);
 }
 
 void
 sos_gate_on_monitor(sos_gate_t *self)
 {
+    s_sweep(self);
     void *h = zsock_resolve(self->monitor);
     while (true) {
         zmq_msg_t ev;
@@ -205,6 +301,9 @@ sos_gate_on_monitor(sos_gate_t *self)
             s_accepted(self, (int)value);
         else if (event == ZMQ_EVENT_DISCONNECTED)
             s_closed(self, (int)value);
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                 value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            self->mismatched++;
     }
 }
 
@@ -225,8 +324,21 @@ sos_gate_on_zap(sos_gate_t *self, const char **address_p)
         zframe_t *request_id = zmsg_pop(req);
         char *domain = zmsg_popstr(req);
         char *address = zmsg_popstr(req);
+        zframe_t *routing = zmsg_pop(req);
+        char *mechanism = zmsg_popstr(req);
+        zframe_t *key = zmsg_pop(req);
         const char *status = "200", *text = "OK";
-        if (domain && streq(domain, S_ZAP_DOMAIN) && address) {
+        char user_id[2 * 32 + 1] = "";
+        if (self->curve) {
+            /*  The router speaks CURVE only (libzmq refused any other mechanism at the
+                greeting); a client key is 32 bytes, or the request is not libzmq's. */
+            if (!mechanism || !streq(mechanism, "CURVE") || !key || zframe_size(key) != 32) {
+                status = "400";
+                text = "CURVE only";
+            } else
+                sodium_bin2hex(user_id, sizeof user_id, zframe_data(key), 32);
+        }
+        if (*status == '2' && domain && streq(domain, S_ZAP_DOMAIN) && address) {
             uint32_t *n = s_count(self, address, false);
             if (self->open > self->max_total) {
                 status = "400";
@@ -238,6 +350,17 @@ sos_gate_on_zap(sos_gate_t *self, const char **address_p)
             if (*status == '4') {
                 refused++;
                 snprintf(self->refused, sizeof self->refused, "%s", address);
+            } else if (self->curve) {
+                s_address_t *a = s_address(self, address, true);
+                bool ok = a ? s_take_token(&a->tokens, &a->mono, self->hs_rate) : false;
+                if (ok)
+                    ok = s_take_token(&self->hs_tokens, &self->hs_mono, self->hs_rate_total);
+                if (!ok) {
+                    status = "400";
+                    text = "too many handshakes";
+                    self->hs_refused++;
+                    snprintf(self->refused, sizeof self->refused, "%s", address);
+                }
             }
         }
         zmsg_t *rep = zmsg_new();
@@ -248,15 +371,34 @@ sos_gate_on_zap(sos_gate_t *self, const char **address_p)
             zmsg_addstr(rep, "");
         zmsg_addstr(rep, status);
         zmsg_addstr(rep, text);
-        zmsg_addstr(rep, "");
+        zmsg_addstr(rep, *status == '2' ? user_id : "");
         zmsg_addmem(rep, "", 0);
         zmsg_send(&rep, self->zap);
+        zframe_destroy(&routing);
+        zstr_free(&mechanism);
+        zframe_destroy(&key);
         zstr_free(&version);
         zstr_free(&domain);
         zstr_free(&address);
         zframe_destroy(&request_id);
         zmsg_destroy(&req);
     }
+}
+
+uint32_t
+sos_gate_take_handshake_refusals(sos_gate_t *self)
+{
+    uint32_t n = self->hs_refused;
+    self->hs_refused = 0;
+    return n;
+}
+
+uint32_t
+sos_gate_take_mechanism_refusals(sos_gate_t *self)
+{
+    uint32_t n = self->mismatched;
+    self->mismatched = 0;
+    return n;
 }
 
 uint32_t

@@ -18,6 +18,19 @@ typedef struct _sos_gate_t sos_gate_t;
 sos_gate_t *sos_gate_new(zsock_t *router, uint32_t max_total, uint32_t max_per_address,
                          const char **why);
 
+/*  The router is a CURVE server (set before it binds): each handshake must be CURVE, gets the
+    client's public key in hex (64 characters) as its User-Id, and is refused past
+    per_address handshakes per second from one IP address or total from all (bursts of 2 s
+    of each; counted: sos_gate_take_handshake_refusals). */
+void sos_gate_set_curve(sos_gate_t *self, bool curve, uint32_t per_address, uint32_t total);
+
+/*  Handshakes refused past the handshake rates since the last call (resets the count). */
+uint32_t sos_gate_take_handshake_refusals(sos_gate_t *self);
+
+/*  Handshakes that failed because the client spoke another mechanism than the router (a
+    NULL client on a CURVE node: protocol version 2 or older), since the last call. */
+uint32_t sos_gate_take_mechanism_refusals(sos_gate_t *self);
+
 /*  NULL-safe; nulls *self_p. */
 void sos_gate_destroy(sos_gate_t **self_p);
 

@@ -174,7 +174,12 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         else
             s_peer_close(self, lru);
     }
-    if (sos_peer_open(peer, self->loop, s_recv_dealer) != SOS_OK) {
+    sos_rc rc = sos_peer_open(peer, self->loop, s_recv_dealer);
+    if (rc == SOS_ERR_INVALID) {
+        sos_log_info("no connection to %s: its node id (the CURVE key) is not known", peer->url);
+        return false;
+    }
+    if (rc != SOS_OK) {
         self->stats.sockets_refused++;
         if (self->stats.sockets_refused == 1)
             sos_log_warning("cannot open a connection to %s (socket or file limit, or a bad "
@@ -189,11 +194,21 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
 }
 
 sos_peer_t *
-sos_gossip_peer_for_url(sos_node_t *self, const char *url)
+sos_gossip_peer_for_url(sos_node_t *self, const char *url, const char *id_hex)
 {
     sos_peer_t *peer = s_peer_get(self, url);
     if (!peer)
         return NULL;
+    /*  A forward's target that is no worker we know: the id of the room record is the key
+        it must prove (CURVE). Kept apart from the peer's id, which only the worker's own
+        record sets: a room naming another's endpoint must not bind that endpoint. */
+    uint8_t fwd[SOS_NODEID_BYTES];
+    if (!peer->id_known && id_hex && sos_unhex(fwd, sizeof fwd, id_hex)) {
+        if (peer->dealer && memcmp(peer->dealer_key, fwd, sizeof fwd) != 0)
+            s_peer_close(self, peer); /* keyed for another owner */
+        memcpy(peer->fwd_id, fwd, sizeof fwd);
+        peer->fwd_id_set = true;
+    }
     if (!s_peer_open(self, peer, true)) {
         if (!peer->in_dir && !peer->is_genesis && !peer->id_known)
             s_peer_retire(self, peer);
@@ -245,6 +260,8 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
         if (peer->pinned && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0)
             return NULL;
         s_peer_set_id(self, peer, rec->origin);
+        if (peer->dealer && memcmp(peer->dealer_key, peer->id, SOS_NODEID_BYTES) != 0)
+            s_peer_close(self, peer); /* keyed for a forward's owner: another key now */
         if (local) {
             peer->fd.fail_count = local->fail_count;
             peer->last_ok = local->last_ok;
@@ -1259,7 +1276,7 @@ void
 sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame, size_t size)
 {
     sos_envelope_t env;
-    if (!s_open_envelope(self, &env, frame, size))
+    if (!s_open_envelope(self, &env, frame, size) || !sos_node_sender_key_ok(self, env.sender))
         return;
     if (sos_envelope_unbound(&env) && env.type != SOS_MSG_SYNC) {
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "only a SYNC may be bound to nobody");
@@ -1696,11 +1713,11 @@ sos_gossip_start(sos_node_t *self)
         if (!peer)
             return SOS_ERR_NOMEM;
         peer->is_genesis = true;
-        s_peer_open(self, peer, true);
         if (g->pinned) {
             peer->pinned = true;
             s_peer_set_id(self, peer, g->id);
         }
+        s_peer_open(self, peer, true); /* after the id: CURVE needs its key */
     }
     sos_node_pass_begin(self);
     sos_txn_t *txn = sos_node_txn(self);

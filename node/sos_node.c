@@ -174,12 +174,15 @@ sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *data, 
 static const char *
 s_drop_name(sos_drop_t reason)
 {
+    /* clang-format off */
     static const char *names[] = {
         "malformed",      "oversized",    "bad_signature", "bad_version",
         "replay_window",  "nonce_reused", "wrong_sender",  "unexpected",
         "self",           "bad_request",  "output_full",   "connections_refused",
         "wrong_receiver", "before_start", "bad_endpoint",  "over_budget",
+        "wrong_transport_key", "null_transport", "handshakes_refused",
     };
+    /* clang-format on */
     _Static_assert(sizeof names / sizeof names[0] == SOS_DROP_MAX, "a name per drop reason");
     return names[reason];
 }
@@ -194,6 +197,23 @@ sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what)
     snprintf(kind, sizeof kind, "dropped %s", s_drop_name(reason));
     if (sos_log_limit_line(&self->stats.drop_log[reason], kind))
         sos_log_warning("%s: %s", kind, what);
+}
+
+bool
+sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES])
+{
+    if (self->cfg.transport_null || self->conn_local)
+        return true;
+    uint8_t key[SOS_CURVE_KEY_BYTES];
+    char hex[SOS_NODEID_HEX + 1];
+    if (sos_nodeid_to_curve(key, sender) == SOS_OK &&
+        sodium_memcmp(sos_hex(hex, key, sizeof key), self->conn_key, SOS_NODEID_HEX) == 0)
+        return true;
+    char what[160];
+    snprintf(what, sizeof what, "an envelope from %.16s... on a connection keyed %.16s...",
+             sos_hex(hex, sender, SOS_NODEID_BYTES), *self->conn_key ? self->conn_key : "(none)");
+    sos_node_drop(self, SOS_DROP_TRANSPORT_KEY, what);
+    return false;
 }
 
 /*  Summaries of drop and refusal lines held back in intervals now over (from the
@@ -731,9 +751,18 @@ s_router_take(sos_node_t *self)
         sos_node_drop(self, SOS_DROP_OVERSIZED, "frame over the size ceiling");
     else if (sos_frame_kind(data, size, &kind) != SOS_OK)
         sos_node_drop(self, SOS_DROP_MALFORMED, "frame of unknown kind");
-    else if (kind == SOS_FRAME_ENVELOPE)
+    else if (kind == SOS_FRAME_ENVELOPE) {
+        /*  The client key the gate gave the connection as its User-Id (sos_gate.c). */
+        const char *key = zmq_msg_gets(&body, "User-Id");
+        snprintf(self->conn_key, sizeof self->conn_key, "%s",
+                 key && strlen(key) == SOS_NODEID_HEX ? key : "");
+        /*  No Peer-Address: an inproc connection, from this process, which runs no
+            mechanism (the HTTP front end, or a test's or a fuzzer's harness): trusted. */
+        self->conn_local = !zmq_msg_gets(&body, "Peer-Address");
         sos_gossip_on_request(self, &routing, data, size);
-    else if (kind == SOS_FRAME_REQUEST) {
+        *self->conn_key = '\0';
+        self->conn_local = false;
+    } else if (kind == SOS_FRAME_REQUEST) {
         const char *address = zmq_msg_gets(&body, "Peer-Address");
         /*  The in-process HTTP front end: no Peer-Address (inproc) and the secret routing id.
             Its requests carry the HTTP client's address in the `client` argument. */
@@ -821,11 +850,28 @@ s_router_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 /*  The gate's sockets are watched through their ZMQ_FDs too (why: see s_recv_router). Both
     handlers are safe with an edge-triggered descriptor: the monitor's drains until a receive
     fails and nothing sends on it; the ZAP handler's asks ZMQ_EVENTS after its last reply. */
+/*  A node of protocol version 2 or older speaks the NULL mechanism, which libzmq refuses at
+    the greeting on a CURVE socket: say why in the log, naming the versions, so that an
+    operator of a mixed network knows what to upgrade. */
+static void
+s_mechanism_refusals(sos_node_t *self)
+{
+    uint32_t n = sos_gate_take_mechanism_refusals(self->gate);
+    for (uint32_t i = 0; i < n; i++)
+        sos_node_drop(self, SOS_DROP_NULL_TRANSPORT,
+                      self->cfg.transport_null
+                          ? "a connection speaking CURVE refused: this node runs the test-only "
+                            "NULL transport"
+                          : "a connection speaking the NULL transport (protocol version 2 or "
+                            "older) refused: this node speaks protocol version 3, CURVE only");
+}
+
 static int
 s_recv_monitor(zloop_t *loop, zsock_t *sock, void *arg)
 {
     sos_node_t *self = arg;
     sos_gate_on_monitor(self->gate);
+    s_mechanism_refusals(self);
     return 0;
 }
 
@@ -840,6 +886,13 @@ s_recv_zap(zloop_t *loop, zsock_t *sock, void *arg)
         snprintf(what, sizeof what, "a connection from %s past the cap", address);
         sos_node_drop(self, SOS_DROP_CONNECTION_REFUSED, what);
     }
+    refused = sos_gate_take_handshake_refusals(self->gate);
+    for (uint32_t i = 0; i < refused; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "a CURVE handshake from %s past the handshake rate", address);
+        sos_node_drop(self, SOS_DROP_HANDSHAKE_REFUSED, what);
+    }
+    s_mechanism_refusals(self);
     return 0;
 }
 
@@ -882,6 +935,10 @@ static int
 s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
+    /*  The monitor's descriptor may miss a wake-up while no handshake reaches ZAP (only
+        refused mechanisms): take its events once a second as well. */
+    if (self->gate)
+        s_recv_monitor(loop, NULL, self);
     sos_node_pass_begin(self);
     sos_rooms_expire(self);
     sos_gossip_flush_stats(self);
@@ -1079,6 +1136,30 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         sos_gate_new(self->router, self->max_connections, s_max_per_address(self), &gate_why);
     if (!self->gate)
         sos_log_warning("no cap on connections: %s", gate_why);
+    /*  Every TCP connection to the node is CURVE, its server key the one derived from the
+        node id (PROTOCOL.md, "Transport"). The inproc endpoint of the HTTP front end below
+        stays clear: libzmq runs no mechanism on inproc, whose bytes never leave the
+        process, and the front end is told apart by its secret routing id instead. */
+    if (!cfg->transport_null) {
+        uint8_t pk[SOS_CURVE_KEY_BYTES], sk[SOS_CURVE_KEY_BYTES];
+        if (sos_identity_curve_keys(pk, sk, &self->id) != SOS_OK) {
+            snprintf(why, why_size, "the identity gives no CURVE key");
+            rc = SOS_ERR_CRYPTO;
+            goto fail;
+        }
+        zsock_set_curve_server(self->router, 1);
+        zsock_set_curve_publickey_bin(self->router, pk);
+        zsock_set_curve_secretkey_bin(self->router, sk);
+        sodium_memzero(sk, sizeof sk);
+        if (self->gate)
+            /*  --rate-limit off lifts the rate per address (see s_max_per_address),
+                not the total. */
+            sos_gate_set_curve(self->gate, true,
+                               cfg->rate_limit ? cfg->max_handshakes : cfg->max_handshakes_total,
+                               cfg->max_handshakes_total);
+    } else
+        sos_log_warning("the NULL transport (test only): nothing this node sends is encrypted, "
+                        "and it cannot talk to CURVE nodes");
     if (zsock_bind(self->router, "%s", cfg->listen) < 0) {
         snprintf(why, why_size, "cannot bind %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
         sos_log_error("%s", why);

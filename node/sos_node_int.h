@@ -44,6 +44,10 @@ typedef enum {
     SOS_DROP_BEFORE_START,       /* an envelope dated before this node started (a replay) */
     SOS_DROP_BAD_ENDPOINT,       /* a record naming an endpoint this node may not connect to */
     SOS_DROP_OVER_BUDGET,        /* records whose verification the sender's budget cannot pay */
+    SOS_DROP_TRANSPORT_KEY,      /* a gossip envelope from another node than the connection's
+                                    CURVE key is (wrong_transport_key) */
+    SOS_DROP_NULL_TRANSPORT,     /* a connection speaking another mechanism (NULL: version 2) */
+    SOS_DROP_HANDSHAKE_REFUSED,  /* a CURVE handshake past the rate per address or in total */
     SOS_DROP_MAX
 } sos_drop_t;
 
@@ -140,6 +144,12 @@ typedef struct {
     bool stats_dirty;
     uint64_t next_try_mono; /* genesis backoff */
     sos_exchange_t ex;      /* the exchange under way with it (sos_core_exchange.h) */
+
+    /* CURVE (sos_peer_open): the id whose key the open DEALER requires; a forward's target
+       whose id is not known is keyed by the id of the room record (sos_gossip_peer_for_url) */
+    uint8_t dealer_key[SOS_NODEID_BYTES];
+    bool fwd_id_set;
+    uint8_t fwd_id[SOS_NODEID_BYTES];
 } sos_peer_t;
 
 /*  What a queued frame is, which says what becomes of it when the pass's commit fails. */
@@ -228,6 +238,9 @@ struct _sos_node_t {
        request comes from this process and may carry its client's address */
     char inproc[64];
     uint8_t local_id[16];
+    char conn_key[SOS_NODEID_HEX + 1]; /* the CURVE key (hex) of the connection the frame being
+                                          handled came on; "" for none (sos_node_sender_key_ok) */
+    bool conn_local; /* that connection is inproc (this process): no key to check */
     sos_http_t *http;
     /* the reactor watches the ROUTER through its ZMQ_FD (see s_recv_router) */
     bool router_sent; /* the ROUTER sent since it was last drained or checked */
@@ -245,6 +258,10 @@ sos_txn_t *sos_node_txn(sos_node_t *self);
 void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const void *data,
                     size_t size, uint64_t req_id, sos_out_kind_t kind);
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
+/*  True if a gossip envelope from sender may come on the connection of the frame being
+    handled: its CURVE key is the one derived from sender (or the node runs the test-only
+    NULL transport). Else counts SOS_DROP_TRANSPORT_KEY, logs, and returns false. */
+bool sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES]);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
 /*  A client reply (not gossip) arrived on peer's DEALER: the node hands it to the module
@@ -291,9 +308,11 @@ void sos_gossip_pass_end(sos_node_t *self, bool committed);
     the current iteration retires more (see "Peers" in sos_gossip.c). */
 void sos_gossip_reap(sos_node_t *self);
 /*  Peer for a url, created if absent, with its DEALER open (the least recently used idle
-    peer is closed at the cap). NULL if the url is ours, or on socket errors and at the cap
-    (counted). The peer is borrowed until the end of the current pass. */
-sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url);
+    peer is closed at the cap). id_hex (may be NULL) is the id of the node expected there,
+    from a record it signed: its CURVE key, for a peer whose id is not known yet. NULL if
+    the url is ours, no id is known, or on socket errors and at the cap (counted). The peer
+    is borrowed until the end of the current pass. */
+sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url, const char *id_hex);
 /*  The peer's DEALER is open but cannot send (not connected): close it and connect anew
     at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
     no exchange is under way on it. The peer stays borrowed; it may be left closed. */

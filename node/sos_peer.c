@@ -1,5 +1,6 @@
 /*  sos_peer.c: a peer's lifecycle: new, open (a DEALER connected to its url, read by the
     node's reactor), detach, close, destroy. */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +33,27 @@ sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader)
 {
     if (self->dealer)
         return SOS_OK;
+    /*  CURVE: the server key is the one derived from the peer's id, so only the node holding
+        that id's secret can complete the handshake (a man in the middle cannot), and our
+        own long-term key tells the peer which node we are (PROTOCOL.md, "Transport"). */
+    uint8_t server[SOS_CURVE_KEY_BYTES], pk[SOS_CURVE_KEY_BYTES], sk[SOS_CURVE_KEY_BYTES];
+    bool curve = !self->node->cfg.transport_null;
+    const uint8_t *id = self->id_known ? self->id : self->fwd_id_set ? self->fwd_id : NULL;
+    if (curve && (!id || sos_nodeid_to_curve(server, id) != SOS_OK))
+        return SOS_ERR_INVALID;
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     if (!dealer)
         return SOS_ERR_IO;
+    if (curve) {
+        if (sos_identity_curve_keys(pk, sk, &self->node->id) != SOS_OK) {
+            zsock_destroy(&dealer);
+            return SOS_ERR_CRYPTO;
+        }
+        zsock_set_curve_serverkey_bin(dealer, server);
+        zsock_set_curve_publickey_bin(dealer, pk);
+        zsock_set_curve_secretkey_bin(dealer, sk);
+        sodium_memzero(sk, sizeof sk);
+    }
     /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
         requests that would be delivered, stale, when it comes back. */
     zsock_set_immediate(dealer, 1);
@@ -49,6 +68,8 @@ sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader)
     }
     zloop_reader_set_tolerant(loop, dealer);
     self->dealer = dealer;
+    if (id)
+        memcpy(self->dealer_key, id, SOS_NODEID_BYTES);
     self->created_mono = sos_mono_ms();
     self->last_used_mono = self->created_mono;
     return SOS_OK;

@@ -1314,7 +1314,7 @@ s_forward_try(sos_node_t *node, s_forward_t *f)
 {
     if (!f->msg)
         return true;
-    sos_peer_t *peer = sos_gossip_peer_for_url(node, f->url);
+    sos_peer_t *peer = sos_gossip_peer_for_url(node, f->url, f->owner);
     if (!peer)
         return false; /* every connection busy at the cap, or no socket: try again */
     if (sos_node_send_now(node, peer->dealer, f->msg, f->msg_size)) {

@@ -1,8 +1,10 @@
 /*  sosnode.c: the sosnode daemon's entry point: settings, logging, then the node actor.
     Exit codes: 0 clean stop, 1 cannot start (store, identity, socket), 2 bad arguments. */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <czmq.h>
 
@@ -52,6 +54,36 @@ s_fit_sockets(sos_config_t *cfg, rlim_t files)
     }
 }
 
+/*  --print-id: the id of the node whose data directory is cfg's, made if there is none yet,
+    so that an operator (or a test) can give it to others before the node first starts:
+    with CURVE, a node id is what others need to connect (PROTOCOL.md, "Transport"). */
+static int
+s_print_id(const sos_config_t *cfg)
+{
+    if (!*cfg->data_dir) {
+        fprintf(stderr, "sosnode: --print-id needs --data DIR\n");
+        return 2;
+    }
+    if (sos_crypto_init() != SOS_OK)
+        return 1;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "sosnode: cannot make %s: %s\n", cfg->data_dir, strerror(errno));
+        return 1;
+    }
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/identity.key", cfg->data_dir);
+    sos_identity_t id;
+    sos_rc rc = sos_identity_load_or_create(&id, path, NULL);
+    if (rc) {
+        fprintf(stderr, "sosnode: cannot load the identity %s: %s\n", path, sos_strerror(rc));
+        return 1;
+    }
+    char hex[SOS_NODEID_HEX + 1];
+    printf("%s\n", sos_hex(hex, id.pk, SOS_NODEID_BYTES));
+    sos_identity_wipe(&id);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -70,6 +102,8 @@ main(int argc, char **argv)
         printf("sosnode %s\n", SOS_VERSION);
         return 0;
     }
+    if (cfg.print_id)
+        return s_print_id(&cfg);
     if (sos_config_validate(&cfg, err, sizeof err) != SOS_OK) {
         fprintf(stderr, "sosnode: %s (try --help)\n", err);
         return 2;

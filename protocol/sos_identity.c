@@ -162,6 +162,24 @@ sos_identity_wipe(sos_identity_t *id)
         sodium_memzero(id->sk, sizeof id->sk);
 }
 
+sos_rc
+sos_identity_curve_keys(uint8_t pk[SOS_CURVE_KEY_BYTES], uint8_t sk[SOS_CURVE_KEY_BYTES],
+                        const sos_identity_t *id)
+{
+    if (crypto_sign_ed25519_pk_to_curve25519(pk, id->pk) != 0 ||
+        crypto_sign_ed25519_sk_to_curve25519(sk, id->sk) != 0) {
+        sodium_memzero(sk, SOS_CURVE_KEY_BYTES);
+        return SOS_ERR_CRYPTO;
+    }
+    return SOS_OK;
+}
+
+sos_rc
+sos_nodeid_to_curve(uint8_t pk[SOS_CURVE_KEY_BYTES], const uint8_t node_id[SOS_NODEID_BYTES])
+{
+    return crypto_sign_ed25519_pk_to_curve25519(pk, node_id) == 0 ? SOS_OK : SOS_ERR_CRYPTO;
+}
+
 void
 sos_sign(uint8_t sig[SOS_SIG_BYTES], const uint8_t *msg, size_t len, const sos_identity_t *id)
 {

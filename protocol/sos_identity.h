@@ -35,6 +35,23 @@ void sos_identity_generate(sos_identity_t *id);
 /*  Zero the secret key. */
 void sos_identity_wipe(sos_identity_t *id);
 
+/*  The transport keys (PROTOCOL.md, "Transport"). A node's CURVE key pair is its Ed25519
+    identity converted to X25519, so that a node id alone is enough to connect to that node
+    with CURVE, and a pinned id pins the transport key too: there is no second key file. */
+#define SOS_CURVE_KEY_BYTES 32
+
+/*  The node's CURVE key pair, derived from its identity. The caller wipes sk after use
+    (sodium_memzero). SOS_OK, or SOS_ERR_CRYPTO if the identity is not a valid key. */
+__attribute__((warn_unused_result)) sos_rc sos_identity_curve_keys(uint8_t pk[SOS_CURVE_KEY_BYTES],
+                                                                   uint8_t sk[SOS_CURVE_KEY_BYTES],
+                                                                   const sos_identity_t *id);
+
+/*  The CURVE public key of the node whose id is node_id: the server key to connect to it, and
+    the client key its connections present. SOS_OK, or SOS_ERR_CRYPTO if node_id is no valid
+    Ed25519 point (no node can have it: the caller refuses the connection). */
+__attribute__((warn_unused_result)) sos_rc
+sos_nodeid_to_curve(uint8_t pk[SOS_CURVE_KEY_BYTES], const uint8_t node_id[SOS_NODEID_BYTES]);
+
 /*  Detached Ed25519 signature of msg[0..len) into sig. */
 void sos_sign(uint8_t sig[SOS_SIG_BYTES], const uint8_t *msg, size_t len, const sos_identity_t *id);
 

@@ -67,18 +67,23 @@ wait_for() {
   done
 }
 
-a=tcp://127.0.0.1:$(free_port)
-b=tcp://127.0.0.1:$(free_port)
+# Every connection is CURVE, keyed by the node id: nodes are named ID@ENDPOINT (the ids read
+# from the data directories before the nodes start), to sosctl as to the genesis flag.
+export SOSCTL_KNOWN_NODES=/dev/null
+a_listen=tcp://127.0.0.1:$(free_port)
+b_listen=tcp://127.0.0.1:$(free_port)
+a=$("$build/sosnode" --data "$work/a" --print-id)@$a_listen
+b=$("$build/sosnode" --data "$work/b" --print-id)@$b_listen
 common=(--gossip-interval 200 --rate-limit off --map-size 64 --log-level info)
 
 echo "== starting node A under valgrind memcheck, node B natively"
 valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --error-exitcode=99 --num-callers=40 \
   --log-file="$work/valgrind.log" \
-  "$build/sosnode" --data "$work/a" --listen "$a" "${common[@]}" >"$work/a.log" 2>&1 &
+  "$build/sosnode" --data "$work/a" --listen "$a_listen" "${common[@]}" >"$work/a.log" 2>&1 &
 pid_a=$!
 wait_for "node A to answer status" 180 ctl "$a" status
-"$build/sosnode" --data "$work/b" --listen "$b" --genesis "$a" "${common[@]}" >"$work/b.log" 2>&1 &
+"$build/sosnode" --data "$work/b" --listen "$b_listen" --genesis "$a" "${common[@]}" >"$work/b.log" 2>&1 &
 pid_b=$!
 wait_for "node B to answer status" 60 ctl "$b" status
 

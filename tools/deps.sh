@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev
       liblmdb-dev libjansson-dev libmicrohttpd-dev nodejs)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(python3 python3-zmq python3-msgpack python3-nacl clang libclang-rt-14-dev valgrind
+  pkgs+=(python3 python3-zmq python3-msgpack python3-nacl clang libclang-rt-14-dev valgrind tcpdump
          iproute2 iptables procps lmdb-utils chromium
          redis-server libhiredis-dev) # sosbench messages --compare redis
   pkgs+=(serf stress-ng) # for sosbench converge --compare serf and --stress

@@ -15,7 +15,11 @@ tools/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 mkdir -p "$run"
-genesis=tcp://127.0.0.1:7701
+# Every connection is CURVE, keyed by the node id: the genesis is given with its id, which
+# --print-id reads (or makes) before the node first starts.
+declare -A id
+for i in 1 2 3; do id[$i]=$(build/sosnode --data "$run/node$i" --print-id); done
+genesis=${id[1]}@tcp://127.0.0.1:7701
 for i in 1 2 3; do
   args=(--data "$run/node$i" --listen tcp://127.0.0.1:770$i --gossip-interval 1000
         --http 127.0.0.1:870$i)
@@ -28,16 +32,23 @@ for i in 1 2 3; do
 done
 echo "waiting for the 3 nodes to find each other..."
 for _ in $(seq 1 60); do
-  n=$(build/sosctl --node tcp://127.0.0.1:7703 --json workers 2>/dev/null | grep -c node_id || true)
+  n=$(build/sosctl --node "${id[3]}@tcp://127.0.0.1:7703" --json workers 2>/dev/null |
+      grep -o node_id | wc -l || true)
   [ "$n" -ge 3 ] && break
   sleep 0.5
 done
-build/sosctl --node tcp://127.0.0.1:7703 workers
+# sosctl remembers each node's id once it has answered (known_nodes): after this, a bare
+# --node tcp://127.0.0.1:770N is enough.
+for i in 1 2; do build/sosctl --node "${id[$i]}@tcp://127.0.0.1:770$i" status >/dev/null || true; done
+build/sosctl --node "${id[3]}@tcp://127.0.0.1:7703" workers
 echo
 echo "The page (chat, and each node's state):"
 for i in 1 2 3; do echo "  http://127.0.0.1:870$i/"; done
 echo "Point the seed's web app at one of them, or its desktop client with SOS_RELAY_HOST=127.0.0.1:8701."
 echo
+echo "Node ids: 1 ${id[1]}"
+echo "          2 ${id[2]}"
+echo "          3 ${id[3]}"
 echo "Logs and data are in $run. Try:"
 echo "  build/sosctl --node tcp://127.0.0.1:7701 room create --emojis '🆘🏠' --pin 1234"
 echo "Stop the network with: tools/quickstart.sh stop"

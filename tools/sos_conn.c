@@ -2,10 +2,12 @@
     frames packed with msgpack, replies matched to requests by req_id. */
 #include <czmq.h>
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "sos_client.h"
 #include "sos_conn.h"
+#include "sos_identity.h"
 
 struct _sos_conn_t {
     char *endpoint;
@@ -37,10 +39,35 @@ sos_conn_new(const char *endpoint)
     msgpack_sbuffer_init(&self->buf);
     msgpack_packer_init(&self->pk, &self->buf, msgpack_sbuffer_write);
     self->next_req_id = 1;
+    /*  NODEID@ENDPOINT: CURVE, with the node's server key derived from its id and a key pair
+        of our own made for this connection alone (a client is no node: its key says
+        nothing, and a fresh one links none of its connections). */
+    uint8_t id[SOS_NODEID_BYTES], server[SOS_CURVE_KEY_BYTES];
+    const char *at = strchr(endpoint, '@');
+    bool curve = false;
+    if (at && at - endpoint == SOS_NODEID_HEX) {
+        char hex[SOS_NODEID_HEX + 1];
+        memcpy(hex, endpoint, SOS_NODEID_HEX);
+        hex[SOS_NODEID_HEX] = '\0';
+        if (!sos_unhex(id, sizeof id, hex) || sos_nodeid_to_curve(server, id) != SOS_OK)
+            goto fail;
+        curve = true;
+        endpoint = at + 1;
+    }
     self->endpoint = strdup(endpoint);
     self->sock = zsock_new(ZMQ_DEALER);
     if (!self->endpoint || !self->sock)
         goto fail;
+    if (curve) {
+        uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+        if (sodium_init() < 0)
+            goto fail;
+        crypto_box_keypair(pk, sk);
+        zsock_set_curve_serverkey_bin(self->sock, server);
+        zsock_set_curve_publickey_bin(self->sock, pk);
+        zsock_set_curve_secretkey_bin(self->sock, sk);
+        sodium_memzero(sk, sizeof sk);
+    }
     //  Never block on exit for requests that no node took
     zsock_set_linger(self->sock, 0);
     zsock_set_maxmsgsize(self->sock, SOS_CONN_REPLY_MAX);

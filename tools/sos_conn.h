@@ -17,9 +17,13 @@
 typedef struct _sos_conn_t sos_conn_t;
 typedef struct _sos_conn_reply_t sos_conn_reply_t;
 
-/*  Connect to endpoint (e.g. "tcp://127.0.0.1:7700"). The connection is made in the background
-    by ZeroMQ, so an unreachable node shows only as replies that never come. Returns NULL if
-    the endpoint is invalid or the socket cannot be made. */
+/*  Connect to endpoint: "NODEID@tcp://127.0.0.1:7700" speaks CURVE to the node with that id
+    (64 hex characters; its server key is derived from the id, and the client's own key pair
+    is made for this connection), as every node requires; a bare "tcp://..." speaks the NULL
+    mechanism, which only a node on the test-only --transport null accepts. The connection
+    is made in the background by ZeroMQ, so an unreachable node, or one whose id is not the
+    one given, shows only as replies that never come. Returns NULL if the endpoint or the id
+    is invalid or the socket cannot be made. */
 sos_conn_t *sos_conn_new(const char *endpoint);
 
 /*  Close the socket, dropping unsent requests (linger 0). NULL-safe; nulls *self_p. */

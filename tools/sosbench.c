@@ -215,6 +215,12 @@ static const char *s_usage_text =
     "    --fill M           Messages the room must hold for the poll figure (default 50000).\n"
     "    --delays D         Messages timed to a long-polling reader (default 200).\n"
     "    --interval MS      The nodes' gossip interval (default 200).\n"
+    "    --compare null     Instead of the phases above, measure what CURVE costs: the\n"
+    "                       send phase (sends per second, latency) and the round trip of\n"
+    "                       one client with one request out, with the nodes on CURVE (as\n"
+    "                       always) and on two new nodes with --transport null (sosbench\n"
+    "                       sets SOS_ALLOW_NULL_TRANSPORT=1 for them), twice each in turns,\n"
+    "                       the best of each side, and the ratios CURVE / NULL.\n"
     "    --compare redis    Then run redis-server (appendonly yes, appendfsync always; its\n"
     "                       directory beside the nodes' stores) with the same clients, window\n"
     "                       and message size, XADD to one stream, and print its figures and\n"
@@ -273,6 +279,7 @@ typedef struct {
     int fill;
     int delays;
     bool compare_redis;
+    bool compare_null; /* --compare null: CURVE against the NULL transport */
 } s_opts_t;
 
 /* ------------------------------------------------------------------ figures ---- */
@@ -569,6 +576,7 @@ typedef struct {
     char data[PATH_MAX];
     char log[PATH_MAX];
     char id[SOS_NODEID_HEX + 1];
+    char target[SOS_NODEID_HEX + 72]; /* ID@ENDPOINT (CURVE), or the endpoint (NULL) */
     uint64_t start_ns;
     sos_conn_t *conn;
     //  Polling: one request out at a time
@@ -598,6 +606,7 @@ typedef struct {
     char fanout[16];
     char max_failures[16];
     long max_fd;
+    bool null_transport; /* the nodes run --transport null (--compare null) */
 } s_cluster_t;
 
 static void s_cluster_destroy(s_cluster_t **self_p);
@@ -732,7 +741,27 @@ s_node_add(s_cluster_t *self, int port)
         snprintf(node->log, sizeof node->log, "%s/node%d.log", self->dir, node->index) >=
             (int)sizeof node->log)
         return NULL;
-    node->conn = sos_conn_new(node->endpoint);
+    //  Every connection is CURVE, keyed by the node id: ask the node's id of its data
+    //  directory before it starts (sosnode --print-id makes the identity there)
+    snprintf(node->target, sizeof node->target, "%s", node->endpoint);
+    if (!self->null_transport) {
+        char cmd[PATH_MAX * 2 + 64];
+        snprintf(cmd, sizeof cmd, "'%s' --data '%s' --print-id", self->opts->sosnode, node->data);
+        FILE *p = popen(cmd, "r");
+        char line[128] = "";
+        bool got = p && fgets(line, sizeof line, p) != NULL;
+        if (p)
+            pclose(p);
+        line[strcspn(line, "\n")] = '\0';
+        if (!got || strlen(line) != SOS_NODEID_HEX) {
+            s_fail("cannot read the node id of %s with %s --print-id", node->data,
+                   self->opts->sosnode);
+            return NULL;
+        }
+        snprintf(node->id, sizeof node->id, "%s", line);
+        snprintf(node->target, sizeof node->target, "%s@%s", line, node->endpoint);
+    }
+    node->conn = sos_conn_new(node->target);
     if (!node->conn)
         return NULL;
     self->n_made++;
@@ -770,9 +799,13 @@ s_node_start(s_cluster_t *self, s_node_t *node, const s_node_t *genesis, const c
     argv[n++] = "0";
     argv[n++] = "--log-level";
     argv[n++] = "warning";
+    if (self->null_transport) {
+        argv[n++] = "--transport"; /* SOS_ALLOW_NULL_TRANSPORT=1 is set (s_compare_null) */
+        argv[n++] = "null";
+    }
     if (genesis) {
         argv[n++] = "--genesis";
-        argv[n++] = genesis->endpoint;
+        argv[n++] = genesis->target;
     }
     for (size_t i = 0; extra && extra[i] && n < sizeof argv / sizeof argv[0] - 1; i++)
         argv[n++] = extra[i];
@@ -2464,8 +2497,9 @@ s_redis_compare(s_cluster_t *c, s_report_t *r, const char *room, const char *con
     return 0;
 }
 
+//  Start the owner and the other node, and create the room on the owner (known to both)
 static int
-s_messages_run(s_cluster_t *c, s_report_t *r)
+s_messages_start(s_cluster_t *c, char *room)
 {
     const s_opts_t *o = c->opts;
     int ports[2];
@@ -2497,7 +2531,6 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
         return S_EXIT_FAIL;
 
     //  The room, on the owner, known to the other node
-    char room[SOS_ROOMHASH_LEN + 1];
     s_random_hex(room, SOS_ROOMHASH_LEN / 2);
     msgpack_packer *pk = s_room_begin(owner->conn, "create", room, 1);
     sos_mp_pack_kv_str(pk, "nickname", "owner");
@@ -2512,6 +2545,18 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
     s_set_waiting(c, NULL);
     if (s_wait_all(c, &has_room, "the room in both directories", NULL))
         return S_EXIT_FAIL;
+    return 0;
+}
+
+static int
+s_messages_run(s_cluster_t *c, s_report_t *r)
+{
+    const s_opts_t *o = c->opts;
+    char room[SOS_ROOMHASH_LEN + 1];
+    if (s_messages_start(c, room))
+        return S_EXIT_FAIL;
+    s_node_t *owner = &c->nodes[0], *other = &c->nodes[1];
+    sos_conn_reply_t *reply;
 
     //  Content: base64 text of random bytes
     size_t size = (size_t)o->size;
@@ -2545,7 +2590,7 @@ s_messages_run(s_cluster_t *c, s_report_t *r)
         cl->content = content;
         cl->size = size;
         cl->window = filler ? 64 : (uint32_t)o->window;
-        cl->conn = sos_conn_new(to->endpoint);
+        cl->conn = sos_conn_new(to->target);
         if (!cl->conn) {
             s_fail("cannot make a client socket");
             goto done;
@@ -2673,6 +2718,101 @@ done:
     free(after_ack);
     free(after_send);
     return result;
+}
+
+/* ---------------------------------------------------------- compare null ---- */
+
+//  One side of --compare null: the nodes of c (CURVE, or NULL with c->null_transport), the
+//  send phase of the clients asked, then one client with one request out (its round trip)
+static int
+s_compare_side(s_cluster_t *c, s_phase_t *full, s_phase_t *rtt)
+{
+    const s_opts_t *o = c->opts;
+    char room[SOS_ROOMHASH_LEN + 1];
+    if (s_messages_start(c, room))
+        return S_EXIT_FAIL;
+    s_node_t *via = o->via_other ? &c->nodes[1] : &c->nodes[0];
+    size_t size = (size_t)o->size;
+    char *content = malloc(size + 1);
+    s_client_t *clients = calloc((size_t)o->clients, sizeof *clients);
+    int result = S_EXIT_FAIL;
+    if (!content || !clients) {
+        s_fail("out of memory");
+        goto done;
+    }
+    memset(content, 'x', size);
+    content[size] = 0;
+    for (int i = 0; i < o->clients; i++) {
+        s_client_t *cl = &clients[i];
+        cl->index = i;
+        cl->room = room;
+        cl->content = content;
+        cl->size = size;
+        cl->window = (uint32_t)o->window;
+        cl->conn = sos_conn_new(via->target);
+        char nick[24];
+        snprintf(nick, sizeof nick, "bench%d", i);
+        if (!cl->conn || s_join(via, cl->conn, room, nick, cl->member))
+            goto done;
+    }
+    s_progress("%s: sending for %d s", c->null_transport ? "NULL" : "CURVE", o->duration_s);
+    if (s_send_phase(c, clients, (size_t)o->clients, 0, full))
+        goto done;
+    s_progress("%s: %.0f sends/s, p50 %.3f ms", c->null_transport ? "NULL" : "CURVE", full->rate,
+               full->p50);
+    clients[0].window = 1;
+    if (s_send_phase(c, clients, 1, 0, rtt))
+        goto done;
+    s_progress("%s: round trip of one client p50 %.3f ms", c->null_transport ? "NULL" : "CURVE",
+               rtt->p50);
+    result = 0;
+done:
+    for (int i = 0; clients && i < o->clients; i++)
+        s_client_free(&clients[i]);
+    free(clients);
+    free(content);
+    return result;
+}
+
+//  --compare null: the same measurements on CURVE nodes and on NULL nodes, twice each in
+//  turns (CURVE, NULL, CURVE, NULL), keeping each side's best rate and best round trip:
+//  other load on the machine then skews both sides alike rather than one.
+static int
+s_compare_null(const s_opts_t *o, s_report_t *r)
+{
+    s_phase_t full[2] = {{0}}, rtt[2] = {{0}};
+    for (int turn = 0; turn < 4; turn++) {
+        int side = turn % 2;
+        s_cluster_t *c = s_cluster_new(o, 2);
+        if (!c)
+            return S_EXIT_FAIL;
+        c->null_transport = side == 1;
+        if (c->null_transport)
+            setenv("SOS_ALLOW_NULL_TRANSPORT", "1", 1);
+        s_phase_t f, t;
+        int rc = s_compare_side(c, &f, &t);
+        s_cluster_destroy(&c);
+        if (rc)
+            return rc;
+        if (f.rate > full[side].rate)
+            full[side] = f;
+        if (turn < 2 || t.p50 < rtt[side].p50)
+            rtt[side] = t;
+    }
+    s_fig(r, "curve_sends_per_s", full[0].rate, 0, "msg/s", "sends per second, CURVE", NULL);
+    s_fig(r, "null_sends_per_s", full[1].rate, 0, "msg/s", "sends per second, NULL", NULL);
+    double ratio = full[1].rate > 0 ? full[0].rate / full[1].rate : 0;
+    s_fig(r, "sends_ratio", ratio, 3, "", "  CURVE / NULL", NULL);
+    s_fig(r, "curve_cost_pct", (1 - ratio) * 100, 1, "%", "  throughput CURVE costs", "< 10 %");
+    s_fig(r, "curve_send_p50_ms", full[0].p50, 3, "ms", "send latency p50, CURVE", NULL);
+    s_fig(r, "null_send_p50_ms", full[1].p50, 3, "ms", "send latency p50, NULL", NULL);
+    s_fig(r, "curve_owner_cpu_pct", full[0].owner_cpu, 1, "%core", "  owner CPU, CURVE", NULL);
+    s_fig(r, "null_owner_cpu_pct", full[1].owner_cpu, 1, "%core", "  owner CPU, NULL", NULL);
+    s_fig(r, "curve_rtt_p50_ms", rtt[0].p50, 3, "ms", "one client's round trip p50, CURVE", NULL);
+    s_fig(r, "null_rtt_p50_ms", rtt[1].p50, 3, "ms", "one client's round trip p50, NULL", NULL);
+    s_fig(r, "rtt_ratio", rtt[1].p50 > 0 ? rtt[0].p50 / rtt[1].p50 : 0, 3, "", "  CURVE / NULL",
+          NULL);
+    return 0;
 }
 
 /* ------------------------------------------------------------------- main ---- */
@@ -2918,7 +3058,8 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
             //  One option of both commands: what it compares with says which command
             o->compare_serf = streq(arg, "serf");
             o->compare_redis = streq(arg, "redis");
-            ok = o->compare_serf || o->compare_redis;
+            o->compare_null = streq(arg, "null");
+            ok = o->compare_serf || o->compare_redis || o->compare_null;
             if (ok)
                 given[opt] = o->compare_serf ? S_CMD_CONVERGE : S_CMD_MESSAGES;
             break;
@@ -3013,7 +3154,12 @@ main(int argc, char **argv)
                  "command=messages clients=%d size=%d via=%s window=%d duration_s=%d history=%d",
                  opts.clients, opts.size, opts.via_other ? "other" : "owner", opts.window,
                  opts.duration_s, opts.history);
-        rc = s_messages_run(cluster, report);
+        if (opts.compare_null) {
+            size_t len = strlen(report->params);
+            snprintf(report->params + len, sizeof report->params - len, " compare=null");
+            rc = s_compare_null(&opts, report);
+        } else
+            rc = s_messages_run(cluster, report);
     }
     s_cluster_destroy(&cluster);
     if (rc)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "sos_client.h"
@@ -42,7 +43,7 @@ static const char *s_usage_text =
     "    sosctl - administer a sosnode and chat in its end-to-end encrypted rooms\n"
     "\n"
     "SYNOPSIS\n"
-    "    sosctl [--node ENDPOINT] [--json] [--timeout MS] COMMAND [ARGS]\n"
+    "    sosctl [--node [NODEID@]ENDPOINT] [--json] [--timeout MS] COMMAND [ARGS]\n"
     "\n"
     "    sosctl status\n"
     "    sosctl workers\n"
@@ -68,7 +69,14 @@ static const char *s_usage_text =
     "    does, so sosctl and the web app can share a room.\n"
     "\n"
     "OPTIONS\n"
-    "    --node ENDPOINT    The node to ask (default $SOSCTL_NODE, else " S_DEFAULT_NODE ").\n"
+    "    --node [NODEID@]ENDPOINT\n"
+    "                       The node to ask (default $SOSCTL_NODE, else " S_DEFAULT_NODE ").\n"
+    "                       Every connection is encrypted with CURVE and keyed by the node's\n"
+    "                       id: give it as NODEID@ENDPOINT the first time ('sosnode --data\n"
+    "                       DIR --print-id' on that host prints it, as does the 'node ID'\n"
+    "                       line of its log). sosctl remembers the id of each node that\n"
+    "                       answered in its known-nodes file and takes a bare ENDPOINT from\n"
+    "                       there; an ENDPOINT it knows given with another id is refused.\n"
     "    --json             Print the node's reply body as one JSON document on stdout.\n"
     "    --timeout MS       Wait at most MS milliseconds for each reply (default 5000).\n"
     "    -h, --help         Print this text and exit.\n"
@@ -127,6 +135,13 @@ static const char *s_usage_text =
     "ENVIRONMENT\n"
     "    SOSCTL_NODE    The default node endpoint.\n"
     "    SOSCTL_PIN     The PIN, when --pin is not given (keeps it out of the process list).\n"
+    "    SOSCTL_KNOWN_NODES\n"
+    "                   The known-nodes file instead of the one under FILES (/dev/null: none).\n"
+    "\n"
+    "FILES\n"
+    "    $XDG_CONFIG_HOME/sosnode/known_nodes (else ~/.config/sosnode/known_nodes)\n"
+    "                   One \"ENDPOINT NODEID\" line per node that answered. A node whose id\n"
+    "                   changed on purpose (a new data directory) needs its line removed.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 on success, 1 if the node did not reply or replied with an error, 2 on bad\n"
@@ -159,7 +174,9 @@ static const char *s_opt_names[] = {"--emojis", "--pin",   "--description", "--n
 
 typedef struct {
     //  Global options
-    const char *node;
+    const char *node;                 //  as given; after s_resolve_node, the bare endpoint
+    char node_id[SOS_NODEID_HEX + 1]; //  the id the node must prove (CURVE), "" with NULL
+    bool node_known;                  //  the known-nodes file holds it already
     bool json;
     int timeout_ms;
     //  Command options; seen holds the S_OPT_ bits given
@@ -222,6 +239,127 @@ static const s_command_t s_commands[] = {
 };
 
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
+
+/* ------------------------------------------------------------- known nodes ---- */
+
+/*  Why a known-nodes file, and no trust on first use: every connection is CURVE, and a
+    CURVE client must know the server's key before its first byte, so a bare endpoint has no
+    key to try. The id is given once, as NODEID@ENDPOINT, by whoever runs the node; sosctl
+    then keeps it, as ssh keeps host keys, and never replaces it: a known endpoint given
+    with another id is refused, so that a changed key is a decision and never an accident. */
+
+//  The file's path into out; false if there is no config directory
+static bool
+s_known_path(char *out, size_t size, bool make_dir)
+{
+    const char *file = getenv("SOSCTL_KNOWN_NODES");
+    if (file && *file)
+        return snprintf(out, size, "%s", file) < (int)size;
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    char dir[PATH_MAX];
+    if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s", xdg);
+    else if (home && *home)
+        snprintf(dir, sizeof dir, "%s/.config", home);
+    else
+        return false;
+    if (make_dir)
+        mkdir(dir, 0700);
+    size_t n = strlen(dir);
+    snprintf(dir + n, sizeof dir - n, "/sosnode");
+    if (make_dir)
+        mkdir(dir, 0700);
+    return snprintf(out, size, "%s/known_nodes", dir) < (int)size;
+}
+
+//  The id recorded for endpoint into id (SOS_NODEID_HEX + 1 bytes); false if none
+static bool
+s_known_lookup(const char *endpoint, char *id)
+{
+    char path[PATH_MAX];
+    if (!s_known_path(path, sizeof path, false))
+        return false;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        char ep[300], hex[80];
+        if (sscanf(line, "%299s %79s", ep, hex) == 2 && streq(ep, endpoint) &&
+            strlen(hex) == SOS_NODEID_HEX) {
+            snprintf(id, SOS_NODEID_HEX + 1, "%s", hex);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+//  Record endpoint's id after the node answered (it proved it holds the id's key)
+static void
+s_known_add(const char *endpoint, const char *id)
+{
+    char path[PATH_MAX];
+    if (!s_known_path(path, sizeof path, true))
+        return;
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    fprintf(f, "%s %s\n", endpoint, id);
+    fclose(f);
+}
+
+static int s_usage_error(const char *format, ...);
+static int s_fail(const char *format, ...);
+
+//  Split self->node into the endpoint and the id to connect with, from the argument or the
+//  known-nodes file; the string for sos_conn_new into target. Returns S_EXIT_OK or the exit
+//  code of a refusal (printed).
+static int
+s_resolve_node(sosctl_t *self, char *target, size_t size)
+{
+    const char *at = strchr(self->node, '@');
+    char known[SOS_NODEID_HEX + 1] = "";
+    if (at) {
+        uint8_t id[SOS_NODEID_BYTES];
+        char hex[SOS_NODEID_HEX + 1] = "";
+        if (at - self->node == SOS_NODEID_HEX)
+            memcpy(hex, self->node, SOS_NODEID_HEX);
+        if (!sos_unhex(id, sizeof id, hex))
+            return s_usage_error("--node takes [NODEID@]ENDPOINT, NODEID 64 hex characters");
+        sos_hex(self->node_id, id, sizeof id);
+        self->node = at + 1;
+        if (s_known_lookup(self->node, known)) {
+            if (!streq(known, self->node_id)) {
+                char path[PATH_MAX] = "the known-nodes file";
+                s_known_path(path, sizeof path, false);
+                return s_fail("%s is known as node %s, not %s: refusing a changed id (a "
+                              "different node, or a man in the middle). If the node there was "
+                              "given a new identity on purpose, remove its line from %s",
+                              self->node, known, self->node_id, path);
+            }
+            self->node_known = true;
+        }
+    } else if (s_known_lookup(self->node, known)) {
+        snprintf(self->node_id, sizeof self->node_id, "%s", known);
+        self->node_known = true;
+    } else {
+        const char *allow = getenv("SOS_ALLOW_NULL_TRANSPORT");
+        if (!allow || !streq(allow, "1"))
+            return s_fail("the node id of %s is not known: give --node NODEID@%s (every "
+                          "connection is CURVE, keyed by the node id; 'sosnode --data DIR "
+                          "--print-id' on that host prints it, as does the 'node ID' line of "
+                          "its log)",
+                          self->node, self->node);
+    }
+    if (*self->node_id)
+        snprintf(target, size, "%s@%s", self->node_id, self->node);
+    else
+        snprintf(target, size, "%s", self->node); /* the test-only NULL transport */
+    return S_EXIT_OK;
+}
 
 /* ------------------------------------------------------------------ output ---- */
 
@@ -440,6 +578,11 @@ s_call_ex(sosctl_t *self, int timeout_ms, json_t **json_p, s_error_t *err)
         return S_INTERRUPTED;
     if (err->rc != SOS_OK)
         return S_EXIT_FAIL;
+    if (*self->node_id && !self->node_known) {
+        //  A reply came through CURVE: the node holds the id's key
+        s_known_add(self->node, self->node_id);
+        self->node_known = true;
+    }
 
     int code = S_EXIT_OK;
     if (!sos_conn_reply_ok(reply)) {
@@ -464,6 +607,10 @@ s_report(sosctl_t *self, int code, const s_error_t *err)
 {
     if (code == S_INTERRUPTED)
         return s_fail("interrupted");
+    if (err->rc == SOS_ERR_TIMEOUT && *self->node_id)
+        return s_fail("no reply from %s within %d ms (the node is down, or the node there "
+                      "does not hold id %.16s...)",
+                      self->node, err->timeout_ms, self->node_id);
     if (err->rc == SOS_ERR_TIMEOUT)
         return s_fail("no reply from %s within %d ms", self->node, err->timeout_ms);
     if (err->rc == SOS_ERR_MALFORMED)
@@ -1229,7 +1376,11 @@ main(int argc, char **argv)
 
     //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM; waits return early then
     zsys_init();
-    self.conn = sos_conn_new(self.node);
+    char target[SOS_NODEID_HEX + 300];
+    code = s_resolve_node(&self, target, sizeof target);
+    if (code)
+        return code;
+    self.conn = sos_conn_new(target);
     if (!self.conn)
         return s_usage_error("cannot connect to '%s': not a ZeroMQ endpoint", self.node);
     code = command->fn(&self);

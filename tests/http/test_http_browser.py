@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from soshttp import add_http_node, get
-from sosnet import SOSCTL, Net, Skip, run, wait_for
+from sosnet import SOSCTL, Net, Skip, run, wait_for, with_id
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER = os.path.join(HERE, "browser")
@@ -42,7 +42,8 @@ def test_page():
         if js.status != 200:
             raise Skip("the page was built without libsodium-wrappers-sumo (npm missing)")
         env = dict(os.environ, SOS_PAGE_URL="http://127.0.0.1:%d" % a.http,
-                   SOS_NODE_B=b.endpoint, SOS_NODE_A_ID=a.node_id, SOSCTL=os.path.abspath(SOSCTL), CHROMIUM=chromium)
+                   SOS_NODE_B=with_id(b.endpoint), SOS_NODE_A_ID=a.node_id,
+                   SOSCTL_KNOWN_NODES="/dev/null", SOSCTL=os.path.abspath(SOSCTL), CHROMIUM=chromium)
         p = subprocess.run([node, os.path.join(BROWSER, "page_test.mjs")], env=env,
                            capture_output=True, text=True, timeout=110)
         print(p.stdout.strip())

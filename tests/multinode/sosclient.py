@@ -12,6 +12,8 @@ import time
 import msgpack
 import zmq
 
+import soswire
+
 FRAME_REQUEST = 2
 FRAME_REPLY = 3
 FLAG_FORWARDED = 1
@@ -46,11 +48,22 @@ def pack(obj):
 
 
 class Client:
-    def __init__(self, endpoint, timeout=15.0):
+    """endpoint: "tcp://..." of a node whose id soswire knows (sosnet.py registers them), or
+    "NODEID@tcp://...". CURVE with a throwaway client key, as sosctl; null=True speaks the
+    NULL mechanism instead (refused by a node unless it runs --transport null)."""
+
+    def __init__(self, endpoint, timeout=15.0, null=False):
+        server_id = None
+        if "@" in endpoint:
+            server_id, endpoint = endpoint.split("@", 1)
+        elif not null:
+            server_id = soswire.node_id_for(endpoint)
         self.endpoint = endpoint
         self.timeout = timeout
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if server_id is not None and not null:
+            soswire.curve_client(self.sock, server_id)
         self.sock.connect(endpoint)
         # Start the request ids at a random point, as a real client would.
         self.next_id = int.from_bytes(os.urandom(4), "big") + 1

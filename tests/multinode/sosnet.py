@@ -13,6 +13,8 @@ import tempfile
 import time
 import traceback
 
+import soswire
+
 BIN = os.environ.get("SOS_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOSNODE = os.path.join(BIN, "sosnode")
 SOSCTL = os.path.join(BIN, "sosctl")
@@ -81,13 +83,34 @@ class CtlError(Exception):
         self.rc = rc
 
 
+def node_id_of(data_dir):
+    """The id (hex) of the node whose data directory is data_dir, made if it has none yet
+    (sosnode --print-id): with CURVE a node's id is what others need to reach it."""
+    p = subprocess.run([SOSNODE, "--data", data_dir, "--print-id"], capture_output=True,
+                       text=True, timeout=60, check=True)
+    return p.stdout.strip()
+
+
+def with_id(endpoint):
+    """NODEID@endpoint for a node whose id is registered (soswire.register_node), else
+    endpoint as given."""
+    if "@" in endpoint:
+        return endpoint
+    node_id = soswire.node_id_for(endpoint)
+    return "%s@%s" % (node_id.hex(), endpoint) if node_id else endpoint
+
+
 def ctl(endpoint, *args, timeout_ms=5000, check=True, wrap=()):
-    """Run sosctl --json against endpoint; return the parsed reply. On an error reply raise
-    CtlError with the error code (the first word of sosctl's one-line error). wrap is a
-    command prefix, e.g. ("ip", "netns", "exec", NS) to run sosctl in a network namespace."""
-    cmd = list(wrap) + [SOSCTL, "--node", endpoint, "--json", "--timeout", str(timeout_ms)] + \
-        list(args)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 60)
+    """Run sosctl --json against endpoint (given the registered node id; see with_id);
+    return the parsed reply. On an error reply raise CtlError with the error code (the first
+    word of sosctl's one-line error). wrap is a command prefix, e.g. ("ip", "netns",
+    "exec", NS) to run sosctl in a network namespace. sosctl's known-nodes file is
+    /dev/null: tests start nodes with new ids on reused ports."""
+    cmd = list(wrap) + [SOSCTL, "--node", with_id(endpoint), "--json", "--timeout",
+                        str(timeout_ms)] + list(args)
+    env = dict(os.environ, SOSCTL_KNOWN_NODES="/dev/null")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 60,
+                       env=env)
     if p.returncode != 0:
         err = p.stderr.strip()
         msg = err[len("sosctl: "):] if err.startswith("sosctl: ") else err
@@ -117,15 +140,36 @@ class Node:
         self.proc = None
         self.node_id = None
 
+    def ensure_id(self):
+        """This node's id (hex), from its data directory (made there if missing), registered
+        for its endpoint."""
+        self.node_id = node_id_of(self.data)
+        args = self.net.extra + self.extra
+        null = any(a == "--transport" and b == "null" for a, b in zip(args, args[1:]))
+        if not null:  # a node on the test-only NULL transport is reached without CURVE
+            soswire.register_node(self.endpoint, self.node_id)
+        return self.node_id
+
+    def genesis_arg(self, g):
+        """NODEID@ENDPOINT for a genesis given as a bare endpoint of a node of this net or
+        of one whose id is registered; as given otherwise."""
+        if "@" in g:
+            return g
+        for n in self.net.nodes:
+            if n is not self and n.endpoint == g:
+                return "%s@%s" % (n.ensure_id() if n.proc is None else n.node_id, g)
+        return with_id(g)
+
     def args(self):
         a = self.wrap + [SOSNODE, "--data", self.data, "--listen", self.endpoint,
              "--gossip-interval", str(self.net.interval), "--log-level", "info"]
         for g in self.genesis:
-            a += ["--genesis", g]
+            a += ["--genesis", self.genesis_arg(g)]
         return a + self.net.extra + self.extra
 
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
+        self.ensure_id()
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(self.args(), stdout=logf, stderr=subprocess.STDOUT)
         logf.close()

@@ -2,7 +2,7 @@
 tests that talk to a node directly: Ed25519 identities, signed worker and room records,
 gossip bodies, signed envelopes, client requests, and a DEALER connection to a node.
 
-Formats, protocol version 2 (msgpack, bin for bytes, str for text):
+Formats, protocol version 3 (msgpack, bin for bytes, str for text):
   envelope frame  [1, signed: bin, sig: bin(64)]
     signed        [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms,
                    nonce: bin(16), body: bin]
@@ -19,6 +19,13 @@ hash is BLAKE2b-128 over b"sosnode/2/digest\0", the entry count (4 bytes big-end
 the entries sorted by origin, each origin then version (8 bytes big-endian).
   request         [2, req_id, op: str, args: map, flags]
   reply           [3, req_id, status: str, body: map]
+Transport (new in version 3): every connection is CURVE. A node's
+key pair is its Ed25519 identity converted to X25519 (crypto_sign_ed25519_pk_to_curve25519),
+so the server key of a node is derived from its id; a gossip envelope must come on a
+connection whose client key is its sender's. Conn connects with the key of the identity
+whose envelope it sends first (every Identity made here is remembered for that), clients
+with throwaway keys. The ids of nodes started by sosnet.py are registered by endpoint
+(register_node), so that a bare endpoint is enough here.
 """
 
 import os
@@ -33,7 +40,7 @@ import nacl.exceptions
 import nacl.signing
 import zmq
 
-PROTO_VERSION = 2
+PROTO_VERSION = 3
 DOMAIN_ENVELOPE = b"sosnode/2/envelope\0"
 DOMAIN_RECORD = b"sosnode/2/record\0"
 DOMAIN_DIGEST = b"sosnode/2/digest\0"
@@ -45,6 +52,55 @@ FRAME_MAX = 1024 * 1024 + 128 * 1024  # the largest frame a node accepts
 REPLAY_WINDOW_MS = 300 * 1000
 
 _CTX = zmq.Context.instance()
+
+# endpoint -> node id (32 bytes) of the nodes whose ids the tests know (sosnet.py fills it)
+_NODE_IDS = {}
+# Ed25519 public key -> Identity, for every identity made here: a Conn sending an envelope
+# signed by one connects with its CURVE key
+_IDENTITIES = {}
+
+
+def register_node(endpoint, node_id):
+    """Remember that the node at endpoint has node_id (bytes or hex)."""
+    _NODE_IDS[endpoint] = node_id_bytes(node_id)
+
+
+def node_id_for(endpoint):
+    """The registered id (bytes) of the node at endpoint, or None."""
+    return _NODE_IDS.get(endpoint)
+
+
+def curve_public(node_id):
+    """The CURVE (X25519) public key of the node whose id is node_id (bytes or hex)."""
+    return nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(node_id_bytes(node_id))
+
+
+def curve_client(sock, server_id, ident=None):
+    """Make sock a CURVE client of the node server_id, with ident's key pair (or a new
+    throwaway one, as clients use)."""
+    if ident is not None:
+        pk, sk = ident.curve_keys()
+    else:
+        pk, sk = nacl.bindings.crypto_box_keypair()
+    sock.setsockopt(zmq.CURVE_SERVERKEY, curve_public(server_id))
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, pk)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, sk)
+
+
+def client_keys(sock, endpoint):
+    """Before sock connects to endpoint: a CURVE client with a throwaway key of the node whose
+    id is registered for endpoint (as sosctl); nothing for an unknown endpoint (NULL)."""
+    node_id = node_id_for(endpoint)
+    if node_id is not None:
+        curve_client(sock, node_id)
+
+
+def curve_server(sock, ident):
+    """Make sock (before it binds) a CURVE server with ident's key pair, as a node's ROUTER."""
+    pk, sk = ident.curve_keys()
+    sock.setsockopt(zmq.CURVE_SERVER, 1)
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, pk)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, sk)
 
 
 def pack(obj):
@@ -66,6 +122,13 @@ class Identity:
         self.key = nacl.signing.SigningKey(seed if seed is not None else os.urandom(32))
         self.pk = bytes(self.key.verify_key)
         self.hex = self.pk.hex()
+        _IDENTITIES.setdefault(self.pk, self)
+
+    def curve_keys(self):
+        """The CURVE key pair derived from this identity, as a node derives its own."""
+        sk = self.key._signing_key  # libsodium's 64-byte secret key
+        return (nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(self.pk),
+                nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(sk))
 
     @classmethod
     def from_data_dir(cls, data_dir):
@@ -200,22 +263,64 @@ def request(req_id, op, args, flags=0):
 
 # --------------------------------------------------------------- connection ----
 
-class Conn:
-    """A DEALER connected to a node's public endpoint, as a peer or a client would be."""
+def _envelope_sender(frame):
+    """The sender id of an envelope frame, or None if frame is no envelope."""
+    try:
+        top = unpack(frame)
+        if isinstance(top, list) and top and top[0] == FRAME_ENVELOPE:
+            signed = unpack(top[1])
+            return signed[2] if isinstance(signed[2], bytes) else None
+    except Exception:
+        pass
+    return None
 
-    def __init__(self, endpoint):
+
+def identity_of(frame):
+    """The Identity made here that signed envelope frame, or None."""
+    sender = _envelope_sender(frame)
+    return _IDENTITIES.get(sender) if sender else None
+
+
+class Conn:
+    """A DEALER connected to a node's public endpoint, as a peer or a client would be.
+
+    CURVE, with the server key of the node's id (server_id, else the one registered for
+    endpoint). The client key is ident's if given; else the connection is made at the first
+    send, with the key of the identity that signed that frame if it is an envelope of one
+    made here, else with a throwaway key (a client's, or a forger's). null=True speaks the
+    NULL mechanism (a version 2 node's), which a node refuses."""
+
+    def __init__(self, endpoint, ident=None, server_id=None, null=False):
+        self.endpoint = endpoint
+        self.server_id = server_id if server_id is not None else node_id_for(endpoint)
+        self.null = null or self.server_id is None
+        self.sock = None
+        if ident is not None or self.null:
+            self._open(ident)
+
+    def _open(self, ident):
         self.sock = _CTX.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
+        if not self.null:
+            curve_client(self.sock, self.server_id, ident)
+        self.sock.connect(self.endpoint)
+
+    def _ensure(self, frame=None):
+        if self.sock is None:
+            sender = _envelope_sender(frame) if frame is not None else None
+            self._open(_IDENTITIES.get(sender) if sender else None)
 
     def send(self, frame):
+        self._ensure(frame)
         self.sock.send(frame)
 
     def send_multipart(self, frames):
+        self._ensure(frames[0] if frames else None)
         self.sock.send_multipart(frames)
 
     def recv(self, timeout=10.0):
         """The next frame, or None after timeout seconds."""
+        self._ensure()
         if self.sock.poll(int(timeout * 1000)):
             return self.sock.recv()
         return None
@@ -237,7 +342,8 @@ class Conn:
                 pass
 
     def close(self):
-        self.sock.close(0)
+        if self.sock is not None:
+            self.sock.close(0)
 
     def __enter__(self):
         return self

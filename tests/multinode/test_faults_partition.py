@@ -26,7 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from sosnet import Net, Skip, run, wait_for
+from sosnet import Net, Skip, run, wait_for, with_id
 
 INTERVAL = 200
 MAX_FAILURES = 3
@@ -194,7 +194,7 @@ def raw_call(node, op, **args):
               "with Client(sys.argv[1]) as c:\n"
               "    print(json.dumps(c.call(sys.argv[2], json.loads(sys.argv[3]), timeout=20)))\n")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
-    p = subprocess.run(node.wrap + [sys.executable, "-c", script, node.endpoint, op,
+    p = subprocess.run(node.wrap + [sys.executable, "-c", script, with_id(node.endpoint), op,
                                     json.dumps(args)], capture_output=True, text=True,
                        timeout=60, env=env)
     assert p.returncode == 0, p.stderr

@@ -239,13 +239,16 @@ def test_bad_envelopes():
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=1, receiver=h.a.node_id))),
                 n=2)
             wait_for("the log to name version 1",
-                     lambda: "envelope of protocol version 1 (we speak 2)" in a.log_text())
+                     lambda: "envelope of protocol version 1 (we speak 3)" in a.log_text())
             h.expect_drop(a, "bad_version", lambda: (
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=3, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=4, receiver=h.a.node_id)),
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=35), version=0, receiver=h.a.node_id)),
                 conn.send(envelope(p, 0, gmsg(req_id=36), receiver=h.a.node_id)),
                 conn.send(envelope(p, 7, gmsg(req_id=37), receiver=h.a.node_id)),
-                conn.send(envelope(p, 200, gmsg(req_id=38), receiver=h.a.node_id))), n=5)
+                conn.send(envelope(p, 200, gmsg(req_id=38), receiver=h.a.node_id)),
+                # version 2: the last before the CURVE transport
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=39), version=2, receiver=h.a.node_id))),
+                n=6)
 
             # bound to another node (B), or to nobody where only a first SYNC may be
             h.expect_drop(a, "wrong_receiver", lambda: (
@@ -266,9 +269,10 @@ def test_bad_envelopes():
             # a SYNC bound to nobody is answered (bound to its sender), and does nothing else:
             # its self record is not taken
             z = Identity()
-            conn.send(envelope(z, w.SYNC, gmsg(req_id=54, self_rec=worker_record(z, 1, dead_url()),
-                                               suspects=[(b_id, 1 << 40)])))
-            frame = conn.recv_where(reply_to(54, w.SYNC_ACK), timeout=20)
+            with Conn(a.endpoint, ident=z) as zconn:  # z's own transport key
+                zconn.send(envelope(z, w.SYNC, gmsg(req_id=54, self_rec=worker_record(
+                    z, 1, dead_url()), suspects=[(b_id, 1 << 40)])))
+                frame = zconn.recv_where(reply_to(54, w.SYNC_ACK), timeout=20)
             assert frame is not None, "no SYNC_ACK to a first SYNC bound to nobody"
             ack = w.decode_envelope(frame)
             assert ack["sig_ok"] and ack["receiver"] == z.pk and ack["sender"].hex() == a.node_id
@@ -407,8 +411,9 @@ def test_worker_claims_live_endpoint():
             conn.send(envelope(ghosts[0], w.SYNC, gmsg(
                 req_id=5, self_rec=worker_record(ghosts[0], 1, b.endpoint)), receiver=h.a.node_id))
             assert conn.recv_where(reply_to(5, w.SYNC_ACK), timeout=20) is not None
-            conn.send(envelope(Identity(), w.RUMOR, gmsg(
-                records=[worker_record(ghosts[1], 1, a.endpoint)]), receiver=h.a.node_id))
+            with Conn(a.endpoint) as relay:  # another sender, on its own connection
+                relay.send(envelope(Identity(), w.RUMOR, gmsg(
+                    records=[worker_record(ghosts[1], 1, a.endpoint)]), receiver=h.a.node_id))
             wait_for("the relayed copy refused",
                      lambda: a.status()["gossip"]["merge_tombstoned"] >= tomb0 + 1)
         hold_for_rounds("no ghost listed", lambda: all(

@@ -34,9 +34,10 @@ def test_suspects_do_not_multiply_a_round():
         node = net.start(1)[0]
         workers = [w.worker_record(w.Identity(), 1, "tcp://127.0.0.1:%d" % free_port())
                    for _ in range(20)]
+        sender = w.Identity()  # one sender: a connection carries one node's key
         with w.Conn(node.endpoint) as c:
-            c.send(env(w.Identity(), w.RUMOR, w.gmsg(records=workers), node))
-            c.send(env(w.Identity(), w.SYNC, w.gmsg(req_id=9), node))
+            c.send(env(sender, w.RUMOR, w.gmsg(records=workers), node))
+            c.send(env(sender, w.SYNC, w.gmsg(req_id=9), node))
             assert c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.SYNC_ACK, 60)
         wait_for("the node to list the 20 workers", lambda: len(node.workers()) == 21)
         wait_for("at least 10 of them suspected", lambda: gossip(node)["suspects"] >= 10,

@@ -40,14 +40,19 @@ def rss_anon(node):
     raise AssertionError("no RssAnon in /proc/%d/status" % node.proc.pid)
 
 
-def stuck_socket(endpoint):
+def stuck_socket(endpoint, ident=None):
     """A DEALER that holds as little as libzmq allows and never reads: one frame in its
-    pipe, a small kernel buffer, so that the replies pile up on the node's side."""
+    pipe, a small kernel buffer, so that the replies pile up on the node's side. With
+    ident, keyed as that node (its envelopes must come on its own key)."""
     s = zmq.Context.instance().socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.RCVHWM, 1)
     s.setsockopt(zmq.RCVBUF, 4096)
     s.setsockopt(zmq.SNDHWM, 0)
+    if ident is not None:
+        w.curve_client(s, w.node_id_for(endpoint), ident)
+    else:
+        w.client_keys(s, endpoint)
     s.connect(endpoint)
     return s
 
@@ -86,11 +91,11 @@ class Flood:
         assert rss <= self.idle + RSS_BOUND, "%s: RssAnon %.1f MiB, over %.1f MiB idle + %d MiB" % (
             what, rss / 2**20, self.idle / 2**20, RSS_BOUND // 2**20)
 
-    def flood(self, what, frame_of, then=None):
+    def flood(self, what, frame_of, then=None, ident=None):
         """Send REQUESTS frames on a connection that never reads, checking memory as they
         go (and stopping at the bound, so that a node without budgets fails fast instead of
         eating the machine); then check the node still serves others. Returns the socket."""
-        s = stuck_socket(self.node.endpoint)
+        s = stuck_socket(self.node.endpoint, ident)
         for i in range(REQUESTS):
             s.send(frame_of(i))
             if i % 50 == 49:
@@ -139,7 +144,7 @@ def test_stuck_connections_are_bounded():
         ident = Identity()
         rec = worker_record(ident, 1, "tcp://127.0.0.1:9")
         stuck.append(f.flood("SYNC", lambda i: sync_envelope(
-            ident, gmsg(req_id=i + 1, self_rec=rec), f.node.node_id)))
+            ident, gmsg(req_id=i + 1, self_rec=rec), f.node.node_id), ident=ident))
         st = f.node.status()
         assert st["output"]["bytes"] <= st["output"]["total_budget"], st["output"]
         assert f.node.drops()["output_full"] > drops, "rooms/workers/SYNC never filled a pipe"
@@ -178,6 +183,7 @@ def answered(endpoint, n):
     for i in range(n):
         s = zmq.Context.instance().socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
+        w.client_keys(s, endpoint)
         s.connect(endpoint)
         s.send(request(i + 1, "status", {}))
         socks.append(s)

@@ -45,16 +45,21 @@ def env(ident, msg_type, body, node=None):
 
 
 def send_all(node, frames):
-    """Send frames on one connection, then a SYNC, and wait for its answer: the node takes
-    a connection's frames in order, so all of them have arrived (a socket closed at once
-    would drop what it had not sent yet)."""
-    me = w.Identity()
-    with w.Conn(node.endpoint) as c:
-        for f in frames:
-            c.send(f)
-        c.send(env(me, w.SYNC, w.gmsg(req_id=99), node))
-        got = c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.SYNC_ACK, 60)
-        assert got is not None, "node %d did not answer" % node.index
+    """Send frames, each on a connection keyed by its sender (a node takes an envelope only
+    on its sender's key), in order per sender, then a SYNC on each connection, and wait for
+    its answer: the node takes a connection's frames in order, so all of them have arrived
+    (a socket closed at once would drop what it had not sent yet)."""
+    by_sender = {}
+    for f in frames:
+        by_sender.setdefault(w.identity_of(f), []).append(f)
+    for me, mine in by_sender.items():
+        me = me or w.Identity()
+        with w.Conn(node.endpoint, ident=me) as c:
+            for f in mine:
+                c.send(f)
+            c.send(env(me, w.SYNC, w.gmsg(req_id=99), node))
+            got = c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.SYNC_ACK, 60)
+            assert got is not None, "node %d did not answer" % node.index
 
 
 def gossip(node):
@@ -82,6 +87,7 @@ class MovingPeer:
         self.stopping = False
         self.sock = zmq.Context.instance().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        w.curve_server(self.sock, self.ident)  # nodes connect with the key of its id
         self.sock.bind(self.url1)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()

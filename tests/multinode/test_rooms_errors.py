@@ -5,12 +5,13 @@ bad_request (unknown operations, ill-typed arguments, frames that do not decode 
 request id); and sosctl's exit status with its one line on stderr, for an error reply, for a
 node that does not answer and for bad arguments."""
 
+import os
 import subprocess
 
 import msgpack
 
 from sosclient import FLAG_FORWARDED, FRAME_REQUEST, Client, new_member_id, new_room_hash, pack
-from sosnet import SOSCTL, Net, free_port, run, wait_for
+from sosnet import SOSCTL, Net, free_port, run, wait_for, with_id
 
 CONTENT_MAX = 64 * 1024
 
@@ -282,7 +283,9 @@ def test_owner_unreachable():
 
 
 def sosctl(*args):
-    return subprocess.run([SOSCTL] + list(args), capture_output=True, text=True, timeout=60)
+    env = dict(os.environ, SOSCTL_KNOWN_NODES="/dev/null")
+    return subprocess.run([SOSCTL] + list(args), capture_output=True, text=True, timeout=60,
+                          env=env)
 
 
 def test_sosctl_exit_status():
@@ -290,27 +293,28 @@ def test_sosctl_exit_status():
         a = net.start(1)[0]
         # an error reply: status 1, one line on stderr starting with the code, nothing on stdout
         for json_flag in ([], ["--json"]):
-            p = sosctl("--node", a.endpoint, *json_flag, "room", "info", new_room_hash())
+            p = sosctl("--node", with_id(a.endpoint), *json_flag, "room", "info", new_room_hash())
             assert p.returncode == 1, p
             assert p.stdout == "", p
             lines = p.stderr.splitlines()
             assert len(lines) == 1 and lines[0].startswith("sosctl: room_not_found"), p.stderr
-        p = sosctl("--node", a.endpoint, "room", "info", "NOTAHASH")
+        p = sosctl("--node", with_id(a.endpoint), "room", "info", "NOTAHASH")
         assert p.returncode in (1, 2) and len(p.stderr.splitlines()) == 1, p
         # a node that does not answer
-        dead = "tcp://127.0.0.1:%d" % free_port()
+        dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
+        dead = "%s@%s" % (a.node_id, dead_endpoint)
         p = sosctl("--node", dead, "--timeout", "500", "status")
         assert p.returncode == 1 and p.stdout == "", p
         lines = p.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("sosctl: "), p.stderr
-        assert dead in lines[0], p.stderr
+        assert dead_endpoint in lines[0], p.stderr
         # bad arguments
         for args in (["frobnicate"], ["room", "send"], ["--timeout", "soon", "status"]):
-            p = sosctl("--node", a.endpoint, *args)
+            p = sosctl("--node", with_id(a.endpoint), *args)
             assert p.returncode == 2, p
             assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("sosctl: "), p
         # and success is 0
-        assert sosctl("--node", a.endpoint, "status").returncode == 0
+        assert sosctl("--node", with_id(a.endpoint), "status").returncode == 0
 
 
 if __name__ == "__main__":

@@ -106,10 +106,11 @@ class FakeOwner:
     """The attacker's socket where its own room record points: it keeps the routing id of
     the node's connection, and can send any frame back on it."""
 
-    def __init__(self):
+    def __init__(self, ident):
         self.url = "tcp://127.0.0.1:%d" % free_port()
         self.sock = zmq.Context.instance().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        w.curve_server(self.sock, ident)  # the node connects with the key of the record's id
         self.sock.bind(self.url)
         self.seen = []  # (routing, request list)
 
@@ -134,7 +135,7 @@ def test_forged_reply_to_a_forward_is_refused():
             owner_member = cb.create(honest, nickname="owner")["member_id"]
         wait_for("room in a", lambda: honest in a.rooms())
         attacker = w.Identity()
-        fake = FakeOwner()
+        fake = FakeOwner(attacker)
         try:
             bait = new_room_hash()
             rumor_to(a, attacker, [w.room_record(attacker, 1, fake.url, bait)])

@@ -6,6 +6,8 @@
 #include "proto_test.h"
 #include "sos_config.h"
 
+#define S_ID "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"
+
 static sos_rc
 s_parse(sos_config_t *cfg, int argc, char **argv)
 {
@@ -31,13 +33,22 @@ main(void)
     CHECK(cfg.room_ttl_s == 3600 && cfg.history_limit == 500 && cfg.rate_limit);
 
     SECTION("flags");
-    char *a1[] = {
-        "sosnode", "--data",   "/tmp/x", "--listen",  "tcp://127.0.0.1:7000", "--gossip-interval",
-        "200",     "--fanout", "4",      "--genesis", "tcp://10.0.0.1:7000",  "--rate-limit",
-        "off"};
+    char *a1[] = {"sosnode",
+                  "--data",
+                  "/tmp/x",
+                  "--listen",
+                  "tcp://127.0.0.1:7000",
+                  "--gossip-interval",
+                  "200",
+                  "--fanout",
+                  "4",
+                  "--genesis",
+                  S_ID "@tcp://10.0.0.1:7000",
+                  "--rate-limit",
+                  "off"};
     CHECK_RC(s_parse(&cfg, 13, a1), SOS_OK);
     CHECK(cfg.gossip_interval_ms == 200 && cfg.fanout == 4 && !cfg.rate_limit);
-    CHECK(cfg.n_genesis == 1 && !cfg.genesis[0].pinned);
+    CHECK(cfg.n_genesis == 1 && cfg.genesis[0].pinned);
     CHECK(streq(cfg.advertise, "tcp://127.0.0.1:7000"));
 
     SECTION("a pinned genesis");
@@ -60,18 +71,46 @@ main(void)
                       "    fanout = 5\n"
                       "    max-failures = 7\n"
                       "    genesis\n"
-                      "        a = tcp://127.0.0.1:7200\n"
-                      "        b = tcp://127.0.0.1:7201\n";
+                      "        a = " S_ID "@tcp://127.0.0.1:7200\n"
+                      "        b = " S_ID "@tcp://127.0.0.1:7201\n";
     CHECK(write(fd, zpl, strlen(zpl)) == (ssize_t)strlen(zpl));
     close(fd);
     char *a2[] = {"sosnode", "--config", path, "--fanout", "2"};
     CHECK_RC(s_parse(&cfg, 5, a2), SOS_OK);
     CHECK(streq(cfg.data_dir, "/tmp/from-file") && cfg.fanout == 2 && cfg.max_failures == 7);
     CHECK(cfg.n_genesis == 2 && streq(cfg.genesis[1].url, "tcp://127.0.0.1:7201"));
-    char *a3[] = {"sosnode", "--config", path, "--genesis", "tcp://127.0.0.1:7300"};
+    char *a3[] = {"sosnode", "--config", path, "--genesis", S_ID "@tcp://127.0.0.1:7300"};
     CHECK_RC(s_parse(&cfg, 5, a3), SOS_OK);
     CHECK(cfg.n_genesis == 1 && streq(cfg.genesis[0].url, "tcp://127.0.0.1:7300"));
     unlink(path);
+
+    SECTION("transport: CURVE needs every genesis's id; NULL needs the environment's leave");
+    char err[512] = "";
+    char *t1[] = {"sosnode",
+                  "--data",
+                  "/tmp/x",
+                  "--listen",
+                  "tcp://127.0.0.1:1",
+                  "--genesis",
+                  "tcp://127.0.0.1:7300"};
+    sos_config_defaults(&cfg);
+    CHECK_RC(sos_config_parse(&cfg, 7, t1, err, sizeof err), SOS_OK);
+    CHECK_RC(sos_config_validate(&cfg, err, sizeof err), SOS_ERR_INVALID);
+    CHECK(strstr(err, "NODEID@tcp://127.0.0.1:7300") && strstr(err, "--print-id"));
+    char *t2[] = {"sosnode",           "--data",      "/tmp/x", "--listen",
+                  "tcp://127.0.0.1:1", "--transport", "null"};
+    unsetenv(SOS_NULL_TRANSPORT_ENV);
+    sos_config_defaults(&cfg);
+    CHECK_RC(sos_config_parse(&cfg, 7, t2, err, sizeof err), SOS_OK);
+    CHECK(cfg.transport_null);
+    CHECK_RC(sos_config_validate(&cfg, err, sizeof err), SOS_ERR_INVALID);
+    CHECK(strstr(err, SOS_NULL_TRANSPORT_ENV));
+    setenv(SOS_NULL_TRANSPORT_ENV, "1", 1);
+    CHECK_RC(sos_config_validate(&cfg, err, sizeof err), SOS_OK);
+    unsetenv(SOS_NULL_TRANSPORT_ENV);
+    char *t3[] = {"sosnode", "--transport", "tls"};
+    sos_config_defaults(&cfg);
+    CHECK_RC(sos_config_parse(&cfg, 3, t3, err, sizeof err), SOS_ERR_INVALID);
 
     SECTION("errors");
     char *b1[] = {"sosnode", "--listen", "tcp://127.0.0.1:1"};

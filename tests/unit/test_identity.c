@@ -6,6 +6,9 @@
 
 #include "proto_test.h"
 
+/* The X25519 key of the Ed25519 key pair made from the seed 00 01 02 .. 1f. */
+#define S_SEED_CURVE_HEX "4701d08488451f545a409fb58ae3e58581ca40ac3f7f114698cd71deac73ca01"
+
 static char s_dir[] = "/tmp/test_identity.XXXXXX";
 
 static void
@@ -211,6 +214,51 @@ s_test_clock_hook(void)
     CHECK(sos_now_ms() > 1700000005000ULL);
 }
 
+static void
+s_test_curve(void)
+{
+    SECTION("the CURVE pair derived from an identity is a working X25519 pair");
+    sos_identity_t a, b;
+    sos_identity_generate(&a);
+    sos_identity_generate(&b);
+    uint8_t apk[SOS_CURVE_KEY_BYTES], ask[SOS_CURVE_KEY_BYTES];
+    uint8_t bpk[SOS_CURVE_KEY_BYTES], bsk[SOS_CURVE_KEY_BYTES];
+    CHECK(sos_identity_curve_keys(apk, ask, &a) == SOS_OK);
+    CHECK(sos_identity_curve_keys(bpk, bsk, &b) == SOS_OK);
+    uint8_t derived[SOS_CURVE_KEY_BYTES];
+    CHECK(crypto_scalarmult_base(derived, ask) == 0);
+    CHECK(memcmp(derived, apk, sizeof apk) == 0);
+    SECTION("a node id alone gives the same public key as the node's own pair");
+    uint8_t from_id[SOS_CURVE_KEY_BYTES];
+    CHECK(sos_nodeid_to_curve(from_id, a.pk) == SOS_OK);
+    CHECK(memcmp(from_id, apk, sizeof apk) == 0);
+    CHECK(sos_nodeid_to_curve(from_id, b.pk) == SOS_OK);
+    CHECK(memcmp(from_id, apk, sizeof apk) != 0);
+    SECTION("both sides agree on the shared secret (what CURVE's handshake relies on)");
+    uint8_t s1[crypto_scalarmult_BYTES], s2[crypto_scalarmult_BYTES];
+    CHECK(crypto_scalarmult(s1, ask, bpk) == 0);
+    CHECK(crypto_scalarmult(s2, bsk, apk) == 0);
+    CHECK(memcmp(s1, s2, sizeof s1) == 0);
+    SECTION("a known answer: the key of a fixed seed (also in soswire.py's test)");
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    for (size_t i = 0; i < sizeof seed; i++)
+        seed[i] = (uint8_t)i;
+    sos_identity_t k;
+    crypto_sign_seed_keypair(k.pk, k.sk, seed);
+    CHECK(sos_nodeid_to_curve(from_id, k.pk) == SOS_OK);
+    char hex[2 * SOS_CURVE_KEY_BYTES + 1];
+    sos_hex(hex, from_id, sizeof from_id);
+    CHECK(strcmp(hex, S_SEED_CURVE_HEX) == 0);
+    SECTION("an id that is no point on the curve gives no key");
+    uint8_t bad[SOS_NODEID_BYTES];
+    memset(bad, 0xff, sizeof bad);
+    CHECK(sos_nodeid_to_curve(from_id, bad) != SOS_OK);
+    sos_identity_wipe(&a);
+    sos_identity_wipe(&b);
+    sodium_memzero(ask, sizeof ask);
+    sodium_memzero(bsk, sizeof bsk);
+}
+
 int
 main(void)
 {
@@ -222,6 +270,7 @@ main(void)
     s_test_hex();
     s_test_clocks();
     s_test_clock_hook();
+    s_test_curve();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     CHECK(system(cmd) == 0);

@@ -1,10 +1,16 @@
 /*  test_node_gate.c: connection caps on a real ROUTER over loopback: connections are counted
     from the monitor, refused by ZAP past the total or per-address cap, and counted out when
-    they close, so that new ones are admitted again. */
+    they close, so that new ones are admitted again. With CURVE: the client's key as the
+    User-Id, handshakes past the rate refused and counted, NULL clients counted. */
 #include <czmq.h>
+#include <sodium.h>
 
 #include "proto_test.h"
 #include "sos_gate.h"
+#include "sos_identity.h"
+
+/*  The User-Id of the last message the router echoed (CURVE: the client key in hex). */
+static char s_user_id[80];
 
 /*  Serve the gate (monitor and ZAP) for up to ms, or until the DEALER gets its reply. */
 static bool
@@ -22,8 +28,18 @@ s_pump(sos_gate_t *gate, zsock_t *router, zsock_t *dealer, int ms, uint32_t *ref
         else if (which == sos_gate_zap(gate))
             *refused += sos_gate_on_zap(gate, &address);
         else if (which == router) {
-            zmsg_t *m = zmsg_recv(router); /* echo */
-            zmsg_send(&m, router);
+            zmq_msg_t id, body;
+            zmq_msg_init(&id);
+            zmq_msg_init(&body);
+            void *h = zsock_resolve(router);
+            if (zmq_msg_recv(&id, h, 0) >= 0 && zmq_msg_recv(&body, h, 0) >= 0) {
+                const char *user = zmq_msg_gets(&body, "User-Id");
+                snprintf(s_user_id, sizeof s_user_id, "%s", user ? user : "");
+                zmq_msg_send(&id, h, ZMQ_SNDMORE); /* echo */
+                zmq_msg_send(&body, h, 0);
+            }
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
         } else if (which && which == dealer) {
             char *s = zstr_recv(dealer);
             zstr_free(&s);
@@ -128,5 +144,66 @@ main(void)
     zsock_destroy(&d[1]);
     sos_gate_destroy(&gate);
     zsock_destroy(&router);
+
+    SECTION("CURVE: the client's long-term key is the connection's User-Id");
+    CHECK(sodium_init() >= 0);
+    sos_identity_t server_id, client_id;
+    sos_identity_generate(&server_id);
+    sos_identity_generate(&client_id);
+    uint8_t spk[SOS_CURVE_KEY_BYTES], ssk[SOS_CURVE_KEY_BYTES];
+    uint8_t cpk[SOS_CURVE_KEY_BYTES], csk[SOS_CURVE_KEY_BYTES];
+    CHECK(sos_identity_curve_keys(spk, ssk, &server_id) == SOS_OK);
+    CHECK(sos_identity_curve_keys(cpk, csk, &client_id) == SOS_OK);
+    router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(router, 0);
+    gate = sos_gate_new(router, 100, 0, &why);
+    CHECK(gate);
+    if (!gate)
+        return test_done("test_node_gate");
+    sos_gate_set_curve(gate, true, 1, 100); /* one a second per address: bursts of 2 */
+    zsock_set_curve_server(router, 1);
+    zsock_set_curve_publickey_bin(router, spk);
+    zsock_set_curve_secretkey_bin(router, ssk);
+    port = zsock_bind(router, "tcp://127.0.0.1:*");
+    CHECK(port > 0);
+    refused = 0;
+    zsock_t *c[4];
+    for (int i = 0; i < 3; i++) {
+        c[i] = zsock_new(ZMQ_DEALER);
+        zsock_set_linger(c[i], 0);
+        zsock_set_curve_serverkey_bin(c[i], spk);
+        zsock_set_curve_publickey_bin(c[i], cpk);
+        zsock_set_curve_secretkey_bin(c[i], csk);
+        zsock_connect(c[i], "tcp://127.0.0.1:%d", port);
+        zstr_send(c[i], "ping");
+    }
+    s_user_id[0] = '\0';
+    CHECK(s_pump(gate, router, c[0], 10000, &refused));
+    char want[2 * SOS_CURVE_KEY_BYTES + 1];
+    sodium_bin2hex(want, sizeof want, cpk, sizeof cpk);
+    CHECK(strcmp(s_user_id, want) == 0);
+    CHECK(s_pump(gate, router, c[1], 10000, &refused));
+
+    SECTION("CURVE: a third handshake within the burst is refused and counted");
+    CHECK(!s_pump(gate, router, c[2], 500, &refused)); /* a token comes each second */
+    CHECK(sos_gate_take_handshake_refusals(gate) >= 1);
+    CHECK(sos_gate_take_handshake_refusals(gate) == 0); /* taken */
+    CHECK(refused == 0);                                /* not a connection cap */
+
+    SECTION("CURVE: a NULL client gets nothing, and the mismatch is counted");
+    uint32_t mismatched = 0;
+    for (int i = 0; i < 20 && !mismatched; i++) {
+        c[3] = s_dealer(port);
+        CHECK(!s_pump(gate, router, c[3], 300, &refused));
+        zsock_destroy(&c[3]);
+        mismatched += sos_gate_take_mechanism_refusals(gate);
+    }
+    CHECK(mismatched >= 1);
+    for (int i = 0; i < 3; i++)
+        zsock_destroy(&c[i]);
+    sos_gate_destroy(&gate);
+    zsock_destroy(&router);
+    sos_identity_wipe(&server_id);
+    sos_identity_wipe(&client_id);
     return test_done("test_node_gate");
 }
