@@ -28,7 +28,7 @@ void sos_gate_set_curve(sos_gate_t *self, bool curve, uint32_t per_address, uint
 uint32_t sos_gate_take_handshake_refusals(sos_gate_t *self);
 
 /*  Handshakes that failed because the client spoke another mechanism than the router (a
-    NULL client on a CURVE node: protocol version 2 or older), since the last call. */
+    NULL client on a CURVE node: protocol version 1), since the last call. */
 uint32_t sos_gate_take_mechanism_refusals(sos_gate_t *self);
 
 /*  NULL-safe; nulls *self_p. */

@@ -850,7 +850,7 @@ s_router_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 /*  The gate's sockets are watched through their ZMQ_FDs too (why: see s_recv_router). Both
     handlers are safe with an edge-triggered descriptor: the monitor's drains until a receive
     fails and nothing sends on it; the ZAP handler's asks ZMQ_EVENTS after its last reply. */
-/*  A node of protocol version 2 or older speaks the NULL mechanism, which libzmq refuses at
+/*  A node of protocol version 1 speaks the NULL mechanism, which libzmq refuses at
     the greeting on a CURVE socket: say why in the log, naming the versions, so that an
     operator of a mixed network knows what to upgrade. */
 static void
@@ -862,8 +862,8 @@ s_mechanism_refusals(sos_node_t *self)
                       self->cfg.transport_null
                           ? "a connection speaking CURVE refused: this node runs the test-only "
                             "NULL transport"
-                          : "a connection speaking the NULL transport (protocol version 2 or "
-                            "older) refused: this node speaks protocol version 3, CURVE only");
+                          : "a connection speaking the NULL transport (protocol version 1) "
+                            "refused: this node speaks protocol version 2, CURVE only");
 }
 
 static int

@@ -11,7 +11,7 @@
 #include "sos_error.h"
 #include "sos_identity.h"
 
-#define SOS_PROTO_VERSION    3
+#define SOS_PROTO_VERSION    2
 #define SOS_NONCE_BYTES      16
 #define SOS_FRAME_MAX        (1024 * 1024 + 128 * 1024) /* largest frame a node accepts */
 #define SOS_REPLAY_WINDOW_MS (300 * 1000)               /* +- accepted clock difference */

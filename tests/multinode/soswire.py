@@ -2,7 +2,7 @@
 tests that talk to a node directly: Ed25519 identities, signed worker and room records,
 gossip bodies, signed envelopes, client requests, and a DEALER connection to a node.
 
-Formats, protocol version 3 (msgpack, bin for bytes, str for text):
+Formats, protocol version 2 (msgpack, bin for bytes, str for text):
   envelope frame  [1, signed: bin, sig: bin(64)]
     signed        [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms,
                    nonce: bin(16), body: bin]
@@ -19,7 +19,7 @@ hash is BLAKE2b-128 over b"sosnode/2/digest\0", the entry count (4 bytes big-end
 the entries sorted by origin, each origin then version (8 bytes big-endian).
   request         [2, req_id, op: str, args: map, flags]
   reply           [3, req_id, status: str, body: map]
-Transport (new in version 3): every connection is CURVE. A node's
+Transport (ZMTP level): every connection is CURVE. A node's
 key pair is its Ed25519 identity converted to X25519 (crypto_sign_ed25519_pk_to_curve25519),
 so the server key of a node is derived from its id; a gossip envelope must come on a
 connection whose client key is its sender's. Conn connects with the key of the identity
@@ -40,7 +40,7 @@ import nacl.exceptions
 import nacl.signing
 import zmq
 
-PROTO_VERSION = 3
+PROTO_VERSION = 2
 DOMAIN_ENVELOPE = b"sosnode/2/envelope\0"
 DOMAIN_RECORD = b"sosnode/2/record\0"
 DOMAIN_DIGEST = b"sosnode/2/digest\0"
@@ -288,7 +288,7 @@ class Conn:
     endpoint). The client key is ident's if given; else the connection is made at the first
     send, with the key of the identity that signed that frame if it is an envelope of one
     made here, else with a throwaway key (a client's, or a forger's). null=True speaks the
-    NULL mechanism (a version 2 node's), which a node refuses."""
+    NULL mechanism (a version 1 node's), which a node refuses."""
 
     def __init__(self, endpoint, ident=None, server_id=None, null=False):
         self.endpoint = endpoint

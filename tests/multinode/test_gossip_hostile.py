@@ -239,16 +239,13 @@ def test_bad_envelopes():
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=1, receiver=h.a.node_id))),
                 n=2)
             wait_for("the log to name version 1",
-                     lambda: "envelope of protocol version 1 (we speak 3)" in a.log_text())
+                     lambda: "envelope of protocol version 1 (we speak 2)" in a.log_text())
             h.expect_drop(a, "bad_version", lambda: (
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=4, receiver=h.a.node_id)),
+                conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=3, receiver=h.a.node_id)),
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=35), version=0, receiver=h.a.node_id)),
                 conn.send(envelope(p, 0, gmsg(req_id=36), receiver=h.a.node_id)),
                 conn.send(envelope(p, 7, gmsg(req_id=37), receiver=h.a.node_id)),
-                conn.send(envelope(p, 200, gmsg(req_id=38), receiver=h.a.node_id)),
-                # version 2: the last before the CURVE transport
-                conn.send(envelope(p, w.SYNC, gmsg(req_id=39), version=2, receiver=h.a.node_id))),
-                n=6)
+                conn.send(envelope(p, 200, gmsg(req_id=38), receiver=h.a.node_id))), n=5)
 
             # bound to another node (B), or to nobody where only a first SYNC may be
             h.expect_drop(a, "wrong_receiver", lambda: (

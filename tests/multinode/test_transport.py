@@ -213,7 +213,7 @@ def test_null_transport_refused():
             return node.drops()["null_transport"] > before
 
         wait_for("a null_transport drop", null_client_refused, timeout=60)
-        wait_for("the log line", lambda: "protocol version 3, CURVE only" in node.log_text(),
+        wait_for("the log line", lambda: "protocol version 2, CURVE only" in node.log_text(),
                  timeout=30)
         env = dict(os.environ)
         env.pop(NULL_ENV, None)

@@ -136,7 +136,7 @@ s_write(const vector_t *vecs, size_t n)
     }
     fprintf(f, "# wire.exp: known-answer vectors of the sosnode wire format (see\n"
                "# tests/unit/test_wire_vectors.c). Key: Ed25519 from seed bytes 00 01 .. 1f.\n"
-               "# Protocol version 3. receiver_key: seed bytes 40 41 .. 5f.\n"
+               "# Protocol version 2. receiver_key: seed bytes 40 41 .. 5f.\n"
                "# Records: worker v1 \"tcp://192.0.2.1:7777\", http_url\n"
                "# \"http://192.0.2.1:8080\"; room v2 0123456789abcdef, emojis [U+1F525,\n"
                "# U+1F30A, U+1F98A], \"Test room\", 1700000000000..1700086400000; both signed\n"
