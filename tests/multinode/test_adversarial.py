@@ -307,13 +307,15 @@ def test_forged_records():
             conn.send(w.envelope(attacker, w.RUMOR, w.gmsg(records=[later]), receiver=a.node_id))
             wait_counter(a, "merge_conflict_lost", conflict_lost + 1)
 
-            # Nothing of it got in, anywhere: b's worker keeps its url and version, b's room
+            # Nothing of it got in, anywhere: b's worker keeps its url and b's own versions, b's room
             # its owner, description and endpoint.
             time.sleep(2)  # let any wrongly accepted record spread before looking
             for n in nodes:
                 wk = n.workers()
                 assert wk[b.node_id]["url"] == b.endpoint, wk[b.node_id]
-                assert wk[b.node_id]["version"] == fields[2], wk[b.node_id]
+                # b itself may have signed a newer record since (refuting a suspicion when
+                # a loaded machine answers late), never the forged version
+                assert fields[2] <= wk[b.node_id]["version"] < forged[2], wk[b.node_id]
                 assert attacker.hex not in wk
                 rooms = n.rooms()
                 assert rooms[room]["owner"] == b.node_id, rooms[room]
@@ -856,8 +858,10 @@ def test_many_connections():
                 s.sendall(os.urandom(64) if i % 2 else b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             wait_for("a to count the garbage frames",
                      lambda: counters(a)["drop_malformed"] >= before["drop_malformed"] + 300)
-            during = fd_count(a)
-            assert during >= baseline + 225, (baseline, during)
+            # the idle DEALERs and the silent handshakes stay open (libzmq accepts them in
+            # its own time: under load some are still on their way when the garbage is in)
+            wait_for("a to hold the 225 connections that stay",
+                     lambda: fd_count(a) >= baseline + 225)
             st = a.ctl("status")
             assert st["workers"] == 2
             with Client(a.endpoint) as ca:
