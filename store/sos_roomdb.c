@@ -220,6 +220,8 @@ s_msgid_decode(const MDB_val *val, uint64_t *seq, uint64_t *timestamp)
 sos_rc
 sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created_at, uint64_t expires_at)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -239,6 +241,8 @@ sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created_at, ui
 sos_rc
 sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     if (!sos_store_room_hash_ok(room_hash))
         return SOS_ERR_INVALID;
@@ -249,6 +253,8 @@ sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state)
 sos_rc
 sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_at)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -266,6 +272,8 @@ sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_a
 sos_rc
 sos_roomdb_foreach(sos_txn_t *txn, sos_roomdb_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(fn);
     MDB_cursor *cur;
@@ -297,6 +305,8 @@ sos_roomdb_foreach(sos_txn_t *txn, sos_roomdb_fn *fn, void *arg)
 sos_rc
 sos_roomdb_drop(sos_txn_t *txn, const char *room_hash)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -318,6 +328,8 @@ sos_rc
 sos_roomdb_member_put(sos_txn_t *txn, const char *room_hash, const char *member_id,
                       const char *nickname, uint64_t joined_at)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -355,6 +367,8 @@ sos_roomdb_member_put(sos_txn_t *txn, const char *room_hash, const char *member_
 sos_rc
 sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_id, char *nickname)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     if (!sos_store_room_hash_ok(room_hash) || !s_member_id_ok(member_id))
         return SOS_ERR_INVALID;
@@ -370,6 +384,8 @@ sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_
 sos_rc
 sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_id)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -392,6 +408,8 @@ sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_
 sos_rc
 sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_member_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(fn);
     if (!sos_store_room_hash_ok(room_hash))
@@ -569,6 +587,8 @@ sos_rc
 sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                   uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     return sos_roomdb_append_quota(txn, room_hash, msg, history_limit, 0, seq, timestamp, dup);
 }
 
@@ -577,6 +597,8 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
                         uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
                         uint64_t *timestamp, bool *dup)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -605,6 +627,8 @@ sos_rc
 sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since,
                            sos_message_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(fn);
     if (!sos_store_room_hash_ok(room_hash))
@@ -643,6 +667,8 @@ sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since
 sos_rc
 sos_roomdb_last_ts(sos_txn_t *txn, const char *room_hash, uint64_t *timestamp)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(timestamp);
     *timestamp = 0;
@@ -673,6 +699,8 @@ s_seq_at_each(void *arg, const sos_message_t *msg)
 sos_rc
 sos_roomdb_seq_at(sos_txn_t *txn, const char *room_hash, uint64_t since_ts, uint64_t *seq)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(seq);
     s_seq_at_t a = {.since_ts = since_ts};
     sos_rc rc = sos_roomdb_foreach_message(txn, room_hash, 0, s_seq_at_each, &a);
