@@ -1,0 +1,179 @@
+/*  sos_fd.c: the failure detector's decisions (Lifeguard's suspicion with confirmations,
+    local health, RFC 6298 deadlines), over state and times the caller gives. */
+#include <math.h>
+#include <string.h>
+
+#include "sos_fd.h"
+
+uint64_t
+sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer,
+                         uint64_t n_workers)
+{
+    double n = (double)n_workers;
+    double c = peer->n_confirm < SOS_FD_CONFIRM_K ? peer->n_confirm : SOS_FD_CONFIRM_K;
+    double f = cfg->max_failures ? (double)cfg->max_failures - 1 : 0;
+    double rounds =
+        f + 2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_FD_CONFIRM_K + 1));
+    uint64_t t = (uint64_t)(rounds * (double)cfg->interval_ms);
+    /*  Never below the conservative exchange deadline, nor below SOS_FD_SUSPICION_MIN: at
+        short intervals a few rounds are less than a busy machine may deschedule a node, and
+        the suspect needs that long to refute. */
+    if (t < cfg->exchange_timeout_ms)
+        t = cfg->exchange_timeout_ms;
+    if (t < SOS_FD_SUSPICION_MIN)
+        t = SOS_FD_SUSPICION_MIN;
+    return t * (1 + fd->health);
+}
+
+/*  F failed exchanges, counted across up to K + 1 observers, at least one of them this
+    node: a suspicion alone, from anyone, removes nobody. */
+bool
+sos_fd_removable(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer,
+                 bool listed, uint64_t n_workers, uint64_t now_mono)
+{
+    if (!listed || !peer->suspect_mono || peer->fail_count == 0)
+        return false;
+    uint32_t c = peer->n_confirm < SOS_FD_CONFIRM_K ? peer->n_confirm : SOS_FD_CONFIRM_K;
+    return peer->fail_count + c >= cfg->max_failures && now_mono >= peer->suspect_mono &&
+           now_mono - peer->suspect_mono >= sos_fd_suspicion_timeout(fd, cfg, peer, n_workers);
+}
+
+uint64_t
+sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer)
+{
+    uint64_t t = cfg->exchange_timeout_ms;
+    if (peer->srtt_ms || peer->rttvar_ms) {
+        uint64_t floor = cfg->interval_ms / 2;
+        floor = floor < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : floor;
+        floor = floor > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : floor;
+        uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
+        t = rto < floor ? floor : rto > t ? t : rto;
+    }
+    return t * (1 + fd->health);
+}
+
+void
+sos_fd_rtt_sample(sos_fd_peer_t *peer, uint64_t r)
+{
+    if (!peer->srtt_ms && !peer->rttvar_ms) {
+        peer->srtt_ms = r;
+        peer->rttvar_ms = r / 2;
+        return;
+    }
+    uint64_t d = r > peer->srtt_ms ? r - peer->srtt_ms : peer->srtt_ms - r;
+    peer->rttvar_ms = (3 * peer->rttvar_ms + d) / 4;
+    peer->srtt_ms = (7 * peer->srtt_ms + r) / 8;
+}
+
+bool
+sos_fd_lag(sos_fd_t *fd, uint64_t late, uint64_t period, uint64_t now_mono)
+{
+    if (late <= (period / 2 > 50 ? period / 2 : 50))
+        return false;
+    /*  At once, not at the next round: the tick that notices it is about to fail every
+        exchange whose deadline passed while the loop stood still. */
+    if (!fd->lagging && fd->health < SOS_FD_HEALTH_MAX)
+        fd->health++;
+    fd->health_mono = now_mono;
+    fd->lagging = true;
+    return true;
+}
+
+bool
+sos_fd_round(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t now)
+{
+    bool late = false;
+    if (fd->last_round_mono) {
+        uint64_t due = fd->last_round_mono + cfg->interval_ms;
+        late = sos_fd_lag(fd, now > due ? now - due : 0, cfg->interval_ms, now);
+    }
+    fd->last_round_mono = now;
+    /*  Health falls by one per second of rounds on time, not per round: at short intervals
+        a loop that lags now and then would otherwise be healthy again within a few hundred
+        milliseconds, between two stalls, and blame its peers for its own slowness. */
+    if (!fd->lagging && fd->health > 0 && now - fd->health_mono >= SOS_FD_HEALTH_DECAY) {
+        fd->health--;
+        fd->health_mono = now;
+    }
+    fd->lagging = false;
+    return late;
+}
+
+bool
+sos_fd_tick(sos_fd_t *fd, uint64_t period, uint64_t now)
+{
+    bool late = false;
+    if (fd->last_tick_mono && now > fd->last_tick_mono + period)
+        late = sos_fd_lag(fd, now - fd->last_tick_mono - period, period, now);
+    fd->last_tick_mono = now;
+    return late;
+}
+
+void
+sos_fd_clear(sos_fd_peer_t *peer)
+{
+    peer->fail_count = 0;
+    peer->probe = false;
+    peer->suspect_mono = 0;
+    peer->suspect_version = 0;
+    peer->n_confirm = 0;
+}
+
+sos_fd_failure_t
+sos_fd_failure(const sos_fd_t *fd, sos_fd_peer_t *peer, bool listed, bool genesis,
+               uint64_t held_version, uint64_t now_mono)
+{
+    /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
+    if (fd->health > 0 && !genesis && !peer->fail_count)
+        return SOS_FD_WITHHELD;
+    peer->fail_count++;
+    if (peer->suspect_mono || genesis || !listed)
+        return SOS_FD_COUNTED;
+    /*  0 is "not suspected": a clock that starts at 0 still starts a suspicion. */
+    peer->suspect_mono = now_mono ? now_mono : 1;
+    peer->suspect_version = held_version;
+    return SOS_FD_SUSPECTED;
+}
+
+uint64_t
+sos_fd_genesis_backoff(const sos_fd_config_t *cfg, uint32_t fail_count)
+{
+    uint64_t backoff = cfg->interval_ms;
+    for (uint32_t i = 1; i < fail_count && backoff < 60000; i++)
+        backoff *= 2;
+    return backoff > 60000 ? 60000 : backoff;
+}
+
+void
+sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_version, uint64_t now_mono)
+{
+    if (peer->fail_count == 0)
+        peer->probe = true;
+    if (!peer->suspect_mono) {
+        /*  The suspicion starts here too; it removes nobody until we see it fail. */
+        peer->suspect_mono = now_mono ? now_mono : 1;
+        peer->suspect_version = held_version;
+    }
+    if (!sender)
+        return;
+    for (uint32_t k = 0; k < peer->n_confirm; k++)
+        if (memcmp(peer->confirm[k], sender, SOS_FD_CONFIRM_PREFIX) == 0)
+            return;
+    if (peer->n_confirm < SOS_FD_CONFIRM_K)
+        memcpy(peer->confirm[peer->n_confirm++], sender, SOS_FD_CONFIRM_PREFIX);
+}
+
+/*  At most one refutation per interval, and none for a suspicion of an older record
+    (refuted already by the record we hold now), so that refutations cannot turn into
+    churn. */
+sos_fd_refute_t
+sos_fd_refute(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t version, uint64_t own_version,
+              bool pending, uint64_t now_mono)
+{
+    if (version < own_version)
+        return SOS_FD_REFUTE_OLD;
+    if (pending || (fd->last_refute_mono && now_mono - fd->last_refute_mono < cfg->interval_ms))
+        return SOS_FD_REFUTE_LIMITED;
+    fd->last_refute_mono = now_mono ? now_mono : 1;
+    return SOS_FD_REFUTE;
+}

@@ -1,0 +1,117 @@
+/*  sos_fd.h: the failure detector of the gossip core: suspicion and its timeout, removal,
+    exchange deadlines from round-trip estimates, local health, refutation. Pure decisions
+    over plain state and times given by the caller: no clock, no socket, no store. */
+#ifndef SOS_FD_H
+#define SOS_FD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SOS_FD_CONFIRM_K      3    /* confirmations that bring a suspicion to its shortest */
+#define SOS_FD_HEALTH_MAX     8    /* local health: timeouts stretch up to 9 times */
+#define SOS_FD_SUSPICION_MIN  1000 /* ms: no suspicion is shorter, whatever the interval */
+#define SOS_FD_HEALTH_DECAY   1000 /* ms: health falls by one per second on time */
+#define SOS_FD_RTO_FLOOR      100  /* ms: no exchange deadline below this, whatever the RTT */
+#define SOS_FD_CONFIRM_PREFIX 8    /* bytes of a confirming node's id that tell it apart */
+
+/*  What the detector is tuned by (from sos_config_t). */
+typedef struct {
+    uint64_t interval_ms;         /* the gossip interval */
+    uint64_t exchange_timeout_ms; /* the conservative exchange deadline (no RTT sample yet) */
+    uint32_t max_failures;        /* failed exchanges, here and confirmed, before removal */
+} sos_fd_config_t;
+
+/*  The node's own side: its local health (Lifeguard), from timers that fire late. */
+typedef struct {
+    uint32_t health;           /* 0 healthy, up to SOS_FD_HEALTH_MAX (lagging) */
+    uint64_t last_round_mono;  /* when the last round ran: its lateness feeds health */
+    uint64_t health_mono;      /* when health last rose or fell: it falls once per second */
+    uint64_t last_tick_mono;   /* when the last tick ran */
+    uint64_t last_refute_mono; /* refutations are rate-limited to one per interval */
+    bool lagging;              /* a timer fired late since the last round */
+} sos_fd_t;
+
+/*  What this node knows of one peer's liveness. All zero: a peer never suspected, without
+    an RTT sample. */
+typedef struct {
+    uint32_t fail_count;      /* failed exchanges in a row, here */
+    bool probe;               /* named a suspect by another node: a candidate for a probe */
+    uint64_t suspect_mono;    /* when the suspicion began; 0: not suspected here */
+    uint64_t suspect_version; /* the version of its record the suspicion is about */
+    uint8_t confirm[SOS_FD_CONFIRM_K][SOS_FD_CONFIRM_PREFIX]; /* other nodes that named it */
+    uint32_t n_confirm;
+    uint64_t srtt_ms, rttvar_ms; /* round-trip estimate as TCP's RTO (RFC 6298); 0: none */
+} sos_fd_peer_t;
+
+/*  How long a suspicion of peer lasts before removal, with n the workers listed (Lifeguard):
+        T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * (1 - log(C + 1) / log(K + 1)))
+    never below the exchange deadline nor SOS_FD_SUSPICION_MIN, times (1 + health). */
+uint64_t sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
+                                  const sos_fd_peer_t *peer, uint64_t n_workers);
+
+/*  True if peer may be removed at now: listed (a worker of the directory, not a genesis
+    node), suspected, seen failing here at least once, its failures and confirmations
+    together reach max_failures, and the suspicion has outlived its timeout. */
+bool sos_fd_removable(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer,
+                      bool listed, uint64_t n_workers, uint64_t now_mono);
+
+/*  The deadline (ms from sending) of an exchange with peer: its RTO (SRTT + 4 RTTVAR) kept
+    between a floor and the conservative default, times (1 + health). */
+uint64_t sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
+                                 const sos_fd_peer_t *peer);
+
+/*  Take one round-trip sample (ms) into peer's estimate. */
+void sos_fd_rtt_sample(sos_fd_peer_t *peer, uint64_t rtt_ms);
+
+/*  A timer of period ms fired late ms after it was due. True if that counts as lag: health
+    rises at once (by one per round at most) and the node is lagging until the next round. */
+bool sos_fd_lag(sos_fd_t *fd, uint64_t late, uint64_t period, uint64_t now_mono);
+
+/*  A round starts at now: its own lateness feeds health (true if it was late, as
+    sos_fd_lag), and health falls by one per SOS_FD_HEALTH_DECAY of rounds on time. */
+bool sos_fd_round(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t now_mono);
+
+/*  A tick of period ms runs at now: true if it was late (as sos_fd_lag). */
+bool sos_fd_tick(sos_fd_t *fd, uint64_t period, uint64_t now_mono);
+
+/*  The peer answered an exchange, or signed a record after its suspicion began: the
+    suspicion is over. Keeps the RTT estimate. */
+void sos_fd_clear(sos_fd_peer_t *peer);
+
+/*  What became of a failed exchange (sos_fd_failure). */
+typedef enum {
+    SOS_FD_WITHHELD,  /* this node lags: nobody is blamed, the failure is not counted */
+    SOS_FD_COUNTED,   /* counted; the suspicion, if any, was under way already */
+    SOS_FD_SUSPECTED, /* counted, and a suspicion of a listed peer began at now */
+} sos_fd_failure_t;
+
+/*  An exchange with peer failed at now. listed: a worker of the directory (not only an
+    address); genesis: a genesis node (never suspected, never withheld). held_version: the
+    version of the peer's record held here, which a new suspicion is about. */
+sos_fd_failure_t sos_fd_failure(const sos_fd_t *fd, sos_fd_peer_t *peer, bool listed, bool genesis,
+                                uint64_t held_version, uint64_t now_mono);
+
+/*  How long to wait before trying a genesis node that failed fail_count times in a row:
+    the interval, doubled per failure, up to a minute. */
+uint64_t sos_fd_genesis_backoff(const sos_fd_config_t *cfg, uint32_t fail_count);
+
+/*  Another node (sender, its id's first bytes; NULL: not one to count) named peer a suspect
+    at a version not older than held_version, the one held here. The peer becomes a probe
+    candidate, a suspicion starts at now if none is under way, and sender counts as a
+    confirmation if distinct and fewer than K confirmed. */
+void sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_version,
+                  uint64_t now_mono);
+
+/*  What to do when another node names this node a suspect (sos_fd_refute). */
+typedef enum {
+    SOS_FD_REFUTE_OLD,     /* about an older record than ours: refuted already */
+    SOS_FD_REFUTE_LIMITED, /* a refutation is pending, or one went out within an interval */
+    SOS_FD_REFUTE,         /* re-sign our record (a higher version) at the next round */
+} sos_fd_refute_t;
+
+/*  Named a suspect at version; own_version is our record's, pending whether a re-signing
+    is due already. On SOS_FD_REFUTE the refutation is recorded at now. */
+sos_fd_refute_t sos_fd_refute(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t version,
+                              uint64_t own_version, bool pending, uint64_t now_mono);
+
+#endif
