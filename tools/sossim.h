@@ -40,6 +40,7 @@ typedef enum {
     MSG_DELTA,     /* B -> A: records A lacks, and what B wants */
     MSG_DELTA_ACK, /* A -> B: what B wanted */
     MSG_JUNK,      /* hostile: bytes that decode to nothing */
+    MSG_RUMOR,     /* a record pushed at once (one-way), pushed on by whoever it is new to */
 } sim_msg_type_t;
 
 typedef struct {
@@ -88,8 +89,9 @@ typedef struct {
     size_t cap_peers, n_peers;
     uint32_t *view; /* node indexes of the workers listed (not ourselves) */
     size_t n_view, cap_view;
-    bool dirty; /* the directory changed since the digest below was made */
-    sos_digest_entry_t *dig;
+    bool dirty;        /* the directory changed since the digest below was made */
+    uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
+    uint64_t *dig_ver;
     uint32_t n_dig, cap_dig;
     uint8_t hash[SOS_DIGEST_HASH_BYTES];
     sim_xchg_t xchg[SIM_XCHG_MAX];
@@ -132,7 +134,9 @@ struct sim {
     size_t n_heap, cap_heap;
     sim_node_t *nodes;
     uint32_t n_nodes, cap_nodes;
-    uint32_t *reg; /* open addressing: node id -> index + 1 */
+    uint32_t *reg;               /* open addressing: node id -> index + 1 */
+    sos_digest_entry_t *scratch; /* one digest expanded, to hash it */
+    uint32_t cap_scratch;
     size_t cap_reg;
     sos_store_pool_t *pool;
     bool partitioned;

@@ -327,34 +327,61 @@ s_mctx(sim_t *sim, sim_node_t *n)
     return c;
 }
 
-static void s_refresh_digest(sim_node_t *n, sos_txn_t *txn);
-
 static int
 s_on_origin(void *arg, const sos_origin_t *o)
 {
-    sim_node_t *n = arg;
+    void **a = arg;
+    sim_t *sim = a[0];
+    sim_node_t *n = a[1];
+    uint32_t idx = sim_lookup(sim, o->origin);
+    if (idx == UINT32_MAX)
+        return 0; /* every origin stored is a simulated node: its record was verified */
     if (n->n_dig == n->cap_dig) {
         uint32_t cap = n->cap_dig ? n->cap_dig * 2 : 16;
-        sos_digest_entry_t *d = realloc(n->dig, cap * sizeof *d);
-        if (!d)
+        uint32_t *di = realloc(n->dig_idx, cap * sizeof *di);
+        if (di)
+            n->dig_idx = di;
+        uint64_t *dv = di ? realloc(n->dig_ver, cap * sizeof *dv) : NULL;
+        if (!dv)
             return 1;
-        n->dig = d;
+        n->dig_ver = dv;
         n->cap_dig = cap;
     }
-    memcpy(n->dig[n->n_dig].origin, o->origin, SOS_NODEID_BYTES);
-    n->dig[n->n_dig].version = o->max_version;
+    n->dig_idx[n->n_dig] = idx;
+    n->dig_ver[n->n_dig] = o->max_version;
     n->n_dig++;
     return 0;
 }
 
+/*  The digest entry i of n (compact: node index and version), expanded. */
+static const uint8_t *
+s_dig_origin(const sim_t *sim, const sim_node_t *n, uint32_t i)
+{
+    return sim->nodes[n->dig_idx[i]].id.pk;
+}
+
+/*  n's digest (kept compact, 12 bytes an origin: the full entries of 10,000 simulated
+    directories would not fit) and its hash, remade after the directory changed. */
 static void
-s_refresh_digest(sim_node_t *n, sos_txn_t *txn)
+s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
 {
     if (!n->dirty)
         return;
     n->n_dig = 0;
-    sos_dir_foreach_origin(txn, s_on_origin, n);
-    sos_digest_hash(n->hash, n->dig, n->n_dig); /* sorted by origin already */
+    void *a[2] = {sim, n};
+    sos_dir_foreach_origin(txn, s_on_origin, a);
+    if (sim->cap_scratch < n->n_dig) {
+        sos_digest_entry_t *e = realloc(sim->scratch, n->n_dig * sizeof *e);
+        if (!e)
+            return;
+        sim->scratch = e;
+        sim->cap_scratch = n->n_dig;
+    }
+    for (uint32_t i = 0; i < n->n_dig; i++) {
+        memcpy(sim->scratch[i].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+        sim->scratch[i].version = n->dig_ver[i];
+    }
+    sos_digest_hash(n->hash, sim->scratch, n->n_dig); /* sorted by origin already */
     n->dirty = false;
 }
 
@@ -450,7 +477,7 @@ s_check_resurrection(sim_t *sim, sim_node_t *n, const sos_record_t *rec, sos_sou
 }
 
 /*  Merge one verified record at n; invariant checks around it. */
-static void
+static bool
 s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
     sos_merge_ctx_t ctx = s_mctx(sim, n);
@@ -461,12 +488,12 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
     bool had_local =
         rec->kind == SOS_REC_ROOM && sos_dir_room_local_get(txn, rec->room_hash, &before) == SOS_OK;
     if (!displaced)
-        return;
+        return false;
     sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
     if (rc) {
         sim_violation(sim, "node %u: merge failed: %s", n->idx, sos_strerror(rc));
         free(displaced);
-        return;
+        return false;
     }
     if (sos_merge_taken(result)) {
         sim->merges_taken++;
@@ -486,7 +513,10 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
                           n->idx, rec->room_hash, (unsigned long long)before.first_seen);
     }
     free(displaced);
+    return sos_merge_taken(result);
 }
+
+static void s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to);
 
 /*  Sign our worker record at the next version and merge it. */
 static void
@@ -506,6 +536,7 @@ s_resign(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
     sos_meta_put_u64(txn, "version", n->version);
     s_merge(sim, n, txn, r, SOS_SRC_LOCAL);
     n->refute_pending = false;
+    s_rumor(sim, n, r, UINT32_MAX);
 }
 
 sos_rc
@@ -534,6 +565,7 @@ sim_node_create_room(sim_t *sim, uint32_t idx, const char *room_hash, uint64_t c
         return rc;
     sos_meta_put_u64(txn, "version", n->version);
     s_merge(sim, n, txn, &r, SOS_SRC_LOCAL);
+    s_rumor(sim, n, &r, UINT32_MAX);
     return SOS_OK;
 }
 
@@ -556,7 +588,7 @@ s_bucket(const uint8_t *origin, uint32_t nb)
 
 /*  The hash of each bucket of n's digest: sums[nb][16]. */
 static void
-s_bucket_sums(const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
+s_bucket_sums(const sim_t *sim, const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
 {
     crypto_generichash_state *st = malloc(nb * sizeof *st);
     if (!st)
@@ -564,11 +596,12 @@ s_bucket_sums(const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
     for (uint32_t b = 0; b < nb; b++)
         crypto_generichash_init(&st[b], NULL, 0, 16);
     for (uint32_t i = 0; i < n->n_dig; i++) {
-        uint32_t b = s_bucket(n->dig[i].origin, nb);
+        const uint8_t *origin = s_dig_origin(sim, n, i);
+        uint32_t b = s_bucket(origin, nb);
         uint8_t v[8];
         for (int k = 0; k < 8; k++)
-            v[k] = (uint8_t)(n->dig[i].version >> (8 * k));
-        crypto_generichash_update(&st[b], n->dig[i].origin, SOS_NODEID_BYTES);
+            v[k] = (uint8_t)(n->dig_ver[i] >> (8 * k));
+        crypto_generichash_update(&st[b], origin, SOS_NODEID_BYTES);
         crypto_generichash_update(&st[b], v, sizeof v);
     }
     for (uint32_t b = 0; b < nb; b++)
@@ -584,7 +617,7 @@ s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
     msg->n_suspects = 0;
     for (size_t s = 0; s < n->cap_peers && msg->n_suspects < SOS_SUSPECTS_MAX; s++) {
         sim_peer_t *p = &n->peers[s];
-        if (!p->key || !p->fd.suspect_mono || p->fd.fail_count == 0)
+        if (!p->key || p->fd.fail_count == 0 || sim->nodes[p->key - 1].genesis)
             continue;
         sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
         memcpy(e->origin, sim->nodes[p->key - 1].id.pk, SOS_NODEID_BYTES);
@@ -644,6 +677,24 @@ s_batch_free(s_batch_t *b)
     b->n = 0;
 }
 
+/*  Push rec at once to fanout random peers of the view (not not_to): a RUMOR. */
+static void
+s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to)
+{
+    if (n->n_view == 0)
+        return;
+    const uint8_t *w = rec->wire;
+    size_t l = rec->wire_len;
+    for (uint32_t k = 0; k < sim->o.fanout; k++) {
+        uint32_t to = n->view[sim_rng_below(&sim->rng, n->n_view)];
+        if (to == not_to)
+            continue;
+        sos_gmsg_t out;
+        memset(&out, 0, sizeof out);
+        s_reply(sim, n, to, MSG_RUMOR, &out, &w, &l, 1);
+    }
+}
+
 static void
 s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
 {
@@ -658,7 +709,7 @@ s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
     sos_txn_t *txn = s_txn(sim, n);
     if (slot < 0 || !p || !txn)
         return;
-    s_refresh_digest(n, txn);
+    s_refresh_digest(sim, n, txn);
     sim_xchg_t *x = &n->xchg[slot];
     x->req_id = ++n->next_req;
     x->peer = peer;
@@ -699,9 +750,14 @@ s_on_suspects(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const so
         uint64_t held;
         if (!s_listed(txn, &sim->nodes[s], &held) || e->version < held)
             continue;
+        /*  A confirmation counts only from a worker that has answered us itself: fresh keys
+            cost nothing. */
+        sim_peer_t *sp = s_peer(n, from, false);
+        uint64_t sender_held;
+        bool counts = sp && sp->fd.srtt_ms && s_listed(txn, &sim->nodes[from], &sender_held);
         sim_peer_t *p = s_peer(n, s, true);
         if (p)
-            sos_fd_named(&p->fd, sim->nodes[from].id.pk, held, sim->now);
+            sos_fd_named(&p->fd, counts ? sim->nodes[from].id.pk : NULL, held, sim->now);
     }
 }
 
@@ -727,7 +783,8 @@ s_verify_records(sos_txn_t *txn, const sos_gmsg_t *msg, bool *skip)
 }
 
 static void
-s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg)
+s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg, sos_source_t src,
+                uint32_t from)
 {
     bool *skip = calloc(msg->n_records ? msg->n_records : 1, sizeof *skip);
     if (!skip)
@@ -738,8 +795,8 @@ s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg
         return;
     }
     for (uint32_t i = 0; i < msg->n_records; i++)
-        if (!skip[i])
-            s_merge(sim, n, txn, &msg->records[i], SOS_SRC_DELTA);
+        if (!skip[i] && s_merge(sim, n, txn, &msg->records[i], src) && src == SOS_SRC_RUMOR)
+            s_rumor(sim, n, &msg->records[i], from); /* new to us: pushed on */
     free(skip);
 }
 
@@ -760,7 +817,7 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
         n->dropped_bad++;
         return;
     }
-    s_refresh_digest(n, txn);
+    s_refresh_digest(sim, n, txn);
     uint8_t *named = calloc(nb, 1);
     if (!named)
         return;
@@ -775,11 +832,12 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
         goto done;
     uint32_t i = 0, j = 0; /* mine, theirs */
     while (i < n->n_dig || j < msg->n_digest) {
-        int c = i == n->n_dig        ? 1
-                : j == msg->n_digest ? -1
-                                     : s_cmp_entry(&n->dig[i], &msg->digest[j]);
-        const uint8_t *origin = c <= 0 ? n->dig[i].origin : msg->digest[j].origin;
-        uint64_t mine = c <= 0 ? n->dig[i].version : 0;
+        int c = i == n->n_dig ? 1
+                : j == msg->n_digest
+                    ? -1
+                    : memcmp(s_dig_origin(sim, n, i), msg->digest[j].origin, SOS_NODEID_BYTES);
+        const uint8_t *origin = c <= 0 ? s_dig_origin(sim, n, i) : msg->digest[j].origin;
+        uint64_t mine = c <= 0 ? n->dig_ver[i] : 0;
         uint64_t theirs = c >= 0 ? msg->digest[j].version : 0;
         if (c <= 0)
             i++;
@@ -819,16 +877,16 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const so
         n->dropped_bad++;
         return;
     }
-    s_refresh_digest(n, txn);
+    s_refresh_digest(sim, n, txn);
     uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
     sos_digest_entry_t *dig = malloc(SOS_DIGEST_MAX * sizeof *dig);
     sos_digest_entry_t *named = malloc(nb * sizeof *named);
     uint32_t *count = calloc(nb, sizeof *count);
     if (!sums || !dig || !named || !count)
         goto done;
-    s_bucket_sums(n, nb, sums);
+    s_bucket_sums(sim, n, nb, sums);
     for (uint32_t i = 0; i < n->n_dig; i++)
-        count[s_bucket(n->dig[i].origin, nb)]++;
+        count[s_bucket(s_dig_origin(sim, n, i), nb)]++;
     uint32_t n_named = 0, n_dig = 0;
     for (uint32_t b = 0; b < nb; b++) {
         const sos_digest_entry_t *e = &msg->digest[b];
@@ -839,8 +897,10 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const so
         memset(named[n_named].origin, 0, SOS_NODEID_BYTES);
         named[n_named++].version = b;
         for (uint32_t i = 0; i < n->n_dig; i++)
-            if (s_bucket(n->dig[i].origin, nb) == b)
-                dig[n_dig++] = n->dig[i];
+            if (s_bucket(s_dig_origin(sim, n, i), nb) == b) {
+                memcpy(dig[n_dig].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+                dig[n_dig++].version = n->dig_ver[i];
+            }
     }
     if (n_named) {
         sos_gmsg_t out;
@@ -863,7 +923,7 @@ done:
 static void
 s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    s_refresh_digest(n, txn);
+    s_refresh_digest(sim, n, txn);
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
@@ -881,7 +941,7 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
             free(sums_e);
             return;
         }
-        s_bucket_sums(n, nb, sums);
+        s_bucket_sums(sim, n, nb, sums);
         for (uint32_t b = 0; b < nb; b++) {
             memcpy(sums_e[b].origin, sums[b], 16);
             sums_e[b].version = b;
@@ -899,7 +959,7 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
 static void
 s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    s_merge_records(sim, n, txn, msg);
+    s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from);
     if (msg->n_want == 0)
         return;
     s_batch_t *batch = calloc(1, sizeof *batch);
@@ -953,7 +1013,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
     if (rc == SOS_OK && msg.has_self &&
         memcmp(msg.self.origin, sim->nodes[m->from].id.pk, SOS_NODEID_BYTES) != 0)
         rc = SOS_ERR_SIGNATURE;
-    if (rc || m->type < MSG_SYNC || m->type > MSG_DELTA_ACK) {
+    if (rc || m->type < MSG_SYNC || m->type > MSG_RUMOR || m->type == MSG_JUNK) {
         n->dropped_bad++;
         sos_gmsg_release(&msg);
         return;
@@ -990,7 +1050,10 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         s_on_delta(sim, n, txn, m->from, &msg);
         break;
     case MSG_DELTA_ACK:
-        s_merge_records(sim, n, txn, &msg);
+        s_merge_records(sim, n, txn, &msg, SOS_SRC_DELTA, m->from);
+        break;
+    case MSG_RUMOR:
+        s_merge_records(sim, n, txn, &msg, SOS_SRC_RUMOR, m->from);
         break;
     default:
         break;
@@ -1009,8 +1072,15 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     if (t->genesis)
         sim_violation(sim, "node %u removed genesis node %u", n->idx, target);
     bool same_side = !sim->partitioned || t->group == n->group;
-    if (t->alive && !t->hostile && same_side)
+    if (t->alive && !t->hostile && same_side) {
         sim->false_removals++;
+        if (sim->o.trace)
+            printf("false removal: node %u removed %u (v%llu, its own v%llu): %u failures here, "
+                   "%u confirmations, suspected for %llu ms, health %u\n",
+                   n->idx, target, (unsigned long long)held, (unsigned long long)t->version,
+                   p->fd.fail_count, p->fd.n_confirm,
+                   (unsigned long long)(sim->now - p->fd.suspect_mono), n->fd.health);
+    }
     if (sos_dir_del_worker(txn, t->id.pk) != SOS_OK ||
         sos_dir_tombstone_put(txn, t->id.pk, held, sim->now + sim->tombstone_ttl_ms) != SOS_OK) {
         sim_violation(sim, "node %u: removal of %u failed in the store", n->idx, target);
@@ -1040,6 +1110,7 @@ s_round(sim_t *sim, sim_node_t *n)
     /*  Removals, and the suspects to probe. */
     uint32_t probes[2];
     int n_probes = 0;
+    uint64_t n_candidates = 0;
     for (size_t s = 0; s < n->cap_peers; s++) {
         sim_peer_t *p = &n->peers[s];
         if (!p->key)
@@ -1051,8 +1122,17 @@ s_round(sim_t *sim, sim_node_t *n)
         bool listed = s_listed(txn, &sim->nodes[target], &held) && !sim->nodes[target].genesis;
         if (sos_fd_removable(&n->fd, &sim->fdc, &p->fd, listed, n_workers, sim->now))
             s_remove(sim, n, txn, target, p);
-        else if (listed && p->fd.probe && n_probes < 2)
-            probes[n_probes++] = target;
+        else if (listed && (p->fd.probe || p->fd.fail_count > 0)) {
+            /*  At most 2 suspects a round, picked at random (reservoir sampling). */
+            n_candidates++;
+            if (n_probes < 2)
+                probes[n_probes++] = target;
+            else {
+                uint64_t k = sim_rng_below(&sim->rng, n_candidates);
+                if (k < 2)
+                    probes[k] = target;
+            }
+        }
     }
     /*  The fanout: random workers from the view; a genesis node while the view is small. */
     uint32_t fan = sim->o.fanout;
@@ -1193,12 +1273,14 @@ sim_free(sim_t *sim)
         free(n->out);
         free(n->peers);
         free(n->view);
-        free(n->dig);
+        free(n->dig_idx);
+        free(n->dig_ver);
     }
     for (size_t i = 0; i < sim->n_captured; i++)
         free(sim->captured[i]);
     free(sim->nodes);
     free(sim->reg);
+    free(sim->scratch);
     sos_store_pool_destroy(&sim->pool);
 }
 
