@@ -1087,6 +1087,10 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
         return;
     }
     p->removed_version = held;
+    /*  As sosnode: whoever removed a worker re-signs its own record next round, so that of
+        two nodes that removed each other (a partition) the later one's record is newer than
+        the other's tombstone of it, and the two find each other again after a heal. */
+    n->refute_pending = true;
     sos_fd_clear(&p->fd);
     p->fd.fail_count = 0;
     s_view_del(n, target);
@@ -1252,7 +1256,9 @@ sim_init(sim_t *sim, const sim_opts_t *o)
     sim->fdc.interval_ms = o->interval_ms;
     sim->fdc.exchange_timeout_ms = t < 500 ? 500 : t > 5000 ? 5000 : t;
     sim->fdc.max_failures = o->max_failures;
-    sim->tombstone_ttl_ms = 24ULL * 3600 * 1000;
+    /*  As sosnode: an hour, or 20 intervals times max-failures if longer. */
+    uint64_t ttl = 20ULL * o->interval_ms * o->max_failures;
+    sim->tombstone_ttl_ms = ttl > 3600ULL * 1000 ? ttl : 3600ULL * 1000;
     return SOS_OK;
 }
 
