@@ -125,6 +125,9 @@ s_converged(sim_t *sim)
     uint32_t want = s_alive_honest(sim);
     uint8_t first[16];
     bool have = false;
+    for (uint32_t i = 0; i < sim->n_nodes; i++)
+        if (!sim->nodes[i].ever_started)
+            return false; /* a join still to come: the ones started may agree already */
     for (uint32_t i = 0; i < sim->n_nodes; i++) {
         sim_node_t *n = &sim->nodes[i];
         if (!n->alive || n->hostile)
@@ -511,7 +514,9 @@ s_scn_hostile(s_run_t *r)
         sim->captured_len[sim->n_captured++] = n->self.wire_len;
         sim_node_crash(sim, v);
     }
-    /*  The room is held past the spread bound before the attack starts. */
+    /*  Every node holds the room past the spread bound before the attack starts. */
+    for (uint32_t k = 0; k < sim->o.rounds && !s_everyone_has(sim, sim->claim_hash); k++)
+        s_step(r);
     uint32_t wait = (uint32_t)(SOS_ROOM_SPREAD_MS / sim->o.interval_ms) + 5;
     for (uint32_t k = 0; k < wait; k++)
         s_step(r);
@@ -708,6 +713,7 @@ main(int argc, char **argv)
         run.slow_ms = o.interval_ms;
     if (loss >= 0 && strcmp(o.scenario, "loss") != 0)
         o.loss = loss;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* --trace lines as they come */
     if (sos_crypto_init() != SOS_OK)
         return 2;
     sos_log_set_level(SOS_LOG_ERROR); /* the nodes' notices would drown the figures */

@@ -497,6 +497,12 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
     }
     if (sos_merge_taken(result)) {
         sim->merges_taken++;
+        if (sim->o.trace && rec->kind == SOS_REC_ROOM)
+            printf("node %u took room %s of node %u (%s, %s), first seen here %llu%s\n", n->idx,
+                   rec->room_hash, sim_lookup(sim, rec->origin), sos_merge_result_name(result),
+                   src == SOS_SRC_RUMOR ? "rumor" : src == SOS_SRC_DELTA ? "delta" : "other",
+                   had_local ? (unsigned long long)before.first_seen : 0ULL,
+                   displaced_set ? ", displacing another owner's" : "");
         n->dirty = true;
         s_check_resurrection(sim, n, rec, src);
         uint32_t o = sim_lookup(sim, rec->origin);
