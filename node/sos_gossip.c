@@ -5,19 +5,9 @@
     digest holds, per origin, the version up to which it has everything that origin signed
     and that is still alive: normally the highest version it holds, or lower while it knows
     of a gap (a record whose prev it never saw). Two nodes compare digests Scuttlebutt-style,
-    and send each other only the records above the other's version for each origin:
-
-        state            event                    action                        next
-        IDLE             round picks the peer     send SYNC (digest hash)       WAIT_SYNC_ACK
-        IDLE             picked, not connected    open its DEALER               CONNECTING
-        CONNECTING       tick, connected          send SYNC                     WAIT_SYNC_ACK
-        CONNECTING       deadline passes          failure                       IDLE
-        WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
-        WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA: records  WAIT_DELTA_ACK
-                                                  it lacks, origins we want
-        WAIT_DELTA_ACK   DELTA_ACK                apply records; if either side IDLE, or
-                                                  had more, SYNC again at once  WAIT_SYNC_ACK
-        WAIT_*           deadline passes          failure                       IDLE
+    and send each other only the records above the other's version for each origin, in an
+    exchange SYNC -> SYNC_ACK -> DELTA -> DELTA_ACK whose states and deadlines are the
+    core's (the table is in sos_core_exchange.h).
 
     At rest the exchange is a SYNC and a SYNC_ACK of constant size, whatever the size of the
     directory. A record made here, or taken from a rumor, is pushed at once to fanout peers
@@ -40,17 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_core_pick.h"
 #include "sos_endpoint.h"
 #include "sos_node_int.h"
 #include "sos_peer.h"
 
-#define SOS_DELTA_BYTES_MAX  (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
-#define SOS_PROBES_PER_ROUND 2            /* exchanges with suspects per round, beyond the fanout */
-#define SOS_HEALTH_MAX       8            /* local health: timeouts stretch up to 9 times */
-#define SOS_CONFIRM_K        3            /* confirmations that bring a suspicion to its shortest */
-#define SOS_SUSPICION_MIN_MS 1000         /* no suspicion is shorter, whatever the interval */
-#define SOS_HEALTH_DECAY_MS  1000         /* health falls by one per second on time */
-#define SOS_RTO_FLOOR_MS     100          /* no exchange deadline below this, whatever the RTT */
+#define SOS_PROBES_PER_ROUND 2 /* exchanges with suspects per round, beyond the fanout */
 
 /* ------------------------------------------------------------------ peers ----
 
@@ -125,7 +110,7 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
         zhashx_delete(self->peers, peer->url);
     peer->retired = true;
     peer->retired_tick = self->ticks;
-    peer->state = SOS_EX_IDLE;
+    sos_exchange_failed(&peer->ex);
     if (!zlistx_add_end(self->retired, peer)) {
         /*  Without memory for the list entry, leak the peer rather than free it early. */
         sos_log_error("out of memory retiring peer %s", peer->url);
@@ -162,8 +147,8 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
             return false;
         sos_peer_t *lru = NULL;
         for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-            if (p->dealer && p != peer && p->state == SOS_EX_IDLE &&
-                !sos_rooms_forwarding_to(self, p->url) &&
+            if (p->dealer && p != peer && p->ex.state == SOS_EX_IDLE &&
+                !sos_node_peer_busy(self, p->url) &&
                 (!lru || p->last_used_mono < lru->last_used_mono))
                 lru = p;
         if (!lru) {
@@ -210,7 +195,7 @@ sos_gossip_peer_for_url(sos_node_t *self, const char *url)
 void
 sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
 {
-    if (!peer->dealer || peer->retired || peer->state != SOS_EX_IDLE ||
+    if (!peer->dealer || peer->retired || peer->ex.state != SOS_EX_IDLE ||
         sos_mono_ms() - peer->created_mono < min_age_ms)
         return;
     s_peer_close(self, peer);
@@ -250,7 +235,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             return NULL;
         s_peer_set_id(self, peer, rec->origin);
         if (local) {
-            peer->fail_count = local->fail_count;
+            peer->fd.fail_count = local->fail_count;
             peer->last_ok = local->last_ok;
             peer->last_seen = local->last_seen;
         }
@@ -377,78 +362,18 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
 
 /* ----------------------------------------------------------------- digest ---- */
 
-/*  A gap: an origin's record arrived whose prev is above what we hold of that origin, so
-    we claim only up to version until an exchange fills the hole. Anyone can open one with
-    a record from a fresh key, so the table is bounded (new gaps are refused at the cap),
-    and an entry expires: a hole nobody fills within the TTL is claimed as held, as are
-    the holes of an origin of which we hold nothing any more. */
-#define SOS_GAPS_MAX    1024
-#define SOS_GAP_TTL_MIN (10 * 60 * 1000) /* at least; or 20 rounds */
-
-typedef struct {
-    uint64_t version;
-    uint64_t expires_mono;
-} s_gap_t;
-
-/*  The digest version of an origin: everything up to it is held (or was superseded,
-    expired or refused). */
+/*  The digest version of an origin, and the digest: the core's (sos_core_digest.h), over
+    this node's gap table. */
 static uint64_t
 s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
 {
-    char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, origin, SOS_NODEID_BYTES);
-    const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-    if (gap)
-        return gap->version;
-    uint64_t held = 0, ts_version = 0, ts_expires = 0;
-    sos_dir_held_max(txn, origin, &held);
-    if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK && ts_version > held)
-        held = ts_version;
-    return held;
+    return sos_digest_version(self->gaps, txn, origin);
 }
 
-typedef struct {
-    sos_node_t *node;
-    sos_txn_t *txn;
-    sos_digest_entry_t *entries;
-    uint32_t n;
-    uint32_t cap;
-    bool workers; /* this pass takes the origins that have a worker record, or the others */
-} s_digest_t;
-
-static int
-s_digest_each(void *arg, const sos_origin_t *origin)
-{
-    s_digest_t *d = arg;
-    if (origin->has_worker != d->workers)
-        return 0;
-    if (d->n == d->cap)
-        return 1;
-    sos_digest_entry_t *e = &d->entries[d->n++];
-    memcpy(e->origin, origin->origin, SOS_NODEID_BYTES);
-    e->version = s_digest_version(d->node, d->txn, origin->origin);
-    return 0;
-}
-
-/*  Build the digest into a new array (caller frees): first every origin that has a worker
-    record, then the others (owners of rooms who are not workers, removed workers), each in
-    key order, up to SOS_DIGEST_MAX. Room records from fresh identities cost nothing but a
-    signature each, so there may be more origins than one digest can name; those left out
-    are then never compared, and the order makes sure they are not the live workers' (the
-    worker cap is below SOS_DIGEST_MAX unless raised above it), whatever their ids. */
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
-    s_digest_t d = {.node = self, .txn = txn, .cap = SOS_DIGEST_MAX, .workers = true};
-    d.entries = calloc(SOS_DIGEST_MAX, sizeof *d.entries);
-    if (!d.entries)
-        return NULL;
-    sos_dir_foreach_origin(txn, s_digest_each, &d);
-    d.workers = false;
-    if (d.n < d.cap)
-        sos_dir_foreach_origin(txn, s_digest_each, &d);
-    *n = d.n;
-    return d.entries;
+    return sos_digest_build(self->gaps, txn, n);
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -478,58 +403,32 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 static void
 s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
 {
-    char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, origin, SOS_NODEID_BYTES);
-    s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-    if (!gap) {
-        if (zhashx_size(self->gaps) >= SOS_GAPS_MAX) {
-            self->stats.gaps_dropped++;
-            if (self->stats.gaps_dropped == 1)
-                sos_log_warning("gap table full (%d origins): a hole in %.12s is not tracked; "
-                                "further ones are logged at info level",
-                                SOS_GAPS_MAX, hex);
-            else
-                sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
-            return;
-        }
-        gap = calloc(1, sizeof *gap);
-        if (!gap)
-            return;
-        zhashx_update(self->gaps, hex, gap);
-        uint64_t ttl = (uint64_t)self->cfg.gossip_interval_ms * 20;
-        gap->expires_mono = sos_mono_ms() + (ttl > SOS_GAP_TTL_MIN ? ttl : SOS_GAP_TTL_MIN);
+    sos_rc rc = sos_gaps_set(self->gaps, origin, version, sos_mono_ms());
+    if (rc == SOS_ERR_FULL) {
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, origin, SOS_NODEID_BYTES);
+        self->stats.gaps_dropped++;
+        if (self->stats.gaps_dropped == 1)
+            sos_log_warning("gap table full (%d origins): a hole in %.12s is not tracked; "
+                            "further ones are logged at info level",
+                            SOS_GAPS_MAX, hex);
+        else
+            sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
     }
-    gap->version = version;
-    self->digest_dirty = true;
+    if (rc == SOS_OK)
+        self->digest_dirty = true;
 }
 
 /*  Drop gaps past their time, and those of origins of which we hold nothing. */
 static void
 s_gaps_sweep(sos_node_t *self, sos_txn_t *txn)
 {
-    if (!zhashx_size(self->gaps))
+    uint32_t n = sos_gaps_sweep(self->gaps, txn, sos_mono_ms());
+    if (!n)
         return;
-    uint64_t now = sos_mono_ms();
-    zlistx_t *gone = zlistx_new();
-    if (!gone)
-        return;
-    for (s_gap_t *gap = zhashx_first(self->gaps); gap; gap = zhashx_next(self->gaps)) {
-        const char *hex = zhashx_cursor(self->gaps);
-        uint8_t origin[SOS_NODEID_BYTES];
-        uint64_t held = 0, ts_version = 0, ts_expires = 0;
-        bool empty = sos_unhex(origin, sizeof origin, hex) &&
-                     sos_dir_held_max(txn, origin, &held) == SOS_OK && held == 0 &&
-                     sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) != SOS_OK;
-        if (now >= gap->expires_mono || empty)
-            zlistx_add_end(gone, (void *)hex);
-    }
-    for (const char *hex = zlistx_first(gone); hex; hex = zlistx_next(gone)) {
-        sos_log_info("gap of %.12s dropped", hex);
-        self->stats.gaps_dropped++;
-        zhashx_delete(self->gaps, hex);
-        self->digest_dirty = true;
-    }
-    zlistx_destroy(&gone);
+    sos_log_info("%u gaps dropped (expired, or their origins gone)", n);
+    self->stats.gaps_dropped += n;
+    self->digest_dirty = true;
 }
 
 static void
@@ -555,7 +454,7 @@ s_endpoint_taken(sos_node_t *self, const sos_record_t *rec)
         return "that is our own endpoint";
     sos_peer_t *peer = zhashx_lookup(self->peers, rec->url);
     if (peer && peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0 &&
-        peer->fail_count == 0 && peer->last_ok > 0)
+        peer->fd.fail_count == 0 && peer->last_ok > 0)
         return "another worker answers at that endpoint";
     return NULL;
 }
@@ -741,16 +640,16 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
         /*  Signed after the suspicion began: the suspect is alive (it refuted). */
-        if (p && !p->is_genesis && (p->suspect_mono || p->probe) &&
-            rec->version > p->suspect_version) {
-            if (p->suspect_mono)
+        if (p && !p->is_genesis && (p->fd.suspect_mono || p->fd.probe) &&
+            rec->version > p->fd.suspect_version) {
+            if (p->fd.suspect_mono)
                 sos_log_info("suspicion of %.12s cancelled by its record %llu", hex,
                              (unsigned long long)rec->version);
             s_unsuspect(p);
         }
     }
     if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        sos_rooms_lost(self, displaced->room_hash);
+        zlistx_add_end(self->pass.lost_rooms, displaced->room_hash); /* see pass_end */
     /*  Push on what is new here, except what came by anti-entropy (the peer that sent it
         is busy spreading it already). A worker's own record, heard from it directly, is
         pushed too: that is how a new or restarted node becomes known in a few hops. */
@@ -821,56 +720,6 @@ s_envelope(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, const
     return s_seal(self, type, receiver);
 }
 
-/*  Records collected for a DELTA or DELTA_ACK, copied out of the store. */
-typedef struct {
-    uint8_t *bytes;
-    size_t used;
-    size_t cap;
-    size_t offsets[SOS_BATCH_MAX];
-    size_t lens[SOS_BATCH_MAX];
-    const uint8_t *wires[SOS_BATCH_MAX];
-    uint32_t n;
-    bool full;
-    uint64_t limit; /* the highest version of the current origin to send */
-} s_batch_t;
-
-static int
-s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
-{
-    s_batch_t *b = arg;
-    if (version > b->limit)
-        return 1;
-    if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
-        b->full = true;
-        return 1;
-    }
-    if (b->used + len > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
-        while (cap < b->used + len)
-            cap *= 2;
-        uint8_t *bytes = realloc(b->bytes, cap);
-        if (!bytes) {
-            b->full = true;
-            return 1;
-        }
-        b->bytes = bytes;
-        b->cap = cap;
-    }
-    memcpy(b->bytes + b->used, wire, len);
-    b->offsets[b->n] = b->used;
-    b->lens[b->n] = len;
-    b->used += len;
-    b->n++;
-    return 0;
-}
-
-static void
-s_batch_finish(s_batch_t *b)
-{
-    for (uint32_t i = 0; i < b->n; i++)
-        b->wires[i] = b->bytes + b->offsets[i];
-}
-
 /*  The peers we have seen fail, each with the highest version we hold from it: the suspicion
     is about that record, and anything it signs later refutes it. */
 static uint32_t
@@ -880,7 +729,7 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
-        if (p->in_dir && p->id_known && p->fail_count > 0 && !p->is_genesis) {
+        if (p->in_dir && p->id_known && p->fd.fail_count > 0 && !p->is_genesis) {
             sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
             memcpy(e->origin, p->id, SOS_NODEID_BYTES);
             e->version = 0;
@@ -894,104 +743,46 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 static void
 s_unsuspect(sos_peer_t *peer)
 {
-    peer->fail_count = 0;
-    peer->probe = false;
-    peer->suspect_mono = 0;
-    peer->suspect_version = 0;
-    peer->n_confirm = 0;
+    sos_fd_clear(&peer->fd);
     peer->stats_dirty = true;
 }
 
-/*  How long a suspicion lasts before its peer is removed, as Lifeguard's suspicion timeout:
-    with I the interval, F --max-failures, n the workers listed and C the other nodes that
-    named the peer a suspect too (at most K = 3),
-        T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * (1 - log(C + 1) / log(K + 1)))
-    never below the conservative exchange deadline, and stretched by the local health
-    multiplier (1 + health). With no confirmation it is the longest; with K it is F - 1
-    intervals, the time F failed exchanges take anyway. */
-static uint64_t
-s_suspicion_timeout(const sos_node_t *self, const sos_peer_t *peer)
+/*  The failure detector's tuning (sos_fd.h), from the configuration. */
+static sos_fd_config_t
+s_fd_cfg(const sos_node_t *self)
 {
-    double n = (double)zhashx_size(self->peers_id) + 1;
-    double c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
-    double rounds = (double)(self->cfg.max_failures - 1) +
-                    2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_CONFIRM_K + 1));
-    uint64_t t = (uint64_t)(rounds * (double)self->cfg.gossip_interval_ms);
-    /*  Never below the conservative exchange deadline (two intervals, within 0.5-5 s), nor
-        below SOS_SUSPICION_MIN_MS: at short intervals a few rounds are less than a busy
-        machine may deschedule a node, and the suspect needs that long to refute. */
-    if (t < self->exchange_timeout_ms)
-        t = self->exchange_timeout_ms;
-    if (t < SOS_SUSPICION_MIN_MS)
-        t = SOS_SUSPICION_MIN_MS;
-    return t * (1 + self->health);
+    return (sos_fd_config_t){.interval_ms = self->cfg.gossip_interval_ms,
+                             .exchange_timeout_ms = self->exchange_timeout_ms,
+                             .max_failures = self->cfg.max_failures};
 }
 
-/*  A suspect is removed when its suspicion has outlived T(C), this node has seen it fail
-    itself, and its own failures and the confirmations together reach max-failures: so F
-    failed exchanges, counted across up to K + 1 observers, at least one of them this node.
-    A suspicion alone, from anyone, removes nobody. */
+/*  A suspect is removed when its suspicion has outlived its timeout (sos_fd.h), this node
+    has seen it fail itself, and its own failures and the confirmations together reach
+    max-failures: so F failed exchanges, counted across up to K + 1 observers, at least one
+    of them this node. A suspicion alone, from anyone, removes nobody. */
 static bool
 s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 {
-    if (!peer->in_dir || peer->is_genesis || !peer->suspect_mono || peer->fail_count == 0)
-        return false;
-    uint32_t c = peer->n_confirm < SOS_CONFIRM_K ? peer->n_confirm : SOS_CONFIRM_K;
-    return peer->fail_count + c >= self->cfg.max_failures &&
-           now - peer->suspect_mono >= s_suspicion_timeout(self, peer);
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    return sos_fd_removable(&self->fd, &cfg, &peer->fd, peer->in_dir && !peer->is_genesis,
+                            zhashx_size(self->peers_id) + 1, now);
 }
 
-/*  The deadline of an exchange with peer: its RTO (SRTT + 4 RTTVAR, RFC 6298) kept between
-    a floor and the conservative default (which the first exchange uses, without a sample),
-    stretched by the local health multiplier. */
+/*  The deadline of an exchange with peer: its RTO within a floor and the conservative
+    default, stretched by the local health multiplier. */
 static uint64_t
 s_exchange_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
-    uint64_t t = self->exchange_timeout_ms;
-    if (peer->srtt_ms || peer->rttvar_ms) {
-        uint64_t floor = self->cfg.gossip_interval_ms / 2;
-        floor = floor < SOS_RTO_FLOOR_MS ? SOS_RTO_FLOOR_MS : floor;
-        floor = floor > self->exchange_timeout_ms ? self->exchange_timeout_ms : floor;
-        uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
-        t = rto < floor ? floor : rto > t ? t : rto;
-    }
-    return t * (1 + self->health);
-}
-
-static void
-s_rtt_sample(sos_peer_t *peer, uint64_t r)
-{
-    if (!peer->srtt_ms && !peer->rttvar_ms) {
-        peer->srtt_ms = r;
-        peer->rttvar_ms = r / 2;
-        return;
-    }
-    uint64_t d = r > peer->srtt_ms ? r - peer->srtt_ms : peer->srtt_ms - r;
-    peer->rttvar_ms = (3 * peer->rttvar_ms + d) / 4;
-    peer->srtt_ms = (7 * peer->srtt_ms + r) / 8;
-}
-
-/*  A timer that fired this late (ms) says the loop lags: the node, not its peers, is slow. */
-static void
-s_lag(sos_node_t *self, uint64_t late, uint64_t period)
-{
-    if (late <= (period / 2 > 50 ? period / 2 : 50))
-        return;
-    self->stats.health_late++;
-    /*  At once, not at the next round: the tick that notices it is about to fail every
-        exchange whose deadline passed while the loop stood still. */
-    if (!self->lagging && self->health < SOS_HEALTH_MAX)
-        self->health++;
-    self->health_mono = sos_mono_ms();
-    self->lagging = true;
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    return sos_fd_exchange_timeout(&self->fd, &cfg, &peer->fd);
 }
 
 static void
 s_success(sos_node_t *self, sos_peer_t *peer)
 {
     self->stats.exchanges_ok++;
-    if (peer->fail_count)
-        sos_log_info("peer %s answers again after %u failures", peer->url, peer->fail_count);
+    if (peer->fd.fail_count)
+        sos_log_info("peer %s answers again after %u failures", peer->url, peer->fd.fail_count);
     s_unsuspect(peer);
     peer->next_try_mono = 0;
     peer->last_ok = peer->last_seen = sos_now_ms();
@@ -1032,42 +823,35 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     if (peer->retired)
         return; /* removed or moved earlier in this pass */
     self->stats.exchanges_failed++;
-    peer->state = SOS_EX_IDLE;
-    peer->req_id = 0;
-    peer->again = false;
+    sos_exchange_failed(&peer->ex);
     peer->stats_dirty = true;
-    if (self->health > 0 && !peer->is_genesis && !peer->fail_count) {
+    uint64_t held = 0;
+    if (!peer->fd.suspect_mono && !peer->is_genesis && peer->in_dir && peer->id_known) {
+        sos_txn_t *txn = sos_node_txn(self);
+        if (txn)
+            sos_dir_held_max(txn, peer->id, &held);
+    }
+    if (sos_fd_failure(&self->fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
+        SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
         sos_log_info("exchange with %s failed (%s) while this node lags: not suspected", peer->url,
                      why);
         return;
     }
-    peer->fail_count++;
-    if (peer->fail_count == 1 && !peer->is_genesis && peer->in_dir)
+    if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
-    if (!peer->suspect_mono && !peer->is_genesis && peer->in_dir) {
-        peer->suspect_mono = sos_mono_ms();
-        peer->suspect_version = 0;
-        sos_txn_t *txn = sos_node_txn(self);
-        if (txn && peer->id_known)
-            sos_dir_held_max(txn, peer->id, &peer->suspect_version);
-    }
-    sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fail_count);
+    sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
     if (peer->is_genesis && !peer->pinned)
         peer->id_heard = false; /* a new node may answer there now: ask whoever it is */
     if (peer->is_genesis) {
         /*  Genesis nodes are never removed: retry with exponential backoff, up to a minute. */
-        uint64_t backoff = self->cfg.gossip_interval_ms;
-        for (uint32_t i = 1; i < peer->fail_count && backoff < 60000; i++)
-            backoff *= 2;
-        if (backoff > 60000)
-            backoff = 60000;
-        peer->next_try_mono = sos_mono_ms() + backoff;
+        sos_fd_config_t cfg = s_fd_cfg(self);
+        peer->next_try_mono = sos_mono_ms() + sos_fd_genesis_backoff(&cfg, peer->fd.fail_count);
     } else if (s_removable(self, peer, sos_mono_ms())) {
         char why_removed[96];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures, suspected %llu ms",
-                 peer->fail_count, (unsigned long long)(sos_mono_ms() - peer->suspect_mono));
+                 peer->fd.fail_count, (unsigned long long)(sos_mono_ms() - peer->fd.suspect_mono));
         s_remove_worker(self, peer, why_removed);
         /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
             on its side, remove us too, with tombstones at our version: and after the heal
@@ -1085,15 +869,16 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->retired)
         return;
-    if (!peer->dealer) {
+    sos_exchange_do_t next = sos_exchange_pick(&peer->ex, peer->dealer != NULL);
+    if (next == SOS_EX_DO_OPEN) {
         /*  Closed to stay under the cap: open it, and SYNC once it has connected (a send on
             an unconnected DEALER fails at once). Without a free slot, try another round. */
-        if (!s_peer_open(self, peer, true))
-            return;
-        peer->state = SOS_EX_CONNECTING;
-        peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
+        if (s_peer_open(self, peer, true))
+            sos_exchange_connecting(&peer->ex, peer->created_mono, self->exchange_timeout_ms);
         return;
     }
+    if (next != SOS_EX_DO_SYNC)
+        return;
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
@@ -1114,47 +899,16 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     if (!s_envelope(self, SOS_MSG_SYNC, bound ? peer->id : NULL, &msg, NULL, NULL, 0))
         return;
     peer->last_used_mono = sos_mono_ms();
-    peer->again = false;
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         /*  Not connected. A socket younger than one timeout may still be connecting: the
             tick tries again until then. */
-        if (sos_mono_ms() - peer->created_mono > self->exchange_timeout_ms)
+        if (sos_exchange_not_sent(&peer->ex, peer->created_mono, self->exchange_timeout_ms,
+                                  sos_mono_ms()) == SOS_EX_DO_FAIL)
             s_failure(self, peer, "not connected");
-        else {
-            peer->state = SOS_EX_CONNECTING;
-            peer->deadline_mono = peer->created_mono + self->exchange_timeout_ms;
-        }
         return;
     }
-    peer->state = SOS_EX_WAIT_SYNC_ACK;
-    peer->req_id = msg.req_id;
-    peer->sent_mono = sos_mono_ms();
-    peer->deadline_mono = peer->sent_mono + s_exchange_timeout(self, peer);
+    sos_exchange_sync_sent(&peer->ex, msg.req_id, sos_mono_ms(), s_exchange_timeout(self, peer));
     self->stats.exchanges_started++;
-}
-
-/*  Collect records of wanted origins: for each (origin, version), those above version, up to
-    our own gap in that origin if we know of one. The receiver takes what it gets as all there
-    is up to the last version of the batch; records we hold beyond a hole would make it claim
-    the hole as held, and no exchange would ever fill it. */
-static void
-s_collect_wanted(sos_node_t *self, sos_txn_t *txn, const sos_digest_entry_t *want, uint32_t n,
-                 s_batch_t *b)
-{
-    for (uint32_t i = 0; i < n && !b->full; i++) {
-        char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, want[i].origin, SOS_NODEID_BYTES);
-        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-        b->limit = gap ? gap->version : UINT64_MAX;
-        sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
-    }
-}
-
-static int
-s_entry_cmp(const void *a, const void *b)
-{
-    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
-                  SOS_NODEID_BYTES);
 }
 
 /*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
@@ -1165,42 +919,13 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
     sos_digest_entry_t *want = calloc(SOS_DIGEST_MAX, sizeof *want);
     sos_digest_entry_t *give = calloc(SOS_DIGEST_MAX, sizeof *give);
-    s_batch_t *b = calloc(1, sizeof *b);
+    sos_batch_t *b = calloc(1, sizeof *b);
     if (!mine || !want || !give || !b)
         goto done;
-    /*  An empty digest has no array, and qsort must not be given NULL even for 0 items. */
-    if (theirs->n_digest)
-        qsort(theirs->digest, theirs->n_digest, sizeof *theirs->digest, s_entry_cmp);
-    if (n_mine)
-        qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
-    uint32_t i = 0, j = 0, n_want = 0, n_give = 0;
-    while (i < n_mine || j < theirs->n_digest) {
-        int cmp = i == n_mine ? 1
-                  : j == theirs->n_digest
-                      ? -1
-                      : memcmp(mine[i].origin, theirs->digest[j].origin, SOS_NODEID_BYTES);
-        if (cmp < 0) { /* only we know this origin */
-            give[n_give] = mine[i];
-            give[n_give++].version = 0;
-            i++;
-        } else if (cmp > 0) { /* only they know it */
-            if (memcmp(theirs->digest[j].origin, self->id.pk, SOS_NODEID_BYTES) != 0) {
-                want[n_want] = theirs->digest[j];
-                want[n_want++].version = 0;
-            }
-            j++;
-        } else {
-            if (mine[i].version > theirs->digest[j].version)
-                give[n_give++] = theirs->digest[j];
-            else if (mine[i].version < theirs->digest[j].version &&
-                     memcmp(mine[i].origin, self->id.pk, SOS_NODEID_BYTES) != 0)
-                want[n_want++] = mine[i];
-            i++;
-            j++;
-        }
-    }
-    s_collect_wanted(self, txn, give, n_give, b);
-    s_batch_finish(b);
+    uint32_t n_want = 0, n_give = 0;
+    sos_digest_diff(self->id.pk, mine, n_mine, theirs->digest, theirs->n_digest, give, &n_give,
+                    want, &n_want);
+    sos_digest_collect(self->gaps, txn, give, n_give, b);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
     msg.flags = b->full ? SOS_GMSG_MORE : 0;
@@ -1213,16 +938,13 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
         goto done;
     }
     self->stats.records_sent += b->n;
-    peer->state = SOS_EX_WAIT_DELTA_ACK;
-    peer->req_id = msg.req_id;
-    peer->again = b->full;
-    peer->deadline_mono = sos_mono_ms() + s_exchange_timeout(self, peer);
+    sos_exchange_delta_sent(&peer->ex, msg.req_id, b->full, sos_mono_ms(),
+                            s_exchange_timeout(self, peer));
 done:
     free(mine);
     free(want);
     free(give);
-    if (b)
-        free(b->bytes);
+    sos_batch_release(b);
     free(b);
 }
 
@@ -1365,7 +1087,7 @@ done:
 
 /*  Apply a batch of records from an exchange, then settle the gaps they fill: records of an
     origin arrive in ascending version from the version we asked for, and the sender holds
-    all of them up to its last one (s_collect_wanted), so the gap moves up to the last version
+    all of them up to its last one (sos_digest_collect), so the gap moves up to the last version
     received. It closes only when that reaches the highest version we hold: the sender's
     digest may stop below records that a rumor brought us past the hole, and closing the gap
     on any complete batch would make us claim that hole as held, for good. */
@@ -1376,24 +1098,10 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
         if (checks[i] == S_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
     for (uint32_t i = 0; i < msg->n_records; i++) {
-        const sos_record_t *rec = &msg->records[i];
         if (checks[i] != S_CHECK_VERIFY && checks[i] != S_CHECK_HELD)
             continue; /* not verified: its version tells nothing */
-        char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        const s_gap_t *gap = zhashx_lookup(self->gaps, hex);
-        if (!gap || rec->version <= gap->version)
-            continue;
-        uint64_t held = 0, ts_version = 0, ts_expires = 0;
-        sos_dir_held_max(txn, rec->origin, &held);
-        if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
-            ts_version > held)
-            held = ts_version;
-        if (rec->version >= held)
-            zhashx_delete(self->gaps, hex);
-        else
-            s_gap_set(self, rec->origin, rec->version);
-        self->digest_dirty = true;
+        if (sos_gaps_settle(self->gaps, txn, &msg->records[i], sos_mono_ms()))
+            self->digest_dirty = true;
     }
 }
 
@@ -1493,14 +1201,14 @@ static void
 s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
 {
     (void)env;
-    if (version < self->self_rec.version)
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    sos_fd_refute_t r = sos_fd_refute(&self->fd, &cfg, version, self->self_rec.version,
+                                      self->republish, sos_mono_ms());
+    if (r == SOS_FD_REFUTE_OLD)
         return;
     self->stats.suspected++;
-    uint64_t now = sos_mono_ms();
-    if (self->republish ||
-        (self->last_refute_mono && now - self->last_refute_mono < self->cfg.gossip_interval_ms))
+    if (r != SOS_FD_REFUTE)
         return;
-    self->last_refute_mono = now;
     self->republish = true;
     self->stats.refutations++;
     sos_log_notice("suspected at our version %llu: refuting with a newer record",
@@ -1534,23 +1242,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         }
         if (!p || !p->in_dir || msg->suspects[i].version < held)
             continue;
-        if (p->fail_count == 0)
-            p->probe = true; /* a candidate for this node's own probes */
-        if (!p->suspect_mono) {
-            /*  The suspicion starts here too; it removes nobody until we see it fail. */
-            p->suspect_mono = sos_mono_ms();
-            p->suspect_version = held;
-        }
-        /*  An independent confirmation: a distinct node (by id prefix), up to K, and one
+        /*  The suspicion starts here too, and removes nobody until we see it fail. The
+            sender confirms it if it is a distinct node (by id prefix), up to K, and one
             that has answered us itself (a listed worker off probation): fresh keys cost
             nothing, and must not shorten anyone's suspicion. */
-        if (!sender || !sender->in_dir || sender->last_ok == 0 || sender == p)
-            continue;
-        bool seen = false;
-        for (uint32_t k = 0; k < p->n_confirm && !seen; k++)
-            seen = memcmp(p->confirm[k], env->sender, sizeof p->confirm[k]) == 0;
-        if (!seen && p->n_confirm < SOS_CONFIRM_K)
-            memcpy(p->confirm[p->n_confirm++], env->sender, sizeof p->confirm[0]);
+        bool confirms = sender && sender->in_dir && sender->last_ok != 0 && sender != p;
+        sos_fd_named(&p->fd, confirms ? env->sender : NULL, held, sos_mono_ms());
     }
     s_digest_hash(self, txn);
     sos_gmsg_t reply = {0};
@@ -1586,11 +1283,10 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         offers them again in a later one. */
     if (checks)
         s_apply_delta(self, txn, msg, checks);
-    s_batch_t *b = calloc(1, sizeof *b);
+    sos_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         return;
-    s_collect_wanted(self, txn, msg->want, msg->n_want, b);
-    s_batch_finish(b);
+    sos_digest_collect(self->gaps, txn, msg->want, msg->n_want, b);
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
     reply.flags = b->full ? SOS_GMSG_MORE : 0;
@@ -1598,7 +1294,7 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
         self->stats.records_sent += b->n;
     }
-    free(b->bytes);
+    sos_batch_release(b);
     free(b);
 }
 
@@ -1608,7 +1304,7 @@ s_on_leave(sos_node_t *self, sos_peer_t *peer)
     if (!peer)
         return;
     if (peer->is_genesis) {
-        peer->fail_count = self->cfg.max_failures;
+        peer->fd.fail_count = self->cfg.max_failures;
         peer->next_try_mono = sos_mono_ms() + self->cfg.gossip_interval_ms;
         peer->stats_dirty = true;
     } else if (peer->in_dir)
@@ -1723,9 +1419,10 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
-    bool expected = (env.type == SOS_MSG_SYNC_ACK && peer->state == SOS_EX_WAIT_SYNC_ACK) ||
-                    (env.type == SOS_MSG_DELTA_ACK && peer->state == SOS_EX_WAIT_DELTA_ACK);
-    if (!expected || msg.req_id != peer->req_id) {
+    bool awaited =
+        (env.type == SOS_MSG_SYNC_ACK || env.type == SOS_MSG_DELTA_ACK) &&
+        sos_exchange_reply(&peer->ex, env.type == SOS_MSG_DELTA_ACK, msg.req_id) == SOS_EX_DO_TAKE;
+    if (!awaited) {
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply to no exchange under way");
         sos_gmsg_release(&msg);
         return;
@@ -1753,30 +1450,25 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     }
     if (env.type == SOS_MSG_SYNC_ACK) {
         /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
-        uint64_t now = sos_mono_ms(), sent = peer->sent_mono;
+        uint64_t now = sos_mono_ms(), sent = peer->ex.sent_mono;
         sos_stats_exchange_time(&self->stats, now > sent ? now - sent : 0);
-        s_rtt_sample(peer, now > sent ? now - sent : 0);
+        sos_fd_rtt_sample(&peer->fd, now > sent ? now - sent : 0);
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && !peer->retired && peer->state == SOS_EX_WAIT_SYNC_ACK) {
-            if (msg.flags & SOS_GMSG_IN_SYNC) {
-                peer->state = SOS_EX_IDLE;
-                peer->req_id = 0;
-            } else
-                s_send_delta(self, txn, peer, &msg);
-        }
+        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK &&
+            sos_exchange_sync_ack(&peer->ex, msg.flags & SOS_GMSG_IN_SYNC) == SOS_EX_DO_DELTA)
+            s_send_delta(self, txn, peer, &msg);
     } else {
         if (checks)
             s_apply_delta(self, txn, &msg, checks);
         /*  The records may have moved this peer's worker to another url: then this peer is
             retired (valid until the reap, but out of the tables) and the exchange ends. */
-        peer->state = SOS_EX_IDLE;
-        peer->req_id = 0;
-        if (!peer->retired && (peer->again || (msg.flags & SOS_GMSG_MORE)))
+        if (sos_exchange_delta_ack(&peer->ex, msg.flags & SOS_GMSG_MORE) == SOS_EX_DO_SYNC &&
+            !peer->retired)
             s_exchange_start(self, peer);
     }
     free(checks);
@@ -1813,7 +1505,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         else if (kind == SOS_FRAME_ENVELOPE)
             s_on_reply(self, peer, data, size);
         else if (kind == SOS_FRAME_REPLY)
-            sos_rooms_on_forward_reply(self, peer, data, size);
+            sos_node_route_reply(self, peer, data, size);
         else
             sos_node_drop(self, SOS_DROP_UNEXPECTED, "request frame on a peer connection");
         zmq_msg_close(&m);
@@ -1840,20 +1532,9 @@ sos_gossip_round(sos_node_t *self)
     self->stats.rounds++;
     /*  Local health (Lifeguard): a round or tick that fires late says that this node's own
         loop lags; each such round raises the score by one, each round on time lowers it. */
-    uint64_t start = sos_mono_ms(), interval = self->cfg.gossip_interval_ms;
-    if (self->last_round_mono) {
-        uint64_t due = self->last_round_mono + interval;
-        s_lag(self, start > due ? start - due : 0, interval);
-    }
-    self->last_round_mono = start;
-    /*  Health falls by one per second of rounds on time, not per round: at short intervals
-        a loop that lags now and then would otherwise be healthy again within a few hundred
-        milliseconds, between two stalls, and blame its peers for its own slowness. */
-    if (!self->lagging && self->health > 0 && start - self->health_mono >= SOS_HEALTH_DECAY_MS) {
-        self->health--;
-        self->health_mono = start;
-    }
-    self->lagging = false;
+    sos_fd_config_t fd_cfg = s_fd_cfg(self);
+    if (sos_fd_round(&self->fd, &fd_cfg, sos_mono_ms()))
+        self->stats.health_late++;
     if (self->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
@@ -1864,68 +1545,44 @@ sos_gossip_round(sos_node_t *self)
     sos_txn_t *sweep_txn = sos_node_txn(self);
     if (sweep_txn)
         s_gaps_sweep(self, sweep_txn);
-    uint64_t now = sos_mono_ms();
-    size_t n = zhashx_size(self->peers);
-    sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
-    if (!pick)
-        return;
-    sos_peer_t **sus = calloc(n ? n : 1, sizeof *sus);
-    if (!sus) {
-        free(pick);
-        return;
-    }
-    size_t n_pick = 0, n_cand = 0, n_sus = 0;
     /*  Genesis nodes not yet listed that are due are always tried; of the suspects (seen to
-        fail here, or named by others), at most SOS_PROBES_PER_ROUND at random, whatever
-        their number: exchanging with every suspect every round made each round's work grow
-        with the suspects, and late answers with it. The rest, and the others, make the
-        fanout's random pool. */
-    zlistx_t *now_list = zlistx_new();
-    if (!now_list) {
-        free(pick);
-        free(sus);
-        return;
-    }
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        bool suspect = p->fail_count > 0 || p->probe || p->suspect_mono;
+        fail here, or named by others), at most SOS_PROBES_PER_ROUND at random; the rest,
+        and the others, make the fanout's random pool (sos_core_round_pick). */
+    uint64_t now = sos_mono_ms();
+    size_t n = zhashx_size(self->peers), n_sus = 0, n_probes = 0;
+    sos_peer_t **peers = calloc(n ? n : 1, sizeof *peers);
+    sos_pick_class_t *classes = calloc(n ? n : 1, sizeof *classes);
+    size_t *picked = calloc(n ? n : 1, sizeof *picked);
+    if (!peers || !classes || !picked)
+        goto done;
+    size_t k = 0;
+    for (sos_peer_t *p = zhashx_first(self->peers); p && k < n; p = zhashx_next(self->peers)) {
+        bool suspect = p->fd.fail_count > 0 || p->fd.probe || p->fd.suspect_mono;
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
-        if (p->state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis))
-            continue;
-        if (p->is_genesis && p->next_try_mono > now)
-            continue;
-        if (p->is_genesis && !p->in_dir)
-            zlistx_add_end(now_list, p);
-        else if (suspect)
-            sus[n_cand++] = p;
+        peers[k] = p;
+        if (p->ex.state != SOS_EX_IDLE || (!p->in_dir && !p->is_genesis) ||
+            (p->is_genesis && p->next_try_mono > now))
+            classes[k] = SOS_PICK_SKIP;
+        else if (p->is_genesis && !p->in_dir)
+            classes[k] = SOS_PICK_ALWAYS;
         else
-            pick[n_pick++] = p;
+            classes[k] = suspect ? SOS_PICK_SUSPECT : SOS_PICK_POOL;
+        k++;
     }
     self->stats.suspects = n_sus;
-    for (size_t i = 0; i < n_cand; i++) {
-        size_t j = i + randombytes_uniform((uint32_t)(n_cand - i));
-        sos_peer_t *t = sus[i];
-        sus[i] = sus[j];
-        sus[j] = t;
-        if (i < SOS_PROBES_PER_ROUND) {
-            zlistx_add_end(now_list, sus[i]);
-            self->stats.probes++;
-        } else
-            pick[n_pick++] = sus[i];
-    }
-    free(sus);
-    for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
-        size_t j = i + randombytes_uniform((uint32_t)(n_pick - i));
-        sos_peer_t *t = pick[i];
-        pick[i] = pick[j];
-        pick[j] = t;
-        zlistx_add_end(now_list, pick[i]);
-    }
-    free(pick);
-    self->stats.round_started = zlistx_size(now_list);
-    for (sos_peer_t *p = zlistx_first(now_list); p; p = zlistx_next(now_list))
-        s_exchange_start(self, p);
-    zlistx_destroy(&now_list);
+    size_t n_picked = sos_core_round_pick(classes, k, self->cfg.fanout, SOS_PROBES_PER_ROUND, NULL,
+                                          NULL, picked, &n_probes);
+    self->stats.probes += n_probes;
+    self->stats.round_started = n_picked;
+    /*  A start may retire another peer (its connection's slot); retired peers stay valid
+        until the reap, so the array does too. */
+    for (size_t i = 0; i < n_picked; i++)
+        s_exchange_start(self, peers[picked[i]]);
+done:
+    free(peers);
+    free(classes);
+    free(picked);
 }
 
 void
@@ -1937,9 +1594,8 @@ sos_gossip_tick(sos_node_t *self)
     /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
     uint64_t period = self->cfg.gossip_interval_ms / 4;
     period = period < 20 ? 20 : period > 500 ? 500 : period;
-    if (self->last_tick_mono && now > self->last_tick_mono + period)
-        s_lag(self, now - self->last_tick_mono - period, period);
-    self->last_tick_mono = now;
+    if (sos_fd_tick(&self->fd, period, now))
+        self->stats.health_late++;
     zlistx_t *late = zlistx_new();
     zlistx_t *connecting = zlistx_new();
     zlistx_t *idle = zlistx_new();
@@ -1949,15 +1605,15 @@ sos_gossip_tick(sos_node_t *self)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
             timeout may end between two exchanges. */
-        if (p->state == SOS_EX_IDLE && s_removable(self, p, now))
+        if (p->ex.state == SOS_EX_IDLE && s_removable(self, p, now))
             zlistx_add_end(expired, p);
-        if (p->state == SOS_EX_CONNECTING)
+        sos_exchange_do_t next = sos_exchange_tick(&p->ex, now);
+        if (next == SOS_EX_DO_SYNC)
             zlistx_add_end(connecting, p);
-        else if (p->state != SOS_EX_IDLE && now >= p->deadline_mono)
+        else if (next == SOS_EX_DO_FAIL)
             zlistx_add_end(late, p);
-        else if (p->state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
-                 now - p->last_used_mono > SOS_PEER_IDLE_MS &&
-                 !sos_rooms_forwarding_to(self, p->url))
+        else if (p->ex.state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
+                 now - p->last_used_mono > SOS_PEER_IDLE_MS && !sos_node_peer_busy(self, p->url))
             zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
@@ -1966,8 +1622,8 @@ sos_gossip_tick(sos_node_t *self)
         if (p->retired || !p->in_dir)
             continue;
         char why[96];
-        snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fail_count,
-                 (unsigned long long)(now - p->suspect_mono));
+        snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fd.fail_count,
+                 (unsigned long long)(now - p->fd.suspect_mono));
         s_remove_worker(self, p, why);
         self->republish = true; /* as in s_failure */
     }
@@ -1998,7 +1654,7 @@ sos_gossip_flush_stats(sos_node_t *self)
             return;
         sos_worker_local_t local = {.last_seen = p->last_seen,
                                     .last_ok = p->last_ok,
-                                    .fail_count = p->fail_count,
+                                    .fail_count = p->fd.fail_count,
                                     .is_genesis = p->is_genesis};
         if (sos_dir_put_worker_local(txn, p->id, &local) == SOS_OK)
             p->stats_dirty = false;
@@ -2016,8 +1672,8 @@ sos_gossip_push_rumors(sos_node_t *self)
     if (!pick)
         return;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->in_dir && p->id_known && p->fail_count == 0 && p != pass->rumor_from && p->dealer &&
-            !p->retired)
+        if (p->in_dir && p->id_known && p->fd.fail_count == 0 && p != pass->rumor_from &&
+            p->dealer && !p->retired)
             pick[n_pick++] = p;
     const uint8_t *wires[SOS_BATCH_MAX];
     for (size_t i = 0; i < pass->n_rumors; i++)

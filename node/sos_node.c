@@ -232,6 +232,11 @@ sos_node_pass_end(sos_node_t *self)
     assert(pass->active);
     bool committed = true;
     char why[96] = "";
+    /*  Rooms the gossip merge gave to another owner in this pass: the rooms module drops
+        its copy in the same transaction. */
+    for (const char *h = zlistx_first(pass->lost_rooms); h; h = zlistx_next(pass->lost_rooms))
+        sos_rooms_lost(self, h);
+    zlistx_purge(pass->lost_rooms);
     if (pass->txn) {
         sos_rc rc = sos_txn_commit(&pass->txn);
         self->stats.commits++;
@@ -278,6 +283,37 @@ sos_node_pass_end(sos_node_t *self)
         self->router_sent = false;
         s_router_check(self);
     }
+}
+
+/*  What gossip reports for other modules, routed here so that gossip knows none of them. */
+void
+sos_node_route_reply(sos_node_t *self, const sos_peer_t *peer, const uint8_t *frame, size_t size)
+{
+    sos_rooms_on_forward_reply(self, peer, frame, size);
+}
+
+bool
+sos_node_peer_busy(sos_node_t *self, const char *url)
+{
+    return sos_rooms_forwarding_to(self, url);
+}
+
+sos_rc
+sos_node_publish(sos_node_t *self, sos_record_t *rec)
+{
+    return sos_gossip_publish(self, rec);
+}
+
+sos_peer_t *
+sos_node_peer_for_url(sos_node_t *self, const char *url)
+{
+    return sos_gossip_peer_for_url(self, url);
+}
+
+void
+sos_node_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
+{
+    sos_gossip_peer_redial(self, peer, min_age_ms);
 }
 
 /* ------------------------------------------------------------- queries ---- */
@@ -362,7 +398,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"suspected", st->suspected},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
-        {"health", self->health},
+        {"health", self->fd.health},
         {"requests", st->requests},
         {"forwards", st->forwards},
         {"forward_failures", st->forward_failures},
@@ -374,7 +410,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},
-        {"gaps", zhashx_size(self->gaps)},
+        {"gaps", sos_gaps_size(self->gaps)},
         {"gaps_dropped", st->gaps_dropped},
         {"signature_verifications", st->verifications},
         {"verify_skipped", st->verify_skipped},
@@ -439,7 +475,7 @@ s_pack_worker(s_list_t *l, const char *hex, const char *url, const char *http_ur
     /*  The live figures are in memory; the store has them as of the last flush. */
     sos_mp_pack_kv_uint(pk, "last_seen", peer ? peer->last_seen : local->last_seen);
     sos_mp_pack_kv_uint(pk, "last_ok", peer ? peer->last_ok : local->last_ok);
-    sos_mp_pack_kv_uint(pk, "fail_count", peer ? peer->fail_count : local->fail_count);
+    sos_mp_pack_kv_uint(pk, "fail_count", peer ? peer->fd.fail_count : local->fail_count);
     sos_mp_pack_str(pk, "is_genesis");
     if (peer ? peer->is_genesis : local->is_genesis)
         msgpack_pack_true(pk);
@@ -1004,18 +1040,20 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
     self->peers = zhashx_new();
     self->peers_id = zhashx_new();
-    self->gaps = zhashx_new();
+    self->gaps = sos_gaps_new(interval, SOS_GAPS_MAX);
     self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
+    self->pass.lost_rooms = zlistx_new();
     if (!self->peers || !self->peers_id || !self->gaps || !self->retired || !self->replay ||
-        !self->budget || !self->pass.woken_rooms)
+        !self->budget || !self->pass.woken_rooms || !self->pass.lost_rooms)
         goto fail;
+    zlistx_set_destructor(self->pass.lost_rooms, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(self->pass.lost_rooms, (zlistx_duplicator_fn *)strdup);
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
     zlistx_set_comparator(self->pass.woken_rooms, (zlistx_comparator_fn *)strcmp);
-    zhashx_set_destructor(self->gaps, (zhashx_destructor_fn *)zstr_free);
     self->digest_dirty = true;
 
     rc = s_open(self, why, why_size);
@@ -1153,7 +1191,7 @@ sos_node_destroy(sos_node_t **self_p)
         }
         zlistx_destroy(&self->retired);
     }
-    zhashx_destroy(&self->gaps);
+    sos_gaps_destroy(&self->gaps);
     free(self->digest_cache);
     zsock_destroy(&self->router);
     sos_gate_destroy(&self->gate);
@@ -1161,6 +1199,7 @@ sos_node_destroy(sos_node_t **self_p)
     if (self->pass.txn)
         sos_txn_abort(&self->pass.txn);
     zlistx_destroy(&self->pass.woken_rooms);
+    zlistx_destroy(&self->pass.lost_rooms);
     for (size_t i = 0; i < self->pass.n_out; i++) {
         zframe_destroy(&self->pass.out[i].routing);
         sos_budget_free(&self->pass.out[i].data);

@@ -10,8 +10,11 @@
 #include "sos_budget.h"
 #include "sos_client.h"
 #include "sos_config.h"
+#include "sos_core_digest.h"
+#include "sos_core_exchange.h"
 #include "sos_gate.h"
 #include "sos_envelope.h"
+#include "sos_fd.h"
 #include "sos_gmsg.h"
 #include "sos_http.h"
 #include "sos_identity.h"
@@ -108,14 +111,6 @@ sos_stats_exchange_time(sos_stats_t *st, uint64_t ms)
             st->exchange_hist[i]++;
 }
 
-/*  Exchange states of a peer we gossip with (the table is in sos_gossip.c). */
-typedef enum {
-    SOS_EX_IDLE,
-    SOS_EX_WAIT_SYNC_ACK,
-    SOS_EX_WAIT_DELTA_ACK,
-    SOS_EX_CONNECTING, /* picked for an exchange, its DEALER just opened: SYNC once connected */
-} sos_exchange_state_t;
-
 typedef struct {
     struct _sos_node_t *node; /* the owner (borrowed) */
     char url[SOS_URL_MAX + 1];
@@ -134,27 +129,15 @@ typedef struct {
     bool removing;           /* its worker's deletion waits for the pass to commit */
     double verify_tokens;    /* record verifications it may still cost us (sos_gossip.c) */
     uint64_t verify_mono;    /* when verify_tokens was last refilled */
-    /* failure counting: authoritative here, written to the store's local stats */
-    uint32_t fail_count;
+    /* failure counting (fd.fail_count): authoritative here, written to the store's local
+       stats; suspicion from the first missed exchange until it answers, a newer record of
+       it arrives, or it is removed; the round-trip estimate (sos_fd.h) */
+    sos_fd_peer_t fd;
     uint64_t last_ok;   /* wall ms */
     uint64_t last_seen; /* wall ms */
     bool stats_dirty;
-    bool probe; /* suspected by another node: a candidate for a probe */
-    /* suspicion (sos_gossip.c): from the first missed exchange until it answers, a newer
-       record of it arrives, or it is removed */
-    uint64_t suspect_mono;    /* when the suspicion began; 0: not suspected here */
-    uint64_t suspect_version; /* the version of its record the suspicion is about */
-    uint8_t confirm[3][8];    /* id prefixes of other nodes that named it a suspect */
-    uint32_t n_confirm;
-    /* round-trip estimate, as TCP's RTO (RFC 6298); srtt 0: no sample yet */
-    uint64_t srtt_ms, rttvar_ms;
-    uint64_t sent_mono;     /* when the exchange's SYNC was sent */
     uint64_t next_try_mono; /* genesis backoff */
-    /* exchange */
-    sos_exchange_state_t state;
-    uint64_t req_id;
-    uint64_t deadline_mono;
-    bool again; /* start another exchange at once (a batch was truncated) */
+    sos_exchange_t ex;      /* the exchange under way with it (sos_core_exchange.h) */
 } sos_peer_t;
 
 /*  What a queued frame is, which says what becomes of it when the pass's commit fails. */
@@ -191,6 +174,8 @@ typedef struct {
     size_t n_rumors;
     sos_peer_t *rumor_from;
     zlistx_t *woken_rooms; /* room hashes (owned strings) with new messages */
+    zlistx_t *lost_rooms;  /* room hashes (owned strings) the merge gave to another owner:
+                              the node hands them to the rooms module before the commit */
 } sos_pass_t;
 
 typedef struct _sos_rooms_t sos_rooms_t;
@@ -224,15 +209,10 @@ struct _sos_node_t {
     uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
     uint64_t exchange_timeout_ms;
     uint64_t tombstone_ttl_ms;
-    zhashx_t *gaps; /* origin hex -> uint64_t* : we need that origin's records after this */
+    sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
     bool digest_dirty;
-    bool republish;           /* re-sign our worker record at the next round (see s_failure) */
-    uint32_t health;          /* local health: 0 healthy, up to SOS_HEALTH_MAX (lagging) */
-    uint64_t last_round_mono; /* when the last round ran: its lateness feeds health */
-    uint64_t health_mono;     /* when health last rose or fell: it falls once per second */
-    uint64_t last_tick_mono;
-    uint64_t last_refute_mono; /* refutations are rate-limited */
-    bool lagging;              /* a timer fired late since the last round */
+    bool republish; /* re-sign our worker record at the next round (see s_failure) */
+    sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
     sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
@@ -265,6 +245,19 @@ void sos_node_queue(sos_node_t *self, zsock_t *sock, zframe_t **routing_p, const
 void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
+/*  A client reply (not gossip) arrived on peer's DEALER: the node hands it to the module
+    that forwarded the request (sos_rooms_on_forward_reply). */
+void sos_node_route_reply(sos_node_t *self, const sos_peer_t *peer, const uint8_t *frame,
+                          size_t size);
+/*  True while a module needs the connection to url kept open (a forward waits on it). */
+bool sos_node_peer_busy(sos_node_t *self, const char *url);
+/*  Sign a record as this node, store it and push it (sos_gossip_publish), for the modules
+    that make records (rooms). */
+sos_rc sos_node_publish(sos_node_t *self, sos_record_t *rec);
+/*  A connection to the node at url, for the modules that forward to it, and a fresh dial of
+    one that cannot send: sos_gossip_peer_for_url and sos_gossip_peer_redial. */
+sos_peer_t *sos_node_peer_for_url(sos_node_t *self, const char *url);
+void sos_node_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
 /*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
     its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);

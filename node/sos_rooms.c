@@ -698,7 +698,7 @@ s_op_create(sos_node_t *node, zframe_t **routing_p, const char *address, const s
     if (rc == SOS_OK)
         rc = sos_roomdb_member_put(txn, room, member, nick, now);
     if (rc == SOS_OK)
-        rc = sos_gossip_publish(node, rec);
+        rc = sos_node_publish(node, rec);
     /*  The directory must hold the record now (a merge rule may still have refused it). */
     if (rc == SOS_OK && sos_dir_get_room(txn, room, NULL) != SOS_OK)
         rc = SOS_ERR_INVALID;
@@ -1094,7 +1094,7 @@ s_forward_try(sos_node_t *node, s_forward_t *f)
 {
     if (!f->msg)
         return true;
-    sos_peer_t *peer = sos_gossip_peer_for_url(node, f->url);
+    sos_peer_t *peer = sos_node_peer_for_url(node, f->url);
     if (!peer)
         return false; /* every connection busy at the cap, or no socket: try again */
     if (sos_node_send_now(node, peer->dealer, f->msg, f->msg_size)) {
@@ -1103,7 +1103,7 @@ s_forward_try(sos_node_t *node, s_forward_t *f)
         node->stats.forwards++;
         return true;
     }
-    sos_gossip_peer_redial(node, peer, SOS_FORWARD_REDIAL_MS);
+    sos_node_peer_redial(node, peer, SOS_FORWARD_REDIAL_MS);
     return false;
 }
 

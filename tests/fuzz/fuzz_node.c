@@ -429,10 +429,11 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
     int wait = 0;
     sos_peer_t *peer = zhashx_lookup(w->node->peers, s_urls[p]);
     if (peer)
-        wait = (peer->state == SOS_EX_WAIT_SYNC_ACK || peer->state == SOS_EX_WAIT_DELTA_ACK) &&
-                       peer->req_id != w->taken[p]
-                   ? S_REPLY_MS
-                   : 5;
+        wait =
+            (peer->ex.state == SOS_EX_WAIT_SYNC_ACK || peer->ex.state == SOS_EX_WAIT_DELTA_ACK) &&
+                    peer->ex.req_id != w->taken[p]
+                ? S_REPLY_MS
+                : 5;
     zmsg_t *m = NULL;
     for (int tries = 0; tries < 8; tries++) {
         if (!(zsock_events(s_routers[p]) & ZMQ_POLLIN)) {

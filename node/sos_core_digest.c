@@ -1,0 +1,302 @@
+/*  sos_core_digest.c: the digest, its gaps, and the comparison of two digests. */
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_core_digest.h"
+
+struct _sos_gaps_t {
+    zhashx_t *table; /* origin hex -> s_gap_t (owned) */
+    uint64_t ttl_ms;
+    uint32_t max;
+};
+
+typedef struct {
+    uint64_t version;
+    uint64_t expires_mono;
+} s_gap_t;
+
+static void
+s_gap_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+sos_gaps_t *
+sos_gaps_new(uint64_t interval_ms, uint32_t max)
+{
+    sos_gaps_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->table = zhashx_new();
+    if (!self->table) {
+        free(self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->table, s_gap_free);
+    uint64_t ttl = interval_ms * 20;
+    self->ttl_ms = ttl > SOS_GAP_TTL_MIN ? ttl : SOS_GAP_TTL_MIN;
+    self->max = max;
+    return self;
+}
+
+void
+sos_gaps_destroy(sos_gaps_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zhashx_destroy(&(*self_p)->table);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+size_t
+sos_gaps_size(const sos_gaps_t *self)
+{
+    return zhashx_size(self->table);
+}
+
+bool
+sos_gaps_get(const sos_gaps_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t *version)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
+    const s_gap_t *gap = zhashx_lookup(self->table, hex);
+    if (gap && version)
+        *version = gap->version;
+    return gap != NULL;
+}
+
+sos_rc
+sos_gaps_set(sos_gaps_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version,
+             uint64_t now_mono)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
+    s_gap_t *gap = zhashx_lookup(self->table, hex);
+    if (!gap) {
+        if (zhashx_size(self->table) >= self->max)
+            return SOS_ERR_FULL;
+        gap = calloc(1, sizeof *gap);
+        if (!gap)
+            return SOS_ERR_NOMEM;
+        if (zhashx_insert(self->table, hex, gap) != 0) {
+            free(gap);
+            return SOS_ERR_NOMEM;
+        }
+        gap->expires_mono = now_mono + self->ttl_ms;
+    }
+    gap->version = version;
+    return SOS_OK;
+}
+
+void
+sos_gaps_del(sos_gaps_t *self, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
+    zhashx_delete(self->table, hex);
+}
+
+/*  The highest version held of origin, a record's or a tombstone's. */
+static uint64_t
+s_held(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    uint64_t held = 0, ts_version = 0, ts_expires = 0;
+    sos_dir_held_max(txn, origin, &held);
+    if (sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK && ts_version > held)
+        held = ts_version;
+    return held;
+}
+
+uint32_t
+sos_gaps_sweep(sos_gaps_t *self, sos_txn_t *txn, uint64_t now_mono)
+{
+    if (!zhashx_size(self->table))
+        return 0;
+    zlistx_t *gone = zlistx_new();
+    if (!gone)
+        return 0;
+    for (s_gap_t *gap = zhashx_first(self->table); gap; gap = zhashx_next(self->table)) {
+        const char *hex = zhashx_cursor(self->table);
+        uint8_t origin[SOS_NODEID_BYTES];
+        uint64_t held = 0, ts_version = 0, ts_expires = 0;
+        bool empty = sos_unhex(origin, sizeof origin, hex) &&
+                     sos_dir_held_max(txn, origin, &held) == SOS_OK && held == 0 &&
+                     sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) != SOS_OK;
+        if (now_mono >= gap->expires_mono || empty)
+            zlistx_add_end(gone, (void *)hex);
+    }
+    uint32_t n = 0;
+    for (const char *hex = zlistx_first(gone); hex; hex = zlistx_next(gone)) {
+        zhashx_delete(self->table, hex);
+        n++;
+    }
+    zlistx_destroy(&gone);
+    return n;
+}
+
+bool
+sos_gaps_settle(sos_gaps_t *self, sos_txn_t *txn, const sos_record_t *rec, uint64_t now_mono)
+{
+    uint64_t version = 0;
+    if (!sos_gaps_get(self, rec->origin, &version) || rec->version <= version)
+        return false;
+    /*  It closes only when the batch reaches the highest version we hold: the sender's
+        digest may stop below records that a rumor brought us past the hole, and closing the
+        gap on any complete batch would make us claim that hole as held, for good. */
+    if (rec->version >= s_held(txn, rec->origin))
+        sos_gaps_del(self, rec->origin);
+    else
+        sos_gaps_set(self, rec->origin, rec->version, now_mono); /* open: never refused */
+    return true;
+}
+
+uint64_t
+sos_digest_version(const sos_gaps_t *gaps, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    uint64_t version = 0;
+    if (gaps && sos_gaps_get(gaps, origin, &version))
+        return version;
+    return s_held(txn, origin);
+}
+
+typedef struct {
+    const sos_gaps_t *gaps;
+    sos_txn_t *txn;
+    sos_digest_entry_t *entries;
+    uint32_t n;
+    uint32_t cap;
+    bool workers; /* this pass takes the origins that have a worker record, or the others */
+} s_digest_t;
+
+static int
+s_digest_each(void *arg, const sos_origin_t *origin)
+{
+    s_digest_t *d = arg;
+    if (origin->has_worker != d->workers)
+        return 0;
+    if (d->n == d->cap)
+        return 1;
+    sos_digest_entry_t *e = &d->entries[d->n++];
+    memcpy(e->origin, origin->origin, SOS_NODEID_BYTES);
+    e->version = sos_digest_version(d->gaps, d->txn, origin->origin);
+    return 0;
+}
+
+sos_digest_entry_t *
+sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uint32_t *n)
+{
+    s_digest_t d = {.gaps = gaps, .txn = txn, .cap = SOS_DIGEST_MAX, .workers = true};
+    d.entries = calloc(SOS_DIGEST_MAX, sizeof *d.entries);
+    if (!d.entries)
+        return NULL;
+    sos_dir_foreach_origin(txn, s_digest_each, &d);
+    d.workers = false;
+    if (d.n < d.cap)
+        sos_dir_foreach_origin(txn, s_digest_each, &d);
+    *n = d.n;
+    return d.entries;
+}
+
+static int
+s_entry_cmp(const void *a, const void *b)
+{
+    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
+                  SOS_NODEID_BYTES);
+}
+
+void
+sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *mine, uint32_t n_mine,
+                sos_digest_entry_t *theirs, uint32_t n_theirs, sos_digest_entry_t *give,
+                uint32_t *n_give, sos_digest_entry_t *want, uint32_t *n_want)
+{
+    /*  An empty digest may have no array, and qsort must not be given NULL even for 0. */
+    if (n_theirs)
+        qsort(theirs, n_theirs, sizeof *theirs, s_entry_cmp);
+    if (n_mine)
+        qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
+    uint32_t i = 0, j = 0;
+    *n_give = *n_want = 0;
+    while (i < n_mine || j < n_theirs) {
+        int cmp = i == n_mine     ? 1
+                  : j == n_theirs ? -1
+                                  : memcmp(mine[i].origin, theirs[j].origin, SOS_NODEID_BYTES);
+        if (cmp < 0) { /* only we know this origin */
+            give[*n_give] = mine[i];
+            give[(*n_give)++].version = 0;
+            i++;
+        } else if (cmp > 0) { /* only they know it */
+            if (memcmp(theirs[j].origin, self_id, SOS_NODEID_BYTES) != 0) {
+                want[*n_want] = theirs[j];
+                want[(*n_want)++].version = 0;
+            }
+            j++;
+        } else {
+            if (mine[i].version > theirs[j].version)
+                give[(*n_give)++] = theirs[j];
+            else if (mine[i].version < theirs[j].version &&
+                     memcmp(mine[i].origin, self_id, SOS_NODEID_BYTES) != 0)
+                want[(*n_want)++] = mine[i];
+            i++;
+            j++;
+        }
+    }
+}
+
+static int
+s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
+{
+    sos_batch_t *b = arg;
+    if (version > b->limit)
+        return 1;
+    if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
+        b->full = true;
+        return 1;
+    }
+    if (b->used + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64 * 1024;
+        while (cap < b->used + len)
+            cap *= 2;
+        uint8_t *bytes = realloc(b->bytes, cap);
+        if (!bytes) {
+            b->full = true;
+            return 1;
+        }
+        b->bytes = bytes;
+        b->cap = cap;
+    }
+    memcpy(b->bytes + b->used, wire, len);
+    b->offsets[b->n] = b->used;
+    b->lens[b->n] = len;
+    b->used += len;
+    b->n++;
+    return 0;
+}
+
+void
+sos_digest_collect(const sos_gaps_t *gaps, sos_txn_t *txn, const sos_digest_entry_t *want,
+                   uint32_t n, sos_batch_t *b)
+{
+    for (uint32_t i = 0; i < n && !b->full; i++) {
+        b->limit = UINT64_MAX;
+        if (gaps)
+            sos_gaps_get(gaps, want[i].origin, &b->limit);
+        sos_dir_foreach_since(txn, want[i].origin, want[i].version, s_batch_each, b);
+    }
+    /*  The bytes may have moved while they grew: point at them only now. */
+    for (uint32_t i = 0; i < b->n; i++)
+        b->wires[i] = b->bytes + b->offsets[i];
+}
+
+void
+sos_batch_release(sos_batch_t *b)
+{
+    if (!b)
+        return;
+    free(b->bytes);
+    b->bytes = NULL;
+    b->used = b->cap = 0;
+    b->n = 0;
+}

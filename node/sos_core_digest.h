@@ -1,0 +1,111 @@
+/*  sos_core_digest.h: the gossip core's digest: per origin, the version up to which this
+    node holds everything that origin signed; the table of gaps that holds it below the
+    highest version while a hole is open; and the comparison of two digests into what to
+    give and what to ask for. Reads the directory through the store API; no clock (times
+    are given), no socket. */
+#ifndef SOS_CORE_DIGEST_H
+#define SOS_CORE_DIGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sos_gmsg.h"
+#include "sos_record.h"
+#include "sos_store.h"
+
+/*  A gap: an origin's record arrived whose prev is above what we hold of that origin, so
+    we claim only up to version until an exchange fills the hole. Anyone can open one with
+    a record from a fresh key, so the table is bounded (new gaps are refused at the cap),
+    and an entry expires: a hole nobody fills within the TTL is claimed as held, as are
+    the holes of an origin of which we hold nothing any more. */
+#define SOS_GAPS_MAX    1024
+#define SOS_GAP_TTL_MIN (10 * 60 * 1000) /* ms at least; or 20 gossip intervals */
+
+typedef struct _sos_gaps_t sos_gaps_t;
+
+/*  An empty table whose gaps expire after 20 intervals of interval_ms, at least
+    SOS_GAP_TTL_MIN, holding at most max gaps. NULL without memory. */
+sos_gaps_t *sos_gaps_new(uint64_t interval_ms, uint32_t max);
+
+/*  Free the table. NULL-safe; nulls *self_p. */
+void sos_gaps_destroy(sos_gaps_t **self_p);
+
+/*  The number of gaps open. */
+size_t sos_gaps_size(const sos_gaps_t *self);
+
+/*  True, and *version (may be NULL) the version held up to, if a gap of origin is open. */
+bool sos_gaps_get(const sos_gaps_t *self, const uint8_t origin[SOS_NODEID_BYTES],
+                  uint64_t *version);
+
+/*  Open a gap of origin at version (its expiry counted from now_mono), or move an open one
+    to version (its expiry unchanged). SOS_OK; SOS_ERR_FULL if a new gap would pass the cap
+    (the caller counts and logs the refusal); SOS_ERR_NOMEM. */
+sos_rc sos_gaps_set(sos_gaps_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version,
+                    uint64_t now_mono);
+
+/*  Close the gap of origin, if open. */
+void sos_gaps_del(sos_gaps_t *self, const uint8_t origin[SOS_NODEID_BYTES]);
+
+/*  Close the gaps past their time at now_mono, and those of origins of which txn holds
+    nothing (no record, no tombstone). Returns how many were closed. */
+uint32_t sos_gaps_sweep(sos_gaps_t *self, sos_txn_t *txn, uint64_t now_mono);
+
+/*  A verified record of an exchange batch: records of an origin arrive in ascending version
+    from the version asked for, and the sender holds all of them up to its last one, so an
+    open gap moves up to rec's version, and closes when that reaches the highest version
+    held (record or tombstone). True if the gap moved or closed (the digest changed). */
+bool sos_gaps_settle(sos_gaps_t *self, sos_txn_t *txn, const sos_record_t *rec, uint64_t now_mono);
+
+/*  The digest version of origin: its gap's if one is open, else the highest version held,
+    or the tombstone's version if higher. */
+uint64_t sos_digest_version(const sos_gaps_t *gaps, sos_txn_t *txn,
+                            const uint8_t origin[SOS_NODEID_BYTES]);
+
+/*  Build the digest into a new array of *n entries (caller frees; NULL without memory):
+    first every origin that has a worker record, then the others (owners of rooms who are
+    not workers, removed workers), each in key order, up to SOS_DIGEST_MAX. Room records
+    from fresh identities cost nothing but a signature each, so there may be more origins
+    than one digest can name; those left out are then never compared, and the order makes
+    sure they are not the live workers' (the worker cap is below SOS_DIGEST_MAX unless
+    raised above it), whatever their ids. */
+sos_digest_entry_t *sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uint32_t *n);
+
+/*  Compare our digest (mine) with a peer's (theirs); both are sorted by origin in place.
+    give (room for n_mine entries) receives, per origin we are ahead on, the peer's
+    version (0 for an origin it lacks): send it our records above that. want (room for
+    n_theirs entries) receives, per origin the peer is ahead on, our version (0 for one we
+    lack): ask for its records above that. Our own origin is never wanted: only we sign
+    our records. */
+void sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *mine,
+                     uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs,
+                     sos_digest_entry_t *give, uint32_t *n_give, sos_digest_entry_t *want,
+                     uint32_t *n_want);
+
+#define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
+
+/*  Records collected for a DELTA or DELTA_ACK, copied out of the store. All zero: empty.
+    wires[i] points into bytes once sos_digest_collect returns. */
+typedef struct {
+    uint8_t *bytes; /* owned: sos_batch_release frees it */
+    size_t used;
+    size_t cap;
+    size_t offsets[SOS_BATCH_MAX];
+    size_t lens[SOS_BATCH_MAX];
+    const uint8_t *wires[SOS_BATCH_MAX];
+    uint32_t n;
+    bool full;      /* more was wanted than fits (SOS_BATCH_MAX, SOS_DELTA_BYTES_MAX) */
+    uint64_t limit; /* the highest version of the current origin to send */
+} sos_batch_t;
+
+/*  Collect into b the records of each wanted (origin, version): those above version, up to
+    our own gap in that origin if one is open. The receiver takes what it gets as all there
+    is up to the last version of the batch; records we hold beyond a hole would make it
+    claim the hole as held, and no exchange would ever fill it. Stops, b->full, when the
+    batch is full or without memory. */
+void sos_digest_collect(const sos_gaps_t *gaps, sos_txn_t *txn, const sos_digest_entry_t *want,
+                        uint32_t n, sos_batch_t *b);
+
+/*  Free the batch's bytes. NULL-safe. */
+void sos_batch_release(sos_batch_t *b);
+
+#endif

@@ -1,0 +1,112 @@
+/*  sos_core_exchange.c: the transitions of one gossip exchange (see the table in
+    sos_core_exchange.h). */
+#include "sos_core_exchange.h"
+
+sos_exchange_do_t
+sos_exchange_pick(const sos_exchange_t *ex, bool open)
+{
+    if (ex->state != SOS_EX_IDLE && ex->state != SOS_EX_CONNECTING)
+        return SOS_EX_DO_NOTHING;
+    return open ? SOS_EX_DO_SYNC : SOS_EX_DO_OPEN;
+}
+
+void
+sos_exchange_connecting(sos_exchange_t *ex, uint64_t opened_mono, uint64_t timeout_ms)
+{
+    ex->state = SOS_EX_CONNECTING;
+    ex->deadline_mono = opened_mono + timeout_ms;
+}
+
+void
+sos_exchange_sync_sent(sos_exchange_t *ex, uint64_t req_id, uint64_t now_mono, uint64_t timeout_ms)
+{
+    ex->state = SOS_EX_WAIT_SYNC_ACK;
+    ex->req_id = req_id;
+    ex->again = false;
+    ex->sent_mono = now_mono;
+    ex->deadline_mono = now_mono + timeout_ms;
+}
+
+sos_exchange_do_t
+sos_exchange_not_sent(sos_exchange_t *ex, uint64_t opened_mono, uint64_t timeout_ms,
+                      uint64_t now_mono)
+{
+    ex->again = false;
+    if (now_mono - opened_mono > timeout_ms)
+        return SOS_EX_DO_FAIL;
+    sos_exchange_connecting(ex, opened_mono, timeout_ms);
+    return SOS_EX_DO_NOTHING;
+}
+
+sos_exchange_do_t
+sos_exchange_reply(const sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id)
+{
+    sos_exchange_state_t want = is_delta_ack ? SOS_EX_WAIT_DELTA_ACK : SOS_EX_WAIT_SYNC_ACK;
+    /*  req_id 0 is never sent: it cannot match an idle exchange's. */
+    if (ex->state != want || req_id != ex->req_id || req_id == 0)
+        return SOS_EX_DO_DROP;
+    return SOS_EX_DO_TAKE;
+}
+
+sos_exchange_do_t
+sos_exchange_sync_ack(sos_exchange_t *ex, bool in_sync)
+{
+    if (!in_sync)
+        return SOS_EX_DO_DELTA;
+    ex->state = SOS_EX_IDLE;
+    ex->req_id = 0;
+    return SOS_EX_DO_DONE;
+}
+
+void
+sos_exchange_delta_sent(sos_exchange_t *ex, uint64_t req_id, bool more, uint64_t now_mono,
+                        uint64_t timeout_ms)
+{
+    ex->state = SOS_EX_WAIT_DELTA_ACK;
+    ex->req_id = req_id;
+    ex->again = more;
+    ex->deadline_mono = now_mono + timeout_ms;
+}
+
+sos_exchange_do_t
+sos_exchange_delta_ack(sos_exchange_t *ex, bool more)
+{
+    bool again = ex->again || more;
+    ex->state = SOS_EX_IDLE;
+    ex->req_id = 0;
+    return again ? SOS_EX_DO_SYNC : SOS_EX_DO_DONE;
+}
+
+sos_exchange_do_t
+sos_exchange_tick(const sos_exchange_t *ex, uint64_t now_mono)
+{
+    if (ex->state == SOS_EX_CONNECTING)
+        return SOS_EX_DO_SYNC;
+    if (ex->state != SOS_EX_IDLE && now_mono >= ex->deadline_mono)
+        return SOS_EX_DO_FAIL;
+    return SOS_EX_DO_NOTHING;
+}
+
+void
+sos_exchange_failed(sos_exchange_t *ex)
+{
+    ex->state = SOS_EX_IDLE;
+    ex->req_id = 0;
+    ex->again = false;
+}
+
+const char *
+sos_exchange_state_name(sos_exchange_state_t state)
+{
+    switch (state) {
+    case SOS_EX_IDLE:
+        return "idle";
+    case SOS_EX_WAIT_SYNC_ACK:
+        return "wait_sync_ack";
+    case SOS_EX_WAIT_DELTA_ACK:
+        return "wait_delta_ack";
+    case SOS_EX_CONNECTING:
+        return "connecting";
+    }
+    return "?";
+}

@@ -1,0 +1,99 @@
+/*  sos_core_exchange.h: one anti-entropy exchange with a peer as a state machine of the
+    gossip core: the transitions of SYNC -> SYNC_ACK -> DELTA -> DELTA_ACK and their
+    deadlines, as functions that take what happened and say what to do next. No frames,
+    no clock, no socket: the caller encodes, sends and reads the time.
+
+        state            event                    action                        next
+        IDLE             picked, connected        send SYNC                     WAIT_SYNC_ACK
+        IDLE             picked, not connected    open the connection           CONNECTING
+        CONNECTING       tick                     send SYNC                     WAIT_SYNC_ACK
+        any              SYNC not sent, the       failure                       IDLE
+                         connection older than
+                         the conservative deadline
+        any              SYNC not sent, younger   wait for it                   CONNECTING
+        WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
+        WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA           WAIT_DELTA_ACK
+        WAIT_DELTA_ACK   DELTA_ACK                apply; if either side had     IDLE, or
+                                                  more, SYNC again at once      WAIT_SYNC_ACK
+        WAIT_*           deadline passes          failure                       IDLE
+        any              a reply not awaited      drop it (unexpected)          unchanged */
+#ifndef SOS_CORE_EXCHANGE_H
+#define SOS_CORE_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    SOS_EX_IDLE,
+    SOS_EX_WAIT_SYNC_ACK,
+    SOS_EX_WAIT_DELTA_ACK,
+    SOS_EX_CONNECTING, /* picked for an exchange, its connection just opened: SYNC once up */
+} sos_exchange_state_t;
+
+/*  The exchange with one peer. All zero: idle. */
+typedef struct {
+    sos_exchange_state_t state;
+    uint64_t req_id;        /* the request whose reply we wait for; 0: none */
+    uint64_t sent_mono;     /* when the SYNC left: where the round trip starts */
+    uint64_t deadline_mono; /* when a state other than IDLE fails */
+    bool again;             /* start another exchange at once (a batch was truncated) */
+} sos_exchange_t;
+
+/*  What the caller does next. */
+typedef enum {
+    SOS_EX_DO_NOTHING,
+    SOS_EX_DO_OPEN,  /* open the connection, then sos_exchange_connecting */
+    SOS_EX_DO_SYNC,  /* send a SYNC, then sos_exchange_sync_sent or sos_exchange_not_sent */
+    SOS_EX_DO_DELTA, /* count a success; send a DELTA, then sos_exchange_delta_sent or
+                        sos_exchange_failed */
+    SOS_EX_DO_DONE,  /* count a success; the exchange is over */
+    SOS_EX_DO_FAIL,  /* count a failure (the exchange is over, idle) */
+    SOS_EX_DO_DROP,  /* a reply nobody waits for: drop it, count it unexpected */
+    SOS_EX_DO_TAKE,  /* a reply awaited: decode its records, then sos_exchange_sync_ack or
+                        sos_exchange_delta_ack */
+} sos_exchange_do_t;
+
+/*  Picked for an exchange: DO_SYNC if open (the connection exists), DO_OPEN if not; DO_NOTHING
+    if an exchange is under way (but for CONNECTING, which retries its SYNC). */
+sos_exchange_do_t sos_exchange_pick(const sos_exchange_t *ex, bool open);
+
+/*  The connection was opened at opened_mono: wait for it until the conservative deadline. */
+void sos_exchange_connecting(sos_exchange_t *ex, uint64_t opened_mono, uint64_t timeout_ms);
+
+/*  The SYNC req_id left at now; its answer is due timeout_ms later. */
+void sos_exchange_sync_sent(sos_exchange_t *ex, uint64_t req_id, uint64_t now_mono,
+                            uint64_t timeout_ms);
+
+/*  The SYNC could not leave (not connected). A connection opened at opened_mono, less than
+    timeout_ms (the conservative deadline) ago, may still be connecting: CONNECTING, and
+    DO_NOTHING. Older: DO_FAIL (idle). */
+sos_exchange_do_t sos_exchange_not_sent(sos_exchange_t *ex, uint64_t opened_mono,
+                                        uint64_t timeout_ms, uint64_t now_mono);
+
+/*  A reply arrived: is_delta_ack tells a DELTA_ACK from a SYNC_ACK. DO_TAKE if it is the
+    one awaited (type and req_id), else DO_DROP. State unchanged. */
+sos_exchange_do_t sos_exchange_reply(const sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id);
+
+/*  The awaited SYNC_ACK: DO_DONE (idle) if in sync, else DO_DELTA. */
+sos_exchange_do_t sos_exchange_sync_ack(sos_exchange_t *ex, bool in_sync);
+
+/*  The DELTA req_id left at now; more: its batch was truncated. */
+void sos_exchange_delta_sent(sos_exchange_t *ex, uint64_t req_id, bool more, uint64_t now_mono,
+                             uint64_t timeout_ms);
+
+/*  The awaited DELTA_ACK (more: the peer's batch was truncated): idle, and DO_SYNC if
+    either side had more to send, else DO_DONE. */
+sos_exchange_do_t sos_exchange_delta_ack(sos_exchange_t *ex, bool more);
+
+/*  A tick at now: DO_SYNC for a CONNECTING exchange (try the SYNC again), DO_FAIL for a
+    waiting one past its deadline (the caller then calls sos_exchange_failed), else
+    DO_NOTHING. */
+sos_exchange_do_t sos_exchange_tick(const sos_exchange_t *ex, uint64_t now_mono);
+
+/*  The exchange failed, or the peer is retired: idle. */
+void sos_exchange_failed(sos_exchange_t *ex);
+
+/*  A short name of a state, for logs and tests. */
+const char *sos_exchange_state_name(sos_exchange_state_t state);
+
+#endif

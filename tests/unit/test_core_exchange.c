@@ -1,0 +1,107 @@
+/*  test_core_exchange.c: the gossip core's exchange state machine as scripted sequences of
+    events (picked, sent or not, replies awaited or not, ticks at given times) and the
+    actions and states that come out, one row of the table in sos_core_exchange.h at a
+    time. */
+#include "proto_test.h"
+#include "sos_core_exchange.h"
+
+#define T 2000 /* the conservative deadline (ms) */
+
+int
+main(void)
+{
+    test_init("test_core_exchange");
+
+    SECTION("idle, picked, connected: SYNC; sent: wait for its SYNC_ACK until the deadline");
+    sos_exchange_t ex = {0};
+    CHECK(sos_exchange_pick(&ex, true) == SOS_EX_DO_SYNC);
+    sos_exchange_sync_sent(&ex, 11, 1000, 300);
+    CHECK(ex.state == SOS_EX_WAIT_SYNC_ACK && ex.req_id == 11 && ex.sent_mono == 1000);
+    CHECK(ex.deadline_mono == 1300);
+    CHECK(sos_exchange_pick(&ex, true) == SOS_EX_DO_NOTHING); /* one exchange at a time */
+    CHECK(sos_exchange_tick(&ex, 1299) == SOS_EX_DO_NOTHING);
+
+    SECTION("a reply that is not the one awaited is dropped and changes nothing");
+    CHECK(sos_exchange_reply(&ex, false, 12) == SOS_EX_DO_DROP); /* another req_id */
+    CHECK(sos_exchange_reply(&ex, true, 11) == SOS_EX_DO_DROP);  /* a DELTA_ACK now */
+    CHECK(ex.state == SOS_EX_WAIT_SYNC_ACK && ex.req_id == 11);
+    CHECK(sos_exchange_reply(&ex, false, 11) == SOS_EX_DO_TAKE);
+
+    SECTION("SYNC_ACK in sync: done, idle; a late copy of it is dropped");
+    CHECK(sos_exchange_sync_ack(&ex, true) == SOS_EX_DO_DONE);
+    CHECK(ex.state == SOS_EX_IDLE && ex.req_id == 0);
+    CHECK(sos_exchange_reply(&ex, false, 11) == SOS_EX_DO_DROP);
+    CHECK(sos_exchange_reply(&ex, false, 0) == SOS_EX_DO_DROP);
+    CHECK(sos_exchange_tick(&ex, 99999) == SOS_EX_DO_NOTHING);
+
+    SECTION("SYNC_ACK with a digest: DELTA; DELTA_ACK: done");
+    CHECK(sos_exchange_pick(&ex, true) == SOS_EX_DO_SYNC);
+    sos_exchange_sync_sent(&ex, 21, 2000, 300);
+    CHECK(sos_exchange_reply(&ex, false, 21) == SOS_EX_DO_TAKE);
+    CHECK(sos_exchange_sync_ack(&ex, false) == SOS_EX_DO_DELTA);
+    sos_exchange_delta_sent(&ex, 22, false, 2050, 300);
+    CHECK(ex.state == SOS_EX_WAIT_DELTA_ACK && ex.req_id == 22 && ex.deadline_mono == 2350);
+    CHECK(sos_exchange_reply(&ex, false, 22) == SOS_EX_DO_DROP); /* a SYNC_ACK now */
+    CHECK(sos_exchange_reply(&ex, true, 21) == SOS_EX_DO_DROP);  /* the SYNC's id */
+    CHECK(sos_exchange_reply(&ex, true, 22) == SOS_EX_DO_TAKE);
+    CHECK(sos_exchange_delta_ack(&ex, false) == SOS_EX_DO_DONE);
+    CHECK(ex.state == SOS_EX_IDLE && ex.req_id == 0);
+
+    SECTION("a truncated batch, ours or theirs, asks for another exchange at once");
+    sos_exchange_sync_sent(&ex, 31, 3000, 300);
+    CHECK(sos_exchange_sync_ack(&ex, false) == SOS_EX_DO_DELTA);
+    sos_exchange_delta_sent(&ex, 32, true, 3010, 300); /* our DELTA was truncated */
+    CHECK(ex.again);
+    CHECK(sos_exchange_delta_ack(&ex, false) == SOS_EX_DO_SYNC);
+    CHECK(ex.state == SOS_EX_IDLE);
+    CHECK(sos_exchange_pick(&ex, true) == SOS_EX_DO_SYNC);
+    sos_exchange_sync_sent(&ex, 33, 3100, 300);
+    CHECK(!ex.again); /* the new exchange starts afresh */
+    CHECK(sos_exchange_sync_ack(&ex, false) == SOS_EX_DO_DELTA);
+    sos_exchange_delta_sent(&ex, 34, false, 3110, 300);
+    CHECK(sos_exchange_delta_ack(&ex, true) == SOS_EX_DO_SYNC); /* their DELTA_ACK was */
+
+    SECTION("no answer by the deadline: failure, idle, and its reply is dropped after");
+    sos_exchange_sync_sent(&ex, 41, 4000, 300);
+    CHECK(sos_exchange_tick(&ex, 4299) == SOS_EX_DO_NOTHING);
+    CHECK(sos_exchange_tick(&ex, 4300) == SOS_EX_DO_FAIL);
+    sos_exchange_failed(&ex);
+    CHECK(ex.state == SOS_EX_IDLE && ex.req_id == 0 && !ex.again);
+    CHECK(sos_exchange_reply(&ex, false, 41) == SOS_EX_DO_DROP);
+    sos_exchange_sync_sent(&ex, 42, 5000, 300);
+    CHECK(sos_exchange_sync_ack(&ex, false) == SOS_EX_DO_DELTA);
+    sos_exchange_delta_sent(&ex, 43, true, 5100, 300);
+    CHECK(sos_exchange_tick(&ex, 5400) == SOS_EX_DO_FAIL);
+    sos_exchange_failed(&ex);
+    CHECK(ex.state == SOS_EX_IDLE && !ex.again);
+    CHECK(sos_exchange_reply(&ex, true, 43) == SOS_EX_DO_DROP);
+
+    SECTION("picked without a connection: open it, then SYNC at each tick until it is up");
+    sos_exchange_t c = {0};
+    CHECK(sos_exchange_pick(&c, false) == SOS_EX_DO_OPEN);
+    sos_exchange_connecting(&c, 10000, T);
+    CHECK(c.state == SOS_EX_CONNECTING && c.deadline_mono == 10000 + T);
+    CHECK(sos_exchange_tick(&c, 10100) == SOS_EX_DO_SYNC);
+    CHECK(sos_exchange_not_sent(&c, 10000, T, 10100) == SOS_EX_DO_NOTHING);
+    CHECK(c.state == SOS_EX_CONNECTING);
+    CHECK(sos_exchange_pick(&c, true) == SOS_EX_DO_SYNC); /* a round may pick it too */
+    CHECK(sos_exchange_tick(&c, 10200) == SOS_EX_DO_SYNC);
+    sos_exchange_sync_sent(&c, 51, 10200, 300);
+    CHECK(c.state == SOS_EX_WAIT_SYNC_ACK);
+
+    SECTION("a connection that stays down past the conservative deadline: failure");
+    sos_exchange_t d = {0};
+    sos_exchange_connecting(&d, 20000, T);
+    CHECK(sos_exchange_not_sent(&d, 20000, T, 20000 + T) == SOS_EX_DO_NOTHING);
+    CHECK(sos_exchange_not_sent(&d, 20000, T, 20001 + T) == SOS_EX_DO_FAIL);
+    sos_exchange_failed(&d);
+    CHECK(d.state == SOS_EX_IDLE);
+    SECTION("an old connection that cannot send fails at once");
+    sos_exchange_t o = {0};
+    CHECK(sos_exchange_pick(&o, true) == SOS_EX_DO_SYNC);
+    CHECK(sos_exchange_not_sent(&o, 0, T, 60000) == SOS_EX_DO_FAIL);
+
+    SECTION("state names");
+    CHECK(strcmp(sos_exchange_state_name(SOS_EX_WAIT_DELTA_ACK), "wait_delta_ack") == 0);
+    return test_done("test_core_exchange");
+}

@@ -1,0 +1,189 @@
+/*  test_core_fd.c: the gossip core's failure detector as scripted sequences of events
+    (failed and answered exchanges, suspicions named by others, late timers) at given
+    times, and the decisions that come out: suspicion, removal, deadlines, refutation. */
+#include "proto_test.h"
+#include "sos_fd.h"
+
+static const sos_fd_config_t s_cfg = {
+    .interval_ms = 1000, .exchange_timeout_ms = 2000, .max_failures = 3};
+
+int
+main(void)
+{
+    test_init("test_core_fd");
+    const uint8_t a[SOS_FD_CONFIRM_PREFIX] = "nodeA..", b[SOS_FD_CONFIRM_PREFIX] = "nodeB..",
+                  c[SOS_FD_CONFIRM_PREFIX] = "nodeC..", d[SOS_FD_CONFIRM_PREFIX] = "nodeD..";
+
+    SECTION("a first failure starts a suspicion about the record held; later ones count");
+    sos_fd_t fd = {0};
+    sos_fd_peer_t p = {0};
+    CHECK(sos_fd_failure(&fd, &p, true, false, 7, 10000) == SOS_FD_SUSPECTED);
+    CHECK(p.fail_count == 1 && p.suspect_mono == 10000 && p.suspect_version == 7);
+    CHECK(sos_fd_failure(&fd, &p, true, false, 9, 11000) == SOS_FD_COUNTED);
+    CHECK(p.fail_count == 2 && p.suspect_mono == 10000 && p.suspect_version == 7);
+
+    SECTION("without confirmations, removal waits for F failures and T(0) = I (F + 1)");
+    /*  n below 10 counts as 10: T(0) = 1000 * ((3 - 1) + 2 * 1 * 1) = 4000 ms. */
+    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &p, 5) == 4000);
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &p, true, 5, 20000)); /* 2 failures < F */
+    sos_fd_failure(&fd, &p, true, false, 7, 12000);
+    CHECK(p.fail_count == 3);
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &p, true, 5, 13999));
+    CHECK(sos_fd_removable(&fd, &s_cfg, &p, true, 5, 14000));
+    SECTION("the timeout grows with log n");
+    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &p, 1000) == 8000);
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &p, true, 1000, 17999));
+    CHECK(sos_fd_removable(&fd, &s_cfg, &p, true, 1000, 18000));
+
+    SECTION("genesis nodes and addresses that are no workers are never removed");
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &p, false, 5, 100000));
+    sos_fd_peer_t g = {0};
+    CHECK(sos_fd_failure(&fd, &g, true, true, 0, 1000) == SOS_FD_COUNTED);
+    CHECK(g.fail_count == 1 && g.suspect_mono == 0);
+    sos_fd_peer_t addr = {0};
+    CHECK(sos_fd_failure(&fd, &addr, false, false, 0, 1000) == SOS_FD_COUNTED);
+    CHECK(addr.suspect_mono == 0);
+
+    SECTION("an answer ends the suspicion and keeps the round-trip estimate");
+    sos_fd_rtt_sample(&p, 40);
+    sos_fd_clear(&p);
+    CHECK(p.fail_count == 0 && p.suspect_mono == 0 && p.n_confirm == 0 && !p.probe);
+    CHECK(p.srtt_ms == 40 && p.rttvar_ms == 20);
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &p, true, 5, 100000));
+
+    SECTION("a suspicion named by others alone removes nobody");
+    sos_fd_peer_t q = {0};
+    sos_fd_named(&q, a, 3, 5000);
+    sos_fd_named(&q, b, 3, 5100);
+    sos_fd_named(&q, c, 3, 5200);
+    CHECK(q.probe && q.suspect_mono == 5000 && q.suspect_version == 3 && q.n_confirm == 3);
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &q, true, 5, 1000000));
+
+    SECTION("confirmations: distinct, at most K, and they shorten the timeout to (F - 1) I");
+    sos_fd_named(&q, a, 3, 5300);    /* a again */
+    sos_fd_named(&q, d, 3, 5400);    /* a fourth */
+    sos_fd_named(&q, NULL, 3, 5500); /* a sender that may not confirm */
+    CHECK(q.n_confirm == 3);
+    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &q, 5) == 2000);
+    /*  One failure here and K confirmations make F: removed once T(K) has passed. */
+    CHECK(sos_fd_failure(&fd, &q, true, false, 3, 6000) == SOS_FD_COUNTED);
+    CHECK(q.probe); /* cleared only by an answer or a newer record */
+    CHECK(!sos_fd_removable(&fd, &s_cfg, &q, true, 5, 6999));
+    CHECK(sos_fd_removable(&fd, &s_cfg, &q, true, 5, 7000));
+    sos_fd_peer_t one = {0};
+    sos_fd_named(&one, a, 3, 5000);
+    CHECK(one.n_confirm == 1);
+    /*  T(1) = 1000 * (2 + 2 * (1 - log 2 / log 4)) = 3000 ms */
+    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &one, 5) == 3000);
+
+    SECTION("no suspicion is shorter than a second, whatever the interval");
+    sos_fd_config_t fast = {.interval_ms = 100, .exchange_timeout_ms = 500, .max_failures = 3};
+    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &q, 5) == SOS_FD_SUSPICION_MIN);
+
+    SECTION("a late round raises health at once; it stretches deadlines and suspicions");
+    sos_fd_t h = {0};
+    CHECK(!sos_fd_round(&h, &s_cfg, 100000));
+    CHECK(!sos_fd_round(&h, &s_cfg, 101000)); /* on time */
+    CHECK(!sos_fd_round(&h, &s_cfg, 102400)); /* 400 ms late: within half an interval */
+    CHECK(h.health == 0);
+    CHECK(sos_fd_round(&h, &s_cfg, 104400)); /* a second late */
+    CHECK(h.health == 1);
+    CHECK(sos_fd_exchange_timeout(&h, &s_cfg, &g) == 2 * 2000);
+    CHECK(sos_fd_suspicion_timeout(&h, &s_cfg, &one, 5) == 2 * 3000);
+
+    SECTION("while it lags, a first failure is withheld; a genesis failure still counts");
+    sos_fd_peer_t r = {0};
+    CHECK(sos_fd_failure(&h, &r, true, false, 1, 104500) == SOS_FD_WITHHELD);
+    CHECK(r.fail_count == 0 && r.suspect_mono == 0);
+    sos_fd_peer_t g2 = {0};
+    CHECK(sos_fd_failure(&h, &g2, true, true, 0, 104500) == SOS_FD_COUNTED);
+
+    SECTION("a late tick raises health, once until the next round");
+    CHECK(!sos_fd_tick(&h, 250, 104600));
+    CHECK(sos_fd_tick(&h, 250, 105600)); /* 750 ms late */
+    CHECK(h.health == 2 && h.lagging);
+    CHECK(sos_fd_tick(&h, 250, 106600));
+    CHECK(h.health == 2); /* lagging already since the last round */
+
+    SECTION("health falls by one per second of rounds on time, not per round");
+    CHECK(sos_fd_round(&h, &s_cfg, 106600)); /* late again: clears lagging at its end */
+    CHECK(h.health == 2 && !h.lagging);
+    CHECK(!sos_fd_round(&h, &s_cfg, 107600));
+    CHECK(h.health == 1);
+    h.health = 3;
+    h.health_mono = 107600;
+    CHECK(!sos_fd_round(&h, &s_cfg, 108100)); /* half a second on: no fall yet */
+    CHECK(h.health == 3);
+    for (uint64_t t = 108600; t <= 110600; t += 1000)
+        sos_fd_round(&h, &s_cfg, t);
+    CHECK(h.health == 0);
+    CHECK(!sos_fd_round(&h, &s_cfg, 111600));
+    CHECK(h.health == 0);
+
+    SECTION("health never rises past its ceiling");
+    sos_fd_t top = {0};
+    for (uint64_t i = 0; i < 2 * SOS_FD_HEALTH_MAX; i++) {
+        sos_fd_lag(&top, 5000, 1000, i * 10000);
+        top.lagging = false; /* a round between each */
+    }
+    CHECK(top.health == SOS_FD_HEALTH_MAX);
+
+    SECTION("exchange deadline: conservative without a sample, RTO within its bounds after");
+    sos_fd_t ok = {0};
+    sos_fd_peer_t e = {0};
+    CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &e) == 2000);
+    sos_fd_rtt_sample(&e, 10); /* RTO 10 + 4 * 5 = 30: the floor is half an interval */
+    CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &e) == 500);
+    sos_fd_config_t quick = {.interval_ms = 100, .exchange_timeout_ms = 500, .max_failures = 3};
+    CHECK(sos_fd_exchange_timeout(&ok, &quick, &e) == SOS_FD_RTO_FLOOR);
+    sos_fd_peer_t slow = {0};
+    sos_fd_rtt_sample(&slow, 900); /* RTO 900 + 4 * 450: above the default, held to it */
+    CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &slow) == 2000);
+    sos_fd_peer_t mid = {0};
+    sos_fd_rtt_sample(&mid, 400);
+    CHECK(mid.srtt_ms == 400 && mid.rttvar_ms == 200);
+    CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &mid) == 1200);
+    sos_fd_rtt_sample(&mid, 200); /* rttvar (3 * 200 + 200) / 4, srtt (7 * 400 + 200) / 8 */
+    CHECK(mid.rttvar_ms == 200 && mid.srtt_ms == 375);
+
+    SECTION("genesis backoff doubles per failure up to a minute");
+    CHECK(sos_fd_genesis_backoff(&s_cfg, 1) == 1000);
+    CHECK(sos_fd_genesis_backoff(&s_cfg, 2) == 2000);
+    CHECK(sos_fd_genesis_backoff(&s_cfg, 4) == 8000);
+    CHECK(sos_fd_genesis_backoff(&s_cfg, 40) == 60000);
+
+    SECTION("refutation: not of an older record, at most one per interval");
+    sos_fd_t me = {0};
+    CHECK(sos_fd_refute(&me, &s_cfg, 4, 5, false, 50000) == SOS_FD_REFUTE_OLD);
+    CHECK(sos_fd_refute(&me, &s_cfg, 5, 5, true, 50000) == SOS_FD_REFUTE_LIMITED);
+    CHECK(sos_fd_refute(&me, &s_cfg, 5, 5, false, 50000) == SOS_FD_REFUTE);
+    CHECK(sos_fd_refute(&me, &s_cfg, 6, 6, false, 50999) == SOS_FD_REFUTE_LIMITED);
+    CHECK(sos_fd_refute(&me, &s_cfg, 6, 6, false, 51000) == SOS_FD_REFUTE);
+    sos_fd_t zero = {0};
+    CHECK(sos_fd_refute(&zero, &s_cfg, 1, 1, false, 0) == SOS_FD_REFUTE);
+    CHECK(sos_fd_refute(&zero, &s_cfg, 1, 1, false, 10) == SOS_FD_REFUTE_LIMITED);
+
+    SECTION("a scripted run: a peer dies, two others confirm, it is removed in time");
+    sos_fd_t node = {0};
+    sos_fd_peer_t dead = {0};
+    uint64_t removed_at = 0;
+    for (uint64_t t = 0; t <= 20000 && !removed_at; t += 250) {
+        if (t % 1000 == 0) {
+            sos_fd_round(&node, &s_cfg, t + 1);
+            if (t >= 3000)
+                sos_fd_failure(&node, &dead, true, false, 2, t + 1);
+            if (t == 4000)
+                sos_fd_named(&dead, a, 2, t + 1);
+            if (t == 5000)
+                sos_fd_named(&dead, b, 2, t + 1);
+        }
+        sos_fd_tick(&node, 250, t + 1);
+        if (sos_fd_removable(&node, &s_cfg, &dead, true, 50, t + 1))
+            removed_at = t + 1;
+    }
+    CHECK(node.health == 0);
+    CHECK(removed_at > 3001);
+    /*  Two confirmations: T(2) = 1000 * (2 + 2 log10 50 (1 - log 3 / log 4)) ~ 2699 ms. */
+    CHECK(removed_at == 3001 + 2750);
+    return test_done("test_core_fd");
+}
