@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sos_identity.h"
+#include "sos_core_pick.h"
 #include "sossim.h"
 
 /*  STAND-IN FOR THE CORE
@@ -500,7 +501,9 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
         if (sim->o.trace && rec->kind == SOS_REC_ROOM)
             printf("node %u took room %s of node %u (%s, %s), first seen here %llu%s\n", n->idx,
                    rec->room_hash, sim_lookup(sim, rec->origin), sos_merge_result_name(result),
-                   src == SOS_SRC_RUMOR ? "rumor" : src == SOS_SRC_DELTA ? "delta" : "other",
+                   src == SOS_SRC_RUMOR   ? "rumor"
+                   : src == SOS_SRC_DELTA ? "delta"
+                                          : "other",
                    had_local ? (unsigned long long)before.first_seen : 0ULL,
                    displaced_set ? ", displacing another owner's" : "");
         n->dirty = true;
@@ -1106,6 +1109,13 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     s_digest_u64(sim, ((uint64_t)n->idx << 32) | target);
 }
 
+/*  The core's random source (sos_random_fn) over the run's. */
+static void
+s_random(void *arg, void *buf, size_t len)
+{
+    sim_rng_bytes(&((sim_t *)arg)->rng, buf, len);
+}
+
 static void
 s_round(sim_t *sim, sim_node_t *n)
 {
@@ -1117,47 +1127,60 @@ s_round(sim_t *sim, sim_node_t *n)
         s_resign(sim, n, txn);
     uint64_t n_workers = 0;
     sos_dir_counts(txn, &n_workers, NULL, NULL);
-    /*  Removals, and the suspects to probe. */
-    uint32_t probes[2];
-    int n_probes = 0;
-    uint64_t n_candidates = 0;
+    /*  Removals first. */
     for (size_t s = 0; s < n->cap_peers; s++) {
         sim_peer_t *p = &n->peers[s];
-        if (!p->key)
+        if (!p->key || (!p->fd.suspect_mono && !p->fd.probe))
             continue;
         uint32_t target = p->key - 1;
-        if (!p->fd.suspect_mono && !p->fd.probe)
-            continue;
         uint64_t held;
         bool listed = s_listed(txn, &sim->nodes[target], &held) && !sim->nodes[target].genesis;
         if (sos_fd_removable(&n->fd, &sim->fdc, &p->fd, listed, n_workers, sim->now))
             s_remove(sim, n, txn, target, p);
-        else if (listed && (p->fd.probe || p->fd.fail_count > 0)) {
-            /*  At most 2 suspects a round, picked at random (reservoir sampling). */
-            n_candidates++;
-            if (n_probes < 2)
-                probes[n_probes++] = target;
-            else {
-                uint64_t k = sim_rng_below(&sim->rng, n_candidates);
-                if (k < 2)
-                    probes[k] = target;
+    }
+    /*  Whom the round picks, by the core's rule (node/sos_core_pick.h): genesis nodes not
+        listed yet, up to 2 suspects as probes, fanout from the rest. */
+    size_t cap = n->n_view + sim->o.genesis;
+    uint32_t *who = malloc(cap * sizeof *who);
+    sos_pick_class_t *cls = malloc(cap * sizeof *cls);
+    size_t *out = malloc(cap * sizeof *out);
+    size_t m = 0;
+    if (who && cls && out) {
+        for (size_t i = 0; i < n->n_view; i++) {
+            sim_peer_t *p = s_peer(n, n->view[i], false);
+            bool backing_off = p && sim->nodes[n->view[i]].genesis && sim->now < p->genesis_next;
+            who[m] = n->view[i];
+            cls[m++] = backing_off                                  ? SOS_PICK_SKIP
+                       : p && (p->fd.fail_count > 0 || p->fd.probe) ? SOS_PICK_SUSPECT
+                                                                    : SOS_PICK_POOL;
+        }
+        for (uint32_t g = 0; g < sim->o.genesis; g++) {
+            if (g == n->idx)
+                continue;
+            sim_peer_t *p = s_peer(n, g, true);
+            bool listed = false;
+            for (size_t i = 0; i < n->n_view && !listed; i++)
+                listed = n->view[i] == g;
+            bool due = p && sim->now >= p->genesis_next;
+            if (listed)
+                continue; /* classed with the view */
+            who[m] = g;
+            cls[m++] = due ? SOS_PICK_ALWAYS : SOS_PICK_SKIP;
+        }
+        size_t picked = sos_core_round_pick(cls, m, sim->o.fanout, 2, s_random, sim, out, NULL);
+        for (size_t k = 0; k < picked; k++) {
+            uint32_t t = who[out[k]];
+            if (sim->nodes[t].genesis) {
+                sim_peer_t *p = s_peer(n, t, true);
+                if (p)
+                    p->genesis_next = sim->now + sos_fd_genesis_backoff(&sim->fdc, p->genesis_fail);
             }
+            s_start_exchange(sim, n, t);
         }
     }
-    /*  The fanout: random workers from the view; a genesis node while the view is small. */
-    uint32_t fan = sim->o.fanout;
-    for (uint32_t k = 0; k < fan && n->n_view > 0; k++)
-        s_start_exchange(sim, n, n->view[sim_rng_below(&sim->rng, n->n_view)]);
-    for (int k = 0; k < n_probes; k++)
-        s_start_exchange(sim, n, probes[k]);
-    if (n->n_view < 3 || sim_rng_chance(&sim->rng, 0.02)) {
-        uint32_t g = (uint32_t)sim_rng_below(&sim->rng, sim->o.genesis);
-        sim_peer_t *p = s_peer(n, g, true);
-        if (g != n->idx && p && sim->now >= p->genesis_next) {
-            s_start_exchange(sim, n, g);
-            p->genesis_next = sim->now + sos_fd_genesis_backoff(&sim->fdc, p->genesis_fail);
-        }
-    }
+    free(who);
+    free(cls);
+    free(out);
     uint64_t late = n->slow_ms ? sim_rng_below(&sim->rng, n->slow_ms) : 0;
     s_schedule(sim, sim->now + sim->o.interval_ms + late, EV_ROUND, n->idx, 0);
 }
