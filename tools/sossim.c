@@ -128,6 +128,16 @@ s_converged(sim_t *sim)
     for (uint32_t i = 0; i < sim->n_nodes; i++)
         if (!sim->nodes[i].ever_started)
             return false; /* a join still to come: the ones started may agree already */
+    /*  Counts first (cheap): at 10,000 nodes hashing every directory every round would
+        cost more than the round. */
+    for (uint32_t i = 0; i < sim->n_nodes; i++) {
+        sim_node_t *n = &sim->nodes[i];
+        uint64_t workers = 0;
+        if (!n->alive || n->hostile || sim_node_counts(sim, i, &workers) != SOS_OK)
+            continue;
+        if (workers < want)
+            return false;
+    }
     for (uint32_t i = 0; i < sim->n_nodes; i++) {
         sim_node_t *n = &sim->nodes[i];
         if (!n->alive || n->hostile)

@@ -183,6 +183,8 @@ void sim_node_dir_hash(sim_t *sim, uint32_t idx, uint8_t out[16], uint64_t *work
 /*  The room -> origin node of a node's directory, for the ownership checks: calls fn per room. */
 typedef void(sim_room_fn)(void *arg, const char *room_hash, uint32_t origin_idx);
 void sim_node_rooms(sim_t *sim, uint32_t idx, sim_room_fn *fn, void *arg);
+/*  The workers listed by a node (hostile ones and the dead not yet removed included). */
+sos_rc sim_node_counts(sim_t *sim, uint32_t idx, uint64_t *workers);
 uint32_t sim_lookup(const sim_t *sim, const uint8_t id[SOS_NODEID_BYTES]);
 
 /*  sossim_crypto.c: --cheap-crypto */

@@ -1590,3 +1590,22 @@ sim_hostile_round(sim_t *sim)
         }
     }
 }
+
+sos_rc
+sim_node_counts(sim_t *sim, uint32_t idx, uint64_t *workers)
+{
+    (void)sim;
+    sim_node_t *n = &sim->nodes[idx];
+    sos_txn_t *txn = n->txn;
+    bool own = false;
+    if (!txn) {
+        sos_rc rc = sos_txn_begin(n->store, false, &txn);
+        if (rc)
+            return rc;
+        own = true;
+    }
+    sos_rc rc = sos_dir_counts(txn, workers, NULL, NULL);
+    if (own)
+        sos_txn_abort(&txn);
+    return rc;
+}
