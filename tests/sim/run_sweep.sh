@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # run_sweep.sh: run tools/sossim over every scenario for a range of seeds, with every
 # invariant checked (sossim exits 1 on a violation). A failing seed fails the sweep and its
-# replay command is printed. Sized for CI (about 4 minutes on 2 cores: 40 nodes, cheap
+# replay command is printed. Sized for CI (3 to 5 minutes on 2 cores: 80 seeds, 40 nodes, cheap
 # signatures); --long runs larger networks and more seeds.
 #   tests/sim/run_sweep.sh [--long] [--seeds N] [--first S] [--nodes N] [--bin BUILD_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-bin=build; seeds=100; first=1; nodes=40; long=0
+bin=build; seeds=80; first=1; nodes=40; long=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --long) long=1 ;;
