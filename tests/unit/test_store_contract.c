@@ -614,6 +614,19 @@ main(void)
         SECTION("room local state and the pooled count");
         s_case_room_local(backends[i]);
     }
+    SECTION("the memory store keeps no owned rooms: SOS_ERR_INVALID");
+    {
+        sos_store_t *store = s_open(&mem);
+        sos_txn_t *txn;
+        CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+        CHECK_RC(sos_roomdb_create(txn, "0123456789abcdef", 1, 2), SOS_ERR_INVALID);
+        CHECK_RC(sos_roomdb_get(txn, "0123456789abcdef", NULL), SOS_ERR_INVALID);
+        CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+        uint64_t used = 0, map = 1;
+        CHECK_RC(sos_store_usage(store, &map, &used), SOS_OK);
+        CHECK(map == 0 && used > 0);
+        sos_store_destroy(&store);
+    }
     SECTION("random transactions, some aborted: both backends agree");
     s_case_random(&lmdb, &mem);
     uint64_t records = 1;
