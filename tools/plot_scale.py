@@ -23,6 +23,8 @@ def run(sossim, args, path, reuse):
     if reuse and os.path.exists(path):
         with open(path) as f:
             text = f.read()
+    elif reuse:
+        return {}  # not run: left out of the table and the plot
     else:
         proc = subprocess.run([sossim] + args, capture_output=True, text=True)
         text = proc.stdout
