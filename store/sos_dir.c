@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sos_store_int.h"
+#include "sos_store_mem.h"
 
 /*  The directory on disk
 
@@ -344,6 +345,8 @@ s_put_room(sos_txn_t *txn, const sos_record_t *rec)
 sos_rc
 sos_dir_put(sos_txn_t *txn, const sos_record_t *rec)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_put(txn, rec);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -359,6 +362,8 @@ sos_rc
 sos_dir_get_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], sos_record_t *rec,
                    sos_worker_local_t *local)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_get_worker(txn, id, rec, local);
     assert(txn);
     assert(id);
     MDB_val val;
@@ -372,6 +377,8 @@ sos_rc
 sos_dir_put_worker_local(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
                          const sos_worker_local_t *local)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_put_worker_local(txn, id, local);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -394,6 +401,8 @@ sos_dir_put_worker_local(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
 sos_rc
 sos_dir_get_room(sos_txn_t *txn, const char *room_hash, sos_record_t *rec)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_get_room(txn, room_hash, rec);
     assert(txn);
     if (!sos_store_room_hash_ok(room_hash))
         return SOS_ERR_INVALID;
@@ -429,6 +438,8 @@ s_del_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES])
 sos_rc
 sos_dir_del_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES])
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_del_worker(txn, id);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -450,6 +461,8 @@ s_room_local_key(char key[DIR_ROOM_LOCAL_KEY], const char *room_hash)
 sos_rc
 sos_dir_room_local_get(sos_txn_t *txn, const char *room_hash, sos_room_local_t *local)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_room_local_get(txn, room_hash, local);
     assert(txn);
     if (!sos_store_room_hash_ok(room_hash))
         return SOS_ERR_INVALID;
@@ -504,6 +517,8 @@ s_pooled_add(sos_txn_t *txn, int delta)
 sos_rc
 sos_dir_room_local_put(sos_txn_t *txn, const char *room_hash, const sos_room_local_t *local)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_room_local_put(txn, room_hash, local);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -564,6 +579,8 @@ s_del_room(sos_txn_t *txn, const char *room_hash)
 sos_rc
 sos_dir_del_room(sos_txn_t *txn, const char *room_hash)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_del_room(txn, room_hash);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -576,6 +593,8 @@ sos_dir_del_room(sos_txn_t *txn, const char *room_hash)
 sos_rc
 sos_dir_foreach_worker(sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_foreach_worker(txn, fn, arg);
     assert(txn);
     assert(fn);
     MDB_cursor *cur;
@@ -605,6 +624,8 @@ sos_dir_foreach_worker(sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg)
 sos_rc
 sos_dir_foreach_room(sos_txn_t *txn, const char *after_hash, sos_dir_room_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_foreach_room(txn, after_hash, fn, arg);
     assert(txn);
     assert(fn);
     size_t after_len = 0;
@@ -679,6 +700,8 @@ sos_rc
 sos_dir_foreach_since(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t since,
                       sos_dir_wire_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_foreach_since(txn, origin, since, fn, arg);
     assert(txn);
     assert(origin);
     assert(fn);
@@ -724,6 +747,8 @@ s_origin_export(sos_origin_t *out, const uint8_t origin[SOS_NODEID_BYTES], const
 sos_rc
 sos_dir_foreach_origin(sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_foreach_origin(txn, fn, arg);
     assert(txn);
     assert(fn);
     MDB_cursor *cur;
@@ -754,6 +779,8 @@ sos_dir_foreach_origin(sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg)
 sos_rc
 sos_dir_get_origin(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], sos_origin_t *out)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_get_origin(txn, origin, out);
     assert(txn);
     assert(origin);
     MDB_val val;
@@ -769,6 +796,8 @@ sos_dir_get_origin(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], sos_o
 sos_rc
 sos_dir_counts(sos_txn_t *txn, uint64_t *workers, uint64_t *rooms, uint64_t *origins)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_counts(txn, workers, rooms, origins);
     assert(txn);
     sos_rc rc = SOS_OK;
     if (workers)
@@ -786,6 +815,8 @@ sos_rc
 sos_dir_tombstone_put(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t version,
                       uint64_t expires_at)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_tombstone_put(txn, id, version, expires_at);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -824,6 +855,8 @@ sos_rc
 sos_dir_tombstone_get(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t *version,
                       uint64_t *expires_at)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_tombstone_get(txn, id, version, expires_at);
     assert(txn);
     assert(id);
     MDB_val val;
@@ -848,6 +881,8 @@ s_tomb_forget(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES])
 sos_rc
 sos_dir_tombstone_del(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES])
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_tombstone_del(txn, id);
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -893,6 +928,8 @@ s_tomb_sweep(sos_txn_t *txn, MDB_cursor *cur, uint64_t now_ms, uint32_t *removed
 sos_rc
 sos_dir_tombstone_sweep(sos_txn_t *txn, uint64_t now_ms, uint32_t *removed)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_tombstone_sweep(txn, now_ms, removed);
     uint32_t n = 0;
     MDB_cursor *cur = NULL;
     sos_rc rc = sos_txn_op_begin(txn);
@@ -913,6 +950,8 @@ sos_dir_tombstone_sweep(sos_txn_t *txn, uint64_t now_ms, uint32_t *removed)
 sos_rc
 sos_dir_foreach_expired(sos_txn_t *txn, uint64_t now_ms, sos_dir_expired_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_foreach_expired(txn, now_ms, fn, arg);
     assert(txn);
     assert(fn);
     MDB_cursor *cur;
@@ -943,6 +982,8 @@ sos_dir_foreach_expired(sos_txn_t *txn, uint64_t now_ms, sos_dir_expired_fn *fn,
 sos_rc
 sos_dir_next_expiry(sos_txn_t *txn, uint64_t *expires_at)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_next_expiry(txn, expires_at);
     assert(txn);
     MDB_cursor *cur;
     sos_rc rc = sos_txn_cursor(txn, SOS_DB_EXPIRY, &cur);
@@ -961,6 +1002,8 @@ sos_dir_next_expiry(sos_txn_t *txn, uint64_t *expires_at)
 sos_rc
 sos_dir_held_max(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES], uint64_t *version)
 {
+    if (txn && txn->store->mem)
+        return sos_mem_dir_held_max(txn, origin, version);
     assert(txn);
     assert(origin);
     assert(version);

@@ -225,6 +225,8 @@ s_msgid_decode(const MDB_val *val, uint64_t *seq, uint64_t *timestamp)
 sos_rc
 sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created_at, uint64_t expires_at)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -244,6 +246,8 @@ sos_roomdb_create(sos_txn_t *txn, const char *room_hash, uint64_t created_at, ui
 sos_rc
 sos_roomdb_get(sos_txn_t *txn, const char *room_hash, sos_room_state_t *state)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     if (!sos_store_room_hash_ok(room_hash))
         return SOS_ERR_INVALID;
@@ -271,6 +275,8 @@ sos_roomdb_dir_wire(sos_txn_t *txn, const char *room_hash, const uint8_t **wire,
 sos_rc
 sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_at)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -288,6 +294,8 @@ sos_roomdb_set_expires(sos_txn_t *txn, const char *room_hash, uint64_t expires_a
 sos_rc
 sos_roomdb_foreach(sos_txn_t *txn, sos_roomdb_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(fn);
     MDB_cursor *cur;
@@ -319,6 +327,8 @@ sos_roomdb_foreach(sos_txn_t *txn, sos_roomdb_fn *fn, void *arg)
 sos_rc
 sos_roomdb_drop(sos_txn_t *txn, const char *room_hash)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -340,6 +350,8 @@ sos_rc
 sos_roomdb_member_put(sos_txn_t *txn, const char *room_hash, const char *member_id,
                       const char *nickname, uint64_t joined_at)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -377,6 +389,8 @@ sos_roomdb_member_put(sos_txn_t *txn, const char *room_hash, const char *member_
 sos_rc
 sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_id, char *nickname)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     if (!sos_store_room_hash_ok(room_hash) || !s_member_id_ok(member_id))
         return SOS_ERR_INVALID;
@@ -392,6 +406,8 @@ sos_roomdb_member_get(sos_txn_t *txn, const char *room_hash, const char *member_
 sos_rc
 sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_id)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -414,6 +430,8 @@ sos_roomdb_member_del(sos_txn_t *txn, const char *room_hash, const char *member_
 sos_rc
 sos_roomdb_foreach_member(sos_txn_t *txn, const char *room_hash, sos_member_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(fn);
     if (!sos_store_room_hash_ok(room_hash))
@@ -596,6 +614,8 @@ sos_rc
 sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                   uint32_t history_limit, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     return sos_roomdb_append_quota(txn, room_hash, msg, history_limit, 0, seq, timestamp, dup);
 }
 
@@ -604,6 +624,8 @@ s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg
                  uint32_t history_limit, uint64_t bytes_limit, bool indexed,
                  sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
@@ -670,6 +692,8 @@ sos_rc
 sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since,
                            sos_message_fn *fn, void *arg)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(fn);
     if (!sos_store_room_hash_ok(room_hash))
@@ -708,6 +732,8 @@ sos_roomdb_foreach_message(sos_txn_t *txn, const char *room_hash, uint64_t since
 sos_rc
 sos_roomdb_last_ts(sos_txn_t *txn, const char *room_hash, uint64_t *timestamp)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(txn);
     assert(timestamp);
     *timestamp = 0;
@@ -738,6 +764,8 @@ s_seq_at_each(void *arg, const sos_message_t *msg)
 sos_rc
 sos_roomdb_seq_at(sos_txn_t *txn, const char *room_hash, uint64_t since_ts, uint64_t *seq)
 {
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
     assert(seq);
     s_seq_at_t a = {.since_ts = since_ts};
     sos_rc rc = sos_roomdb_foreach_message(txn, room_hash, 0, s_seq_at_each, &a);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sos_store_int.h"
+#include "sos_store_mem.h"
 #include "sos_wal.h"
 
 /*  Opening a data directory
@@ -577,6 +578,11 @@ sos_store_destroy(sos_store_t **self_p)
     if (!self)
         return;
     assert(atomic_load(&self->n_txns) == 0);
+    if (self->mem) {
+        sos_mem_destroy(self);
+        *self_p = NULL;
+        return;
+    }
     /*  A clean close leaves LMDB's file durable and the log empty */
     if (self->wal && !self->broken && !s_checkpointed(self) && s_checkpoint(self) != SOS_OK)
         fprintf(stderr,
@@ -589,6 +595,8 @@ sos_rc
 sos_store_set_map_size(sos_store_t *store, uint64_t map_size)
 {
     assert(store);
+    if (store->mem)
+        return SOS_OK;
     /*  LMDB remaps the file: no reader may hold pointers into the old map. */
     if (map_size == 0 || map_size > SIZE_MAX || atomic_load(&store->n_txns) != 0)
         return SOS_ERR_INVALID;
@@ -614,6 +622,8 @@ sos_rc
 sos_store_usage(sos_store_t *store, uint64_t *map_size, uint64_t *used)
 {
     assert(store);
+    if (store->mem)
+        return sos_mem_usage(store, map_size, used);
     MDB_envinfo info;
     MDB_stat st;
     int mrc = mdb_env_info(store->env, &info);
@@ -636,6 +646,8 @@ sos_txn_begin(sos_store_t *store, bool write, sos_txn_t **txn_p)
     assert(store);
     assert(txn_p);
     *txn_p = NULL;
+    if (store->mem)
+        return sos_mem_txn_begin(store, write, txn_p);
     /*  A second write transaction in the writing thread would wait for the first forever
         on LMDB's writer mutex. */
     if (write && atomic_exchange(&store->writing, true))
@@ -738,6 +750,8 @@ sos_txn_commit(sos_txn_t **txn_p)
     sos_txn_t *txn = *txn_p;
     assert(txn);
     *txn_p = NULL;
+    if (txn->store->mem)
+        return sos_mem_txn_commit(txn);
     sos_rc rc;
     if (txn->err) {
         mdb_txn_abort(txn->mdb);
@@ -761,6 +775,11 @@ sos_txn_abort(sos_txn_t **txn_p)
     sos_txn_t *txn = *txn_p;
     if (!txn)
         return;
+    *txn_p = NULL;
+    if (txn->store->mem) {
+        sos_mem_txn_abort(txn);
+        return;
+    }
     mdb_txn_abort(txn->mdb);
     s_txn_free(txn);
     *txn_p = NULL;
@@ -983,6 +1002,8 @@ sos_meta_get_u64(sos_txn_t *txn, const char *key, uint64_t *value)
     sos_rc rc = s_meta_key(key, &klen);
     if (rc)
         return rc;
+    if (txn->store->mem)
+        return sos_mem_meta_get_u64(txn, key, klen, value);
     MDB_val val;
     rc = sos_txn_get(txn, SOS_DB_META, key, klen, &val);
     if (rc)
@@ -1002,6 +1023,8 @@ sos_meta_put_u64(sos_txn_t *txn, const char *key, uint64_t value)
         return rc;
     size_t klen;
     rc = s_meta_key(key, &klen);
+    if (rc == SOS_OK && txn->store->mem)
+        return sos_txn_op_end(txn, sos_mem_meta_put_u64(txn, key, klen, value));
     if (rc == SOS_OK) {
         uint8_t buf[8];
         sos_enc_le64(buf, value);

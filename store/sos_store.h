@@ -25,6 +25,33 @@ typedef struct _sos_txn_t sos_txn_t;
     already in the file grows to fit it. On success *self_p owns the store. */
 sos_rc sos_store_open(sos_store_t **self_p, const char *dir, uint64_t map_size);
 
+/*  The memory backend (sos_store_mem.c), for the simulator: a store with no file that
+    answers every sos_txn_*, sos_meta_* and sos_dir_* function as the LMDB store does (the
+    contract suite tests/unit/test_store_contract.c runs both). The sos_roomdb_* functions
+    are not kept in memory and return SOS_ERR_INVALID. Single-threaded: a read transaction
+    sees the open write transaction's changes; an aborted write leaves no trace (undo log).
+
+    A pool interns what many stores hold alike: record bytes (refcounted, keyed by a hash of
+    the bytes, freed with the last store that holds them) and node ids and room hashes (kept
+    for the pool's life), so that each store's indexes are arrays of small numbers. Stores
+    sharing a pool must be used from one thread. */
+typedef struct _sos_store_pool_t sos_store_pool_t;
+
+/*  A new empty pool; NULL without memory. */
+sos_store_pool_t *sos_store_pool_new(void);
+/*  Free the pool (NULL-safe; nulls *self_p). Every store opened on it is destroyed first. */
+void sos_store_pool_destroy(sos_store_pool_t **self_p);
+/*  What the pool holds: distinct record byte strings, their bytes, and the memory of the
+    pool itself (records, ids, hash tables). Any pointer may be NULL. */
+void sos_store_pool_stats(const sos_store_pool_t *pool, uint64_t *records, uint64_t *record_bytes,
+                          uint64_t *memory);
+
+/*  Open an empty memory store on pool (borrowed: it must outlive the store). On success
+    *self_p owns the store; SOS_ERR_NOMEM, or SOS_ERR_INVALID without a pool. For a memory
+    store sos_store_usage gives map_size 0 and used = the bytes of its own indexes (not the
+    pool's), and sos_store_set_map_size does nothing. */
+sos_rc sos_store_open_memory(sos_store_t **self_p, sos_store_pool_t *pool);
+
 /*  Close the store (NULL-safe; nulls *self_p). No transaction may be open. */
 void sos_store_destroy(sos_store_t **self_p);
 

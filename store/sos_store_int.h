@@ -40,6 +40,7 @@ struct _sos_store_t {
     size_t pin_pgno;        /* LMDB's last page then */
     sos_rc broken;          /* a commit could be made durable neither way: writes refused */
     bool wal_nosync;        /* test builds only: appends skip their fdatasync */
+    struct _sos_mem_t *mem; /* non-NULL: the memory backend (sos_store_mem.c), no LMDB */
 };
 
 struct _sos_txn_t {

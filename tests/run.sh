@@ -5,16 +5,20 @@
 #   --fuzz S also run every fuzz target for S seconds (tests/fuzz/run.sh)
 #   --valgrind also run a node under valgrind memcheck (tests/run_valgrind.sh)
 #   --powercut N also run the power-cut test with N cuts (ctest runs it with 8)
+#   --sim    also run the simulator's sweep of seeds over every scenario (tests/sim/run_sweep.sh,
+#            about 4 minutes); --sim-long runs the longer sweep
 set -euo pipefail
 cd "$(dirname "$0")/.."
-asan=0; fuzz=0; valgrind=0; powercut=0
+asan=0; fuzz=0; valgrind=0; powercut=0; sim=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --asan) asan=1 ;;
     --fuzz) fuzz="$2"; shift ;;
     --valgrind) valgrind=1 ;;
     --powercut) powercut="$2"; shift ;;
-    *) echo "usage: tests/run.sh [--asan] [--valgrind] [--fuzz SECONDS] [--powercut N]" >&2; exit 2 ;;
+    --sim) sim=1 ;;
+    --sim-long) sim=2 ;;
+    *) echo "usage: tests/run.sh [--asan] [--valgrind] [--fuzz SECONDS] [--powercut N] [--sim|--sim-long]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -33,4 +37,7 @@ fi
 if [ "$powercut" != 0 ]; then
   SOS_BIN=build-test SOS_POWERCUT_SHIM=build-test/powercut_shim.so \
     /usr/bin/python3 tests/powercut/test_powercut.py --cuts "$powercut"
+fi
+if [ "$sim" != 0 ]; then
+  tests/sim/run_sweep.sh --bin build-test $([ "$sim" = 2 ] && echo --long)
 fi

@@ -1,0 +1,193 @@
+/*  sossim.h: the deterministic simulator's shared types: a seeded random source, virtual
+    time with an event queue, a virtual network, and the simulated nodes (tools/sossim*.c). */
+#ifndef SOSSIM_H
+#define SOSSIM_H
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sos_fd.h"
+#include "sos_gmsg.h"
+#include "sos_merge.h"
+#include "sos_store.h"
+
+/* ------------------------------------------------------------ random ---- */
+
+/*  xoshiro256**, seeded by splitmix64: every random choice of a run comes from one of these,
+    so that a seed is a run. */
+typedef struct {
+    uint64_t s[4];
+} sim_rng_t;
+
+void sim_rng_seed(sim_rng_t *rng, uint64_t seed);
+uint64_t sim_rng_next(sim_rng_t *rng);
+/*  Uniform in [0, n) (n > 0). */
+uint64_t sim_rng_below(sim_rng_t *rng, uint64_t n);
+/*  True with probability p. */
+bool sim_rng_chance(sim_rng_t *rng, double p);
+void sim_rng_bytes(sim_rng_t *rng, uint8_t *out, size_t len);
+
+/* ------------------------------------------------------------- nodes ---- */
+
+typedef enum { EV_ROUND = 1, EV_DELIVER, EV_COMMIT, EV_DEADLINE, EV_RESTART } sim_ev_type_t;
+
+typedef enum {
+    MSG_SYNC = 1,  /* A -> B: hash, n_origins, self, suspects */
+    MSG_SYNC_ACK,  /* B -> A: in sync, or B's bucket sums */
+    MSG_DIGEST,    /* A -> B: A's entries in the buckets that differ, and which those are */
+    MSG_DELTA,     /* B -> A: records A lacks, and what B wants */
+    MSG_DELTA_ACK, /* A -> B: what B wanted */
+    MSG_JUNK,      /* hostile: bytes that decode to nothing */
+    MSG_RUMOR,     /* a record pushed at once (one-way), pushed on by whoever it is new to */
+} sim_msg_type_t;
+
+typedef struct {
+    uint32_t from, to;
+    uint8_t type;
+    uint32_t len;
+    uint8_t body[];
+} sim_msg_t;
+
+typedef struct {
+    uint32_t key; /* node index + 1; 0: empty */
+    sos_fd_peer_t fd;
+    uint64_t removed_version; /* this node removed the peer at this version (0: never) */
+    uint32_t genesis_fail;
+    uint64_t genesis_next; /* no new exchange with this genesis node before (mono ms) */
+} sim_peer_t;
+
+typedef struct {
+    uint64_t req_id;
+    uint32_t peer;
+    uint64_t sent_at;
+    bool acked;
+} sim_xchg_t;
+
+#define SIM_XCHG_MAX 8
+
+typedef struct sim sim_t;
+
+typedef struct {
+    uint32_t idx;
+    sos_identity_t id;
+    char url[40];
+    bool alive, genesis, hostile, ever_started;
+    uint32_t slow_ms; /* a slow node: work and timers late by up to this */
+    uint8_t group;    /* partition group */
+    sos_store_t *store;
+    sos_txn_t *txn; /* the open write transaction (group commit), or NULL */
+    bool commit_due;
+    sim_msg_t **out; /* held until the commit that made them */
+    size_t n_out, cap_out;
+    uint64_t version; /* our record counter, committed in meta "version" */
+    sos_record_t self;
+    bool refute_pending;
+    sos_fd_t fd;
+    sim_peer_t *peers; /* open addressing by node index */
+    size_t cap_peers, n_peers;
+    uint32_t *view; /* node indexes of the workers listed (not ourselves) */
+    size_t n_view, cap_view;
+    bool dirty;        /* the directory changed since the digest below was made */
+    uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
+    uint64_t *dig_ver;
+    uint32_t n_dig, cap_dig;
+    uint8_t hash[SOS_DIGEST_HASH_BYTES];
+    sim_xchg_t xchg[SIM_XCHG_MAX];
+    uint64_t next_req;
+    uint64_t epoch; /* bumped by a crash: events of an earlier life are ignored */
+    /* counters */
+    uint64_t bytes_sent, msgs_sent, dropped_bad, removals;
+} sim_node_t;
+
+typedef struct {
+    uint64_t at, seq;
+    uint8_t type;
+    uint32_t node;
+    uint64_t epoch;
+    uint64_t arg;
+    sim_msg_t *msg;
+} sim_event_t;
+
+/*  What a run is made of (from the command line). */
+typedef struct {
+    const char *scenario;
+    uint32_t nodes, genesis, hostile;
+    uint64_t seed;
+    uint32_t rounds; /* how long the scenario runs after its changes */
+    uint32_t interval_ms;
+    uint32_t fanout;
+    double loss, dup;
+    uint32_t lat_min_ms, lat_max_ms;
+    uint32_t join_window; /* rounds over which nodes join */
+    bool cheap_crypto;
+    bool trace;
+    uint32_t max_failures;
+} sim_opts_t;
+
+struct sim {
+    sim_opts_t o;
+    sim_rng_t rng;
+    uint64_t now, seq;
+    sim_event_t *heap;
+    size_t n_heap, cap_heap;
+    sim_node_t *nodes;
+    uint32_t n_nodes, cap_nodes;
+    uint32_t *reg;               /* open addressing: node id -> index + 1 */
+    sos_digest_entry_t *scratch; /* one digest expanded, to hash it */
+    uint32_t cap_scratch;
+    size_t cap_reg;
+    sos_store_pool_t *pool;
+    bool partitioned;
+    crypto_generichash_state run; /* the run digest: every delivery, removal and check */
+    sos_merge_ctx_t mctx;
+    sos_fd_config_t fdc;
+    uint64_t tombstone_ttl_ms;
+    uint64_t violations;
+    char first_violation[320];
+    uint64_t false_removals, removals, merges_taken, records_sent;
+    uint64_t dropped_loss, dropped_partition, dropped_dead;
+    bool hostile_on;
+    uint64_t hostile_msgs;
+    uint8_t *captured[64]; /* stale records the hostile peers captured, to replay */
+    size_t captured_len[64];
+    size_t n_captured;
+    char claim_hash[SOS_ROOMHASH_LEN + 1]; /* a room the hostile peers claim ("": none) */
+    uint64_t claim_created_at;             /* the honest owner's created_at */
+};
+
+/*  sossim_node.c */
+sos_rc sim_init(sim_t *sim, const sim_opts_t *o);
+void sim_free(sim_t *sim);
+/*  Add a node (not started); returns its index or UINT32_MAX. */
+uint32_t sim_node_add(sim_t *sim, bool genesis, bool hostile);
+/*  Start (or restart after a crash) a node: open its transaction, sign its record, schedule
+    its first round within one interval. */
+void sim_node_start(sim_t *sim, uint32_t idx);
+/*  Start a node (not running) at virtual time at. */
+void sim_node_start_at(sim_t *sim, uint32_t idx, uint64_t at);
+/*  Crash: lose the open transaction and what waits for its commit; the committed store stays. */
+void sim_node_crash(sim_t *sim, uint32_t idx);
+/*  Run events up to virtual time t. */
+void sim_run_until(sim_t *sim, uint64_t t);
+/*  Record a violated invariant (the run fails; the first one is kept for the report). */
+void sim_violation(sim_t *sim, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*  Create a room at a live node: sign it with the next version and merge it (SOS_SRC_LOCAL). */
+sos_rc sim_node_create_room(sim_t *sim, uint32_t idx, const char *room_hash, uint64_t created_at);
+/*  The hostile peers' work for one round (flood, forgeries, stale replays, room claims). */
+void sim_hostile_round(sim_t *sim);
+/*  The directory hash of a node: its workers and rooms (origin, version, key), BLAKE2b-128. */
+void sim_node_dir_hash(sim_t *sim, uint32_t idx, uint8_t out[16], uint64_t *workers,
+                       uint64_t *rooms);
+/*  The room -> origin node of a node's directory, for the ownership checks: calls fn per room. */
+typedef void(sim_room_fn)(void *arg, const char *room_hash, uint32_t origin_idx);
+void sim_node_rooms(sim_t *sim, uint32_t idx, sim_room_fn *fn, void *arg);
+/*  The workers listed by a node (hostile ones and the dead not yet removed included). */
+sos_rc sim_node_counts(sim_t *sim, uint32_t idx, uint64_t *workers);
+uint32_t sim_lookup(const sim_t *sim, const uint8_t id[SOS_NODEID_BYTES]);
+
+/*  sossim_crypto.c: --cheap-crypto */
+void sim_crypto_cheap(sim_t *sim, bool on);
+
+#endif

@@ -1,0 +1,1611 @@
+/*  sossim_node.c: the simulator's machinery: the seeded random source, the event queue in
+    virtual time, the virtual network, and the simulated nodes with their exchange loop. */
+#define _GNU_SOURCE /* memmem */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_identity.h"
+#include "sos_core_pick.h"
+#include "sossim.h"
+
+/*  STAND-IN FOR THE CORE
+
+    The simulated nodes below run the real merge rules (node/sos_merge.c), the real failure
+    detector (node/sos_fd.c), the real record and message codecs (protocol/) and the store
+    API (store/, memory backend) — but the exchange loop that ties them together is a
+    stand-in written here, to be replaced by sos_core_handle once the gossip core
+    (node/sos_core.h) runs the exchange itself. It follows the protocol's shape (a SYNC with
+    the digest hash and the sender's record, a digest exchange only when the hashes differ,
+    deltas both ways, suspects named in every SYNC) with one change found for scale: the
+    digest goes by buckets.
+
+    Digests by bucket (the design for 10,000 nodes)
+
+    A digest lists every origin with its highest version: 10,000 origins are 450 kB per
+    exchange, above SOS_DIGEST_MAX (8192) entries, and sent whole every time two directories
+    differ at all. Here the answer to a SYNC whose hash differs carries only a hash per
+    bucket of origins (origins fall into nb = a power of two buckets by their first bytes,
+    about 32 origins to a bucket, nb at most 1024), and the initiator then sends its entries
+    for the buckets that differ, at most SOS_DIGEST_MAX of them per message (the rest wait
+    for the next exchange). A directory that differs by one record costs one bucket. The
+    bucket hashes travel as digest entries (the hash in the origin's bytes, the bucket
+    number as the version), so the message codec is unchanged. */
+
+/* ------------------------------------------------------------------- random ---- */
+
+static uint64_t
+s_splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void
+sim_rng_seed(sim_rng_t *rng, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        rng->s[i] = s_splitmix(&seed);
+}
+
+static uint64_t
+s_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t
+sim_rng_next(sim_rng_t *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t result = s_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = s_rotl(s[3], 45);
+    return result;
+}
+
+uint64_t
+sim_rng_below(sim_rng_t *rng, uint64_t n)
+{
+    return n ? sim_rng_next(rng) % n : 0;
+}
+
+bool
+sim_rng_chance(sim_rng_t *rng, double p)
+{
+    return p > 0 && (double)(sim_rng_next(rng) >> 11) * 0x1.0p-53 < p;
+}
+
+void
+sim_rng_bytes(sim_rng_t *rng, uint8_t *out, size_t len)
+{
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t v = sim_rng_next(rng);
+        for (size_t j = 0; j < 8 && i + j < len; j++)
+            out[i + j] = (uint8_t)(v >> (8 * j));
+    }
+}
+
+/* ------------------------------------------------------------------- events ---- */
+
+static bool
+s_ev_before(const sim_event_t *a, const sim_event_t *b)
+{
+    return a->at != b->at ? a->at < b->at : a->seq < b->seq;
+}
+
+static void
+s_push(sim_t *sim, sim_event_t ev)
+{
+    if (sim->n_heap == sim->cap_heap) {
+        size_t cap = sim->cap_heap ? sim->cap_heap * 2 : 1024;
+        sim_event_t *heap = realloc(sim->heap, cap * sizeof *heap);
+        if (!heap) {
+            fprintf(stderr, "sossim: out of memory\n");
+            exit(2);
+        }
+        sim->heap = heap;
+        sim->cap_heap = cap;
+    }
+    ev.seq = sim->seq++;
+    size_t i = sim->n_heap++;
+    while (i > 0 && s_ev_before(&ev, &sim->heap[(i - 1) / 2])) {
+        sim->heap[i] = sim->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    sim->heap[i] = ev;
+}
+
+static sim_event_t
+s_pop(sim_t *sim)
+{
+    sim_event_t top = sim->heap[0];
+    sim_event_t last = sim->heap[--sim->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= sim->n_heap)
+            break;
+        if (c + 1 < sim->n_heap && s_ev_before(&sim->heap[c + 1], &sim->heap[c]))
+            c++;
+        if (!s_ev_before(&sim->heap[c], &last))
+            break;
+        sim->heap[i] = sim->heap[c];
+        i = c;
+    }
+    if (sim->n_heap)
+        sim->heap[i] = last;
+    return top;
+}
+
+static void
+s_schedule(sim_t *sim, uint64_t at, sim_ev_type_t type, uint32_t node, uint64_t arg)
+{
+    sim_event_t ev = {.at = at, .type = (uint8_t)type, .node = node, .arg = arg};
+    ev.epoch = sim->nodes[node].epoch;
+    s_push(sim, ev);
+}
+
+/* --------------------------------------------------------------- run digest ---- */
+
+static void
+s_digest_u64(sim_t *sim, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    crypto_generichash_update(&sim->run, b, sizeof b);
+}
+
+void
+sim_violation(sim_t *sim, const char *fmt, ...)
+{
+    char line[240];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (sim->violations++ == 0)
+        snprintf(sim->first_violation, sizeof sim->first_violation, "t=%llu ms: %s",
+                 (unsigned long long)sim->now, line);
+    crypto_generichash_update(&sim->run, (const uint8_t *)line, strlen(line));
+}
+
+/* ----------------------------------------------------------------- registry ---- */
+
+static size_t
+s_reg_slot(const uint8_t *id, size_t cap)
+{
+    uint64_t h;
+    memcpy(&h, id, sizeof h);
+    return (size_t)(h * 0x9e3779b97f4a7c15ULL >> 20) & (cap - 1);
+}
+
+uint32_t
+sim_lookup(const sim_t *sim, const uint8_t id[SOS_NODEID_BYTES])
+{
+    if (!sim->cap_reg)
+        return UINT32_MAX;
+    size_t i = s_reg_slot(id, sim->cap_reg);
+    while (sim->reg[i]) {
+        uint32_t idx = sim->reg[i] - 1;
+        if (memcmp(sim->nodes[idx].id.pk, id, SOS_NODEID_BYTES) == 0)
+            return idx;
+        i = (i + 1) & (sim->cap_reg - 1);
+    }
+    return UINT32_MAX;
+}
+
+static void
+s_reg_add(sim_t *sim, uint32_t idx)
+{
+    if ((sim->n_nodes + 1) * 2 > sim->cap_reg) {
+        size_t cap = sim->cap_reg ? sim->cap_reg * 2 : 1024;
+        uint32_t *reg = calloc(cap, sizeof *reg);
+        if (!reg) {
+            fprintf(stderr, "sossim: out of memory\n");
+            exit(2);
+        }
+        for (uint32_t n = 0; n < sim->n_nodes; n++) {
+            size_t i = s_reg_slot(sim->nodes[n].id.pk, cap);
+            while (reg[i])
+                i = (i + 1) & (cap - 1);
+            reg[i] = n + 1;
+        }
+        free(sim->reg);
+        sim->reg = reg;
+        sim->cap_reg = cap;
+    }
+    size_t i = s_reg_slot(sim->nodes[idx].id.pk, sim->cap_reg);
+    while (sim->reg[i])
+        i = (i + 1) & (sim->cap_reg - 1);
+    sim->reg[i] = idx + 1;
+}
+
+/* ------------------------------------------------------------------- peers ---- */
+
+static sim_peer_t *
+s_peer(sim_node_t *n, uint32_t idx, bool create)
+{
+    if (n->cap_peers) {
+        size_t i = (idx * 2654435761u) & (n->cap_peers - 1);
+        while (n->peers[i].key) {
+            if (n->peers[i].key == idx + 1)
+                return &n->peers[i];
+            i = (i + 1) & (n->cap_peers - 1);
+        }
+    }
+    if (!create)
+        return NULL;
+    if ((n->n_peers + 1) * 4 > n->cap_peers * 3) {
+        size_t cap = n->cap_peers ? n->cap_peers * 2 : 16;
+        sim_peer_t *peers = calloc(cap, sizeof *peers);
+        if (!peers)
+            return NULL;
+        for (size_t s = 0; s < n->cap_peers; s++) {
+            if (!n->peers[s].key)
+                continue;
+            size_t i = ((n->peers[s].key - 1) * 2654435761u) & (cap - 1);
+            while (peers[i].key)
+                i = (i + 1) & (cap - 1);
+            peers[i] = n->peers[s];
+        }
+        free(n->peers);
+        n->peers = peers;
+        n->cap_peers = cap;
+    }
+    size_t i = (idx * 2654435761u) & (n->cap_peers - 1);
+    while (n->peers[i].key)
+        i = (i + 1) & (n->cap_peers - 1);
+    memset(&n->peers[i], 0, sizeof n->peers[i]);
+    n->peers[i].key = idx + 1;
+    n->n_peers++;
+    return &n->peers[i];
+}
+
+static void
+s_view_add(sim_node_t *n, uint32_t idx)
+{
+    for (size_t i = 0; i < n->n_view; i++)
+        if (n->view[i] == idx)
+            return;
+    if (n->n_view == n->cap_view) {
+        size_t cap = n->cap_view ? n->cap_view * 2 : 8;
+        uint32_t *v = realloc(n->view, cap * sizeof *v);
+        if (!v)
+            return;
+        n->view = v;
+        n->cap_view = cap;
+    }
+    n->view[n->n_view++] = idx;
+}
+
+static void
+s_view_del(sim_node_t *n, uint32_t idx)
+{
+    for (size_t i = 0; i < n->n_view; i++)
+        if (n->view[i] == idx) {
+            memmove(&n->view[i], &n->view[i + 1], (n->n_view - i - 1) * sizeof *n->view);
+            n->n_view--;
+            return;
+        }
+}
+
+/* --------------------------------------------------------------- the store ---- */
+
+static sos_txn_t *
+s_txn(sim_t *sim, sim_node_t *n)
+{
+    if (!n->txn && sos_txn_begin(n->store, true, &n->txn) != SOS_OK) {
+        sim_violation(sim, "node %u: no write transaction", n->idx);
+        return NULL;
+    }
+    if (!n->commit_due) {
+        /*  Group commit: what a handler writes is durable, and its replies leave, a little
+            later; a crash before then loses both. */
+        n->commit_due = true;
+        s_schedule(sim, sim->now + 2 + (n->slow_ms ? sim_rng_below(&sim->rng, n->slow_ms) : 0),
+                   EV_COMMIT, n->idx, 0);
+    }
+    return n->txn;
+}
+
+static sos_merge_ctx_t
+s_mctx(sim_t *sim, sim_node_t *n)
+{
+    sos_merge_ctx_t c = sim->mctx;
+    c.self_id = n->id.pk;
+    c.now_ms = sim->now;
+    return c;
+}
+
+static int
+s_on_origin(void *arg, const sos_origin_t *o)
+{
+    void **a = arg;
+    sim_t *sim = a[0];
+    sim_node_t *n = a[1];
+    uint32_t idx = sim_lookup(sim, o->origin);
+    if (idx == UINT32_MAX)
+        return 0; /* every origin stored is a simulated node: its record was verified */
+    if (n->n_dig == n->cap_dig) {
+        uint32_t cap = n->cap_dig ? n->cap_dig * 2 : 16;
+        uint32_t *di = realloc(n->dig_idx, cap * sizeof *di);
+        if (di)
+            n->dig_idx = di;
+        uint64_t *dv = di ? realloc(n->dig_ver, cap * sizeof *dv) : NULL;
+        if (!dv)
+            return 1;
+        n->dig_ver = dv;
+        n->cap_dig = cap;
+    }
+    n->dig_idx[n->n_dig] = idx;
+    n->dig_ver[n->n_dig] = o->max_version;
+    n->n_dig++;
+    return 0;
+}
+
+/*  The digest entry i of n (compact: node index and version), expanded. */
+static const uint8_t *
+s_dig_origin(const sim_t *sim, const sim_node_t *n, uint32_t i)
+{
+    return sim->nodes[n->dig_idx[i]].id.pk;
+}
+
+/*  n's digest (kept compact, 12 bytes an origin: the full entries of 10,000 simulated
+    directories would not fit) and its hash, remade after the directory changed. */
+static void
+s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
+{
+    if (!n->dirty)
+        return;
+    n->n_dig = 0;
+    void *a[2] = {sim, n};
+    sos_dir_foreach_origin(txn, s_on_origin, a);
+    if (sim->cap_scratch < n->n_dig) {
+        sos_digest_entry_t *e = realloc(sim->scratch, n->n_dig * sizeof *e);
+        if (!e)
+            return;
+        sim->scratch = e;
+        sim->cap_scratch = n->n_dig;
+    }
+    for (uint32_t i = 0; i < n->n_dig; i++) {
+        memcpy(sim->scratch[i].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+        sim->scratch[i].version = n->dig_ver[i];
+    }
+    sos_digest_hash(n->hash, sim->scratch, n->n_dig); /* sorted by origin already */
+    n->dirty = false;
+}
+
+/* -------------------------------------------------------------- the network ---- */
+
+/*  One copy of m into the network: lost, or delivered after a random latency (so that
+    messages overtake each other), later still to a slow node. Takes m. */
+static void
+s_net_one(sim_t *sim, sim_msg_t *m)
+{
+    if (sim_rng_chance(&sim->rng, sim->o.loss)) {
+        sim->dropped_loss++;
+        free(m);
+        return;
+    }
+    uint64_t lat =
+        sim->o.lat_min_ms + sim_rng_below(&sim->rng, sim->o.lat_max_ms - sim->o.lat_min_ms + 1);
+    if (sim->nodes[m->to].slow_ms)
+        lat += sim_rng_below(&sim->rng, sim->nodes[m->to].slow_ms);
+    sim_event_t ev = {.at = sim->now + lat, .type = EV_DELIVER, .node = m->to, .msg = m};
+    s_push(sim, ev);
+}
+
+static void
+s_net_send(sim_t *sim, sim_msg_t *m)
+{
+    sim_node_t *from = &sim->nodes[m->from];
+    from->bytes_sent += m->len;
+    from->msgs_sent++;
+    if (sim_rng_chance(&sim->rng, sim->o.dup)) {
+        sim_msg_t *copy = malloc(sizeof *m + m->len);
+        if (copy) {
+            memcpy(copy, m, sizeof *m + m->len);
+            s_net_one(sim, copy);
+        }
+    }
+    s_net_one(sim, m);
+}
+
+/*  Queue msg for sending at n's next commit. Takes sbuf's bytes. */
+static void
+s_send(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, const msgpack_sbuffer *sb)
+{
+    sim_msg_t *m = malloc(sizeof *m + sb->size);
+    if (!m)
+        return;
+    m->from = n->idx;
+    m->to = to;
+    m->type = (uint8_t)type;
+    m->len = (uint32_t)sb->size;
+    memcpy(m->body, sb->data, sb->size);
+    if (n->hostile) { /* hostile peers do not wait for commits */
+        s_net_send(sim, m);
+        return;
+    }
+    if (n->n_out == n->cap_out) {
+        size_t cap = n->cap_out ? n->cap_out * 2 : 8;
+        sim_msg_t **out = realloc(n->out, cap * sizeof *out);
+        if (!out) {
+            free(m);
+            return;
+        }
+        n->out = out;
+        n->cap_out = cap;
+    }
+    n->out[n->n_out++] = m;
+    s_txn(sim, n);
+}
+
+static void
+s_drop_out(sim_node_t *n)
+{
+    for (size_t i = 0; i < n->n_out; i++)
+        free(n->out[i]);
+    n->n_out = 0;
+}
+
+/* ---------------------------------------------------------------- records ---- */
+
+static void
+s_check_resurrection(sim_t *sim, sim_node_t *n, const sos_record_t *rec, sos_source_t src)
+{
+    if (rec->kind != SOS_REC_WORKER || src == SOS_SRC_DIRECT || src == SOS_SRC_LOCAL)
+        return;
+    uint32_t o = sim_lookup(sim, rec->origin);
+    if (o == UINT32_MAX)
+        return;
+    sim_peer_t *p = s_peer(n, o, false);
+    if (p && p->removed_version && rec->version <= p->removed_version)
+        sim_violation(sim, "node %u took back worker %u at v%llu, removed at v%llu (stale gossip)",
+                      n->idx, o, (unsigned long long)rec->version,
+                      (unsigned long long)p->removed_version);
+}
+
+/*  Merge one verified record at n; invariant checks around it. */
+static bool
+s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
+{
+    sos_merge_ctx_t ctx = s_mctx(sim, n);
+    sos_merge_result_t result = SOS_MERGE_MAX;
+    sos_record_t *displaced = malloc(sizeof *displaced);
+    bool displaced_set = false;
+    sos_room_local_t before = {0};
+    bool had_local =
+        rec->kind == SOS_REC_ROOM && sos_dir_room_local_get(txn, rec->room_hash, &before) == SOS_OK;
+    if (!displaced)
+        return false;
+    sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
+    if (rc) {
+        sim_violation(sim, "node %u: merge failed: %s", n->idx, sos_strerror(rc));
+        free(displaced);
+        return false;
+    }
+    if (sos_merge_taken(result)) {
+        sim->merges_taken++;
+        if (sim->o.trace && rec->kind == SOS_REC_ROOM)
+            printf("node %u took room %s of node %u (%s, %s), first seen here %llu%s\n", n->idx,
+                   rec->room_hash, sim_lookup(sim, rec->origin), sos_merge_result_name(result),
+                   src == SOS_SRC_RUMOR   ? "rumor"
+                   : src == SOS_SRC_DELTA ? "delta"
+                                          : "other",
+                   had_local ? (unsigned long long)before.first_seen : 0ULL,
+                   displaced_set ? ", displacing another owner's" : "");
+        n->dirty = true;
+        s_check_resurrection(sim, n, rec, src);
+        uint32_t o = sim_lookup(sim, rec->origin);
+        if (rec->kind == SOS_REC_WORKER && o != UINT32_MAX && o != n->idx) {
+            s_view_add(n, o);
+            sim_peer_t *p = s_peer(n, o, false);
+            if (p && (p->fd.suspect_mono || p->fd.probe) && rec->version > p->fd.suspect_version)
+                sos_fd_clear(&p->fd); /* signed after the suspicion began: it refuted */
+        }
+        if (displaced_set && rec->kind == SOS_REC_ROOM &&
+            memcmp(displaced->origin, rec->origin, SOS_NODEID_BYTES) != 0 && had_local &&
+            sim->now > before.first_seen + SOS_ROOM_SPREAD_MS)
+            sim_violation(sim, "node %u lost room %s, held since %llu, past the spread bound",
+                          n->idx, rec->room_hash, (unsigned long long)before.first_seen);
+    }
+    free(displaced);
+    return sos_merge_taken(result);
+}
+
+static void s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to);
+
+/*  Sign our worker record at the next version and merge it. */
+static void
+s_resign(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
+{
+    n->version++;
+    sos_record_t *r = &n->self;
+    memset(r, 0, sizeof *r);
+    r->kind = SOS_REC_WORKER;
+    r->version = n->version;
+    r->prev = n->version - 1;
+    snprintf(r->url, sizeof r->url, "%s", n->url);
+    if (sos_record_sign(r, &n->id) != SOS_OK) {
+        sim_violation(sim, "node %u: cannot sign its record", n->idx);
+        return;
+    }
+    sos_meta_put_u64(txn, "version", n->version);
+    s_merge(sim, n, txn, r, SOS_SRC_LOCAL);
+    n->refute_pending = false;
+    s_rumor(sim, n, r, UINT32_MAX);
+}
+
+sos_rc
+sim_node_create_room(sim_t *sim, uint32_t idx, const char *room_hash, uint64_t created_at)
+{
+    sim_node_t *n = &sim->nodes[idx];
+    if (!n->alive)
+        return SOS_ERR_INVALID;
+    sos_txn_t *txn = s_txn(sim, n);
+    if (!txn)
+        return SOS_ERR_IO;
+    sos_record_t r;
+    memset(&r, 0, sizeof r);
+    r.kind = SOS_REC_ROOM;
+    r.version = ++n->version;
+    r.prev = r.version - 1;
+    snprintf(r.url, sizeof r.url, "%s", n->url);
+    snprintf(r.room_hash, sizeof r.room_hash, "%s", room_hash);
+    r.n_emojis = 1;
+    snprintf(r.emojis[0], sizeof r.emojis[0], "x");
+    snprintf(r.description, sizeof r.description, "room of node %u", idx);
+    r.created_at = created_at;
+    r.expires_at = created_at + 3600ULL * 1000;
+    sos_rc rc = sos_record_sign(&r, &n->id);
+    if (rc)
+        return rc;
+    sos_meta_put_u64(txn, "version", n->version);
+    s_merge(sim, n, txn, &r, SOS_SRC_LOCAL);
+    s_rumor(sim, n, &r, UINT32_MAX);
+    return SOS_OK;
+}
+
+/* --------------------------------------------------------------- buckets ---- */
+
+static uint32_t
+s_nbuckets(uint32_t n_origins)
+{
+    uint32_t nb = 1;
+    while (nb < 1024 && nb * 32 < n_origins)
+        nb *= 2;
+    return nb;
+}
+
+static uint32_t
+s_bucket(const uint8_t *origin, uint32_t nb)
+{
+    return (((uint32_t)origin[0] << 8) | origin[1]) & (nb - 1);
+}
+
+/*  The hash of each bucket of n's digest: sums[nb][16]. */
+static void
+s_bucket_sums(const sim_t *sim, const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
+{
+    crypto_generichash_state *st = malloc(nb * sizeof *st);
+    if (!st)
+        return;
+    for (uint32_t b = 0; b < nb; b++)
+        crypto_generichash_init(&st[b], NULL, 0, 16);
+    for (uint32_t i = 0; i < n->n_dig; i++) {
+        const uint8_t *origin = s_dig_origin(sim, n, i);
+        uint32_t b = s_bucket(origin, nb);
+        uint8_t v[8];
+        for (int k = 0; k < 8; k++)
+            v[k] = (uint8_t)(n->dig_ver[i] >> (8 * k));
+        crypto_generichash_update(&st[b], origin, SOS_NODEID_BYTES);
+        crypto_generichash_update(&st[b], v, sizeof v);
+    }
+    for (uint32_t b = 0; b < nb; b++)
+        crypto_generichash_final(&st[b], sums[b], 16);
+    free(st);
+}
+
+/* ------------------------------------------------------------ messages ---- */
+
+static void
+s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
+{
+    msg->n_suspects = 0;
+    for (size_t s = 0; s < n->cap_peers && msg->n_suspects < SOS_SUSPECTS_MAX; s++) {
+        sim_peer_t *p = &n->peers[s];
+        if (!p->key || p->fd.fail_count == 0 || sim->nodes[p->key - 1].genesis)
+            continue;
+        sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
+        memcpy(e->origin, sim->nodes[p->key - 1].id.pk, SOS_NODEID_BYTES);
+        e->version = p->fd.suspect_version;
+    }
+}
+
+/*  Encode and queue a message with n's record and suspects. */
+static void
+s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t *msg,
+        const uint8_t *const *wires, const size_t *lens, uint32_t n_wires)
+{
+    msg->has_self = true;
+    msg->self = n->self;
+    s_suspects(sim, n, msg);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (sos_gmsg_encode(&sb, msg, wires, lens, n_wires) == SOS_OK) {
+        s_send(sim, n, to, type, &sb);
+        if (type == MSG_DELTA || type == MSG_DELTA_ACK)
+            sim->records_sent += n_wires;
+    } else
+        sim_violation(sim, "node %u: a message it built does not encode", n->idx);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/*  Records to send: copies of wire forms, at most SOS_BATCH_MAX. */
+typedef struct {
+    uint8_t *wires[SOS_BATCH_MAX];
+    size_t lens[SOS_BATCH_MAX];
+    uint32_t n;
+    bool more;
+} s_batch_t;
+
+static int
+s_on_since(void *arg, const uint8_t *wire, size_t len, uint64_t version)
+{
+    (void)version;
+    s_batch_t *b = arg;
+    if (b->n == SOS_BATCH_MAX) {
+        b->more = true;
+        return 1;
+    }
+    b->wires[b->n] = malloc(len);
+    if (!b->wires[b->n])
+        return 1;
+    memcpy(b->wires[b->n], wire, len);
+    b->lens[b->n++] = len;
+    return 0;
+}
+
+static void
+s_batch_free(s_batch_t *b)
+{
+    for (uint32_t i = 0; i < b->n; i++)
+        free(b->wires[i]);
+    b->n = 0;
+}
+
+/*  Push rec at once to fanout random peers of the view (not not_to): a RUMOR. */
+static void
+s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to)
+{
+    if (n->n_view == 0)
+        return;
+    const uint8_t *w = rec->wire;
+    size_t l = rec->wire_len;
+    for (uint32_t k = 0; k < sim->o.fanout; k++) {
+        uint32_t to = n->view[sim_rng_below(&sim->rng, n->n_view)];
+        if (to == not_to)
+            continue;
+        sos_gmsg_t out;
+        memset(&out, 0, sizeof out);
+        s_reply(sim, n, to, MSG_RUMOR, &out, &w, &l, 1);
+    }
+}
+
+static void
+s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
+{
+    int slot = -1;
+    for (int i = 0; i < SIM_XCHG_MAX; i++) {
+        if (n->xchg[i].req_id && n->xchg[i].peer == peer)
+            return; /* one at a time with a peer */
+        if (!n->xchg[i].req_id && slot < 0)
+            slot = i;
+    }
+    sim_peer_t *p = s_peer(n, peer, true);
+    sos_txn_t *txn = s_txn(sim, n);
+    if (slot < 0 || !p || !txn)
+        return;
+    s_refresh_digest(sim, n, txn);
+    sim_xchg_t *x = &n->xchg[slot];
+    x->req_id = ++n->next_req;
+    x->peer = peer;
+    x->sent_at = sim->now;
+    x->acked = false;
+    sos_gmsg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.req_id = x->req_id;
+    memcpy(msg.hash, n->hash, sizeof msg.hash);
+    msg.n_origins = n->n_dig;
+    s_reply(sim, n, peer, MSG_SYNC, &msg, NULL, NULL, 0);
+    s_schedule(sim, sim->now + sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd), EV_DEADLINE,
+               n->idx, x->req_id);
+}
+
+static bool
+s_listed(sos_txn_t *txn, const sim_node_t *peer, uint64_t *held)
+{
+    *held = 0;
+    sos_dir_held_max(txn, peer->id.pk, held);
+    return sos_dir_get_worker(txn, peer->id.pk, NULL, NULL) == SOS_OK;
+}
+
+static void
+s_on_suspects(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+{
+    for (uint32_t i = 0; i < msg->n_suspects; i++) {
+        const sos_digest_entry_t *e = &msg->suspects[i];
+        if (memcmp(e->origin, n->id.pk, SOS_NODEID_BYTES) == 0) {
+            if (sos_fd_refute(&n->fd, &sim->fdc, e->version, n->version, n->refute_pending,
+                              sim->now) == SOS_FD_REFUTE)
+                n->refute_pending = true;
+            continue;
+        }
+        uint32_t s = sim_lookup(sim, e->origin);
+        if (s == UINT32_MAX || sim->nodes[s].genesis)
+            continue;
+        uint64_t held;
+        if (!s_listed(txn, &sim->nodes[s], &held) || e->version < held)
+            continue;
+        /*  A confirmation counts only from a worker that has answered us itself: fresh keys
+            cost nothing. */
+        sim_peer_t *sp = s_peer(n, from, false);
+        uint64_t sender_held;
+        bool counts = sp && sp->fd.srtt_ms && s_listed(txn, &sim->nodes[from], &sender_held);
+        sim_peer_t *p = s_peer(n, s, true);
+        if (p)
+            sos_fd_named(&p->fd, counts ? sim->nodes[from].id.pk : NULL, held, sim->now);
+    }
+}
+
+/*  Verify what we do not hold already, all before merging any: one bad record rejects the
+    message. */
+static bool
+s_verify_records(sos_txn_t *txn, const sos_gmsg_t *msg, bool *skip)
+{
+    for (uint32_t i = 0; i < msg->n_records; i++) {
+        const sos_record_t *r = &msg->records[i];
+        sos_record_t held;
+        sos_rc rc = r->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, r->origin, &held, NULL)
+                                              : sos_dir_get_room(txn, r->room_hash, &held);
+        skip[i] = rc == SOS_OK && held.wire_len == r->wire_len &&
+                  memcmp(held.wire, r->wire, r->wire_len) == 0;
+        if (skip[i])
+            continue;
+        sos_record_t tmp;
+        if (sos_record_decode(&tmp, r->wire, r->wire_len) != SOS_OK)
+            return false;
+    }
+    return true;
+}
+
+static void
+s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg, sos_source_t src,
+                uint32_t from)
+{
+    bool *skip = calloc(msg->n_records ? msg->n_records : 1, sizeof *skip);
+    if (!skip)
+        return;
+    if (!s_verify_records(txn, msg, skip)) {
+        n->dropped_bad++;
+        free(skip);
+        return;
+    }
+    for (uint32_t i = 0; i < msg->n_records; i++)
+        if (!skip[i] && s_merge(sim, n, txn, &msg->records[i], src) && src == SOS_SRC_RUMOR)
+            s_rumor(sim, n, &msg->records[i], from); /* new to us: pushed on */
+    free(skip);
+}
+
+static int
+s_cmp_entry(const void *a, const void *b)
+{
+    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
+                  SOS_NODEID_BYTES);
+}
+
+/*  B: the initiator's entries for the buckets it named: send what it lacks, ask for what
+    it has newer. */
+static void
+s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
+{
+    uint32_t nb = msg->flags >> 8;
+    if (nb == 0 || nb > 1024 || (nb & (nb - 1)) || msg->n_want > nb) {
+        n->dropped_bad++;
+        return;
+    }
+    s_refresh_digest(sim, n, txn);
+    uint8_t *named = calloc(nb, 1);
+    if (!named)
+        return;
+    for (uint32_t i = 0; i < msg->n_want; i++)
+        if (msg->want[i].version < nb)
+            named[msg->want[i].version] = 1;
+    qsort(msg->digest, msg->n_digest, sizeof *msg->digest, s_cmp_entry);
+    s_batch_t *batch = calloc(1, sizeof *batch);
+    sos_digest_entry_t *want = malloc(SOS_DIGEST_MAX * sizeof *want);
+    uint32_t n_want = 0;
+    if (!batch || !want)
+        goto done;
+    uint32_t i = 0, j = 0; /* mine, theirs */
+    while (i < n->n_dig || j < msg->n_digest) {
+        int c = i == n->n_dig ? 1
+                : j == msg->n_digest
+                    ? -1
+                    : memcmp(s_dig_origin(sim, n, i), msg->digest[j].origin, SOS_NODEID_BYTES);
+        const uint8_t *origin = c <= 0 ? s_dig_origin(sim, n, i) : msg->digest[j].origin;
+        uint64_t mine = c <= 0 ? n->dig_ver[i] : 0;
+        uint64_t theirs = c >= 0 ? msg->digest[j].version : 0;
+        if (c <= 0)
+            i++;
+        if (c >= 0)
+            j++;
+        if (!named[s_bucket(origin, nb)])
+            continue;
+        if (mine > theirs && !batch->more)
+            sos_dir_foreach_since(txn, origin, theirs, s_on_since, batch);
+        else if (theirs > mine && n_want < SOS_DIGEST_MAX) {
+            memcpy(want[n_want].origin, origin, SOS_NODEID_BYTES);
+            want[n_want++].version = mine;
+        }
+    }
+    sos_gmsg_t out;
+    memset(&out, 0, sizeof out);
+    out.req_id = msg->req_id;
+    out.flags = batch->more ? SOS_GMSG_MORE : 0;
+    out.n_want = n_want;
+    out.want = want;
+    s_reply(sim, n, from, MSG_DELTA, &out, (const uint8_t *const *)batch->wires, batch->lens,
+            batch->n);
+done:
+    if (batch)
+        s_batch_free(batch);
+    free(batch);
+    free(want);
+    free(named);
+}
+
+/*  A: B's bucket sums: send our entries of the buckets that differ. */
+static void
+s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+{
+    uint32_t nb = msg->flags >> 8;
+    if (nb == 0 || nb > 1024 || (nb & (nb - 1)) || msg->n_digest != nb) {
+        n->dropped_bad++;
+        return;
+    }
+    s_refresh_digest(sim, n, txn);
+    uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
+    sos_digest_entry_t *dig = malloc(SOS_DIGEST_MAX * sizeof *dig);
+    sos_digest_entry_t *named = malloc(nb * sizeof *named);
+    uint32_t *count = calloc(nb, sizeof *count);
+    if (!sums || !dig || !named || !count)
+        goto done;
+    s_bucket_sums(sim, n, nb, sums);
+    for (uint32_t i = 0; i < n->n_dig; i++)
+        count[s_bucket(s_dig_origin(sim, n, i), nb)]++;
+    uint32_t n_named = 0, n_dig = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        const sos_digest_entry_t *e = &msg->digest[b];
+        if (e->version != b || memcmp(e->origin, sums[b], 16) == 0)
+            continue;
+        if (n_dig + count[b] > SOS_DIGEST_MAX)
+            break; /* the rest at the next exchange */
+        memset(named[n_named].origin, 0, SOS_NODEID_BYTES);
+        named[n_named++].version = b;
+        for (uint32_t i = 0; i < n->n_dig; i++)
+            if (s_bucket(s_dig_origin(sim, n, i), nb) == b) {
+                memcpy(dig[n_dig].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+                dig[n_dig++].version = n->dig_ver[i];
+            }
+    }
+    if (n_named) {
+        sos_gmsg_t out;
+        memset(&out, 0, sizeof out);
+        out.req_id = msg->req_id;
+        out.flags = nb << 8;
+        out.n_digest = n_dig;
+        out.digest = dig;
+        out.n_want = n_named;
+        out.want = named;
+        s_reply(sim, n, from, MSG_DIGEST, &out, NULL, NULL, 0);
+    }
+done:
+    free(sums);
+    free(dig);
+    free(named);
+    free(count);
+}
+
+static void
+s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+{
+    s_refresh_digest(sim, n, txn);
+    sos_gmsg_t out;
+    memset(&out, 0, sizeof out);
+    out.req_id = msg->req_id;
+    memcpy(out.hash, n->hash, sizeof out.hash);
+    out.n_origins = n->n_dig;
+    sos_digest_entry_t *sums_e = NULL;
+    if (memcmp(msg->hash, n->hash, sizeof n->hash) == 0 && msg->n_origins == n->n_dig)
+        out.flags = SOS_GMSG_IN_SYNC;
+    else {
+        uint32_t nb = s_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
+        uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
+        sums_e = calloc(nb, sizeof *sums_e);
+        if (!sums || !sums_e) {
+            free(sums);
+            free(sums_e);
+            return;
+        }
+        s_bucket_sums(sim, n, nb, sums);
+        for (uint32_t b = 0; b < nb; b++) {
+            memcpy(sums_e[b].origin, sums[b], 16);
+            sums_e[b].version = b;
+        }
+        free(sums);
+        out.flags = nb << 8;
+        out.n_digest = nb;
+        out.digest = sums_e;
+    }
+    s_reply(sim, n, from, MSG_SYNC_ACK, &out, NULL, NULL, 0);
+    free(sums_e);
+}
+
+/*  A: B's records, and what B wants of ours. */
+static void
+s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+{
+    s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from);
+    if (msg->n_want == 0)
+        return;
+    s_batch_t *batch = calloc(1, sizeof *batch);
+    if (!batch)
+        return;
+    for (uint32_t i = 0; i < msg->n_want && !batch->more; i++)
+        sos_dir_foreach_since(txn, msg->want[i].origin, msg->want[i].version, s_on_since, batch);
+    sos_gmsg_t out;
+    memset(&out, 0, sizeof out);
+    out.req_id = msg->req_id;
+    out.flags = batch->more ? SOS_GMSG_MORE : 0;
+    s_reply(sim, n, from, MSG_DELTA_ACK, &out, (const uint8_t *const *)batch->wires, batch->lens,
+            batch->n);
+    s_batch_free(batch);
+    free(batch);
+}
+
+static void
+s_local_ok(sim_t *sim, sos_txn_t *txn, const sim_node_t *peer)
+{
+    sos_worker_local_t l;
+    if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
+        return;
+    l.last_seen = sim->now;
+    l.last_ok = sim->now;
+    l.fail_count = 0;
+    sos_dir_put_worker_local(txn, peer->id.pk, &l);
+}
+
+static void
+s_deliver(sim_t *sim, sim_msg_t *m)
+{
+    sim_node_t *n = &sim->nodes[m->to];
+    s_digest_u64(sim, sim->now);
+    s_digest_u64(sim, ((uint64_t)m->from << 32) | m->to);
+    s_digest_u64(sim, ((uint64_t)m->type << 32) | m->len);
+    if (!n->alive || n->hostile) {
+        sim->dropped_dead++;
+        return;
+    }
+    if (sim->partitioned && sim->nodes[m->from].group != n->group) {
+        sim->dropped_partition++;
+        return;
+    }
+    sos_txn_t *txn = s_txn(sim, n);
+    if (!txn)
+        return;
+    sos_gmsg_t msg;
+    sos_rc rc = sos_gmsg_decode_unverified(&msg, m->body, m->len);
+    /*  The sender's own record must be the sender's: the network knows who sent. */
+    if (rc == SOS_OK && msg.has_self &&
+        memcmp(msg.self.origin, sim->nodes[m->from].id.pk, SOS_NODEID_BYTES) != 0)
+        rc = SOS_ERR_SIGNATURE;
+    if (rc || m->type < MSG_SYNC || m->type > MSG_RUMOR || m->type == MSG_JUNK) {
+        n->dropped_bad++;
+        sos_gmsg_release(&msg);
+        return;
+    }
+    if (msg.has_self)
+        s_merge(sim, n, txn, &msg.self, SOS_SRC_DIRECT);
+    s_on_suspects(sim, n, txn, m->from, &msg);
+    switch (m->type) {
+    case MSG_SYNC:
+        s_on_sync(sim, n, txn, m->from, &msg);
+        break;
+    case MSG_SYNC_ACK:
+        for (int i = 0; i < SIM_XCHG_MAX; i++) {
+            sim_xchg_t *x = &n->xchg[i];
+            if (x->req_id != msg.req_id || x->peer != m->from || x->acked)
+                continue;
+            x->acked = true;
+            sim_peer_t *p = s_peer(n, m->from, true);
+            if (p) {
+                sos_fd_rtt_sample(&p->fd, sim->now - x->sent_at);
+                sos_fd_clear(&p->fd);
+                p->genesis_fail = 0;
+            }
+            s_local_ok(sim, txn, &sim->nodes[m->from]);
+            x->req_id = 0;
+            if (!(msg.flags & SOS_GMSG_IN_SYNC))
+                s_on_sync_ack(sim, n, txn, m->from, &msg);
+        }
+        break;
+    case MSG_DIGEST:
+        s_on_digest(sim, n, txn, m->from, &msg);
+        break;
+    case MSG_DELTA:
+        s_on_delta(sim, n, txn, m->from, &msg);
+        break;
+    case MSG_DELTA_ACK:
+        s_merge_records(sim, n, txn, &msg, SOS_SRC_DELTA, m->from);
+        break;
+    case MSG_RUMOR:
+        s_merge_records(sim, n, txn, &msg, SOS_SRC_RUMOR, m->from);
+        break;
+    default:
+        break;
+    }
+    sos_gmsg_release(&msg);
+}
+
+/* ------------------------------------------------------------ the round ---- */
+
+static void
+s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t *p)
+{
+    sim_node_t *t = &sim->nodes[target];
+    uint64_t held = 0;
+    sos_dir_held_max(txn, t->id.pk, &held);
+    if (t->genesis)
+        sim_violation(sim, "node %u removed genesis node %u", n->idx, target);
+    bool same_side = !sim->partitioned || t->group == n->group;
+    if (t->alive && !t->hostile && same_side) {
+        sim->false_removals++;
+        if (sim->o.trace)
+            printf("false removal: node %u removed %u (v%llu, its own v%llu): %u failures here, "
+                   "%u confirmations, suspected for %llu ms, health %u\n",
+                   n->idx, target, (unsigned long long)held, (unsigned long long)t->version,
+                   p->fd.fail_count, p->fd.n_confirm,
+                   (unsigned long long)(sim->now - p->fd.suspect_mono), n->fd.health);
+    }
+    if (sos_dir_del_worker(txn, t->id.pk) != SOS_OK ||
+        sos_dir_tombstone_put(txn, t->id.pk, held, sim->now + sim->tombstone_ttl_ms) != SOS_OK) {
+        sim_violation(sim, "node %u: removal of %u failed in the store", n->idx, target);
+        return;
+    }
+    p->removed_version = held;
+    /*  As sosnode: whoever removed a worker re-signs its own record next round, so that of
+        two nodes that removed each other (a partition) the later one's record is newer than
+        the other's tombstone of it, and the two find each other again after a heal. */
+    n->refute_pending = true;
+    sos_fd_clear(&p->fd);
+    p->fd.fail_count = 0;
+    s_view_del(n, target);
+    n->dirty = true;
+    n->removals++;
+    sim->removals++;
+    s_digest_u64(sim, ((uint64_t)n->idx << 32) | target);
+}
+
+/*  The core's random source (sos_random_fn) over the run's. */
+static void
+s_random(void *arg, void *buf, size_t len)
+{
+    sim_rng_bytes(&((sim_t *)arg)->rng, buf, len);
+}
+
+static void
+s_round(sim_t *sim, sim_node_t *n)
+{
+    sos_txn_t *txn = s_txn(sim, n);
+    if (!txn)
+        return;
+    sos_fd_round(&n->fd, &sim->fdc, sim->now);
+    if (n->refute_pending)
+        s_resign(sim, n, txn);
+    uint64_t n_workers = 0;
+    sos_dir_counts(txn, &n_workers, NULL, NULL);
+    /*  Removals first. */
+    for (size_t s = 0; s < n->cap_peers; s++) {
+        sim_peer_t *p = &n->peers[s];
+        if (!p->key || (!p->fd.suspect_mono && !p->fd.probe))
+            continue;
+        uint32_t target = p->key - 1;
+        uint64_t held;
+        bool listed = s_listed(txn, &sim->nodes[target], &held) && !sim->nodes[target].genesis;
+        if (sos_fd_removable(&n->fd, &sim->fdc, &p->fd, listed, n_workers, sim->now))
+            s_remove(sim, n, txn, target, p);
+    }
+    /*  Whom the round picks, by the core's rule (node/sos_core_pick.h): genesis nodes not
+        listed yet, up to 2 suspects as probes, fanout from the rest. */
+    size_t cap = n->n_view + sim->o.genesis;
+    uint32_t *who = malloc(cap * sizeof *who);
+    sos_pick_class_t *cls = malloc(cap * sizeof *cls);
+    size_t *out = malloc(cap * sizeof *out);
+    size_t m = 0;
+    if (who && cls && out) {
+        for (size_t i = 0; i < n->n_view; i++) {
+            sim_peer_t *p = s_peer(n, n->view[i], false);
+            bool backing_off = p && sim->nodes[n->view[i]].genesis && sim->now < p->genesis_next;
+            who[m] = n->view[i];
+            cls[m++] = backing_off                                  ? SOS_PICK_SKIP
+                       : p && (p->fd.fail_count > 0 || p->fd.probe) ? SOS_PICK_SUSPECT
+                                                                    : SOS_PICK_POOL;
+        }
+        for (uint32_t g = 0; g < sim->o.genesis; g++) {
+            if (g == n->idx)
+                continue;
+            sim_peer_t *p = s_peer(n, g, true);
+            bool listed = false;
+            for (size_t i = 0; i < n->n_view && !listed; i++)
+                listed = n->view[i] == g;
+            bool due = p && sim->now >= p->genesis_next;
+            if (listed)
+                continue; /* classed with the view */
+            who[m] = g;
+            cls[m++] = due ? SOS_PICK_ALWAYS : SOS_PICK_SKIP;
+        }
+        size_t picked = sos_core_round_pick(cls, m, sim->o.fanout, 2, s_random, sim, out, NULL);
+        for (size_t k = 0; k < picked; k++) {
+            uint32_t t = who[out[k]];
+            if (sim->nodes[t].genesis) {
+                sim_peer_t *p = s_peer(n, t, true);
+                if (p)
+                    p->genesis_next = sim->now + sos_fd_genesis_backoff(&sim->fdc, p->genesis_fail);
+            }
+            s_start_exchange(sim, n, t);
+        }
+    }
+    free(who);
+    free(cls);
+    free(out);
+    uint64_t late = n->slow_ms ? sim_rng_below(&sim->rng, n->slow_ms) : 0;
+    s_schedule(sim, sim->now + sim->o.interval_ms + late, EV_ROUND, n->idx, 0);
+}
+
+static void
+s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
+{
+    for (int i = 0; i < SIM_XCHG_MAX; i++) {
+        sim_xchg_t *x = &n->xchg[i];
+        if (x->req_id != req_id)
+            continue;
+        x->req_id = 0;
+        sos_txn_t *txn = s_txn(sim, n);
+        sim_peer_t *p = s_peer(n, x->peer, true);
+        if (!txn || !p)
+            return;
+        sim_node_t *t = &sim->nodes[x->peer];
+        uint64_t held;
+        bool listed = s_listed(txn, t, &held);
+        sos_fd_failure(&n->fd, &p->fd, listed, t->genesis, held, sim->now);
+        if (t->genesis)
+            p->genesis_fail++;
+        return;
+    }
+}
+
+static void
+s_commit(sim_t *sim, sim_node_t *n)
+{
+    n->commit_due = false;
+    if (!n->txn)
+        return;
+    sos_rc rc = sos_txn_commit(&n->txn);
+    if (rc) {
+        sim_violation(sim, "node %u: commit failed: %s", n->idx, sos_strerror(rc));
+        s_drop_out(n);
+        return;
+    }
+    for (size_t i = 0; i < n->n_out; i++)
+        s_net_send(sim, n->out[i]);
+    n->n_out = 0;
+}
+
+void
+sim_run_until(sim_t *sim, uint64_t t)
+{
+    while (sim->n_heap && sim->heap[0].at <= t) {
+        sim_event_t ev = s_pop(sim);
+        sim->now = ev.at;
+        sim_node_t *n = &sim->nodes[ev.node];
+        if (ev.type == EV_DELIVER) {
+            s_deliver(sim, ev.msg);
+            free(ev.msg);
+            continue;
+        }
+        if (ev.type == EV_RESTART) {
+            if (!n->alive && ev.epoch == n->epoch)
+                sim_node_start(sim, ev.node);
+            continue;
+        }
+        if (ev.epoch != n->epoch || !n->alive)
+            continue;
+        switch (ev.type) {
+        case EV_ROUND:
+            if (!n->hostile)
+                s_round(sim, n);
+            break;
+        case EV_COMMIT:
+            s_commit(sim, n);
+            break;
+        case EV_DEADLINE:
+            s_deadline(sim, n, ev.arg);
+            break;
+        default:
+            break;
+        }
+    }
+    sim->now = t;
+}
+
+/* ------------------------------------------------------------ lifecycle ---- */
+
+sos_rc
+sim_init(sim_t *sim, const sim_opts_t *o)
+{
+    memset(sim, 0, sizeof *sim);
+    sim->o = *o;
+    sim_rng_seed(&sim->rng, o->seed);
+    sim->pool = sos_store_pool_new();
+    if (!sim->pool)
+        return SOS_ERR_NOMEM;
+    crypto_generichash_init(&sim->run, NULL, 0, 16);
+    /*  The caps of one node, raised to the simulated network's size: at 10,000 nodes the
+        default --max-workers (4096) would refuse most of the directory. */
+    sim->mctx.max_workers = o->nodes * 2 + 64 > 4096 ? o->nodes * 2 + 64 : 4096;
+    sim->mctx.max_rooms = 100000;
+    sim->mctx.max_rooms_per_origin = 10000;
+    sim->mctx.max_rooms_unvouched = 10000;
+    sim->mctx.max_room_lifetime_ms = 30ULL * 86400 * 1000;
+    sim->mctx.clock_skew_ms = 60 * 1000;
+    uint64_t t = 2 * (uint64_t)o->interval_ms; /* as the core sets it */
+    sim->fdc.interval_ms = o->interval_ms;
+    sim->fdc.exchange_timeout_ms = t < 500 ? 500 : t > 5000 ? 5000 : t;
+    sim->fdc.max_failures = o->max_failures;
+    /*  As sosnode: an hour, or 20 intervals times max-failures if longer. */
+    uint64_t ttl = 20ULL * o->interval_ms * o->max_failures;
+    sim->tombstone_ttl_ms = ttl > 3600ULL * 1000 ? ttl : 3600ULL * 1000;
+    return SOS_OK;
+}
+
+void
+sim_free(sim_t *sim)
+{
+    while (sim->n_heap) {
+        sim_event_t ev = s_pop(sim);
+        if (ev.type == EV_DELIVER)
+            free(ev.msg);
+    }
+    free(sim->heap);
+    for (uint32_t i = 0; i < sim->n_nodes; i++) {
+        sim_node_t *n = &sim->nodes[i];
+        sos_txn_abort(&n->txn);
+        sos_store_destroy(&n->store);
+        s_drop_out(n);
+        free(n->out);
+        free(n->peers);
+        free(n->view);
+        free(n->dig_idx);
+        free(n->dig_ver);
+    }
+    for (size_t i = 0; i < sim->n_captured; i++)
+        free(sim->captured[i]);
+    free(sim->nodes);
+    free(sim->reg);
+    free(sim->scratch);
+    sos_store_pool_destroy(&sim->pool);
+}
+
+uint32_t
+sim_node_add(sim_t *sim, bool genesis, bool hostile)
+{
+    if (sim->n_nodes == sim->cap_nodes) {
+        uint32_t cap = sim->cap_nodes ? sim->cap_nodes * 2 : 64;
+        sim_node_t *nodes = realloc(sim->nodes, cap * sizeof *nodes);
+        if (!nodes)
+            return UINT32_MAX;
+        sim->nodes = nodes;
+        sim->cap_nodes = cap;
+    }
+    uint32_t idx = sim->n_nodes;
+    sim_node_t *n = &sim->nodes[idx];
+    memset(n, 0, sizeof *n);
+    n->idx = idx;
+    n->genesis = genesis;
+    n->hostile = hostile;
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    sim_rng_bytes(&sim->rng, seed, sizeof seed);
+    crypto_sign_seed_keypair(n->id.pk, n->id.sk, seed);
+    snprintf(n->url, sizeof n->url, "tcp://10.%u.%u.%u:7400", (idx >> 16) & 255, (idx >> 8) & 255,
+             idx & 255);
+    if (sos_store_open_memory(&n->store, sim->pool) != SOS_OK)
+        return UINT32_MAX;
+    s_reg_add(sim, idx);
+    sim->n_nodes++;
+    return idx;
+}
+
+static int
+s_on_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
+{
+    (void)local;
+    void **a = arg;
+    sim_t *sim = a[0];
+    sim_node_t *n = a[1];
+    uint32_t o = sim_lookup(sim, rec->origin);
+    if (o != UINT32_MAX && o != n->idx)
+        s_view_add(n, o);
+    return 0;
+}
+
+void
+sim_node_start(sim_t *sim, uint32_t idx)
+{
+    sim_node_t *n = &sim->nodes[idx];
+    n->alive = true;
+    n->ever_started = true;
+    n->epoch++;
+    n->commit_due = false;
+    memset(&n->fd, 0, sizeof n->fd);
+    free(n->peers);
+    n->peers = NULL;
+    n->cap_peers = n->n_peers = 0;
+    n->n_view = 0;
+    memset(n->xchg, 0, sizeof n->xchg);
+    n->dirty = true;
+    sos_txn_t *txn = s_txn(sim, n);
+    if (!txn)
+        return;
+    uint64_t v = 0;
+    sos_meta_get_u64(txn, "version", &v);
+    n->version = v;
+    void *a[2] = {sim, n};
+    sos_dir_foreach_worker(txn, s_on_worker, a);
+    s_resign(sim, n, txn); /* a hostile peer signs its record too, but never gossips */
+    s_schedule(sim, sim->now + 1 + sim_rng_below(&sim->rng, sim->o.interval_ms), EV_ROUND, idx, 0);
+}
+
+void
+sim_node_start_at(sim_t *sim, uint32_t idx, uint64_t at)
+{
+    s_schedule(sim, at, EV_RESTART, idx, 0);
+}
+
+void
+sim_node_crash(sim_t *sim, uint32_t idx)
+{
+    sim_node_t *n = &sim->nodes[idx];
+    n->alive = false;
+    n->epoch++;
+    sos_txn_abort(&n->txn);
+    n->commit_due = false;
+    s_drop_out(n);
+    s_digest_u64(sim, 0xdead0000ULL | idx);
+}
+
+/* ------------------------------------------------------------- reading ---- */
+
+typedef struct {
+    sim_t *sim;
+    crypto_generichash_state st;
+    uint64_t workers, rooms;
+} s_dirhash_t;
+
+static int
+s_hash_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
+{
+    (void)local;
+    s_dirhash_t *d = arg;
+    uint32_t o = sim_lookup(d->sim, rec->origin);
+    if (o != UINT32_MAX && d->sim->nodes[o].hostile)
+        return 0; /* what hostile peers do to directories is not compared */
+    crypto_generichash_update(&d->st, rec->origin, SOS_NODEID_BYTES);
+    crypto_generichash_update(&d->st, (const uint8_t *)&rec->version, sizeof rec->version);
+    d->workers++;
+    return 0;
+}
+
+static int
+s_hash_room(void *arg, const sos_record_t *rec)
+{
+    s_dirhash_t *d = arg;
+    uint32_t o = sim_lookup(d->sim, rec->origin);
+    if (o != UINT32_MAX && d->sim->nodes[o].hostile)
+        return 0;
+    crypto_generichash_update(&d->st, (const uint8_t *)rec->room_hash, SOS_ROOMHASH_LEN);
+    crypto_generichash_update(&d->st, rec->origin, SOS_NODEID_BYTES);
+    crypto_generichash_update(&d->st, (const uint8_t *)&rec->version, sizeof rec->version);
+    d->rooms++;
+    return 0;
+}
+
+void
+sim_node_dir_hash(sim_t *sim, uint32_t idx, uint8_t out[16], uint64_t *workers, uint64_t *rooms)
+{
+    sim_node_t *n = &sim->nodes[idx];
+    s_dirhash_t d = {.sim = sim};
+    crypto_generichash_init(&d.st, NULL, 0, 16);
+    sos_txn_t *txn = n->txn;
+    bool own = false;
+    if (!txn) {
+        if (sos_txn_begin(n->store, false, &txn) != SOS_OK)
+            return;
+        own = true;
+    }
+    sos_dir_foreach_worker(txn, s_hash_worker, &d);
+    sos_dir_foreach_room(txn, NULL, s_hash_room, &d);
+    if (own)
+        sos_txn_abort(&txn);
+    crypto_generichash_final(&d.st, out, 16);
+    if (workers)
+        *workers = d.workers;
+    if (rooms)
+        *rooms = d.rooms;
+}
+
+typedef struct {
+    sim_t *sim;
+    sim_room_fn *fn;
+    void *arg;
+} s_rooms_t;
+
+static int
+s_each_room(void *arg, const sos_record_t *rec)
+{
+    s_rooms_t *r = arg;
+    r->fn(r->arg, rec->room_hash, sim_lookup(r->sim, rec->origin));
+    return 0;
+}
+
+void
+sim_node_rooms(sim_t *sim, uint32_t idx, sim_room_fn *fn, void *arg)
+{
+    sim_node_t *n = &sim->nodes[idx];
+    sos_txn_t *txn = n->txn;
+    bool own = false;
+    if (!txn) {
+        if (sos_txn_begin(n->store, false, &txn) != SOS_OK)
+            return;
+        own = true;
+    }
+    s_rooms_t r = {sim, fn, arg};
+    sos_dir_foreach_room(txn, NULL, s_each_room, &r);
+    if (own)
+        sos_txn_abort(&txn);
+}
+
+/* ------------------------------------------------------------- hostile ---- */
+
+/*  A DELTA from a hostile peer with the given wire forms. */
+static void
+s_hostile_delta(sim_t *sim, sim_node_t *h, uint32_t to, const uint8_t *const *wires,
+                const size_t *lens, uint32_t n)
+{
+    sos_gmsg_t out;
+    memset(&out, 0, sizeof out);
+    out.req_id = sim_rng_next(&sim->rng) >> 12;
+    out.has_self = true;
+    out.self = h->self;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (sos_gmsg_encode(&sb, &out, wires, lens, n) == SOS_OK)
+        s_send(sim, h, to, MSG_DELTA, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    sim->hostile_msgs++;
+}
+
+static uint32_t
+s_random_honest(sim_t *sim)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        uint32_t i = (uint32_t)sim_rng_below(&sim->rng, sim->n_nodes);
+        if (!sim->nodes[i].hostile && sim->nodes[i].alive)
+            return i;
+    }
+    return 0;
+}
+
+void
+sim_hostile_round(sim_t *sim)
+{
+    for (uint32_t hi = 0; hi < sim->n_nodes; hi++) {
+        sim_node_t *h = &sim->nodes[hi];
+        if (!h->hostile || !h->alive)
+            continue;
+        /*  Flood: junk of every type to random nodes. */
+        for (int k = 0; k < 20; k++) {
+            uint8_t junk[64];
+            sim_rng_bytes(&sim->rng, junk, sizeof junk);
+            msgpack_sbuffer sb = {.size = 1 + sim_rng_below(&sim->rng, sizeof junk),
+                                  .data = (char *)junk};
+            s_send(sim, h, s_random_honest(sim),
+                   (sim_msg_type_t)(MSG_SYNC + sim_rng_below(&sim->rng, 6)), &sb);
+            sim->hostile_msgs++;
+        }
+        /*  A forged record: a victim's worker record at a higher version, signed by us. */
+        uint32_t victim = s_random_honest(sim);
+        sos_record_t f;
+        memset(&f, 0, sizeof f);
+        f.kind = SOS_REC_WORKER;
+        f.version = sim->nodes[victim].version + 1000;
+        f.prev = f.version - 1;
+        snprintf(f.url, sizeof f.url, "tcp://evil:1");
+        if (sos_record_sign(&f, &h->id) == SOS_OK) {
+            uint8_t *p = memmem(f.wire, f.wire_len, h->id.pk, SOS_NODEID_BYTES);
+            if (p)
+                memcpy(p, sim->nodes[victim].id.pk, SOS_NODEID_BYTES);
+            const uint8_t *w = f.wire;
+            size_t l = f.wire_len;
+            s_hostile_delta(sim, h, s_random_honest(sim), &w, &l, 1);
+        }
+        /*  A claim on a room others hold, dated before theirs so that it would win by
+            created_at, and signed properly: only the spread bound stands in its way. */
+        if (sim->claim_hash[0]) {
+            sos_record_t c;
+            memset(&c, 0, sizeof c);
+            c.kind = SOS_REC_ROOM;
+            c.version = ++h->version;
+            c.prev = c.version - 1;
+            snprintf(c.url, sizeof c.url, "tcp://evil:1");
+            snprintf(c.room_hash, sizeof c.room_hash, "%s", sim->claim_hash);
+            c.n_emojis = 1;
+            snprintf(c.emojis[0], sizeof c.emojis[0], "x");
+            c.created_at = sim->claim_created_at - 1;
+            c.expires_at = sim->now + 3600ULL * 1000;
+            if (sos_record_sign(&c, &h->id) == SOS_OK) {
+                const uint8_t *w = c.wire;
+                size_t l = c.wire_len;
+                s_hostile_delta(sim, h, s_random_honest(sim), &w, &l, 1);
+            }
+        }
+        /*  Stale replays of what it captured. */
+        if (sim->n_captured) {
+            size_t c = sim_rng_below(&sim->rng, sim->n_captured);
+            const uint8_t *w = sim->captured[c];
+            size_t l = sim->captured_len[c];
+            s_hostile_delta(sim, h, s_random_honest(sim), &w, &l, 1);
+        }
+    }
+}
+
+sos_rc
+sim_node_counts(sim_t *sim, uint32_t idx, uint64_t *workers)
+{
+    (void)sim;
+    sim_node_t *n = &sim->nodes[idx];
+    sos_txn_t *txn = n->txn;
+    bool own = false;
+    if (!txn) {
+        sos_rc rc = sos_txn_begin(n->store, false, &txn);
+        if (rc)
+            return rc;
+        own = true;
+    }
+    sos_rc rc = sos_dir_counts(txn, workers, NULL, NULL);
+    if (own)
+        sos_txn_abort(&txn);
+    return rc;
+}
