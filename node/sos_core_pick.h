@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*  len random bytes into buf (as sos_core_env_t's random_buf). */
+/*  len random bytes into buf: a simulator's seeded source, or libsodium's. */
 typedef void(sos_random_fn)(void *arg, void *buf, size_t len);
 
 /*  A peer as a round sees it. */

@@ -16,8 +16,8 @@
     The simulated nodes below run the real merge rules (node/sos_merge.c), the real failure
     detector (node/sos_fd.c), the real record and message codecs (protocol/) and the store
     API (store/, memory backend) — but the exchange loop that ties them together is a
-    stand-in written here, to be replaced by sos_core_handle once the gossip core
-    (node/sos_core.h) runs the exchange itself. It follows the protocol's shape (a SYNC with
+    stand-in written here, to be replaced by the node's own once the handling of SYNC and
+    DELTA moves out of node/sos_gossip.c into the core. It follows the protocol's shape (a SYNC with
     the digest hash and the sender's record, a digest exchange only when the hashes differ,
     deltas both ways, suspects named in every SYNC) with one change found for scale: the
     digest goes by buckets.
