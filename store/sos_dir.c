@@ -230,10 +230,8 @@ s_expiry_del(sos_txn_t *txn, uint64_t expires_at, const char *room_hash)
 
 /* --------------------------------------------------------------------- put ---- */
 
-/*  rec must be a record we can store: a known kind, a valid key, and a wire form that
-    parses to the same key fields, so that the indexes agree with the stored bytes. */
-static sos_rc
-s_check_record(const sos_record_t *rec)
+sos_rc
+sos_store_check_record(const sos_record_t *rec)
 {
     if (!rec || rec->wire_len == 0 || rec->wire_len > SOS_RECORD_MAX)
         return SOS_ERR_INVALID;
@@ -350,7 +348,7 @@ sos_dir_put(sos_txn_t *txn, const sos_record_t *rec)
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
-    rc = s_check_record(rec);
+    rc = sos_store_check_record(rec);
     if (rc == SOS_OK)
         rc = rec->kind == SOS_REC_WORKER ? s_put_worker(txn, rec) : s_put_room(txn, rec);
     return sos_txn_op_end(txn, rc);

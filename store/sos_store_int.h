@@ -157,4 +157,9 @@ sos_dec_le32(const uint8_t *p)
 /*  True if s is a NUL-terminated room hash (16 lower-case hex characters). */
 bool sos_store_room_hash_ok(const char *s);
 
+/*  SOS_OK if both backends may store rec: a known kind, a valid key, and a wire form that
+    parses to the same key fields, so that the indexes agree with the stored bytes;
+    SOS_ERR_INVALID otherwise (sos_dir.c). */
+sos_rc sos_store_check_record(const sos_record_t *rec);
+
 #endif

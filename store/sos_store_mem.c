@@ -700,28 +700,6 @@ sos_mem_meta_put_u64(sos_txn_t *txn, const char *key, size_t klen, uint64_t valu
 
 /* --------------------------------------------------------------- records ---- */
 
-/*  The same check as the LMDB store's (sos_dir.c): the indexes must agree with the bytes. */
-static sos_rc
-s_check_record(const sos_record_t *rec)
-{
-    if (!rec || rec->wire_len == 0 || rec->wire_len > SOS_RECORD_MAX)
-        return SOS_ERR_INVALID;
-    if (rec->kind != SOS_REC_WORKER && rec->kind != SOS_REC_ROOM)
-        return SOS_ERR_INVALID;
-    if (rec->kind == SOS_REC_ROOM && !sos_store_room_hash_ok(rec->room_hash))
-        return SOS_ERR_INVALID;
-    sos_record_t parsed;
-    if (sos_record_parse(&parsed, rec->wire, rec->wire_len) != SOS_OK)
-        return SOS_ERR_INVALID;
-    if (parsed.kind != rec->kind || parsed.version != rec->version ||
-        memcmp(parsed.origin, rec->origin, SOS_NODEID_BYTES) != 0)
-        return SOS_ERR_INVALID;
-    if (rec->kind == SOS_REC_ROOM &&
-        (strcmp(parsed.room_hash, rec->room_hash) != 0 || parsed.expires_at != rec->expires_at))
-        return SOS_ERR_INVALID;
-    return SOS_OK;
-}
-
 static bool
 s_id_num(struct _sos_mem_t *mem, const uint8_t *id, uint32_t *num)
 {
@@ -791,7 +769,7 @@ sos_mem_dir_put(sos_txn_t *txn, const sos_record_t *rec)
     sos_rc rc = sos_txn_op_begin(txn);
     if (rc)
         return rc;
-    rc = s_check_record(rec);
+    rc = sos_store_check_record(rec);
     if (rc)
         return sos_txn_op_end(txn, rc);
     sos_store_pool_t *pool = txn->store->mem->pool;
