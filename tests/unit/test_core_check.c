@@ -2,21 +2,12 @@
     (held, stale, tombstoned, forbidden endpoint, ours), over a real LMDB store, and the
     token bucket of the verification budget at given times. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_core_check.h"
 #include "sos_store.h"
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void
 s_worker(sos_record_t *rec, const sos_identity_t *id, uint64_t version, const char *url)
@@ -98,6 +89,6 @@ main(void)
     CHECK(!sos_core_tokens_take(&tokens, &last, 10, 1, 100500));
 
     sos_store_destroy(&store);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(dir);
     return test_done("test_core_check");
 }

@@ -3,21 +3,12 @@
     two digests; the gap table's cap, expiry, sweep and settling by exchange batches, as
     scripted sequences of records and times. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_core_digest.h"
 #include "sos_store.h"
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static sos_store_t *s_store;
 
@@ -237,6 +228,6 @@ main(void)
 
     sos_gaps_destroy(&gaps);
     sos_store_destroy(&s_store);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(dir);
     return test_done("test_core_digest");
 }

@@ -2,21 +2,12 @@
     and endpoint rules do it, over a real LMDB store: the record goes, a tombstone stays at
     the right version, and stale copies stay out while newer ones come back. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_merge.h"
 #include "sos_store.h"
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static sos_store_t *s_store;
 
@@ -121,6 +112,6 @@ main(void)
     CHECK(wrote && s_tombstone(&c, &listed) == 9 && !listed);
 
     sos_store_destroy(&s_store);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(dir);
     return test_done("test_core_remove");
 }

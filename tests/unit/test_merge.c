@@ -1,18 +1,12 @@
 /*  test_merge.c: the directory merge rules over a real LMDB store: newer versions win,
     tombstones keep removed workers out until a newer or direct record, room conflicts. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_merge.h"
 #include "sos_store.h"
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static sos_merge_result_t
 s_merge(sos_store_t *store, const sos_merge_ctx_t *ctx, const sos_record_t *rec, sos_source_t src,
@@ -338,6 +332,6 @@ main(void)
     }
 
     sos_store_destroy(&store);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(dir);
     return test_done("test_merge");
 }

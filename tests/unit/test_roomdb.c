@@ -1,13 +1,13 @@
 /*  test_roomdb.c: unit tests of the owned-room store: room state, members, message append
     with sequence numbers, idempotent message ids, the history limit and dropping a room. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_store.h"
 
 #define ROOM_A "0123456789abcdef"
@@ -15,12 +15,6 @@
 #define MEM_1  "00000000000000000000000000000001"
 #define MEM_2  "00000000000000000000000000000002"
 #define MEM_3  "ffffffffffffffffffffffffffffffff"
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 /* ------------------------------------------------------------ collectors ---- */
 
@@ -562,7 +556,7 @@ main(void)
         sos_store_destroy(&store);
         s_test_reopen(dir);
     }
-    nftw(tmp, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(tmp);
     if (s_failed) {
         fprintf(stderr, "test_roomdb: %d check(s) failed\n", s_failed);
         return 1;

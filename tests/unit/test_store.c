@@ -2,7 +2,6 @@
     worker and room records, the by-origin index, origin table, tombstones and expiry. */
 #define _XOPEN_SOURCE 700
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +9,10 @@
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_store.h"
 
 static char s_tmp[64];
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static void
 s_path(char *out, size_t size, const char *name)
@@ -868,7 +862,7 @@ main(void)
     }
     s_test_map_full(&a);
 
-    nftw(s_tmp, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(s_tmp);
     if (s_failed) {
         fprintf(stderr, "test_store: %d check(s) failed\n", s_failed);
         return 1;

@@ -1,7 +1,6 @@
 /*  test_store_contract.c: the store's contract (store/sos_store.h), run case by case against
     the LMDB store and the memory store, and a random sequence compared between the two. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_store.h"
 
 /* ------------------------------------------------------------- backends ---- */
@@ -19,15 +19,6 @@ typedef struct {
     sos_store_pool_t *pool;
     int n_opened;
 } s_backend_t;
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /*  A fresh, empty store of the backend. */
 static sos_store_t *
@@ -633,6 +624,6 @@ main(void)
     sos_store_pool_stats(mem.pool, &records, NULL, NULL);
     CHECK(records == 0); /* every store is gone: so is every record */
     sos_store_pool_destroy(&mem.pool);
-    nftw(lmdb.dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(lmdb.dir);
     return test_done("test_store_contract");
 }

@@ -3,7 +3,6 @@
     even when LMDB's own file (in the page cache) holds that transaction. */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +11,10 @@
 #include <unistd.h>
 
 #include "proto_test.h"
+#include "tmpdir.h"
 #include "sos_store.h"
 
 static char s_tmp[64];
-
-static int
-s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static void
 s_put(sos_store_t *store, const char *key, uint64_t value)
@@ -135,6 +129,6 @@ main(void)
     CHECK(s_get(store, "after") == 7 && s_get(store, "wal-d") == 100);
     sos_store_destroy(&store);
 
-    nftw(s_tmp, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(s_tmp);
     return test_done("test_wal");
 }
