@@ -356,8 +356,10 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
     sos_reply_pack_begin(&pk, req_id, "ok");
-    msgpack_pack_map(&pk, 18);
+    msgpack_pack_map(&pk, 20);
     sos_mp_pack_kv_str(&pk, "node_id", self->id_hex);
+    sos_mp_pack_kv_uint(&pk, "protocol", SOS_PROTO_VERSION);
+    sos_mp_pack_kv_str(&pk, "transport", self->cfg.transport_null ? "null" : "curve");
     sos_mp_pack_kv_str(&pk, "http_url", self->cfg.http_advertise);
     sos_mp_pack_kv_str(&pk, "endpoint", self->cfg.advertise);
     sos_mp_pack_kv_str(&pk, "listen", self->cfg.listen);

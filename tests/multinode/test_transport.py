@@ -108,6 +108,8 @@ def test_curve_on_the_wire():
                 wait_for("convergence", net.converged)
                 mech = zmtp_mechanism(a.port)
                 assert mech == ("CURVE" if transport == "curve" else "NULL"), mech
+                st = a.ctl("status")
+                assert st["transport"] == transport and st["protocol"] == 2, st
                 cap = Capture([a.port, b.port])
                 member = room_send_through_non_owner(a, b, "hello")
                 data = cap.stop()
