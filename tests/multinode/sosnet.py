@@ -146,8 +146,10 @@ class Node:
         self.node_id = node_id_of(self.data)
         args = self.net.extra + self.extra
         null = any(a == "--transport" and b == "null" for a, b in zip(args, args[1:]))
-        if not null:  # a node on the test-only NULL transport is reached without CURVE
+        if not null:
             soswire.register_node(self.endpoint, self.node_id)
+        else:  # reached without CURVE, even where an earlier node on this port had an id
+            soswire.unregister_node(self.endpoint)
         return self.node_id
 
     def genesis_arg(self, g):

@@ -65,6 +65,11 @@ def register_node(endpoint, node_id):
     _NODE_IDS[endpoint] = node_id_bytes(node_id)
 
 
+def unregister_node(endpoint):
+    """Forget the id registered for endpoint (a node on the NULL transport took its port)."""
+    _NODE_IDS.pop(endpoint, None)
+
+
 def node_id_for(endpoint):
     """The registered id (bytes) of the node at endpoint, or None."""
     return _NODE_IDS.get(endpoint)
