@@ -33,12 +33,19 @@ bool
 sos_core_tokens_take(double *tokens, uint64_t *last_mono, double rate, uint32_t n,
                      uint64_t now_mono)
 {
+    return sos_core_tokens_take_burst(tokens, last_mono, rate, rate, n, now_mono);
+}
+
+bool
+sos_core_tokens_take_burst(double *tokens, uint64_t *last_mono, double rate, double burst,
+                           uint32_t n, uint64_t now_mono)
+{
     if (*last_mono == 0)
-        *tokens = rate;
+        *tokens = burst;
     else if (now_mono > *last_mono)
         *tokens += rate * (double)(now_mono - *last_mono) / 1000.0;
-    if (*tokens > rate)
-        *tokens = rate;
+    if (*tokens > burst)
+        *tokens = burst;
     *last_mono = now_mono ? now_mono : 1;
     if (*tokens < n)
         return false;

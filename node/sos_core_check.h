@@ -33,4 +33,8 @@ sos_check_t sos_core_check_record(sos_txn_t *txn, const uint8_t self_id[SOS_NODE
 bool sos_core_tokens_take(double *tokens, uint64_t *last_mono, double rate, uint32_t n,
                           uint64_t now_mono);
 
+/*  The same bucket holding up to burst tokens (rate * seconds of burst). */
+bool sos_core_tokens_take_burst(double *tokens, uint64_t *last_mono, double rate, double burst,
+                                uint32_t n, uint64_t now_mono);
+
 #endif

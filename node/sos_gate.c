@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "sos_core_check.h"
 #include "sos_gate.h"
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -192,19 +193,11 @@ s_count(sos_gate_t *self, const char *address, bool create)
     return a ? &a->connections : NULL;
 }
 
-/*  Take one token from a bucket of rate per second (bursts of 2 s). False if empty. */
+/*  Take one token from a bucket of rate per second that holds bursts of 2 s. False if empty. */
 static bool
 s_take_token(double *tokens, uint64_t *mono, double rate)
 {
-    uint64_t now = zclock_mono();
-    *tokens += (double)(now - *mono) * rate / 1000.0;
-    if (*tokens > 2.0 * rate)
-        *tokens = 2.0 * rate;
-    *mono = now;
-    if (*tokens < 1.0)
-        return false;
-    *tokens -= 1.0;
-    return true;
+    return sos_core_tokens_take_burst(tokens, mono, rate, 2.0 * rate, 1, zclock_mono());
 }
 
 static void
