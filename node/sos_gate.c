@@ -47,6 +47,7 @@
 
 #include "sos_core_check.h"
 #include "sos_gate.h"
+#include "sos_identity.h"
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_ZAP_DOMAIN   "sosnode"
@@ -58,6 +59,7 @@ typedef struct {
 } s_address_t;
 
 struct _sos_gate_t {
+    zsock_t *router;  /* the socket watched; outlives the gate */
     zsock_t *monitor; /* PAIR, the router's events */
     zsock_t *zap;     /* REP on the ZAP endpoint */
     bool bound;       /* zap holds the endpoint */
@@ -91,6 +93,7 @@ sos_gate_new(zsock_t *router, uint32_t max_total, uint32_t max_per_address, cons
     sos_gate_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->router = router;
     self->max_total = max_total;
     self->max_per_address = max_per_address;
     self->fds = zhashx_new();
@@ -133,6 +136,19 @@ sos_gate_destroy(sos_gate_t **self_p)
     if (!self_p || !*self_p)
         return;
     sos_gate_t *self = *self_p;
+    /*  libzmq's I/O thread sends the router's events with a blocking send: once our end is
+        closed, the next event (a connection closing) would block that thread, and with it
+        every connection of the process, for good. Drain what is queued, so that a send
+        waiting on a full pipe completes, then stop the monitor before closing our end. */
+    if (self->monitor) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        while (zmq_msg_recv(&ev, zsock_resolve(self->monitor), ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(&ev);
+        if (self->router)
+            zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
+    }
     zsock_destroy(&self->monitor);
     /*  Closing a socket frees its inproc endpoint later, on libzmq's reaper thread; unbind
         it now, so that a node made next in this process can have its own gate. */
@@ -164,7 +180,7 @@ sos_gate_set_curve(sos_gate_t *self, bool curve, uint32_t per_address, uint32_t 
     self->hs_rate = per_address;
     self->hs_rate_total = total;
     self->hs_tokens = 2.0 * total;
-    self->hs_mono = zclock_mono();
+    self->hs_mono = sos_mono_ms();
 }
 
 static s_address_t *
@@ -180,7 +196,7 @@ s_address(sos_gate_t *self, const char *address, bool create)
     }
     if (a) {
         a->tokens = 2.0 * self->hs_rate;
-        a->mono = zclock_mono();
+        a->mono = sos_mono_ms();
     }
     return a;
 }
@@ -197,7 +213,7 @@ s_count(sos_gate_t *self, const char *address, bool create)
 static bool
 s_take_token(double *tokens, uint64_t *mono, double rate)
 {
-    return sos_core_tokens_take_burst(tokens, mono, rate, 2.0 * rate, 1, zclock_mono());
+    return sos_core_tokens_take_burst(tokens, mono, rate, 2.0 * rate, 1, sos_mono_ms());
 }
 
 static void
@@ -253,7 +269,7 @@ s_closed(sos_gate_t *self, int fd)
 static void
 s_sweep(sos_gate_t *self)
 {
-    uint64_t now = zclock_mono();
+    uint64_t now = sos_mono_ms();
     if (now - self->swept_mono < 1000)
         return;
     self->swept_mono = now;
