@@ -913,8 +913,13 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         /*  Not connected. A socket younger than one timeout may still be connecting: the
             tick tries again until then. */
         if (sos_exchange_not_sent(&peer->ex, peer->created_mono, self->exchange_timeout_ms,
-                                  sos_mono_ms()) == SOS_EX_DO_FAIL)
+                                  sos_mono_ms()) == SOS_EX_DO_FAIL) {
             s_failure(self, peer, "not connected");
+            /*  libzmq never dials again after the peer refused the handshake (its
+                connection or handshake caps): a socket that has not connected within a
+                timeout is replaced by a new one, which the next round uses. */
+            sos_gossip_peer_redial(self, peer, self->exchange_timeout_ms);
+        }
         return;
     }
     sos_exchange_sync_sent(&peer->ex, msg.req_id, sos_mono_ms(), s_exchange_timeout(self, peer));

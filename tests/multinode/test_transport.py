@@ -3,7 +3,7 @@
 connection whose key is not its sender's is refused and counted, a man in the middle on a
 pinned genesis endpoint gets nothing, the NULL mechanism of version 2 is refused with a log
 line naming the versions, and a flood of handshakes from one address is cut and counted
-while the node keeps serving."""
+while the node keeps serving, and a node whose handshake a peer refused dials it again."""
 
 import os
 import shutil
@@ -297,7 +297,34 @@ def test_handshake_flood():
                  timeout=60)
 
 
+def test_gossip_redials_after_refused_handshake():
+    """A peer that refused our handshake (its connections from our address were at their
+    cap) is dialled again: libzmq itself never retries a refused handshake, and without a
+    new connection the two nodes would never meet."""
+    with Net() as net:
+        b = net.add(extra=["--rate-limit", "on", "--max-connections-per-address", "3"]).start()
+        ctx = zmq.Context.instance()
+        held = []
+        for _ in range(3):  # the address's three connections, handshakes done
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            w.curve_client(s, b.node_id)
+            s.connect(b.endpoint)
+            s.send(w.request(1, "status", {}))
+            assert s.poll(10000), "no answer on a held connection"
+            s.recv()
+            held.append(s)
+        a = net.add().start()
+        wait_for("a's exchanges with b to fail",
+                 lambda: a.status()["gossip"]["exchanges_failed"] >= 2, timeout=60)
+        for s in held:
+            s.close(0)
+        wait_for("a to exchange with b", lambda: a.status()["gossip"]["exchanges_ok"] >= 3,
+                 timeout=60)
+        wait_for("b to list a", lambda: a.node_id in b.workers(), timeout=60)
+
 if __name__ == "__main__":
     run([test_curve_on_the_wire, test_wrong_transport_key_refused,
          test_man_in_the_middle_on_pinned_genesis, test_null_transport_refused,
-         test_sosctl_known_nodes, test_handshake_flood])
+         test_sosctl_known_nodes, test_handshake_flood,
+         test_gossip_redials_after_refused_handshake])
