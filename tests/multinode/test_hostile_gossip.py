@@ -388,17 +388,17 @@ def test_removal_that_does_not_commit():
                                     stderr=subprocess.DEVNULL)
             time.sleep(1)  # it fills the pipe and blocks, its read transaction open
             assert dump.poll() is None, "mdb_dump finished: the store is too small to pin"
-            g0 = gossip(a)
             b.kill()
+            # Failures seen while a's own loop lags are withheld (not counted toward removal),
+            # so wait for the attempt itself rather than for a number of failed exchanges.
             wait_for("a to try removing b and fail to commit it",
-                     lambda: gossip(a)["exchanges_failed"] >= g0["exchanges_failed"] + 3
-                     and gossip(a)["commit_failures"] > g0["commit_failures"], timeout=60)
+                     lambda: "removal did not commit" in a.log_text(), timeout=180)
             # It goes on trying b, which it still lists.
+            failed = gossip(a)["exchanges_failed"]
             wait_for("a still exchanging with b after the failed removal",
-                     lambda: gossip(a)["exchanges_failed"] >= g0["exchanges_failed"] + 9,
-                     timeout=60)
+                     lambda: gossip(a)["exchanges_failed"] >= failed + 3, timeout=60)
             assert b.node_id in a.workers()
-            assert "removal did not commit" in a.log_text()
+            assert gossip(a)["commit_failures"] > 0
             assert a.alive()
     finally:
         if dump is not None:
