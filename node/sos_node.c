@@ -370,6 +370,7 @@ sos_node_pass_end(sos_node_t *self)
     pass->rumor_from = NULL;
     zlistx_purge(pass->woken_rooms);
     pass->active = false;
+    sos_rooms_forget_pass(self);
     sos_node_dealers_check(self);
     if (self->router_sent) {
         self->router_sent = false;
@@ -833,6 +834,7 @@ s_router_take(sos_node_t *self)
         /*  No Peer-Address: an inproc connection, from this process, which runs no
             mechanism (the HTTP front end, or a test's or a fuzzer's harness): trusted. */
         self->conn_local = !zmq_msg_gets(&body, "Peer-Address");
+        sos_rooms_forget_pass(self); /* a merge may change a room the pass's sends read */
         sos_gossip_on_request(self, &routing, data, size);
         *self->conn_key = '\0';
         self->conn_local = false;
