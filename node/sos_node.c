@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "sos_node_int.h"
+#include "sos_peer.h"
 
 #define SOS_PASS_MAX_FRAMES 512 /* frames taken from the ROUTER in one pass */
 #define SOS_PASS_MAX_MS     50  /* and for at most this long */
@@ -88,6 +89,19 @@ s_out_alloc(sos_node_t *self, zsock_t *sock, const zframe_t *routing, const void
     return buf;
 }
 
+/*  Remember a DEALER sent on, for sos_node_dealers_check. */
+static void
+s_dealer_sent(sos_node_t *self, zsock_t *sock)
+{
+    for (size_t i = 0; i < self->n_dealers_sent; i++)
+        if (self->dealers_sent[i] == sock)
+            return;
+    if (self->n_dealers_sent < SOS_SENT_MAX)
+        self->dealers_sent[self->n_dealers_sent++] = sock;
+    else
+        self->dealers_sent_many = true;
+}
+
 /*  Send a frame made by s_out_alloc, after the routing id on the ROUTER. Takes *buf_p. */
 static bool
 s_out_send(sos_node_t *self, zsock_t *sock, const zframe_t *routing, uint8_t **buf_p, size_t size)
@@ -96,6 +110,8 @@ s_out_send(sos_node_t *self, zsock_t *sock, const zframe_t *routing, uint8_t **b
     int err = 0;
     if (sock == self->router)
         self->router_sent = true; /* the send may take the ROUTER's ZMQ_FD signal */
+    else
+        s_dealer_sent(self, sock); /* and a DEALER's (sos_peer.c, "Reading a DEALER") */
     if (routing && zmq_send(h, zframe_data((zframe_t *)routing), zframe_size((zframe_t *)routing),
                             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         err = zmq_errno();
@@ -159,7 +175,62 @@ sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size
     uint8_t *buf = s_out_alloc(self, sock, NULL, data, size);
     if (!buf)
         return false;
-    return s_out_send(self, sock, NULL, &buf, size);
+    bool sent = s_out_send(self, sock, NULL, &buf, size);
+    if (!self->pass.active)
+        sos_node_dealers_check(self); /* else at the end of the pass */
+    return sent;
+}
+
+static int
+s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
+{
+    sos_node_t *self = arg;
+    self->dealers_again = -1;
+    /*  A reader may change the peer table: look the next marked peer up afresh each time. */
+    for (;;) {
+        sos_peer_t *next = NULL;
+        for (sos_peer_t *p = zhashx_first(self->peers); p && !next; p = zhashx_next(self->peers))
+            if (p->read_again)
+                next = p;
+        if (!next)
+            return 0;
+        next->read_again = false;
+        if (sos_peer_read(next, loop) < 0)
+            return -1;
+    }
+}
+
+void
+sos_node_read_again(sos_node_t *self)
+{
+    if (self->dealers_again >= 0 || !self->loop)
+        return;
+    self->dealers_again = zloop_timer(self->loop, 0, 1, s_dealers_again_fn, self);
+    if (self->dealers_again < 0)
+        sos_log_error("cannot set a timer to read the peers' connections");
+}
+
+void
+sos_node_dealers_check(sos_node_t *self)
+{
+    if (!self->n_dealers_sent && !self->dealers_sent_many)
+        return;
+    bool again = false;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (!p->dealer || p->item.fd < 0)
+            continue;
+        bool sent = self->dealers_sent_many;
+        for (size_t i = 0; i < self->n_dealers_sent && !sent; i++)
+            sent = self->dealers_sent[i] == p->dealer;
+        if (sent && (zsock_events(p->dealer) & ZMQ_POLLIN)) {
+            p->read_again = true;
+            again = true;
+        }
+    }
+    self->n_dealers_sent = 0;
+    self->dealers_sent_many = false;
+    if (again)
+        sos_node_read_again(self);
 }
 
 bool
@@ -299,6 +370,8 @@ sos_node_pass_end(sos_node_t *self)
     pass->rumor_from = NULL;
     zlistx_purge(pass->woken_rooms);
     pass->active = false;
+    sos_rooms_forget_pass(self);
+    sos_node_dealers_check(self);
     if (self->router_sent) {
         self->router_sent = false;
         s_router_check(self);
@@ -761,6 +834,7 @@ s_router_take(sos_node_t *self)
         /*  No Peer-Address: an inproc connection, from this process, which runs no
             mechanism (the HTTP front end, or a test's or a fuzzer's harness): trusted. */
         self->conn_local = !zmq_msg_gets(&body, "Peer-Address");
+        sos_rooms_forget_pass(self); /* a merge may change a room the pass's sends read */
         sos_gossip_on_request(self, &routing, data, size);
         *self->conn_key = '\0';
         self->conn_local = false;
@@ -1072,6 +1146,7 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         goto fail;
     self->cfg = *cfg;
     self->router_again = -1;
+    self->dealers_again = -1;
     self->start_mono = sos_mono_ms();
     self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);

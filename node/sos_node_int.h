@@ -150,6 +150,11 @@ typedef struct {
     uint8_t dealer_key[SOS_NODEID_BYTES];
     bool fwd_id_set;
     uint8_t fwd_id[SOS_NODEID_BYTES];
+
+    /* the DEALER is watched through its ZMQ_FD (sos_peer.c, "Reading a DEALER") */
+    zloop_reader_fn *reader;
+    zmq_pollitem_t item;
+    bool read_again; /* input may wait that the descriptor will not signal: read it soon */
 } sos_peer_t;
 
 /*  What a queued frame is, which says what becomes of it when the pass's commit fails. */
@@ -191,6 +196,8 @@ typedef struct {
 } sos_pass_t;
 
 typedef struct _sos_rooms_t sos_rooms_t;
+
+#define SOS_SENT_MAX 16 /* DEALERs remembered as sent on in one pass */
 
 struct _sos_node_t {
     sos_config_t cfg;
@@ -245,6 +252,12 @@ struct _sos_node_t {
     /* the reactor watches the ROUTER through its ZMQ_FD (see s_recv_router) */
     bool router_sent; /* the ROUTER sent since it was last drained or checked */
     int router_again; /* a zero-delay timer that runs a pass again, or -1 */
+    /* DEALERs sent on since they were last read or checked (compared, never dereferenced;
+       past SOS_SENT_MAX every open DEALER is checked) */
+    zsock_t *dealers_sent[SOS_SENT_MAX];
+    size_t n_dealers_sent;
+    bool dealers_sent_many;
+    int dealers_again; /* a zero-delay timer that reads the DEALERs marked read_again, or -1 */
 };
 
 /* --- sos_node.c: passes and output ------------------------------------------------ */
@@ -276,6 +289,12 @@ sos_rc sos_node_publish(sos_node_t *self, sos_record_t *rec);
 /*  Send a frame on a DEALER now; false (and nothing queued) if the peer is not connected,
     its pipe is full or the frame is over the connection's output budget (output_full). */
 bool sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size);
+/*  Ask each open DEALER sent on since the last check for ZMQ_EVENTS, and read those with
+    input waiting from the next turn of the loop (sos_peer.c, "Reading a DEALER"). Run at
+    the end of every pass and after a send outside one. */
+void sos_node_dealers_check(sos_node_t *self);
+/*  Read the peers marked read_again from the next turn of the loop. */
+void sos_node_read_again(sos_node_t *self);
 /*  Send a frame to the client or peer at routing (borrowed) on the ROUTER now, without
     waiting for a commit, charged to its output budget. false if it was not sent: over the
     budget or a full pipe (counted as output_full), or the connection is gone. */
@@ -331,6 +350,9 @@ void sos_rooms_on_forward_reply(sos_node_t *self, const sos_peer_t *peer, const 
                                 size_t size);
 /*  After a commit: answer long polls of rooms that got messages. */
 void sos_rooms_wake(sos_node_t *self);
+/*  Forget what the pass's sends read of a room (sos_rooms.c, "Room state per pass"): at the
+    end of every pass, and before anything but a room operation is handled in one. */
+void sos_rooms_forget_pass(sos_node_t *self);
 void sos_rooms_tick(sos_node_t *self);
 /*  True while a forward to the owner at url waits for its answer (or to be sent): its
     connection must stay open. */

@@ -65,12 +65,29 @@ typedef struct {
     uint32_t pending;   /* long polls and forwards waiting */
 } s_limit_t;
 
+/*  Room state per pass
+
+    A pass serves a batch of sends, nearly all to the same few rooms. The first send to a
+    room in a pass reads its directory record and its state from the store; the sends after
+    it in the same pass, to the same room, take both from here, and the append keeps the
+    state current (it still writes it per send, for the log and for every other reader).
+    Whatever else may change a room's record or state forgets it: every other room
+    operation, every gossip frame (a merge may give the room to another owner), a room
+    dropped (expired or lost), a failed append, and the end of the pass. */
+typedef struct {
+    bool valid;
+    char room[SOS_ROOMHASH_LEN + 1];
+    uint64_t expires_at; /* the directory record's */
+    sos_room_state_t st;
+} s_pass_room_t;
+
 struct _sos_rooms_t {
-    zlistx_t *pollers;  /* s_poller_t (owned) */
-    zhashx_t *forwards; /* fwd id -> s_forward_t (owned) */
-    zhashx_t *busy;     /* owner url -> count of its forwards waiting (uintptr_t) */
-    int retry_timer;    /* retries forwards not sent yet; -1 when none waits */
-    zhashx_t *limits;   /* client address -> s_limit_t (owned) */
+    s_pass_room_t pass_room; /* see "Room state per pass" */
+    zlistx_t *pollers;       /* s_poller_t (owned) */
+    zhashx_t *forwards;      /* fwd id -> s_forward_t (owned) */
+    zhashx_t *busy;          /* owner url -> count of its forwards waiting (uintptr_t) */
+    int retry_timer;         /* retries forwards not sent yet; -1 when none waits */
+    zhashx_t *limits;        /* client address -> s_limit_t (owned) */
     zhashx_t *activity; /* room hash + member id -> uint64_t wall ms of its last poll or send */
     zhashx_t *records;  /* room hash -> sos_record_t (owned): the directory's, decoded */
     zhashx_t *ids;      /* room hash -> s_ids_t (owned): its message ids, see s_ids_for */
@@ -1083,7 +1100,7 @@ s_ids_find(sos_txn_t *txn, const s_ids_t *ids, const char *room, uint64_t hash, 
 
 static void
 s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_request_t *req,
-          const char *room, const sos_room_state_t *st)
+          const char *room, sos_room_state_t *st)
 {
     char member[SOS_MEMBER_ID_LEN + 1], nick[SOS_NICK_MAX + 1];
     if (!s_member(node, txn, routing_p, req, room, member, nick))
@@ -1124,15 +1141,16 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
     if (rc == SOS_OK)
         dup = true;
     else if (rc == SOS_ERR_NOT_FOUND) {
-        rc = sos_roomdb_append_unindexed(txn, room, &msg, node->cfg.history_limit,
-                                         (uint64_t)node->cfg.room_quota_kib * 1024, &ids->last,
-                                         &seq, &ts);
+        rc = sos_roomdb_append_held(txn, room, &msg, node->cfg.history_limit,
+                                    (uint64_t)node->cfg.room_quota_kib * 1024, &ids->last, st, &seq,
+                                    &ts);
         /*  Past its cap the table is dropped (built again at the next send): it must never
             miss an id it holds no entry for. */
         if (rc == SOS_OK && !s_ids_put(node->rooms, ids, hash, seq))
             s_ids_drop(node->rooms, room);
     }
     if (rc) {
+        node->rooms->pass_room.valid = false; /* *st may no longer be the stored state */
         sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
         return;
@@ -1550,6 +1568,10 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     if ((req->flags & SOS_REQ_FORWARDED) && o && sos_mp_str_copy(o, client, sizeof client - 1) &&
         *client)
         who = client;
+    bool send = streq(req->op, "send");
+    s_pass_room_t *pr = &node->rooms->pass_room;
+    if (!send)
+        pr->valid = false;
     if (streq(req->op, "create")) {
         s_op_create(node, routing_p, address, req, room);
         return;
@@ -1560,6 +1582,15 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     sos_txn_t *txn = sos_node_txn(node);
     if (!txn) {
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    if (send && pr->valid && streq(pr->room, room)) {
+        /*  An owned room a send of this pass has read: see "Room state per pass". */
+        if (pr->expires_at <= sos_now_ms()) {
+            pr->valid = false;
+            s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
+        } else
+            s_op_send(node, txn, routing_p, req, room, &pr->st);
         return;
     }
     const sos_record_t *rec = NULL;
@@ -1588,9 +1619,11 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     }
     if (streq(req->op, "join"))
         s_op_join(node, txn, routing_p, req, room, address, &st);
-    else if (streq(req->op, "send"))
-        s_op_send(node, txn, routing_p, req, room, &st);
-    else if (streq(req->op, "poll"))
+    else if (send) {
+        *pr = (s_pass_room_t){.valid = true, .expires_at = rec->expires_at, .st = st};
+        memcpy(pr->room, room, sizeof pr->room);
+        s_op_send(node, txn, routing_p, req, room, &pr->st);
+    } else if (streq(req->op, "poll"))
         s_op_poll(node, txn, routing_p, req, room, who);
     else if (streq(req->op, "leave"))
         s_op_leave(node, txn, routing_p, req, room);
@@ -1688,9 +1721,17 @@ sos_rooms_tick(sos_node_t *node)
 
 /* ----------------------------------------------------------------- expiry ---- */
 
+void
+sos_rooms_forget_pass(sos_node_t *node)
+{
+    if (node->rooms)
+        node->rooms->pass_room.valid = false;
+}
+
 static void
 s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *code, const char *why)
 {
+    node->rooms->pass_room.valid = false;
     sos_roomdb_drop(txn, room);
     sos_rooms_t *self = node->rooms;
     s_ids_drop(self, room);

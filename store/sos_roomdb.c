@@ -533,11 +533,15 @@ s_last_ts(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state, 
 
 static sos_rc
 s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32_t history_limit,
-         uint64_t bytes_limit, bool indexed, const sos_roomdb_last_t *last, uint64_t *seq,
-         uint64_t *timestamp, bool *dup)
+         uint64_t bytes_limit, bool indexed, const sos_roomdb_last_t *last, sos_room_state_t *held,
+         uint64_t *seq, uint64_t *timestamp, bool *dup)
 {
     sos_room_state_t state;
-    sos_rc rc = s_state_load(txn, room_hash, &state);
+    sos_rc rc = SOS_OK;
+    if (held)
+        state = *held; /* the caller's, current in this transaction */
+    else
+        rc = s_state_load(txn, room_hash, &state);
     if (rc)
         return rc;
     uint8_t idkey[ROOMDB_MSGID_KEY];
@@ -607,7 +611,10 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
         if (rc)
             return rc;
     }
-    return s_state_store(txn, room_hash, &state);
+    rc = s_state_store(txn, room_hash, &state);
+    if (rc == SOS_OK && held)
+        *held = state;
+    return rc;
 }
 
 sos_rc
@@ -622,7 +629,8 @@ sos_roomdb_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *ms
 static sos_rc
 s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                  uint32_t history_limit, uint64_t bytes_limit, bool indexed,
-                 sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp, bool *dup)
+                 sos_roomdb_last_t *last, sos_room_state_t *held, uint64_t *seq,
+                 uint64_t *timestamp, bool *dup)
 {
     if (txn && txn->store->mem)
         return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
@@ -638,7 +646,8 @@ s_append_checked(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg
         return sos_txn_op_end(txn, SOS_ERR_TOO_LARGE);
     uint64_t s = 0, ts = 0;
     bool d = false;
-    rc = s_append(txn, room_hash, msg, history_limit, bytes_limit, indexed, last, &s, &ts, &d);
+    rc =
+        s_append(txn, room_hash, msg, history_limit, bytes_limit, indexed, last, held, &s, &ts, &d);
     if (rc == SOS_OK) {
         if (last)
             *last = (sos_roomdb_last_t){s, ts};
@@ -657,7 +666,7 @@ sos_roomdb_append_quota(sos_txn_t *txn, const char *room_hash, const sos_message
                         uint32_t history_limit, uint64_t bytes_limit, uint64_t *seq,
                         uint64_t *timestamp, bool *dup)
 {
-    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, true, NULL, seq,
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, true, NULL, NULL, seq,
                             timestamp, dup);
 }
 
@@ -666,8 +675,19 @@ sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_mes
                             uint32_t history_limit, uint64_t bytes_limit, sos_roomdb_last_t *last,
                             uint64_t *seq, uint64_t *timestamp)
 {
-    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, last, seq,
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, last, NULL, seq,
                             timestamp, NULL);
+}
+
+sos_rc
+sos_roomdb_append_held(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                       uint32_t history_limit, uint64_t bytes_limit, sos_roomdb_last_t *last,
+                       sos_room_state_t *state, uint64_t *seq, uint64_t *timestamp)
+{
+    if (!state)
+        return SOS_ERR_INVALID;
+    return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, last, state,
+                            seq, timestamp, NULL);
 }
 
 sos_rc

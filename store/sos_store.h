@@ -292,6 +292,14 @@ typedef struct {
 sos_rc sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                                    uint32_t history_limit, uint64_t bytes_limit,
                                    sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp);
+/*  As sos_roomdb_append_unindexed, for a caller that holds the room's state as it is in this
+    transaction (read with sos_roomdb_get, and changed since by this function alone): the
+    state is not read again, and on SOS_OK *state is what was stored. On an error *state is
+    unchanged but may no longer be the stored one: the caller reads it again. NULL state:
+    SOS_ERR_INVALID. */
+sos_rc sos_roomdb_append_held(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
+                              uint32_t history_limit, uint64_t bytes_limit, sos_roomdb_last_t *last,
+                              sos_room_state_t *state, uint64_t *seq, uint64_t *timestamp);
 /*  The room's message seq in *msg (seq set; pointers borrow from the store, valid until the
     transaction writes or ends). SOS_OK, SOS_ERR_NOT_FOUND (no such message, e.g. it fell
     out of the history), SOS_ERR_INVALID, SOS_ERR_CORRUPT or a store error. */

@@ -235,6 +235,43 @@ s_test_unindexed(sos_store_t *store)
     CHECK_RC(sos_txn_commit(&txn), SOS_OK);
 }
 
+/*  An append with the state held by the caller: the state is kept as stored, through the
+    history limit, and a NULL state is refused. */
+static void
+s_test_held(sos_store_t *store)
+{
+    const char *room = "00000000000000ab";
+    sos_txn_t *txn;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_roomdb_create(txn, room, 1, 9000), SOS_OK);
+    CHECK_RC(sos_roomdb_member_put(txn, room, "0123456789abcdef0123456789abcdef", "ana", 1),
+             SOS_OK);
+    sos_message_t m = {.timestamp = 500,
+                       .msg_id = "h-1",
+                       .msg_id_len = 3,
+                       .sender = "ana",
+                       .sender_len = 3,
+                       .content = (const uint8_t *)"hello",
+                       .content_len = 5};
+    sos_room_state_t held, stored;
+    CHECK_RC(sos_roomdb_get(txn, room, &held), SOS_OK);
+    sos_roomdb_last_t last = {0};
+    uint64_t seq = 0, ts = 0;
+    for (int i = 1; i <= 5; i++) {
+        CHECK_RC(sos_roomdb_append_held(txn, room, &m, 3, 0, &last, &held, &seq, &ts), SOS_OK);
+        CHECK(seq == (uint64_t)i);
+        CHECK_RC(sos_roomdb_get(txn, room, &stored), SOS_OK);
+        CHECK(memcmp(&held, &stored, sizeof held) == 0);
+    }
+    CHECK(held.last_seq == 5 && held.message_count == 3 && held.member_count == 1);
+    sos_message_t got;
+    CHECK_RC(sos_roomdb_message_get(txn, room, 2, &got), SOS_ERR_NOT_FOUND);
+    CHECK_RC(sos_roomdb_message_get(txn, room, 3, &got), SOS_OK);
+    CHECK_RC(sos_roomdb_append_held(txn, room, &m, 3, 0, &last, NULL, &seq, &ts), SOS_ERR_INVALID);
+    CHECK_RC(sos_roomdb_drop(txn, room), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+}
+
 static void
 s_test_members(sos_store_t *store)
 {
@@ -553,6 +590,7 @@ main(void)
         s_test_quota(store);
         s_test_dir_wire(store);
         s_test_unindexed(store);
+        s_test_held(store);
         sos_store_destroy(&store);
         s_test_reopen(dir);
     }
