@@ -230,11 +230,15 @@ struct _sos_node_t {
     uint64_t tombstone_ttl_ms;
     sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
     bool digest_dirty;
-    bool republish;         /* re-sign our worker record at the next round (see s_failure) */
-    sos_fd_t fd;            /* local health, round and tick times, the last refutation (sos_fd.h) */
-    sos_fd_probes_t probes; /* indirect probes we wait on (sos_fd.h) */
-    sos_fd_helps_t helps;   /* PINGs we run for others; help_routing[i] is slot i's requester */
-    zframe_t *help_routing[SOS_FD_HELPS_MAX]; /* owned, NULL for a free slot */
+    bool republish; /* re-sign our worker record at the next round (see s_failure) */
+    sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
+
+    /* indirect probes (sos_fd.h, sos_gossip.c): those we wait on, the PINGs we run for
+       others, and each one's requester (help_routing[i], owned, NULL for a free slot) */
+    sos_fd_probes_t probes;
+    sos_fd_helps_t helps;
+    zframe_t *help_routing[SOS_FD_HELPS_MAX];
+
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
     sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
