@@ -1040,8 +1040,11 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     int slot = -1;
     uint64_t ping_id = s_random_id();
     if (!why) {
+        /*  The conservative deadline, not the target's RTO: the requester waits twice
+            that for our answer (s_probe_start). */
+        uint64_t deadline = now + self->exchange_timeout_ms * (1 + self->fd.health);
         slot = sos_fd_help_begin(&self->helps, env->sender, msg->req_id, msg->target, ping_id,
-                                 now + s_exchange_timeout(self, target));
+                                 deadline);
         if (slot < 0)
             why = "every probe slot is taken, or it repeats one under way";
     }
