@@ -955,8 +955,13 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         if (n_cand < n && s_probe_helper_ok(p, peer))
             cand[n_cand++] = p;
     uint64_t now = sos_mono_ms();
-    uint64_t deadline = now + 2 * self->exchange_timeout_ms * (1 + self->fd.health);
-    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&self->probes, peer->id, deadline) : NULL;
+    /*  The probe lasts twice the longest exchange deadline (RTO-based, sos_fd.h) of the
+        target and of the helpers asked: a helper's PING waits its own deadline for the
+        target, and its answer one round trip to us. So it adds at most one exchange deadline
+        of its own to the time a failure takes to count, not a fixed multiple of the
+        interval. */
+    uint64_t longest = s_exchange_timeout(self, peer);
+    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&self->probes, peer->id, now) : NULL;
     uint32_t k = self->cfg.probe_helpers;
     for (size_t i = 0; probe && i < n_cand && probe->n_helpers < k; i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
@@ -970,10 +975,13 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         h->last_used_mono = now;
         sos_fd_probe_add(probe, h->id, req_id);
         self->stats.probes_sent++;
+        uint64_t d = s_exchange_timeout(self, h);
+        longest = d > longest ? d : longest;
     }
     free(cand);
     if (!probe)
         return false;
+    probe->deadline_mono = now + 2 * longest;
     if (probe->n_helpers == 0) {
         sos_fd_probe_end(&self->probes, peer->id);
         return false;
@@ -1040,11 +1048,10 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     int slot = -1;
     uint64_t ping_id = s_random_id();
     if (!why) {
-        /*  The conservative deadline, not the target's RTO: the requester waits twice
-            that for our answer (s_probe_start). */
-        uint64_t deadline = now + self->exchange_timeout_ms * (1 + self->fd.health);
+        /*  Our exchange deadline for the target (its RTO): the requester waits twice the
+            longest of its own deadlines for the target and for us (s_probe_start). */
         slot = sos_fd_help_begin(&self->helps, env->sender, msg->req_id, msg->target, ping_id,
-                                 deadline);
+                                 now + s_exchange_timeout(self, target));
         if (slot < 0)
             why = "every probe slot is taken, or it repeats one under way";
     }

@@ -96,13 +96,13 @@ def cut_network(net, ns, helpers):
 
 def test_helper_saves_cut_peer():
     ns = Namespace()
-    with Net(interval=300, extra=("--rate-limit", "off")) as net:
+    with Net(interval=500, extra=("--rate-limit", "off")) as net:
         a, b, c = cut_network(net, ns, 3)
         wait_for("A to fail an exchange with B and C to save it",
                  lambda: gossip(a)["probe_saves"] > 0, timeout=90)
         hold_for_rounds("A listing B, never suspecting it",
                         lambda: b.node_id in a.workers() and gossip(a)["suspicions"] == 0,
-                        [a], 20)
+                        [a], 15)
         ga, gc = gossip(a), gossip(c)
         assert ga["exchanges_failed"] > 0, ga
         assert ga["probes_sent"] > 0 and ga["probes_answered"] > 0, ga
@@ -114,7 +114,7 @@ def test_helper_saves_cut_peer():
 
 def test_no_helpers_suspects_cut_peer():
     ns = Namespace()
-    with Net(interval=300, extra=("--rate-limit", "off")) as net:
+    with Net(interval=500, extra=("--rate-limit", "off")) as net:
         a, b, c = cut_network(net, ns, 0)
         wait_for("A to suspect B", lambda: gossip(a)["suspicions"] > 0, timeout=90)
         ga = gossip(a)
@@ -124,7 +124,7 @@ def test_no_helpers_suspects_cut_peer():
 
 def test_stranger_probes():
     """No namespace needed: one node and a client speaking the wire."""
-    with Net(interval=300, extra=("--rate-limit", "off")) as net:
+    with Net(interval=500, extra=("--rate-limit", "off")) as net:
         node = net.start(1)[0]
         me = w.Identity()
         target = w.Identity()
