@@ -830,7 +830,7 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
 }
 
 static bool s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why);
-static void s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why);
+static void s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed);
 
 static void
 s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
@@ -844,12 +844,14 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
         counts only when none does. */
     if (s_probe_start(self, peer, why))
         return;
-    s_failure_count(self, peer, why);
+    s_failure_count(self, peer, why, false);
 }
 
-/*  A failure of peer that no helper cleared: toward its suspicion and removal. */
+/*  A failure of peer that no helper cleared: toward its suspicion and removal. probed: the
+    verdict of an indirect probe, started while this node was healthy; it is not withheld if
+    this node lags by the time it comes, since helpers failed to reach the peer too. */
 static void
-s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why)
+s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed)
 {
     if (peer->retired)
         return;
@@ -859,7 +861,10 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why)
         if (txn)
             sos_dir_held_max(txn, peer->id, &held);
     }
-    if (sos_fd_failure(&self->fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
+    sos_fd_t fd = self->fd;
+    if (probed)
+        fd.health = 0;
+    if (sos_fd_failure(&fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
         SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
@@ -1001,7 +1006,7 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
     if (!peer || peer->retired)
         return;
     if (!reached) {
-        s_failure_count(self, peer, "no helper reached it");
+        s_failure_count(self, peer, "no helper reached it", true);
         return;
     }
     self->stats.probe_saves++;
