@@ -25,6 +25,8 @@ static const char s_usage[] =
     "  --fanout N               peers per gossip round and per pushed change (default 3)\n"
     "  --max-failures N         consecutive failed exchanges before a worker is removed\n"
     "                           (default 5)\n"
+    "  --probe-helpers K        peers asked to reach a peer that missed an exchange before it\n"
+    "                           becomes a suspect (default 3, 0: none, at most 8)\n"
     "  --room-ttl SECONDS       lifetime of a room created here (default 3600)\n"
     "  --history N              messages kept per room (default 500)\n"
     "  --max-workers N          workers accepted in the directory (default 4096)\n"
@@ -100,6 +102,7 @@ sos_config_defaults(sos_config_t *cfg)
     cfg->gossip_interval_ms = 30000;
     cfg->fanout = 3;
     cfg->max_failures = 5;
+    cfg->probe_helpers = 3;
     cfg->room_ttl_s = 3600;
     cfg->history_limit = 500;
     cfg->max_workers = 4096;
@@ -256,6 +259,7 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"gossip-interval", offsetof(sos_config_t, gossip_interval_ms), 10, 3600000},
         {"fanout", offsetof(sos_config_t, fanout), 1, 64},
         {"max-failures", offsetof(sos_config_t, max_failures), 1, 1000},
+        {"probe-helpers", offsetof(sos_config_t, probe_helpers), 0, 8},
         {"room-ttl", offsetof(sos_config_t, room_ttl_s), 1, 30 * 86400},
         {"history", offsetof(sos_config_t, history_limit), 1, 100000},
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},

@@ -177,3 +177,152 @@ sos_fd_refute(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t version, uint64
     fd->last_refute_mono = now_mono ? now_mono : 1;
     return SOS_FD_REFUTE;
 }
+
+/* ---------------------------------------------------------- indirect probes ---- */
+
+static sos_fd_probe_t *
+s_probe_find(sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES])
+{
+    for (int i = 0; i < SOS_FD_PROBES_MAX; i++)
+        if (probes->slot[i].used && memcmp(probes->slot[i].target, target, SOS_NODEID_BYTES) == 0)
+            return &probes->slot[i];
+    return NULL;
+}
+
+sos_fd_probe_t *
+sos_fd_probe_begin(sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES],
+                   uint64_t deadline_mono)
+{
+    if (s_probe_find(probes, target))
+        return NULL;
+    for (int i = 0; i < SOS_FD_PROBES_MAX; i++) {
+        sos_fd_probe_t *p = &probes->slot[i];
+        if (p->used)
+            continue;
+        memset(p, 0, sizeof *p);
+        p->used = true;
+        memcpy(p->target, target, SOS_NODEID_BYTES);
+        p->deadline_mono = deadline_mono;
+        return p;
+    }
+    return NULL;
+}
+
+bool
+sos_fd_probe_add(sos_fd_probe_t *probe, const uint8_t helper[SOS_NODEID_BYTES], uint64_t req_id)
+{
+    if (probe->n_helpers >= SOS_FD_PROBE_HELPERS_MAX)
+        return false;
+    memcpy(probe->helper[probe->n_helpers], helper, SOS_NODEID_BYTES);
+    probe->req_id[probe->n_helpers] = req_id;
+    probe->answered[probe->n_helpers] = false;
+    probe->n_helpers++;
+    return true;
+}
+
+bool
+sos_fd_probe_pending(const sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES])
+{
+    return s_probe_find((sos_fd_probes_t *)probes, target) != NULL;
+}
+
+void
+sos_fd_probe_end(sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES])
+{
+    sos_fd_probe_t *p = s_probe_find(probes, target);
+    if (p)
+        memset(p, 0, sizeof *p);
+}
+
+sos_fd_ack_t
+sos_fd_probe_ack(sos_fd_probes_t *probes, const uint8_t helper[SOS_NODEID_BYTES], uint64_t req_id,
+                 const uint8_t target[SOS_NODEID_BYTES], bool reached,
+                 uint8_t out_target[SOS_NODEID_BYTES])
+{
+    sos_fd_probe_t *p = s_probe_find(probes, target);
+    if (!p)
+        return SOS_FD_ACK_UNKNOWN;
+    uint32_t k = 0;
+    while (k < p->n_helpers &&
+           (p->req_id[k] != req_id || memcmp(p->helper[k], helper, SOS_NODEID_BYTES) != 0))
+        k++;
+    if (k == p->n_helpers || p->answered[k])
+        return SOS_FD_ACK_UNKNOWN;
+    p->answered[k] = true;
+    bool all = true;
+    for (uint32_t i = 0; i < p->n_helpers; i++)
+        all = all && p->answered[i];
+    if (!reached && !all)
+        return SOS_FD_ACK_WAIT;
+    memcpy(out_target, p->target, SOS_NODEID_BYTES);
+    memset(p, 0, sizeof *p);
+    return reached ? SOS_FD_ACK_REACHED : SOS_FD_ACK_FAILED;
+}
+
+bool
+sos_fd_probe_expired(sos_fd_probes_t *probes, uint64_t now_mono,
+                     uint8_t out_target[SOS_NODEID_BYTES])
+{
+    for (int i = 0; i < SOS_FD_PROBES_MAX; i++) {
+        sos_fd_probe_t *p = &probes->slot[i];
+        if (p->used && now_mono >= p->deadline_mono) {
+            memcpy(out_target, p->target, SOS_NODEID_BYTES);
+            memset(p, 0, sizeof *p);
+            return true;
+        }
+    }
+    return false;
+}
+
+int
+sos_fd_help_begin(sos_fd_helps_t *helps, const uint8_t requester[SOS_NODEID_BYTES], uint64_t req_id,
+                  const uint8_t target[SOS_NODEID_BYTES], uint64_t ping_id, uint64_t deadline_mono)
+{
+    int free_slot = -1;
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++) {
+        const sos_fd_help_t *h = &helps->slot[i];
+        if (!h->used) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (h->req_id == req_id && memcmp(h->requester, requester, SOS_NODEID_BYTES) == 0)
+            return -1;
+    }
+    if (free_slot < 0)
+        return -1;
+    sos_fd_help_t *h = &helps->slot[free_slot];
+    h->used = true;
+    memcpy(h->requester, requester, SOS_NODEID_BYTES);
+    h->req_id = req_id;
+    memcpy(h->target, target, SOS_NODEID_BYTES);
+    h->ping_id = ping_id;
+    h->deadline_mono = deadline_mono;
+    return free_slot;
+}
+
+int
+sos_fd_help_pong(const sos_fd_helps_t *helps, const uint8_t target[SOS_NODEID_BYTES],
+                 uint64_t ping_id)
+{
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++) {
+        const sos_fd_help_t *h = &helps->slot[i];
+        if (h->used && h->ping_id == ping_id && memcmp(h->target, target, SOS_NODEID_BYTES) == 0)
+            return i;
+    }
+    return -1;
+}
+
+int
+sos_fd_help_expired(const sos_fd_helps_t *helps, uint64_t now_mono)
+{
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
+        if (helps->slot[i].used && now_mono >= helps->slot[i].deadline_mono)
+            return i;
+    return -1;
+}
+
+void
+sos_fd_help_end(sos_fd_helps_t *helps, int i)
+{
+    if (i >= 0 && i < SOS_FD_HELPS_MAX)
+        memset(&helps->slot[i], 0, sizeof helps->slot[i]);
+}

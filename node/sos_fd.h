@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sos_identity.h"
+
 #define SOS_FD_CONFIRM_K      3    /* confirmations that bring a suspicion to its shortest */
 #define SOS_FD_HEALTH_MAX     8    /* local health: timeouts stretch up to 9 times */
 #define SOS_FD_SUSPICION_MIN  1000 /* ms: no suspicion is shorter, whatever the interval */
@@ -113,5 +115,102 @@ typedef enum {
     is due already. On SOS_FD_REFUTE the refutation is recorded at now. */
 sos_fd_refute_t sos_fd_refute(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t version,
                               uint64_t own_version, bool pending, uint64_t now_mono);
+
+/* ---------------------------------------------------------- indirect probes ----
+
+    SWIM's ping-req. Before a missed exchange makes a peer that is not suspected yet a suspect,
+    the node asks up to --probe-helpers other live peers to reach it (PROBE_REQ); each helper
+    sends the target a PING bound to it, and answers PROBE_ACK, reached or not, once a PONG
+    signed by the target comes back or its deadline passes. One helper that reached it clears
+    the failure; when none does (all said no, or the probe's deadline passed), the failure
+    counts as any other. A failure of a peer already suspected counts at once: probes gate
+    the start of a suspicion, not its course, so a dead node's removal is delayed by one
+    probe deadline at most. Both tables are fixed arrays: nothing sized by the wire. */
+
+#define SOS_FD_PROBE_HELPERS_MAX 8  /* --probe-helpers at most */
+#define SOS_FD_PROBES_MAX        16 /* indirect probes this node waits on at once */
+#define SOS_FD_HELPS_MAX         32 /* PINGs this node runs for others at once */
+
+/*  An indirect probe of target under way: the helpers asked, each under its own req_id. */
+typedef struct {
+    bool used;
+    uint8_t target[SOS_NODEID_BYTES];
+    uint64_t deadline_mono;
+    uint32_t n_helpers;
+    uint8_t helper[SOS_FD_PROBE_HELPERS_MAX][SOS_NODEID_BYTES];
+    uint64_t req_id[SOS_FD_PROBE_HELPERS_MAX]; /* random: nobody can guess one */
+    bool answered[SOS_FD_PROBE_HELPERS_MAX];
+} sos_fd_probe_t;
+
+typedef struct {
+    sos_fd_probe_t slot[SOS_FD_PROBES_MAX];
+} sos_fd_probes_t;
+
+/*  Start a probe of target, due at deadline_mono. The slot (owned by probes) to add helpers
+    to; NULL if one of target is under way already or every slot is taken. */
+sos_fd_probe_t *sos_fd_probe_begin(sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES],
+                                   uint64_t deadline_mono);
+
+/*  Record that helper was asked under req_id. False (nothing recorded) if the probe holds
+    SOS_FD_PROBE_HELPERS_MAX helpers already. */
+bool sos_fd_probe_add(sos_fd_probe_t *probe, const uint8_t helper[SOS_NODEID_BYTES],
+                      uint64_t req_id);
+
+/*  True if a probe of target is under way. */
+bool sos_fd_probe_pending(const sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES]);
+
+/*  End the probe of target, if any (it answered directly, or no helper could be asked). */
+void sos_fd_probe_end(sos_fd_probes_t *probes, const uint8_t target[SOS_NODEID_BYTES]);
+
+/*  What a PROBE_ACK means (sos_fd_probe_ack). */
+typedef enum {
+    SOS_FD_ACK_UNKNOWN, /* not from a helper asked, not for a req_id sent, or answered already */
+    SOS_FD_ACK_WAIT,    /* this helper did not reach it; others may still */
+    SOS_FD_ACK_FAILED,  /* every helper asked said no: the probe is over, the failure counts */
+    SOS_FD_ACK_REACHED, /* a helper reached it: the probe is over, the failure is cleared */
+} sos_fd_ack_t;
+
+/*  A PROBE_ACK from helper for req_id about target. Taken once per helper and req_id, and
+    only if target is the probe's. On FAILED and REACHED the slot is freed and its target
+    copied to out_target. */
+sos_fd_ack_t sos_fd_probe_ack(sos_fd_probes_t *probes, const uint8_t helper[SOS_NODEID_BYTES],
+                              uint64_t req_id, const uint8_t target[SOS_NODEID_BYTES], bool reached,
+                              uint8_t out_target[SOS_NODEID_BYTES]);
+
+/*  Free one probe whose deadline passed at now, copying its target to out_target. False if
+    none did. */
+bool sos_fd_probe_expired(sos_fd_probes_t *probes, uint64_t now_mono,
+                          uint8_t out_target[SOS_NODEID_BYTES]);
+
+/*  A PING this node sends for another node (requester) to target. */
+typedef struct {
+    bool used;
+    uint8_t requester[SOS_NODEID_BYTES];
+    uint64_t req_id; /* the requester's, echoed in the PROBE_ACK */
+    uint8_t target[SOS_NODEID_BYTES];
+    uint64_t ping_id; /* ours, random, echoed in the PONG */
+    uint64_t deadline_mono;
+} sos_fd_help_t;
+
+typedef struct {
+    sos_fd_help_t slot[SOS_FD_HELPS_MAX];
+} sos_fd_helps_t;
+
+/*  Take on a probe: the slot's index, or -1 if every slot is taken or requester has one
+    under way with the same req_id. */
+int sos_fd_help_begin(sos_fd_helps_t *helps, const uint8_t requester[SOS_NODEID_BYTES],
+                      uint64_t req_id, const uint8_t target[SOS_NODEID_BYTES], uint64_t ping_id,
+                      uint64_t deadline_mono);
+
+/*  A PONG from target for ping_id: the slot's index (still taken: read it, then
+    sos_fd_help_end), or -1 if no PING of ours waits for it. */
+int sos_fd_help_pong(const sos_fd_helps_t *helps, const uint8_t target[SOS_NODEID_BYTES],
+                     uint64_t ping_id);
+
+/*  The index of a slot whose deadline passed at now (still taken), or -1. */
+int sos_fd_help_expired(const sos_fd_helps_t *helps, uint64_t now_mono);
+
+/*  Free slot i. */
+void sos_fd_help_end(sos_fd_helps_t *helps, int i);
 
 #endif

@@ -800,6 +800,8 @@ s_success(sos_node_t *self, sos_peer_t *peer)
     if (peer->fd.fail_count)
         sos_log_info("peer %s answers again after %u failures", peer->url, peer->fd.fail_count);
     s_unsuspect(peer);
+    if (peer->id_known)
+        sos_fd_probe_end(&self->probes, peer->id); /* a late verdict must not count */
     peer->next_try_mono = 0;
     peer->last_ok = peer->last_seen = sos_now_ms();
     peer->stats_dirty = true;
@@ -827,6 +829,9 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     s_peer_unlist(self, peer);
 }
 
+static bool s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why);
+static void s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed);
+
 static void
 s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
@@ -835,13 +840,31 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     self->stats.exchanges_failed++;
     sos_exchange_failed(&peer->ex);
     peer->stats_dirty = true;
+    /*  Not yet a suspect: ask others to reach it first (SWIM's ping-req); the failure
+        counts only when none does. */
+    if (s_probe_start(self, peer, why))
+        return;
+    s_failure_count(self, peer, why, false);
+}
+
+/*  A failure of peer that no helper cleared: toward its suspicion and removal. probed: the
+    verdict of an indirect probe, started while this node was healthy; it is not withheld if
+    this node lags by the time it comes, since helpers failed to reach the peer too. */
+static void
+s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed)
+{
+    if (peer->retired)
+        return;
     uint64_t held = 0;
     if (!peer->fd.suspect_mono && !peer->is_genesis && peer->in_dir && peer->id_known) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn)
             sos_dir_held_max(txn, peer->id, &held);
     }
-    if (sos_fd_failure(&self->fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
+    sos_fd_t fd = self->fd;
+    if (probed)
+        fd.health = 0;
+    if (sos_fd_failure(&fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
         SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
@@ -871,6 +894,259 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
             has such a record; the other takes it, exchanges with its signer, and that
             SYNC (a direct sign of life) lifts the signer's tombstone of it. */
         self->republish = true;
+    }
+}
+
+/* -------------------------------------------------------- indirect probes ----
+
+    SWIM's ping-req (sos_fd.h has the tables). As requester: a peer not yet suspected that
+    misses an exchange is not blamed at once; up to --probe-helpers live peers (listed,
+    answering us, not suspected, connected) get a PROBE_REQ bound to each, under a random
+    req_id. A PROBE_ACK is taken only from a helper asked, for its req_id, once. As helper: a
+    PROBE_REQ is taken only from a listed worker, within its token bucket, for a target we
+    list at an endpoint we may connect to, on a DEALER already open; the helper PINGs the
+    target and answers when the PONG (signed by the target, bound to us) comes back or its
+    deadline passes. Refusals are counted (probes_refused) and not answered: the requester's
+    deadline covers them. */
+
+#define SOS_PROBE_REQ_BURST 8 /* PROBE_REQs a peer may send us per interval */
+
+static uint64_t
+s_random_id(void)
+{
+    uint64_t v = 0;
+    randombytes_buf(&v, sizeof v);
+    return v ? v : 1;
+}
+
+/*  A probe body sealed for receiver in self->buf. */
+static bool
+s_probe_seal(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, uint64_t req_id,
+             const uint8_t *target, bool reached)
+{
+    sos_probe_msg_t msg = {.req_id = req_id, .reached = reached};
+    memcpy(msg.target, target, SOS_NODEID_BYTES);
+    msgpack_sbuffer_clear(&self->buf2);
+    if (sos_probe_encode(&self->buf2, &msg) != SOS_OK)
+        return false;
+    return s_seal(self, type, receiver);
+}
+
+/*  True if peer may help probe another: it answers us and nobody here suspects it. */
+static bool
+s_probe_helper_ok(const sos_peer_t *p, const sos_peer_t *target)
+{
+    return p != target && !p->retired && p->in_dir && p->id_known && p->dealer && p->last_ok != 0 &&
+           p->fd.fail_count == 0 && !p->fd.suspect_mono;
+}
+
+/*  peer missed an exchange: ask helpers to reach it. True if the failure waits for their
+    verdict (a probe was started, or one of it is under way); false if it counts now: a
+    suspect already, probes off, this node lagging (the failure is withheld anyway), no
+    helper, or every probe slot taken. */
+static bool
+s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
+{
+    if (!self->cfg.probe_helpers || peer->is_genesis || !peer->in_dir || !peer->id_known ||
+        peer->fd.fail_count > 0 || self->fd.health > 0)
+        return false;
+    if (sos_fd_probe_pending(&self->probes, peer->id))
+        return true; /* one verdict for the failures until it comes */
+    size_t n = zhashx_size(self->peers), n_cand = 0;
+    sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
+    if (!cand)
+        return false;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (n_cand < n && s_probe_helper_ok(p, peer))
+            cand[n_cand++] = p;
+    uint64_t now = sos_mono_ms();
+    /*  The probe lasts twice the longest exchange deadline (RTO-based, sos_fd.h) of the
+        target and of the helpers asked: a helper's PING waits its own deadline for the
+        target, and its answer one round trip to us. So it adds at most one exchange deadline
+        of its own to the time a failure takes to count, not a fixed multiple of the
+        interval. */
+    uint64_t longest = s_exchange_timeout(self, peer);
+    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&self->probes, peer->id, now) : NULL;
+    uint32_t k = self->cfg.probe_helpers;
+    for (size_t i = 0; probe && i < n_cand && probe->n_helpers < k; i++) {
+        size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
+        sos_peer_t *h = cand[j];
+        cand[j] = cand[i];
+        cand[i] = h;
+        uint64_t req_id = s_random_id();
+        if (!s_probe_seal(self, SOS_MSG_PROBE_REQ, h->id, req_id, peer->id, false) ||
+            !sos_node_send_now(self, h->dealer, self->buf.data, self->buf.size))
+            continue;
+        h->last_used_mono = now;
+        sos_fd_probe_add(probe, h->id, req_id);
+        self->stats.probes_sent++;
+        uint64_t d = s_exchange_timeout(self, h);
+        longest = d > longest ? d : longest;
+    }
+    free(cand);
+    if (!probe)
+        return false;
+    probe->deadline_mono = now + 2 * longest;
+    if (probe->n_helpers == 0) {
+        sos_fd_probe_end(&self->probes, peer->id);
+        return false;
+    }
+    sos_log_info("exchange with %s failed (%s): asked %u peers to reach it", peer->url, why,
+                 probe->n_helpers);
+    return true;
+}
+
+/*  The probe of target is over: a helper reached it, or none did. */
+static void
+s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool reached)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, target, SOS_NODEID_BYTES);
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (!peer || peer->retired)
+        return;
+    if (!reached) {
+        s_failure_count(self, peer, "no helper reached it", true);
+        return;
+    }
+    self->stats.probe_saves++;
+    sos_log_notice("peer %.12s at %s missed an exchange, but another peer reached it: not "
+                   "suspected",
+                   hex, peer->url);
+    s_unsuspect(peer);
+}
+
+/*  Answer the requester of help slot i, and free the slot. */
+static void
+s_help_answer(sos_node_t *self, int i, bool reached)
+{
+    const sos_fd_help_t *h = &self->helps.slot[i];
+    if (self->help_routing[i] &&
+        s_probe_seal(self, SOS_MSG_PROBE_ACK, h->requester, h->req_id, h->target, reached))
+        sos_node_reply_now(self, self->help_routing[i], self->buf.data, self->buf.size);
+    zframe_destroy(&self->help_routing[i]);
+    sos_fd_help_end(&self->helps, i);
+}
+
+/*  A PROBE_REQ: reach msg->target for env->sender (from, its peer, or NULL). */
+static void
+s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env, sos_peer_t *from,
+               const sos_probe_msg_t *msg)
+{
+    uint64_t now = sos_mono_ms();
+    double burst = SOS_PROBE_REQ_BURST;
+    double rate = burst * 1000.0 / (double)self->cfg.gossip_interval_ms;
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, msg->target, SOS_NODEID_BYTES);
+    sos_peer_t *target = zhashx_lookup(self->peers_id, hex);
+    const char *why = NULL;
+    if (!from || from->retired || !from->in_dir)
+        why = "its sender is no worker we list";
+    else if (!sos_core_tokens_take_burst(&from->probe_tokens, &from->probe_mono, rate, burst, 1,
+                                         now))
+        why = "over the sender's rate";
+    else if (!target || target->retired || !target->in_dir || !target->id_known || target == from ||
+             memcmp(msg->target, self->id.pk, SOS_NODEID_BYTES) == 0)
+        why = "its target is no other worker we list";
+    else if (!sos_endpoint_allowed(target->url, self->allow_private, NULL))
+        why = "its target's endpoint is one we may not connect to";
+    int slot = -1;
+    uint64_t ping_id = s_random_id();
+    if (!why) {
+        /*  Our exchange deadline for the target (its RTO): the requester waits twice the
+            longest of its own deadlines for the target and for us (s_probe_start). */
+        slot = sos_fd_help_begin(&self->helps, env->sender, msg->req_id, msg->target, ping_id,
+                                 now + s_exchange_timeout(self, target));
+        if (slot < 0)
+            why = "every probe slot is taken, or it repeats one under way";
+    }
+    if (why) {
+        self->stats.probes_refused++;
+        char from_hex[SOS_NODEID_HEX + 1];
+        sos_hex(from_hex, env->sender, SOS_NODEID_BYTES);
+        sos_log_info("probe request from %.12s refused: %s", from_hex, why);
+        return;
+    }
+    self->stats.probes_helped++;
+    self->help_routing[slot] = zframe_dup(*routing_p);
+    /*  Only on a connection already open: a request must not make us evict another peer,
+        and a DEALER just opened cannot send before it connects. */
+    if (!target->dealer ||
+        !s_probe_seal(self, SOS_MSG_PING, target->id, ping_id, target->id, false) ||
+        !sos_node_send_now(self, target->dealer, self->buf.data, self->buf.size)) {
+        s_help_answer(self, slot, false);
+        return;
+    }
+    target->last_used_mono = now;
+}
+
+/*  A PROBE_REQ, PING, PROBE_ACK or PONG on the ROUTER: the first two are requests. */
+static void
+s_on_probe_request(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env)
+{
+    sos_probe_msg_t msg;
+    if (sos_probe_decode(&msg, env->body, env->body_len) != SOS_OK) {
+        sos_node_drop(self, SOS_DROP_MALFORMED, "probe body rejected");
+        return;
+    }
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, env->sender, SOS_NODEID_BYTES);
+    sos_peer_t *from = zhashx_lookup(self->peers_id, hex);
+    if (env->type == SOS_MSG_PROBE_REQ)
+        s_on_probe_req(self, routing_p, env, from, &msg);
+    else if (env->type != SOS_MSG_PING)
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "a reply sent as a request");
+    else if (memcmp(msg.target, self->id.pk, SOS_NODEID_BYTES) != 0)
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "a PING for another node");
+    else if (s_probe_seal(self, SOS_MSG_PONG, env->sender, msg.req_id, self->id.pk, true))
+        sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
+}
+
+/*  A PONG or PROBE_ACK on our DEALER to peer, whose id signed it. */
+static void
+s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
+{
+    sos_probe_msg_t msg;
+    if (sos_probe_decode(&msg, env->body, env->body_len) != SOS_OK) {
+        sos_node_drop(self, SOS_DROP_MALFORMED, "probe body rejected");
+        return;
+    }
+    if (env->type == SOS_MSG_PONG) {
+        int slot = sos_fd_help_pong(&self->helps, env->sender, msg.req_id);
+        if (slot < 0)
+            sos_node_drop(self, SOS_DROP_UNEXPECTED, "a PONG to no PING of ours");
+        else
+            s_help_answer(self, slot, true);
+        return;
+    }
+    if (env->type != SOS_MSG_PROBE_ACK) {
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "a request sent as a reply");
+        return;
+    }
+    uint8_t target[SOS_NODEID_BYTES];
+    sos_fd_ack_t ack =
+        sos_fd_probe_ack(&self->probes, env->sender, msg.req_id, msg.target, msg.reached, target);
+    if (ack == SOS_FD_ACK_UNKNOWN) {
+        sos_node_drop(self, SOS_DROP_UNEXPECTED, "a probe answer to no probe we asked for");
+        return;
+    }
+    self->stats.probes_answered++;
+    if (ack != SOS_FD_ACK_WAIT)
+        s_probe_verdict(self, target, ack == SOS_FD_ACK_REACHED);
+}
+
+/*  Probes whose deadline passed: as requester the failure counts; as helper, answer no. */
+static void
+s_probes_tick(sos_node_t *self, uint64_t now)
+{
+    uint8_t target[SOS_NODEID_BYTES];
+    for (int n = 0; n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&self->probes, now, target); n++)
+        s_probe_verdict(self, target, false);
+    for (int n = 0; n < SOS_FD_HELPS_MAX; n++) {
+        int i = sos_fd_help_expired(&self->helps, now);
+        if (i < 0)
+            break;
+        s_help_answer(self, i, false);
     }
 }
 
@@ -1287,6 +1563,10 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "only a SYNC may be bound to nobody");
         return;
     }
+    if (env.type >= SOS_MSG_PROBE_REQ) {
+        s_on_probe_request(self, routing_p, &env);
+        return;
+    }
     sos_gmsg_t msg;
     if (!s_open_body(self, &env, &msg)) {
         sos_gmsg_release(&msg);
@@ -1379,6 +1659,13 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
             return;
         }
         rebind = true;
+    }
+    if (env.type >= SOS_MSG_PROBE_REQ) {
+        if (!peer->id_known || rebind)
+            sos_node_drop(self, SOS_DROP_WRONG_SENDER, "a probe reply from another node");
+        else
+            s_on_probe_reply(self, &env);
+        return;
     }
     sos_gmsg_t msg;
     if (!s_open_body(self, &env, &msg)) {
@@ -1584,6 +1871,7 @@ sos_gossip_tick(sos_node_t *self)
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
         s_failure(self, p, "no answer in time");
+    s_probes_tick(self, now);
     for (sos_peer_t *p = zlistx_first(expired); p; p = zlistx_next(expired)) {
         if (p->retired || !p->in_dir)
             continue;

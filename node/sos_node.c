@@ -482,6 +482,11 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"refutations", st->refutations},
         {"health_late", st->health_late},
         {"health", self->fd.health},
+        {"probes_sent", st->probes_sent},
+        {"probes_answered", st->probes_answered},
+        {"probe_saves", st->probe_saves},
+        {"probes_helped", st->probes_helped},
+        {"probes_refused", st->probes_refused},
         {"requests", st->requests},
         {"forwards", st->forwards},
         {"forward_failures", st->forward_failures},
@@ -1352,6 +1357,8 @@ sos_node_destroy(sos_node_t **self_p)
         sos_budget_free(&self->pass.out[i].data);
     }
     free(self->pass.out);
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
+        zframe_destroy(&self->help_routing[i]); /* requesters of probes still under way */
     /*  After the sockets: frames libzmq still holds keep what they need alive. */
     sos_budget_destroy(&self->budget);
     free(self->pass.rumor_wires);

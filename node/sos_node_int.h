@@ -72,6 +72,11 @@ typedef struct {
     uint64_t suspected;           /* SYNCs naming this node as a suspect at its version */
     uint64_t refutations;         /* own record re-signed to refute a suspicion */
     uint64_t health_late;         /* rounds or ticks that fired late (local health) */
+    uint64_t probes_sent;         /* PROBE_REQs sent to helpers (indirect probes) */
+    uint64_t probes_answered;     /* PROBE_ACKs taken from helpers we asked */
+    uint64_t probe_saves;         /* missed exchanges cleared: a helper reached the peer */
+    uint64_t probes_helped;       /* PROBE_REQs taken on as a helper */
+    uint64_t probes_refused;      /* PROBE_REQs refused: rate, cap, unknown target or sender */
     uint64_t requests;
     uint64_t forwards;
     uint64_t forward_failures;
@@ -135,6 +140,8 @@ typedef struct {
     bool removing;           /* its worker's deletion waits for the pass to commit */
     double verify_tokens;    /* record verifications it may still cost us (sos_gossip.c) */
     uint64_t verify_mono;    /* when verify_tokens was last refilled */
+    double probe_tokens;     /* PROBE_REQs it may still send us (sos_gossip.c) */
+    uint64_t probe_mono;     /* when probe_tokens was last refilled */
     /* failure counting (fd.fail_count): authoritative here, written to the store's local
        stats; suspicion from the first missed exchange until it answers, a newer record of
        it arrives, or it is removed; the round-trip estimate (sos_fd.h) */
@@ -232,6 +239,13 @@ struct _sos_node_t {
     bool digest_dirty;
     bool republish; /* re-sign our worker record at the next round (see s_failure) */
     sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
+
+    /* indirect probes (sos_fd.h, sos_gossip.c): those we wait on, the PINGs we run for
+       others, and each one's requester (help_routing[i], owned, NULL for a free slot) */
+    sos_fd_probes_t probes;
+    sos_fd_helps_t helps;
+    zframe_t *help_routing[SOS_FD_HELPS_MAX];
+
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
     sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */

@@ -31,6 +31,10 @@ typedef enum {
     SOS_MSG_DELTA_ACK = 4, /* records you wanted (reply) */
     SOS_MSG_RUMOR = 5,     /* new records, pushed at once (one-way) */
     SOS_MSG_LEAVE = 6,     /* the sender is shutting down (one-way) */
+    SOS_MSG_PROBE_REQ = 7, /* reach this target for me (request to a helper) */
+    SOS_MSG_PROBE_ACK = 8, /* whether the helper reached it (reply) */
+    SOS_MSG_PING = 9,      /* are you alive? (a helper's request to a target) */
+    SOS_MSG_PONG = 10,     /* yes (reply) */
     SOS_MSG_MAX
 } sos_msg_type_t;
 

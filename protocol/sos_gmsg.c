@@ -237,6 +237,49 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
     return SOS_OK;
 }
 
+#define S_PROBE_FIELDS 3
+
+sos_rc
+sos_probe_decode(sos_probe_msg_t *msg, const uint8_t *body, size_t len)
+{
+    assert(msg);
+    memset(msg, 0, sizeof *msg);
+    sos_mp_doc_t doc;
+    sos_rc rc = sos_mp_parse(&doc, body, len);
+    if (rc)
+        goto done;
+    const msgpack_object *f;
+    uint32_t count;
+    rc = SOS_ERR_MALFORMED;
+    if (sos_mp_array(doc.root, &f, &count, S_PROBE_FIELDS) && count == S_PROBE_FIELDS &&
+        sos_mp_uint(&f[0], &msg->req_id) &&
+        sos_mp_bin_exact(&f[1], msg->target, SOS_NODEID_BYTES) && sos_mp_bool(&f[2], &msg->reached))
+        rc = SOS_OK;
+done:
+    sos_mp_doc_release(&doc);
+    if (rc)
+        memset(msg, 0, sizeof *msg);
+    return rc;
+}
+
+sos_rc
+sos_probe_encode(msgpack_sbuffer *out, const sos_probe_msg_t *msg)
+{
+    assert(out && msg);
+    size_t start = out->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    int err = msgpack_pack_array(&pk, S_PROBE_FIELDS);
+    err |= msgpack_pack_uint64(&pk, msg->req_id);
+    err |= msgpack_pack_bin_with_body(&pk, msg->target, SOS_NODEID_BYTES);
+    err |= msg->reached ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    if (err) {
+        out->size = start;
+        return SOS_ERR_NOMEM;
+    }
+    return SOS_OK;
+}
+
 static int
 s_entry_cmp(const void *a, const void *b)
 {

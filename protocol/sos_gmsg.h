@@ -69,6 +69,25 @@ void sos_gmsg_release(sos_gmsg_t *msg);
 sos_rc sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *const *wires,
                        const size_t *lens, uint32_t n);
 
+/*  The body of the indirect probe's messages (PROBE_REQ, PROBE_ACK, PING, PONG):
+        [req_id: uint, target: bin(32), reached: bool]
+    PROBE_REQ names the target a helper should reach (reached false); PROBE_ACK answers with
+    the request's req_id and target, and whether a signed PONG came back in time; PING and
+    PONG carry the helper's req_id and the target's id. No target url: a helper dials only
+    the address its own directory holds for the target. Fixed size, nothing allocated. */
+typedef struct {
+    uint64_t req_id;
+    uint8_t target[SOS_NODEID_BYTES];
+    bool reached;
+} sos_probe_msg_t;
+
+/*  Decode a probe body: exactly three fields of those types, else SOS_ERR_MALFORMED (or
+    sos_mp_parse's error for bytes that are no msgpack object). msg is zeroed first. */
+sos_rc sos_probe_decode(sos_probe_msg_t *msg, const uint8_t *body, size_t len);
+
+/*  Append msg's encoding to out. SOS_OK or SOS_ERR_NOMEM (out left as it was). */
+sos_rc sos_probe_encode(msgpack_sbuffer *out, const sos_probe_msg_t *msg);
+
 /*  The digest hash: sorts entries[0..n) by origin (in place; origins are distinct in a
     digest) and writes BLAKE2b-128 of the domain prefix "sosnode/2/digest\0", n as 4 bytes
     big-endian, then each origin and version (8 bytes big-endian), into out. A collision

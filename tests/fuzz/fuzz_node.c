@@ -408,10 +408,21 @@ static void
 s_op_peer_send(s_world_t *w, fuzz_in_t *in)
 {
     unsigned k = fuzz_u8(in) % S_PEERS;
-    static const sos_msg_type_t types[] = {SOS_MSG_SYNC,  SOS_MSG_DELTA,    SOS_MSG_RUMOR,
-                                           SOS_MSG_LEAVE, SOS_MSG_SYNC_ACK, SOS_MSG_DELTA_ACK};
-    sos_msg_type_t type = types[fuzz_u8(in) % 6];
-    s_body(w, in, &s_ids[k], ++w->req_id);
+    static const sos_msg_type_t types[] = {SOS_MSG_SYNC,      SOS_MSG_DELTA,    SOS_MSG_RUMOR,
+                                           SOS_MSG_LEAVE,     SOS_MSG_SYNC_ACK, SOS_MSG_DELTA_ACK,
+                                           SOS_MSG_PROBE_REQ, SOS_MSG_PING,     SOS_MSG_PROBE_ACK};
+    sos_msg_type_t type = types[fuzz_u8(in) % (sizeof types / sizeof types[0])];
+    if (type >= SOS_MSG_PROBE_REQ) {
+        /*  A probe body: a target among the fake peers or the node, a req_id maybe guessed. */
+        uint8_t t = fuzz_u8(in);
+        sos_probe_msg_t probe = {.req_id = (t & 1) ? fuzz_u64(in) : w->req_id,
+                                 .reached = (t & 2) != 0};
+        memcpy(probe.target, (t & 4) ? w->node->id.pk : s_ids[(t >> 3) % S_PEERS].pk,
+               SOS_NODEID_BYTES);
+        w->body.size = 0;
+        (void)sos_probe_encode(&w->body, &probe);
+    } else
+        s_body(w, in, &s_ids[k], ++w->req_id);
     s_envelope(w, in, type, &s_ids[k]);
     zsock_send(w->peer_dealers[k], "b", w->buf.data, w->buf.size);
     s_pump(w, 0);

@@ -193,6 +193,15 @@ s_gossip(void)
 
     memset(&msg, 0, sizeof msg);
     s_body("leave", SOS_MSG_LEAVE, &msg, NULL, 0);
+
+    /*  A probe body (PROBE_REQ, PROBE_ACK, PING, PONG share it). */
+    sos_probe_msg_t probe = {.req_id = 0x0123456789abcdefULL, .reached = true};
+    memcpy(probe.target, fuzz_identity(1)->pk, SOS_NODEID_BYTES);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    FUZZ_CHECK(sos_probe_encode(&body, &probe) == SOS_OK);
+    s_write("gmsg", "probe", body.data, body.size);
+    msgpack_sbuffer_destroy(&body);
 }
 
 /* --------------------------------------------------------- client frames ---- */

@@ -31,6 +31,16 @@ main(void)
     sos_config_defaults(&cfg);
     CHECK(cfg.gossip_interval_ms == 30000 && cfg.fanout == 3 && cfg.max_failures == 5);
     CHECK(cfg.room_ttl_s == 3600 && cfg.history_limit == 500 && cfg.rate_limit);
+    CHECK(cfg.probe_helpers == 3);
+
+    SECTION("--probe-helpers: 0 turns indirect probes off; more than 8 is refused");
+    char *p0[] = {"sosnode",         "--data", "/tmp/x", "--listen", "tcp://127.0.0.1:7000",
+                  "--probe-helpers", "0"};
+    CHECK_RC(s_parse(&cfg, 7, p0), SOS_OK);
+    CHECK(cfg.probe_helpers == 0);
+    char *p9[] = {"sosnode",         "--data", "/tmp/x", "--listen", "tcp://127.0.0.1:7000",
+                  "--probe-helpers", "9"};
+    CHECK_RC(s_parse(&cfg, 7, p9), SOS_ERR_INVALID);
 
     SECTION("flags");
     char *a1[] = {"sosnode",

@@ -476,6 +476,49 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
     sos_gmsg_release(&d);
 }
 
+/*  The probe body: a round trip, and strict types and counts. */
+static void
+s_test_probe(void)
+{
+    SECTION("probe bodies round trip; anything else is malformed");
+    sos_probe_msg_t in = {.req_id = UINT64_MAX, .reached = true}, out;
+    memset(in.target, 0xAB, sizeof in.target);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK_RC(sos_probe_encode(&sb, &in), SOS_OK);
+    CHECK_RC(sos_probe_decode(&out, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(out.req_id == in.req_id && out.reached &&
+          memcmp(out.target, in.target, sizeof in.target) == 0);
+    CHECK_RC(sos_probe_decode(&out, (const uint8_t *)sb.data, sb.size - 1), SOS_ERR_MALFORMED);
+    CHECK(out.req_id == 0); /* zeroed on error */
+
+    msgpack_packer pk;
+    static const uint8_t id[SOS_NODEID_BYTES];
+    for (int bad = 0; bad < 5; bad++) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, bad == 0 ? 4 : 3);
+        if (bad == 1)
+            msgpack_pack_int64(&pk, -1); /* req_id not a uint */
+        else
+            msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_bin_with_body(&pk, id, bad == 2 ? 31 : sizeof id); /* short id */
+        if (bad == 3)
+            msgpack_pack_uint64(&pk, 1); /* reached not a bool */
+        else
+            msgpack_pack_true(&pk);
+        if (bad == 0)
+            msgpack_pack_nil(&pk); /* one field too many */
+        if (bad == 4) {
+            msgpack_sbuffer_clear(&sb); /* a gossip body is no probe body */
+            sos_gmsg_t g = {0};
+            CHECK_RC(sos_gmsg_encode(&sb, &g, NULL, NULL, 0), SOS_OK);
+        }
+        CHECK_RC(sos_probe_decode(&out, (const uint8_t *)sb.data, sb.size), SOS_ERR_MALFORMED);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int
 main(void)
 {
@@ -487,5 +530,6 @@ main(void)
     s_test_digest_hash();
     s_test_caps(&id);
     s_test_rejections(&id, &other);
+    s_test_probe();
     return test_done("test_gmsg");
 }

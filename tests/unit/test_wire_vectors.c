@@ -92,6 +92,23 @@ s_build(vector_t *vecs)
                                   nonce))
         return 0;
     s_add(vecs, &n, "envelope_delta", env.data, env.size);
+
+    sos_probe_msg_t probe = {.req_id = 0x0123456789abcdefULL, .reached = false};
+    memset(probe.target, 0x77, sizeof probe.target);
+    msgpack_sbuffer_clear(&body);
+    if (sos_probe_encode(&body, &probe))
+        return 0;
+    s_add(vecs, &n, "probe_req", body.data, body.size);
+    msgpack_sbuffer_clear(&env);
+    if (sos_envelope_encode_nonce(&env, SOS_MSG_PROBE_REQ, body.data, body.size, &id, peer.pk,
+                                  VEC_NOW, nonce))
+        return 0;
+    s_add(vecs, &n, "envelope_probe_req", env.data, env.size);
+    probe.reached = true;
+    msgpack_sbuffer_clear(&body);
+    if (sos_probe_encode(&body, &probe))
+        return 0;
+    s_add(vecs, &n, "probe_ack", body.data, body.size);
     msgpack_sbuffer_destroy(&env);
     msgpack_sbuffer_destroy(&body);
 
@@ -145,6 +162,9 @@ s_write(const vector_t *vecs, size_t n)
                "# [(key, 2)], records [room]. digest_hash: of [(key, 2), (receiver_key, 5)].\n"
                "# envelope_delta: DELTA carrying gmsg_delta from key to receiver_key at\n"
                "# 1700000000123 ms, nonce a0..af, signed behind \"sosnode/2/envelope\\0\".\n"
+               "# probe_req: req_id 0123456789abcdef, target 77 x 32, reached false;\n"
+               "# probe_ack: the same, reached true; envelope_probe_req: PROBE_REQ (type 7)\n"
+               "# carrying probe_req from key to receiver_key, time and nonce as above.\n"
                "# Each line: name, then the bytes in hex. Python's msgpack (use_bin_type)\n"
                "# with PyNaCl's Ed25519ph and BLAKE2b produces the same bytes.\n");
     for (size_t i = 0; i < n; i++) {
@@ -228,6 +248,20 @@ s_check(const vector_t *vecs, size_t n)
             CHECK(strcmp(msg.self.http_url, "http://192.0.2.1:8080") == 0);
             CHECK(msg.records[0].n_emojis == 3);
             sos_gmsg_release(&msg);
+        } else if (strcmp(v->name, "envelope_probe_req") == 0) {
+            sos_identity_t peer;
+            test_seed_identity(&peer, 0x40);
+            CHECK_RC(
+                sos_envelope_decode(&env, bytes, len, peer.pk, VEC_NOW, SOS_REPLAY_WINDOW_MS, NULL),
+                SOS_OK);
+            CHECK(env.type == SOS_MSG_PROBE_REQ);
+            sos_probe_msg_t probe;
+            CHECK_RC(sos_probe_decode(&probe, env.body, env.body_len), SOS_OK);
+            CHECK(probe.req_id == 0x0123456789abcdefULL && !probe.reached);
+        } else if (strncmp(v->name, "probe_", 6) == 0) {
+            sos_probe_msg_t probe;
+            CHECK_RC(sos_probe_decode(&probe, bytes, len), SOS_OK);
+            CHECK(probe.target[0] == 0x77 && probe.reached == (v->name[6] == 'a'));
         } else if (strcmp(v->name, "gmsg_delta") == 0) {
             CHECK_RC(sos_gmsg_decode(&msg, bytes, len), SOS_OK);
             sos_gmsg_release(&msg);
