@@ -755,6 +755,7 @@ main(int argc, char **argv)
     }
     s_report(&run);
     int rc = run.sim.violations ? 1 : 0;
+    sim_crypto_cheap(&run.sim, false);
     sim_free(&run.sim);
     return rc;
 }

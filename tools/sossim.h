@@ -155,6 +155,7 @@ struct sim {
     size_t n_captured;
     char claim_hash[SOS_ROOMHASH_LEN + 1]; /* a room the hostile peers claim ("": none) */
     uint64_t claim_created_at;             /* the honest owner's created_at */
+    sos_sign_impl_t sign_impl;             /* --cheap-crypto's, set while the run lasts */
 };
 
 /*  sossim_node.c */
@@ -187,7 +188,9 @@ void sim_node_rooms(sim_t *sim, uint32_t idx, sim_room_fn *fn, void *arg);
 sos_rc sim_node_counts(sim_t *sim, uint32_t idx, uint64_t *workers);
 uint32_t sim_lookup(const sim_t *sim, const uint8_t id[SOS_NODEID_BYTES]);
 
-/*  sossim_crypto.c: --cheap-crypto */
+/*  sossim_crypto.c: --cheap-crypto: on sets the keyed-hash signatures for the whole process
+    (sos_sign_set_implementation, with sim as the hook's argument), off restores Ed25519. sim
+    must stay where it is while they are set. */
 void sim_crypto_cheap(sim_t *sim, bool on);
 
 #endif
