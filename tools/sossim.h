@@ -55,6 +55,7 @@ typedef struct {
     uint32_t key; /* node index + 1; 0: empty */
     sos_fd_peer_t fd;
     uint64_t removed_version; /* this node removed the peer at this version (0: never) */
+    uint64_t removed_at;      /* when (virtual ms) */
     uint32_t genesis_fail;
     uint64_t genesis_next; /* no new exchange with this genesis node before (mono ms) */
 } sim_peer_t;
