@@ -2,8 +2,9 @@
 # run_sweep.sh: run tools/sossim over every scenario for a range of seeds, with every
 # invariant checked (sossim exits 1 on a violation). A failing seed fails the sweep and its
 # replay command is printed. Sized for CI (3 to 5 minutes on 2 cores: 80 seeds, 40 nodes, cheap
-# signatures); --long runs larger networks and more seeds; --active-view runs every scenario
-# with a bounded active view of connections (sossim --active-view).
+# signatures; every fourth seed also with a bounded active view of connections, sossim
+# --active-view); --long runs larger networks and more seeds; --active-view runs every seed
+# with the bounded view only.
 #   tests/sim/run_sweep.sh [--long] [--active-view] [--seeds N] [--first S] [--nodes N] [--bin DIR]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,30 +41,42 @@ runs=(
 )
 failed=0; total=0
 start=$(date +%s)
-# Determinism: the first seed of every scenario twice, byte for byte.
-for r in "${runs[@]}"; do
-  # shellcheck disable=SC2086
-  a=$("$sossim" $r --nodes "$nodes" --cheap-crypto $extra --seed "$first" 2>&1)
-  # shellcheck disable=SC2086
-  b=$("$sossim" $r --nodes "$nodes" --cheap-crypto $extra --seed "$first" 2>&1)
-  total=$((total + 1))
-  if [ "$a" != "$b" ]; then
-    failed=$((failed + 1))
-    echo "FAILED: sossim $r --nodes $nodes --cheap-crypto $extra --seed $first differs between two runs"
-  fi
-done
-for ((s = first; s < first + seeds; s++)); do
+# The modes: without flags, every seed as sosnode connects today (one connection per worker)
+# and every fourth seed also with a bounded active view; --active-view: every seed with it.
+if [ -n "$extra" ]; then modes=("$extra"); view_every=0; else modes=(""); view_every=4; fi
+# Determinism: the first seed of every scenario twice, byte for byte, in each mode.
+for flags in "${modes[@]}" $([ "$view_every" != 0 ] && echo --active-view); do
   for r in "${runs[@]}"; do
-    total=$((total + 1))
     # shellcheck disable=SC2086
-    out=$("$sossim" $r --nodes "$nodes" --cheap-crypto $extra --seed "$s" 2>&1)
-    rc=$?
-    if [ "$rc" != 0 ]; then
+    a=$("$sossim" $r --nodes "$nodes" --cheap-crypto $flags --seed "$first" 2>&1)
+    # shellcheck disable=SC2086
+    b=$("$sossim" $r --nodes "$nodes" --cheap-crypto $flags --seed "$first" 2>&1)
+    total=$((total + 1))
+    if [ "$a" != "$b" ]; then
       failed=$((failed + 1))
-      echo "FAILED: sossim $r --nodes $nodes --cheap-crypto $extra --seed $s (exit $rc)"
-      echo "$out" | grep -E "^(FAIL|replay)" | sed "s|^replay: sossim|replay: $sossim|"
+      echo "FAILED: sossim $r --nodes $nodes --cheap-crypto $flags --seed $first differs between two runs"
     fi
   done
 done
-echo "sim sweep: $total runs ($seeds seeds x ${#runs[@]} scenarios, $nodes nodes${extra:+, $extra}), $failed failed, $(( $(date +%s) - start )) s"
+for ((s = first; s < first + seeds; s++)); do
+  these=("${modes[@]}")
+  if [ "$view_every" != 0 ] && [ $(( (s - first) % view_every )) = 0 ]; then
+    these+=("--active-view")
+  fi
+  for flags in "${these[@]}"; do
+    for r in "${runs[@]}"; do
+      total=$((total + 1))
+      # shellcheck disable=SC2086
+      out=$("$sossim" $r --nodes "$nodes" --cheap-crypto $flags --seed "$s" 2>&1)
+      rc=$?
+      if [ "$rc" != 0 ]; then
+        failed=$((failed + 1))
+        echo "FAILED: sossim $r --nodes $nodes --cheap-crypto $flags --seed $s (exit $rc)"
+        echo "$out" | grep -E "^(FAIL|replay)" | sed "s|^replay: sossim|replay: $sossim|"
+      fi
+    done
+  done
+done
+if [ -n "$extra" ]; then note="$extra"; else note="every ${view_every}th seed also --active-view"; fi
+echo "sim sweep: $total runs ($seeds seeds x ${#runs[@]} scenarios, $nodes nodes, $note), $failed failed, $(( $(date +%s) - start )) s"
 [ "$failed" = 0 ]
