@@ -24,6 +24,8 @@ static const char *s_usage =
     "    stay within --slow-ms (default one interval);\n"
     "  - room ownership is the same everywhere after convergence, and under attack no node\n"
     "    loses a room it has held for longer than the spread bound (60 s).\n"
+    "  - with --active-view, no node holds more links than its view's cap nor more\n"
+    "    short-lived connections than 4.\n"
     "The same seed gives the same run byte for byte: the last line is a digest of every\n"
     "delivery, removal and check. A failing run prints its seed and the command that\n"
     "replays it, and exits 1.\n"
