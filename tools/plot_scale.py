@@ -5,7 +5,7 @@ memory per simulated node and false removals at 5 % loss, as docs/scale.svg and 
 
 Needs python3-matplotlib (Debian: apt-get install python3-matplotlib); CI does not run it.
 
-    tools/plot_scale.py [--sossim build/sossim] [--nodes 100,1000,10000] [--data docs/scale]
+    tools/plot_scale.py [--sossim build/sossim] [--nodes 100,1000,3000,10000] [--data docs/scale]
                         [--out docs/scale.svg] [--reuse]
 
 Each N runs `sossim room` and `sossim loss --loss 0.05` (cheap signatures, seed 1) and keeps
@@ -45,7 +45,7 @@ def run(sossim, args, path, reuse):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sossim", default="build/sossim")
-    ap.add_argument("--nodes", default="100,1000,10000")
+    ap.add_argument("--nodes", default="100,1000,3000,10000")
     ap.add_argument("--data", default="docs/scale")
     ap.add_argument("--out", default="docs/scale.svg")
     ap.add_argument("--loss-rounds", default="60")
