@@ -197,11 +197,25 @@ sos_verify(const uint8_t sig[SOS_SIG_BYTES], const uint8_t *msg, size_t len,
     return SOS_OK;
 }
 
+/*  The signatures in use for sos_sign_domain and sos_verify_domain: NULL for Ed25519 (see
+    sos_sign_set_implementation). */
+static const sos_sign_impl_t *s_sign_impl;
+
+void
+sos_sign_set_implementation(const sos_sign_impl_t *impl)
+{
+    s_sign_impl = impl && impl->sign && impl->verify ? impl : NULL;
+}
+
 void
 sos_sign_domain(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg, size_t len,
                 const sos_identity_t *id)
 {
     assert(sig && domain && id && (msg || len == 0));
+    if (s_sign_impl) {
+        s_sign_impl->sign(s_sign_impl->arg, sig, domain, msg, len, id);
+        return;
+    }
     crypto_sign_state st;
     crypto_sign_init(&st);
     crypto_sign_update(&st, (const unsigned char *)domain, strlen(domain) + 1);
@@ -216,6 +230,8 @@ sos_verify_domain(const uint8_t sig[SOS_SIG_BYTES], const char *domain, const ui
                   size_t len, const uint8_t pk[SOS_NODEID_BYTES])
 {
     assert(sig && domain && pk && (msg || len == 0));
+    if (s_sign_impl)
+        return s_sign_impl->verify(s_sign_impl->arg, sig, domain, msg, len, pk);
     crypto_sign_state st;
     crypto_sign_init(&st);
     crypto_sign_update(&st, (const unsigned char *)domain, strlen(domain) + 1);

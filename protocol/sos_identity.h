@@ -78,6 +78,25 @@ __attribute__((warn_unused_result)) sos_rc sos_verify_domain(const uint8_t sig[S
                                                              size_t len,
                                                              const uint8_t pk[SOS_NODEID_BYTES]);
 
+/*  A simulator's hook, in the manner of libsodium's randombytes_set_implementation() and
+    sos_clock_set_implementation() below: replace sos_sign_domain and sos_verify_domain (and
+    so every signature of an envelope or a record, protocol/sos_envelope.c and sos_record.c)
+    for the whole process. tools/sossim's --cheap-crypto sets a keyed hash here, because
+    Ed25519 at 10,000 simulated nodes is most of a run's time; the code that signs and
+    verifies is otherwise the code the nodes run. Both functions must be given; arg is passed
+    to them; the struct is borrowed and must outlive its use. verify returns SOS_OK or
+    SOS_ERR_SIGNATURE, as sos_verify_domain does. NULL restores Ed25519. Not thread-safe: set
+    it before any signature is made. sosnode never calls it: a node's signatures are always
+    Ed25519. sos_sign and sos_verify (no domain) are not affected. */
+typedef struct {
+    void (*sign)(void *arg, uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
+                 size_t len, const sos_identity_t *id);
+    sos_rc (*verify)(void *arg, const uint8_t sig[SOS_SIG_BYTES], const char *domain,
+                     const uint8_t *msg, size_t len, const uint8_t pk[SOS_NODEID_BYTES]);
+    void *arg;
+} sos_sign_impl_t;
+void sos_sign_set_implementation(const sos_sign_impl_t *impl);
+
 /*  Lower-case hex of bin[0..len) into out, which holds 2 * len + 1 bytes. Returns out. */
 char *sos_hex(char *out, const uint8_t *bin, size_t len);
 

@@ -5,12 +5,13 @@ memory per simulated node and false removals at 5 % loss, as docs/scale.svg and 
 
 Needs python3-matplotlib (Debian: apt-get install python3-matplotlib); CI does not run it.
 
-    tools/plot_scale.py [--sossim build/sossim] [--nodes 100,1000,10000] [--data docs/scale]
+    tools/plot_scale.py [--sossim build/sossim] [--nodes 100,1000,3000,10000] [--data docs/scale]
                         [--out docs/scale.svg] [--reuse]
 
 Each N runs `sossim room` and `sossim loss --loss 0.05` (cheap signatures, seed 1) and keeps
-their output in --data/N-room.txt and N-loss.txt; --reuse reads those instead of running
-again (10,000 nodes take the better part of an hour on 2 cores).
+their output in --data/N-room.txt and N-loss.txt, and the same two with --active-view (a
+bounded view of connections) in N-room-view.txt and N-loss-view.txt; --reuse reads those
+instead of running again (10,000 nodes take the better part of an hour on 2 cores).
 """
 import argparse
 import math
@@ -44,32 +45,40 @@ def run(sossim, args, path, reuse):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sossim", default="build/sossim")
-    ap.add_argument("--nodes", default="100,1000,10000")
+    ap.add_argument("--nodes", default="100,1000,3000,10000")
     ap.add_argument("--data", default="docs/scale")
     ap.add_argument("--out", default="docs/scale.svg")
     ap.add_argument("--loss-rounds", default="60")
     ap.add_argument("--reuse", action="store_true")
     a = ap.parse_args()
     os.makedirs(a.data, exist_ok=True)
-    rows = []
+    rows, view_rows = [], []
     for n in [int(x) for x in a.nodes.split(",")]:
-        room = run(a.sossim, ["room", "--nodes", str(n), "--cheap-crypto", "--seed", "1"],
-                   os.path.join(a.data, "%d-room.txt" % n), a.reuse)
-        loss = run(a.sossim, ["loss", "--nodes", str(n), "--loss", "0.05", "--cheap-crypto",
-                              "--seed", "1", "--rounds", a.loss_rounds],
-                   os.path.join(a.data, "%d-loss.txt" % n), a.reuse)
-        rows.append((n, room, loss))
+        for flags, suffix, out in (([], "", rows), (["--active-view"], "-view", view_rows)):
+            room = run(a.sossim, ["room", "--nodes", str(n), "--cheap-crypto", "--seed", "1"] +
+                       flags, os.path.join(a.data, "%d-room%s.txt" % (n, suffix)), a.reuse)
+            loss = run(a.sossim, ["loss", "--nodes", str(n), "--loss", "0.05", "--cheap-crypto",
+                                  "--seed", "1", "--rounds", a.loss_rounds] + flags,
+                       os.path.join(a.data, "%d-loss%s.txt" % (n, suffix)), a.reuse)
+            out.append((n, room, loss))
 
     print("| nodes | log2 N | rounds to full membership (after the last join) | rounds to spread a room "
-          "| bytes/node/round at rest | while joining | memory per node | false removals at 5 % loss |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n, room, loss in rows:
-        print("| %d | %.1f | %d (%d) | %d | %d | %d | %.0f KiB | %d of %d in %s rounds |" % (
-            n, math.log2(n), room.get("join.rounds_full_membership", -1),
-            room.get("join.rounds_after_last_join", -1), room.get("room.rounds_to_everyone", -1),
-            room.get("bytes_per_node_round.rest", 0), room.get("bytes_per_node_round.changing", 0),
-            room.get("memory_per_node.total", 0) / 1024, loss.get("loss.false_removals", -1), n,
-            a.loss_rounds))
+          "| bytes/node/round at rest | while joining | memory per node | false removals at 5 % loss "
+          "| connections at a node: most, mean |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, table in (("", rows), (" view", view_rows)):
+        for n, room, loss in table:
+            if not room:
+                continue  # --reuse and not run
+            conn = ("%d, %.1f" % (room["conn.max_at_a_node"], room["conn.mean_per_node"])
+                    if "conn.max_at_a_node" in room else "%d, %d (one per worker)" % (n - 1, n - 1))
+            lost = ("%d of %d in %s rounds" % (loss["loss.false_removals"], n, a.loss_rounds)
+                    if "loss.false_removals" in loss else "not run")
+            print("| %d%s | %.1f | %d (%d) | %d | %d | %d | %.0f KiB | %s | %s |" % (
+                n, label, math.log2(n), room.get("join.rounds_full_membership", -1),
+                room.get("join.rounds_after_last_join", -1), room.get("room.rounds_to_everyone", -1),
+                room.get("bytes_per_node_round.rest", 0), room.get("bytes_per_node_round.changing", 0),
+                room.get("memory_per_node.total", 0) / 1024, lost, conn))
 
     import matplotlib
     matplotlib.use("svg")
@@ -83,6 +92,13 @@ def main():
              label="... after the last join")
     ax1.plot(ns, [r[1].get("room.rounds_to_everyone", float("nan")) for r in rows], "^-",
              label="a new room reaches every node")
+    vrows = [r for r in view_rows if r[1]]
+    if vrows:
+        vns = [r[0] for r in vrows]
+        ax1.plot(vns, [r[1].get("join.rounds_full_membership", float("nan")) for r in vrows], "o--",
+                 label="join, with a bounded active view (--active-view)")
+        ax1.plot(vns, [r[1].get("room.rounds_to_everyone", float("nan")) for r in vrows], "^--",
+                 label="a new room, with --active-view")
     ax1.plot(ns, [math.log2(n) for n in ns], "k:", label="log2 N")
     ax1.set_xscale("log")
     ax1.set_xlabel("nodes N")

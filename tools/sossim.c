@@ -24,6 +24,8 @@ static const char *s_usage =
     "    stay within --slow-ms (default one interval);\n"
     "  - room ownership is the same everywhere after convergence, and under attack no node\n"
     "    loses a room it has held for longer than the spread bound (60 s).\n"
+    "  - with --active-view, no node holds more links than its view's cap nor more\n"
+    "    short-lived connections than 4.\n"
     "The same seed gives the same run byte for byte: the last line is a digest of every\n"
     "delivery, removal and check. A failing run prints its seed and the command that\n"
     "replays it, and exits 1.\n"
@@ -56,6 +58,9 @@ static const char *s_usage =
     "  --cheap-crypto        sign with a keyed BLAKE2b hash instead of Ed25519 (for large N;\n"
     "                        a signature still needs the signer's secret, see\n"
     "                        tools/sossim_crypto.c); nothing else changes\n"
+    "  --active-view         keep connections to a bounded active view of fanout + ln N\n"
+    "                        peers (node/sos_core_view.h) and short-lived ones for the rest,\n"
+    "                        instead of one per worker; checks that no node passes its cap\n"
     "  --trace               one line per round\n"
     "  -h, --help            this text\n"
     "\n"
@@ -75,6 +80,7 @@ typedef struct {
     char **argv;
     bool seed_given;
     uint64_t last_bytes;
+    uint32_t conn_max; /* the most connections at one node, sampled at each round's end */
 } s_run_t;
 
 /* ------------------------------------------------------------- helpers ---- */
@@ -110,10 +116,15 @@ s_step(s_run_t *r)
     uint64_t b = s_bytes_total(sim);
     double per = (double)(b - r->last_bytes) / (s_alive_honest(sim) ? s_alive_honest(sim) : 1);
     r->last_bytes = b;
+    uint32_t conn = 0;
+    double conn_mean = 0;
+    sim_conn_now(sim, &conn, &conn_mean);
+    r->conn_max = conn > r->conn_max ? conn : r->conn_max;
     if (sim->o.trace)
-        printf("round %u alive %u bytes/node %.0f removals %llu violations %llu\n", r->round,
-               s_alive_honest(sim), per, (unsigned long long)sim->removals,
-               (unsigned long long)sim->violations);
+        printf("round %u alive %u bytes/node %.0f removals %llu violations %llu conn max %u mean "
+               "%.1f\n",
+               r->round, s_alive_honest(sim), per, (unsigned long long)sim->removals,
+               (unsigned long long)sim->violations, conn, conn_mean);
     return per;
 }
 
@@ -584,6 +595,21 @@ s_report(s_run_t *r)
     printf("dropped.loss %llu\ndropped.partition %llu\ndropped.to_dead %llu\n",
            (unsigned long long)sim->dropped_loss, (unsigned long long)sim->dropped_partition,
            (unsigned long long)sim->dropped_dead);
+    /*  Connections: the most at one node over the run and the mean now, and with an active
+        view how its links came and went. */
+    uint32_t conn_now = 0;
+    double conn_mean = 0;
+    sim_conn_now(sim, &conn_now, &conn_mean);
+    uint32_t conn_max = sim->conn_max > r->conn_max ? sim->conn_max : r->conn_max;
+    printf("conn.active_view %d\nconn.max_at_a_node %u\nconn.mean_per_node %.1f\n",
+           sim->o.active_view ? 1 : 0, conn_max, conn_mean);
+    if (sim->o.active_view)
+        printf("conn.cap_max %u\nconn.short_max %u\nlinks.opened %llu\nlinks.refused %llu\n"
+               "links.evicted %llu\nlinks.failed %llu\nshort.opened %llu\nshort.refused %llu\n",
+               sim->conn_cap_max, SIM_SHORT_MAX, (unsigned long long)sim->links_opened,
+               (unsigned long long)sim->links_refused, (unsigned long long)sim->links_evicted,
+               (unsigned long long)sim->links_failed, (unsigned long long)sim->shorts_opened,
+               (unsigned long long)sim->shorts_refused);
     printf("rounds %u\nviolations %llu\n", r->round, (unsigned long long)sim->violations);
     uint8_t d[16];
     char hex[33];
@@ -622,6 +648,7 @@ main(int argc, char **argv)
         {"hostile", required_argument, 0, 'H'},
         {"cheap-crypto", no_argument, 0, 'c'},
         {"trace", no_argument, 0, 't'},
+        {"active-view", no_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -705,6 +732,9 @@ main(int argc, char **argv)
         case 't':
             o.trace = true;
             break;
+        case 'A':
+            o.active_view = true;
+            break;
         case 'h':
             fputs(s_usage, stdout);
             return 0;
@@ -755,6 +785,7 @@ main(int argc, char **argv)
     }
     s_report(&run);
     int rc = run.sim.violations ? 1 : 0;
+    sim_crypto_cheap(&run.sim, false);
     sim_free(&run.sim);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sos_core_view.h"
 #include "sos_fd.h"
 #include "sos_gmsg.h"
 #include "sos_merge.h"
@@ -54,6 +55,7 @@ typedef struct {
     uint32_t key; /* node index + 1; 0: empty */
     sos_fd_peer_t fd;
     uint64_t removed_version; /* this node removed the peer at this version (0: never) */
+    uint64_t removed_at;      /* when (virtual ms) */
     uint32_t genesis_fail;
     uint64_t genesis_next; /* no new exchange with this genesis node before (mono ms) */
 } sim_peer_t;
@@ -66,6 +68,17 @@ typedef struct {
 } sim_xchg_t;
 
 #define SIM_XCHG_MAX 8
+
+/*  With --active-view: the short-lived connections a node may hold at once, for exchanges
+    with peers outside its active view (probes of suspects, genesis nodes not listed yet, one
+    random member of the directory now and then). Each lasts from its SYNC to the exchange's
+    deadline, as a DEALER that is closed when its exchange is over. */
+#define SIM_SHORT_MAX 4
+
+typedef struct {
+    uint64_t req_id; /* the exchange it was opened for; 0: free */
+    uint32_t peer;
+} sim_short_t;
 
 typedef struct sim sim_t;
 
@@ -97,6 +110,11 @@ typedef struct {
     sim_xchg_t xchg[SIM_XCHG_MAX];
     uint64_t next_req;
     uint64_t epoch; /* bumped by a crash: events of an earlier life are ignored */
+    /*  With --active-view: the peers this node keeps connections to (symmetric links, see
+        node/sos_core_view.h) and the short-lived ones open now. */
+    sos_core_view_t active;
+    sim_short_t shorts[SIM_SHORT_MAX];
+    uint32_t n_short;
     /* counters */
     uint64_t bytes_sent, msgs_sent, dropped_bad, removals;
 } sim_node_t;
@@ -124,6 +142,7 @@ typedef struct {
     bool cheap_crypto;
     bool trace;
     uint32_t max_failures;
+    bool active_view; /* a bounded active view of connections instead of one per worker */
 } sim_opts_t;
 
 struct sim {
@@ -155,6 +174,12 @@ struct sim {
     size_t n_captured;
     char claim_hash[SOS_ROOMHASH_LEN + 1]; /* a room the hostile peers claim ("": none) */
     uint64_t claim_created_at;             /* the honest owner's created_at */
+    /*  Connections (--active-view): the most any node held at once, the largest cap, and how
+        links and short-lived connections came and went. */
+    uint32_t conn_max, conn_cap_max;
+    uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
+        shorts_refused;
+    sos_sign_impl_t sign_impl; /* --cheap-crypto's, set while the run lasts */
 };
 
 /*  sossim_node.c */
@@ -187,7 +212,14 @@ void sim_node_rooms(sim_t *sim, uint32_t idx, sim_room_fn *fn, void *arg);
 sos_rc sim_node_counts(sim_t *sim, uint32_t idx, uint64_t *workers);
 uint32_t sim_lookup(const sim_t *sim, const uint8_t id[SOS_NODEID_BYTES]);
 
-/*  sossim_crypto.c: --cheap-crypto */
+/*  The connections live nodes hold now: the most at one node and the mean. With
+    --active-view: the active view plus the short-lived ones; without: one per worker listed,
+    as sosnode holds one DEALER per worker. */
+void sim_conn_now(sim_t *sim, uint32_t *max, double *mean);
+
+/*  sossim_crypto.c: --cheap-crypto: on sets the keyed-hash signatures for the whole process
+    (sos_sign_set_implementation, with sim as the hook's argument), off restores Ed25519. sim
+    must stay where it is while they are set. */
 void sim_crypto_cheap(sim_t *sim, bool on);
 
 #endif

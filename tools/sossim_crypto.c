@@ -13,29 +13,11 @@
     seed, and a verifier recomputes it with the seed of the node that owns the public key,
     which the simulator looks up in its registry. Only a holder of the secret can make a
     signature that verifies, as with Ed25519, so forged and altered records are refused
-    exactly as before; only the cost changes. The switch is this file: sossim is linked
-    with -Wl,--wrap for sos_sign_domain and sos_verify_domain (tools/CMakeLists), so the
-    protocol code that signs and verifies is the code the nodes run, untouched.
-
-    The wrappers need the simulator to find a secret by public key: that is the one
-    process-wide pointer here, set once by sim_crypto_cheap before the run. */
-
-void __real_sos_sign_domain(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
-                            size_t len, const sos_identity_t *id);
-sos_rc __real_sos_verify_domain(const uint8_t sig[SOS_SIG_BYTES], const char *domain,
-                                const uint8_t *msg, size_t len, const uint8_t pk[SOS_NODEID_BYTES]);
-void __wrap_sos_sign_domain(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
-                            size_t len, const sos_identity_t *id);
-sos_rc __wrap_sos_verify_domain(const uint8_t sig[SOS_SIG_BYTES], const char *domain,
-                                const uint8_t *msg, size_t len, const uint8_t pk[SOS_NODEID_BYTES]);
-
-static sim_t *s_cheap;
-
-void
-sim_crypto_cheap(sim_t *sim, bool on)
-{
-    s_cheap = on ? sim : NULL;
-}
+    exactly as before; only the cost changes. The switch is the protocol's own hook,
+    sos_sign_set_implementation (protocol/sos_identity.h), which sos_sign_domain and
+    sos_verify_domain consult: the code that signs and verifies records and envelopes is the
+    code the nodes run, and the hook's argument is the run, whose registry finds a secret by
+    public key. */
 
 static void
 s_keyed(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg, size_t len,
@@ -48,27 +30,30 @@ s_keyed(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg, size
     crypto_generichash_final(&st, sig, SOS_SIG_BYTES);
 }
 
-void
-__wrap_sos_sign_domain(uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
-                       size_t len, const sos_identity_t *id)
+static void
+s_sign(void *arg, uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg, size_t len,
+       const sos_identity_t *id)
 {
-    if (!s_cheap) {
-        __real_sos_sign_domain(sig, domain, msg, len, id);
-        return;
-    }
+    (void)arg;
     s_keyed(sig, domain, msg, len, id->sk); /* libsodium's secret key starts with the seed */
 }
 
-sos_rc
-__wrap_sos_verify_domain(const uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
-                         size_t len, const uint8_t pk[SOS_NODEID_BYTES])
+static sos_rc
+s_verify(void *arg, const uint8_t sig[SOS_SIG_BYTES], const char *domain, const uint8_t *msg,
+         size_t len, const uint8_t pk[SOS_NODEID_BYTES])
 {
-    if (!s_cheap)
-        return __real_sos_verify_domain(sig, domain, msg, len, pk);
-    uint32_t idx = sim_lookup(s_cheap, pk);
+    sim_t *sim = arg;
+    uint32_t idx = sim_lookup(sim, pk);
     if (idx == UINT32_MAX)
         return SOS_ERR_SIGNATURE;
     uint8_t want[SOS_SIG_BYTES];
-    s_keyed(want, domain, msg, len, s_cheap->nodes[idx].id.sk);
+    s_keyed(want, domain, msg, len, sim->nodes[idx].id.sk);
     return sodium_memcmp(want, sig, SOS_SIG_BYTES) == 0 ? SOS_OK : SOS_ERR_SIGNATURE;
+}
+
+void
+sim_crypto_cheap(sim_t *sim, bool on)
+{
+    sim->sign_impl = (sos_sign_impl_t){.sign = s_sign, .verify = s_verify, .arg = sim};
+    sos_sign_set_implementation(on ? &sim->sign_impl : NULL);
 }

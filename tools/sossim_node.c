@@ -300,6 +300,113 @@ s_view_del(sim_node_t *n, uint32_t idx)
         }
 }
 
+/* ------------------------------------------------------------ connections ---- */
+
+/*  How long a node names a worker it removed as a suspect (s_suspects says why). */
+#define SIM_NAME_REMOVED_ROUNDS 20
+
+/*  The chance that a round adds one exchange outside the active view. */
+#define SIM_OUTSIDE_P 0.25
+
+/*  With --active-view (node/sos_core_view.h): a node keeps symmetric links to a few peers
+    and gossips over them, and opens a short-lived connection for an exchange with anyone
+    else. A link's open and close are taken as instant at both ends: their own messages are
+    not simulated (a real node would send HyParView's NEIGHBOR and DISCONNECT), and a link
+    to a node that is dead, hostile or across a partition cannot be opened (a connect that
+    times out). A link whose peer failed two exchanges in a row is closed. */
+
+static void s_random(void *arg, void *buf, size_t len);
+
+/*  The invariant: no node holds more connections than its cap. */
+static void
+s_conn_check(sim_t *sim, sim_node_t *n)
+{
+    uint32_t c = n->active.n + n->n_short;
+    if (c > sim->conn_max)
+        sim->conn_max = c;
+    if (n->active.cap > sim->conn_cap_max)
+        sim->conn_cap_max = n->active.cap;
+    if (n->active.n > n->active.cap || n->n_short > SIM_SHORT_MAX)
+        sim_violation(sim,
+                      "node %u holds %u links (cap %u) and %u short-lived connections (at most %u)",
+                      n->idx, n->active.n, n->active.cap, n->n_short, SIM_SHORT_MAX);
+}
+
+static void
+s_link_close(sim_t *sim, uint32_t a, uint32_t b)
+{
+    bool was = sos_core_view_del(&sim->nodes[a].active, b);
+    was = sos_core_view_del(&sim->nodes[b].active, a) || was;
+    if (was)
+        s_digest_u64(sim, 0x11c0000000000000ULL | ((uint64_t)a << 32) | b);
+}
+
+/*  n asks to to join its view: with priority while n has fewer links than the fanout. */
+static void
+s_link_open(sim_t *sim, sim_node_t *n, uint32_t to)
+{
+    sim_node_t *t = &sim->nodes[to];
+    if (to == n->idx || sos_core_view_has(&n->active, to) || !sos_core_view_room(&n->active))
+        return;
+    if (!t->alive || t->hostile || (sim->partitioned && t->group != n->group)) {
+        sim->links_failed++;
+        return;
+    }
+    uint64_t ev = 0;
+    sos_view_rc_t rc =
+        sos_core_view_add(&t->active, n->idx, n->active.n < sim->o.fanout, s_random, sim, &ev);
+    if (rc == SOS_VIEW_REFUSED) {
+        sim->links_refused++;
+        return;
+    }
+    if (rc == SOS_VIEW_EVICTED) {
+        sos_core_view_del(&sim->nodes[ev].active, to);
+        sim->links_evicted++;
+    }
+    sos_core_view_add(&n->active, to, false, NULL, NULL, NULL);
+    sim->links_opened++;
+    s_digest_u64(sim, 0x11a0000000000000ULL | ((uint64_t)n->idx << 32) | to);
+    s_conn_check(sim, n);
+    s_conn_check(sim, t);
+}
+
+/*  A round's upkeep of n's view: the cap follows the directory's size (n_workers), and
+    free slots are offered to random workers of the directory (or to genesis nodes while it
+    is empty), a few a round. */
+static void
+s_view_upkeep(sim_t *sim, sim_node_t *n, uint64_t n_workers)
+{
+    uint64_t ev[SOS_VIEW_MAX];
+    size_t k = sos_core_view_resize(&n->active, sos_core_view_cap(sim->o.fanout, n_workers),
+                                    s_random, sim, ev);
+    for (size_t i = 0; i < k; i++)
+        s_link_close(sim, n->idx, (uint32_t)ev[i]);
+    for (int tries = 0; tries < 3 && sos_core_view_room(&n->active); tries++) {
+        if (n->n_view)
+            s_link_open(sim, n, n->view[sim_rng_below(&sim->rng, n->n_view)]);
+        else if (sim->o.genesis)
+            s_link_open(sim, n, (uint32_t)sim_rng_below(&sim->rng, sim->o.genesis));
+    }
+    s_conn_check(sim, n);
+}
+
+void
+sim_conn_now(sim_t *sim, uint32_t *max, double *mean)
+{
+    uint64_t sum = 0, live = 0;
+    *max = 0;
+    for (uint32_t i = 0; i < sim->n_nodes; i++) {
+        sim_node_t *n = &sim->nodes[i];
+        if (!n->alive || n->hostile)
+            continue;
+        uint32_t c = sim->o.active_view ? n->active.n + n->n_short : (uint32_t)n->n_view;
+        *max = c > *max ? c : *max;
+        sum += c;
+        live++;
+    }
+    *mean = live ? (double)sum / (double)live : 0;
+}
+
 /* --------------------------------------------------------------- the store ---- */
 
 static sos_txn_t *
@@ -632,6 +739,24 @@ s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
         memcpy(e->origin, sim->nodes[p->key - 1].id.pk, SOS_NODEID_BYTES);
         e->version = p->fd.suspect_version;
     }
+    /*  With an active view, a worker removed here lately is named too, at the version it
+        was removed at. Without it, a dead node that was in nobody's view when it died is
+        found by the others only when one of them happens to pick it outside its view: at
+        40 nodes some never did in 120 rounds (churn, seed 3), and kept listing it. Named,
+        it is probed by whoever still lists it, as SWIM spreads a member's death; a node
+        that has refuted since holds a newer version and ignores the name. */
+    if (!sim->o.active_view)
+        return;
+    uint64_t window = (uint64_t)SIM_NAME_REMOVED_ROUNDS * sim->o.interval_ms;
+    for (size_t s = 0; s < n->cap_peers && msg->n_suspects < SOS_SUSPECTS_MAX; s++) {
+        sim_peer_t *p = &n->peers[s];
+        if (!p->key || !p->removed_version || sim->now - p->removed_at > window ||
+            p->fd.fail_count > 0 || sim->nodes[p->key - 1].genesis)
+            continue;
+        sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
+        memcpy(e->origin, sim->nodes[p->key - 1].id.pk, SOS_NODEID_BYTES);
+        e->version = p->removed_version;
+    }
 }
 
 /*  Encode and queue a message with n's record and suspects. */
@@ -690,12 +815,15 @@ s_batch_free(s_batch_t *b)
 static void
 s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to)
 {
-    if (n->n_view == 0)
+    /*  With an active view a rumor goes over the links only. */
+    size_t among = sim->o.active_view ? n->active.n : n->n_view;
+    if (among == 0)
         return;
     const uint8_t *w = rec->wire;
     size_t l = rec->wire_len;
     for (uint32_t k = 0; k < sim->o.fanout; k++) {
-        uint32_t to = n->view[sim_rng_below(&sim->rng, n->n_view)];
+        size_t i = sim_rng_below(&sim->rng, among);
+        uint32_t to = sim->o.active_view ? (uint32_t)n->active.peers[i] : n->view[i];
         if (to == not_to)
             continue;
         sos_gmsg_t out;
@@ -718,9 +846,27 @@ s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
     sos_txn_t *txn = s_txn(sim, n);
     if (slot < 0 || !p || !txn)
         return;
+    /*  Outside the active view: a short-lived connection, if one is free. */
+    int sh = -1;
+    if (sim->o.active_view && !sos_core_view_has(&n->active, peer)) {
+        for (int i = 0; i < SIM_SHORT_MAX && sh < 0; i++)
+            if (!n->shorts[i].req_id)
+                sh = i;
+        if (sh < 0) {
+            sim->shorts_refused++;
+            return;
+        }
+    }
     s_refresh_digest(sim, n, txn);
     sim_xchg_t *x = &n->xchg[slot];
     x->req_id = ++n->next_req;
+    if (sh >= 0) {
+        n->shorts[sh].req_id = x->req_id;
+        n->shorts[sh].peer = peer;
+        n->n_short++;
+        sim->shorts_opened++;
+        s_conn_check(sim, n);
+    }
     x->peer = peer;
     x->sent_at = sim->now;
     x->acked = false;
@@ -1096,6 +1242,7 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
         return;
     }
     p->removed_version = held;
+    p->removed_at = sim->now;
     /*  As sosnode: whoever removed a worker re-signs its own record next round, so that of
         two nodes that removed each other (a partition) the later one's record is newer than
         the other's tombstone of it, and the two find each other again after a heal. */
@@ -1103,6 +1250,7 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     sos_fd_clear(&p->fd);
     p->fd.fail_count = 0;
     s_view_del(n, target);
+    s_link_close(sim, n->idx, target);
     n->dirty = true;
     n->removals++;
     sim->removals++;
@@ -1127,6 +1275,8 @@ s_round(sim_t *sim, sim_node_t *n)
         s_resign(sim, n, txn);
     uint64_t n_workers = 0;
     sos_dir_counts(txn, &n_workers, NULL, NULL);
+    if (sim->o.active_view)
+        s_view_upkeep(sim, n, n_workers);
     /*  Removals first. */
     for (size_t s = 0; s < n->cap_peers; s++) {
         sim_peer_t *p = &n->peers[s];
@@ -1149,10 +1299,13 @@ s_round(sim_t *sim, sim_node_t *n)
         for (size_t i = 0; i < n->n_view; i++) {
             sim_peer_t *p = s_peer(n, n->view[i], false);
             bool backing_off = p && sim->nodes[n->view[i]].genesis && sim->now < p->genesis_next;
+            bool suspect = p && (p->fd.fail_count > 0 || p->fd.probe);
+            /*  With an active view the pool is the view; a suspect outside it is still
+                probed, over a short-lived connection. */
+            if (sim->o.active_view && !suspect && !sos_core_view_has(&n->active, n->view[i]))
+                continue;
             who[m] = n->view[i];
-            cls[m++] = backing_off                                  ? SOS_PICK_SKIP
-                       : p && (p->fd.fail_count > 0 || p->fd.probe) ? SOS_PICK_SUSPECT
-                                                                    : SOS_PICK_POOL;
+            cls[m++] = backing_off ? SOS_PICK_SKIP : suspect ? SOS_PICK_SUSPECT : SOS_PICK_POOL;
         }
         for (uint32_t g = 0; g < sim->o.genesis; g++) {
             if (g == n->idx)
@@ -1177,6 +1330,14 @@ s_round(sim_t *sim, sim_node_t *n)
             }
             s_start_exchange(sim, n, t);
         }
+        /*  And now and then one exchange outside the view, so that the directory is kept
+            in agreement beyond the links (after a partition heals, the views hold one side
+            each until then). */
+        if (sim->o.active_view && n->n_view && sim_rng_chance(&sim->rng, SIM_OUTSIDE_P)) {
+            uint32_t t = n->view[sim_rng_below(&sim->rng, n->n_view)];
+            if (!sos_core_view_has(&n->active, t))
+                s_start_exchange(sim, n, t);
+        }
     }
     free(who);
     free(cls);
@@ -1188,6 +1349,11 @@ s_round(sim_t *sim, sim_node_t *n)
 static void
 s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
 {
+    for (int i = 0; i < SIM_SHORT_MAX; i++)
+        if (n->shorts[i].req_id == req_id) {
+            n->shorts[i].req_id = 0; /* the exchange is over: its connection is closed */
+            n->n_short--;
+        }
     for (int i = 0; i < SIM_XCHG_MAX; i++) {
         sim_xchg_t *x = &n->xchg[i];
         if (x->req_id != req_id)
@@ -1203,6 +1369,10 @@ s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
         sos_fd_failure(&n->fd, &p->fd, listed, t->genesis, held, sim->now);
         if (t->genesis)
             p->genesis_fail++;
+        if (sim->o.active_view && p->fd.fail_count >= 2 && sos_core_view_has(&n->active, x->peer)) {
+            s_link_close(sim, n->idx, x->peer);
+            sim->links_failed++;
+        }
         return;
     }
 }
@@ -1375,6 +1545,11 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->cap_peers = n->n_peers = 0;
     n->n_view = 0;
     memset(n->xchg, 0, sizeof n->xchg);
+    /*  A new life has no links of its own; peers that still link to the old one keep
+        exchanging with it until they fail or evict it. */
+    sos_core_view_init(&n->active, sos_core_view_cap(sim->o.fanout, 1));
+    memset(n->shorts, 0, sizeof n->shorts);
+    n->n_short = 0;
     n->dirty = true;
     sos_txn_t *txn = s_txn(sim, n);
     if (!txn)
