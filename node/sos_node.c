@@ -186,8 +186,10 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
     self->dealers_again = -1;
-    /*  A reader may change the peer table: look the next marked peer up afresh each time. */
-    for (;;) {
+    /*  A reader may change the peer table: look the next marked peer up afresh each time.
+        At most 32 reads a turn: peers still marked then are read from the next turn, so
+        that other sockets and timers get theirs in between. */
+    for (int n = 0; n < 32; n++) {
         sos_peer_t *next = NULL;
         for (sos_peer_t *p = zhashx_first(self->peers); p && !next; p = zhashx_next(self->peers))
             if (p->read_again)
@@ -198,6 +200,12 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
         if (sos_peer_read(next, loop) < 0)
             return -1;
     }
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (p->read_again) {
+            sos_node_read_again(self);
+            break;
+        }
+    return 0;
 }
 
 void
