@@ -186,8 +186,10 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
 {
     sos_node_t *self = arg;
     self->dealers_again = -1;
-    /*  A reader may change the peer table: look the next marked peer up afresh each time. */
-    for (;;) {
+    /*  A reader may change the peer table: look the next marked peer up afresh each time.
+        At most 32 reads a turn: peers still marked then are read from the next turn, so
+        that other sockets and timers get theirs in between. */
+    for (int n = 0; n < 32; n++) {
         sos_peer_t *next = NULL;
         for (sos_peer_t *p = zhashx_first(self->peers); p && !next; p = zhashx_next(self->peers))
             if (p->read_again)
@@ -198,6 +200,12 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
         if (sos_peer_read(next, loop) < 0)
             return -1;
     }
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if (p->read_again) {
+            sos_node_read_again(self);
+            break;
+        }
+    return 0;
 }
 
 void
@@ -325,6 +333,9 @@ sos_node_pass_end(sos_node_t *self)
     char why[96] = "";
     /*  Rooms the gossip merge gave to another owner in this pass: the rooms module drops
         its copy in the same transaction. */
+    /*  The state the pass's sends held, into the transaction (sos_rooms.c, "Room state per
+        pass"). */
+    sos_rooms_forget_pass(self);
     for (const char *h = zlistx_first(pass->lost_rooms); h; h = zlistx_next(pass->lost_rooms))
         sos_rooms_lost(self, h);
     zlistx_purge(pass->lost_rooms);
@@ -370,7 +381,6 @@ sos_node_pass_end(sos_node_t *self)
     pass->rumor_from = NULL;
     zlistx_purge(pass->woken_rooms);
     pass->active = false;
-    sos_rooms_forget_pass(self);
     sos_node_dealers_check(self);
     if (self->router_sent) {
         self->router_sent = false;
@@ -777,6 +787,8 @@ s_on_request(sos_node_t *self, zframe_t **routing_p, const char *peer_address, b
     const msgpack_object *c = local ? sos_mp_map_get(req.args, "client") : NULL;
     if (c && sos_mp_str_copy(c, client, sizeof client - 1))
         peer_address = client;
+    if (!streq(req.op, "send"))
+        sos_rooms_forget_pass(self); /* no request reads a room's state held by sends */
     if (streq(req.op, "status"))
         s_op_status(self, routing_p, req.req_id);
     else if (streq(req.op, "workers"))

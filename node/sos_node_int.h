@@ -364,8 +364,8 @@ void sos_rooms_on_forward_reply(sos_node_t *self, const sos_peer_t *peer, const 
                                 size_t size);
 /*  After a commit: answer long polls of rooms that got messages. */
 void sos_rooms_wake(sos_node_t *self);
-/*  Forget what the pass's sends read of a room (sos_rooms.c, "Room state per pass"): at the
-    end of every pass, and before anything but a room operation is handled in one. */
+/*  Store and forget the room state the pass's sends hold (sos_rooms.c, "Room state per
+    pass"): before a pass commits, and before anything but a send is handled in one. */
 void sos_rooms_forget_pass(sos_node_t *self);
 void sos_rooms_tick(sos_node_t *self);
 /*  True while a forward to the owner at url waits for its answer (or to be sent): its

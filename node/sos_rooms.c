@@ -70,12 +70,15 @@ typedef struct {
     A pass serves a batch of sends, nearly all to the same few rooms. The first send to a
     room in a pass reads its directory record and its state from the store; the sends after
     it in the same pass, to the same room, take both from here, and the append keeps the
-    state current (it still writes it per send, for the log and for every other reader).
-    Whatever else may change a room's record or state forgets it: every other room
-    operation, every gossip frame (a merge may give the room to another owner), a room
-    dropped (expired or lost), a failed append, and the end of the pass. */
+    state here (sos_roomdb_append_held), written to the store once, when it is forgotten:
+    one state record per room and pass in the store and the log instead of one per send.
+    Whatever else may read or change a room's record or state forgets it first (storing the
+    state): every other request, a send to another room, every gossip frame (a merge may
+    give the room to another owner), a failed append, and the end of the pass before its
+    commit. A room dropped (expired or lost) is forgotten without storing its state. */
 typedef struct {
     bool valid;
+    bool dirty; /* st is newer than the stored state */
     char room[SOS_ROOMHASH_LEN + 1];
     uint64_t expires_at; /* the directory record's */
     sos_room_state_t st;
@@ -1146,11 +1149,13 @@ s_op_send(sos_node_t *node, sos_txn_t *txn, zframe_t **routing_p, const sos_requ
                                     &ts);
         /*  Past its cap the table is dropped (built again at the next send): it must never
             miss an id it holds no entry for. */
+        if (rc == SOS_OK)
+            node->rooms->pass_room.dirty = true; /* st is the held state */
         if (rc == SOS_OK && !s_ids_put(node->rooms, ids, hash, seq))
             s_ids_drop(node->rooms, room);
     }
     if (rc) {
-        node->rooms->pass_room.valid = false; /* *st may no longer be the stored state */
+        sos_rooms_forget_pass(node);
         sos_log_error("cannot store a message in %s: %s", room, sos_strerror(rc));
         s_error(node, routing_p, req->req_id, SOS_E_UNAVAILABLE, "the message could not be stored");
         return;
@@ -1570,8 +1575,8 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
         who = client;
     bool send = streq(req->op, "send");
     s_pass_room_t *pr = &node->rooms->pass_room;
-    if (!send)
-        pr->valid = false;
+    if (!send || !pr->valid || !streq(pr->room, room))
+        sos_rooms_forget_pass(node);
     if (streq(req->op, "create")) {
         s_op_create(node, routing_p, address, req, room);
         return;
@@ -1587,7 +1592,7 @@ sos_rooms_on_request(sos_node_t *node, zframe_t **routing_p, const char *address
     if (send && pr->valid && streq(pr->room, room)) {
         /*  An owned room a send of this pass has read: see "Room state per pass". */
         if (pr->expires_at <= sos_now_ms()) {
-            pr->valid = false;
+            sos_rooms_forget_pass(node);
             s_error(node, routing_p, req->req_id, SOS_E_ROOM_NOT_FOUND, "no such room");
         } else
             s_op_send(node, txn, routing_p, req, room, &pr->st);
@@ -1724,14 +1729,29 @@ sos_rooms_tick(sos_node_t *node)
 void
 sos_rooms_forget_pass(sos_node_t *node)
 {
-    if (node->rooms)
-        node->rooms->pass_room.valid = false;
+    s_pass_room_t *pr = node->rooms ? &node->rooms->pass_room : NULL;
+    if (!pr || !pr->valid)
+        return;
+    if (pr->dirty) {
+        /*  Inside the pass that made it dirty, whose transaction is open. A failure fails
+            that transaction, and the commit turns the pass's replies into errors. */
+        sos_txn_t *txn = sos_node_txn(node);
+        sos_rc rc = txn ? sos_roomdb_put_state(txn, pr->room, &pr->st) : SOS_ERR_IO;
+        if (rc)
+            sos_log_error("cannot store the state of room %s: %s", pr->room, sos_strerror(rc));
+    }
+    pr->valid = false;
+    pr->dirty = false;
 }
 
 static void
 s_drop_owned(sos_node_t *node, sos_txn_t *txn, const char *room, const char *code, const char *why)
 {
-    node->rooms->pass_room.valid = false;
+    s_pass_room_t *pr = &node->rooms->pass_room;
+    if (pr->valid && streq(pr->room, room))
+        *pr = (s_pass_room_t){0}; /* dropped with the room: nothing to store */
+    else
+        sos_rooms_forget_pass(node);
     sos_roomdb_drop(txn, room);
     sos_rooms_t *self = node->rooms;
     s_ids_drop(self, room);

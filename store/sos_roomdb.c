@@ -611,10 +611,11 @@ s_append(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg, uint32
         if (rc)
             return rc;
     }
-    rc = s_state_store(txn, room_hash, &state);
-    if (rc == SOS_OK && held)
-        *held = state;
-    return rc;
+    if (held) {
+        *held = state; /* the caller stores it (sos_roomdb_append_held) */
+        return SOS_OK;
+    }
+    return s_state_store(txn, room_hash, &state);
 }
 
 sos_rc
@@ -677,6 +678,20 @@ sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_mes
 {
     return s_append_checked(txn, room_hash, msg, history_limit, bytes_limit, false, last, NULL, seq,
                             timestamp, NULL);
+}
+
+sos_rc
+sos_roomdb_put_state(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state)
+{
+    if (txn && txn->store->mem)
+        return SOS_ERR_INVALID; /* the memory backend keeps no owned rooms */
+    assert(txn);
+    if (!sos_store_room_hash_ok(room_hash) || !state)
+        return SOS_ERR_INVALID;
+    sos_rc rc = sos_txn_op_begin(txn);
+    if (rc)
+        return rc;
+    return sos_txn_op_end(txn, s_state_store(txn, room_hash, state));
 }
 
 sos_rc

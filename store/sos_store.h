@@ -292,11 +292,16 @@ typedef struct {
 sos_rc sos_roomdb_append_unindexed(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                                    uint32_t history_limit, uint64_t bytes_limit,
                                    sos_roomdb_last_t *last, uint64_t *seq, uint64_t *timestamp);
-/*  As sos_roomdb_append_unindexed, for a caller that holds the room's state as it is in this
-    transaction (read with sos_roomdb_get, and changed since by this function alone): the
-    state is not read again, and on SOS_OK *state is what was stored. On an error *state is
-    unchanged but may no longer be the stored one: the caller reads it again. NULL state:
-    SOS_ERR_INVALID. */
+/*  As sos_roomdb_append_unindexed, for a caller that holds the room's state (read with
+    sos_roomdb_get in this transaction, and changed since by this function alone): the
+    state is neither read nor written here. On SOS_OK *state is the room's new state, which
+    the caller must store with sos_roomdb_put_state before the transaction commits and
+    before anything else reads or writes the room's state (appends held this way may go on
+    first); until then the stored state is stale. On an error *state is unchanged. NULL
+    state: SOS_ERR_INVALID. */
+/*  Store a room's state held by the caller (see sos_roomdb_append_held). SOS_OK,
+    SOS_ERR_INVALID or a store error (which fails the transaction). */
+sos_rc sos_roomdb_put_state(sos_txn_t *txn, const char *room_hash, const sos_room_state_t *state);
 sos_rc sos_roomdb_append_held(sos_txn_t *txn, const char *room_hash, const sos_message_t *msg,
                               uint32_t history_limit, uint64_t bytes_limit, sos_roomdb_last_t *last,
                               sos_room_state_t *state, uint64_t *seq, uint64_t *timestamp);

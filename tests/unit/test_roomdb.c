@@ -235,8 +235,9 @@ s_test_unindexed(sos_store_t *store)
     CHECK_RC(sos_txn_commit(&txn), SOS_OK);
 }
 
-/*  An append with the state held by the caller: the state is kept as stored, through the
-    history limit, and a NULL state is refused. */
+/*  An append with the state held by the caller: the caller's state follows the appends
+    through the history limit and is stored only by sos_roomdb_put_state; a NULL state is
+    refused. */
 static void
 s_test_held(sos_store_t *store)
 {
@@ -260,10 +261,15 @@ s_test_held(sos_store_t *store)
     for (int i = 1; i <= 5; i++) {
         CHECK_RC(sos_roomdb_append_held(txn, room, &m, 3, 0, &last, &held, &seq, &ts), SOS_OK);
         CHECK(seq == (uint64_t)i);
+        CHECK(held.last_seq == (uint64_t)i && held.message_count == (i < 3 ? (uint32_t)i : 3));
         CHECK_RC(sos_roomdb_get(txn, room, &stored), SOS_OK);
-        CHECK(memcmp(&held, &stored, sizeof held) == 0);
+        CHECK(stored.last_seq == 0 && stored.message_count == 0); /* not stored yet */
     }
     CHECK(held.last_seq == 5 && held.message_count == 3 && held.member_count == 1);
+    CHECK_RC(sos_roomdb_put_state(txn, room, &held), SOS_OK);
+    CHECK_RC(sos_roomdb_get(txn, room, &stored), SOS_OK);
+    CHECK(memcmp(&held, &stored, sizeof held) == 0);
+    CHECK_RC(sos_roomdb_put_state(txn, "0123", &held), SOS_ERR_INVALID);
     sos_message_t got;
     CHECK_RC(sos_roomdb_message_get(txn, room, 2, &got), SOS_ERR_NOT_FOUND);
     CHECK_RC(sos_roomdb_message_get(txn, room, 3, &got), SOS_OK);
