@@ -60,9 +60,12 @@ def test_slow_node_refutes():
         suspicions0 = {n.index: gossip(n)["suspicions"] for n in others}
         slow.proc.send_signal(signal.SIGSTOP)
         try:
-            # as long as it takes some other node to suspect it, and no longer
+            # as long as it takes some other node to suspect it and to send it the suspicion
+            # (the exchange after the first counted failure carries it), and no longer
             wait_for("another node to suspect the stopped node", lambda: any(
                 gossip(n)["suspicions"] > suspicions0[n.index] for n in others), timeout=60)
+            wait_for("a suspicion sent to the stopped node", lambda: any(
+                n.workers()[sid]["fail_count"] >= 2 for n in others), timeout=60)
         finally:
             slow.proc.send_signal(signal.SIGCONT)
         wait_for("the node to hear itself suspected and refute",
