@@ -283,10 +283,21 @@ sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES])
 {
     if (self->cfg.transport_null || self->conn_local)
         return true;
-    uint8_t key[SOS_CURVE_KEY_BYTES];
+    /*  The conversion of an id to its CURVE key (a point decompression) cost a few per
+        cent of a node's CPU at rest when made for every envelope: the keys of recent
+        senders are remembered. An entry holds a function of its id, so nothing a peer
+        sends can make it wrong. */
     char hex[SOS_NODEID_HEX + 1];
-    if (sos_nodeid_to_curve(key, sender) == SOS_OK &&
-        sodium_memcmp(sos_hex(hex, key, sizeof key), self->conn_key, SOS_NODEID_HEX) == 0)
+    sos_curve_cache_t *c = &self->curve_cache[sender[0] & (SOS_CURVE_CACHE - 1)];
+    if (!*c->key || memcmp(c->id, sender, SOS_NODEID_BYTES) != 0) {
+        uint8_t key[SOS_CURVE_KEY_BYTES];
+        c->key[0] = '\0';
+        if (sos_nodeid_to_curve(key, sender) == SOS_OK) {
+            memcpy(c->id, sender, SOS_NODEID_BYTES);
+            sos_hex(c->key, key, sizeof key);
+        }
+    }
+    if (*c->key && sodium_memcmp(c->key, self->conn_key, SOS_NODEID_HEX) == 0)
         return true;
     char what[160];
     snprintf(what, sizeof what, "an envelope from %.16s... on a connection keyed %.16s...",

@@ -22,6 +22,15 @@
 #include "sos_merge.h"
 #include "sos_mp.h"
 #include "sos_node.h"
+
+#define SOS_CURVE_CACHE 64 /* senders whose CURVE key is remembered: a power of 2 */
+
+/*  A sender's node id and its CURVE key in hex ("" if the entry is unused): see
+    sos_node_sender_key_ok. */
+typedef struct {
+    uint8_t id[SOS_NODEID_BYTES];
+    char key[SOS_NODEID_HEX + 1];
+} sos_curve_cache_t;
 #include "sos_record.h"
 #include "sos_store.h"
 
@@ -262,6 +271,7 @@ struct _sos_node_t {
     char conn_key[SOS_NODEID_HEX + 1]; /* the CURVE key (hex) of the connection the frame being
                                           handled came on; "" for none (sos_node_sender_key_ok) */
     bool conn_local; /* that connection is inproc (this process): no key to check */
+    sos_curve_cache_t curve_cache[SOS_CURVE_CACHE]; /* by the id's first byte */
     sos_http_t *http;
     /* the reactor watches the ROUTER through its ZMQ_FD (see s_recv_router) */
     bool router_sent; /* the ROUTER sent since it was last drained or checked */
