@@ -1403,13 +1403,38 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
     return true;
 }
 
+/*  The sender's own record comes with every SYNC and SYNC_ACK, and is nearly always the
+    one we hold: verifying it each time was about a tenth of a node's CPU at rest. It is
+    verified unless we hold it byte for byte (held bytes were verified when stored); a bad
+    one rejects the whole message, as any bad record does. */
+static sos_rc
+s_check_self(sos_node_t *self, sos_gmsg_t *msg)
+{
+    sos_txn_t *txn = sos_node_txn(self);
+    sos_record_t *have = malloc(sizeof *have);
+    if (!txn || !have) {
+        free(have);
+        return SOS_ERR_NOMEM;
+    }
+    sos_rc rc = SOS_OK;
+    if (sos_core_check_record(txn, self->id.pk, self->allow_private, &msg->self, have) ==
+        SOS_CHECK_HELD)
+        self->stats.verify_skipped++;
+    else {
+        self->stats.verifications++;
+        rc = sos_record_decode(have, msg->self.wire, msg->self.wire_len);
+    }
+    free(have);
+    return rc;
+}
+
 static bool
 s_open_body(sos_node_t *self, const sos_envelope_t *env, sos_gmsg_t *msg)
 {
     /*  The records are verified later, by s_check_records, which skips those we hold. */
     sos_rc rc = sos_gmsg_decode_unverified(msg, env->body, env->body_len);
     if (rc == SOS_OK && msg->has_self)
-        self->stats.verifications++;
+        rc = s_check_self(self, msg);
     if (rc == SOS_OK)
         return true;
     sos_drop_t reason = rc == SOS_ERR_SIGNATURE   ? SOS_DROP_BAD_SIGNATURE

@@ -117,7 +117,8 @@ s_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len, bool verify_records)
             goto done;
 
     if (f[4].type != MSGPACK_OBJECT_NIL) {
-        rc = sos_record_decode(&msg->self, self_ptr, self_len);
+        rc = verify_records ? sos_record_decode(&msg->self, self_ptr, self_len)
+                            : sos_record_parse(&msg->self, self_ptr, self_len);
         if (rc)
             goto done;
         if (msg->self.kind != SOS_REC_WORKER) {

@@ -53,10 +53,10 @@ typedef struct {
     32 bits. On any return, call sos_gmsg_release. */
 sos_rc sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len);
 
-/*  As sos_gmsg_decode, but the records (not self) are only parsed, their signatures not
+/*  As sos_gmsg_decode, but the records and self are only parsed, their signatures not
     checked (a bad structure gives SOS_ERR_CORRUPT): for a caller that skips the records it
     already holds byte for byte and verifies each of the others (sos_record_decode on its
-    wire) before it uses any. */
+    wire) before it uses any, self included. */
 sos_rc sos_gmsg_decode_unverified(sos_gmsg_t *msg, const uint8_t *body, size_t len);
 void sos_gmsg_release(sos_gmsg_t *msg);
 

@@ -1164,10 +1164,15 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         return;
     sos_gmsg_t msg;
     sos_rc rc = sos_gmsg_decode_unverified(&msg, m->body, m->len);
-    /*  The sender's own record must be the sender's: the network knows who sent. */
+    /*  The sender's own record must be the sender's: the network knows who sent. It is
+        only parsed by the decode: verify it here. */
     if (rc == SOS_OK && msg.has_self &&
         memcmp(msg.self.origin, sim->nodes[m->from].id.pk, SOS_NODEID_BYTES) != 0)
         rc = SOS_ERR_SIGNATURE;
+    if (rc == SOS_OK && msg.has_self) {
+        sos_record_t check;
+        rc = sos_record_decode(&check, msg.self.wire, msg.self.wire_len);
+    }
     if (rc || m->type < MSG_SYNC || m->type > MSG_RUMOR || m->type == MSG_JUNK) {
         n->dropped_bad++;
         sos_gmsg_release(&msg);

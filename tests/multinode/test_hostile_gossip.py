@@ -407,7 +407,37 @@ def test_removal_that_does_not_commit():
         _umount(mnt)
 
 
+def test_held_self_record_not_verified_again():
+    """The sender's own record in a SYNC is verified once; while it is the record the node
+    holds byte for byte, more SYNCs cost only their envelopes' verification. A self record
+    at the held version but with other bytes (another signer) is still verified, and
+    refused whole."""
+    with Net(interval=200) as net:
+        node = net.add(extra=["--rate-limit", "off"]).start()
+        p, f = w.Identity(), w.Identity()
+        rec = w.worker_record(p, 1, dead_url())
+        send_all(node, [env(p, w.SYNC, w.gmsg(req_id=1, self_rec=rec), node)])
+        wait_for("p listed", lambda: p.hex in node.workers())
+        g0 = gossip(node)
+        n = 20
+        send_all(node, [env(p, w.SYNC, w.gmsg(req_id=10 + i, self_rec=rec), node)
+                        for i in range(n)])
+        g1 = gossip(node)
+        cost = g1["signature_verifications"] - g0["signature_verifications"]
+        # the envelopes, send_all's own SYNC, and the node's rounds: not two per SYNC
+        assert cost < n + 10, "%d SYNCs with a held self record cost %d verifications" % (
+            n, cost)
+        assert g1["verify_skipped"] - g0["verify_skipped"] >= n, g1
+        forged = w.worker_record(p, 1, dead_url(), signer=f)
+        bad0 = node.drops()["bad_signature"]
+        send_all(node, [env(p, w.SYNC, w.gmsg(req_id=99, self_rec=forged), node)])
+        wait_for("the forged self record refused",
+                 lambda: node.drops()["bad_signature"] > bad0, timeout=30)
+        assert node.workers()[p.hex]["url"] == w.decode_record(rec)[0][4]
+
+
 if __name__ == "__main__":
     run([test_peer_moved_during_its_delta_ack, test_thousands_of_endpoints,
          test_endpoints_refused_on_a_public_node, test_resent_records_not_verified_again,
-         test_worker_probation, test_gap_table_bounded, test_removal_that_does_not_commit])
+         test_worker_probation, test_gap_table_bounded, test_removal_that_does_not_commit,
+         test_held_self_record_not_verified_again])
