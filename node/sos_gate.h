@@ -31,7 +31,8 @@ uint32_t sos_gate_take_handshake_refusals(sos_gate_t *self);
     NULL client on a CURVE node: protocol version 1), since the last call. */
 uint32_t sos_gate_take_mechanism_refusals(sos_gate_t *self);
 
-/*  NULL-safe; nulls *self_p. */
+/*  Stops the router's monitor and closes the gate: call it before the router is destroyed
+    (the router must outlive the gate). NULL-safe; nulls *self_p. */
 void sos_gate_destroy(sos_gate_t **self_p);
 
 /*  The sockets to poll (owned by the gate): the monitor's events and the ZAP requests. */

@@ -1368,8 +1368,8 @@ sos_node_destroy(sos_node_t **self_p)
     }
     sos_gaps_destroy(&self->gaps);
     free(self->digest_cache);
+    sos_gate_destroy(&self->gate); /* before the router it watches: see sos_gate.h */
     zsock_destroy(&self->router);
-    sos_gate_destroy(&self->gate);
     sos_replay_destroy(&self->replay);
     if (self->pass.txn)
         sos_txn_abort(&self->pass.txn);
