@@ -3,24 +3,7 @@
     a symmetric overlay of many views that never passes its caps. */
 #include "proto_test.h"
 #include "sos_core_view.h"
-
-/*  A seeded generator (splitmix64): the same seed, the same bytes. */
-static void
-s_rnd(void *arg, void *buf, size_t len)
-{
-    uint64_t *state = arg;
-    uint8_t *out = buf;
-    while (len) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        z ^= z >> 31;
-        size_t k = len < sizeof z ? len : sizeof z;
-        memcpy(out, &z, k);
-        out += k;
-        len -= k;
-    }
-}
+#include "seeded.h"
 
 static void
 s_test_cap(void)
