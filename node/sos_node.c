@@ -208,14 +208,21 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/*  Arm a one-shot timer for the next turn of the loop in *id, unless one is armed. */
+static void
+s_soon(sos_node_t *self, int *id, zloop_timer_fn *fn, const char *what)
+{
+    if (*id >= 0 || !self->loop)
+        return;
+    *id = zloop_timer(self->loop, 0, 1, fn, self);
+    if (*id < 0)
+        sos_log_error("cannot set a timer to read %s", what);
+}
+
 void
 sos_node_read_again(sos_node_t *self)
 {
-    if (self->dealers_again >= 0 || !self->loop)
-        return;
-    self->dealers_again = zloop_timer(self->loop, 0, 1, s_dealers_again_fn, self);
-    if (self->dealers_again < 0)
-        sos_log_error("cannot set a timer to read the peers' connections");
+    s_soon(self, &self->dealers_again, s_dealers_again_fn, "the peers' connections");
 }
 
 void
@@ -930,11 +937,7 @@ s_router_again_fn(zloop_t *loop, int timer_id, void *arg)
 static void
 s_router_again(sos_node_t *self)
 {
-    if (self->router_again >= 0 || !self->loop)
-        return;
-    self->router_again = zloop_timer(self->loop, 0, 1, s_router_again_fn, self);
-    if (self->router_again < 0)
-        sos_log_error("cannot set a timer to read the public endpoint");
+    s_soon(self, &self->router_again, s_router_again_fn, "the public endpoint");
 }
 
 static void
