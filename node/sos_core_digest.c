@@ -162,6 +162,31 @@ sos_digest_version(const sos_gaps_t *gaps, sos_txn_t *txn, const uint8_t origin[
     return s_held(txn, origin);
 }
 
+void
+sos_digest_entry(const sos_gaps_t *gaps, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES],
+                 sos_digest_entry_t *out)
+{
+    memcpy(out->origin, origin, SOS_NODEID_BYTES);
+    out->removed = false;
+    uint64_t gap = 0;
+    if (gaps && sos_gaps_get(gaps, origin, &gap)) {
+        out->version = gap;
+        return;
+    }
+    uint64_t held = 0, ts_version = 0, ts_expires = 0;
+    sos_dir_held_max(txn, origin, &held);
+    bool tomb = sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK;
+    out->removed = tomb && ts_version >= held;
+    out->version = out->removed ? ts_version : held;
+}
+
+bool
+sos_digest_removed_here(const sos_digest_entry_t *mine, const sos_digest_entry_t *theirs)
+{
+    return theirs->removed && !mine->removed && theirs->version >= mine->version &&
+           mine->version > 0;
+}
+
 typedef struct {
     const sos_gaps_t *gaps;
     sos_txn_t *txn;
@@ -179,9 +204,7 @@ s_digest_each(void *arg, const sos_origin_t *origin)
         return 0;
     if (d->n == d->cap)
         return 1;
-    sos_digest_entry_t *e = &d->entries[d->n++];
-    memcpy(e->origin, origin->origin, SOS_NODEID_BYTES);
-    e->version = sos_digest_version(d->gaps, d->txn, origin->origin);
+    sos_digest_entry(d->gaps, d->txn, origin->origin, &d->entries[d->n++]);
     return 0;
 }
 
@@ -210,7 +233,8 @@ s_entry_cmp(const void *a, const void *b)
 void
 sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *mine, uint32_t n_mine,
                 sos_digest_entry_t *theirs, uint32_t n_theirs, sos_digest_entry_t *give,
-                uint32_t *n_give, sos_digest_entry_t *want, uint32_t *n_want)
+                uint32_t *n_give, sos_digest_entry_t *want, uint32_t *n_want,
+                sos_digest_entry_t *removed, uint32_t *n_removed)
 {
     /*  An empty digest may have no array, and qsort must not be given NULL even for 0. */
     if (n_theirs)
@@ -219,6 +243,8 @@ sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *min
         qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
     uint32_t i = 0, j = 0;
     *n_give = *n_want = 0;
+    if (n_removed)
+        *n_removed = 0;
     while (i < n_mine || j < n_theirs) {
         int cmp = i == n_mine     ? 1
                   : j == n_theirs ? -1
@@ -234,6 +260,8 @@ sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *min
             }
             j++;
         } else {
+            if (removed && n_removed && sos_digest_removed_here(&mine[i], &theirs[j]))
+                removed[(*n_removed)++] = theirs[j];
             if (mine[i].version > theirs[j].version)
                 give[(*n_give)++] = theirs[j];
             else if (mine[i].version < theirs[j].version &&

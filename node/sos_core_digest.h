@@ -61,6 +61,21 @@ bool sos_gaps_settle(sos_gaps_t *self, sos_txn_t *txn, const sos_record_t *rec, 
 uint64_t sos_digest_version(const sos_gaps_t *gaps, sos_txn_t *txn,
                             const uint8_t origin[SOS_NODEID_BYTES]);
 
+/*  The digest entry of origin into *out: its digest version (sos_digest_version), and
+    removed if that is a removal: a tombstone at or above every record held of origin,
+    and no gap open (a gap claims less than the tombstone). */
+void sos_digest_entry(const sos_gaps_t *gaps, sos_txn_t *txn,
+                      const uint8_t origin[SOS_NODEID_BYTES], sos_digest_entry_t *out);
+
+/*  True if theirs says the peer removed, at or above the version we hold, an origin that
+    mine holds as records (not removed): a worker we list may be dead. The versions alone
+    would call the two equal (a tombstone is kept at the version it removed), and no
+    exchange would show the difference; with a bounded view of connections a node may
+    otherwise never meet that worker to find it dead itself. A report, never a verdict:
+    the caller starts its own suspicion of the worker (or refutes, if the origin is its
+    own), as if the peer had named it a suspect. */
+bool sos_digest_removed_here(const sos_digest_entry_t *mine, const sos_digest_entry_t *theirs);
+
 /*  Build the digest into a new array of *n entries (caller frees; NULL without memory):
     first every origin that has a worker record, then the others (owners of rooms who are
     not workers, removed workers), each in key order, up to SOS_DIGEST_MAX. Room records
@@ -75,11 +90,14 @@ sos_digest_entry_t *sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uin
     version (0 for an origin it lacks): send it our records above that. want (room for
     n_theirs entries) receives, per origin the peer is ahead on, our version (0 for one we
     lack): ask for its records above that. Our own origin is never wanted: only we sign
-    our records. */
+    our records. removed (room for n_theirs entries; NULL: not reported) receives, per
+    origin the peer removed at or above our version while we hold it
+    (sos_digest_removed_here), the peer's entry; our own origin included (we were removed
+    while alive: the caller refutes). */
 void sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *mine,
                      uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs,
                      sos_digest_entry_t *give, uint32_t *n_give, sos_digest_entry_t *want,
-                     uint32_t *n_want);
+                     uint32_t *n_want, sos_digest_entry_t *removed, uint32_t *n_removed);
 
 #define SOS_DELTA_BYTES_MAX (512 * 1024) /* record bytes in one DELTA or DELTA_ACK */
 

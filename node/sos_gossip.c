@@ -830,6 +830,7 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
 }
 
 static bool s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why);
+static void s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version);
 static void s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed);
 
 static void
@@ -1202,6 +1203,37 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     self->stats.exchanges_started++;
 }
 
+/*  peer's digest shows removals, at or above the versions we hold, of origins we hold
+    (sos_digest_removed_here). A worker we list becomes a suspect here as if peer had named
+    it in a SYNC: probed, and removed only once it fails us too, so no peer's word alone
+    removes anyone. Our own origin: we were removed while alive, and refute with a newer
+    record, which beats the tombstones wherever it goes. */
+static void
+s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
+                  const sos_digest_entry_t *removed, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (memcmp(removed[i].origin, self->id.pk, SOS_NODEID_BYTES) == 0) {
+            s_suspected(self, NULL, removed[i].version);
+            continue;
+        }
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, removed[i].origin, SOS_NODEID_BYTES);
+        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        uint64_t held = 0;
+        sos_dir_held_max(txn, removed[i].origin, &held);
+        if (!p || p == peer || !p->in_dir || p->is_genesis || removed[i].version < held)
+            continue;
+        self->stats.removals_heard++;
+        if (!p->fd.suspect_mono)
+            sos_log_info("peer %s removed worker %.12s at v%llu, which we list: suspected",
+                         peer->url, p->hex, (unsigned long long)removed[i].version);
+        bool confirms = peer->in_dir && peer->last_ok != 0;
+        sos_fd_named(&p->fd, confirms ? peer->id : NULL, held, sos_mono_ms());
+        p->stats_dirty = true;
+    }
+}
+
 /*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
 static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
@@ -1210,12 +1242,14 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
     sos_digest_entry_t *want = calloc(SOS_DIGEST_MAX, sizeof *want);
     sos_digest_entry_t *give = calloc(SOS_DIGEST_MAX, sizeof *give);
+    sos_digest_entry_t *removed = calloc(SOS_DIGEST_MAX, sizeof *removed);
     sos_batch_t *b = calloc(1, sizeof *b);
-    if (!mine || !want || !give || !b)
+    if (!mine || !want || !give || !removed || !b)
         goto done;
-    uint32_t n_want = 0, n_give = 0;
+    uint32_t n_want = 0, n_give = 0, n_removed = 0;
     sos_digest_diff(self->id.pk, mine, n_mine, theirs->digest, theirs->n_digest, give, &n_give,
-                    want, &n_want);
+                    want, &n_want, removed, &n_removed);
+    s_removed_by_peer(self, txn, peer, removed, n_removed);
     sos_digest_collect(self->gaps, txn, give, n_give, b);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
@@ -1235,6 +1269,7 @@ done:
     free(mine);
     free(want);
     free(give);
+    free(removed);
     sos_batch_release(b);
     free(b);
 }

@@ -507,6 +507,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"suspicions", st->suspicions},
         {"suspicions_withheld", st->suspicions_withheld},
         {"suspected", st->suspected},
+        {"removals_heard", st->removals_heard},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
         {"health", self->fd.health},

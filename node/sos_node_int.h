@@ -79,6 +79,7 @@ typedef struct {
     uint64_t suspicions;          /* peers that became suspect here (a missed exchange) */
     uint64_t suspicions_withheld; /* missed exchanges not blamed: this node was lagging */
     uint64_t suspected;           /* SYNCs naming this node as a suspect at its version */
+    uint64_t removals_heard;      /* listed workers a peer's digest showed removed */
     uint64_t refutations;         /* own record re-signed to refute a suspicion */
     uint64_t health_late;         /* rounds or ticks that fired late (local health) */
     uint64_t probes_sent;         /* PROBE_REQs sent to helpers (indirect probes) */

@@ -10,17 +10,20 @@
 
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
            suspects: [[id: bin(32), version]...],
-           digest: [[origin: bin(32), version]...], want: [[origin, version]...],
-           records: [bin...]]
+           digest: [[origin: bin(32), version, removed: bool]...],
+           want: [[origin, version]...], records: [bin...]]
     The element count is exact; flags and n_origins must fit 32 bits. */
 
 #define S_GMSG_FIELDS 9
 
-/*  Decode a digest or want list. The count is checked against the cap before anything is
-    allocated; that it fits in the bytes left was checked by sos_mp_parse. */
+/*  Decode a digest (flagged: each entry carries removed) or want list. The count is checked
+    against the cap before anything is allocated; that it fits in the bytes left was checked
+    by sos_mp_parse. */
 static sos_rc
-s_decode_digest(const msgpack_object *o, sos_digest_entry_t **entries_p, uint32_t *n_p)
+s_decode_digest(const msgpack_object *o, bool flagged, sos_digest_entry_t **entries_p,
+                uint32_t *n_p)
 {
+    const uint32_t arity = flagged ? 3 : 2;
     const msgpack_object *items;
     uint32_t count;
     if (!sos_mp_array(o, &items, &count, UINT32_MAX))
@@ -36,9 +39,10 @@ s_decode_digest(const msgpack_object *o, sos_digest_entry_t **entries_p, uint32_
     for (uint32_t i = 0; i < count; i++) {
         const msgpack_object *pair;
         uint32_t n;
-        if (!sos_mp_array(&items[i], &pair, &n, 2) || n != 2 ||
+        if (!sos_mp_array(&items[i], &pair, &n, arity) || n != arity ||
             !sos_mp_bin_exact(&pair[0], entries[i].origin, SOS_NODEID_BYTES) ||
-            !sos_mp_uint(&pair[1], &entries[i].version))
+            !sos_mp_uint(&pair[1], &entries[i].version) ||
+            (flagged && !sos_mp_bool(&pair[2], &entries[i].removed)))
             return SOS_ERR_MALFORMED;
     }
     *n_p = count;
@@ -97,9 +101,9 @@ s_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len, bool verify_records)
     }
     msg->n_suspects = count;
 
-    rc = s_decode_digest(&f[6], &msg->digest, &msg->n_digest);
+    rc = s_decode_digest(&f[6], true, &msg->digest, &msg->n_digest);
     if (!rc)
-        rc = s_decode_digest(&f[7], &msg->want, &msg->n_want);
+        rc = s_decode_digest(&f[7], false, &msg->want, &msg->n_want);
     if (rc)
         goto done;
 
@@ -183,13 +187,15 @@ sos_gmsg_release(sos_gmsg_t *msg)
 }
 
 static int
-s_pack_digest(msgpack_packer *pk, const sos_digest_entry_t *entries, uint32_t n)
+s_pack_digest(msgpack_packer *pk, const sos_digest_entry_t *entries, uint32_t n, bool flagged)
 {
     int err = msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
-        err |= msgpack_pack_array(pk, 2);
+        err |= msgpack_pack_array(pk, flagged ? 3 : 2);
         err |= msgpack_pack_bin_with_body(pk, entries[i].origin, SOS_NODEID_BYTES);
         err |= msgpack_pack_uint64(pk, entries[i].version);
+        if (flagged)
+            err |= entries[i].removed ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     }
     return err;
 }
@@ -225,9 +231,9 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         err |= msgpack_pack_bin_with_body(&pk, msg->self.wire, msg->self.wire_len);
     else
         err |= msgpack_pack_nil(&pk);
-    err |= s_pack_digest(&pk, msg->suspects, msg->n_suspects);
-    err |= s_pack_digest(&pk, msg->digest, msg->n_digest);
-    err |= s_pack_digest(&pk, msg->want, msg->n_want);
+    err |= s_pack_digest(&pk, msg->suspects, msg->n_suspects, false);
+    err |= s_pack_digest(&pk, msg->digest, msg->n_digest, true);
+    err |= s_pack_digest(&pk, msg->want, msg->n_want, false);
     err |= msgpack_pack_array(&pk, n);
     for (uint32_t i = 0; i < n; i++)
         err |= msgpack_pack_bin_with_body(&pk, wires[i], lens[i]);
@@ -301,10 +307,13 @@ sos_digest_hash(uint8_t out[SOS_DIGEST_HASH_BYTES], sos_digest_entry_t *entries,
     uint8_t count[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     crypto_generichash_update(&st, count, sizeof count);
     for (uint32_t i = 0; i < n; i++) {
-        uint8_t in[SOS_NODEID_BYTES + 8];
+        /*  The flag is hashed in every entry, not only in removed ones: a fixed-size entry
+            keeps the hashed list canonical. */
+        uint8_t in[SOS_NODEID_BYTES + 8 + 1];
         memcpy(in, entries[i].origin, SOS_NODEID_BYTES);
         for (int b = 0; b < 8; b++)
             in[SOS_NODEID_BYTES + b] = (uint8_t)(entries[i].version >> (56 - 8 * b));
+        in[SOS_NODEID_BYTES + 8] = entries[i].removed ? 1 : 0;
         crypto_generichash_update(&st, in, sizeof in);
     }
     crypto_generichash_final(&st, out, SOS_DIGEST_HASH_BYTES);

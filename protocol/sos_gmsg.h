@@ -18,14 +18,21 @@
 #define SOS_GMSG_IN_SYNC 1 /* SYNC_ACK: the digests are equal, nothing follows */
 #define SOS_GMSG_MORE    2 /* DELTA / DELTA_ACK: the sender had more than fit */
 
+/*  An origin and a version: a digest entry, a want, a suspect. removed is a digest entry's
+    only: the sender holds no record of the origin at that version but its removal (a
+    tombstone at or above every record held), so that a peer that still lists the worker at
+    that version sees the difference (the two versions alone are equal). Want and suspect
+    entries do not carry it (encoded without it, decoded false). */
 typedef struct {
     uint8_t origin[SOS_NODEID_BYTES];
     uint64_t version;
+    bool removed;
 } sos_digest_entry_t;
 
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
            suspects: [[id: bin(32), version]...],
-           digest: [[origin, version]...], want: [[origin, version]...], records: [bin...]] */
+           digest: [[origin, version, removed: bool]...], want: [[origin, version]...],
+           records: [bin...]] */
 typedef struct {
     uint64_t req_id;
     uint32_t flags;
@@ -90,7 +97,8 @@ sos_rc sos_probe_encode(msgpack_sbuffer *out, const sos_probe_msg_t *msg);
 
 /*  The digest hash: sorts entries[0..n) by origin (in place; origins are distinct in a
     digest) and writes BLAKE2b-128 of the domain prefix "sosnode/2/digest\0", n as 4 bytes
-    big-endian, then each origin and version (8 bytes big-endian), into out. A collision
+    big-endian, then each origin, version (8 bytes big-endian) and removed (1 byte, 0 or 1),
+    into out. A collision
     resistant hash of the canonical list: unlike an XOR of per-origin hashes, no one can
     build a digest that matches another on purpose. */
 void sos_digest_hash(uint8_t out[SOS_DIGEST_HASH_BYTES], sos_digest_entry_t *entries, uint32_t n);

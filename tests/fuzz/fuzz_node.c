@@ -333,6 +333,7 @@ s_entries(s_world_t *w, fuzz_in_t *in, sos_digest_entry_t *e, uint32_t *n, uint3
         memcpy(e[i].origin, s_signer(w, fuzz_u8(in))->pk, SOS_NODEID_BYTES);
         uint8_t v = fuzz_u8(in);
         e[i].version = (v & 0x80) ? fuzz_u64(in) : v % 10;
+        e[i].removed = (v & 0x40) != 0;
     }
 }
 

@@ -143,6 +143,7 @@ s_gossip(void)
     for (int i = 0; i < 3; i++) {
         memcpy(digest[i].origin, fuzz_identity(i)->pk, SOS_NODEID_BYTES);
         digest[i].version = 10 + (uint64_t)i * 1000;
+        digest[i].removed = i == 1;
     }
     digest[2].origin[0] ^= 0xff;
     memcpy(want, digest, sizeof want);

@@ -7,7 +7,7 @@ Formats, protocol version 2 (msgpack, bin for bytes, str for text):
     signed        [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms,
                    nonce: bin(16), body: bin]
   gossip body     [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
-                   suspects: [[id, version]], digest: [[origin, version]],
+                   suspects: [[id, version]], digest: [[origin, version, removed]],
                    want: [[origin, version]], records: [bin]]
   record wire     [signed: bin, sig: bin(64)]
     worker        [1, origin: bin(32), version, prev, url, http_url]
@@ -16,7 +16,7 @@ Formats, protocol version 2 (msgpack, bin for bytes, str for text):
 Signatures are Ed25519ph (libsodium's multi-part API) over a domain prefix and the signed
 bytes: b"sosnode/2/envelope\0" for envelopes, b"sosnode/2/record\0" for records. The digest
 hash is BLAKE2b-128 over b"sosnode/2/digest\0", the entry count (4 bytes big-endian) and
-the entries sorted by origin, each origin then version (8 bytes big-endian).
+the entries sorted by origin, each origin, version (8 bytes big-endian), removed (1 byte).
   request         [2, req_id, op: str, args: map, flags]
   reply           [3, req_id, status: str, body: map]
 Transport (ZMTP level): every connection is CURVE. A node's
@@ -177,12 +177,14 @@ def node_id_bytes(node_id):
 
 
 def digest_hash(entries):
-    """The digest hash of [(origin, version)] as a node computes it."""
+    """The digest hash of [(origin, version)] or [(origin, version, removed)] as a node
+    computes it (removed False when left out)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(DOMAIN_DIGEST)
     h.update(struct.pack(">I", len(entries)))
-    for origin, version in sorted(entries):
-        h.update(origin + struct.pack(">Q", version))
+    for e in sorted(entries):
+        removed = e[2] if len(e) > 2 else False
+        h.update(e[0] + struct.pack(">QB", e[1], 1 if removed else 0))
     return h.digest()
 
 
@@ -225,7 +227,8 @@ def gmsg(req_id=0, flags=0, digest_hash=bytes(16), n_origins=0, self_rec=None, s
     """A gossip body. suspects: (id, version) pairs, or bare ids (version 0)."""
     suspects = [[s, 0] if isinstance(s, bytes) else [s[0], s[1]] for s in suspects]
     return pack([req_id, flags, digest_hash, n_origins, self_rec, suspects,
-                 [[o, v] for o, v in digest], [[o, v] for o, v in want], list(records)])
+                 [[e[0], e[1], bool(e[2]) if len(e) > 2 else False] for e in digest],
+                 [[o, v] for o, v in want], list(records)])
 
 
 def envelope(ident, msg_type, body, ts=None, nonce=None, sender=None, version=PROTO_VERSION,

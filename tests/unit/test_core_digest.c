@@ -54,9 +54,28 @@ static sos_digest_entry_t
 s_entry(const sos_identity_t *id, uint64_t version)
 {
     sos_digest_entry_t e;
+    memset(&e, 0, sizeof e);
     memcpy(e.origin, id->pk, SOS_NODEID_BYTES);
     e.version = version;
     return e;
+}
+
+/*  A digest entry saying the sender removed id at version. */
+static sos_digest_entry_t
+s_gone(const sos_identity_t *id, uint64_t version)
+{
+    sos_digest_entry_t e = s_entry(id, version);
+    e.removed = true;
+    return e;
+}
+
+static bool
+s_removed_in(const sos_digest_entry_t *d, uint32_t n, const uint8_t *origin)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (memcmp(d[i].origin, origin, SOS_NODEID_BYTES) == 0)
+            return d[i].removed;
+    return false;
 }
 
 int
@@ -111,8 +130,32 @@ main(void)
         CHECK(s_version_in(d, n, b.pk) == 2); /* held at 5, but a hole below */
         CHECK(s_version_in(d, n, c.pk) == 9);
         CHECK(s_version_in(d, n, r.pk) == 7);
+        /*  c's entry is a removal, so that a peer that lists c at 9 sees it. */
+        CHECK(s_removed_in(d, n, c.pk));
+        CHECK(!s_removed_in(d, n, a.pk) && !s_removed_in(d, n, b.pk) && !s_removed_in(d, n, r.pk));
     }
     free(d);
+    sos_txn_abort(&txn);
+
+    SECTION("an entry is a removal only if the tombstone is at or above every record held");
+    txn = s_read();
+    sos_digest_entry_t e;
+    sos_digest_entry(gaps, txn, c.pk, &e);
+    CHECK(e.removed && e.version == 9);
+    sos_digest_entry(gaps, txn, a.pk, &e);
+    CHECK(!e.removed && e.version == 3);
+    sos_digest_entry(gaps, txn, b.pk, &e); /* a gap claims less than held */
+    CHECK(!e.removed && e.version == 2);
+    sos_txn_abort(&txn);
+    CHECK_RC(sos_txn_begin(s_store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_put(txn, r.pk, 6, UINT64_MAX), SOS_OK); /* below its room's 7 */
+    sos_digest_entry(gaps, txn, r.pk, &e);
+    CHECK(!e.removed && e.version == 7);
+    CHECK_RC(sos_dir_tombstone_put(txn, r.pk, 7, UINT64_MAX), SOS_OK); /* at it */
+    sos_digest_entry(gaps, txn, r.pk, &e);
+    CHECK(e.removed && e.version == 7);
+    sos_digest_entry(gaps, txn, me.pk, &e); /* nothing held: no removal */
+    CHECK(!e.removed && e.version == 0);
     sos_txn_abort(&txn);
 
     SECTION("the gap table refuses a new gap at its cap, but moves an open one");
@@ -173,7 +216,7 @@ main(void)
                                    s_entry(&b, 1)};
     sos_digest_entry_t give[4], want[5];
     uint32_t n_give = 0, n_want = 0;
-    sos_digest_diff(me.pk, mine, 4, theirs, 5, give, &n_give, want, &n_want);
+    sos_digest_diff(me.pk, mine, 4, theirs, 5, give, &n_give, want, &n_want, NULL, NULL);
     CHECK(n_give == 1 && s_version_in(give, n_give, b.pk) == 1);
     CHECK(n_want == 2);
     CHECK(s_version_in(want, n_want, a.pk) == 3); /* ours: ask above it */
@@ -182,16 +225,46 @@ main(void)
     CHECK(s_version_in(want, n_want, r.pk) == UINT64_MAX);
     SECTION("diff: an origin only we know is given from 0; empty digests are fine");
     sos_digest_entry_t one[] = {s_entry(&a, 3)};
-    sos_digest_diff(me.pk, one, 1, NULL, 0, give, &n_give, want, &n_want);
+    sos_digest_diff(me.pk, one, 1, NULL, 0, give, &n_give, want, &n_want, NULL, NULL);
     CHECK(n_give == 1 && give[0].version == 0 && n_want == 0);
-    sos_digest_diff(me.pk, NULL, 0, NULL, 0, give, &n_give, want, &n_want);
+    sos_digest_diff(me.pk, NULL, 0, NULL, 0, give, &n_give, want, &n_want, NULL, NULL);
     CHECK(n_give == 0 && n_want == 0);
     sos_digest_entry_t mine_only_self[] = {s_entry(&me, 2)};
     sos_digest_entry_t theirs_self[] = {s_entry(&me, 9)};
-    sos_digest_diff(me.pk, mine_only_self, 1, theirs_self, 1, give, &n_give, want, &n_want);
+    sos_digest_diff(me.pk, mine_only_self, 1, theirs_self, 1, give, &n_give, want, &n_want, NULL,
+                    NULL);
     CHECK(n_give == 0 && n_want == 0);
-    sos_digest_diff(me.pk, NULL, 0, theirs_self, 1, give, &n_give, want, &n_want);
+    sos_digest_diff(me.pk, NULL, 0, theirs_self, 1, give, &n_give, want, &n_want, NULL, NULL);
     CHECK(n_want == 0);
+
+    SECTION("diff: a peer's removal at or above the version we list is reported");
+    {
+        /*  a: we list 3, they removed 3 (the case the versions alone miss); b: they removed
+            an older record than ours (our newer one refutes it: given, not reported); c: we
+            removed it too; r: they removed a newer one (also wanted); me: we were removed. */
+        sos_digest_entry_t m2[] = {s_entry(&a, 3), s_entry(&b, 5), s_gone(&c, 9), s_entry(&r, 7),
+                                   s_entry(&me, 4)};
+        sos_digest_entry_t t2[] = {s_gone(&me, 4), s_gone(&r, 8), s_gone(&c, 9), s_gone(&b, 4),
+                                   s_gone(&a, 3)};
+        sos_digest_entry_t gv[5], w2[5], rm[5];
+        uint32_t n_rm = 99;
+        sos_digest_diff(me.pk, m2, 5, t2, 5, gv, &n_give, w2, &n_want, rm, &n_rm);
+        CHECK(n_rm == 3);
+        CHECK(s_version_in(rm, n_rm, a.pk) == 3 && s_removed_in(rm, n_rm, a.pk));
+        CHECK(s_version_in(rm, n_rm, r.pk) == 8);
+        CHECK(s_version_in(rm, n_rm, me.pk) == 4);
+        CHECK(s_version_in(rm, n_rm, b.pk) == UINT64_MAX);
+        CHECK(s_version_in(rm, n_rm, c.pk) == UINT64_MAX);
+        CHECK(n_give == 1 && s_version_in(gv, n_give, b.pk) == 4);
+        CHECK(n_want == 1 && s_version_in(w2, n_want, r.pk) == 7);
+        /*  The other way round: we removed what they list: nothing to report here (they
+            see it when they compare). */
+        sos_digest_entry_t m3[] = {s_gone(&a, 3)};
+        sos_digest_entry_t t3[] = {s_entry(&a, 3)};
+        sos_digest_diff(me.pk, m3, 1, t3, 1, gv, &n_give, w2, &n_want, rm, &n_rm);
+        CHECK(n_rm == 0 && n_give == 0 && n_want == 0);
+        CHECK(sos_digest_removed_here(&t3[0], &m3[0]) && !sos_digest_removed_here(&m3[0], &t3[0]));
+    }
 
     SECTION("collect: the records above the version wanted, in version order");
     s_put(&r, false, 8, 7);

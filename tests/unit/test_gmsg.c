@@ -25,6 +25,7 @@ s_test_digest_hash(void)
 {
     SECTION("digest hash: independent of order, changed by any version, not linear");
     sos_digest_entry_t a[4], b[4];
+    memset(a, 0, sizeof a);
     uint8_t ha[SOS_DIGEST_HASH_BYTES], hb[SOS_DIGEST_HASH_BYTES];
     for (int i = 0; i < 4; i++) {
         memset(a[i].origin, 0x10 + i, 32);
@@ -54,6 +55,12 @@ s_test_digest_hash(void)
     sos_digest_hash(ha, x, 4);
     sos_digest_hash(hb, y, 4);
     CHECK(memcmp(ha, hb, sizeof ha) != 0);
+    /*  A removal at a version is not a record at that version: the flag is hashed. */
+    sos_digest_hash(ha, a, 4);
+    a[1].removed = true;
+    sos_digest_hash(hb, a, 4);
+    CHECK(memcmp(ha, hb, sizeof ha) != 0);
+    a[1].removed = false;
     /*  The count is hashed too: the empty digest and one entry of zeros differ. */
     sos_digest_entry_t zero;
     memset(&zero, 0, sizeof zero);
@@ -74,11 +81,15 @@ s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
     memset(msg.suspects[1].origin, 0xab, 32);
     msg.suspects[1].version = UINT64_MAX;
     sos_digest_entry_t digest[3], want[1];
+    memset(digest, 0, sizeof digest);
+    memset(want, 0, sizeof want);
     for (int i = 0; i < 3; i++) {
         memset(digest[i].origin, i + 1, 32);
         digest[i].version = 1000 + (uint64_t)i;
     }
+    digest[1].removed = true; /* a removal travels with the digest */
     memset(want[0].origin, 9, 32);
+    want[0].removed = true; /* a want carries no flag: not encoded */
     want[0].version = UINT64_MAX;
     msg.digest = digest;
     msg.n_digest = 3;
@@ -106,7 +117,8 @@ s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
           d.suspects[0].version == 41 && d.suspects[1].origin[31] == 0xab &&
           d.suspects[1].version == UINT64_MAX);
     CHECK(d.n_digest == 3 && d.digest && d.digest[2].version == 1002 && d.digest[2].origin[0] == 3);
-    CHECK(d.n_want == 1 && d.want && d.want[0].version == UINT64_MAX);
+    CHECK(d.digest && !d.digest[0].removed && d.digest[1].removed && !d.digest[2].removed);
+    CHECK(d.n_want == 1 && d.want && d.want[0].version == UINT64_MAX && !d.want[0].removed);
     CHECK(d.n_records == 2 && d.records);
     if (d.n_records == 2) {
         CHECK(d.records[0].kind == SOS_REC_ROOM &&
@@ -294,9 +306,11 @@ s_body_fields(uint8_t *out, size_t cap, int fields, int field, const uint8_t *ra
         case 6:
         case 7:
             msgpack_pack_array(&pk, 1);
-            msgpack_pack_array(&pk, 2);
+            msgpack_pack_array(&pk, f == 6 ? 3 : 2); /* a digest entry carries removed */
             sos_mp_pack_bin(&pk, origin, 32);
             msgpack_pack_uint8(&pk, 1);
+            if (f == 6)
+                msgpack_pack_false(&pk);
             break;
         case 8:
             msgpack_pack_array(&pk, rec ? 1 : 0);
@@ -373,7 +387,22 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
         {6, "\x80", 1},                     /* digest a map */
         {6, "\x91\x91\xc0", 3},             /* an entry of 1 element */
         {6, "\x91\x93\xc4\x00\x01\x01", 6}, /* an entry of 3 elements */
-        {7, "\x91\x92\xc4\x01x\x01", 6},    /* origin of 1 byte */
+        {6,
+         "\x91\x92\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\x01",
+         37}, /* an entry without removed */
+        {6,
+         "\x91\x93\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\x01\x01",
+         38}, /* removed not a bool */
+        {7,
+         "\x91\x93\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\x01\xc2",
+         38},                            /* a want with removed */
+        {7, "\x91\x92\xc4\x01x\x01", 6}, /* origin of 1 byte */
         {7,
          "\x91\x92\xc4\x20"
          "0123456789abcdef0123456789abcdef"

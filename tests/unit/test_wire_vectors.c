@@ -62,7 +62,7 @@ s_build(vector_t *vecs)
     msg.n_origins = 1;
     msg.has_self = true;
     msg.self = worker;
-    sos_digest_entry_t digest = {{0}, 2};
+    sos_digest_entry_t digest = {{0}, 2, false};
     memcpy(digest.origin, id.pk, SOS_NODEID_BYTES);
     msg.digest = &digest;
     msg.n_digest = 1;
@@ -76,7 +76,7 @@ s_build(vector_t *vecs)
     if (sos_gmsg_encode(&body, &msg, wires, lens, 1))
         return 0;
     s_add(vecs, &n, "gmsg_delta", body.data, body.size);
-    sos_digest_entry_t two[2] = {{{0}, 2}, {{0}, 5}};
+    sos_digest_entry_t two[2] = {{{0}, 2, false}, {{0}, 5, true}};
     memcpy(two[0].origin, id.pk, SOS_NODEID_BYTES);
     memcpy(two[1].origin, peer.pk, SOS_NODEID_BYTES);
     uint8_t dh[SOS_DIGEST_HASH_BYTES];
@@ -159,7 +159,8 @@ s_write(const vector_t *vecs, size_t n)
                "# U+1F30A, U+1F98A], \"Test room\", 1700000000000..1700086400000; both signed\n"
                "# (Ed25519ph) behind \"sosnode/2/record\\0\". gmsg_delta: req_id 7, flags\n"
                "# MORE, hash 00..0f, self the worker, suspects [(receiver_key, 5)], digest\n"
-               "# [(key, 2)], records [room]. digest_hash: of [(key, 2), (receiver_key, 5)].\n"
+               "# [(key, 2, held)], records [room]. digest_hash: of [(key, 2, held),\n"
+               "# (receiver_key, 5, removed)].\n"
                "# envelope_delta: DELTA carrying gmsg_delta from key to receiver_key at\n"
                "# 1700000000123 ms, nonce a0..af, signed behind \"sosnode/2/envelope\\0\".\n"
                "# probe_req: req_id 0123456789abcdef, target 77 x 32, reached false;\n"
