@@ -592,6 +592,7 @@ s_report(s_run_t *r)
            (unsigned long long)record_bytes);
     printf("removals %llu\nfalse_removals %llu\n", (unsigned long long)sim->removals,
            (unsigned long long)sim->false_removals);
+    printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
     printf("dropped.loss %llu\ndropped.partition %llu\ndropped.to_dead %llu\n",
            (unsigned long long)sim->dropped_loss, (unsigned long long)sim->dropped_partition,
            (unsigned long long)sim->dropped_dead);

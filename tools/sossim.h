@@ -179,6 +179,7 @@ struct sim {
     uint32_t conn_max, conn_cap_max;
     uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
         shorts_refused;
+    uint64_t removals_heard;   /* listed workers a peer's digest showed removed */
     sos_sign_impl_t sign_impl; /* --cheap-crypto's, set while the run lasts */
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sos_identity.h"
+#include "sos_core_digest.h"
 #include "sos_core_pick.h"
 #include "sossim.h"
 
@@ -302,6 +303,9 @@ s_view_del(sim_node_t *n, uint32_t idx)
 
 /* ------------------------------------------------------------ connections ---- */
 
+/*  The top bit of a compact digest version: the entry is a removal (a tombstone). */
+#define SIM_DIG_REMOVED (1ULL << 63)
+
 /*  How long a node names a worker it removed as a suspect (s_suspects says why). */
 #define SIM_NAME_REMOVED_ROUNDS 20
 
@@ -457,15 +461,34 @@ s_on_origin(void *arg, const sos_origin_t *o)
     }
     n->dig_idx[n->n_dig] = idx;
     n->dig_ver[n->n_dig] = o->max_version;
+    /*  A removal (node/sos_core_digest.h): only an origin without a worker record can be
+        one, so the tombstone is looked up for those alone. */
+    if (!o->has_worker) {
+        sos_digest_entry_t e;
+        sos_digest_entry(NULL, a[2], o->origin, &e);
+        if (e.removed)
+            n->dig_ver[n->n_dig] = e.version | SIM_DIG_REMOVED;
+    }
     n->n_dig++;
     return 0;
 }
 
-/*  The digest entry i of n (compact: node index and version), expanded. */
+/*  The digest entry i of n (compact: node index and version, whose top bit says removed),
+    expanded. */
 static const uint8_t *
 s_dig_origin(const sim_t *sim, const sim_node_t *n, uint32_t i)
 {
     return sim->nodes[n->dig_idx[i]].id.pk;
+}
+
+static sos_digest_entry_t
+s_dig_entry(const sim_t *sim, const sim_node_t *n, uint32_t i)
+{
+    sos_digest_entry_t e;
+    memcpy(e.origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+    e.version = n->dig_ver[i] & ~SIM_DIG_REMOVED;
+    e.removed = (n->dig_ver[i] & SIM_DIG_REMOVED) != 0;
+    return e;
 }
 
 /*  n's digest (kept compact, 12 bytes an origin: the full entries of 10,000 simulated
@@ -476,7 +499,7 @@ s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
     if (!n->dirty)
         return;
     n->n_dig = 0;
-    void *a[2] = {sim, n};
+    void *a[3] = {sim, n, txn};
     sos_dir_foreach_origin(txn, s_on_origin, a);
     if (sim->cap_scratch < n->n_dig) {
         sos_digest_entry_t *e = realloc(sim->scratch, n->n_dig * sizeof *e);
@@ -485,10 +508,8 @@ s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
         sim->scratch = e;
         sim->cap_scratch = n->n_dig;
     }
-    for (uint32_t i = 0; i < n->n_dig; i++) {
-        memcpy(sim->scratch[i].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
-        sim->scratch[i].version = n->dig_ver[i];
-    }
+    for (uint32_t i = 0; i < n->n_dig; i++)
+        sim->scratch[i] = s_dig_entry(sim, n, i);
     sos_digest_hash(n->hash, sim->scratch, n->n_dig); /* sorted by origin already */
     n->dirty = false;
 }
@@ -714,7 +735,7 @@ s_bucket_sums(const sim_t *sim, const sim_node_t *n, uint32_t nb, uint8_t (*sums
     for (uint32_t i = 0; i < n->n_dig; i++) {
         const uint8_t *origin = s_dig_origin(sim, n, i);
         uint32_t b = s_bucket(origin, nb);
-        uint8_t v[8];
+        uint8_t v[8]; /* the version, and in its top bit whether it is a removal */
         for (int k = 0; k < 8; k++)
             v[k] = (uint8_t)(n->dig_ver[i] >> (8 * k));
         crypto_generichash_update(&st[b], origin, SOS_NODEID_BYTES);
@@ -888,32 +909,39 @@ s_listed(sos_txn_t *txn, const sim_node_t *peer, uint64_t *held)
     return sos_dir_get_worker(txn, peer->id.pk, NULL, NULL) == SOS_OK;
 }
 
+/*  from named e's origin a suspect at e's version: in a SYNC's suspects, or by a removal in
+    its digest. True if a listed worker's suspicion started or was confirmed. */
+static bool
+s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_digest_entry_t *e)
+{
+    if (memcmp(e->origin, n->id.pk, SOS_NODEID_BYTES) == 0) {
+        if (sos_fd_refute(&n->fd, &sim->fdc, e->version, n->version, n->refute_pending, sim->now) ==
+            SOS_FD_REFUTE)
+            n->refute_pending = true;
+        return false;
+    }
+    uint32_t s = sim_lookup(sim, e->origin);
+    if (s == UINT32_MAX || sim->nodes[s].genesis)
+        return false;
+    uint64_t held;
+    if (!s_listed(txn, &sim->nodes[s], &held) || e->version < held)
+        return false;
+    /*  A confirmation counts only from a worker that has answered us itself: fresh keys
+        cost nothing. */
+    sim_peer_t *sp = s_peer(n, from, false);
+    uint64_t sender_held;
+    bool counts = sp && sp->fd.srtt_ms && s_listed(txn, &sim->nodes[from], &sender_held);
+    sim_peer_t *p = s_peer(n, s, true);
+    if (p)
+        sos_fd_named(&p->fd, counts ? sim->nodes[from].id.pk : NULL, held, sim->now);
+    return p != NULL;
+}
+
 static void
 s_on_suspects(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    for (uint32_t i = 0; i < msg->n_suspects; i++) {
-        const sos_digest_entry_t *e = &msg->suspects[i];
-        if (memcmp(e->origin, n->id.pk, SOS_NODEID_BYTES) == 0) {
-            if (sos_fd_refute(&n->fd, &sim->fdc, e->version, n->version, n->refute_pending,
-                              sim->now) == SOS_FD_REFUTE)
-                n->refute_pending = true;
-            continue;
-        }
-        uint32_t s = sim_lookup(sim, e->origin);
-        if (s == UINT32_MAX || sim->nodes[s].genesis)
-            continue;
-        uint64_t held;
-        if (!s_listed(txn, &sim->nodes[s], &held) || e->version < held)
-            continue;
-        /*  A confirmation counts only from a worker that has answered us itself: fresh keys
-            cost nothing. */
-        sim_peer_t *sp = s_peer(n, from, false);
-        uint64_t sender_held;
-        bool counts = sp && sp->fd.srtt_ms && s_listed(txn, &sim->nodes[from], &sender_held);
-        sim_peer_t *p = s_peer(n, s, true);
-        if (p)
-            sos_fd_named(&p->fd, counts ? sim->nodes[from].id.pk : NULL, held, sim->now);
-    }
+    for (uint32_t i = 0; i < msg->n_suspects; i++)
+        s_named(sim, n, txn, from, &msg->suspects[i]);
 }
 
 /*  Verify what we do not hold already, all before merging any: one bad record rejects the
@@ -992,8 +1020,15 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
                     ? -1
                     : memcmp(s_dig_origin(sim, n, i), msg->digest[j].origin, SOS_NODEID_BYTES);
         const uint8_t *origin = c <= 0 ? s_dig_origin(sim, n, i) : msg->digest[j].origin;
-        uint64_t mine = c <= 0 ? n->dig_ver[i] : 0;
+        sos_digest_entry_t me = c <= 0 ? s_dig_entry(sim, n, i) : (sos_digest_entry_t){0};
+        uint64_t mine = me.version;
         uint64_t theirs = c >= 0 ? msg->digest[j].version : 0;
+        /*  The peer removed, at or above our version, a worker we list: the core's report
+            (node/sos_core_digest.h), taken as if the peer had named it a suspect. */
+        if (c == 0 && named[s_bucket(origin, nb)] &&
+            sos_digest_removed_here(&me, &msg->digest[j]) &&
+            s_named(sim, n, txn, from, &msg->digest[j]))
+            sim->removals_heard++;
         if (c <= 0)
             i++;
         if (c >= 0)
@@ -1052,10 +1087,8 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const so
         memset(named[n_named].origin, 0, SOS_NODEID_BYTES);
         named[n_named++].version = b;
         for (uint32_t i = 0; i < n->n_dig; i++)
-            if (s_bucket(s_dig_origin(sim, n, i), nb) == b) {
-                memcpy(dig[n_dig].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
-                dig[n_dig++].version = n->dig_ver[i];
-            }
+            if (s_bucket(s_dig_origin(sim, n, i), nb) == b)
+                dig[n_dig++] = s_dig_entry(sim, n, i);
     }
     if (n_named) {
         sos_gmsg_t out;
