@@ -61,6 +61,9 @@ static const char *s_usage =
     "  --active-view         keep connections to a bounded active view of fanout + ln N\n"
     "                        peers (node/sos_core_view.h) and short-lived ones for the rest,\n"
     "                        instead of one per worker; checks that no node passes its cap\n"
+    "  --probe-helpers K     peers asked to reach a peer that missed an exchange before the\n"
+    "                        miss counts (PROBE_REQ, PING, PONG, PROBE_ACK; 3, as sosnode;\n"
+    "                        0: off)\n"
     "  --trace               one line per round\n"
     "  -h, --help            this text\n"
     "\n"
@@ -593,6 +596,9 @@ s_report(s_run_t *r)
     printf("removals %llu\nfalse_removals %llu\n", (unsigned long long)sim->removals,
            (unsigned long long)sim->false_removals);
     printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
+    printf("probes.sent %llu\nprobes.saves %llu\nprobes.helped %llu\nprobes.refused %llu\n",
+           (unsigned long long)sim->probes_sent, (unsigned long long)sim->probe_saves,
+           (unsigned long long)sim->probes_helped, (unsigned long long)sim->probes_refused);
     printf("dropped.loss %llu\ndropped.partition %llu\ndropped.to_dead %llu\n",
            (unsigned long long)sim->dropped_loss, (unsigned long long)sim->dropped_partition,
            (unsigned long long)sim->dropped_dead);
@@ -650,6 +656,7 @@ main(int argc, char **argv)
         {"cheap-crypto", no_argument, 0, 'c'},
         {"trace", no_argument, 0, 't'},
         {"active-view", no_argument, 0, 'A'},
+        {"probe-helpers", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -666,6 +673,7 @@ main(int argc, char **argv)
         .lat_max_ms = 80,
         .join_window = 10,
         .max_failures = 5,
+        .probe_helpers = 3, /* sosnode's default */
     };
     double loss = -1;
     run.partition_rounds = 30;
@@ -736,6 +744,9 @@ main(int argc, char **argv)
         case 'A':
             o.active_view = true;
             break;
+        case 'P':
+            o.probe_helpers = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             fputs(s_usage, stdout);
             return 0;
@@ -746,7 +757,7 @@ main(int argc, char **argv)
     }
     if (o.nodes < 4 || o.genesis < 1 || o.genesis > o.nodes || o.interval_ms < 10 || o.fanout < 1 ||
         o.lat_max_ms < o.lat_min_ms || o.join_window < 1 || o.rounds < 1 || o.dup < 0 ||
-        o.dup > 1 || loss > 1 || optind != argc) {
+        o.dup > 1 || loss > 1 || o.probe_helpers > SOS_FD_PROBE_HELPERS_MAX || optind != argc) {
         fprintf(stderr, "sossim: bad options (sossim --help)\n");
         return 2;
     }

@@ -32,7 +32,15 @@ void sim_rng_bytes(sim_rng_t *rng, uint8_t *out, size_t len);
 
 /* ------------------------------------------------------------- nodes ---- */
 
-typedef enum { EV_ROUND = 1, EV_DELIVER, EV_COMMIT, EV_DEADLINE, EV_RESTART } sim_ev_type_t;
+typedef enum {
+    EV_ROUND = 1,
+    EV_DELIVER,
+    EV_COMMIT,
+    EV_DEADLINE,
+    EV_RESTART,
+    EV_PROBE, /* a node's indirect probes past their deadline count as failures */
+    EV_HELP,  /* a helper's PINGs past their deadline are answered "not reached" */
+} sim_ev_type_t;
 
 typedef enum {
     MSG_SYNC = 1,  /* A -> B: hash, n_origins, self, suspects */
@@ -42,6 +50,10 @@ typedef enum {
     MSG_DELTA_ACK, /* A -> B: what B wanted */
     MSG_JUNK,      /* hostile: bytes that decode to nothing */
     MSG_RUMOR,     /* a record pushed at once (one-way), pushed on by whoever it is new to */
+    MSG_PROBE_REQ, /* requester -> helper: reach target (the indirect probe's body) */
+    MSG_PROBE_ACK, /* helper -> requester: reached or not */
+    MSG_PING,      /* helper -> target */
+    MSG_PONG,      /* target -> helper */
 } sim_msg_type_t;
 
 typedef struct {
@@ -115,6 +127,10 @@ typedef struct {
     sos_core_view_t active;
     sim_short_t shorts[SIM_SHORT_MAX];
     uint32_t n_short;
+    /*  Indirect probes (sos_fd.h) this node waits on, and PINGs it runs for others; made at
+        the first use: most nodes of a run without loss never need them. */
+    sos_fd_probes_t *probes;
+    sos_fd_helps_t *helps;
     /* counters */
     uint64_t bytes_sent, msgs_sent, dropped_bad, removals;
 } sim_node_t;
@@ -142,7 +158,8 @@ typedef struct {
     bool cheap_crypto;
     bool trace;
     uint32_t max_failures;
-    bool active_view; /* a bounded active view of connections instead of one per worker */
+    bool active_view;       /* a bounded active view of connections instead of one per worker */
+    uint32_t probe_helpers; /* helpers asked to reach a peer that missed an exchange (0: off) */
 } sim_opts_t;
 
 struct sim {
@@ -179,7 +196,8 @@ struct sim {
     uint32_t conn_max, conn_cap_max;
     uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
         shorts_refused;
-    uint64_t removals_heard;   /* listed workers a peer's digest showed removed */
+    uint64_t removals_heard; /* listed workers a peer's digest showed removed */
+    uint64_t probes_sent, probe_saves, probes_helped, probes_refused;
     sos_sign_impl_t sign_impl; /* --cheap-crypto's, set while the run lasts */
 };
 

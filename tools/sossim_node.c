@@ -654,6 +654,7 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
 }
 
 static void s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to);
+static void s_on_probe_msg(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_msg_t *m);
 
 /*  Sign our worker record at the next version and merge it. */
 static void
@@ -1195,6 +1196,10 @@ s_deliver(sim_t *sim, sim_msg_t *m)
     sos_txn_t *txn = s_txn(sim, n);
     if (!txn)
         return;
+    if (m->type >= MSG_PROBE_REQ && m->type <= MSG_PONG) {
+        s_on_probe_msg(sim, n, txn, m);
+        return;
+    }
     sos_gmsg_t msg;
     sos_rc rc = sos_gmsg_decode_unverified(&msg, m->body, m->len);
     /*  The sender's own record must be the sender's: the network knows who sent. It is
@@ -1230,6 +1235,8 @@ s_deliver(sim_t *sim, sim_msg_t *m)
                 sos_fd_clear(&p->fd);
                 p->genesis_fail = 0;
             }
+            if (n->probes) /* it answered: a late verdict must not count */
+                sos_fd_probe_end(n->probes, sim->nodes[m->from].id.pk);
             s_local_ok(sim, txn, &sim->nodes[m->from]);
             x->req_id = 0;
             if (!(msg.flags & SOS_GMSG_IN_SYNC))
@@ -1384,14 +1391,252 @@ s_round(sim_t *sim, sim_node_t *n)
     s_schedule(sim, sim->now + sim->o.interval_ms + late, EV_ROUND, n->idx, 0);
 }
 
+/*  A failed exchange with target (p, its peer entry) counts toward its suspicion. probed:
+    the verdict of an indirect probe, started while this node was healthy, is not withheld
+    if this node lags by the time it comes (the helpers failed to reach it too). */
+static void
+s_count_failure(sim_t *sim, sim_node_t *n, uint32_t target, sim_peer_t *p, bool probed)
+{
+    sos_txn_t *txn = s_txn(sim, n);
+    if (!txn)
+        return;
+    sim_node_t *t = &sim->nodes[target];
+    uint64_t held;
+    bool listed = s_listed(txn, t, &held);
+    sos_fd_t fd = n->fd;
+    if (probed)
+        fd.health = 0;
+    sos_fd_failure(&fd, &p->fd, listed, t->genesis, held, sim->now);
+    if (t->genesis)
+        p->genesis_fail++;
+    if (sim->o.active_view && p->fd.fail_count >= 2 && sos_core_view_has(&n->active, target)) {
+        s_link_close(sim, n->idx, target);
+        sim->links_failed++;
+    }
+}
+
+/* ------------------------------------------------------- indirect probes ----
+
+    As sosnode (node/sos_gossip.c, s_probe_*; PROTOCOL.md, "Indirect probes"): a missed
+    exchange with a listed peer that is not failing here yet counts only when none of up to
+    --probe-helpers other peers reaches it. The requester asks helpers that are listed, have
+    answered it (an RTT sample), are suspected by nobody here, and are connected (with
+    --active-view: its links); each helper PINGs the target on a connection it holds (every
+    listed worker; with --active-view a link, or a short-lived connection if one is free,
+    closed when the PING is answered or its deadline passes) and answers PROBE_ACK. The
+    tables are the core's (sos_fd.h); the node's per-requester rate limit of PROBE_REQs is
+    not modelled (honest requesters stay under it). */
+
+static void
+s_probe_send(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, uint64_t req_id,
+             const uint8_t target[SOS_NODEID_BYTES], bool reached)
+{
+    sos_probe_msg_t m = {.req_id = req_id, .reached = reached};
+    memcpy(m.target, target, SOS_NODEID_BYTES);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (sos_probe_encode(&sb, &m) == SOS_OK)
+        s_send(sim, n, to, type, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/*  A short-lived connection to peer for the PING id, if one is free. */
+static bool
+s_short_take(sim_t *sim, sim_node_t *n, uint64_t id, uint32_t peer)
+{
+    for (int i = 0; i < SIM_SHORT_MAX; i++)
+        if (!n->shorts[i].req_id) {
+            n->shorts[i].req_id = id;
+            n->shorts[i].peer = peer;
+            n->n_short++;
+            sim->shorts_opened++;
+            s_conn_check(sim, n);
+            return true;
+        }
+    sim->shorts_refused++;
+    return false;
+}
+
+static void
+s_short_free(sim_node_t *n, uint64_t id)
+{
+    for (int i = 0; i < SIM_SHORT_MAX; i++)
+        if (n->shorts[i].req_id == id) {
+            n->shorts[i].req_id = 0; /* its exchange or PING is over: the connection closes */
+            n->n_short--;
+        }
+}
+
+/*  target (p) missed an exchange with n: ask helpers to reach it. True if the failure waits
+    for their verdict (a probe started, or one is under way); false if it counts now. */
+static bool
+s_probe_start(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t *p)
+{
+    sim_node_t *t = &sim->nodes[target];
+    uint64_t held;
+    if (!sim->o.probe_helpers || t->genesis || p->fd.fail_count > 0 || n->fd.health > 0 ||
+        !s_listed(txn, t, &held))
+        return false;
+    if (n->probes && sos_fd_probe_pending(n->probes, t->id.pk))
+        return true; /* one verdict for the failures until it comes */
+    if (!n->probes && !(n->probes = calloc(1, sizeof *n->probes)))
+        return false;
+    size_t among = sim->o.active_view ? n->active.n : n->n_view;
+    uint32_t *cand = malloc((among ? among : 1) * sizeof *cand);
+    if (!cand)
+        return false;
+    size_t n_cand = 0;
+    for (size_t i = 0; i < among; i++) {
+        uint32_t c = sim->o.active_view ? (uint32_t)n->active.peers[i] : n->view[i];
+        sim_peer_t *hp = s_peer(n, c, false);
+        uint64_t h_held;
+        if (c != target && hp && hp->fd.srtt_ms && hp->fd.fail_count == 0 && !hp->fd.suspect_mono &&
+            (!sim->o.active_view || s_listed(txn, &sim->nodes[c], &h_held)))
+            cand[n_cand++] = c;
+    }
+    /*  Twice the longest exchange deadline of the target and of the helpers asked, as the
+        node: a helper's PING waits its own deadline, its answer one round trip more. */
+    uint64_t longest = sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd);
+    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(n->probes, t->id.pk, sim->now) : NULL;
+    for (size_t i = 0; probe && i < n_cand && probe->n_helpers < sim->o.probe_helpers; i++) {
+        size_t j = i + sim_rng_below(&sim->rng, n_cand - i);
+        uint32_t h = cand[j];
+        cand[j] = cand[i];
+        cand[i] = h;
+        uint64_t req_id = sim_rng_next(&sim->rng);
+        s_probe_send(sim, n, h, MSG_PROBE_REQ, req_id, t->id.pk, false);
+        sos_fd_probe_add(probe, sim->nodes[h].id.pk, req_id);
+        sim->probes_sent++;
+        uint64_t d = sos_fd_exchange_timeout(&n->fd, &sim->fdc, &s_peer(n, h, false)->fd);
+        longest = d > longest ? d : longest;
+    }
+    free(cand);
+    if (!probe)
+        return false;
+    if (probe->n_helpers == 0) {
+        sos_fd_probe_end(n->probes, t->id.pk);
+        return false;
+    }
+    probe->deadline_mono = sim->now + 2 * longest;
+    s_schedule(sim, probe->deadline_mono, EV_PROBE, n->idx, 0);
+    return true;
+}
+
+/*  The probe of target is over: a helper reached it, or none did. */
+static void
+s_probe_verdict(sim_t *sim, sim_node_t *n, const uint8_t target[SOS_NODEID_BYTES], bool reached)
+{
+    uint32_t t = sim_lookup(sim, target);
+    sim_peer_t *p = t == UINT32_MAX ? NULL : s_peer(n, t, false);
+    if (!p)
+        return;
+    if (!reached) {
+        s_count_failure(sim, n, t, p, true);
+        return;
+    }
+    sim->probe_saves++;
+    sos_fd_clear(&p->fd);
+}
+
+/*  A helper answers the requester of its slot i, and frees the slot and its connection. */
+static void
+s_help_answer(sim_t *sim, sim_node_t *n, int i, bool reached)
+{
+    const sos_fd_help_t *h = &n->helps->slot[i];
+    uint32_t r = sim_lookup(sim, h->requester);
+    if (r != UINT32_MAX)
+        s_probe_send(sim, n, r, MSG_PROBE_ACK, h->req_id, h->target, reached);
+    s_short_free(n, h->ping_id);
+    sos_fd_help_end(n->helps, i);
+}
+
+static void
+s_on_probe_req(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_probe_msg_t *msg)
+{
+    uint32_t t = sim_lookup(sim, msg->target);
+    uint64_t held;
+    if (t == UINT32_MAX || t == from || t == n->idx || !s_listed(txn, &sim->nodes[from], &held) ||
+        !s_listed(txn, &sim->nodes[t], &held) ||
+        (!n->helps && !(n->helps = calloc(1, sizeof *n->helps)))) {
+        sim->probes_refused++;
+        return;
+    }
+    sim_peer_t *tp = s_peer(n, t, true);
+    uint64_t ping_id = sim_rng_next(&sim->rng);
+    uint64_t deadline = sim->now + (tp ? sos_fd_exchange_timeout(&n->fd, &sim->fdc, &tp->fd)
+                                       : sim->fdc.exchange_timeout_ms);
+    int slot = sos_fd_help_begin(n->helps, sim->nodes[from].id.pk, msg->req_id, msg->target,
+                                 ping_id, deadline);
+    if (slot < 0) {
+        sim->probes_refused++;
+        return;
+    }
+    sim->probes_helped++;
+    /*  On a connection held already: every listed worker has one, or with an active view
+        a link; otherwise a short-lived one if free, else the answer is no at once. */
+    if (sim->o.active_view && !sos_core_view_has(&n->active, t) &&
+        !s_short_take(sim, n, ping_id, t)) {
+        s_help_answer(sim, n, slot, false);
+        return;
+    }
+    s_probe_send(sim, n, t, MSG_PING, ping_id, msg->target, false);
+    s_schedule(sim, deadline, EV_HELP, n->idx, 0);
+}
+
+/*  A probe message from from: PROBE_REQ (help), PING (answer), PONG (answer the
+    requester), PROBE_ACK (a helper's verdict). */
+static void
+s_on_probe_msg(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_msg_t *m)
+{
+    sos_probe_msg_t msg;
+    if (sos_probe_decode(&msg, m->body, m->len) != SOS_OK) {
+        n->dropped_bad++;
+        return;
+    }
+    const uint8_t *from_pk = sim->nodes[m->from].id.pk;
+    switch (m->type) {
+    case MSG_PROBE_REQ:
+        s_on_probe_req(sim, n, txn, m->from, &msg);
+        break;
+    case MSG_PING:
+        if (memcmp(msg.target, n->id.pk, SOS_NODEID_BYTES) == 0)
+            s_probe_send(sim, n, m->from, MSG_PONG, msg.req_id, n->id.pk, true);
+        break;
+    case MSG_PONG: {
+        int slot = n->helps ? sos_fd_help_pong(n->helps, from_pk, msg.req_id) : -1;
+        if (slot >= 0)
+            s_help_answer(sim, n, slot, true);
+        break;
+    }
+    case MSG_PROBE_ACK: {
+        uint8_t target[SOS_NODEID_BYTES];
+        sos_fd_ack_t ack = n->probes ? sos_fd_probe_ack(n->probes, from_pk, msg.req_id, msg.target,
+                                                        msg.reached, target)
+                                     : SOS_FD_ACK_UNKNOWN;
+        if (ack == SOS_FD_ACK_FAILED || ack == SOS_FD_ACK_REACHED)
+            s_probe_verdict(sim, n, target, ack == SOS_FD_ACK_REACHED);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/*  EV_PROBE and EV_HELP: whatever passed its deadline. */
+static void
+s_probes_due(sim_t *sim, sim_node_t *n)
+{
+    uint8_t target[SOS_NODEID_BYTES];
+    while (n->probes && sos_fd_probe_expired(n->probes, sim->now, target))
+        s_probe_verdict(sim, n, target, false);
+    for (int i; n->helps && (i = sos_fd_help_expired(n->helps, sim->now)) >= 0;)
+        s_help_answer(sim, n, i, false);
+}
+
 static void
 s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
 {
-    for (int i = 0; i < SIM_SHORT_MAX; i++)
-        if (n->shorts[i].req_id == req_id) {
-            n->shorts[i].req_id = 0; /* the exchange is over: its connection is closed */
-            n->n_short--;
-        }
+    s_short_free(n, req_id);
     for (int i = 0; i < SIM_XCHG_MAX; i++) {
         sim_xchg_t *x = &n->xchg[i];
         if (x->req_id != req_id)
@@ -1401,16 +1646,8 @@ s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
         sim_peer_t *p = s_peer(n, x->peer, true);
         if (!txn || !p)
             return;
-        sim_node_t *t = &sim->nodes[x->peer];
-        uint64_t held;
-        bool listed = s_listed(txn, t, &held);
-        sos_fd_failure(&n->fd, &p->fd, listed, t->genesis, held, sim->now);
-        if (t->genesis)
-            p->genesis_fail++;
-        if (sim->o.active_view && p->fd.fail_count >= 2 && sos_core_view_has(&n->active, x->peer)) {
-            s_link_close(sim, n->idx, x->peer);
-            sim->links_failed++;
-        }
+        if (!s_probe_start(sim, n, txn, x->peer, p))
+            s_count_failure(sim, n, x->peer, p, false);
         return;
     }
 }
@@ -1461,6 +1698,10 @@ sim_run_until(sim_t *sim, uint64_t t)
             break;
         case EV_DEADLINE:
             s_deadline(sim, n, ev.arg);
+            break;
+        case EV_PROBE:
+        case EV_HELP:
+            s_probes_due(sim, n);
             break;
         default:
             break;
@@ -1518,6 +1759,8 @@ sim_free(sim_t *sim)
         free(n->view);
         free(n->dig_idx);
         free(n->dig_ver);
+        free(n->probes);
+        free(n->helps);
     }
     for (size_t i = 0; i < sim->n_captured; i++)
         free(sim->captured[i]);
@@ -1588,6 +1831,10 @@ sim_node_start(sim_t *sim, uint32_t idx)
     sos_core_view_init(&n->active, sos_core_view_cap(sim->o.fanout, 1));
     memset(n->shorts, 0, sizeof n->shorts);
     n->n_short = 0;
+    free(n->probes); /* a new life waits on no probe and runs no PING */
+    free(n->helps);
+    n->probes = NULL;
+    n->helps = NULL;
     n->dirty = true;
     sos_txn_t *txn = s_txn(sim, n);
     if (!txn)
