@@ -176,8 +176,11 @@ sos_digest_entry(const sos_gaps_t *gaps, sos_txn_t *txn, const uint8_t origin[SO
     uint64_t held = 0, ts_version = 0, ts_expires = 0;
     sos_dir_held_max(txn, origin, &held);
     bool tomb = sos_dir_tombstone_get(txn, origin, &ts_version, &ts_expires) == SOS_OK;
-    out->removed = tomb && ts_version >= held;
-    out->version = out->removed ? ts_version : held;
+    out->version = tomb && ts_version > held ? ts_version : held;
+    /*  The tombstone is kept at the removed worker record's version, which the origin's
+        rooms (one counter signs both) may have passed: what says removed is that the worker
+        is gone here, not which version is higher. */
+    out->removed = tomb && sos_dir_get_worker(txn, origin, NULL, NULL) == SOS_ERR_NOT_FOUND;
 }
 
 bool

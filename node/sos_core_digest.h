@@ -62,8 +62,9 @@ uint64_t sos_digest_version(const sos_gaps_t *gaps, sos_txn_t *txn,
                             const uint8_t origin[SOS_NODEID_BYTES]);
 
 /*  The digest entry of origin into *out: its digest version (sos_digest_version), and
-    removed if that is a removal: a tombstone at or above every record held of origin,
-    and no gap open (a gap claims less than the tombstone). */
+    removed if the origin's worker is removed here: a tombstone held and no worker record
+    (the origin's rooms, signed with the same counter, may be held above the tombstone's
+    version), and no gap open. */
 void sos_digest_entry(const sos_gaps_t *gaps, sos_txn_t *txn,
                       const uint8_t origin[SOS_NODEID_BYTES], sos_digest_entry_t *out);
 

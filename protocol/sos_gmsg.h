@@ -19,10 +19,10 @@
 #define SOS_GMSG_MORE    2 /* DELTA / DELTA_ACK: the sender had more than fit */
 
 /*  An origin and a version: a digest entry, a want, a suspect. removed is a digest entry's
-    only: the sender holds no record of the origin at that version but its removal (a
-    tombstone at or above every record held), so that a peer that still lists the worker at
-    that version sees the difference (the two versions alone are equal). Want and suspect
-    entries do not carry it (encoded without it, decoded false). */
+    only: the sender removed the origin's worker (it holds a tombstone and no worker record
+    of it), so that a peer that still lists the worker at that version sees the difference
+    (the two versions alone are equal). Want and suspect entries do not carry it (encoded
+    without it, decoded false). */
 typedef struct {
     uint8_t origin[SOS_NODEID_BYTES];
     uint64_t version;

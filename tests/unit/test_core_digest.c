@@ -137,7 +137,7 @@ main(void)
     free(d);
     sos_txn_abort(&txn);
 
-    SECTION("an entry is a removal only if the tombstone is at or above every record held");
+    SECTION("an entry is a removal while a tombstone and no worker record are held");
     txn = s_read();
     sos_digest_entry_t e;
     sos_digest_entry(gaps, txn, c.pk, &e);
@@ -148,12 +148,15 @@ main(void)
     CHECK(!e.removed && e.version == 2);
     sos_txn_abort(&txn);
     CHECK_RC(sos_txn_begin(s_store, true, &txn), SOS_OK);
-    CHECK_RC(sos_dir_tombstone_put(txn, r.pk, 6, UINT64_MAX), SOS_OK); /* below its room's 7 */
-    sos_digest_entry(gaps, txn, r.pk, &e);
-    CHECK(!e.removed && e.version == 7);
-    CHECK_RC(sos_dir_tombstone_put(txn, r.pk, 7, UINT64_MAX), SOS_OK); /* at it */
+    /*  A worker removed at its record's version 6 whose room (one counter signs both) is
+        held at 7: still a removal, at the origin's version. */
+    CHECK_RC(sos_dir_tombstone_put(txn, r.pk, 6, UINT64_MAX), SOS_OK);
     sos_digest_entry(gaps, txn, r.pk, &e);
     CHECK(e.removed && e.version == 7);
+    /*  A tombstone beside a worker record held (a newer record came): no removal. */
+    CHECK_RC(sos_dir_tombstone_put(txn, a.pk, 2, UINT64_MAX), SOS_OK);
+    sos_digest_entry(gaps, txn, a.pk, &e);
+    CHECK(!e.removed && e.version == 3);
     sos_digest_entry(gaps, txn, me.pk, &e); /* nothing held: no removal */
     CHECK(!e.removed && e.version == 0);
     sos_txn_abort(&txn);
