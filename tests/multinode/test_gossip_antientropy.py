@@ -2,7 +2,9 @@
 while the others removed a dead worker comes back listing that worker at the very version
 the others' tombstones hold; the digests say which entry is a removal, so the first exchange
 with any remover shows it (removals_heard), the node suspects the worker, finds it dead
-itself, and removes it. Nothing live is removed on the way."""
+itself, and removes it. The worker owns a room, signed after its worker record, so the
+origin's version is above the tombstone's: the entry still says removed. Nothing live is
+removed on the way."""
 
 from sosnet import Net, run, wait_for
 
@@ -20,6 +22,11 @@ def test_restarted_node_hears_of_a_removal():
         wait_for("4 nodes to converge", net.converged)
         a, b, lister, dead = nodes
         did = dead.node_id
+        # The worker owns a room: its record is signed with the same counter, after the
+        # worker record, so the origin is held at a version above the tombstone's.
+        room = dead.ctl("room", "create", "--emojis", "🔥🌊", "--pin", "4711",
+                        "--nickname", "owner")["room_hash"]
+        wait_for("every node to list the room", lambda: all(room in n.rooms() for n in nodes))
         version = lister.workers()[did]["version"]
 
         # The lister goes down holding the worker's record; then the worker dies, and the
