@@ -4,9 +4,19 @@ the others' tombstones hold; the digests say which entry is a removal, so the fi
 with any remover shows it (removals_heard), the node suspects the worker, finds it dead
 itself, and removes it. The worker owns a room, signed after its worker record, so the
 origin's version is above the tombstone's: the entry still says removed. Nothing live is
-removed on the way."""
+removed on the way.
 
-from sosnet import Net, run, wait_for
+A peer that lies, showing every worker removed (the node itself included) in every digest
+it answers with, gets no live node removed: each report is a suspicion that the node must
+confirm itself, and the live workers answer; the node refutes the report about itself at
+most once a round."""
+
+import threading
+
+import zmq
+
+import soswire as w
+from sosnet import Net, free_port, hold_for_rounds, run, wait_for
 
 MAX_FAILURES = 3
 
@@ -50,5 +60,94 @@ def test_restarted_node_hears_of_a_removal():
         assert "removed worker %.12s" % did in lister.log_text()
 
 
+LIE_VERSION = 1 << 40  # above any version a live node holds
+
+
+class Liar:
+    """A worker run by an attacker: a ROUTER that answers every SYNC with a digest showing
+    each of ids removed at LIE_VERSION, and every DELTA with an empty DELTA_ACK, so that its
+    exchanges succeed and the node keeps coming back to it."""
+
+    def __init__(self, node, ids):
+        self.node = node
+        self.ids = ids
+        self.ident = w.Identity()
+        self.url = "tcp://127.0.0.1:%d" % free_port()
+        self.rec = w.worker_record(self.ident, 1, self.url)
+        self.syncs = 0
+        self.stopping = False
+        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        w.curve_server(self.sock, self.ident)
+        self.sock.bind(self.url)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _reply(self, msg_type, body):
+        return w.envelope(self.ident, msg_type, body, receiver=self.node.node_id)
+
+    def _serve(self):
+        while not self.stopping:
+            if not self.sock.poll(100):
+                continue
+            parts = self.sock.recv_multipart()
+            if len(parts) != 2:
+                continue
+            routing, frame = parts
+            try:
+                e = w.decode_envelope(frame)
+            except Exception:
+                continue
+            req_id = e["body"]["req_id"]
+            if e["type"] == w.SYNC:
+                digest = [(bytes.fromhex(i), LIE_VERSION, True) for i in self.ids]
+                digest.append((self.ident.pk, 1, False))
+                reply = self._reply(w.SYNC_ACK, w.gmsg(
+                    req_id=req_id, n_origins=len(digest), self_rec=self.rec, digest=digest))
+                self.syncs += 1
+            elif e["type"] == w.DELTA:
+                reply = self._reply(w.DELTA_ACK, w.gmsg(req_id=req_id))
+            else:
+                continue
+            self.sock.send_multipart([routing, reply])
+        self.sock.close(0)
+
+    def introduce(self):
+        with w.Conn(self.node.endpoint) as c:
+            c.send(self._reply(w.SYNC, w.gmsg(req_id=1, self_rec=self.rec)))
+            assert c.recv(15) is not None, "the node did not answer our SYNC"
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+
+
+def test_lying_peer_removes_nobody():
+    with Net(interval=200, extra=("--rate-limit", "off", "--max-failures",
+                                  str(MAX_FAILURES))) as net:
+        nodes = net.start(3)
+        wait_for("3 nodes to converge", net.converged)
+        node = nodes[2]
+        ids = [n.node_id for n in nodes]
+        liar = Liar(node, ids)
+        try:
+            liar.introduce()
+            wait_for("the node to list the liar", lambda: liar.ident.hex in node.workers())
+            wait_for("the node to take many of the liar's reports",
+                     lambda: gossip(node)["removals_heard"] >= 20, timeout=90)
+            live = set(ids)
+            hold_for_rounds("the node to keep every live worker",
+                            lambda: live <= set(node.workers()), nodes, 10)
+            g = gossip(node)
+            assert g["workers_removed"] == 0, g
+            # The report about itself: refuted, at most once a round.
+            assert 1 <= g["refutations"] <= g["rounds"], g
+            for n in nodes:
+                assert live <= set(n.workers()), "node %d lost a live worker" % n.index
+            assert liar.syncs >= 10
+        finally:
+            liar.close()
+
+
 if __name__ == "__main__":
-    run([test_restarted_node_hears_of_a_removal])
+    run([test_restarted_node_hears_of_a_removal, test_lying_peer_removes_nobody])
