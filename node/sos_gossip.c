@@ -204,7 +204,7 @@ sos_gossip_reap(sos_node_t *self)
     short-lived). At the cap, close the least recently used idle peer if evict (one outside
     the view if there is one), else leave it closed. False if it stays closed. */
 static bool
-s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict, bool view)
+s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool queue)
 {
     if (peer->dealer)
         return true;
@@ -236,7 +236,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict, bool view)
         else
             s_peer_close(self, lru);
     }
-    sos_rc rc = sos_peer_open(peer, self->loop, s_recv_dealer);
+    sos_rc rc = sos_peer_open(peer, self->loop, s_recv_dealer, queue);
     if (rc == SOS_ERR_INVALID) {
         sos_log_info("no connection to %s: its node id (the CURVE key) is not known", peer->url);
         return false;
@@ -255,6 +255,12 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict, bool view)
     if (!view)
         self->stats.short_opened++;
     return true;
+}
+
+static bool
+s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict, bool view)
+{
+    return s_peer_open_as(self, peer, evict, view, false);
 }
 
 /*  A forward waits on the peer's connection, or used it within SOS_PEER_IDLE_MS. */
@@ -2406,6 +2412,11 @@ sos_gossip_start(sos_node_t *self)
     return SOS_OK;
 }
 
+/*  A LEAVE goes to the view's members and to random other listed workers, up to this many
+    in all: with the view, a node holds no connection to most workers, and every LEAVE sent
+    elsewhere costs a connection made at stop. The others see the node fail. */
+#define SOS_LEAVE_MAX SOS_VIEW_MAX
+
 void
 sos_gossip_stop(sos_node_t *self)
 {
@@ -2413,12 +2424,40 @@ sos_gossip_stop(sos_node_t *self)
     msgpack_sbuffer_clear(&self->buf2);
     if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if ((!p->in_dir && !p->is_genesis) || !p->id_known || !p->dealer)
-            continue; /* a LEAVE must be bound to its receiver, and sent on an open DEALER */
+    size_t n = zhashx_size(self->peers), n_to = 0, n_view = 0;
+    sos_peer_t **to = calloc(n ? n : 1, sizeof *to);
+    if (!to)
+        return;
+    /*  A LEAVE must be bound to its receiver: workers and genesis nodes whose id we know. */
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if ((p->in_dir || p->is_genesis) && p->id_known && !p->retired && n_to < n)
+            to[n_to++] = p;
+    /*  The view's members first, then the others at random. */
+    for (size_t i = 0; i < n_to; i++)
+        if (s_in_view(self, to[i])) {
+            sos_peer_t *t = to[n_view];
+            to[n_view++] = to[i];
+            to[i] = t;
+        }
+    for (size_t i = n_view; i < n_to && i < SOS_LEAVE_MAX; i++) {
+        size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_to - i));
+        sos_peer_t *t = to[i];
+        to[i] = to[j];
+        to[j] = t;
+    }
+    for (size_t i = 0; i < n_to && i < SOS_LEAVE_MAX; i++) {
+        sos_peer_t *p = to[i];
         if (!s_seal(self, SOS_MSG_LEAVE, p->id))
             continue;
+        if (!p->dealer || !sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size)) {
+            /*  Not connected (closed, or just opened by the view): a connection that holds
+                the LEAVE until it is made, for as long as the linger below. */
+            s_peer_close(self, p);
+            if (!s_peer_open_as(self, p, false, false, true) ||
+                !sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size))
+                continue;
+        }
         zsock_set_linger(p->dealer, 200);
-        sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size);
     }
+    free(to);
 }
