@@ -269,6 +269,13 @@ struct _sos_node_t {
        handles (uintptr_t) of sos_peer_t, each with its DEALER open; any other open DEALER
        is short-lived (sos_gossip.c, "Connections") */
     sos_core_view_t view;
+    /* workers removed here lately, still named as suspects in SYNCs (sos_gossip.c,
+       s_suspects): id, the version removed, until when (mono ms; 0: a free slot) */
+    struct {
+        uint8_t id[SOS_NODEID_BYTES];
+        uint64_t version;
+        uint64_t until_mono;
+    } removed_named[16];
 
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
