@@ -2209,8 +2209,7 @@ sos_gossip_round(sos_node_t *self)
     if (n_out && sos_core_uniform(NULL, NULL, SOS_VIEW_OUTSIDE_ONE_IN) == 0) {
         sos_peer_t *p = outside[sos_core_uniform(NULL, NULL, (uint32_t)n_out)];
         if (!p->retired && p->ex.state == SOS_EX_IDLE) {
-            self->stats.exchanges_outside++;
-            self->stats.round_started++;
+            self->stats.exchanges_outside++; /* not in round_started: one at most */
             s_exchange_start(self, p);
         }
     }
