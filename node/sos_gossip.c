@@ -933,6 +933,28 @@ s_envelope(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, const
 /*  How long a worker removed here is still named as a suspect, in rounds. */
 #define SOS_NAME_REMOVED_ROUNDS 20
 
+/*  One sending budget per peer. What a peer's connection may hold unsent is its output budget
+    (sos_budget.h: 4 MiB a connection, 64 MiB in all). Rumors and anti-entropy share it, and
+    anti-entropy comes first: a RUMOR goes to a view member only if its connection keeps room
+    after it for an exchange (a SYNC and a full DELTA, SOS_EXCHANGE_RESERVE); a member without
+    that room is passed over (rumors_deferred), and anti-entropy brings it the records later.
+    An exchange whose SYNC or DELTA does not fit waits for a later round (exchanges_deferred):
+    it is no failure of the peer, whose only fault is our own backlog. So more load makes
+    gossip slower, and never makes it stop: no peer becomes a suspect for it. */
+#define SOS_EXCHANGE_RESERVE (2 * (size_t)SOS_FRAME_MAX)
+
+/*  True if a frame of size bytes fits the peer's sending budget with reserve to spare (a
+    closed connection: true, its send fails as not connected). */
+static bool
+s_send_fits(sos_node_t *self, const sos_peer_t *peer, size_t size, size_t reserve)
+{
+    zsock_t *dealer = peer->dealer;
+    if (!dealer)
+        return true;
+    return sos_budget_room(self->budget, &dealer, sizeof dealer) >=
+           size + SOS_BUDGET_FRAME_OVERHEAD + reserve;
+}
+
 /*  The peers we have seen fail, each with the highest version we hold from it: the suspicion
     is about that record, and anything it signs later refutes it. Then the workers removed
     here in the last SOS_NAME_REMOVED_ROUNDS rounds, at the version removed, as SWIM spreads
@@ -1433,6 +1455,18 @@ s_probes_tick(sos_node_t *self, uint64_t now)
     }
 }
 
+/*  The exchange with peer found no room in its sending budget: it waits for a later round,
+    and is no failure. */
+static void
+s_exchange_defer(sos_node_t *self, sos_peer_t *peer, const char *what)
+{
+    self->stats.exchanges_deferred++;
+    sos_exchange_failed(&peer->ex); /* idle, no failure counted */
+    sos_log_info("exchange with %s put off: no room for its %s in the sending budget", peer->url,
+                 what);
+    s_short_release(self, peer);
+}
+
 static void
 s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
@@ -1468,6 +1502,10 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         msg.n_suspects = 0;
     if (!s_envelope(self, SOS_MSG_SYNC, bound ? peer->id : NULL, &msg, NULL, NULL, 0))
         return;
+    if (!s_send_fits(self, peer, self->buf.size, 0)) {
+        s_exchange_defer(self, peer, "SYNC");
+        return;
+    }
     peer->last_used_mono = sos_mono_ms();
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         /*  Not connected. A socket younger than one timeout may still be connecting: the
@@ -1508,6 +1546,10 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     msg.n_want = n_want;
     if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, b->wires, b->lens, b->n))
         goto done;
+    if (!s_send_fits(self, peer, self->buf.size, 0)) {
+        s_exchange_defer(self, peer, "DELTA");
+        goto done;
+    }
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         s_failure(self, peer, "not connected");
         goto done;
@@ -2309,36 +2351,42 @@ sos_gossip_push_rumors(sos_node_t *self)
     sos_pass_t *pass = &self->pass;
     if (!pass->n_rumors)
         return;
-    /*  To the view's members only ("Connections"): each pushes on what is new to it, over
-        its own view, and anti-entropy repairs what a rumor missed. */
-    size_t n_pick = 0;
-    sos_peer_t *pick[SOS_VIEW_MAX];
-    for (uint32_t i = 0; i < self->view.n; i++) {
-        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
-        if (p->in_dir && p->id_known && p->fd.fail_count == 0 && p != pass->rumor_from &&
-            p->dealer && !p->retired)
-            pick[n_pick++] = p;
-    }
     const uint8_t *wires[SOS_BATCH_MAX];
     for (size_t i = 0; i < pass->n_rumors; i++)
         wires[i] = pass->rumor_wires[i];
     sos_gmsg_t msg = {0};
     msgpack_sbuffer_clear(&self->buf2);
-    if (sos_gmsg_encode(&self->buf2, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors) ==
-        SOS_OK) {
-        for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
-            size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_pick - i));
-            sos_peer_t *t = pick[i];
-            pick[i] = pick[j];
-            pick[j] = t;
-            pick[i]->last_used_mono = sos_mono_ms();
-            /*  One body, an envelope per receiver: each is bound to the peer it goes to. */
-            if (!s_seal(self, SOS_MSG_RUMOR, pick[i]->id))
-                continue;
-            if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
-                self->stats.rumors_out++;
-                self->stats.records_sent += pass->n_rumors;
-            }
+    if (sos_gmsg_encode(&self->buf2, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors) !=
+        SOS_OK)
+        return;
+    /*  To the view's members only ("Connections"): each pushes on what is new to it, over
+        its own view, and anti-entropy repairs what a rumor missed. A member whose sending
+        budget has no room for the rumor and an exchange after it is passed over (see
+        s_send_fits). The envelope adds its header, signature and ids to the body. */
+    size_t n_pick = 0, size = self->buf2.size + 256;
+    sos_peer_t *pick[SOS_VIEW_MAX];
+    for (uint32_t i = 0; i < self->view.n; i++) {
+        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+        if (!p->in_dir || !p->id_known || p->fd.fail_count || p == pass->rumor_from || !p->dealer ||
+            p->retired)
+            continue;
+        if (s_send_fits(self, p, size, SOS_EXCHANGE_RESERVE))
+            pick[n_pick++] = p;
+        else
+            self->stats.rumors_deferred++;
+    }
+    for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
+        size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_pick - i));
+        sos_peer_t *t = pick[i];
+        pick[i] = pick[j];
+        pick[j] = t;
+        pick[i]->last_used_mono = sos_mono_ms();
+        /*  One body, an envelope per receiver: each is bound to the peer it goes to. */
+        if (!s_seal(self, SOS_MSG_RUMOR, pick[i]->id))
+            continue;
+        if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
+            self->stats.rumors_out++;
+            self->stats.records_sent += pass->n_rumors;
         }
     }
 }

@@ -537,6 +537,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"short_closed", st->short_closed},
         {"short_refused", st->short_refused},
         {"exchanges_outside", st->exchanges_outside},
+        {"rumors_deferred", st->rumors_deferred},
+        {"exchanges_deferred", st->exchanges_deferred},
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},

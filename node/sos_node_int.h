@@ -105,6 +105,8 @@ typedef struct {
     uint64_t short_closed;       /* and closed */
     uint64_t short_refused;      /* gossip that waited: SOS_SHORT_MAX short-lived were open */
     uint64_t exchanges_outside;  /* exchanges started with a worker outside the view */
+    uint64_t rumors_deferred;    /* RUMORs not sent to a view member: its sending budget */
+    uint64_t exchanges_deferred; /* exchanges put off for a later round: the same budget */
     uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
     uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
     uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
