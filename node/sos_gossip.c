@@ -1213,8 +1213,12 @@ s_probe_helper_ok(const sos_peer_t *p, const sos_peer_t *target)
 static bool
 s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    /*  A peer named a suspect by others is one here too (its suspicion began when it was
+        named): its failures count at once, as PROTOCOL.md says. With the view, most nodes
+        reach a dead node only over a new short-lived connection, and so would its helpers,
+        each waiting out its whole deadline before answering. */
     if (!self->cfg.probe_helpers || peer->is_genesis || !peer->in_dir || !peer->id_known ||
-        peer->fd.fail_count > 0 || self->fd.health > 0)
+        peer->fd.fail_count > 0 || peer->fd.suspect_mono || self->fd.health > 0)
         return false;
     if (sos_fd_probe_pending(&self->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
