@@ -1518,9 +1518,13 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
                                   sos_mono_ms()) == SOS_EX_DO_FAIL) {
             s_failure(self, peer, "not connected");
             /*  libzmq never dials again after the peer refused the handshake (its
-                connection or handshake caps): a socket that has not connected within a
-                timeout is replaced by a new one, which the next round uses. */
-            sos_gossip_peer_redial(self, peer, self->exchange_timeout_ms);
+                connection or handshake caps): a socket that has not connected within two
+                timeouts is replaced by a new one, which the next round uses. Not within
+                one: a new socket's first SYNC waits a whole timeout before it counts as
+                failed (it may still be connecting), while an older one's fails at once, so
+                that a dead suspect probed over its short-lived connection fails each round
+                for a while rather than once every timeout. */
+            sos_gossip_peer_redial(self, peer, 2 * self->exchange_timeout_ms);
         }
         return;
     }
