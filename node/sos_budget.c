@@ -232,6 +232,16 @@ sos_budget_total(sos_budget_t *self)
 }
 
 size_t
+sos_budget_room(sos_budget_t *self, const void *key, size_t key_size)
+{
+    size_t used = sos_budget_used(self, key, key_size);
+    size_t all = atomic_load(&self->total->bytes);
+    size_t conn = used < self->per_conn ? self->per_conn - used : 0;
+    size_t total = all < self->total->cap ? self->total->cap - all : 0;
+    return conn < total ? conn : total;
+}
+
+size_t
 sos_budget_connections(sos_budget_t *self)
 {
     return zhashx_size(self->conns);

@@ -47,6 +47,10 @@ int sos_budget_send(void *handle, uint8_t **buf_p, size_t size, int flags);
 /*  Bytes charged now to the connection named by key, and to all connections. */
 size_t sos_budget_used(sos_budget_t *self, const void *key, size_t key_size);
 size_t sos_budget_total(sos_budget_t *self);
+/*  What the connection named by key may still be charged: the least of what its own budget
+    and the total have left. A frame of size bytes fits if size + SOS_BUDGET_FRAME_OVERHEAD
+    is at most that. */
+size_t sos_budget_room(sos_budget_t *self, const void *key, size_t key_size);
 /*  Connections known (those charged since the last sweep, or still charged). */
 size_t sos_budget_connections(sos_budget_t *self);
 

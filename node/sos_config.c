@@ -27,6 +27,8 @@ static const char s_usage[] =
     "                           (default 5)\n"
     "  --probe-helpers K        peers asked to reach a peer that missed an exchange before it\n"
     "                           becomes a suspect (default 3, 0: none, at most 8)\n"
+    "  --view-size N            peers kept connected for gossip (the active view; default 0:\n"
+    "                           fanout + ln of the workers listed, at most 32)\n"
     "  --room-ttl SECONDS       lifetime of a room created here (default 3600)\n"
     "  --history N              messages kept per room (default 500)\n"
     "  --max-workers N          workers accepted in the directory (default 4096)\n"
@@ -260,6 +262,7 @@ s_set(sos_config_t *cfg, const char *name, const char *value, char *err, size_t 
         {"fanout", offsetof(sos_config_t, fanout), 1, 64},
         {"max-failures", offsetof(sos_config_t, max_failures), 1, 1000},
         {"probe-helpers", offsetof(sos_config_t, probe_helpers), 0, 8},
+        {"view-size", offsetof(sos_config_t, view_size), 0, 32},
         {"room-ttl", offsetof(sos_config_t, room_ttl_s), 1, 30 * 86400},
         {"history", offsetof(sos_config_t, history_limit), 1, 100000},
         {"max-workers", offsetof(sos_config_t, max_workers), 1, 1000000},

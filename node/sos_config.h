@@ -32,6 +32,7 @@ typedef struct {
     uint32_t fanout;               /* 3 */
     uint32_t max_failures;         /* 5 */
     uint32_t probe_helpers;        /* 3: peers asked to reach one that missed an exchange */
+    uint32_t view_size;            /* peers kept connected (the active view); 0: fanout + ln N */
     uint32_t room_ttl_s;           /* 3600 */
     uint32_t history_limit;        /* 500 messages kept per room */
     uint32_t max_workers;          /* 4096 */

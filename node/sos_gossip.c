@@ -59,15 +59,60 @@
     set. A pointer to a peer is therefore valid until the end of the pass that found it.
 
     The directory may list thousands of workers, but each open DEALER costs a socket (czmq
-    counts those against one limit, and asserts past it) and file descriptors. So at most
-    max-connections DEALERs are open: a worker gets one when its record arrives if there is
-    room, or when it is picked for an exchange, closing the least recently used idle peer.
-    A peer that is no worker (a forwarding target) is retired once idle. */
+    counts those against one limit, and asserts past it), file descriptors, buffers, and a
+    CURVE handshake at both ends to open. So at most max-connections DEALERs are open, the
+    least recently used idle one closed to open another; and gossip keeps only a bounded
+    view of them open ("Connections", below). A peer that is no worker (a forwarding
+    target) is retired once idle.
+
+   ------------------------------------------------------------ connections ----
+
+    A node does not connect to every worker it lists. At 100 nodes that was 99 DEALERs per
+    node, two CURVE handshakes per pair as the directory arrived (the join's main cost in
+    CPU) and their buffers for good; at 10,000 it is impossible. It keeps DEALERs open to
+    an active view of C = fanout + ln N peers (sos_core_view.h; --view-size sets C), refilled
+    at each round from random listed workers that nobody here suspects. A round draws its
+    fanout from the view, and rumors go to view members only. Everything else goes over a
+    short-lived connection, opened when needed and closed when its use ends:
+    - one exchange every SOS_VIEW_OUTSIDE_ONE_IN rounds (on average) with a random listed
+      worker outside the view, so that the directory stays in agreement beyond the view's
+      links and the view mixes (the simulator's --active-view runs the same rule);
+    - exchanges with suspects (probes), and with genesis nodes not listed yet;
+    - the PINGs of indirect probes that others ask of this node;
+    - forwards of room requests to their owner, kept open SOS_PEER_IDLE_MS after the last.
+    At most SOS_SHORT_MAX are open at once for gossip (forwards have their own bounds). At
+    that limit a connection kept open only for a suspect is closed to make room, or the
+    exchange waits for a later round (short_refused). A suspect's connection stays open
+    between its probes, so that each round's probe of a dead node fails at once rather than
+    after a new connection's timeout. A view member that fails two exchanges in a row leaves
+    the view (and is probed like any suspect); the next round fills its place.
+
+    Links are not symmetric and no message asks for them (HyParView's NEIGHBOR): each node
+    chooses its own view, and the connections that others open to it are bounded by the
+    gate's caps on the public endpoint. Failure detection does not rest on the view: a node
+    that sees a peer fail names it in its SYNCs, and a node named a suspect probes it over a
+    short-lived connection, in its view or not (sos_gossip_round). */
 
 static int s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg);
 static void s_unsuspect(sos_peer_t *peer);
 
-#define SOS_PEER_IDLE_MS 60000 /* a forwarding target's DEALER is closed after this */
+#define SOS_PEER_IDLE_MS        60000 /* a forwarding target's DEALER is closed after this */
+#define SOS_SHORT_MAX           6     /* short-lived gossip connections open at once */
+#define SOS_VIEW_OUTSIDE_ONE_IN 4     /* a round exchanges outside the view one time in this */
+
+/*  A peer as a handle of the view (sos_core_view.h): the view never dereferences it, and a
+    peer leaves the view before it is retired or closed. */
+static uint64_t
+s_handle(const sos_peer_t *peer)
+{
+    return (uint64_t)(uintptr_t)peer;
+}
+
+static bool
+s_in_view(const sos_node_t *self, const sos_peer_t *peer)
+{
+    return sos_core_view_has(&self->view, s_handle(peer));
+}
 
 static void
 s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
@@ -95,11 +140,17 @@ s_peer_get(sos_node_t *self, const char *url)
     return peer;
 }
 
+/*  Close the peer's DEALER, if open; a view member leaves the view. */
 static void
 s_peer_close(sos_node_t *self, sos_peer_t *peer)
 {
+    bool was_view = sos_core_view_del(&self->view, s_handle(peer));
+    if (was_view)
+        self->stats.view_left++;
     if (!sos_peer_is_open(peer))
         return;
+    if (!was_view)
+        self->stats.short_closed++;
     sos_peer_close(peer, self->loop);
     self->n_open--;
 }
@@ -110,10 +161,15 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->retired)
         return;
+    bool was_view = sos_core_view_del(&self->view, s_handle(peer));
+    if (was_view)
+        self->stats.view_left++;
     if (sos_peer_is_open(peer)) {
         /*  Stop reading now; the socket itself is closed with the object, later. */
         sos_peer_detach(peer, self->loop);
         self->n_open--;
+        if (!was_view)
+            self->stats.short_closed++;
     }
     if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
@@ -144,10 +200,11 @@ sos_gossip_reap(sos_node_t *self)
     }
 }
 
-/*  Open the peer's DEALER if it is closed. At the cap, close the least recently used idle
-    peer if evict, else leave it closed. False if it stays closed. */
+/*  Open the peer's DEALER if it is closed (view: for the active view; else it counts as
+    short-lived). At the cap, close the least recently used idle peer if evict (one outside
+    the view if there is one), else leave it closed. False if it stays closed. */
 static bool
-s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
+s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool queue)
 {
     if (peer->dealer)
         return true;
@@ -156,12 +213,17 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
     if (self->n_open >= self->cfg.max_peer_connections) {
         if (!evict)
             return false;
-        sos_peer_t *lru = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-            if (p->dealer && p != peer && p->ex.state == SOS_EX_IDLE &&
-                !sos_node_peer_busy(self, p->url) &&
-                (!lru || p->last_used_mono < lru->last_used_mono))
-                lru = p;
+        sos_peer_t *lru = NULL, *lru_view = NULL;
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+            if (!p->dealer || p == peer || p->ex.state != SOS_EX_IDLE ||
+                sos_node_peer_busy(self, p->url))
+                continue;
+            sos_peer_t **best = s_in_view(self, p) ? &lru_view : &lru;
+            if (!*best || p->last_used_mono < (*best)->last_used_mono)
+                *best = p;
+        }
+        if (!lru)
+            lru = lru_view;
         if (!lru) {
             self->stats.connections_capped++;
             sos_log_info("no connection to %s: %u connections, all busy", peer->url,
@@ -174,7 +236,7 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         else
             s_peer_close(self, lru);
     }
-    sos_rc rc = sos_peer_open(peer, self->loop, s_recv_dealer);
+    sos_rc rc = sos_peer_open(peer, self->loop, s_recv_dealer, queue);
     if (rc == SOS_ERR_INVALID) {
         sos_log_info("no connection to %s: its node id (the CURVE key) is not known", peer->url);
         return false;
@@ -190,7 +252,132 @@ s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict)
         return false;
     }
     self->n_open++;
+    if (!view)
+        self->stats.short_opened++;
     return true;
+}
+
+static bool
+s_peer_open(sos_node_t *self, sos_peer_t *peer, bool evict, bool view)
+{
+    return s_peer_open_as(self, peer, evict, view, false);
+}
+
+/*  A forward waits on the peer's connection, or used it within SOS_PEER_IDLE_MS. */
+static bool
+s_forward_holds(sos_node_t *self, const sos_peer_t *peer, uint64_t now)
+{
+    return sos_node_peer_busy(self, peer->url) ||
+           (peer->forward_mono && now - peer->forward_mono < SOS_PEER_IDLE_MS);
+}
+
+/*  A PING of ours for another node's probe waits on the peer's connection (as target). */
+static bool
+s_ping_holds(const sos_node_t *self, const sos_peer_t *peer)
+{
+    if (!peer->id_known)
+        return false;
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
+        if (self->helps.slot[i].used &&
+            memcmp(self->helps.slot[i].target, peer->id, SOS_NODEID_BYTES) == 0)
+            return true;
+    return false;
+}
+
+/*  The peer is suspected here (or a genesis node that failed): its connection is worth
+    keeping between probes, as long as nothing else needs the room. */
+static bool
+s_suspect_holds(const sos_node_t *self, const sos_peer_t *peer)
+{
+    return (peer->in_dir || peer->is_genesis) &&
+           (peer->fd.fail_count > 0 || peer->fd.suspect_mono ||
+            (peer->id_known && sos_fd_probe_pending(&self->probes, peer->id)));
+}
+
+/*  True if a short-lived connection must stay open: an exchange, a forward or a PING
+    waits on it. */
+static bool
+s_short_busy(sos_node_t *self, const sos_peer_t *peer, uint64_t now)
+{
+    return peer->ex.state != SOS_EX_IDLE || s_forward_holds(self, peer, now) ||
+           s_ping_holds(self, peer);
+}
+
+/*  Short-lived gossip connections open now: open, outside the view, not held by a forward.
+    *spare (may be NULL) gets one that could be closed to make room (kept only for a
+    suspect, or for nothing), the least recently used. */
+static uint32_t
+s_short_count(sos_node_t *self, sos_peer_t **spare)
+{
+    uint64_t now = sos_mono_ms();
+    uint32_t n = 0;
+    if (spare)
+        *spare = NULL;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (!p->dealer || s_in_view(self, p) || s_forward_holds(self, p, now))
+            continue;
+        n++;
+        if (spare && p->ex.state == SOS_EX_IDLE && !s_ping_holds(self, p) &&
+            (!*spare || p->last_used_mono < (*spare)->last_used_mono))
+            *spare = p;
+    }
+    return n;
+}
+
+void
+sos_gossip_connections(sos_node_t *self, uint32_t *view, uint32_t *gossip, uint32_t *gossip_max)
+{
+    *view = self->view.n;
+    *gossip = s_short_count(self, NULL);
+    *gossip_max = SOS_SHORT_MAX;
+}
+
+/*  Open the peer's DEALER as a short-lived connection for gossip, within SOS_SHORT_MAX
+    (closing a spare one at the limit); evict as s_peer_open. False if it stays closed. */
+static bool
+s_short_open(sos_node_t *self, sos_peer_t *peer, bool evict)
+{
+    if (peer->dealer)
+        return true;
+    if (peer->retired)
+        return false;
+    sos_peer_t *spare = NULL;
+    if (s_short_count(self, &spare) >= SOS_SHORT_MAX) {
+        if (!spare) {
+            self->stats.short_refused++;
+            sos_log_info("no connection to %s now: %d short-lived connections busy", peer->url,
+                         SOS_SHORT_MAX);
+            return false;
+        }
+        self->stats.connections_closed++;
+        s_peer_close(self, spare);
+    }
+    return s_peer_open(self, peer, evict, false);
+}
+
+/*  Close the peer's connection if it is short-lived and nothing holds it any more: its
+    exchange, forward or PING is over, and it is no suspect (whose connection stays for its
+    next probe). */
+static void
+s_short_release(sos_node_t *self, sos_peer_t *peer)
+{
+    if (!peer || peer->retired || !peer->dealer || s_in_view(self, peer) ||
+        s_short_busy(self, peer, sos_mono_ms()) || s_suspect_holds(self, peer))
+        return;
+    self->stats.connections_closed++;
+    s_peer_close(self, peer);
+}
+
+/*  The peer leaves the active view (why, for the log): its connection is closed, or stays
+    as a short-lived one while something holds it. */
+static void
+s_view_leave(sos_node_t *self, sos_peer_t *peer, const char *why)
+{
+    if (!sos_core_view_del(&self->view, s_handle(peer)))
+        return;
+    self->stats.view_left++;
+    sos_log_info("peer %s leaves the view: %s", peer->url, why);
+    s_short_release(self, peer);
 }
 
 sos_peer_t *
@@ -209,12 +396,12 @@ sos_gossip_peer_for_url(sos_node_t *self, const char *url, const char *id_hex)
         memcpy(peer->fwd_id, fwd, sizeof fwd);
         peer->fwd_id_set = true;
     }
-    if (!s_peer_open(self, peer, true)) {
+    if (!s_peer_open(self, peer, true, false)) {
         if (!peer->in_dir && !peer->is_genesis && !peer->id_known)
             s_peer_retire(self, peer);
         return NULL;
     }
-    peer->last_used_mono = sos_mono_ms();
+    peer->last_used_mono = peer->forward_mono = sos_mono_ms();
     return peer;
 }
 
@@ -224,8 +411,14 @@ sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
     if (!peer->dealer || peer->retired || peer->ex.state != SOS_EX_IDLE ||
         sos_mono_ms() - peer->created_mono < min_age_ms)
         return;
-    s_peer_close(self, peer);
-    s_peer_open(self, peer, false); /* the slot just freed */
+    /*  A view member stays one through the new connection; if none can be made, it leaves. */
+    bool view = s_in_view(self, peer);
+    sos_peer_close(peer, self->loop);
+    self->n_open--;
+    if (!view)
+        self->stats.short_closed++;
+    if (!s_peer_open(self, peer, false, view)) /* the slot just freed */
+        s_peer_close(self, peer);
 }
 
 static void s_adopt_orphans(sos_node_t *self, const char *url);
@@ -267,7 +460,8 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
             peer->last_ok = local->last_ok;
             peer->last_seen = local->last_seen;
         }
-        s_peer_open(self, peer, false); /* if there is room; else when it is picked */
+        /*  No connection yet: it opens when the view takes the peer in, or for a short-lived
+            use ("Connections"). */
     }
     if (!peer->in_dir) {
         peer->in_dir = true;
@@ -736,8 +930,40 @@ s_envelope(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, const
     return s_seal(self, type, receiver);
 }
 
+/*  How long a worker removed here is still named as a suspect, in rounds. */
+#define SOS_NAME_REMOVED_ROUNDS 20
+
+/*  One sending budget per peer. What a peer's connection may hold unsent is its output budget
+    (sos_budget.h: 4 MiB a connection, 64 MiB in all). Rumors and anti-entropy share it, and
+    anti-entropy comes first: a RUMOR goes to a view member only if its connection keeps room
+    after it for an exchange (a SYNC and a full DELTA, SOS_EXCHANGE_RESERVE); a member without
+    that room is passed over (rumors_deferred), and anti-entropy brings it the records later.
+    An exchange whose SYNC or DELTA does not fit waits for a later round (exchanges_deferred):
+    it is no failure of the peer, whose only fault is our own backlog. So more load makes
+    gossip slower, and never makes it stop: no peer becomes a suspect for it. */
+#define SOS_EXCHANGE_RESERVE (2 * (size_t)SOS_FRAME_MAX)
+
+/*  True if a frame of size bytes fits the peer's sending budget with reserve to spare (a
+    closed connection: true, its send fails as not connected). */
+static bool
+s_send_fits(sos_node_t *self, const sos_peer_t *peer, size_t size, size_t reserve)
+{
+    zsock_t *dealer = peer->dealer;
+    if (!dealer)
+        return true;
+    return sos_budget_room(self->budget, &dealer, sizeof dealer) >=
+           size + SOS_BUDGET_FRAME_OVERHEAD + reserve;
+}
+
 /*  The peers we have seen fail, each with the highest version we hold from it: the suspicion
-    is about that record, and anything it signs later refutes it. */
+    is about that record, and anything it signs later refutes it. Then the workers removed
+    here in the last SOS_NAME_REMOVED_ROUNDS rounds, at the version removed, as SWIM spreads
+    a member's death: with the view, a dead node is probed only by the nodes that are named
+    it while others suspect it, and a node that was named it by nobody before they all
+    removed it would list it until it happened to pick it outside its view (the simulator
+    found such nodes at 40 nodes, and so did a run of 40 sosnodes: 32 s against 3 s at
+    200 ms). A node that holds a newer record of it, or the worker itself, alive and
+    signing a newer record, ignores the name. */
 static uint32_t
 s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
@@ -752,7 +978,37 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
             sos_dir_held_max(txn, p->id, &e->version);
         }
     }
+    uint64_t now = sos_mono_ms();
+    for (size_t i = 0; i < sizeof self->removed_named / sizeof self->removed_named[0]; i++) {
+        if (msg->n_suspects == SOS_SUSPECTS_MAX)
+            break;
+        if (self->removed_named[i].until_mono <= now)
+            continue;
+        sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
+        memcpy(e->origin, self->removed_named[i].id, SOS_NODEID_BYTES);
+        e->version = self->removed_named[i].version;
+    }
     return msg->n_suspects;
+}
+
+/*  Name the worker id removed here at version for SOS_NAME_REMOVED_ROUNDS rounds (in the
+    slot that ends first when all are taken). */
+static void
+s_name_removed(sos_node_t *self, const uint8_t id[SOS_NODEID_BYTES], uint64_t version)
+{
+    size_t n = sizeof self->removed_named / sizeof self->removed_named[0], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(self->removed_named[i].id, id, SOS_NODEID_BYTES) == 0) {
+            k = i;
+            break;
+        }
+        if (self->removed_named[i].until_mono < self->removed_named[k].until_mono)
+            k = i;
+    }
+    memcpy(self->removed_named[k].id, id, SOS_NODEID_BYTES);
+    self->removed_named[k].version = version;
+    self->removed_named[k].until_mono =
+        sos_mono_ms() + (uint64_t)SOS_NAME_REMOVED_ROUNDS * self->cfg.gossip_interval_ms;
 }
 
 /*  The suspicion of peer is over: it answered, or signed a record after it began. */
@@ -802,6 +1058,7 @@ s_success(sos_node_t *self, sos_peer_t *peer)
     s_unsuspect(peer);
     if (peer->id_known)
         sos_fd_probe_end(&self->probes, peer->id); /* a late verdict must not count */
+    peer->ex_fails = 0;
     peer->next_try_mono = 0;
     peer->last_ok = peer->last_seen = sos_now_ms();
     peer->stats_dirty = true;
@@ -813,6 +1070,8 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
+    uint64_t held = 0;
+    sos_dir_held_max(txn, peer->id, &held);
     bool wrote = false;
     sos_rc rc =
         sos_merge_remove_worker(txn, peer->id, 0, sos_now_ms() + self->tombstone_ttl_ms, &wrote);
@@ -826,6 +1085,8 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     }
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
+    if (held)
+        s_name_removed(self, peer->id, held);
     s_peer_unlist(self, peer);
 }
 
@@ -841,11 +1102,16 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     self->stats.exchanges_failed++;
     sos_exchange_failed(&peer->ex);
     peer->stats_dirty = true;
+    peer->ex_fails++;
     /*  Not yet a suspect: ask others to reach it first (SWIM's ping-req); the failure
         counts only when none does. */
-    if (s_probe_start(self, peer, why))
-        return;
-    s_failure_count(self, peer, why, false);
+    if (!s_probe_start(self, peer, why))
+        s_failure_count(self, peer, why, false);
+    /*  Counted here whatever the probes say: a link that fails every exchange is no use
+        to the view, even if others reach the peer. */
+    if (peer->ex_fails >= 2 && !peer->retired)
+        s_view_leave(self, peer, "two exchanges failed in a row");
+    s_short_release(self, peer);
 }
 
 /*  A failure of peer that no helper cleared: toward its suspicion and removal. probed: the
@@ -948,8 +1214,12 @@ s_probe_helper_ok(const sos_peer_t *p, const sos_peer_t *target)
 static bool
 s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    /*  A peer named a suspect by others is one here too (its suspicion began when it was
+        named): its failures count at once, as PROTOCOL.md says. With the view, most nodes
+        reach a dead node only over a new short-lived connection, and so would its helpers,
+        each waiting out its whole deadline before answering. */
     if (!self->cfg.probe_helpers || peer->is_genesis || !peer->in_dir || !peer->id_known ||
-        peer->fd.fail_count > 0 || self->fd.health > 0)
+        peer->fd.fail_count > 0 || peer->fd.suspect_mono || self->fd.health > 0)
         return false;
     if (sos_fd_probe_pending(&self->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
@@ -1017,16 +1287,43 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
     s_unsuspect(peer);
 }
 
-/*  Answer the requester of help slot i, and free the slot. */
+/*  Answer the requester of help slot i, and free the slot; a short-lived connection to
+    the target closes unless something else holds it. */
 static void
 s_help_answer(sos_node_t *self, int i, bool reached)
 {
     const sos_fd_help_t *h = &self->helps.slot[i];
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, h->target, SOS_NODEID_BYTES);
     if (self->help_routing[i] &&
         s_probe_seal(self, SOS_MSG_PROBE_ACK, h->requester, h->req_id, h->target, reached))
         sos_node_reply_now(self, self->help_routing[i], self->buf.data, self->buf.size);
     zframe_destroy(&self->help_routing[i]);
     sos_fd_help_end(&self->helps, i);
+    self->help_unsent[i] = false;
+    s_short_release(self, zhashx_lookup(self->peers_id, hex));
+}
+
+/*  Send the PING of help slot i to target. A connection just opened cannot send before it
+    has connected: the PING then waits for a tick (s_probes_tick), until the slot's
+    deadline. */
+static void
+s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
+{
+    const sos_fd_help_t *h = &self->helps.slot[i];
+    if (!target->dealer || target->retired ||
+        !s_probe_seal(self, SOS_MSG_PING, target->id, h->ping_id, target->id, false)) {
+        s_help_answer(self, i, false);
+        return;
+    }
+    uint64_t now = sos_mono_ms();
+    if (sos_node_send_now(self, target->dealer, self->buf.data, self->buf.size)) {
+        self->help_unsent[i] = false;
+        target->last_used_mono = now;
+    } else if (now - target->created_mono < self->exchange_timeout_ms)
+        self->help_unsent[i] = true; /* still connecting */
+    else
+        s_help_answer(self, i, false);
 }
 
 /*  A PROBE_REQ: reach msg->target for env->sender (from, its peer, or NULL). */
@@ -1070,15 +1367,15 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     }
     self->stats.probes_helped++;
     self->help_routing[slot] = zframe_dup(*routing_p);
-    /*  Only on a connection already open: a request must not make us evict another peer,
-        and a DEALER just opened cannot send before it connects. */
-    if (!target->dealer ||
-        !s_probe_seal(self, SOS_MSG_PING, target->id, ping_id, target->id, false) ||
-        !sos_node_send_now(self, target->dealer, self->buf.data, self->buf.size)) {
+    self->help_unsent[slot] = false;
+    /*  On the connection we hold to the target, or on a short-lived one opened for the PING
+        within SOS_SHORT_MAX: never by evicting another peer, which a request must not make
+        us do. */
+    if (!target->dealer && !s_short_open(self, target, false)) {
         s_help_answer(self, slot, false);
         return;
     }
-    target->last_used_mono = now;
+    s_help_ping(self, slot, target);
 }
 
 /*  A PROBE_REQ, PING, PROBE_ACK or PONG on the ROUTER: the first two are requests. */
@@ -1149,6 +1446,30 @@ s_probes_tick(sos_node_t *self, uint64_t now)
             break;
         s_help_answer(self, i, false);
     }
+    /*  PINGs waiting for their short-lived connection to come up. */
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++) {
+        if (!self->helps.slot[i].used || !self->help_unsent[i])
+            continue;
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, self->helps.slot[i].target, SOS_NODEID_BYTES);
+        sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+        if (peer)
+            s_help_ping(self, i, peer);
+        else
+            s_help_answer(self, i, false);
+    }
+}
+
+/*  The exchange with peer found no room in its sending budget: it waits for a later round,
+    and is no failure. */
+static void
+s_exchange_defer(sos_node_t *self, sos_peer_t *peer, const char *what)
+{
+    self->stats.exchanges_deferred++;
+    sos_exchange_failed(&peer->ex); /* idle, no failure counted */
+    sos_log_info("exchange with %s put off: no room for its %s in the sending budget", peer->url,
+                 what);
+    s_short_release(self, peer);
 }
 
 static void
@@ -1158,9 +1479,10 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         return;
     sos_exchange_do_t next = sos_exchange_pick(&peer->ex, peer->dealer != NULL);
     if (next == SOS_EX_DO_OPEN) {
-        /*  Closed to stay under the cap: open it, and SYNC once it has connected (a send on
-            an unconnected DEALER fails at once). Without a free slot, try another round. */
-        if (s_peer_open(self, peer, true))
+        /*  Outside the view: open a short-lived connection, and SYNC once it has connected
+            (a send on an unconnected DEALER fails at once). Without a free slot, try
+            another round. */
+        if (s_short_open(self, peer, true))
             sos_exchange_connecting(&peer->ex, peer->created_mono, self->exchange_timeout_ms);
         return;
     }
@@ -1185,6 +1507,10 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         msg.n_suspects = 0;
     if (!s_envelope(self, SOS_MSG_SYNC, bound ? peer->id : NULL, &msg, NULL, NULL, 0))
         return;
+    if (!s_send_fits(self, peer, self->buf.size, 0)) {
+        s_exchange_defer(self, peer, "SYNC");
+        return;
+    }
     peer->last_used_mono = sos_mono_ms();
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         /*  Not connected. A socket younger than one timeout may still be connecting: the
@@ -1193,9 +1519,13 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
                                   sos_mono_ms()) == SOS_EX_DO_FAIL) {
             s_failure(self, peer, "not connected");
             /*  libzmq never dials again after the peer refused the handshake (its
-                connection or handshake caps): a socket that has not connected within a
-                timeout is replaced by a new one, which the next round uses. */
-            sos_gossip_peer_redial(self, peer, self->exchange_timeout_ms);
+                connection or handshake caps): a socket that has not connected within two
+                timeouts is replaced by a new one, which the next round uses. Not within
+                one: a new socket's first SYNC waits a whole timeout before it counts as
+                failed (it may still be connecting), while an older one's fails at once, so
+                that a dead suspect probed over its short-lived connection fails each round
+                for a while rather than once every timeout. */
+            sos_gossip_peer_redial(self, peer, 2 * self->exchange_timeout_ms);
         }
         return;
     }
@@ -1258,6 +1588,10 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     msg.n_want = n_want;
     if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, b->wires, b->lens, b->n))
         goto done;
+    if (!s_send_fits(self, peer, self->buf.size, 0)) {
+        s_exchange_defer(self, peer, "DELTA");
+        goto done;
+    }
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         s_failure(self, peer, "not connected");
         goto done;
@@ -1761,6 +2095,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         }
         s_genesis_answered(self, txn, peer, env.sender);
     }
+    sos_peer_t *asked = peer;
     if (env.type == SOS_MSG_SYNC_ACK) {
         /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
         uint64_t now = sos_mono_ms(), sent = peer->ex.sent_mono;
@@ -1784,6 +2119,10 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
             !peer->retired)
             s_exchange_start(self, peer);
     }
+    /*  The exchange may be over: a short-lived connection ends with it. */
+    s_short_release(self, asked);
+    if (peer != asked)
+        s_short_release(self, peer);
     free(checks);
     sos_gmsg_release(&msg);
 }
@@ -1839,6 +2178,56 @@ sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer)
 
 /* ----------------------------------------------------------------- rounds ---- */
 
+/*  A suspect here: seen to fail, or named by others, or waiting for a probe's verdict. */
+static bool
+s_suspect(const sos_peer_t *p)
+{
+    return p->fd.fail_count > 0 || p->fd.probe || p->fd.suspect_mono;
+}
+
+/*  The view's upkeep at a round: its cap follows the directory (n_listed workers and this
+    node), and its free places go to random listed workers that nobody here suspects, whose
+    connections open now (a view member picked before it has connected sends its SYNC once
+    it has: sos_exchange_not_sent). */
+static void
+s_view_refill(sos_node_t *self)
+{
+    size_t n = zhashx_size(self->peers), n_cand = 0, n_listed = 0;
+    sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
+    if (!cand)
+        return;
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        if (!p->in_dir || p->retired)
+            continue;
+        n_listed++;
+        if (n_cand < n && p->id_known && !p->removing && !s_suspect(p) && !p->ex_fails &&
+            !s_in_view(self, p))
+            cand[n_cand++] = p;
+    }
+    uint32_t cap = self->cfg.view_size ? self->cfg.view_size
+                                       : sos_core_view_cap(self->cfg.fanout, n_listed + 1);
+    uint64_t evicted[SOS_VIEW_MAX];
+    size_t k = sos_core_view_resize(&self->view, cap, NULL, NULL, evicted);
+    for (size_t i = 0; i < k; i++) {
+        /*  Out of the view already: leave it as s_view_leave does. */
+        sos_peer_t *p = (sos_peer_t *)(uintptr_t)evicted[i];
+        self->stats.view_left++;
+        s_short_release(self, p);
+    }
+    for (size_t i = 0; i < n_cand && sos_core_view_room(&self->view); i++) {
+        size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
+        sos_peer_t *p = cand[j];
+        cand[j] = cand[i];
+        cand[i] = p;
+        /*  A short-lived connection open to it already joins the view as it is. */
+        if (!s_peer_open(self, p, false, true))
+            continue;
+        sos_core_view_add(&self->view, s_handle(p), false, NULL, NULL, NULL);
+        self->stats.view_joined++;
+    }
+    free(cand);
+}
+
 void
 sos_gossip_round(sos_node_t *self)
 {
@@ -1858,19 +2247,23 @@ sos_gossip_round(sos_node_t *self)
     sos_txn_t *sweep_txn = sos_node_txn(self);
     if (sweep_txn)
         s_gaps_sweep(self, sweep_txn);
+    s_view_refill(self);
     /*  Genesis nodes not yet listed that are due are always tried; of the suspects (seen to
-        fail here, or named by others), at most SOS_PROBES_PER_ROUND at random; the rest,
-        and the others, make the fanout's random pool (sos_core_round_pick). */
+        fail here, or named by others), in the view or not, at most SOS_PROBES_PER_ROUND at
+        random; the rest, and the view's other members, make the fanout's random pool
+        (sos_core_round_pick). Listed workers outside the view are left out, but for one
+        of them picked at random one round in SOS_VIEW_OUTSIDE_ONE_IN. */
     uint64_t now = sos_mono_ms();
-    size_t n = zhashx_size(self->peers), n_sus = 0, n_probes = 0;
+    size_t n = zhashx_size(self->peers), n_sus = 0, n_probes = 0, n_out = 0;
     sos_peer_t **peers = calloc(n ? n : 1, sizeof *peers);
+    sos_peer_t **outside = calloc(n ? n : 1, sizeof *outside);
     sos_pick_class_t *classes = calloc(n ? n : 1, sizeof *classes);
     size_t *picked = calloc(n ? n : 1, sizeof *picked);
-    if (!peers || !classes || !picked)
+    if (!peers || !outside || !classes || !picked)
         goto done;
     size_t k = 0;
     for (sos_peer_t *p = zhashx_first(self->peers); p && k < n; p = zhashx_next(self->peers)) {
-        bool suspect = p->fd.fail_count > 0 || p->fd.probe || p->fd.suspect_mono;
+        bool suspect = s_suspect(p);
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
         peers[k] = p;
@@ -1879,8 +2272,14 @@ sos_gossip_round(sos_node_t *self)
             classes[k] = SOS_PICK_SKIP;
         else if (p->is_genesis && !p->in_dir)
             classes[k] = SOS_PICK_ALWAYS;
-        else
-            classes[k] = suspect ? SOS_PICK_SUSPECT : SOS_PICK_POOL;
+        else if (suspect)
+            classes[k] = SOS_PICK_SUSPECT;
+        else if (s_in_view(self, p))
+            classes[k] = SOS_PICK_POOL;
+        else {
+            classes[k] = SOS_PICK_SKIP;
+            outside[n_out++] = p;
+        }
         k++;
     }
     self->stats.suspects = n_sus;
@@ -1889,11 +2288,19 @@ sos_gossip_round(sos_node_t *self)
     self->stats.probes += n_probes;
     self->stats.round_started = n_picked;
     /*  A start may retire another peer (its connection's slot); retired peers stay valid
-        until the reap, so the array does too. */
+        until the reap, so the arrays do too. */
     for (size_t i = 0; i < n_picked; i++)
         s_exchange_start(self, peers[picked[i]]);
+    if (n_out && sos_core_uniform(NULL, NULL, SOS_VIEW_OUTSIDE_ONE_IN) == 0) {
+        sos_peer_t *p = outside[sos_core_uniform(NULL, NULL, (uint32_t)n_out)];
+        if (!p->retired && p->ex.state == SOS_EX_IDLE) {
+            self->stats.exchanges_outside++; /* not in round_started: one at most */
+            s_exchange_start(self, p);
+        }
+    }
 done:
     free(peers);
+    free(outside);
     free(classes);
     free(picked);
 }
@@ -1913,7 +2320,8 @@ sos_gossip_tick(sos_node_t *self)
     zlistx_t *connecting = zlistx_new();
     zlistx_t *idle = zlistx_new();
     zlistx_t *expired = zlistx_new();
-    if (!late || !connecting || !idle || !expired)
+    zlistx_t *shorts = zlistx_new();
+    if (!late || !connecting || !idle || !expired || !shorts)
         goto done;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
@@ -1928,6 +2336,8 @@ sos_gossip_tick(sos_node_t *self)
         else if (p->ex.state == SOS_EX_IDLE && !p->in_dir && !p->is_genesis &&
                  now - p->last_used_mono > SOS_PEER_IDLE_MS && !sos_node_peer_busy(self, p->url))
             zlistx_add_end(idle, p); /* a forwarding target nobody used for a while */
+        else if (p->dealer && (p->in_dir || p->is_genesis) && !s_in_view(self, p))
+            zlistx_add_end(shorts, p); /* closed if nothing holds it any more */
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
         s_failure(self, p, "no answer in time");
@@ -1948,11 +2358,14 @@ sos_gossip_tick(sos_node_t *self)
             self->stats.connections_closed++;
         s_peer_retire(self, p);
     }
+    for (sos_peer_t *p = zlistx_first(shorts); p; p = zlistx_next(shorts))
+        s_short_release(self, p);
 done:
     zlistx_destroy(&late);
     zlistx_destroy(&connecting);
     zlistx_destroy(&idle);
     zlistx_destroy(&expired);
+    zlistx_destroy(&shorts);
 }
 
 void
@@ -1981,37 +2394,44 @@ sos_gossip_push_rumors(sos_node_t *self)
     sos_pass_t *pass = &self->pass;
     if (!pass->n_rumors)
         return;
-    size_t n = zhashx_size(self->peers), n_pick = 0;
-    sos_peer_t **pick = calloc(n ? n : 1, sizeof *pick);
-    if (!pick)
-        return;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->in_dir && p->id_known && p->fd.fail_count == 0 && p != pass->rumor_from &&
-            p->dealer && !p->retired)
-            pick[n_pick++] = p;
     const uint8_t *wires[SOS_BATCH_MAX];
     for (size_t i = 0; i < pass->n_rumors; i++)
         wires[i] = pass->rumor_wires[i];
     sos_gmsg_t msg = {0};
     msgpack_sbuffer_clear(&self->buf2);
-    if (sos_gmsg_encode(&self->buf2, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors) ==
-        SOS_OK) {
-        for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
-            size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_pick - i));
-            sos_peer_t *t = pick[i];
-            pick[i] = pick[j];
-            pick[j] = t;
-            pick[i]->last_used_mono = sos_mono_ms();
-            /*  One body, an envelope per receiver: each is bound to the peer it goes to. */
-            if (!s_seal(self, SOS_MSG_RUMOR, pick[i]->id))
-                continue;
-            if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
-                self->stats.rumors_out++;
-                self->stats.records_sent += pass->n_rumors;
-            }
+    if (sos_gmsg_encode(&self->buf2, &msg, wires, pass->rumor_lens, (uint32_t)pass->n_rumors) !=
+        SOS_OK)
+        return;
+    /*  To the view's members only ("Connections"): each pushes on what is new to it, over
+        its own view, and anti-entropy repairs what a rumor missed. A member whose sending
+        budget has no room for the rumor and an exchange after it is passed over (see
+        s_send_fits). The envelope adds its header, signature and ids to the body. */
+    size_t n_pick = 0, size = self->buf2.size + 256;
+    sos_peer_t *pick[SOS_VIEW_MAX];
+    for (uint32_t i = 0; i < self->view.n; i++) {
+        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+        if (!p->in_dir || !p->id_known || p->fd.fail_count || p == pass->rumor_from || !p->dealer ||
+            p->retired)
+            continue;
+        if (s_send_fits(self, p, size, SOS_EXCHANGE_RESERVE))
+            pick[n_pick++] = p;
+        else
+            self->stats.rumors_deferred++;
+    }
+    for (size_t i = 0; i < n_pick && i < self->cfg.fanout; i++) {
+        size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_pick - i));
+        sos_peer_t *t = pick[i];
+        pick[i] = pick[j];
+        pick[j] = t;
+        pick[i]->last_used_mono = sos_mono_ms();
+        /*  One body, an envelope per receiver: each is bound to the peer it goes to. */
+        if (!s_seal(self, SOS_MSG_RUMOR, pick[i]->id))
+            continue;
+        if (sos_node_send_now(self, pick[i]->dealer, self->buf.data, self->buf.size)) {
+            self->stats.rumors_out++;
+            self->stats.records_sent += pass->n_rumors;
         }
     }
-    free(pick);
 }
 
 /* ------------------------------------------------------------ start, stop ---- */
@@ -2057,6 +2477,8 @@ sos_gossip_start(sos_node_t *self)
         self->cfg.max_peer_connections = 8; /* a config not made by sos_config_defaults */
     if (self->allow_private != self->cfg.allow_private_endpoints)
         sos_log_info("records may name private addresses: this node advertises one");
+    sos_core_view_init(&self->view, self->cfg.view_size ? self->cfg.view_size
+                                                        : sos_core_view_cap(self->cfg.fanout, 1));
     /*  Genesis addresses first, so that directory workers at those addresses are tagged. */
     for (uint32_t i = 0; i < self->cfg.n_genesis; i++) {
         const sos_genesis_t *g = &self->cfg.genesis[i];
@@ -2070,7 +2492,7 @@ sos_gossip_start(sos_node_t *self)
             peer->pinned = true;
             s_peer_set_id(self, peer, g->id);
         }
-        s_peer_open(self, peer, true); /* after the id: CURVE needs its key */
+        s_peer_open(self, peer, true, false); /* after the id: CURVE needs its key */
     }
     sos_node_pass_begin(self);
     sos_txn_t *txn = sos_node_txn(self);
@@ -2124,6 +2546,11 @@ sos_gossip_start(sos_node_t *self)
     return SOS_OK;
 }
 
+/*  A LEAVE goes to the view's members and to random other listed workers, up to this many
+    in all: with the view, a node holds no connection to most workers, and every LEAVE sent
+    elsewhere costs a connection made at stop. The others see the node fail. */
+#define SOS_LEAVE_MAX SOS_VIEW_MAX
+
 void
 sos_gossip_stop(sos_node_t *self)
 {
@@ -2131,12 +2558,40 @@ sos_gossip_stop(sos_node_t *self)
     msgpack_sbuffer_clear(&self->buf2);
     if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if ((!p->in_dir && !p->is_genesis) || !p->id_known || !p->dealer)
-            continue; /* a LEAVE must be bound to its receiver, and sent on an open DEALER */
+    size_t n = zhashx_size(self->peers), n_to = 0, n_view = 0;
+    sos_peer_t **to = calloc(n ? n : 1, sizeof *to);
+    if (!to)
+        return;
+    /*  A LEAVE must be bound to its receiver: workers and genesis nodes whose id we know. */
+    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+        if ((p->in_dir || p->is_genesis) && p->id_known && !p->retired && n_to < n)
+            to[n_to++] = p;
+    /*  The view's members first, then the others at random. */
+    for (size_t i = 0; i < n_to; i++)
+        if (s_in_view(self, to[i])) {
+            sos_peer_t *t = to[n_view];
+            to[n_view++] = to[i];
+            to[i] = t;
+        }
+    for (size_t i = n_view; i < n_to && i < SOS_LEAVE_MAX; i++) {
+        size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_to - i));
+        sos_peer_t *t = to[i];
+        to[i] = to[j];
+        to[j] = t;
+    }
+    for (size_t i = 0; i < n_to && i < SOS_LEAVE_MAX; i++) {
+        sos_peer_t *p = to[i];
         if (!s_seal(self, SOS_MSG_LEAVE, p->id))
             continue;
+        if (!p->dealer || !sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size)) {
+            /*  Not connected (closed, or just opened by the view): a connection that holds
+                the LEAVE until it is made, for as long as the linger below. */
+            s_peer_close(self, p);
+            if (!s_peer_open_as(self, p, false, false, true) ||
+                !sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size))
+                continue;
+        }
         zsock_set_linger(p->dealer, 200);
-        sos_node_send_now(self, p->dealer, self->buf.data, self->buf.size);
     }
+    free(to);
 }

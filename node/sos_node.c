@@ -484,6 +484,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "connection_budget", SOS_OUT_CONN_BYTES);
     sos_mp_pack_kv_uint(&pk, "total_budget", SOS_OUT_TOTAL_BYTES);
     sos_mp_pack_str(&pk, "gossip");
+    uint32_t conn_view = 0, conn_short = 0, conn_short_max = 0;
+    sos_gossip_connections(self, &conn_view, &conn_short, &conn_short_max);
     struct {
         const char *name;
         uint64_t value;
@@ -525,6 +527,19 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"send_dups", st->send_dups},
         {"msgid_tables_dropped", st->msgid_tables_dropped},
         {"connections_open", self->n_open},
+        {"connections_view", conn_view},
+        {"connections_short", conn_short},
+        {"connections_short_max", conn_short_max},
+        {"view_size", self->view.n},
+        {"view_cap", self->view.cap},
+        {"view_joined", st->view_joined},
+        {"view_left", st->view_left},
+        {"short_opened", st->short_opened},
+        {"short_closed", st->short_closed},
+        {"short_refused", st->short_refused},
+        {"exchanges_outside", st->exchanges_outside},
+        {"rumors_deferred", st->rumors_deferred},
+        {"exchanges_deferred", st->exchanges_deferred},
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},

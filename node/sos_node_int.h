@@ -11,6 +11,7 @@
 #include "sos_client.h"
 #include "sos_config.h"
 #include "sos_core_digest.h"
+#include "sos_core_view.h"
 #include "sos_core_exchange.h"
 #include "sos_gate.h"
 #include "sos_envelope.h"
@@ -99,6 +100,14 @@ typedef struct {
     uint64_t sockets_refused;    /* a DEALER could not be made (socket or file limit) */
     uint64_t connections_closed; /* DEALERs closed: least recently used at the cap, or idle */
     uint64_t connections_capped; /* a connection refused: the cap held only busy peers */
+    uint64_t view_joined;        /* peers that joined the active view (sos_gossip.c) */
+    uint64_t view_left;          /* and left it: two failed exchanges, removal, a closed link */
+    uint64_t short_opened;       /* DEALERs opened outside the view (probes, forwards, ...) */
+    uint64_t short_closed;       /* and closed */
+    uint64_t short_refused;      /* gossip that waited: SOS_SHORT_MAX short-lived were open */
+    uint64_t exchanges_outside;  /* exchanges started with a worker outside the view */
+    uint64_t rumors_deferred;    /* RUMORs not sent to a view member: its sending budget */
+    uint64_t exchanges_deferred; /* exchanges put off for a later round: the same budget */
     uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
     uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
     uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
@@ -160,6 +169,8 @@ typedef struct {
     uint64_t last_seen; /* wall ms */
     bool stats_dirty;
     uint64_t next_try_mono; /* genesis backoff */
+    uint32_t ex_fails;      /* exchanges failed in a row, probes aside: the view drops it at 2 */
+    uint64_t forward_mono;  /* last forward through its DEALER: kept open SOS_PEER_IDLE_MS */
     sos_exchange_t ex;      /* the exchange under way with it (sos_core_exchange.h) */
 
     /* CURVE (sos_peer_open): the id whose key the open DEALER requires; a forward's target
@@ -255,6 +266,19 @@ struct _sos_node_t {
     sos_fd_probes_t probes;
     sos_fd_helps_t helps;
     zframe_t *help_routing[SOS_FD_HELPS_MAX];
+    bool help_unsent[SOS_FD_HELPS_MAX]; /* its PING waits for a short-lived connection */
+
+    /* the active view (sos_core_view.h): peers kept connected for rounds and rumors, as
+       handles (uintptr_t) of sos_peer_t, each with its DEALER open; any other open DEALER
+       is short-lived (sos_gossip.c, "Connections") */
+    sos_core_view_t view;
+    /* workers removed here lately, still named as suspects in SYNCs (sos_gossip.c,
+       s_suspects): id, the version removed, until when (mono ms; 0: a free slot) */
+    struct {
+        uint8_t id[SOS_NODEID_BYTES];
+        uint64_t version;
+        uint64_t until_mono;
+    } removed_named[16];
 
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;
@@ -361,6 +385,11 @@ sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url, const cha
     at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
     no exchange is under way on it. The peer stays borrowed; it may be left closed. */
 void sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
+/*  Open DEALERs by role, for `status`: *view those of the active view, *gossip the
+    short-lived ones of gossip (exchanges outside the view, probes, PINGs), at most
+    *gossip_max at once; the rest (n_open - view - gossip) are held for forwards. */
+void sos_gossip_connections(sos_node_t *self, uint32_t *view, uint32_t *gossip,
+                            uint32_t *gossip_max);
 
 /* --- sos_rooms.c ------------------------------------------------------------------- */
 

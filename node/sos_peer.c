@@ -74,7 +74,7 @@ sos_peer_read(sos_peer_t *self, zloop_t *loop)
 }
 
 sos_rc
-sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader)
+sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader, bool queue)
 {
     if (self->dealer)
         return SOS_OK;
@@ -101,7 +101,7 @@ sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader)
     }
     /*  Immediate: a send fails at once while the peer is not connected, instead of queueing
         requests that would be delivered, stale, when it comes back. */
-    zsock_set_immediate(dealer, 1);
+    zsock_set_immediate(dealer, queue ? 0 : 1);
     zsock_set_linger(dealer, 0);
     zsock_set_sndhwm(dealer, 1000);
     zsock_set_maxmsgsize(dealer, 2 * SOS_FRAME_MAX);

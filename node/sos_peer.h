@@ -21,8 +21,10 @@ void sos_peer_destroy(sos_peer_t **self_p);
     known is keyed by fwd_id). SOS_OK (also when it is open already); SOS_ERR_INVALID when
     no id is known (or it is no valid key): without it there is no CURVE connection;
     SOS_ERR_IO when no socket can be made (czmq's socket limit or the file limit), the url
-    does not connect, or the loop refuses the reader. Never asserts. */
-sos_rc sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader);
+    does not connect, or the loop refuses the reader. Never asserts. With queue, frames
+    sent before the connection is made wait for it (a LEAVE at stop); without, such a send
+    fails at once (see sos_peer.c). */
+sos_rc sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader, bool queue);
 
 /*  Read the peer's DEALER with its reader until libzmq says no input waits (see sos_peer.c,
     "Reading a DEALER"); past a bound, sets read_again and asks the node to read it from

@@ -42,6 +42,17 @@ main(void)
                   "--probe-helpers", "9"};
     CHECK_RC(s_parse(&cfg, 7, p9), SOS_ERR_INVALID);
 
+    SECTION("--view-size: 0 (the default) sizes the view from fanout and N; past 32 refused");
+    sos_config_defaults(&cfg);
+    CHECK(cfg.view_size == 0);
+    char *v6[] = {"sosnode",     "--data", "/tmp/x", "--listen", "tcp://127.0.0.1:7000",
+                  "--view-size", "6"};
+    CHECK_RC(s_parse(&cfg, 7, v6), SOS_OK);
+    CHECK(cfg.view_size == 6);
+    char *v33[] = {"sosnode",     "--data", "/tmp/x", "--listen", "tcp://127.0.0.1:7000",
+                   "--view-size", "33"};
+    CHECK_RC(s_parse(&cfg, 7, v33), SOS_ERR_INVALID);
+
     SECTION("flags");
     char *a1[] = {"sosnode",
                   "--data",

@@ -90,11 +90,21 @@ main(void)
     uint8_t *big = sos_budget_alloc(b, "c", 1, 20000, &full);
     CHECK(!big && full);
 
+    SECTION("the room left is the least of the connection's and the total's");
+    size_t total_left = 15000 - (2 * (4000 + S_OH) + 5000 + S_OH);
+    CHECK(sos_budget_room(b, "a", 1) == total_left);
+    CHECK(sos_budget_room(b, "c", 1) == total_left);
+    uint8_t *fit = sos_budget_alloc(b, "b", 1, total_left - S_OH, &full);
+    CHECK(fit && !full);
+    CHECK(sos_budget_room(b, "b", 1) == 0 && sos_budget_room(b, "c", 1) == 0);
+    sos_budget_free(&fit);
+
     SECTION("freeing releases the charge; a sweep forgets idle connections");
     sos_budget_free(&f1);
     sos_budget_free(&f2);
     CHECK(f1 == NULL && f2 == NULL);
     CHECK(sos_budget_used(b, "a", 1) == 0);
+    CHECK(sos_budget_room(b, "a", 1) == 15000 - (5000 + S_OH)); /* the total's, now */
     CHECK(sos_budget_connections(b) == 2); /* "c" was refused before it was known */
     sos_budget_sweep(b);
     CHECK(sos_budget_connections(b) == 1); /* "b" still holds a frame */
