@@ -59,6 +59,11 @@ struct _sos_store_pool_t {
     uint64_t blob_bytes;
     s_names_t ids;   /* node ids */
     s_names_t rooms; /* room hashes, 16 characters */
+    /*  The ids in byte order, remade when ids were interned since: iterations in id order
+        then place each store's entries by rank instead of sorting them (see s_collect_ids). */
+    uint32_t *order; /* rank -> id number */
+    uint32_t *rank;  /* id number -> rank */
+    size_t n_ranked, cap_ranked;
 };
 
 /*  A hash table from a 32-bit number to a fixed-size value. */
@@ -295,6 +300,8 @@ sos_store_pool_destroy(sos_store_pool_t **self_p)
     free(pool->buckets);
     free(pool->ids.keys);
     free(pool->ids.index);
+    free(pool->order);
+    free(pool->rank);
     free(pool->rooms.keys);
     free(pool->rooms.index);
     free(pool);
@@ -313,7 +320,8 @@ sos_store_pool_stats(const sos_store_pool_t *pool, uint64_t *records, uint64_t *
     if (memory)
         *memory = pool->blob_bytes + pool->nblobs * sizeof(s_blob_t) +
                   pool->nbuckets * sizeof(s_blob_t *) + pool->ids.cap * pool->ids.klen +
-                  pool->ids.icap * 4 + pool->rooms.cap * pool->rooms.klen + pool->rooms.icap * 4;
+                  pool->ids.icap * 4 + pool->rooms.cap * pool->rooms.klen + pool->rooms.icap * 4 +
+                  pool->cap_ranked * 2 * sizeof(uint32_t);
 }
 
 /* --------------------------------------------------------------------- maps ---- */
@@ -1003,6 +1011,83 @@ s_collect(struct _sos_mem_t *mem, s_table_t t, const s_names_t *names, s_pick_fn
     return SOS_OK;
 }
 
+static int
+s_cmp_ids(const void *x, const void *y, void *arg)
+{
+    const s_names_t *ids = arg;
+    return memcmp(s_name(ids, *(const uint32_t *)x), s_name(ids, *(const uint32_t *)y), ids->klen);
+}
+
+/*  The pool's ids ranked in byte order, remade (one sort of all ids) only when ids were
+    interned since the last time. */
+static sos_rc
+s_rank_ids(sos_store_pool_t *pool)
+{
+    size_t n = pool->ids.n;
+    if (pool->n_ranked == n)
+        return SOS_OK;
+    if (n > pool->cap_ranked) {
+        size_t cap = pool->ids.cap;
+        uint32_t *order = realloc(pool->order, cap * sizeof *order);
+        if (!order)
+            return SOS_ERR_NOMEM;
+        pool->order = order;
+        uint32_t *rank = realloc(pool->rank, cap * sizeof *rank);
+        if (!rank)
+            return SOS_ERR_NOMEM;
+        pool->rank = rank;
+        pool->cap_ranked = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        pool->order[i] = (uint32_t)i;
+    qsort_r(pool->order, n, sizeof *pool->order, s_cmp_ids, &pool->ids);
+    for (size_t r = 0; r < n; r++)
+        pool->rank[pool->order[r]] = (uint32_t)r;
+    pool->n_ranked = n;
+    return SOS_OK;
+}
+
+/*  s_collect for a table keyed by node id, in id order, without a sort: the entries are
+    placed by their rank among all the pool's ids (a directory holds most of them), so
+    that a digest of 10,000 origins costs a pass over two arrays rather than 10,000 log
+    10,000 comparisons of 32-byte keys. Same result as s_collect with no sort key. */
+static sos_rc
+s_collect_ids(struct _sos_mem_t *mem, s_table_t t, s_pick_fn *pick, void *arg, s_item_t **items_p,
+              size_t *n_p)
+{
+    s_map_t *m = &mem->maps[t];
+    sos_store_pool_t *pool = mem->pool;
+    *items_p = NULL;
+    *n_p = 0;
+    if (m->n == 0)
+        return SOS_OK;
+    sos_rc rc = s_rank_ids(pool);
+    if (rc)
+        return rc;
+    uint32_t *by_rank = calloc(pool->n_ranked, sizeof *by_rank); /* id number + 1, 0: none */
+    s_item_t *items = malloc(m->n * sizeof *items);
+    if (!by_rank || !items) {
+        free(by_rank);
+        free(items);
+        return SOS_ERR_NOMEM;
+    }
+    for (size_t s = 0; s < m->cap; s++) {
+        if (!m->keys[s])
+            continue;
+        s_item_t it = {m->keys[s] - 1, 0, 0};
+        if (!pick || pick(s_map_at(m, s), arg, &it))
+            by_rank[pool->rank[it.num]] = it.num + 1;
+    }
+    size_t n = 0;
+    for (size_t r = 0; r < pool->n_ranked; r++)
+        if (by_rank[r])
+            items[n++] = (s_item_t){by_rank[r] - 1, 0, 0};
+    free(by_rank);
+    *items_p = items;
+    *n_p = n;
+    return SOS_OK;
+}
+
 static bool
 s_pick_worker(const void *val, void *arg, s_item_t *it)
 {
@@ -1017,7 +1102,7 @@ sos_mem_dir_foreach_worker(sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg)
     struct _sos_mem_t *mem = txn->store->mem;
     s_item_t *items;
     size_t n;
-    sos_rc rc = s_collect(mem, T_NODE, &mem->pool->ids, s_pick_worker, NULL, &items, &n);
+    sos_rc rc = s_collect_ids(mem, T_NODE, s_pick_worker, NULL, &items, &n);
     sos_record_t rec;
     sos_worker_local_t local;
     for (size_t i = 0; rc == SOS_OK && i < n; i++) {
@@ -1160,7 +1245,7 @@ sos_mem_dir_foreach_origin(sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg)
     struct _sos_mem_t *mem = txn->store->mem;
     s_item_t *items;
     size_t n;
-    sos_rc rc = s_collect(mem, T_NODE, &mem->pool->ids, NULL, NULL, &items, &n);
+    sos_rc rc = s_collect_ids(mem, T_NODE, NULL, NULL, &items, &n);
     for (size_t i = 0; rc == SOS_OK && i < n; i++) {
         s_node_t nd;
         sos_origin_t out;

@@ -102,11 +102,14 @@ typedef struct {
     size_t cap_peers, n_peers;
     uint32_t *view; /* node indexes of the workers listed (not ourselves) */
     size_t n_view, cap_view;
+    uint64_t *in_view; /* a bit per node index: in view[] (a merge asks at every worker) */
+    uint32_t n_in_view_words;
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
     uint64_t *dig_ver;
     uint32_t n_dig, cap_dig;
     uint8_t hash[SOS_DIGEST_HASH_BYTES];
+    bool hash_stale; /* the digest was remade since hash was: hashed when a SYNC needs it */
     sim_xchg_t xchg[SIM_XCHG_MAX];
     uint64_t next_req;
     uint64_t epoch; /* bumped by a crash: events of an earlier life are ignored */
@@ -156,6 +159,9 @@ struct sim {
     uint32_t *reg;               /* open addressing: node id -> index + 1 */
     sos_digest_entry_t *scratch; /* one digest expanded, to hash it */
     uint32_t cap_scratch;
+    uint16_t *prefix; /* per node index: the first two bytes of its id (its digest bucket) */
+    uint32_t *grp, *grp_start; /* one digest's entries grouped by bucket (s_group) */
+    uint32_t cap_grp;
     size_t cap_reg;
     sos_store_pool_t *pool;
     bool partitioned;

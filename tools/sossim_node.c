@@ -272,12 +272,27 @@ s_peer(sim_node_t *n, uint32_t idx, bool create)
     return &n->peers[i];
 }
 
+static bool
+s_in_view(const sim_node_t *n, uint32_t idx)
+{
+    return idx / 64 < n->n_in_view_words && (n->in_view[idx / 64] >> (idx % 64) & 1);
+}
+
 static void
 s_view_add(sim_node_t *n, uint32_t idx)
 {
-    for (size_t i = 0; i < n->n_view; i++)
-        if (n->view[i] == idx)
+    if (s_in_view(n, idx))
+        return;
+    if (idx / 64 >= n->n_in_view_words) {
+        uint32_t words =
+            idx / 64 + 1 > n->n_in_view_words * 2 ? idx / 64 + 1 : n->n_in_view_words * 2;
+        uint64_t *bits = realloc(n->in_view, words * sizeof *bits);
+        if (!bits)
             return;
+        memset(bits + n->n_in_view_words, 0, (words - n->n_in_view_words) * sizeof *bits);
+        n->in_view = bits;
+        n->n_in_view_words = words;
+    }
     if (n->n_view == n->cap_view) {
         size_t cap = n->cap_view ? n->cap_view * 2 : 8;
         uint32_t *v = realloc(n->view, cap * sizeof *v);
@@ -287,11 +302,15 @@ s_view_add(sim_node_t *n, uint32_t idx)
         n->cap_view = cap;
     }
     n->view[n->n_view++] = idx;
+    n->in_view[idx / 64] |= 1ULL << (idx % 64);
 }
 
 static void
 s_view_del(sim_node_t *n, uint32_t idx)
 {
+    if (!s_in_view(n, idx))
+        return;
+    n->in_view[idx / 64] &= ~(1ULL << (idx % 64));
     for (size_t i = 0; i < n->n_view; i++)
         if (n->view[i] == idx) {
             memmove(&n->view[i], &n->view[i + 1], (n->n_view - i - 1) * sizeof *n->view);
@@ -478,10 +497,21 @@ s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
     n->n_dig = 0;
     void *a[2] = {sim, n};
     sos_dir_foreach_origin(txn, s_on_origin, a);
+    n->dirty = false;
+    n->hash_stale = true;
+}
+
+/*  n's digest hash, made from the digest when a SYNC needs it (the other steps of an
+    exchange need the entries only). */
+static const uint8_t *
+s_digest_hash(sim_t *sim, sim_node_t *n)
+{
+    if (!n->hash_stale)
+        return n->hash;
     if (sim->cap_scratch < n->n_dig) {
         sos_digest_entry_t *e = realloc(sim->scratch, n->n_dig * sizeof *e);
         if (!e)
-            return;
+            return n->hash;
         sim->scratch = e;
         sim->cap_scratch = n->n_dig;
     }
@@ -490,7 +520,8 @@ s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
         sim->scratch[i].version = n->dig_ver[i];
     }
     sos_digest_hash(n->hash, sim->scratch, n->n_dig); /* sorted by origin already */
-    n->dirty = false;
+    n->hash_stale = false;
+    return n->hash;
 }
 
 /* -------------------------------------------------------------- the network ---- */
@@ -702,27 +733,63 @@ s_bucket(const uint8_t *origin, uint32_t nb)
     return (((uint32_t)origin[0] << 8) | origin[1]) & (nb - 1);
 }
 
-/*  The hash of each bucket of n's digest: sums[nb][16]. */
-static void
-s_bucket_sums(const sim_t *sim, const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
+/*  n's digest grouped by bucket, each bucket in id order: bucket b's entries are
+    sim->grp[sim->grp_start[b] .. sim->grp_start[b + 1]) (indexes into n's digest), valid
+    until the next call. A counting sort on the node's id prefix (sim->prefix), so that a
+    bucket's entries are found without a pass over the whole digest per bucket. False if
+    out of memory. */
+static bool
+s_group(sim_t *sim, const sim_node_t *n, uint32_t nb)
 {
-    crypto_generichash_state *st = malloc(nb * sizeof *st);
-    if (!st)
-        return;
-    for (uint32_t b = 0; b < nb; b++)
-        crypto_generichash_init(&st[b], NULL, 0, 16);
-    for (uint32_t i = 0; i < n->n_dig; i++) {
-        const uint8_t *origin = s_dig_origin(sim, n, i);
-        uint32_t b = s_bucket(origin, nb);
-        uint8_t v[8];
-        for (int k = 0; k < 8; k++)
-            v[k] = (uint8_t)(n->dig_ver[i] >> (8 * k));
-        crypto_generichash_update(&st[b], origin, SOS_NODEID_BYTES);
-        crypto_generichash_update(&st[b], v, sizeof v);
+    if (sim->cap_grp < n->n_dig || !sim->grp_start) {
+        uint32_t cap = n->n_dig > 1024 ? n->n_dig : 1024;
+        uint32_t *g = realloc(sim->grp, cap * sizeof *g);
+        if (!g)
+            return false;
+        sim->grp = g;
+        sim->cap_grp = cap;
+        if (!sim->grp_start) {
+            sim->grp_start = malloc((1024 + 1) * sizeof *sim->grp_start);
+            if (!sim->grp_start)
+                return false;
+        }
     }
+    uint32_t *start = sim->grp_start;
+    memset(start, 0, (nb + 1) * sizeof *start);
+    for (uint32_t i = 0; i < n->n_dig; i++)
+        start[(sim->prefix[n->dig_idx[i]] & (nb - 1)) + 1]++;
     for (uint32_t b = 0; b < nb; b++)
-        crypto_generichash_final(&st[b], sums[b], 16);
-    free(st);
+        start[b + 1] += start[b];
+    for (uint32_t i = 0; i < n->n_dig; i++) {
+        uint32_t b = sim->prefix[n->dig_idx[i]] & (nb - 1);
+        sim->grp[start[b]++] = i;
+    }
+    for (uint32_t b = nb; b > 0; b--) /* the fill moved each start to the next bucket's */
+        start[b] = start[b - 1];
+    start[0] = 0;
+    return true;
+}
+
+/*  The hash of each bucket of n's digest: sums[nb][16]. */
+static bool
+s_bucket_sums(sim_t *sim, const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
+{
+    if (!s_group(sim, n, nb))
+        return false;
+    for (uint32_t b = 0; b < nb; b++) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, 16);
+        for (uint32_t k = sim->grp_start[b]; k < sim->grp_start[b + 1]; k++) {
+            uint32_t i = sim->grp[k];
+            uint8_t in[SOS_NODEID_BYTES + 8]; /* origin, version little-endian: one update */
+            memcpy(in, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+            for (int j = 0; j < 8; j++)
+                in[SOS_NODEID_BYTES + j] = (uint8_t)(n->dig_ver[i] >> (8 * j));
+            crypto_generichash_update(&st, in, sizeof in);
+        }
+        crypto_generichash_final(&st, sums[b], 16);
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------ messages ---- */
@@ -873,7 +940,7 @@ s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
     sos_gmsg_t msg;
     memset(&msg, 0, sizeof msg);
     msg.req_id = x->req_id;
-    memcpy(msg.hash, n->hash, sizeof msg.hash);
+    memcpy(msg.hash, s_digest_hash(sim, n), sizeof msg.hash);
     msg.n_origins = n->n_dig;
     s_reply(sim, n, peer, MSG_SYNC, &msg, NULL, NULL, 0);
     s_schedule(sim, sim->now + sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd), EV_DEADLINE,
@@ -986,7 +1053,12 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
     if (!batch || !want)
         goto done;
     uint32_t i = 0, j = 0; /* mine, theirs */
-    while (i < n->n_dig || j < msg->n_digest) {
+    for (;;) {
+        /*  Only the named buckets count: skip ours of the others without comparing ids. */
+        while (i < n->n_dig && !named[sim->prefix[n->dig_idx[i]] & (nb - 1)])
+            i++;
+        if (i == n->n_dig && j == msg->n_digest)
+            break;
         int c = i == n->n_dig ? 1
                 : j == msg->n_digest
                     ? -1
@@ -1036,26 +1108,25 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const so
     uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
     sos_digest_entry_t *dig = malloc(SOS_DIGEST_MAX * sizeof *dig);
     sos_digest_entry_t *named = malloc(nb * sizeof *named);
-    uint32_t *count = calloc(nb, sizeof *count);
-    if (!sums || !dig || !named || !count)
+    if (!sums || !dig || !named)
         goto done;
-    s_bucket_sums(sim, n, nb, sums);
-    for (uint32_t i = 0; i < n->n_dig; i++)
-        count[s_bucket(s_dig_origin(sim, n, i), nb)]++;
+    if (!s_bucket_sums(sim, n, nb, sums)) /* and groups the digest by bucket */
+        goto done;
     uint32_t n_named = 0, n_dig = 0;
     for (uint32_t b = 0; b < nb; b++) {
         const sos_digest_entry_t *e = &msg->digest[b];
         if (e->version != b || memcmp(e->origin, sums[b], 16) == 0)
             continue;
-        if (n_dig + count[b] > SOS_DIGEST_MAX)
+        uint32_t count = sim->grp_start[b + 1] - sim->grp_start[b];
+        if (n_dig + count > SOS_DIGEST_MAX)
             break; /* the rest at the next exchange */
         memset(named[n_named].origin, 0, SOS_NODEID_BYTES);
         named[n_named++].version = b;
-        for (uint32_t i = 0; i < n->n_dig; i++)
-            if (s_bucket(s_dig_origin(sim, n, i), nb) == b) {
-                memcpy(dig[n_dig].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
-                dig[n_dig++].version = n->dig_ver[i];
-            }
+        for (uint32_t k = sim->grp_start[b]; k < sim->grp_start[b + 1]; k++) {
+            uint32_t i = sim->grp[k];
+            memcpy(dig[n_dig].origin, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+            dig[n_dig++].version = n->dig_ver[i];
+        }
     }
     if (n_named) {
         sos_gmsg_t out;
@@ -1072,7 +1143,6 @@ done:
     free(sums);
     free(dig);
     free(named);
-    free(count);
 }
 
 static void
@@ -1082,7 +1152,7 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
-    memcpy(out.hash, n->hash, sizeof out.hash);
+    memcpy(out.hash, s_digest_hash(sim, n), sizeof out.hash);
     out.n_origins = n->n_dig;
     sos_digest_entry_t *sums_e = NULL;
     if (memcmp(msg->hash, n->hash, sizeof n->hash) == 0 && msg->n_origins == n->n_dig)
@@ -1096,7 +1166,11 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
             free(sums_e);
             return;
         }
-        s_bucket_sums(sim, n, nb, sums);
+        if (!s_bucket_sums(sim, n, nb, sums)) {
+            free(sums);
+            free(sums_e);
+            return;
+        }
         for (uint32_t b = 0; b < nb; b++) {
             memcpy(sums_e[b].origin, sums[b], 16);
             sums_e[b].version = b;
@@ -1316,9 +1390,7 @@ s_round(sim_t *sim, sim_node_t *n)
             if (g == n->idx)
                 continue;
             sim_peer_t *p = s_peer(n, g, true);
-            bool listed = false;
-            for (size_t i = 0; i < n->n_view && !listed; i++)
-                listed = n->view[i] == g;
+            bool listed = s_in_view(n, g);
             bool due = p && sim->now >= p->genesis_next;
             if (listed)
                 continue; /* classed with the view */
@@ -1483,6 +1555,7 @@ sim_free(sim_t *sim)
         free(n->out);
         free(n->peers);
         free(n->view);
+        free(n->in_view);
         free(n->dig_idx);
         free(n->dig_ver);
     }
@@ -1491,6 +1564,9 @@ sim_free(sim_t *sim)
     free(sim->nodes);
     free(sim->reg);
     free(sim->scratch);
+    free(sim->prefix);
+    free(sim->grp);
+    free(sim->grp_start);
     sos_store_pool_destroy(&sim->pool);
 }
 
@@ -1503,6 +1579,10 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
         if (!nodes)
             return UINT32_MAX;
         sim->nodes = nodes;
+        uint16_t *prefix = realloc(sim->prefix, cap * sizeof *prefix);
+        if (!prefix)
+            return UINT32_MAX;
+        sim->prefix = prefix;
         sim->cap_nodes = cap;
     }
     uint32_t idx = sim->n_nodes;
@@ -1514,6 +1594,7 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
     uint8_t seed[crypto_sign_SEEDBYTES];
     sim_rng_bytes(&sim->rng, seed, sizeof seed);
     crypto_sign_seed_keypair(n->id.pk, n->id.sk, seed);
+    sim->prefix[idx] = (uint16_t)(((uint32_t)n->id.pk[0] << 8) | n->id.pk[1]);
     snprintf(n->url, sizeof n->url, "tcp://10.%u.%u.%u:7400", (idx >> 16) & 255, (idx >> 8) & 255,
              idx & 255);
     if (sos_store_open_memory(&n->store, sim->pool) != SOS_OK)
@@ -1549,6 +1630,8 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->peers = NULL;
     n->cap_peers = n->n_peers = 0;
     n->n_view = 0;
+    if (n->in_view)
+        memset(n->in_view, 0, n->n_in_view_words * sizeof *n->in_view);
     memset(n->xchg, 0, sizeof n->xchg);
     /*  A new life has no links of its own; peers that still link to the old one keep
         exchanging with it until they fail or evict it. */
