@@ -580,8 +580,13 @@ s_report(s_run_t *r)
         sos_store_usage(n->store, NULL, &used);
         store += used;
         side += sizeof *n + n->cap_peers * sizeof(sim_peer_t) + n->cap_view * sizeof(uint32_t) +
-                n->cap_dig * (sizeof(uint32_t) + sizeof(uint64_t));
+                n->n_in_view_words * sizeof(uint64_t) + n->cap_dig_at * sizeof(uint64_t) +
+                (n->cap_dig_at + 63) / 64 * sizeof(uint64_t) + n->sums_nb * 16 +
+                (n->sums_nb + 63) / 64 * sizeof(uint64_t);
     }
+    /*  The simulator's own tables, once for all nodes: ids in order, prefixes, one digest. */
+    side += sim->cap_nodes * (sizeof(uint32_t) + sizeof(uint16_t)) +
+            sim->cap_dig * (sizeof(uint32_t) + sizeof(uint64_t));
     uint64_t records = 0, record_bytes = 0;
     sos_store_pool_stats(sim->pool, &records, &record_bytes, &pool);
     uint32_t n = sim->n_nodes ? sim->n_nodes : 1;

@@ -106,8 +106,18 @@ typedef struct {
     uint32_t n_in_view_words;
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
-    uint64_t *dig_ver;
+    uint64_t *dig_ver; /* (both in the simulator's scratch, valid after s_refresh_digest) */
     uint32_t n_dig, cap_dig;
+    /*  The digest kept up to date by each write (s_dig_touch), by node index: what the
+        store's origin table says, without reading all of it per exchange. */
+    uint64_t *dig_has; /* a bit per node index: an origin of the directory */
+    uint64_t *dig_at;  /* its max_version */
+    uint32_t cap_dig_at;
+    bool dig_reload; /* read the whole origin table again (after a start) */
+    /*  Bucket sums kept for one bucket count, remade for the buckets that changed. */
+    uint8_t (*sums)[16];
+    uint64_t *sums_stale; /* a bit per bucket */
+    uint32_t sums_nb;     /* 0: none kept */
     uint8_t hash[SOS_DIGEST_HASH_BYTES];
     bool hash_stale; /* the digest was remade since hash was: hashed when a SYNC needs it */
     sim_xchg_t xchg[SIM_XCHG_MAX];
@@ -162,6 +172,11 @@ struct sim {
     uint16_t *prefix; /* per node index: the first two bytes of its id (its digest bucket) */
     uint32_t *grp, *grp_start; /* one digest's entries grouped by bucket (s_group) */
     uint32_t cap_grp;
+    uint32_t *order;              /* node indexes in id order */
+    uint32_t *dig_idx, dig_owner; /* the scratch digest (see sim_node_t) and whose it is */
+    uint64_t *dig_ver;
+    uint32_t cap_dig;
+    bool check_digest; /* SOSSIM_CHECK_DIGEST set: compare each kept digest with the store */
     size_t cap_reg;
     sos_store_pool_t *pool;
     bool partitioned;

@@ -454,6 +454,53 @@ s_mctx(sim_t *sim, sim_node_t *n)
     return c;
 }
 
+/*  Set what n's kept digest says of node idx (present, at version), and mark what that
+    changes: the compact digest and its hash, and the kept bucket sum of its bucket. */
+static void
+s_dig_set(sim_t *sim, sim_node_t *n, uint32_t idx, bool has, uint64_t version)
+{
+    if (idx >= n->cap_dig_at) {
+        uint32_t cap = sim->cap_nodes > idx ? sim->cap_nodes : idx + 1;
+        uint32_t old_words = (n->cap_dig_at + 63) / 64, words = (cap + 63) / 64;
+        uint64_t *at = realloc(n->dig_at, cap * sizeof *at);
+        if (at)
+            n->dig_at = at;
+        uint64_t *bits = at ? realloc(n->dig_has, words * sizeof *bits) : NULL;
+        if (!bits) {
+            sim_violation(sim, "node %u: out of memory for its digest", n->idx);
+            return;
+        }
+        n->dig_has = bits;
+        memset(bits + old_words, 0, (words - old_words) * sizeof *bits);
+        n->cap_dig_at = cap;
+    }
+    bool had = n->dig_has[idx / 64] >> (idx % 64) & 1;
+    if (had == has && (!has || n->dig_at[idx] == version))
+        return;
+    if (has)
+        n->dig_has[idx / 64] |= 1ULL << (idx % 64);
+    else
+        n->dig_has[idx / 64] &= ~(1ULL << (idx % 64));
+    n->dig_at[idx] = has ? version : 0;
+    n->dirty = true;
+    if (n->sums_nb) {
+        uint32_t b = sim->prefix[idx] & (n->sums_nb - 1);
+        n->sums_stale[b / 64] |= 1ULL << (b % 64);
+    }
+}
+
+/*  After a write to n's store that may have changed origin's entry: read it again. */
+static void
+s_dig_touch(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const uint8_t *origin)
+{
+    uint32_t idx = sim_lookup(sim, origin);
+    if (idx == UINT32_MAX)
+        return; /* every origin stored is a simulated node: its record was verified */
+    sos_origin_t o;
+    bool has = sos_dir_get_origin(txn, origin, &o) == SOS_OK;
+    s_dig_set(sim, n, idx, has, has ? o.max_version : 0);
+}
+
 static int
 s_on_origin(void *arg, const sos_origin_t *o)
 {
@@ -461,22 +508,8 @@ s_on_origin(void *arg, const sos_origin_t *o)
     sim_t *sim = a[0];
     sim_node_t *n = a[1];
     uint32_t idx = sim_lookup(sim, o->origin);
-    if (idx == UINT32_MAX)
-        return 0; /* every origin stored is a simulated node: its record was verified */
-    if (n->n_dig == n->cap_dig) {
-        uint32_t cap = n->cap_dig ? n->cap_dig * 2 : 16;
-        uint32_t *di = realloc(n->dig_idx, cap * sizeof *di);
-        if (di)
-            n->dig_idx = di;
-        uint64_t *dv = di ? realloc(n->dig_ver, cap * sizeof *dv) : NULL;
-        if (!dv)
-            return 1;
-        n->dig_ver = dv;
-        n->cap_dig = cap;
-    }
-    n->dig_idx[n->n_dig] = idx;
-    n->dig_ver[n->n_dig] = o->max_version;
-    n->n_dig++;
+    if (idx != UINT32_MAX)
+        s_dig_set(sim, n, idx, true, o->max_version);
     return 0;
 }
 
@@ -487,18 +520,90 @@ s_dig_origin(const sim_t *sim, const sim_node_t *n, uint32_t i)
     return sim->nodes[n->dig_idx[i]].id.pk;
 }
 
-/*  n's digest (kept compact, 12 bytes an origin: the full entries of 10,000 simulated
-    directories would not fit) and its hash, remade after the directory changed. */
+/*  SOSSIM_CHECK_DIGEST: the kept digest against the store's origin table. */
+typedef struct {
+    sim_t *sim;
+    const sim_node_t *n;
+    uint32_t k;
+    bool same;
+} s_dig_check_t;
+
+static int
+s_on_check_origin(void *arg, const sos_origin_t *o)
+{
+    s_dig_check_t *c = arg;
+    uint32_t idx = sim_lookup(c->sim, o->origin);
+    if (idx == UINT32_MAX)
+        return 0;
+    if (c->k >= c->n->n_dig || c->n->dig_idx[c->k] != idx ||
+        c->n->dig_ver[c->k] != o->max_version) {
+        c->same = false;
+        return 1;
+    }
+    c->k++;
+    return 0;
+}
+
+static void
+s_check_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
+{
+    s_dig_check_t c = {sim, n, 0, true};
+    sos_dir_foreach_origin(txn, s_on_check_origin, &c);
+    if (!c.same || c.k != n->n_dig)
+        sim_violation(sim, "node %u: its kept digest differs from its store at entry %u", n->idx,
+                      c.k);
+}
+
+/*  n's digest in id order, in the simulator's scratch (n->dig_idx, n->dig_ver): made from
+    the kept one (12 bytes an origin for the one node being served, 8 kept per node: the
+    full entries of 10,000 simulated directories would not fit), and its hash marked stale
+    after the directory changed. */
 static void
 s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
 {
-    if (!n->dirty)
+    if (n->dig_reload) {
+        if (n->dig_has)
+            memset(n->dig_has, 0, (n->cap_dig_at + 63) / 64 * sizeof *n->dig_has);
+        n->sums_nb = 0;
+        void *a[2] = {sim, n};
+        sos_dir_foreach_origin(txn, s_on_origin, a);
+        n->dig_reload = false;
+        n->dirty = true;
+    }
+    if (!n->dirty && sim->dig_owner == n->idx) {
+        n->dig_idx = sim->dig_idx;
+        n->dig_ver = sim->dig_ver;
         return;
-    n->n_dig = 0;
-    void *a[2] = {sim, n};
-    sos_dir_foreach_origin(txn, s_on_origin, a);
+    }
+    if (sim->cap_dig < sim->n_nodes) {
+        uint32_t *di = realloc(sim->dig_idx, sim->cap_nodes * sizeof *di);
+        if (di)
+            sim->dig_idx = di;
+        uint64_t *dv = di ? realloc(sim->dig_ver, sim->cap_nodes * sizeof *dv) : NULL;
+        if (!dv) {
+            sim_violation(sim, "node %u: out of memory for its digest", n->idx);
+            return;
+        }
+        sim->dig_ver = dv;
+        sim->cap_dig = sim->cap_nodes;
+    }
+    uint32_t m = 0;
+    for (uint32_t k = 0; k < sim->n_nodes; k++) {
+        uint32_t idx = sim->order[k];
+        if (idx < n->cap_dig_at && (n->dig_has[idx / 64] >> (idx % 64) & 1)) {
+            sim->dig_idx[m] = idx;
+            sim->dig_ver[m++] = n->dig_at[idx];
+        }
+    }
+    n->dig_idx = sim->dig_idx;
+    n->dig_ver = sim->dig_ver;
+    n->n_dig = m;
+    if (n->dirty)
+        n->hash_stale = true;
     n->dirty = false;
-    n->hash_stale = true;
+    sim->dig_owner = n->idx;
+    if (sim->check_digest)
+        s_check_digest(sim, n, txn);
 }
 
 /*  n's digest hash, made from the digest when a SYNC needs it (the other steps of an
@@ -634,6 +739,9 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
         free(displaced);
         return false;
     }
+    s_dig_touch(sim, n, txn, rec->origin);
+    if (displaced_set)
+        s_dig_touch(sim, n, txn, displaced->origin);
     if (sos_merge_taken(result)) {
         sim->merges_taken++;
         if (sim->o.trace && rec->kind == SOS_REC_ROOM)
@@ -770,25 +878,58 @@ s_group(sim_t *sim, const sim_node_t *n, uint32_t nb)
     return true;
 }
 
-/*  The hash of each bucket of n's digest: sums[nb][16]. */
+/*  The hash of bucket b of n's digest (grouped by s_group). */
+static void
+s_bucket_sum(const sim_t *sim, const sim_node_t *n, uint32_t b, uint8_t out[16])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 16);
+    for (uint32_t k = sim->grp_start[b]; k < sim->grp_start[b + 1]; k++) {
+        uint32_t i = sim->grp[k];
+        uint8_t in[SOS_NODEID_BYTES + 8]; /* origin, version little-endian: one update */
+        memcpy(in, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
+        for (int j = 0; j < 8; j++)
+            in[SOS_NODEID_BYTES + j] = (uint8_t)(n->dig_ver[i] >> (8 * j));
+        crypto_generichash_update(&st, in, sizeof in);
+    }
+    crypto_generichash_final(&st, out, 16);
+}
+
+/*  The hash of each bucket of n's digest: sums[nb][16]. n keeps them for one bucket count
+    and hashes again only the buckets whose entries changed since (s_dig_set marks them):
+    while 10,000 nodes join, a node's directory changes by a few dozen origins between two
+    exchanges, not by 10,000. */
 static bool
-s_bucket_sums(sim_t *sim, const sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
+s_bucket_sums(sim_t *sim, sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
 {
     if (!s_group(sim, n, nb))
         return false;
-    for (uint32_t b = 0; b < nb; b++) {
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, NULL, 0, 16);
-        for (uint32_t k = sim->grp_start[b]; k < sim->grp_start[b + 1]; k++) {
-            uint32_t i = sim->grp[k];
-            uint8_t in[SOS_NODEID_BYTES + 8]; /* origin, version little-endian: one update */
-            memcpy(in, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
-            for (int j = 0; j < 8; j++)
-                in[SOS_NODEID_BYTES + j] = (uint8_t)(n->dig_ver[i] >> (8 * j));
-            crypto_generichash_update(&st, in, sizeof in);
-        }
-        crypto_generichash_final(&st, sums[b], 16);
+    if (n->sums_nb != nb) {
+        n->sums_nb = 0;
+        uint8_t(*kept)[16] = realloc(n->sums, nb * sizeof *kept);
+        if (kept)
+            n->sums = kept;
+        uint64_t *stale = kept ? realloc(n->sums_stale, (nb + 63) / 64 * sizeof *stale) : NULL;
+        if (!stale)
+            return false;
+        n->sums_stale = stale;
+        memset(stale, 0xff, (nb + 63) / 64 * sizeof *stale);
+        n->sums_nb = nb;
     }
+    for (uint32_t b = 0; b < nb; b++)
+        if (n->sums_stale[b / 64] >> (b % 64) & 1)
+            s_bucket_sum(sim, n, b, n->sums[b]);
+    memset(n->sums_stale, 0, (nb + 63) / 64 * sizeof *n->sums_stale);
+    memcpy(sums, n->sums, nb * sizeof *sums);
+    if (sim->check_digest)
+        for (uint32_t b = 0; b < nb; b++) {
+            uint8_t fresh[16];
+            s_bucket_sum(sim, n, b, fresh);
+            if (memcmp(fresh, sums[b], 16) != 0) {
+                sim_violation(sim, "node %u: its kept sum of bucket %u is stale", n->idx, b);
+                break;
+            }
+        }
     return true;
 }
 
@@ -1320,6 +1461,7 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
         sim_violation(sim, "node %u: removal of %u failed in the store", n->idx, target);
         return;
     }
+    s_dig_touch(sim, n, txn, t->id.pk);
     p->removed_version = held;
     p->removed_at = sim->now;
     /*  As sosnode: whoever removed a worker re-signs its own record next round, so that of
@@ -1516,6 +1658,8 @@ sim_init(sim_t *sim, const sim_opts_t *o)
     memset(sim, 0, sizeof *sim);
     sim->o = *o;
     sim_rng_seed(&sim->rng, o->seed);
+    sim->dig_owner = UINT32_MAX;
+    sim->check_digest = getenv("SOSSIM_CHECK_DIGEST") != NULL;
     sim->pool = sos_store_pool_new();
     if (!sim->pool)
         return SOS_ERR_NOMEM;
@@ -1556,8 +1700,10 @@ sim_free(sim_t *sim)
         free(n->peers);
         free(n->view);
         free(n->in_view);
-        free(n->dig_idx);
-        free(n->dig_ver);
+        free(n->dig_has);
+        free(n->dig_at);
+        free(n->sums);
+        free(n->sums_stale);
     }
     for (size_t i = 0; i < sim->n_captured; i++)
         free(sim->captured[i]);
@@ -1565,6 +1711,9 @@ sim_free(sim_t *sim)
     free(sim->reg);
     free(sim->scratch);
     free(sim->prefix);
+    free(sim->order);
+    free(sim->dig_idx);
+    free(sim->dig_ver);
     free(sim->grp);
     free(sim->grp_start);
     sos_store_pool_destroy(&sim->pool);
@@ -1583,6 +1732,10 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
         if (!prefix)
             return UINT32_MAX;
         sim->prefix = prefix;
+        uint32_t *order = realloc(sim->order, cap * sizeof *order);
+        if (!order)
+            return UINT32_MAX;
+        sim->order = order;
         sim->cap_nodes = cap;
     }
     uint32_t idx = sim->n_nodes;
@@ -1595,6 +1748,16 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
     sim_rng_bytes(&sim->rng, seed, sizeof seed);
     crypto_sign_seed_keypair(n->id.pk, n->id.sk, seed);
     sim->prefix[idx] = (uint16_t)(((uint32_t)n->id.pk[0] << 8) | n->id.pk[1]);
+    uint32_t lo = 0, hi = idx; /* its place in id order */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (memcmp(sim->nodes[sim->order[mid]].id.pk, n->id.pk, SOS_NODEID_BYTES) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(&sim->order[lo + 1], &sim->order[lo], (idx - lo) * sizeof *sim->order);
+    sim->order[lo] = idx;
     snprintf(n->url, sizeof n->url, "tcp://10.%u.%u.%u:7400", (idx >> 16) & 255, (idx >> 8) & 255,
              idx & 255);
     if (sos_store_open_memory(&n->store, sim->pool) != SOS_OK)
@@ -1639,6 +1802,7 @@ sim_node_start(sim_t *sim, uint32_t idx)
     memset(n->shorts, 0, sizeof n->shorts);
     n->n_short = 0;
     n->dirty = true;
+    n->dig_reload = true;
     sos_txn_t *txn = s_txn(sim, n);
     if (!txn)
         return;
