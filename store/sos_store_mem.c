@@ -275,27 +275,37 @@ s_blob_release(sos_store_pool_t *pool, s_blob_t *b)
     free(b);
 }
 
-/*  Parse a stored record into rec. A directory of 10,000 reads each of the same 10,000
-    records at every merge and every DELTA; parsed once, a read is a copy. */
-static sos_rc
-s_blob_parse(sos_store_pool_t *pool, s_blob_t *b, sos_record_t *rec)
+/*  The parse of a stored record, made once for every store that reads it (a directory of
+    10,000 reads each of the same 10,000 records at every merge and every DELTA), or NULL
+    if the bytes do not parse or memory ran out. Owned by the blob. */
+static const sos_record_t *
+s_blob_parsed(sos_store_pool_t *pool, s_blob_t *b)
 {
     if (!b->parsed) {
         sos_record_t *p = malloc(sizeof *p);
         if (!p)
-            return sos_record_parse(rec, b->bytes, b->len);
-        sos_rc rc = sos_record_parse(p, b->bytes, b->len);
-        if (rc) {
+            return NULL;
+        if (sos_record_parse(p, b->bytes, b->len) != SOS_OK) {
             free(p);
-            return rc;
+            return NULL;
         }
         b->parsed = p;
         pool->nparsed++;
     }
+    return b->parsed;
+}
+
+/*  Parse a stored record into rec: a copy of the kept parse. */
+static sos_rc
+s_blob_parse(sos_store_pool_t *pool, s_blob_t *b, sos_record_t *rec)
+{
+    const sos_record_t *p = s_blob_parsed(pool, b);
+    if (!p)
+        return sos_record_parse(rec, b->bytes, b->len);
     /*  The fields, then the wire form's used bytes only. */
-    memcpy(rec, b->parsed, offsetof(sos_record_t, wire));
-    memcpy(rec->wire, b->parsed->wire, b->parsed->wire_len);
-    rec->wire_len = b->parsed->wire_len;
+    memcpy(rec, p, offsetof(sos_record_t, wire));
+    memcpy(rec->wire, p->wire, p->wire_len);
+    rec->wire_len = p->wire_len;
     return SOS_OK;
 }
 
@@ -1219,10 +1229,17 @@ sos_mem_dir_foreach_since(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES]
         return rc;
     /*  The worker's entry sorts before rooms of the same version (kind 1 before 2). */
     uint64_t wv = 0;
-    sos_record_t rec;
     if (nd.worker) {
-        rc = s_parse_worker(mem->pool, nd.worker, origin, &rec);
-        wv = rec.version;
+        const sos_record_t *p = s_blob_parsed(mem->pool, nd.worker);
+        sos_record_t *tmp = p ? NULL : malloc(sizeof *tmp);
+        if (!p && !tmp)
+            rc = SOS_ERR_NOMEM;
+        else if (!p)
+            rc = s_parse_worker(mem->pool, nd.worker, origin, tmp);
+        else if (p->kind != SOS_REC_WORKER || memcmp(p->origin, origin, SOS_NODEID_BYTES) != 0)
+            rc = SOS_ERR_CORRUPT;
+        wv = rc ? 0 : p ? p->version : tmp->version;
+        free(tmp);
     }
     bool worker_due = rc == SOS_OK && nd.worker && wv > since;
     size_t i = 0;

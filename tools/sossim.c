@@ -585,7 +585,7 @@ s_report(s_run_t *r)
                 (n->sums_nb + 63) / 64 * sizeof(uint64_t);
     }
     /*  The simulator's own tables, once for all nodes: ids in order, prefixes, one digest. */
-    side += sim->cap_nodes * (sizeof(uint32_t) + sizeof(uint16_t)) +
+    side += sim->cap_nodes * (sizeof(uint32_t) + sizeof(uint16_t) + SOS_NODEID_BYTES) +
             sim->cap_dig * (sizeof(uint32_t) + sizeof(uint64_t));
     uint64_t records = 0, record_bytes = 0;
     sos_store_pool_stats(sim->pool, &records, &record_bytes, &pool);

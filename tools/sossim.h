@@ -170,7 +170,8 @@ struct sim {
     sos_digest_entry_t *scratch; /* one digest expanded, to hash it */
     uint32_t cap_scratch;
     uint16_t *prefix; /* per node index: the first two bytes of its id (its digest bucket) */
-    uint32_t *grp, *grp_start; /* one digest's entries grouped by bucket (s_group) */
+    uint8_t (*pk)[SOS_NODEID_BYTES]; /* per node index: its id, packed (lookups, digests) */
+    uint32_t *grp, *grp_start;       /* one digest's entries grouped by bucket (s_group) */
     uint32_t cap_grp;
     uint32_t *order;              /* node indexes in id order */
     uint32_t *dig_idx, dig_owner; /* the scratch digest (see sim_node_t) and whose it is */

@@ -198,7 +198,7 @@ sim_lookup(const sim_t *sim, const uint8_t id[SOS_NODEID_BYTES])
     size_t i = s_reg_slot(id, sim->cap_reg);
     while (sim->reg[i]) {
         uint32_t idx = sim->reg[i] - 1;
-        if (memcmp(sim->nodes[idx].id.pk, id, SOS_NODEID_BYTES) == 0)
+        if (memcmp(sim->pk[idx], id, SOS_NODEID_BYTES) == 0)
             return idx;
         i = (i + 1) & (sim->cap_reg - 1);
     }
@@ -517,7 +517,7 @@ s_on_origin(void *arg, const sos_origin_t *o)
 static const uint8_t *
 s_dig_origin(const sim_t *sim, const sim_node_t *n, uint32_t i)
 {
-    return sim->nodes[n->dig_idx[i]].id.pk;
+    return sim->pk[n->dig_idx[i]];
 }
 
 /*  SOSSIM_CHECK_DIGEST: the kept digest against the store's origin table. */
@@ -1712,6 +1712,7 @@ sim_free(sim_t *sim)
     free(sim->scratch);
     free(sim->prefix);
     free(sim->order);
+    free(sim->pk);
     free(sim->dig_idx);
     free(sim->dig_ver);
     free(sim->grp);
@@ -1736,6 +1737,10 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
         if (!order)
             return UINT32_MAX;
         sim->order = order;
+        uint8_t(*pk)[SOS_NODEID_BYTES] = realloc(sim->pk, cap * sizeof *pk);
+        if (!pk)
+            return UINT32_MAX;
+        sim->pk = pk;
         sim->cap_nodes = cap;
     }
     uint32_t idx = sim->n_nodes;
@@ -1748,10 +1753,11 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
     sim_rng_bytes(&sim->rng, seed, sizeof seed);
     crypto_sign_seed_keypair(n->id.pk, n->id.sk, seed);
     sim->prefix[idx] = (uint16_t)(((uint32_t)n->id.pk[0] << 8) | n->id.pk[1]);
+    memcpy(sim->pk[idx], n->id.pk, SOS_NODEID_BYTES);
     uint32_t lo = 0, hi = idx; /* its place in id order */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (memcmp(sim->nodes[sim->order[mid]].id.pk, n->id.pk, SOS_NODEID_BYTES) < 0)
+        if (memcmp(sim->pk[sim->order[mid]], n->id.pk, SOS_NODEID_BYTES) < 0)
             lo = mid + 1;
         else
             hi = mid;
