@@ -134,8 +134,15 @@ struct _sos_mem_t {
 static uint64_t
 s_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then a final mix */
-    for (size_t i = 0; i < len; i++)
+    uint64_t h = 0xcbf29ce484222325ULL ^ len; /* FNV-1a over 8-byte words, then a final mix */
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        h = (h ^ w) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
         h = (h ^ p[i]) * 0x100000001b3ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
@@ -216,6 +223,24 @@ s_name(const s_names_t *t, uint32_t num)
 /* ------------------------------------------------------------------- blobs ---- */
 
 static s_blob_t *
+s_blob_find(const sos_store_pool_t *pool, const uint8_t *bytes, size_t len, uint64_t h)
+{
+    if (!pool->nbuckets)
+        return NULL;
+    for (s_blob_t *b = pool->buckets[h & (pool->nbuckets - 1)]; b; b = b->next)
+        if (b->hash == h && b->len == len && memcmp(b->bytes, bytes, len) == 0)
+            return b;
+    return NULL;
+}
+
+bool
+sos_store_pool_holds(const sos_store_pool_t *pool, const uint8_t *bytes, size_t len)
+{
+    assert(pool);
+    return bytes && s_blob_find(pool, bytes, len, s_hash(bytes, len)) != NULL;
+}
+
+static s_blob_t *
 s_blob_intern(sos_store_pool_t *pool, const uint8_t *bytes, size_t len)
 {
     if (pool->nblobs + 1 > pool->nbuckets) {
@@ -238,12 +263,12 @@ s_blob_intern(sos_store_pool_t *pool, const uint8_t *bytes, size_t len)
     }
     uint64_t h = s_hash(bytes, len);
     s_blob_t **head = &pool->buckets[h & (pool->nbuckets - 1)];
-    for (s_blob_t *b = *head; b; b = b->next)
-        if (b->hash == h && b->len == len && memcmp(b->bytes, bytes, len) == 0) {
-            b->refs++;
-            return b;
-        }
-    s_blob_t *b = malloc(sizeof *b + len);
+    s_blob_t *b = s_blob_find(pool, bytes, len, h);
+    if (b) {
+        b->refs++;
+        return b;
+    }
+    b = malloc(sizeof *b + len);
     if (!b)
         return NULL;
     b->parsed = NULL;
