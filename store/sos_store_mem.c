@@ -40,6 +40,8 @@
 typedef struct s_blob {
     struct s_blob *next;  /* the pool's hash chain */
     sos_record_t *parsed; /* the bytes parsed, once for every store that reads them, or NULL */
+    uint64_t version;     /* parsed->version and kind, set with it: read without a second miss */
+    uint32_t kind;
     uint64_t hash;
     uint32_t refs;
     uint32_t len;
@@ -315,6 +317,8 @@ s_blob_parsed(sos_store_pool_t *pool, s_blob_t *b)
             return NULL;
         }
         b->parsed = p;
+        b->version = p->version;
+        b->kind = p->kind;
         pool->nparsed++;
     }
     return b->parsed;
@@ -1254,7 +1258,9 @@ sos_mem_dir_foreach_since(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES]
         return rc;
     /*  The worker's entry sorts before rooms of the same version (kind 1 before 2). */
     uint64_t wv = 0;
-    if (nd.worker) {
+    if (nd.worker && nd.worker->parsed && nd.worker->kind == SOS_REC_WORKER)
+        wv = nd.worker->version; /* put under this id from a record of this origin */
+    else if (nd.worker) {
         const sos_record_t *p = s_blob_parsed(mem->pool, nd.worker);
         sos_record_t *tmp = p ? NULL : malloc(sizeof *tmp);
         if (!p && !tmp)

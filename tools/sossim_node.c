@@ -606,6 +606,16 @@ s_refresh_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
         s_check_digest(sim, n, txn);
 }
 
+/*  n's digest count and hash current (n->n_dig, s_digest_hash), without making the digest
+    in order when nothing changed since it was last made: a SYNC that finds two nodes in
+    sync needs no more. */
+static void
+s_digest_current(sim_t *sim, sim_node_t *n, sos_txn_t *txn)
+{
+    if (n->dig_reload || n->dirty || n->hash_stale) /* a stale hash needs the digest */
+        s_refresh_digest(sim, n, txn);
+}
+
 /*  n's digest hash, made from the digest when a SYNC needs it (the other steps of an
     exchange need the entries only). */
 static const uint8_t *
@@ -1065,7 +1075,7 @@ s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
             return;
         }
     }
-    s_refresh_digest(sim, n, txn);
+    s_digest_current(sim, n, txn);
     sim_xchg_t *x = &n->xchg[slot];
     x->req_id = ++n->next_req;
     if (sh >= 0) {
@@ -1299,7 +1309,7 @@ done:
 static void
 s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    s_refresh_digest(sim, n, txn);
+    s_digest_current(sim, n, txn);
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
@@ -1310,6 +1320,7 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
         out.flags = SOS_GMSG_IN_SYNC;
     else {
         uint32_t nb = s_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
+        s_refresh_digest(sim, n, txn);
         uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
         sums_e = calloc(nb, sizeof *sums_e);
         if (!sums || !sums_e) {
