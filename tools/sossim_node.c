@@ -1,6 +1,6 @@
 /*  sossim_node.c: the simulator's machinery: the seeded random source, the event queue in
     virtual time, the virtual network, and the simulated nodes with their exchange loop. */
-#define _GNU_SOURCE /* memmem */
+#define _GNU_SOURCE /* memmem, qsort_r */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1190,6 +1190,52 @@ s_cmp_entry(const void *a, const void *b)
                   SOS_NODEID_BYTES);
 }
 
+/*  Sort entries by origin as qsort with s_cmp_entry does (glibc's is a stable merge sort),
+    on keys of the origin's first 8 bytes: a sort of thousands of 40-byte entries by 32-byte
+    memcmp through a pointer was a tenth of a 10,000-node run. */
+typedef struct {
+    uint64_t key; /* the origin's first 8 bytes, big-endian: their memcmp order */
+    uint32_t i;
+} s_sort_key_t;
+
+static int
+s_cmp_key(const void *a, const void *b, void *arg)
+{
+    const s_sort_key_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    const sos_digest_entry_t *e = arg;
+    int c = memcmp(e[x->i].origin, e[y->i].origin, SOS_NODEID_BYTES);
+    if (c)
+        return c;
+    return x->i < y->i ? -1 : x->i > y->i; /* stable */
+}
+
+static void
+s_sort_entries(sos_digest_entry_t *e, uint32_t n)
+{
+    s_sort_key_t *k = malloc(n * sizeof *k + 1);
+    sos_digest_entry_t *copy = malloc(n * sizeof *copy + 1);
+    if (!k || !copy) {
+        free(k);
+        free(copy);
+        qsort(e, n, sizeof *e, s_cmp_entry);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t key = 0;
+        for (int j = 0; j < 8; j++)
+            key = key << 8 | e[i].origin[j];
+        k[i] = (s_sort_key_t){key, i};
+    }
+    qsort_r(k, n, sizeof *k, s_cmp_key, e);
+    memcpy(copy, e, n * sizeof *copy);
+    for (uint32_t i = 0; i < n; i++)
+        e[i] = copy[k[i].i];
+    free(k);
+    free(copy);
+}
+
 /*  B: the initiator's entries for the buckets it named: send what it lacks, ask for what
     it has newer. */
 static void
@@ -1207,7 +1253,7 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
     for (uint32_t i = 0; i < msg->n_want; i++)
         if (msg->want[i].version < nb)
             named[msg->want[i].version] = 1;
-    qsort(msg->digest, msg->n_digest, sizeof *msg->digest, s_cmp_entry);
+    s_sort_entries(msg->digest, msg->n_digest);
     s_batch_t *batch = calloc(1, sizeof *batch);
     sos_digest_entry_t *want = malloc(SOS_DIGEST_MAX * sizeof *want);
     uint32_t n_want = 0;
