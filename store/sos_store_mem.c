@@ -1179,11 +1179,17 @@ sos_mem_dir_foreach_worker(sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg)
         s_node_t nd;
         s_get(mem, T_NODE, items[i].num, &nd);
         const uint8_t *id = s_name(&mem->pool->ids, items[i].num);
-        rc = s_parse_worker(mem->pool, nd.worker, id, &rec);
+        /*  The pool's parse itself, lent for the call (a directory of 10,000 is listed by
+            every node when the simulator checks that they agree); a copy if none is kept. */
+        const sos_record_t *p = s_blob_parsed(mem->pool, nd.worker);
+        if (p && (p->kind != SOS_REC_WORKER || memcmp(p->origin, id, SOS_NODEID_BYTES) != 0))
+            rc = SOS_ERR_CORRUPT;
+        else if (!p)
+            rc = s_parse_worker(mem->pool, nd.worker, id, &rec);
         if (rc)
             break;
         s_get(mem, T_LOCAL, items[i].num, &local);
-        if (fn(arg, &rec, &local) != 0)
+        if (fn(arg, p ? p : &rec, &local) != 0)
             break;
     }
     free(items);

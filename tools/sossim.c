@@ -58,6 +58,10 @@ static const char *s_usage =
     "  --cheap-crypto        sign with a keyed BLAKE2b hash instead of Ed25519 (for large N;\n"
     "                        a signature still needs the signer's secret, see\n"
     "                        tools/sossim_crypto.c); nothing else changes\n"
+    "  --cheap-digest        hash digests and their buckets as sums of per-origin hashes,\n"
+    "                        kept at each change, instead of BLAKE2b over the whole\n"
+    "                        digest: compared only for equality, they lead every node to\n"
+    "                        the same choices (same digest line) at a fraction of the cost\n"
     "  --active-view         keep connections to a bounded active view of fanout + ln N\n"
     "                        peers (node/sos_core_view.h) and short-lived ones for the rest,\n"
     "                        instead of one per worker; checks that no node passes its cap\n"
@@ -582,7 +586,7 @@ s_report(s_run_t *r)
         side += sizeof *n + n->cap_peers * sizeof(sim_peer_t) + n->cap_view * sizeof(uint32_t) +
                 n->n_in_view_words * sizeof(uint64_t) + n->cap_dig_at * sizeof(uint64_t) +
                 (n->cap_dig_at + 63) / 64 * sizeof(uint64_t) + n->sums_nb * 16 +
-                (n->sums_nb + 63) / 64 * sizeof(uint64_t);
+                (n->sums_nb + 63) / 64 * sizeof(uint64_t) + (n->fine ? 1024 * 16 : 0);
     }
     /*  The simulator's own tables, once for all nodes: ids in order, prefixes, one digest. */
     side += sim->cap_nodes * (sizeof(uint32_t) + sizeof(uint16_t) + SOS_NODEID_BYTES) +
@@ -652,6 +656,7 @@ main(int argc, char **argv)
         {"max-failures", required_argument, 0, 'F'},
         {"hostile", required_argument, 0, 'H'},
         {"cheap-crypto", no_argument, 0, 'c'},
+        {"cheap-digest", no_argument, 0, 'D'},
         {"trace", no_argument, 0, 't'},
         {"active-view", no_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},
@@ -733,6 +738,9 @@ main(int argc, char **argv)
             break;
         case 'c':
             o.cheap_crypto = true;
+            break;
+        case 'D':
+            o.cheap_digest = true;
             break;
         case 't':
             o.trace = true;

@@ -118,6 +118,11 @@ typedef struct {
     uint8_t (*sums)[16];
     uint64_t *sums_stale; /* a bit per bucket */
     uint32_t sums_nb;     /* 0: none kept */
+    /*  With --cheap-digest: the digest's sum and its 1,024 finest buckets' sums, kept by
+        s_dig_set (two 64-bit lanes each), and how many origins it has. */
+    uint64_t msum[2];
+    uint64_t (*fine)[2];
+    uint32_t dig_count;
     uint8_t hash[SOS_DIGEST_HASH_BYTES];
     bool hash_stale; /* the digest was remade since hash was: hashed when a SYNC needs it */
     sim_xchg_t xchg[SIM_XCHG_MAX];
@@ -153,6 +158,7 @@ typedef struct {
     uint32_t lat_min_ms, lat_max_ms;
     uint32_t join_window; /* rounds over which nodes join */
     bool cheap_crypto;
+    bool cheap_digest; /* digest and bucket hashes as sums kept per change (sossim_node.c) */
     bool trace;
     uint32_t max_failures;
     bool active_view; /* a bounded active view of connections instead of one per worker */
