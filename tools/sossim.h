@@ -107,7 +107,7 @@ typedef struct {
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
     uint64_t *dig_ver; /* (both in the simulator's scratch, valid after s_refresh_digest) */
-    uint32_t n_dig, cap_dig;
+    uint32_t n_dig;
     /*  The digest kept up to date by each write (s_dig_touch), by node index: what the
         store's origin table says, without reading all of it per exchange. */
     uint64_t *dig_has; /* a bit per node index: an origin of the directory */
