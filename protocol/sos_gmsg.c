@@ -299,22 +299,34 @@ sos_digest_hash(uint8_t out[SOS_DIGEST_HASH_BYTES], sos_digest_entry_t *entries,
 {
     assert(out && (entries || n == 0));
     static const char domain[] = "sosnode/2/digest"; /* hashed with its NUL */
-    if (n > 1)
+    /*  Callers that keep their digest in order (the simulator's 10,000 of them) skip the
+        sort: the check is one pass. */
+    bool sorted = true;
+    for (uint32_t i = 1; i < n && sorted; i++)
+        sorted = s_entry_cmp(&entries[i - 1], &entries[i]) <= 0;
+    if (!sorted)
         qsort(entries, n, sizeof *entries, s_entry_cmp);
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, SOS_DIGEST_HASH_BYTES);
     crypto_generichash_update(&st, (const unsigned char *)domain, sizeof domain);
     uint8_t count[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     crypto_generichash_update(&st, count, sizeof count);
+    /*  The entries go to the hash 64 at a time: the same bytes as one update each, with a
+        64th of the calls (a digest of 10,000 origins is hashed at every change). */
+    uint8_t in[64 * (SOS_NODEID_BYTES + 8 + 1)];
+    size_t used = 0;
     for (uint32_t i = 0; i < n; i++) {
         /*  The flag is hashed in every entry, not only in removed ones: a fixed-size entry
             keeps the hashed list canonical. */
-        uint8_t in[SOS_NODEID_BYTES + 8 + 1];
-        memcpy(in, entries[i].origin, SOS_NODEID_BYTES);
+        memcpy(in + used, entries[i].origin, SOS_NODEID_BYTES);
         for (int b = 0; b < 8; b++)
-            in[SOS_NODEID_BYTES + b] = (uint8_t)(entries[i].version >> (56 - 8 * b));
-        in[SOS_NODEID_BYTES + 8] = entries[i].removed ? 1 : 0;
-        crypto_generichash_update(&st, in, sizeof in);
+            in[used + SOS_NODEID_BYTES + b] = (uint8_t)(entries[i].version >> (56 - 8 * b));
+        in[used + SOS_NODEID_BYTES + 8] = entries[i].removed ? 1 : 0;
+        used += SOS_NODEID_BYTES + 8 + 1;
+        if (used == sizeof in || i + 1 == n) {
+            crypto_generichash_update(&st, in, used);
+            used = 0;
+        }
     }
     crypto_generichash_final(&st, out, SOS_DIGEST_HASH_BYTES);
 }

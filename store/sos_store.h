@@ -45,6 +45,10 @@ void sos_store_pool_destroy(sos_store_pool_t **self_p);
     pool itself (records, ids, hash tables). Any pointer may be NULL. */
 void sos_store_pool_stats(const sos_store_pool_t *pool, uint64_t *records, uint64_t *record_bytes,
                           uint64_t *memory);
+/*  True if a store of the pool holds (or an open transaction's undo log keeps) a record of
+    exactly these bytes. Stores hold only records that were verified or signed before they
+    were put, so such bytes verify: the simulator skips verifying them again. */
+bool sos_store_pool_holds(const sos_store_pool_t *pool, const uint8_t *bytes, size_t len);
 
 /*  Open an empty memory store on pool (borrowed: it must outlive the store). On success
     *self_p owns the store; SOS_ERR_NOMEM, or SOS_ERR_INVALID without a pool. For a memory

@@ -2,6 +2,7 @@
     and transaction contract as the LMDB store, sized for thousands of stores in one process. */
 #define _GNU_SOURCE /* qsort_r */
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,10 @@
     transaction's changes: the simulator runs one thread and never overlaps the two. */
 
 typedef struct s_blob {
-    struct s_blob *next; /* the pool's hash chain */
+    struct s_blob *next;  /* the pool's hash chain */
+    sos_record_t *parsed; /* the bytes parsed, once for every store that reads them, or NULL */
+    uint64_t version;     /* parsed->version and kind, set with it: read without a second miss */
+    uint32_t kind;
     uint64_t hash;
     uint32_t refs;
     uint32_t len;
@@ -55,10 +59,15 @@ typedef struct {
 
 struct _sos_store_pool_t {
     s_blob_t **buckets;
-    size_t nbuckets, nblobs;
+    size_t nbuckets, nblobs, nparsed;
     uint64_t blob_bytes;
     s_names_t ids;   /* node ids */
     s_names_t rooms; /* room hashes, 16 characters */
+    /*  The ids in byte order, remade when ids were interned since: iterations in id order
+        then place each store's entries by rank instead of sorting them (see s_collect_ids). */
+    uint32_t *order; /* rank -> id number */
+    uint32_t *rank;  /* id number -> rank */
+    size_t n_ranked, cap_ranked;
 };
 
 /*  A hash table from a 32-bit number to a fixed-size value. */
@@ -127,8 +136,15 @@ struct _sos_mem_t {
 static uint64_t
 s_hash(const uint8_t *p, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then a final mix */
-    for (size_t i = 0; i < len; i++)
+    uint64_t h = 0xcbf29ce484222325ULL ^ len; /* FNV-1a over 8-byte words, then a final mix */
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        h = (h ^ w) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
         h = (h ^ p[i]) * 0x100000001b3ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
@@ -209,6 +225,24 @@ s_name(const s_names_t *t, uint32_t num)
 /* ------------------------------------------------------------------- blobs ---- */
 
 static s_blob_t *
+s_blob_find(const sos_store_pool_t *pool, const uint8_t *bytes, size_t len, uint64_t h)
+{
+    if (!pool->nbuckets)
+        return NULL;
+    for (s_blob_t *b = pool->buckets[h & (pool->nbuckets - 1)]; b; b = b->next)
+        if (b->hash == h && b->len == len && memcmp(b->bytes, bytes, len) == 0)
+            return b;
+    return NULL;
+}
+
+bool
+sos_store_pool_holds(const sos_store_pool_t *pool, const uint8_t *bytes, size_t len)
+{
+    assert(pool);
+    return bytes && s_blob_find(pool, bytes, len, s_hash(bytes, len)) != NULL;
+}
+
+static s_blob_t *
 s_blob_intern(sos_store_pool_t *pool, const uint8_t *bytes, size_t len)
 {
     if (pool->nblobs + 1 > pool->nbuckets) {
@@ -231,14 +265,15 @@ s_blob_intern(sos_store_pool_t *pool, const uint8_t *bytes, size_t len)
     }
     uint64_t h = s_hash(bytes, len);
     s_blob_t **head = &pool->buckets[h & (pool->nbuckets - 1)];
-    for (s_blob_t *b = *head; b; b = b->next)
-        if (b->hash == h && b->len == len && memcmp(b->bytes, bytes, len) == 0) {
-            b->refs++;
-            return b;
-        }
-    s_blob_t *b = malloc(sizeof *b + len);
+    s_blob_t *b = s_blob_find(pool, bytes, len, h);
+    if (b) {
+        b->refs++;
+        return b;
+    }
+    b = malloc(sizeof *b + len);
     if (!b)
         return NULL;
+    b->parsed = NULL;
     b->hash = h;
     b->refs = 1;
     b->len = (uint32_t)len;
@@ -261,7 +296,46 @@ s_blob_release(sos_store_pool_t *pool, s_blob_t *b)
     *p = b->next;
     pool->nblobs--;
     pool->blob_bytes -= b->len;
+    if (b->parsed)
+        pool->nparsed--;
+    free(b->parsed);
     free(b);
+}
+
+/*  The parse of a stored record, made once for every store that reads it (a directory of
+    10,000 reads each of the same 10,000 records at every merge and every DELTA), or NULL
+    if the bytes do not parse or memory ran out. Owned by the blob. */
+static const sos_record_t *
+s_blob_parsed(sos_store_pool_t *pool, s_blob_t *b)
+{
+    if (!b->parsed) {
+        sos_record_t *p = malloc(sizeof *p);
+        if (!p)
+            return NULL;
+        if (sos_record_parse(p, b->bytes, b->len) != SOS_OK) {
+            free(p);
+            return NULL;
+        }
+        b->parsed = p;
+        b->version = p->version;
+        b->kind = p->kind;
+        pool->nparsed++;
+    }
+    return b->parsed;
+}
+
+/*  Parse a stored record into rec: a copy of the kept parse. */
+static sos_rc
+s_blob_parse(sos_store_pool_t *pool, s_blob_t *b, sos_record_t *rec)
+{
+    const sos_record_t *p = s_blob_parsed(pool, b);
+    if (!p)
+        return sos_record_parse(rec, b->bytes, b->len);
+    /*  The fields, then the wire form's used bytes only. */
+    memcpy(rec, p, offsetof(sos_record_t, wire));
+    memcpy(rec->wire, p->wire, p->wire_len);
+    rec->wire_len = p->wire_len;
+    return SOS_OK;
 }
 
 /* --------------------------------------------------------------------- pool ---- */
@@ -288,6 +362,7 @@ sos_store_pool_destroy(sos_store_pool_t **self_p)
         s_blob_t *b = pool->buckets[i];
         while (b) {
             s_blob_t *next = b->next;
+            free(b->parsed);
             free(b);
             b = next;
         }
@@ -295,6 +370,8 @@ sos_store_pool_destroy(sos_store_pool_t **self_p)
     free(pool->buckets);
     free(pool->ids.keys);
     free(pool->ids.index);
+    free(pool->order);
+    free(pool->rank);
     free(pool->rooms.keys);
     free(pool->rooms.index);
     free(pool);
@@ -313,7 +390,8 @@ sos_store_pool_stats(const sos_store_pool_t *pool, uint64_t *records, uint64_t *
     if (memory)
         *memory = pool->blob_bytes + pool->nblobs * sizeof(s_blob_t) +
                   pool->nbuckets * sizeof(s_blob_t *) + pool->ids.cap * pool->ids.klen +
-                  pool->ids.icap * 4 + pool->rooms.cap * pool->rooms.klen + pool->rooms.icap * 4;
+                  pool->ids.icap * 4 + pool->rooms.cap * pool->rooms.klen + pool->rooms.icap * 4 +
+                  pool->cap_ranked * 2 * sizeof(uint32_t) + pool->nparsed * sizeof(sos_record_t);
 }
 
 /* --------------------------------------------------------------------- maps ---- */
@@ -782,9 +860,9 @@ sos_mem_dir_put(sos_txn_t *txn, const sos_record_t *rec)
 }
 
 static sos_rc
-s_parse_worker(const s_blob_t *b, const uint8_t *id, sos_record_t *rec)
+s_parse_worker(sos_store_pool_t *pool, s_blob_t *b, const uint8_t *id, sos_record_t *rec)
 {
-    if (sos_record_parse(rec, b->bytes, b->len) != SOS_OK || rec->kind != SOS_REC_WORKER ||
+    if (s_blob_parse(pool, b, rec) != SOS_OK || rec->kind != SOS_REC_WORKER ||
         memcmp(rec->origin, id, SOS_NODEID_BYTES) != 0)
         return SOS_ERR_CORRUPT;
     return SOS_OK;
@@ -801,7 +879,7 @@ sos_mem_dir_get_worker(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], sos_r
         return SOS_ERR_NOT_FOUND;
     if (local)
         s_get(mem, T_LOCAL, num, local);
-    return rec ? s_parse_worker(n.worker, id, rec) : SOS_OK;
+    return rec ? s_parse_worker(mem->pool, n.worker, id, rec) : SOS_OK;
 }
 
 sos_rc
@@ -839,7 +917,7 @@ sos_mem_dir_get_room(sos_txn_t *txn, const char *room_hash, sos_record_t *rec)
         return SOS_ERR_NOT_FOUND;
     sos_record_t tmp;
     sos_record_t *out = rec ? rec : &tmp;
-    if (sos_record_parse(out, r.rec->bytes, r.rec->len) != SOS_OK || out->kind != SOS_REC_ROOM ||
+    if (s_blob_parse(mem->pool, r.rec, out) != SOS_OK || out->kind != SOS_REC_ROOM ||
         memcmp(out->room_hash, room_hash, SOS_ROOMHASH_LEN) != 0)
         return SOS_ERR_CORRUPT;
     return SOS_OK;
@@ -1003,6 +1081,83 @@ s_collect(struct _sos_mem_t *mem, s_table_t t, const s_names_t *names, s_pick_fn
     return SOS_OK;
 }
 
+static int
+s_cmp_ids(const void *x, const void *y, void *arg)
+{
+    const s_names_t *ids = arg;
+    return memcmp(s_name(ids, *(const uint32_t *)x), s_name(ids, *(const uint32_t *)y), ids->klen);
+}
+
+/*  The pool's ids ranked in byte order, remade (one sort of all ids) only when ids were
+    interned since the last time. */
+static sos_rc
+s_rank_ids(sos_store_pool_t *pool)
+{
+    size_t n = pool->ids.n;
+    if (pool->n_ranked == n)
+        return SOS_OK;
+    if (n > pool->cap_ranked) {
+        size_t cap = pool->ids.cap;
+        uint32_t *order = realloc(pool->order, cap * sizeof *order);
+        if (!order)
+            return SOS_ERR_NOMEM;
+        pool->order = order;
+        uint32_t *rank = realloc(pool->rank, cap * sizeof *rank);
+        if (!rank)
+            return SOS_ERR_NOMEM;
+        pool->rank = rank;
+        pool->cap_ranked = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        pool->order[i] = (uint32_t)i;
+    qsort_r(pool->order, n, sizeof *pool->order, s_cmp_ids, &pool->ids);
+    for (size_t r = 0; r < n; r++)
+        pool->rank[pool->order[r]] = (uint32_t)r;
+    pool->n_ranked = n;
+    return SOS_OK;
+}
+
+/*  s_collect for a table keyed by node id, in id order, without a sort: the entries are
+    placed by their rank among all the pool's ids (a directory holds most of them), so
+    that a digest of 10,000 origins costs a pass over two arrays rather than 10,000 log
+    10,000 comparisons of 32-byte keys. Same result as s_collect with no sort key. */
+static sos_rc
+s_collect_ids(struct _sos_mem_t *mem, s_table_t t, s_pick_fn *pick, void *arg, s_item_t **items_p,
+              size_t *n_p)
+{
+    s_map_t *m = &mem->maps[t];
+    sos_store_pool_t *pool = mem->pool;
+    *items_p = NULL;
+    *n_p = 0;
+    if (m->n == 0)
+        return SOS_OK;
+    sos_rc rc = s_rank_ids(pool);
+    if (rc)
+        return rc;
+    uint32_t *by_rank = calloc(pool->n_ranked, sizeof *by_rank); /* id number + 1, 0: none */
+    s_item_t *items = malloc(m->n * sizeof *items);
+    if (!by_rank || !items) {
+        free(by_rank);
+        free(items);
+        return SOS_ERR_NOMEM;
+    }
+    for (size_t s = 0; s < m->cap; s++) {
+        if (!m->keys[s])
+            continue;
+        s_item_t it = {m->keys[s] - 1, 0, 0};
+        if (!pick || pick(s_map_at(m, s), arg, &it))
+            by_rank[pool->rank[it.num]] = it.num + 1;
+    }
+    size_t n = 0;
+    for (size_t r = 0; r < pool->n_ranked; r++)
+        if (by_rank[r])
+            items[n++] = (s_item_t){by_rank[r] - 1, 0, 0};
+    free(by_rank);
+    *items_p = items;
+    *n_p = n;
+    return SOS_OK;
+}
+
 static bool
 s_pick_worker(const void *val, void *arg, s_item_t *it)
 {
@@ -1017,18 +1172,24 @@ sos_mem_dir_foreach_worker(sos_txn_t *txn, sos_dir_worker_fn *fn, void *arg)
     struct _sos_mem_t *mem = txn->store->mem;
     s_item_t *items;
     size_t n;
-    sos_rc rc = s_collect(mem, T_NODE, &mem->pool->ids, s_pick_worker, NULL, &items, &n);
+    sos_rc rc = s_collect_ids(mem, T_NODE, s_pick_worker, NULL, &items, &n);
     sos_record_t rec;
     sos_worker_local_t local;
     for (size_t i = 0; rc == SOS_OK && i < n; i++) {
         s_node_t nd;
         s_get(mem, T_NODE, items[i].num, &nd);
         const uint8_t *id = s_name(&mem->pool->ids, items[i].num);
-        rc = s_parse_worker(nd.worker, id, &rec);
+        /*  The pool's parse itself, lent for the call (a directory of 10,000 is listed by
+            every node when the simulator checks that they agree); a copy if none is kept. */
+        const sos_record_t *p = s_blob_parsed(mem->pool, nd.worker);
+        if (p && (p->kind != SOS_REC_WORKER || memcmp(p->origin, id, SOS_NODEID_BYTES) != 0))
+            rc = SOS_ERR_CORRUPT;
+        else if (!p)
+            rc = s_parse_worker(mem->pool, nd.worker, id, &rec);
         if (rc)
             break;
         s_get(mem, T_LOCAL, items[i].num, &local);
-        if (fn(arg, &rec, &local) != 0)
+        if (fn(arg, p ? p : &rec, &local) != 0)
             break;
     }
     free(items);
@@ -1103,10 +1264,19 @@ sos_mem_dir_foreach_since(sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES]
         return rc;
     /*  The worker's entry sorts before rooms of the same version (kind 1 before 2). */
     uint64_t wv = 0;
-    sos_record_t rec;
-    if (nd.worker) {
-        rc = s_parse_worker(nd.worker, origin, &rec);
-        wv = rec.version;
+    if (nd.worker && nd.worker->parsed && nd.worker->kind == SOS_REC_WORKER)
+        wv = nd.worker->version; /* put under this id from a record of this origin */
+    else if (nd.worker) {
+        const sos_record_t *p = s_blob_parsed(mem->pool, nd.worker);
+        sos_record_t *tmp = p ? NULL : malloc(sizeof *tmp);
+        if (!p && !tmp)
+            rc = SOS_ERR_NOMEM;
+        else if (!p)
+            rc = s_parse_worker(mem->pool, nd.worker, origin, tmp);
+        else if (p->kind != SOS_REC_WORKER || memcmp(p->origin, origin, SOS_NODEID_BYTES) != 0)
+            rc = SOS_ERR_CORRUPT;
+        wv = rc ? 0 : p ? p->version : tmp->version;
+        free(tmp);
     }
     bool worker_due = rc == SOS_OK && nd.worker && wv > since;
     size_t i = 0;
@@ -1160,7 +1330,7 @@ sos_mem_dir_foreach_origin(sos_txn_t *txn, sos_dir_origin_fn *fn, void *arg)
     struct _sos_mem_t *mem = txn->store->mem;
     s_item_t *items;
     size_t n;
-    sos_rc rc = s_collect(mem, T_NODE, &mem->pool->ids, NULL, NULL, &items, &n);
+    sos_rc rc = s_collect_ids(mem, T_NODE, NULL, NULL, &items, &n);
     for (size_t i = 0; rc == SOS_OK && i < n; i++) {
         s_node_t nd;
         sos_origin_t out;

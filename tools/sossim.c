@@ -58,6 +58,10 @@ static const char *s_usage =
     "  --cheap-crypto        sign with a keyed BLAKE2b hash instead of Ed25519 (for large N;\n"
     "                        a signature still needs the signer's secret, see\n"
     "                        tools/sossim_crypto.c); nothing else changes\n"
+    "  --cheap-digest        hash digests and their buckets as sums of per-origin hashes,\n"
+    "                        kept at each change, instead of BLAKE2b over the whole\n"
+    "                        digest: compared only for equality, they lead every node to\n"
+    "                        the same choices (same digest line) at a fraction of the cost\n"
     "  --active-view         keep connections to a bounded active view of fanout + ln N\n"
     "                        peers (node/sos_core_view.h) and short-lived ones for the rest,\n"
     "                        instead of one per worker; checks that no node passes its cap\n"
@@ -583,8 +587,13 @@ s_report(s_run_t *r)
         sos_store_usage(n->store, NULL, &used);
         store += used;
         side += sizeof *n + n->cap_peers * sizeof(sim_peer_t) + n->cap_view * sizeof(uint32_t) +
-                n->cap_dig * (sizeof(uint32_t) + sizeof(uint64_t));
+                n->n_in_view_words * sizeof(uint64_t) + n->cap_dig_at * sizeof(uint64_t) +
+                (n->cap_dig_at + 63) / 64 * sizeof(uint64_t) + n->sums_nb * 16 +
+                (n->sums_nb + 63) / 64 * sizeof(uint64_t) + (n->fine ? 1024 * 16 : 0);
     }
+    /*  The simulator's own tables, once for all nodes: ids in order, prefixes, one digest. */
+    side += sim->cap_nodes * (sizeof(uint32_t) + sizeof(uint16_t) + SOS_NODEID_BYTES) +
+            sim->cap_dig * (sizeof(uint32_t) + sizeof(uint64_t));
     uint64_t records = 0, record_bytes = 0;
     sos_store_pool_stats(sim->pool, &records, &record_bytes, &pool);
     uint32_t n = sim->n_nodes ? sim->n_nodes : 1;
@@ -654,6 +663,7 @@ main(int argc, char **argv)
         {"max-failures", required_argument, 0, 'F'},
         {"hostile", required_argument, 0, 'H'},
         {"cheap-crypto", no_argument, 0, 'c'},
+        {"cheap-digest", no_argument, 0, 'D'},
         {"trace", no_argument, 0, 't'},
         {"active-view", no_argument, 0, 'A'},
         {"probe-helpers", required_argument, 0, 'P'},
@@ -737,6 +747,9 @@ main(int argc, char **argv)
             break;
         case 'c':
             o.cheap_crypto = true;
+            break;
+        case 'D':
+            o.cheap_digest = true;
             break;
         case 't':
             o.trace = true;

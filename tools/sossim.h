@@ -114,11 +114,29 @@ typedef struct {
     size_t cap_peers, n_peers;
     uint32_t *view; /* node indexes of the workers listed (not ourselves) */
     size_t n_view, cap_view;
+    uint64_t *in_view; /* a bit per node index: in view[] (a merge asks at every worker) */
+    uint32_t n_in_view_words;
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
-    uint64_t *dig_ver;
-    uint32_t n_dig, cap_dig;
+    uint64_t *dig_ver; /* (both in the simulator's scratch, valid after s_refresh_digest) */
+    uint32_t n_dig;
+    /*  The digest kept up to date by each write (s_dig_touch), by node index: what the
+        store's origin table says, without reading all of it per exchange. */
+    uint64_t *dig_has; /* a bit per node index: an origin of the directory */
+    uint64_t *dig_at;  /* its max_version */
+    uint32_t cap_dig_at;
+    bool dig_reload; /* read the whole origin table again (after a start) */
+    /*  Bucket sums kept for one bucket count, remade for the buckets that changed. */
+    uint8_t (*sums)[16];
+    uint64_t *sums_stale; /* a bit per bucket */
+    uint32_t sums_nb;     /* 0: none kept */
+    /*  With --cheap-digest: the digest's sum and its 1,024 finest buckets' sums, kept by
+        s_dig_set (two 64-bit lanes each), and how many origins it has. */
+    uint64_t msum[2];
+    uint64_t (*fine)[2];
+    uint32_t dig_count;
     uint8_t hash[SOS_DIGEST_HASH_BYTES];
+    bool hash_stale; /* the digest was remade since hash was: hashed when a SYNC needs it */
     sim_xchg_t xchg[SIM_XCHG_MAX];
     uint64_t next_req;
     uint64_t epoch; /* bumped by a crash: events of an earlier life are ignored */
@@ -156,6 +174,7 @@ typedef struct {
     uint32_t lat_min_ms, lat_max_ms;
     uint32_t join_window; /* rounds over which nodes join */
     bool cheap_crypto;
+    bool cheap_digest; /* digest and bucket hashes as sums kept per change (sossim_node.c) */
     bool trace;
     uint32_t max_failures;
     bool active_view;       /* a bounded active view of connections instead of one per worker */
@@ -173,6 +192,15 @@ struct sim {
     uint32_t *reg;               /* open addressing: node id -> index + 1 */
     sos_digest_entry_t *scratch; /* one digest expanded, to hash it */
     uint32_t cap_scratch;
+    uint16_t *prefix; /* per node index: the first two bytes of its id (its digest bucket) */
+    uint8_t (*pk)[SOS_NODEID_BYTES]; /* per node index: its id, packed (lookups, digests) */
+    uint32_t *grp, *grp_start;       /* one digest's entries grouped by bucket (s_group) */
+    uint32_t cap_grp;
+    uint32_t *order;              /* node indexes in id order */
+    uint32_t *dig_idx, dig_owner; /* the scratch digest (see sim_node_t) and whose it is */
+    uint64_t *dig_ver;
+    uint32_t cap_dig;
+    bool check_digest; /* SOSSIM_CHECK_DIGEST set: compare each kept digest with the store */
     size_t cap_reg;
     sos_store_pool_t *pool;
     bool partitioned;

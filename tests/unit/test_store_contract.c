@@ -578,6 +578,71 @@ s_case_random(s_backend_t *a, s_backend_t *b)
     sos_store_destroy(&sb);
 }
 
+static int
+s_on_origin_order(void *arg, const sos_origin_t *o)
+{
+    uint8_t *last = arg; /* the previous origin, all 0 at first */
+    CHECK(memcmp(last, o->origin, SOS_NODEID_BYTES) < 0);
+    memcpy(last, o->origin, SOS_NODEID_BYTES);
+    return 0;
+}
+
+/*  Memory only: sos_store_pool_holds, reads of one record from two stores (the pool keeps
+    one parse of it), and foreach_origin in id order while new ids are interned between
+    calls (the pool ranks its ids again when asked after that). */
+static void
+s_case_pool(s_backend_t *b)
+{
+    sos_store_t *s1 = s_open(b), *s2 = s_open(b);
+    sos_txn_t *txn;
+    sos_record_t w, w2, got;
+    s_worker(&w, 4, 5);
+    s_worker(&w2, 4, 6);
+    CHECK(!sos_store_pool_holds(b->pool, w.wire, w.wire_len));
+    WRITE(s1, sos_dir_put(txn, &w));
+    WRITE(s2, sos_dir_put(txn, &w));
+    CHECK(sos_store_pool_holds(b->pool, w.wire, w.wire_len));
+    CHECK(!sos_store_pool_holds(b->pool, w.wire, w.wire_len - 1));
+    for (int k = 0; k < 2; k++) {
+        CHECK_RC(sos_txn_begin(k ? s2 : s1, false, &txn), SOS_OK);
+        CHECK_RC(sos_dir_get_worker(txn, s_ids[4].pk, &got, NULL), SOS_OK);
+        CHECK(got.version == 5 && got.wire_len == w.wire_len &&
+              memcmp(got.wire, w.wire, w.wire_len) == 0 && strcmp(got.url, w.url) == 0);
+        sos_txn_abort(&txn);
+    }
+    WRITE(s1, sos_dir_put(txn, &w2)); /* s2 still holds w */
+    CHECK(sos_store_pool_holds(b->pool, w.wire, w.wire_len));
+    CHECK_RC(sos_txn_begin(s1, false, &txn), SOS_OK);
+    CHECK_RC(sos_dir_get_worker(txn, s_ids[4].pk, &got, NULL), SOS_OK);
+    CHECK(got.version == 6 && got.wire_len == w2.wire_len);
+    sos_txn_abort(&txn);
+    sos_store_destroy(&s2); /* the last holder of w */
+    CHECK(!sos_store_pool_holds(b->pool, w.wire, w.wire_len));
+    CHECK(sos_store_pool_holds(b->pool, w2.wire, w2.wire_len));
+
+    /*  Origins in id order, asked between puts of new ids. */
+    for (int i = 0; i < 40; i++) {
+        sos_identity_t id;
+        uint8_t seed[crypto_sign_SEEDBYTES] = {0xee, (uint8_t)i};
+        crypto_sign_seed_keypair(id.pk, id.sk, seed);
+        sos_record_t r;
+        memset(&r, 0, sizeof r);
+        r.kind = SOS_REC_WORKER;
+        r.version = 1;
+        snprintf(r.url, sizeof r.url, "tcp://127.0.0.1:%d", 6000 + i);
+        CHECK_RC(sos_record_sign(&r, &id), SOS_OK);
+        WRITE(s1, sos_dir_put(txn, &r));
+        uint8_t last[SOS_NODEID_BYTES] = {0};
+        CHECK_RC(sos_txn_begin(s1, false, &txn), SOS_OK);
+        CHECK_RC(sos_dir_foreach_origin(txn, s_on_origin_order, last), SOS_OK);
+        uint64_t origins = 0;
+        CHECK_RC(sos_dir_counts(txn, NULL, NULL, &origins), SOS_OK);
+        CHECK(origins == (uint64_t)i + 2);
+        sos_txn_abort(&txn);
+    }
+    sos_store_destroy(&s1);
+}
+
 int
 main(void)
 {
@@ -618,6 +683,8 @@ main(void)
         CHECK(map == 0 && used > 0);
         sos_store_destroy(&store);
     }
+    SECTION("the pool: which bytes it holds, one parse shared by stores, ids in order");
+    s_case_pool(&mem);
     SECTION("random transactions, some aborted: both backends agree");
     s_case_random(&lmdb, &mem);
     uint64_t records = 1;
