@@ -82,7 +82,8 @@ void sos_fd_clear(sos_fd_peer_t *peer);
 
 /*  What became of a failed exchange (sos_fd_failure). */
 typedef enum {
-    SOS_FD_WITHHELD,  /* this node lags: nobody is blamed, the failure is not counted */
+    SOS_FD_WITHHELD,  /* this node lags and nobody else suspects the peer: nobody is
+                         blamed, the failure is not counted */
     SOS_FD_COUNTED,   /* counted; the suspicion, if any, was under way already */
     SOS_FD_SUSPECTED, /* counted, and a suspicion of a listed peer began at now */
 } sos_fd_failure_t;

@@ -99,6 +99,12 @@ main(void)
     sos_fd_peer_t g2 = {0};
     CHECK(sos_fd_failure(&h, &g2, true, true, 0, 104500) == SOS_FD_COUNTED);
 
+    SECTION("while it lags, a failure of a peer others named a suspect still counts");
+    sos_fd_peer_t nm = {0};
+    sos_fd_named(&nm, NULL, 1, 104400);
+    CHECK(sos_fd_failure(&h, &nm, true, false, 1, 104500) == SOS_FD_COUNTED);
+    CHECK(nm.fail_count == 1 && nm.suspect_mono == 104400);
+
     SECTION("a late tick raises health, once until the next round");
     CHECK(!sos_fd_tick(&h, 250, 104600));
     CHECK(sos_fd_tick(&h, 250, 105600)); /* 750 ms late */
