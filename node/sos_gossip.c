@@ -87,6 +87,14 @@
     after a new connection's timeout. A view member that fails two exchanges in a row leaves
     the view (and is probed like any suspect); the next round fills its place.
 
+    A view also renews itself, one member a round at most, so that it stays a uniform sample
+    of the directory: a member that joined when the directory listed less than half the
+    workers it lists now is replaced (views filled during a join hold the genesis and the
+    first nodes, which would otherwise stay in every view and answer most of the network's
+    exchanges), and one random member every SOS_VIEW_RENEW_ONE_IN rounds (on average) is
+    replaced too, HyParView's shuffle without its messages. That costs one CURVE handshake
+    per node every SOS_VIEW_RENEW_ONE_IN rounds at rest.
+
     Links are not symmetric and no message asks for them (HyParView's NEIGHBOR): each node
     chooses its own view, and the connections that others open to it are bounded by the
     gate's caps on the public endpoint. Failure detection does not rest on the view: a node
@@ -99,6 +107,7 @@ static void s_unsuspect(sos_peer_t *peer);
 #define SOS_PEER_IDLE_MS        60000 /* a forwarding target's DEALER is closed after this */
 #define SOS_SHORT_MAX           6     /* short-lived gossip connections open at once */
 #define SOS_VIEW_OUTSIDE_ONE_IN 4     /* a round exchanges outside the view one time in this */
+#define SOS_VIEW_RENEW_ONE_IN   16    /* a round replaces a random view member one time in this */
 
 /*  A peer as a handle of the view (sos_core_view.h): the view never dereferences it, and a
     peer leaves the view before it is retired or closed. */
@@ -149,8 +158,9 @@ s_peer_close(sos_node_t *self, sos_peer_t *peer)
         self->stats.view_left++;
     if (!sos_peer_is_open(peer))
         return;
-    if (!was_view)
+    if (peer->short_conn)
         self->stats.short_closed++;
+    peer->short_conn = false;
     sos_peer_close(peer, self->loop);
     self->n_open--;
 }
@@ -168,8 +178,9 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
         /*  Stop reading now; the socket itself is closed with the object, later. */
         sos_peer_detach(peer, self->loop);
         self->n_open--;
-        if (!was_view)
+        if (peer->short_conn)
             self->stats.short_closed++;
+        peer->short_conn = false;
     }
     if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
@@ -252,6 +263,7 @@ s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool q
         return false;
     }
     self->n_open++;
+    peer->short_conn = !view;
     if (!view)
         self->stats.short_opened++;
     return true;
@@ -415,8 +427,9 @@ sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
     bool view = s_in_view(self, peer);
     sos_peer_close(peer, self->loop);
     self->n_open--;
-    if (!view)
+    if (peer->short_conn)
         self->stats.short_closed++;
+    peer->short_conn = false;
     if (!s_peer_open(self, peer, false, view)) /* the slot just freed */
         s_peer_close(self, peer);
 }
@@ -2214,15 +2227,38 @@ s_view_refill(sos_node_t *self)
         self->stats.view_left++;
         s_short_release(self, p);
     }
+    /*  Renewal ("Connections"): only when a candidate can take the place, and only a
+        member with no exchange under way. */
+    if (k == 0 && n_cand > 0 && self->view.n > 0 && !sos_core_view_room(&self->view)) {
+        sos_peer_t *old = NULL;
+        for (uint32_t i = 0; i < self->view.n && !old; i++) {
+            sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+            if (p->view_listed * 2 < n_listed && p->ex.state == SOS_EX_IDLE)
+                old = p;
+        }
+        if (!old && sos_core_uniform(NULL, NULL, SOS_VIEW_RENEW_ONE_IN) == 0) {
+            sos_peer_t *p = (sos_peer_t *)(uintptr_t)
+                                self->view.peers[sos_core_uniform(NULL, NULL, self->view.n)];
+            if (p->ex.state == SOS_EX_IDLE)
+                old = p;
+        }
+        if (old) {
+            self->stats.view_renewed++;
+            s_view_leave(self, old, "renewed");
+        }
+    }
     for (size_t i = 0; i < n_cand && sos_core_view_room(&self->view); i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
         sos_peer_t *p = cand[j];
         cand[j] = cand[i];
         cand[i] = p;
-        /*  A short-lived connection open to it already joins the view as it is. */
+        /*  A short-lived connection open to it already joins the view as it is (and is
+            no short-lived one any more). */
         if (!s_peer_open(self, p, false, true))
             continue;
+        p->short_conn = false;
         sos_core_view_add(&self->view, s_handle(p), false, NULL, NULL, NULL);
+        p->view_listed = (uint32_t)n_listed;
         self->stats.view_joined++;
     }
     free(cand);

@@ -534,6 +534,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"view_cap", self->view.cap},
         {"view_joined", st->view_joined},
         {"view_left", st->view_left},
+        {"view_renewed", st->view_renewed},
         {"short_opened", st->short_opened},
         {"short_closed", st->short_closed},
         {"short_refused", st->short_refused},

@@ -102,6 +102,7 @@ typedef struct {
     uint64_t connections_capped; /* a connection refused: the cap held only busy peers */
     uint64_t view_joined;        /* peers that joined the active view (sos_gossip.c) */
     uint64_t view_left;          /* and left it: two failed exchanges, removal, a closed link */
+    uint64_t view_renewed;       /* members replaced to keep the view a uniform sample */
     uint64_t short_opened;       /* DEALERs opened outside the view (probes, forwards, ...) */
     uint64_t short_closed;       /* and closed */
     uint64_t short_refused;      /* gossip that waited: SOS_SHORT_MAX short-lived were open */
@@ -170,6 +171,8 @@ typedef struct {
     bool stats_dirty;
     uint64_t next_try_mono; /* genesis backoff */
     uint32_t ex_fails;      /* exchanges failed in a row, probes aside: the view drops it at 2 */
+    uint32_t view_listed;   /* workers listed when it joined the view (renewal, sos_gossip.c) */
+    bool short_conn;        /* its open DEALER was opened short-lived (short_opened/closed) */
     uint64_t forward_mono;  /* last forward through its DEALER: kept open SOS_PEER_IDLE_MS */
     sos_exchange_t ex;      /* the exchange under way with it (sos_core_exchange.h) */
 
