@@ -149,20 +149,34 @@ s_peer_get(sos_node_t *self, const char *url)
     return peer;
 }
 
+/*  The peer's DEALER is closed or detached: one connection fewer, counted by how it was
+    opened (short_opened, short_closed). */
+static void
+s_conn_gone(sos_node_t *self, sos_peer_t *peer)
+{
+    self->n_open--;
+    if (peer->short_conn)
+        self->stats.short_closed++;
+    peer->short_conn = false;
+}
+
+/*  The peer leaves the view, if a member (its connection is the caller's to close). */
+static void
+s_view_out(sos_node_t *self, const sos_peer_t *peer)
+{
+    if (sos_core_view_del(&self->view, s_handle(peer)))
+        self->stats.view_left++;
+}
+
 /*  Close the peer's DEALER, if open; a view member leaves the view. */
 static void
 s_peer_close(sos_node_t *self, sos_peer_t *peer)
 {
-    bool was_view = sos_core_view_del(&self->view, s_handle(peer));
-    if (was_view)
-        self->stats.view_left++;
+    s_view_out(self, peer);
     if (!sos_peer_is_open(peer))
         return;
-    if (peer->short_conn)
-        self->stats.short_closed++;
-    peer->short_conn = false;
     sos_peer_close(peer, self->loop);
-    self->n_open--;
+    s_conn_gone(self, peer);
 }
 
 /*  Take the peer out of the tables for good; freed by sos_gossip_reap. */
@@ -171,16 +185,11 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->retired)
         return;
-    bool was_view = sos_core_view_del(&self->view, s_handle(peer));
-    if (was_view)
-        self->stats.view_left++;
+    s_view_out(self, peer);
     if (sos_peer_is_open(peer)) {
         /*  Stop reading now; the socket itself is closed with the object, later. */
         sos_peer_detach(peer, self->loop);
-        self->n_open--;
-        if (peer->short_conn)
-            self->stats.short_closed++;
-        peer->short_conn = false;
+        s_conn_gone(self, peer);
     }
     if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
         zhashx_delete(self->peers_id, peer->hex);
@@ -426,10 +435,7 @@ sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms)
     /*  A view member stays one through the new connection; if none can be made, it leaves. */
     bool view = s_in_view(self, peer);
     sos_peer_close(peer, self->loop);
-    self->n_open--;
-    if (peer->short_conn)
-        self->stats.short_closed++;
-    peer->short_conn = false;
+    s_conn_gone(self, peer);
     if (!s_peer_open(self, peer, false, view)) /* the slot just freed */
         s_peer_close(self, peer);
 }
