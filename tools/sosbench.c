@@ -202,6 +202,10 @@ static const char *s_usage_text =
     "                       (default 50, or 100 above 50 nodes).\n"
     "    --compare serf     Measure serf agents too, in the same run (see above).\n"
     "    --stress PCT       Busy processes take PCT % (1 to 100) of the CPUs (see above).\n"
+    "    --join-trace FILE  Write a line per `status` answer during join to FILE: seconds\n"
+    "                       since the join's first poll, node index, workers listed, and\n"
+    "                       the node's exchanges_ok, exchanges_failed, health, view_renewed\n"
+    "                       and rumors_in, to see which nodes lag and why.\n"
     "    --hold S           Seconds after join counting false removals (default 0, or 60\n"
     "                       with --stress).\n"
     "\n"
@@ -267,8 +271,9 @@ typedef struct {
     int measure_s;
     int poll_ms;
     bool compare_serf;
-    int stress_pct; /* 0: no stress */
-    int hold_s;     /* -1: not given */
+    int stress_pct;         /* 0: no stress */
+    int hold_s;             /* -1: not given */
+    const char *join_trace; /* --join-trace FILE, or NULL */
     //  messages
     int clients;
     int size;
@@ -1129,17 +1134,31 @@ s_check_room_count(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
 typedef struct {
     s_cluster_t *cluster;
     const s_node_t *absent; /* if set: only check that this one is gone */
+    FILE *trace;            /* --join-trace, or NULL */
+    uint64_t trace_t0;
 } s_workers_ctx_t;
 
 //  status: the directory holds as many workers as there are nodes running
 static int
 s_check_worker_count(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
 {
-    const s_cluster_t *cluster = ((const s_workers_ctx_t *)ctx)->cluster;
+    s_workers_ctx_t *w = ctx;
+    const s_cluster_t *cluster = w->cluster;
     if (!sos_conn_reply_ok(reply))
         return 0;
     s_status_t st;
     s_status_parse(reply, &st);
+    if (w->trace) {
+        const msgpack_object *g = sos_mp_map_get(sos_conn_reply_body(reply), "gossip");
+        uint64_t now = s_now_ns();
+        if (!w->trace_t0)
+            w->trace_t0 = now;
+        fprintf(w->trace,
+                "%.3f %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                s_secs(now - w->trace_t0), node->index, st.workers, st.exchanges_ok,
+                st.exchanges_failed, s_body_uint(g, "health"), s_body_uint(g, "view_renewed"),
+                s_body_uint(g, "rumors_in"));
+    }
     size_t running = 0;
     for (size_t i = 0; i < cluster->n_nodes; i++)
         running += cluster->nodes[i].pid > 0;
@@ -1611,6 +1630,39 @@ s_converge_serf(s_cluster_t *c, s_report_t *r, sos_serf_bench_result_t *serf)
 
 static int s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress);
 
+//  When the nodes became complete, from the last start: the median, the 90th percentile, and
+//  the slowest few by index (start order), which tells a slow tail from a slow whole
+static void
+s_join_spread(s_cluster_t *c, s_report_t *r, uint64_t last_start)
+{
+    size_t n = c->n_nodes;
+    double *each = calloc(n, sizeof *each);
+    if (!each)
+        return;
+    for (size_t i = 0; i < n; i++)
+        each[i] = c->nodes[i].done_ns > last_start ? s_secs(c->nodes[i].done_ns - last_start) : 0;
+    s_fig(r, "join_median_s", s_quantile(each, n, 0.5), 3, "s", "  median over nodes", NULL);
+    s_fig(r, "join_p90_s", s_quantile(each, n, 0.9), 3, "s", "  90th percentile over nodes", NULL);
+    char line[256] = "";
+    size_t len = 0;
+    uint64_t below = UINT64_MAX; /* the next slowest is the latest done before this */
+    for (int shown = 0; shown < 5 && len < sizeof line; shown++) {
+        size_t worst = n;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t t = c->nodes[i].done_ns;
+            if (t < below && (worst == n || t > c->nodes[worst].done_ns))
+                worst = i;
+        }
+        if (worst == n)
+            break;
+        below = c->nodes[worst].done_ns;
+        len += (size_t)snprintf(line + len, sizeof line - len, " %d:%.3f", c->nodes[worst].index,
+                                s_secs(below > last_start ? below - last_start : 0));
+    }
+    s_progress("join: slowest nodes (index:s)%s", line);
+    free(each);
+}
+
 static int
 s_converge_run(s_cluster_t *c, s_report_t *r)
 {
@@ -1679,6 +1731,13 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
 
     //  join
     s_workers_ctx_t wctx = {.cluster = c};
+    if (o->join_trace) {
+        wctx.trace = fopen(o->join_trace, "w");
+        if (!wctx.trace)
+            return s_fail("cannot write %s: %s", o->join_trace, strerror(errno));
+        fprintf(wctx.trace, "# t_s node workers exchanges_ok exchanges_failed health "
+                            "view_renewed rumors_in\n");
+    }
     s_probe_t all_workers = {.op = "workers",
                              .pack = s_pack_none,
                              .check = s_check_workers,
@@ -1689,7 +1748,12 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
     uint64_t joined_ns, wait_start = s_now_ns();
     double cpu_self = s_self_cpu_s();
     s_counters_t sum;
-    if (s_wait_all(c, &all_workers, "every node listing every node", &joined_ns)) {
+    int joined = s_wait_all(c, &all_workers, "every node listing every node", &joined_ns);
+    if (wctx.trace) {
+        fclose(wctx.trace);
+        wctx.trace = NULL;
+    }
+    if (joined) {
         //  What the nodes did meanwhile says why they did not converge
         size_t incomplete = 0;
         for (size_t i = 0; i < n; i++)
@@ -1709,6 +1773,21 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
     s_fig(r, "join_s", join_s, 3, "s", "join: all list all N (from last start)",
           "< 3 s (50 nodes)");
     s_fig(r, "join_rounds", join_s / interval_s, 1, "rounds", "join in rounds", NULL);
+    s_join_spread(c, r, last_start);
+    //  What the start cost the machine: the span of the starts, and the CPU all nodes used from
+    //  their start to the end of the join, against the CPU the machine had in that time
+    uint64_t first_start = c->nodes[n > 1 ? 1 : 0].start_ns;
+    double spawn_s = s_secs(last_start - first_start);
+    uint64_t node_ticks = 0;
+    for (size_t i = 0; i < n; i++)
+        node_ticks += s_proc_cpu_ticks(c->nodes[i].pid);
+    double node_cpu_s = (double)node_ticks / (double)sysconf(_SC_CLK_TCK);
+    double window_s = s_secs(joined_ns - first_start);
+    s_fig(r, "join_spawn_s", spawn_s, 3, "s", "  starting nodes 1..N-1 took", NULL);
+    s_fig(r, "join_node_cpu_s", node_cpu_s, 2, "s", "  CPU of all nodes by the end of the join",
+          NULL);
+    s_fig(r, "join_node_cpu_pct", window_s > 0 ? node_cpu_s / window_s * 100 : 0, 0, "%core",
+          "    over the start and the join", NULL);
     s_fig(r, "bench_cpu_join_pct", polling_pct, 1, "%core", "  sosbench CPU while polling", NULL);
     if (serf.joined)
         s_fig_ratio(r, "join_ratio_serf", join_s, serf.join_s, "  join, sosnode / serf");
@@ -2863,6 +2942,7 @@ enum {
     S_O_POLL,
     S_O_STRESS,
     S_O_HOLD,
+    S_O_TRACE,
     S_O_CLIENTS,
     S_O_SIZE,
     S_O_VIA,
@@ -2889,6 +2969,7 @@ s_option_command(int opt)
     case S_O_POLL:
     case S_O_STRESS:
     case S_O_HOLD:
+    case S_O_TRACE:
         return S_CMD_CONVERGE;
     case S_O_CLIENTS:
     case S_O_SIZE:
@@ -2925,6 +3006,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         {"poll", required_argument, NULL, S_O_POLL},
         {"stress", required_argument, NULL, S_O_STRESS},
         {"hold", required_argument, NULL, S_O_HOLD},
+        {"join-trace", required_argument, NULL, S_O_TRACE},
         {"clients", required_argument, NULL, S_O_CLIENTS},
         {"size", required_argument, NULL, S_O_SIZE},
         {"via", required_argument, NULL, S_O_VIA},
@@ -3028,6 +3110,9 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
             break;
         case S_O_HOLD:
             ok = s_parse_int(arg, 0, 86400, &o->hold_s);
+            break;
+        case S_O_TRACE:
+            o->join_trace = arg;
             break;
         case S_O_CLIENTS:
             ok = s_parse_int(arg, 1, S_CLIENTS_MAX, &o->clients);
