@@ -42,9 +42,12 @@
     generation, transaction id, payload, and a BLAKE2b checksum of header and payload. A
     record is replayed only if its checksum holds, its generation is the header's and its
     transaction id follows the previous one: a torn tail, or stale records of an earlier
-    generation behind it, end the replay. The file is zero-filled ahead of the tail in
-    SOS_WAL_GROW steps, so that an append overwrites allocated blocks and its fdatasync does
-    not also commit a size change to the file system's journal. */
+    generation behind it, end the replay. The file is zero-filled ahead of the tail, so that
+    an append overwrites allocated blocks and its fdatasync does not also commit a size
+    change to the file system's journal. The step doubles with the file, from
+    SOS_WAL_GROW_MIN to SOS_WAL_GROW: a node that stores little writes little (a hundred
+    nodes started on one disk each wrote a whole SOS_WAL_GROW of zeros and synced it while
+    joining), and a busy one grows its log in few steps. */
 #define _GNU_SOURCE
 #include "sos_wal.h"
 
@@ -67,7 +70,8 @@
 #define SOS_WAL_SUM              16
 #define SOS_WAL_REC_HDR          24           /* magic 4, length 4, generation 8, txnid 8 */
 #define SOS_WAL_REC_MAX          (256u << 20) /* a record longer than this is not ours */
-#define SOS_WAL_GROW             (1u << 20)
+#define SOS_WAL_GROW             (1u << 20)   /* the largest zero-fill step */
+#define SOS_WAL_GROW_MIN         (64u << 10)
 #define SOS_WAL_CHECKPOINT_BYTES (4u << 20)
 
 /*  Where LMDB 0.9 keeps a meta page's transaction id: after the 16-byte page header, the
@@ -355,7 +359,10 @@ s_grow(sos_wal_t *self, uint64_t end, bool slack)
 {
     if (end <= self->zeroed)
         return SOS_OK;
-    if (slack && s_zero_to(self, end + SOS_WAL_GROW) == SOS_OK)
+    uint64_t step = self->zeroed < SOS_WAL_GROW_MIN ? SOS_WAL_GROW_MIN
+                    : self->zeroed > SOS_WAL_GROW   ? SOS_WAL_GROW
+                                                    : self->zeroed;
+    if (slack && s_zero_to(self, end + step) == SOS_OK)
         return SOS_OK;
     return s_zero_to(self, end);
 }

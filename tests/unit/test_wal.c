@@ -129,6 +129,39 @@ main(void)
     CHECK(s_get(store, "after") == 7 && s_get(store, "wal-d") == 100);
     sos_store_destroy(&store);
 
+    SECTION("a small store writes a small log; a busy one grows it in doubling steps");
+    {
+        char dir2[128], wal2[160];
+        snprintf(dir2, sizeof dir2, "%s/small", s_tmp);
+        snprintf(wal2, sizeof wal2, "%s/wal", dir2);
+        CHECK_RC(sos_store_open(&store, dir2, 0), SOS_OK);
+        s_put(store, "one", 1);
+        struct stat st;
+        CHECK(stat(wal2, &st) == 0);
+        /*  the two header slots (2 x 68 KiB) and a first step as large as those, not the
+            whole MiB that a busy log grows by */
+        CHECK(st.st_size > 0 && st.st_size < 512 * 1024);
+        off_t first = st.st_size;
+        /*  commits well past the first step: the zero-fill keeps ahead of them */
+        for (int i = 0; i < 150; i++) {
+            sos_txn_t *txn;
+            CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+            for (int j = 0; j < 80; j++) {
+                char key[48];
+                snprintf(key, sizeof key, "busy-%d-%d-with-a-longer-key-name", i, j);
+                CHECK_RC(sos_meta_put_u64(txn, key, (uint64_t)i * 100 + (uint64_t)j), SOS_OK);
+            }
+            CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+        }
+        CHECK(stat(wal2, &st) == 0);
+        CHECK(st.st_size > first);
+        sos_store_destroy(&store);
+        CHECK_RC(sos_store_open(&store, dir2, 0), SOS_OK);
+        CHECK(s_get(store, "one") == 1);
+        CHECK(s_get(store, "busy-149-79-with-a-longer-key-name") == 14979);
+        sos_store_destroy(&store);
+    }
+
     test_rmtree(s_tmp);
     return test_done("test_wal");
 }
