@@ -91,9 +91,11 @@
     of the directory: a member that joined when the directory listed less than half the
     workers it lists now is replaced (views filled during a join hold the genesis and the
     first nodes, which would otherwise stay in every view and answer most of the network's
-    exchanges), and one random member every SOS_VIEW_RENEW_ONE_IN rounds (on average) is
-    replaced too, HyParView's shuffle without its messages. That costs one CURVE handshake
-    per node every SOS_VIEW_RENEW_ONE_IN rounds at rest.
+    exchanges), once the directory has not grown for SOS_VIEW_SETTLE_ROUNDS rounds (while it
+    grows, in a join, that rule would replace a connected member by one whose CURVE
+    handshake has yet to happen every round, on every node at once), and one random member every
+   SOS_VIEW_RENEW_ONE_IN rounds (on average) is replaced too, HyParView's shuffle without its
+   messages. That costs one CURVE handshake per node every SOS_VIEW_RENEW_ONE_IN rounds at rest.
 
     Links are not symmetric and no message asks for them (HyParView's NEIGHBOR): each node
     chooses its own view, and the connections that others open to it are bounded by the
@@ -108,6 +110,7 @@ static void s_unsuspect(sos_peer_t *peer);
 #define SOS_SHORT_MAX           6     /* short-lived gossip connections open at once */
 #define SOS_VIEW_OUTSIDE_ONE_IN 4     /* a round exchanges outside the view one time in this */
 #define SOS_VIEW_RENEW_ONE_IN   16    /* a round replaces a random view member one time in this */
+#define SOS_VIEW_SETTLE_ROUNDS  5     /* rounds without growth before the join's members go */
 
 /*  A peer as a handle of the view (sos_core_view.h): the view never dereferences it, and a
     peer leaves the view before it is retired or closed. */
@@ -1059,6 +1062,18 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
                             zhashx_size(self->peers_id) + 1, now);
 }
 
+/*  How long a new connection may take to come up before its exchange fails: the
+    conservative deadline, stretched by the local health multiplier as every other deadline
+    is. A node whose own loop lags is slow to run its side of CURVE handshakes (and so are its
+    peers, on a busy machine); without the stretch, a join on a loaded machine failed a third
+    of its first exchanges as "not connected", and each failure of a view member pushed it
+    out of the view for a new member and a new handshake. */
+static uint64_t
+s_connect_timeout(const sos_node_t *self)
+{
+    return self->exchange_timeout_ms * (1 + self->fd.health);
+}
+
 /*  The deadline of an exchange with peer: its RTO within a floor and the conservative
     default, stretched by the local health multiplier. */
 static uint64_t
@@ -1502,7 +1517,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
             (a send on an unconnected DEALER fails at once). Without a free slot, try
             another round. */
         if (s_short_open(self, peer, true))
-            sos_exchange_connecting(&peer->ex, peer->created_mono, self->exchange_timeout_ms);
+            sos_exchange_connecting(&peer->ex, peer->created_mono, s_connect_timeout(self));
         return;
     }
     if (next != SOS_EX_DO_SYNC)
@@ -1534,7 +1549,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         /*  Not connected. A socket younger than one timeout may still be connecting: the
             tick tries again until then. */
-        if (sos_exchange_not_sent(&peer->ex, peer->created_mono, self->exchange_timeout_ms,
+        if (sos_exchange_not_sent(&peer->ex, peer->created_mono, s_connect_timeout(self),
                                   sos_mono_ms()) == SOS_EX_DO_FAIL) {
             s_failure(self, peer, "not connected");
             /*  libzmq never dials again after the peer refused the handshake (its
@@ -1544,7 +1559,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
                 failed (it may still be connecting), while an older one's fails at once, so
                 that a dead suspect probed over its short-lived connection fails each round
                 for a while rather than once every timeout. */
-            sos_gossip_peer_redial(self, peer, 2 * self->exchange_timeout_ms);
+            sos_gossip_peer_redial(self, peer, 2 * s_connect_timeout(self));
         }
         return;
     }
@@ -2223,6 +2238,11 @@ s_view_refill(sos_node_t *self)
             !s_in_view(self, p))
             cand[n_cand++] = p;
     }
+    if (n_listed > self->view_listed_max) {
+        self->view_listed_max = (uint32_t)n_listed;
+        self->view_grew_round = self->stats.rounds;
+    }
+    bool settled = self->stats.rounds - self->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
     uint32_t cap = self->cfg.view_size ? self->cfg.view_size
                                        : sos_core_view_cap(self->cfg.fanout, n_listed + 1);
     uint64_t evicted[SOS_VIEW_MAX];
@@ -2239,7 +2259,7 @@ s_view_refill(sos_node_t *self)
         sos_peer_t *old = NULL;
         for (uint32_t i = 0; i < self->view.n && !old; i++) {
             sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
-            if (p->view_listed * 2 < n_listed && p->ex.state == SOS_EX_IDLE)
+            if (settled && p->view_listed * 2 < n_listed && p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
         if (!old && sos_core_uniform(NULL, NULL, SOS_VIEW_RENEW_ONE_IN) == 0) {

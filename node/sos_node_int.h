@@ -275,6 +275,8 @@ struct _sos_node_t {
        handles (uintptr_t) of sos_peer_t, each with its DEALER open; any other open DEALER
        is short-lived (sos_gossip.c, "Connections") */
     sos_core_view_t view;
+    uint32_t view_listed_max; /* the most workers listed at a round so far (renewal) */
+    uint64_t view_grew_round; /* the round at which that grew last */
     /* workers removed here lately, still named as suspects in SYNCs (sos_gossip.c,
        s_suspects): id, the version removed, until when (mono ms; 0: a free slot) */
     struct {
