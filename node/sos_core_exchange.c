@@ -90,9 +90,24 @@ sos_exchange_tick(const sos_exchange_t *ex, uint64_t now_mono)
 void
 sos_exchange_failed(sos_exchange_t *ex)
 {
+    if (ex->state == SOS_EX_WAIT_SYNC_ACK && ex->req_id) {
+        ex->late_req_id = ex->req_id;
+        ex->late_sent_mono = ex->sent_mono;
+    }
     ex->state = SOS_EX_IDLE;
     ex->req_id = 0;
     ex->again = false;
+}
+
+bool
+sos_exchange_late(sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id, uint64_t now_mono,
+                  uint64_t *rtt_ms)
+{
+    if (is_delta_ack || req_id == 0 || req_id != ex->late_req_id)
+        return false;
+    ex->late_req_id = 0;
+    *rtt_ms = now_mono > ex->late_sent_mono ? now_mono - ex->late_sent_mono : 0;
+    return true;
 }
 
 const char *

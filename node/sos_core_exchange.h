@@ -37,6 +37,8 @@ typedef struct {
     uint64_t sent_mono;     /* when the SYNC left: where the round trip starts */
     uint64_t deadline_mono; /* when a state other than IDLE fails */
     bool again;             /* start another exchange at once (a batch was truncated) */
+    uint64_t late_req_id;   /* the last SYNC given up on: its answer may still come */
+    uint64_t late_sent_mono;
 } sos_exchange_t;
 
 /*  What the caller does next. */
@@ -90,8 +92,18 @@ sos_exchange_do_t sos_exchange_delta_ack(sos_exchange_t *ex, bool more);
     DO_NOTHING. */
 sos_exchange_do_t sos_exchange_tick(const sos_exchange_t *ex, uint64_t now_mono);
 
-/*  The exchange failed, or the peer is retired: idle. */
+/*  The exchange failed, or the peer is retired: idle. A SYNC that was waiting for its answer
+    is remembered, so that the answer, if it comes, still measures the round trip. */
 void sos_exchange_failed(sos_exchange_t *ex);
+
+/*  A reply that is not awaited (sos_exchange_reply said DO_DROP): true if it answers the
+    SYNC last given up on, with the round trip from that SYNC in *rtt_ms. Once per SYNC.
+    The deadline was too short for this peer, and TCP's estimator learns from such samples
+    (each req_id is sent once, so the sample is not ambiguous, unlike a retransmission's):
+    without them a node whose answers all come late keeps an estimate from before it
+    slowed down, and fails every exchange with it. */
+bool sos_exchange_late(sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id, uint64_t now_mono,
+                       uint64_t *rtt_ms);
 
 /*  A short name of a state, for logs and tests. */
 const char *sos_exchange_state_name(sos_exchange_state_t state);

@@ -2103,6 +2103,15 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     bool awaited =
         (env.type == SOS_MSG_SYNC_ACK || env.type == SOS_MSG_DELTA_ACK) &&
         sos_exchange_reply(&peer->ex, env.type == SOS_MSG_DELTA_ACK, msg.req_id) == SOS_EX_DO_TAKE;
+    uint64_t rtt = 0;
+    if (!awaited && sos_exchange_late(&peer->ex, env.type == SOS_MSG_DELTA_ACK, msg.req_id,
+                                      sos_mono_ms(), &rtt)) {
+        /*  The answer to a SYNC given up on: the peer is slower than its deadline said. */
+        sos_fd_rtt_sample(&peer->fd, rtt);
+        self->stats.replies_late++;
+        sos_gmsg_release(&msg);
+        return;
+    }
     if (!awaited) {
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply to no exchange under way");
         sos_gmsg_release(&msg);

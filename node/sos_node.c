@@ -541,6 +541,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"exchanges_outside", st->exchanges_outside},
         {"rumors_deferred", st->rumors_deferred},
         {"exchanges_deferred", st->exchanges_deferred},
+        {"replies_late", st->replies_late},
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},

@@ -109,6 +109,7 @@ typedef struct {
     uint64_t exchanges_outside;  /* exchanges started with a worker outside the view */
     uint64_t rumors_deferred;    /* RUMORs not sent to a view member: its sending budget */
     uint64_t exchanges_deferred; /* exchanges put off for a later round: the same budget */
+    uint64_t replies_late;       /* answers to SYNCs given up on: round-trip samples only */
     uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
     uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
     uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */

@@ -1,8 +1,10 @@
 """test_gossip_suspicion.py: the failure detector suspects before it removes. A node that
 stands still for a little while (SIGSTOP, then SIGCONT) is suspected, hears of it, refutes
 with a newer record of itself, and is removed nowhere. A killed node is removed everywhere
-once its suspicion has outlived the suspicion timeout. Thirty nodes gossiping every 50 ms on
-this machine converge and then remove no live node while they go on."""
+once its suspicion has outlived the suspicion timeout. The answers that the stopped node
+sends once it runs again are taken as round-trip samples (replies_late). Thirty nodes
+gossiping every 50 ms on this machine converge and then remove no live node while they go
+on."""
 
 import signal
 
@@ -70,6 +72,10 @@ def test_slow_node_refutes():
             slow.proc.send_signal(signal.SIGCONT)
         wait_for("the node to hear itself suspected and refute",
                  lambda: gossip(slow)["refutations"] >= 1 and gossip(slow)["suspected"] >= 1)
+        # the SYNCs it was sent while it stood still are answered now, late: each such answer
+        # is a round-trip sample for the peer's deadline, not an unexpected reply
+        wait_for("a late answer taken as a round-trip sample",
+                 lambda: sum(gossip(n)["replies_late"] for n in others) >= 1)
         wait_for("its record version to grow", lambda: slow.status()["record_version"] > version0)
         converge(net)
         version1 = slow.status()["record_version"]

@@ -101,6 +101,27 @@ main(void)
     CHECK(sos_exchange_pick(&o, true) == SOS_EX_DO_SYNC);
     CHECK(sos_exchange_not_sent(&o, 0, T, 60000) == SOS_EX_DO_FAIL);
 
+    SECTION("the answer to a SYNC given up on gives its round trip, once");
+    sos_exchange_t l = {0};
+    sos_exchange_sync_sent(&l, 77, 30000, 200);
+    CHECK(sos_exchange_tick(&l, 30200) == SOS_EX_DO_FAIL);
+    sos_exchange_failed(&l);
+    uint64_t rtt = 0;
+    CHECK(sos_exchange_reply(&l, false, 77) == SOS_EX_DO_DROP);
+    CHECK(!sos_exchange_late(&l, false, 78, 30450, &rtt)); /* not that SYNC's answer */
+    CHECK(!sos_exchange_late(&l, true, 77, 30450, &rtt));  /* a DELTA_ACK is no SYNC_ACK */
+    CHECK(sos_exchange_late(&l, false, 77, 30450, &rtt) && rtt == 450);
+    CHECK(!sos_exchange_late(&l, false, 77, 30460, &rtt)); /* a copy: no second sample */
+    /*  a SYNC answered in time leaves nothing to come late; nor does a connection that
+        never came up */
+    sos_exchange_sync_sent(&l, 79, 31000, 200);
+    CHECK(sos_exchange_sync_ack(&l, true) == SOS_EX_DO_DONE);
+    CHECK(!sos_exchange_late(&l, false, 79, 31300, &rtt));
+    sos_exchange_t n = {0};
+    sos_exchange_connecting(&n, 40000, T);
+    sos_exchange_failed(&n);
+    CHECK(!sos_exchange_late(&n, false, 0, 41000, &rtt));
+
     SECTION("state names");
     CHECK(strcmp(sos_exchange_state_name(SOS_EX_WAIT_DELTA_ACK), "wait_delta_ack") == 0);
     return test_done("test_core_exchange");
