@@ -29,6 +29,8 @@ with throwaway keys. The ids of nodes started by sosnet.py are registered by end
 """
 
 import os
+import socket
+import threading
 import time
 
 import hashlib
@@ -352,6 +354,66 @@ class Conn:
     def close(self):
         if self.sock is not None:
             self.sock.close(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Worker:
+    """A worker run in Python, as an attacker would: a CURVE ROUTER with the key of its own
+    identity on a free port of 127.0.0.1, served by a thread. Each envelope that decodes
+    goes to answer(frame, env), which returns the reply frame to send back, or None. Nodes
+    reach it once they list its worker record (self.record, version 1 at self.url):
+    introduce() sends a node that record in a SYNC, as a joining worker does."""
+
+    def __init__(self, ident=None):
+        self.ident = ident or Identity()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.url = "tcp://127.0.0.1:%d" % s.getsockname()[1]
+        self.record = worker_record(self.ident, 1, self.url)
+        self.stopping = False
+        self.sock = _CTX.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        curve_server(self.sock, self.ident)  # nodes connect with the key of its id
+        self.sock.bind(self.url)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def answer(self, frame, env):
+        return None
+
+    def _serve(self):
+        while not self.stopping:
+            if not self.sock.poll(100):
+                continue
+            parts = self.sock.recv_multipart()
+            if len(parts) != 2:
+                continue
+            routing, frame = parts
+            try:
+                env = decode_envelope(frame)
+            except Exception:
+                continue
+            reply = self.answer(frame, env)
+            if reply is not None:
+                self.sock.send_multipart([routing, reply])
+        self.sock.close(0)
+
+    def introduce(self, node, record=None):
+        """Send node a SYNC carrying our worker record (or record)."""
+        with Conn(node.endpoint) as c:
+            c.send(envelope(self.ident, SYNC, gmsg(req_id=1, self_rec=record or self.record),
+                            receiver=node.node_id))
+            assert c.recv(15) is not None, "node %d did not answer our SYNC" % node.index
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
 
     def __enter__(self):
         return self

@@ -98,71 +98,33 @@ def records_of(node, origin_pk):
     return env["body"]["records"]
 
 
-class FakePeer:
-    """A worker run by the attacker in Python: a ROUTER on its own port that answers every
-    SYNC with an in-sync SYNC_ACK and every DELTA with an empty DELTA_ACK, signed by its
-    identity, so that nodes keep it as a live worker. It keeps every envelope nodes send it,
-    which lets a test capture honest nodes' envelopes and replay them."""
+class FakePeer(w.Worker):
+    """A worker run by the attacker in Python that answers every SYNC with an in-sync
+    SYNC_ACK and every DELTA with an empty DELTA_ACK, signed by its identity, so that nodes
+    keep it as a live worker. It keeps every envelope nodes send it, which lets a test
+    capture honest nodes' envelopes and replay them."""
 
     def __init__(self, ident=None):
-        self.ident = ident or w.Identity()
-        self.url = "tcp://127.0.0.1:%d" % free_port()
-        self.record = w.worker_record(self.ident, 1, self.url)
         self.captured = []  # (frame bytes, decoded envelope) in arrival order
         self.lock = threading.Lock()
-        self.stopping = False
-        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        w.curve_server(self.sock, self.ident)  # nodes connect with the key of its id
-        self.sock.bind(self.url)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(ident)
 
-    def _serve(self):
-        while not self.stopping:
-            if not self.sock.poll(100):
-                continue
-            parts = self.sock.recv_multipart()
-            if len(parts) != 2:
-                continue
-            routing, frame = parts
-            try:
-                env = w.decode_envelope(frame)
-            except Exception:
-                continue
-            with self.lock:
-                self.captured.append((frame, env))
-            body = env["body"]
-            if env["type"] == w.SYNC:
-                reply = w.envelope(self.ident, w.SYNC_ACK, w.gmsg(
-                    req_id=body["req_id"], flags=1, self_rec=self.record), receiver=env["sender"])
-                self.sock.send_multipart([routing, reply])
-            elif env["type"] == w.DELTA:
-                reply = w.envelope(self.ident, w.DELTA_ACK, w.gmsg(req_id=body["req_id"]), receiver=env["sender"])
-                self.sock.send_multipart([routing, reply])
-        self.sock.close(0)
-
-    def introduce(self, node):
-        """Send the node a SYNC carrying our worker record, as a joining worker does."""
-        with w.Conn(node.endpoint) as c:
-            c.send(w.envelope(self.ident, w.SYNC, w.gmsg(req_id=1, self_rec=self.record), receiver=node.node_id))
-            assert c.recv(15) is not None, "node %d did not answer our SYNC" % node.index
+    def answer(self, frame, env):
+        with self.lock:
+            self.captured.append((frame, env))
+        body = env["body"]
+        if env["type"] == w.SYNC:
+            return w.envelope(self.ident, w.SYNC_ACK, w.gmsg(
+                req_id=body["req_id"], flags=1, self_rec=self.record), receiver=env["sender"])
+        if env["type"] == w.DELTA:
+            return w.envelope(self.ident, w.DELTA_ACK, w.gmsg(req_id=body["req_id"]),
+                              receiver=env["sender"])
+        return None
 
     def frames_from(self, sender_hex, msg_type):
         with self.lock:
             return [f for f, e in self.captured
                     if e["type"] == msg_type and e["sender"].hex() == sender_hex and e["sig_ok"]]
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def sync_answered(node, frame, timeout=10):

@@ -11,12 +11,8 @@ it answers with, gets no live node removed: each report is a suspicion that the 
 confirm itself, and the live workers answer; the node refutes the report about itself at
 most once a round."""
 
-import threading
-
-import zmq
-
 import soswire as w
-from sosnet import Net, free_port, hold_for_rounds, run, wait_for
+from sosnet import Net, hold_for_rounds, run, wait_for
 
 MAX_FAILURES = 3
 
@@ -63,63 +59,35 @@ def test_restarted_node_hears_of_a_removal():
 LIE_VERSION = 1 << 40  # above any version a live node holds
 
 
-class Liar:
-    """A worker run by an attacker: a ROUTER that answers every SYNC with a digest showing
-    each of ids removed at LIE_VERSION, and every DELTA with an empty DELTA_ACK, so that its
-    exchanges succeed and the node keeps coming back to it."""
+class Liar(w.Worker):
+    """A worker run by an attacker that answers every SYNC with a digest showing each of ids
+    removed at LIE_VERSION, and every DELTA with an empty DELTA_ACK, so that its exchanges
+    succeed and the node keeps coming back to it."""
 
     def __init__(self, node, ids):
         self.node = node
         self.ids = ids
-        self.ident = w.Identity()
-        self.url = "tcp://127.0.0.1:%d" % free_port()
-        self.rec = w.worker_record(self.ident, 1, self.url)
         self.syncs = 0
-        self.stopping = False
-        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        w.curve_server(self.sock, self.ident)
-        self.sock.bind(self.url)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
+        self.rec = self.record
 
     def _reply(self, msg_type, body):
         return w.envelope(self.ident, msg_type, body, receiver=self.node.node_id)
 
-    def _serve(self):
-        while not self.stopping:
-            if not self.sock.poll(100):
-                continue
-            parts = self.sock.recv_multipart()
-            if len(parts) != 2:
-                continue
-            routing, frame = parts
-            try:
-                e = w.decode_envelope(frame)
-            except Exception:
-                continue
-            req_id = e["body"]["req_id"]
-            if e["type"] == w.SYNC:
-                digest = [(bytes.fromhex(i), LIE_VERSION, True) for i in self.ids]
-                digest.append((self.ident.pk, 1, False))
-                reply = self._reply(w.SYNC_ACK, w.gmsg(
-                    req_id=req_id, n_origins=len(digest), self_rec=self.rec, digest=digest))
-                self.syncs += 1
-            elif e["type"] == w.DELTA:
-                reply = self._reply(w.DELTA_ACK, w.gmsg(req_id=req_id))
-            else:
-                continue
-            self.sock.send_multipart([routing, reply])
-        self.sock.close(0)
+    def answer(self, frame, e):
+        req_id = e["body"]["req_id"]
+        if e["type"] == w.SYNC:
+            digest = [(bytes.fromhex(i), LIE_VERSION, True) for i in self.ids]
+            digest.append((self.ident.pk, 1, False))
+            self.syncs += 1
+            return self._reply(w.SYNC_ACK, w.gmsg(
+                req_id=req_id, n_origins=len(digest), self_rec=self.rec, digest=digest))
+        if e["type"] == w.DELTA:
+            return self._reply(w.DELTA_ACK, w.gmsg(req_id=req_id))
+        return None
 
     def introduce(self):
-        with w.Conn(self.node.endpoint) as c:
-            c.send(self._reply(w.SYNC, w.gmsg(req_id=1, self_rec=self.rec)))
-            assert c.recv(15) is not None, "the node did not answer our SYNC"
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
+        super().introduce(self.node)
 
 
 def test_lying_peer_removes_nobody():

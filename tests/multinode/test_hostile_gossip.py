@@ -70,61 +70,35 @@ def dead_url():
     return "tcp://127.0.0.1:%d" % free_port()
 
 
-class MovingPeer:
-    """A worker run by the attacker: a ROUTER at url1 that answers the node's SYNC with a
-    digest claiming version 2 of its own records, and the DELTA that follows with its
-    version 2 record naming url2 (flags as given)."""
+class MovingPeer(w.Worker):
+    """A worker run by the attacker at url1 that answers the node's SYNC with a digest
+    claiming version 2 of its own records, and the DELTA that follows with its version 2
+    record naming url2 (flags as given)."""
 
     def __init__(self, node, flags):
         self.node = node
-        self.ident = w.Identity()
-        self.url1 = dead_url()
         self.url2 = dead_url()
         self.flags = flags
-        self.rec1 = w.worker_record(self.ident, 1, self.url1)
-        self.rec2 = w.worker_record(self.ident, 2, self.url2)
         self.delta_acks = 0
-        self.stopping = False
-        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        w.curve_server(self.sock, self.ident)  # nodes connect with the key of its id
-        self.sock.bind(self.url1)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
+        self.url1 = self.url
+        self.rec1 = self.record
+        self.rec2 = w.worker_record(self.ident, 2, self.url2)
 
-    def _serve(self):
-        while not self.stopping:
-            if not self.sock.poll(100):
-                continue
-            parts = self.sock.recv_multipart()
-            if len(parts) != 2:
-                continue
-            routing, frame = parts
-            try:
-                e = w.decode_envelope(frame)
-            except Exception:
-                continue
-            body = e["body"]
-            if e["type"] == w.SYNC:
-                reply = env(self.ident, w.SYNC_ACK, w.gmsg(
-                    req_id=body["req_id"], n_origins=1, self_rec=self.rec1,
-                    digest=[(self.ident.pk, 2)]), self.node)
-                self.sock.send_multipart([routing, reply])
-            elif e["type"] == w.DELTA:
-                reply = env(self.ident, w.DELTA_ACK, w.gmsg(
-                    req_id=body["req_id"], flags=self.flags, records=[self.rec2]), self.node)
-                self.sock.send_multipart([routing, reply])
-                self.delta_acks += 1
-        self.sock.close(0)
+    def answer(self, frame, e):
+        body = e["body"]
+        if e["type"] == w.SYNC:
+            return env(self.ident, w.SYNC_ACK, w.gmsg(
+                req_id=body["req_id"], n_origins=1, self_rec=self.rec1,
+                digest=[(self.ident.pk, 2)]), self.node)
+        if e["type"] == w.DELTA:
+            self.delta_acks += 1
+            return env(self.ident, w.DELTA_ACK, w.gmsg(
+                req_id=body["req_id"], flags=self.flags, records=[self.rec2]), self.node)
+        return None
 
     def introduce(self):
-        with w.Conn(self.node.endpoint) as c:
-            c.send(env(self.ident, w.SYNC, w.gmsg(req_id=1, self_rec=self.rec1), self.node))
-            assert c.recv(15) is not None, "the node did not answer our SYNC"
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
+        super().introduce(self.node)
 
 
 def test_peer_moved_during_its_delta_ack():
