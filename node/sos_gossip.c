@@ -42,6 +42,7 @@
 
 #include "sos_core_check.h"
 #include "sos_core_pick.h"
+#include "sos_core_sync.h"
 #include "sos_endpoint.h"
 #include "sos_node_int.h"
 #include "sos_peer.h"
@@ -615,6 +616,13 @@ static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
     return sos_digest_build(self->gaps, txn, n);
+}
+
+/*  The exchange's decisions (sos_core_sync.h) over this node's id and gap table. */
+static sos_sync_ctx_t
+s_sync_ctx(const sos_node_t *self)
+{
+    return (sos_sync_ctx_t){.self_id = self->id.pk, .gaps = self->gaps};
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -1561,17 +1569,19 @@ static void
 s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
                   const sos_digest_entry_t *removed, uint32_t n)
 {
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < n; i++) {
-        if (memcmp(removed[i].origin, self->id.pk, SOS_NODEID_BYTES) == 0) {
-            s_suspected(self, NULL, removed[i].version);
-            continue;
-        }
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, removed[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
         uint64_t held = 0;
-        sos_dir_held_max(txn, removed[i].origin, &held);
-        if (!p || p == peer || !p->in_dir || p->is_genesis || removed[i].version < held)
+        sos_named_t named = sos_core_sync_named(&ctx, txn, &removed[i], p && p->in_dir, &held);
+        if (named == SOS_NAMED_REFUTE) {
+            s_suspected(self, NULL, removed[i].version);
+            continue;
+        }
+        /*  Genesis nodes are never removed, and a peer's word about itself is no report. */
+        if (named != SOS_NAMED_SUSPECT || p == peer || p->is_genesis)
             continue;
         self->stats.removals_heard++;
         if (!p->fd.suspect_mono)
@@ -1583,29 +1593,25 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
     }
 }
 
-/*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
+/*  Compare the peer's digest with ours, and send what the core says it lacks and what we
+    lack of it (sos_core_sync_delta). */
 static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
 {
     uint32_t n_mine = 0;
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
-    sos_digest_entry_t *want = calloc(SOS_DIGEST_MAX, sizeof *want);
-    sos_digest_entry_t *give = calloc(SOS_DIGEST_MAX, sizeof *give);
-    sos_digest_entry_t *removed = calloc(SOS_DIGEST_MAX, sizeof *removed);
-    sos_batch_t *b = calloc(1, sizeof *b);
-    if (!mine || !want || !give || !removed || !b)
+    sos_sync_delta_t d = {0};
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    if (!mine || sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs->digest, theirs->n_digest,
+                                     &d) != SOS_OK)
         goto done;
-    uint32_t n_want = 0, n_give = 0, n_removed = 0;
-    sos_digest_diff(self->id.pk, mine, n_mine, theirs->digest, theirs->n_digest, give, &n_give,
-                    want, &n_want, removed, &n_removed);
-    s_removed_by_peer(self, txn, peer, removed, n_removed);
-    sos_digest_collect(self->gaps, txn, give, n_give, b);
+    s_removed_by_peer(self, txn, peer, d.removed, d.n_removed);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
-    msg.flags = b->full ? SOS_GMSG_MORE : 0;
-    msg.want = want;
-    msg.n_want = n_want;
-    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, b->wires, b->lens, b->n))
+    msg.flags = d.more ? SOS_GMSG_MORE : 0;
+    msg.want = d.want;
+    msg.n_want = d.n_want;
+    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, d.batch.wires, d.batch.lens, d.batch.n))
         goto done;
     if (!s_send_fits(self, peer, self->buf.size, 0)) {
         s_exchange_defer(self, peer, "DELTA");
@@ -1615,16 +1621,12 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
         s_failure(self, peer, "not connected");
         goto done;
     }
-    self->stats.records_sent += b->n;
-    sos_exchange_delta_sent(&peer->ex, msg.req_id, b->full, sos_mono_ms(),
+    self->stats.records_sent += d.batch.n;
+    sos_exchange_delta_sent(&peer->ex, msg.req_id, d.more, sos_mono_ms(),
                             s_exchange_timeout(self, peer));
 done:
     free(mine);
-    free(want);
-    free(give);
-    free(removed);
-    sos_batch_release(b);
-    free(b);
+    sos_sync_delta_release(&d);
 }
 
 /*  Verification costs. A record's Ed25519 signature costs about as much as everything else
@@ -1883,19 +1885,19 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     char sender_hex[SOS_NODEID_HEX + 1];
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
     sos_peer_t *sender = zhashx_lookup(self->peers_id, sender_hex);
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
-        /*  A suspicion about an older record than we hold from the suspect is refuted by
-            it: the suspect signed that record after the sender last heard of it. */
         uint64_t held = 0;
-        sos_dir_held_max(txn, msg->suspects[i].origin, &held);
-        if (memcmp(msg->suspects[i].origin, self->id.pk, SOS_NODEID_BYTES) == 0) {
+        sos_named_t named =
+            sos_core_sync_named(&ctx, txn, &msg->suspects[i], p && p->in_dir, &held);
+        if (named == SOS_NAMED_REFUTE) {
             s_suspected(self, env, msg->suspects[i].version);
             continue;
         }
-        if (!p || !p->in_dir || msg->suspects[i].version < held)
+        if (named != SOS_NAMED_SUSPECT)
             continue;
         /*  The suspicion starts here too, and removes nobody until we see it fail. The
             sender confirms it if it is a distinct node (by id prefix), up to K, and one
@@ -1938,19 +1940,19 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         offers them again in a later one. */
     if (checks)
         s_apply_delta(self, txn, msg, checks);
-    sos_batch_t *b = calloc(1, sizeof *b);
-    if (!b)
+    sos_sync_delta_t d;
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
         return;
-    sos_digest_collect(self->gaps, txn, msg->want, msg->n_want, b);
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
-    reply.flags = b->full ? SOS_GMSG_MORE : 0;
-    if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, b->wires, b->lens, b->n)) {
+    reply.flags = d.more ? SOS_GMSG_MORE : 0;
+    if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, d.batch.wires, d.batch.lens,
+                   d.batch.n)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
-        self->stats.records_sent += b->n;
+        self->stats.records_sent += d.batch.n;
     }
-    sos_batch_release(b);
-    free(b);
+    sos_sync_delta_release(&d);
 }
 
 static void

@@ -10,6 +10,7 @@
 #include "sos_identity.h"
 #include "sos_core_digest.h"
 #include "sos_core_pick.h"
+#include "sos_core_sync.h"
 #include "sossim.h"
 
 /*  STAND-IN FOR THE CORE
@@ -1103,39 +1104,6 @@ s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t 
     msgpack_sbuffer_destroy(&sb);
 }
 
-/*  Records to send: copies of wire forms, at most SOS_BATCH_MAX. */
-typedef struct {
-    uint8_t *wires[SOS_BATCH_MAX];
-    size_t lens[SOS_BATCH_MAX];
-    uint32_t n;
-    bool more;
-} s_batch_t;
-
-static int
-s_on_since(void *arg, const uint8_t *wire, size_t len, uint64_t version)
-{
-    (void)version;
-    s_batch_t *b = arg;
-    if (b->n == SOS_BATCH_MAX) {
-        b->more = true;
-        return 1;
-    }
-    b->wires[b->n] = malloc(len);
-    if (!b->wires[b->n])
-        return 1;
-    memcpy(b->wires[b->n], wire, len);
-    b->lens[b->n++] = len;
-    return 0;
-}
-
-static void
-s_batch_free(s_batch_t *b)
-{
-    for (uint32_t i = 0; i < b->n; i++)
-        free(b->wires[i]);
-    b->n = 0;
-}
-
 /*  Push rec at once to fanout random peers of the view (not not_to): a RUMOR. */
 static void
 s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to)
@@ -1213,22 +1181,33 @@ s_listed(sos_txn_t *txn, const sim_node_t *peer, uint64_t *held)
     return sos_dir_get_worker(txn, peer->id.pk, NULL, NULL) == SOS_OK;
 }
 
+/*  The core's context for n's exchanges (node/sos_core_sync.h): the simulator keeps no
+    gap table. */
+static sos_sync_ctx_t
+s_sync_ctx(const sim_node_t *n)
+{
+    return (sos_sync_ctx_t){.self_id = n->id.pk};
+}
+
 /*  from named e's origin a suspect at e's version: in a SYNC's suspects, or by a removal in
-    its digest. True if a listed worker's suspicion started or was confirmed. */
+    its digest. What that means is the core's (sos_core_sync_named). True if a listed
+    worker's suspicion started or was confirmed. */
 static bool
 s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_digest_entry_t *e)
 {
-    if (memcmp(e->origin, n->id.pk, SOS_NODEID_BYTES) == 0) {
+    uint32_t s = sim_lookup(sim, e->origin);
+    uint64_t held = 0;
+    bool listed = s != UINT32_MAX && !sim->nodes[s].genesis &&
+                  sos_dir_get_worker(txn, e->origin, NULL, NULL) == SOS_OK;
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    sos_named_t named = sos_core_sync_named(&ctx, txn, e, listed, &held);
+    if (named == SOS_NAMED_REFUTE) {
         if (sos_fd_refute(&n->fd, &sim->fdc, e->version, n->version, n->refute_pending, sim->now) ==
             SOS_FD_REFUTE)
             n->refute_pending = true;
         return false;
     }
-    uint32_t s = sim_lookup(sim, e->origin);
-    if (s == UINT32_MAX || sim->nodes[s].genesis)
-        return false;
-    uint64_t held;
-    if (!s_listed(txn, &sim->nodes[s], &held) || e->version < held)
+    if (named != SOS_NAMED_SUSPECT)
         return false;
     /*  A confirmation counts only from a worker that has answered us itself: fresh keys
         cost nothing. */
@@ -1350,8 +1329,8 @@ s_sort_entries(sos_digest_entry_t *e, uint32_t n)
     free(copy);
 }
 
-/*  B: the initiator's entries for the buckets it named: send what it lacks, ask for what
-    it has newer. */
+/*  B: the initiator's entries for the buckets it named: the core's DELTA over those
+    buckets (sos_core_sync_delta): what it lacks, what we want, what it removed. */
 static void
 s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
 {
@@ -1362,64 +1341,40 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
     }
     s_refresh_digest(sim, n, txn);
     uint8_t *named = calloc(nb, 1);
-    if (!named)
-        return;
+    sos_digest_entry_t *mine = malloc((n->n_dig ? n->n_dig : 1) * sizeof *mine);
+    sos_sync_delta_t d = {0};
+    if (!named || !mine)
+        goto done;
     for (uint32_t i = 0; i < msg->n_want; i++)
         if (msg->want[i].version < nb)
             named[msg->want[i].version] = 1;
-    s_sort_entries(msg->digest, msg->n_digest);
-    s_batch_t *batch = calloc(1, sizeof *batch);
-    sos_digest_entry_t *want = malloc(SOS_DIGEST_MAX * sizeof *want);
-    uint32_t n_want = 0;
-    if (!batch || !want)
+    /*  Only the named buckets count, on both sides. */
+    uint32_t n_mine = 0, n_theirs = 0;
+    for (uint32_t i = 0; i < n->n_dig; i++)
+        if (named[sim->prefix[n->dig_idx[i]] & (nb - 1)])
+            mine[n_mine++] = s_dig_entry(sim, n, i);
+    for (uint32_t j = 0; j < msg->n_digest; j++)
+        if (named[s_bucket(msg->digest[j].origin, nb)])
+            msg->digest[n_theirs++] = msg->digest[j];
+    s_sort_entries(msg->digest, n_theirs); /* the core's diff then need not sort them */
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, msg->digest, n_theirs, &d) != SOS_OK)
         goto done;
-    uint32_t i = 0, j = 0; /* mine, theirs */
-    for (;;) {
-        /*  Only the named buckets count: skip ours of the others without comparing ids. */
-        while (i < n->n_dig && !named[sim->prefix[n->dig_idx[i]] & (nb - 1)])
-            i++;
-        if (i == n->n_dig && j == msg->n_digest)
-            break;
-        int c = i == n->n_dig ? 1
-                : j == msg->n_digest
-                    ? -1
-                    : memcmp(s_dig_origin(sim, n, i), msg->digest[j].origin, SOS_NODEID_BYTES);
-        const uint8_t *origin = c <= 0 ? s_dig_origin(sim, n, i) : msg->digest[j].origin;
-        sos_digest_entry_t me = c <= 0 ? s_dig_entry(sim, n, i) : (sos_digest_entry_t){0};
-        uint64_t mine = me.version;
-        uint64_t theirs = c >= 0 ? msg->digest[j].version : 0;
-        /*  The peer removed, at or above our version, a worker we list: the core's report
-            (node/sos_core_digest.h), taken as if the peer had named it a suspect. */
-        if (c == 0 && named[s_bucket(origin, nb)] &&
-            sos_digest_removed_here(&me, &msg->digest[j]) &&
-            s_named(sim, n, txn, from, &msg->digest[j]))
+    /*  The peer removed, at or above our version, a worker we list: taken as if the peer
+        had named it a suspect. */
+    for (uint32_t i = 0; i < d.n_removed; i++)
+        if (s_named(sim, n, txn, from, &d.removed[i]))
             sim->removals_heard++;
-        if (c <= 0)
-            i++;
-        if (c >= 0)
-            j++;
-        if (!named[s_bucket(origin, nb)])
-            continue;
-        if (mine > theirs && !batch->more)
-            sos_dir_foreach_since(txn, origin, theirs, s_on_since, batch);
-        else if (theirs > mine && n_want < SOS_DIGEST_MAX) {
-            memcpy(want[n_want].origin, origin, SOS_NODEID_BYTES);
-            want[n_want++].version = mine;
-        }
-    }
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
-    out.flags = batch->more ? SOS_GMSG_MORE : 0;
-    out.n_want = n_want;
-    out.want = want;
-    s_reply(sim, n, from, MSG_DELTA, &out, (const uint8_t *const *)batch->wires, batch->lens,
-            batch->n);
+    out.flags = d.more ? SOS_GMSG_MORE : 0;
+    out.n_want = d.n_want;
+    out.want = d.want;
+    s_reply(sim, n, from, MSG_DELTA, &out, d.batch.wires, d.batch.lens, d.batch.n);
 done:
-    if (batch)
-        s_batch_free(batch);
-    free(batch);
-    free(want);
+    sos_sync_delta_release(&d);
+    free(mine);
     free(named);
 }
 
@@ -1520,19 +1475,16 @@ s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_g
     s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from);
     if (msg->n_want == 0)
         return;
-    s_batch_t *batch = calloc(1, sizeof *batch);
-    if (!batch)
+    sos_sync_delta_t d;
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
         return;
-    for (uint32_t i = 0; i < msg->n_want && !batch->more; i++)
-        sos_dir_foreach_since(txn, msg->want[i].origin, msg->want[i].version, s_on_since, batch);
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
-    out.flags = batch->more ? SOS_GMSG_MORE : 0;
-    s_reply(sim, n, from, MSG_DELTA_ACK, &out, (const uint8_t *const *)batch->wires, batch->lens,
-            batch->n);
-    s_batch_free(batch);
-    free(batch);
+    out.flags = d.more ? SOS_GMSG_MORE : 0;
+    s_reply(sim, n, from, MSG_DELTA_ACK, &out, d.batch.wires, d.batch.lens, d.batch.n);
+    sos_sync_delta_release(&d);
 }
 
 static void

@@ -1,0 +1,75 @@
+/*  sos_core_sync.c: the decisions of an anti-entropy exchange (what a DELTA and a
+    DELTA_ACK carry, what a named suspect means), shared by the node and the simulator. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sos_core_sync.h"
+
+static void
+s_batch_init(const sos_sync_ctx_t *ctx, sos_sync_delta_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->batch.max_bytes = ctx->max_bytes;
+}
+
+sos_rc
+sos_core_sync_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest_entry_t *mine,
+                    uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs,
+                    sos_sync_delta_t *out)
+{
+    s_batch_init(ctx, out);
+    /*  give has at most one entry per origin of ours, want and removed one per origin of
+        theirs (bounded by the decoder): nothing here is sized by more than the two digests. */
+    sos_digest_entry_t *give = calloc(n_mine ? n_mine : 1, sizeof *give);
+    out->want = calloc(n_theirs ? n_theirs : 1, sizeof *out->want);
+    out->removed = calloc(n_theirs ? n_theirs : 1, sizeof *out->removed);
+    if (!give || !out->want || !out->removed) {
+        free(give);
+        sos_sync_delta_release(out);
+        return SOS_ERR_NOMEM;
+    }
+    uint32_t n_give = 0;
+    sos_digest_diff(ctx->self_id, mine, n_mine, theirs, n_theirs, give, &n_give, out->want,
+                    &out->n_want, out->removed, &out->n_removed);
+    sos_digest_collect(ctx->gaps, txn, give, n_give, &out->batch);
+    free(give);
+    out->more = out->batch.full;
+    return SOS_OK;
+}
+
+sos_rc
+sos_core_sync_delta_ack(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_digest_entry_t *want,
+                        uint32_t n_want, sos_sync_delta_t *out)
+{
+    s_batch_init(ctx, out);
+    sos_digest_collect(ctx->gaps, txn, want, n_want, &out->batch);
+    out->more = out->batch.full;
+    return SOS_OK;
+}
+
+void
+sos_sync_delta_release(sos_sync_delta_t *out)
+{
+    if (!out)
+        return;
+    sos_batch_release(&out->batch);
+    free(out->want);
+    free(out->removed);
+    memset(out, 0, sizeof *out);
+}
+
+sos_named_t
+sos_core_sync_named(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_digest_entry_t *named,
+                    bool listed, uint64_t *held)
+{
+    uint64_t h = 0;
+    sos_dir_held_max(txn, named->origin, &h);
+    if (held)
+        *held = h;
+    if (memcmp(named->origin, ctx->self_id, SOS_NODEID_BYTES) == 0)
+        return SOS_NAMED_REFUTE;
+    /*  A suspicion about an older record than we hold from the suspect is refuted by it. */
+    if (!listed || named->version < h)
+        return SOS_NAMED_IGNORE;
+    return SOS_NAMED_SUSPECT;
+}

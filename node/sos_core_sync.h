@@ -1,0 +1,73 @@
+/*  sos_core_sync.h: the gossip core's decisions in an anti-entropy exchange, once for the
+    node (node/sos_gossip.c) and the simulator (tools/sossim_node.c): what a DELTA carries
+    given the two digests, what a DELTA_ACK carries given what was asked for, and what a
+    suspect named by a peer (in a SYNC, or as a removal in its digest) means here. No
+    frames, no clock, no socket, no log: inputs in, a result out; it reads the store
+    through the transaction it is given. The caller encodes, sends, counts and logs. */
+#ifndef SOS_CORE_SYNC_H
+#define SOS_CORE_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sos_core_digest.h"
+#include "sos_record.h"
+#include "sos_store.h"
+
+/*  What an exchange's decisions depend on. */
+typedef struct {
+    const uint8_t *self_id; /* this node's id (SOS_NODEID_BYTES) */
+    const sos_gaps_t *gaps; /* this node's gap table; NULL: none (the simulator keeps none) */
+    size_t max_bytes;       /* record bytes in one batch; 0: SOS_DELTA_BYTES_MAX */
+} sos_sync_ctx_t;
+
+/*  A DELTA or DELTA_ACK to send. All zero: empty; sos_sync_delta_release frees it. */
+typedef struct {
+    sos_batch_t batch;        /* the records, in origin order, each origin's ascending */
+    bool more;                /* the batch stopped at a cap: MORE */
+    sos_digest_entry_t *want; /* owned: origins to ask the peer for, at our version */
+    uint32_t n_want;
+    sos_digest_entry_t *removed; /* owned: the peer's entries that show an origin we hold as
+                                    records removed at or above our version */
+    uint32_t n_removed;
+} sos_sync_delta_t;
+
+/*  The DELTA for a peer whose digest is theirs (n_theirs entries, at most SOS_DIGEST_MAX as
+    the decoder bounds them), given ours (mine): per origin we are ahead on, our records
+    above its version, up to our own gap in that origin, within SOS_BATCH_MAX records and
+    ctx->max_bytes (more: the rest waits for the next exchange); per origin it is ahead on,
+    a want at our version (never our own origin: only we sign our records); and the
+    removals it shows of origins we hold (sos_digest_removed_here; our own included: we
+    were removed while alive), which the caller weighs with sos_core_sync_named. Both
+    arrays are sorted by origin in place. SOS_OK; SOS_ERR_NOMEM (out is then empty). */
+sos_rc sos_core_sync_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest_entry_t *mine,
+                           uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs,
+                           sos_sync_delta_t *out);
+
+/*  The DELTA_ACK for a DELTA that wants (origin, version) pairs: our records of each above
+    that version, up to our gap in it, within the same caps (more: the peer asks again).
+    want is not kept. SOS_OK; SOS_ERR_NOMEM (out is then empty). */
+sos_rc sos_core_sync_delta_ack(const sos_sync_ctx_t *ctx, sos_txn_t *txn,
+                               const sos_digest_entry_t *want, uint32_t n_want,
+                               sos_sync_delta_t *out);
+
+/*  Free what out holds and leave it empty. NULL-safe. */
+void sos_sync_delta_release(sos_sync_delta_t *out);
+
+/*  What a peer's naming of an origin as a suspect (a SYNC's suspects, or a removal in its
+    digest) means here. */
+typedef enum {
+    SOS_NAMED_IGNORE,  /* nobody we list, or a suspicion about an older record than we hold
+                          (the suspect signed that one after the peer last heard of it) */
+    SOS_NAMED_REFUTE,  /* ourselves: refute at the named version (sos_fd_refute) */
+    SOS_NAMED_SUSPECT, /* a worker we list: its suspicion starts here too (sos_fd_named, at
+                        *held), and removes nobody until it fails here */
+} sos_named_t;
+
+/*  Weigh named (origin, version). listed: the caller lists origin's worker (the node: a
+    peer in its directory; the simulator: a worker record held). *held (may be NULL)
+    receives the highest version held from origin, which the suspicion is about. */
+sos_named_t sos_core_sync_named(const sos_sync_ctx_t *ctx, sos_txn_t *txn,
+                                const sos_digest_entry_t *named, bool listed, uint64_t *held);
+
+#endif

@@ -1,0 +1,183 @@
+/*  test_core_sync.c: the gossip core's exchange decisions over a real LMDB store, as
+    scripted inputs and the results expected: the DELTA for a peer's digest (the records it
+    lacks, what we want, the removals it shows), under a byte budget and a gap; the
+    DELTA_ACK for what a DELTA wants; and what a suspect named by a peer means here. */
+#define _XOPEN_SOURCE 700
+#include <unistd.h>
+
+#include "proto_test.h"
+#include "tmpdir.h"
+#include "sos_core_sync.h"
+#include "sos_store.h"
+
+static sos_store_t *s_store;
+
+/*  Put a signed record of id at version: a worker record, or a room (one per version). */
+static void
+s_put(const sos_identity_t *id, bool worker, uint64_t version)
+{
+    sos_record_t rec;
+    if (worker)
+        test_worker(&rec, version, "tcp://127.0.0.1:9999");
+    else {
+        char hash[SOS_ROOMHASH_LEN + 1];
+        snprintf(hash, sizeof hash, "%02x%02x00000000%04x", id->pk[0], id->pk[1],
+                 (unsigned)version);
+        test_room(&rec, version, hash);
+    }
+    CHECK_RC(sos_record_sign(&rec, id), SOS_OK);
+    sos_txn_t *txn = NULL;
+    CHECK_RC(sos_txn_begin(s_store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_put(txn, &rec), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+}
+
+static sos_digest_entry_t
+s_entry(const sos_identity_t *id, uint64_t version, bool removed)
+{
+    sos_digest_entry_t e;
+    memset(&e, 0, sizeof e);
+    memcpy(e.origin, id->pk, SOS_NODEID_BYTES);
+    e.version = version;
+    e.removed = removed;
+    return e;
+}
+
+/*  The version of record i of a batch, and whether origin signed it. */
+static uint64_t
+s_version_of(const sos_batch_t *b, uint32_t i, const sos_identity_t *origin)
+{
+    sos_record_t got;
+    if (sos_record_decode(&got, b->wires[i], b->lens[i]) != SOS_OK ||
+        memcmp(got.origin, origin->pk, SOS_NODEID_BYTES) != 0)
+        return UINT64_MAX;
+    return got.version;
+}
+
+int
+main(void)
+{
+    test_init("test_core_sync");
+    char dir[] = "/tmp/sos-test-core-sync-XXXXXX";
+    if (!mkdtemp(dir))
+        return 2;
+    CHECK_RC(sos_store_open(&s_store, dir, 64ULL << 20), SOS_OK);
+    if (!s_store)
+        return 1;
+    sos_identity_t me, a, b, c;
+    test_seed_identity(&me, 1);
+    test_seed_identity(&a, 50);
+    test_seed_identity(&b, 100);
+    test_seed_identity(&c, 150);
+    /*  We hold a's rooms 1 and 2 and its worker record 3, b's worker record 2, c's worker
+        record 4, and our own at 6. */
+    s_put(&a, false, 1);
+    s_put(&a, false, 2);
+    s_put(&a, true, 3);
+    s_put(&b, true, 2);
+    s_put(&c, true, 4);
+    s_put(&me, true, 6);
+    sos_sync_ctx_t ctx = {.self_id = me.pk};
+    sos_txn_t *txn = NULL;
+    CHECK_RC(sos_txn_begin(s_store, false, &txn), SOS_OK);
+
+    SECTION("a peer that lacks a's 3 records gets exactly those, in version order");
+    /*  The peer lists nothing of a, b at 5 (ahead), us at 9 (a record of ours we lack: never
+        wanted, only we sign ours), c removed at 4, and knows us at 6. */
+    uint32_t n_mine = 0;
+    sos_digest_entry_t *mine = sos_digest_build(NULL, txn, &n_mine);
+    CHECK(mine && n_mine == 4);
+    sos_digest_entry_t theirs[] = {s_entry(&b, 5, false), s_entry(&me, 9, false),
+                                   s_entry(&c, 4, true)};
+    sos_sync_delta_t d;
+    CHECK_RC(sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs, 3, &d), SOS_OK);
+    CHECK(d.batch.n == 3 && !d.more);
+    for (uint32_t i = 0; i < d.batch.n && i < 3; i++)
+        CHECK(s_version_of(&d.batch, i, &a) == i + 1);
+    /*  What we lack: b above our 2; nothing of our own origin. */
+    CHECK(d.n_want == 1);
+    CHECK(memcmp(d.want[0].origin, b.pk, SOS_NODEID_BYTES) == 0 && d.want[0].version == 2);
+    /*  The peer removed c at the version we list it at: reported, never acted on here. */
+    CHECK(d.n_removed == 1);
+    CHECK(memcmp(d.removed[0].origin, c.pk, SOS_NODEID_BYTES) == 0 && d.removed[0].version == 4);
+    uint32_t first_two = (uint32_t)(d.batch.lens[0] + d.batch.lens[1]);
+    sos_sync_delta_release(&d);
+    CHECK(d.batch.n == 0 && d.want == NULL && d.removed == NULL);
+
+    SECTION("a peer as far as we are on every origin gets nothing and is asked for nothing");
+    sos_digest_entry_t same[4];
+    memcpy(same, mine, sizeof same);
+    CHECK_RC(sos_core_sync_delta(&ctx, txn, mine, n_mine, same, 4, &d), SOS_OK);
+    CHECK(d.batch.n == 0 && d.n_want == 0 && d.n_removed == 0 && !d.more);
+    sos_sync_delta_release(&d);
+
+    SECTION("a stale removal (below the version we hold) is no report: our record goes");
+    sos_digest_entry_t stale[] = {s_entry(&c, 3, true)};
+    CHECK_RC(sos_core_sync_delta(&ctx, txn, mine, n_mine, stale, 1, &d), SOS_OK);
+    CHECK(d.n_removed == 0);
+    bool gives_c = false;
+    for (uint32_t i = 0; i < d.batch.n; i++)
+        gives_c = gives_c || s_version_of(&d.batch, i, &c) == 4;
+    CHECK(gives_c);
+    sos_sync_delta_release(&d);
+
+    SECTION("under a byte budget the DELTA stops at the budget and says more");
+    sos_sync_ctx_t tight = {.self_id = me.pk, .max_bytes = first_two};
+    CHECK_RC(sos_core_sync_delta(&tight, txn, mine, n_mine, theirs, 3, &d), SOS_OK);
+    CHECK(d.batch.n == 2 && d.more && d.batch.used <= first_two);
+    CHECK(s_version_of(&d.batch, 0, &a) == 1 && s_version_of(&d.batch, 1, &a) == 2);
+    CHECK(d.n_want == 1); /* the wants go whole: they are bounded by the digest */
+    sos_sync_delta_release(&d);
+    sos_sync_ctx_t one_short = {.self_id = me.pk, .max_bytes = first_two - 1};
+    CHECK_RC(sos_core_sync_delta(&one_short, txn, mine, n_mine, theirs, 3, &d), SOS_OK);
+    CHECK(d.batch.n == 1 && d.more);
+    sos_sync_delta_release(&d);
+
+    SECTION("never past our own gap: the peer would take the hole as held");
+    sos_gaps_t *gaps = sos_gaps_new(1000, SOS_GAPS_MAX);
+    CHECK(gaps);
+    CHECK_RC(sos_gaps_set(gaps, a.pk, 1, 0), SOS_OK);
+    sos_sync_ctx_t gapped = {.self_id = me.pk, .gaps = gaps};
+    free(mine);
+    mine = sos_digest_build(gaps, txn, &n_mine); /* a at 1: the gap's */
+    sos_digest_entry_t lacks_a[] = {s_entry(&b, 2, false), s_entry(&c, 4, false),
+                                    s_entry(&me, 6, false)};
+    CHECK_RC(sos_core_sync_delta(&gapped, txn, mine, n_mine, lacks_a, 3, &d), SOS_OK);
+    CHECK(d.batch.n == 1 && !d.more && s_version_of(&d.batch, 0, &a) == 1);
+    sos_sync_delta_release(&d);
+
+    SECTION("a DELTA_ACK carries the records asked for, above the version asked");
+    sos_digest_entry_t want[] = {s_entry(&a, 1, false), s_entry(&b, 2, false)};
+    CHECK_RC(sos_core_sync_delta_ack(&ctx, txn, want, 2, &d), SOS_OK);
+    CHECK(d.batch.n == 2 && !d.more && d.n_want == 0);
+    CHECK(s_version_of(&d.batch, 0, &a) == 2 && s_version_of(&d.batch, 1, &a) == 3);
+    sos_sync_delta_release(&d);
+    CHECK_RC(sos_core_sync_delta_ack(&gapped, txn, want, 2, &d), SOS_OK);
+    CHECK(d.batch.n == 0); /* a is held up to 1 only: nothing above it to give */
+    sos_sync_delta_release(&d);
+    sos_sync_ctx_t one = {.self_id = me.pk, .max_bytes = 1};
+    CHECK_RC(sos_core_sync_delta_ack(&one, txn, want, 2, &d), SOS_OK);
+    CHECK(d.batch.n == 0 && d.more); /* not even one record fits: the peer asks again */
+    sos_sync_delta_release(&d);
+
+    SECTION("a suspect named: ourselves refute, a listed worker is suspected at our version");
+    uint64_t held = 0;
+    sos_digest_entry_t named = s_entry(&me, 6, false);
+    CHECK(sos_core_sync_named(&ctx, txn, &named, false, &held) == SOS_NAMED_REFUTE && held == 6);
+    named = s_entry(&c, 4, false);
+    CHECK(sos_core_sync_named(&ctx, txn, &named, true, &held) == SOS_NAMED_SUSPECT && held == 4);
+    named = s_entry(&c, 7, true); /* a removal above what we hold */
+    CHECK(sos_core_sync_named(&ctx, txn, &named, true, &held) == SOS_NAMED_SUSPECT && held == 4);
+    SECTION("a suspicion of an older record than we hold, or of nobody we list, is ignored");
+    named = s_entry(&a, 2, false); /* we hold a at 3: a signed that after the sender heard */
+    CHECK(sos_core_sync_named(&ctx, txn, &named, true, &held) == SOS_NAMED_IGNORE && held == 3);
+    named = s_entry(&c, 4, false);
+    CHECK(sos_core_sync_named(&ctx, txn, &named, false, NULL) == SOS_NAMED_IGNORE);
+
+    free(mine);
+    sos_gaps_destroy(&gaps);
+    sos_txn_abort(&txn);
+    sos_store_destroy(&s_store);
+    test_rmtree(dir);
+    return test_done("test_core_sync");
+}
