@@ -1,5 +1,6 @@
 /*  sos_core_sync.c: the decisions of an anti-entropy exchange (what a DELTA and a
-    DELTA_ACK carry, what a named suspect means), shared by the node and the simulator. */
+    DELTA_ACK carry, which records are worth a signature check, what a named suspect
+    means), shared by the node and the simulator. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,81 @@ sos_sync_delta_release(sos_sync_delta_t *out)
     free(out->want);
     free(out->removed);
     memset(out, 0, sizeof *out);
+}
+
+sos_rc
+sos_core_sync_triage(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_record_t *records,
+                     uint32_t n, uint8_t *checks, sos_sync_triage_t *count)
+{
+    memset(count, 0, sizeof *count);
+    if (!n)
+        return SOS_OK;
+    sos_record_t *have = malloc(sizeof *have);
+    if (!have)
+        return SOS_ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        sos_check_t c =
+            sos_core_check_record(txn, ctx->self_id, ctx->allow_private, &records[i], have);
+        checks[i] = (uint8_t)c;
+        switch (c) {
+        case SOS_CHECK_VERIFY:
+            count->verify++;
+            break;
+        case SOS_CHECK_HELD:
+            count->held++;
+            break;
+        case SOS_CHECK_STALE:
+            count->stale++;
+            break;
+        case SOS_CHECK_TOMBSTONED:
+            count->tombstoned++;
+            break;
+        case SOS_CHECK_ENDPOINT:
+            count->endpoint++;
+            break;
+        }
+    }
+    free(have);
+    return SOS_OK;
+}
+
+sos_rc
+sos_core_sync_verify(const sos_record_t *records, uint32_t n, const uint8_t *checks,
+                     sos_sync_verified_fn *verified, void *arg, uint32_t *n_checked)
+{
+    uint32_t k = 0;
+    sos_rc rc = SOS_OK;
+    sos_record_t *tmp = NULL;
+    for (uint32_t i = 0; i < n && rc == SOS_OK; i++) {
+        if (checks[i] != SOS_CHECK_VERIFY || (verified && verified(arg, &records[i])))
+            continue;
+        if (!tmp && !(tmp = malloc(sizeof *tmp))) {
+            rc = SOS_ERR_NOMEM;
+            break;
+        }
+        k++;
+        /*  Decoding the bytes again checks the signature and every bound. */
+        if (sos_record_decode(tmp, records[i].wire, records[i].wire_len) != SOS_OK)
+            rc = SOS_ERR_SIGNATURE;
+    }
+    free(tmp);
+    if (n_checked)
+        *n_checked = k;
+    return rc;
+}
+
+bool
+sos_core_sync_settle(sos_gaps_t *gaps, sos_txn_t *txn, const sos_record_t *records, uint32_t n,
+                     const uint8_t *checks, uint64_t now_mono)
+{
+    bool changed = false;
+    for (uint32_t i = 0; gaps && i < n; i++) {
+        if (checks[i] != SOS_CHECK_VERIFY && checks[i] != SOS_CHECK_HELD)
+            continue; /* not verified: its version tells nothing */
+        if (sos_gaps_settle(gaps, txn, &records[i], now_mono))
+            changed = true;
+    }
+    return changed;
 }
 
 sos_named_t

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sos_core_check.h"
 #include "sos_core_digest.h"
 #include "sos_record.h"
 #include "sos_store.h"
@@ -19,6 +20,7 @@ typedef struct {
     const uint8_t *self_id; /* this node's id (SOS_NODEID_BYTES) */
     const sos_gaps_t *gaps; /* this node's gap table; NULL: none (the simulator keeps none) */
     size_t max_bytes;       /* record bytes in one batch; 0: SOS_DELTA_BYTES_MAX */
+    bool allow_private;     /* records may name non-public addresses (sos_endpoint_allowed) */
 } sos_sync_ctx_t;
 
 /*  A DELTA or DELTA_ACK to send. All zero: empty; sos_sync_delta_release frees it. */
@@ -53,6 +55,41 @@ sos_rc sos_core_sync_delta_ack(const sos_sync_ctx_t *ctx, sos_txn_t *txn,
 
 /*  Free what out holds and leave it empty. NULL-safe. */
 void sos_sync_delta_release(sos_sync_delta_t *out);
+
+/*  How the records of one message were triaged (sos_core_sync_triage). */
+typedef struct {
+    uint32_t verify;     /* to verify, then to take through the merge rules */
+    uint32_t held;       /* held byte for byte: as good as verified, nothing to merge */
+    uint32_t stale;      /* older than the version held of their key */
+    uint32_t tombstoned; /* a removed worker's, not newer than its removal */
+    uint32_t endpoint;   /* naming an endpoint we may not connect to: refused (bad_endpoint) */
+} sos_sync_triage_t;
+
+/*  Triage each of the n records of a message (decoded, not verified) against txn before
+    paying for any signature: checks[i] (room for n) receives its sos_check_t
+    (sos_core_check_record), and *count the totals. Only SOS_CHECK_VERIFY records are
+    verified and merged; the caller counts the others (and logs the endpoint refusals).
+    SOS_OK; SOS_ERR_NOMEM. */
+sos_rc sos_core_sync_triage(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_record_t *records,
+                            uint32_t n, uint8_t *checks, sos_sync_triage_t *count);
+
+/*  True if rec's bytes are known to verify already (the simulator's pool of bytes it
+    verified before); arg is the caller's. */
+typedef bool(sos_sync_verified_fn)(void *arg, const sos_record_t *rec);
+
+/*  Verify the signature of every record triaged SOS_CHECK_VERIFY, but those verified says
+    are known good (verified may be NULL). *n_checked (may be NULL) receives the number of
+    signatures checked, the failing one included. SOS_OK if all verify; SOS_ERR_SIGNATURE
+    at the first that does not: one bad record refuses the whole message; SOS_ERR_NOMEM. */
+sos_rc sos_core_sync_verify(const sos_record_t *records, uint32_t n, const uint8_t *checks,
+                            sos_sync_verified_fn *verified, void *arg, uint32_t *n_checked);
+
+/*  After the records of an exchange batch were merged: records of an origin arrive in
+    ascending version from the version asked for, and the sender holds all of them up to
+    its last one, so each verified or held record settles its origin's gap
+    (sos_gaps_settle). True if a gap moved or closed (the digest changed). */
+bool sos_core_sync_settle(sos_gaps_t *gaps, sos_txn_t *txn, const sos_record_t *records, uint32_t n,
+                          const uint8_t *checks, uint64_t now_mono);
 
 /*  What a peer's naming of an origin as a suspect (a SYNC's suspects, or a removal in its
     digest) means here. */

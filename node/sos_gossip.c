@@ -622,7 +622,8 @@ s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 static sos_sync_ctx_t
 s_sync_ctx(const sos_node_t *self)
 {
-    return (sos_sync_ctx_t){.self_id = self->id.pk, .gaps = self->gaps};
+    return (sos_sync_ctx_t){
+        .self_id = self->id.pk, .gaps = self->gaps, .allow_private = self->allow_private};
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -1662,23 +1663,19 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
     if (!msg->n_records)
         return S_RECORDS_OK;
     uint8_t *checks = calloc(msg->n_records, 1);
-    sos_record_t *tmp = malloc(sizeof *tmp);
     s_records_t result = S_RECORDS_BAD;
-    if (!checks || !tmp)
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    sos_sync_triage_t t;
+    if (!checks ||
+        sos_core_sync_triage(&ctx, txn, msg->records, msg->n_records, checks, &t) != SOS_OK)
         goto done;
-    uint32_t need = 0;
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        checks[i] = (uint8_t)sos_core_check_record(txn, self->id.pk, self->allow_private,
-                                                   &msg->records[i], tmp);
-        if (checks[i] == SOS_CHECK_VERIFY)
-            need++;
-        else if (checks[i] == SOS_CHECK_ENDPOINT)
+    for (uint32_t i = 0; t.endpoint && i < msg->n_records; i++)
+        if (checks[i] == SOS_CHECK_ENDPOINT)
             s_refuse_endpoint(self, &msg->records[i]);
-        else
-            self->stats.merges[checks[i] == SOS_CHECK_HELD    ? SOS_MERGE_SAME
-                               : checks[i] == SOS_CHECK_STALE ? SOS_MERGE_STALE
-                                                              : SOS_MERGE_TOMBSTONED]++;
-    }
+    self->stats.merges[SOS_MERGE_SAME] += t.held;
+    self->stats.merges[SOS_MERGE_STALE] += t.stale;
+    self->stats.merges[SOS_MERGE_TOMBSTONED] += t.tombstoned;
+    uint32_t need = t.verify;
     self->stats.verify_skipped += msg->n_records - need;
     if (need && charge && self->cfg.rate_limit) {
         uint64_t now = sos_mono_ms();
@@ -1696,19 +1693,15 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
             goto done;
         }
     }
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        if (checks[i] != SOS_CHECK_VERIFY)
-            continue;
-        const sos_record_t *rec = &msg->records[i];
-        self->stats.verifications++;
-        if (sos_record_decode(tmp, rec->wire, rec->wire_len) != SOS_OK) {
-            sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "a record's signature does not verify");
-            goto done;
-        }
-    }
+    uint32_t checked = 0;
+    sos_rc rc = sos_core_sync_verify(msg->records, msg->n_records, checks, NULL, NULL, &checked);
+    self->stats.verifications += checked;
+    if (rc == SOS_ERR_SIGNATURE)
+        sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "a record's signature does not verify");
+    if (rc)
+        goto done;
     result = S_RECORDS_OK;
 done:
-    free(tmp);
     if (result != S_RECORDS_OK) {
         free(checks);
         checks = NULL;
@@ -1729,12 +1722,8 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
     for (uint32_t i = 0; i < msg->n_records; i++)
         if (checks[i] == SOS_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        if (checks[i] != SOS_CHECK_VERIFY && checks[i] != SOS_CHECK_HELD)
-            continue; /* not verified: its version tells nothing */
-        if (sos_gaps_settle(self->gaps, txn, &msg->records[i], sos_mono_ms()))
-            self->digest_dirty = true;
-    }
+    if (sos_core_sync_settle(self->gaps, txn, msg->records, msg->n_records, checks, sos_mono_ms()))
+        self->digest_dirty = true;
 }
 
 /* ----------------------------------------------------------------- input ---- */

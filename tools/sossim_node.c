@@ -1182,11 +1182,12 @@ s_listed(sos_txn_t *txn, const sim_node_t *peer, uint64_t *held)
 }
 
 /*  The core's context for n's exchanges (node/sos_core_sync.h): the simulator keeps no
-    gap table. */
+    gap table, and its nodes are at private addresses, so records may name those (as on a
+    node that advertises one). */
 static sos_sync_ctx_t
 s_sync_ctx(const sim_node_t *n)
 {
-    return (sos_sync_ctx_t){.self_id = n->id.pk};
+    return (sos_sync_ctx_t){.self_id = n->id.pk, .allow_private = true};
 }
 
 /*  from named e's origin a suspect at e's version: in a SYNC's suspects, or by a removal in
@@ -1237,43 +1238,37 @@ s_verified(const sim_t *sim, const sos_record_t *rec)
     return sos_store_pool_holds(sim->pool, rec->wire, rec->wire_len);
 }
 
-/*  Verify what we do not hold already, all before merging any: one bad record rejects the
-    message. */
 static bool
-s_verify_records(sim_t *sim, sos_txn_t *txn, const sos_gmsg_t *msg, bool *skip)
+s_verified_fn(void *arg, const sos_record_t *rec)
 {
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        const sos_record_t *r = &msg->records[i];
-        sos_record_t held;
-        sos_rc rc = r->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, r->origin, &held, NULL)
-                                              : sos_dir_get_room(txn, r->room_hash, &held);
-        skip[i] = rc == SOS_OK && held.wire_len == r->wire_len &&
-                  memcmp(held.wire, r->wire, r->wire_len) == 0;
-        if (skip[i] || s_verified(sim, r))
-            continue;
-        sos_record_t tmp;
-        if (sos_record_decode(&tmp, r->wire, r->wire_len) != SOS_OK)
-            return false;
-    }
-    return true;
+    return s_verified(arg, rec);
 }
 
+/*  The records of a message as the node takes them (node/sos_core_sync.h): triaged first,
+    so that those held, stale, tombstoned or naming an endpoint a node may not connect to
+    are neither verified nor merged; the rest verified, all before merging any (one bad
+    record rejects the message); then merged. A RUMOR's new records are pushed on. */
 static void
 s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg, sos_source_t src,
                 uint32_t from)
 {
-    bool *skip = calloc(msg->n_records ? msg->n_records : 1, sizeof *skip);
-    if (!skip)
+    uint8_t *checks = calloc(msg->n_records ? msg->n_records : 1, 1);
+    if (!checks)
         return;
-    if (!s_verify_records(sim, txn, msg, skip)) {
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    sos_sync_triage_t t;
+    if (sos_core_sync_triage(&ctx, txn, msg->records, msg->n_records, checks, &t) != SOS_OK ||
+        sos_core_sync_verify(msg->records, msg->n_records, checks, s_verified_fn, sim, NULL) !=
+            SOS_OK) {
         n->dropped_bad++;
-        free(skip);
+        free(checks);
         return;
     }
     for (uint32_t i = 0; i < msg->n_records; i++)
-        if (!skip[i] && s_merge(sim, n, txn, &msg->records[i], src) && src == SOS_SRC_RUMOR)
+        if (checks[i] == SOS_CHECK_VERIFY && s_merge(sim, n, txn, &msg->records[i], src) &&
+            src == SOS_SRC_RUMOR)
             s_rumor(sim, n, &msg->records[i], from); /* new to us: pushed on */
-    free(skip);
+    free(checks);
 }
 
 static int
@@ -2372,7 +2367,7 @@ sim_hostile_round(sim_t *sim)
         f.kind = SOS_REC_WORKER;
         f.version = sim->nodes[victim].version + 1000;
         f.prev = f.version - 1;
-        snprintf(f.url, sizeof f.url, "tcp://evil:1");
+        snprintf(f.url, sizeof f.url, "tcp://10.255.255.254:1");
         if (sos_record_sign(&f, &h->id) == SOS_OK) {
             uint8_t *p = memmem(f.wire, f.wire_len, h->id.pk, SOS_NODEID_BYTES);
             if (p)
@@ -2389,7 +2384,7 @@ sim_hostile_round(sim_t *sim)
             c.kind = SOS_REC_ROOM;
             c.version = ++h->version;
             c.prev = c.version - 1;
-            snprintf(c.url, sizeof c.url, "tcp://evil:1");
+            snprintf(c.url, sizeof c.url, "tcp://10.255.255.254:1");
             snprintf(c.room_hash, sizeof c.room_hash, "%s", sim->claim_hash);
             c.n_emojis = 1;
             snprintf(c.emojis[0], sizeof c.emojis[0], "x");

@@ -1,7 +1,9 @@
 /*  test_core_sync.c: the gossip core's exchange decisions over a real LMDB store, as
     scripted inputs and the results expected: the DELTA for a peer's digest (the records it
     lacks, what we want, the removals it shows), under a byte budget and a gap; the
-    DELTA_ACK for what a DELTA wants; and what a suspect named by a peer means here. */
+    DELTA_ACK for what a DELTA wants; the triage of a message's records before any
+    signature is checked, their verification and the gaps they settle; and what a suspect
+    named by a peer means here. */
 #define _XOPEN_SOURCE 700
 #include <unistd.h>
 
@@ -52,6 +54,35 @@ s_version_of(const sos_batch_t *b, uint32_t i, const sos_identity_t *origin)
         memcmp(got.origin, origin->pk, SOS_NODEID_BYTES) != 0)
         return UINT64_MAX;
     return got.version;
+}
+
+/*  A signed worker record of id at version naming url, decoded as a message carries it. */
+static void
+s_signed(sos_record_t *rec, const sos_identity_t *id, uint64_t version, const char *url)
+{
+    test_worker(rec, version, url);
+    CHECK_RC(sos_record_sign(rec, id), SOS_OK);
+}
+
+static bool
+s_all_good(void *arg, const sos_record_t *rec)
+{
+    (void)arg;
+    (void)rec;
+    return true;
+}
+
+/*  End the read transaction, remove c's worker record with a tombstone at 5 (as a removal
+    does), and read again. */
+static void
+s_tombstone_c(sos_txn_t **txn, const sos_identity_t *c)
+{
+    sos_txn_abort(txn);
+    CHECK_RC(sos_txn_begin(s_store, true, txn), SOS_OK);
+    CHECK_RC(sos_dir_del_worker(*txn, c->pk), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_put(*txn, c->pk, 5, UINT64_MAX), SOS_OK);
+    CHECK_RC(sos_txn_commit(txn), SOS_OK);
+    CHECK_RC(sos_txn_begin(s_store, false, txn), SOS_OK);
 }
 
 int
@@ -173,6 +204,52 @@ main(void)
     CHECK(sos_core_sync_named(&ctx, txn, &named, true, &held) == SOS_NAMED_IGNORE && held == 3);
     named = s_entry(&c, 4, false);
     CHECK(sos_core_sync_named(&ctx, txn, &named, false, NULL) == SOS_NAMED_IGNORE);
+
+    SECTION("triage: held, stale and tombstoned records are not verified, nor merged");
+    s_tombstone_c(&txn, &c);
+    sos_record_t recs[5];
+    CHECK_RC(sos_dir_get_worker(txn, a.pk, &recs[0], NULL), SOS_OK); /* held byte for byte */
+    s_signed(&recs[1], &a, 2, "tcp://127.0.0.1:9999");               /* stale: a is at 3 */
+    s_signed(&recs[2], &c, 4, "tcp://127.0.0.1:9999");  /* c removed at 5: no resurrection */
+    s_signed(&recs[3], &b, 3, "tcp://127.0.0.1:9999");  /* new: verify, then merge */
+    s_signed(&recs[4], &me, 5, "tcp://127.0.0.1:9999"); /* ours: always verified */
+    sos_sync_ctx_t lan = {.self_id = me.pk, .allow_private = true};
+    uint8_t checks[5];
+    sos_sync_triage_t t;
+    CHECK_RC(sos_core_sync_triage(&lan, txn, recs, 5, checks, &t), SOS_OK);
+    CHECK(checks[0] == SOS_CHECK_HELD && checks[1] == SOS_CHECK_STALE &&
+          checks[2] == SOS_CHECK_TOMBSTONED && checks[3] == SOS_CHECK_VERIFY &&
+          checks[4] == SOS_CHECK_VERIFY);
+    CHECK(t.verify == 2 && t.held == 1 && t.stale == 1 && t.tombstoned == 1 && t.endpoint == 0);
+    SECTION("triage: a record naming an endpoint we may not connect to is refused unchecked");
+    CHECK_RC(sos_core_sync_triage(&ctx, txn, &recs[3], 1, checks, &t), SOS_OK); /* public */
+    CHECK(checks[0] == SOS_CHECK_ENDPOINT && t.endpoint == 1 && t.verify == 0);
+    CHECK_RC(sos_core_sync_triage(&ctx, txn, &recs[4], 1, checks, &t), SOS_OK);
+    CHECK(checks[0] == SOS_CHECK_VERIFY); /* our own: the merge must see a counter ahead */
+
+    SECTION("verify: only what triage left, and one bad signature refuses the message");
+    CHECK_RC(sos_core_sync_triage(&lan, txn, recs, 5, checks, &t), SOS_OK);
+    uint32_t checked = 0;
+    CHECK_RC(sos_core_sync_verify(recs, 5, checks, NULL, NULL, &checked), SOS_OK);
+    CHECK(checked == 2);
+    recs[3].wire[recs[3].wire_len - 1] ^= 1; /* its signature's last byte */
+    CHECK_RC(sos_core_sync_verify(recs, 5, checks, NULL, NULL, &checked), SOS_ERR_SIGNATURE);
+    CHECK(checked == 1);
+    /*  Bytes the caller knows verified already (the simulator's pool) are not checked. */
+    CHECK_RC(sos_core_sync_verify(recs, 5, checks, s_all_good, NULL, &checked), SOS_OK);
+    CHECK(checked == 0);
+    recs[1].wire[recs[1].wire_len - 1] ^= 1; /* stale: never checked, so never refused */
+    recs[3].wire[recs[3].wire_len - 1] ^= 1;
+    CHECK_RC(sos_core_sync_verify(recs, 5, checks, NULL, NULL, &checked), SOS_OK);
+
+    SECTION("settle: a held or verified record of a batch moves its origin's gap");
+    CHECK_RC(sos_gaps_set(gaps, b.pk, 1, 0), SOS_OK);
+    checks[3] = SOS_CHECK_STALE; /* unverified: its version tells nothing */
+    CHECK(!sos_core_sync_settle(gaps, txn, &recs[3], 1, &checks[3], 0));
+    checks[3] = SOS_CHECK_HELD;
+    CHECK(sos_core_sync_settle(gaps, txn, &recs[3], 1, &checks[3], 0));
+    CHECK(!sos_gaps_get(gaps, b.pk, NULL)); /* b's 2 is the highest held: closed */
+    CHECK(!sos_core_sync_settle(NULL, txn, &recs[3], 1, &checks[3], 0));
 
     free(mine);
     sos_gaps_destroy(&gaps);
