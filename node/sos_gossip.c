@@ -5,10 +5,12 @@
     gossip core, whose rules do no I/O and take their times and random draws as arguments:
     the failure detector (sos_fd.h), the exchange's states (sos_core_exchange.h), the
     digest, gaps and batches (sos_core_digest.h), a round's picks (sos_core_pick.h), the
-    triage of records and the verification budget (sos_core_check.h), and the merge rules
-    (sos_merge.h). Data flows one way: frame -> decode -> core -> store transaction ->
-    replies after the commit. What other modules must hear of (a room lost to an earlier
-    creation, a forwarded client's reply) goes to the node, which routes it.
+    triage of records and the verification budget (sos_core_check.h), the decisions of an
+    exchange that the simulator shares (sos_core_sync.h: a DELTA's and a DELTA_ACK's
+    records and wants, which records of a message are verified and merged, what a named
+    suspect means), and the merge rules (sos_merge.h). Data flows one way: frame -> decode -> core
+   -> store transaction -> replies after the commit. What other modules must hear of (a room lost to
+   an earlier creation, a forwarded client's reply) goes to the node, which routes it.
 
     The directory is a set of signed records, each from one origin, and each origin numbers
     the records it signs with one counter (version, with prev the value before it). A node's
