@@ -12,6 +12,7 @@
 
 #include "sos_core_check.h"
 #include "sos_core_digest.h"
+#include "sos_merge.h"
 #include "sos_record.h"
 #include "sos_store.h"
 
@@ -90,6 +91,70 @@ sos_rc sos_core_sync_verify(const sos_record_t *records, uint32_t n, const uint8
     (sos_gaps_settle). True if a gap moved or closed (the digest changed). */
 bool sos_core_sync_settle(sos_gaps_t *gaps, sos_txn_t *txn, const sos_record_t *records, uint32_t n,
                           const uint8_t *checks, uint64_t now_mono);
+
+/*  What the rules for taking a record need to know of the caller's peers: a narrow read
+    interface over its peer table (the node's, or a simulated node's). arg is the caller's. */
+typedef struct {
+    void *arg;
+    /*  origin is a worker the caller lists with a peer of its own, or a genesis node: a
+        record of it is no new key (a worker record held in the store counts too, without
+        asking). */
+    bool (*known)(void *arg, const uint8_t origin[SOS_NODEID_BYTES]);
+    /*  The workers on probation now: listed, no genesis node, never seen answering. */
+    uint32_t (*probation)(void *arg);
+    /*  Another worker than origin answers at url: the caller's last exchange with it, at
+        that url, succeeded. */
+    bool (*answers_at)(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES]);
+} sos_sync_peers_t;
+
+/*  What taking one record depends on beyond sos_sync_ctx_t. */
+typedef struct {
+    const sos_merge_ctx_t *merge;  /* the merge rules' context: self_id, now, the caps */
+    const sos_sync_peers_t *peers; /* the caller's peers */
+    const char *our_url;           /* the endpoint this node advertises */
+    uint64_t tombstone_expires;    /* wall ms: when a tombstone written now expires */
+} sos_sync_take_ctx_t;
+
+/*  What became of one verified record. */
+typedef enum {
+    SOS_TAKE_MERGED,         /* the merge rules ran: merge says what they did */
+    SOS_TAKE_BAD_ENDPOINT,   /* it names an endpoint we may not connect to: refused, never
+                                stored, connected to or passed on (bad_endpoint) */
+    SOS_TAKE_PROBATION,      /* a new worker key while every probation slot is taken:
+                                refused for now (merge_cap, probation_refused) */
+    SOS_TAKE_ENDPOINT_TAKEN, /* another worker's record naming our endpoint, or one where
+                                another worker answers: refused like a removed worker, with a
+                                tombstone at its version (removed: written now) */
+} sos_take_t;
+
+typedef struct {
+    sos_take_t take;
+    sos_merge_result_t merge; /* MERGED: the merge's result; ENDPOINT_TAKEN without removed:
+                                 SOS_MERGE_TOMBSTONED (a tombstone at or above it held) */
+    const char *why;          /* ENDPOINT_TAKEN: why, for the log (static text) */
+    bool removed;             /* ENDPOINT_TAKEN: a tombstone was written now; a worker listed
+                                 under that key is removed (the caller unlists its peer) */
+    uint32_t probation_cap;   /* PROBATION: the cap that is reached, for the log */
+    bool gap;                 /* taken, and its prev is above what we held of its origin:
+                                 the caller opens a gap at gap_version (sos_gaps_set) */
+    uint64_t gap_version;
+    bool displaced_set; /* taken, and it displaced displaced (a room's other owner) */
+    sos_record_t displaced;
+} sos_take_result_t;
+
+/*  Take rec (verified) that came from src, as the node does (PROTOCOL.md, "Costs for
+    strangers"): a record of another origin naming an endpoint we may not connect to is
+    refused; a worker record of a new key is refused while a quarter of
+    merge->max_workers (at least one) are on probation; another worker's record naming
+    our endpoint, or one where another worker answers, is refused like a removed worker
+    (we would never exchange with it, so never count its failures), with a tombstone at
+    its version written in txn; anything else goes through the merge rules
+    (sos_merge_record). A record of our own origin is only merged. For a RUMOR or DIRECT
+    record whose prev is above our digest version of its origin, out->gap says to open a
+    gap. SOS_OK with *out filled; a store error (the caller logs it, and should abort the
+    transaction if it keeps failing). */
+sos_rc sos_core_sync_take(const sos_sync_ctx_t *ctx, const sos_sync_take_ctx_t *tc, sos_txn_t *txn,
+                          const sos_record_t *rec, sos_source_t src, sos_take_result_t *out);
 
 /*  What a peer's naming of an origin as a suspect (a SYNC's suspects, or a removal in its
     digest) means here. */

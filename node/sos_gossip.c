@@ -606,14 +606,7 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
 
 /* ----------------------------------------------------------------- digest ---- */
 
-/*  The digest version of an origin, and the digest: the core's (sos_core_digest.h), over
-    this node's gap table. */
-static uint64_t
-s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
-{
-    return sos_digest_version(self->gaps, txn, origin);
-}
-
+/*  The digest: the core's (sos_core_digest.h), over this node's gap table. */
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
@@ -696,71 +689,9 @@ s_rumor_add(sos_node_t *self, const sos_record_t *rec)
 
 static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 
-/*  Why a worker record names an endpoint where that worker cannot be reached, or NULL: the
-    endpoint is ours, or another worker answers there (our last exchange with it, at that
-    endpoint, succeeded). */
-static const char *
-s_endpoint_taken(sos_node_t *self, const sos_record_t *rec)
-{
-    if (streq(rec->url, self->cfg.advertise))
-        return "that is our own endpoint";
-    sos_peer_t *peer = zhashx_lookup(self->peers, rec->url);
-    if (peer && peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0 &&
-        peer->fd.fail_count == 0 && peer->last_ok > 0)
-        return "another worker answers at that endpoint";
-    return NULL;
-}
-
-/*  Another worker's record that names an endpoint taken (above) is stale (a node that was
-    there before, with another identity) or false. We would never exchange with that worker,
-    so never count its failures, and it would stay listed for good. Refuse it like a removed
-    worker, with a tombstone at its version so that the copies others still relay stay out
-    too; a newer record, or the worker talking to us once the endpoint is free, brings it
-    back. True if rec was refused. */
-static bool
-s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
-{
-    if (rec->kind != SOS_REC_WORKER || memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        return false;
-    const char *why = s_endpoint_taken(self, rec);
-    if (!why)
-        return false;
-    uint64_t version = rec->version, ts_version = 0, ts_expires = 0;
-    if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
-        ts_version >= version) {
-        self->stats.merges[SOS_MERGE_TOMBSTONED]++;
-        return true;
-    }
-    sos_rc rc = sos_merge_remove_worker(txn, rec->origin, version,
-                                        sos_now_ms() + self->tombstone_ttl_ms, NULL);
-    if (rc) {
-        sos_log_error("store: cannot refuse a worker at our endpoint: %s", sos_strerror(rc));
-        return true;
-    }
-    self->digest_dirty = true;
-    self->pass.wrote = true;
-    self->stats.workers_removed++;
-    char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, why);
-    /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
-        with it and list its figures. */
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
-    if (peer && peer->in_dir)
-        s_peer_unlist(self, peer);
-    return true;
-}
-
-/*  Probation. A worker record costs its maker one signature under a fresh key, so caps
-    alone let a few strangers fill --max-workers on every node with workers that do not
-    exist. A worker this node has never exchanged with successfully (last_ok == 0: no
-    signed answer from that key at that url, ever) is on probation, and at most a quarter
-    of --max-workers are: a new worker key beyond that is refused (counted as a cap
-    refusal, and in probation_refused) until a probation worker is promoted by a
-    successful exchange or removed after --max-failures failed ones. So the rest of the
-    cap can only be filled by nodes that really answer at their urls, each from its own
-    endpoint. Genesis nodes are never on probation, and a newer record of a worker held
-    already is not a new key: it is always weighed by the merge rules. */
+/*  Probation (sos_core_sync.c says why): a worker this node has never exchanged with
+    successfully (last_ok == 0: no signed answer from that key at that url, ever) is on
+    probation, and the core refuses new worker keys while a quarter of --max-workers are. */
 static bool
 s_on_probation(const sos_peer_t *p)
 {
@@ -777,28 +708,31 @@ sos_gossip_probation(sos_node_t *self)
     return n;
 }
 
+/*  The peer table as the core reads it (sos_sync_peers_t). */
 static bool
-s_probation_admits(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
+s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
 {
+    sos_node_t *self = arg;
     char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
-    if (peer && (peer->in_dir || peer->is_genesis))
-        return true; /* held already, or a genesis node */
-    if (sos_dir_get_worker(txn, rec->origin, NULL, NULL) == SOS_OK)
-        return true; /* held without a peer of its own (see s_adopt_orphans) */
-    uint32_t cap = self->cfg.max_workers / 4 ? self->cfg.max_workers / 4 : 1;
-    if (sos_gossip_probation(self) < cap)
-        return true;
-    self->stats.merges[SOS_MERGE_CAP]++;
-    self->stats.probation_refused++;
-    if (self->stats.probation_refused == 1)
-        sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
-                        "never seen answering (further refusals at info level)",
-                        hex, cap);
-    else
-        sos_log_info("refused worker %.12s: probation slots full", hex);
-    return false;
+    return peer && (peer->in_dir || peer->is_genesis);
+}
+
+static uint32_t
+s_peers_probation(void *arg)
+{
+    return sos_gossip_probation(arg);
+}
+
+/*  Another worker answers at url: our last exchange with it, at that endpoint, succeeded. */
+static bool
+s_peers_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    sos_node_t *self = arg;
+    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    return peer && peer->id_known && memcmp(peer->id, origin, SOS_NODEID_BYTES) != 0 &&
+           peer->fd.fail_count == 0 && peer->last_ok > 0;
 }
 
 /*  Count and log a record whose endpoint this node may not connect to. It is never stored,
@@ -814,26 +748,50 @@ s_refuse_endpoint(sos_node_t *self, const sos_record_t *rec)
     sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
 }
 
-/*  Take one verified record through the merge rules and act on the outcome. */
+/*  A record the core refused for naming an endpoint taken (sos_core_sync_take): counted,
+    logged, and the worker's peer unlisted if a tombstone was written now. */
+static void
+s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_result_t *out)
+{
+    if (!out->removed) {
+        self->stats.merges[SOS_MERGE_TOMBSTONED]++;
+        return;
+    }
+    self->digest_dirty = true;
+    self->pass.wrote = true;
+    self->stats.workers_removed++;
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, out->why);
+    /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
+        with it and list its figures. */
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && peer->in_dir)
+        s_peer_unlist(self, peer);
+}
+
+/*  A new worker key the core refused: every probation slot is taken. */
+static void
+s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    self->stats.merges[SOS_MERGE_CAP]++;
+    self->stats.probation_refused++;
+    if (self->stats.probation_refused == 1)
+        sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
+                        "never seen answering (further refusals at info level)",
+                        hex, cap);
+    else
+        sos_log_info("refused worker %.12s: probation slots full", hex);
+}
+
+/*  Take one verified record as the core decides (sos_core_sync_take: the endpoint policy,
+    probation, the endpoint another worker holds, the merge rules) and act on the outcome. */
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
-    if (src != SOS_SRC_LOCAL && memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
-        !sos_endpoint_allowed(rec->url, self->allow_private, NULL)) {
-        s_refuse_endpoint(self, rec);
-        return;
-    }
-    if (rec->kind == SOS_REC_WORKER && src != SOS_SRC_LOCAL &&
-        memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
-        !s_probation_admits(self, txn, rec))
-        return;
-    if (s_refuse_at_our_endpoint(self, txn, rec))
-        return;
-    uint64_t before = 0;
-    bool track_gap = src == SOS_SRC_RUMOR || src == SOS_SRC_DIRECT;
-    if (track_gap)
-        before = s_digest_version(self, txn, rec->origin);
-    sos_merge_ctx_t ctx = {
+    sos_merge_ctx_t mctx = {
         .self_id = self->id.pk,
         .now_ms = sos_now_ms(),
         .max_workers = self->cfg.max_workers,
@@ -843,16 +801,40 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         .max_room_lifetime_ms = 30ULL * 86400 * 1000,
         .clock_skew_ms = SOS_REPLAY_WINDOW_MS,
     };
-    sos_merge_result_t result = SOS_MERGE_MAX;
-    sos_record_t *displaced = malloc(sizeof *displaced);
-    bool displaced_set = false;
-    if (!displaced)
+    sos_sync_peers_t peers = {.arg = self,
+                              .known = s_peers_known,
+                              .probation = s_peers_probation,
+                              .answers_at = s_peers_answers_at};
+    sos_sync_take_ctx_t tc = {.merge = &mctx,
+                              .peers = &peers,
+                              .our_url = self->cfg.advertise,
+                              .tombstone_expires = mctx.now_ms + self->tombstone_ttl_ms};
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    sos_take_result_t *out = malloc(sizeof *out);
+    if (!out)
         return;
-    sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
+    sos_rc rc = sos_core_sync_take(&ctx, &tc, txn, rec, src, out);
     if (rc) {
-        sos_log_error("store: merge failed: %s", sos_strerror(rc));
+        sos_log_error("store: %s failed: %s",
+                      out->take == SOS_TAKE_ENDPOINT_TAKEN ? "refusing a worker at a taken endpoint"
+                                                           : "merge",
+                      sos_strerror(rc));
         goto done;
     }
+    switch (out->take) {
+    case SOS_TAKE_BAD_ENDPOINT:
+        s_refuse_endpoint(self, rec);
+        goto done;
+    case SOS_TAKE_PROBATION:
+        s_refused_probation(self, rec, out->probation_cap);
+        goto done;
+    case SOS_TAKE_ENDPOINT_TAKEN:
+        s_refused_at_endpoint(self, rec, out);
+        goto done;
+    case SOS_TAKE_MERGED:
+        break;
+    }
+    sos_merge_result_t result = out->merge;
     self->stats.merges[result]++;
     if ((result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM) &&
         sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
@@ -870,8 +852,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         goto done;
     self->pass.wrote = true;
     self->digest_dirty = true;
-    if (track_gap && rec->prev > before)
-        s_gap_set(self, rec->origin, before);
+    if (out->gap)
+        s_gap_set(self, rec->origin, out->gap_version);
     if (rec->kind == SOS_REC_WORKER) {
         sos_worker_local_t local = {0};
         sos_dir_get_worker(txn, rec->origin, NULL, &local);
@@ -888,15 +870,15 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
             s_unsuspect(p);
         }
     }
-    if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        zlistx_add_end(self->pass.lost_rooms, displaced->room_hash); /* see pass_end */
+    if (out->displaced_set && memcmp(out->displaced.origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        zlistx_add_end(self->pass.lost_rooms, out->displaced.room_hash); /* see pass_end */
     /*  Push on what is new here, except what came by anti-entropy (the peer that sent it
         is busy spreading it already). A worker's own record, heard from it directly, is
         pushed too: that is how a new or restarted node becomes known in a few hops. */
     if (src != SOS_SRC_DELTA)
         s_rumor_add(self, rec);
 done:
-    free(displaced);
+    free(out);
 }
 
 sos_rc

@@ -829,25 +829,123 @@ s_check_resurrection(sim_t *sim, sim_node_t *n, const sos_record_t *rec, sos_sou
                       (unsigned long long)p->removed_version);
 }
 
-/*  Merge one verified record at n; invariant checks around it. */
+/*  Probation, as the node counts it: a worker listed here (in view[]), no genesis node,
+    that this node never saw answer (its local last_ok, kept in the store across restarts). */
+static bool
+s_probation_of(const sim_t *sim, sos_txn_t *txn, uint32_t o)
+{
+    sos_worker_local_t l;
+    return !sim->nodes[o].genesis &&
+           sos_dir_get_worker(txn, sim->nodes[o].id.pk, NULL, &l) == SOS_OK && l.last_ok == 0;
+}
+
+/*  n's probation count made again from its view: after a removal whose worker's stats
+    went with it, and to check the kept count (SOSSIM_CHECK_DIGEST). */
+static uint32_t
+s_probation_count(const sim_t *sim, const sim_node_t *n, sos_txn_t *txn)
+{
+    uint32_t k = 0;
+    for (size_t i = 0; i < n->n_view; i++)
+        k += s_probation_of(sim, txn, n->view[i]);
+    return k;
+}
+
+/*  o is listed at n from now on: into the view, and counted if on probation. */
+static void
+s_list(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t o)
+{
+    if (s_in_view(n, o))
+        return;
+    s_view_add(n, o);
+    if (s_in_view(n, o) && s_probation_of(sim, txn, o))
+        n->n_probation++;
+}
+
+/*  The simulated node's peers as the core reads them (sos_sync_peers_t). */
+typedef struct {
+    sim_t *sim;
+    sim_node_t *n;
+    sos_txn_t *txn;
+} s_peers_t;
+
+static bool
+s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    s_peers_t *a = arg;
+    uint32_t o = sim_lookup(a->sim, origin);
+    return o != UINT32_MAX && (a->sim->nodes[o].genesis || s_in_view(a->n, o));
+}
+
+static uint32_t
+s_peers_probation(void *arg)
+{
+    return ((s_peers_t *)arg)->n->n_probation;
+}
+
+/*  Another worker answers at url: its last exchange with n succeeded (a simulated node's
+    url names its index). */
+static bool
+s_peers_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    s_peers_t *a = arg;
+    unsigned b1, b2, b3, port;
+    if (sscanf(url, "tcp://10.%u.%u.%u:%u", &b1, &b2, &b3, &port) != 4 || port != 7400)
+        return false;
+    uint32_t o = (b1 << 16) | (b2 << 8) | b3;
+    if (o >= a->sim->n_nodes || o == a->n->idx ||
+        memcmp(a->sim->nodes[o].id.pk, origin, SOS_NODEID_BYTES) == 0)
+        return false;
+    sim_peer_t *p = s_peer(a->n, o, false);
+    sos_worker_local_t l;
+    return p && p->fd.fail_count == 0 &&
+           sos_dir_get_worker(a->txn, a->sim->nodes[o].id.pk, NULL, &l) == SOS_OK && l.last_ok;
+}
+
+static void s_unlisted(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target);
+
+/*  Take one verified record at n as the node does (node/sos_core_sync.h:
+    sos_core_sync_take); invariant checks around it. True if it was taken. */
 static bool
 s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
     sos_merge_ctx_t ctx = s_mctx(sim, n);
-    sos_merge_result_t result = SOS_MERGE_MAX;
-    sos_record_t *displaced = malloc(sizeof *displaced);
-    bool displaced_set = false;
     sos_room_local_t before = {0};
     bool had_local =
         rec->kind == SOS_REC_ROOM && sos_dir_room_local_get(txn, rec->room_hash, &before) == SOS_OK;
-    if (!displaced)
+    sos_take_result_t *out = malloc(sizeof *out);
+    if (!out)
         return false;
-    sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
+    s_peers_t pa = {sim, n, txn};
+    sos_sync_peers_t peers = {.arg = &pa,
+                              .known = s_peers_known,
+                              .probation = s_peers_probation,
+                              .answers_at = s_peers_answers_at};
+    sos_sync_take_ctx_t tc = {.merge = &ctx,
+                              .peers = &peers,
+                              .our_url = n->url,
+                              .tombstone_expires = sim->now + sim->tombstone_ttl_ms};
+    sos_sync_ctx_t sctx = {.self_id = n->id.pk, .allow_private = true};
+    sos_rc rc = sos_core_sync_take(&sctx, &tc, txn, rec, src, out);
     if (rc) {
         sim_violation(sim, "node %u: merge failed: %s", n->idx, sos_strerror(rc));
-        free(displaced);
+        free(out);
         return false;
     }
+    if (out->take == SOS_TAKE_PROBATION)
+        sim->probation_refused++;
+    if (out->take == SOS_TAKE_ENDPOINT_TAKEN && out->removed) {
+        uint32_t o = sim_lookup(sim, rec->origin);
+        s_dig_touch(sim, n, txn, rec->origin);
+        if (o != UINT32_MAX)
+            s_unlisted(sim, n, txn, o);
+    }
+    if (out->take != SOS_TAKE_MERGED) {
+        free(out);
+        return false;
+    }
+    sos_merge_result_t result = out->merge;
+    const sos_record_t *displaced = &out->displaced;
+    bool displaced_set = out->displaced_set;
     s_dig_touch(sim, n, txn, rec->origin);
     if (displaced_set)
         s_dig_touch(sim, n, txn, displaced->origin);
@@ -865,7 +963,7 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
         s_check_resurrection(sim, n, rec, src);
         uint32_t o = sim_lookup(sim, rec->origin);
         if (rec->kind == SOS_REC_WORKER && o != UINT32_MAX && o != n->idx) {
-            s_view_add(n, o);
+            s_list(sim, n, txn, o);
             sim_peer_t *p = s_peer(n, o, false);
             if (p && (p->fd.suspect_mono || p->fd.probe) && rec->version > p->fd.suspect_version)
                 sos_fd_clear(&p->fd); /* signed after the suspicion began: it refuted */
@@ -876,8 +974,19 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
             sim_violation(sim, "node %u lost room %s, held since %llu, past the spread bound",
                           n->idx, rec->room_hash, (unsigned long long)before.first_seen);
     }
-    free(displaced);
+    free(out);
     return sos_merge_taken(result);
+}
+
+/*  target's worker record went from n's store with its stats (the core refused it at a
+    taken endpoint): out of the view and its links, and the probation count made again. */
+static void
+s_unlisted(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target)
+{
+    s_view_del(n, target);
+    s_link_close(sim, n->idx, target);
+    n->n_probation = s_probation_count(sim, n, txn);
+    n->dirty = true;
 }
 
 static void s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to);
@@ -1487,11 +1596,13 @@ s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_g
 }
 
 static void
-s_local_ok(sim_t *sim, sos_txn_t *txn, const sim_node_t *peer)
+s_local_ok(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_node_t *peer)
 {
     sos_worker_local_t l;
     if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
         return;
+    if (!l.last_ok && !peer->genesis && s_in_view(n, peer->idx))
+        n->n_probation--; /* promoted: a signed answer from that key at that url */
     l.last_seen = sim->now;
     l.last_ok = sim->now;
     l.fail_count = 0;
@@ -1557,7 +1668,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
             }
             if (n->probes) /* it answered: a late verdict must not count */
                 sos_fd_probe_end(n->probes, sim->nodes[m->from].id.pk);
-            s_local_ok(sim, txn, &sim->nodes[m->from]);
+            s_local_ok(sim, n, txn, &sim->nodes[m->from]);
             x->req_id = 0;
             if (!(msg.flags & SOS_GMSG_IN_SYNC))
                 s_on_sync_ack(sim, n, txn, m->from, &msg);
@@ -1591,6 +1702,8 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     sos_dir_held_max(txn, t->id.pk, &held);
     if (t->genesis)
         sim_violation(sim, "node %u removed genesis node %u", n->idx, target);
+    if (s_in_view(n, target) && s_probation_of(sim, txn, target))
+        n->n_probation--; /* its stats go with its record */
     bool same_side = !sim->partitioned || t->group == n->group;
     if (t->alive && !t->hostile && same_side) {
         sim->false_removals++;
@@ -1637,6 +1750,9 @@ s_round(sim_t *sim, sim_node_t *n)
     if (!txn)
         return;
     sos_fd_round(&n->fd, &sim->fdc, sim->now);
+    if (sim->check_digest && n->n_probation != s_probation_count(sim, n, txn))
+        sim_violation(sim, "node %u: its kept probation count %u differs from its store's %u",
+                      n->idx, n->n_probation, s_probation_count(sim, n, txn));
     if (n->refute_pending)
         s_resign(sim, n, txn);
     uint64_t n_workers = 0;
@@ -2158,13 +2274,15 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
 static int
 s_on_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
 {
-    (void)local;
     void **a = arg;
     sim_t *sim = a[0];
     sim_node_t *n = a[1];
     uint32_t o = sim_lookup(sim, rec->origin);
-    if (o != UINT32_MAX && o != n->idx)
+    if (o != UINT32_MAX && o != n->idx && !s_in_view(n, o)) {
         s_view_add(n, o);
+        if (s_in_view(n, o) && !local->last_ok && !sim->nodes[o].genesis)
+            n->n_probation++;
+    }
     return 0;
 }
 
@@ -2181,6 +2299,7 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->peers = NULL;
     n->cap_peers = n->n_peers = 0;
     n->n_view = 0;
+    n->n_probation = 0;
     if (n->in_view)
         memset(n->in_view, 0, n->n_in_view_words * sizeof *n->in_view);
     memset(n->xchg, 0, sizeof n->xchg);

@@ -2,8 +2,10 @@
     scripted inputs and the results expected: the DELTA for a peer's digest (the records it
     lacks, what we want, the removals it shows), under a byte budget and a gap; the
     DELTA_ACK for what a DELTA wants; the triage of a message's records before any
-    signature is checked, their verification and the gaps they settle; and what a suspect
-    named by a peer means here. */
+    signature is checked, their verification and the gaps they settle; what becomes of a
+    verified record (the endpoint policy, probation, an endpoint another worker holds, no
+    resurrection by stale copies, the gap a rumor opens); and what a suspect named by a
+    peer means here. */
 #define _XOPEN_SOURCE 700
 #include <unistd.h>
 
@@ -83,6 +85,49 @@ s_tombstone_c(sos_txn_t **txn, const sos_identity_t *c)
     CHECK_RC(sos_dir_tombstone_put(*txn, c->pk, 5, UINT64_MAX), SOS_OK);
     CHECK_RC(sos_txn_commit(txn), SOS_OK);
     CHECK_RC(sos_txn_begin(s_store, false, txn), SOS_OK);
+}
+
+/*  A peer table as scripted by a case: who is known, how many are on probation, and which
+    url another worker answers at. */
+typedef struct {
+    const uint8_t *known;
+    uint32_t probation;
+    const char *answered_url;
+    const uint8_t *answered_by;
+} s_peers_t;
+
+static bool
+s_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    const s_peers_t *p = arg;
+    return p->known && memcmp(p->known, origin, SOS_NODEID_BYTES) == 0;
+}
+
+static uint32_t
+s_probation(void *arg)
+{
+    return ((const s_peers_t *)arg)->probation;
+}
+
+static bool
+s_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    const s_peers_t *p = arg;
+    return p->answered_url && strcmp(url, p->answered_url) == 0 &&
+           memcmp(p->answered_by, origin, SOS_NODEID_BYTES) != 0;
+}
+
+/*  Take rec from src in a write transaction of its own, committed. */
+static sos_take_result_t
+s_take(const sos_sync_ctx_t *ctx, const sos_sync_take_ctx_t *tc, const sos_record_t *rec,
+       sos_source_t src)
+{
+    sos_take_result_t out;
+    sos_txn_t *txn = NULL;
+    CHECK_RC(sos_txn_begin(s_store, true, &txn), SOS_OK);
+    CHECK_RC(sos_core_sync_take(ctx, tc, txn, rec, src, &out), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    return out;
 }
 
 int
@@ -252,8 +297,98 @@ main(void)
     CHECK(!sos_core_sync_settle(NULL, txn, &recs[3], 1, &checks[3], 0));
 
     free(mine);
-    sos_gaps_destroy(&gaps);
     sos_txn_abort(&txn);
+
+    SECTION("take: a record naming an endpoint we may not connect to is refused");
+    sos_identity_t dd, e;
+    test_seed_identity(&dd, 180);
+    test_seed_identity(&e, 210);
+    s_peers_t pt = {0};
+    sos_sync_peers_t peers = {
+        .arg = &pt, .known = s_known, .probation = s_probation, .answers_at = s_answers_at};
+    sos_merge_ctx_t mctx = {.self_id = me.pk,
+                            .now_ms = 1700000000000ULL,
+                            .max_workers = 8,
+                            .max_rooms = 100,
+                            .max_rooms_per_origin = 100,
+                            .max_room_lifetime_ms = 30ULL * 86400 * 1000,
+                            .clock_skew_ms = 300000};
+    sos_sync_take_ctx_t tc = {.merge = &mctx,
+                              .peers = &peers,
+                              .our_url = "tcp://10.0.0.1:7400",
+                              .tombstone_expires = UINT64_MAX};
+    sos_record_t rd;
+    s_signed(&rd, &dd, 1, "tcp://127.0.0.1:7401");
+    sos_take_result_t out = s_take(&ctx, &tc, &rd, SOS_SRC_DELTA); /* ctx: public only */
+    CHECK(out.take == SOS_TAKE_BAD_ENDPOINT);
+    sos_record_t mine_rec;
+    s_signed(&mine_rec, &me, 7, "tcp://127.0.0.1:7400");
+    out = s_take(&ctx, &tc, &mine_rec, SOS_SRC_DELTA); /* ours: the merge decides */
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_SELF);
+
+    SECTION("take: a new worker key is not accepted while every probation slot is taken");
+    pt.probation = 2; /* the cap: a quarter of 8 */
+    out = s_take(&lan, &tc, &rd, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_PROBATION && out.probation_cap == 2);
+    CHECK_RC(sos_txn_begin(s_store, false, &txn), SOS_OK);
+    CHECK(sos_dir_get_worker(txn, dd.pk, NULL, NULL) == SOS_ERR_NOT_FOUND);
+    sos_txn_abort(&txn);
+    pt.known = dd.pk; /* a peer of ours already, or a genesis node: no new key */
+    out = s_take(&lan, &tc, &rd, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_NEW);
+    pt.known = NULL;
+    s_signed(&rd, &dd, 2, "tcp://127.0.0.1:7401"); /* held already: weighed by the merge */
+    out = s_take(&lan, &tc, &rd, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_UPDATED);
+    pt.probation = 1;
+    sos_record_t re;
+    s_signed(&re, &e, 1, "tcp://127.0.0.1:7402");
+    out = s_take(&lan, &tc, &re, SOS_SRC_RUMOR); /* a slot free */
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_NEW);
+    pt.probation = 0;
+
+    SECTION("take: a worker at an endpoint another listed worker answers at is refused");
+    pt.answered_url = "tcp://127.0.0.1:7402"; /* e answered us there */
+    pt.answered_by = e.pk;
+    s_signed(&rd, &dd, 3, "tcp://127.0.0.1:7402");
+    out = s_take(&lan, &tc, &rd, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_ENDPOINT_TAKEN && out.removed && out.why);
+    CHECK_RC(sos_txn_begin(s_store, false, &txn), SOS_OK);
+    uint64_t ts_v = 0, ts_exp = 0;
+    CHECK(sos_dir_get_worker(txn, dd.pk, NULL, NULL) == SOS_ERR_NOT_FOUND); /* d is removed */
+    CHECK(sos_dir_tombstone_get(txn, dd.pk, &ts_v, &ts_exp) == SOS_OK && ts_v == 3);
+    sos_txn_abort(&txn);
+    out = s_take(&lan, &tc, &rd, SOS_SRC_RUMOR); /* again: the tombstone holds it out */
+    CHECK(out.take == SOS_TAKE_ENDPOINT_TAKEN && !out.removed && out.merge == SOS_MERGE_TOMBSTONED);
+    out = s_take(&lan, &tc, &re, SOS_SRC_RUMOR); /* e itself: its own endpoint */
+    CHECK(out.take == SOS_TAKE_MERGED);
+    s_signed(&re, &e, 2, "tcp://10.0.0.1:7400"); /* naming our endpoint */
+    out = s_take(&lan, &tc, &re, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_ENDPOINT_TAKEN && out.removed);
+    pt.answered_url = NULL;
+
+    SECTION("take: a tombstoned worker is not brought back by an older or equal record");
+    s_signed(&rd, &dd, 2, "tcp://127.0.0.1:7401");
+    out = s_take(&lan, &tc, &rd, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_TOMBSTONED);
+    s_signed(&rd, &dd, 3, "tcp://127.0.0.1:7401");
+    out = s_take(&lan, &tc, &rd, SOS_SRC_RUMOR);
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_TOMBSTONED);
+    /*  but by a newer one, or by the worker's own word (it is alive, talking to us) */
+    out = s_take(&lan, &tc, &rd, SOS_SRC_DIRECT);
+    CHECK(out.take == SOS_TAKE_MERGED && sos_merge_taken(out.merge));
+
+    SECTION("take: a rumor whose prev is above what we hold opens a gap; a delta does not");
+    s_signed(&rd, &dd, 9, "tcp://127.0.0.1:7401"); /* prev 8, we hold 3 */
+    sos_sync_ctx_t lan_gaps = {.self_id = me.pk, .gaps = gaps, .allow_private = true};
+    out = s_take(&lan_gaps, &tc, &rd, SOS_SRC_RUMOR);
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_UPDATED);
+    CHECK(out.gap && out.gap_version == 3);
+    s_signed(&rd, &dd, 11, "tcp://127.0.0.1:7401");
+    out = s_take(&lan_gaps, &tc, &rd, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_MERGED && !out.gap);
+
+    sos_gaps_destroy(&gaps);
     sos_store_destroy(&s_store);
     test_rmtree(dir);
     return test_done("test_core_sync");
