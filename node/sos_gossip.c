@@ -7,8 +7,9 @@
     digest, gaps and batches (sos_core_digest.h), a round's picks (sos_core_pick.h), the
     triage of records and the verification budget (sos_core_check.h), the decisions of an
     exchange that the simulator shares (sos_core_sync.h: a DELTA's and a DELTA_ACK's
-    records and wants, which records of a message are verified and merged, what a named
-    suspect means), and the merge rules (sos_merge.h). Data flows one way: frame -> decode -> core
+    records and wants, which records of a message are verified, what becomes of each:
+    the endpoint policy, probation, an endpoint another worker holds, the merge rules of
+    sos_merge.h; what a named suspect means). Data flows one way: frame -> decode -> core
    -> store transaction -> replies after the commit. What other modules must hear of (a room lost to
    an earlier creation, a forwarded client's reply) goes to the node, which routes it.
 

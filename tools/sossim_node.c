@@ -19,14 +19,14 @@
     detector (node/sos_fd.c), the real record and message codecs (protocol/), the store
     API (store/, memory backend), and the node's own decisions of an exchange
     (node/sos_core_sync.c: what a DELTA and a DELTA_ACK carry, which records of a message
-    are verified and merged, what a suspect named by a peer means). The exchange loop that
+    are verified, what becomes of each (the endpoint policy, probation, an endpoint another
+    worker holds, the merge), what a suspect named by a peer means). The exchange loop that
     ties them together is still a stand-in written here, to be replaced by the node's own
     once the rest of the handling of SYNC moves out of node/sos_gossip.c into the core. It
     follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
     digest exchange only when the hashes differ, deltas both ways, suspects named in every
-    SYNC) with one change found for scale: the digest goes by buckets. Not modelled yet:
-    probation and the endpoint another worker holds (the node's s_apply), and the gap
-    table (a simulated node keeps none).
+    SYNC) with one change found for scale: the digest goes by buckets. Not modelled: the
+    gap table (a simulated node keeps none), and the verification budget.
 
     Digests by bucket (the design for 10,000 nodes)
 
