@@ -9,9 +9,10 @@
     exchange that the simulator shares (sos_core_sync.h: a DELTA's and a DELTA_ACK's
     records and wants, which records of a message are verified, what becomes of each:
     the endpoint policy, probation, an endpoint another worker holds, the merge rules of
-    sos_merge.h; what a named suspect means). Data flows one way: frame -> decode -> core
-   -> store transaction -> replies after the commit. What other modules must hear of (a room lost to
-   an earlier creation, a forwarded client's reply) goes to the node, which routes it.
+    sos_merge.h; what a named suspect means). Data flows one way: frame, decode, core,
+    store transaction, replies after the commit. What other modules must hear of (a room
+    lost to an earlier creation, a forwarded client's reply) goes to the node, which
+    routes it.
 
     The directory is a set of signed records, each from one origin, and each origin numbers
     the records it signs with one counter (version, with prev the value before it). A node's
