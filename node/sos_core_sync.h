@@ -1,7 +1,8 @@
 /*  sos_core_sync.h: the gossip core's decisions in an anti-entropy exchange, once for the
     node (node/sos_gossip.c) and the simulator (tools/sossim_node.c): what a DELTA carries
-    given the two digests, what a DELTA_ACK carries given what was asked for, and what a
-    suspect named by a peer (in a SYNC, or as a removal in its digest) means here. No
+    given the two digests, what a DELTA_ACK carries given what was asked for, which records
+    of a message are worth a signature check, what becomes of a verified record, and what
+    a suspect named by a peer (in a SYNC, or as a removal in its digest) means here. No
     frames, no clock, no socket, no log: inputs in, a result out; it reads the store
     through the transaction it is given. The caller encodes, sends, counts and logs. */
 #ifndef SOS_CORE_SYNC_H
@@ -49,7 +50,7 @@ sos_rc sos_core_sync_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest
 
 /*  The DELTA_ACK for a DELTA that wants (origin, version) pairs: our records of each above
     that version, up to our gap in it, within the same caps (more: the peer asks again).
-    want is not kept. SOS_OK; SOS_ERR_NOMEM (out is then empty). */
+    want is not kept. SOS_OK (without memory the batch stops early and says more). */
 sos_rc sos_core_sync_delta_ack(const sos_sync_ctx_t *ctx, sos_txn_t *txn,
                                const sos_digest_entry_t *want, uint32_t n_want,
                                sos_sync_delta_t *out);
