@@ -1,11 +1,26 @@
 /*  sos_core_sync.c: the decisions of an anti-entropy exchange (what a DELTA and a
     DELTA_ACK carry, which records are worth a signature check, what becomes of a
     verified record, what a named suspect means), shared by the node and the simulator. */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sos_core_sync.h"
 #include "sos_endpoint.h"
+
+bool
+sos_core_sync_in_sync(const uint8_t ours[SOS_DIGEST_HASH_BYTES], uint32_t n_ours,
+                      const uint8_t theirs[SOS_DIGEST_HASH_BYTES], uint32_t n_theirs)
+{
+    return n_ours == n_theirs && sodium_memcmp(ours, theirs, SOS_DIGEST_HASH_BYTES) == 0;
+}
+
+bool
+sos_core_sync_self_ok(const sos_record_t *self_rec, const uint8_t sender[SOS_NODEID_BYTES])
+{
+    return self_rec->kind == SOS_REC_WORKER &&
+           memcmp(self_rec->origin, sender, SOS_NODEID_BYTES) == 0;
+}
 
 static void
 s_batch_init(const sos_sync_ctx_t *ctx, sos_sync_delta_t *out)

@@ -25,6 +25,18 @@ typedef struct {
     bool allow_private;     /* records may name non-public addresses (sos_endpoint_allowed) */
 } sos_sync_ctx_t;
 
+/*  The answer to a SYNC: true (IN_SYNC, nothing more) if the peer's digest hash and count
+    are ours; else the SYNC_ACK carries our digest (the node's; the simulator's carries a
+    hash per bucket of it). The hash is compared in constant time: it is no secret, but
+    nothing here should depend on where two hashes differ. */
+bool sos_core_sync_in_sync(const uint8_t ours[SOS_DIGEST_HASH_BYTES], uint32_t n_ours,
+                           const uint8_t theirs[SOS_DIGEST_HASH_BYTES], uint32_t n_theirs);
+
+/*  The record a SYNC or SYNC_ACK carries as its sender's own (self) is taken, as a sign
+    of life (SOS_SRC_DIRECT), only if it is the sender's worker record: true then. A record
+    of anyone else is dropped (wrong_sender), the rest of the message is not. */
+bool sos_core_sync_self_ok(const sos_record_t *self_rec, const uint8_t sender[SOS_NODEID_BYTES]);
+
 /*  A DELTA or DELTA_ACK to send. All zero: empty; sos_sync_delta_release frees it. */
 typedef struct {
     sos_batch_t batch;        /* the records, in origin order, each origin's ascending */

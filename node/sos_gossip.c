@@ -1816,8 +1816,7 @@ s_apply_self(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const 
 {
     if (!msg->has_self)
         return;
-    if (msg->self.kind != SOS_REC_WORKER ||
-        memcmp(msg->self.origin, env->sender, SOS_NODEID_BYTES) != 0) {
+    if (!sos_core_sync_self_ok(&msg->self, env->sender)) {
         sos_node_drop(self, SOS_DROP_WRONG_SENDER, "self record of another node");
         return;
     }
@@ -1889,8 +1888,7 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
     reply.n_origins = self->digest_n;
     sos_digest_entry_t *digest = NULL;
-    if (msg->n_origins == self->digest_n &&
-        sodium_memcmp(msg->hash, self->digest_hash, SOS_DIGEST_HASH_BYTES) == 0)
+    if (sos_core_sync_in_sync(self->digest_hash, self->digest_n, msg->hash, msg->n_origins))
         reply.flags = SOS_GMSG_IN_SYNC;
     else if (!self->digest_dirty) {
         /*  The digest as built for the hash: anyone may send SYNCs, and building it walks

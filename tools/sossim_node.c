@@ -1545,7 +1545,7 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
     memcpy(out.hash, s_digest_hash(sim, n), sizeof out.hash);
     out.n_origins = n->n_dig;
     sos_digest_entry_t *sums_e = NULL;
-    if (memcmp(msg->hash, n->hash, sizeof n->hash) == 0 && msg->n_origins == n->n_dig)
+    if (sos_core_sync_in_sync(n->hash, n->n_dig, msg->hash, msg->n_origins))
         out.flags = SOS_GMSG_IN_SYNC;
     else {
         uint32_t nb = s_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
@@ -1633,11 +1633,8 @@ s_deliver(sim_t *sim, sim_msg_t *m)
     }
     sos_gmsg_t msg;
     sos_rc rc = sos_gmsg_decode_unverified(&msg, m->body, m->len);
-    /*  The sender's own record must be the sender's: the network knows who sent. It is
-        only parsed by the decode: verify it here. */
-    if (rc == SOS_OK && msg.has_self &&
-        memcmp(msg.self.origin, sim->nodes[m->from].id.pk, SOS_NODEID_BYTES) != 0)
-        rc = SOS_ERR_SIGNATURE;
+    /*  The sender's own record is only parsed by the decode: verify it here. One that does
+        not verify rejects the message, as any bad record does. */
     if (rc == SOS_OK && msg.has_self && !s_verified(sim, &msg.self)) {
         sos_record_t check;
         rc = sos_record_decode(&check, msg.self.wire, msg.self.wire_len);
@@ -1647,8 +1644,13 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         sos_gmsg_release(&msg);
         return;
     }
-    if (msg.has_self)
+    /*  Taken as a sign of life only if it is the sender's own worker record (the network
+        knows who sent): another's is dropped, and the rest of the message taken, as the
+        node does (sos_core_sync_self_ok). */
+    if (msg.has_self && sos_core_sync_self_ok(&msg.self, sim->nodes[m->from].id.pk))
         s_merge(sim, n, txn, &msg.self, SOS_SRC_DIRECT);
+    else if (msg.has_self)
+        n->dropped_bad++;
     s_on_suspects(sim, n, txn, m->from, &msg);
     switch (m->type) {
     case MSG_SYNC:

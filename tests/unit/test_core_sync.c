@@ -1,11 +1,11 @@
 /*  test_core_sync.c: the gossip core's exchange decisions over a real LMDB store, as
     scripted inputs and the results expected: the DELTA for a peer's digest (the records it
     lacks, what we want, the removals it shows), under a byte budget and a gap; the
-    DELTA_ACK for what a DELTA wants; the triage of a message's records before any
-    signature is checked, their verification and the gaps they settle; what becomes of a
-    verified record (the endpoint policy, probation, an endpoint another worker holds, no
-    resurrection by stale copies, the gap a rumor opens); and what a suspect named by a
-    peer means here. */
+    DELTA_ACK for what a DELTA wants; when a SYNC is answered in sync, and whose self
+    record is taken; the triage of a message's records before any signature is checked,
+    their verification and the gaps they settle; what becomes of a verified record (the
+    endpoint policy, probation, an endpoint another worker holds, no resurrection by stale
+    copies, the gap a rumor opens); and what a suspect named by a peer means here. */
 #define _XOPEN_SOURCE 700
 #include <unistd.h>
 
@@ -156,6 +156,19 @@ main(void)
     sos_sync_ctx_t ctx = {.self_id = me.pk};
     sos_txn_t *txn = NULL;
     CHECK_RC(sos_txn_begin(s_store, false, &txn), SOS_OK);
+
+    SECTION("a SYNC is answered in sync only if both the hash and the count are ours");
+    uint8_t h1[SOS_DIGEST_HASH_BYTES] = {1, 2, 3}, h2[SOS_DIGEST_HASH_BYTES] = {1, 2, 4};
+    CHECK(sos_core_sync_in_sync(h1, 5, h1, 5));
+    CHECK(!sos_core_sync_in_sync(h1, 5, h2, 5));
+    CHECK(!sos_core_sync_in_sync(h1, 5, h1, 6)); /* equal hashes, another count */
+    SECTION("a SYNC's self record is taken only if it is its sender's worker record");
+    sos_record_t self_rec;
+    s_signed(&self_rec, &a, 3, "tcp://127.0.0.1:9999");
+    CHECK(sos_core_sync_self_ok(&self_rec, a.pk));
+    CHECK(!sos_core_sync_self_ok(&self_rec, b.pk)); /* a's, relayed by b */
+    self_rec.kind = SOS_REC_ROOM;
+    CHECK(!sos_core_sync_self_ok(&self_rec, a.pk));
 
     SECTION("a peer that lacks a's 3 records gets exactly those, in version order");
     /*  The peer lists nothing of a, b at 5 (ahead), us at 9 (a record of ours we lack: never
