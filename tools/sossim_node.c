@@ -1198,14 +1198,18 @@ s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
     }
 }
 
-/*  Encode and queue a message with n's record and suspects. */
+/*  Encode and queue a message. As the node's: a SYNC and a SYNC_ACK carry n's record (a
+    sign of life), and a SYNC the suspects n names; the others neither. */
 static void
 s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t *msg,
         const uint8_t *const *wires, const size_t *lens, uint32_t n_wires)
 {
-    msg->has_self = true;
-    msg->self = n->self;
-    s_suspects(sim, n, msg);
+    msg->has_self = type == MSG_SYNC || type == MSG_SYNC_ACK;
+    if (msg->has_self)
+        msg->self = n->self;
+    msg->n_suspects = 0;
+    if (type == MSG_SYNC)
+        s_suspects(sim, n, msg);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (sos_gmsg_encode(&sb, msg, wires, lens, n_wires) == SOS_OK) {
@@ -1651,7 +1655,8 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         s_merge(sim, n, txn, &msg.self, SOS_SRC_DIRECT);
     else if (msg.has_self)
         n->dropped_bad++;
-    s_on_suspects(sim, n, txn, m->from, &msg);
+    if (m->type == MSG_SYNC)
+        s_on_suspects(sim, n, txn, m->from, &msg);
     switch (m->type) {
     case MSG_SYNC:
         s_on_sync(sim, n, txn, m->from, &msg);
