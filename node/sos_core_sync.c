@@ -36,7 +36,9 @@ sos_core_sync_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest_entry_
 {
     s_batch_init(ctx, out);
     /*  give has at most one entry per origin of ours, want and removed one per origin of
-        theirs (bounded by the decoder): nothing here is sized by more than the two digests. */
+        theirs, which the decoder bounds: nothing here is sized by more than that bound. */
+    if (n_theirs > SOS_DIGEST_MAX)
+        return SOS_ERR_TOO_LARGE;
     sos_digest_entry_t *give = calloc(n_mine ? n_mine : 1, sizeof *give);
     out->want = calloc(n_theirs ? n_theirs : 1, sizeof *out->want);
     out->removed = calloc(n_theirs ? n_theirs : 1, sizeof *out->removed);

@@ -55,7 +55,8 @@ typedef struct {
     a want at our version (never our own origin: only we sign our records); and the
     removals it shows of origins we hold (sos_digest_removed_here; our own included: we
     were removed while alive), which the caller weighs with sos_core_sync_named. Both
-    arrays are sorted by origin in place. SOS_OK; SOS_ERR_NOMEM (out is then empty). */
+    arrays are sorted by origin in place. SOS_OK; SOS_ERR_TOO_LARGE if n_theirs is above
+    SOS_DIGEST_MAX; SOS_ERR_NOMEM (out is then empty). */
 sos_rc sos_core_sync_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest_entry_t *mine,
                            uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs,
                            sos_sync_delta_t *out);

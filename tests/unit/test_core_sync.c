@@ -193,6 +193,11 @@ main(void)
     sos_sync_delta_release(&d);
     CHECK(d.batch.n == 0 && d.want == NULL && d.removed == NULL);
 
+    SECTION("a digest longer than any peer may send is refused, nothing allocated for it");
+    CHECK_RC(sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs, SOS_DIGEST_MAX + 1, &d),
+             SOS_ERR_TOO_LARGE);
+    CHECK(d.batch.n == 0 && d.want == NULL && d.removed == NULL);
+
     SECTION("a peer as far as we are on every origin gets nothing and is asked for nothing");
     sos_digest_entry_t same[4];
     memcpy(same, mine, sizeof same);
