@@ -233,16 +233,26 @@ s_entry_cmp(const void *a, const void *b)
                   SOS_NODEID_BYTES);
 }
 
+static bool
+s_sorted(const sos_digest_entry_t *e, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++)
+        if (s_entry_cmp(&e[i - 1], &e[i]) > 0)
+            return false;
+    return true;
+}
+
 void
 sos_digest_diff(const uint8_t self_id[SOS_NODEID_BYTES], sos_digest_entry_t *mine, uint32_t n_mine,
                 sos_digest_entry_t *theirs, uint32_t n_theirs, sos_digest_entry_t *give,
                 uint32_t *n_give, sos_digest_entry_t *want, uint32_t *n_want,
                 sos_digest_entry_t *removed, uint32_t *n_removed)
 {
-    /*  An empty digest may have no array, and qsort must not be given NULL even for 0. */
-    if (n_theirs)
+    /*  An empty digest may have no array, and qsort must not be given NULL even for 0. A
+        digest built here (sos_digest_build) or kept in order comes sorted: not again. */
+    if (n_theirs && !s_sorted(theirs, n_theirs))
         qsort(theirs, n_theirs, sizeof *theirs, s_entry_cmp);
-    if (n_mine)
+    if (n_mine && !s_sorted(mine, n_mine))
         qsort(mine, n_mine, sizeof *mine, s_entry_cmp);
     uint32_t i = 0, j = 0;
     *n_give = *n_want = 0;
@@ -282,7 +292,8 @@ s_batch_each(void *arg, const uint8_t *wire, size_t len, uint64_t version)
     sos_batch_t *b = arg;
     if (version > b->limit)
         return 1;
-    if (b->n == SOS_BATCH_MAX || b->used + len > SOS_DELTA_BYTES_MAX) {
+    size_t max = b->max_bytes ? b->max_bytes : SOS_DELTA_BYTES_MAX;
+    if (b->n == SOS_BATCH_MAX || b->used + len > max) {
         b->full = true;
         return 1;
     }

@@ -112,8 +112,9 @@ typedef struct {
     size_t lens[SOS_BATCH_MAX];
     const uint8_t *wires[SOS_BATCH_MAX];
     uint32_t n;
-    bool full;      /* more was wanted than fits (SOS_BATCH_MAX, SOS_DELTA_BYTES_MAX) */
-    uint64_t limit; /* the highest version of the current origin to send */
+    bool full;        /* more was wanted than fits (SOS_BATCH_MAX, max_bytes) */
+    uint64_t limit;   /* the highest version of the current origin to send */
+    size_t max_bytes; /* record bytes at most; 0: SOS_DELTA_BYTES_MAX */
 } sos_batch_t;
 
 /*  Collect into b the records of each wanted (origin, version): those above version, up to

@@ -5,10 +5,14 @@
     gossip core, whose rules do no I/O and take their times and random draws as arguments:
     the failure detector (sos_fd.h), the exchange's states (sos_core_exchange.h), the
     digest, gaps and batches (sos_core_digest.h), a round's picks (sos_core_pick.h), the
-    triage of records and the verification budget (sos_core_check.h), and the merge rules
-    (sos_merge.h). Data flows one way: frame -> decode -> core -> store transaction ->
-    replies after the commit. What other modules must hear of (a room lost to an earlier
-    creation, a forwarded client's reply) goes to the node, which routes it.
+    triage of records and the verification budget (sos_core_check.h), the decisions of an
+    exchange that the simulator shares (sos_core_sync.h: a DELTA's and a DELTA_ACK's
+    records and wants, which records of a message are verified, what becomes of each:
+    the endpoint policy, probation, an endpoint another worker holds, the merge rules of
+    sos_merge.h; what a named suspect means). Data flows one way: frame, decode, core,
+    store transaction, replies after the commit. What other modules must hear of (a room
+    lost to an earlier creation, a forwarded client's reply) goes to the node, which
+    routes it.
 
     The directory is a set of signed records, each from one origin, and each origin numbers
     the records it signs with one counter (version, with prev the value before it). A node's
@@ -42,6 +46,7 @@
 
 #include "sos_core_check.h"
 #include "sos_core_pick.h"
+#include "sos_core_sync.h"
 #include "sos_endpoint.h"
 #include "sos_node_int.h"
 #include "sos_peer.h"
@@ -606,18 +611,19 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
 
 /* ----------------------------------------------------------------- digest ---- */
 
-/*  The digest version of an origin, and the digest: the core's (sos_core_digest.h), over
-    this node's gap table. */
-static uint64_t
-s_digest_version(sos_node_t *self, sos_txn_t *txn, const uint8_t origin[SOS_NODEID_BYTES])
-{
-    return sos_digest_version(self->gaps, txn, origin);
-}
-
+/*  The digest: the core's (sos_core_digest.h), over this node's gap table. */
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
     return sos_digest_build(self->gaps, txn, n);
+}
+
+/*  The exchange's decisions (sos_core_sync.h) over this node's id and gap table. */
+static sos_sync_ctx_t
+s_sync_ctx(const sos_node_t *self)
+{
+    return (sos_sync_ctx_t){
+        .self_id = self->id.pk, .gaps = self->gaps, .allow_private = self->allow_private};
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -688,71 +694,9 @@ s_rumor_add(sos_node_t *self, const sos_record_t *rec)
 
 static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 
-/*  Why a worker record names an endpoint where that worker cannot be reached, or NULL: the
-    endpoint is ours, or another worker answers there (our last exchange with it, at that
-    endpoint, succeeded). */
-static const char *
-s_endpoint_taken(sos_node_t *self, const sos_record_t *rec)
-{
-    if (streq(rec->url, self->cfg.advertise))
-        return "that is our own endpoint";
-    sos_peer_t *peer = zhashx_lookup(self->peers, rec->url);
-    if (peer && peer->id_known && memcmp(peer->id, rec->origin, SOS_NODEID_BYTES) != 0 &&
-        peer->fd.fail_count == 0 && peer->last_ok > 0)
-        return "another worker answers at that endpoint";
-    return NULL;
-}
-
-/*  Another worker's record that names an endpoint taken (above) is stale (a node that was
-    there before, with another identity) or false. We would never exchange with that worker,
-    so never count its failures, and it would stay listed for good. Refuse it like a removed
-    worker, with a tombstone at its version so that the copies others still relay stay out
-    too; a newer record, or the worker talking to us once the endpoint is free, brings it
-    back. True if rec was refused. */
-static bool
-s_refuse_at_our_endpoint(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
-{
-    if (rec->kind != SOS_REC_WORKER || memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        return false;
-    const char *why = s_endpoint_taken(self, rec);
-    if (!why)
-        return false;
-    uint64_t version = rec->version, ts_version = 0, ts_expires = 0;
-    if (sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires) == SOS_OK &&
-        ts_version >= version) {
-        self->stats.merges[SOS_MERGE_TOMBSTONED]++;
-        return true;
-    }
-    sos_rc rc = sos_merge_remove_worker(txn, rec->origin, version,
-                                        sos_now_ms() + self->tombstone_ttl_ms, NULL);
-    if (rc) {
-        sos_log_error("store: cannot refuse a worker at our endpoint: %s", sos_strerror(rc));
-        return true;
-    }
-    self->digest_dirty = true;
-    self->pass.wrote = true;
-    self->stats.workers_removed++;
-    char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, why);
-    /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
-        with it and list its figures. */
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
-    if (peer && peer->in_dir)
-        s_peer_unlist(self, peer);
-    return true;
-}
-
-/*  Probation. A worker record costs its maker one signature under a fresh key, so caps
-    alone let a few strangers fill --max-workers on every node with workers that do not
-    exist. A worker this node has never exchanged with successfully (last_ok == 0: no
-    signed answer from that key at that url, ever) is on probation, and at most a quarter
-    of --max-workers are: a new worker key beyond that is refused (counted as a cap
-    refusal, and in probation_refused) until a probation worker is promoted by a
-    successful exchange or removed after --max-failures failed ones. So the rest of the
-    cap can only be filled by nodes that really answer at their urls, each from its own
-    endpoint. Genesis nodes are never on probation, and a newer record of a worker held
-    already is not a new key: it is always weighed by the merge rules. */
+/*  Probation (sos_core_sync.c says why): a worker this node has never exchanged with
+    successfully (last_ok == 0: no signed answer from that key at that url, ever) is on
+    probation, and the core refuses new worker keys while a quarter of --max-workers are. */
 static bool
 s_on_probation(const sos_peer_t *p)
 {
@@ -769,28 +713,31 @@ sos_gossip_probation(sos_node_t *self)
     return n;
 }
 
+/*  The peer table as the core reads it (sos_sync_peers_t). */
 static bool
-s_probation_admits(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec)
+s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
 {
+    sos_node_t *self = arg;
     char hex[SOS_NODEID_HEX + 1];
-    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_hex(hex, origin, SOS_NODEID_BYTES);
     sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
-    if (peer && (peer->in_dir || peer->is_genesis))
-        return true; /* held already, or a genesis node */
-    if (sos_dir_get_worker(txn, rec->origin, NULL, NULL) == SOS_OK)
-        return true; /* held without a peer of its own (see s_adopt_orphans) */
-    uint32_t cap = self->cfg.max_workers / 4 ? self->cfg.max_workers / 4 : 1;
-    if (sos_gossip_probation(self) < cap)
-        return true;
-    self->stats.merges[SOS_MERGE_CAP]++;
-    self->stats.probation_refused++;
-    if (self->stats.probation_refused == 1)
-        sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
-                        "never seen answering (further refusals at info level)",
-                        hex, cap);
-    else
-        sos_log_info("refused worker %.12s: probation slots full", hex);
-    return false;
+    return peer && (peer->in_dir || peer->is_genesis);
+}
+
+static uint32_t
+s_peers_probation(void *arg)
+{
+    return sos_gossip_probation(arg);
+}
+
+/*  Another worker answers at url: our last exchange with it, at that endpoint, succeeded. */
+static bool
+s_peers_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    sos_node_t *self = arg;
+    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    return peer && peer->id_known && memcmp(peer->id, origin, SOS_NODEID_BYTES) != 0 &&
+           peer->fd.fail_count == 0 && peer->last_ok > 0;
 }
 
 /*  Count and log a record whose endpoint this node may not connect to. It is never stored,
@@ -806,26 +753,50 @@ s_refuse_endpoint(sos_node_t *self, const sos_record_t *rec)
     sos_node_drop(self, SOS_DROP_BAD_ENDPOINT, what);
 }
 
-/*  Take one verified record through the merge rules and act on the outcome. */
+/*  A record the core refused for naming an endpoint taken (sos_core_sync_take): counted,
+    logged, and the worker's peer unlisted if a tombstone was written now. */
+static void
+s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_result_t *out)
+{
+    if (!out->removed) {
+        self->stats.merges[SOS_MERGE_TOMBSTONED]++;
+        return;
+    }
+    self->digest_dirty = true;
+    self->pass.wrote = true;
+    self->stats.workers_removed++;
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, out->why);
+    /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
+        with it and list its figures. */
+    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    if (peer && peer->in_dir)
+        s_peer_unlist(self, peer);
+}
+
+/*  A new worker key the core refused: every probation slot is taken. */
+static void
+s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
+{
+    char hex[SOS_NODEID_HEX + 1];
+    sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
+    self->stats.merges[SOS_MERGE_CAP]++;
+    self->stats.probation_refused++;
+    if (self->stats.probation_refused == 1)
+        sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
+                        "never seen answering (further refusals at info level)",
+                        hex, cap);
+    else
+        sos_log_info("refused worker %.12s: probation slots full", hex);
+}
+
+/*  Take one verified record as the core decides (sos_core_sync_take: the endpoint policy,
+    probation, the endpoint another worker holds, the merge rules) and act on the outcome. */
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
-    if (src != SOS_SRC_LOCAL && memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
-        !sos_endpoint_allowed(rec->url, self->allow_private, NULL)) {
-        s_refuse_endpoint(self, rec);
-        return;
-    }
-    if (rec->kind == SOS_REC_WORKER && src != SOS_SRC_LOCAL &&
-        memcmp(rec->origin, self->id.pk, SOS_NODEID_BYTES) != 0 &&
-        !s_probation_admits(self, txn, rec))
-        return;
-    if (s_refuse_at_our_endpoint(self, txn, rec))
-        return;
-    uint64_t before = 0;
-    bool track_gap = src == SOS_SRC_RUMOR || src == SOS_SRC_DIRECT;
-    if (track_gap)
-        before = s_digest_version(self, txn, rec->origin);
-    sos_merge_ctx_t ctx = {
+    sos_merge_ctx_t mctx = {
         .self_id = self->id.pk,
         .now_ms = sos_now_ms(),
         .max_workers = self->cfg.max_workers,
@@ -835,16 +806,40 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         .max_room_lifetime_ms = 30ULL * 86400 * 1000,
         .clock_skew_ms = SOS_REPLAY_WINDOW_MS,
     };
-    sos_merge_result_t result = SOS_MERGE_MAX;
-    sos_record_t *displaced = malloc(sizeof *displaced);
-    bool displaced_set = false;
-    if (!displaced)
+    sos_sync_peers_t peers = {.arg = self,
+                              .known = s_peers_known,
+                              .probation = s_peers_probation,
+                              .answers_at = s_peers_answers_at};
+    sos_sync_take_ctx_t tc = {.merge = &mctx,
+                              .peers = &peers,
+                              .our_url = self->cfg.advertise,
+                              .tombstone_expires = mctx.now_ms + self->tombstone_ttl_ms};
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    sos_take_result_t *out = malloc(sizeof *out);
+    if (!out)
         return;
-    sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
+    sos_rc rc = sos_core_sync_take(&ctx, &tc, txn, rec, src, out);
     if (rc) {
-        sos_log_error("store: merge failed: %s", sos_strerror(rc));
+        sos_log_error("store: %s failed: %s",
+                      out->take == SOS_TAKE_ENDPOINT_TAKEN ? "refusing a worker at a taken endpoint"
+                                                           : "merge",
+                      sos_strerror(rc));
         goto done;
     }
+    switch (out->take) {
+    case SOS_TAKE_BAD_ENDPOINT:
+        s_refuse_endpoint(self, rec);
+        goto done;
+    case SOS_TAKE_PROBATION:
+        s_refused_probation(self, rec, out->probation_cap);
+        goto done;
+    case SOS_TAKE_ENDPOINT_TAKEN:
+        s_refused_at_endpoint(self, rec, out);
+        goto done;
+    case SOS_TAKE_MERGED:
+        break;
+    }
+    sos_merge_result_t result = out->merge;
     self->stats.merges[result]++;
     if ((result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM) &&
         sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
@@ -862,8 +857,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         goto done;
     self->pass.wrote = true;
     self->digest_dirty = true;
-    if (track_gap && rec->prev > before)
-        s_gap_set(self, rec->origin, before);
+    if (out->gap)
+        s_gap_set(self, rec->origin, out->gap_version);
     if (rec->kind == SOS_REC_WORKER) {
         sos_worker_local_t local = {0};
         sos_dir_get_worker(txn, rec->origin, NULL, &local);
@@ -880,15 +875,15 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
             s_unsuspect(p);
         }
     }
-    if (displaced_set && memcmp(displaced->origin, self->id.pk, SOS_NODEID_BYTES) == 0)
-        zlistx_add_end(self->pass.lost_rooms, displaced->room_hash); /* see pass_end */
+    if (out->displaced_set && memcmp(out->displaced.origin, self->id.pk, SOS_NODEID_BYTES) == 0)
+        zlistx_add_end(self->pass.lost_rooms, out->displaced.room_hash); /* see pass_end */
     /*  Push on what is new here, except what came by anti-entropy (the peer that sent it
         is busy spreading it already). A worker's own record, heard from it directly, is
         pushed too: that is how a new or restarted node becomes known in a few hops. */
     if (src != SOS_SRC_DELTA)
         s_rumor_add(self, rec);
 done:
-    free(displaced);
+    free(out);
 }
 
 sos_rc
@@ -1576,17 +1571,19 @@ static void
 s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
                   const sos_digest_entry_t *removed, uint32_t n)
 {
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < n; i++) {
-        if (memcmp(removed[i].origin, self->id.pk, SOS_NODEID_BYTES) == 0) {
-            s_suspected(self, NULL, removed[i].version);
-            continue;
-        }
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, removed[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
         uint64_t held = 0;
-        sos_dir_held_max(txn, removed[i].origin, &held);
-        if (!p || p == peer || !p->in_dir || p->is_genesis || removed[i].version < held)
+        sos_named_t named = sos_core_sync_named(&ctx, txn, &removed[i], p && p->in_dir, &held);
+        if (named == SOS_NAMED_REFUTE) {
+            s_suspected(self, NULL, removed[i].version);
+            continue;
+        }
+        /*  Genesis nodes are never removed, and a peer's word about itself is no report. */
+        if (named != SOS_NAMED_SUSPECT || p == peer || p->is_genesis)
             continue;
         self->stats.removals_heard++;
         if (!p->fd.suspect_mono)
@@ -1598,29 +1595,25 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
     }
 }
 
-/*  Compare the peer's digest with ours: send what it lacks, ask for what we lack. */
+/*  Compare the peer's digest with ours, and send what the core says it lacks and what we
+    lack of it (sos_core_sync_delta). */
 static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
 {
     uint32_t n_mine = 0;
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
-    sos_digest_entry_t *want = calloc(SOS_DIGEST_MAX, sizeof *want);
-    sos_digest_entry_t *give = calloc(SOS_DIGEST_MAX, sizeof *give);
-    sos_digest_entry_t *removed = calloc(SOS_DIGEST_MAX, sizeof *removed);
-    sos_batch_t *b = calloc(1, sizeof *b);
-    if (!mine || !want || !give || !removed || !b)
+    sos_sync_delta_t d = {0};
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    if (!mine || sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs->digest, theirs->n_digest,
+                                     &d) != SOS_OK)
         goto done;
-    uint32_t n_want = 0, n_give = 0, n_removed = 0;
-    sos_digest_diff(self->id.pk, mine, n_mine, theirs->digest, theirs->n_digest, give, &n_give,
-                    want, &n_want, removed, &n_removed);
-    s_removed_by_peer(self, txn, peer, removed, n_removed);
-    sos_digest_collect(self->gaps, txn, give, n_give, b);
+    s_removed_by_peer(self, txn, peer, d.removed, d.n_removed);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
-    msg.flags = b->full ? SOS_GMSG_MORE : 0;
-    msg.want = want;
-    msg.n_want = n_want;
-    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, b->wires, b->lens, b->n))
+    msg.flags = d.more ? SOS_GMSG_MORE : 0;
+    msg.want = d.want;
+    msg.n_want = d.n_want;
+    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, d.batch.wires, d.batch.lens, d.batch.n))
         goto done;
     if (!s_send_fits(self, peer, self->buf.size, 0)) {
         s_exchange_defer(self, peer, "DELTA");
@@ -1630,16 +1623,12 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
         s_failure(self, peer, "not connected");
         goto done;
     }
-    self->stats.records_sent += b->n;
-    sos_exchange_delta_sent(&peer->ex, msg.req_id, b->full, sos_mono_ms(),
+    self->stats.records_sent += d.batch.n;
+    sos_exchange_delta_sent(&peer->ex, msg.req_id, d.more, sos_mono_ms(),
                             s_exchange_timeout(self, peer));
 done:
     free(mine);
-    free(want);
-    free(give);
-    free(removed);
-    sos_batch_release(b);
-    free(b);
+    sos_sync_delta_release(&d);
 }
 
 /*  Verification costs. A record's Ed25519 signature costs about as much as everything else
@@ -1675,23 +1664,19 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
     if (!msg->n_records)
         return S_RECORDS_OK;
     uint8_t *checks = calloc(msg->n_records, 1);
-    sos_record_t *tmp = malloc(sizeof *tmp);
     s_records_t result = S_RECORDS_BAD;
-    if (!checks || !tmp)
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    sos_sync_triage_t t;
+    if (!checks ||
+        sos_core_sync_triage(&ctx, txn, msg->records, msg->n_records, checks, &t) != SOS_OK)
         goto done;
-    uint32_t need = 0;
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        checks[i] = (uint8_t)sos_core_check_record(txn, self->id.pk, self->allow_private,
-                                                   &msg->records[i], tmp);
-        if (checks[i] == SOS_CHECK_VERIFY)
-            need++;
-        else if (checks[i] == SOS_CHECK_ENDPOINT)
+    for (uint32_t i = 0; t.endpoint && i < msg->n_records; i++)
+        if (checks[i] == SOS_CHECK_ENDPOINT)
             s_refuse_endpoint(self, &msg->records[i]);
-        else
-            self->stats.merges[checks[i] == SOS_CHECK_HELD    ? SOS_MERGE_SAME
-                               : checks[i] == SOS_CHECK_STALE ? SOS_MERGE_STALE
-                                                              : SOS_MERGE_TOMBSTONED]++;
-    }
+    self->stats.merges[SOS_MERGE_SAME] += t.held;
+    self->stats.merges[SOS_MERGE_STALE] += t.stale;
+    self->stats.merges[SOS_MERGE_TOMBSTONED] += t.tombstoned;
+    uint32_t need = t.verify;
     self->stats.verify_skipped += msg->n_records - need;
     if (need && charge && self->cfg.rate_limit) {
         uint64_t now = sos_mono_ms();
@@ -1709,19 +1694,15 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
             goto done;
         }
     }
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        if (checks[i] != SOS_CHECK_VERIFY)
-            continue;
-        const sos_record_t *rec = &msg->records[i];
-        self->stats.verifications++;
-        if (sos_record_decode(tmp, rec->wire, rec->wire_len) != SOS_OK) {
-            sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "a record's signature does not verify");
-            goto done;
-        }
-    }
+    uint32_t checked = 0;
+    sos_rc rc = sos_core_sync_verify(msg->records, msg->n_records, checks, NULL, NULL, &checked);
+    self->stats.verifications += checked;
+    if (rc == SOS_ERR_SIGNATURE)
+        sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "a record's signature does not verify");
+    if (rc)
+        goto done;
     result = S_RECORDS_OK;
 done:
-    free(tmp);
     if (result != S_RECORDS_OK) {
         free(checks);
         checks = NULL;
@@ -1742,12 +1723,8 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
     for (uint32_t i = 0; i < msg->n_records; i++)
         if (checks[i] == SOS_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        if (checks[i] != SOS_CHECK_VERIFY && checks[i] != SOS_CHECK_HELD)
-            continue; /* not verified: its version tells nothing */
-        if (sos_gaps_settle(self->gaps, txn, &msg->records[i], sos_mono_ms()))
-            self->digest_dirty = true;
-    }
+    if (sos_core_sync_settle(self->gaps, txn, msg->records, msg->n_records, checks, sos_mono_ms()))
+        self->digest_dirty = true;
 }
 
 /* ----------------------------------------------------------------- input ---- */
@@ -1854,8 +1831,7 @@ s_apply_self(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const 
 {
     if (!msg->has_self)
         return;
-    if (msg->self.kind != SOS_REC_WORKER ||
-        memcmp(msg->self.origin, env->sender, SOS_NODEID_BYTES) != 0) {
+    if (!sos_core_sync_self_ok(&msg->self, env->sender)) {
         sos_node_drop(self, SOS_DROP_WRONG_SENDER, "self record of another node");
         return;
     }
@@ -1898,19 +1874,19 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     char sender_hex[SOS_NODEID_HEX + 1];
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
     sos_peer_t *sender = zhashx_lookup(self->peers_id, sender_hex);
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
-        /*  A suspicion about an older record than we hold from the suspect is refuted by
-            it: the suspect signed that record after the sender last heard of it. */
         uint64_t held = 0;
-        sos_dir_held_max(txn, msg->suspects[i].origin, &held);
-        if (memcmp(msg->suspects[i].origin, self->id.pk, SOS_NODEID_BYTES) == 0) {
+        sos_named_t named =
+            sos_core_sync_named(&ctx, txn, &msg->suspects[i], p && p->in_dir, &held);
+        if (named == SOS_NAMED_REFUTE) {
             s_suspected(self, env, msg->suspects[i].version);
             continue;
         }
-        if (!p || !p->in_dir || msg->suspects[i].version < held)
+        if (named != SOS_NAMED_SUSPECT)
             continue;
         /*  The suspicion starts here too, and removes nobody until we see it fail. The
             sender confirms it if it is a distinct node (by id prefix), up to K, and one
@@ -1927,8 +1903,7 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
     reply.n_origins = self->digest_n;
     sos_digest_entry_t *digest = NULL;
-    if (msg->n_origins == self->digest_n &&
-        sodium_memcmp(msg->hash, self->digest_hash, SOS_DIGEST_HASH_BYTES) == 0)
+    if (sos_core_sync_in_sync(self->digest_hash, self->digest_n, msg->hash, msg->n_origins))
         reply.flags = SOS_GMSG_IN_SYNC;
     else if (!self->digest_dirty) {
         /*  The digest as built for the hash: anyone may send SYNCs, and building it walks
@@ -1953,19 +1928,19 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         offers them again in a later one. */
     if (checks)
         s_apply_delta(self, txn, msg, checks);
-    sos_batch_t *b = calloc(1, sizeof *b);
-    if (!b)
+    sos_sync_delta_t d;
+    sos_sync_ctx_t ctx = s_sync_ctx(self);
+    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
         return;
-    sos_digest_collect(self->gaps, txn, msg->want, msg->n_want, b);
     sos_gmsg_t reply = {0};
     reply.req_id = msg->req_id;
-    reply.flags = b->full ? SOS_GMSG_MORE : 0;
-    if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, b->wires, b->lens, b->n)) {
+    reply.flags = d.more ? SOS_GMSG_MORE : 0;
+    if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, d.batch.wires, d.batch.lens,
+                   d.batch.n)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
-        self->stats.records_sent += b->n;
+        self->stats.records_sent += d.batch.n;
     }
-    sos_batch_release(b);
-    free(b);
+    sos_sync_delta_release(&d);
 }
 
 static void

@@ -605,6 +605,7 @@ s_report(s_run_t *r)
     printf("removals %llu\nfalse_removals %llu\n", (unsigned long long)sim->removals,
            (unsigned long long)sim->false_removals);
     printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
+    printf("probation_refused %llu\n", (unsigned long long)sim->probation_refused);
     printf("probes.sent %llu\nprobes.saves %llu\nprobes.helped %llu\nprobes.refused %llu\n",
            (unsigned long long)sim->probes_sent, (unsigned long long)sim->probe_saves,
            (unsigned long long)sim->probes_helped, (unsigned long long)sim->probes_refused);

@@ -114,7 +114,10 @@ typedef struct {
     size_t cap_peers, n_peers;
     uint32_t *view; /* node indexes of the workers listed (not ourselves) */
     size_t n_view, cap_view;
-    uint64_t *in_view; /* a bit per node index: in view[] (a merge asks at every worker) */
+    uint64_t *in_view;    /* a bit per node index: in view[] (a merge asks at every worker) */
+    uint32_t n_probation; /* workers of view[] never seen answering (no genesis node): the
+                             core's probation count (node/sos_core_sync.h), kept as they come
+                             and go */
     uint32_t n_in_view_words;
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
@@ -224,7 +227,8 @@ struct sim {
     uint32_t conn_max, conn_cap_max;
     uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
         shorts_refused;
-    uint64_t removals_heard; /* listed workers a peer's digest showed removed */
+    uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
+    uint64_t probation_refused; /* new worker keys refused: every probation slot taken */
     uint64_t probes_sent, probe_saves, probes_helped, probes_refused;
     sos_sign_impl_t sign_impl; /* --cheap-crypto's, set while the run lasts */
 };

@@ -10,18 +10,23 @@
 #include "sos_identity.h"
 #include "sos_core_digest.h"
 #include "sos_core_pick.h"
+#include "sos_core_sync.h"
 #include "sossim.h"
 
 /*  STAND-IN FOR THE CORE
 
     The simulated nodes below run the real merge rules (node/sos_merge.c), the real failure
-    detector (node/sos_fd.c), the real record and message codecs (protocol/) and the store
-    API (store/, memory backend) — but the exchange loop that ties them together is a
-    stand-in written here, to be replaced by the node's own once the handling of SYNC and
-    DELTA moves out of node/sos_gossip.c into the core. It follows the protocol's shape (a SYNC with
-    the digest hash and the sender's record, a digest exchange only when the hashes differ,
-    deltas both ways, suspects named in every SYNC) with one change found for scale: the
-    digest goes by buckets.
+    detector (node/sos_fd.c), the real record and message codecs (protocol/), the store
+    API (store/, memory backend), and the node's own decisions of an exchange
+    (node/sos_core_sync.c: what a DELTA and a DELTA_ACK carry, which records of a message
+    are verified, what becomes of each (the endpoint policy, probation, an endpoint another
+    worker holds, the merge), what a suspect named by a peer means). The exchange loop that
+    ties them together is still a stand-in written here, to be replaced by the node's own
+    once the rest of the handling of SYNC moves out of node/sos_gossip.c into the core. It
+    follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
+    digest exchange only when the hashes differ, deltas both ways, suspects named in every
+    SYNC) with one change found for scale: the digest goes by buckets. Not modelled: the
+    gap table (a simulated node keeps none), and the verification budget.
 
     Digests by bucket (the design for 10,000 nodes)
 
@@ -824,25 +829,123 @@ s_check_resurrection(sim_t *sim, sim_node_t *n, const sos_record_t *rec, sos_sou
                       (unsigned long long)p->removed_version);
 }
 
-/*  Merge one verified record at n; invariant checks around it. */
+/*  Probation, as the node counts it: a worker listed here (in view[]), no genesis node,
+    that this node never saw answer (its local last_ok, kept in the store across restarts). */
+static bool
+s_probation_of(const sim_t *sim, sos_txn_t *txn, uint32_t o)
+{
+    sos_worker_local_t l;
+    return !sim->nodes[o].genesis &&
+           sos_dir_get_worker(txn, sim->nodes[o].id.pk, NULL, &l) == SOS_OK && l.last_ok == 0;
+}
+
+/*  n's probation count made again from its view: after a removal whose worker's stats
+    went with it, and to check the kept count (SOSSIM_CHECK_DIGEST). */
+static uint32_t
+s_probation_count(const sim_t *sim, const sim_node_t *n, sos_txn_t *txn)
+{
+    uint32_t k = 0;
+    for (size_t i = 0; i < n->n_view; i++)
+        k += s_probation_of(sim, txn, n->view[i]);
+    return k;
+}
+
+/*  o is listed at n from now on: into the view, and counted if on probation. */
+static void
+s_list(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t o)
+{
+    if (s_in_view(n, o))
+        return;
+    s_view_add(n, o);
+    if (s_in_view(n, o) && s_probation_of(sim, txn, o))
+        n->n_probation++;
+}
+
+/*  The simulated node's peers as the core reads them (sos_sync_peers_t). */
+typedef struct {
+    sim_t *sim;
+    sim_node_t *n;
+    sos_txn_t *txn;
+} s_peers_t;
+
+static bool
+s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    s_peers_t *a = arg;
+    uint32_t o = sim_lookup(a->sim, origin);
+    return o != UINT32_MAX && (a->sim->nodes[o].genesis || s_in_view(a->n, o));
+}
+
+static uint32_t
+s_peers_probation(void *arg)
+{
+    return ((s_peers_t *)arg)->n->n_probation;
+}
+
+/*  Another worker answers at url: its last exchange with n succeeded (a simulated node's
+    url names its index). */
+static bool
+s_peers_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
+{
+    s_peers_t *a = arg;
+    unsigned b1, b2, b3, port;
+    if (sscanf(url, "tcp://10.%u.%u.%u:%u", &b1, &b2, &b3, &port) != 4 || port != 7400)
+        return false;
+    uint32_t o = (b1 << 16) | (b2 << 8) | b3;
+    if (o >= a->sim->n_nodes || o == a->n->idx ||
+        memcmp(a->sim->nodes[o].id.pk, origin, SOS_NODEID_BYTES) == 0)
+        return false;
+    sim_peer_t *p = s_peer(a->n, o, false);
+    sos_worker_local_t l;
+    return p && p->fd.fail_count == 0 &&
+           sos_dir_get_worker(a->txn, a->sim->nodes[o].id.pk, NULL, &l) == SOS_OK && l.last_ok;
+}
+
+static void s_unlisted(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target);
+
+/*  Take one verified record at n as the node does (node/sos_core_sync.h:
+    sos_core_sync_take); invariant checks around it. True if it was taken. */
 static bool
 s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
     sos_merge_ctx_t ctx = s_mctx(sim, n);
-    sos_merge_result_t result = SOS_MERGE_MAX;
-    sos_record_t *displaced = malloc(sizeof *displaced);
-    bool displaced_set = false;
     sos_room_local_t before = {0};
     bool had_local =
         rec->kind == SOS_REC_ROOM && sos_dir_room_local_get(txn, rec->room_hash, &before) == SOS_OK;
-    if (!displaced)
+    sos_take_result_t *out = malloc(sizeof *out);
+    if (!out)
         return false;
-    sos_rc rc = sos_merge_record(txn, &ctx, rec, src, &result, displaced, &displaced_set);
+    s_peers_t pa = {sim, n, txn};
+    sos_sync_peers_t peers = {.arg = &pa,
+                              .known = s_peers_known,
+                              .probation = s_peers_probation,
+                              .answers_at = s_peers_answers_at};
+    sos_sync_take_ctx_t tc = {.merge = &ctx,
+                              .peers = &peers,
+                              .our_url = n->url,
+                              .tombstone_expires = sim->now + sim->tombstone_ttl_ms};
+    sos_sync_ctx_t sctx = {.self_id = n->id.pk, .allow_private = true};
+    sos_rc rc = sos_core_sync_take(&sctx, &tc, txn, rec, src, out);
     if (rc) {
         sim_violation(sim, "node %u: merge failed: %s", n->idx, sos_strerror(rc));
-        free(displaced);
+        free(out);
         return false;
     }
+    if (out->take == SOS_TAKE_PROBATION)
+        sim->probation_refused++;
+    if (out->take == SOS_TAKE_ENDPOINT_TAKEN && out->removed) {
+        uint32_t o = sim_lookup(sim, rec->origin);
+        s_dig_touch(sim, n, txn, rec->origin);
+        if (o != UINT32_MAX)
+            s_unlisted(sim, n, txn, o);
+    }
+    if (out->take != SOS_TAKE_MERGED) {
+        free(out);
+        return false;
+    }
+    sos_merge_result_t result = out->merge;
+    const sos_record_t *displaced = &out->displaced;
+    bool displaced_set = out->displaced_set;
     s_dig_touch(sim, n, txn, rec->origin);
     if (displaced_set)
         s_dig_touch(sim, n, txn, displaced->origin);
@@ -860,7 +963,7 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
         s_check_resurrection(sim, n, rec, src);
         uint32_t o = sim_lookup(sim, rec->origin);
         if (rec->kind == SOS_REC_WORKER && o != UINT32_MAX && o != n->idx) {
-            s_view_add(n, o);
+            s_list(sim, n, txn, o);
             sim_peer_t *p = s_peer(n, o, false);
             if (p && (p->fd.suspect_mono || p->fd.probe) && rec->version > p->fd.suspect_version)
                 sos_fd_clear(&p->fd); /* signed after the suspicion began: it refuted */
@@ -871,8 +974,19 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
             sim_violation(sim, "node %u lost room %s, held since %llu, past the spread bound",
                           n->idx, rec->room_hash, (unsigned long long)before.first_seen);
     }
-    free(displaced);
+    free(out);
     return sos_merge_taken(result);
+}
+
+/*  target's worker record went from n's store with its stats (the core refused it at a
+    taken endpoint): out of the view and its links, and the probation count made again. */
+static void
+s_unlisted(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target)
+{
+    s_view_del(n, target);
+    s_link_close(sim, n->idx, target);
+    n->n_probation = s_probation_count(sim, n, txn);
+    n->dirty = true;
 }
 
 static void s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to);
@@ -1084,14 +1198,18 @@ s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
     }
 }
 
-/*  Encode and queue a message with n's record and suspects. */
+/*  Encode and queue a message. As the node's: a SYNC and a SYNC_ACK carry n's record (a
+    sign of life), and a SYNC the suspects n names; the others neither. */
 static void
 s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t *msg,
         const uint8_t *const *wires, const size_t *lens, uint32_t n_wires)
 {
-    msg->has_self = true;
-    msg->self = n->self;
-    s_suspects(sim, n, msg);
+    msg->has_self = type == MSG_SYNC || type == MSG_SYNC_ACK;
+    if (msg->has_self)
+        msg->self = n->self;
+    msg->n_suspects = 0;
+    if (type == MSG_SYNC)
+        s_suspects(sim, n, msg);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (sos_gmsg_encode(&sb, msg, wires, lens, n_wires) == SOS_OK) {
@@ -1101,39 +1219,6 @@ s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t 
     } else
         sim_violation(sim, "node %u: a message it built does not encode", n->idx);
     msgpack_sbuffer_destroy(&sb);
-}
-
-/*  Records to send: copies of wire forms, at most SOS_BATCH_MAX. */
-typedef struct {
-    uint8_t *wires[SOS_BATCH_MAX];
-    size_t lens[SOS_BATCH_MAX];
-    uint32_t n;
-    bool more;
-} s_batch_t;
-
-static int
-s_on_since(void *arg, const uint8_t *wire, size_t len, uint64_t version)
-{
-    (void)version;
-    s_batch_t *b = arg;
-    if (b->n == SOS_BATCH_MAX) {
-        b->more = true;
-        return 1;
-    }
-    b->wires[b->n] = malloc(len);
-    if (!b->wires[b->n])
-        return 1;
-    memcpy(b->wires[b->n], wire, len);
-    b->lens[b->n++] = len;
-    return 0;
-}
-
-static void
-s_batch_free(s_batch_t *b)
-{
-    for (uint32_t i = 0; i < b->n; i++)
-        free(b->wires[i]);
-    b->n = 0;
 }
 
 /*  Push rec at once to fanout random peers of the view (not not_to): a RUMOR. */
@@ -1213,22 +1298,34 @@ s_listed(sos_txn_t *txn, const sim_node_t *peer, uint64_t *held)
     return sos_dir_get_worker(txn, peer->id.pk, NULL, NULL) == SOS_OK;
 }
 
+/*  The core's context for n's exchanges (node/sos_core_sync.h): the simulator keeps no
+    gap table, and its nodes are at private addresses, so records may name those (as on a
+    node that advertises one). */
+static sos_sync_ctx_t
+s_sync_ctx(const sim_node_t *n)
+{
+    return (sos_sync_ctx_t){.self_id = n->id.pk, .allow_private = true};
+}
+
 /*  from named e's origin a suspect at e's version: in a SYNC's suspects, or by a removal in
-    its digest. True if a listed worker's suspicion started or was confirmed. */
+    its digest. What that means is the core's (sos_core_sync_named). True if a listed
+    worker's suspicion started or was confirmed. */
 static bool
 s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_digest_entry_t *e)
 {
-    if (memcmp(e->origin, n->id.pk, SOS_NODEID_BYTES) == 0) {
+    uint32_t s = sim_lookup(sim, e->origin);
+    uint64_t held = 0;
+    bool listed = s != UINT32_MAX && !sim->nodes[s].genesis &&
+                  sos_dir_get_worker(txn, e->origin, NULL, NULL) == SOS_OK;
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    sos_named_t named = sos_core_sync_named(&ctx, txn, e, listed, &held);
+    if (named == SOS_NAMED_REFUTE) {
         if (sos_fd_refute(&n->fd, &sim->fdc, e->version, n->version, n->refute_pending, sim->now) ==
             SOS_FD_REFUTE)
             n->refute_pending = true;
         return false;
     }
-    uint32_t s = sim_lookup(sim, e->origin);
-    if (s == UINT32_MAX || sim->nodes[s].genesis)
-        return false;
-    uint64_t held;
-    if (!s_listed(txn, &sim->nodes[s], &held) || e->version < held)
+    if (named != SOS_NAMED_SUSPECT)
         return false;
     /*  A confirmation counts only from a worker that has answered us itself: fresh keys
         cost nothing. */
@@ -1258,43 +1355,37 @@ s_verified(const sim_t *sim, const sos_record_t *rec)
     return sos_store_pool_holds(sim->pool, rec->wire, rec->wire_len);
 }
 
-/*  Verify what we do not hold already, all before merging any: one bad record rejects the
-    message. */
 static bool
-s_verify_records(sim_t *sim, sos_txn_t *txn, const sos_gmsg_t *msg, bool *skip)
+s_verified_fn(void *arg, const sos_record_t *rec)
 {
-    for (uint32_t i = 0; i < msg->n_records; i++) {
-        const sos_record_t *r = &msg->records[i];
-        sos_record_t held;
-        sos_rc rc = r->kind == SOS_REC_WORKER ? sos_dir_get_worker(txn, r->origin, &held, NULL)
-                                              : sos_dir_get_room(txn, r->room_hash, &held);
-        skip[i] = rc == SOS_OK && held.wire_len == r->wire_len &&
-                  memcmp(held.wire, r->wire, r->wire_len) == 0;
-        if (skip[i] || s_verified(sim, r))
-            continue;
-        sos_record_t tmp;
-        if (sos_record_decode(&tmp, r->wire, r->wire_len) != SOS_OK)
-            return false;
-    }
-    return true;
+    return s_verified(arg, rec);
 }
 
+/*  The records of a message as the node takes them (node/sos_core_sync.h): triaged first,
+    so that those held, stale, tombstoned or naming an endpoint a node may not connect to
+    are neither verified nor merged; the rest verified, all before merging any (one bad
+    record rejects the message); then merged. A RUMOR's new records are pushed on. */
 static void
 s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg, sos_source_t src,
                 uint32_t from)
 {
-    bool *skip = calloc(msg->n_records ? msg->n_records : 1, sizeof *skip);
-    if (!skip)
+    uint8_t *checks = calloc(msg->n_records ? msg->n_records : 1, 1);
+    if (!checks)
         return;
-    if (!s_verify_records(sim, txn, msg, skip)) {
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    sos_sync_triage_t t;
+    if (sos_core_sync_triage(&ctx, txn, msg->records, msg->n_records, checks, &t) != SOS_OK ||
+        sos_core_sync_verify(msg->records, msg->n_records, checks, s_verified_fn, sim, NULL) !=
+            SOS_OK) {
         n->dropped_bad++;
-        free(skip);
+        free(checks);
         return;
     }
     for (uint32_t i = 0; i < msg->n_records; i++)
-        if (!skip[i] && s_merge(sim, n, txn, &msg->records[i], src) && src == SOS_SRC_RUMOR)
+        if (checks[i] == SOS_CHECK_VERIFY && s_merge(sim, n, txn, &msg->records[i], src) &&
+            src == SOS_SRC_RUMOR)
             s_rumor(sim, n, &msg->records[i], from); /* new to us: pushed on */
-    free(skip);
+    free(checks);
 }
 
 static int
@@ -1350,8 +1441,8 @@ s_sort_entries(sos_digest_entry_t *e, uint32_t n)
     free(copy);
 }
 
-/*  B: the initiator's entries for the buckets it named: send what it lacks, ask for what
-    it has newer. */
+/*  B: the initiator's entries for the buckets it named: the core's DELTA over those
+    buckets (sos_core_sync_delta): what it lacks, what we want, what it removed. */
 static void
 s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
 {
@@ -1362,64 +1453,40 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t
     }
     s_refresh_digest(sim, n, txn);
     uint8_t *named = calloc(nb, 1);
-    if (!named)
-        return;
+    sos_digest_entry_t *mine = malloc((n->n_dig ? n->n_dig : 1) * sizeof *mine);
+    sos_sync_delta_t d = {0};
+    if (!named || !mine)
+        goto done;
     for (uint32_t i = 0; i < msg->n_want; i++)
         if (msg->want[i].version < nb)
             named[msg->want[i].version] = 1;
-    s_sort_entries(msg->digest, msg->n_digest);
-    s_batch_t *batch = calloc(1, sizeof *batch);
-    sos_digest_entry_t *want = malloc(SOS_DIGEST_MAX * sizeof *want);
-    uint32_t n_want = 0;
-    if (!batch || !want)
+    /*  Only the named buckets count, on both sides. */
+    uint32_t n_mine = 0, n_theirs = 0;
+    for (uint32_t i = 0; i < n->n_dig; i++)
+        if (named[sim->prefix[n->dig_idx[i]] & (nb - 1)])
+            mine[n_mine++] = s_dig_entry(sim, n, i);
+    for (uint32_t j = 0; j < msg->n_digest; j++)
+        if (named[s_bucket(msg->digest[j].origin, nb)])
+            msg->digest[n_theirs++] = msg->digest[j];
+    s_sort_entries(msg->digest, n_theirs); /* the core's diff then need not sort them */
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, msg->digest, n_theirs, &d) != SOS_OK)
         goto done;
-    uint32_t i = 0, j = 0; /* mine, theirs */
-    for (;;) {
-        /*  Only the named buckets count: skip ours of the others without comparing ids. */
-        while (i < n->n_dig && !named[sim->prefix[n->dig_idx[i]] & (nb - 1)])
-            i++;
-        if (i == n->n_dig && j == msg->n_digest)
-            break;
-        int c = i == n->n_dig ? 1
-                : j == msg->n_digest
-                    ? -1
-                    : memcmp(s_dig_origin(sim, n, i), msg->digest[j].origin, SOS_NODEID_BYTES);
-        const uint8_t *origin = c <= 0 ? s_dig_origin(sim, n, i) : msg->digest[j].origin;
-        sos_digest_entry_t me = c <= 0 ? s_dig_entry(sim, n, i) : (sos_digest_entry_t){0};
-        uint64_t mine = me.version;
-        uint64_t theirs = c >= 0 ? msg->digest[j].version : 0;
-        /*  The peer removed, at or above our version, a worker we list: the core's report
-            (node/sos_core_digest.h), taken as if the peer had named it a suspect. */
-        if (c == 0 && named[s_bucket(origin, nb)] &&
-            sos_digest_removed_here(&me, &msg->digest[j]) &&
-            s_named(sim, n, txn, from, &msg->digest[j]))
+    /*  The peer removed, at or above our version, a worker we list: taken as if the peer
+        had named it a suspect. */
+    for (uint32_t i = 0; i < d.n_removed; i++)
+        if (s_named(sim, n, txn, from, &d.removed[i]))
             sim->removals_heard++;
-        if (c <= 0)
-            i++;
-        if (c >= 0)
-            j++;
-        if (!named[s_bucket(origin, nb)])
-            continue;
-        if (mine > theirs && !batch->more)
-            sos_dir_foreach_since(txn, origin, theirs, s_on_since, batch);
-        else if (theirs > mine && n_want < SOS_DIGEST_MAX) {
-            memcpy(want[n_want].origin, origin, SOS_NODEID_BYTES);
-            want[n_want++].version = mine;
-        }
-    }
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
-    out.flags = batch->more ? SOS_GMSG_MORE : 0;
-    out.n_want = n_want;
-    out.want = want;
-    s_reply(sim, n, from, MSG_DELTA, &out, (const uint8_t *const *)batch->wires, batch->lens,
-            batch->n);
+    out.flags = d.more ? SOS_GMSG_MORE : 0;
+    out.n_want = d.n_want;
+    out.want = d.want;
+    s_reply(sim, n, from, MSG_DELTA, &out, d.batch.wires, d.batch.lens, d.batch.n);
 done:
-    if (batch)
-        s_batch_free(batch);
-    free(batch);
-    free(want);
+    sos_sync_delta_release(&d);
+    free(mine);
     free(named);
 }
 
@@ -1482,7 +1549,7 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
     memcpy(out.hash, s_digest_hash(sim, n), sizeof out.hash);
     out.n_origins = n->n_dig;
     sos_digest_entry_t *sums_e = NULL;
-    if (memcmp(msg->hash, n->hash, sizeof n->hash) == 0 && msg->n_origins == n->n_dig)
+    if (sos_core_sync_in_sync(n->hash, n->n_dig, msg->hash, msg->n_origins))
         out.flags = SOS_GMSG_IN_SYNC;
     else {
         uint32_t nb = s_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
@@ -1520,27 +1587,26 @@ s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_g
     s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from);
     if (msg->n_want == 0)
         return;
-    s_batch_t *batch = calloc(1, sizeof *batch);
-    if (!batch)
+    sos_sync_delta_t d;
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
         return;
-    for (uint32_t i = 0; i < msg->n_want && !batch->more; i++)
-        sos_dir_foreach_since(txn, msg->want[i].origin, msg->want[i].version, s_on_since, batch);
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
     out.req_id = msg->req_id;
-    out.flags = batch->more ? SOS_GMSG_MORE : 0;
-    s_reply(sim, n, from, MSG_DELTA_ACK, &out, (const uint8_t *const *)batch->wires, batch->lens,
-            batch->n);
-    s_batch_free(batch);
-    free(batch);
+    out.flags = d.more ? SOS_GMSG_MORE : 0;
+    s_reply(sim, n, from, MSG_DELTA_ACK, &out, d.batch.wires, d.batch.lens, d.batch.n);
+    sos_sync_delta_release(&d);
 }
 
 static void
-s_local_ok(sim_t *sim, sos_txn_t *txn, const sim_node_t *peer)
+s_local_ok(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_node_t *peer)
 {
     sos_worker_local_t l;
     if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
         return;
+    if (!l.last_ok && !peer->genesis && s_in_view(n, peer->idx))
+        n->n_probation--; /* promoted: a signed answer from that key at that url */
     l.last_seen = sim->now;
     l.last_ok = sim->now;
     l.fail_count = 0;
@@ -1571,11 +1637,8 @@ s_deliver(sim_t *sim, sim_msg_t *m)
     }
     sos_gmsg_t msg;
     sos_rc rc = sos_gmsg_decode_unverified(&msg, m->body, m->len);
-    /*  The sender's own record must be the sender's: the network knows who sent. It is
-        only parsed by the decode: verify it here. */
-    if (rc == SOS_OK && msg.has_self &&
-        memcmp(msg.self.origin, sim->nodes[m->from].id.pk, SOS_NODEID_BYTES) != 0)
-        rc = SOS_ERR_SIGNATURE;
+    /*  The sender's own record is only parsed by the decode: verify it here. One that does
+        not verify rejects the message, as any bad record does. */
     if (rc == SOS_OK && msg.has_self && !s_verified(sim, &msg.self)) {
         sos_record_t check;
         rc = sos_record_decode(&check, msg.self.wire, msg.self.wire_len);
@@ -1585,9 +1648,15 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         sos_gmsg_release(&msg);
         return;
     }
-    if (msg.has_self)
+    /*  Taken as a sign of life only if it is the sender's own worker record (the network
+        knows who sent): another's is dropped, and the rest of the message taken, as the
+        node does (sos_core_sync_self_ok). */
+    if (msg.has_self && sos_core_sync_self_ok(&msg.self, sim->nodes[m->from].id.pk))
         s_merge(sim, n, txn, &msg.self, SOS_SRC_DIRECT);
-    s_on_suspects(sim, n, txn, m->from, &msg);
+    else if (msg.has_self)
+        n->dropped_bad++;
+    if (m->type == MSG_SYNC)
+        s_on_suspects(sim, n, txn, m->from, &msg);
     switch (m->type) {
     case MSG_SYNC:
         s_on_sync(sim, n, txn, m->from, &msg);
@@ -1606,7 +1675,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
             }
             if (n->probes) /* it answered: a late verdict must not count */
                 sos_fd_probe_end(n->probes, sim->nodes[m->from].id.pk);
-            s_local_ok(sim, txn, &sim->nodes[m->from]);
+            s_local_ok(sim, n, txn, &sim->nodes[m->from]);
             x->req_id = 0;
             if (!(msg.flags & SOS_GMSG_IN_SYNC))
                 s_on_sync_ack(sim, n, txn, m->from, &msg);
@@ -1640,6 +1709,8 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     sos_dir_held_max(txn, t->id.pk, &held);
     if (t->genesis)
         sim_violation(sim, "node %u removed genesis node %u", n->idx, target);
+    if (s_in_view(n, target) && s_probation_of(sim, txn, target))
+        n->n_probation--; /* its stats go with its record */
     bool same_side = !sim->partitioned || t->group == n->group;
     if (t->alive && !t->hostile && same_side) {
         sim->false_removals++;
@@ -1686,6 +1757,9 @@ s_round(sim_t *sim, sim_node_t *n)
     if (!txn)
         return;
     sos_fd_round(&n->fd, &sim->fdc, sim->now);
+    if (sim->check_digest && n->n_probation != s_probation_count(sim, n, txn))
+        sim_violation(sim, "node %u: its kept probation count %u differs from its store's %u",
+                      n->idx, n->n_probation, s_probation_count(sim, n, txn));
     if (n->refute_pending)
         s_resign(sim, n, txn);
     uint64_t n_workers = 0;
@@ -2207,13 +2281,15 @@ sim_node_add(sim_t *sim, bool genesis, bool hostile)
 static int
 s_on_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
 {
-    (void)local;
     void **a = arg;
     sim_t *sim = a[0];
     sim_node_t *n = a[1];
     uint32_t o = sim_lookup(sim, rec->origin);
-    if (o != UINT32_MAX && o != n->idx)
+    if (o != UINT32_MAX && o != n->idx && !s_in_view(n, o)) {
         s_view_add(n, o);
+        if (s_in_view(n, o) && !local->last_ok && !sim->nodes[o].genesis)
+            n->n_probation++;
+    }
     return 0;
 }
 
@@ -2230,6 +2306,7 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->peers = NULL;
     n->cap_peers = n->n_peers = 0;
     n->n_view = 0;
+    n->n_probation = 0;
     if (n->in_view)
         memset(n->in_view, 0, n->n_in_view_words * sizeof *n->in_view);
     memset(n->xchg, 0, sizeof n->xchg);
@@ -2420,7 +2497,7 @@ sim_hostile_round(sim_t *sim)
         f.kind = SOS_REC_WORKER;
         f.version = sim->nodes[victim].version + 1000;
         f.prev = f.version - 1;
-        snprintf(f.url, sizeof f.url, "tcp://evil:1");
+        snprintf(f.url, sizeof f.url, "tcp://10.255.255.254:1");
         if (sos_record_sign(&f, &h->id) == SOS_OK) {
             uint8_t *p = memmem(f.wire, f.wire_len, h->id.pk, SOS_NODEID_BYTES);
             if (p)
@@ -2437,7 +2514,7 @@ sim_hostile_round(sim_t *sim)
             c.kind = SOS_REC_ROOM;
             c.version = ++h->version;
             c.prev = c.version - 1;
-            snprintf(c.url, sizeof c.url, "tcp://evil:1");
+            snprintf(c.url, sizeof c.url, "tcp://10.255.255.254:1");
             snprintf(c.room_hash, sizeof c.room_hash, "%s", sim->claim_hash);
             c.n_emojis = 1;
             snprintf(c.emojis[0], sizeof c.emojis[0], "x");
