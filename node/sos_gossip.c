@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "sos_core_check.h"
+#include "sos_core_fd.h"
 #include "sos_core_pick.h"
 #include "sos_core_sync.h"
 #include "sos_endpoint.h"
@@ -947,9 +948,6 @@ s_envelope(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver, const
     return s_seal(self, type, receiver);
 }
 
-/*  How long a worker removed here is still named as a suspect, in rounds. */
-#define SOS_NAME_REMOVED_ROUNDS 20
-
 /*  One sending budget per peer. What a peer's connection may hold unsent is its output budget
     (sos_budget.h: 4 MiB a connection, 64 MiB in all). Rumors and anti-entropy share it, and
     anti-entropy comes first: a RUMOR goes to a view member only if its connection keeps room
@@ -972,15 +970,23 @@ s_send_fits(sos_node_t *self, const sos_peer_t *peer, size_t size, size_t reserv
            size + SOS_BUDGET_FRAME_OVERHEAD + reserve;
 }
 
-/*  The peers we have seen fail, each with the highest version we hold from it: the suspicion
-    is about that record, and anything it signs later refutes it. Then the workers removed
-    here in the last SOS_NAME_REMOVED_ROUNDS rounds, at the version removed, as SWIM spreads
-    a member's death: with the view, a dead node is probed only by the nodes that are named
-    it while others suspect it, and a node that was named it by nobody before they all
-    removed it would list it until it happened to pick it outside its view (the simulator
-    found such nodes at 40 nodes, and so did a run of 40 sosnodes: 32 s against 3 s at
-    200 ms). A node that holds a newer record of it, or the worker itself, alive and
-    signing a newer record, ignores the name. */
+/*  What the failure detector's rules (sos_core_fd.h) need to know of peer. */
+static sos_core_fd_who_t
+s_who(const sos_peer_t *peer)
+{
+    return (sos_core_fd_who_t){.listed = peer->in_dir && peer->id_known,
+                               .genesis = peer->is_genesis};
+}
+
+/*  The suspects a SYNC names (sos_core_fd_names): the peers we have seen fail, each with
+    the highest version we hold from it: the suspicion is about that record, and anything it
+    signs later refutes it. Then the workers removed here in the last SOS_NAME_REMOVED_ROUNDS
+    rounds, at the version removed, as SWIM spreads a member's death: with the view, a dead
+    node is probed only by the nodes that are named it while others suspect it, and a node
+    that was named it by nobody before they all removed it would list it until it happened
+    to pick it outside its view (the simulator found such nodes at 40 nodes, and so did a
+    run of 40 sosnodes: 32 s against 3 s at 200 ms). A node that holds a newer record of
+    it, or the worker itself, alive and signing a newer record, ignores the name. */
 static uint32_t
 s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
@@ -988,44 +994,13 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
-        if (p->in_dir && p->id_known && p->fd.fail_count > 0 && !p->is_genesis) {
-            sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
-            memcpy(e->origin, p->id, SOS_NODEID_BYTES);
-            e->version = 0;
-            sos_dir_held_max(txn, p->id, &e->version);
-        }
+        sos_core_fd_who_t who = s_who(p);
+        if (sos_core_fd_names(txn, p->id, &who, &p->fd, &msg->suspects[msg->n_suspects]))
+            msg->n_suspects++;
     }
-    uint64_t now = sos_mono_ms();
-    for (size_t i = 0; i < sizeof self->removed_named / sizeof self->removed_named[0]; i++) {
-        if (msg->n_suspects == SOS_SUSPECTS_MAX)
-            break;
-        if (self->removed_named[i].until_mono <= now)
-            continue;
-        sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
-        memcpy(e->origin, self->removed_named[i].id, SOS_NODEID_BYTES);
-        e->version = self->removed_named[i].version;
-    }
+    msg->n_suspects = sos_core_fd_suspects_removed(&self->removed_named, sos_mono_ms(),
+                                                   msg->suspects, msg->n_suspects);
     return msg->n_suspects;
-}
-
-/*  Name the worker id removed here at version for SOS_NAME_REMOVED_ROUNDS rounds (in the
-    slot that ends first when all are taken). */
-static void
-s_name_removed(sos_node_t *self, const uint8_t id[SOS_NODEID_BYTES], uint64_t version)
-{
-    size_t n = sizeof self->removed_named / sizeof self->removed_named[0], k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (memcmp(self->removed_named[i].id, id, SOS_NODEID_BYTES) == 0) {
-            k = i;
-            break;
-        }
-        if (self->removed_named[i].until_mono < self->removed_named[k].until_mono)
-            k = i;
-    }
-    memcpy(self->removed_named[k].id, id, SOS_NODEID_BYTES);
-    self->removed_named[k].version = version;
-    self->removed_named[k].until_mono =
-        sos_mono_ms() + (uint64_t)SOS_NAME_REMOVED_ROUNDS * self->cfg.gossip_interval_ms;
 }
 
 /*  The suspicion of peer is over: it answered, or signed a record after it began. */
@@ -1053,8 +1028,9 @@ static bool
 s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
-    return sos_fd_removable(&self->fd, &cfg, &peer->fd, peer->in_dir && !peer->is_genesis,
-                            zhashx_size(self->peers_id) + 1, now);
+    sos_core_fd_who_t who = s_who(peer);
+    return sos_core_fd_removable(&self->fd, &cfg, &peer->fd, &who, zhashx_size(self->peers_id) + 1,
+                                 now);
 }
 
 /*  How long a new connection may take to come up before its exchange fails: the
@@ -1114,8 +1090,8 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     }
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
-    if (held)
-        s_name_removed(self, peer->id, held);
+    sos_core_fd_name_removed(&self->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
+                             sos_mono_ms());
     s_peer_unlist(self, peer);
 }
 
@@ -1152,16 +1128,18 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     if (peer->retired)
         return;
     uint64_t held = 0;
-    if (!peer->fd.suspect_mono && !peer->is_genesis && peer->in_dir && peer->id_known) {
+    sos_core_fd_who_t who = s_who(peer);
+    if (!peer->fd.suspect_mono && who.listed && !who.genesis) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn)
             sos_dir_held_max(txn, peer->id, &held);
     }
-    sos_fd_t fd = self->fd;
-    if (probed)
-        fd.health = 0;
-    if (sos_fd_failure(&fd, &peer->fd, peer->in_dir, peer->is_genesis, held, sos_mono_ms()) ==
-        SOS_FD_WITHHELD) {
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    sos_core_fd_fail_t out;
+    uint64_t now = sos_mono_ms();
+    sos_core_fd_failure(&self->fd, &cfg, &peer->fd, &who, probed, held,
+                        zhashx_size(self->peers_id) + 1, now, &out);
+    if (out.fd == SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
         sos_log_info("exchange with %s failed (%s) while this node lags: not suspected", peer->url,
@@ -1173,14 +1151,12 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
     if (peer->is_genesis && !peer->pinned)
         peer->id_heard = false; /* a new node may answer there now: ask whoever it is */
-    if (peer->is_genesis) {
-        /*  Genesis nodes are never removed: retry with exponential backoff, up to a minute. */
-        sos_fd_config_t cfg = s_fd_cfg(self);
-        peer->next_try_mono = sos_mono_ms() + sos_fd_genesis_backoff(&cfg, peer->fd.fail_count);
-    } else if (s_removable(self, peer, sos_mono_ms())) {
+    if (out.retry_mono) {
+        peer->next_try_mono = out.retry_mono; /* a genesis node, never removed */
+    } else if (out.remove) {
         char why_removed[96];
         snprintf(why_removed, sizeof why_removed, "%u consecutive failures, suspected %llu ms",
-                 peer->fd.fail_count, (unsigned long long)(sos_mono_ms() - peer->fd.suspect_mono));
+                 peer->fd.fail_count, (unsigned long long)(now - peer->fd.suspect_mono));
         s_remove_worker(self, peer, why_removed);
         /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
             on its side, remove us too, with tombstones at our version: and after the heal
@@ -1247,8 +1223,8 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         named): its failures count at once, as PROTOCOL.md says. With the view, most nodes
         reach a dead node only over a new short-lived connection, and so would its helpers,
         each waiting out its whole deadline before answering. */
-    if (!self->cfg.probe_helpers || peer->is_genesis || !peer->in_dir || !peer->id_known ||
-        peer->fd.fail_count > 0 || peer->fd.suspect_mono || self->fd.health > 0)
+    sos_core_fd_who_t who = s_who(peer);
+    if (!sos_core_fd_probe_first(&self->fd, &peer->fd, &who, self->cfg.probe_helpers))
         return false;
     if (sos_fd_probe_pending(&self->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
@@ -1576,21 +1552,25 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, removed[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
-        uint64_t held = 0;
-        sos_named_t named = sos_core_sync_named(&ctx, txn, &removed[i], p && p->in_dir, &held);
+        /*  Genesis nodes are never removed, and a peer's word about itself is no report
+            (sos_core_fd_named). */
+        sos_core_fd_namer_t by = {
+            .suspect = {.listed = p && p->in_dir, .genesis = p && p->is_genesis},
+            .namer = peer->id_known ? peer->id : NULL,
+            .namer_answered = peer->in_dir && peer->last_ok != 0};
+        bool was = p && p->fd.suspect_mono;
+        sos_named_t named =
+            sos_core_fd_named(&ctx, txn, &removed[i], &by, p ? &p->fd : NULL, sos_mono_ms(), NULL);
         if (named == SOS_NAMED_REFUTE) {
             s_suspected(self, NULL, removed[i].version);
             continue;
         }
-        /*  Genesis nodes are never removed, and a peer's word about itself is no report. */
-        if (named != SOS_NAMED_SUSPECT || p == peer || p->is_genesis)
+        if (named != SOS_NAMED_SUSPECT)
             continue;
         self->stats.removals_heard++;
-        if (!p->fd.suspect_mono)
+        if (!was)
             sos_log_info("peer %s removed worker %.12s at v%llu, which we list: suspected",
                          peer->url, p->hex, (unsigned long long)removed[i].version);
-        bool confirms = peer->in_dir && peer->last_ok != 0;
-        sos_fd_named(&p->fd, confirms ? peer->id : NULL, held, sos_mono_ms());
         p->stats_dirty = true;
     }
 }
@@ -1879,21 +1859,17 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
-        uint64_t held = 0;
-        sos_named_t named =
-            sos_core_sync_named(&ctx, txn, &msg->suspects[i], p && p->in_dir, &held);
-        if (named == SOS_NAMED_REFUTE) {
-            s_suspected(self, env, msg->suspects[i].version);
-            continue;
-        }
-        if (named != SOS_NAMED_SUSPECT)
-            continue;
         /*  The suspicion starts here too, and removes nobody until we see it fail. The
             sender confirms it if it is a distinct node (by id prefix), up to K, and one
             that has answered us itself (a listed worker off probation): fresh keys cost
-            nothing, and must not shorten anyone's suspicion. */
-        bool confirms = sender && sender->in_dir && sender->last_ok != 0 && sender != p;
-        sos_fd_named(&p->fd, confirms ? env->sender : NULL, held, sos_mono_ms());
+            nothing, and must not shorten anyone's suspicion (sos_core_fd_named). */
+        sos_core_fd_namer_t by = {
+            .suspect = {.listed = p && p->in_dir, .genesis = p && p->is_genesis},
+            .namer = env->sender,
+            .namer_answered = sender && sender->in_dir && sender->last_ok};
+        if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL, sos_mono_ms(),
+                              NULL) == SOS_NAMED_REFUTE)
+            s_suspected(self, env, msg->suspects[i].version);
     }
     s_digest_hash(self, txn);
     sos_gmsg_t reply = {0};

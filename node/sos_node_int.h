@@ -11,6 +11,7 @@
 #include "sos_client.h"
 #include "sos_config.h"
 #include "sos_core_digest.h"
+#include "sos_core_fd.h"
 #include "sos_core_view.h"
 #include "sos_core_exchange.h"
 #include "sos_gate.h"
@@ -280,11 +281,7 @@ struct _sos_node_t {
     uint64_t view_grew_round; /* the round at which that grew last */
     /* workers removed here lately, still named as suspects in SYNCs (sos_gossip.c,
        s_suspects): id, the version removed, until when (mono ms; 0: a free slot) */
-    struct {
-        uint8_t id[SOS_NODEID_BYTES];
-        uint64_t version;
-        uint64_t until_mono;
-    } removed_named[16];
+    sos_core_fd_removed_t removed_named;
 
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;

@@ -5,12 +5,15 @@
     record is taken; the triage of a message's records before any signature is checked,
     their verification and the gaps they settle; what becomes of a verified record (the
     endpoint policy, probation, an endpoint another worker holds, no resurrection by stale
-    copies, the gap a rumor opens); and what a suspect named by a peer means here. */
+    copies, the gap a rumor opens); what a suspect named by a peer means here; and the failure
+    detector's shared rules: whom a SYNC names, who confirms a suspicion, probe first or
+    count, when to remove and what a removal leaves named. */
 #define _XOPEN_SOURCE 700
 #include <unistd.h>
 
 #include "proto_test.h"
 #include "tmpdir.h"
+#include "sos_core_fd.h"
 #include "sos_core_sync.h"
 #include "sos_store.h"
 
@@ -128,6 +131,126 @@ s_take(const sos_sync_ctx_t *ctx, const sos_sync_take_ctx_t *tc, const sos_recor
     CHECK_RC(sos_core_sync_take(ctx, tc, txn, rec, src, &out), SOS_OK);
     CHECK_RC(sos_txn_commit(&txn), SOS_OK);
     return out;
+}
+
+/*  The failure detector's shared rules (sos_core_fd.h), over a store that holds a up to
+    3, b at 2, c at 4 and our own record at 6. */
+static void
+s_fd_rules(sos_txn_t *txn, const sos_identity_t *me, const sos_identity_t *a,
+           const sos_identity_t *b, const sos_identity_t *c)
+{
+    const sos_fd_config_t cfg = {
+        .interval_ms = 1000, .exchange_timeout_ms = 2000, .max_failures = 3};
+    sos_sync_ctx_t ctx = {.self_id = me->pk};
+    const sos_core_fd_who_t worker = {.listed = true}, genesis = {.listed = true, .genesis = true},
+                            address = {0};
+
+    SECTION("fd: a SYNC names a listed worker that failed here, at the highest version held");
+    sos_fd_peer_t p = {0};
+    sos_digest_entry_t e;
+    CHECK(!sos_core_fd_names(txn, a->pk, &worker, &p, &e)); /* never failed: not named */
+    p.fail_count = 1;
+    p.suspect_version = 1; /* the suspicion's own version is not what is named */
+    CHECK(sos_core_fd_names(txn, a->pk, &worker, &p, &e));
+    CHECK(memcmp(e.origin, a->pk, SOS_NODEID_BYTES) == 0 && e.version == 3 && !e.removed);
+    CHECK(!sos_core_fd_names(txn, a->pk, &genesis, &p, &e)); /* never removed: never named */
+    CHECK(!sos_core_fd_names(txn, a->pk, &address, &p, &e)); /* not a worker we list */
+
+    SECTION("fd: a removal is named for SOS_NAME_REMOVED_ROUNDS rounds, once per origin");
+    sos_core_fd_removed_t rm;
+    memset(&rm, 0, sizeof rm);
+    sos_core_fd_name_removed(&rm, c->pk, 0, 1000, 5000); /* nothing held: nothing named */
+    sos_digest_entry_t sus[SOS_SUSPECTS_MAX];
+    CHECK(sos_core_fd_suspects_removed(&rm, 5000, sus, 0) == 0);
+    sos_core_fd_name_removed(&rm, c->pk, 4, 1000, 5000);
+    sos_core_fd_name_removed(&rm, b->pk, 2, 1000, 6000);
+    sos_core_fd_name_removed(&rm, c->pk, 4, 1000, 7000); /* again: its own slot, renewed */
+    CHECK(sos_core_fd_suspects_removed(&rm, 7000, sus, 0) == 2);
+    sus[0] = s_entry(c, 4, false); /* c listed again and failing: named once, as held */
+    uint32_t n = sos_core_fd_suspects_removed(&rm, 7000, sus, 1);
+    CHECK(n == 2 && memcmp(sus[1].origin, b->pk, SOS_NODEID_BYTES) == 0 && sus[1].version == 2);
+    n = sos_core_fd_suspects_removed(&rm, 6000 + 20 * 1000, sus, 0);
+    CHECK(n == 1 && memcmp(sus[0].origin, c->pk, SOS_NODEID_BYTES) == 0); /* b's time is up */
+    CHECK(sos_core_fd_suspects_removed(&rm, 7000 + 20 * 1000, sus, 0) == 0);
+    for (uint8_t i = 0; i < 2 * SOS_NAME_REMOVED_MAX; i++) { /* full: the first to end goes */
+        uint8_t id[SOS_NODEID_BYTES] = {i + 1};
+        sos_core_fd_name_removed(&rm, id, 1, 1000, 10000 + i);
+    }
+    n = sos_core_fd_suspects_removed(&rm, 10000, sus, 0);
+    CHECK(n == SOS_SUSPECTS_MAX && sus[0].origin[0] > SOS_NAME_REMOVED_MAX);
+
+    SECTION("fd: a named worker is suspected here; who confirms it");
+    sos_core_fd_namer_t by = {.suspect = worker, .namer = b->pk, .namer_answered = true};
+    memset(&p, 0, sizeof p);
+    uint64_t held = 0;
+    e = s_entry(c, 4, false);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, &held) == SOS_NAMED_SUSPECT);
+    CHECK(held == 4 && p.suspect_mono == 500 && p.suspect_version == 4 && p.probe);
+    CHECK(p.n_confirm == 1 && memcmp(p.confirm[0], b->pk, SOS_FD_CONFIRM_PREFIX) == 0);
+    by.namer = a->pk;
+    by.namer_answered = false; /* a fresh key, or one that never answered us: no confirmation */
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 900, NULL) == SOS_NAMED_SUSPECT);
+    CHECK(p.n_confirm == 1 && p.suspect_mono == 500);
+
+    SECTION("fd: a genesis node named, or a namer naming itself, is ignored; we refute");
+    memset(&p, 0, sizeof p);
+    by = (sos_core_fd_namer_t){.suspect = genesis, .namer = b->pk, .namer_answered = true};
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, NULL) == SOS_NAMED_IGNORE);
+    CHECK(!p.suspect_mono && !p.probe && p.n_confirm == 0);
+    by = (sos_core_fd_namer_t){.suspect = worker, .namer = c->pk, .namer_answered = true};
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, NULL) == SOS_NAMED_IGNORE);
+    CHECK(!p.suspect_mono && p.n_confirm == 0);
+    e.removed = true; /* the same in a digest's removal */
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, NULL) == SOS_NAMED_IGNORE);
+    by.suspect = address;
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, NULL, 500, NULL) == SOS_NAMED_IGNORE);
+    e = s_entry(me, 6, false);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, NULL, 500, &held) == SOS_NAMED_REFUTE && held == 6);
+
+    SECTION("fd: a first failure of a healthy, listed worker waits for a probe; others count");
+    sos_fd_t fd = {0};
+    memset(&p, 0, sizeof p);
+    CHECK(sos_core_fd_probe_first(&fd, &p, &worker, 3));
+    CHECK(!sos_core_fd_probe_first(&fd, &p, &worker, 0));  /* probes off */
+    CHECK(!sos_core_fd_probe_first(&fd, &p, &genesis, 3)); /* backs off instead */
+    CHECK(!sos_core_fd_probe_first(&fd, &p, &address, 3));
+    p.suspect_mono = 1; /* named by others: a suspect here too, its failures count at once */
+    CHECK(!sos_core_fd_probe_first(&fd, &p, &worker, 3));
+    p.suspect_mono = 0;
+    p.fail_count = 1;
+    CHECK(!sos_core_fd_probe_first(&fd, &p, &worker, 3));
+    p.fail_count = 0;
+    fd.health = 1; /* we lag: the failure is withheld anyway */
+    CHECK(!sos_core_fd_probe_first(&fd, &p, &worker, 3));
+
+    SECTION("fd: failures count to a suspicion, then to a removal once it outlived its timeout");
+    sos_core_fd_fail_t f;
+    sos_core_fd_failure(&fd, &cfg, &p, &worker, false, 4, 10, 1000, &f);
+    CHECK(f.fd == SOS_FD_WITHHELD && p.fail_count == 0 && !f.remove && !f.retry_mono);
+    sos_core_fd_failure(&fd, &cfg, &p, &worker, true, 4, 10, 1000, &f); /* a probe's verdict */
+    CHECK(f.fd == SOS_FD_SUSPECTED && p.fail_count == 1 && p.suspect_version == 4 && !f.remove);
+    fd.health = 0;
+    sos_core_fd_failure(&fd, &cfg, &p, &worker, false, 4, 10, 2000, &f);
+    CHECK(f.fd == SOS_FD_COUNTED && !f.remove);
+    uint64_t t = sos_fd_suspicion_timeout(&fd, &cfg, &p, 10);
+    sos_core_fd_failure(&fd, &cfg, &p, &worker, false, 4, 10, 1000 + t - 1, &f);
+    CHECK(p.fail_count == 3 && !f.remove); /* enough failures, not yet long enough */
+    sos_core_fd_failure(&fd, &cfg, &p, &worker, false, 4, 10, 1000 + t, &f);
+    CHECK(f.remove && sos_core_fd_removable(&fd, &cfg, &p, &worker, 10, 1000 + t));
+    CHECK(!sos_core_fd_removable(&fd, &cfg, &p, &genesis, 10, 1000 + t));
+
+    SECTION("fd: a genesis node is never removed; it is retried after a growing backoff");
+    memset(&p, 0, sizeof p);
+    fd.health = 2; /* never withheld either */
+    uint64_t last = 0;
+    for (uint64_t now = 1000; now < 1000 + 10 * t; now += 1000) {
+        sos_core_fd_failure(&fd, &cfg, &p, &genesis, false, 4, 10, now, &f);
+        CHECK(f.fd == SOS_FD_COUNTED && !f.remove && !p.suspect_mono);
+        CHECK(f.retry_mono - now == sos_fd_genesis_backoff(&cfg, p.fail_count));
+        CHECK(f.retry_mono - now >= last);
+        last = f.retry_mono - now;
+    }
+    CHECK(last > cfg.interval_ms);
 }
 
 int
@@ -267,6 +390,7 @@ main(void)
     CHECK(sos_core_sync_named(&ctx, txn, &named, true, &held) == SOS_NAMED_IGNORE && held == 3);
     named = s_entry(&c, 4, false);
     CHECK(sos_core_sync_named(&ctx, txn, &named, false, NULL) == SOS_NAMED_IGNORE);
+    s_fd_rules(txn, &me, &a, &b, &c);
 
     SECTION("triage: held, stale and tombstoned records are not verified, nor merged");
     s_tombstone_c(&txn, &c);
