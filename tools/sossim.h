@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sos_core_fd.h"
 #include "sos_core_view.h"
 #include "sos_fd.h"
 #include "sos_gmsg.h"
@@ -67,9 +68,7 @@ typedef struct {
     uint32_t key; /* node index + 1; 0: empty */
     sos_fd_peer_t fd;
     uint64_t removed_version; /* this node removed the peer at this version (0: never) */
-    uint64_t removed_at;      /* when (virtual ms) */
-    uint32_t genesis_fail;
-    uint64_t genesis_next; /* no new exchange with this genesis node before (mono ms) */
+    uint64_t genesis_next;    /* no new exchange with this genesis node before (mono ms) */
 } sim_peer_t;
 
 typedef struct {
@@ -152,6 +151,9 @@ typedef struct {
         the first use: most nodes of a run without loss never need them. */
     sos_fd_probes_t *probes;
     sos_fd_helps_t *helps;
+    /*  Workers it removed lately, still named as suspects (node/sos_core_fd.h); made at
+        the first removal. */
+    sos_core_fd_removed_t *named_removed;
     /* counters */
     uint64_t bytes_sent, msgs_sent, dropped_bad, removals;
 } sim_node_t;

@@ -9,6 +9,7 @@
 
 #include "sos_identity.h"
 #include "sos_core_digest.h"
+#include "sos_core_fd.h"
 #include "sos_core_pick.h"
 #include "sos_core_sync.h"
 #include "sossim.h"
@@ -329,9 +330,6 @@ s_view_del(sim_node_t *n, uint32_t idx)
 
 /*  The top bit of a compact digest version: the entry is a removal (a tombstone). */
 #define SIM_DIG_REMOVED (1ULL << 63)
-
-/*  How long a node names a worker it removed as a suspect (s_suspects says why). */
-#define SIM_NAME_REMOVED_ROUNDS 20
 
 /*  The chance that a round adds one exchange outside the active view. */
 #define SIM_OUTSIDE_P 0.25
@@ -1166,36 +1164,35 @@ s_bucket_sums(sim_t *sim, sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
 
 /* ------------------------------------------------------------ messages ---- */
 
+/*  The suspects a SYNC of n names, by the core's rule (node/sos_core_fd.h, as sosnode):
+    the listed workers that failed here, at the highest version held, then the workers it
+    removed lately, at the version removed. Without the latter, a dead node that was in
+    nobody's view when it died is found by the others only when one of them happens to pick
+    it outside its view: at 40 nodes some never did in 120 rounds (churn, seed 3), and kept
+    listing it. Named, it is probed by whoever still lists it, as SWIM spreads a member's
+    death; a node that has refuted since holds a newer version and ignores the name. */
+static bool s_listed(sos_txn_t *txn, const sim_node_t *peer, uint64_t *held);
+
 static void
 s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
 {
     msg->n_suspects = 0;
-    for (size_t s = 0; s < n->cap_peers && msg->n_suspects < SOS_SUSPECTS_MAX; s++) {
-        sim_peer_t *p = &n->peers[s];
-        if (!p->key || p->fd.fail_count == 0 || sim->nodes[p->key - 1].genesis)
-            continue;
-        sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
-        memcpy(e->origin, sim->nodes[p->key - 1].id.pk, SOS_NODEID_BYTES);
-        e->version = p->fd.suspect_version;
-    }
-    /*  With an active view, a worker removed here lately is named too, at the version it
-        was removed at. Without it, a dead node that was in nobody's view when it died is
-        found by the others only when one of them happens to pick it outside its view: at
-        40 nodes some never did in 120 rounds (churn, seed 3), and kept listing it. Named,
-        it is probed by whoever still lists it, as SWIM spreads a member's death; a node
-        that has refuted since holds a newer version and ignores the name. */
-    if (!sim->o.active_view)
+    sos_txn_t *txn = s_txn(sim, n);
+    if (!txn)
         return;
-    uint64_t window = (uint64_t)SIM_NAME_REMOVED_ROUNDS * sim->o.interval_ms;
     for (size_t s = 0; s < n->cap_peers && msg->n_suspects < SOS_SUSPECTS_MAX; s++) {
         sim_peer_t *p = &n->peers[s];
-        if (!p->key || !p->removed_version || sim->now - p->removed_at > window ||
-            p->fd.fail_count > 0 || sim->nodes[p->key - 1].genesis)
+        if (!p->key)
             continue;
-        sos_digest_entry_t *e = &msg->suspects[msg->n_suspects++];
-        memcpy(e->origin, sim->nodes[p->key - 1].id.pk, SOS_NODEID_BYTES);
-        e->version = p->removed_version;
+        const sim_node_t *t = &sim->nodes[p->key - 1];
+        uint64_t held;
+        sos_core_fd_who_t who = {.listed = s_listed(txn, t, &held), .genesis = t->genesis};
+        if (sos_core_fd_names(txn, t->id.pk, &who, &p->fd, &msg->suspects[msg->n_suspects]))
+            msg->n_suspects++;
     }
+    if (n->named_removed)
+        msg->n_suspects = sos_core_fd_suspects_removed(n->named_removed, sim->now, msg->suspects,
+                                                       msg->n_suspects);
 }
 
 /*  Encode and queue a message. As the node's: a SYNC and a SYNC_ACK carry n's record (a
@@ -1308,34 +1305,35 @@ s_sync_ctx(const sim_node_t *n)
 }
 
 /*  from named e's origin a suspect at e's version: in a SYNC's suspects, or by a removal in
-    its digest. What that means is the core's (sos_core_sync_named). True if a listed
+    its digest. What that means is the core's (sos_core_fd_named). True if a listed
     worker's suspicion started or was confirmed. */
 static bool
 s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_digest_entry_t *e)
 {
     uint32_t s = sim_lookup(sim, e->origin);
-    uint64_t held = 0;
-    bool listed = s != UINT32_MAX && !sim->nodes[s].genesis &&
-                  sos_dir_get_worker(txn, e->origin, NULL, NULL) == SOS_OK;
+    bool listed = s != UINT32_MAX && sos_dir_get_worker(txn, e->origin, NULL, NULL) == SOS_OK;
+    /*  The namer confirms only if it is a worker that has answered us itself (an RTT
+        sample, as the node's last_ok): fresh keys cost nothing. */
+    sim_peer_t *sp = s_peer(n, from, false);
+    uint64_t sender_held;
+    sos_core_fd_namer_t by = {
+        .suspect = {.listed = listed, .genesis = s != UINT32_MAX && sim->nodes[s].genesis},
+        .namer = sim->nodes[from].id.pk,
+        .namer_answered = sp && sp->fd.srtt_ms && s_listed(txn, &sim->nodes[from], &sender_held)};
+    /*  A peer entry is made only for a suspicion that starts. */
+    sim_peer_t *p = s == UINT32_MAX ? NULL : s_peer(n, s, false);
+    sos_fd_peer_t fd = p ? p->fd : (sos_fd_peer_t){0};
     sos_sync_ctx_t ctx = s_sync_ctx(n);
-    sos_named_t named = sos_core_sync_named(&ctx, txn, e, listed, &held);
+    sos_named_t named = sos_core_fd_named(&ctx, txn, e, &by, &fd, sim->now, NULL);
+    if (named == SOS_NAMED_SUSPECT && (p || (p = s_peer(n, s, true))))
+        p->fd = fd;
     if (named == SOS_NAMED_REFUTE) {
         if (sos_fd_refute(&n->fd, &sim->fdc, e->version, n->version, n->refute_pending, sim->now) ==
             SOS_FD_REFUTE)
             n->refute_pending = true;
         return false;
     }
-    if (named != SOS_NAMED_SUSPECT)
-        return false;
-    /*  A confirmation counts only from a worker that has answered us itself: fresh keys
-        cost nothing. */
-    sim_peer_t *sp = s_peer(n, from, false);
-    uint64_t sender_held;
-    bool counts = sp && sp->fd.srtt_ms && s_listed(txn, &sim->nodes[from], &sender_held);
-    sim_peer_t *p = s_peer(n, s, true);
-    if (p)
-        sos_fd_named(&p->fd, counts ? sim->nodes[from].id.pk : NULL, held, sim->now);
-    return p != NULL;
+    return named == SOS_NAMED_SUSPECT && p;
 }
 
 static void
@@ -1671,7 +1669,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
             if (p) {
                 sos_fd_rtt_sample(&p->fd, sim->now - x->sent_at);
                 sos_fd_clear(&p->fd);
-                p->genesis_fail = 0;
+                p->genesis_next = 0; /* as the node: a genesis node that answers is back */
             }
             if (n->probes) /* it answered: a late verdict must not count */
                 sos_fd_probe_end(n->probes, sim->nodes[m->from].id.pk);
@@ -1728,7 +1726,10 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     }
     s_dig_touch(sim, n, txn, t->id.pk);
     p->removed_version = held;
-    p->removed_at = sim->now;
+    if (!n->named_removed)
+        n->named_removed = calloc(1, sizeof *n->named_removed);
+    if (n->named_removed)
+        sos_core_fd_name_removed(n->named_removed, t->id.pk, held, sim->o.interval_ms, sim->now);
     /*  As sosnode: whoever removed a worker re-signs its own record next round, so that of
         two nodes that removed each other (a partition) the later one's record is newer than
         the other's tombstone of it, and the two find each other again after a heal. */
@@ -1773,8 +1774,9 @@ s_round(sim_t *sim, sim_node_t *n)
             continue;
         uint32_t target = p->key - 1;
         uint64_t held;
-        bool listed = s_listed(txn, &sim->nodes[target], &held) && !sim->nodes[target].genesis;
-        if (sos_fd_removable(&n->fd, &sim->fdc, &p->fd, listed, n_workers, sim->now))
+        sos_core_fd_who_t who = {.listed = s_listed(txn, &sim->nodes[target], &held),
+                                 .genesis = sim->nodes[target].genesis};
+        if (sos_core_fd_removable(&n->fd, &sim->fdc, &p->fd, &who, n_workers, sim->now))
             s_remove(sim, n, txn, target, p);
     }
     /*  Whom the round picks, by the core's rule (node/sos_core_pick.h): genesis nodes not
@@ -1809,13 +1811,7 @@ s_round(sim_t *sim, sim_node_t *n)
         }
         size_t picked = sos_core_round_pick(cls, m, sim->o.fanout, 2, s_random, sim, out, NULL);
         for (size_t k = 0; k < picked; k++) {
-            uint32_t t = who[out[k]];
-            if (sim->nodes[t].genesis) {
-                sim_peer_t *p = s_peer(n, t, true);
-                if (p)
-                    p->genesis_next = sim->now + sos_fd_genesis_backoff(&sim->fdc, p->genesis_fail);
-            }
-            s_start_exchange(sim, n, t);
+            s_start_exchange(sim, n, who[out[k]]);
         }
         /*  And now and then one exchange outside the view, so that the directory is kept
             in agreement beyond the links (after a partition heals, the views hold one side
@@ -1843,14 +1839,17 @@ s_count_failure(sim_t *sim, sim_node_t *n, uint32_t target, sim_peer_t *p, bool 
     if (!txn)
         return;
     sim_node_t *t = &sim->nodes[target];
-    uint64_t held;
-    bool listed = s_listed(txn, t, &held);
-    sos_fd_t fd = n->fd;
-    if (probed)
-        fd.health = 0;
-    sos_fd_failure(&fd, &p->fd, listed, t->genesis, held, sim->now);
-    if (t->genesis)
-        p->genesis_fail++;
+    uint64_t held, n_workers = 0;
+    sos_core_fd_who_t who = {.listed = s_listed(txn, t, &held), .genesis = t->genesis};
+    sos_dir_counts(txn, &n_workers, NULL, NULL);
+    sos_core_fd_fail_t out;
+    sos_core_fd_failure(&n->fd, &sim->fdc, &p->fd, &who, probed, held, n_workers, sim->now, &out);
+    if (out.retry_mono)
+        p->genesis_next = out.retry_mono; /* a genesis node, never removed: backs off */
+    if (out.remove) {
+        s_remove(sim, n, txn, target, p);
+        return;
+    }
     if (sim->o.active_view && p->fd.fail_count >= 2 && sos_core_view_has(&n->active, target)) {
         s_link_close(sim, n->idx, target);
         sim->links_failed++;
@@ -1916,8 +1915,8 @@ s_probe_start(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_pe
 {
     sim_node_t *t = &sim->nodes[target];
     uint64_t held;
-    if (!sim->o.probe_helpers || t->genesis || p->fd.fail_count > 0 || n->fd.health > 0 ||
-        !s_listed(txn, t, &held))
+    sos_core_fd_who_t who = {.listed = s_listed(txn, t, &held), .genesis = t->genesis};
+    if (!sos_core_fd_probe_first(&n->fd, &p->fd, &who, sim->o.probe_helpers))
         return false;
     if (n->probes && sos_fd_probe_pending(n->probes, t->id.pk))
         return true; /* one verdict for the failures until it comes */
@@ -2203,6 +2202,7 @@ sim_free(sim_t *sim)
         free(n->view);
         free(n->probes);
         free(n->helps);
+        free(n->named_removed);
         free(n->in_view);
         free(n->dig_has);
         free(n->dig_at);
@@ -2317,8 +2317,10 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->n_short = 0;
     free(n->probes); /* a new life waits on no probe and runs no PING */
     free(n->helps);
+    free(n->named_removed); /* kept in memory, as the node's */
     n->probes = NULL;
     n->helps = NULL;
+    n->named_removed = NULL;
     n->dirty = true;
     n->dig_reload = true;
     sos_txn_t *txn = s_txn(sim, n);
