@@ -18,6 +18,17 @@ sos_core_fd_names(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], const sos_
     return true;
 }
 
+sos_rc
+sos_core_fd_remove(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t expires_at,
+                   uint64_t *named, bool *wrote)
+{
+    uint64_t held = 0;
+    sos_dir_held_max(txn, id, &held);
+    if (named)
+        *named = held;
+    return sos_merge_remove_worker(txn, id, 0, expires_at, wrote);
+}
+
 void
 sos_core_fd_name_removed(sos_core_fd_removed_t *removed, const uint8_t id[SOS_NODEID_BYTES],
                          uint64_t version, uint64_t interval_ms, uint64_t now_mono)

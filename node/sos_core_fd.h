@@ -43,6 +43,16 @@ bool sos_core_fd_names(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
                        const sos_core_fd_who_t *who, const sos_fd_peer_t *peer,
                        sos_digest_entry_t *out);
 
+/*  Remove worker id after its failures (sos_core_fd_failure said remove): its worker
+    record is deleted in txn and a tombstone, expiring at expires_at (wall ms), written at
+    the version of that record (sos_merge_remove_worker), so that stale copies relayed by
+    others do not bring it back. *named (may be NULL) receives the highest version held
+    from id before, at which the removal is named (sos_core_fd_name_removed); *wrote (may be
+    NULL) whether anything was written. SOS_OK or the store's error (the caller logs it; the
+    transaction should then be aborted). */
+sos_rc sos_core_fd_remove(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t expires_at,
+                          uint64_t *named, bool *wrote);
+
 /*  Name id, removed here at version (the highest held from it), for SOS_NAME_REMOVED_ROUNDS
     rounds of interval_ms from now: its own slot if it has one, else the slot that ends
     first. Nothing if version is 0 (nothing held: no record to be suspected about). */

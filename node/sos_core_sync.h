@@ -182,7 +182,9 @@ typedef enum {
 
 /*  Weigh named (origin, version). listed: the caller lists origin's worker (the node: a
     peer in its directory; the simulator: a worker record held). *held (may be NULL)
-    receives the highest version held from origin, which the suspicion is about. */
+    receives the highest version held from origin, which the suspicion is about. The node
+    and the simulator weigh a name through sos_core_fd_named (sos_core_fd.h), which adds
+    whom a name may make a suspect, and who confirms it. */
 sos_named_t sos_core_sync_named(const sos_sync_ctx_t *ctx, sos_txn_t *txn,
                                 const sos_digest_entry_t *named, bool listed, uint64_t *held);
 

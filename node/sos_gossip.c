@@ -9,7 +9,9 @@
     exchange that the simulator shares (sos_core_sync.h: a DELTA's and a DELTA_ACK's
     records and wants, which records of a message are verified, what becomes of each:
     the endpoint policy, probation, an endpoint another worker holds, the merge rules of
-    sos_merge.h; what a named suspect means). Data flows one way: frame, decode, core,
+    sos_merge.h; what a named suspect means), and the failure detector's rules that the
+    simulator shares (sos_core_fd.h: whom a SYNC names, what a named suspect does, probe
+    first or count, when to remove). Data flows one way: frame, decode, core,
     store transaction, replies after the commit. What other modules must hear of (a room
     lost to an earlier creation, a forwarded client's reply) goes to the node, which
     routes it.
@@ -1076,10 +1078,9 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     if (!txn)
         return;
     uint64_t held = 0;
-    sos_dir_held_max(txn, peer->id, &held);
     bool wrote = false;
     sos_rc rc =
-        sos_merge_remove_worker(txn, peer->id, 0, sos_now_ms() + self->tombstone_ttl_ms, &wrote);
+        sos_core_fd_remove(txn, peer->id, sos_now_ms() + self->tombstone_ttl_ms, &held, &wrote);
     if (rc) {
         sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
         return;

@@ -21,7 +21,9 @@
     API (store/, memory backend), and the node's own decisions of an exchange
     (node/sos_core_sync.c: what a DELTA and a DELTA_ACK carry, which records of a message
     are verified, what becomes of each (the endpoint policy, probation, an endpoint another
-    worker holds, the merge), what a suspect named by a peer means). The exchange loop that
+    worker holds, the merge), what a suspect named by a peer means), and the failure
+    detector's rules (node/sos_core_fd.c: whom a SYNC names, what a named suspect does,
+    probe first or count, when to remove). The exchange loop that
     ties them together is still a stand-in written here, to be replaced by the node's own
     once the rest of the handling of SYNC moves out of node/sos_gossip.c into the core. It
     follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
@@ -1719,8 +1721,7 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
                    p->fd.fail_count, p->fd.n_confirm,
                    (unsigned long long)(sim->now - p->fd.suspect_mono), n->fd.health);
     }
-    if (sos_dir_del_worker(txn, t->id.pk) != SOS_OK ||
-        sos_dir_tombstone_put(txn, t->id.pk, held, sim->now + sim->tombstone_ttl_ms) != SOS_OK) {
+    if (sos_core_fd_remove(txn, t->id.pk, sim->now + sim->tombstone_ttl_ms, NULL, NULL) != SOS_OK) {
         sim_violation(sim, "node %u: removal of %u failed in the store", n->idx, target);
         return;
     }

@@ -530,6 +530,18 @@ main(void)
     out = s_take(&lan_gaps, &tc, &rd, SOS_SRC_DELTA);
     CHECK(out.take == SOS_TAKE_MERGED && !out.gap);
 
+    SECTION("fd: a removal tombstones the worker record's version, and is named at the highest");
+    s_put(&b, false, 5); /* b: worker record 2, a room at 5 */
+    CHECK_RC(sos_txn_begin(s_store, true, &txn), SOS_OK);
+    uint64_t named_v = 0, tomb_v = 0, tomb_exp = 0;
+    bool wrote = false;
+    CHECK_RC(sos_core_fd_remove(txn, b.pk, 12345, &named_v, &wrote), SOS_OK);
+    CHECK(wrote && named_v == 5);
+    CHECK(sos_dir_get_worker(txn, b.pk, NULL, NULL) == SOS_ERR_NOT_FOUND);
+    CHECK(sos_dir_tombstone_get(txn, b.pk, &tomb_v, &tomb_exp) == SOS_OK && tomb_v == 2 &&
+          tomb_exp == 12345);
+    sos_txn_abort(&txn);
+
     sos_gaps_destroy(&gaps);
     sos_store_destroy(&s_store);
     test_rmtree(dir);
