@@ -166,6 +166,7 @@ def test_stuck_peer_shares_the_budget():
             idle = peak = rss_anon(a)
             before = a.status()
             log_before = len(a.log_text())
+            last_ok = a.workers()[s.ident.hex]["last_ok"]
 
             # s answers a's next SYNC, then reads nothing.
             s.stall_after(a.node_id)
@@ -208,8 +209,8 @@ def test_stuck_peer_shares_the_budget():
                 assert s.ident.hex in n.workers(), "node %d removed s" % n.index
 
             # a's exchanges with s all went through: none failed for a's own backlog.
-            wait_for("a to record s's answer",
-                     lambda: a.workers()[s.ident.hex]["last_ok"] > 0, timeout=60)
+            wait_for("a to take s's answer as a success",
+                     lambda: a.workers()[s.ident.hex]["last_ok"] > last_ok, timeout=60)
             failed = [line for line in a.log_text()[log_before:].splitlines()
                       if "exchange with %s failed" % s.url in line]
             assert not failed, "a counted s failed:\n%s" % "\n".join(failed[:5])
