@@ -370,6 +370,9 @@ class Worker:
     reach it once they list its worker record (self.record, version 1 at self.url):
     introduce() sends a node that record in a SYNC, as a joining worker does."""
 
+    # (option, value) pairs a subclass sets on the ROUTER before it binds (ZMQ_RCVBUF, ...)
+    sockopts = ()
+
     def __init__(self, ident=None):
         self.ident = ident or Identity()
         with socket.socket() as s:
@@ -379,6 +382,8 @@ class Worker:
         self.stopping = False
         self.sock = _CTX.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        for opt, value in self.sockopts:
+            self.sock.setsockopt(opt, value)
         curve_server(self.sock, self.ident)  # nodes connect with the key of its id
         self.sock.bind(self.url)
         self.thread = threading.Thread(target=self._serve, daemon=True)
