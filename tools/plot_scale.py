@@ -34,6 +34,10 @@ def run(sossim, args, path, reuse):
         with open(path, "w") as f:
             f.write(text)
     figures = {}
+    #  A run kept by hand says its command on a first "#" line; its --rounds is the loss rounds
+    first = text.splitlines()[0] if text else ""
+    if first.startswith("#") and "--rounds " in first:
+        figures["loss_rounds"] = first.split("--rounds ")[1].split()[0]
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
@@ -77,7 +81,8 @@ def main():
                 continue  # --reuse and not run
             conn = ("%d, %.1f" % (room["conn.max_at_a_node"], room["conn.mean_per_node"])
                     if "conn.max_at_a_node" in room else "%d, %d (one per worker)" % (n - 1, n - 1))
-            lost = ("%d of %d in %s rounds" % (loss["loss.false_removals"], n, a.loss_rounds)
+            lost = ("%d of %d in %s rounds" % (loss["loss.false_removals"], n,
+                                                loss.get("loss_rounds", a.loss_rounds))
                     if "loss.false_removals" in loss else "not run")
             print("| %d%s | %.1f | %d (%d) | %d | %d | %d | %.0f KiB | %s | %s |" % (
                 n, label, math.log2(n), room.get("join.rounds_full_membership", -1),
