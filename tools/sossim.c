@@ -65,6 +65,9 @@ static const char *s_usage =
     "  --active-view         keep connections to a bounded active view of fanout + ln N\n"
     "                        peers (node/sos_core_view.h) and short-lived ones for the rest,\n"
     "                        instead of one per worker; checks that no node passes its cap\n"
+    "  --max-workers W       each node's --max-workers (max(2 N + 64, 4096)); a quarter of it\n"
+    "                        is how many workers a node may list without having exchanged\n"
+    "                        with them (probation, as sosnode): below 4 N a join stalls\n"
     "  --probe-helpers K     peers asked to reach a peer that missed an exchange before the\n"
     "                        miss counts (PROBE_REQ, PING, PONG, PROBE_ACK; 3, as sosnode;\n"
     "                        0: off)\n"
@@ -668,6 +671,7 @@ main(int argc, char **argv)
         {"trace", no_argument, 0, 't'},
         {"active-view", no_argument, 0, 'A'},
         {"probe-helpers", required_argument, 0, 'P'},
+        {"max-workers", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -761,6 +765,9 @@ main(int argc, char **argv)
         case 'P':
             o.probe_helpers = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'W':
+            o.max_workers = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             fputs(s_usage, stdout);
             return 0;
@@ -771,7 +778,8 @@ main(int argc, char **argv)
     }
     if (o.nodes < 4 || o.genesis < 1 || o.genesis > o.nodes || o.interval_ms < 10 || o.fanout < 1 ||
         o.lat_max_ms < o.lat_min_ms || o.join_window < 1 || o.rounds < 1 || o.dup < 0 ||
-        o.dup > 1 || loss > 1 || o.probe_helpers > SOS_FD_PROBE_HELPERS_MAX || optind != argc) {
+        o.dup > 1 || loss > 1 || o.probe_helpers > SOS_FD_PROBE_HELPERS_MAX ||
+        (o.max_workers && o.max_workers < 4) || optind != argc) {
         fprintf(stderr, "sossim: bad options (sossim --help)\n");
         return 2;
     }

@@ -184,6 +184,7 @@ typedef struct {
     uint32_t max_failures;
     bool active_view;       /* a bounded active view of connections instead of one per worker */
     uint32_t probe_helpers; /* helpers asked to reach a peer that missed an exchange (0: off) */
+    uint32_t max_workers;   /* each node's --max-workers; 0: max(2 N + 64, 4096) */
 } sim_opts_t;
 
 struct sim {

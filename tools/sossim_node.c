@@ -2168,7 +2168,9 @@ sim_init(sim_t *sim, const sim_opts_t *o)
     crypto_generichash_init(&sim->run, NULL, 0, 16);
     /*  The caps of one node, raised to the simulated network's size: at 10,000 nodes the
         default --max-workers (4096) would refuse most of the directory. */
-    sim->mctx.max_workers = o->nodes * 2 + 64 > 4096 ? o->nodes * 2 + 64 : 4096;
+    sim->mctx.max_workers = o->max_workers             ? o->max_workers
+                            : o->nodes * 2 + 64 > 4096 ? o->nodes * 2 + 64
+                                                       : 4096;
     sim->mctx.max_rooms = 100000;
     sim->mctx.max_rooms_per_origin = 10000;
     sim->mctx.max_rooms_unvouched = 10000;
