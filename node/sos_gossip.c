@@ -1038,9 +1038,9 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 /*  How long a new connection may take to come up before its exchange fails: the
     conservative deadline, stretched by the local health multiplier as every other deadline
     is. A node whose own loop lags is slow to run its side of CURVE handshakes (and so are its
-    peers, on a busy machine); without the stretch, a join on a loaded machine failed a third
-    of its first exchanges as "not connected", and each failure of a view member pushed it
-    out of the view for a new member and a new handshake. */
+    peers, on a busy machine); without the stretch, a join on a loaded machine failed up to a
+    quarter of its exchanges, most of them as "not connected", and each failure of a view
+    member pushed it out of the view for a new member and a new handshake. */
 static uint64_t
 s_connect_timeout(const sos_node_t *self)
 {
