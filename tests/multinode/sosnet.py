@@ -140,6 +140,15 @@ class Node:
         self.proc = None
         self.node_id = None
 
+    def rss_anon(self):
+        """The node's anonymous resident memory in bytes (LMDB's map is file-backed, not
+        this)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no RssAnon in /proc/%d/status" % self.proc.pid)
+
     def ensure_id(self):
         """This node's id (hex), from its data directory (made there if missing), registered
         for its endpoint."""

@@ -392,9 +392,14 @@ class Worker:
     def answer(self, frame, env):
         return None
 
+    def may_read(self):
+        """False to leave frames unread for now (a peer that has stopped reading); called
+        before each poll, it may block briefly."""
+        return True
+
     def _serve(self):
         while not self.stopping:
-            if not self.sock.poll(100):
+            if not self.may_read() or not self.sock.poll(100):
                 continue
             parts = self.sock.recv_multipart()
             if len(parts) != 2:

@@ -31,15 +31,6 @@ if "ASAN_OPTIONS" in os.environ:
 REQUESTS = 1500
 
 
-def rss_anon(node):
-    """The node's anonymous resident memory in bytes (LMDB's map is file-backed, not this)."""
-    with open("/proc/%d/status" % node.proc.pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no RssAnon in /proc/%d/status" % node.proc.pid)
-
-
 def stuck_socket(endpoint, ident=None):
     """A DEALER that holds as little as libzmq allows and never reads: one frame in its
     pipe, a small kernel buffer, so that the replies pile up on the node's side. With
@@ -81,12 +72,12 @@ class Flood:
                for _ in range(300)]
         for status, body in self.client.collect(ids).values():
             assert status == "ok", body
-        self.idle = rss_anon(self.node)
+        self.idle = self.node.rss_anon()
         print("idle RssAnon %.1f MiB" % (self.idle / 2**20), flush=True)
         self.peak = self.idle
 
     def check_rss(self, what):
-        rss = rss_anon(self.node)
+        rss = self.node.rss_anon()
         self.peak = max(self.peak, rss)
         assert rss <= self.idle + RSS_BOUND, "%s: RssAnon %.1f MiB, over %.1f MiB idle + %d MiB" % (
             what, rss / 2**20, self.idle / 2**20, RSS_BOUND // 2**20)
