@@ -7,6 +7,8 @@
 #   --powercut N also run the power-cut test with N cuts (ctest runs it with 8)
 #   --sim    also run the simulator's sweep of seeds over every scenario (tests/sim/run_sweep.sh,
 #            about 4 minutes); --sim-long runs the longer sweep
+# Environment: SOS_TEST_JOBS, the ctest entries run at once (default 2; the multi-node tests
+# wait on conditions, never on times, so they hold on a shared machine; 1 to run them alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 asan=0; fuzz=0; valgrind=0; powercut=0; sim=0
@@ -24,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 cmake -S . -B build-test -DSOS_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-test -j"$(nproc)"
-(cd build-test && ctest --output-on-failure --timeout 900)
+(cd build-test && ctest --output-on-failure --timeout 900 -j"${SOS_TEST_JOBS:-2}")
 if [ "$asan" = 1 ] && [ -x tests/run_asan.sh ]; then
   tests/run_asan.sh -j2
 fi
