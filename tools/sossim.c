@@ -609,6 +609,25 @@ s_report(s_run_t *r)
            (unsigned long long)sim->false_removals);
     printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
     printf("probation_refused %llu\n", (unsigned long long)sim->probation_refused);
+    /*  Probation's measure (node/sos_core_sync.c): the samples all nodes took, and the cap
+        it gives the live honest nodes now. */
+    uint32_t cap_min = UINT32_MAX, cap_max = 0;
+    double cap_sum = 0;
+    uint32_t n_cap = 0;
+    for (uint32_t i = 0; i < sim->n_nodes; i++) {
+        sim_node_t *nd = &sim->nodes[i];
+        if (!nd->alive || nd->hostile)
+            continue;
+        uint32_t cap = sos_probation_cap(sim->mctx.max_workers, &nd->probation);
+        cap_min = cap < cap_min ? cap : cap_min;
+        cap_max = cap > cap_max ? cap : cap_max;
+        cap_sum += cap;
+        n_cap++;
+    }
+    printf("probation.samples_answered %llu\nprobation.samples_failed %llu\n",
+           (unsigned long long)sim->probation_answered, (unsigned long long)sim->probation_failed);
+    printf("probation.cap_min %u\nprobation.cap_mean %.0f\nprobation.cap_max %u\n",
+           n_cap ? cap_min : 0, n_cap ? cap_sum / n_cap : 0, cap_max);
     printf("probes.sent %llu\nprobes.saves %llu\nprobes.helped %llu\nprobes.refused %llu\n",
            (unsigned long long)sim->probes_sent, (unsigned long long)sim->probe_saves,
            (unsigned long long)sim->probes_helped, (unsigned long long)sim->probes_refused);

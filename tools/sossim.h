@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sos_core_fd.h"
+#include "sos_core_sync.h"
 #include "sos_core_view.h"
 #include "sos_fd.h"
 #include "sos_gmsg.h"
@@ -69,6 +70,7 @@ typedef struct {
     sos_fd_peer_t fd;
     uint64_t removed_version; /* this node removed the peer at this version (0: never) */
     uint64_t genesis_next;    /* no new exchange with this genesis node before (mono ms) */
+    bool probation_failed;    /* a counted failure of it on probation was sampled (once) */
 } sim_peer_t;
 
 typedef struct {
@@ -117,6 +119,9 @@ typedef struct {
     uint32_t n_probation; /* workers of view[] never seen answering (no genesis node): the
                              core's probation count (node/sos_core_sync.h), kept as they come
                              and go */
+    /*  Outcomes of its first exchanges with probation workers, which set its cap
+        (sos_probation_cap), as the node keeps them. */
+    sos_probation_t probation;
     uint32_t n_in_view_words;
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
@@ -231,7 +236,8 @@ struct sim {
     uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
         shorts_refused;
     uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
-    uint64_t probation_refused; /* new worker keys refused: every probation slot taken */
+    uint64_t probation_refused; /* new worker keys refused: probation at its cap */
+    uint64_t probation_answered, probation_failed; /* samples pushed, all nodes */
     uint64_t probes_sent, probe_saves, probes_helped, probes_refused;
     sos_sign_impl_t sign_impl; /* --cheap-crypto's, set while the run lasts */
 };

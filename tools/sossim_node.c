@@ -923,7 +923,8 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
     sos_sync_take_ctx_t tc = {.merge = &ctx,
                               .peers = &peers,
                               .our_url = n->url,
-                              .tombstone_expires = sim->now + sim->tombstone_ttl_ms};
+                              .tombstone_expires = sim->now + sim->tombstone_ttl_ms,
+                              .probation = &n->probation};
     sos_sync_ctx_t sctx = {.self_id = n->id.pk, .allow_private = true};
     sos_rc rc = sos_core_sync_take(&sctx, &tc, txn, rec, src, out);
     if (rc) {
@@ -985,6 +986,9 @@ s_unlisted(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target)
 {
     s_view_del(n, target);
     s_link_close(sim, n->idx, target);
+    sim_peer_t *p = s_peer(n, target, false);
+    if (p)
+        p->probation_failed = false; /* listed again later: a new probation */
     n->n_probation = s_probation_count(sim, n, txn);
     n->dirty = true;
 }
@@ -1605,8 +1609,13 @@ s_local_ok(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_node_t *peer)
     sos_worker_local_t l;
     if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
         return;
-    if (!l.last_ok && !peer->genesis && s_in_view(n, peer->idx))
+    bool on_probation = !l.last_ok && !peer->genesis && s_in_view(n, peer->idx);
+    if (on_probation)
         n->n_probation--; /* promoted: a signed answer from that key at that url */
+    /*  An answer while on probation is always a sample (sos_probation_outcome). */
+    bool failed_sampled = false;
+    if (sos_probation_outcome(&n->probation, on_probation, true, &failed_sampled))
+        sim->probation_answered++;
     l.last_seen = sim->now;
     l.last_ok = sim->now;
     l.fail_count = 0;
@@ -1737,6 +1746,7 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     n->refute_pending = true;
     sos_fd_clear(&p->fd);
     p->fd.fail_count = 0;
+    p->probation_failed = false; /* listed again later: a new probation */
     s_view_del(n, target);
     s_link_close(sim, n->idx, target);
     n->dirty = true;
@@ -1843,8 +1853,14 @@ s_count_failure(sim_t *sim, sim_node_t *n, uint32_t target, sim_peer_t *p, bool 
     uint64_t held, n_workers = 0;
     sos_core_fd_who_t who = {.listed = s_listed(txn, t, &held), .genesis = t->genesis};
     sos_dir_counts(txn, &n_workers, NULL, NULL);
+    bool on_probation = s_in_view(n, target) && s_probation_of(sim, txn, target);
     sos_core_fd_fail_t out;
     sos_core_fd_failure(&n->fd, &sim->fdc, &p->fd, &who, probed, held, n_workers, sim->now, &out);
+    /*  As the node: a counted failure of a probation worker is a sample, once per worker
+        and probation. */
+    if (out.fd != SOS_FD_WITHHELD &&
+        sos_probation_outcome(&n->probation, on_probation, false, &p->probation_failed))
+        sim->probation_failed++;
     if (out.retry_mono)
         p->genesis_next = out.retry_mono; /* a genesis node, never removed: backs off */
     if (out.remove) {
@@ -2310,6 +2326,7 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->cap_peers = n->n_peers = 0;
     n->n_view = 0;
     n->n_probation = 0;
+    memset(&n->probation, 0, sizeof n->probation); /* kept in memory only, as the node's */
     if (n->in_view)
         memset(n->in_view, 0, n->n_in_view_words * sizeof *n->in_view);
     memset(n->xchg, 0, sizeof n->xchg);
