@@ -100,6 +100,7 @@ typedef struct {
     sos_identity_t id;
     char url[40];
     bool alive, genesis, hostile, ever_started;
+    bool dead_key;    /* hostile: a fresh key made for --dead-keys; nothing answers at its url */
     uint32_t slow_ms; /* a slow node: work and timers late by up to this */
     uint8_t group;    /* partition group */
     sos_store_t *store;
@@ -190,6 +191,7 @@ typedef struct {
     bool active_view;       /* a bounded active view of connections instead of one per worker */
     uint32_t probe_helpers; /* helpers asked to reach a peer that missed an exchange (0: off) */
     uint32_t max_workers;   /* each node's --max-workers; 0: max(2 N + 64, 4096) */
+    uint32_t dead_keys;     /* hostile: fresh worker keys each hostile peer sends a round */
 } sim_opts_t;
 
 struct sim {
@@ -225,7 +227,8 @@ struct sim {
     uint64_t dropped_loss, dropped_partition, dropped_dead;
     bool hostile_on;
     uint64_t hostile_msgs;
-    uint8_t *captured[64]; /* stale records the hostile peers captured, to replay */
+    uint64_t dead_keys_sent; /* --dead-keys: fresh worker records sent by hostile peers */
+    uint8_t *captured[64];   /* stale records the hostile peers captured, to replay */
     size_t captured_len[64];
     size_t n_captured;
     char claim_hash[SOS_ROOMHASH_LEN + 1]; /* a room the hostile peers claim ("": none) */

@@ -2495,12 +2495,49 @@ s_random_honest(sim_t *sim)
     return 0;
 }
 
+/*  --dead-keys: k fresh worker keys, each with a record naming its own endpoint where
+    nothing answers (a hostile node that never gossips nor answers: they are simulated nodes
+    so that honest ones list them as they list any worker), sent by hostile peer hi in one
+    DELTA to a random honest node. Probation bounds how many each honest node lists: the
+    cap falls as its exchanges with them fail (node/sos_core_sync.c). */
+static void
+s_hostile_dead_keys(sim_t *sim, uint32_t hi, uint32_t k)
+{
+    const uint8_t **wires = calloc(k ? k : 1, sizeof *wires);
+    size_t *lens = calloc(k ? k : 1, sizeof *lens);
+    uint32_t n = 0;
+    for (uint32_t i = 0; wires && lens && i < k; i++) {
+        uint32_t g = sim_node_add(sim, false, true);
+        if (g == UINT32_MAX)
+            break;
+        sim->nodes[g].dead_key = true;
+        sim_node_start(sim, g);
+        n++;
+    }
+    /*  sim->nodes may have moved while growing: the wires are taken once it is done. */
+    for (uint32_t i = 0; i < n; i++) {
+        const sim_node_t *g = &sim->nodes[sim->n_nodes - n + i];
+        wires[i] = g->self.wire;
+        lens[i] = g->self.wire_len;
+    }
+    if (n) {
+        s_hostile_delta(sim, &sim->nodes[hi], s_random_honest(sim), wires, lens, n);
+        sim->dead_keys_sent += n;
+    }
+    free(wires);
+    free(lens);
+}
+
 void
 sim_hostile_round(sim_t *sim)
 {
-    for (uint32_t hi = 0; hi < sim->n_nodes; hi++) {
+    uint32_t n_before = sim->n_nodes; /* not the dead keys made in this round */
+    for (uint32_t hi = 0; hi < n_before; hi++) {
+        if (sim->o.dead_keys && sim->nodes[hi].hostile && sim->nodes[hi].alive &&
+            !sim->nodes[hi].dead_key)
+            s_hostile_dead_keys(sim, hi, sim->o.dead_keys);
         sim_node_t *h = &sim->nodes[hi];
-        if (!h->hostile || !h->alive)
+        if (!h->hostile || !h->alive || h->dead_key)
             continue;
         /*  Flood: junk of every type to random nodes. */
         for (int k = 0; k < 20; k++) {
