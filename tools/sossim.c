@@ -155,11 +155,16 @@ s_step(s_run_t *r)
     double conn_mean = 0;
     sim_conn_now(sim, &conn, &conn_mean);
     r->conn_max = conn > r->conn_max ? conn : r->conn_max;
-    if (sim->o.trace)
+    if (sim->o.trace) {
+        uint32_t cap_min, cap_max;
+        double cap_mean;
+        s_probation_caps(sim, &cap_min, &cap_mean, &cap_max);
         printf("round %u alive %u bytes/node %.0f removals %llu violations %llu conn max %u mean "
-               "%.1f\n",
+               "%.1f probation cap min %u mean %.0f refused %llu\n",
                r->round, s_alive_honest(sim), per, (unsigned long long)sim->removals,
-               (unsigned long long)sim->violations, conn, conn_mean);
+               (unsigned long long)sim->violations, conn, conn_mean, cap_min, cap_mean,
+               (unsigned long long)sim->probation_refused);
+    }
     return per;
 }
 
