@@ -1,6 +1,7 @@
 /*  sos_core_sync.c: the decisions of an anti-entropy exchange (what a DELTA and a
     DELTA_ACK carry, which records are worth a signature check, what becomes of a
     verified record, what a named suspect means), shared by the node and the simulator. */
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,19 +155,89 @@ sos_core_sync_settle(sos_gaps_t *gaps, sos_txn_t *txn, const sos_record_t *recor
 
 /*  Probation. A worker record costs its maker one signature under a fresh key, so caps
     alone let a few strangers fill --max-workers on every node with workers that do not
-    exist. A worker this node has never exchanged with successfully is on probation, and
-    at most a quarter of --max-workers are: a new worker key beyond that is refused until a
-    probation worker is promoted by a successful exchange or removed after --max-failures
-    failed ones. So the rest of the cap can only be filled by nodes that really answer at
-    their urls, each from its own endpoint. Genesis nodes are never on probation, and a
-    newer record of a worker held already is not a new key: it is always weighed by the
-    merge rules. True if rec may be weighed; *cap the cap. */
+    exist. A worker this node has never exchanged with successfully is on probation, and a
+    new worker key is refused while as many as the cap are: until a probation worker is
+    promoted by a successful exchange or removed after --max-failures failed ones.
+
+    A fixed cap (a quarter of --max-workers, the first rule) does not scale: with a bounded
+    view a node exchanges with a few workers a round, so it could never list more than about
+    a quarter of --max-workers workers it had not talked to yet, and a join of more nodes
+    than that stalled. So the cap follows what this node measures: cap = Q + (M - Q) * s,
+    Q = M / 4, where s is a lower bound on the share of its probation workers that answer.
+    Each first outcome of an exchange with a worker while it is on probation is a sample:
+    it answered (and is promoted), or its exchange failed and the failure was counted (once
+    per worker and probation, so one dead key picked again and again counts once). The last
+    64 are kept. The node's picks (view refills, the exchange outside the view) are uniform
+    among the workers it lists, so the samples are an unbiased sample of its probation
+    workers: when fresh keys naming endpoints where nothing answers come in, they are picked
+    like any other, s falls and the cap with it, back to Q. Nothing listed is evicted by the
+    rule (it only refuses), and the failure detector removes the dead keys as before. A node
+    that has sampled nothing (a new one) admits Q, as before.
+
+    s is the Wilson score interval's lower bound at z = 2, not the raw share: with k of n
+    answered it is (k + 2 - 2 sqrt(k (n - k) / n + 1)) / (n + 4), which is 0 without samples,
+    0.2 after one answer, 0.5 after four, 0.94 after 64, and falls faster than the raw share
+    as failures come in (3 of 4: 0.29). The plainer (k - 2 sqrt n) / n would stay at 0 for
+    the first four answers but never pass 0.75 with 64 of them, so honest networks could
+    never list more than 81 % of M without talking to it; Wilson reaches 96 %. Genesis nodes
+    are never on probation and are not sampled, and a newer record of a worker held already
+    is not a new key: it is always weighed by the merge rules. */
+void
+sos_probation_push(sos_probation_t *self, bool answered)
+{
+    self->bits = (self->bits << 1) | (answered ? 1u : 0u);
+    if (self->n < SOS_PROBATION_SAMPLES)
+        self->n++;
+}
+
+uint32_t
+sos_probation_answered(const sos_probation_t *self)
+{
+    uint64_t kept = self->n >= 64 ? UINT64_MAX : ((uint64_t)1 << self->n) - 1;
+    return (uint32_t)__builtin_popcountll(self->bits & kept);
+}
+
+bool
+sos_probation_outcome(sos_probation_t *self, bool on_probation, bool answered, bool *failed_sampled)
+{
+    if (!on_probation)
+        return false; /* promoted already, or a genesis node */
+    if (!answered) {
+        if (*failed_sampled)
+            return false;
+        *failed_sampled = true;
+    }
+    sos_probation_push(self, answered);
+    return true;
+}
+
+double
+sos_probation_share(const sos_probation_t *self)
+{
+    if (!self || self->n == 0)
+        return 0;
+    double n = self->n, k = sos_probation_answered(self);
+    double lb = (k + 2 - 2 * sqrt(k * (n - k) / n + 1)) / (n + 4);
+    return lb > 0 ? lb : 0;
+}
+
+uint32_t
+sos_probation_cap(uint32_t max_workers, const sos_probation_t *samples)
+{
+    uint32_t q = max_workers / 4 ? max_workers / 4 : 1;
+    if (q >= max_workers)
+        return q;
+    uint32_t cap = q + (uint32_t)((double)(max_workers - q) * sos_probation_share(samples));
+    return cap < max_workers ? cap : max_workers;
+}
+
+/*  True if rec may be weighed (probation above says when); *cap the cap. */
 static bool
 s_probation_admits(const sos_sync_take_ctx_t *tc, sos_txn_t *txn, const sos_record_t *rec,
                    uint32_t *cap)
 {
     const sos_sync_peers_t *p = tc->peers;
-    *cap = tc->merge->max_workers / 4 ? tc->merge->max_workers / 4 : 1;
+    *cap = sos_probation_cap(tc->merge->max_workers, tc->probation);
     if (p && p->known && p->known(p->arg, rec->origin))
         return true; /* listed already, or a genesis node */
     if (sos_dir_get_worker(txn, rec->origin, NULL, NULL) == SOS_OK)

@@ -121,12 +121,49 @@ typedef struct {
     bool (*answers_at)(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES]);
 } sos_sync_peers_t;
 
+/*  Probation's measure (PROTOCOL.md, "Probation of workers"): the outcomes of this node's
+    own first exchanges with workers while they were on probation, the last
+    SOS_PROBATION_SAMPLES of them, as a shift register. Zeroed: no samples. */
+#define SOS_PROBATION_SAMPLES 64
+
+typedef struct {
+    uint64_t bits; /* newest outcome in bit 0: 1 it answered, 0 it failed */
+    uint32_t n;    /* outcomes kept, at most SOS_PROBATION_SAMPLES */
+} sos_probation_t;
+
+/*  Push one outcome (answered or not) into self; the oldest falls out past 64. */
+void sos_probation_push(sos_probation_t *self, bool answered);
+
+/*  Of the outcomes kept in self, how many answered. */
+uint32_t sos_probation_answered(const sos_probation_t *self);
+
+/*  Weigh one exchange outcome with a worker: on_probation says it was on probation when the
+    outcome came (listed, no genesis node, never seen answering); *failed_sampled is the
+    caller's flag for that worker, false when it is listed anew. A success is a sample (it
+    promotes the worker: no second one this probation); a failure is one only the first
+    time (*failed_sampled is set), so a dead key picked again and again counts once. True
+    if a sample was pushed into self. */
+bool sos_probation_outcome(sos_probation_t *self, bool on_probation, bool answered,
+                           bool *failed_sampled);
+
+/*  The share of probation workers that answer, as a conservative estimate in [0, 1]: the
+    lower bound of the Wilson score interval at z = 2 over the samples in self (0 with no
+    samples; n / (n + 4) when all n answered). */
+double sos_probation_share(const sos_probation_t *self);
+
+/*  How many workers may be on probation at once for max_workers and the samples (NULL: none):
+    Q + (max_workers - Q) * sos_probation_share, Q a quarter of max_workers (at least 1);
+    never above max_workers. */
+uint32_t sos_probation_cap(uint32_t max_workers, const sos_probation_t *samples);
+
 /*  What taking one record depends on beyond sos_sync_ctx_t. */
 typedef struct {
     const sos_merge_ctx_t *merge;  /* the merge rules' context: self_id, now, the caps */
     const sos_sync_peers_t *peers; /* the caller's peers */
     const char *our_url;           /* the endpoint this node advertises */
     uint64_t tombstone_expires;    /* wall ms: when a tombstone written now expires */
+    /*  The caller's probation samples, which set the cap (NULL: none, a quarter). */
+    const sos_probation_t *probation;
 } sos_sync_take_ctx_t;
 
 /*  What became of one verified record. */
@@ -134,7 +171,7 @@ typedef enum {
     SOS_TAKE_MERGED,         /* the merge rules ran: merge says what they did */
     SOS_TAKE_BAD_ENDPOINT,   /* it names an endpoint we may not connect to: refused, never
                                 stored, connected to or passed on (bad_endpoint) */
-    SOS_TAKE_PROBATION,      /* a new worker key while every probation slot is taken:
+    SOS_TAKE_PROBATION,      /* a new worker key while probation is at its cap:
                                 refused for now (merge_cap, probation_refused) */
     SOS_TAKE_ENDPOINT_TAKEN, /* another worker's record naming our endpoint, or one where
                                 another worker answers: refused like a removed worker, with a
@@ -158,8 +195,8 @@ typedef struct {
 
 /*  Take rec (verified) that came from src, as the node does (PROTOCOL.md, "Costs for
     strangers"): a record of another origin naming an endpoint we may not connect to is
-    refused; a worker record of a new key is refused while a quarter of
-    merge->max_workers (at least one) are on probation; another worker's record naming
+    refused; a worker record of a new key is refused while sos_probation_cap of
+    merge->max_workers and tc->probation are on probation; another worker's record naming
     our endpoint, or one where another worker answers, is refused like a removed worker
     (we would never exchange with it, so never count its failures), with a tombstone at
     its version written in txn; anything else goes through the merge rules

@@ -495,6 +495,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
     }
     if (!peer->in_dir) {
         peer->in_dir = true;
+        peer->probation_failed = false; /* listed anew: a new probation */
         if (peer->is_genesis)
             peer->stats_dirty = true; /* write is_genesis into the local stats */
     }
@@ -699,7 +700,9 @@ static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 
 /*  Probation (sos_core_sync.c says why): a worker this node has never exchanged with
     successfully (last_ok == 0: no signed answer from that key at that url, ever) is on
-    probation, and the core refuses new worker keys while a quarter of --max-workers are. */
+    probation, and the core refuses new worker keys while as many are as the cap, which the
+    outcomes of our first exchanges with such workers set (self->probation: s_success and
+    s_failure_count push them). */
 static bool
 s_on_probation(const sos_peer_t *p)
 {
@@ -778,7 +781,7 @@ s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_
         s_peer_unlist(self, peer);
 }
 
-/*  A new worker key the core refused: every probation slot is taken. */
+/*  A new worker key the core refused: probation is at its cap (sos_probation_cap). */
 static void
 s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
 {
@@ -788,10 +791,11 @@ s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
     self->stats.probation_refused++;
     if (self->stats.probation_refused == 1)
         sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
-                        "never seen answering (further refusals at info level)",
-                        hex, cap);
+                        "never seen answering (%u of our last %u on probation answered; further "
+                        "refusals at info level)",
+                        hex, cap, sos_probation_answered(&self->probation), self->probation.n);
     else
-        sos_log_info("refused worker %.12s: probation slots full", hex);
+        sos_log_info("refused worker %.12s: probation slots full (%u)", hex, cap);
 }
 
 /*  Take one verified record as the core decides (sos_core_sync_take: the endpoint policy,
@@ -816,7 +820,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     sos_sync_take_ctx_t tc = {.merge = &mctx,
                               .peers = &peers,
                               .our_url = self->cfg.advertise,
-                              .tombstone_expires = mctx.now_ms + self->tombstone_ttl_ms};
+                              .tombstone_expires = mctx.now_ms + self->tombstone_ttl_ms,
+                              .probation = &self->probation};
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     sos_take_result_t *out = malloc(sizeof *out);
     if (!out)
@@ -1067,6 +1072,8 @@ s_success(sos_node_t *self, sos_peer_t *peer)
         sos_fd_probe_end(&self->probes, peer->id); /* a late verdict must not count */
     peer->ex_fails = 0;
     peer->next_try_mono = 0;
+    /*  Its first answer while on probation: a sample that probation workers answer. */
+    sos_probation_outcome(&self->probation, s_on_probation(peer), true, &peer->probation_failed);
     peer->last_ok = peer->last_seen = sos_now_ms();
     peer->stats_dirty = true;
 }
@@ -1147,6 +1154,9 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
                      why);
         return;
     }
+    /*  A counted failure of a worker on probation: a sample that one did not answer, once
+        per worker and probation (sos_core_sync.c, "Probation"). */
+    sos_probation_outcome(&self->probation, s_on_probation(peer), false, &peer->probation_failed);
     if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);

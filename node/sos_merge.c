@@ -48,15 +48,15 @@ s_merge_worker(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *r
     sos_record_t *have = NULL;
     uint64_t ts_version = 0, ts_expires = 0;
     sos_rc rc = sos_dir_tombstone_get(txn, rec->origin, &ts_version, &ts_expires);
+    /*  A tombstone goes only with the record that overrides it: one refused at the cap
+        leaves it, or an older copy relayed later would bring the removed worker back. */
+    bool lift = rc == SOS_OK;
     if (rc == SOS_OK) {
         bool alive = src == SOS_SRC_DIRECT || rec->version > ts_version;
         if (!alive && ts_expires > ctx->now_ms) {
             *result = SOS_MERGE_TOMBSTONED;
             return SOS_OK;
         }
-        rc = sos_dir_tombstone_del(txn, rec->origin);
-        if (rc)
-            return rc;
     } else if (rc != SOS_ERR_NOT_FOUND)
         return rc;
 
@@ -65,6 +65,9 @@ s_merge_worker(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *r
         return SOS_ERR_NOMEM;
     rc = sos_dir_get_worker(txn, rec->origin, have, NULL);
     if (rc == SOS_OK) {
+        rc = lift ? sos_dir_tombstone_del(txn, rec->origin) : SOS_OK;
+        if (rc)
+            goto done;
         if (rec->version == have->version)
             *result = SOS_MERGE_SAME;
         else if (rec->version < have->version)
@@ -86,7 +89,9 @@ s_merge_worker(sos_txn_t *txn, const sos_merge_ctx_t *ctx, const sos_record_t *r
         goto done;
     }
     *result = SOS_MERGE_NEW;
-    rc = sos_dir_put(txn, rec);
+    rc = lift ? sos_dir_tombstone_del(txn, rec->origin) : SOS_OK;
+    if (rc == SOS_OK)
+        rc = sos_dir_put(txn, rec);
 done:
     free(have);
     return rc;

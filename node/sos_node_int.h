@@ -12,6 +12,7 @@
 #include "sos_config.h"
 #include "sos_core_digest.h"
 #include "sos_core_fd.h"
+#include "sos_core_sync.h"
 #include "sos_core_view.h"
 #include "sos_core_exchange.h"
 #include "sos_gate.h"
@@ -173,6 +174,7 @@ typedef struct {
     bool stats_dirty;
     uint64_t next_try_mono; /* genesis backoff */
     uint32_t ex_fails;      /* exchanges failed in a row, probes aside: the view drops it at 2 */
+    bool probation_failed;  /* a counted failure of it on probation was sampled (once) */
     uint32_t view_listed;   /* workers listed when it joined the view (renewal, sos_gossip.c) */
     bool short_conn;        /* its open DEALER was opened short-lived (short_opened/closed) */
     uint64_t forward_mono;  /* last forward through its DEALER: kept open SOS_PEER_IDLE_MS */
@@ -282,6 +284,9 @@ struct _sos_node_t {
     /* workers removed here lately, still named as suspects in SYNCs (sos_gossip.c,
        s_suspects): id, the version removed, until when (mono ms; 0: a free slot) */
     sos_core_fd_removed_t removed_named;
+    /* probation's measure: outcomes of first exchanges with workers on probation, which set
+       how many may be at once (sos_core_sync.h, sos_probation_cap) */
+    sos_probation_t probation;
 
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;

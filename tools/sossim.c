@@ -65,9 +65,12 @@ static const char *s_usage =
     "  --active-view         keep connections to a bounded active view of fanout + ln N\n"
     "                        peers (node/sos_core_view.h) and short-lived ones for the rest,\n"
     "                        instead of one per worker; checks that no node passes its cap\n"
-    "  --max-workers W       each node's --max-workers (max(2 N + 64, 4096)); a quarter of it\n"
-    "                        is how many workers a node may list without having exchanged\n"
-    "                        with them (probation, as sosnode): below 4 N a join stalls\n"
+    "  --max-workers W       each node's --max-workers (max(2 N + 64, 4096)); of it, a node\n"
+    "                        may list without having exchanged with them a quarter plus the\n"
+    "                        rest times the share of such workers its exchanges saw answer\n"
+    "                        (a lower bound over the last 64; probation, as sosnode)\n"
+    "  --dead-keys K         hostile: each hostile peer also sends K fresh worker keys a\n"
+    "                        round, naming endpoints where nothing answers (0)\n"
     "  --probe-helpers K     peers asked to reach a peer that missed an exchange before the\n"
     "                        miss counts (PROBE_REQ, PING, PONG, PROBE_ACK; 3, as sosnode;\n"
     "                        0: off)\n"
@@ -114,6 +117,28 @@ s_alive_honest(sim_t *sim)
     return n;
 }
 
+/*  The probation cap the live honest nodes' samples give them now (node/sos_core_sync.c):
+    the least, the mean and the most. */
+static void
+s_probation_caps(sim_t *sim, uint32_t *min, double *mean, uint32_t *max)
+{
+    uint32_t lo = UINT32_MAX, hi = 0, n = 0;
+    double sum = 0;
+    for (uint32_t i = 0; i < sim->n_nodes; i++) {
+        sim_node_t *nd = &sim->nodes[i];
+        if (!nd->alive || nd->hostile)
+            continue;
+        uint32_t cap = sos_probation_cap(sim->mctx.max_workers, &nd->probation);
+        lo = cap < lo ? cap : lo;
+        hi = cap > hi ? cap : hi;
+        sum += cap;
+        n++;
+    }
+    *min = n ? lo : 0;
+    *mean = n ? sum / n : 0;
+    *max = hi;
+}
+
 /*  One round of virtual time; returns the bytes the honest nodes sent in it, per live node. */
 static double
 s_step(s_run_t *r)
@@ -130,11 +155,16 @@ s_step(s_run_t *r)
     double conn_mean = 0;
     sim_conn_now(sim, &conn, &conn_mean);
     r->conn_max = conn > r->conn_max ? conn : r->conn_max;
-    if (sim->o.trace)
+    if (sim->o.trace) {
+        uint32_t cap_min, cap_max;
+        double cap_mean;
+        s_probation_caps(sim, &cap_min, &cap_mean, &cap_max);
         printf("round %u alive %u bytes/node %.0f removals %llu violations %llu conn max %u mean "
-               "%.1f\n",
+               "%.1f probation cap min %u mean %.0f refused %llu\n",
                r->round, s_alive_honest(sim), per, (unsigned long long)sim->removals,
-               (unsigned long long)sim->violations, conn, conn_mean);
+               (unsigned long long)sim->violations, conn, conn_mean, cap_min, cap_mean,
+               (unsigned long long)sim->probation_refused);
+    }
     return per;
 }
 
@@ -558,10 +588,22 @@ s_scn_hostile(s_run_t *r)
         if (h != UINT32_MAX)
             sim_node_start(sim, h);
     }
+    uint32_t cap_min, cap_max;
+    double cap_mean;
+    s_probation_caps(sim, &cap_min, &cap_mean, &cap_max);
+    uint64_t refused_before = sim->probation_refused;
+    printf("hostile.probation_cap_mean_before %.0f\n", cap_mean);
     sim->hostile_on = true;
     for (uint32_t k = 0; k < sim->o.rounds; k++)
         s_step(r);
     sim->hostile_on = false;
+    /*  With --dead-keys: the fresh keys sent, what probation refused of them, and the cap the
+        honest nodes' samples give them at the attack's end. */
+    s_probation_caps(sim, &cap_min, &cap_mean, &cap_max);
+    printf("hostile.dead_keys_sent %llu\nhostile.probation_refused %llu\n",
+           (unsigned long long)sim->dead_keys_sent,
+           (unsigned long long)(sim->probation_refused - refused_before));
+    printf("hostile.probation_cap_at_end min %u mean %.0f max %u\n", cap_min, cap_mean, cap_max);
     uint64_t dropped = 0;
     for (uint32_t i = 0; i < sim->n_nodes; i++)
         dropped += sim->nodes[i].dropped_bad;
@@ -609,6 +651,15 @@ s_report(s_run_t *r)
            (unsigned long long)sim->false_removals);
     printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
     printf("probation_refused %llu\n", (unsigned long long)sim->probation_refused);
+    /*  Probation's measure (node/sos_core_sync.c): the samples all nodes took, and the cap
+        it gives the live honest nodes now. */
+    uint32_t cap_min, cap_max;
+    double cap_mean;
+    s_probation_caps(sim, &cap_min, &cap_mean, &cap_max);
+    printf("probation.samples_answered %llu\nprobation.samples_failed %llu\n",
+           (unsigned long long)sim->probation_answered, (unsigned long long)sim->probation_failed);
+    printf("probation.cap_min %u\nprobation.cap_mean %.0f\nprobation.cap_max %u\n", cap_min,
+           cap_mean, cap_max);
     printf("probes.sent %llu\nprobes.saves %llu\nprobes.helped %llu\nprobes.refused %llu\n",
            (unsigned long long)sim->probes_sent, (unsigned long long)sim->probe_saves,
            (unsigned long long)sim->probes_helped, (unsigned long long)sim->probes_refused);
@@ -672,6 +723,7 @@ main(int argc, char **argv)
         {"active-view", no_argument, 0, 'A'},
         {"probe-helpers", required_argument, 0, 'P'},
         {"max-workers", required_argument, 0, 'W'},
+        {"dead-keys", required_argument, 0, 'K'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -767,6 +819,9 @@ main(int argc, char **argv)
             break;
         case 'W':
             o.max_workers = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'K':
+            o.dead_keys = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'h':
             fputs(s_usage, stdout);

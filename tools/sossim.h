@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sos_core_fd.h"
+#include "sos_core_sync.h"
 #include "sos_core_view.h"
 #include "sos_fd.h"
 #include "sos_gmsg.h"
@@ -69,6 +70,7 @@ typedef struct {
     sos_fd_peer_t fd;
     uint64_t removed_version; /* this node removed the peer at this version (0: never) */
     uint64_t genesis_next;    /* no new exchange with this genesis node before (mono ms) */
+    bool probation_failed;    /* a counted failure of it on probation was sampled (once) */
 } sim_peer_t;
 
 typedef struct {
@@ -98,6 +100,7 @@ typedef struct {
     sos_identity_t id;
     char url[40];
     bool alive, genesis, hostile, ever_started;
+    bool dead_key;    /* hostile: a fresh key made for --dead-keys; nothing answers at its url */
     uint32_t slow_ms; /* a slow node: work and timers late by up to this */
     uint8_t group;    /* partition group */
     sos_store_t *store;
@@ -117,6 +120,9 @@ typedef struct {
     uint32_t n_probation; /* workers of view[] never seen answering (no genesis node): the
                              core's probation count (node/sos_core_sync.h), kept as they come
                              and go */
+    /*  Outcomes of its first exchanges with probation workers, which set its cap
+        (sos_probation_cap), as the node keeps them. */
+    sos_probation_t probation;
     uint32_t n_in_view_words;
     bool dirty;        /* the directory changed since the digest below was made */
     uint32_t *dig_idx; /* the digest: node index and version of each origin, in id order */
@@ -185,6 +191,7 @@ typedef struct {
     bool active_view;       /* a bounded active view of connections instead of one per worker */
     uint32_t probe_helpers; /* helpers asked to reach a peer that missed an exchange (0: off) */
     uint32_t max_workers;   /* each node's --max-workers; 0: max(2 N + 64, 4096) */
+    uint32_t dead_keys;     /* hostile: fresh worker keys each hostile peer sends a round */
 } sim_opts_t;
 
 struct sim {
@@ -220,7 +227,8 @@ struct sim {
     uint64_t dropped_loss, dropped_partition, dropped_dead;
     bool hostile_on;
     uint64_t hostile_msgs;
-    uint8_t *captured[64]; /* stale records the hostile peers captured, to replay */
+    uint64_t dead_keys_sent; /* --dead-keys: fresh worker records sent by hostile peers */
+    uint8_t *captured[64];   /* stale records the hostile peers captured, to replay */
     size_t captured_len[64];
     size_t n_captured;
     char claim_hash[SOS_ROOMHASH_LEN + 1]; /* a room the hostile peers claim ("": none) */
@@ -231,7 +239,8 @@ struct sim {
     uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
         shorts_refused;
     uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
-    uint64_t probation_refused; /* new worker keys refused: every probation slot taken */
+    uint64_t probation_refused; /* new worker keys refused: probation at its cap */
+    uint64_t probation_answered, probation_failed; /* samples pushed, all nodes */
     uint64_t probes_sent, probe_saves, probes_helped, probes_refused;
     sos_sign_impl_t sign_impl; /* --cheap-crypto's, set while the run lasts */
 };

@@ -923,7 +923,8 @@ s_merge(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_record_t *rec, sos_
     sos_sync_take_ctx_t tc = {.merge = &ctx,
                               .peers = &peers,
                               .our_url = n->url,
-                              .tombstone_expires = sim->now + sim->tombstone_ttl_ms};
+                              .tombstone_expires = sim->now + sim->tombstone_ttl_ms,
+                              .probation = &n->probation};
     sos_sync_ctx_t sctx = {.self_id = n->id.pk, .allow_private = true};
     sos_rc rc = sos_core_sync_take(&sctx, &tc, txn, rec, src, out);
     if (rc) {
@@ -985,6 +986,9 @@ s_unlisted(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target)
 {
     s_view_del(n, target);
     s_link_close(sim, n->idx, target);
+    sim_peer_t *p = s_peer(n, target, false);
+    if (p)
+        p->probation_failed = false; /* listed again later: a new probation */
     n->n_probation = s_probation_count(sim, n, txn);
     n->dirty = true;
 }
@@ -1605,8 +1609,13 @@ s_local_ok(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_node_t *peer)
     sos_worker_local_t l;
     if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
         return;
-    if (!l.last_ok && !peer->genesis && s_in_view(n, peer->idx))
+    bool on_probation = !l.last_ok && !peer->genesis && s_in_view(n, peer->idx);
+    if (on_probation)
         n->n_probation--; /* promoted: a signed answer from that key at that url */
+    /*  An answer while on probation is always a sample (sos_probation_outcome). */
+    bool failed_sampled = false;
+    if (sos_probation_outcome(&n->probation, on_probation, true, &failed_sampled))
+        sim->probation_answered++;
     l.last_seen = sim->now;
     l.last_ok = sim->now;
     l.fail_count = 0;
@@ -1737,6 +1746,7 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     n->refute_pending = true;
     sos_fd_clear(&p->fd);
     p->fd.fail_count = 0;
+    p->probation_failed = false; /* listed again later: a new probation */
     s_view_del(n, target);
     s_link_close(sim, n->idx, target);
     n->dirty = true;
@@ -1843,8 +1853,14 @@ s_count_failure(sim_t *sim, sim_node_t *n, uint32_t target, sim_peer_t *p, bool 
     uint64_t held, n_workers = 0;
     sos_core_fd_who_t who = {.listed = s_listed(txn, t, &held), .genesis = t->genesis};
     sos_dir_counts(txn, &n_workers, NULL, NULL);
+    bool on_probation = s_in_view(n, target) && s_probation_of(sim, txn, target);
     sos_core_fd_fail_t out;
     sos_core_fd_failure(&n->fd, &sim->fdc, &p->fd, &who, probed, held, n_workers, sim->now, &out);
+    /*  As the node: a counted failure of a probation worker is a sample, once per worker
+        and probation. */
+    if (out.fd != SOS_FD_WITHHELD &&
+        sos_probation_outcome(&n->probation, on_probation, false, &p->probation_failed))
+        sim->probation_failed++;
     if (out.retry_mono)
         p->genesis_next = out.retry_mono; /* a genesis node, never removed: backs off */
     if (out.remove) {
@@ -2310,6 +2326,7 @@ sim_node_start(sim_t *sim, uint32_t idx)
     n->cap_peers = n->n_peers = 0;
     n->n_view = 0;
     n->n_probation = 0;
+    memset(&n->probation, 0, sizeof n->probation); /* kept in memory only, as the node's */
     if (n->in_view)
         memset(n->in_view, 0, n->n_in_view_words * sizeof *n->in_view);
     memset(n->xchg, 0, sizeof n->xchg);
@@ -2478,12 +2495,49 @@ s_random_honest(sim_t *sim)
     return 0;
 }
 
+/*  --dead-keys: k fresh worker keys, each with a record naming its own endpoint where
+    nothing answers (a hostile node that never gossips nor answers: they are simulated nodes
+    so that honest ones list them as they list any worker), sent by hostile peer hi in one
+    DELTA to a random honest node. Probation bounds how many each honest node lists: the
+    cap falls as its exchanges with them fail (node/sos_core_sync.c). */
+static void
+s_hostile_dead_keys(sim_t *sim, uint32_t hi, uint32_t k)
+{
+    const uint8_t **wires = calloc(k ? k : 1, sizeof *wires);
+    size_t *lens = calloc(k ? k : 1, sizeof *lens);
+    uint32_t n = 0;
+    for (uint32_t i = 0; wires && lens && i < k; i++) {
+        uint32_t g = sim_node_add(sim, false, true);
+        if (g == UINT32_MAX)
+            break;
+        sim->nodes[g].dead_key = true;
+        sim_node_start(sim, g);
+        n++;
+    }
+    /*  sim->nodes may have moved while growing: the wires are taken once it is done. */
+    for (uint32_t i = 0; i < n; i++) {
+        const sim_node_t *g = &sim->nodes[sim->n_nodes - n + i];
+        wires[i] = g->self.wire;
+        lens[i] = g->self.wire_len;
+    }
+    if (n) {
+        s_hostile_delta(sim, &sim->nodes[hi], s_random_honest(sim), wires, lens, n);
+        sim->dead_keys_sent += n;
+    }
+    free(wires);
+    free(lens);
+}
+
 void
 sim_hostile_round(sim_t *sim)
 {
-    for (uint32_t hi = 0; hi < sim->n_nodes; hi++) {
+    uint32_t n_before = sim->n_nodes; /* not the dead keys made in this round */
+    for (uint32_t hi = 0; hi < n_before; hi++) {
+        if (sim->o.dead_keys && sim->nodes[hi].hostile && sim->nodes[hi].alive &&
+            !sim->nodes[hi].dead_key)
+            s_hostile_dead_keys(sim, hi, sim->o.dead_keys);
         sim_node_t *h = &sim->nodes[hi];
-        if (!h->hostile || !h->alive)
+        if (!h->hostile || !h->alive || h->dead_key)
             continue;
         /*  Flood: junk of every type to random nodes. */
         for (int k = 0; k < 20; k++) {

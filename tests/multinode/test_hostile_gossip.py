@@ -16,7 +16,9 @@ by a stranger speaking the wire protocol (soswire) to real sosnode processes:
                 one envelope verification each time, not 512 record verifications; a stranger
                 sending fresh records faster than its budget is refused (over_budget).
   probation     fresh keys naming endpoints where nothing answers take at most a quarter of
-                --max-workers, cannot displace a worker that answered, and leave when they
+                --max-workers at a node that has sampled nothing, and at most its cap at one
+                whose exchanges saw honest workers answer; the cap falls as its exchanges
+                with them fail; they displace no worker that answered and leave when they
                 fail; an honest node joins after them.
   failed commit a worker removed in a pass whose commit fails (a full disk, and a reader that
                 keeps LMDB from reusing pages) stays a peer: memory and store agree, and the
@@ -313,30 +315,68 @@ def test_resent_records_not_verified_again():
 
 
 def test_worker_probation():
-    """Workers never seen answering hold at most a quarter of --max-workers."""
+    """Workers never seen answering: a node that has sampled none lists at most a quarter of
+    --max-workers of them; one whose exchanges saw honest workers answer lists more, until
+    its exchanges with the dead keys pull its cap back; nothing listed is lost."""
     with Net(interval=200) as net:
         extra = ["--max-workers", "20", "--max-failures", "3"]
         a = net.add(extra=extra).start()
-        b = net.add(extra=extra).start()
-        wait_for("a and b to converge", net.converged)
-        wait_for("b answered a", lambda: a.workers()[b.node_id]["last_ok"] > 0)
+        # A node alone has sampled nothing: a quarter of 20, whatever comes.
+        x = net.add(genesis=[], extra=extra).start()
+        g = gossip(x)
+        assert g["probation_samples"] == 0 and g["probation_cap"] == 5, g
         fakes = [w.Identity() for _ in range(30)]
-        recs = [w.worker_record(f, 1, dead_url()) for f in fakes]
-        before = gossip(a)
-        send_all(a, [env(w.Identity(), w.RUMOR, w.gmsg(records=recs), a)])
-        g = gossip(a)
+        send_all(x, [env(w.Identity(), w.RUMOR, w.gmsg(records=[
+            w.worker_record(f, 1, dead_url()) for f in fakes]), x)])
+        g = gossip(x)
         assert g["workers_probation"] <= 5, g
-        assert g["probation_refused"] - before["probation_refused"] >= 25, g
+        assert g["probation_refused"] >= 25, g
+        assert sum(1 for f in fakes if f.hex in x.workers()) <= 5
+        x.stop()
+
+        # A's own exchanges with honest newcomers answer: samples that open its cap.
+        honest = [net.add(extra=extra).start() for _ in range(4)]
+        nodes = [a] + honest
+        wait_for("the honest nodes to converge", lambda: net.converged(nodes))
+        wait_for("a promoted them all", lambda: gossip(a)["workers_probation"] == 0
+                 and gossip(a)["probation_samples"] >= 3)
+        g = gossip(a)
+        assert g["probation_answered"] == g["probation_samples"], g
+        cap0 = g["probation_cap"]
+        assert cap0 > 5, g
+        # A flood of dead keys: more than a quarter are taken now, never more than the cap.
+        fakes = [w.Identity() for _ in range(30)]
+        before = g["probation_refused"]
+        send_all(a, [env(w.Identity(), w.RUMOR, w.gmsg(records=[
+            w.worker_record(f, 1, dead_url()) for f in fakes]), a)])
+        g = gossip(a)
+        first = sum(1 for f in fakes if f.hex in a.workers())
+        assert 5 < first <= cap0, (first, g)
+        assert g["probation_refused"] - before >= 30 - cap0, g
+        # A picks them as it picks anyone; their failures are samples, and the cap falls.
+        wait_for("a's cap to fall as its exchanges with dead keys fail",
+                 lambda: gossip(a)["probation_cap"] <= 7, timeout=60)
+        g = gossip(a)
+        assert g["probation_samples"] > g["probation_answered"], g
+        free = max(g["probation_cap"] - g["workers_probation"], 0)
+        more = [w.Identity() for _ in range(30)]
+        send_all(a, [env(w.Identity(), w.RUMOR, w.gmsg(records=[
+            w.worker_record(f, 1, dead_url()) for f in more]), a)])
+        g2 = gossip(a)
+        second = sum(1 for f in more if f.hex in a.workers())
+        assert second <= free + 1 and second < first, (second, free, first, g2)
+        assert g2["probation_refused"] - g["probation_refused"] >= 30 - free - 1, g2
         listed = set(a.workers())
-        assert sum(1 for f in fakes if f.hex in listed) <= 5
-        assert b.node_id in listed
+        assert all(n.node_id in listed for n in honest), "a lost an honest worker"
         wait_for("the fakes removed for failing",
                  lambda: gossip(a)["workers_probation"] == 0
-                 and not any(f.hex in a.workers() for f in fakes), timeout=60)
+                 and not any(f.hex in a.workers() for f in fakes + more), timeout=90)
         c = net.add(extra=extra).start()
-        wait_for("an honest newcomer listed everywhere", net.converged, timeout=60)
+        nodes.append(c)
+        wait_for("an honest newcomer listed everywhere", lambda: net.converged(nodes),
+                 timeout=60)
         wait_for("c promoted on a", lambda: a.workers()[c.node_id]["last_ok"] > 0)
-        assert b.node_id in a.workers()
+        assert all(n.node_id in a.workers() for n in honest)
 
 
 def test_removal_that_does_not_commit():

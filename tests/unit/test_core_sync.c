@@ -489,6 +489,72 @@ main(void)
     CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_NEW);
     pt.probation = 0;
 
+    SECTION("probation: the cap follows the measured share of probation workers that answer");
+    sos_probation_t reg = {0};
+    CHECK(sos_probation_cap(4096, NULL) == 1024);
+    CHECK(sos_probation_cap(4096, &reg) == 1024); /* nothing sampled: a quarter */
+    CHECK(sos_probation_share(&reg) == 0);
+    sos_probation_push(&reg, true); /* one lucky sample opens little */
+    CHECK(sos_probation_cap(4096, &reg) > 1024 && sos_probation_cap(4096, &reg) < 2048);
+    for (int i = 0; i < 100; i++)
+        sos_probation_push(&reg, true);
+    CHECK(reg.n == SOS_PROBATION_SAMPLES && sos_probation_answered(&reg) == 64);
+    uint32_t cap_all = sos_probation_cap(4096, &reg);
+    CHECK(cap_all > 3900 && cap_all < 4096); /* close to all of it, never past */
+    sos_probation_t mix = {0};
+    for (int i = 0; i < 64; i++)
+        sos_probation_push(&mix, i % 2 == 0);
+    uint32_t cap_mix = sos_probation_cap(4096, &mix);
+    CHECK(sos_probation_answered(&mix) == 32);
+    CHECK(cap_mix > 1024 && cap_mix < 1024 + 3072 / 2 && cap_mix < cap_all); /* below the share */
+    for (int i = 0; i < 64; i++)
+        sos_probation_push(&reg, false); /* the register keeps the last 64 only */
+    CHECK(reg.n == 64 && sos_probation_answered(&reg) == 0);
+    CHECK(sos_probation_cap(4096, &reg) == 1024);
+    sos_probation_push(&reg, true);
+    CHECK(sos_probation_answered(&reg) == 1 && reg.n == 64);
+    CHECK(sos_probation_cap(4096, &reg) < 1100); /* 1 of 64: next to nothing */
+    CHECK(sos_probation_cap(1, &reg) == 1 && sos_probation_cap(3, &reg) == 1);
+
+    SECTION("probation: the core admits new keys up to the cap the samples give");
+    sos_identity_t f;
+    test_seed_identity(&f, 230);
+    sos_record_t rf;
+    s_signed(&rf, &f, 1, "tcp://127.0.0.1:7403");
+    pt.probation = 3; /* past a quarter of 8 */
+    out = s_take(&lan, &tc, &rf, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_PROBATION && out.probation_cap == 2);
+    sos_probation_t answered = {0};
+    for (int i = 0; i < 64; i++)
+        sos_probation_push(&answered, true);
+    tc.probation = &answered; /* 2 + 6 * 0.94: 7 */
+    out = s_take(&lan, &tc, &rf, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_MERGED && out.merge == SOS_MERGE_NEW);
+    pt.probation = 7;
+    s_signed(&rf, &f, 1, "tcp://127.0.0.1:7403");
+    sos_identity_t g;
+    test_seed_identity(&g, 240);
+    sos_record_t rg;
+    s_signed(&rg, &g, 1, "tcp://127.0.0.1:7404");
+    out = s_take(&lan, &tc, &rg, SOS_SRC_DELTA);
+    CHECK(out.take == SOS_TAKE_PROBATION && out.probation_cap == 7);
+    tc.probation = NULL;
+    pt.probation = 0;
+
+    SECTION("probation: a worker's repeated failures are one sample; its answer is another");
+    sos_probation_t fs = {0};
+    bool failed_sampled = false;
+    CHECK(sos_probation_outcome(&fs, true, false, &failed_sampled) && failed_sampled);
+    CHECK(!sos_probation_outcome(&fs, true, false, &failed_sampled)); /* the same dead key */
+    CHECK(!sos_probation_outcome(&fs, true, false, &failed_sampled));
+    CHECK(fs.n == 1 && sos_probation_answered(&fs) == 0);
+    CHECK(sos_probation_outcome(&fs, true, true, &failed_sampled)); /* it answers: promoted */
+    CHECK(fs.n == 2 && sos_probation_answered(&fs) == 1);
+    CHECK(!sos_probation_outcome(&fs, false, true, &failed_sampled)); /* promoted: no sample */
+    CHECK(!sos_probation_outcome(&fs, false, false, &failed_sampled));
+    bool other = false; /* another worker's first failure is a sample of its own */
+    CHECK(sos_probation_outcome(&fs, true, false, &other) && fs.n == 3);
+
     SECTION("take: a worker at an endpoint another listed worker answers at is refused");
     pt.answered_url = "tcp://127.0.0.1:7402"; /* e answered us there */
     pt.answered_by = e.pk;

@@ -164,6 +164,17 @@ main(void)
     CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_CAP);
     CHECK(!s_has_worker(store, d.pk, NULL));
 
+    SECTION("a removed worker refused at the cap keeps its tombstone, even talking to us");
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_put(txn, d.pk, 1, now + 60000), SOS_OK);
+    CHECK_RC(sos_txn_commit(&txn), SOS_OK);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DIRECT, NULL) == SOS_MERGE_CAP);
+    CHECK_RC(sos_txn_begin(store, false, &txn), SOS_OK);
+    CHECK_RC(sos_dir_tombstone_get(txn, d.pk, &ts_version, &ts_expires), SOS_OK);
+    sos_txn_abort(&txn);
+    CHECK(ts_version == 1);
+    CHECK(s_merge(store, &ctx, &rec, SOS_SRC_DELTA, NULL) == SOS_MERGE_TOMBSTONED); /* relayed */
+
     SECTION("rooms: newer version of the same owner wins; expired and impossible are refused");
     s_signed_room(&rec, &b, 2, "00000000000000aa", now - 1000, now);
     CHECK(s_merge(store, &ctx, &rec, SOS_SRC_RUMOR, NULL) == SOS_MERGE_NEW);
