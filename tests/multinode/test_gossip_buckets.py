@@ -7,6 +7,8 @@ answer covers (DIGEST_ACK).
                identities, which only anti-entropy carries between them: they were taken
                before the two met) end with the same directory, by the bucket path
                (digests_by_bucket on one, digests_answered on the other);
+  past 8192    a node that joins one holding more origins than one message can name
+               (SOS_DIGEST_MAX) ends up holding every one of them;
   hostile      a peer that answers with broken bucket sums, or with entries outside the
                buckets asked, and a stranger that sends DIGESTs out of the blue: the bad
                ones are dropped and counted (digests_refused, drop_malformed,
@@ -34,7 +36,7 @@ def dead_url():
     return "tcp://127.0.0.1:%d" % free_port()
 
 
-def flood(node, n):
+def flood(node, n, batch=200):
     """Give node n rooms of n fresh identities by RUMOR; returns their origins."""
     url = dead_url()
     idents = [w.Identity() for _ in range(n)]
@@ -42,11 +44,11 @@ def flood(node, n):
     relay = w.Identity()
     before = counters(node)["rumors_in"]
     with w.Conn(node.endpoint) as conn:
-        for i in range(0, len(recs), 200):
-            conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + 200]),
+        for i in range(0, len(recs), batch):
+            conn.send(w.envelope(relay, w.RUMOR, w.gmsg(records=recs[i:i + batch]),
                                  receiver=node.node_id))
         wait_for("node %d to take the rumors" % node.index,
-                 lambda: counters(node)["rumors_in"] >= before + (n + 199) // 200)
+                 lambda: counters(node)["rumors_in"] >= before + (n + batch - 1) // batch)
     return {i.pk.hex() for i in idents}
 
 
@@ -77,6 +79,20 @@ def test_two_large_directories_converge_by_bucket():
         if cb["digests_by_bucket"]:
             assert ca["digests_answered"] >= 1
         assert ca["digests_refused"] == 0 and cb["digests_refused"] == 0
+
+
+def test_directory_past_one_message():
+    """More origins than one digest message can name (8192): before, a SYNC_ACK carried the
+    first 8192 and a node that joined never learned the rest by anti-entropy."""
+    with Net(interval=200) as net:
+        a = net.add().start()
+        flood(a, 8300, batch=500)
+        wait_for("a to hold them all", lambda: origins(a) == 8301)
+        b = net.add().start()
+        wait_for("the new node to hold every origin", lambda: origins(b) == origins(a),
+                 timeout=180)
+        assert counters(b)["digests_by_bucket"] >= 1
+        assert counters(a)["digests_answered"] >= 1
 
 
 # The origins the hostile peer claims: 2048 a bucket of 64, so that a node asks for only a
@@ -194,5 +210,5 @@ def test_unsolicited_digests():
 
 
 if __name__ == "__main__":
-    run([test_two_large_directories_converge_by_bucket, test_hostile_bucket_answers_are_counted,
-         test_unsolicited_digests])
+    run([test_two_large_directories_converge_by_bucket, test_directory_past_one_message,
+         test_hostile_bucket_answers_are_counted, test_unsolicited_digests])
