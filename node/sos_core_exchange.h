@@ -1,8 +1,7 @@
 /*  sos_core_exchange.h: one anti-entropy exchange with a peer as a state machine of the
     gossip core: the transitions of SYNC -> SYNC_ACK (-> DIGEST -> DIGEST_ACK) -> DELTA ->
-    DELTA_ACK and their
-    deadlines, as functions that take what happened and say what to do next. No frames,
-    no clock, no socket: the caller encodes, sends and reads the time.
+    DELTA_ACK and their deadlines, as functions that take what happened and say what to do
+    next. No frames, no clock, no socket: the caller encodes, sends and reads the time.
 
         state            event                    action                        next
         IDLE             picked, connected        send SYNC                     WAIT_SYNC_ACK
@@ -21,7 +20,9 @@
         WAIT_DIGEST_ACK  DIGEST_ACK (entries of   send DELTA over the buckets   WAIT_DELTA_ACK
                          buckets asked)           it covered
         WAIT_DELTA_ACK   DELTA_ACK                apply; if either side had     IDLE, or
-                                                  more, SYNC again at once      WAIT_SYNC_ACK
+                                                  more, or buckets that differ  WAIT_SYNC_ACK
+                                                  were left out, SYNC again
+                                                  at once
         WAIT_*           deadline passes          failure                       IDLE
         any              a reply not awaited      drop it (unexpected)          unchanged */
 #ifndef SOS_CORE_EXCHANGE_H
