@@ -196,17 +196,23 @@ typedef struct {
     sos_digest_entry_t *entries;
     uint32_t n;
     uint32_t cap;
-    bool workers; /* this pass takes the origins that have a worker record, or the others */
+    bool nomem;
 } s_digest_t;
 
 static int
 s_digest_each(void *arg, const sos_origin_t *origin)
 {
     s_digest_t *d = arg;
-    if (origin->has_worker != d->workers)
-        return 0;
-    if (d->n == d->cap)
-        return 1;
+    if (d->n == d->cap) {
+        uint32_t cap = d->cap * 2;
+        sos_digest_entry_t *grown = cap > d->cap ? realloc(d->entries, cap * sizeof *grown) : NULL;
+        if (!grown) {
+            d->nomem = true;
+            return 1;
+        }
+        d->entries = grown;
+        d->cap = cap;
+    }
     sos_digest_entry(d->gaps, d->txn, origin->origin, &d->entries[d->n++]);
     return 0;
 }
@@ -214,16 +220,207 @@ s_digest_each(void *arg, const sos_origin_t *origin)
 sos_digest_entry_t *
 sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uint32_t *n)
 {
-    s_digest_t d = {.gaps = gaps, .txn = txn, .cap = SOS_DIGEST_MAX, .workers = true};
-    d.entries = calloc(SOS_DIGEST_MAX, sizeof *d.entries);
+    s_digest_t d = {.gaps = gaps, .txn = txn, .cap = 256};
+    d.entries = malloc(d.cap * sizeof *d.entries);
     if (!d.entries)
         return NULL;
+    /*  The store gives origins in id order: the digest comes out sorted. */
     sos_dir_foreach_origin(txn, s_digest_each, &d);
-    d.workers = false;
-    if (d.n < d.cap)
-        sos_dir_foreach_origin(txn, s_digest_each, &d);
+    if (d.nomem) {
+        free(d.entries);
+        return NULL;
+    }
     *n = d.n;
     return d.entries;
+}
+
+/* ------------------------------------------------------------- buckets ---- */
+
+uint32_t
+sos_digest_nbuckets(uint32_t n_origins)
+{
+    uint32_t nb = 1;
+    while (nb < SOS_BUCKETS_MAX && (uint64_t)nb * SOS_BUCKET_ORIGINS < n_origins)
+        nb *= 2;
+    return nb;
+}
+
+bool
+sos_digest_nb_ok(uint64_t nb)
+{
+    return nb >= 1 && nb <= SOS_BUCKETS_MAX && (nb & (nb - 1)) == 0;
+}
+
+uint32_t
+sos_digest_bucket(const uint8_t origin[SOS_NODEID_BYTES], uint32_t nb)
+{
+    uint32_t bits = 0;
+    while ((1u << bits) < nb)
+        bits++;
+    uint32_t prefix = (uint32_t)origin[0] << 8 | origin[1];
+    return bits ? prefix >> (16 - bits) : 0;
+}
+
+void
+sos_bucket_hash_init(sos_bucket_hash_t *h)
+{
+    static const char domain[] = "sosnode/2/bucket"; /* hashed with its NUL */
+    crypto_generichash_init(&h->st, NULL, 0, SOS_DIGEST_HASH_BYTES);
+    crypto_generichash_update(&h->st, (const unsigned char *)domain, sizeof domain);
+}
+
+void
+sos_bucket_hash_add(sos_bucket_hash_t *h, const sos_digest_entry_t *e)
+{
+    uint8_t in[SOS_NODEID_BYTES + 8 + 1];
+    memcpy(in, e->origin, SOS_NODEID_BYTES);
+    for (int b = 0; b < 8; b++)
+        in[SOS_NODEID_BYTES + b] = (uint8_t)(e->version >> (56 - 8 * b));
+    in[SOS_NODEID_BYTES + 8] = e->removed ? 1 : 0;
+    crypto_generichash_update(&h->st, in, sizeof in);
+}
+
+void
+sos_bucket_hash_final(sos_bucket_hash_t *h, uint8_t out[SOS_DIGEST_HASH_BYTES])
+{
+    crypto_generichash_final(&h->st, out, SOS_DIGEST_HASH_BYTES);
+}
+
+/*  The first index of sorted whose bucket is at least b. */
+static uint32_t
+s_lower(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb, uint32_t b)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (sos_digest_bucket(sorted[mid].origin, nb) < b)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void
+sos_digest_bucket_range(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb, uint32_t b,
+                        uint32_t *first, uint32_t *count)
+{
+    uint32_t lo = s_lower(sorted, n, nb, b);
+    uint32_t hi = b + 1 < nb ? s_lower(sorted, n, nb, b + 1) : n;
+    *first = lo;
+    *count = hi > lo ? hi - lo : 0;
+}
+
+void
+sos_digest_bucket_sums(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                       uint8_t (*sums)[SOS_DIGEST_HASH_BYTES])
+{
+    uint32_t i = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        sos_bucket_hash_t h;
+        sos_bucket_hash_init(&h);
+        while (i < n && sos_digest_bucket(sorted[i].origin, nb) == b)
+            sos_bucket_hash_add(&h, &sorted[i++]);
+        sos_bucket_hash_final(&h, sums[b]);
+    }
+}
+
+uint32_t
+sos_digest_buckets_pick(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                        const uint8_t (*mine)[SOS_DIGEST_HASH_BYTES],
+                        const uint8_t (*theirs)[SOS_DIGEST_HASH_BYTES], uint32_t n_theirs,
+                        uint32_t start, uint32_t max_entries, uint16_t *out, uint32_t *n_differ)
+{
+    uint64_t bits[SOS_BUCKET_WORDS] = {0};
+    uint64_t per_theirs = ((uint64_t)n_theirs + nb - 1) / nb, total = 0;
+    uint32_t picked = 0, differ = 0;
+    bool full = false;
+    for (uint32_t k = 0; k < nb; k++) {
+        uint32_t b = (start + k) & (nb - 1);
+        if (memcmp(mine[b], theirs[b], SOS_DIGEST_HASH_BYTES) == 0)
+            continue;
+        differ++;
+        if (full)
+            continue;
+        uint32_t first, count;
+        sos_digest_bucket_range(sorted, n, nb, b, &first, &count);
+        uint64_t cost = count + per_theirs;
+        if (picked && total + cost > max_entries) {
+            full = true; /* the rest at the next exchange */
+            continue;
+        }
+        total += cost;
+        bits[b / 64] |= 1ULL << (b % 64);
+        picked++;
+    }
+    uint32_t k = 0;
+    for (uint32_t b = 0; b < nb && k < picked; b++)
+        if (bits[b / 64] >> (b % 64) & 1)
+            out[k++] = (uint16_t)b;
+    if (n_differ)
+        *n_differ = differ;
+    return k;
+}
+
+uint32_t
+sos_digest_buckets_take(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                        const uint16_t *asked, uint32_t n_asked, sos_digest_entry_t *out,
+                        uint32_t max_entries, uint32_t *n_out, uint16_t *covered)
+{
+    uint32_t n_covered = 0;
+    *n_out = 0;
+    for (uint32_t i = 0; i < n_asked; i++) {
+        if (asked[i] >= nb)
+            continue;
+        uint32_t first, count;
+        sos_digest_bucket_range(sorted, n, nb, asked[i], &first, &count);
+        if (count > max_entries - *n_out)
+            continue; /* whole buckets only: the asker diffs over them */
+        if (count)
+            memcpy(out + *n_out, sorted + first, count * sizeof *out);
+        *n_out += count;
+        covered[n_covered++] = asked[i];
+    }
+    return n_covered;
+}
+
+bool
+sos_digest_buckets_check(uint32_t nb, const uint64_t asked[SOS_BUCKET_WORDS],
+                         const uint16_t *covered, uint32_t n_covered,
+                         const sos_digest_entry_t *entries, uint32_t n)
+{
+    if (!sos_digest_nb_ok(nb))
+        return false;
+    for (uint32_t i = 0; i < n_covered; i++)
+        if (covered[i] >= nb || !(asked[covered[i] / 64] >> (covered[i] % 64) & 1) ||
+            (i > 0 && covered[i] <= covered[i - 1]))
+            return false;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0 && memcmp(entries[i - 1].origin, entries[i].origin, SOS_NODEID_BYTES) >= 0)
+            return false;
+        uint32_t b = sos_digest_bucket(entries[i].origin, nb);
+        while (c < n_covered && covered[c] < b)
+            c++;
+        if (c == n_covered || covered[c] != b)
+            return false;
+    }
+    return true;
+}
+
+uint32_t
+sos_digest_buckets_mine(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                        const uint16_t *covered, uint32_t n_covered, sos_digest_entry_t *out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_covered; i++) {
+        uint32_t first, count;
+        sos_digest_bucket_range(sorted, n, nb, covered[i], &first, &count);
+        if (count)
+            memcpy(out + k, sorted + first, count * sizeof *out);
+        k += count;
+    }
+    return k;
 }
 
 static int

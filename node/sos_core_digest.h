@@ -6,6 +6,7 @@
 #ifndef SOS_CORE_DIGEST_H
 #define SOS_CORE_DIGEST_H
 
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -78,13 +79,98 @@ void sos_digest_entry(const sos_gaps_t *gaps, sos_txn_t *txn,
 bool sos_digest_removed_here(const sos_digest_entry_t *mine, const sos_digest_entry_t *theirs);
 
 /*  Build the digest into a new array of *n entries (caller frees; NULL without memory):
-    first every origin that has a worker record, then the others (owners of rooms who are
-    not workers, removed workers), each in key order, up to SOS_DIGEST_MAX. Room records
-    from fresh identities cost nothing but a signature each, so there may be more origins
-    than one digest can name; those left out are then never compared, and the order makes
-    sure they are not the live workers' (the worker cap is below SOS_DIGEST_MAX unless
-    raised above it), whatever their ids. */
+    every origin held (worker, owner of rooms, removed worker), sorted by origin, as many as
+    the directory holds: what bounds it is the directory's own caps (--max-workers, the
+    room caps), not a message's, since a digest past SOS_DIGEST_WHOLE_MAX origins travels
+    by bucket (below). */
 sos_digest_entry_t *sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uint32_t *n);
+
+/*  Digests by bucket. A whole digest is 45 bytes an origin, sent whenever two directories
+    differ at all: 450 kB at 10,000 origins, and above SOS_DIGEST_MAX it would not fit one
+    message. So past SOS_DIGEST_WHOLE_MAX origins the answer to a SYNC that does not match
+    carries one hash per bucket instead: the origins fall into nb buckets (a power of two,
+    about SOS_BUCKET_ORIGINS origins a bucket, at most SOS_BUCKETS_MAX) by the top bits of
+    their first two bytes, so that a digest sorted by origin is cut into nb contiguous runs,
+    one per bucket, and a bucket's entries are found by two binary searches. The initiator
+    compares the sums with its own, asks for the entries of the buckets that differ (a
+    DIGEST, as many as fit SOS_DIGEST_MAX entries), and diffs over exactly the buckets the
+    answer covers; the rest wait for the next exchange. A directory that differs by one
+    record costs one bucket: about 32 entries instead of all of them. A bucket's hash is
+    BLAKE2b-128 of "sosnode/2/bucket\0" and its entries in origin order, each origin ‖
+    version (8 bytes big-endian) ‖ removed (1 byte): the removal flag rides in it as in the
+    digest hash. Ids are free to choose, so a stranger can fill one bucket with room owners
+    of made-up keys; a bucket larger than one answer (SOS_DIGEST_MAX) is never covered, and
+    its origins are then compared by no exchange, as those past SOS_DIGEST_MAX were before:
+    it takes some 8,000 records all in one of 1,024 buckets. */
+#define SOS_BUCKET_ORIGINS   32  /* origins a bucket, about, when nb is chosen */
+#define SOS_DIGEST_WHOLE_MAX 256 /* digests up to this many origins are sent whole */
+
+/*  The bucket count for a digest of n_origins: the least power of two with at most
+    SOS_BUCKET_ORIGINS origins a bucket, capped at SOS_BUCKETS_MAX. */
+uint32_t sos_digest_nbuckets(uint32_t n_origins);
+
+/*  True if nb is a bucket count: a power of two, 1..SOS_BUCKETS_MAX. */
+bool sos_digest_nb_ok(uint64_t nb);
+
+/*  The bucket of origin among nb (a valid count): the top log2(nb) bits of its first two
+    bytes. */
+uint32_t sos_digest_bucket(const uint8_t origin[SOS_NODEID_BYTES], uint32_t nb);
+
+/*  A bucket's hash, fed one entry at a time in origin order (for a caller that keeps its
+    digest elsewhere than in an array: the simulator). */
+typedef struct {
+    crypto_generichash_state st;
+} sos_bucket_hash_t;
+
+void sos_bucket_hash_init(sos_bucket_hash_t *h);
+void sos_bucket_hash_add(sos_bucket_hash_t *h, const sos_digest_entry_t *e);
+void sos_bucket_hash_final(sos_bucket_hash_t *h, uint8_t out[SOS_DIGEST_HASH_BYTES]);
+
+/*  The entries of bucket b in sorted (n entries, sorted by origin): sorted[*first ..
+ *first + *count). Two binary searches. */
+void sos_digest_bucket_range(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb, uint32_t b,
+                             uint32_t *first, uint32_t *count);
+
+/*  The hash of every bucket of sorted (n entries sorted by origin) into sums[nb]. */
+void sos_digest_bucket_sums(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                            uint8_t (*sums)[SOS_DIGEST_HASH_BYTES]);
+
+/*  The initiator's pick: the buckets whose sums differ (mine against theirs, nb each), from
+    bucket start on, wrapping (a random start, so that a bucket that cannot be settled does
+    not keep the others waiting), while the entries they cost stay within max_entries: ours
+    in them (sorted, n) and the peer's estimated as n_theirs / nb a bucket; at least one.
+    Writes them ascending into out (room for nb) and returns how many; 0: none differs.
+    *n_differ (may be NULL): how many differ in all, picked or not. */
+uint32_t sos_digest_buckets_pick(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                                 const uint8_t (*mine)[SOS_DIGEST_HASH_BYTES],
+                                 const uint8_t (*theirs)[SOS_DIGEST_HASH_BYTES], uint32_t n_theirs,
+                                 uint32_t start, uint32_t max_entries, uint16_t *out,
+                                 uint32_t *n_differ);
+
+/*  The answerer's take: for each asked bucket (ascending, each < nb), its entries whole,
+    while they fit max_entries in all (a bucket that does not fit is skipped, the next
+    tried). Entries into out (room for max_entries), *n_out of them, in origin order; the
+    buckets covered into covered (room for n_asked), ascending. Returns how many were
+    covered. Bounded work: two binary searches and a copy per bucket asked. */
+uint32_t sos_digest_buckets_take(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                                 const uint16_t *asked, uint32_t n_asked, sos_digest_entry_t *out,
+                                 uint32_t max_entries, uint32_t *n_out, uint16_t *covered);
+
+/*  A bucket set as bits: bit b of bits[b / 64]. */
+#define SOS_BUCKET_WORDS (SOS_BUCKETS_MAX / 64)
+
+/*  The initiator's check of an answer: every covered bucket (ascending) is one it asked
+    (asked, bits), and the entries are strictly ascending by origin, each in a covered
+    bucket. False: the answer is hostile or broken, and is dropped whole. */
+bool sos_digest_buckets_check(uint32_t nb, const uint64_t asked[SOS_BUCKET_WORDS],
+                              const uint16_t *covered, uint32_t n_covered,
+                              const sos_digest_entry_t *entries, uint32_t n);
+
+/*  Our entries (sorted, n) in the covered buckets (ascending) into out (room for n), in
+    origin order. Returns how many. */
+uint32_t sos_digest_buckets_mine(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+                                 const uint16_t *covered, uint32_t n_covered,
+                                 sos_digest_entry_t *out);
 
 /*  Compare our digest (mine) with a peer's (theirs); both are sorted by origin in place.
     give (room for n_mine entries) receives, per origin we are ahead on, the peer's

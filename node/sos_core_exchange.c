@@ -1,5 +1,7 @@
 /*  sos_core_exchange.c: the transitions of one gossip exchange (see the table in
     sos_core_exchange.h). */
+#include <string.h>
+
 #include "sos_core_exchange.h"
 
 sos_exchange_do_t
@@ -39,9 +41,11 @@ sos_exchange_not_sent(sos_exchange_t *ex, uint64_t opened_mono, uint64_t timeout
 }
 
 sos_exchange_do_t
-sos_exchange_reply(const sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id)
+sos_exchange_reply(const sos_exchange_t *ex, sos_exchange_reply_t kind, uint64_t req_id)
 {
-    sos_exchange_state_t want = is_delta_ack ? SOS_EX_WAIT_DELTA_ACK : SOS_EX_WAIT_SYNC_ACK;
+    sos_exchange_state_t want = kind == SOS_EX_REPLY_DELTA_ACK    ? SOS_EX_WAIT_DELTA_ACK
+                                : kind == SOS_EX_REPLY_DIGEST_ACK ? SOS_EX_WAIT_DIGEST_ACK
+                                                                  : SOS_EX_WAIT_SYNC_ACK;
     /*  req_id 0 is never sent: it cannot match an idle exchange's. */
     if (ex->state != want || req_id != ex->req_id || req_id == 0)
         return SOS_EX_DO_DROP;
@@ -58,13 +62,45 @@ sos_exchange_sync_ack(sos_exchange_t *ex, bool in_sync)
     return SOS_EX_DO_DONE;
 }
 
+sos_exchange_do_t
+sos_exchange_sums(sos_exchange_t *ex, uint32_t n_differ)
+{
+    if (n_differ)
+        return SOS_EX_DO_DIGEST;
+    ex->state = SOS_EX_IDLE;
+    ex->req_id = 0;
+    return SOS_EX_DO_DONE;
+}
+
+void
+sos_exchange_digest_sent(sos_exchange_t *ex, uint64_t req_id, uint32_t nb, const uint16_t *asked,
+                         uint32_t n, bool more, uint64_t now_mono, uint64_t timeout_ms)
+{
+    ex->state = SOS_EX_WAIT_DIGEST_ACK;
+    ex->again = more;
+    ex->req_id = req_id;
+    ex->deadline_mono = now_mono + timeout_ms;
+    ex->nb = nb;
+    memset(ex->asked, 0, sizeof ex->asked);
+    for (uint32_t i = 0; i < n; i++)
+        if (asked[i] < nb && asked[i] < SOS_BUCKETS_MAX)
+            ex->asked[asked[i] / 64] |= 1ULL << (asked[i] % 64);
+}
+
+sos_exchange_do_t
+sos_exchange_digest_ack(sos_exchange_t *ex)
+{
+    (void)ex;
+    return SOS_EX_DO_DELTA;
+}
+
 void
 sos_exchange_delta_sent(sos_exchange_t *ex, uint64_t req_id, bool more, uint64_t now_mono,
                         uint64_t timeout_ms)
 {
     ex->state = SOS_EX_WAIT_DELTA_ACK;
     ex->req_id = req_id;
-    ex->again = more;
+    ex->again = ex->again || more; /* sync_sent cleared it; a DIGEST may have set it */
     ex->deadline_mono = now_mono + timeout_ms;
 }
 
@@ -100,10 +136,10 @@ sos_exchange_failed(sos_exchange_t *ex)
 }
 
 bool
-sos_exchange_late(sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id, uint64_t now_mono,
+sos_exchange_late(sos_exchange_t *ex, sos_exchange_reply_t kind, uint64_t req_id, uint64_t now_mono,
                   uint64_t *rtt_ms)
 {
-    if (is_delta_ack || req_id == 0 || req_id != ex->late_req_id)
+    if (kind != SOS_EX_REPLY_SYNC_ACK || req_id == 0 || req_id != ex->late_req_id)
         return false;
     ex->late_req_id = 0;
     *rtt_ms = now_mono > ex->late_sent_mono ? now_mono - ex->late_sent_mono : 0;
@@ -122,6 +158,8 @@ sos_exchange_state_name(sos_exchange_state_t state)
         return "wait_delta_ack";
     case SOS_EX_CONNECTING:
         return "connecting";
+    case SOS_EX_WAIT_DIGEST_ACK:
+        return "wait_digest_ack";
     }
     return "?";
 }

@@ -1,7 +1,7 @@
 /*  sos_core_exchange.h: one anti-entropy exchange with a peer as a state machine of the
-    gossip core: the transitions of SYNC -> SYNC_ACK -> DELTA -> DELTA_ACK and their
-    deadlines, as functions that take what happened and say what to do next. No frames,
-    no clock, no socket: the caller encodes, sends and reads the time.
+    gossip core: the transitions of SYNC -> SYNC_ACK (-> DIGEST -> DIGEST_ACK) -> DELTA ->
+    DELTA_ACK and their deadlines, as functions that take what happened and say what to do
+    next. No frames, no clock, no socket: the caller encodes, sends and reads the time.
 
         state            event                    action                        next
         IDLE             picked, connected        send SYNC                     WAIT_SYNC_ACK
@@ -13,8 +13,16 @@
         any              SYNC not sent, younger   wait for it                   CONNECTING
         WAIT_SYNC_ACK    SYNC_ACK, in sync        success                       IDLE
         WAIT_SYNC_ACK    SYNC_ACK with digest     success; send DELTA           WAIT_DELTA_ACK
+        WAIT_SYNC_ACK    SYNC_ACK with bucket     success; send DIGEST naming   WAIT_DIGEST_ACK
+                         sums, some differ        the buckets that differ
+        WAIT_SYNC_ACK    SYNC_ACK with bucket     success                       IDLE
+                         sums, none differs
+        WAIT_DIGEST_ACK  DIGEST_ACK (entries of   send DELTA over the buckets   WAIT_DELTA_ACK
+                         buckets asked)           it covered
         WAIT_DELTA_ACK   DELTA_ACK                apply; if either side had     IDLE, or
-                                                  more, SYNC again at once      WAIT_SYNC_ACK
+                                                  more, or buckets that differ  WAIT_SYNC_ACK
+                                                  were left out, SYNC again
+                                                  at once
         WAIT_*           deadline passes          failure                       IDLE
         any              a reply not awaited      drop it (unexpected)          unchanged */
 #ifndef SOS_CORE_EXCHANGE_H
@@ -23,12 +31,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sos_gmsg.h"
+
 typedef enum {
     SOS_EX_IDLE,
     SOS_EX_WAIT_SYNC_ACK,
     SOS_EX_WAIT_DELTA_ACK,
-    SOS_EX_CONNECTING, /* picked for an exchange, its connection just opened: SYNC once up */
+    SOS_EX_CONNECTING,      /* picked for an exchange, its connection just opened: SYNC once up */
+    SOS_EX_WAIT_DIGEST_ACK, /* a DIGEST asked for the entries of the buckets that differ */
 } sos_exchange_state_t;
+
+/*  The kinds of reply an exchange waits for. */
+typedef enum {
+    SOS_EX_REPLY_SYNC_ACK = 0,
+    SOS_EX_REPLY_DELTA_ACK = 1,
+    SOS_EX_REPLY_DIGEST_ACK = 2,
+} sos_exchange_reply_t;
 
 /*  The exchange with one peer. All zero: idle. */
 typedef struct {
@@ -39,20 +57,24 @@ typedef struct {
     bool again;             /* start another exchange at once (a batch was truncated) */
     uint64_t late_req_id;   /* the last SYNC given up on: its answer may still come */
     uint64_t late_sent_mono;
+    uint32_t nb;                          /* WAIT_DIGEST_ACK: the bucket count asked in */
+    uint64_t asked[SOS_BUCKETS_MAX / 64]; /* and the buckets asked, bit b of word b / 64 */
 } sos_exchange_t;
 
 /*  What the caller does next. */
 typedef enum {
     SOS_EX_DO_NOTHING,
-    SOS_EX_DO_OPEN,  /* open the connection, then sos_exchange_connecting */
-    SOS_EX_DO_SYNC,  /* send a SYNC, then sos_exchange_sync_sent or sos_exchange_not_sent */
-    SOS_EX_DO_DELTA, /* count a success; send a DELTA, then sos_exchange_delta_sent or
-                        sos_exchange_failed */
-    SOS_EX_DO_DONE,  /* count a success; the exchange is over */
-    SOS_EX_DO_FAIL,  /* count a failure (the exchange is over, idle) */
-    SOS_EX_DO_DROP,  /* a reply nobody waits for: drop it, count it unexpected */
-    SOS_EX_DO_TAKE,  /* a reply awaited: decode its records, then sos_exchange_sync_ack or
-                        sos_exchange_delta_ack */
+    SOS_EX_DO_OPEN,   /* open the connection, then sos_exchange_connecting */
+    SOS_EX_DO_SYNC,   /* send a SYNC, then sos_exchange_sync_sent or sos_exchange_not_sent */
+    SOS_EX_DO_DELTA,  /* count a success; send a DELTA, then sos_exchange_delta_sent or
+                         sos_exchange_failed */
+    SOS_EX_DO_DONE,   /* count a success; the exchange is over */
+    SOS_EX_DO_FAIL,   /* count a failure (the exchange is over, idle) */
+    SOS_EX_DO_DROP,   /* a reply nobody waits for: drop it, count it unexpected */
+    SOS_EX_DO_TAKE,   /* a reply awaited: decode its records, then sos_exchange_sync_ack,
+                         sos_exchange_sums, sos_exchange_digest_ack or sos_exchange_delta_ack */
+    SOS_EX_DO_DIGEST, /* count a success; send a DIGEST, then sos_exchange_digest_sent or
+                         sos_exchange_failed */
 } sos_exchange_do_t;
 
 /*  Picked for an exchange: DO_SYNC if open (the connection exists), DO_OPEN if not; DO_NOTHING
@@ -72,14 +94,33 @@ void sos_exchange_sync_sent(sos_exchange_t *ex, uint64_t req_id, uint64_t now_mo
 sos_exchange_do_t sos_exchange_not_sent(sos_exchange_t *ex, uint64_t opened_mono,
                                         uint64_t timeout_ms, uint64_t now_mono);
 
-/*  A reply arrived: is_delta_ack tells a DELTA_ACK from a SYNC_ACK. DO_TAKE if it is the
-    one awaited (type and req_id), else DO_DROP. State unchanged. */
-sos_exchange_do_t sos_exchange_reply(const sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id);
+/*  A reply of kind arrived. DO_TAKE if it is the one awaited (kind and req_id), else
+    DO_DROP. State unchanged. */
+sos_exchange_do_t sos_exchange_reply(const sos_exchange_t *ex, sos_exchange_reply_t kind,
+                                     uint64_t req_id);
 
-/*  The awaited SYNC_ACK: DO_DONE (idle) if in sync, else DO_DELTA. */
+/*  The awaited SYNC_ACK, in sync or with the whole digest: DO_DONE (idle) if in sync, else
+    DO_DELTA. */
 sos_exchange_do_t sos_exchange_sync_ack(sos_exchange_t *ex, bool in_sync);
 
-/*  The DELTA req_id left at now; more: its batch was truncated. */
+/*  The awaited SYNC_ACK with bucket sums, of which n_differ differ from ours (and fit the
+    DIGEST): DO_DIGEST, or DO_DONE (idle) if none does. */
+sos_exchange_do_t sos_exchange_sums(sos_exchange_t *ex, uint32_t n_differ);
+
+/*  The DIGEST req_id left at now, asking for the buckets asked[0..n) of nb (each < nb, nb
+    at most SOS_BUCKETS_MAX); its answer is due timeout_ms later: WAIT_DIGEST_ACK. more:
+    buckets that differ were left out, so the exchange is started again once it ends, as
+    for a truncated batch. */
+void sos_exchange_digest_sent(sos_exchange_t *ex, uint64_t req_id, uint32_t nb,
+                              const uint16_t *asked, uint32_t n, bool more, uint64_t now_mono,
+                              uint64_t timeout_ms);
+
+/*  The awaited DIGEST_ACK: DO_DELTA (the caller diffs over the buckets it covered, which
+    must be among ex->asked, and sends the DELTA). */
+sos_exchange_do_t sos_exchange_digest_ack(sos_exchange_t *ex);
+
+/*  The DELTA req_id left at now; more: its batch was truncated (or the DIGEST before it
+    left buckets out). */
 void sos_exchange_delta_sent(sos_exchange_t *ex, uint64_t req_id, bool more, uint64_t now_mono,
                              uint64_t timeout_ms);
 
@@ -96,14 +137,15 @@ sos_exchange_do_t sos_exchange_tick(const sos_exchange_t *ex, uint64_t now_mono)
     is remembered, so that the answer, if it comes, still measures the round trip. */
 void sos_exchange_failed(sos_exchange_t *ex);
 
-/*  A reply that is not awaited (sos_exchange_reply said DO_DROP): true if it answers the
+/*  A reply that is not awaited (sos_exchange_reply said DO_DROP): true if it is a SYNC_ACK
+    and answers the
     SYNC last given up on, with the round trip from that SYNC in *rtt_ms. Once per SYNC.
     The deadline was too short for this peer, and TCP's estimator learns from such samples
     (each req_id is sent once, so the sample is not ambiguous, unlike a retransmission's):
     without them a node whose answers all come late keeps an estimate from before it
     slowed down, and fails every exchange with it. */
-bool sos_exchange_late(sos_exchange_t *ex, bool is_delta_ack, uint64_t req_id, uint64_t now_mono,
-                       uint64_t *rtt_ms);
+bool sos_exchange_late(sos_exchange_t *ex, sos_exchange_reply_t kind, uint64_t req_id,
+                       uint64_t now_mono, uint64_t *rtt_ms);
 
 /*  A short name of a state, for logs and tests. */
 const char *sos_exchange_state_name(sos_exchange_state_t state);

@@ -650,6 +650,28 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     self->digest_dirty = false;
     free(self->digest_cache);
     self->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
+    self->sums_nb = 0;            /* the bucket sums were of the old one */
+}
+
+/*  The bucket sums of the cached digest for nb buckets (sos_digest_bucket_sums), kept for
+    one bucket count until the directory changes: a SYNC that does not match costs one
+    pass over the digest per change, not per SYNC. NULL if the digest could not be built
+    or without memory. Borrowed: valid until the next call or the next change. */
+static const uint8_t (*s_bucket_sums(sos_node_t *self, sos_txn_t *txn,
+                                     uint32_t nb))[SOS_DIGEST_HASH_BYTES]
+{
+    s_digest_hash(self, txn);
+    if (self->digest_dirty || !sos_digest_nb_ok(nb))
+        return NULL;
+    if (self->sums_nb == nb)
+        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])self->sums_cache;
+    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(self->sums_cache, nb * sizeof *sums);
+    if (!sums)
+        return NULL;
+    self->sums_cache = sums;
+    sos_digest_bucket_sums(self->digest_cache, self->digest_n, nb, sums);
+    self->sums_nb = nb;
+    return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
 }
 
 /* --------------------------------------------------------------- records ---- */
@@ -1586,17 +1608,16 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
     }
 }
 
-/*  Compare the peer's digest with ours, and send what the core says it lacks and what we
-    lack of it (sos_core_sync_delta). */
+/*  Compare the peer's digest entries (theirs) with ours (mine: the whole digest, or our
+    entries of the buckets the peer covered), and send what the core says it lacks and
+    what we lack of it (sos_core_sync_delta). */
 static void
-s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
+s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_digest_entry_t *mine,
+             uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs)
 {
-    uint32_t n_mine = 0;
-    sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
     sos_sync_delta_t d = {0};
     sos_sync_ctx_t ctx = s_sync_ctx(self);
-    if (!mine || sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs->digest, theirs->n_digest,
-                                     &d) != SOS_OK)
+    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs, n_theirs, &d) != SOS_OK)
         goto done;
     s_removed_by_peer(self, txn, peer, d.removed, d.n_removed);
     sos_gmsg_t msg = {0};
@@ -1618,8 +1639,115 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *the
     sos_exchange_delta_sent(&peer->ex, msg.req_id, d.more, sos_mono_ms(),
                             s_exchange_timeout(self, peer));
 done:
-    free(mine);
     sos_sync_delta_release(&d);
+}
+
+/*  The peer's whole digest (a SYNC_ACK under SOS_DIGEST_WHOLE_MAX origins): diff it with
+    all of ours. */
+static void
+s_send_delta_whole(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
+{
+    uint32_t n_mine = 0;
+    sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
+    if (mine)
+        s_send_delta(self, txn, peer, mine, n_mine, theirs->digest, theirs->n_digest);
+    free(mine);
+}
+
+/*  A bucket message that breaks the rules the decoder cannot know (which parts a type
+    carries) is hostile or broken: dropped whole, counted, logged. */
+static void
+s_buckets_refused(sos_node_t *self, const char *why)
+{
+    self->stats.digests_refused++;
+    sos_node_drop(self, SOS_DROP_MALFORMED, why);
+}
+
+/*  A SYNC_ACK's shape: in sync (flag, nothing else), the whole digest (no bucket element,
+    at most SOS_DIGEST_MAX entries: the decoder's cap), or bucket sums (one per bucket, no
+    bucket numbers, no entries). */
+static bool
+s_sync_ack_ok(sos_node_t *self, const sos_gmsg_t *msg)
+{
+    if (!msg->has_buckets)
+        return true;
+    if ((msg->flags & SOS_GMSG_IN_SYNC) || msg->n_sums != msg->nb || msg->n_buckets ||
+        msg->n_digest || msg->n_records) {
+        s_buckets_refused(self, "a SYNC_ACK with broken bucket sums");
+        return false;
+    }
+    return true;
+}
+
+/*  The peer's bucket sums: ask for its entries of the buckets that differ from ours
+    (sos_digest_buckets_pick: from a random bucket on, as many as fit one answer), or end
+    the exchange if none does. */
+static void
+s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg_t *theirs)
+{
+    uint32_t nb = theirs->nb;
+    const uint8_t(*mine)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, nb);
+    uint16_t *asked = malloc(nb * sizeof *asked);
+    if (!mine || !asked) {
+        free(asked);
+        return; /* no memory: the exchange times out */
+    }
+    uint32_t n_differ = 0;
+    uint32_t n = sos_digest_buckets_pick(self->digest_cache, self->digest_n, nb, mine,
+                                         (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])theirs->sums,
+                                         theirs->n_origins, sos_core_uniform(NULL, NULL, nb),
+                                         SOS_DIGEST_MAX, asked, &n_differ);
+    if (sos_exchange_sums(&peer->ex, n) != SOS_EX_DO_DIGEST) {
+        free(asked);
+        return;
+    }
+    sos_gmsg_t msg = {0};
+    msg.req_id = ++self->next_req_id;
+    msg.has_buckets = true;
+    msg.nb = nb;
+    msg.buckets = asked;
+    msg.n_buckets = n;
+    if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0))
+        goto done;
+    if (!s_send_fits(self, peer, self->buf.size, 0)) {
+        s_exchange_defer(self, peer, "DIGEST");
+        goto done;
+    }
+    if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
+        s_failure(self, peer, "not connected");
+        goto done;
+    }
+    sos_exchange_digest_sent(&peer->ex, msg.req_id, nb, asked, n, n_differ > n, sos_mono_ms(),
+                             s_exchange_timeout(self, peer));
+done:
+    free(asked);
+}
+
+/*  The peer's entries of the buckets it covered: checked against what we asked (the
+    buckets, each entry in one of them, in order), then diffed with ours of exactly those
+    buckets, and the exchange goes on with a DELTA. */
+static void
+s_on_digest_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *msg)
+{
+    if (!msg->has_buckets || msg->nb != peer->ex.nb || msg->n_sums || msg->n_records ||
+        !sos_digest_buckets_check(msg->nb, peer->ex.asked, msg->buckets, msg->n_buckets,
+                                  msg->digest, msg->n_digest)) {
+        s_buckets_refused(self, "a DIGEST_ACK outside the buckets asked");
+        return; /* the exchange times out, as for any reply that does not decode */
+    }
+    s_digest_hash(self, txn);
+    if (self->digest_dirty)
+        return;
+    sos_digest_entry_t *mine = malloc((self->digest_n ? self->digest_n : 1) * sizeof *mine);
+    if (!mine)
+        return;
+    uint32_t n_mine = sos_digest_buckets_mine(self->digest_cache, self->digest_n, msg->nb,
+                                              msg->buckets, msg->n_buckets, mine);
+    if (sos_exchange_digest_ack(&peer->ex) == SOS_EX_DO_DELTA) {
+        self->stats.digests_by_bucket++;
+        s_send_delta(self, txn, peer, mine, n_mine, msg->digest, msg->n_digest);
+    }
+    free(mine);
 }
 
 /*  Verification costs. A record's Ed25519 signature costs about as much as everything else
@@ -1892,7 +2020,19 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     sos_digest_entry_t *digest = NULL;
     if (sos_core_sync_in_sync(self->digest_hash, self->digest_n, msg->hash, msg->n_origins))
         reply.flags = SOS_GMSG_IN_SYNC;
-    else if (!self->digest_dirty) {
+    else if (self->digest_n > SOS_DIGEST_WHOLE_MAX) {
+        /*  Too large to send whole: a hash per bucket, cut finely enough for the larger of
+            the two digests (the count is capped, whatever the SYNC says). */
+        uint32_t nb =
+            sos_digest_nbuckets(self->digest_n > msg->n_origins ? self->digest_n : msg->n_origins);
+        const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, nb);
+        if (!sums)
+            return; /* no memory: unanswered, the sender's exchange times out */
+        reply.has_buckets = true;
+        reply.nb = nb;
+        reply.n_sums = nb;
+        reply.sums = (uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
+    } else if (!self->digest_dirty) {
         /*  The digest as built for the hash: anyone may send SYNCs, and building it walks
             every origin, so it is built once per change of the directory, not per SYNC. */
         reply.digest = self->digest_cache;
@@ -1904,6 +2044,47 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     if (s_envelope(self, SOS_MSG_SYNC_ACK, env->sender, &reply, NULL, NULL, 0))
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
     free(digest);
+}
+
+/*  A DIGEST: the sender's digest differs from ours in these buckets, and it wants our
+    entries of them. Answered as a SYNC is, whoever asks and whether or not a SYNC came
+    before: the work is bounded (two binary searches a bucket, at most SOS_DIGEST_MAX
+    entries copied out of the cached digest) and nothing is kept per sender. */
+static void
+s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
+            const sos_gmsg_t *msg)
+{
+    if (!msg->has_buckets || msg->n_buckets == 0 || msg->n_sums || msg->n_digest || msg->n_want ||
+        msg->n_records || msg->has_self) {
+        s_buckets_refused(self, "a DIGEST that names no bucket, or carries more");
+        return;
+    }
+    s_digest_hash(self, txn);
+    if (self->digest_dirty)
+        return;
+    uint32_t room = self->digest_n < SOS_DIGEST_MAX ? self->digest_n : SOS_DIGEST_MAX;
+    sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
+    uint16_t *covered = malloc(msg->n_buckets * sizeof *covered);
+    if (!entries || !covered)
+        goto done;
+    sos_gmsg_t reply = {0};
+    reply.req_id = msg->req_id;
+    memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
+    reply.n_origins = self->digest_n;
+    reply.has_buckets = true;
+    reply.nb = msg->nb;
+    reply.buckets = covered;
+    reply.n_buckets =
+        sos_digest_buckets_take(self->digest_cache, self->digest_n, msg->nb, msg->buckets,
+                                msg->n_buckets, entries, room, &reply.n_digest, covered);
+    reply.digest = entries;
+    if (s_envelope(self, SOS_MSG_DIGEST_ACK, env->sender, &reply, NULL, NULL, 0)) {
+        sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
+        self->stats.digests_answered++;
+    }
+done:
+    free(entries);
+    free(covered);
 }
 
 static void
@@ -1953,7 +2134,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "only a SYNC may be bound to nobody");
         return;
     }
-    if (env.type >= SOS_MSG_PROBE_REQ) {
+    if (env.type >= SOS_MSG_PROBE_REQ && env.type <= SOS_MSG_PONG) {
         s_on_probe_request(self, routing_p, &env);
         return;
     }
@@ -1991,6 +2172,9 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         break;
     case SOS_MSG_DELTA:
         s_on_delta(self, txn, routing_p, &env, &msg, checks);
+        break;
+    case SOS_MSG_DIGEST:
+        s_on_digest(self, txn, routing_p, &env, &msg);
         break;
     case SOS_MSG_RUMOR:
         self->stats.rumors_in++;
@@ -2050,7 +2234,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         }
         rebind = true;
     }
-    if (env.type >= SOS_MSG_PROBE_REQ) {
+    if (env.type >= SOS_MSG_PROBE_REQ && env.type <= SOS_MSG_PONG) {
         if (!peer->id_known || rebind)
             sos_node_drop(self, SOS_DROP_WRONG_SENDER, "a probe reply from another node");
         else
@@ -2062,12 +2246,14 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return;
     }
-    bool awaited =
-        (env.type == SOS_MSG_SYNC_ACK || env.type == SOS_MSG_DELTA_ACK) &&
-        sos_exchange_reply(&peer->ex, env.type == SOS_MSG_DELTA_ACK, msg.req_id) == SOS_EX_DO_TAKE;
+    sos_exchange_reply_t kind = env.type == SOS_MSG_DELTA_ACK    ? SOS_EX_REPLY_DELTA_ACK
+                                : env.type == SOS_MSG_DIGEST_ACK ? SOS_EX_REPLY_DIGEST_ACK
+                                                                 : SOS_EX_REPLY_SYNC_ACK;
+    bool awaited = (env.type == SOS_MSG_SYNC_ACK || env.type == SOS_MSG_DELTA_ACK ||
+                    env.type == SOS_MSG_DIGEST_ACK) &&
+                   sos_exchange_reply(&peer->ex, kind, msg.req_id) == SOS_EX_DO_TAKE;
     uint64_t rtt = 0;
-    if (!awaited && sos_exchange_late(&peer->ex, env.type == SOS_MSG_DELTA_ACK, msg.req_id,
-                                      sos_mono_ms(), &rtt)) {
+    if (!awaited && sos_exchange_late(&peer->ex, kind, msg.req_id, sos_mono_ms(), &rtt)) {
         /*  The answer to a SYNC given up on: the peer is slower than its deadline said. */
         sos_fd_rtt_sample(&peer->fd, rtt);
         self->stats.replies_late++;
@@ -2078,6 +2264,10 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "reply to no exchange under way");
         sos_gmsg_release(&msg);
         return;
+    }
+    if (env.type == SOS_MSG_SYNC_ACK && !s_sync_ack_ok(self, &msg)) {
+        sos_gmsg_release(&msg);
+        return; /* the exchange times out, as for any reply that does not decode */
     }
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn) {
@@ -2112,9 +2302,15 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK &&
-            sos_exchange_sync_ack(&peer->ex, msg.flags & SOS_GMSG_IN_SYNC) == SOS_EX_DO_DELTA)
-            s_send_delta(self, txn, peer, &msg);
+        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK) {
+            if (msg.has_buckets)
+                s_send_digest(self, txn, peer, &msg);
+            else if (sos_exchange_sync_ack(&peer->ex, msg.flags & SOS_GMSG_IN_SYNC) ==
+                     SOS_EX_DO_DELTA)
+                s_send_delta_whole(self, txn, peer, &msg);
+        }
+    } else if (env.type == SOS_MSG_DIGEST_ACK) {
+        s_on_digest_ack(self, txn, peer, &msg);
     } else {
         if (checks)
             s_apply_delta(self, txn, &msg, checks);

@@ -510,6 +510,9 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"suspicions_withheld", st->suspicions_withheld},
         {"suspected", st->suspected},
         {"removals_heard", st->removals_heard},
+        {"digests_by_bucket", st->digests_by_bucket},
+        {"digests_answered", st->digests_answered},
+        {"digests_refused", st->digests_refused},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
         {"health", self->fd.health},
@@ -1393,6 +1396,7 @@ sos_node_destroy(sos_node_t **self_p)
     }
     sos_gaps_destroy(&self->gaps);
     free(self->digest_cache);
+    free(self->sums_cache);
     sos_gate_destroy(&self->gate); /* before the router it watches: see sos_gate.h */
     zsock_destroy(&self->router);
     sos_replay_destroy(&self->replay);

@@ -25,16 +25,18 @@ typedef enum {
 
 /*  Gossip message types carried in an envelope. */
 typedef enum {
-    SOS_MSG_SYNC = 1,      /* digest hash: are we in sync? (request) */
-    SOS_MSG_SYNC_ACK = 2,  /* yes, or here is my full digest (reply) */
-    SOS_MSG_DELTA = 3,     /* records you lack, and origins I want (request) */
-    SOS_MSG_DELTA_ACK = 4, /* records you wanted (reply) */
-    SOS_MSG_RUMOR = 5,     /* new records, pushed at once (one-way) */
-    SOS_MSG_LEAVE = 6,     /* the sender is shutting down (one-way) */
-    SOS_MSG_PROBE_REQ = 7, /* reach this target for me (request to a helper) */
-    SOS_MSG_PROBE_ACK = 8, /* whether the helper reached it (reply) */
-    SOS_MSG_PING = 9,      /* are you alive? (a helper's request to a target) */
-    SOS_MSG_PONG = 10,     /* yes (reply) */
+    SOS_MSG_SYNC = 1,        /* digest hash: are we in sync? (request) */
+    SOS_MSG_SYNC_ACK = 2,    /* yes, or my digest: whole, or a hash per bucket (reply) */
+    SOS_MSG_DELTA = 3,       /* records you lack, and origins I want (request) */
+    SOS_MSG_DELTA_ACK = 4,   /* records you wanted (reply) */
+    SOS_MSG_RUMOR = 5,       /* new records, pushed at once (one-way) */
+    SOS_MSG_LEAVE = 6,       /* the sender is shutting down (one-way) */
+    SOS_MSG_PROBE_REQ = 7,   /* reach this target for me (request to a helper) */
+    SOS_MSG_PROBE_ACK = 8,   /* whether the helper reached it (reply) */
+    SOS_MSG_PING = 9,        /* are you alive? (a helper's request to a target) */
+    SOS_MSG_PONG = 10,       /* yes (reply) */
+    SOS_MSG_DIGEST = 11,     /* my digest differs from yours in these buckets (request) */
+    SOS_MSG_DIGEST_ACK = 12, /* my digest's entries in those buckets (reply) */
     SOS_MSG_MAX
 } sos_msg_type_t;
 

@@ -11,10 +11,62 @@
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
            suspects: [[id: bin(32), version]...],
            digest: [[origin: bin(32), version, removed: bool]...],
-           want: [[origin, version]...], records: [bin...]]
-    The element count is exact; flags and n_origins must fit 32 bits. */
+           want: [[origin, version]...], records: [bin...]
+           (, buckets: [nb, numbers: [uint...], sums: bin])]
+    The element count is exact: 9, or 10 with the bucket element; flags and n_origins must
+    fit 32 bits. */
 
-#define S_GMSG_FIELDS 9
+#define S_GMSG_FIELDS         9
+#define S_GMSG_FIELDS_BUCKETS 10
+
+static bool
+s_nb_ok(uint64_t nb)
+{
+    return nb >= 1 && nb <= SOS_BUCKETS_MAX && (nb & (nb - 1)) == 0;
+}
+
+/*  The bucket element: [nb, numbers, sums]. Every count is checked against nb (itself
+    capped) before anything is allocated. */
+static sos_rc
+s_decode_buckets(const msgpack_object *o, sos_gmsg_t *msg)
+{
+    const msgpack_object *f, *items;
+    uint32_t count, n_items;
+    uint64_t nb;
+    const uint8_t *sums;
+    size_t sums_len;
+    if (!sos_mp_array(o, &f, &count, 3) || count != 3 || !sos_mp_uint(&f[0], &nb) ||
+        !sos_mp_array(&f[1], &items, &n_items, UINT32_MAX) ||
+        !sos_mp_bin(&f[2], &sums, &sums_len, SIZE_MAX))
+        return SOS_ERR_MALFORMED;
+    if (nb > SOS_BUCKETS_MAX)
+        return SOS_ERR_TOO_LARGE;
+    if (!s_nb_ok(nb) || n_items > nb ||
+        (sums_len != 0 && sums_len != (size_t)nb * SOS_DIGEST_HASH_BYTES))
+        return SOS_ERR_MALFORMED;
+    msg->has_buckets = true;
+    msg->nb = (uint32_t)nb;
+    if (n_items) {
+        msg->buckets = (uint16_t *)calloc(n_items, sizeof *msg->buckets);
+        if (!msg->buckets)
+            return SOS_ERR_NOMEM;
+        for (uint32_t i = 0; i < n_items; i++) {
+            uint64_t b;
+            if (!sos_mp_uint(&items[i], &b) || b >= nb || (i > 0 && b <= msg->buckets[i - 1]))
+                return SOS_ERR_MALFORMED;
+            msg->buckets[i] = (uint16_t)b;
+            msg->n_buckets = i + 1;
+        }
+    }
+    if (sums_len) {
+        msg->sums = malloc(sums_len);
+        if (!msg->sums)
+            return SOS_ERR_NOMEM;
+        memcpy(msg->sums, sums, sums_len);
+        msg->n_sums = (uint32_t)nb;
+    }
+    return SOS_OK;
+}
 
 /*  Decode a digest (flagged: each entry carries removed) or want list. The count is checked
     against the cap before anything is allocated; that it fits in the bytes left was checked
@@ -72,12 +124,14 @@ s_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len, bool verify_records)
     const msgpack_object *f;
     uint32_t count;
     rc = SOS_ERR_MALFORMED;
-    if (!sos_mp_array(doc.root, &f, &count, S_GMSG_FIELDS) || count != S_GMSG_FIELDS ||
+    if (!sos_mp_array(doc.root, &f, &count, S_GMSG_FIELDS_BUCKETS) ||
+        (count != S_GMSG_FIELDS && count != S_GMSG_FIELDS_BUCKETS) ||
         !sos_mp_uint(&f[0], &msg->req_id) || !s_uint32(&f[1], &msg->flags) ||
         !sos_mp_bin_exact(&f[2], msg->hash, SOS_DIGEST_HASH_BYTES) ||
         !s_uint32(&f[3], &msg->n_origins))
         goto done;
 
+    const uint32_t fields = count; /* count is used again below */
     /* the structure of every field is judged before any signature is checked */
     const uint8_t *self_ptr = NULL;
     size_t self_len = 0;
@@ -104,6 +158,8 @@ s_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len, bool verify_records)
     rc = s_decode_digest(&f[6], true, &msg->digest, &msg->n_digest);
     if (!rc)
         rc = s_decode_digest(&f[7], false, &msg->want, &msg->n_want);
+    if (!rc && fields == S_GMSG_FIELDS_BUCKETS)
+        rc = s_decode_buckets(&f[9], msg);
     if (rc)
         goto done;
 
@@ -176,6 +232,12 @@ sos_gmsg_release(sos_gmsg_t *msg)
     free(msg->digest);
     free(msg->want);
     free(msg->records);
+    free(msg->buckets);
+    free(msg->sums);
+    msg->buckets = NULL;
+    msg->sums = NULL;
+    msg->has_buckets = false;
+    msg->nb = msg->n_buckets = msg->n_sums = 0;
     msg->digest = NULL;
     msg->want = NULL;
     msg->records = NULL;
@@ -212,6 +274,14 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         return SOS_ERR_INVALID;
     if (msg->has_self && (msg->self.wire_len == 0 || msg->self.wire_len > SOS_RECORD_MAX))
         return SOS_ERR_INVALID;
+    if (msg->has_buckets) {
+        if (!s_nb_ok(msg->nb) || msg->n_buckets > msg->nb || (msg->n_buckets && !msg->buckets) ||
+            (msg->n_sums != 0 && msg->n_sums != msg->nb) || (msg->n_sums && !msg->sums))
+            return SOS_ERR_INVALID;
+        for (uint32_t i = 0; i < msg->n_buckets; i++)
+            if (msg->buckets[i] >= msg->nb || (i > 0 && msg->buckets[i] <= msg->buckets[i - 1]))
+                return SOS_ERR_INVALID;
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (!wires[i] || lens[i] == 0)
             return SOS_ERR_INVALID;
@@ -222,7 +292,7 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
     size_t start = out->size;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    int err = msgpack_pack_array(&pk, S_GMSG_FIELDS);
+    int err = msgpack_pack_array(&pk, msg->has_buckets ? S_GMSG_FIELDS_BUCKETS : S_GMSG_FIELDS);
     err |= msgpack_pack_uint64(&pk, msg->req_id);
     err |= msgpack_pack_uint32(&pk, msg->flags);
     err |= msgpack_pack_bin_with_body(&pk, msg->hash, SOS_DIGEST_HASH_BYTES);
@@ -237,6 +307,17 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
     err |= msgpack_pack_array(&pk, n);
     for (uint32_t i = 0; i < n; i++)
         err |= msgpack_pack_bin_with_body(&pk, wires[i], lens[i]);
+    if (msg->has_buckets) {
+        err |= msgpack_pack_array(&pk, 3);
+        err |= msgpack_pack_uint32(&pk, msg->nb);
+        err |= msgpack_pack_array(&pk, msg->n_buckets);
+        for (uint32_t i = 0; i < msg->n_buckets; i++)
+            err |= msgpack_pack_uint16(&pk, msg->buckets[i]);
+        size_t sums_len = (size_t)msg->n_sums * SOS_DIGEST_HASH_BYTES;
+        err |= msgpack_pack_bin(&pk, sums_len);
+        if (sums_len)
+            err |= msgpack_pack_bin_body(&pk, msg->sums, sums_len);
+    }
     if (err) {
         out->size = start;
         return SOS_ERR_NOMEM;

@@ -14,6 +14,7 @@
 #define SOS_DIGEST_MAX        8192 /* origins in one digest or want list */
 #define SOS_BATCH_MAX         512  /* records in one message */
 #define SOS_SUSPECTS_MAX      16   /* peers named as suspected dead in one message */
+#define SOS_BUCKETS_MAX       1024 /* buckets a digest is cut into, at most (a power of two) */
 
 #define SOS_GMSG_IN_SYNC 1 /* SYNC_ACK: the digests are equal, nothing follows */
 #define SOS_GMSG_MORE    2 /* DELTA / DELTA_ACK: the sender had more than fit */
@@ -32,7 +33,9 @@ typedef struct {
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
            suspects: [[id: bin(32), version]...],
            digest: [[origin, version, removed: bool]...], want: [[origin, version]...],
-           records: [bin...]] */
+           records: [bin...]]
+    and, in a SYNC_ACK by buckets, a DIGEST and a DIGEST_ACK only, a tenth element:
+           buckets: [nb, numbers: [uint...], sums: bin(0 | 16 nb)] */
 typedef struct {
     uint64_t req_id;
     uint32_t flags;
@@ -50,6 +53,17 @@ typedef struct {
     sos_digest_entry_t *want; /* owned, n_want entries */
     uint32_t n_records;
     sos_record_t *records; /* owned, n_records entries, each verified */
+    /*  The digest cut into buckets (sos_core_digest.h): has_buckets says the tenth element
+        is there. nb: a power of two, 1..SOS_BUCKETS_MAX; buckets: bucket numbers, strictly
+        ascending, each below nb (a DIGEST's asked, a DIGEST_ACK's covered); sums: none, or
+        one hash per bucket (a SYNC_ACK's). Which of them a type needs is its handler's to
+        check. */
+    bool has_buckets;
+    uint32_t nb;
+    uint32_t n_buckets;
+    uint16_t *buckets;                      /* owned, n_buckets entries */
+    uint32_t n_sums;                        /* 0 or nb */
+    uint8_t (*sums)[SOS_DIGEST_HASH_BYTES]; /* owned, n_sums entries */
 } sos_gmsg_t;
 
 /*  Decode a body. Strict and bounded: counts above the caps give SOS_ERR_TOO_LARGE, arrays
@@ -57,7 +71,10 @@ typedef struct {
     Every record (and self) is decoded and verified; one bad record rejects the whole message
     with that record's error. self must be a worker record (SOS_ERR_MALFORMED if not); that
     it is the envelope sender's is for the caller to check. flags and n_origins must fit
-    32 bits. On any return, call sos_gmsg_release. */
+    32 bits. The bucket element, when there, must be whole: nb a power of two up to
+    SOS_BUCKETS_MAX, at most nb bucket numbers, strictly ascending and below nb, and sums
+    empty or exactly 16 nb bytes (SOS_ERR_MALFORMED; SOS_ERR_TOO_LARGE for nb above the
+    cap). On any return, call sos_gmsg_release. */
 sos_rc sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len);
 
 /*  As sos_gmsg_decode, but the records and self are only parsed, their signatures not
@@ -69,7 +86,9 @@ void sos_gmsg_release(sos_gmsg_t *msg);
 
 /*  Encode msg's fields, except records, which are given as n wire forms (wires[i], lens[i]),
     as stored, so relaying never re-encodes what an origin signed. self is taken from
-    msg->self.wire when has_self. digest/want arrays are read from msg. Appends to out.
+    msg->self.wire when has_self. digest/want arrays are read from msg; the bucket element
+    is written when has_buckets, under the decoder's rules (SOS_ERR_INVALID if broken).
+    Appends to out.
     Returns SOS_ERR_TOO_LARGE if a count is above its cap or a wire above SOS_RECORD_MAX,
     SOS_ERR_INVALID for a NULL array with a non-zero count, SOS_ERR_NOMEM; on error out is
     left as it was. The records are not re-verified. */

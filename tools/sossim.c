@@ -650,6 +650,7 @@ s_report(s_run_t *r)
     printf("removals %llu\nfalse_removals %llu\n", (unsigned long long)sim->removals,
            (unsigned long long)sim->false_removals);
     printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
+    printf("digests_by_bucket %llu\n", (unsigned long long)sim->digests_by_bucket);
     printf("probation_refused %llu\n", (unsigned long long)sim->probation_refused);
     /*  Probation's measure (node/sos_core_sync.c): the samples all nodes took, and the cap
         it gives the live honest nodes now. */

@@ -45,17 +45,18 @@ typedef enum {
 } sim_ev_type_t;
 
 typedef enum {
-    MSG_SYNC = 1,  /* A -> B: hash, n_origins, self, suspects */
-    MSG_SYNC_ACK,  /* B -> A: in sync, or B's bucket sums */
-    MSG_DIGEST,    /* A -> B: A's entries in the buckets that differ, and which those are */
-    MSG_DELTA,     /* B -> A: records A lacks, and what B wants */
-    MSG_DELTA_ACK, /* A -> B: what B wanted */
-    MSG_JUNK,      /* hostile: bytes that decode to nothing */
-    MSG_RUMOR,     /* a record pushed at once (one-way), pushed on by whoever it is new to */
-    MSG_PROBE_REQ, /* requester -> helper: reach target (the indirect probe's body) */
-    MSG_PROBE_ACK, /* helper -> requester: reached or not */
-    MSG_PING,      /* helper -> target */
-    MSG_PONG,      /* target -> helper */
+    MSG_SYNC = 1,   /* A -> B: hash, n_origins, self, suspects */
+    MSG_SYNC_ACK,   /* B -> A: in sync, B's whole digest, or B's bucket sums */
+    MSG_DIGEST,     /* A -> B: the buckets that differ */
+    MSG_DELTA,      /* A -> B: records B lacks, and what A wants */
+    MSG_DELTA_ACK,  /* B -> A: what A wanted */
+    MSG_JUNK,       /* hostile: bytes that decode to nothing */
+    MSG_RUMOR,      /* a record pushed at once (one-way), pushed on by whoever it is new to */
+    MSG_PROBE_REQ,  /* requester -> helper: reach target (the indirect probe's body) */
+    MSG_PROBE_ACK,  /* helper -> requester: reached or not */
+    MSG_PING,       /* helper -> target */
+    MSG_PONG,       /* target -> helper */
+    MSG_DIGEST_ACK, /* B -> A: B's entries of the buckets asked, and which it covered */
 } sim_msg_type_t;
 
 typedef struct {
@@ -78,6 +79,11 @@ typedef struct {
     uint32_t peer;
     uint64_t sent_at;
     bool acked;
+    /*  After bucket sums: the DIGEST under way (0: none), its bucket count and the buckets
+        asked, so that its DIGEST_ACK is checked as the node checks it. */
+    uint64_t digest_req;
+    uint32_t nb;
+    uint64_t asked[SOS_BUCKETS_MAX / 64];
 } sim_xchg_t;
 
 #define SIM_XCHG_MAX 8
@@ -239,6 +245,7 @@ struct sim {
     uint64_t links_opened, links_refused, links_evicted, links_failed, shorts_opened,
         shorts_refused;
     uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
+    uint64_t digests_by_bucket; /* exchanges diffed over a DIGEST_ACK's buckets */
     uint64_t probation_refused; /* new worker keys refused: probation at its cap */
     uint64_t probation_answered, probation_failed; /* samples pushed, all nodes */
     uint64_t probes_sent, probe_saves, probes_helped, probes_refused;

@@ -1,6 +1,6 @@
 /*  sossim_node.c: the simulator's machinery: the seeded random source, the event queue in
     virtual time, the virtual network, and the simulated nodes with their exchange loop. */
-#define _GNU_SOURCE /* memmem, qsort_r */
+#define _GNU_SOURCE /* memmem */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,20 +28,14 @@
     once the rest of the handling of SYNC moves out of node/sos_gossip.c into the core. It
     follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
     digest exchange only when the hashes differ, deltas both ways, suspects named in every
-    SYNC) with one change found for scale: the digest goes by buckets. Not modelled: the
-    gap table (a simulated node keeps none), and the verification budget.
-
-    Digests by bucket (the design for 10,000 nodes)
-
-    A digest lists every origin with its highest version: 10,000 origins are 450 kB per
-    exchange, above SOS_DIGEST_MAX (8192) entries, and sent whole every time two directories
-    differ at all. Here the answer to a SYNC whose hash differs carries only a hash per
-    bucket of origins (origins fall into nb = a power of two buckets by their first bytes,
-    about 32 origins to a bucket, nb at most 1024), and the initiator then sends its entries
-    for the buckets that differ, at most SOS_DIGEST_MAX of them per message (the rest wait
-    for the next exchange). A directory that differs by one record costs one bucket. The
-    bucket hashes travel as digest entries (the hash in the origin's bytes, the bucket
-    number as the version), so the message codec is unchanged. */
+    SYNC), and its messages are the node's, in the node's order: SYNC; SYNC_ACK in sync,
+    with the whole digest (up to SOS_DIGEST_WHOLE_MAX origins) or with bucket sums; then
+    DIGEST (the buckets that differ) and DIGEST_ACK (the answerer's entries of those it
+    covered); DELTA from the initiator (records the answerer lacks, what it wants) and
+    DELTA_ACK. The buckets, their sums, which to ask, what to answer and how to check an
+    answer are the core's (node/sos_core_digest.h, "Digests by bucket"). Not modelled: the
+    gap table (a simulated node keeps none), the verification budget, and the exchange
+    started again at once after a truncated batch (MORE): here the next round does it. */
 
 /* ------------------------------------------------------------------- random ---- */
 
@@ -500,12 +494,14 @@ s_sum_entry(sim_t *sim, sim_node_t *n, uint32_t idx, uint64_t version, bool add)
     }
     uint64_t m[2];
     s_mix(sim, idx, version, m);
-    uint64_t(*f)[2] = &n->fine[sim->prefix[idx] & 1023];
+    uint64_t(*f)[2] = &n->fine[sim->prefix[idx] >> 6]; /* the top 10 bits: finest bucket */
     for (int l = 0; l < 2; l++) {
         n->msum[l] += add ? m[l] : -m[l];
         (*f)[l] += add ? m[l] : -m[l];
     }
 }
+
+static uint32_t s_bucket_of(const sim_t *sim, uint32_t idx, uint32_t nb);
 
 /*  Set what n's kept digest says of node idx (present, at version), and mark what that
     changes: the compact digest and its hash, and the kept bucket sum of its bucket. */
@@ -544,7 +540,7 @@ s_dig_set(sim_t *sim, sim_node_t *n, uint32_t idx, bool has, uint64_t version)
     n->dig_at[idx] = has ? version : 0;
     n->dirty = true;
     if (n->sums_nb) {
-        uint32_t b = sim->prefix[idx] & (n->sums_nb - 1);
+        uint32_t b = s_bucket_of(sim, idx, n->sums_nb);
         n->sums_stale[b / 64] |= 1ULL << (b % 64);
     }
 }
@@ -1049,19 +1045,34 @@ sim_node_create_room(sim_t *sim, uint32_t idx, const char *room_hash, uint64_t c
 
 /* --------------------------------------------------------------- buckets ---- */
 
+/*  The bucket of node idx's origin among nb: sos_digest_bucket's rule (the top bits of the
+    id's first two bytes), from the prefix kept per node. */
 static uint32_t
-s_nbuckets(uint32_t n_origins)
+s_bucket_of(const sim_t *sim, uint32_t idx, uint32_t nb)
 {
-    uint32_t nb = 1;
-    while (nb < 1024 && nb * 32 < n_origins)
-        nb *= 2;
-    return nb;
+    uint32_t bits = 0;
+    while ((1u << bits) < nb)
+        bits++;
+    return bits ? (uint32_t)sim->prefix[idx] >> (16 - bits) : 0;
 }
 
-static uint32_t
-s_bucket(const uint8_t *origin, uint32_t nb)
+/*  n's digest expanded into the simulator's scratch (after s_refresh_digest), in id order,
+    as the core's bucket functions take it. NULL if out of memory. Valid until the next
+    call for any node. */
+static sos_digest_entry_t *
+s_dig_entries(sim_t *sim, const sim_node_t *n)
 {
-    return (((uint32_t)origin[0] << 8) | origin[1]) & (nb - 1);
+    if (sim->cap_scratch < n->n_dig || !sim->scratch) {
+        uint32_t cap = n->n_dig ? n->n_dig : 1;
+        sos_digest_entry_t *e = realloc(sim->scratch, cap * sizeof *e);
+        if (!e)
+            return NULL;
+        sim->scratch = e;
+        sim->cap_scratch = cap;
+    }
+    for (uint32_t i = 0; i < n->n_dig; i++)
+        sim->scratch[i] = s_dig_entry(sim, n, i);
+    return sim->scratch;
 }
 
 /*  n's digest grouped by bucket, each bucket in id order: bucket b's entries are
@@ -1088,11 +1099,11 @@ s_group(sim_t *sim, const sim_node_t *n, uint32_t nb)
     uint32_t *start = sim->grp_start;
     memset(start, 0, (nb + 1) * sizeof *start);
     for (uint32_t i = 0; i < n->n_dig; i++)
-        start[(sim->prefix[n->dig_idx[i]] & (nb - 1)) + 1]++;
+        start[s_bucket_of(sim, n->dig_idx[i], nb) + 1]++;
     for (uint32_t b = 0; b < nb; b++)
         start[b + 1] += start[b];
     for (uint32_t i = 0; i < n->n_dig; i++) {
-        uint32_t b = sim->prefix[n->dig_idx[i]] & (nb - 1);
+        uint32_t b = s_bucket_of(sim, n->dig_idx[i], nb);
         sim->grp[start[b]++] = i;
     }
     for (uint32_t b = nb; b > 0; b--) /* the fill moved each start to the next bucket's */
@@ -1101,39 +1112,38 @@ s_group(sim_t *sim, const sim_node_t *n, uint32_t nb)
     return true;
 }
 
-/*  The hash of bucket b of n's digest (grouped by s_group). */
+/*  The hash of bucket b of n's digest (grouped by s_group): the core's bucket hash. */
 static void
 s_bucket_sum(const sim_t *sim, const sim_node_t *n, uint32_t b, uint8_t out[16])
 {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 16);
+    sos_bucket_hash_t h;
+    sos_bucket_hash_init(&h);
     for (uint32_t k = sim->grp_start[b]; k < sim->grp_start[b + 1]; k++) {
-        uint32_t i = sim->grp[k];
-        /*  origin, version little-endian (its top bit: a removal): one update */
-        uint8_t in[SOS_NODEID_BYTES + 8];
-        memcpy(in, s_dig_origin(sim, n, i), SOS_NODEID_BYTES);
-        for (int j = 0; j < 8; j++)
-            in[SOS_NODEID_BYTES + j] = (uint8_t)(n->dig_ver[i] >> (8 * j));
-        crypto_generichash_update(&st, in, sizeof in);
+        sos_digest_entry_t e = s_dig_entry(sim, n, sim->grp[k]);
+        sos_bucket_hash_add(&h, &e);
     }
-    crypto_generichash_final(&st, out, 16);
+    sos_bucket_hash_final(&h, out);
 }
 
 /*  The hash of each bucket of n's digest: sums[nb][16]. n keeps them for one bucket count
     and hashes again only the buckets whose entries changed since (s_dig_set marks them):
     while 10,000 nodes join, a node's directory changes by a few dozen origins between two
-    exchanges, not by 10,000. */
+    exchanges, not by 10,000. SOSSIM_CHECK_DIGEST compares them with the core's sums made
+    from scratch (sos_digest_bucket_sums), as the node makes them. */
 static bool
 s_bucket_sums(sim_t *sim, sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
 {
-    if (sim->o.cheap_digest) { /* from the kept sums of the finest buckets */
+    if (sim->o.cheap_digest) { /* from the kept sums of the finest buckets (top 10 bits) */
+        uint32_t bits = 0;
+        while ((1u << bits) < nb)
+            bits++;
         memset(sums, 0, nb * sizeof *sums);
         for (uint32_t f = 0; n->fine && f < 1024; f++) {
             uint64_t lanes[2];
-            memcpy(lanes, sums[f & (nb - 1)], sizeof lanes);
+            memcpy(lanes, sums[f >> (10 - bits)], sizeof lanes);
             lanes[0] += n->fine[f][0];
             lanes[1] += n->fine[f][1];
-            memcpy(sums[f & (nb - 1)], lanes, sizeof lanes);
+            memcpy(sums[f >> (10 - bits)], lanes, sizeof lanes);
         }
         return true;
     }
@@ -1156,15 +1166,19 @@ s_bucket_sums(sim_t *sim, sim_node_t *n, uint32_t nb, uint8_t (*sums)[16])
             s_bucket_sum(sim, n, b, n->sums[b]);
     memset(n->sums_stale, 0, (nb + 63) / 64 * sizeof *n->sums_stale);
     memcpy(sums, n->sums, nb * sizeof *sums);
-    if (sim->check_digest)
-        for (uint32_t b = 0; b < nb; b++) {
-            uint8_t fresh[16];
-            s_bucket_sum(sim, n, b, fresh);
-            if (memcmp(fresh, sums[b], 16) != 0) {
-                sim_violation(sim, "node %u: its kept sum of bucket %u is stale", n->idx, b);
-                break;
-            }
+    if (sim->check_digest) {
+        sos_digest_entry_t *e = s_dig_entries(sim, n);
+        uint8_t(*fresh)[16] = malloc(nb * sizeof *fresh);
+        if (e && fresh) {
+            sos_digest_bucket_sums(e, n->n_dig, nb, fresh);
+            for (uint32_t b = 0; b < nb; b++)
+                if (memcmp(fresh[b], sums[b], 16) != 0) {
+                    sim_violation(sim, "node %u: its kept sum of bucket %u is stale", n->idx, b);
+                    break;
+                }
         }
+        free(fresh);
+    }
     return true;
 }
 
@@ -1250,9 +1264,10 @@ s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
 {
     int slot = -1;
     for (int i = 0; i < SIM_XCHG_MAX; i++) {
-        if (n->xchg[i].req_id && n->xchg[i].peer == peer)
+        bool busy = n->xchg[i].req_id || n->xchg[i].digest_req;
+        if (busy && n->xchg[i].peer == peer)
             return; /* one at a time with a peer */
-        if (!n->xchg[i].req_id && slot < 0)
+        if (!busy && slot < 0)
             slot = i;
     }
     sim_peer_t *p = s_peer(n, peer, true);
@@ -1392,155 +1407,146 @@ s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg
     free(checks);
 }
 
-static int
-s_cmp_entry(const void *a, const void *b)
-{
-    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
-                  SOS_NODEID_BYTES);
-}
-
-/*  Sort entries by origin as qsort with s_cmp_entry does (glibc's is a stable merge sort),
-    on keys of the origin's first 8 bytes: a sort of thousands of 40-byte entries by 32-byte
-    memcmp through a pointer was a tenth of a 10,000-node run. */
-typedef struct {
-    uint64_t key; /* the origin's first 8 bytes, big-endian: their memcmp order */
-    uint32_t i;
-} s_sort_key_t;
-
-static int
-s_cmp_key(const void *a, const void *b, void *arg)
-{
-    const s_sort_key_t *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    const sos_digest_entry_t *e = arg;
-    int c = memcmp(e[x->i].origin, e[y->i].origin, SOS_NODEID_BYTES);
-    if (c)
-        return c;
-    return x->i < y->i ? -1 : x->i > y->i; /* stable */
-}
-
+/*  A: the answerer's entries (theirs) against ours (mine), both sorted: the core's DELTA
+    (sos_core_sync_delta): the records it lacks and what we want; its removals of workers
+    we list are taken as if it had named them suspects. */
 static void
-s_sort_entries(sos_digest_entry_t *e, uint32_t n)
+s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t to, sos_digest_entry_t *mine,
+             uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs)
 {
-    s_sort_key_t *k = malloc(n * sizeof *k + 1);
-    sos_digest_entry_t *copy = malloc(n * sizeof *copy + 1);
-    if (!k || !copy) {
-        free(k);
-        free(copy);
-        qsort(e, n, sizeof *e, s_cmp_entry);
-        return;
+    sos_sync_delta_t d = {0};
+    sos_sync_ctx_t ctx = s_sync_ctx(n);
+    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs, n_theirs, &d) == SOS_OK) {
+        for (uint32_t i = 0; i < d.n_removed; i++)
+            if (s_named(sim, n, txn, to, &d.removed[i]))
+                sim->removals_heard++;
+        sos_gmsg_t out;
+        memset(&out, 0, sizeof out);
+        out.req_id = ++n->next_req;
+        out.flags = d.more ? SOS_GMSG_MORE : 0;
+        out.n_want = d.n_want;
+        out.want = d.want;
+        s_reply(sim, n, to, MSG_DELTA, &out, d.batch.wires, d.batch.lens, d.batch.n);
     }
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t key = 0;
-        for (int j = 0; j < 8; j++)
-            key = key << 8 | e[i].origin[j];
-        k[i] = (s_sort_key_t){key, i};
-    }
-    qsort_r(k, n, sizeof *k, s_cmp_key, e);
-    memcpy(copy, e, n * sizeof *copy);
-    for (uint32_t i = 0; i < n; i++)
-        e[i] = copy[k[i].i];
-    free(k);
-    free(copy);
+    sos_sync_delta_release(&d);
 }
 
-/*  B: the initiator's entries for the buckets it named: the core's DELTA over those
-    buckets (sos_core_sync_delta): what it lacks, what we want, what it removed. */
+/*  B: a DIGEST names the buckets in which the initiator's digest differs: answer with our
+    entries of them, whole buckets only (sos_digest_buckets_take), and which we covered.
+    Anyone may ask; nothing is kept. */
 static void
-s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
+s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    uint32_t nb = msg->flags >> 8;
-    if (nb == 0 || nb > 1024 || (nb & (nb - 1)) || msg->n_want > nb) {
+    if (!msg->has_buckets || msg->n_buckets == 0 || msg->n_sums || msg->n_digest || msg->n_want ||
+        msg->n_records || msg->has_self) {
         n->dropped_bad++;
         return;
     }
     s_refresh_digest(sim, n, txn);
-    uint8_t *named = calloc(nb, 1);
-    sos_digest_entry_t *mine = malloc((n->n_dig ? n->n_dig : 1) * sizeof *mine);
-    sos_sync_delta_t d = {0};
-    if (!named || !mine)
-        goto done;
-    for (uint32_t i = 0; i < msg->n_want; i++)
-        if (msg->want[i].version < nb)
-            named[msg->want[i].version] = 1;
-    /*  Only the named buckets count, on both sides. */
-    uint32_t n_mine = 0, n_theirs = 0;
-    for (uint32_t i = 0; i < n->n_dig; i++)
-        if (named[sim->prefix[n->dig_idx[i]] & (nb - 1)])
-            mine[n_mine++] = s_dig_entry(sim, n, i);
-    for (uint32_t j = 0; j < msg->n_digest; j++)
-        if (named[s_bucket(msg->digest[j].origin, nb)])
-            msg->digest[n_theirs++] = msg->digest[j];
-    s_sort_entries(msg->digest, n_theirs); /* the core's diff then need not sort them */
-    sos_sync_ctx_t ctx = s_sync_ctx(n);
-    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, msg->digest, n_theirs, &d) != SOS_OK)
-        goto done;
-    /*  The peer removed, at or above our version, a worker we list: taken as if the peer
-        had named it a suspect. */
-    for (uint32_t i = 0; i < d.n_removed; i++)
-        if (s_named(sim, n, txn, from, &d.removed[i]))
-            sim->removals_heard++;
-    sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
-    out.req_id = msg->req_id;
-    out.flags = d.more ? SOS_GMSG_MORE : 0;
-    out.n_want = d.n_want;
-    out.want = d.want;
-    s_reply(sim, n, from, MSG_DELTA, &out, d.batch.wires, d.batch.lens, d.batch.n);
-done:
-    sos_sync_delta_release(&d);
-    free(mine);
-    free(named);
+    sos_digest_entry_t *mine = s_dig_entries(sim, n);
+    uint32_t room = n->n_dig < SOS_DIGEST_MAX ? n->n_dig : SOS_DIGEST_MAX;
+    sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
+    uint16_t *covered = malloc(msg->n_buckets * sizeof *covered);
+    if (mine && entries && covered) {
+        sos_gmsg_t out;
+        memset(&out, 0, sizeof out);
+        out.req_id = msg->req_id;
+        out.n_origins = n->n_dig;
+        out.has_buckets = true;
+        out.nb = msg->nb;
+        out.buckets = covered;
+        out.n_buckets =
+            sos_digest_buckets_take(mine, n->n_dig, msg->nb, msg->buckets, msg->n_buckets, entries,
+                                    room, &out.n_digest, covered);
+        out.digest = entries;
+        s_reply(sim, n, from, MSG_DIGEST_ACK, &out, NULL, NULL, 0);
+    }
+    free(entries);
+    free(covered);
 }
 
-/*  A: B's bucket sums: send our entries of the buckets that differ. */
+/*  A: the SYNC_ACK of exchange x. With the whole digest: the DELTA at once. With bucket
+    sums: a DIGEST for the buckets that differ (sos_digest_buckets_pick, from a random one
+    on), remembered in x until its DIGEST_ACK or its deadline. */
 static void
-s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg,
+              sim_xchg_t *x)
 {
-    uint32_t nb = msg->flags >> 8;
-    if (nb == 0 || nb > 1024 || (nb & (nb - 1)) || msg->n_digest != nb) {
+    if (!msg->has_buckets) {
+        s_refresh_digest(sim, n, txn);
+        sos_digest_entry_t *e = s_dig_entries(sim, n);
+        if (e)
+            s_send_delta(sim, n, txn, from, e, n->n_dig, msg->digest, msg->n_digest);
+        return;
+    }
+    uint32_t nb = msg->nb;
+    if (msg->n_sums != nb || msg->n_buckets || msg->n_digest || msg->n_records) {
         n->dropped_bad++;
         return;
     }
     s_refresh_digest(sim, n, txn);
     uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
-    sos_digest_entry_t *dig = malloc(SOS_DIGEST_MAX * sizeof *dig);
-    sos_digest_entry_t *named = malloc(nb * sizeof *named);
-    if (!sums || !dig || !named)
+    uint16_t *asked = malloc(nb * sizeof *asked);
+    sos_digest_entry_t *mine = NULL;
+    if (!sums || !asked || !s_bucket_sums(sim, n, nb, sums) || !(mine = s_dig_entries(sim, n)))
         goto done;
-    if (!s_bucket_sums(sim, n, nb, sums)) /* and groups the digest by bucket */
-        goto done;
-    if (sim->o.cheap_digest && !s_group(sim, n, nb))
-        goto done;
-    uint32_t n_named = 0, n_dig = 0;
-    for (uint32_t b = 0; b < nb; b++) {
-        const sos_digest_entry_t *e = &msg->digest[b];
-        if (e->version != b || memcmp(e->origin, sums[b], 16) == 0)
-            continue;
-        uint32_t count = sim->grp_start[b + 1] - sim->grp_start[b];
-        if (n_dig + count > SOS_DIGEST_MAX)
-            break; /* the rest at the next exchange */
-        memset(named[n_named].origin, 0, SOS_NODEID_BYTES);
-        named[n_named++].version = b;
-        for (uint32_t k = sim->grp_start[b]; k < sim->grp_start[b + 1]; k++)
-            dig[n_dig++] = s_dig_entry(sim, n, sim->grp[k]);
-    }
-    if (n_named) {
-        sos_gmsg_t out;
-        memset(&out, 0, sizeof out);
-        out.req_id = msg->req_id;
-        out.flags = nb << 8;
-        out.n_digest = n_dig;
-        out.digest = dig;
-        out.n_want = n_named;
-        out.want = named;
-        s_reply(sim, n, from, MSG_DIGEST, &out, NULL, NULL, 0);
-    }
+    uint32_t n_differ = 0;
+    uint32_t k = sos_digest_buckets_pick(
+        mine, n->n_dig, nb, (const uint8_t(*)[16])sums, (const uint8_t(*)[16])msg->sums,
+        msg->n_origins, (uint32_t)sim_rng_below(&sim->rng, nb), SOS_DIGEST_MAX, asked, &n_differ);
+    if (k == 0)
+        goto done; /* every bucket matches */
+    x->digest_req = ++n->next_req;
+    x->nb = nb;
+    memset(x->asked, 0, sizeof x->asked);
+    for (uint32_t i = 0; i < k; i++)
+        x->asked[asked[i] / 64] |= 1ULL << (asked[i] % 64);
+    sos_gmsg_t out;
+    memset(&out, 0, sizeof out);
+    out.req_id = x->digest_req;
+    out.has_buckets = true;
+    out.nb = nb;
+    out.n_buckets = k;
+    out.buckets = asked;
+    s_reply(sim, n, from, MSG_DIGEST, &out, NULL, NULL, 0);
+    sim_peer_t *p = s_peer(n, from, true);
+    uint64_t timeout = p ? sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd) : 1000;
+    s_schedule(sim, sim->now + timeout, EV_DEADLINE, n->idx, x->digest_req);
 done:
     free(sums);
-    free(dig);
-    free(named);
+    free(asked);
+}
+
+/*  A: the answer to our DIGEST: checked against what we asked as the node checks it
+    (sos_digest_buckets_check), then our entries of the buckets it covered diffed with its
+    own, and the DELTA sent. A broken one is dropped; its exchange fails at the deadline. */
+static void
+s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
+{
+    sim_xchg_t *x = NULL;
+    for (int i = 0; i < SIM_XCHG_MAX && !x; i++)
+        if (n->xchg[i].digest_req && n->xchg[i].digest_req == msg->req_id &&
+            n->xchg[i].peer == from)
+            x = &n->xchg[i];
+    if (!x)
+        return; /* late, or never asked: the node drops it as unexpected */
+    if (!msg->has_buckets || msg->nb != x->nb || msg->n_sums || msg->n_records ||
+        !sos_digest_buckets_check(msg->nb, x->asked, msg->buckets, msg->n_buckets, msg->digest,
+                                  msg->n_digest)) {
+        n->dropped_bad++;
+        return;
+    }
+    x->digest_req = 0;
+    sim->digests_by_bucket++;
+    s_refresh_digest(sim, n, txn);
+    sos_digest_entry_t *all = s_dig_entries(sim, n);
+    sos_digest_entry_t *mine = malloc((n->n_dig ? n->n_dig : 1) * sizeof *mine);
+    if (all && mine) {
+        uint32_t n_mine =
+            sos_digest_buckets_mine(all, n->n_dig, msg->nb, msg->buckets, msg->n_buckets, mine);
+        s_send_delta(sim, n, txn, from, mine, n_mine, msg->digest, msg->n_digest);
+    }
+    free(mine);
 }
 
 static void
@@ -1552,36 +1558,31 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
     out.req_id = msg->req_id;
     memcpy(out.hash, s_digest_hash(sim, n), sizeof out.hash);
     out.n_origins = n->n_dig;
-    sos_digest_entry_t *sums_e = NULL;
+    uint8_t(*sums)[16] = NULL;
     if (sos_core_sync_in_sync(n->hash, n->n_dig, msg->hash, msg->n_origins))
         out.flags = SOS_GMSG_IN_SYNC;
-    else {
-        uint32_t nb = s_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
+    else if (n->n_dig <= SOS_DIGEST_WHOLE_MAX) { /* small: the whole digest, as the node */
+        s_refresh_digest(sim, n, txn);
+        out.digest = s_dig_entries(sim, n);
+        if (!out.digest)
+            return;
+        out.n_digest = n->n_dig;
+    } else {
+        uint32_t nb = sos_digest_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
         if (!sim->o.cheap_digest)
             s_refresh_digest(sim, n, txn);
-        uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
-        sums_e = calloc(nb, sizeof *sums_e);
-        if (!sums || !sums_e) {
+        sums = malloc(nb * sizeof *sums);
+        if (!sums || !s_bucket_sums(sim, n, nb, sums)) {
             free(sums);
-            free(sums_e);
             return;
         }
-        if (!s_bucket_sums(sim, n, nb, sums)) {
-            free(sums);
-            free(sums_e);
-            return;
-        }
-        for (uint32_t b = 0; b < nb; b++) {
-            memcpy(sums_e[b].origin, sums[b], 16);
-            sums_e[b].version = b;
-        }
-        free(sums);
-        out.flags = nb << 8;
-        out.n_digest = nb;
-        out.digest = sums_e;
+        out.has_buckets = true;
+        out.nb = nb;
+        out.n_sums = nb;
+        out.sums = sums;
     }
     s_reply(sim, n, from, MSG_SYNC_ACK, &out, NULL, NULL, 0);
-    free(sums_e);
+    free(sums);
 }
 
 /*  A: B's records, and what B wants of ours. */
@@ -1652,7 +1653,8 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         sos_record_t check;
         rc = sos_record_decode(&check, msg.self.wire, msg.self.wire_len);
     }
-    if (rc || m->type < MSG_SYNC || m->type > MSG_RUMOR || m->type == MSG_JUNK) {
+    if (rc || m->type < MSG_SYNC || (m->type > MSG_RUMOR && m->type != MSG_DIGEST_ACK) ||
+        m->type == MSG_JUNK) {
         n->dropped_bad++;
         sos_gmsg_release(&msg);
         return;
@@ -1687,11 +1689,14 @@ s_deliver(sim_t *sim, sim_msg_t *m)
             s_local_ok(sim, n, txn, &sim->nodes[m->from]);
             x->req_id = 0;
             if (!(msg.flags & SOS_GMSG_IN_SYNC))
-                s_on_sync_ack(sim, n, txn, m->from, &msg);
+                s_on_sync_ack(sim, n, txn, m->from, &msg, x);
         }
         break;
     case MSG_DIGEST:
         s_on_digest(sim, n, txn, m->from, &msg);
+        break;
+    case MSG_DIGEST_ACK:
+        s_on_digest_ack(sim, n, txn, m->from, &msg);
         break;
     case MSG_DELTA:
         s_on_delta(sim, n, txn, m->from, &msg);
@@ -2097,9 +2102,12 @@ s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
     s_short_free(n, req_id);
     for (int i = 0; i < SIM_XCHG_MAX; i++) {
         sim_xchg_t *x = &n->xchg[i];
-        if (x->req_id != req_id)
+        if (x->req_id != req_id && (x->digest_req != req_id || !req_id))
             continue;
+        /*  No SYNC_ACK, or no DIGEST_ACK after bucket sums: the exchange failed, as the
+            node's WAIT_SYNC_ACK and WAIT_DIGEST_ACK do at their deadlines. */
         x->req_id = 0;
+        x->digest_req = 0;
         sos_txn_t *txn = s_txn(sim, n);
         sim_peer_t *p = s_peer(n, x->peer, true);
         if (!txn || !p)

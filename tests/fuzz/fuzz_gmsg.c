@@ -16,6 +16,9 @@ s_round_trip(const sos_gmsg_t *msg)
     FUZZ_CHECK(msg->n_suspects <= SOS_SUSPECTS_MAX && msg->n_digest <= SOS_DIGEST_MAX &&
                msg->n_want <= SOS_DIGEST_MAX && msg->n_records <= SOS_BATCH_MAX);
     FUZZ_CHECK(!msg->has_self || msg->self.kind == SOS_REC_WORKER);
+    FUZZ_CHECK(!msg->has_buckets ||
+               (msg->nb >= 1 && msg->nb <= SOS_BUCKETS_MAX && msg->n_buckets <= msg->nb &&
+                (msg->n_sums == 0 || msg->n_sums == msg->nb)));
     const uint8_t *wires[SOS_BATCH_MAX];
     size_t lens[SOS_BATCH_MAX];
     for (uint32_t i = 0; i < msg->n_records; i++) {
@@ -35,6 +38,12 @@ s_round_trip(const sos_gmsg_t *msg)
                memcmp(back.suspects, msg->suspects, msg->n_suspects * sizeof *msg->suspects) == 0);
     FUZZ_CHECK(back.n_digest == msg->n_digest && back.n_want == msg->n_want &&
                back.n_records == msg->n_records);
+    FUZZ_CHECK(back.has_buckets == msg->has_buckets && back.nb == msg->nb &&
+               back.n_buckets == msg->n_buckets && back.n_sums == msg->n_sums);
+    for (uint32_t i = 0; i < msg->n_buckets; i++)
+        FUZZ_CHECK(back.buckets[i] == msg->buckets[i]);
+    if (msg->n_sums)
+        FUZZ_CHECK(memcmp(back.sums, msg->sums, msg->n_sums * sizeof *msg->sums) == 0);
     for (uint32_t i = 0; i < msg->n_digest; i++)
         FUZZ_CHECK(memcmp(&back.digest[i], &msg->digest[i], sizeof back.digest[i]) == 0);
     for (uint32_t i = 0; i < msg->n_want; i++)

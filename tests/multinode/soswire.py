@@ -49,6 +49,8 @@ DOMAIN_DIGEST = b"sosnode/2/digest\0"
 NOBODY = bytes(32)  # the receiver of a first SYNC to an endpoint whose id is not known
 FRAME_ENVELOPE, FRAME_REQUEST, FRAME_REPLY = 1, 2, 3
 SYNC, SYNC_ACK, DELTA, DELTA_ACK, RUMOR, LEAVE = 1, 2, 3, 4, 5, 6
+DIGEST, DIGEST_ACK = 11, 12  # the exchange by bucket (PROTOCOL.md, "Anti-entropy")
+DOMAIN_BUCKET = b"sosnode/2/bucket\0"
 REC_WORKER, REC_ROOM = 1, 2
 FRAME_MAX = 1024 * 1024 + 128 * 1024  # the largest frame a node accepts
 REPLAY_WINDOW_MS = 300 * 1000
@@ -225,12 +227,33 @@ def decode_record(wire):
 # ------------------------------------------------------------ gossip bodies ----
 
 def gmsg(req_id=0, flags=0, digest_hash=bytes(16), n_origins=0, self_rec=None, suspects=(),
-         digest=(), want=(), records=()):
-    """A gossip body. suspects: (id, version) pairs, or bare ids (version 0)."""
+         digest=(), want=(), records=(), buckets=None):
+    """A gossip body. suspects: (id, version) pairs, or bare ids (version 0). buckets: the
+    tenth element of the exchange by bucket, (nb, bucket numbers, sums as bytes), or None."""
     suspects = [[s, 0] if isinstance(s, bytes) else [s[0], s[1]] for s in suspects]
-    return pack([req_id, flags, digest_hash, n_origins, self_rec, suspects,
-                 [[e[0], e[1], bool(e[2]) if len(e) > 2 else False] for e in digest],
-                 [[o, v] for o, v in want], list(records)])
+    body = [req_id, flags, digest_hash, n_origins, self_rec, suspects,
+            [[e[0], e[1], bool(e[2]) if len(e) > 2 else False] for e in digest],
+            [[o, v] for o, v in want], list(records)]
+    if buckets is not None:
+        body.append([buckets[0], list(buckets[1]), bytes(buckets[2])])
+    return pack(body)
+
+
+def bucket_of(origin, nb):
+    """The bucket of an origin among nb (a power of two): the top bits of its first two
+    bytes."""
+    bits = nb.bit_length() - 1
+    return ((origin[0] << 8) | origin[1]) >> (16 - bits) if bits else 0
+
+
+def bucket_hash(entries):
+    """A bucket's hash: BLAKE2b-128 of the domain and its (origin, version, removed)
+    entries in origin order."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(DOMAIN_BUCKET)
+    for e in sorted(entries, key=lambda e: e[0]):
+        h.update(e[0] + struct.pack(">Q", e[1]) + (b"\x01" if len(e) > 2 and e[2] else b"\x00"))
+    return h.digest()
 
 
 def envelope(ident, msg_type, body, ts=None, nonce=None, sender=None, version=PROTO_VERSION,
@@ -261,7 +284,7 @@ def decode_envelope(frame):
     version, msg_type, sender, receiver, ts, nonce, body = unpack(signed)
     fields = unpack(body)
     keys = ["req_id", "flags", "hash", "n_origins", "self", "suspects", "digest", "want",
-            "records"]
+            "records", "buckets"]
     return {"version": version, "type": msg_type, "sender": sender, "receiver": receiver,
             "ts": ts, "nonce": nonce, "sig_ok": verify(sender, sig, signed),
             "body": dict(zip(keys, fields))}

@@ -244,7 +244,7 @@ def test_bad_envelopes():
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=34), version=3, receiver=h.a.node_id)),
                 conn.send(envelope(p, w.SYNC, gmsg(req_id=35), version=0, receiver=h.a.node_id)),
                 conn.send(envelope(p, 0, gmsg(req_id=36), receiver=h.a.node_id)),
-                conn.send(envelope(p, 11, gmsg(req_id=37), receiver=h.a.node_id)),
+                conn.send(envelope(p, 13, gmsg(req_id=37), receiver=h.a.node_id)),  # past DIGEST_ACK
                 conn.send(envelope(p, 200, gmsg(req_id=38), receiver=h.a.node_id))), n=5)
 
             # bound to another node (B), or to nobody where only a first SYNC may be

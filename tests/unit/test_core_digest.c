@@ -1,5 +1,6 @@
 /*  test_core_digest.c: the gossip core's digest over a real LMDB store: digest versions
-    from records, tombstones and gaps; the order and cap of the digest; the comparison of
+    from records, tombstones and gaps; the order of the digest; its buckets (counts, sums,
+    the pick, take and check of an exchange by bucket); the comparison of
     two digests; the gap table's cap, expiry, sweep and settling by exchange batches, as
     scripted sequences of records and times. */
 #define _XOPEN_SOURCE 700
@@ -78,6 +79,207 @@ s_removed_in(const sos_digest_entry_t *d, uint32_t n, const uint8_t *origin)
     return false;
 }
 
+static int
+s_cmp_origin(const void *x, const void *y)
+{
+    return memcmp(((const sos_digest_entry_t *)x)->origin, ((const sos_digest_entry_t *)y)->origin,
+                  SOS_NODEID_BYTES);
+}
+
+/*  n random origins at random versions, sorted by origin (a digest as built). */
+static sos_digest_entry_t *
+s_random_digest(uint32_t n)
+{
+    sos_digest_entry_t *d = calloc(n ? n : 1, sizeof *d);
+    if (!d)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        randombytes_buf(d[i].origin, SOS_NODEID_BYTES);
+        d[i].version = 1 + randombytes_uniform(1000);
+    }
+    qsort(d, n, sizeof *d, s_cmp_origin);
+    return d;
+}
+
+/*  How many of nb sums differ between x and y; the last one that does in *which. */
+static uint32_t
+s_sums_differ(uint8_t (*x)[SOS_DIGEST_HASH_BYTES], uint8_t (*y)[SOS_DIGEST_HASH_BYTES], uint32_t nb,
+              uint32_t *which)
+{
+    uint32_t k = 0;
+    for (uint32_t b = 0; b < nb; b++)
+        if (memcmp(x[b], y[b], SOS_DIGEST_HASH_BYTES) != 0) {
+            k++;
+            *which = b;
+        }
+    return k;
+}
+
+/*  The buckets of nb: counts, sums, and an exchange by bucket between two digests of
+    n origins that differ in one (pure functions: no store). */
+static void
+s_test_buckets(void)
+{
+    SECTION("bucket counts: a power of two, about 32 origins a bucket, at most 1024");
+    CHECK(sos_digest_nbuckets(0) == 1 && sos_digest_nbuckets(32) == 1);
+    CHECK(sos_digest_nbuckets(33) == 2 && sos_digest_nbuckets(257) == 16);
+    CHECK(sos_digest_nbuckets(10000) == 512 && sos_digest_nbuckets(40000) == 1024);
+    CHECK(sos_digest_nbuckets(UINT32_MAX) == SOS_BUCKETS_MAX);
+    CHECK(sos_digest_nb_ok(1) && sos_digest_nb_ok(1024) && !sos_digest_nb_ok(0));
+    CHECK(!sos_digest_nb_ok(3) && !sos_digest_nb_ok(2048) && !sos_digest_nb_ok(1ULL << 40));
+
+    SECTION("an origin's bucket: the top bits of its first two bytes");
+    uint8_t o[SOS_NODEID_BYTES] = {0xff, 0xff};
+    CHECK(sos_digest_bucket(o, 1) == 0 && sos_digest_bucket(o, 1024) == 1023);
+    o[0] = 0x80;
+    o[1] = 0x00;
+    CHECK(sos_digest_bucket(o, 2) == 1 && sos_digest_bucket(o, 1024) == 512);
+    o[0] = 0x7f;
+    o[1] = 0xc0;
+    CHECK(sos_digest_bucket(o, 2) == 0 && sos_digest_bucket(o, 1024) == 511);
+
+    const uint32_t n = 3000, nb = 128;
+    sos_digest_entry_t *mine = s_random_digest(n);
+    sos_digest_entry_t *theirs = calloc(n, sizeof *theirs);
+    uint8_t(*sa)[SOS_DIGEST_HASH_BYTES] = calloc(nb, sizeof *sa);
+    uint8_t(*sb)[SOS_DIGEST_HASH_BYTES] = calloc(nb, sizeof *sb);
+    CHECK(mine && theirs && sa && sb);
+    if (!mine || !theirs || !sa || !sb)
+        goto done;
+
+    SECTION("bucket sums: one at a time (kept sums) equal those from scratch");
+    sos_digest_bucket_sums(mine, n, nb, sa);
+    uint32_t total = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        uint32_t first, count;
+        sos_digest_bucket_range(mine, n, nb, b, &first, &count);
+        total += count;
+        sos_bucket_hash_t h;
+        sos_bucket_hash_init(&h);
+        for (uint32_t i = first; i < first + count; i++) {
+            CHECK(sos_digest_bucket(mine[i].origin, nb) == b);
+            sos_bucket_hash_add(&h, &mine[i]);
+        }
+        sos_bucket_hash_final(&h, sb[b]);
+    }
+    CHECK(total == n);
+    uint32_t which = UINT32_MAX;
+    CHECK(s_sums_differ(sa, sb, nb, &which) == 0);
+    /*  One entry changes: the kept sums remade for its bucket only equal new ones. */
+    mine[1234].version++;
+    uint32_t changed = sos_digest_bucket(mine[1234].origin, nb), first, count;
+    sos_digest_bucket_range(mine, n, nb, changed, &first, &count);
+    sos_bucket_hash_t h;
+    sos_bucket_hash_init(&h);
+    for (uint32_t i = first; i < first + count; i++)
+        sos_bucket_hash_add(&h, &mine[i]);
+    sos_bucket_hash_final(&h, sb[changed]);
+    sos_digest_bucket_sums(mine, n, nb, sa);
+    CHECK(s_sums_differ(sa, sb, nb, &which) == 0);
+
+    SECTION("two digests that differ in one origin differ in exactly one bucket");
+    memcpy(theirs, mine, n * sizeof *theirs);
+    theirs[777].version += 5;
+    sos_digest_bucket_sums(theirs, n, nb, sb);
+    CHECK(s_sums_differ(sa, sb, nb, &which) == 1 &&
+          which == sos_digest_bucket(theirs[777].origin, nb));
+
+    SECTION("the removal flag changes its bucket's sum, and only that one");
+    memcpy(theirs, mine, n * sizeof *theirs);
+    theirs[42].removed = true;
+    sos_digest_bucket_sums(theirs, n, nb, sb);
+    CHECK(s_sums_differ(sa, sb, nb, &which) == 1 &&
+          which == sos_digest_bucket(theirs[42].origin, nb));
+
+    SECTION("an exchange by bucket: pick, take, check, and the diff finds the one origin");
+    memcpy(theirs, mine, n * sizeof *theirs);
+    theirs[2999].version += 3; /* the peer is ahead on one origin */
+    sos_digest_bucket_sums(theirs, n, nb, sb);
+    uint16_t asked[128], covered[128];
+    uint32_t n_differ = 0;
+    uint32_t n_asked =
+        sos_digest_buckets_pick(mine, n, nb, (const uint8_t(*)[16])sa, (const uint8_t(*)[16])sb, n,
+                                17, SOS_DIGEST_MAX, asked, &n_differ);
+    uint32_t b2999 = sos_digest_bucket(theirs[2999].origin, nb);
+    CHECK(n_asked == 1 && n_differ == 1 && asked[0] == b2999);
+    sos_digest_entry_t *took = calloc(SOS_DIGEST_MAX, sizeof *took);
+    sos_digest_entry_t *own = calloc(n, sizeof *own);
+    CHECK(took && own);
+    if (!took || !own) {
+        free(took);
+        free(own);
+        goto done;
+    }
+    uint32_t n_took = 0;
+    uint32_t n_cov = sos_digest_buckets_take(theirs, n, nb, asked, n_asked, took, SOS_DIGEST_MAX,
+                                             &n_took, covered);
+    sos_digest_bucket_range(theirs, n, nb, b2999, &first, &count);
+    CHECK(n_cov == 1 && covered[0] == b2999 && n_took == count && n_took > 0);
+    uint64_t bits[SOS_BUCKET_WORDS] = {0};
+    bits[b2999 / 64] |= 1ULL << (b2999 % 64);
+    CHECK(sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+    uint32_t n_own = sos_digest_buckets_mine(mine, n, nb, covered, n_cov, own);
+    CHECK(n_own == count);
+    sos_digest_entry_t give[64], want[64];
+    uint32_t n_give = 0, n_want = 0;
+    uint8_t self_id[SOS_NODEID_BYTES] = {0};
+    if (n_own <= 64 && n_took <= 64) {
+        sos_digest_diff(self_id, own, n_own, took, n_took, give, &n_give, want, &n_want, NULL,
+                        NULL);
+        CHECK(n_give == 0 && n_want == 1 &&
+              memcmp(want[0].origin, theirs[2999].origin, SOS_NODEID_BYTES) == 0 &&
+              want[0].version == mine[2999].version);
+    }
+
+    SECTION("check: refuses entries outside the covered buckets, buckets not asked, disorder");
+    /*  An entry of another bucket slipped in. */
+    sos_digest_entry_t stray = mine[0];
+    uint32_t b0 = sos_digest_bucket(stray.origin, nb);
+    CHECK(b0 != b2999);
+    took[n_took] = stray;
+    CHECK(!sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took + 1));
+    /*  A covered bucket we did not ask. */
+    uint16_t wrong[1] = {(uint16_t)((b2999 + 1) % nb)};
+    CHECK(!sos_digest_buckets_check(nb, bits, wrong, 1, NULL, 0));
+    /*  Entries out of order, or twice. */
+    if (n_took >= 2) {
+        sos_digest_entry_t t = took[0];
+        took[0] = took[1];
+        took[1] = t;
+        CHECK(!sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+        took[1] = took[0];
+        CHECK(!sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+    }
+    CHECK(!sos_digest_buckets_check(3, bits, covered, n_cov, NULL, 0)); /* no bucket count */
+    CHECK(sos_digest_buckets_check(nb, bits, covered, n_cov, NULL, 0)); /* an empty bucket */
+
+    SECTION("pick and take keep to their budget, whole buckets only, the rest left over");
+    sos_digest_entry_t *empty = NULL;
+    sos_digest_bucket_sums(empty, 0, nb, sb);  /* ours: we hold nothing */
+    sos_digest_bucket_sums(theirs, n, nb, sa); /* theirs */
+    n_asked = sos_digest_buckets_pick(empty, 0, nb, (const uint8_t(*)[16])sb,
+                                      (const uint8_t(*)[16])sa, n, 100, 200, asked, &n_differ);
+    /*  Every bucket differs (we hold nothing, they hold ~23 a bucket): about 200/24 asked,
+        ascending, starting at 100 and wrapping. */
+    CHECK(n_differ == nb || n_differ == nb - 1); /* an empty bucket on both sides is equal */
+    CHECK(n_asked >= 1 && n_asked < 20);
+    for (uint32_t i = 1; i < n_asked; i++)
+        CHECK(asked[i] > asked[i - 1]);
+    n_cov = sos_digest_buckets_take(theirs, n, nb, asked, n_asked, took, 50, &n_took, covered);
+    CHECK(n_took <= 50 && n_cov >= 1 && n_cov <= n_asked);
+    memset(bits, 0, sizeof bits);
+    for (uint32_t i = 0; i < n_asked; i++)
+        bits[asked[i] / 64] |= 1ULL << (asked[i] % 64);
+    CHECK(sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+    free(took);
+    free(own);
+done:
+    free(mine);
+    free(theirs);
+    free(sa);
+    free(sb);
+}
+
 int
 main(void)
 {
@@ -113,19 +315,16 @@ main(void)
     CHECK(sos_digest_version(gaps, txn, b.pk) == 2);
     CHECK(sos_digest_version(NULL, txn, b.pk) == 5);
 
-    SECTION("the digest names workers' origins first, then the others");
+    SECTION("the digest names every origin, sorted by origin");
     uint32_t n = 0;
     sos_digest_entry_t *d = sos_digest_build(gaps, txn, &n);
-    /*  a and b (workers) first; then, in key order, c (a removed worker: its tombstone
-        keeps its origin, so that peers learn of the removal) and r (rooms only). */
+    /*  a and b (workers), c (a removed worker: its tombstone keeps its origin, so that
+        peers learn of the removal) and r (rooms only), in id order: the buckets are runs
+        of the sorted digest. */
     CHECK(d && n == 4);
     if (d && n == 4) {
-        bool workers_first = (memcmp(d[0].origin, a.pk, SOS_NODEID_BYTES) == 0 ||
-                              memcmp(d[0].origin, b.pk, SOS_NODEID_BYTES) == 0) &&
-                             (memcmp(d[1].origin, a.pk, SOS_NODEID_BYTES) == 0 ||
-                              memcmp(d[1].origin, b.pk, SOS_NODEID_BYTES) == 0);
-        CHECK(workers_first);
-        CHECK(memcmp(d[2].origin, d[3].origin, SOS_NODEID_BYTES) < 0);
+        for (uint32_t i = 1; i < n; i++)
+            CHECK(memcmp(d[i - 1].origin, d[i].origin, SOS_NODEID_BYTES) < 0);
         CHECK(s_version_in(d, n, a.pk) == 3);
         CHECK(s_version_in(d, n, b.pk) == 2); /* held at 5, but a hole below */
         CHECK(s_version_in(d, n, c.pk) == 9);
@@ -305,5 +504,6 @@ main(void)
     sos_gaps_destroy(&gaps);
     sos_store_destroy(&s_store);
     test_rmtree(dir);
+    s_test_buckets();
     return test_done("test_core_digest");
 }

@@ -122,7 +122,58 @@ main(void)
     sos_exchange_failed(&n);
     CHECK(!sos_exchange_late(&n, false, 0, 41000, &rtt));
 
+    SECTION("SYNC_ACK with bucket sums: DIGEST; DIGEST_ACK: DELTA; DELTA_ACK: done");
+    sos_exchange_t b = {0};
+    CHECK(sos_exchange_pick(&b, true) == SOS_EX_DO_SYNC);
+    sos_exchange_sync_sent(&b, 61, 50000, 300);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_SYNC_ACK, 61) == SOS_EX_DO_TAKE);
+    CHECK(sos_exchange_sums(&b, 3) == SOS_EX_DO_DIGEST);
+    const uint16_t asked[3] = {2, 64, 1023};
+    sos_exchange_digest_sent(&b, 62, 1024, asked, 3, false, 50040, 400);
+    CHECK(b.state == SOS_EX_WAIT_DIGEST_ACK && b.req_id == 62 && b.deadline_mono == 50440);
+    CHECK(b.nb == 1024 && (b.asked[0] >> 2 & 1) && (b.asked[1] & 1) && (b.asked[15] >> 63 & 1));
+    CHECK(!(b.asked[0] >> 3 & 1) && !(b.asked[0] & 1));
+    CHECK(sos_exchange_pick(&b, true) == SOS_EX_DO_NOTHING); /* one exchange at a time */
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_SYNC_ACK, 62) == SOS_EX_DO_DROP);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DELTA_ACK, 62) == SOS_EX_DO_DROP);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 61) == SOS_EX_DO_DROP);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 62) == SOS_EX_DO_TAKE);
+    CHECK(sos_exchange_digest_ack(&b) == SOS_EX_DO_DELTA);
+    sos_exchange_delta_sent(&b, 63, false, 50100, 300);
+    CHECK(b.state == SOS_EX_WAIT_DELTA_ACK && !b.again);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 63) == SOS_EX_DO_DROP);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DELTA_ACK, 63) == SOS_EX_DO_TAKE);
+    CHECK(sos_exchange_delta_ack(&b, false) == SOS_EX_DO_DONE);
+    CHECK(b.state == SOS_EX_IDLE);
+
+    SECTION("bucket sums that all match ours: done, idle");
+    sos_exchange_sync_sent(&b, 71, 51000, 300);
+    CHECK(sos_exchange_sums(&b, 0) == SOS_EX_DO_DONE);
+    CHECK(b.state == SOS_EX_IDLE && b.req_id == 0);
+
+    SECTION("buckets left out of the DIGEST: another exchange once this one ends");
+    sos_exchange_sync_sent(&b, 81, 52000, 300);
+    CHECK(sos_exchange_sums(&b, 1) == SOS_EX_DO_DIGEST);
+    sos_exchange_digest_sent(&b, 82, 16, asked, 1, true, 52010, 300);
+    CHECK(b.again);
+    CHECK(sos_exchange_digest_ack(&b) == SOS_EX_DO_DELTA);
+    sos_exchange_delta_sent(&b, 83, false, 52020, 300); /* our batch was not truncated */
+    CHECK(b.again);
+    CHECK(sos_exchange_delta_ack(&b, false) == SOS_EX_DO_SYNC);
+
+    SECTION("no DIGEST_ACK by its own deadline: failure; its late reply is no RTT sample");
+    sos_exchange_sync_sent(&b, 91, 60000, 300);
+    CHECK(sos_exchange_sums(&b, 2) == SOS_EX_DO_DIGEST);
+    sos_exchange_digest_sent(&b, 92, 64, asked, 2, false, 60100, 500);
+    CHECK(sos_exchange_tick(&b, 60599) == SOS_EX_DO_NOTHING);
+    CHECK(sos_exchange_tick(&b, 60600) == SOS_EX_DO_FAIL);
+    sos_exchange_failed(&b);
+    CHECK(b.state == SOS_EX_IDLE && b.req_id == 0 && !b.again);
+    CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 92) == SOS_EX_DO_DROP);
+    CHECK(!sos_exchange_late(&b, SOS_EX_REPLY_DIGEST_ACK, 92, 60700, &rtt));
+
     SECTION("state names");
     CHECK(strcmp(sos_exchange_state_name(SOS_EX_WAIT_DELTA_ACK), "wait_delta_ack") == 0);
+    CHECK(strcmp(sos_exchange_state_name(SOS_EX_WAIT_DIGEST_ACK), "wait_digest_ack") == 0);
     return test_done("test_core_exchange");
 }

@@ -548,6 +548,183 @@ s_test_probe(void)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/*  An empty body (no self) with a tenth element made by pack(pk, arg), as raw bytes in
+    out; returns its length. */
+typedef void(s_tenth_fn)(msgpack_packer *pk, int variant);
+
+static size_t
+s_body_tenth(uint8_t *out, size_t cap, s_tenth_fn *fn, int variant)
+{
+    sos_gmsg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    size_t len = 0;
+    if (sos_gmsg_encode(&sb, &msg, NULL, NULL, 0) == SOS_OK && sb.size > 0 &&
+        (uint8_t)sb.data[0] == 0x99) {
+        sb.data[0] = (char)0x9a; /* ten elements */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        fn(&pk, variant);
+        if (sb.size <= cap) {
+            memcpy(out, sb.data, sb.size);
+            len = sb.size;
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return len;
+}
+
+/*  The bucket element [nb, numbers, sums], broken in the way variant says (0: whole). */
+static void
+s_pack_buckets(msgpack_packer *pk, int variant)
+{
+    static const uint8_t sums[16 * 8] = {1};
+    uint64_t nb = variant == 1 ? 0 : variant == 2 ? 3 : variant == 3 ? 2048 : 8;
+    if (variant == 9) { /* not an array */
+        msgpack_pack_uint8(pk, 8);
+        return;
+    }
+    msgpack_pack_array(pk, variant == 10 ? 2 : 3);
+    msgpack_pack_uint64(pk, nb);
+    uint64_t numbers[9] = {1, 5, 7};
+    uint32_t n_numbers = 3;
+    if (variant == 4) /* out of order */
+        numbers[1] = 0;
+    if (variant == 5) /* twice */
+        numbers[2] = 5;
+    if (variant == 6) /* not below nb */
+        numbers[2] = 8;
+    if (variant == 7) /* more numbers than buckets */
+        n_numbers = 9;
+    if (variant == 7)
+        for (uint32_t i = 0; i < 9; i++)
+            numbers[i] = i;
+    msgpack_pack_array(pk, n_numbers);
+    for (uint32_t i = 0; i < n_numbers; i++)
+        msgpack_pack_uint64(pk, numbers[i]);
+    if (variant == 10)
+        return;
+    size_t sums_len = variant == 8 ? sizeof sums - 16 : sizeof sums;
+    if (variant == 3) /* 2048 buckets' sums would be 32 KiB: the count is refused first */
+        sums_len = 0;
+    msgpack_pack_bin(pk, sums_len);
+    msgpack_pack_bin_body(pk, sums, sums_len);
+}
+
+static void
+s_test_buckets(const sos_identity_t *id)
+{
+    SECTION("bucket element: sums, bucket numbers and entries round trip");
+    sos_gmsg_t msg;
+    memset(&msg, 0, sizeof msg);
+    uint8_t sums[8][SOS_DIGEST_HASH_BYTES];
+    for (int b = 0; b < 8; b++)
+        memset(sums[b], b + 1, SOS_DIGEST_HASH_BYTES);
+    uint16_t numbers[3] = {1, 5, 7};
+    sos_digest_entry_t entries[2];
+    memset(entries, 0, sizeof entries);
+    entries[0].origin[0] = 0x20;
+    entries[0].version = 9;
+    entries[1].origin[0] = 0xe0;
+    entries[1].version = 4;
+    entries[1].removed = true;
+    msg.req_id = 5;
+    msg.has_buckets = true;
+    msg.nb = 8;
+    msg.n_sums = 8;
+    msg.sums = sums;
+    msg.n_buckets = 3;
+    msg.buckets = numbers;
+    msg.n_digest = 2;
+    msg.digest = entries;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_OK);
+    CHECK(sb.size > 0 && (uint8_t)sb.data[0] == 0x9a);
+    sos_gmsg_t d;
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(d.has_buckets && d.nb == 8 && d.n_sums == 8 && d.n_buckets == 3 && d.n_digest == 2);
+    CHECK(d.sums && memcmp(d.sums, sums, sizeof sums) == 0);
+    CHECK(d.buckets && d.buckets[0] == 1 && d.buckets[1] == 5 && d.buckets[2] == 7);
+    CHECK(d.digest && d.digest[1].removed && d.digest[0].version == 9);
+    sos_gmsg_release(&d);
+    CHECK(!d.has_buckets && !d.sums && !d.buckets && d.nb == 0);
+
+    SECTION("bucket element: without it, nine elements as before; empty parts are fine");
+    sos_gmsg_t plain;
+    s_fill(&plain, id);
+    msgpack_sbuffer_clear(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &plain, NULL, NULL, 0), SOS_OK);
+    CHECK(sb.size > 0 && (uint8_t)sb.data[0] == 0x99);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(!d.has_buckets);
+    sos_gmsg_release(&d);
+    msg.n_sums = 0;
+    msg.sums = NULL;
+    msg.n_buckets = 0;
+    msg.buckets = NULL;
+    msg.nb = 1;
+    msgpack_sbuffer_clear(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_OK);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(d.has_buckets && d.nb == 1 && d.n_sums == 0 && d.n_buckets == 0);
+    sos_gmsg_release(&d);
+
+    SECTION("bucket element: the encoder refuses what the decoder would");
+    msg.nb = 3;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    msg.nb = 8;
+    uint16_t unordered[2] = {5, 1};
+    msg.buckets = unordered;
+    msg.n_buckets = 2;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    uint16_t high[1] = {8};
+    msg.buckets = high;
+    msg.n_buckets = 1;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    msg.n_buckets = 0;
+    msg.n_sums = 4; /* sums for some of the buckets */
+    msg.sums = sums;
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    msgpack_sbuffer_destroy(&sb);
+
+    SECTION("bucket element: hostile values are refused");
+    uint8_t body[1024];
+    size_t len = s_body_tenth(body, sizeof body, s_pack_buckets, 0);
+    CHECK(len > 0);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_OK); /* the hand-built one is right */
+    CHECK(d.nb == 8 && d.n_buckets == 3 && d.n_sums == 8);
+    sos_gmsg_release(&d);
+    const struct {
+        const char *what;
+        sos_rc rc;
+    } bad[] = {
+        {"ok", SOS_OK},
+        {"no buckets", SOS_ERR_MALFORMED},
+        {"3 buckets: no power of two", SOS_ERR_MALFORMED},
+        {"2048 buckets: over the cap", SOS_ERR_TOO_LARGE},
+        {"bucket numbers out of order", SOS_ERR_MALFORMED},
+        {"a bucket number twice", SOS_ERR_MALFORMED},
+        {"a bucket number not below nb", SOS_ERR_MALFORMED},
+        {"more bucket numbers than buckets", SOS_ERR_MALFORMED},
+        {"sums for fewer buckets than nb", SOS_ERR_MALFORMED},
+        {"not an array", SOS_ERR_MALFORMED},
+        {"two elements", SOS_ERR_MALFORMED},
+    };
+    for (int v = 1; v < (int)(sizeof bad / sizeof bad[0]); v++) {
+        len = s_body_tenth(body, sizeof body, s_pack_buckets, v);
+        CHECK(len > 0);
+        sos_rc rc = sos_gmsg_decode(&d, body, len);
+        if (rc != bad[v].rc) {
+            fprintf(stderr, "%s: %s\n", bad[v].what, sos_strerror(rc));
+            CHECK(false);
+        }
+        CHECK(!d.has_buckets && !d.sums && !d.buckets);
+        sos_gmsg_release(&d);
+    }
+}
+
 int
 main(void)
 {
@@ -560,5 +737,6 @@ main(void)
     s_test_caps(&id);
     s_test_rejections(&id, &other);
     s_test_probe();
+    s_test_buckets(&id);
     return test_done("test_gmsg");
 }

@@ -9,11 +9,12 @@
 
 #include "proto_test.h"
 #include "sos_client.h"
+#include "sos_core_digest.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
 
 #define VEC_NOW 1700000000123ULL
-#define VEC_MAX 16
+#define VEC_MAX 24
 
 typedef struct {
     const char *name;
@@ -82,6 +83,49 @@ s_build(vector_t *vecs)
     uint8_t dh[SOS_DIGEST_HASH_BYTES];
     sos_digest_hash(dh, two, 2);
     s_add(vecs, &n, "digest_hash", dh, sizeof dh);
+
+    /*  The exchange by bucket: the two entries cut into 2 buckets (both ids start below
+        0x80: bucket 0, bucket 1 empty). */
+    uint8_t sums[2][SOS_DIGEST_HASH_BYTES];
+    sos_digest_bucket_sums(two, 2, 2, sums);
+    s_add(vecs, &n, "bucket_hash", sums[0], sizeof sums[0]);
+    s_add(vecs, &n, "bucket_hash_empty", sums[1], sizeof sums[1]);
+    sos_gmsg_t bm;
+    memset(&bm, 0, sizeof bm);
+    bm.req_id = 8;
+    memcpy(bm.hash, msg.hash, sizeof bm.hash);
+    bm.n_origins = 2;
+    bm.has_self = true;
+    bm.self = worker;
+    bm.has_buckets = true;
+    bm.nb = 2;
+    bm.n_sums = 2;
+    bm.sums = sums;
+    msgpack_sbuffer_clear(&body);
+    if (sos_gmsg_encode(&body, &bm, NULL, NULL, 0))
+        return 0;
+    s_add(vecs, &n, "gmsg_sync_ack_sums", body.data, body.size);
+    uint16_t numbers[2] = {0, 1};
+    memset(&bm, 0, sizeof bm);
+    bm.req_id = 9;
+    bm.has_buckets = true;
+    bm.nb = 2;
+    bm.n_buckets = 2;
+    bm.buckets = numbers;
+    msgpack_sbuffer_clear(&body);
+    if (sos_gmsg_encode(&body, &bm, NULL, NULL, 0))
+        return 0;
+    s_add(vecs, &n, "gmsg_digest", body.data, body.size);
+    bm.n_buckets = 1;
+    bm.n_digest = 2;
+    bm.digest = two;
+    msgpack_sbuffer_clear(&body);
+    if (sos_gmsg_encode(&body, &bm, NULL, NULL, 0))
+        return 0;
+    s_add(vecs, &n, "gmsg_digest_ack", body.data, body.size);
+    msgpack_sbuffer_clear(&body);
+    if (sos_gmsg_encode(&body, &msg, wires, lens, 1))
+        return 0;
 
     uint8_t nonce[SOS_NONCE_BYTES];
     for (int i = 0; i < SOS_NONCE_BYTES; i++)
@@ -166,6 +210,11 @@ s_write(const vector_t *vecs, size_t n)
                "# probe_req: req_id 0123456789abcdef, target 77 x 32, reached false;\n"
                "# probe_ack: the same, reached true; envelope_probe_req: PROBE_REQ (type 7)\n"
                "# carrying probe_req from key to receiver_key, time and nonce as above.\n"
+               "# bucket_hash: of the digest_hash entries, both in bucket 0 of 2;\n"
+               "# bucket_hash_empty: of bucket 1, empty. gmsg_sync_ack_sums: req_id 8,\n"
+               "# hash 00..0f, 2 origins, self the worker, nb 2 and the two sums;\n"
+               "# gmsg_digest: req_id 9, nb 2, buckets [0, 1]; gmsg_digest_ack: req_id 9,\n"
+               "# nb 2, buckets [0], digest the digest_hash entries.\n"
                "# Each line: name, then the bytes in hex. Python's msgpack (use_bin_type)\n"
                "# with PyNaCl's Ed25519ph and BLAKE2b produces the same bytes.\n");
     for (size_t i = 0; i < n; i++) {
@@ -265,6 +314,10 @@ s_check(const vector_t *vecs, size_t n)
             CHECK(probe.target[0] == 0x77 && probe.reached == (v->name[6] == 'a'));
         } else if (strcmp(v->name, "gmsg_delta") == 0) {
             CHECK_RC(sos_gmsg_decode(&msg, bytes, len), SOS_OK);
+            sos_gmsg_release(&msg);
+        } else if (strncmp(v->name, "gmsg_", 5) == 0) {
+            CHECK_RC(sos_gmsg_decode(&msg, bytes, len), SOS_OK);
+            CHECK(msg.has_buckets && msg.nb == 2);
             sos_gmsg_release(&msg);
         } else if (strcmp(v->name, "request_room_info") == 0) {
             sos_request_t req;
