@@ -1,4 +1,5 @@
 /*  sos_core_digest.c: the digest, its gaps, and the comparison of two digests. */
+#include <assert.h>
 #include <czmq.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,23 +363,99 @@ sos_digest_buckets_pick(const sos_digest_entry_t *sorted, uint32_t n, uint32_t n
     return k;
 }
 
+void
+sos_digest_bucket_first(uint32_t nb, uint32_t b, uint8_t out[SOS_NODEID_BYTES])
+{
+    uint32_t bits = 0;
+    while ((1u << bits) < nb)
+        bits++;
+    uint32_t prefix = bits ? b << (16 - bits) : 0;
+    memset(out, 0, SOS_NODEID_BYTES);
+    out[0] = (uint8_t)(prefix >> 8);
+    out[1] = (uint8_t)prefix;
+}
+
+bool
+sos_digest_piece_ok(uint32_t nb, const sos_bucket_piece_t *p)
+{
+    if (!sos_digest_nb_ok(nb) || p->bucket >= nb || sos_digest_bucket(p->from, nb) != p->bucket)
+        return false;
+    return p->to_end || (sos_digest_bucket(p->to, nb) == p->bucket &&
+                         memcmp(p->from, p->to, SOS_NODEID_BYTES) <= 0);
+}
+
+/*  The first index of sorted[0..n) whose origin is at least (above, if after) origin. */
+static uint32_t
+s_lower_origin(const sos_digest_entry_t *sorted, uint32_t n, const uint8_t *origin, bool after)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int cmp = memcmp(sorted[mid].origin, origin, SOS_NODEID_BYTES);
+        if (cmp < 0 || (after && cmp == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*  The entries of sorted in the piece's range: sorted[*first .. *first + *count). */
+static void
+s_piece_range(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
+              const sos_bucket_piece_t *p, uint32_t *first, uint32_t *count)
+{
+    uint32_t lo, k;
+    sos_digest_bucket_range(sorted, n, nb, p->bucket, &lo, &k);
+    uint32_t from = lo + s_lower_origin(sorted + lo, k, p->from, false);
+    uint32_t to = p->to_end ? lo + k : lo + s_lower_origin(sorted + lo, k, p->to, true);
+    *first = from;
+    *count = to > from ? to - from : 0;
+}
+
 uint32_t
 sos_digest_buckets_take(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
-                        const uint16_t *asked, uint32_t n_asked, sos_digest_entry_t *out,
-                        uint32_t max_entries, uint32_t *n_out, uint16_t *covered)
+                        const uint16_t *asked, uint32_t n_asked, const sos_bucket_piece_t *piece,
+                        sos_digest_entry_t *out, uint32_t max_entries, uint32_t *n_out,
+                        uint16_t *covered, sos_bucket_piece_t *piece_out)
 {
-    uint32_t n_covered = 0;
+    uint32_t p_first = 0, p_count = 0;
+    if (piece) {
+        /*  The piece first: the asker asked it alone, and a pass must move on. */
+        sos_bucket_piece_t rest = *piece;
+        rest.to_end = true;
+        s_piece_range(sorted, n, nb, &rest, &p_first, &p_count);
+        *piece_out = rest;
+        if (p_count > max_entries) {
+            assert(max_entries > 0);
+            p_count = max_entries;
+            piece_out->to_end = false;
+            memcpy(piece_out->to, sorted[p_first + p_count - 1].origin, SOS_NODEID_BYTES);
+        }
+    }
+    uint32_t room = max_entries - p_count, used = 0, n_covered = 0;
+    bool piece_out_done = !piece;
     *n_out = 0;
-    for (uint32_t i = 0; i < n_asked; i++) {
-        if (asked[i] >= nb)
+    for (uint32_t i = 0; i <= n_asked; i++) {
+        /*  The piece's entries go where its bucket falls among the whole ones. */
+        if (!piece_out_done && (i == n_asked || asked[i] > piece->bucket)) {
+            if (p_count)
+                memcpy(out + *n_out, sorted + p_first, p_count * sizeof *out);
+            *n_out += p_count;
+            piece_out_done = true;
+        }
+        if (i == n_asked)
+            break;
+        if (asked[i] >= nb || (piece && asked[i] == piece->bucket))
             continue;
         uint32_t first, count;
         sos_digest_bucket_range(sorted, n, nb, asked[i], &first, &count);
-        if (count > max_entries - *n_out)
+        if (count > room - used)
             continue; /* whole buckets only: the asker diffs over them */
         if (count)
             memcpy(out + *n_out, sorted + first, count * sizeof *out);
         *n_out += count;
+        used += count;
         covered[n_covered++] = asked[i];
     }
     return n_covered;
@@ -386,41 +463,147 @@ sos_digest_buckets_take(const sos_digest_entry_t *sorted, uint32_t n, uint32_t n
 
 bool
 sos_digest_buckets_check(uint32_t nb, const uint64_t asked[SOS_BUCKET_WORDS],
-                         const uint16_t *covered, uint32_t n_covered,
+                         const sos_bucket_piece_t *piece_asked, const uint16_t *covered,
+                         uint32_t n_covered, const sos_bucket_piece_t *piece,
                          const sos_digest_entry_t *entries, uint32_t n)
 {
-    if (!sos_digest_nb_ok(nb))
+    if (!sos_digest_nb_ok(nb) || !piece != !piece_asked)
+        return false;
+    if (piece && (piece->bucket != piece_asked->bucket ||
+                  memcmp(piece->from, piece_asked->from, SOS_NODEID_BYTES) != 0 ||
+                  !sos_digest_piece_ok(nb, piece)))
         return false;
     for (uint32_t i = 0; i < n_covered; i++)
         if (covered[i] >= nb || !(asked[covered[i] / 64] >> (covered[i] % 64) & 1) ||
-            (i > 0 && covered[i] <= covered[i - 1]))
+            (i > 0 && covered[i] <= covered[i - 1]) || (piece && covered[i] == piece->bucket))
             return false;
     uint32_t c = 0;
+    const sos_digest_entry_t *last_in_piece = NULL;
     for (uint32_t i = 0; i < n; i++) {
         if (i > 0 && memcmp(entries[i - 1].origin, entries[i].origin, SOS_NODEID_BYTES) >= 0)
             return false;
         uint32_t b = sos_digest_bucket(entries[i].origin, nb);
+        if (piece && b == piece->bucket) {
+            if (memcmp(entries[i].origin, piece->from, SOS_NODEID_BYTES) < 0 ||
+                (!piece->to_end && memcmp(entries[i].origin, piece->to, SOS_NODEID_BYTES) > 0))
+                return false;
+            last_in_piece = &entries[i];
+            continue;
+        }
         while (c < n_covered && covered[c] < b)
             c++;
         if (c == n_covered || covered[c] != b)
             return false;
     }
+    /*  A piece that stopped short says where: at its last entry, so that the next one
+        starts right after what was compared. */
+    if (piece && !piece->to_end &&
+        (!last_in_piece || memcmp(last_in_piece->origin, piece->to, SOS_NODEID_BYTES) != 0))
+        return false;
     return true;
 }
 
 uint32_t
 sos_digest_buckets_mine(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
-                        const uint16_t *covered, uint32_t n_covered, sos_digest_entry_t *out)
+                        const uint16_t *covered, uint32_t n_covered,
+                        const sos_bucket_piece_t *piece, sos_digest_entry_t *out)
 {
     uint32_t k = 0;
-    for (uint32_t i = 0; i < n_covered; i++) {
+    bool piece_done = !piece;
+    for (uint32_t i = 0; i <= n_covered; i++) {
         uint32_t first, count;
+        if (!piece_done && (i == n_covered || covered[i] > piece->bucket)) {
+            s_piece_range(sorted, n, nb, piece, &first, &count);
+            if (count)
+                memcpy(out + k, sorted + first, count * sizeof *out);
+            k += count;
+            piece_done = true;
+        }
+        if (i == n_covered)
+            break;
         sos_digest_bucket_range(sorted, n, nb, covered[i], &first, &count);
         if (count)
             memcpy(out + k, sorted + first, count * sizeof *out);
         k += count;
     }
     return k;
+}
+
+/*  The origin right after id into next, in id order. False if there is none in id's
+    bucket among nb (id is the bucket's last origin, or the last of all). */
+static bool
+s_next_in_bucket(const uint8_t id[SOS_NODEID_BYTES], uint32_t nb, uint8_t next[SOS_NODEID_BYTES])
+{
+    memcpy(next, id, SOS_NODEID_BYTES);
+    int i = SOS_NODEID_BYTES - 1;
+    while (i >= 0 && next[i] == 0xff)
+        next[i--] = 0;
+    if (i < 0)
+        return false;
+    next[i]++;
+    return sos_digest_bucket(next, nb) == sos_digest_bucket(id, nb);
+}
+
+bool
+sos_piece_cursor_ask(sos_piece_cursor_t *c, uint32_t nb,
+                     const uint8_t (*mine)[SOS_DIGEST_HASH_BYTES],
+                     const uint8_t (*theirs)[SOS_DIGEST_HASH_BYTES], sos_bucket_piece_t *piece)
+{
+    if (!c->nb)
+        return false;
+    if (c->nb != nb || c->bucket >= nb) {
+        c->nb = 0; /* the buckets were cut otherwise: found again if still too large */
+        return false;
+    }
+    if (memcmp(mine[c->bucket], theirs[c->bucket], SOS_DIGEST_HASH_BYTES) == 0) {
+        c->nb = 0; /* settled */
+        c->last = c->bucket;
+        return false;
+    }
+    memset(piece, 0, sizeof *piece);
+    piece->bucket = c->bucket;
+    memcpy(piece->from, c->from, SOS_NODEID_BYTES);
+    piece->to_end = true;
+    return true;
+}
+
+bool
+sos_piece_cursor_answered(sos_piece_cursor_t *c, uint32_t nb,
+                          const uint64_t asked[SOS_BUCKET_WORDS], const uint16_t *covered,
+                          uint32_t n_covered, const sos_bucket_piece_t *piece)
+{
+    if (!sos_digest_nb_ok(nb))
+        return false;
+    if (piece) {
+        uint8_t next[SOS_NODEID_BYTES];
+        if (!piece->to_end && s_next_in_bucket(piece->to, nb, next)) {
+            c->nb = nb;
+            c->bucket = piece->bucket;
+            memcpy(c->from, next, SOS_NODEID_BYTES);
+            return true; /* the pass goes on */
+        }
+        c->nb = 0; /* the pass is over */
+        c->last = piece->bucket;
+    }
+    if (c->nb)
+        return false;
+    /*  A whole bucket asked and not covered did not fit the answer: the next in turn after
+        the last pass gets the cursor. */
+    uint64_t left[SOS_BUCKET_WORDS];
+    memcpy(left, asked, sizeof left);
+    for (uint32_t i = 0; i < n_covered; i++)
+        if (covered[i] < nb)
+            left[covered[i] / 64] &= ~(1ULL << (covered[i] % 64));
+    for (uint32_t k = 1; k <= nb; k++) {
+        uint32_t b = (c->last + k) & (nb - 1);
+        if (left[b / 64] >> (b % 64) & 1) {
+            c->nb = nb;
+            c->bucket = (uint16_t)b;
+            sos_digest_bucket_first(nb, b, c->from);
+            return !piece;
+        }
+    }
+    return false;
 }
 
 static int

@@ -98,10 +98,7 @@ sos_digest_entry_t *sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uin
     record costs one bucket: about 32 entries instead of all of them. A bucket's hash is
     BLAKE2b-128 of "sosnode/2/bucket\0" and its entries in origin order, each origin ‖
     version (8 bytes big-endian) ‖ removed (1 byte): the removal flag rides in it as in the
-    digest hash. Ids are free to choose, so a stranger can fill one bucket with room owners
-    of made-up keys; a bucket larger than one answer (SOS_DIGEST_MAX) is never covered, and
-    its origins are then compared by no exchange, as those past SOS_DIGEST_MAX were before:
-    it takes some 8,000 records all in one of 1,024 buckets. */
+    digest hash. A bucket larger than one answer is covered in pieces (below). */
 #define SOS_BUCKET_ORIGINS   32  /* origins a bucket, about, when nb is chosen */
 #define SOS_DIGEST_WHOLE_MAX 256 /* digests up to this many origins are sent whole */
 
@@ -147,30 +144,104 @@ uint32_t sos_digest_buckets_pick(const sos_digest_entry_t *sorted, uint32_t n, u
                                  uint32_t start, uint32_t max_entries, uint16_t *out,
                                  uint32_t *n_differ);
 
-/*  The answerer's take: for each asked bucket (ascending, each < nb), its entries whole,
-    while they fit max_entries in all (a bucket that does not fit is skipped, the next
-    tried). Entries into out (room for max_entries), *n_out of them, in origin order; the
-    buckets covered into covered (room for n_asked), ascending. Returns how many were
-    covered. Bounded work: two binary searches and a copy per bucket asked. */
+/*  A bucket larger than one answer. Ids are free to choose, so a stranger can fill one
+    bucket with room owners of made-up keys (grinding a key into a chosen bucket of 1,024
+    costs about 1,024 key generations); whole buckets only, such a bucket would never be
+    covered, and every origin in it, honest ones included, compared by no exchange. So a
+    DIGEST may ask for a piece of a bucket instead (sos_bucket_piece_t): its entries from an
+    origin on. The answerer gives the piece first, as many entries as fit, and says where it
+    stopped (the last origin it covered, or the bucket's end); whole buckets asked beside it
+    fill the room left. The initiator diffs over exactly the range covered, [from, to] of
+    that bucket, and leaves both sides' entries outside it alone.
+
+    Which piece to ask is the initiator's, per peer (sos_piece_cursor_t): a whole bucket
+    asked and not covered was too large for one answer at that peer, and becomes the
+    cursor's, from its first origin; each answer moves the cursor past the last origin
+    covered, and the next piece follows at once, until a piece reaches the bucket's end
+    (the pass is over) or the bucket's sums agree. A DIGEST that asks a piece asks nothing
+    else, and only the pass's own pieces follow at once: a bucket that cannot be settled
+    costs one pass a round, never an endless run of exchanges. Passes take turns: after
+    one, the cursor goes to the next bucket (in bucket order, from the one just done) that
+    was asked whole and not covered.
+
+    The bound: with an honest answerer of cap R entries a message, a bucket of B entries
+    there is covered whole, every origin of it, in the ceil(B / R) exchanges that follow
+    the one that found it too large, all started at once; with k such buckets differing,
+    each waits at most k - 1 passes for its turn, one pass a round. At the default cap
+    (8,192) and a bucket filled with the room caps' 10,000 unvouched owners: 2 pieces. */
+
+/*  The lowest origin of bucket b among nb (a valid count; b < nb) into out: the bucket's
+    prefix bits, then zeros. */
+void sos_digest_bucket_first(uint32_t nb, uint32_t b, uint8_t out[SOS_NODEID_BYTES]);
+
+/*  True if p is a piece of a bucket among nb: bucket below nb, from (and to, unless
+    to_end) in that bucket, from <= to. */
+bool sos_digest_piece_ok(uint32_t nb, const sos_bucket_piece_t *p);
+
+/*  The answerer's take. First the piece asked (piece; NULL: none; its bucket and from are
+    the asker's, to_end ignored): the bucket's entries from piece->from on, as many as fit
+    max_entries; *piece_out (NULL only when piece is) says what was covered: the same bucket
+    and from, and to_end if every entry to the bucket's end fit, else to = the last origin
+    given. max_entries is at least 1 when sorted holds entries. Then, for each asked whole
+    bucket (ascending, each < nb, never the piece's), its entries whole, while they fit the
+    room left (a bucket that does not fit is skipped, the next tried). Entries into out
+    (room for max_entries), *n_out of them, in origin order; the whole buckets covered into
+    covered (room for n_asked), ascending. Returns how many whole buckets were covered.
+    Bounded work: two binary searches and a copy per bucket asked, three for the piece. */
 uint32_t sos_digest_buckets_take(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
-                                 const uint16_t *asked, uint32_t n_asked, sos_digest_entry_t *out,
-                                 uint32_t max_entries, uint32_t *n_out, uint16_t *covered);
+                                 const uint16_t *asked, uint32_t n_asked,
+                                 const sos_bucket_piece_t *piece, sos_digest_entry_t *out,
+                                 uint32_t max_entries, uint32_t *n_out, uint16_t *covered,
+                                 sos_bucket_piece_t *piece_out);
 
 /*  A bucket set as bits: bit b of bits[b / 64]. */
 #define SOS_BUCKET_WORDS (SOS_BUCKETS_MAX / 64)
 
 /*  The initiator's check of an answer: every covered bucket (ascending) is one it asked
-    (asked, bits), and the entries are strictly ascending by origin, each in a covered
-    bucket. False: the answer is hostile or broken, and is dropped whole. */
+    whole (asked, bits); a piece answered (piece; NULL: none) if and only if one was asked
+    (piece_asked; NULL: none), of the same bucket and from, a valid piece
+    (sos_digest_piece_ok) of a bucket not among the covered; the entries strictly ascending
+    by origin, each in a covered bucket or in the piece's range, and, unless the piece runs
+    to its bucket's end, its last entry at the piece's to. False: the answer is hostile or
+    broken, and is dropped whole. */
 bool sos_digest_buckets_check(uint32_t nb, const uint64_t asked[SOS_BUCKET_WORDS],
-                              const uint16_t *covered, uint32_t n_covered,
+                              const sos_bucket_piece_t *piece_asked, const uint16_t *covered,
+                              uint32_t n_covered, const sos_bucket_piece_t *piece,
                               const sos_digest_entry_t *entries, uint32_t n);
 
-/*  Our entries (sorted, n) in the covered buckets (ascending) into out (room for n), in
-    origin order. Returns how many. */
+/*  Our entries (sorted, n) in the covered buckets (ascending) and in the piece's range
+    (piece; NULL: none) into out (room for n), in origin order. Returns how many. */
 uint32_t sos_digest_buckets_mine(const sos_digest_entry_t *sorted, uint32_t n, uint32_t nb,
                                  const uint16_t *covered, uint32_t n_covered,
-                                 sos_digest_entry_t *out);
+                                 const sos_bucket_piece_t *piece, sos_digest_entry_t *out);
+
+/*  The initiator's cursor through a bucket too large for one answer, kept per peer. All
+    zero: none. */
+typedef struct {
+    uint32_t nb;                    /* the bucket count it is for; 0: no cursor */
+    uint16_t bucket;                /* the bucket covered in pieces */
+    uint16_t last;                  /* the bucket of the last pass: the next turn follows it */
+    uint8_t from[SOS_NODEID_BYTES]; /* the next piece starts here */
+} sos_piece_cursor_t;
+
+/*  At bucket sums of nb (mine, theirs): true, and the piece to ask in *piece (from the
+    cursor on, to_end), if the cursor is for nb and its bucket's sums differ; the DIGEST
+    then asks that piece alone. False otherwise, and a cursor of another bucket count, or
+    whose bucket agrees now, is dropped. */
+bool sos_piece_cursor_ask(sos_piece_cursor_t *c, uint32_t nb,
+                          const uint8_t (*mine)[SOS_DIGEST_HASH_BYTES],
+                          const uint8_t (*theirs)[SOS_DIGEST_HASH_BYTES],
+                          sos_bucket_piece_t *piece);
+
+/*  A checked answer (sos_digest_buckets_check) to a DIGEST in nb that asked the whole
+    buckets asked (bits) and maybe a piece: the answer covered the whole buckets covered
+    and the piece (NULL: none asked). Moves the cursor past the piece's last origin, or
+    ends its pass; or, with no cursor left, gives it to a whole bucket asked and not covered
+    (the next in turn), from its first origin. True: start the next exchange at once (the
+    pass goes on, or one starts after a DIGEST that asked no piece). */
+bool sos_piece_cursor_answered(sos_piece_cursor_t *c, uint32_t nb,
+                               const uint64_t asked[SOS_BUCKET_WORDS], const uint16_t *covered,
+                               uint32_t n_covered, const sos_bucket_piece_t *piece);
 
 /*  Compare our digest (mine) with a peer's (theirs); both are sorted by origin in place.
     give (room for n_mine entries) receives, per origin we are ahead on, the peer's

@@ -74,7 +74,8 @@ sos_exchange_sums(sos_exchange_t *ex, uint32_t n_differ)
 
 void
 sos_exchange_digest_sent(sos_exchange_t *ex, uint64_t req_id, uint32_t nb, const uint16_t *asked,
-                         uint32_t n, bool more, uint64_t now_mono, uint64_t timeout_ms)
+                         uint32_t n, const sos_bucket_piece_t *piece, bool more, uint64_t now_mono,
+                         uint64_t timeout_ms)
 {
     ex->state = SOS_EX_WAIT_DIGEST_ACK;
     ex->again = more;
@@ -85,12 +86,19 @@ sos_exchange_digest_sent(sos_exchange_t *ex, uint64_t req_id, uint32_t nb, const
     for (uint32_t i = 0; i < n; i++)
         if (asked[i] < nb && asked[i] < SOS_BUCKETS_MAX)
             ex->asked[asked[i] / 64] |= 1ULL << (asked[i] % 64);
+    ex->piece_asked = piece != NULL;
+    if (piece)
+        ex->piece = *piece;
 }
 
 sos_exchange_do_t
-sos_exchange_digest_ack(sos_exchange_t *ex)
+sos_exchange_digest_ack(sos_exchange_t *ex, const uint16_t *covered, uint32_t n_covered,
+                        const sos_bucket_piece_t *piece)
 {
-    (void)ex;
+    if (sos_piece_cursor_answered(&ex->cursor, ex->nb, ex->asked, covered, n_covered,
+                                  ex->piece_asked ? piece : NULL))
+        ex->again = true;
+    ex->piece_asked = false;
     return SOS_EX_DO_DELTA;
 }
 

@@ -17,12 +17,17 @@
                          sums, some differ        the buckets that differ
         WAIT_SYNC_ACK    SYNC_ACK with bucket     success                       IDLE
                          sums, none differs
+        WAIT_SYNC_ACK    SYNC_ACK with bucket     success; send DIGEST asking   WAIT_DIGEST_ACK
+                         sums, the cursor's       the cursor's piece alone
+                         bucket differs
         WAIT_DIGEST_ACK  DIGEST_ACK (entries of   send DELTA over the buckets   WAIT_DELTA_ACK
-                         buckets asked)           it covered
+                         buckets asked)           and the piece it covered;
+                                                  move the cursor
         WAIT_DELTA_ACK   DELTA_ACK                apply; if either side had     IDLE, or
                                                   more, or buckets that differ  WAIT_SYNC_ACK
-                                                  were left out, SYNC again
-                                                  at once
+                                                  were left out, or a bucket's
+                                                  pass of pieces goes on, SYNC
+                                                  again at once
         WAIT_*           deadline passes          failure                       IDLE
         any              a reply not awaited      drop it (unexpected)          unchanged */
 #ifndef SOS_CORE_EXCHANGE_H
@@ -31,6 +36,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sos_core_digest.h"
 #include "sos_gmsg.h"
 
 typedef enum {
@@ -59,6 +65,10 @@ typedef struct {
     uint64_t late_sent_mono;
     uint32_t nb;                          /* WAIT_DIGEST_ACK: the bucket count asked in */
     uint64_t asked[SOS_BUCKETS_MAX / 64]; /* and the buckets asked, bit b of word b / 64 */
+    bool piece_asked;                     /* and the piece asked, if any */
+    sos_bucket_piece_t piece;
+    sos_piece_cursor_t cursor; /* through a bucket too large for one answer; kept across
+                                  exchanges with this peer (sos_core_digest.h) */
 } sos_exchange_t;
 
 /*  What the caller does next. */
@@ -108,16 +118,21 @@ sos_exchange_do_t sos_exchange_sync_ack(sos_exchange_t *ex, bool in_sync);
 sos_exchange_do_t sos_exchange_sums(sos_exchange_t *ex, uint32_t n_differ);
 
 /*  The DIGEST req_id left at now, asking for the buckets asked[0..n) of nb (each < nb, nb
-    at most SOS_BUCKETS_MAX); its answer is due timeout_ms later: WAIT_DIGEST_ACK. more:
-    buckets that differ were left out, so the exchange is started again once it ends, as
-    for a truncated batch. */
+    at most SOS_BUCKETS_MAX) and the piece (NULL: none; sos_piece_cursor_ask on ex->cursor
+    gives it); its answer is due timeout_ms later: WAIT_DIGEST_ACK. more: buckets that
+    differ were left out, so the exchange is started again once it ends, as for a
+    truncated batch. */
 void sos_exchange_digest_sent(sos_exchange_t *ex, uint64_t req_id, uint32_t nb,
-                              const uint16_t *asked, uint32_t n, bool more, uint64_t now_mono,
-                              uint64_t timeout_ms);
+                              const uint16_t *asked, uint32_t n, const sos_bucket_piece_t *piece,
+                              bool more, uint64_t now_mono, uint64_t timeout_ms);
 
-/*  The awaited DIGEST_ACK: DO_DELTA (the caller diffs over the buckets it covered, which
-    must be among ex->asked, and sends the DELTA). */
-sos_exchange_do_t sos_exchange_digest_ack(sos_exchange_t *ex);
+/*  The awaited DIGEST_ACK, checked by the caller against ex->asked and ex->piece
+    (sos_digest_buckets_check): it covered the whole buckets covered[0..n_covered) and the
+    piece (NULL: none asked). Moves the cursor (sos_piece_cursor_answered), and marks the
+    exchange to start again at once if a pass of pieces goes on. DO_DELTA: the caller diffs
+    over what was covered and sends the DELTA. */
+sos_exchange_do_t sos_exchange_digest_ack(sos_exchange_t *ex, const uint16_t *covered,
+                                          uint32_t n_covered, const sos_bucket_piece_t *piece);
 
 /*  The DELTA req_id left at now; more: its batch was truncated (or the DIGEST before it
     left buckets out). */

@@ -1654,6 +1654,15 @@ s_send_delta_whole(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_
     free(mine);
 }
 
+/*  Digest entries one DIGEST_ACK carries, at most: SOS_DIGEST_MAX, unless a test lowered
+    it (sos_gossip_start) to make a bucket too large for one answer without grinding
+    thousands of keys. */
+static uint32_t
+s_digest_max(const sos_node_t *self)
+{
+    return self->digest_max ? self->digest_max : SOS_DIGEST_MAX;
+}
+
 /*  A bucket message that breaks the rules the decoder cannot know (which parts a type
     carries) is hostile or broken: dropped whole, counted, logged. */
 static void
@@ -1672,15 +1681,17 @@ s_sync_ack_ok(sos_node_t *self, const sos_gmsg_t *msg)
     if (!msg->has_buckets)
         return true;
     if ((msg->flags & SOS_GMSG_IN_SYNC) || msg->n_sums != msg->nb || msg->n_buckets ||
-        msg->n_digest || msg->n_records) {
+        msg->has_piece || msg->n_digest || msg->n_records) {
         s_buckets_refused(self, "a SYNC_ACK with broken bucket sums");
         return false;
     }
     return true;
 }
 
-/*  The peer's bucket sums: ask for its entries of the buckets that differ from ours
-    (sos_digest_buckets_pick: from a random bucket on, as many as fit one answer), or end
+/*  The peer's bucket sums: ask for the next piece of a bucket too large for one answer,
+    if we are covering one with this peer and it still differs (sos_piece_cursor_ask: the
+    piece alone); else for its entries of the buckets that differ from ours
+    (sos_digest_buckets_pick: from a random bucket on, as many as fit one answer); or end
     the exchange if none does. */
 static void
 s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg_t *theirs)
@@ -1692,16 +1703,20 @@ s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg
         free(asked);
         return; /* no memory: the exchange times out */
     }
-    uint32_t n_differ = 0;
-    uint32_t n = sos_digest_buckets_pick(self->digest_cache, self->digest_n, nb, mine,
-                                         (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])theirs->sums,
-                                         theirs->n_origins, sos_core_uniform(NULL, NULL, nb),
-                                         SOS_DIGEST_MAX, asked, &n_differ);
-    if (sos_exchange_sums(&peer->ex, n) != SOS_EX_DO_DIGEST) {
+    const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] =
+        (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])theirs->sums;
+    sos_gmsg_t msg = {0};
+    uint32_t n_differ = 0, n = 0;
+    if (sos_piece_cursor_ask(&peer->ex.cursor, nb, mine, sums, &msg.piece))
+        msg.has_piece = true; /* the rest waits for the pass to end */
+    else
+        n = sos_digest_buckets_pick(self->digest_cache, self->digest_n, nb, mine, sums,
+                                    theirs->n_origins, sos_core_uniform(NULL, NULL, nb),
+                                    s_digest_max(self), asked, &n_differ);
+    if (sos_exchange_sums(&peer->ex, n + msg.has_piece) != SOS_EX_DO_DIGEST) {
         free(asked);
         return;
     }
-    sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
     msg.has_buckets = true;
     msg.nb = nb;
@@ -1717,21 +1732,24 @@ s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg
         s_failure(self, peer, "not connected");
         goto done;
     }
-    sos_exchange_digest_sent(&peer->ex, msg.req_id, nb, asked, n, n_differ > n, sos_mono_ms(),
-                             s_exchange_timeout(self, peer));
+    sos_exchange_digest_sent(&peer->ex, msg.req_id, nb, asked, n, msg.has_piece ? &msg.piece : NULL,
+                             n_differ > n, sos_mono_ms(), s_exchange_timeout(self, peer));
 done:
     free(asked);
 }
 
-/*  The peer's entries of the buckets it covered: checked against what we asked (the
-    buckets, each entry in one of them, in order), then diffed with ours of exactly those
-    buckets, and the exchange goes on with a DELTA. */
+/*  The peer's entries of the buckets and the piece it covered: checked against what we
+    asked (the buckets, the piece's bucket and start, each entry in one of them or in the
+    piece's range, in order), then diffed with ours of exactly what was covered, and the
+    exchange goes on with a DELTA. */
 static void
 s_on_digest_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *msg)
 {
+    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
     if (!msg->has_buckets || msg->nb != peer->ex.nb || msg->n_sums || msg->n_records ||
-        !sos_digest_buckets_check(msg->nb, peer->ex.asked, msg->buckets, msg->n_buckets,
-                                  msg->digest, msg->n_digest)) {
+        !sos_digest_buckets_check(msg->nb, peer->ex.asked,
+                                  peer->ex.piece_asked ? &peer->ex.piece : NULL, msg->buckets,
+                                  msg->n_buckets, piece, msg->digest, msg->n_digest)) {
         s_buckets_refused(self, "a DIGEST_ACK outside the buckets asked");
         return; /* the exchange times out, as for any reply that does not decode */
     }
@@ -1742,9 +1760,12 @@ s_on_digest_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *
     if (!mine)
         return;
     uint32_t n_mine = sos_digest_buckets_mine(self->digest_cache, self->digest_n, msg->nb,
-                                              msg->buckets, msg->n_buckets, mine);
-    if (sos_exchange_digest_ack(&peer->ex) == SOS_EX_DO_DELTA) {
+                                              msg->buckets, msg->n_buckets, piece, mine);
+    if (sos_exchange_digest_ack(&peer->ex, msg->buckets, msg->n_buckets, piece) ==
+        SOS_EX_DO_DELTA) {
         self->stats.digests_by_bucket++;
+        if (piece)
+            self->stats.digests_pieces++;
         s_send_delta(self, txn, peer, mine, n_mine, msg->digest, msg->n_digest);
     }
     free(mine);
@@ -2054,17 +2075,19 @@ static void
 s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
             const sos_gmsg_t *msg)
 {
-    if (!msg->has_buckets || msg->n_buckets == 0 || msg->n_sums || msg->n_digest || msg->n_want ||
-        msg->n_records || msg->has_self) {
+    /*  A piece asked runs from its start to as far as fits: it names no end. */
+    if (!msg->has_buckets || (msg->n_buckets == 0 && !msg->has_piece) || msg->n_sums ||
+        msg->n_digest || msg->n_want || msg->n_records || msg->has_self ||
+        (msg->has_piece && !msg->piece.to_end)) {
         s_buckets_refused(self, "a DIGEST that names no bucket, or carries more");
         return;
     }
     s_digest_hash(self, txn);
     if (self->digest_dirty)
         return;
-    uint32_t room = self->digest_n < SOS_DIGEST_MAX ? self->digest_n : SOS_DIGEST_MAX;
+    uint32_t room = self->digest_n < s_digest_max(self) ? self->digest_n : s_digest_max(self);
     sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
-    uint16_t *covered = malloc(msg->n_buckets * sizeof *covered);
+    uint16_t *covered = malloc((msg->n_buckets ? msg->n_buckets : 1) * sizeof *covered);
     if (!entries || !covered)
         goto done;
     sos_gmsg_t reply = {0};
@@ -2074,9 +2097,10 @@ s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_en
     reply.has_buckets = true;
     reply.nb = msg->nb;
     reply.buckets = covered;
-    reply.n_buckets =
-        sos_digest_buckets_take(self->digest_cache, self->digest_n, msg->nb, msg->buckets,
-                                msg->n_buckets, entries, room, &reply.n_digest, covered);
+    reply.has_piece = msg->has_piece;
+    reply.n_buckets = sos_digest_buckets_take(
+        self->digest_cache, self->digest_n, msg->nb, msg->buckets, msg->n_buckets,
+        msg->has_piece ? &msg->piece : NULL, entries, room, &reply.n_digest, covered, &reply.piece);
     reply.digest = entries;
     if (s_envelope(self, SOS_MSG_DIGEST_ACK, env->sender, &reply, NULL, NULL, 0)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
@@ -2700,6 +2724,23 @@ sos_gossip_start(sos_node_t *self)
                         "other nodes refuse records that name it",
                         self->cfg.advertise);
     self->allow_private = self->cfg.allow_private_endpoints || !own_public;
+    /*  For tests only: a lower cap on the entries of one DIGEST_ACK, so that a test makes a
+        bucket too large for one answer with a hundred keys instead of 8,193 ground ones.
+        Nodes with different caps still understand each other (an answer is checked against
+        what was asked, not against a cap). */
+    const char *cap = getenv("SOS_TEST_DIGEST_MAX");
+    if (cap && *cap) {
+        char *end = NULL;
+        unsigned long v = strtoul(cap, &end, 10);
+        if (*end || v < 1 || v > SOS_DIGEST_MAX) {
+            sos_log_error("SOS_TEST_DIGEST_MAX=%s: give 1..%d", cap, SOS_DIGEST_MAX);
+            return SOS_ERR_INVALID;
+        }
+        self->digest_max = (uint32_t)v;
+        sos_log_warning("SOS_TEST_DIGEST_MAX: a DIGEST_ACK carries at most %lu entries (for "
+                        "tests only)",
+                        v);
+    }
     if (self->cfg.verify_budget < SOS_BATCH_MAX)
         self->cfg.verify_budget = SOS_BATCH_MAX;
     if (self->cfg.max_peer_connections < 8)

@@ -513,6 +513,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"digests_by_bucket", st->digests_by_bucket},
         {"digests_answered", st->digests_answered},
         {"digests_refused", st->digests_refused},
+        {"digests_pieces", st->digests_pieces},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
         {"health", self->fd.health},

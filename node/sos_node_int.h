@@ -86,6 +86,7 @@ typedef struct {
     uint64_t digests_by_bucket;   /* exchanges diffed over a DIGEST_ACK's buckets */
     uint64_t digests_answered;    /* DIGESTs answered with our entries of their buckets */
     uint64_t digests_refused;     /* bucket sums, DIGESTs, DIGEST_ACKs refused as broken */
+    uint64_t digests_pieces;      /* exchanges diffed over a piece of a too large bucket */
     uint64_t refutations;         /* own record re-signed to refute a suspicion */
     uint64_t health_late;         /* rounds or ticks that fired late (local health) */
     uint64_t probes_sent;         /* PROBE_REQs sent to helpers (indirect probes) */
@@ -296,6 +297,8 @@ struct _sos_node_t {
     sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
     uint32_t sums_nb; /* the bucket count sums_cache holds (0: none; reset with the digest) */
     uint8_t (*sums_cache)[SOS_DIGEST_HASH_BYTES]; /* digest_cache's bucket sums, sums_nb */
+    uint32_t digest_max; /* digest entries a DIGEST_ACK carries: SOS_DIGEST_MAX, lowered only
+                            by tests (SOS_TEST_DIGEST_MAX, sos_gossip_start) */
     sos_pass_t pass;
     sos_rooms_t *rooms;
     sos_stats_t stats;

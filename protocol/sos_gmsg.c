@@ -12,7 +12,7 @@
            suspects: [[id: bin(32), version]...],
            digest: [[origin: bin(32), version, removed: bool]...],
            want: [[origin, version]...], records: [bin...]
-           (, buckets: [nb, numbers: [uint...], sums: bin])]
+           (, buckets: [nb, numbers: [uint...], sums: bin (, piece: [bucket, from, to|nil])])]
     The element count is exact: 9, or 10 with the bucket element; flags and n_origins must
     fit 32 bits. */
 
@@ -25,8 +25,52 @@ s_nb_ok(uint64_t nb)
     return nb >= 1 && nb <= SOS_BUCKETS_MAX && (nb & (nb - 1)) == 0;
 }
 
-/*  The bucket element: [nb, numbers, sums]. Every count is checked against nb (itself
-    capped) before anything is allocated. */
+/*  The bucket of origin among nb (a power of two): the top log2(nb) bits of its first two
+    bytes (sos_digest_bucket's rule, which the core owns; the decoder needs it only to refuse
+    a piece whose bounds lie outside its bucket). */
+static uint32_t
+s_bucket_of(const uint8_t origin[SOS_NODEID_BYTES], uint64_t nb)
+{
+    uint32_t bits = 0;
+    while ((1ull << bits) < nb)
+        bits++;
+    uint32_t prefix = (uint32_t)origin[0] << 8 | origin[1];
+    return bits ? prefix >> (16 - bits) : 0;
+}
+
+/*  A piece's rules, whatever the message: its bucket below nb and not among the whole
+    buckets named, from and to in that bucket, from <= to. */
+static bool
+s_piece_ok(const sos_bucket_piece_t *p, uint64_t nb, const uint16_t *numbers, uint32_t n)
+{
+    if (p->bucket >= nb || s_bucket_of(p->from, nb) != p->bucket)
+        return false;
+    if (!p->to_end &&
+        (s_bucket_of(p->to, nb) != p->bucket || memcmp(p->from, p->to, SOS_NODEID_BYTES) > 0))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (numbers[i] == p->bucket)
+            return false;
+    return true;
+}
+
+/*  The piece: [bucket, from: bin(32), to: bin(32) | nil]. */
+static bool
+s_decode_piece(const msgpack_object *o, sos_bucket_piece_t *p)
+{
+    const msgpack_object *f;
+    uint32_t count;
+    uint64_t bucket;
+    if (!sos_mp_array(o, &f, &count, 3) || count != 3 || !sos_mp_uint(&f[0], &bucket) ||
+        bucket >= SOS_BUCKETS_MAX || !sos_mp_bin_exact(&f[1], p->from, SOS_NODEID_BYTES))
+        return false;
+    p->bucket = (uint16_t)bucket;
+    p->to_end = f[2].type == MSGPACK_OBJECT_NIL;
+    return p->to_end || sos_mp_bin_exact(&f[2], p->to, SOS_NODEID_BYTES);
+}
+
+/*  The bucket element: [nb, numbers, sums (, piece)]. Every count is checked against nb
+    (itself capped) before anything is allocated. */
 static sos_rc
 s_decode_buckets(const msgpack_object *o, sos_gmsg_t *msg)
 {
@@ -35,7 +79,7 @@ s_decode_buckets(const msgpack_object *o, sos_gmsg_t *msg)
     uint64_t nb;
     const uint8_t *sums;
     size_t sums_len;
-    if (!sos_mp_array(o, &f, &count, 3) || count != 3 || !sos_mp_uint(&f[0], &nb) ||
+    if (!sos_mp_array(o, &f, &count, 4) || (count != 3 && count != 4) || !sos_mp_uint(&f[0], &nb) ||
         !sos_mp_array(&f[1], &items, &n_items, UINT32_MAX) ||
         !sos_mp_bin(&f[2], &sums, &sums_len, SIZE_MAX))
         return SOS_ERR_MALFORMED;
@@ -57,6 +101,12 @@ s_decode_buckets(const msgpack_object *o, sos_gmsg_t *msg)
             msg->buckets[i] = (uint16_t)b;
             msg->n_buckets = i + 1;
         }
+    }
+    if (count == 4) {
+        if (!s_decode_piece(&f[3], &msg->piece) ||
+            !s_piece_ok(&msg->piece, nb, msg->buckets, msg->n_buckets))
+            return SOS_ERR_MALFORMED;
+        msg->has_piece = true;
     }
     if (sums_len) {
         msg->sums = malloc(sums_len);
@@ -237,6 +287,7 @@ sos_gmsg_release(sos_gmsg_t *msg)
     msg->buckets = NULL;
     msg->sums = NULL;
     msg->has_buckets = false;
+    msg->has_piece = false;
     msg->nb = msg->n_buckets = msg->n_sums = 0;
     msg->digest = NULL;
     msg->want = NULL;
@@ -281,6 +332,10 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         for (uint32_t i = 0; i < msg->n_buckets; i++)
             if (msg->buckets[i] >= msg->nb || (i > 0 && msg->buckets[i] <= msg->buckets[i - 1]))
                 return SOS_ERR_INVALID;
+        if (msg->has_piece && !s_piece_ok(&msg->piece, msg->nb, msg->buckets, msg->n_buckets))
+            return SOS_ERR_INVALID;
+    } else if (msg->has_piece) {
+        return SOS_ERR_INVALID;
     }
     for (uint32_t i = 0; i < n; i++) {
         if (!wires[i] || lens[i] == 0)
@@ -308,7 +363,7 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
     for (uint32_t i = 0; i < n; i++)
         err |= msgpack_pack_bin_with_body(&pk, wires[i], lens[i]);
     if (msg->has_buckets) {
-        err |= msgpack_pack_array(&pk, 3);
+        err |= msgpack_pack_array(&pk, msg->has_piece ? 4 : 3);
         err |= msgpack_pack_uint32(&pk, msg->nb);
         err |= msgpack_pack_array(&pk, msg->n_buckets);
         for (uint32_t i = 0; i < msg->n_buckets; i++)
@@ -317,6 +372,15 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         err |= msgpack_pack_bin(&pk, sums_len);
         if (sums_len)
             err |= msgpack_pack_bin_body(&pk, msg->sums, sums_len);
+        if (msg->has_piece) {
+            err |= msgpack_pack_array(&pk, 3);
+            err |= msgpack_pack_uint16(&pk, msg->piece.bucket);
+            err |= msgpack_pack_bin_with_body(&pk, msg->piece.from, SOS_NODEID_BYTES);
+            if (msg->piece.to_end)
+                err |= msgpack_pack_nil(&pk);
+            else
+                err |= msgpack_pack_bin_with_body(&pk, msg->piece.to, SOS_NODEID_BYTES);
+        }
     }
     if (err) {
         out->size = start;

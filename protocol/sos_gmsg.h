@@ -30,12 +30,26 @@ typedef struct {
     bool removed;
 } sos_digest_entry_t;
 
+/*  A piece of one bucket: its entries from origin `from` on (inclusive), up to origin `to`
+    (inclusive) or, with to_end, to the bucket's end. A DIGEST asks for one (to_end: as many
+    as fit), and its DIGEST_ACK answers with the piece it covered: a bucket larger than one
+    message is covered piece by piece (sos_core_digest.h). from and to lie in the bucket and
+    from <= to. Wire: [bucket: uint, from: bin(32), to: bin(32) | nil]. */
+typedef struct {
+    uint16_t bucket;
+    uint8_t from[SOS_NODEID_BYTES];
+    bool to_end;
+    uint8_t to[SOS_NODEID_BYTES]; /* unused with to_end */
+} sos_bucket_piece_t;
+
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
            suspects: [[id: bin(32), version]...],
            digest: [[origin, version, removed: bool]...], want: [[origin, version]...],
            records: [bin...]]
     and, in a SYNC_ACK by buckets, a DIGEST and a DIGEST_ACK only, a tenth element:
-           buckets: [nb, numbers: [uint...], sums: bin(0 | 16 nb)] */
+           buckets: [nb, numbers: [uint...], sums: bin(0 | 16 nb) (, piece)]
+    the piece (sos_bucket_piece_t) only in a DIGEST or DIGEST_ACK that asks or covers part
+    of a bucket: whole buckets cost no byte more. */
 typedef struct {
     uint64_t req_id;
     uint32_t flags;
@@ -64,6 +78,8 @@ typedef struct {
     uint16_t *buckets;                      /* owned, n_buckets entries */
     uint32_t n_sums;                        /* 0 or nb */
     uint8_t (*sums)[SOS_DIGEST_HASH_BYTES]; /* owned, n_sums entries */
+    bool has_piece;                         /* the bucket element's fourth part */
+    sos_bucket_piece_t piece;               /* its bucket below nb and not among buckets */
 } sos_gmsg_t;
 
 /*  Decode a body. Strict and bounded: counts above the caps give SOS_ERR_TOO_LARGE, arrays
@@ -73,8 +89,10 @@ typedef struct {
     it is the envelope sender's is for the caller to check. flags and n_origins must fit
     32 bits. The bucket element, when there, must be whole: nb a power of two up to
     SOS_BUCKETS_MAX, at most nb bucket numbers, strictly ascending and below nb, and sums
-    empty or exactly 16 nb bytes (SOS_ERR_MALFORMED; SOS_ERR_TOO_LARGE for nb above the
-    cap). On any return, call sos_gmsg_release. */
+    empty or exactly 16 nb bytes, and a piece, when there, of a bucket below nb that is not
+    among the numbers, with from (and to, if not to_end) in that bucket and from <= to
+    (SOS_ERR_MALFORMED; SOS_ERR_TOO_LARGE for nb above the cap). On any return, call
+    sos_gmsg_release. */
 sos_rc sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len);
 
 /*  As sos_gmsg_decode, but the records and self are only parsed, their signatures not

@@ -651,6 +651,8 @@ s_report(s_run_t *r)
            (unsigned long long)sim->false_removals);
     printf("removals_heard %llu\n", (unsigned long long)sim->removals_heard);
     printf("digests_by_bucket %llu\n", (unsigned long long)sim->digests_by_bucket);
+    if (sim->digests_pieces) /* only with buckets too large for one answer */
+        printf("digests_pieces %llu\n", (unsigned long long)sim->digests_pieces);
     printf("probation_refused %llu\n", (unsigned long long)sim->probation_refused);
     /*  Probation's measure (node/sos_core_sync.c): the samples all nodes took, and the cap
         it gives the live honest nodes now. */

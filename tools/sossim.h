@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sos_core_digest.h"
 #include "sos_core_fd.h"
 #include "sos_core_sync.h"
 #include "sos_core_view.h"
@@ -84,7 +85,18 @@ typedef struct {
     uint64_t digest_req;
     uint32_t nb;
     uint64_t asked[SOS_BUCKETS_MAX / 64];
+    bool piece; /* the DIGEST asked its peer's cursor's piece (sim_cursor_t) */
 } sim_xchg_t;
+
+/*  A node's cursor through a bucket too large for one DIGEST_ACK at one peer (the core's,
+    node/sos_core_digest.h). Few are needed: a table of SIM_CURSORS made at first use, so
+    that runs without such buckets pay nothing. */
+typedef struct {
+    uint32_t peer; /* node index + 1; 0: free */
+    sos_piece_cursor_t c;
+} sim_cursor_t;
+
+#define SIM_CURSORS 4
 
 #define SIM_XCHG_MAX 8
 
@@ -152,6 +164,7 @@ typedef struct {
     uint8_t hash[SOS_DIGEST_HASH_BYTES];
     bool hash_stale; /* the digest was remade since hash was: hashed when a SYNC needs it */
     sim_xchg_t xchg[SIM_XCHG_MAX];
+    sim_cursor_t *cursors; /* SIM_CURSORS of them, or NULL */
     uint64_t next_req;
     uint64_t epoch; /* bumped by a crash: events of an earlier life are ignored */
     /*  With --active-view: the peers this node keeps connections to (symmetric links, see
@@ -246,6 +259,7 @@ struct sim {
         shorts_refused;
     uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
     uint64_t digests_by_bucket; /* exchanges diffed over a DIGEST_ACK's buckets */
+    uint64_t digests_pieces;    /* of which over a piece of a too large bucket */
     uint64_t probation_refused; /* new worker keys refused: probation at its cap */
     uint64_t probation_answered, probation_failed; /* samples pushed, all nodes */
     uint64_t probes_sent, probe_saves, probes_helped, probes_refused;

@@ -1431,14 +1431,16 @@ s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t to, sos_digest_
     sos_sync_delta_release(&d);
 }
 
-/*  B: a DIGEST names the buckets in which the initiator's digest differs: answer with our
-    entries of them, whole buckets only (sos_digest_buckets_take), and which we covered.
-    Anyone may ask; nothing is kept. */
+/*  B: a DIGEST names the buckets in which the initiator's digest differs, or a piece of a
+    bucket too large for one answer: answer with our entries of them, the piece first and
+    whole buckets in the room left (sos_digest_buckets_take), and what we covered. Anyone
+    may ask; nothing is kept. */
 static void
 s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    if (!msg->has_buckets || msg->n_buckets == 0 || msg->n_sums || msg->n_digest || msg->n_want ||
-        msg->n_records || msg->has_self) {
+    if (!msg->has_buckets || (msg->n_buckets == 0 && !msg->has_piece) || msg->n_sums ||
+        msg->n_digest || msg->n_want || msg->n_records || msg->has_self ||
+        (msg->has_piece && !msg->piece.to_end)) {
         n->dropped_bad++;
         return;
     }
@@ -1446,7 +1448,7 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_
     sos_digest_entry_t *mine = s_dig_entries(sim, n);
     uint32_t room = n->n_dig < SOS_DIGEST_MAX ? n->n_dig : SOS_DIGEST_MAX;
     sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
-    uint16_t *covered = malloc(msg->n_buckets * sizeof *covered);
+    uint16_t *covered = malloc((msg->n_buckets ? msg->n_buckets : 1) * sizeof *covered);
     if (mine && entries && covered) {
         sos_gmsg_t out;
         memset(&out, 0, sizeof out);
@@ -1455,9 +1457,10 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_
         out.has_buckets = true;
         out.nb = msg->nb;
         out.buckets = covered;
-        out.n_buckets =
-            sos_digest_buckets_take(mine, n->n_dig, msg->nb, msg->buckets, msg->n_buckets, entries,
-                                    room, &out.n_digest, covered);
+        out.has_piece = msg->has_piece;
+        out.n_buckets = sos_digest_buckets_take(mine, n->n_dig, msg->nb, msg->buckets,
+                                                msg->n_buckets, msg->has_piece ? &msg->piece : NULL,
+                                                entries, room, &out.n_digest, covered, &out.piece);
         out.digest = entries;
         s_reply(sim, n, from, MSG_DIGEST_ACK, &out, NULL, NULL, 0);
     }
@@ -1465,9 +1468,39 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_
     free(covered);
 }
 
+/*  n's cursor through a too large bucket at peer, or NULL; with create, a slot for one
+    (the table made at first use; a full table gives up the slot the peer's index falls
+    on: the cursor is found again by the next exchange with that peer). */
+static sim_cursor_t *
+s_cursor(sim_node_t *n, uint32_t peer, bool create)
+{
+    if (!n->cursors) {
+        if (!create)
+            return NULL;
+        n->cursors = calloc(SIM_CURSORS, sizeof *n->cursors);
+        if (!n->cursors)
+            return NULL;
+    }
+    sim_cursor_t *free_slot = NULL;
+    for (int i = 0; i < SIM_CURSORS; i++) {
+        if (n->cursors[i].peer == peer + 1)
+            return &n->cursors[i];
+        if (!n->cursors[i].peer && !free_slot)
+            free_slot = &n->cursors[i];
+    }
+    if (!create)
+        return NULL;
+    sim_cursor_t *c = free_slot ? free_slot : &n->cursors[peer % SIM_CURSORS];
+    memset(c, 0, sizeof *c);
+    c->peer = peer + 1;
+    return c;
+}
+
 /*  A: the SYNC_ACK of exchange x. With the whole digest: the DELTA at once. With bucket
-    sums: a DIGEST for the buckets that differ (sos_digest_buckets_pick, from a random one
-    on), remembered in x until its DIGEST_ACK or its deadline. */
+    sums: a DIGEST for the next piece of a bucket too large for one answer, if we are
+    covering one at this peer and it still differs (sos_piece_cursor_ask), else for the
+    buckets that differ (sos_digest_buckets_pick, from a random one on), remembered in x
+    until its DIGEST_ACK or its deadline. */
 static void
 s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg,
               sim_xchg_t *x)
@@ -1490,19 +1523,26 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
     sos_digest_entry_t *mine = NULL;
     if (!sums || !asked || !s_bucket_sums(sim, n, nb, sums) || !(mine = s_dig_entries(sim, n)))
         goto done;
-    uint32_t n_differ = 0;
-    uint32_t k = sos_digest_buckets_pick(
-        mine, n->n_dig, nb, (const uint8_t(*)[16])sums, (const uint8_t(*)[16])msg->sums,
-        msg->n_origins, (uint32_t)sim_rng_below(&sim->rng, nb), SOS_DIGEST_MAX, asked, &n_differ);
-    if (k == 0)
+    uint32_t n_differ = 0, k = 0;
+    sos_gmsg_t out;
+    memset(&out, 0, sizeof out);
+    sim_cursor_t *c = s_cursor(n, from, false);
+    if (c && sos_piece_cursor_ask(&c->c, nb, (const uint8_t(*)[16])sums,
+                                  (const uint8_t(*)[16])msg->sums, &out.piece))
+        out.has_piece = true; /* the rest waits for the pass to end */
+    else
+        k = sos_digest_buckets_pick(mine, n->n_dig, nb, (const uint8_t(*)[16])sums,
+                                    (const uint8_t(*)[16])msg->sums, msg->n_origins,
+                                    (uint32_t)sim_rng_below(&sim->rng, nb), SOS_DIGEST_MAX, asked,
+                                    &n_differ);
+    if (k == 0 && !out.has_piece)
         goto done; /* every bucket matches */
     x->digest_req = ++n->next_req;
     x->nb = nb;
+    x->piece = out.has_piece;
     memset(x->asked, 0, sizeof x->asked);
     for (uint32_t i = 0; i < k; i++)
         x->asked[asked[i] / 64] |= 1ULL << (asked[i] % 64);
-    sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
     out.req_id = x->digest_req;
     out.has_buckets = true;
     out.nb = nb;
@@ -1530,20 +1570,40 @@ s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gm
             x = &n->xchg[i];
     if (!x)
         return; /* late, or never asked: the node drops it as unexpected */
+    /*  The piece asked is the cursor's, unchanged until its answer. */
+    sim_cursor_t *c = s_cursor(n, from, false);
+    sos_bucket_piece_t asked_piece = {0};
+    if (x->piece && c) {
+        asked_piece.bucket = c->c.bucket;
+        memcpy(asked_piece.from, c->c.from, sizeof asked_piece.from);
+        asked_piece.to_end = true;
+    }
+    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
     if (!msg->has_buckets || msg->nb != x->nb || msg->n_sums || msg->n_records ||
-        !sos_digest_buckets_check(msg->nb, x->asked, msg->buckets, msg->n_buckets, msg->digest,
-                                  msg->n_digest)) {
+        (x->piece && !c) ||
+        !sos_digest_buckets_check(msg->nb, x->asked, x->piece ? &asked_piece : NULL, msg->buckets,
+                                  msg->n_buckets, piece, msg->digest, msg->n_digest)) {
         n->dropped_bad++;
         return;
     }
     x->digest_req = 0;
     sim->digests_by_bucket++;
+    /*  The cursor moves on (the next piece comes at the next exchange with this peer: the
+        simulator starts no exchange at once), or goes to a bucket that did not fit. */
+    sos_piece_cursor_t moved = c ? c->c : (sos_piece_cursor_t){0};
+    sos_piece_cursor_answered(&moved, msg->nb, x->asked, msg->buckets, msg->n_buckets, piece);
+    if (!c && moved.nb)
+        c = s_cursor(n, from, true);
+    if (c)
+        c->c = moved;
+    if (piece)
+        sim->digests_pieces++;
     s_refresh_digest(sim, n, txn);
     sos_digest_entry_t *all = s_dig_entries(sim, n);
     sos_digest_entry_t *mine = malloc((n->n_dig ? n->n_dig : 1) * sizeof *mine);
     if (all && mine) {
-        uint32_t n_mine =
-            sos_digest_buckets_mine(all, n->n_dig, msg->nb, msg->buckets, msg->n_buckets, mine);
+        uint32_t n_mine = sos_digest_buckets_mine(all, n->n_dig, msg->nb, msg->buckets,
+                                                  msg->n_buckets, piece, mine);
         s_send_delta(sim, n, txn, from, mine, n_mine, msg->digest, msg->n_digest);
     }
     free(mine);
@@ -2236,6 +2296,7 @@ sim_free(sim_t *sim)
         free(n->sums);
         free(n->sums_stale);
         free(n->fine);
+        free(n->cursors);
     }
     for (size_t i = 0; i < sim->n_captured; i++)
         free(sim->captured[i]);

@@ -211,14 +211,14 @@ s_test_buckets(void)
         goto done;
     }
     uint32_t n_took = 0;
-    uint32_t n_cov = sos_digest_buckets_take(theirs, n, nb, asked, n_asked, took, SOS_DIGEST_MAX,
-                                             &n_took, covered);
+    uint32_t n_cov = sos_digest_buckets_take(theirs, n, nb, asked, n_asked, NULL, took,
+                                             SOS_DIGEST_MAX, &n_took, covered, NULL);
     sos_digest_bucket_range(theirs, n, nb, b2999, &first, &count);
     CHECK(n_cov == 1 && covered[0] == b2999 && n_took == count && n_took > 0);
     uint64_t bits[SOS_BUCKET_WORDS] = {0};
     bits[b2999 / 64] |= 1ULL << (b2999 % 64);
-    CHECK(sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
-    uint32_t n_own = sos_digest_buckets_mine(mine, n, nb, covered, n_cov, own);
+    CHECK(sos_digest_buckets_check(nb, bits, NULL, covered, n_cov, NULL, took, n_took));
+    uint32_t n_own = sos_digest_buckets_mine(mine, n, nb, covered, n_cov, NULL, own);
     CHECK(n_own == count);
     sos_digest_entry_t give[64], want[64];
     uint32_t n_give = 0, n_want = 0;
@@ -237,21 +237,23 @@ s_test_buckets(void)
     uint32_t b0 = sos_digest_bucket(stray.origin, nb);
     CHECK(b0 != b2999);
     took[n_took] = stray;
-    CHECK(!sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took + 1));
+    CHECK(!sos_digest_buckets_check(nb, bits, NULL, covered, n_cov, NULL, took, n_took + 1));
     /*  A covered bucket we did not ask. */
     uint16_t wrong[1] = {(uint16_t)((b2999 + 1) % nb)};
-    CHECK(!sos_digest_buckets_check(nb, bits, wrong, 1, NULL, 0));
+    CHECK(!sos_digest_buckets_check(nb, bits, NULL, wrong, 1, NULL, NULL, 0));
     /*  Entries out of order, or twice. */
     if (n_took >= 2) {
         sos_digest_entry_t t = took[0];
         took[0] = took[1];
         took[1] = t;
-        CHECK(!sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+        CHECK(!sos_digest_buckets_check(nb, bits, NULL, covered, n_cov, NULL, took, n_took));
         took[1] = took[0];
-        CHECK(!sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+        CHECK(!sos_digest_buckets_check(nb, bits, NULL, covered, n_cov, NULL, took, n_took));
     }
-    CHECK(!sos_digest_buckets_check(3, bits, covered, n_cov, NULL, 0)); /* no bucket count */
-    CHECK(sos_digest_buckets_check(nb, bits, covered, n_cov, NULL, 0)); /* an empty bucket */
+    CHECK(!sos_digest_buckets_check(3, bits, NULL, covered, n_cov, NULL, NULL,
+                                    0)); /* no bucket count */
+    CHECK(sos_digest_buckets_check(nb, bits, NULL, covered, n_cov, NULL, NULL,
+                                   0)); /* an empty bucket */
 
     SECTION("pick and take keep to their budget, whole buckets only, the rest left over");
     sos_digest_entry_t *empty = NULL;
@@ -265,12 +267,13 @@ s_test_buckets(void)
     CHECK(n_asked >= 1 && n_asked < 20);
     for (uint32_t i = 1; i < n_asked; i++)
         CHECK(asked[i] > asked[i - 1]);
-    n_cov = sos_digest_buckets_take(theirs, n, nb, asked, n_asked, took, 50, &n_took, covered);
+    n_cov = sos_digest_buckets_take(theirs, n, nb, asked, n_asked, NULL, took, 50, &n_took, covered,
+                                    NULL);
     CHECK(n_took <= 50 && n_cov >= 1 && n_cov <= n_asked);
     memset(bits, 0, sizeof bits);
     for (uint32_t i = 0; i < n_asked; i++)
         bits[asked[i] / 64] |= 1ULL << (asked[i] % 64);
-    CHECK(sos_digest_buckets_check(nb, bits, covered, n_cov, took, n_took));
+    CHECK(sos_digest_buckets_check(nb, bits, NULL, covered, n_cov, NULL, took, n_took));
     free(took);
     free(own);
 done:

@@ -129,7 +129,7 @@ main(void)
     CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_SYNC_ACK, 61) == SOS_EX_DO_TAKE);
     CHECK(sos_exchange_sums(&b, 3) == SOS_EX_DO_DIGEST);
     const uint16_t asked[3] = {2, 64, 1023};
-    sos_exchange_digest_sent(&b, 62, 1024, asked, 3, false, 50040, 400);
+    sos_exchange_digest_sent(&b, 62, 1024, asked, 3, NULL, false, 50040, 400);
     CHECK(b.state == SOS_EX_WAIT_DIGEST_ACK && b.req_id == 62 && b.deadline_mono == 50440);
     CHECK(b.nb == 1024 && (b.asked[0] >> 2 & 1) && (b.asked[1] & 1) && (b.asked[15] >> 63 & 1));
     CHECK(!(b.asked[0] >> 3 & 1) && !(b.asked[0] & 1));
@@ -138,7 +138,8 @@ main(void)
     CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DELTA_ACK, 62) == SOS_EX_DO_DROP);
     CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 61) == SOS_EX_DO_DROP);
     CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 62) == SOS_EX_DO_TAKE);
-    CHECK(sos_exchange_digest_ack(&b) == SOS_EX_DO_DELTA);
+    CHECK(sos_exchange_digest_ack(&b, asked, 3, NULL) == SOS_EX_DO_DELTA);
+    CHECK(b.cursor.nb == 0); /* every bucket asked was covered: no piece to follow */
     sos_exchange_delta_sent(&b, 63, false, 50100, 300);
     CHECK(b.state == SOS_EX_WAIT_DELTA_ACK && !b.again);
     CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 63) == SOS_EX_DO_DROP);
@@ -154,9 +155,9 @@ main(void)
     SECTION("buckets left out of the DIGEST: another exchange once this one ends");
     sos_exchange_sync_sent(&b, 81, 52000, 300);
     CHECK(sos_exchange_sums(&b, 1) == SOS_EX_DO_DIGEST);
-    sos_exchange_digest_sent(&b, 82, 16, asked, 1, true, 52010, 300);
+    sos_exchange_digest_sent(&b, 82, 16, asked, 1, NULL, true, 52010, 300);
     CHECK(b.again);
-    CHECK(sos_exchange_digest_ack(&b) == SOS_EX_DO_DELTA);
+    CHECK(sos_exchange_digest_ack(&b, asked, 1, NULL) == SOS_EX_DO_DELTA);
     sos_exchange_delta_sent(&b, 83, false, 52020, 300); /* our batch was not truncated */
     CHECK(b.again);
     CHECK(sos_exchange_delta_ack(&b, false) == SOS_EX_DO_SYNC);
@@ -164,7 +165,7 @@ main(void)
     SECTION("no DIGEST_ACK by its own deadline: failure; its late reply is no RTT sample");
     sos_exchange_sync_sent(&b, 91, 60000, 300);
     CHECK(sos_exchange_sums(&b, 2) == SOS_EX_DO_DIGEST);
-    sos_exchange_digest_sent(&b, 92, 64, asked, 2, false, 60100, 500);
+    sos_exchange_digest_sent(&b, 92, 64, asked, 2, NULL, false, 60100, 500);
     CHECK(sos_exchange_tick(&b, 60599) == SOS_EX_DO_NOTHING);
     CHECK(sos_exchange_tick(&b, 60600) == SOS_EX_DO_FAIL);
     sos_exchange_failed(&b);
