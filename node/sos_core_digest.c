@@ -558,6 +558,7 @@ sos_piece_cursor_ask(sos_piece_cursor_t *c, uint32_t nb,
     if (memcmp(mine[c->bucket], theirs[c->bucket], SOS_DIGEST_HASH_BYTES) == 0) {
         c->nb = 0; /* settled */
         c->last = c->bucket;
+        c->turn = true;
         return false;
     }
     memset(piece, 0, sizeof *piece);
@@ -565,6 +566,15 @@ sos_piece_cursor_ask(sos_piece_cursor_t *c, uint32_t nb,
     memcpy(piece->from, c->from, SOS_NODEID_BYTES);
     piece->to_end = true;
     return true;
+}
+
+uint32_t
+sos_piece_cursor_start(sos_piece_cursor_t *c, uint32_t nb, uint32_t random_start)
+{
+    if (!c->turn || !sos_digest_nb_ok(nb))
+        return random_start;
+    c->turn = false;
+    return (c->last + 1u) & (nb - 1);
 }
 
 bool
@@ -584,6 +594,7 @@ sos_piece_cursor_answered(sos_piece_cursor_t *c, uint32_t nb,
         }
         c->nb = 0; /* the pass is over */
         c->last = piece->bucket;
+        c->turn = true;
     }
     if (c->nb)
         return false;

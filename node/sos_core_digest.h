@@ -161,8 +161,8 @@ uint32_t sos_digest_buckets_pick(const sos_digest_entry_t *sorted, uint32_t n, u
     (the pass is over) or the bucket's sums agree. A DIGEST that asks a piece asks nothing
     else, and only the pass's own pieces follow at once: a bucket that cannot be settled
     costs one pass a round, never an endless run of exchanges. Passes take turns: after
-    one, the cursor goes to the next bucket (in bucket order, from the one just done) that
-    was asked whole and not covered.
+    one, the next ask of whole buckets starts right after the one just done, and the
+    cursor goes to the next bucket in that order that was asked whole and not covered.
 
     The bound: with an honest answerer of cap R entries a message, a bucket of B entries
     there is covered whole, every origin of it, in the ceil(B / R) exchanges that follow
@@ -221,8 +221,15 @@ typedef struct {
     uint32_t nb;                    /* the bucket count it is for; 0: no cursor */
     uint16_t bucket;                /* the bucket covered in pieces */
     uint16_t last;                  /* the bucket of the last pass: the next turn follows it */
+    bool turn;                      /* a pass ended: the next pick starts after last */
     uint8_t from[SOS_NODEID_BYTES]; /* the next piece starts here */
 } sos_piece_cursor_t;
+
+/*  Where the next pick of whole buckets starts (sos_digest_buckets_pick's start): right
+    after the last pass's bucket once, when a pass has just ended (so that the next bucket
+    too large is found next, whichever the random start would have been), else
+    random_start (below nb). */
+uint32_t sos_piece_cursor_start(sos_piece_cursor_t *c, uint32_t nb, uint32_t random_start);
 
 /*  At bucket sums of nb (mine, theirs): true, and the piece to ask in *piece (from the
     cursor on, to_end), if the cursor is for nb and its bucket's sums differ; the DIGEST

@@ -1710,9 +1710,10 @@ s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg
     if (sos_piece_cursor_ask(&peer->ex.cursor, nb, mine, sums, &msg.piece))
         msg.has_piece = true; /* the rest waits for the pass to end */
     else
-        n = sos_digest_buckets_pick(self->digest_cache, self->digest_n, nb, mine, sums,
-                                    theirs->n_origins, sos_core_uniform(NULL, NULL, nb),
-                                    s_digest_max(self), asked, &n_differ);
+        n = sos_digest_buckets_pick(
+            self->digest_cache, self->digest_n, nb, mine, sums, theirs->n_origins,
+            sos_piece_cursor_start(&peer->ex.cursor, nb, sos_core_uniform(NULL, NULL, nb)),
+            s_digest_max(self), asked, &n_differ);
     if (sos_exchange_sums(&peer->ex, n + msg.has_piece) != SOS_EX_DO_DIGEST) {
         free(asked);
         return;

@@ -1531,10 +1531,12 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
                                   (const uint8_t(*)[16])msg->sums, &out.piece))
         out.has_piece = true; /* the rest waits for the pass to end */
     else
-        k = sos_digest_buckets_pick(mine, n->n_dig, nb, (const uint8_t(*)[16])sums,
-                                    (const uint8_t(*)[16])msg->sums, msg->n_origins,
-                                    (uint32_t)sim_rng_below(&sim->rng, nb), SOS_DIGEST_MAX, asked,
-                                    &n_differ);
+        k = sos_digest_buckets_pick(
+            mine, n->n_dig, nb, (const uint8_t(*)[16])sums, (const uint8_t(*)[16])msg->sums,
+            msg->n_origins,
+            c ? sos_piece_cursor_start(&c->c, nb, (uint32_t)sim_rng_below(&sim->rng, nb))
+              : (uint32_t)sim_rng_below(&sim->rng, nb),
+            SOS_DIGEST_MAX, asked, &n_differ);
     if (k == 0 && !out.has_piece)
         goto done; /* every bucket matches */
     x->digest_req = ++n->next_req;

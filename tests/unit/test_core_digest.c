@@ -283,6 +283,321 @@ done:
     free(sb);
 }
 
+/*  An origin in bucket b of nb, the rest random. */
+static void
+s_origin_in(uint8_t origin[SOS_NODEID_BYTES], uint32_t nb, uint32_t b)
+{
+    uint8_t first[SOS_NODEID_BYTES];
+    randombytes_buf(origin, SOS_NODEID_BYTES);
+    sos_digest_bucket_first(nb, b, first);
+    uint32_t bits = 0;
+    while ((1u << bits) < nb)
+        bits++;
+    uint16_t mask = (uint16_t)(0xffff >> bits); /* the bits below the bucket's */
+    origin[0] = (uint8_t)(first[0] | (origin[0] & (mask >> 8)));
+    origin[1] = (uint8_t)(first[1] | (origin[1] & mask));
+}
+
+/*  Exchanges by bucket between an initiator (mine) and an honest answerer (theirs), both
+    sorted, with a cap of R entries an answer, run as the node runs them (pick or the
+    cursor's piece, take, check, our side of what was covered, diff, cursor moved) without
+    applying anything, so that the buckets keep differing. seen[i] is set for each entry of
+    theirs an answer carried. Returns the first exchange (1, 2, ...) whose diff wants
+    origin, or 0 if none of max_ex did. */
+static uint32_t
+s_run_pieces(const sos_digest_entry_t *mine, uint32_t n_mine, const sos_digest_entry_t *theirs,
+             uint32_t n_theirs, uint32_t nb, uint32_t R, uint32_t max_ex, const uint8_t *origin,
+             bool *seen, sos_piece_cursor_t *cursor)
+{
+    uint8_t(*sa)[SOS_DIGEST_HASH_BYTES] = calloc(nb, sizeof *sa);
+    uint8_t(*sb)[SOS_DIGEST_HASH_BYTES] = calloc(nb, sizeof *sb);
+    sos_digest_entry_t *took = calloc(R, sizeof *took);
+    sos_digest_entry_t *own = calloc(n_mine + 1, sizeof *own);
+    sos_digest_entry_t *give = calloc(n_mine + 1, sizeof *give);
+    sos_digest_entry_t *want = calloc(R, sizeof *want);
+    uint32_t found = 0;
+    if (!sa || !sb || !took || !own || !give || !want)
+        goto done;
+    sos_digest_bucket_sums(mine, n_mine, nb, sa);
+    sos_digest_bucket_sums(theirs, n_theirs, nb, sb);
+    uint8_t self_id[SOS_NODEID_BYTES] = {0};
+    for (uint32_t ex = 1; ex <= max_ex && !found; ex++) {
+        uint16_t asked[SOS_BUCKETS_MAX], covered[SOS_BUCKETS_MAX];
+        uint32_t n_asked = 0, n_differ = 0;
+        sos_bucket_piece_t piece, answer;
+        bool has_piece = sos_piece_cursor_ask(cursor, nb, (const uint8_t(*)[16])sa,
+                                              (const uint8_t(*)[16])sb, &piece);
+        if (!has_piece)
+            n_asked = sos_digest_buckets_pick(
+                mine, n_mine, nb, (const uint8_t(*)[16])sa, (const uint8_t(*)[16])sb, n_theirs,
+                sos_piece_cursor_start(cursor, nb, ex * 7 % nb), R, asked, &n_differ);
+        CHECK(has_piece || n_asked >= 1);
+        uint64_t bits[SOS_BUCKET_WORDS] = {0};
+        for (uint32_t i = 0; i < n_asked; i++)
+            bits[asked[i] / 64] |= 1ULL << (asked[i] % 64);
+        uint32_t n_took = 0;
+        uint32_t n_cov =
+            sos_digest_buckets_take(theirs, n_theirs, nb, asked, n_asked, has_piece ? &piece : NULL,
+                                    took, R, &n_took, covered, &answer);
+        CHECK(n_took <= R);
+        bool ok = sos_digest_buckets_check(nb, bits, has_piece ? &piece : NULL, covered, n_cov,
+                                           has_piece ? &answer : NULL, took, n_took);
+        CHECK(ok);
+        if (!ok)
+            break;
+        for (uint32_t i = 0, j = 0; i < n_took; i++) {
+            while (j < n_theirs && memcmp(theirs[j].origin, took[i].origin, SOS_NODEID_BYTES) < 0)
+                j++;
+            if (j < n_theirs && memcmp(theirs[j].origin, took[i].origin, SOS_NODEID_BYTES) == 0)
+                seen[j] = true;
+        }
+        uint32_t n_own = sos_digest_buckets_mine(mine, n_mine, nb, covered, n_cov,
+                                                 has_piece ? &answer : NULL, own);
+        uint32_t n_give = 0, n_want = 0;
+        sos_digest_diff(self_id, own, n_own, took, n_took, give, &n_give, want, &n_want, NULL,
+                        NULL);
+        for (uint32_t i = 0; i < n_want; i++)
+            if (origin && memcmp(want[i].origin, origin, SOS_NODEID_BYTES) == 0)
+                found = ex;
+        sos_piece_cursor_answered(cursor, nb, bits, covered, n_cov, has_piece ? &answer : NULL);
+    }
+done:
+    free(sa);
+    free(sb);
+    free(took);
+    free(own);
+    free(give);
+    free(want);
+    return found;
+}
+
+/*  Pieces: a bucket larger than one answer (a small cap, R = 8, stands for SOS_DIGEST_MAX)
+    is covered piece by piece, every origin of it within the stated bound, and a difference
+    anywhere in it is found; hostile pieces are refused. */
+static void
+s_test_pieces(void)
+{
+    const uint32_t nb = 16, R = 8, big = 5, B = 50;
+    const uint32_t n_other = 60, n = B + n_other;
+    sos_digest_entry_t *theirs = calloc(n, sizeof *theirs);
+    sos_digest_entry_t *mine = calloc(n, sizeof *mine);
+    bool *seen = calloc(n, sizeof *seen);
+    CHECK(theirs && mine && seen);
+    if (!theirs || !mine || !seen)
+        goto done;
+    for (uint32_t i = 0; i < n; i++) {
+        s_origin_in(theirs[i].origin, nb, i < B ? big : (big + 1 + i % (nb - 1)) % nb);
+        theirs[i].version = 1 + i;
+    }
+    qsort(theirs, n, sizeof *theirs, s_cmp_origin);
+    uint32_t first, count;
+    sos_digest_bucket_range(theirs, n, nb, big, &first, &count);
+    CHECK(count == B);
+
+    SECTION("pieces: an origin missing anywhere in a bucket of 50 (cap 8) is found, within "
+            "1 + ceil(B / R) exchanges");
+    const uint32_t bound = 1 + (B + R - 1) / R;
+    uint32_t worst = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        /*  We lack theirs[first + k]; everything else is equal. */
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (i != first + k)
+                mine[m++] = theirs[i];
+        sos_piece_cursor_t cursor = {0};
+        memset(seen, 0, n * sizeof *seen);
+        uint32_t at = s_run_pieces(mine, m, theirs, n, nb, R, 10 * bound, theirs[first + k].origin,
+                                   seen, &cursor);
+        CHECK(at >= 2 && at <= bound);
+        if (at > worst)
+            worst = at;
+    }
+    CHECK(worst == bound); /* the last entries come in the last piece */
+
+    SECTION("pieces: a newer version anywhere in the bucket is found; one pass carries every "
+            "origin of it");
+    for (uint32_t k = 0; k < count; k += 7) {
+        memcpy(mine, theirs, n * sizeof *mine);
+        mine[first + k].version--; /* they are ahead on one */
+        sos_piece_cursor_t cursor = {0};
+        memset(seen, 0, n * sizeof *seen);
+        CHECK(s_run_pieces(mine, n, theirs, n, nb, R, bound, theirs[first + k].origin, seen,
+                           &cursor) != 0);
+    }
+    /*  A pass with nothing to find: after the bound every origin of the bucket was carried,
+        and the pass is over (the cursor waits for the next round's whole ask). */
+    memcpy(mine, theirs, n * sizeof *mine);
+    mine[first].version--;
+    sos_piece_cursor_t cursor = {0};
+    memset(seen, 0, n * sizeof *seen);
+    s_run_pieces(mine, n, theirs, n, nb, R, bound, NULL, seen, &cursor);
+    for (uint32_t i = first; i < first + count; i++)
+        CHECK(seen[i]);
+    CHECK(cursor.nb == 0 && cursor.last == big);
+
+    SECTION("pieces: two buckets too large take turns, one pass each");
+    {
+        /*  A second large bucket: both differ; the first pass covers one, the next the
+            other. */
+        const uint32_t big2 = 11, n2 = n + B;
+        sos_digest_entry_t *t2 = calloc(n2, sizeof *t2);
+        sos_digest_entry_t *m2 = calloc(n2, sizeof *m2);
+        bool *seen2 = calloc(n2, sizeof *seen2);
+        CHECK(t2 && m2 && seen2);
+        if (t2 && m2 && seen2) {
+            memcpy(t2, theirs, n * sizeof *t2);
+            for (uint32_t i = n; i < n2; i++) {
+                s_origin_in(t2[i].origin, nb, big2);
+                t2[i].version = 1;
+            }
+            qsort(t2, n2, sizeof *t2, s_cmp_origin);
+            memcpy(m2, t2, n2 * sizeof *m2);
+            uint32_t f2, c2, f1, c1;
+            sos_digest_bucket_range(t2, n2, nb, big, &f1, &c1);
+            sos_digest_bucket_range(t2, n2, nb, big2, &f2, &c2);
+            m2[f1 + c1 - 1].version--; /* the last of each bucket differs */
+            m2[f2 + c2 - 1].version--;
+            sos_piece_cursor_t c = {0};
+            /*  Whichever the first pass takes (the random start's), the next round's takes
+                the other: every origin of both is carried within two passes. */
+            uint32_t most = 1 + ((c1 > c2 ? c1 : c2) + R - 1) / R;
+            s_run_pieces(m2, n2, t2, n2, nb, R, most, NULL, seen2, &c);
+            CHECK(c.nb == 0 && (c.last == big || c.last == big2) && c.turn);
+            uint32_t other = c.last == big ? big2 : big;
+            uint32_t fo = other == big ? f1 : f2, co = other == big ? c1 : c2;
+            CHECK(s_run_pieces(m2, n2, t2, n2, nb, R, most, t2[fo + co - 1].origin, seen2, &c) ==
+                  1 + (co + R - 1) / R);
+            for (uint32_t i = f1; i < f1 + c1; i++)
+                CHECK(seen2[i]);
+            for (uint32_t i = f2; i < f2 + c2; i++)
+                CHECK(seen2[i]);
+        }
+        free(t2);
+        free(m2);
+        free(seen2);
+    }
+
+    SECTION("pieces: take gives the piece first, then whole buckets in the room left");
+    {
+        sos_bucket_piece_t ask = {.bucket = (uint16_t)big, .to_end = true}, got;
+        memcpy(ask.from, theirs[first + 3].origin, SOS_NODEID_BYTES);
+        uint16_t whole[2] = {0, 15}, cov[2];
+        sos_digest_entry_t took[8];
+        uint32_t n_took = 0;
+        uint32_t n_cov =
+            sos_digest_buckets_take(theirs, n, nb, whole, 2, &ask, took, R, &n_took, cov, &got);
+        CHECK(n_cov == 0 && n_took == R && !got.to_end && got.bucket == big);
+        CHECK(memcmp(got.to, theirs[first + 3 + R - 1].origin, SOS_NODEID_BYTES) == 0);
+        CHECK(memcmp(took[0].origin, ask.from, SOS_NODEID_BYTES) == 0);
+        /*  From the last entries on: the piece reaches the end, and the rest fits whole
+            buckets. */
+        memcpy(ask.from, theirs[first + count - 2].origin, SOS_NODEID_BYTES);
+        uint32_t f0, c0;
+        sos_digest_bucket_range(theirs, n, nb, 0, &f0, &c0);
+        n_cov = sos_digest_buckets_take(theirs, n, nb, whole, 2, &ask, took, R, &n_took, cov, &got);
+        CHECK(got.to_end && n_took >= 2 && n_cov >= (c0 <= R - 2 ? 1u : 0u));
+        uint64_t bits[SOS_BUCKET_WORDS] = {1ULL | 1ULL << 15};
+        CHECK(sos_digest_buckets_check(nb, bits, &ask, cov, n_cov, &got, took, n_took));
+    }
+
+    SECTION("pieces: hostile answers are refused");
+    {
+        sos_bucket_piece_t ask = {.bucket = (uint16_t)big, .to_end = true}, got;
+        memcpy(ask.from, theirs[first + 10].origin, SOS_NODEID_BYTES);
+        sos_digest_entry_t took[8];
+        uint16_t cov[1];
+        uint32_t n_took = 0;
+        sos_digest_buckets_take(theirs, n, nb, NULL, 0, &ask, took, R, &n_took, cov, &got);
+        uint64_t none[SOS_BUCKET_WORDS] = {0}, bits[SOS_BUCKET_WORDS] = {0};
+        CHECK(n_took == R && sos_digest_buckets_check(nb, none, &ask, NULL, 0, &got, took, n_took));
+        /*  A piece not asked for, or none where one was. */
+        CHECK(!sos_digest_buckets_check(nb, none, NULL, NULL, 0, &got, took, n_took));
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, NULL, NULL, 0));
+        /*  Another start than asked (before it: entries we did not ask for). */
+        sos_bucket_piece_t bad = got;
+        memcpy(bad.from, theirs[first + 9].origin, SOS_NODEID_BYTES);
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &bad, took, n_took));
+        /*  Another bucket. */
+        bad = got;
+        bad.bucket = (uint16_t)(big + 1);
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &bad, took, n_took));
+        /*  A stop before the start. */
+        bad = got;
+        memcpy(bad.to, theirs[first + 2].origin, SOS_NODEID_BYTES);
+        CHECK(!sos_digest_piece_ok(nb, &bad));
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &bad, took, n_took));
+        /*  A stop outside the bucket. */
+        bad = got;
+        s_origin_in(bad.to, nb, big + 1);
+        CHECK(!sos_digest_piece_ok(nb, &bad));
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &bad, took, n_took));
+        /*  A start outside the bucket (a DIGEST's piece, as the answerer checks it). */
+        bad = ask;
+        s_origin_in(bad.from, nb, big + 2);
+        CHECK(!sos_digest_piece_ok(nb, &bad));
+        bad.bucket = (uint16_t)nb;
+        CHECK(!sos_digest_piece_ok(nb, &bad));
+        /*  A stop that is not the last entry given (it would skip what was not compared). */
+        bad = got;
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &bad, took, n_took - 1));
+        memcpy(bad.to, theirs[first + 10 + R].origin, SOS_NODEID_BYTES);
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &bad, took, n_took));
+        /*  A stop that claims entries and gives none. */
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &got, NULL, 0));
+        /*  Entries outside the range, or out of order. */
+        sos_digest_entry_t t2[8];
+        memcpy(t2, took, sizeof t2);
+        t2[0] = theirs[first + 9]; /* before the start */
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &got, t2, n_took));
+        memcpy(t2, took, sizeof t2);
+        t2[3] = took[4];
+        t2[4] = took[3];
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &got, t2, n_took));
+        /*  The piece's bucket also named as covered whole. */
+        bits[big / 64] |= 1ULL << (big % 64);
+        uint16_t both[1] = {(uint16_t)big};
+        CHECK(!sos_digest_buckets_check(nb, bits, &ask, both, 1, &got, took, n_took));
+        /*  To its end, with an entry past it that is of the next bucket, not covered. */
+        sos_bucket_piece_t end = ask;
+        memcpy(t2, took, sizeof t2);
+        s_origin_in(t2[7].origin, nb, big + 1);
+        CHECK(!sos_digest_buckets_check(nb, none, &ask, NULL, 0, &end, t2, n_took));
+    }
+
+    SECTION("pieces: the cursor wraps no further than its bucket, and is dropped with nb");
+    {
+        sos_piece_cursor_t c = {0};
+        uint64_t bits[SOS_BUCKET_WORDS] = {0};
+        bits[0] = 1ULL << big;
+        CHECK(sos_piece_cursor_answered(&c, nb, bits, NULL, 0, NULL)); /* not covered */
+        uint8_t f[SOS_NODEID_BYTES];
+        sos_digest_bucket_first(nb, big, f);
+        CHECK(c.nb == nb && c.bucket == big && memcmp(c.from, f, sizeof f) == 0);
+        sos_bucket_piece_t last = {.bucket = (uint16_t)big};
+        memcpy(last.from, f, sizeof f);
+        /*  The bucket's last possible origin: its prefix, then every bit set. */
+        memset(last.to, 0xff, SOS_NODEID_BYTES);
+        last.to[0] = (uint8_t)(f[0] | 0x0f); /* nb 16: the bucket is the top 4 bits */
+        CHECK(sos_digest_piece_ok(nb, &last));
+        uint64_t none[SOS_BUCKET_WORDS] = {0}; /* a DIGEST asks a piece alone */
+        CHECK(!sos_piece_cursor_answered(&c, nb, none, NULL, 0, &last));
+        CHECK(c.nb == 0 && c.last == big && c.turn); /* nothing after it: the pass ends */
+        CHECK(sos_piece_cursor_start(&c, nb, 3) == big + 1 && !c.turn);
+        CHECK(sos_piece_cursor_start(&c, nb, 3) == 3);
+        CHECK(sos_piece_cursor_answered(&c, nb, bits, NULL, 0, NULL));
+        uint8_t sx[16][SOS_DIGEST_HASH_BYTES] = {{0}}, sy[16][SOS_DIGEST_HASH_BYTES] = {{0}};
+        sy[big][0] = 1;
+        sos_bucket_piece_t p;
+        CHECK(
+            !sos_piece_cursor_ask(&c, 32, (const uint8_t(*)[16])sx, (const uint8_t(*)[16])sy, &p));
+        CHECK(c.nb == 0); /* cut otherwise now: dropped */
+    }
+done:
+    free(theirs);
+    free(mine);
+    free(seen);
+}
+
 int
 main(void)
 {
@@ -508,5 +823,6 @@ main(void)
     sos_store_destroy(&s_store);
     test_rmtree(dir);
     s_test_buckets();
+    s_test_pieces();
     return test_done("test_core_digest");
 }

@@ -173,6 +173,62 @@ main(void)
     CHECK(sos_exchange_reply(&b, SOS_EX_REPLY_DIGEST_ACK, 92) == SOS_EX_DO_DROP);
     CHECK(!sos_exchange_late(&b, SOS_EX_REPLY_DIGEST_ACK, 92, 60700, &rtt));
 
+    SECTION("a bucket too large for one answer: covered in pieces, each at once after the "
+            "last, until the bucket's end");
+    {
+        sos_exchange_t p = {0};
+        const uint16_t two[2] = {3, 9};
+        const uint32_t nb = 16;
+        uint8_t mine[16][16] = {{0}}, theirs[16][16] = {{0}};
+        theirs[9][0] = 1; /* bucket 9 differs */
+        /*  Both asked whole; 3 came back, 9 did not fit: a pass of pieces starts at once. */
+        sos_exchange_sync_sent(&p, 101, 70000, 300);
+        CHECK(sos_exchange_sums(&p, 2) == SOS_EX_DO_DIGEST);
+        sos_exchange_digest_sent(&p, 102, nb, two, 2, NULL, false, 70010, 300);
+        CHECK(sos_exchange_digest_ack(&p, two, 1, NULL) == SOS_EX_DO_DELTA);
+        CHECK(p.again && p.cursor.nb == nb && p.cursor.bucket == 9);
+        sos_exchange_delta_sent(&p, 103, false, 70020, 300);
+        CHECK(sos_exchange_delta_ack(&p, false) == SOS_EX_DO_SYNC);
+        /*  The next SYNC_ACK's sums: the DIGEST asks bucket 9's piece from its start, alone. */
+        sos_exchange_sync_sent(&p, 104, 70030, 300);
+        sos_bucket_piece_t piece;
+        CHECK(sos_piece_cursor_ask(&p.cursor, nb, (const uint8_t(*)[16])mine,
+                                   (const uint8_t(*)[16])theirs, &piece));
+        uint8_t first[SOS_NODEID_BYTES];
+        sos_digest_bucket_first(nb, 9, first);
+        CHECK(piece.bucket == 9 && piece.to_end && memcmp(piece.from, first, sizeof first) == 0);
+        CHECK(sos_exchange_sums(&p, 1) == SOS_EX_DO_DIGEST);
+        sos_exchange_digest_sent(&p, 105, nb, NULL, 0, &piece, false, 70040, 300);
+        CHECK(p.piece_asked && p.piece.bucket == 9 && !p.again);
+        /*  It stopped at an origin inside the bucket: the next piece starts right after. */
+        sos_bucket_piece_t got = piece;
+        got.to_end = false;
+        memcpy(got.to, first, sizeof first);
+        got.to[5] = 0x42;
+        CHECK(sos_exchange_digest_ack(&p, NULL, 0, &got) == SOS_EX_DO_DELTA);
+        CHECK(p.again && p.cursor.nb == nb && p.cursor.bucket == 9 && !p.piece_asked);
+        CHECK(memcmp(p.cursor.from, got.to, 5) == 0 && p.cursor.from[5] == 0x42 &&
+              p.cursor.from[31] == 1);
+        sos_exchange_delta_sent(&p, 106, false, 70050, 300);
+        CHECK(sos_exchange_delta_ack(&p, false) == SOS_EX_DO_SYNC);
+        /*  The last piece reaches the bucket's end: the pass is over, no exchange at once. */
+        sos_exchange_sync_sent(&p, 107, 70060, 300);
+        CHECK(sos_piece_cursor_ask(&p.cursor, nb, (const uint8_t(*)[16])mine,
+                                   (const uint8_t(*)[16])theirs, &piece));
+        CHECK(memcmp(piece.from, p.cursor.from, sizeof piece.from) == 0);
+        CHECK(sos_exchange_sums(&p, 1) == SOS_EX_DO_DIGEST);
+        sos_exchange_digest_sent(&p, 108, nb, NULL, 0, &piece, false, 70070, 300);
+        CHECK(sos_exchange_digest_ack(&p, NULL, 0, &piece) == SOS_EX_DO_DELTA);
+        CHECK(!p.again && p.cursor.nb == 0 && p.cursor.last == 9);
+        sos_exchange_delta_sent(&p, 109, false, 70080, 300);
+        CHECK(sos_exchange_delta_ack(&p, false) == SOS_EX_DO_DONE);
+        /*  A failed exchange keeps the cursor: the pass resumes with the next one. */
+        p.cursor.nb = nb;
+        sos_exchange_sync_sent(&p, 110, 70090, 300);
+        sos_exchange_failed(&p);
+        CHECK(p.cursor.nb == nb);
+    }
+
     SECTION("state names");
     CHECK(strcmp(sos_exchange_state_name(SOS_EX_WAIT_DELTA_ACK), "wait_delta_ack") == 0);
     CHECK(strcmp(sos_exchange_state_name(SOS_EX_WAIT_DIGEST_ACK), "wait_digest_ack") == 0);

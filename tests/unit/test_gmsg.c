@@ -725,6 +725,130 @@ s_test_buckets(const sos_identity_t *id)
     }
 }
 
+/*  The bucket element with a piece: [8, [1, 5, 7], sums, [3, from, to]] (bucket 3 of 8 is
+    the ids from 0x60 to 0x7f..), broken in the way variant says (0: right). */
+static void
+s_pack_piece(msgpack_packer *pk, int variant)
+{
+    msgpack_pack_array(pk, variant == 9 ? 5 : 4);
+    msgpack_pack_uint8(pk, 8);
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint8(pk, 1);
+    msgpack_pack_uint8(pk, 5);
+    msgpack_pack_uint8(pk, 7);
+    msgpack_pack_bin(pk, 0);
+    uint8_t from[SOS_NODEID_BYTES] = {0x61}, to[SOS_NODEID_BYTES] = {0x7e};
+    uint64_t bucket = variant == 1 ? 8 : 3;
+    if (variant == 2) /* a start outside the bucket */
+        from[0] = 0x80;
+    if (variant == 3) /* a stop outside the bucket */
+        to[0] = 0x80;
+    if (variant == 4) /* a stop before the start */
+        to[0] = 0x60;
+    if (variant == 5) { /* a bucket also named whole */
+        bucket = 5;
+        from[0] = 0xa0;
+        to[0] = 0xa1;
+    }
+    msgpack_pack_array(pk, variant == 6 ? 2 : 3);
+    msgpack_pack_uint64(pk, bucket);
+    msgpack_pack_bin_with_body(pk, from, variant == 7 ? 31 : sizeof from);
+    if (variant == 8)
+        sos_mp_pack_str(pk, "to");
+    else if (variant != 6)
+        msgpack_pack_bin_with_body(pk, to, sizeof to);
+    if (variant == 9)
+        msgpack_pack_nil(pk);
+}
+
+static void
+s_test_pieces(void)
+{
+    SECTION("piece of a bucket: round trips, with a stop and to the bucket's end");
+    sos_gmsg_t msg, d;
+    memset(&msg, 0, sizeof msg);
+    uint16_t numbers[2] = {1, 7};
+    msg.req_id = 9;
+    msg.has_buckets = true;
+    msg.nb = 8;
+    msg.n_buckets = 2;
+    msg.buckets = numbers;
+    msg.has_piece = true;
+    msg.piece.bucket = 3;
+    memset(msg.piece.from, 0x61, SOS_NODEID_BYTES);
+    memset(msg.piece.to, 0x7f, SOS_NODEID_BYTES);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_OK);
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(d.has_piece && d.piece.bucket == 3 && !d.piece.to_end);
+    CHECK(memcmp(d.piece.from, msg.piece.from, SOS_NODEID_BYTES) == 0);
+    CHECK(memcmp(d.piece.to, msg.piece.to, SOS_NODEID_BYTES) == 0);
+    sos_gmsg_release(&d);
+    CHECK(!d.has_piece);
+    size_t with_to = sb.size;
+    msg.piece.to_end = true;
+    msgpack_sbuffer_clear(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_OK);
+    CHECK(sb.size == with_to - 33); /* nil for the 34 bytes of bin(32) */
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(d.has_piece && d.piece.to_end && d.piece.bucket == 3);
+    sos_gmsg_release(&d);
+    /*  Whole buckets only: no byte more than before. */
+    msg.has_piece = false;
+    msgpack_sbuffer_clear(&sb);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_OK);
+    CHECK(sb.size == with_to - (1 + 1 + 34 + 34)); /* the piece: [bucket, from, to] */
+    CHECK_RC(sos_gmsg_decode(&d, (const uint8_t *)sb.data, sb.size), SOS_OK);
+    CHECK(!d.has_piece);
+    sos_gmsg_release(&d);
+
+    SECTION("piece of a bucket: the encoder refuses what the decoder would");
+    msg.has_piece = true;
+    msg.piece.bucket = 7; /* named whole too */
+    memset(msg.piece.from, 0xe0, SOS_NODEID_BYTES);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    msg.piece.bucket = 3; /* from outside it */
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    memset(msg.piece.from, 0x70, SOS_NODEID_BYTES);
+    msg.piece.to_end = false; /* a stop before the start */
+    memset(msg.piece.to, 0x61, SOS_NODEID_BYTES);
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    msg.piece.to_end = true;
+    msg.has_buckets = false; /* a piece needs the bucket element */
+    CHECK_RC(sos_gmsg_encode(&sb, &msg, NULL, NULL, 0), SOS_ERR_INVALID);
+    msgpack_sbuffer_destroy(&sb);
+
+    SECTION("piece of a bucket: hostile values are refused");
+    uint8_t body[1024];
+    size_t len = s_body_tenth(body, sizeof body, s_pack_piece, 0);
+    CHECK(len > 0);
+    CHECK_RC(sos_gmsg_decode(&d, body, len), SOS_OK);
+    CHECK(d.has_piece && d.piece.bucket == 3 && d.piece.from[0] == 0x61 && d.piece.to[0] == 0x7e);
+    sos_gmsg_release(&d);
+    const char *what[] = {"ok",
+                          "a piece of bucket 8 of 8",
+                          "a start outside the bucket",
+                          "a stop outside the bucket",
+                          "a stop before the start",
+                          "a piece of a bucket also named whole",
+                          "a piece of two elements",
+                          "a start of 31 bytes",
+                          "a stop that is a string",
+                          "five parts in the bucket element"};
+    for (int v = 1; v < (int)(sizeof what / sizeof what[0]); v++) {
+        len = s_body_tenth(body, sizeof body, s_pack_piece, v);
+        CHECK(len > 0);
+        sos_rc rc = sos_gmsg_decode(&d, body, len);
+        if (rc != SOS_ERR_MALFORMED) {
+            fprintf(stderr, "%s: %s\n", what[v], sos_strerror(rc));
+            CHECK(false);
+        }
+        CHECK(!d.has_piece && !d.has_buckets);
+        sos_gmsg_release(&d);
+    }
+}
+
 int
 main(void)
 {
@@ -738,5 +862,6 @@ main(void)
     s_test_rejections(&id, &other);
     s_test_probe();
     s_test_buckets(&id);
+    s_test_pieces();
     return test_done("test_gmsg");
 }
