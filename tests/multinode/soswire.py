@@ -229,13 +229,20 @@ def decode_record(wire):
 def gmsg(req_id=0, flags=0, digest_hash=bytes(16), n_origins=0, self_rec=None, suspects=(),
          digest=(), want=(), records=(), buckets=None):
     """A gossip body. suspects: (id, version) pairs, or bare ids (version 0). buckets: the
-    tenth element of the exchange by bucket, (nb, bucket numbers, sums as bytes), or None."""
+    tenth element of the exchange by bucket, (nb, bucket numbers, sums as bytes), or None;
+    a fourth part asks for (DIGEST) or covers (DIGEST_ACK) a piece of one bucket:
+    (bucket, from origin, to origin or None for the bucket's end)."""
     suspects = [[s, 0] if isinstance(s, bytes) else [s[0], s[1]] for s in suspects]
     body = [req_id, flags, digest_hash, n_origins, self_rec, suspects,
             [[e[0], e[1], bool(e[2]) if len(e) > 2 else False] for e in digest],
             [[o, v] for o, v in want], list(records)]
     if buckets is not None:
-        body.append([buckets[0], list(buckets[1]), bytes(buckets[2])])
+        element = [buckets[0], list(buckets[1]), bytes(buckets[2])]
+        if len(buckets) > 3:
+            piece = buckets[3]
+            element.append([piece[0], bytes(piece[1]),
+                            None if piece[2] is None else bytes(piece[2])])
+        body.append(element)
     return pack(body)
 
 
@@ -244,6 +251,13 @@ def bucket_of(origin, nb):
     bytes."""
     bits = nb.bit_length() - 1
     return ((origin[0] << 8) | origin[1]) >> (16 - bits) if bits else 0
+
+
+def bucket_first(nb, b):
+    """The lowest origin of bucket b among nb: its prefix bits, then zeros."""
+    bits = nb.bit_length() - 1
+    prefix = b << (16 - bits) if bits else 0
+    return bytes([prefix >> 8, prefix & 0xff]) + bytes(30)
 
 
 def bucket_hash(entries):

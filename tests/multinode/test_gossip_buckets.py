@@ -13,7 +13,16 @@ answer covers (DIGEST_ACK).
                buckets asked, and a stranger that sends DIGESTs out of the blue: the bad
                ones are dropped and counted (digests_refused, drop_malformed,
                drop_oversized), good ones are answered within their bounds, and the node
-               keeps converging with its honest peer.
+               keeps converging with its honest peer;
+  pieces       a bucket too large for one DIGEST_ACK (ids are free to choose: anyone can
+               fill one) is covered piece by piece: an origin one node lacks inside it is
+               found by anti-entropy alone; pieces asked by strangers are answered within
+               bounds, hostile pieces refused. These nodes run with SOS_TEST_DIGEST_MAX=64,
+               a setting for tests only that lowers the entries of one DIGEST_ACK from
+               8,192 to 64, so that a hundred keys ground into one bucket (a few thousand
+               key generations) stand for the 8,193 an attacker would grind;
+  vectors      soswire's encoder gives the bytes of tests/vectors/wire.exp for the
+               exchange by bucket.
 """
 
 import os
@@ -36,11 +45,13 @@ def dead_url():
     return "tcp://127.0.0.1:%d" % free_port()
 
 
-def flood(node, n, batch=200):
-    """Give node n rooms of n fresh identities by RUMOR; returns their origins."""
+def flood(node, n, batch=200, idents=None, recs=None):
+    """Give node n rooms of n fresh identities by RUMOR (or the rooms recs of idents);
+    returns their origins."""
     url = dead_url()
-    idents = [w.Identity() for _ in range(n)]
-    recs = [w.room_record(i, 1, url, new_room_hash()) for i in idents]
+    idents = idents or [w.Identity() for _ in range(n)]
+    recs = recs or [w.room_record(i, 1, url, new_room_hash()) for i in idents]
+    n = len(recs)
     relay = w.Identity()
     before = counters(node)["rumors_in"]
     with w.Conn(node.endpoint) as conn:
@@ -209,6 +220,168 @@ def test_unsolicited_digests():
         assert a.alive()
 
 
+# Pieces: nodes whose DIGEST_ACKs carry at most PIECE_CAP entries (SOS_TEST_DIGEST_MAX).
+PIECE_CAP = 64
+PIECE_NB = 16  # the bucket count of 257..512 origins
+PIECE_BUCKET = 5
+
+
+def ground(n, nb=PIECE_NB, bucket=PIECE_BUCKET):
+    """n identities whose ids fall in bucket of nb, as an attacker grinds them."""
+    out = []
+    while len(out) < n:
+        i = w.Identity()
+        if w.bucket_of(i.pk, nb) == bucket:
+            out.append(i)
+    return out
+
+
+class capped_digests:
+    """Nodes started inside run with SOS_TEST_DIGEST_MAX=PIECE_CAP."""
+
+    def __enter__(self):
+        os.environ["SOS_TEST_DIGEST_MAX"] = str(PIECE_CAP)
+
+    def __exit__(self, *exc):
+        os.environ.pop("SOS_TEST_DIGEST_MAX", None)
+
+
+def test_origin_in_oversized_bucket_found_by_pieces():
+    """Two nodes hold the same 400 origins, a hundred of them ground into one bucket (more
+    than one DIGEST_ACK carries); a holds one more origin in that bucket, taken while b was
+    not connected to it. b learns it by anti-entropy alone, through pieces of the bucket:
+    with whole buckets only, that bucket was never covered and b never learned it."""
+    with capped_digests(), Net(interval=200) as net:
+        a = net.add().start()
+        b = net.add(genesis=[]).start()  # alone until it is restarted with a as genesis
+        url = dead_url()
+        idents = [w.Identity() for _ in range(300)] + ground(100)
+        recs = [w.room_record(i, 1, url, new_room_hash()) for i in idents]
+        flood(a, 0, idents=idents, recs=recs)
+        flood(b, 0, idents=idents, recs=recs)
+        wait_for("both to hold the 400",
+                 lambda: origins(a) == len(idents) + 1 and origins(b) == len(idents) + 1)
+        # The one a alone holds: in the large bucket, at a random place in it.
+        extra = ground(1)[0]
+        room = new_room_hash()
+        flood(a, 0, idents=[extra], recs=[w.room_record(extra, 1, url, room)])
+        wait_for("a to hold it", lambda: origins(a) == len(idents) + 2)
+        assert room not in b.rooms()
+        b.stop()
+        b.genesis = [a.endpoint]
+        b.start()
+        wait_for("b to learn the origin inside the large bucket", lambda: room in b.rooms(),
+                 timeout=120)
+        wait_for("both to agree", lambda: origins(a) == origins(b), timeout=60)
+        ca, cb = counters(a), counters(b)
+        assert ca["digests_pieces"] + cb["digests_pieces"] >= 1, (ca, cb)
+        assert ca["digests_refused"] == 0 and cb["digests_refused"] == 0
+
+
+class BadPieces(w.Worker):
+    """A worker whose sums always differ, that covers no whole bucket asked (so that the
+    node asks it for a piece), and answers the piece with an entry of another bucket."""
+
+    def __init__(self):
+        super().__init__()
+        self.pieces = 0
+
+    def answer(self, frame, env):
+        body = env["body"]
+        to = env["sender"]
+        if env["type"] == w.SYNC:
+            b = w.gmsg(req_id=body["req_id"], n_origins=300, self_rec=self.record,
+                       buckets=(PIECE_NB, [], os.urandom(16 * PIECE_NB)))
+            return w.envelope(self.ident, w.SYNC_ACK, b, receiver=to)
+        if env["type"] == w.DIGEST:
+            element = body["buckets"]
+            if len(element) < 4:  # whole buckets: none fits, says this peer
+                b = w.gmsg(req_id=body["req_id"], buckets=(PIECE_NB, [], b""))
+            else:
+                self.pieces += 1
+                bucket, start, _ = element[3]
+                stray = w.bucket_first(PIECE_NB, (bucket + 1) % PIECE_NB)
+                b = w.gmsg(req_id=body["req_id"], digest=[(stray, 1)],
+                           buckets=(PIECE_NB, [], b"", (bucket, start, None)))
+            return w.envelope(self.ident, w.DIGEST_ACK, b, receiver=to)
+        return None
+
+
+def test_pieces_from_strangers_and_hostile_pieces():
+    with Net(interval=200) as net:
+        a = net.add().start()
+        flood(a, FLOOD)
+        nb = 16
+        stranger = w.Identity()
+        with w.Conn(a.endpoint) as conn:
+            # A piece asked by anyone is answered, within its bucket, from its start on.
+            start = w.bucket_first(nb, 3)[:1] + b"\x80" + bytes(30)
+            conn.send(w.envelope(stranger, w.DIGEST,
+                                 w.gmsg(req_id=5, buckets=(nb, [9], b"", (3, start, None))),
+                                 receiver=a.node_id))
+            got = conn.recv(15)
+            assert got is not None, "no answer to a DIGEST asking a piece"
+            ack = w.decode_envelope(got)
+            assert ack["sig_ok"] and ack["type"] == w.DIGEST_ACK and ack["body"]["req_id"] == 5
+            element = ack["body"]["buckets"]
+            assert element[0] == nb and element[1] == [9] and len(element) == 4
+            assert element[3] == [3, start, None]  # far below the cap: to the bucket's end
+            entries = ack["body"]["digest"]
+            assert entries and all(w.bucket_of(e[0], nb) in (3, 9) for e in entries)
+            assert all(e[0] >= start for e in entries if w.bucket_of(e[0], nb) == 3)
+            assert [e[0] for e in entries] == sorted(e[0] for e in entries)
+
+            before = counters(a)
+            # A piece that names a stop (a DIGEST asks from a start on), a start outside
+            # its bucket, a piece of a bucket also named whole.
+            conn.send(w.envelope(stranger, w.DIGEST,
+                                 w.gmsg(req_id=6, buckets=(nb, [], b"", (3, start, start))),
+                                 receiver=a.node_id))
+            conn.send(w.envelope(stranger, w.DIGEST,
+                                 w.gmsg(req_id=7, buckets=(nb, [], b"",
+                                                           (3, w.bucket_first(nb, 4), None))),
+                                 receiver=a.node_id))
+            conn.send(w.envelope(stranger, w.DIGEST,
+                                 w.gmsg(req_id=8, buckets=(nb, [3], b"", (3, start, None))),
+                                 receiver=a.node_id))
+            wait_for("the bad pieces to be counted",
+                     lambda: counters(a)["digests_refused"] >= before["digests_refused"] + 1 and
+                     counters(a)["drop_malformed"] >= before["drop_malformed"] + 3)
+            assert conn.recv(1) is None, "a refused DIGEST was answered"
+
+        # A peer that answers the node's pieces with entries outside them: refused.
+        before = counters(a)
+        with BadPieces() as bad:
+            bad.introduce(a)
+            wait_for("node a to ask a piece and refuse the answer",
+                     lambda: bad.pieces >= 1 and
+                     counters(a)["digests_refused"] > before["digests_refused"], timeout=60)
+        assert a.alive()
+
+
+def test_wire_vectors_by_bucket():
+    """soswire builds the exchange by bucket's bodies byte for byte as the node does
+    (tests/vectors/wire.exp, written by tests/unit/test_wire_vectors.c)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors", "wire.exp")
+    vec = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                name, hexbytes = line.split()
+                vec[name] = bytes.fromhex(hexbytes)
+    key, peer = vec["public_key"], vec["receiver_key"]
+    two = [(key, 2, False), (peer, 5, True)]
+    assert w.bucket_hash(two) == vec["bucket_hash"]
+    assert w.bucket_hash([]) == vec["bucket_hash_empty"]
+    assert w.gmsg(req_id=9, buckets=(2, [0, 1], b"")) == vec["gmsg_digest"]
+    assert w.gmsg(req_id=9, digest=two, buckets=(2, [0], b"")) == vec["gmsg_digest_ack"]
+    assert w.gmsg(req_id=10, buckets=(2, [], b"", (0, key, None))) == vec["gmsg_digest_piece"]
+    assert (w.gmsg(req_id=10, digest=two, buckets=(2, [], b"", (0, key, peer))) ==
+            vec["gmsg_digest_ack_piece"])
+
+
 if __name__ == "__main__":
-    run([test_two_large_directories_converge_by_bucket, test_directory_past_one_message,
-         test_hostile_bucket_answers_are_counted, test_unsolicited_digests])
+    run([test_wire_vectors_by_bucket, test_two_large_directories_converge_by_bucket,
+         test_directory_past_one_message, test_hostile_bucket_answers_are_counted,
+         test_unsolicited_digests, test_pieces_from_strangers_and_hostile_pieces,
+         test_origin_in_oversized_bucket_found_by_pieces])

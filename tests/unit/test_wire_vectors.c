@@ -123,6 +123,28 @@ s_build(vector_t *vecs)
     if (sos_gmsg_encode(&body, &bm, NULL, NULL, 0))
         return 0;
     s_add(vecs, &n, "gmsg_digest_ack", body.data, body.size);
+    /*  A piece of a bucket too large for one answer: a DIGEST asking bucket 0 of 2 from the
+        key on, and an answer that stopped at receiver_key (both in bucket 0). */
+    memset(&bm, 0, sizeof bm);
+    bm.req_id = 10;
+    bm.has_buckets = true;
+    bm.nb = 2;
+    bm.has_piece = true;
+    bm.piece.bucket = 0;
+    memcpy(bm.piece.from, id.pk, SOS_NODEID_BYTES);
+    bm.piece.to_end = true;
+    msgpack_sbuffer_clear(&body);
+    if (sos_gmsg_encode(&body, &bm, NULL, NULL, 0))
+        return 0;
+    s_add(vecs, &n, "gmsg_digest_piece", body.data, body.size);
+    bm.piece.to_end = false;
+    memcpy(bm.piece.to, peer.pk, SOS_NODEID_BYTES);
+    bm.n_digest = 2;
+    bm.digest = two;
+    msgpack_sbuffer_clear(&body);
+    if (sos_gmsg_encode(&body, &bm, NULL, NULL, 0))
+        return 0;
+    s_add(vecs, &n, "gmsg_digest_ack_piece", body.data, body.size);
     msgpack_sbuffer_clear(&body);
     if (sos_gmsg_encode(&body, &msg, wires, lens, 1))
         return 0;
@@ -215,6 +237,10 @@ s_write(const vector_t *vecs, size_t n)
                "# hash 00..0f, 2 origins, self the worker, nb 2 and the two sums;\n"
                "# gmsg_digest: req_id 9, nb 2, buckets [0, 1]; gmsg_digest_ack: req_id 9,\n"
                "# nb 2, buckets [0], digest the digest_hash entries.\n"
+               "# gmsg_digest_piece: req_id 10, nb 2, no whole bucket, the piece of\n"
+               "# bucket 0 from key to its end (nil); gmsg_digest_ack_piece: req_id 10,\n"
+               "# nb 2, the piece of bucket 0 from key to receiver_key, digest the\n"
+               "# digest_hash entries.\n"
                "# Each line: name, then the bytes in hex. Python's msgpack (use_bin_type)\n"
                "# with PyNaCl's Ed25519ph and BLAKE2b produces the same bytes.\n");
     for (size_t i = 0; i < n; i++) {
