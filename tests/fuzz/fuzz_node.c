@@ -1,9 +1,10 @@
 /*  fuzz_node.c: a stateful fuzz target. One real node (sos_node_new on a fresh data directory,
     real LMDB, real ZeroMQ) is driven in-process, one step at a time (sos_node_step), by a
-    program read from the input: fake peers send it SYNC, DELTA, RUMOR and LEAVE, answer the
-    exchanges and forwards it starts, clients send it room operations, the clock advances,
-    rounds, ticks and housekeeping run. The single-message targets cannot reach what lives
-    between messages (a DELTA_ACK whose records destroy the peer being answered was such a
+    program read from the input: fake peers send it SYNC, DELTA, RUMOR, LEAVE, DIGEST and
+    DIGEST_ACK, answer the exchanges and forwards it starts (a SYNC with the whole digest or
+    with bucket sums, a DIGEST with whole buckets and pieces), clients send it room operations, the
+   clock advances, rounds, ticks and housekeeping run. The single-message targets cannot reach what
+   lives between messages (a DELTA_ACK whose records destroy the peer being answered was such a
     bug); this one can.
 
     How the node is reached:
@@ -39,6 +40,7 @@
 
 #include "fuzz_common.h"
 #include "sos_client.h"
+#include "sos_core_digest.h"
 #include "sos_envelope.h"
 #include "sos_gmsg.h"
 #include "sos_log.h"
@@ -337,6 +339,69 @@ s_entries(s_world_t *w, fuzz_in_t *in, sos_digest_entry_t *e, uint32_t *n, uint3
     }
 }
 
+static int
+s_cmp_entry(const void *a, const void *b)
+{
+    return memcmp(((const sos_digest_entry_t *)a)->origin, ((const sos_digest_entry_t *)b)->origin,
+                  SOS_NODEID_BYTES);
+}
+
+/*  An origin for a piece of bucket b of nb: the bucket's first, an origin of the node's
+    digest or a fake peer's key (in the bucket or not: hostile pieces too), or any bytes. */
+static void
+s_piece_origin(s_world_t *w, fuzz_in_t *in, uint32_t nb, uint32_t b, uint8_t out[SOS_NODEID_BYTES])
+{
+    uint8_t how = fuzz_u8(in);
+    const sos_node_t *node = w->node;
+    if (how % 4 == 0) {
+        sos_digest_bucket_first(nb, b, out);
+    } else if (how % 4 == 1 && node->digest_cache && node->digest_n) {
+        memcpy(out, node->digest_cache[fuzz_u8(in) % node->digest_n].origin, SOS_NODEID_BYTES);
+    } else if (how % 4 == 2) {
+        memcpy(out, s_signer(w, fuzz_u8(in))->pk, SOS_NODEID_BYTES);
+    } else {
+        const uint8_t *p;
+        size_t len = fuzz_bytes(in, &p, SOS_NODEID_BYTES);
+        memset(out, 0, SOS_NODEID_BYTES);
+        memcpy(out, p, len);
+    }
+}
+
+/*  The bucket element from fuzz bytes: nb, ascending bucket numbers, sums (the node's own
+    for its cached digest, some of them made to differ, or none), and a piece. The buffers
+    are the caller's (sums: SOS_BUCKETS_MAX). */
+static void
+s_buckets(s_world_t *w, fuzz_in_t *in, sos_gmsg_t *msg, uint16_t *numbers,
+          uint8_t (*sums)[SOS_DIGEST_HASH_BYTES])
+{
+    uint8_t flags = fuzz_u8(in);
+    uint32_t nb = 1u << (fuzz_u8(in) % 11);
+    msg->has_buckets = true;
+    msg->nb = nb;
+    msg->buckets = numbers;
+    msg->n_buckets = 0;
+    uint32_t want = fuzz_u8(in) % 6;
+    for (uint32_t b = fuzz_u8(in) % nb; b < nb && msg->n_buckets < want; b += 1 + fuzz_u8(in) % 64)
+        numbers[msg->n_buckets++] = (uint16_t)b;
+    if (flags & 1) {
+        const sos_node_t *node = w->node;
+        sos_digest_bucket_sums(node->digest_cache, node->digest_cache ? node->digest_n : 0, nb,
+                               sums);
+        for (uint32_t d = fuzz_u8(in) % 4; d > 0; d--)
+            sums[((uint32_t)fuzz_u8(in) << 8 | fuzz_u8(in)) % nb][0] ^= 0x5a;
+        msg->sums = sums;
+        msg->n_sums = nb;
+    }
+    if (flags & 2) {
+        msg->has_piece = true;
+        msg->piece.bucket = (uint16_t)(fuzz_u8(in) % nb);
+        s_piece_origin(w, in, nb, msg->piece.bucket, msg->piece.from);
+        msg->piece.to_end = (flags & 4) != 0;
+        if (!msg->piece.to_end)
+            s_piece_origin(w, in, nb, msg->piece.bucket, msg->piece.to);
+    }
+}
+
 /*  A gossip body from fuzz bytes into w->body: req_id is given, and the sender's self
     record is signed by sender. */
 static void
@@ -371,6 +436,10 @@ s_body(s_world_t *w, fuzz_in_t *in, const sos_identity_t *sender, uint64_t req_i
     s_entries(w, in, want, &msg.n_want, S_ENTRIES);
     msg.digest = digest;
     msg.want = want;
+    static uint16_t numbers[SOS_BUCKETS_MAX];
+    static uint8_t sums[SOS_BUCKETS_MAX][SOS_DIGEST_HASH_BYTES];
+    if (flags & 32)
+        s_buckets(w, in, &msg, numbers, sums);
     uint32_t n = fuzz_u8(in) % (S_RECORDS + 1), m = 0;
     for (uint32_t i = 0; i < n; i++)
         if (s_record(w, in, &recs[m])) {
@@ -382,6 +451,74 @@ s_body(s_world_t *w, fuzz_in_t *in, const sos_identity_t *sender, uint64_t req_i
     msg.want = msg.n_want ? want : NULL;
     w->body.size = 0;
     (void)sos_gmsg_encode(&w->body, &msg, wires, lens, m);
+}
+
+/*  A DIGEST_ACK body for the DIGEST asked (got) into w->body: the buckets asked covered or
+    not, the piece asked answered to its end or stopped at an entry, entries of the node's
+    own digest and the fake peers' keys in what is covered (or, at times, anywhere), in
+    order. */
+static void
+s_body_digest_ack(s_world_t *w, fuzz_in_t *in, const sos_gmsg_t *got)
+{
+    sos_gmsg_t msg = {0};
+    static uint16_t covered[SOS_BUCKETS_MAX];
+    static sos_digest_entry_t pool[2 * S_ENTRIES + S_PEERS + 1],
+        entries[2 * S_ENTRIES + S_PEERS + 1];
+    uint8_t flags = fuzz_u8(in);
+    msg.req_id = (flags & 1) ? fuzz_u64(in) : got->req_id;
+    msg.has_buckets = true;
+    msg.nb = got->nb ? got->nb : 1;
+    msg.buckets = covered;
+    for (uint32_t i = 0; i < got->n_buckets; i++)
+        if (!(flags & 2) || (fuzz_u8(in) & 1))
+            covered[msg.n_buckets++] = got->buckets[i];
+    msg.has_piece = got->has_piece && !(flags & 4);
+    if (msg.has_piece)
+        msg.piece = got->piece;
+    /*  The candidates: the node's own entries, the fake peers' keys. */
+    uint32_t n_pool = 0;
+    const sos_node_t *node = w->node;
+    for (uint32_t i = 0; node->digest_cache && i < node->digest_n && n_pool < 2 * S_ENTRIES; i++)
+        if (fuzz_u8(in) & 1) {
+            pool[n_pool] = node->digest_cache[i];
+            pool[n_pool++].version += fuzz_u8(in) % 3;
+        }
+    for (uint32_t k = 0; k <= S_PEERS; k++) {
+        memcpy(pool[n_pool].origin, s_signer(w, k)->pk, SOS_NODEID_BYTES);
+        pool[n_pool].version = fuzz_u8(in) % 10;
+        pool[n_pool++].removed = false;
+    }
+    qsort(pool, n_pool, sizeof *pool, s_cmp_entry);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < n_pool; i++) {
+        if (i > 0 && memcmp(pool[i].origin, pool[i - 1].origin, SOS_NODEID_BYTES) == 0)
+            continue;
+        uint32_t b = sos_digest_bucket(pool[i].origin, msg.nb);
+        bool in_range = false;
+        for (uint32_t c = 0; c < msg.n_buckets; c++)
+            in_range = in_range || covered[c] == b;
+        if (msg.has_piece && b == msg.piece.bucket &&
+            memcmp(pool[i].origin, msg.piece.from, SOS_NODEID_BYTES) >= 0)
+            in_range = true;
+        if (in_range || (flags & 8))
+            entries[n++] = pool[i];
+    }
+    /*  A piece stops at its last entry (or runs to the end), unless the program lies. */
+    if (msg.has_piece && (flags & 16)) {
+        msg.piece.to_end = false;
+        for (uint32_t i = 0; i < n; i++)
+            if (sos_digest_bucket(entries[i].origin, msg.nb) == msg.piece.bucket)
+                memcpy(msg.piece.to, entries[i].origin, SOS_NODEID_BYTES);
+        if (flags & 32)
+            s_piece_origin(w, in, msg.nb, msg.piece.bucket, msg.piece.to);
+    }
+    msg.digest = n ? entries : NULL;
+    msg.n_digest = n;
+    w->body.size = 0;
+    if (sos_gmsg_encode(&w->body, &msg, NULL, NULL, 0) != SOS_OK) {
+        msg.has_piece = false; /* a piece the encoder refuses: answer without it */
+        (void)sos_gmsg_encode(&w->body, &msg, NULL, NULL, 0);
+    }
 }
 
 /*  An envelope of type around w->body into w->buf, signed by sender, bound to the node (or
@@ -409,9 +546,10 @@ static void
 s_op_peer_send(s_world_t *w, fuzz_in_t *in)
 {
     unsigned k = fuzz_u8(in) % S_PEERS;
-    static const sos_msg_type_t types[] = {SOS_MSG_SYNC,      SOS_MSG_DELTA,    SOS_MSG_RUMOR,
-                                           SOS_MSG_LEAVE,     SOS_MSG_SYNC_ACK, SOS_MSG_DELTA_ACK,
-                                           SOS_MSG_PROBE_REQ, SOS_MSG_PING,     SOS_MSG_PROBE_ACK};
+    static const sos_msg_type_t types[] = {SOS_MSG_SYNC,      SOS_MSG_DELTA,     SOS_MSG_RUMOR,
+                                           SOS_MSG_LEAVE,     SOS_MSG_SYNC_ACK,  SOS_MSG_DELTA_ACK,
+                                           SOS_MSG_PROBE_REQ, SOS_MSG_PING,      SOS_MSG_PROBE_ACK,
+                                           SOS_MSG_DIGEST,    SOS_MSG_DIGEST_ACK};
     sos_msg_type_t type = types[fuzz_u8(in) % (sizeof types / sizeof types[0])];
     if (type >= SOS_MSG_PROBE_REQ) {
         /*  A probe body: a target among the fake peers or the node, a req_id maybe guessed. */
@@ -441,11 +579,11 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
     int wait = 0;
     sos_peer_t *peer = zhashx_lookup(w->node->peers, s_urls[p]);
     if (peer)
-        wait =
-            (peer->ex.state == SOS_EX_WAIT_SYNC_ACK || peer->ex.state == SOS_EX_WAIT_DELTA_ACK) &&
-                    peer->ex.req_id != w->taken[p]
-                ? S_REPLY_MS
-                : 5;
+        wait = (peer->ex.state == SOS_EX_WAIT_SYNC_ACK || peer->ex.state == SOS_EX_WAIT_DELTA_ACK ||
+                peer->ex.state == SOS_EX_WAIT_DIGEST_ACK) &&
+                       peer->ex.req_id != w->taken[p]
+                   ? S_REPLY_MS
+                   : 5;
     zmsg_t *m = NULL;
     for (int tries = 0; tries < 8; tries++) {
         if (!(zsock_events(s_routers[p]) & ZMQ_POLLIN)) {
@@ -494,22 +632,30 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
             memset(&got, 0, sizeof got);
             if (sos_envelope_decode(&env, zframe_data(body), zframe_size(body), NULL, s_now,
                                     UINT64_MAX / 4, NULL) != SOS_OK ||
-                (env.type != SOS_MSG_SYNC && env.type != SOS_MSG_DELTA)) {
+                (env.type != SOS_MSG_SYNC && env.type != SOS_MSG_DELTA &&
+                 env.type != SOS_MSG_DIGEST)) {
                 zmsg_destroy(&m); /* a rumor or a leave: one-way */
                 continue;
             }
             (void)sos_gmsg_decode(&got, env.body, env.body_len);
             uint64_t req_id = got.req_id;
             w->taken[p] = req_id;
-            sos_gmsg_release(&got);
             /*  The answer's type follows the request's, unless the program says otherwise;
-                it is signed by the fake peer the program names. */
+                it is signed by the fake peer the program names. A SYNC's answer may carry
+                bucket sums (s_body's bucket element), a DIGEST's is built from what it
+                asked, its pieces included. */
             uint8_t t = fuzz_u8(in);
-            sos_msg_type_t type = env.type == SOS_MSG_SYNC ? SOS_MSG_SYNC_ACK : SOS_MSG_DELTA_ACK;
+            sos_msg_type_t type = env.type == SOS_MSG_SYNC     ? SOS_MSG_SYNC_ACK
+                                  : env.type == SOS_MSG_DIGEST ? SOS_MSG_DIGEST_ACK
+                                                               : SOS_MSG_DELTA_ACK;
             if (t & 0x80)
                 type = (sos_msg_type_t)(1 + t % (SOS_MSG_MAX - 1));
             const sos_identity_t *sender = &s_ids[(t >> 2) % S_PEERS];
-            s_body(w, in, sender, req_id);
+            if (env.type == SOS_MSG_DIGEST && !(t & 0x40))
+                s_body_digest_ack(w, in, &got);
+            else
+                s_body(w, in, sender, req_id);
+            sos_gmsg_release(&got);
             s_envelope(w, in, type, sender);
         } else {
             zmsg_destroy(&m);
