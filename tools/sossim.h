@@ -260,6 +260,8 @@ struct sim {
     uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
     uint64_t digests_by_bucket; /* exchanges diffed over a DIGEST_ACK's buckets */
     uint64_t digests_pieces;    /* of which over a piece of a too large bucket */
+    uint32_t digest_max;        /* entries a DIGEST_ACK carries: SOS_DIGEST_MAX, or
+                                   SOS_TEST_DIGEST_MAX as sosnode reads it */
     uint64_t probation_refused; /* new worker keys refused: probation at its cap */
     uint64_t probation_answered, probation_failed; /* samples pushed, all nodes */
     uint64_t probes_sent, probe_saves, probes_helped, probes_refused;

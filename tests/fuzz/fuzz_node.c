@@ -551,7 +551,7 @@ s_op_peer_send(s_world_t *w, fuzz_in_t *in)
                                            SOS_MSG_PROBE_REQ, SOS_MSG_PING,      SOS_MSG_PROBE_ACK,
                                            SOS_MSG_DIGEST,    SOS_MSG_DIGEST_ACK};
     sos_msg_type_t type = types[fuzz_u8(in) % (sizeof types / sizeof types[0])];
-    if (type >= SOS_MSG_PROBE_REQ) {
+    if (type >= SOS_MSG_PROBE_REQ && type <= SOS_MSG_PONG) {
         /*  A probe body: a target among the fake peers or the node, a req_id maybe guessed. */
         uint8_t t = fuzz_u8(in);
         sos_probe_msg_t probe = {.req_id = (t & 1) ? fuzz_u64(in) : w->req_id,
@@ -919,6 +919,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
             (unsigned long long)st->rumors_in, (unsigned long long)st->requests,
             (unsigned long long)st->forwards, zhashx_size(w.node->peers));
+        fprintf(stderr,
+                "fuzz_node: digests by bucket %llu, pieces %llu, answered %llu, refused %llu\n",
+                (unsigned long long)st->digests_by_bucket, (unsigned long long)st->digests_pieces,
+                (unsigned long long)st->digests_answered, (unsigned long long)st->digests_refused);
         for (int i = 0; i < SOS_DROP_MAX; i++)
             if (st->drops[i])
                 fprintf(stderr, "fuzz_node: drop reason %d: %llu\n", i,

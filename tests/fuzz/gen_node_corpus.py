@@ -13,6 +13,7 @@ import sys
 CLOCK, ROUND, TICK, HOUSEKEEPING, PEER_SEND, ANSWER, CLIENT, RAW = range(8)
 # message types as PEER_SEND indexes them
 SYNC, DELTA, RUMOR, LEAVE, SYNC_ACK, DELTA_ACK = range(6)
+DIGEST, DIGEST_ACK = 9, 10
 # record signers: fake peers 0..3, 4 = the node itself; urls: endpoints 0..2 listen,
 # 3 has nobody, 4 is the node's own
 NODE = 4
@@ -77,10 +78,47 @@ def entries(pairs):
     return out
 
 
+FIRST = 0  # a piece's origin: the bucket's first (s_piece_origin's choices)
+
+
+def buckets(nb_exp, numbers=(), differ=None, piece=None, to=None):
+    """The bucket element (s_buckets in fuzz_node.c): nb = 2^nb_exp, ascending bucket
+    numbers, sums (the node's own, those in differ changed) when differ is not None, and a
+    piece of bucket piece from its first origin, to its end or (to = FIRST) to that."""
+    f = (1 if differ is not None else 0) | (2 if piece is not None else 0) | \
+        (4 if piece is not None and to is None else 0)
+    out = u8(f) + u8(nb_exp) + u8(len(numbers)) + u8(numbers[0] if numbers else 0)
+    for a, b in zip(numbers, list(numbers[1:]) + [1 << nb_exp]):
+        out += u8(min(b - a - 1, 255))
+    if differ is not None:
+        out += u8(len(differ)) + b"".join(u8(d >> 8) + u8(d) for d in differ)
+    if piece is not None:
+        out += u8(piece) + u8(FIRST)
+        if to is not None:
+            out += u8(to)
+    return out
+
+
+def digest_ack(covered=None, stop=False, n_node=2):
+    """An answer to the node's DIGEST built from what it asked (s_body_digest_ack): every
+    bucket covered (or, with covered, bucket i covered when covered[i]), the node's own
+    n_node entries and the fake peers' keys in it, a piece stopped at its last entry."""
+    f = (2 if covered is not None else 0) | (16 if stop else 0)
+    out = u8(f)
+    for c in covered or ():
+        out += u8(1 if c else 0)
+    out += (u8(1) + u8(0)) * n_node  # each of the node's entries, at its version
+    out += u8(1) * 5  # the five keys at version 1
+    return out
+
+
 def body(records=(), digest=(), want=(), suspects=(), flags=0, hash16=None, n_origins=0,
-         self_rec=None, req_id=None):
-    """A gossip body: flags bit 1 IN_SYNC, bit 2 MORE; hash16 makes the digest hash differ."""
+         self_rec=None, req_id=None, bucket_el=None):
+    """A gossip body: flags bit 1 IN_SYNC, bit 2 MORE; hash16 makes the digest hash differ;
+    bucket_el (buckets()) the exchange by bucket's element."""
     f = (flags & 3) << 1
+    if bucket_el is not None:
+        f |= 32
     out = b""
     if req_id is not None:
         f |= 1
@@ -96,6 +134,8 @@ def body(records=(), digest=(), want=(), suspects=(), flags=0, hash16=None, n_or
     if self_rec is not None:
         out += self_rec
     out += entries(suspects) + entries(digest) + entries(want)
+    if bucket_el is not None:
+        out += bucket_el
     out += u8(len(records)) + b"".join(records)
     return out
 
@@ -277,6 +317,32 @@ def seeds():
     p += clock(30000) + u8(TICK) + answer_forward(0, 0, "late")
     p += u8(HOUSEKEEPING)
     out["caps"] = p
+    # DIGESTs from a stranger: whole buckets, a piece from a bucket's first origin, a piece
+    # that names a stop (refused)
+    p = join()
+    p += peer_send(3, DIGEST, body(bucket_el=buckets(1, numbers=[0, 1])))
+    p += peer_send(3, DIGEST, body(bucket_el=buckets(1, numbers=[1], piece=0)))
+    p += peer_send(3, DIGEST, body(bucket_el=buckets(2, piece=2, to=FIRST)))
+    out["digests"] = p
+    # the exchange by bucket from the node's side: sums that differ in one bucket, the
+    # DIGEST answered whole; then sums again, the bucket asked not covered (too large), the
+    # piece asked at once and answered in two
+    p = join()
+    p += u8(ROUND) + u8(TICK)
+    p += answer(0, 0, body(bucket_el=buckets(1, differ=[0])))
+    p += answer(0, 0, digest_ack())
+    p += answer(0, 0, body(flags=0))
+    p += u8(ROUND) + u8(TICK)
+    p += answer(0, 0, body(bucket_el=buckets(1, differ=[0])))
+    p += answer(0, 0, digest_ack(covered=[0]))
+    p += answer(0, 0, body(flags=0))
+    p += answer(0, 0, body(bucket_el=buckets(1, differ=[0])))
+    p += answer(0, 0, digest_ack(stop=True))
+    p += answer(0, 0, body(flags=0))
+    p += answer(0, 0, body(bucket_el=buckets(1, differ=[0])))
+    p += answer(0, 0, digest_ack())
+    p += answer(0, 0, body(flags=0))
+    out["buckets"] = p
     return out
 
 
