@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_core_answer.h"
 #include "sos_core_check.h"
 #include "sos_core_fd.h"
 #include "sos_core_pick.h"
@@ -2032,34 +2033,24 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
                               NULL) == SOS_NAMED_REFUTE)
             s_suspected(self, env, msg->suspects[i].version);
     }
+    /*  The answer is the core's (sos_core_answer_sync); the digest and its bucket sums are
+        kept here, built once per change of the directory, not per SYNC: anyone may send
+        SYNCs, and building the digest walks every origin. */
     s_digest_hash(self, txn);
-    sos_gmsg_t reply = {0};
-    reply.req_id = msg->req_id;
+    sos_digest_view_t mine = {.hash = self->digest_hash,
+                              .n = self->digest_n,
+                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_gmsg_t reply;
+    sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
     reply.self = self->self_rec;
-    memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
-    reply.n_origins = self->digest_n;
     sos_digest_entry_t *digest = NULL;
-    if (sos_core_sync_in_sync(self->digest_hash, self->digest_n, msg->hash, msg->n_origins))
-        reply.flags = SOS_GMSG_IN_SYNC;
-    else if (self->digest_n > SOS_DIGEST_WHOLE_MAX) {
-        /*  Too large to send whole: a hash per bucket, cut finely enough for the larger of
-            the two digests (the count is capped, whatever the SYNC says). */
-        uint32_t nb =
-            sos_digest_nbuckets(self->digest_n > msg->n_origins ? self->digest_n : msg->n_origins);
-        const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, nb);
+    if (kind == SOS_ANSWER_SUMS) {
+        const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, reply.nb);
         if (!sums)
             return; /* no memory: unanswered, the sender's exchange times out */
-        reply.has_buckets = true;
-        reply.nb = nb;
-        reply.n_sums = nb;
         reply.sums = (uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
-    } else if (!self->digest_dirty) {
-        /*  The digest as built for the hash: anyone may send SYNCs, and building it walks
-            every origin, so it is built once per change of the directory, not per SYNC. */
-        reply.digest = self->digest_cache;
-        reply.n_digest = self->digest_n;
-    } else {
+    } else if (kind == SOS_ANSWER_WHOLE && !reply.digest) {
         digest = s_digest_build(self, txn, &reply.n_digest);
         reply.digest = digest;
     }
@@ -2070,46 +2061,28 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
 
 /*  A DIGEST: the sender's digest differs from ours in these buckets, and it wants our
     entries of them. Answered as a SYNC is, whoever asks and whether or not a SYNC came
-    before: the work is bounded (two binary searches a bucket, at most SOS_DIGEST_MAX
-    entries copied out of the cached digest) and nothing is kept per sender. */
+    before: the answer is the core's (sos_core_answer_digest: bounded work, nothing kept
+    per sender), from the cached digest. */
 static void
 s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
             const sos_gmsg_t *msg)
 {
-    /*  A piece asked runs from its start to as far as fits: it names no end. */
-    if (!msg->has_buckets || (msg->n_buckets == 0 && !msg->has_piece) || msg->n_sums ||
-        msg->n_digest || msg->n_want || msg->n_records || msg->has_self ||
-        (msg->has_piece && !msg->piece.to_end)) {
-        s_buckets_refused(self, "a DIGEST that names no bucket, or carries more");
-        return;
-    }
     s_digest_hash(self, txn);
-    if (self->digest_dirty)
-        return;
-    uint32_t room = self->digest_n < s_digest_max(self) ? self->digest_n : s_digest_max(self);
-    sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
-    uint16_t *covered = malloc((msg->n_buckets ? msg->n_buckets : 1) * sizeof *covered);
-    if (!entries || !covered)
-        goto done;
-    sos_gmsg_t reply = {0};
-    reply.req_id = msg->req_id;
-    memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
-    reply.n_origins = self->digest_n;
-    reply.has_buckets = true;
-    reply.nb = msg->nb;
-    reply.buckets = covered;
-    reply.has_piece = msg->has_piece;
-    reply.n_buckets = sos_digest_buckets_take(
-        self->digest_cache, self->digest_n, msg->nb, msg->buckets, msg->n_buckets,
-        msg->has_piece ? &msg->piece : NULL, entries, room, &reply.n_digest, covered, &reply.piece);
-    reply.digest = entries;
-    if (s_envelope(self, SOS_MSG_DIGEST_ACK, env->sender, &reply, NULL, NULL, 0)) {
+    /*  Without memory for the digest (still dirty), no entries: SOS_ERR_INVALID, and the
+        DIGEST goes unanswered; the sender's exchange times out. */
+    sos_digest_view_t mine = {.hash = self->digest_hash,
+                              .n = self->digest_n,
+                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_digest_answer_t a;
+    sos_rc rc = sos_core_answer_digest(&mine, msg, s_digest_max(self), &a);
+    if (rc == SOS_ERR_MALFORMED)
+        s_buckets_refused(self, "a DIGEST that names no bucket, or carries more");
+    else if (rc == SOS_OK &&
+             s_envelope(self, SOS_MSG_DIGEST_ACK, env->sender, &a.reply, NULL, NULL, 0)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
         self->stats.digests_answered++;
     }
-done:
-    free(entries);
-    free(covered);
+    sos_digest_answer_release(&a);
 }
 
 static void

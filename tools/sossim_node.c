@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sos_identity.h"
+#include "sos_core_answer.h"
 #include "sos_core_digest.h"
 #include "sos_core_fd.h"
 #include "sos_core_pick.h"
@@ -1432,40 +1433,23 @@ s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t to, sos_digest_
 }
 
 /*  B: a DIGEST names the buckets in which the initiator's digest differs, or a piece of a
-    bucket too large for one answer: answer with our entries of them, the piece first and
-    whole buckets in the room left (sos_digest_buckets_take), and what we covered. Anyone
-    may ask; nothing is kept. */
+    bucket too large for one answer: the core's answer (sos_core_answer_digest, as the
+    node's), our entries of them, the piece first and whole buckets in the room left, and
+    what we covered. Anyone may ask; nothing is kept. */
 static void
 s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    if (!msg->has_buckets || (msg->n_buckets == 0 && !msg->has_piece) || msg->n_sums ||
-        msg->n_digest || msg->n_want || msg->n_records || msg->has_self ||
-        (msg->has_piece && !msg->piece.to_end)) {
-        n->dropped_bad++;
-        return;
-    }
+    s_digest_current(sim, n, txn);
+    const uint8_t *hash = s_digest_hash(sim, n); /* kept in n: the scratch is reused below */
     s_refresh_digest(sim, n, txn);
-    sos_digest_entry_t *mine = s_dig_entries(sim, n);
-    uint32_t room = n->n_dig < sim->digest_max ? n->n_dig : sim->digest_max;
-    sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
-    uint16_t *covered = malloc((msg->n_buckets ? msg->n_buckets : 1) * sizeof *covered);
-    if (mine && entries && covered) {
-        sos_gmsg_t out;
-        memset(&out, 0, sizeof out);
-        out.req_id = msg->req_id;
-        out.n_origins = n->n_dig;
-        out.has_buckets = true;
-        out.nb = msg->nb;
-        out.buckets = covered;
-        out.has_piece = msg->has_piece;
-        out.n_buckets = sos_digest_buckets_take(mine, n->n_dig, msg->nb, msg->buckets,
-                                                msg->n_buckets, msg->has_piece ? &msg->piece : NULL,
-                                                entries, room, &out.n_digest, covered, &out.piece);
-        out.digest = entries;
-        s_reply(sim, n, from, MSG_DIGEST_ACK, &out, NULL, NULL, 0);
-    }
-    free(entries);
-    free(covered);
+    sos_digest_view_t mine = {.hash = hash, .n = n->n_dig, .entries = s_dig_entries(sim, n)};
+    sos_digest_answer_t a;
+    sos_rc rc = sos_core_answer_digest(&mine, msg, sim->digest_max, &a);
+    if (rc == SOS_ERR_MALFORMED)
+        n->dropped_bad++;
+    else if (rc == SOS_OK)
+        s_reply(sim, n, from, MSG_DIGEST_ACK, &a.reply, NULL, NULL, 0);
+    sos_digest_answer_release(&a);
 }
 
 /*  n's cursor through a too large bucket at peer, or NULL; with create, a slot for one
@@ -1615,36 +1599,30 @@ s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gm
         s_start_exchange(sim, n, from);
 }
 
+/*  B: a SYNC: the core's answer (sos_core_answer_sync, as the node's): in sync, the whole
+    digest, or the sums of the buckets it says. */
 static void
 s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
     s_digest_current(sim, n, txn);
+    sos_digest_view_t mine = {.hash = s_digest_hash(sim, n), .n = n->n_dig};
     sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
-    out.req_id = msg->req_id;
-    memcpy(out.hash, s_digest_hash(sim, n), sizeof out.hash);
-    out.n_origins = n->n_dig;
+    sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &out);
     uint8_t(*sums)[16] = NULL;
-    if (sos_core_sync_in_sync(n->hash, n->n_dig, msg->hash, msg->n_origins))
-        out.flags = SOS_GMSG_IN_SYNC;
-    else if (n->n_dig <= SOS_DIGEST_WHOLE_MAX) { /* small: the whole digest, as the node */
+    if (kind == SOS_ANSWER_WHOLE) {
         s_refresh_digest(sim, n, txn);
         out.digest = s_dig_entries(sim, n);
         if (!out.digest)
             return;
         out.n_digest = n->n_dig;
-    } else {
-        uint32_t nb = sos_digest_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
+    } else if (kind == SOS_ANSWER_SUMS) {
         if (!sim->o.cheap_digest)
             s_refresh_digest(sim, n, txn);
-        sums = malloc(nb * sizeof *sums);
-        if (!sums || !s_bucket_sums(sim, n, nb, sums)) {
+        sums = malloc(out.nb * sizeof *sums);
+        if (!sums || !s_bucket_sums(sim, n, out.nb, sums)) {
             free(sums);
             return;
         }
-        out.has_buckets = true;
-        out.nb = nb;
-        out.n_sums = nb;
         out.sums = sums;
     }
     s_reply(sim, n, from, MSG_SYNC_ACK, &out, NULL, NULL, 0);

@@ -1,0 +1,230 @@
+/*  test_core_answer.c: the answerer's side of an exchange (sos_core_answer.h) as scripted
+    inputs and expected outputs: a SYNC answered in sync, with the whole digest or with
+    bucket sums of the right count; a DIGEST answered with the buckets asked, within the
+    cap, a bucket too large answered in a piece, and a DIGEST of the wrong shape refused. */
+#include "proto_test.h"
+#include "sos_core_answer.h"
+
+/*  A digest of n entries sorted by origin, spread over the 16-bit prefix from prefix_lo
+    on in steps of step (then the index, so that origins are distinct). */
+static sos_digest_entry_t *
+s_digest(uint32_t n, uint32_t prefix_lo, uint32_t step)
+{
+    sos_digest_entry_t *d = calloc(n ? n : 1, sizeof *d);
+    CHECK(d != NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = prefix_lo + i * step;
+        d[i].origin[0] = (uint8_t)(p >> 8);
+        d[i].origin[1] = (uint8_t)p;
+        d[i].origin[2] = (uint8_t)(i >> 8);
+        d[i].origin[3] = (uint8_t)i;
+        d[i].version = 1 + i;
+    }
+    return d;
+}
+
+static sos_digest_view_t
+s_view(sos_digest_entry_t *d, uint32_t n, uint8_t hash[SOS_DIGEST_HASH_BYTES])
+{
+    sos_digest_hash(hash, d, n);
+    return (sos_digest_view_t){.hash = hash, .n = n, .entries = d};
+}
+
+/*  A DIGEST of nb asking the buckets b[0..k) and, if piece, that piece. */
+static sos_gmsg_t
+s_ask(uint32_t nb, uint16_t *b, uint32_t k, const sos_bucket_piece_t *piece)
+{
+    sos_gmsg_t m;
+    memset(&m, 0, sizeof m);
+    m.req_id = 77;
+    m.has_buckets = true;
+    m.nb = nb;
+    m.buckets = b;
+    m.n_buckets = k;
+    if (piece) {
+        m.has_piece = true;
+        m.piece = *piece;
+    }
+    return m;
+}
+
+int
+main(void)
+{
+    test_init("test_core_answer");
+    uint8_t h_mine[SOS_DIGEST_HASH_BYTES], h_theirs[SOS_DIGEST_HASH_BYTES];
+
+    SECTION("a SYNC whose hash and count match ours: IN_SYNC, nothing more");
+    sos_digest_entry_t *d200 = s_digest(200, 0, 300);
+    sos_digest_view_t v200 = s_view(d200, 200, h_mine);
+    sos_gmsg_t sync, reply;
+    memset(&sync, 0, sizeof sync);
+    sync.req_id = 5;
+    memcpy(sync.hash, h_mine, sizeof sync.hash);
+    sync.n_origins = 200;
+    CHECK(sos_core_answer_sync(&v200, &sync, &reply) == SOS_ANSWER_IN_SYNC);
+    CHECK(reply.req_id == 5 && reply.flags == SOS_GMSG_IN_SYNC && reply.n_origins == 200);
+    CHECK(memcmp(reply.hash, h_mine, sizeof reply.hash) == 0);
+    CHECK(!reply.digest && !reply.n_digest && !reply.has_buckets && !reply.has_self);
+
+    SECTION("the same hash under another count is no match: the whole digest");
+    sync.n_origins = 199;
+    CHECK(sos_core_answer_sync(&v200, &sync, &reply) == SOS_ANSWER_WHOLE);
+    CHECK(reply.flags == 0 && reply.digest == d200 && reply.n_digest == 200);
+
+    SECTION("200 origins against another digest: the whole digest, borrowed; none at hand");
+    sos_digest_entry_t *d150 = s_digest(150, 0, 400);
+    s_view(d150, 150, h_theirs);
+    memcpy(sync.hash, h_theirs, sizeof sync.hash);
+    sync.n_origins = 150;
+    CHECK(sos_core_answer_sync(&v200, &sync, &reply) == SOS_ANSWER_WHOLE);
+    CHECK(reply.digest == d200 && reply.n_digest == 200 && !reply.has_buckets);
+    sos_digest_view_t bare = {.hash = h_mine, .n = 200};
+    CHECK(sos_core_answer_sync(&bare, &sync, &reply) == SOS_ANSWER_WHOLE);
+    CHECK(!reply.digest && reply.n_digest == 0 && reply.n_origins == 200);
+
+    SECTION("300 origins against 200: bucket sums, nb for 300; the caller's sums");
+    sos_digest_entry_t *d300 = s_digest(300, 0, 200);
+    sos_digest_view_t v300 = s_view(d300, 300, h_mine);
+    memcpy(sync.hash, h_theirs, sizeof sync.hash);
+    sync.n_origins = 200;
+    CHECK(sos_core_answer_sync(&v300, &sync, &reply) == SOS_ANSWER_SUMS);
+    CHECK(reply.has_buckets && reply.nb == sos_digest_nbuckets(300) && reply.nb == 16);
+    CHECK(reply.n_sums == reply.nb && !reply.sums && !reply.digest && !reply.n_buckets);
+    CHECK(reply.n_origins == 300 && reply.flags == 0);
+
+    SECTION("a SYNC that claims more origins: nb for its count, capped whatever it says");
+    sync.n_origins = 5000;
+    CHECK(sos_core_answer_sync(&v300, &sync, &reply) == SOS_ANSWER_SUMS);
+    CHECK(reply.nb == sos_digest_nbuckets(5000) && reply.nb == 256);
+    sync.n_origins = UINT32_MAX;
+    CHECK(sos_core_answer_sync(&v300, &sync, &reply) == SOS_ANSWER_SUMS);
+    CHECK(reply.nb == SOS_BUCKETS_MAX);
+
+    SECTION("a DIGEST of two buckets: their entries, both covered, checked by the asker");
+    sos_digest_answer_t a;
+    uint16_t two[] = {3, 9};
+    sos_gmsg_t dg = s_ask(16, two, 2, NULL);
+    CHECK_RC(sos_core_answer_digest(&v300, &dg, SOS_DIGEST_MAX, &a), SOS_OK);
+    CHECK(a.reply.req_id == 77 && a.reply.has_buckets && a.reply.nb == 16);
+    CHECK(a.reply.n_buckets == 2 && a.reply.buckets[0] == 3 && a.reply.buckets[1] == 9);
+    CHECK(!a.reply.has_piece && a.reply.n_origins == 300);
+    CHECK(memcmp(a.reply.hash, h_mine, sizeof a.reply.hash) == 0);
+    uint32_t f3, c3, f9, c9;
+    sos_digest_bucket_range(d300, 300, 16, 3, &f3, &c3);
+    sos_digest_bucket_range(d300, 300, 16, 9, &f9, &c9);
+    CHECK(c3 > 0 && c9 > 0 && a.reply.n_digest == c3 + c9);
+    CHECK(memcmp(a.reply.digest, d300 + f3, c3 * sizeof *d300) == 0);
+    CHECK(memcmp(a.reply.digest + c3, d300 + f9, c9 * sizeof *d300) == 0);
+    uint64_t asked[SOS_BUCKET_WORDS] = {0};
+    asked[0] = (1u << 3) | (1u << 9);
+    CHECK(sos_digest_buckets_check(16, asked, NULL, a.reply.buckets, a.reply.n_buckets, NULL,
+                                   a.reply.digest, a.reply.n_digest));
+    sos_digest_answer_release(&a);
+    CHECK(!a.entries && !a.covered);
+    sos_digest_answer_release(NULL);
+
+    SECTION("buckets asked beyond the cap: the answer stays within it, the rest uncovered");
+    uint16_t all[16];
+    for (uint16_t b = 0; b < 16; b++)
+        all[b] = b;
+    dg = s_ask(16, all, 16, NULL);
+    uint32_t cap = 3 * c3; /* room for about three buckets */
+    CHECK_RC(sos_core_answer_digest(&v300, &dg, cap, &a), SOS_OK);
+    CHECK(a.reply.n_digest <= cap && a.reply.n_buckets >= 2 && a.reply.n_buckets < 16);
+    memset(asked, 0, sizeof asked);
+    asked[0] = 0xffff;
+    CHECK(sos_digest_buckets_check(16, asked, NULL, a.reply.buckets, a.reply.n_buckets, NULL,
+                                   a.reply.digest, a.reply.n_digest));
+    sos_digest_answer_release(&a);
+
+    SECTION("a bucket larger than the cap, asked as a piece: answered in a piece to its cap");
+    sos_digest_entry_t *dbig = s_digest(400, 0x1000, 1); /* all 400 in bucket 1 of 16 */
+    sos_digest_view_t vbig = s_view(dbig, 400, h_mine);
+    sos_bucket_piece_t p = {.bucket = 1, .to_end = true};
+    memcpy(p.from, dbig[0].origin, SOS_NODEID_BYTES);
+    dg = s_ask(16, NULL, 0, &p);
+    CHECK_RC(sos_core_answer_digest(&vbig, &dg, 100, &a), SOS_OK);
+    CHECK(a.reply.has_piece && a.reply.piece.bucket == 1 && !a.reply.piece.to_end);
+    CHECK(a.reply.n_digest == 100 && a.reply.n_buckets == 0);
+    CHECK(memcmp(a.reply.piece.from, dbig[0].origin, SOS_NODEID_BYTES) == 0);
+    CHECK(memcmp(a.reply.piece.to, dbig[99].origin, SOS_NODEID_BYTES) == 0);
+    memset(asked, 0, sizeof asked);
+    CHECK(sos_digest_buckets_check(16, asked, &p, a.reply.buckets, 0, &a.reply.piece,
+                                   a.reply.digest, a.reply.n_digest));
+    sos_digest_answer_release(&a);
+
+    SECTION("the last piece runs to the bucket's end");
+    memcpy(p.from, dbig[350].origin, SOS_NODEID_BYTES);
+    dg = s_ask(16, NULL, 0, &p);
+    CHECK_RC(sos_core_answer_digest(&vbig, &dg, 100, &a), SOS_OK);
+    CHECK(a.reply.has_piece && a.reply.piece.to_end && a.reply.n_digest == 50);
+    sos_digest_answer_release(&a);
+
+    SECTION("a whole bucket too large for the cap is not covered: the asker makes it a piece");
+    uint16_t one[] = {1};
+    dg = s_ask(16, one, 1, NULL);
+    CHECK_RC(sos_core_answer_digest(&vbig, &dg, 100, &a), SOS_OK);
+    CHECK(a.reply.n_buckets == 0 && a.reply.n_digest == 0 && !a.reply.has_piece);
+    sos_digest_answer_release(&a);
+
+    SECTION("an empty digest answers a DIGEST with nothing covered but the empty buckets");
+    sos_digest_entry_t none;
+    sos_digest_view_t v0 = {.hash = h_mine, .n = 0, .entries = &none};
+    dg = s_ask(16, two, 2, NULL);
+    CHECK_RC(sos_core_answer_digest(&v0, &dg, SOS_DIGEST_MAX, &a), SOS_OK);
+    CHECK(a.reply.n_digest == 0 && a.reply.n_buckets == 2);
+    sos_digest_answer_release(&a);
+
+    SECTION("DIGESTs of the wrong shape are refused whole, and nothing is allocated");
+    sos_gmsg_t bad = s_ask(16, two, 2, NULL);
+    bad.has_buckets = false;
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    CHECK(!a.entries && !a.covered);
+    bad = s_ask(16, NULL, 0, NULL); /* neither buckets nor a piece */
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    bad = s_ask(16, two, 2, NULL);
+    bad.n_sums = 16;
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    bad = s_ask(16, two, 2, NULL);
+    bad.n_digest = 1;
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    bad = s_ask(16, two, 2, NULL);
+    bad.n_want = 1;
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    bad = s_ask(16, two, 2, NULL);
+    bad.has_self = true;
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    p.to_end = false; /* a piece asked names no end */
+    memcpy(p.to, dbig[10].origin, SOS_NODEID_BYTES);
+    memcpy(p.from, dbig[0].origin, SOS_NODEID_BYTES);
+    bad = s_ask(16, NULL, 0, &p);
+    CHECK_RC(sos_core_answer_digest(&vbig, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    uint16_t unsorted[] = {9, 3};
+    bad = s_ask(16, unsorted, 2, NULL);
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    uint16_t beyond[] = {3, 16};
+    bad = s_ask(16, beyond, 2, NULL);
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    bad = s_ask(12, two, 2, NULL); /* no power of two */
+    CHECK_RC(sos_core_answer_digest(&v300, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    p.to_end = true;
+    uint16_t with_piece[] = {1, 3};
+    bad = s_ask(16, with_piece, 2, &p); /* the piece's bucket asked whole beside it */
+    CHECK_RC(sos_core_answer_digest(&vbig, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+    p.bucket = 2; /* from is in bucket 1 */
+    bad = s_ask(16, NULL, 0, &p);
+    CHECK_RC(sos_core_answer_digest(&vbig, &bad, SOS_DIGEST_MAX, &a), SOS_ERR_MALFORMED);
+
+    SECTION("without the digest at hand or without room, nothing is answered");
+    dg = s_ask(16, two, 2, NULL);
+    CHECK_RC(sos_core_answer_digest(&bare, &dg, SOS_DIGEST_MAX, &a), SOS_ERR_INVALID);
+    CHECK_RC(sos_core_answer_digest(&v300, &dg, 0, &a), SOS_ERR_INVALID);
+    CHECK(!a.entries && !a.covered);
+
+    free(d200);
+    free(d150);
+    free(d300);
+    free(dbig);
+    return test_done("test_core_answer");
+}
