@@ -1,5 +1,6 @@
-/*  sos_core_answer.c: the answerer's side of an anti-entropy exchange: a SYNC's answer and
-    a DIGEST's, from the answerer's digest, for the node and the simulator alike. */
+/*  sos_core_answer.c: the answers of an anti-entropy exchange, for the node and the
+    simulator alike: a SYNC's answer and a DIGEST's from the answerer's digest, and what the
+    initiator does with a SYNC_ACK and a DIGEST_ACK. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,87 @@ sos_digest_answer_release(sos_digest_answer_t *a)
     free(a->entries);
     free(a->covered);
     memset(a, 0, sizeof *a);
+}
+
+bool
+sos_core_sync_ack_ok(const sos_gmsg_t *ack)
+{
+    if (!ack->has_buckets)
+        return true;
+    return !(ack->flags & SOS_GMSG_IN_SYNC) && ack->n_sums == ack->nb && !ack->n_buckets &&
+           !ack->has_piece && !ack->n_digest && !ack->n_records && sos_digest_nb_ok(ack->nb) &&
+           ack->sums;
+}
+
+sos_rc
+sos_core_take_sync_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack,
+                       sos_piece_cursor_t *cursor, sos_random_fn *rnd, void *rnd_arg,
+                       uint32_t max_entries, sos_ack_plan_t *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    if (!sos_core_sync_ack_ok(ack))
+        return SOS_ERR_MALFORMED;
+    if (!ack->has_buckets) {
+        plan->what = (ack->flags & SOS_GMSG_IN_SYNC) ? SOS_ACK_DONE : SOS_ACK_DELTA;
+        return SOS_OK;
+    }
+    if (!mine->entries || !mine->sums || !max_entries)
+        return SOS_ERR_INVALID;
+    uint32_t nb = ack->nb;
+    const uint8_t(*ours)[SOS_DIGEST_HASH_BYTES] = mine->sums(mine->sums_arg, nb);
+    if (!ours)
+        return SOS_ERR_NOMEM;
+    const uint8_t(*theirs)[SOS_DIGEST_HASH_BYTES] =
+        (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])ack->sums;
+    plan->nb = nb;
+    if (sos_piece_cursor_ask(cursor, nb, ours, theirs, &plan->piece)) {
+        plan->has_piece = true; /* the rest waits for the pass to end */
+        plan->what = SOS_ACK_DIGEST;
+        return SOS_OK;
+    }
+    plan->asked = malloc(nb * sizeof *plan->asked);
+    if (!plan->asked)
+        return SOS_ERR_NOMEM;
+    uint32_t n_differ = 0;
+    uint32_t start = sos_piece_cursor_start(cursor, nb, sos_core_uniform(rnd, rnd_arg, nb));
+    plan->n_asked =
+        sos_digest_buckets_pick(mine->entries, mine->n, nb, ours, theirs, ack->n_origins, start,
+                                max_entries, plan->asked, &n_differ);
+    plan->more = n_differ > plan->n_asked;
+    plan->what = plan->n_asked ? SOS_ACK_DIGEST : SOS_ACK_DONE;
+    return SOS_OK;
+}
+
+void
+sos_ack_plan_release(sos_ack_plan_t *plan)
+{
+    if (!plan)
+        return;
+    free(plan->asked);
+    memset(plan, 0, sizeof *plan);
+}
+
+sos_rc
+sos_core_take_digest_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack, uint32_t nb,
+                         const uint64_t asked[SOS_BUCKET_WORDS],
+                         const sos_bucket_piece_t *piece_asked, sos_digest_entry_t **mine_out,
+                         uint32_t *n_mine)
+{
+    *mine_out = NULL;
+    *n_mine = 0;
+    const sos_bucket_piece_t *piece = ack->has_piece ? &ack->piece : NULL;
+    if (!ack->has_buckets || ack->nb != nb || ack->n_sums || ack->n_records ||
+        (ack->n_buckets && !ack->buckets) ||
+        !sos_digest_buckets_check(ack->nb, asked, piece_asked, ack->buckets, ack->n_buckets, piece,
+                                  ack->digest, ack->n_digest))
+        return SOS_ERR_MALFORMED;
+    if (!mine->entries)
+        return SOS_ERR_INVALID;
+    sos_digest_entry_t *out = malloc((mine->n ? mine->n : 1) * sizeof *out);
+    if (!out)
+        return SOS_ERR_NOMEM;
+    *n_mine = sos_digest_buckets_mine(mine->entries, mine->n, ack->nb, ack->buckets, ack->n_buckets,
+                                      piece, out);
+    *mine_out = out;
+    return SOS_OK;
 }

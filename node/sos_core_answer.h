@@ -1,10 +1,13 @@
-/*  sos_core_answer.h: the answerer's side of an anti-entropy exchange, decided once for the
-    node (node/sos_gossip.c) and the simulator (tools/sossim_node.c): what a SYNC is answered
-    with (IN_SYNC, the whole digest, or bucket sums), and what a DIGEST is answered with
-    (the entries of the piece and the buckets asked, as many as fit). No frames, no clock,
-    no socket, no log: the caller's digest in through a view, the reply's fields out; the
-    caller fills in what it keeps itself (its bucket sums, its own record), encodes, sends,
-    counts and logs. */
+/*  sos_core_answer.h: the answers of an anti-entropy exchange, decided once for the node
+    (node/sos_gossip.c) and the simulator (tools/sossim_node.c). The answerer's side: what
+    a SYNC is answered with (IN_SYNC, the whole digest, or bucket sums), and what a DIGEST
+    is answered with (the entries of the piece and the buckets asked, as many as fit). The
+    initiator's side: whether a SYNC_ACK or a DIGEST_ACK has the shape it must, and what
+    follows it (done, a DIGEST and which buckets or piece it asks, or a DELTA and over
+    which of our entries). No frames, no clock, no socket, no log: the caller's digest in
+    through a view, the decision out; the caller fills in what it keeps itself (its bucket
+    sums, its own record), moves its exchange's state (sos_core_exchange.h), encodes,
+    sends, counts and logs. */
 #ifndef SOS_CORE_ANSWER_H
 #define SOS_CORE_ANSWER_H
 
@@ -12,14 +15,22 @@
 #include <stdint.h>
 
 #include "sos_core_digest.h"
+#include "sos_core_pick.h"
 #include "sos_gmsg.h"
 
-/*  The answerer's digest as the caller keeps it. Borrowed for the call; a reply that points
-    into entries is valid as long as they are. */
+/*  The bucket sums of the caller's digest for nb buckets (a valid count), as
+    sos_digest_bucket_sums makes them; NULL without memory. Borrowed until the call that
+    asked for them returns. */
+typedef const uint8_t (*sos_sums_fn(void *arg, uint32_t nb))[SOS_DIGEST_HASH_BYTES];
+
+/*  The caller's digest as it keeps it. Borrowed for the call; a reply that points into
+    entries is valid as long as they are. */
 typedef struct {
     const uint8_t *hash;               /* SOS_DIGEST_HASH_BYTES: the digest's hash */
     uint32_t n;                        /* origins in the digest */
     const sos_digest_entry_t *entries; /* the n entries sorted by origin; NULL: not at hand */
+    sos_sums_fn *sums;                 /* its bucket sums; NULL where the step needs none */
+    void *sums_arg;
 } sos_digest_view_t;
 
 /*  The three answers to a SYNC. */
@@ -67,5 +78,68 @@ sos_rc sos_core_answer_digest(const sos_digest_view_t *mine, const sos_gmsg_t *d
 
 /*  Free what an answer owns and zero it. NULL-safe. */
 void sos_digest_answer_release(sos_digest_answer_t *a);
+
+/*  The initiator. A SYNC_ACK's shape: in sync (the flag, no bucket element), the whole
+    digest (no bucket element: the decoder caps it at SOS_DIGEST_MAX entries), or bucket
+    sums (one per bucket, no bucket numbers, no piece, no entries, no records, not in
+    sync). False: hostile or broken, dropped whole before anything of it is taken (no
+    success counted, its self record not applied); the caller counts and logs it, and the
+    exchange times out. */
+bool sos_core_sync_ack_ok(const sos_gmsg_t *ack);
+
+/*  What follows an awaited SYNC_ACK. */
+typedef enum {
+    SOS_ACK_DONE,   /* in sync, or every bucket sum agrees: the exchange is over */
+    SOS_ACK_DELTA,  /* the whole digest came: diff it with all of ours (sos_core_sync_delta)
+                       and send the DELTA */
+    SOS_ACK_DIGEST, /* send a DIGEST of nb asking asked[0..n_asked), or the piece alone */
+} sos_ack_do_t;
+
+/*  The plan sos_core_take_sync_ack makes. asked is owned: sos_ack_plan_release. */
+typedef struct {
+    sos_ack_do_t what;
+    uint32_t nb;     /* DIGEST: the bucket count (the SYNC_ACK's) */
+    uint16_t *asked; /* DIGEST: the whole buckets asked, ascending (none with a piece) */
+    uint32_t n_asked;
+    bool has_piece; /* DIGEST: the piece of the cursor's bucket asked, alone */
+    sos_bucket_piece_t piece;
+    bool more; /* DIGEST: buckets that differ were left out: once the exchange
+                  ends, start another at once (sos_exchange_digest_sent's more) */
+} sos_ack_plan_t;
+
+/*  An awaited SYNC_ACK, ack, that passed sos_core_sync_ack_ok (checked again here), and our
+    digest mine, into *plan. In sync: DONE. The whole digest: DELTA. Bucket sums: ours for
+    ack->nb from mine->sums (mine->entries needed too), then the next piece of the bucket
+    cursor is covering at this peer if it still differs (sos_piece_cursor_ask: the piece
+    alone, no random draw), else the buckets that differ from a start drawn from rnd
+    (sos_core_uniform(rnd, rnd_arg, nb); rnd NULL: libsodium's), or after the last pass's
+    bucket (sos_piece_cursor_start), as many as fit max_entries (sos_digest_buckets_pick):
+    DIGEST; DONE if none differs. cursor (this peer's, kept across exchanges) is updated
+    as those functions say. SOS_OK; SOS_ERR_MALFORMED: not a SYNC_ACK's shape;
+    SOS_ERR_INVALID: sums asked of a view without entries, sums or max_entries;
+    SOS_ERR_NOMEM (no sums, or no memory): nothing to do, the exchange times out. *plan is
+    zeroed first on every return. */
+sos_rc sos_core_take_sync_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack,
+                              sos_piece_cursor_t *cursor, sos_random_fn *rnd, void *rnd_arg,
+                              uint32_t max_entries, sos_ack_plan_t *plan);
+
+/*  Free what a plan owns and zero it. NULL-safe. */
+void sos_ack_plan_release(sos_ack_plan_t *plan);
+
+/*  An awaited DIGEST_ACK, ack, to a DIGEST of nb that asked the whole buckets asked (bits,
+    SOS_BUCKET_WORDS words) and the piece piece_asked (NULL: none): checked against them
+    (a bucket element of the same nb, no sums, no records, and sos_digest_buckets_check:
+    only buckets asked, the piece asked, entries in order and within what was covered),
+    then our entries of exactly what it covered, the whole buckets and the piece's range
+    (sos_digest_buckets_mine), into *mine_out (caller frees; room for mine->n), *n_mine of
+    them: the DELTA is the diff of those with ack's entries (sos_core_sync_delta), and the
+    cursor moves as sos_piece_cursor_answered says (sos_exchange_digest_ack does it on the
+    node). SOS_OK; SOS_ERR_MALFORMED: outside what was asked, hostile or broken: dropped
+    whole, counted and logged by the caller, and the exchange times out; SOS_ERR_INVALID:
+    mine has no entries; SOS_ERR_NOMEM. *mine_out is NULL on every error. */
+sos_rc sos_core_take_digest_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack, uint32_t nb,
+                                const uint64_t asked[SOS_BUCKET_WORDS],
+                                const sos_bucket_piece_t *piece_asked,
+                                sos_digest_entry_t **mine_out, uint32_t *n_mine);
 
 #endif

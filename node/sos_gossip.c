@@ -1673,57 +1673,76 @@ s_buckets_refused(sos_node_t *self, const char *why)
     sos_node_drop(self, SOS_DROP_MALFORMED, why);
 }
 
-/*  A SYNC_ACK's shape: in sync (flag, nothing else), the whole digest (no bucket element,
-    at most SOS_DIGEST_MAX entries: the decoder's cap), or bucket sums (one per bucket, no
-    bucket numbers, no entries). */
+/*  A SYNC_ACK's shape (sos_core_sync_ack_ok), checked before anything of it is taken. */
 static bool
 s_sync_ack_ok(sos_node_t *self, const sos_gmsg_t *msg)
 {
-    if (!msg->has_buckets)
+    if (sos_core_sync_ack_ok(msg))
         return true;
-    if ((msg->flags & SOS_GMSG_IN_SYNC) || msg->n_sums != msg->nb || msg->n_buckets ||
-        msg->has_piece || msg->n_digest || msg->n_records) {
-        s_buckets_refused(self, "a SYNC_ACK with broken bucket sums");
-        return false;
-    }
-    return true;
+    s_buckets_refused(self, "a SYNC_ACK with broken bucket sums");
+    return false;
 }
 
-/*  The peer's bucket sums: ask for the next piece of a bucket too large for one answer,
-    if we are covering one with this peer and it still differs (sos_piece_cursor_ask: the
-    piece alone); else for its entries of the buckets that differ from ours
-    (sos_digest_buckets_pick: from a random bucket on, as many as fit one answer); or end
-    the exchange if none does. */
-static void
-s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg_t *theirs)
+/*  The core's bucket sums callback (sos_digest_view_t): the cached sums of this node. */
+typedef struct {
+    sos_node_t *self;
+    sos_txn_t *txn;
+} s_sums_arg_t;
+
+static const uint8_t (*s_sums_fn(void *arg, uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 {
-    uint32_t nb = theirs->nb;
-    const uint8_t(*mine)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, nb);
-    uint16_t *asked = malloc(nb * sizeof *asked);
-    if (!mine || !asked) {
-        free(asked);
-        return; /* no memory: the exchange times out */
-    }
-    const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] =
-        (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])theirs->sums;
-    sos_gmsg_t msg = {0};
-    uint32_t n_differ = 0, n = 0;
-    if (sos_piece_cursor_ask(&peer->ex.cursor, nb, mine, sums, &msg.piece))
-        msg.has_piece = true; /* the rest waits for the pass to end */
-    else
-        n = sos_digest_buckets_pick(
-            self->digest_cache, self->digest_n, nb, mine, sums, theirs->n_origins,
-            sos_piece_cursor_start(&peer->ex.cursor, nb, sos_core_uniform(NULL, NULL, nb)),
-            s_digest_max(self), asked, &n_differ);
-    if (sos_exchange_sums(&peer->ex, n + msg.has_piece) != SOS_EX_DO_DIGEST) {
-        free(asked);
+    s_sums_arg_t *a = arg;
+    return s_bucket_sums(a->self, a->txn, nb);
+}
+
+/*  The cached digest as the core reads it; without memory for it (still dirty), no
+    entries, and the core decides nothing. Valid until the directory changes. */
+static sos_digest_view_t
+s_digest_view(sos_node_t *self, sos_txn_t *txn, s_sums_arg_t *arg)
+{
+    s_digest_hash(self, txn);
+    *arg = (s_sums_arg_t){.self = self, .txn = txn};
+    return (sos_digest_view_t){.hash = self->digest_hash,
+                               .n = self->digest_n,
+                               .entries = self->digest_dirty ? NULL : self->digest_cache,
+                               .sums = s_sums_fn,
+                               .sums_arg = arg};
+}
+
+/*  The awaited SYNC_ACK: the core says what follows (sos_core_take_sync_ack): done, a DELTA
+    over the whole digest, or a DIGEST asking the next piece of a bucket too large for one
+    answer or the buckets that differ, from a random one on, as many as fit one answer. */
+static void
+s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
+{
+    s_sums_arg_t arg;
+    sos_digest_view_t mine = s_digest_view(self, txn, &arg);
+    sos_ack_plan_t plan;
+    if (sos_core_take_sync_ack(&mine, theirs, &peer->ex.cursor, NULL, NULL, s_digest_max(self),
+                               &plan) != SOS_OK)
+        return; /* no memory (the shape was checked): the exchange times out */
+    if (plan.what == SOS_ACK_DELTA) {
+        if (sos_exchange_sync_ack(&peer->ex, false) == SOS_EX_DO_DELTA)
+            s_send_delta_whole(self, txn, peer, theirs);
         return;
     }
+    if (plan.what == SOS_ACK_DONE) {
+        if (theirs->has_buckets)
+            sos_exchange_sums(&peer->ex, 0);
+        else
+            sos_exchange_sync_ack(&peer->ex, true);
+        return;
+    }
+    if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
+        goto done;
+    sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
     msg.has_buckets = true;
-    msg.nb = nb;
-    msg.buckets = asked;
-    msg.n_buckets = n;
+    msg.nb = plan.nb;
+    msg.buckets = plan.asked;
+    msg.n_buckets = plan.n_asked;
+    msg.has_piece = plan.has_piece;
+    msg.piece = plan.piece;
     if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0))
         goto done;
     if (!s_send_fits(self, peer, self->buf.size, 0)) {
@@ -1734,35 +1753,33 @@ s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg
         s_failure(self, peer, "not connected");
         goto done;
     }
-    sos_exchange_digest_sent(&peer->ex, msg.req_id, nb, asked, n, msg.has_piece ? &msg.piece : NULL,
-                             n_differ > n, sos_mono_ms(), s_exchange_timeout(self, peer));
+    sos_exchange_digest_sent(&peer->ex, msg.req_id, plan.nb, plan.asked, plan.n_asked,
+                             plan.has_piece ? &plan.piece : NULL, plan.more, sos_mono_ms(),
+                             s_exchange_timeout(self, peer));
 done:
-    free(asked);
+    sos_ack_plan_release(&plan);
 }
 
 /*  The peer's entries of the buckets and the piece it covered: checked against what we
-    asked (the buckets, the piece's bucket and start, each entry in one of them or in the
-    piece's range, in order), then diffed with ours of exactly what was covered, and the
-    exchange goes on with a DELTA. */
+    asked, then diffed with ours of exactly what was covered (sos_core_take_digest_ack),
+    and the exchange goes on with a DELTA. */
 static void
 s_on_digest_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *msg)
 {
-    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
-    if (!msg->has_buckets || msg->nb != peer->ex.nb || msg->n_sums || msg->n_records ||
-        !sos_digest_buckets_check(msg->nb, peer->ex.asked,
-                                  peer->ex.piece_asked ? &peer->ex.piece : NULL, msg->buckets,
-                                  msg->n_buckets, piece, msg->digest, msg->n_digest)) {
+    s_sums_arg_t arg;
+    sos_digest_view_t view = s_digest_view(self, txn, &arg);
+    sos_digest_entry_t *mine = NULL;
+    uint32_t n_mine = 0;
+    sos_rc rc =
+        sos_core_take_digest_ack(&view, msg, peer->ex.nb, peer->ex.asked,
+                                 peer->ex.piece_asked ? &peer->ex.piece : NULL, &mine, &n_mine);
+    if (rc == SOS_ERR_MALFORMED) {
         s_buckets_refused(self, "a DIGEST_ACK outside the buckets asked");
         return; /* the exchange times out, as for any reply that does not decode */
     }
-    s_digest_hash(self, txn);
-    if (self->digest_dirty)
-        return;
-    sos_digest_entry_t *mine = malloc((self->digest_n ? self->digest_n : 1) * sizeof *mine);
-    if (!mine)
-        return;
-    uint32_t n_mine = sos_digest_buckets_mine(self->digest_cache, self->digest_n, msg->nb,
-                                              msg->buckets, msg->n_buckets, piece, mine);
+    if (rc != SOS_OK)
+        return; /* no memory: the exchange times out */
+    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
     if (sos_exchange_digest_ack(&peer->ex, msg->buckets, msg->n_buckets, piece) ==
         SOS_EX_DO_DELTA) {
         self->stats.digests_by_bucket++;
@@ -2300,13 +2317,8 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK) {
-            if (msg.has_buckets)
-                s_send_digest(self, txn, peer, &msg);
-            else if (sos_exchange_sync_ack(&peer->ex, msg.flags & SOS_GMSG_IN_SYNC) ==
-                     SOS_EX_DO_DELTA)
-                s_send_delta_whole(self, txn, peer, &msg);
-        }
+        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK)
+            s_on_sync_ack(self, txn, peer, &msg);
     } else if (env.type == SOS_MSG_DIGEST_ACK) {
         s_on_digest_ack(self, txn, peer, &msg);
     } else {

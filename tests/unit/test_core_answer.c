@@ -1,7 +1,11 @@
-/*  test_core_answer.c: the answerer's side of an exchange (sos_core_answer.h) as scripted
-    inputs and expected outputs: a SYNC answered in sync, with the whole digest or with
-    bucket sums of the right count; a DIGEST answered with the buckets asked, within the
-    cap, a bucket too large answered in a piece, and a DIGEST of the wrong shape refused. */
+/*  test_core_answer.c: the answers of an exchange (sos_core_answer.h) as scripted inputs
+    and expected outputs. The answerer: a SYNC answered in sync, with the whole digest or
+    with bucket sums of the right count; a DIGEST answered with the buckets asked, within
+    the cap, a bucket too large answered in a piece, and a DIGEST of the wrong shape
+    refused. The initiator: a SYNC_ACK in sync, whole or with sums that all match ends the
+    exchange or goes to the DELTA; sums that differ ask those buckets, or the cursor's
+    piece alone; a broken SYNC_ACK is refused; a DIGEST_ACK naming a bucket not asked is
+    refused, and one that fits gives our entries of exactly what it covered. */
 #include "proto_test.h"
 #include "sos_core_answer.h"
 
@@ -46,6 +50,222 @@ s_ask(uint32_t nb, uint16_t *b, uint32_t k, const sos_bucket_piece_t *piece)
         m.piece = *piece;
     }
     return m;
+}
+
+/*  The sums callback over a digest held in an array. */
+typedef struct {
+    const sos_digest_entry_t *d;
+    uint32_t n;
+    uint8_t sums[SOS_BUCKETS_MAX][SOS_DIGEST_HASH_BYTES];
+    int calls;
+    bool fail;
+} s_sums_t;
+
+static const uint8_t (*s_sums(void *arg, uint32_t nb))[SOS_DIGEST_HASH_BYTES]
+{
+    s_sums_t *a = arg;
+    a->calls++;
+    if (a->fail)
+        return NULL;
+    sos_digest_bucket_sums(a->d, a->n, nb, a->sums);
+    return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])a->sums;
+}
+
+/*  A random source that counts its draws and gives zeros: the pick starts at bucket 0. */
+static int s_draws;
+static void
+s_zero_random(void *arg, void *buf, size_t len)
+{
+    (void)arg;
+    s_draws++;
+    memset(buf, 0, len);
+}
+
+/*  A SYNC_ACK with the bucket sums of d (n entries) in nb. */
+static sos_gmsg_t
+s_sums_ack(const sos_digest_entry_t *d, uint32_t n, uint32_t nb,
+           uint8_t (*buf)[SOS_DIGEST_HASH_BYTES])
+{
+    sos_gmsg_t m;
+    memset(&m, 0, sizeof m);
+    m.req_id = 9;
+    m.n_origins = n;
+    m.has_buckets = true;
+    m.nb = nb;
+    m.n_sums = nb;
+    sos_digest_bucket_sums(d, n, nb, buf);
+    m.sums = buf;
+    return m;
+}
+
+static void
+s_initiator(void)
+{
+    uint8_t h[SOS_DIGEST_HASH_BYTES];
+    sos_digest_entry_t *ours = s_digest(300, 0, 200);
+    s_sums_t sa = {.d = ours, .n = 300};
+    sos_digest_view_t mine = s_view(ours, 300, h);
+    mine.sums = s_sums;
+    mine.sums_arg = &sa;
+    sos_piece_cursor_t cur = {0};
+    sos_ack_plan_t plan;
+    static uint8_t their_sums[SOS_BUCKETS_MAX][SOS_DIGEST_HASH_BYTES];
+
+    SECTION("a SYNC_ACK in sync ends the exchange; the whole digest goes to the DELTA");
+    sos_gmsg_t ack;
+    memset(&ack, 0, sizeof ack);
+    ack.flags = SOS_GMSG_IN_SYNC;
+    CHECK(sos_core_sync_ack_ok(&ack));
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, 100, &plan), SOS_OK);
+    CHECK(plan.what == SOS_ACK_DONE && !plan.asked && sa.calls == 0);
+    ack.flags = 0;
+    ack.digest = ours;
+    ack.n_digest = 3;
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, 100, &plan), SOS_OK);
+    CHECK(plan.what == SOS_ACK_DELTA && sa.calls == 0);
+    sos_digest_view_t bare = {.hash = h, .n = 300}; /* neither entries nor sums needed */
+    CHECK_RC(sos_core_take_sync_ack(&bare, &ack, &cur, s_zero_random, NULL, 100, &plan), SOS_OK);
+    CHECK(plan.what == SOS_ACK_DELTA);
+
+    SECTION("a SYNC_ACK whose sums all match ours ends the exchange");
+    ack = s_sums_ack(ours, 300, 16, their_sums);
+    CHECK(sos_core_sync_ack_ok(&ack));
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, 100, &plan), SOS_OK);
+    CHECK(plan.what == SOS_ACK_DONE && plan.n_asked == 0 && !plan.has_piece && sa.calls == 1);
+    sos_ack_plan_release(&plan);
+
+    SECTION("sums that differ in two buckets: a DIGEST asking exactly those two");
+    sos_digest_entry_t *theirs = s_digest(300, 0, 200);
+    uint32_t f3, c3, f9, c9;
+    sos_digest_bucket_range(theirs, 300, 16, 3, &f3, &c3);
+    sos_digest_bucket_range(theirs, 300, 16, 9, &f9, &c9);
+    theirs[f3].version += 5;
+    theirs[f9 + 1].version += 5;
+    ack = s_sums_ack(theirs, 300, 16, their_sums);
+    s_draws = 0;
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, SOS_DIGEST_MAX, &plan),
+             SOS_OK);
+    CHECK(plan.what == SOS_ACK_DIGEST && plan.nb == 16 && plan.n_asked == 2 && !plan.more);
+    CHECK(plan.asked[0] == 3 && plan.asked[1] == 9 && !plan.has_piece && s_draws == 1);
+    sos_ack_plan_release(&plan);
+    CHECK(!plan.asked);
+
+    SECTION("more differ than fit one answer: the first that fit, and more to come");
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, c3, &plan), SOS_OK);
+    CHECK(plan.what == SOS_ACK_DIGEST && plan.n_asked == 1 && plan.asked[0] == 3 && plan.more);
+    sos_ack_plan_release(&plan);
+
+    SECTION("a cursor through bucket 9 that still differs: its piece alone, no draw");
+    cur.nb = 16;
+    cur.bucket = 9;
+    memcpy(cur.from, theirs[f9].origin, SOS_NODEID_BYTES);
+    s_draws = 0;
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, SOS_DIGEST_MAX, &plan),
+             SOS_OK);
+    CHECK(plan.what == SOS_ACK_DIGEST && plan.has_piece && plan.n_asked == 0 && s_draws == 0);
+    CHECK(plan.piece.bucket == 9 && plan.piece.to_end);
+    CHECK(memcmp(plan.piece.from, theirs[f9].origin, SOS_NODEID_BYTES) == 0);
+    sos_ack_plan_release(&plan);
+
+    SECTION("a cursor of another bucket count is dropped, and the buckets asked");
+    cur.nb = 32;
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, SOS_DIGEST_MAX, &plan),
+             SOS_OK);
+    CHECK(plan.what == SOS_ACK_DIGEST && !plan.has_piece && plan.n_asked == 2 && cur.nb == 0);
+    sos_ack_plan_release(&plan);
+
+    SECTION("without sums (no memory) or without our entries, nothing is decided");
+    sa.fail = true;
+    CHECK_RC(sos_core_take_sync_ack(&mine, &ack, &cur, s_zero_random, NULL, 100, &plan),
+             SOS_ERR_NOMEM);
+    CHECK(plan.what == SOS_ACK_DONE && !plan.asked);
+    sa.fail = false;
+    CHECK_RC(sos_core_take_sync_ack(&bare, &ack, &cur, s_zero_random, NULL, 100, &plan),
+             SOS_ERR_INVALID);
+
+    SECTION("broken SYNC_ACKs are refused before anything of them is taken");
+    sos_gmsg_t bad = ack;
+    bad.flags = SOS_GMSG_IN_SYNC; /* in sync, and sums beside it */
+    CHECK(!sos_core_sync_ack_ok(&bad));
+    CHECK_RC(sos_core_take_sync_ack(&mine, &bad, &cur, s_zero_random, NULL, 100, &plan),
+             SOS_ERR_MALFORMED);
+    bad = ack;
+    bad.n_sums = 8; /* not one a bucket */
+    CHECK(!sos_core_sync_ack_ok(&bad));
+    bad = ack;
+    uint16_t one[] = {3};
+    bad.buckets = one;
+    bad.n_buckets = 1;
+    CHECK(!sos_core_sync_ack_ok(&bad));
+    bad = ack;
+    bad.digest = ours;
+    bad.n_digest = 1;
+    CHECK(!sos_core_sync_ack_ok(&bad));
+    bad = ack;
+    bad.has_piece = true;
+    CHECK(!sos_core_sync_ack_ok(&bad));
+    CHECK_RC(sos_core_take_sync_ack(&mine, &bad, &cur, s_zero_random, NULL, 100, &plan),
+             SOS_ERR_MALFORMED);
+
+    SECTION("a DIGEST_ACK covering the buckets asked: our entries of exactly those");
+    sos_digest_view_t tv = s_view(theirs, 300, h);
+    uint16_t two[] = {3, 9};
+    sos_gmsg_t dg = s_ask(16, two, 2, NULL);
+    sos_digest_answer_t a;
+    CHECK_RC(sos_core_answer_digest(&tv, &dg, SOS_DIGEST_MAX, &a), SOS_OK);
+    uint64_t asked[SOS_BUCKET_WORDS] = {0};
+    asked[0] = (1u << 3) | (1u << 9);
+    sos_digest_entry_t *got = NULL;
+    uint32_t n_got = 0;
+    CHECK_RC(sos_core_take_digest_ack(&mine, &a.reply, 16, asked, NULL, &got, &n_got), SOS_OK);
+    CHECK(got && n_got == c3 + c9);
+    CHECK(memcmp(got, ours + f3, c3 * sizeof *got) == 0);
+    CHECK(memcmp(got + c3, ours + f9, c9 * sizeof *got) == 0);
+    free(got);
+
+    SECTION("a DIGEST_ACK naming a bucket not asked is refused");
+    asked[0] = 1u << 3;
+    CHECK_RC(sos_core_take_digest_ack(&mine, &a.reply, 16, asked, NULL, &got, &n_got),
+             SOS_ERR_MALFORMED);
+    CHECK(!got && n_got == 0);
+
+    SECTION("nor one of another bucket count, with sums, or with a piece nobody asked");
+    asked[0] = (1u << 3) | (1u << 9);
+    CHECK_RC(sos_core_take_digest_ack(&mine, &a.reply, 32, asked, NULL, &got, &n_got),
+             SOS_ERR_MALFORMED);
+    a.reply.n_sums = 16;
+    CHECK_RC(sos_core_take_digest_ack(&mine, &a.reply, 16, asked, NULL, &got, &n_got),
+             SOS_ERR_MALFORMED);
+    a.reply.n_sums = 0;
+    a.reply.has_piece = true;
+    a.reply.piece.bucket = 1;
+    a.reply.piece.to_end = true;
+    a.reply.piece.from[0] = 0x10;
+    CHECK_RC(sos_core_take_digest_ack(&mine, &a.reply, 16, asked, NULL, &got, &n_got),
+             SOS_ERR_MALFORMED);
+    a.reply.has_piece = false;
+    CHECK_RC(sos_core_take_digest_ack(&bare, &a.reply, 16, asked, NULL, &got, &n_got),
+             SOS_ERR_INVALID);
+    sos_digest_answer_release(&a);
+
+    SECTION("a piece answered: our entries of exactly its range");
+    sos_digest_entry_t *big = s_digest(400, 0x1000, 1);
+    sos_digest_view_t bv = s_view(big, 400, h);
+    sos_bucket_piece_t p = {.bucket = 1, .to_end = true};
+    memcpy(p.from, big[0].origin, SOS_NODEID_BYTES);
+    dg = s_ask(16, NULL, 0, &p);
+    CHECK_RC(sos_core_answer_digest(&bv, &dg, 100, &a), SOS_OK);
+    memset(asked, 0, sizeof asked);
+    CHECK_RC(sos_core_take_digest_ack(&bv, &a.reply, 16, asked, &p, &got, &n_got), SOS_OK);
+    CHECK(n_got == 100 && memcmp(got, big, 100 * sizeof *got) == 0);
+    free(got);
+    CHECK_RC(sos_core_take_digest_ack(&bv, &a.reply, 16, asked, NULL, &got, &n_got),
+             SOS_ERR_MALFORMED); /* a piece where none was asked */
+    sos_digest_answer_release(&a);
+
+    free(big);
+    free(theirs);
+    free(ours);
 }
 
 int
@@ -226,5 +446,6 @@ main(void)
     free(d150);
     free(d300);
     free(dbig);
+    s_initiator();
     return test_done("test_core_answer");
 }
