@@ -11,10 +11,11 @@
     the endpoint policy, probation, an endpoint another worker holds, the merge rules of
     sos_merge.h; what a named suspect means), and the failure detector's rules that the
     simulator shares (sos_core_fd.h: whom a SYNC names, what a named suspect does, probe
-    first or count, when to remove). Data flows one way: frame, decode, core,
-    store transaction, replies after the commit. What other modules must hear of (a room
-    lost to an earlier creation, a forwarded client's reply) goes to the node, which
-    routes it.
+    first or count, when to remove), and the answers of an exchange that the simulator
+    shares (sos_core_answer.h: what a SYNC and a DIGEST are answered with, whether a
+    SYNC_ACK or DIGEST_ACK is refused, and what follows it). Data flows one way: frame, decode,
+   core, store transaction, replies after the commit. What other modules must hear of (a room lost
+   to an earlier creation, a forwarded client's reply) goes to the node, which routes it.
 
     The directory is a set of signed records, each from one origin, and each origin numbers
     the records it signs with one counter (version, with prev the value before it). A node's

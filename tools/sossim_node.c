@@ -24,9 +24,12 @@
     are verified, what becomes of each (the endpoint policy, probation, an endpoint another
     worker holds, the merge), what a suspect named by a peer means), and the failure
     detector's rules (node/sos_core_fd.c: whom a SYNC names, what a named suspect does,
-    probe first or count, when to remove). The exchange loop that
-    ties them together is still a stand-in written here, to be replaced by the node's own
-    once the rest of the handling of SYNC moves out of node/sos_gossip.c into the core. It
+    probe first or count, when to remove), and the answers of an exchange
+    (node/sos_core_answer.c: what a SYNC and a DIGEST are answered with, and what a
+    SYNC_ACK and a DIGEST_ACK lead to: refused, done, a DIGEST of which buckets or piece, a
+    DELTA over which entries). The exchange loop that ties them together (which exchanges
+    are under way, their deadlines, the cursors kept per peer) is still a stand-in written
+    here, to be replaced by the node's own once the exchange state moves into the core. It
     follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
     digest exchange only when the hashes differ, deltas both ways, suspects named in every
     SYNC), and its messages are the node's, in the node's order: SYNC; SYNC_ACK in sync,
@@ -34,7 +37,8 @@
     DIGEST (the buckets that differ) and DIGEST_ACK (the answerer's entries of those it
     covered); DELTA from the initiator (records the answerer lacks, what it wants) and
     DELTA_ACK. The buckets, their sums, which to ask, what to answer and how to check an
-    answer are the core's (node/sos_core_digest.h, "Digests by bucket"). Not modelled: the
+    answer are the core's (node/sos_core_digest.h, "Digests by bucket";
+    node/sos_core_answer.h). Not modelled: the
     gap table (a simulated node keeps none), the verification budget, and the exchange
     started again at once after a truncated batch (MORE): here the next round does it. */
 
