@@ -95,6 +95,22 @@ sos_digest_answer_release(sos_digest_answer_t *a)
     memset(a, 0, sizeof *a);
 }
 
+sos_rc
+sos_core_answer_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_gmsg_t *delta,
+                      sos_sync_delta_t *d, sos_gmsg_t *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    memset(d, 0, sizeof *d);
+    sos_rc rc = sos_core_sync_delta_ack(ctx, txn, delta->want, delta->n_want, d);
+    if (rc != SOS_OK) {
+        sos_sync_delta_release(d);
+        return rc;
+    }
+    reply->req_id = delta->req_id;
+    reply->flags = d->more ? SOS_GMSG_MORE : 0;
+    return SOS_OK;
+}
+
 bool
 sos_core_sync_ack_ok(const sos_gmsg_t *ack)
 {

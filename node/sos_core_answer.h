@@ -16,6 +16,7 @@
 
 #include "sos_core_digest.h"
 #include "sos_core_pick.h"
+#include "sos_core_sync.h"
 #include "sos_gmsg.h"
 
 /*  The bucket sums of the caller's digest for nb buckets (a valid count), as
@@ -78,6 +79,17 @@ sos_rc sos_core_answer_digest(const sos_digest_view_t *mine, const sos_gmsg_t *d
 
 /*  Free what an answer owns and zero it. NULL-safe. */
 void sos_digest_answer_release(sos_digest_answer_t *a);
+
+/*  The answer to a DELTA (its records are the caller's to take, with sos_core_sync_triage,
+    sos_core_sync_verify and the merge, before or whether or not it could pay for them): a
+    DELTA_ACK always, even when the DELTA wants nothing, since the initiator's exchange
+    waits for it to count a success, and to learn whether we had more. Zeroes *reply and
+    sets its req_id (the DELTA's) and MORE if the batch was truncated; *d receives the
+    records the DELTA's want asks of us (sos_core_sync_delta_ack), which the caller sends
+    beside reply, then releases (sos_sync_delta_release). SOS_OK; on another code, nothing
+    is answered and *d is empty. */
+sos_rc sos_core_answer_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_gmsg_t *delta,
+                             sos_sync_delta_t *d, sos_gmsg_t *reply);
 
 /*  The initiator. A SYNC_ACK's shape: in sync (the flag, no bucket element), the whole
     digest (no bucket element: the decoder caps it at SOS_DIGEST_MAX entries), or bucket

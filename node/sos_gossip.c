@@ -12,7 +12,7 @@
     sos_merge.h; what a named suspect means), and the failure detector's rules that the
     simulator shares (sos_core_fd.h: whom a SYNC names, what a named suspect does, probe
     first or count, when to remove), and the answers of an exchange that the simulator
-    shares (sos_core_answer.h: what a SYNC and a DIGEST are answered with, whether a
+    shares (sos_core_answer.h: what a SYNC, a DIGEST and a DELTA are answered with, whether a
     SYNC_ACK or DIGEST_ACK is refused, and what follows it). Data flows one way: frame, decode,
    core, store transaction, replies after the commit. What other modules must hear of (a room lost
    to an earlier creation, a forwarded client's reply) goes to the node, which routes it.
@@ -2114,11 +2114,9 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         s_apply_delta(self, txn, msg, checks);
     sos_sync_delta_t d;
     sos_sync_ctx_t ctx = s_sync_ctx(self);
-    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
+    sos_gmsg_t reply;
+    if (sos_core_answer_delta(&ctx, txn, msg, &d, &reply) != SOS_OK)
         return;
-    sos_gmsg_t reply = {0};
-    reply.req_id = msg->req_id;
-    reply.flags = d.more ? SOS_GMSG_MORE : 0;
     if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, d.batch.wires, d.batch.lens,
                    d.batch.n)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);

@@ -25,7 +25,7 @@
     worker holds, the merge), what a suspect named by a peer means), and the failure
     detector's rules (node/sos_core_fd.c: whom a SYNC names, what a named suspect does,
     probe first or count, when to remove), and the answers of an exchange
-    (node/sos_core_answer.c: what a SYNC and a DIGEST are answered with, and what a
+    (node/sos_core_answer.c: what a SYNC, a DIGEST and a DELTA are answered with, and what a
     SYNC_ACK and a DIGEST_ACK lead to: refused, done, a DIGEST of which buckets or piece, a
     DELTA over which entries). The exchange loop that ties them together (which exchanges
     are under way, their deadlines, the cursors kept per peer) is still a stand-in written
@@ -1646,21 +1646,17 @@ s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gm
     free(sums);
 }
 
-/*  A: B's records, and what B wants of ours. */
+/*  B: A's records, and what A wants of ours: the DELTA_ACK is the core's
+    (sos_core_answer_delta), sent as the node sends it, even when A wants nothing. */
 static void
 s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
     s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from);
-    if (msg->n_want == 0)
-        return;
     sos_sync_delta_t d;
     sos_sync_ctx_t ctx = s_sync_ctx(n);
-    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
-        return;
     sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
-    out.req_id = msg->req_id;
-    out.flags = d.more ? SOS_GMSG_MORE : 0;
+    if (sos_core_answer_delta(&ctx, txn, msg, &d, &out) != SOS_OK)
+        return;
     s_reply(sim, n, from, MSG_DELTA_ACK, &out, d.batch.wires, d.batch.lens, d.batch.n);
     sos_sync_delta_release(&d);
 }

@@ -5,9 +5,16 @@
     refused. The initiator: a SYNC_ACK in sync, whole or with sums that all match ends the
     exchange or goes to the DELTA; sums that differ ask those buckets, or the cursor's
     piece alone; a broken SYNC_ACK is refused; a DIGEST_ACK naming a bucket not asked is
-    refused, and one that fits gives our entries of exactly what it covered. */
+    refused, and one that fits gives our entries of exactly what it covered. A DELTA is
+    answered with the records it wants from a real LMDB store, and answered even when it
+    wants nothing. */
+#define _XOPEN_SOURCE 700
+#include <unistd.h>
+
 #include "proto_test.h"
 #include "sos_core_answer.h"
+#include "sos_store.h"
+#include "tmpdir.h"
 
 /*  A digest of n entries sorted by origin, spread over the 16-bit prefix from prefix_lo
     on in steps of step (then the index, so that origins are distinct). */
@@ -268,6 +275,69 @@ s_initiator(void)
     free(ours);
 }
 
+/*  A DELTA's answer over a real LMDB store holding a's rooms at 1 and 2 and its worker
+    record at 3. */
+static void
+s_delta(void)
+{
+    char dir[] = "/tmp/sos-test-core-answer-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    sos_store_t *store = NULL;
+    CHECK_RC(sos_store_open(&store, dir, 64ULL << 20), SOS_OK);
+    sos_identity_t me, a;
+    test_seed_identity(&me, 1);
+    test_seed_identity(&a, 50);
+    sos_txn_t *txn = NULL;
+    CHECK_RC(sos_txn_begin(store, true, &txn), SOS_OK);
+    for (uint64_t v = 1; v <= 3; v++) {
+        sos_record_t rec;
+        char hash[SOS_ROOMHASH_LEN + 1];
+        snprintf(hash, sizeof hash, "%02x%02x00000000%04x", a.pk[0], a.pk[1], (unsigned)v);
+        if (v < 3)
+            test_room(&rec, v, hash);
+        else
+            test_worker(&rec, v, "tcp://127.0.0.1:9999");
+        CHECK_RC(sos_record_sign(&rec, &a), SOS_OK);
+        CHECK_RC(sos_dir_put(txn, &rec), SOS_OK);
+    }
+    sos_sync_ctx_t ctx = {.self_id = me.pk};
+    sos_sync_delta_t d;
+    sos_gmsg_t delta, reply;
+
+    SECTION("a DELTA that wants a's records above 1: a DELTA_ACK with 2 and 3");
+    memset(&delta, 0, sizeof delta);
+    delta.req_id = 31;
+    sos_digest_entry_t want = {.version = 1};
+    memcpy(want.origin, a.pk, SOS_NODEID_BYTES);
+    delta.want = &want;
+    delta.n_want = 1;
+    CHECK_RC(sos_core_answer_delta(&ctx, txn, &delta, &d, &reply), SOS_OK);
+    CHECK(reply.req_id == 31 && reply.flags == 0 && d.batch.n == 2 && !d.more);
+    sos_record_t got;
+    CHECK_RC(sos_record_decode(&got, d.batch.wires[1], d.batch.lens[1]), SOS_OK);
+    CHECK(got.version == 3 && memcmp(got.origin, a.pk, SOS_NODEID_BYTES) == 0);
+    sos_sync_delta_release(&d);
+
+    SECTION("a DELTA that wants nothing is answered all the same, empty");
+    delta.n_want = 0;
+    delta.want = NULL;
+    CHECK_RC(sos_core_answer_delta(&ctx, txn, &delta, &d, &reply), SOS_OK);
+    CHECK(reply.req_id == 31 && reply.flags == 0 && d.batch.n == 0);
+    sos_sync_delta_release(&d);
+
+    SECTION("a batch cut by its byte cap says MORE");
+    delta.want = &want;
+    delta.n_want = 1;
+    ctx.max_bytes = 1;
+    CHECK_RC(sos_core_answer_delta(&ctx, txn, &delta, &d, &reply), SOS_OK);
+    CHECK(d.more && (reply.flags & SOS_GMSG_MORE) && d.batch.n < 2);
+    sos_sync_delta_release(&d);
+
+    sos_txn_abort(&txn);
+    sos_store_destroy(&store);
+    test_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -447,5 +517,6 @@ main(void)
     free(d300);
     free(dbig);
     s_initiator();
+    s_delta();
     return test_done("test_core_answer");
 }
