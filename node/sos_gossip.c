@@ -11,10 +11,11 @@
     the endpoint policy, probation, an endpoint another worker holds, the merge rules of
     sos_merge.h; what a named suspect means), and the failure detector's rules that the
     simulator shares (sos_core_fd.h: whom a SYNC names, what a named suspect does, probe
-    first or count, when to remove). Data flows one way: frame, decode, core,
-    store transaction, replies after the commit. What other modules must hear of (a room
-    lost to an earlier creation, a forwarded client's reply) goes to the node, which
-    routes it.
+    first or count, when to remove), and the answers of an exchange that the simulator
+    shares (sos_core_answer.h: what a SYNC, a DIGEST and a DELTA are answered with, whether a
+    SYNC_ACK or DIGEST_ACK is refused, and what follows it). Data flows one way: frame, decode,
+   core, store transaction, replies after the commit. What other modules must hear of (a room lost
+   to an earlier creation, a forwarded client's reply) goes to the node, which routes it.
 
     The directory is a set of signed records, each from one origin, and each origin numbers
     the records it signs with one counter (version, with prev the value before it). A node's
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sos_core_answer.h"
 #include "sos_core_check.h"
 #include "sos_core_fd.h"
 #include "sos_core_pick.h"
@@ -1672,57 +1674,76 @@ s_buckets_refused(sos_node_t *self, const char *why)
     sos_node_drop(self, SOS_DROP_MALFORMED, why);
 }
 
-/*  A SYNC_ACK's shape: in sync (flag, nothing else), the whole digest (no bucket element,
-    at most SOS_DIGEST_MAX entries: the decoder's cap), or bucket sums (one per bucket, no
-    bucket numbers, no entries). */
+/*  A SYNC_ACK's shape (sos_core_sync_ack_ok), checked before anything of it is taken. */
 static bool
 s_sync_ack_ok(sos_node_t *self, const sos_gmsg_t *msg)
 {
-    if (!msg->has_buckets)
+    if (sos_core_sync_ack_ok(msg))
         return true;
-    if ((msg->flags & SOS_GMSG_IN_SYNC) || msg->n_sums != msg->nb || msg->n_buckets ||
-        msg->has_piece || msg->n_digest || msg->n_records) {
-        s_buckets_refused(self, "a SYNC_ACK with broken bucket sums");
-        return false;
-    }
-    return true;
+    s_buckets_refused(self, "a SYNC_ACK with broken bucket sums");
+    return false;
 }
 
-/*  The peer's bucket sums: ask for the next piece of a bucket too large for one answer,
-    if we are covering one with this peer and it still differs (sos_piece_cursor_ask: the
-    piece alone); else for its entries of the buckets that differ from ours
-    (sos_digest_buckets_pick: from a random bucket on, as many as fit one answer); or end
-    the exchange if none does. */
-static void
-s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg_t *theirs)
+/*  The core's bucket sums callback (sos_digest_view_t): the cached sums of this node. */
+typedef struct {
+    sos_node_t *self;
+    sos_txn_t *txn;
+} s_sums_arg_t;
+
+static const uint8_t (*s_sums_fn(void *arg, uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 {
-    uint32_t nb = theirs->nb;
-    const uint8_t(*mine)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, nb);
-    uint16_t *asked = malloc(nb * sizeof *asked);
-    if (!mine || !asked) {
-        free(asked);
-        return; /* no memory: the exchange times out */
-    }
-    const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] =
-        (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])theirs->sums;
-    sos_gmsg_t msg = {0};
-    uint32_t n_differ = 0, n = 0;
-    if (sos_piece_cursor_ask(&peer->ex.cursor, nb, mine, sums, &msg.piece))
-        msg.has_piece = true; /* the rest waits for the pass to end */
-    else
-        n = sos_digest_buckets_pick(
-            self->digest_cache, self->digest_n, nb, mine, sums, theirs->n_origins,
-            sos_piece_cursor_start(&peer->ex.cursor, nb, sos_core_uniform(NULL, NULL, nb)),
-            s_digest_max(self), asked, &n_differ);
-    if (sos_exchange_sums(&peer->ex, n + msg.has_piece) != SOS_EX_DO_DIGEST) {
-        free(asked);
+    s_sums_arg_t *a = arg;
+    return s_bucket_sums(a->self, a->txn, nb);
+}
+
+/*  The cached digest as the core reads it; without memory for it (still dirty), no
+    entries, and the core decides nothing. Valid until the directory changes. */
+static sos_digest_view_t
+s_digest_view(sos_node_t *self, sos_txn_t *txn, s_sums_arg_t *arg)
+{
+    s_digest_hash(self, txn);
+    *arg = (s_sums_arg_t){.self = self, .txn = txn};
+    return (sos_digest_view_t){.hash = self->digest_hash,
+                               .n = self->digest_n,
+                               .entries = self->digest_dirty ? NULL : self->digest_cache,
+                               .sums = s_sums_fn,
+                               .sums_arg = arg};
+}
+
+/*  The awaited SYNC_ACK: the core says what follows (sos_core_take_sync_ack): done, a DELTA
+    over the whole digest, or a DIGEST asking the next piece of a bucket too large for one
+    answer or the buckets that differ, from a random one on, as many as fit one answer. */
+static void
+s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
+{
+    s_sums_arg_t arg;
+    sos_digest_view_t mine = s_digest_view(self, txn, &arg);
+    sos_ack_plan_t plan;
+    if (sos_core_take_sync_ack(&mine, theirs, &peer->ex.cursor, NULL, NULL, s_digest_max(self),
+                               &plan) != SOS_OK)
+        return; /* no memory (the shape was checked): the exchange times out */
+    if (plan.what == SOS_ACK_DELTA) {
+        if (sos_exchange_sync_ack(&peer->ex, false) == SOS_EX_DO_DELTA)
+            s_send_delta_whole(self, txn, peer, theirs);
         return;
     }
+    if (plan.what == SOS_ACK_DONE) {
+        if (theirs->has_buckets)
+            sos_exchange_sums(&peer->ex, 0);
+        else
+            sos_exchange_sync_ack(&peer->ex, true);
+        return;
+    }
+    if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
+        goto done;
+    sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
     msg.has_buckets = true;
-    msg.nb = nb;
-    msg.buckets = asked;
-    msg.n_buckets = n;
+    msg.nb = plan.nb;
+    msg.buckets = plan.asked;
+    msg.n_buckets = plan.n_asked;
+    msg.has_piece = plan.has_piece;
+    msg.piece = plan.piece;
     if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0))
         goto done;
     if (!s_send_fits(self, peer, self->buf.size, 0)) {
@@ -1733,35 +1754,33 @@ s_send_digest(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, const sos_gmsg
         s_failure(self, peer, "not connected");
         goto done;
     }
-    sos_exchange_digest_sent(&peer->ex, msg.req_id, nb, asked, n, msg.has_piece ? &msg.piece : NULL,
-                             n_differ > n, sos_mono_ms(), s_exchange_timeout(self, peer));
+    sos_exchange_digest_sent(&peer->ex, msg.req_id, plan.nb, plan.asked, plan.n_asked,
+                             plan.has_piece ? &plan.piece : NULL, plan.more, sos_mono_ms(),
+                             s_exchange_timeout(self, peer));
 done:
-    free(asked);
+    sos_ack_plan_release(&plan);
 }
 
 /*  The peer's entries of the buckets and the piece it covered: checked against what we
-    asked (the buckets, the piece's bucket and start, each entry in one of them or in the
-    piece's range, in order), then diffed with ours of exactly what was covered, and the
-    exchange goes on with a DELTA. */
+    asked, then diffed with ours of exactly what was covered (sos_core_take_digest_ack),
+    and the exchange goes on with a DELTA. */
 static void
 s_on_digest_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *msg)
 {
-    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
-    if (!msg->has_buckets || msg->nb != peer->ex.nb || msg->n_sums || msg->n_records ||
-        !sos_digest_buckets_check(msg->nb, peer->ex.asked,
-                                  peer->ex.piece_asked ? &peer->ex.piece : NULL, msg->buckets,
-                                  msg->n_buckets, piece, msg->digest, msg->n_digest)) {
+    s_sums_arg_t arg;
+    sos_digest_view_t view = s_digest_view(self, txn, &arg);
+    sos_digest_entry_t *mine = NULL;
+    uint32_t n_mine = 0;
+    sos_rc rc =
+        sos_core_take_digest_ack(&view, msg, peer->ex.nb, peer->ex.asked,
+                                 peer->ex.piece_asked ? &peer->ex.piece : NULL, &mine, &n_mine);
+    if (rc == SOS_ERR_MALFORMED) {
         s_buckets_refused(self, "a DIGEST_ACK outside the buckets asked");
         return; /* the exchange times out, as for any reply that does not decode */
     }
-    s_digest_hash(self, txn);
-    if (self->digest_dirty)
-        return;
-    sos_digest_entry_t *mine = malloc((self->digest_n ? self->digest_n : 1) * sizeof *mine);
-    if (!mine)
-        return;
-    uint32_t n_mine = sos_digest_buckets_mine(self->digest_cache, self->digest_n, msg->nb,
-                                              msg->buckets, msg->n_buckets, piece, mine);
+    if (rc != SOS_OK)
+        return; /* no memory: the exchange times out */
+    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
     if (sos_exchange_digest_ack(&peer->ex, msg->buckets, msg->n_buckets, piece) ==
         SOS_EX_DO_DELTA) {
         self->stats.digests_by_bucket++;
@@ -2032,34 +2051,24 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
                               NULL) == SOS_NAMED_REFUTE)
             s_suspected(self, env, msg->suspects[i].version);
     }
+    /*  The answer is the core's (sos_core_answer_sync); the digest and its bucket sums are
+        kept here, built once per change of the directory, not per SYNC: anyone may send
+        SYNCs, and building the digest walks every origin. */
     s_digest_hash(self, txn);
-    sos_gmsg_t reply = {0};
-    reply.req_id = msg->req_id;
+    sos_digest_view_t mine = {.hash = self->digest_hash,
+                              .n = self->digest_n,
+                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_gmsg_t reply;
+    sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
     reply.self = self->self_rec;
-    memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
-    reply.n_origins = self->digest_n;
     sos_digest_entry_t *digest = NULL;
-    if (sos_core_sync_in_sync(self->digest_hash, self->digest_n, msg->hash, msg->n_origins))
-        reply.flags = SOS_GMSG_IN_SYNC;
-    else if (self->digest_n > SOS_DIGEST_WHOLE_MAX) {
-        /*  Too large to send whole: a hash per bucket, cut finely enough for the larger of
-            the two digests (the count is capped, whatever the SYNC says). */
-        uint32_t nb =
-            sos_digest_nbuckets(self->digest_n > msg->n_origins ? self->digest_n : msg->n_origins);
-        const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, nb);
+    if (kind == SOS_ANSWER_SUMS) {
+        const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, reply.nb);
         if (!sums)
             return; /* no memory: unanswered, the sender's exchange times out */
-        reply.has_buckets = true;
-        reply.nb = nb;
-        reply.n_sums = nb;
         reply.sums = (uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
-    } else if (!self->digest_dirty) {
-        /*  The digest as built for the hash: anyone may send SYNCs, and building it walks
-            every origin, so it is built once per change of the directory, not per SYNC. */
-        reply.digest = self->digest_cache;
-        reply.n_digest = self->digest_n;
-    } else {
+    } else if (kind == SOS_ANSWER_WHOLE && !reply.digest) {
         digest = s_digest_build(self, txn, &reply.n_digest);
         reply.digest = digest;
     }
@@ -2070,46 +2079,28 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
 
 /*  A DIGEST: the sender's digest differs from ours in these buckets, and it wants our
     entries of them. Answered as a SYNC is, whoever asks and whether or not a SYNC came
-    before: the work is bounded (two binary searches a bucket, at most SOS_DIGEST_MAX
-    entries copied out of the cached digest) and nothing is kept per sender. */
+    before: the answer is the core's (sos_core_answer_digest: bounded work, nothing kept
+    per sender), from the cached digest. */
 static void
 s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
             const sos_gmsg_t *msg)
 {
-    /*  A piece asked runs from its start to as far as fits: it names no end. */
-    if (!msg->has_buckets || (msg->n_buckets == 0 && !msg->has_piece) || msg->n_sums ||
-        msg->n_digest || msg->n_want || msg->n_records || msg->has_self ||
-        (msg->has_piece && !msg->piece.to_end)) {
-        s_buckets_refused(self, "a DIGEST that names no bucket, or carries more");
-        return;
-    }
     s_digest_hash(self, txn);
-    if (self->digest_dirty)
-        return;
-    uint32_t room = self->digest_n < s_digest_max(self) ? self->digest_n : s_digest_max(self);
-    sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
-    uint16_t *covered = malloc((msg->n_buckets ? msg->n_buckets : 1) * sizeof *covered);
-    if (!entries || !covered)
-        goto done;
-    sos_gmsg_t reply = {0};
-    reply.req_id = msg->req_id;
-    memcpy(reply.hash, self->digest_hash, sizeof reply.hash);
-    reply.n_origins = self->digest_n;
-    reply.has_buckets = true;
-    reply.nb = msg->nb;
-    reply.buckets = covered;
-    reply.has_piece = msg->has_piece;
-    reply.n_buckets = sos_digest_buckets_take(
-        self->digest_cache, self->digest_n, msg->nb, msg->buckets, msg->n_buckets,
-        msg->has_piece ? &msg->piece : NULL, entries, room, &reply.n_digest, covered, &reply.piece);
-    reply.digest = entries;
-    if (s_envelope(self, SOS_MSG_DIGEST_ACK, env->sender, &reply, NULL, NULL, 0)) {
+    /*  Without memory for the digest (still dirty), no entries: SOS_ERR_INVALID, and the
+        DIGEST goes unanswered; the sender's exchange times out. */
+    sos_digest_view_t mine = {.hash = self->digest_hash,
+                              .n = self->digest_n,
+                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_digest_answer_t a;
+    sos_rc rc = sos_core_answer_digest(&mine, msg, s_digest_max(self), &a);
+    if (rc == SOS_ERR_MALFORMED)
+        s_buckets_refused(self, "a DIGEST that names no bucket, or carries more");
+    else if (rc == SOS_OK &&
+             s_envelope(self, SOS_MSG_DIGEST_ACK, env->sender, &a.reply, NULL, NULL, 0)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
         self->stats.digests_answered++;
     }
-done:
-    free(entries);
-    free(covered);
+    sos_digest_answer_release(&a);
 }
 
 static void
@@ -2123,11 +2114,9 @@ s_on_delta(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_env
         s_apply_delta(self, txn, msg, checks);
     sos_sync_delta_t d;
     sos_sync_ctx_t ctx = s_sync_ctx(self);
-    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
+    sos_gmsg_t reply;
+    if (sos_core_answer_delta(&ctx, txn, msg, &d, &reply) != SOS_OK)
         return;
-    sos_gmsg_t reply = {0};
-    reply.req_id = msg->req_id;
-    reply.flags = d.more ? SOS_GMSG_MORE : 0;
     if (s_envelope(self, SOS_MSG_DELTA_ACK, env->sender, &reply, d.batch.wires, d.batch.lens,
                    d.batch.n)) {
         sos_node_queue(self, self->router, routing_p, self->buf.data, self->buf.size, 0, false);
@@ -2327,13 +2316,8 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
         peer = zhashx_lookup(self->peers_id, hex);
-        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK) {
-            if (msg.has_buckets)
-                s_send_digest(self, txn, peer, &msg);
-            else if (sos_exchange_sync_ack(&peer->ex, msg.flags & SOS_GMSG_IN_SYNC) ==
-                     SOS_EX_DO_DELTA)
-                s_send_delta_whole(self, txn, peer, &msg);
-        }
+        if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK)
+            s_on_sync_ack(self, txn, peer, &msg);
     } else if (env.type == SOS_MSG_DIGEST_ACK) {
         s_on_digest_ack(self, txn, peer, &msg);
     } else {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sos_identity.h"
+#include "sos_core_answer.h"
 #include "sos_core_digest.h"
 #include "sos_core_fd.h"
 #include "sos_core_pick.h"
@@ -23,9 +24,12 @@
     are verified, what becomes of each (the endpoint policy, probation, an endpoint another
     worker holds, the merge), what a suspect named by a peer means), and the failure
     detector's rules (node/sos_core_fd.c: whom a SYNC names, what a named suspect does,
-    probe first or count, when to remove). The exchange loop that
-    ties them together is still a stand-in written here, to be replaced by the node's own
-    once the rest of the handling of SYNC moves out of node/sos_gossip.c into the core. It
+    probe first or count, when to remove), and the answers of an exchange
+    (node/sos_core_answer.c: what a SYNC, a DIGEST and a DELTA are answered with, and what a
+    SYNC_ACK and a DIGEST_ACK lead to: refused, done, a DIGEST of which buckets or piece, a
+    DELTA over which entries). The exchange loop that ties them together (which exchanges
+    are under way, their deadlines, the cursors kept per peer) is still a stand-in written
+    here, to be replaced by the node's own once the exchange state moves into the core. It
     follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
     digest exchange only when the hashes differ, deltas both ways, suspects named in every
     SYNC), and its messages are the node's, in the node's order: SYNC; SYNC_ACK in sync,
@@ -33,7 +37,8 @@
     DIGEST (the buckets that differ) and DIGEST_ACK (the answerer's entries of those it
     covered); DELTA from the initiator (records the answerer lacks, what it wants) and
     DELTA_ACK. The buckets, their sums, which to ask, what to answer and how to check an
-    answer are the core's (node/sos_core_digest.h, "Digests by bucket"). Not modelled: the
+    answer are the core's (node/sos_core_digest.h, "Digests by bucket";
+    node/sos_core_answer.h). Not modelled: the
     gap table (a simulated node keeps none), the verification budget, and the exchange
     started again at once after a truncated batch (MORE): here the next round does it. */
 
@@ -1432,40 +1437,23 @@ s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t to, sos_digest_
 }
 
 /*  B: a DIGEST names the buckets in which the initiator's digest differs, or a piece of a
-    bucket too large for one answer: answer with our entries of them, the piece first and
-    whole buckets in the room left (sos_digest_buckets_take), and what we covered. Anyone
-    may ask; nothing is kept. */
+    bucket too large for one answer: the core's answer (sos_core_answer_digest, as the
+    node's), our entries of them, the piece first and whole buckets in the room left, and
+    what we covered. Anyone may ask; nothing is kept. */
 static void
 s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
-    if (!msg->has_buckets || (msg->n_buckets == 0 && !msg->has_piece) || msg->n_sums ||
-        msg->n_digest || msg->n_want || msg->n_records || msg->has_self ||
-        (msg->has_piece && !msg->piece.to_end)) {
-        n->dropped_bad++;
-        return;
-    }
+    s_digest_current(sim, n, txn);
+    const uint8_t *hash = s_digest_hash(sim, n); /* kept in n: the scratch is reused below */
     s_refresh_digest(sim, n, txn);
-    sos_digest_entry_t *mine = s_dig_entries(sim, n);
-    uint32_t room = n->n_dig < sim->digest_max ? n->n_dig : sim->digest_max;
-    sos_digest_entry_t *entries = malloc((room ? room : 1) * sizeof *entries);
-    uint16_t *covered = malloc((msg->n_buckets ? msg->n_buckets : 1) * sizeof *covered);
-    if (mine && entries && covered) {
-        sos_gmsg_t out;
-        memset(&out, 0, sizeof out);
-        out.req_id = msg->req_id;
-        out.n_origins = n->n_dig;
-        out.has_buckets = true;
-        out.nb = msg->nb;
-        out.buckets = covered;
-        out.has_piece = msg->has_piece;
-        out.n_buckets = sos_digest_buckets_take(mine, n->n_dig, msg->nb, msg->buckets,
-                                                msg->n_buckets, msg->has_piece ? &msg->piece : NULL,
-                                                entries, room, &out.n_digest, covered, &out.piece);
-        out.digest = entries;
-        s_reply(sim, n, from, MSG_DIGEST_ACK, &out, NULL, NULL, 0);
-    }
-    free(entries);
-    free(covered);
+    sos_digest_view_t mine = {.hash = hash, .n = n->n_dig, .entries = s_dig_entries(sim, n)};
+    sos_digest_answer_t a;
+    sos_rc rc = sos_core_answer_digest(&mine, msg, sim->digest_max, &a);
+    if (rc == SOS_ERR_MALFORMED)
+        n->dropped_bad++;
+    else if (rc == SOS_OK)
+        s_reply(sim, n, from, MSG_DIGEST_ACK, &a.reply, NULL, NULL, 0);
+    sos_digest_answer_release(&a);
 }
 
 /*  n's cursor through a too large bucket at peer, or NULL; with create, a slot for one
@@ -1496,72 +1484,87 @@ s_cursor(sim_node_t *n, uint32_t peer, bool create)
     return c;
 }
 
-/*  A: the SYNC_ACK of exchange x. With the whole digest: the DELTA at once. With bucket
-    sums: a DIGEST for the next piece of a bucket too large for one answer, if we are
-    covering one at this peer and it still differs (sos_piece_cursor_ask), else for the
-    buckets that differ (sos_digest_buckets_pick, from a random one on), remembered in x
-    until its DIGEST_ACK or its deadline. */
+/*  The core's bucket sums callback (sos_digest_view_t): n's sums into buf, made at the
+    first call. */
+typedef struct {
+    sim_t *sim;
+    sim_node_t *n;
+    uint8_t (*buf)[16];
+} s_sums_arg_t;
+
+static const uint8_t (*s_sums_fn(void *arg, uint32_t nb))[16]
+{
+    s_sums_arg_t *a = arg;
+    free(a->buf);
+    a->buf = malloc(nb * sizeof *a->buf);
+    if (!a->buf || !s_bucket_sums(a->sim, a->n, nb, a->buf))
+        return NULL;
+    return (const uint8_t(*)[16])a->buf;
+}
+
+/*  A: the SYNC_ACK of exchange x: what follows is the core's, as on the node
+    (sos_core_take_sync_ack): with the whole digest, the DELTA at once; with bucket sums, a
+    DIGEST for the next piece of a bucket too large for one answer, if we are covering one
+    at this peer and it still differs, else for the buckets that differ (from a random one
+    on), remembered in x until its DIGEST_ACK or its deadline. */
 static void
 s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg,
               sim_xchg_t *x)
 {
-    if (!msg->has_buckets) {
+    /*  In sync, the core needs none of the digest: at rest nearly every SYNC_ACK is, and
+        the digest is not made for them. */
+    bool in_sync = msg->flags & SOS_GMSG_IN_SYNC;
+    if (!in_sync)
         s_refresh_digest(sim, n, txn);
-        sos_digest_entry_t *e = s_dig_entries(sim, n);
-        if (e)
-            s_send_delta(sim, n, txn, from, e, n->n_dig, msg->digest, msg->n_digest);
-        return;
-    }
-    uint32_t nb = msg->nb;
-    if (msg->n_sums != nb || msg->n_buckets || msg->has_piece || msg->n_digest || msg->n_records) {
+    s_sums_arg_t arg = {.sim = sim, .n = n};
+    sos_digest_view_t mine = {.hash = n->hash,
+                              .n = n->n_dig,
+                              .entries = in_sync ? NULL : s_dig_entries(sim, n),
+                              .sums = s_sums_fn,
+                              .sums_arg = &arg};
+    sim_cursor_t *c = s_cursor(n, from, false);
+    sos_piece_cursor_t cur = c ? c->c : (sos_piece_cursor_t){0};
+    sos_ack_plan_t plan;
+    sos_rc rc = sos_core_take_sync_ack(&mine, msg, &cur, s_random, sim, sim->digest_max, &plan);
+    if (c)
+        c->c = cur;
+    free(arg.buf);
+    if (rc == SOS_ERR_MALFORMED)
         n->dropped_bad++;
-        return;
-    }
-    s_refresh_digest(sim, n, txn);
-    uint8_t(*sums)[16] = malloc(nb * sizeof *sums);
-    uint16_t *asked = malloc(nb * sizeof *asked);
-    sos_digest_entry_t *mine = NULL;
-    if (!sums || !asked || !s_bucket_sums(sim, n, nb, sums) || !(mine = s_dig_entries(sim, n)))
+    if (rc != SOS_OK || plan.what == SOS_ACK_DONE)
         goto done;
-    uint32_t n_differ = 0, k = 0;
+    if (plan.what == SOS_ACK_DELTA) {
+        if (mine.entries)
+            s_send_delta(sim, n, txn, from, (sos_digest_entry_t *)mine.entries, n->n_dig,
+                         msg->digest, msg->n_digest);
+        goto done;
+    }
+    x->digest_req = ++n->next_req;
+    x->nb = plan.nb;
+    x->piece = plan.has_piece;
+    memset(x->asked, 0, sizeof x->asked);
+    for (uint32_t i = 0; i < plan.n_asked; i++)
+        x->asked[plan.asked[i] / 64] |= 1ULL << (plan.asked[i] % 64);
     sos_gmsg_t out;
     memset(&out, 0, sizeof out);
-    sim_cursor_t *c = s_cursor(n, from, false);
-    if (c && sos_piece_cursor_ask(&c->c, nb, (const uint8_t(*)[16])sums,
-                                  (const uint8_t(*)[16])msg->sums, &out.piece))
-        out.has_piece = true; /* the rest waits for the pass to end */
-    else
-        k = sos_digest_buckets_pick(
-            mine, n->n_dig, nb, (const uint8_t(*)[16])sums, (const uint8_t(*)[16])msg->sums,
-            msg->n_origins,
-            c ? sos_piece_cursor_start(&c->c, nb, (uint32_t)sim_rng_below(&sim->rng, nb))
-              : (uint32_t)sim_rng_below(&sim->rng, nb),
-            sim->digest_max, asked, &n_differ);
-    if (k == 0 && !out.has_piece)
-        goto done; /* every bucket matches */
-    x->digest_req = ++n->next_req;
-    x->nb = nb;
-    x->piece = out.has_piece;
-    memset(x->asked, 0, sizeof x->asked);
-    for (uint32_t i = 0; i < k; i++)
-        x->asked[asked[i] / 64] |= 1ULL << (asked[i] % 64);
     out.req_id = x->digest_req;
     out.has_buckets = true;
-    out.nb = nb;
-    out.n_buckets = k;
-    out.buckets = asked;
+    out.nb = plan.nb;
+    out.n_buckets = plan.n_asked;
+    out.buckets = plan.asked;
+    out.has_piece = plan.has_piece;
+    out.piece = plan.piece;
     s_reply(sim, n, from, MSG_DIGEST, &out, NULL, NULL, 0);
     sim_peer_t *p = s_peer(n, from, true);
     uint64_t timeout = p ? sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd) : 1000;
     s_schedule(sim, sim->now + timeout, EV_DEADLINE, n->idx, x->digest_req);
 done:
-    free(sums);
-    free(asked);
+    sos_ack_plan_release(&plan);
 }
 
-/*  A: the answer to our DIGEST: checked against what we asked as the node checks it
-    (sos_digest_buckets_check), then our entries of the buckets it covered diffed with its
-    own, and the DELTA sent. A broken one is dropped; its exchange fails at the deadline. */
+/*  A: the answer to our DIGEST: checked against what we asked and diffed over exactly what
+    it covered, as on the node (sos_core_take_digest_ack), and the DELTA sent. A broken one
+    is dropped; its exchange fails at the deadline. */
 static void
 s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
 {
@@ -1580,19 +1583,26 @@ s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gm
         memcpy(asked_piece.from, c->c.from, sizeof asked_piece.from);
         asked_piece.to_end = true;
     }
-    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
-    if (!msg->has_buckets || msg->nb != x->nb || msg->n_sums || msg->n_records ||
-        (x->piece && !c) ||
-        !sos_digest_buckets_check(msg->nb, x->asked, x->piece ? &asked_piece : NULL, msg->buckets,
-                                  msg->n_buckets, piece, msg->digest, msg->n_digest)) {
+    if (x->piece && !c) {
         n->dropped_bad++;
         return;
     }
+    s_refresh_digest(sim, n, txn);
+    sos_digest_view_t view = {.hash = n->hash, .n = n->n_dig, .entries = s_dig_entries(sim, n)};
+    sos_digest_entry_t *mine = NULL;
+    uint32_t n_mine = 0;
+    sos_rc rc = sos_core_take_digest_ack(&view, msg, x->nb, x->asked,
+                                         x->piece ? &asked_piece : NULL, &mine, &n_mine);
+    if (rc == SOS_ERR_MALFORMED)
+        n->dropped_bad++;
+    if (rc != SOS_OK)
+        return;
     x->digest_req = 0;
     sim->digests_by_bucket++;
     /*  The cursor moves on, or goes to a bucket that did not fit; then, as the node does, the
         next piece is asked at once, in a new exchange with the same peer (the only exchange
         the simulator starts at once: it leaves MORE's to the next round). */
+    const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
     sos_piece_cursor_t moved = c ? c->c : (sos_piece_cursor_t){0};
     bool again =
         sos_piece_cursor_answered(&moved, msg->nb, x->asked, msg->buckets, msg->n_buckets, piece);
@@ -1602,14 +1612,7 @@ s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gm
         c->c = moved;
     if (piece)
         sim->digests_pieces++;
-    s_refresh_digest(sim, n, txn);
-    sos_digest_entry_t *all = s_dig_entries(sim, n);
-    sos_digest_entry_t *mine = malloc((n->n_dig ? n->n_dig : 1) * sizeof *mine);
-    if (all && mine) {
-        uint32_t n_mine = sos_digest_buckets_mine(all, n->n_dig, msg->nb, msg->buckets,
-                                                  msg->n_buckets, piece, mine);
-        s_send_delta(sim, n, txn, from, mine, n_mine, msg->digest, msg->n_digest);
-    }
+    s_send_delta(sim, n, txn, from, mine, n_mine, msg->digest, msg->n_digest);
     free(mine);
     if (again)
         s_start_exchange(sim, n, from);
@@ -1619,53 +1622,41 @@ static void
 s_on_sync(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
     s_digest_current(sim, n, txn);
+    sos_digest_view_t mine = {.hash = s_digest_hash(sim, n), .n = n->n_dig};
     sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
-    out.req_id = msg->req_id;
-    memcpy(out.hash, s_digest_hash(sim, n), sizeof out.hash);
-    out.n_origins = n->n_dig;
+    sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &out);
     uint8_t(*sums)[16] = NULL;
-    if (sos_core_sync_in_sync(n->hash, n->n_dig, msg->hash, msg->n_origins))
-        out.flags = SOS_GMSG_IN_SYNC;
-    else if (n->n_dig <= SOS_DIGEST_WHOLE_MAX) { /* small: the whole digest, as the node */
+    if (kind == SOS_ANSWER_WHOLE) {
         s_refresh_digest(sim, n, txn);
         out.digest = s_dig_entries(sim, n);
         if (!out.digest)
             return;
         out.n_digest = n->n_dig;
-    } else {
-        uint32_t nb = sos_digest_nbuckets(n->n_dig > msg->n_origins ? n->n_dig : msg->n_origins);
+    } else if (kind == SOS_ANSWER_SUMS) {
         if (!sim->o.cheap_digest)
             s_refresh_digest(sim, n, txn);
-        sums = malloc(nb * sizeof *sums);
-        if (!sums || !s_bucket_sums(sim, n, nb, sums)) {
+        sums = malloc(out.nb * sizeof *sums);
+        if (!sums || !s_bucket_sums(sim, n, out.nb, sums)) {
             free(sums);
             return;
         }
-        out.has_buckets = true;
-        out.nb = nb;
-        out.n_sums = nb;
         out.sums = sums;
     }
     s_reply(sim, n, from, MSG_SYNC_ACK, &out, NULL, NULL, 0);
     free(sums);
 }
 
-/*  A: B's records, and what B wants of ours. */
+/*  B: A's records, and what A wants of ours: the DELTA_ACK is the core's
+    (sos_core_answer_delta), sent as the node sends it, even when A wants nothing. */
 static void
 s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
     s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from);
-    if (msg->n_want == 0)
-        return;
     sos_sync_delta_t d;
     sos_sync_ctx_t ctx = s_sync_ctx(n);
-    if (sos_core_sync_delta_ack(&ctx, txn, msg->want, msg->n_want, &d) != SOS_OK)
-        return;
     sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
-    out.req_id = msg->req_id;
-    out.flags = d.more ? SOS_GMSG_MORE : 0;
+    if (sos_core_answer_delta(&ctx, txn, msg, &d, &out) != SOS_OK)
+        return;
     s_reply(sim, n, from, MSG_DELTA_ACK, &out, d.batch.wires, d.batch.lens, d.batch.n);
     sos_sync_delta_release(&d);
 }
@@ -1739,6 +1730,10 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         s_on_sync(sim, n, txn, m->from, &msg);
         break;
     case MSG_SYNC_ACK:
+        if (!sos_core_sync_ack_ok(&msg)) { /* as the node: refused before it counts */
+            n->dropped_bad++;
+            break;
+        }
         for (int i = 0; i < SIM_XCHG_MAX; i++) {
             sim_xchg_t *x = &n->xchg[i];
             if (x->req_id != msg.req_id || x->peer != m->from || x->acked)
@@ -1754,8 +1749,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
                 sos_fd_probe_end(n->probes, sim->nodes[m->from].id.pk);
             s_local_ok(sim, n, txn, &sim->nodes[m->from]);
             x->req_id = 0;
-            if (!(msg.flags & SOS_GMSG_IN_SYNC))
-                s_on_sync_ack(sim, n, txn, m->from, &msg, x);
+            s_on_sync_ack(sim, n, txn, m->from, &msg, x);
         }
         break;
     case MSG_DIGEST:
