@@ -1725,14 +1725,15 @@ s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *th
     if (plan.what == SOS_ACK_DELTA) {
         if (sos_exchange_sync_ack(&peer->ex, false) == SOS_EX_DO_DELTA)
             s_send_delta_whole(self, txn, peer, theirs);
-        return;
+        goto done;
     }
     if (plan.what == SOS_ACK_DONE) {
+        /*  All the sums agree: the plan may still hold the (empty) list it picked into. */
         if (theirs->has_buckets)
             sos_exchange_sums(&peer->ex, 0);
         else
             sos_exchange_sync_ack(&peer->ex, true);
-        return;
+        goto done;
     }
     if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
         goto done;
