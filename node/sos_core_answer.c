@@ -161,6 +161,19 @@ sos_core_take_sync_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack,
 }
 
 void
+sos_ack_plan_digest(const sos_ack_plan_t *plan, uint64_t req_id, sos_gmsg_t *msg)
+{
+    memset(msg, 0, sizeof *msg);
+    msg->req_id = req_id;
+    msg->has_buckets = true;
+    msg->nb = plan->nb;
+    msg->buckets = plan->asked;
+    msg->n_buckets = plan->n_asked;
+    msg->has_piece = plan->has_piece;
+    msg->piece = plan->piece;
+}
+
+void
 sos_ack_plan_release(sos_ack_plan_t *plan)
 {
     if (!plan)

@@ -135,6 +135,10 @@ sos_rc sos_core_take_sync_ack(const sos_digest_view_t *mine, const sos_gmsg_t *a
                               sos_piece_cursor_t *cursor, sos_random_fn *rnd, void *rnd_arg,
                               uint32_t max_entries, sos_ack_plan_t *plan);
 
+/*  The DIGEST request plan (what SOS_ACK_DIGEST) asks for, into *msg (zeroed first; its
+    bucket list borrows plan's). */
+void sos_ack_plan_digest(const sos_ack_plan_t *plan, uint64_t req_id, sos_gmsg_t *msg);
+
 /*  Free what a plan owns and zero it. NULL-safe. */
 void sos_ack_plan_release(sos_ack_plan_t *plan);
 

@@ -249,17 +249,13 @@ sos_digest_nbuckets(uint32_t n_origins)
 bool
 sos_digest_nb_ok(uint64_t nb)
 {
-    return nb >= 1 && nb <= SOS_BUCKETS_MAX && (nb & (nb - 1)) == 0;
+    return sos_gmsg_nb_ok(nb);
 }
 
 uint32_t
 sos_digest_bucket(const uint8_t origin[SOS_NODEID_BYTES], uint32_t nb)
 {
-    uint32_t bits = 0;
-    while ((1u << bits) < nb)
-        bits++;
-    uint32_t prefix = (uint32_t)origin[0] << 8 | origin[1];
-    return bits ? prefix >> (16 - bits) : 0;
+    return sos_gmsg_bucket(origin, nb);
 }
 
 void

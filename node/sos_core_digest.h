@@ -106,11 +106,11 @@ sos_digest_entry_t *sos_digest_build(const sos_gaps_t *gaps, sos_txn_t *txn, uin
     SOS_BUCKET_ORIGINS origins a bucket, capped at SOS_BUCKETS_MAX. */
 uint32_t sos_digest_nbuckets(uint32_t n_origins);
 
-/*  True if nb is a bucket count: a power of two, 1..SOS_BUCKETS_MAX. */
+/*  True if nb is a bucket count: a power of two, 1..SOS_BUCKETS_MAX (sos_gmsg_nb_ok). */
 bool sos_digest_nb_ok(uint64_t nb);
 
 /*  The bucket of origin among nb (a valid count): the top log2(nb) bits of its first two
-    bytes. */
+    bytes, the wire's rule (sos_gmsg_bucket). */
 uint32_t sos_digest_bucket(const uint8_t origin[SOS_NODEID_BYTES], uint32_t nb);
 
 /*  A bucket's hash, fed one entry at a time in origin order (for a caller that keeps its

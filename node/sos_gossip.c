@@ -1512,6 +1512,23 @@ s_exchange_defer(sos_node_t *self, sos_peer_t *peer, const char *what)
     s_short_release(self, peer);
 }
 
+/*  Send the frame in self->buf, a step of an exchange under way (a DELTA, a DIGEST) on
+    peer's connection: put off when the connection's budget has no room for it, the peer's
+    failure when it is not connected. True if it went. */
+static bool
+s_send_step(sos_node_t *self, sos_peer_t *peer, const char *what)
+{
+    if (!s_send_fits(self, peer, self->buf.size, 0)) {
+        s_exchange_defer(self, peer, what);
+        return false;
+    }
+    if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
+        s_failure(self, peer, "not connected");
+        return false;
+    }
+    return true;
+}
+
 static void
 s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
@@ -1627,16 +1644,9 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_digest_entr
     msg.flags = d.more ? SOS_GMSG_MORE : 0;
     msg.want = d.want;
     msg.n_want = d.n_want;
-    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, d.batch.wires, d.batch.lens, d.batch.n))
+    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, d.batch.wires, d.batch.lens, d.batch.n) ||
+        !s_send_step(self, peer, "DELTA"))
         goto done;
-    if (!s_send_fits(self, peer, self->buf.size, 0)) {
-        s_exchange_defer(self, peer, "DELTA");
-        goto done;
-    }
-    if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
-        s_failure(self, peer, "not connected");
-        goto done;
-    }
     self->stats.records_sent += d.batch.n;
     sos_exchange_delta_sent(&peer->ex, msg.req_id, d.more, sos_mono_ms(),
                             s_exchange_timeout(self, peer));
@@ -1737,24 +1747,11 @@ s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *th
     }
     if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
         goto done;
-    sos_gmsg_t msg = {0};
-    msg.req_id = ++self->next_req_id;
-    msg.has_buckets = true;
-    msg.nb = plan.nb;
-    msg.buckets = plan.asked;
-    msg.n_buckets = plan.n_asked;
-    msg.has_piece = plan.has_piece;
-    msg.piece = plan.piece;
-    if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0))
+    sos_gmsg_t msg;
+    sos_ack_plan_digest(&plan, ++self->next_req_id, &msg);
+    if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0) ||
+        !s_send_step(self, peer, "DIGEST"))
         goto done;
-    if (!s_send_fits(self, peer, self->buf.size, 0)) {
-        s_exchange_defer(self, peer, "DIGEST");
-        goto done;
-    }
-    if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
-        s_failure(self, peer, "not connected");
-        goto done;
-    }
     sos_exchange_digest_sent(&peer->ex, msg.req_id, plan.nb, plan.asked, plan.n_asked,
                              plan.has_piece ? &plan.piece : NULL, plan.more, sos_mono_ms(),
                              s_exchange_timeout(self, peer));

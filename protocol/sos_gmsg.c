@@ -19,17 +19,14 @@
 #define S_GMSG_FIELDS         9
 #define S_GMSG_FIELDS_BUCKETS 10
 
-static bool
-s_nb_ok(uint64_t nb)
+bool
+sos_gmsg_nb_ok(uint64_t nb)
 {
     return nb >= 1 && nb <= SOS_BUCKETS_MAX && (nb & (nb - 1)) == 0;
 }
 
-/*  The bucket of origin among nb (a power of two): the top log2(nb) bits of its first two
-    bytes (sos_digest_bucket's rule, which the core owns; the decoder needs it only to refuse
-    a piece whose bounds lie outside its bucket). */
-static uint32_t
-s_bucket_of(const uint8_t origin[SOS_NODEID_BYTES], uint64_t nb)
+uint32_t
+sos_gmsg_bucket(const uint8_t origin[SOS_NODEID_BYTES], uint64_t nb)
 {
     uint32_t bits = 0;
     while ((1ull << bits) < nb)
@@ -43,10 +40,10 @@ s_bucket_of(const uint8_t origin[SOS_NODEID_BYTES], uint64_t nb)
 static bool
 s_piece_ok(const sos_bucket_piece_t *p, uint64_t nb, const uint16_t *numbers, uint32_t n)
 {
-    if (p->bucket >= nb || s_bucket_of(p->from, nb) != p->bucket)
+    if (p->bucket >= nb || sos_gmsg_bucket(p->from, nb) != p->bucket)
         return false;
     if (!p->to_end &&
-        (s_bucket_of(p->to, nb) != p->bucket || memcmp(p->from, p->to, SOS_NODEID_BYTES) > 0))
+        (sos_gmsg_bucket(p->to, nb) != p->bucket || memcmp(p->from, p->to, SOS_NODEID_BYTES) > 0))
         return false;
     for (uint32_t i = 0; i < n; i++)
         if (numbers[i] == p->bucket)
@@ -85,7 +82,7 @@ s_decode_buckets(const msgpack_object *o, sos_gmsg_t *msg)
         return SOS_ERR_MALFORMED;
     if (nb > SOS_BUCKETS_MAX)
         return SOS_ERR_TOO_LARGE;
-    if (!s_nb_ok(nb) || n_items > nb ||
+    if (!sos_gmsg_nb_ok(nb) || n_items > nb ||
         (sums_len != 0 && sums_len != (size_t)nb * SOS_DIGEST_HASH_BYTES))
         return SOS_ERR_MALFORMED;
     msg->has_buckets = true;
@@ -326,8 +323,9 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
     if (msg->has_self && (msg->self.wire_len == 0 || msg->self.wire_len > SOS_RECORD_MAX))
         return SOS_ERR_INVALID;
     if (msg->has_buckets) {
-        if (!s_nb_ok(msg->nb) || msg->n_buckets > msg->nb || (msg->n_buckets && !msg->buckets) ||
-            (msg->n_sums != 0 && msg->n_sums != msg->nb) || (msg->n_sums && !msg->sums))
+        if (!sos_gmsg_nb_ok(msg->nb) || msg->n_buckets > msg->nb ||
+            (msg->n_buckets && !msg->buckets) || (msg->n_sums != 0 && msg->n_sums != msg->nb) ||
+            (msg->n_sums && !msg->sums))
             return SOS_ERR_INVALID;
         for (uint32_t i = 0; i < msg->n_buckets; i++)
             if (msg->buckets[i] >= msg->nb || (i > 0 && msg->buckets[i] <= msg->buckets[i - 1]))

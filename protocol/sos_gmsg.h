@@ -95,6 +95,14 @@ typedef struct {
     sos_gmsg_release. */
 sos_rc sos_gmsg_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len);
 
+/*  True if nb is a bucket count: a power of two, 1..SOS_BUCKETS_MAX. */
+bool sos_gmsg_nb_ok(uint64_t nb);
+
+/*  The bucket of origin among nb (a valid count): the top log2(nb) bits of its first two
+    bytes. The wire's rule: the decoder checks a piece's bounds by it, and the digest's
+    buckets (node/sos_core_digest.c) are cut by it. */
+uint32_t sos_gmsg_bucket(const uint8_t origin[SOS_NODEID_BYTES], uint64_t nb);
+
 /*  As sos_gmsg_decode, but the records and self are only parsed, their signatures not
     checked (a bad structure gives SOS_ERR_CORRUPT): for a caller that skips the records it
     already holds byte for byte and verifies each of the others (sos_record_decode on its

@@ -1546,14 +1546,7 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
     for (uint32_t i = 0; i < plan.n_asked; i++)
         x->asked[plan.asked[i] / 64] |= 1ULL << (plan.asked[i] % 64);
     sos_gmsg_t out;
-    memset(&out, 0, sizeof out);
-    out.req_id = x->digest_req;
-    out.has_buckets = true;
-    out.nb = plan.nb;
-    out.n_buckets = plan.n_asked;
-    out.buckets = plan.asked;
-    out.has_piece = plan.has_piece;
-    out.piece = plan.piece;
+    sos_ack_plan_digest(&plan, x->digest_req, &out);
     s_reply(sim, n, from, MSG_DIGEST, &out, NULL, NULL, 0);
     sim_peer_t *p = s_peer(n, from, true);
     uint64_t timeout = p ? sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd) : 1000;
