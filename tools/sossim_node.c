@@ -1907,6 +1907,13 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
         return;
     }
     s_dig_touch(sim, n, txn, t->id.pk);
+    /*  As the node retires a removed worker's peer: an exchange under way with it ends, no
+        failure counted, and its answers are dropped as unexpected. */
+    sim_xchg_t *x = s_slot(n, target);
+    if (x && x->ex.state != SOS_EX_IDLE) {
+        sos_exchange_failed(&x->ex);
+        s_xchg_end(n, x);
+    }
     p->removed_version = held;
     if (!n->named_removed)
         n->named_removed = calloc(1, sizeof *n->named_removed);
