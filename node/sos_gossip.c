@@ -53,7 +53,7 @@
 #include "sos_core_pick.h"
 #include "sos_core_sync.h"
 #include "sos_endpoint.h"
-#include "sos_node_int.h"
+#include "sos_gossip_int.h"
 #include "sos_peer.h"
 
 #define SOS_PROBES_PER_ROUND 2 /* exchanges with suspects per round, beyond the fanout */
@@ -358,14 +358,6 @@ s_short_count(sos_node_t *self, sos_peer_t **spare)
     return n;
 }
 
-void
-sos_gossip_connections(sos_node_t *self, uint32_t *view, uint32_t *gossip, uint32_t *gossip_max)
-{
-    *view = self->view.n;
-    *gossip = s_short_count(self, NULL);
-    *gossip_max = SOS_SHORT_MAX;
-}
-
 /*  Open the peer's DEALER as a short-lived connection for gossip, within SOS_SHORT_MAX
     (closing a spare one at the limit); evict as s_peer_open. False if it stays closed. */
 static bool
@@ -621,7 +613,7 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
-    return sos_digest_build(self->gaps, txn, n);
+    return sos_digest_build(self->gossip->gaps, txn, n);
 }
 
 /*  The exchange's decisions (sos_core_sync.h) over this node's id and gap table. */
@@ -629,7 +621,7 @@ static sos_sync_ctx_t
 s_sync_ctx(const sos_node_t *self)
 {
     return (sos_sync_ctx_t){
-        .self_id = self->id.pk, .gaps = self->gaps, .allow_private = self->allow_private};
+        .self_id = self->id.pk, .gaps = self->gossip->gaps, .allow_private = self->allow_private};
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -638,7 +630,7 @@ s_sync_ctx(const sos_node_t *self)
 static void
 s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 {
-    if (!self->digest_dirty)
+    if (!self->gossip->digest_dirty)
         return;
     uint32_t n = 0;
     sos_digest_entry_t *entries = s_digest_build(self, txn, &n);
@@ -647,12 +639,12 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     sos_digest_entry_t *fit = realloc(entries, (n ? n : 1) * sizeof *entries);
     if (fit)
         entries = fit;
-    sos_digest_hash(self->digest_hash, entries, n);
-    self->digest_n = n;
-    self->digest_dirty = false;
-    free(self->digest_cache);
-    self->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
-    self->sums_nb = 0;            /* the bucket sums were of the old one */
+    sos_digest_hash(self->gossip->digest_hash, entries, n);
+    self->gossip->digest_n = n;
+    self->gossip->digest_dirty = false;
+    free(self->gossip->digest_cache);
+    self->gossip->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
+    self->gossip->sums_nb = 0;            /* the bucket sums were of the old one */
 }
 
 /*  The bucket sums of the cached digest for nb buckets (sos_digest_bucket_sums), kept for
@@ -663,16 +655,16 @@ static const uint8_t (*s_bucket_sums(sos_node_t *self, sos_txn_t *txn,
                                      uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 {
     s_digest_hash(self, txn);
-    if (self->digest_dirty || !sos_digest_nb_ok(nb))
+    if (self->gossip->digest_dirty || !sos_digest_nb_ok(nb))
         return NULL;
-    if (self->sums_nb == nb)
-        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])self->sums_cache;
-    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(self->sums_cache, nb * sizeof *sums);
+    if (self->gossip->sums_nb == nb)
+        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])self->gossip->sums_cache;
+    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(self->gossip->sums_cache, nb * sizeof *sums);
     if (!sums)
         return NULL;
-    self->sums_cache = sums;
-    sos_digest_bucket_sums(self->digest_cache, self->digest_n, nb, sums);
-    self->sums_nb = nb;
+    self->gossip->sums_cache = sums;
+    sos_digest_bucket_sums(self->gossip->digest_cache, self->gossip->digest_n, nb, sums);
+    self->gossip->sums_nb = nb;
     return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
 }
 
@@ -681,7 +673,7 @@ static const uint8_t (*s_bucket_sums(sos_node_t *self, sos_txn_t *txn,
 static void
 s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
 {
-    sos_rc rc = sos_gaps_set(self->gaps, origin, version, sos_mono_ms());
+    sos_rc rc = sos_gaps_set(self->gossip->gaps, origin, version, sos_mono_ms());
     if (rc == SOS_ERR_FULL) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, origin, SOS_NODEID_BYTES);
@@ -694,19 +686,19 @@ s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t ver
             sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
     }
     if (rc == SOS_OK)
-        self->digest_dirty = true;
+        self->gossip->digest_dirty = true;
 }
 
 /*  Drop gaps past their time, and those of origins of which we hold nothing. */
 static void
 s_gaps_sweep(sos_node_t *self, sos_txn_t *txn)
 {
-    uint32_t n = sos_gaps_sweep(self->gaps, txn, sos_mono_ms());
+    uint32_t n = sos_gaps_sweep(self->gossip->gaps, txn, sos_mono_ms());
     if (!n)
         return;
     sos_log_info("%u gaps dropped (expired, or their origins gone)", n);
     self->stats.gaps_dropped += n;
-    self->digest_dirty = true;
+    self->gossip->digest_dirty = true;
 }
 
 static void
@@ -733,8 +725,8 @@ s_on_probation(const sos_peer_t *p)
     return p->in_dir && !p->is_genesis && !p->retired && p->last_ok == 0;
 }
 
-uint32_t
-sos_gossip_probation(sos_node_t *self)
+static uint32_t
+s_probation_count(sos_node_t *self)
 {
     uint32_t n = 0;
     for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
@@ -757,7 +749,7 @@ s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
 static uint32_t
 s_peers_probation(void *arg)
 {
-    return sos_gossip_probation(arg);
+    return s_probation_count(arg);
 }
 
 /*  Another worker answers at url: our last exchange with it, at that endpoint, succeeded. */
@@ -792,7 +784,7 @@ s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_
         self->stats.merges[SOS_MERGE_TOMBSTONED]++;
         return;
     }
-    self->digest_dirty = true;
+    self->gossip->digest_dirty = true;
     self->pass.wrote = true;
     self->stats.workers_removed++;
     char hex[SOS_NODEID_HEX + 1];
@@ -888,7 +880,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     if (!sos_merge_taken(result))
         goto done;
     self->pass.wrote = true;
-    self->digest_dirty = true;
+    self->gossip->digest_dirty = true;
     if (out->gap)
         s_gap_set(self, rec->origin, out->gap_version);
     if (rec->kind == SOS_REC_WORKER) {
@@ -1117,7 +1109,7 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
         return;
     }
     if (wrote) {
-        self->digest_dirty = true;
+        self->gossip->digest_dirty = true;
         self->pass.wrote = true;
     }
     self->stats.workers_removed++;
@@ -1551,8 +1543,8 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     s_digest_hash(self, txn);
     sos_gmsg_t msg = {0};
     msg.req_id = ++self->next_req_id;
-    memcpy(msg.hash, self->digest_hash, sizeof msg.hash);
-    msg.n_origins = self->digest_n;
+    memcpy(msg.hash, self->gossip->digest_hash, sizeof msg.hash);
+    msg.n_origins = self->gossip->digest_n;
     msg.has_self = true;
     msg.self = self->self_rec;
     s_suspects(self, txn, &msg);
@@ -1672,7 +1664,7 @@ s_send_delta_whole(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_
 static uint32_t
 s_digest_max(const sos_node_t *self)
 {
-    return self->digest_max ? self->digest_max : SOS_DIGEST_MAX;
+    return self->gossip->digest_max ? self->gossip->digest_max : SOS_DIGEST_MAX;
 }
 
 /*  A bucket message that breaks the rules the decoder cannot know (which parts a type
@@ -1713,9 +1705,10 @@ s_digest_view(sos_node_t *self, sos_txn_t *txn, s_sums_arg_t *arg)
 {
     s_digest_hash(self, txn);
     *arg = (s_sums_arg_t){.self = self, .txn = txn};
-    return (sos_digest_view_t){.hash = self->digest_hash,
-                               .n = self->digest_n,
-                               .entries = self->digest_dirty ? NULL : self->digest_cache,
+    return (sos_digest_view_t){.hash = self->gossip->digest_hash,
+                               .n = self->gossip->digest_n,
+                               .entries =
+                                   self->gossip->digest_dirty ? NULL : self->gossip->digest_cache,
                                .sums = s_sums_fn,
                                .sums_arg = arg};
 }
@@ -1881,8 +1874,9 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
     for (uint32_t i = 0; i < msg->n_records; i++)
         if (checks[i] == SOS_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
-    if (sos_core_sync_settle(self->gaps, txn, msg->records, msg->n_records, checks, sos_mono_ms()))
-        self->digest_dirty = true;
+    if (sos_core_sync_settle(self->gossip->gaps, txn, msg->records, msg->n_records, checks,
+                             sos_mono_ms()))
+        self->gossip->digest_dirty = true;
 }
 
 /* ----------------------------------------------------------------- input ---- */
@@ -2053,9 +2047,10 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         kept here, built once per change of the directory, not per SYNC: anyone may send
         SYNCs, and building the digest walks every origin. */
     s_digest_hash(self, txn);
-    sos_digest_view_t mine = {.hash = self->digest_hash,
-                              .n = self->digest_n,
-                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_digest_view_t mine = {.hash = self->gossip->digest_hash,
+                              .n = self->gossip->digest_n,
+                              .entries =
+                                  self->gossip->digest_dirty ? NULL : self->gossip->digest_cache};
     sos_gmsg_t reply;
     sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
@@ -2086,9 +2081,10 @@ s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_en
     s_digest_hash(self, txn);
     /*  Without memory for the digest (still dirty), no entries: SOS_ERR_INVALID, and the
         DIGEST goes unanswered; the sender's exchange times out. */
-    sos_digest_view_t mine = {.hash = self->digest_hash,
-                              .n = self->digest_n,
-                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_digest_view_t mine = {.hash = self->gossip->digest_hash,
+                              .n = self->gossip->digest_n,
+                              .entries =
+                                  self->gossip->digest_dirty ? NULL : self->gossip->digest_cache};
     sos_digest_answer_t a;
     sos_rc rc = sos_core_answer_digest(&mine, msg, s_digest_max(self), &a);
     if (rc == SOS_ERR_MALFORMED)
@@ -2670,7 +2666,65 @@ sos_gossip_push_rumors(sos_node_t *self)
     }
 }
 
+/* ----------------------------------------------------------------- status ---- */
+
+void
+sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out)
+{
+    *out = (sos_gossip_status_t){
+        .peers = zhashx_size(self->peers),
+        .record_version = self->my_version,
+        .health = self->fd.health,
+        .connections_open = self->n_open,
+        .connections_view = self->view.n,
+        .connections_short = s_short_count(self, NULL),
+        .connections_short_max = SOS_SHORT_MAX,
+        .view_size = self->view.n,
+        .view_cap = self->view.cap,
+        .gaps = sos_gaps_size(self->gossip->gaps),
+        .workers_probation = s_probation_count(self),
+        .probation_cap = sos_probation_cap(self->cfg.max_workers, &self->probation),
+        .probation_samples = self->probation.n,
+        .probation_answered = sos_probation_answered(&self->probation),
+        .probation_share_pct = (uint64_t)(sos_probation_share(&self->probation) * 100),
+    };
+}
+
 /* ------------------------------------------------------------ start, stop ---- */
+
+sos_gossip_t *
+sos_gossip_new(sos_node_t *node)
+{
+    sos_gossip_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->gaps = sos_gaps_new(node->cfg.gossip_interval_ms, SOS_GAPS_MAX);
+    if (!self->gaps) {
+        sos_gossip_destroy(&self);
+        return NULL;
+    }
+    self->digest_dirty = true;
+    return self;
+}
+
+void
+sos_gossip_destroy(sos_gossip_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sos_gossip_t *self = *self_p;
+    sos_gaps_destroy(&self->gaps);
+    free(self->digest_cache);
+    free(self->sums_cache);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+sos_gossip_dirty(sos_node_t *self)
+{
+    self->gossip->digest_dirty = true;
+}
 
 typedef struct {
     sos_node_t *node;
@@ -2719,7 +2773,7 @@ sos_gossip_start(sos_node_t *self)
             sos_log_error("SOS_TEST_DIGEST_MAX=%s: give 1..%d", cap, SOS_DIGEST_MAX);
             return SOS_ERR_INVALID;
         }
-        self->digest_max = (uint32_t)v;
+        self->gossip->digest_max = (uint32_t)v;
         sos_log_warning("SOS_TEST_DIGEST_MAX: a DIGEST_ACK carries at most %lu entries (for "
                         "tests only)",
                         v);

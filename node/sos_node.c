@@ -363,7 +363,7 @@ sos_node_pass_end(sos_node_t *self)
         if (rc) {
             committed = false;
             self->stats.commit_failures++;
-            self->digest_dirty = true;
+            sos_gossip_dirty(self);
             sos_log_error("store: commit failed: %s; %zu replies fail", sos_strerror(rc),
                           pass->n_out);
             snprintf(why, sizeof why, "the node could not write to its store: %s",
@@ -453,6 +453,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     if (txn)
         sos_dir_counts(txn, &workers, &rooms, &origins);
     sos_stats_t *st = &self->stats;
+    sos_gossip_status_t gs;
+    sos_gossip_status(self, &gs);
     msgpack_sbuffer_clear(&self->buf);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
@@ -469,8 +471,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "workers", workers);
     sos_mp_pack_kv_uint(&pk, "rooms", rooms);
     sos_mp_pack_kv_uint(&pk, "origins", origins);
-    sos_mp_pack_kv_uint(&pk, "peers", zhashx_size(self->peers));
-    sos_mp_pack_kv_uint(&pk, "record_version", self->my_version);
+    sos_mp_pack_kv_uint(&pk, "peers", gs.peers);
+    sos_mp_pack_kv_uint(&pk, "record_version", gs.record_version);
     sos_mp_pack_kv_uint(&pk, "gossip_interval_ms", self->cfg.gossip_interval_ms);
     sos_mp_pack_str(&pk, "connections");
     msgpack_pack_map(&pk, 3);
@@ -484,8 +486,6 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "connection_budget", SOS_OUT_CONN_BYTES);
     sos_mp_pack_kv_uint(&pk, "total_budget", SOS_OUT_TOTAL_BYTES);
     sos_mp_pack_str(&pk, "gossip");
-    uint32_t conn_view = 0, conn_short = 0, conn_short_max = 0;
-    sos_gossip_connections(self, &conn_view, &conn_short, &conn_short_max);
     struct {
         const char *name;
         uint64_t value;
@@ -516,7 +516,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"digests_pieces", st->digests_pieces},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
-        {"health", self->fd.health},
+        {"health", gs.health},
         {"probes_sent", st->probes_sent},
         {"probes_answered", st->probes_answered},
         {"probe_saves", st->probe_saves},
@@ -530,12 +530,12 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"sends", st->sends},
         {"send_dups", st->send_dups},
         {"msgid_tables_dropped", st->msgid_tables_dropped},
-        {"connections_open", self->n_open},
-        {"connections_view", conn_view},
-        {"connections_short", conn_short},
-        {"connections_short_max", conn_short_max},
-        {"view_size", self->view.n},
-        {"view_cap", self->view.cap},
+        {"connections_open", gs.connections_open},
+        {"connections_view", gs.connections_view},
+        {"connections_short", gs.connections_short},
+        {"connections_short_max", gs.connections_short_max},
+        {"view_size", gs.view_size},
+        {"view_cap", gs.view_cap},
         {"view_joined", st->view_joined},
         {"view_left", st->view_left},
         {"view_renewed", st->view_renewed},
@@ -549,17 +549,17 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},
-        {"gaps", sos_gaps_size(self->gaps)},
+        {"gaps", gs.gaps},
         {"gaps_dropped", st->gaps_dropped},
         {"signature_verifications", st->verifications},
         {"verify_skipped", st->verify_skipped},
         {"verify_refused", st->verify_refused},
-        {"workers_probation", sos_gossip_probation(self)},
+        {"workers_probation", gs.workers_probation},
         {"probation_refused", st->probation_refused},
-        {"probation_cap", sos_probation_cap(self->cfg.max_workers, &self->probation)},
-        {"probation_samples", self->probation.n},
-        {"probation_answered", sos_probation_answered(&self->probation)},
-        {"probation_share_pct", (uint64_t)(sos_probation_share(&self->probation) * 100)},
+        {"probation_cap", gs.probation_cap},
+        {"probation_samples", gs.probation_samples},
+        {"probation_answered", gs.probation_answered},
+        {"probation_share_pct", gs.probation_share_pct},
         {"room_conflicts", st->merges[SOS_MERGE_CONTESTED]},
         {"refused_rate", st->refused_rate},
         {"refused_pending", st->refused_pending},
@@ -1080,7 +1080,7 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
     sos_txn_t *txn = sos_node_txn(self);
     uint32_t removed = 0;
     if (txn && sos_dir_tombstone_sweep(txn, sos_now_ms(), &removed) == SOS_OK && removed) {
-        self->digest_dirty = true;
+        sos_gossip_dirty(self);
         sos_log_info("%u tombstones expired", removed);
     }
     sos_node_pass_end(self);
@@ -1220,13 +1220,13 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
         self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
     self->peers = zhashx_new();
     self->peers_id = zhashx_new();
-    self->gaps = sos_gaps_new(interval, SOS_GAPS_MAX);
+    self->gossip = sos_gossip_new(self);
     self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
     self->pass.lost_rooms = zlistx_new();
-    if (!self->peers || !self->peers_id || !self->gaps || !self->retired || !self->replay ||
+    if (!self->peers || !self->peers_id || !self->gossip || !self->retired || !self->replay ||
         !self->budget || !self->pass.woken_rooms || !self->pass.lost_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.lost_rooms, (zlistx_destructor_fn *)zstr_free);
@@ -1234,7 +1234,6 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
     zlistx_set_comparator(self->pass.woken_rooms, (zlistx_comparator_fn *)strcmp);
-    self->digest_dirty = true;
 
     rc = s_open(self, why, why_size);
     if (rc)
@@ -1395,9 +1394,7 @@ sos_node_destroy(sos_node_t **self_p)
         }
         zlistx_destroy(&self->retired);
     }
-    sos_gaps_destroy(&self->gaps);
-    free(self->digest_cache);
-    free(self->sums_cache);
+    sos_gossip_destroy(&self->gossip);
     sos_gate_destroy(&self->gate); /* before the router it watches: see sos_gate.h */
     zsock_destroy(&self->router);
     sos_replay_destroy(&self->replay);

@@ -235,6 +235,7 @@ typedef struct {
 } sos_pass_t;
 
 typedef struct _sos_rooms_t sos_rooms_t;
+typedef struct _sos_gossip_t sos_gossip_t; /* sos_gossip_int.h: seen by sos_gossip.c only */
 
 #define SOS_SENT_MAX 16 /* DEALERs remembered as sent on in one pass */
 
@@ -267,8 +268,6 @@ struct _sos_node_t {
     uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
     uint64_t exchange_timeout_ms;
     uint64_t tombstone_ttl_ms;
-    sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
-    bool digest_dirty;
     bool republish; /* re-sign our worker record at the next round (see s_failure) */
     sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
 
@@ -292,14 +291,8 @@ struct _sos_node_t {
        how many may be at once (sos_core_sync.h, sos_probation_cap) */
     sos_probation_t probation;
 
-    uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
-    uint32_t digest_n;
-    sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
-    uint32_t sums_nb; /* the bucket count sums_cache holds (0: none; reset with the digest) */
-    uint8_t (*sums_cache)[SOS_DIGEST_HASH_BYTES]; /* digest_cache's bucket sums, sums_nb */
-    uint32_t digest_max; /* digest entries a DIGEST_ACK carries: SOS_DIGEST_MAX, lowered only
-                            by tests (SOS_TEST_DIGEST_MAX, sos_gossip_start) */
     sos_pass_t pass;
+    sos_gossip_t *gossip; /* peers and gossip state (sos_gossip.c) */
     sos_rooms_t *rooms;
     sos_stats_t stats;
     msgpack_sbuffer buf;  /* scratch for encoding */
@@ -367,6 +360,15 @@ bool sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *d
 
 /* --- sos_gossip.c ------------------------------------------------------------------ */
 
+/*  Gossip's state (sos_gossip_int.h) for node (borrowed: it must outlive the object), with
+    empty peer tables and a digest to build. NULL without memory. */
+sos_gossip_t *sos_gossip_new(sos_node_t *node);
+/*  Free gossip's state, its peers (retired ones too) and their DEALERs. NULL-safe; nulls
+ *self_p. Called by the node's destroy, after the reactor's loop is gone. */
+void sos_gossip_destroy(sos_gossip_t **self_p);
+/*  The directory changed outside gossip (a room expired, tombstones swept, a commit
+    failed): the digest is built anew before it is next used. */
+void sos_gossip_dirty(sos_node_t *self);
 sos_rc sos_gossip_start(sos_node_t *self);
 void sos_gossip_stop(sos_node_t *self);
 /*  An envelope frame received on the ROUTER (from a peer's DEALER). */
@@ -380,8 +382,6 @@ void sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer);
 void sos_gossip_flush_stats(sos_node_t *self);
 /*  Sign a record as this node (next version of the counter), store it, push it. */
 sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
-/*  Workers listed that this node never exchanged with successfully (see "Probation"). */
-uint32_t sos_gossip_probation(sos_node_t *self);
 /*  Send queued rumors (called by pass_end after a commit). */
 void sos_gossip_push_rumors(sos_node_t *self);
 /*  The end of a pass: committed says whether its transaction committed. Peers whose
@@ -401,11 +401,32 @@ sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url, const cha
     at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
     no exchange is under way on it. The peer stays borrowed; it may be left closed. */
 void sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
-/*  Open DEALERs by role, for `status`: *view those of the active view, *gossip the
-    short-lived ones of gossip (exchanges outside the view, probes, PINGs), at most
-    *gossip_max at once; the rest (n_open - view - gossip) are held for forwards. */
-void sos_gossip_connections(sos_node_t *self, uint32_t *view, uint32_t *gossip,
-                            uint32_t *gossip_max);
+/*  What `status` shows of gossip's state (its counters are the node's, sos_stats_t). */
+typedef struct {
+    uint64_t peers;          /* peers in the table (workers, genesis addresses, forwards) */
+    uint64_t record_version; /* this node's record counter */
+    uint64_t health;         /* local health multiplier (sos_fd.h) */
+    /* open DEALERs: all of them, those of the active view, the short-lived ones of gossip
+       (exchanges outside the view, probes, PINGs), at most connections_short_max at once;
+       the rest (open - view - short) are held for forwards */
+    uint64_t connections_open;
+    uint64_t connections_view;
+    uint64_t connections_short;
+    uint64_t connections_short_max;
+    uint64_t view_size;
+    uint64_t view_cap;
+    uint64_t gaps; /* origins with a hole */
+    /* workers listed that this node never exchanged with successfully ("Probation"), and
+       probation's measure (sos_core_sync.h) */
+    uint64_t workers_probation;
+    uint64_t probation_cap;
+    uint64_t probation_samples;
+    uint64_t probation_answered;
+    uint64_t probation_share_pct;
+} sos_gossip_status_t;
+
+/*  Fill *out with gossip's figures for `status`. */
+void sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out);
 
 /* --- sos_rooms.c ------------------------------------------------------------------- */
 

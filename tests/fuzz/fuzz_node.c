@@ -45,7 +45,7 @@
 #include "sos_gmsg.h"
 #include "sos_log.h"
 #include "sos_node.h"
-#include "sos_node_int.h"
+#include "sos_gossip_int.h"
 
 #define S_PEERS      4 /* fake peers with keys; index S_PEERS signs as the node itself */
 #define S_PORTS      3 /* fake peers' endpoints that listen */
@@ -355,8 +355,9 @@ s_piece_origin(s_world_t *w, fuzz_in_t *in, uint32_t nb, uint32_t b, uint8_t out
     const sos_node_t *node = w->node;
     if (how % 4 == 0) {
         sos_digest_bucket_first(nb, b, out);
-    } else if (how % 4 == 1 && node->digest_cache && node->digest_n) {
-        memcpy(out, node->digest_cache[fuzz_u8(in) % node->digest_n].origin, SOS_NODEID_BYTES);
+    } else if (how % 4 == 1 && node->gossip->digest_cache && node->gossip->digest_n) {
+        memcpy(out, node->gossip->digest_cache[fuzz_u8(in) % node->gossip->digest_n].origin,
+               SOS_NODEID_BYTES);
     } else if (how % 4 == 2) {
         memcpy(out, s_signer(w, fuzz_u8(in))->pk, SOS_NODEID_BYTES);
     } else {
@@ -385,8 +386,8 @@ s_buckets(s_world_t *w, fuzz_in_t *in, sos_gmsg_t *msg, uint16_t *numbers,
         numbers[msg->n_buckets++] = (uint16_t)b;
     if (flags & 1) {
         const sos_node_t *node = w->node;
-        sos_digest_bucket_sums(node->digest_cache, node->digest_cache ? node->digest_n : 0, nb,
-                               sums);
+        sos_digest_bucket_sums(node->gossip->digest_cache,
+                               node->gossip->digest_cache ? node->gossip->digest_n : 0, nb, sums);
         for (uint32_t d = fuzz_u8(in) % 4; d > 0; d--)
             sums[((uint32_t)fuzz_u8(in) << 8 | fuzz_u8(in)) % nb][0] ^= 0x5a;
         msg->sums = sums;
@@ -420,8 +421,8 @@ s_body(s_world_t *w, fuzz_in_t *in, const sos_identity_t *sender, uint64_t req_i
         size_t len = fuzz_bytes(in, &h, SOS_DIGEST_HASH_BYTES);
         memcpy(msg.hash, h, len);
     } else
-        memcpy(msg.hash, w->node->digest_hash, sizeof msg.hash); /* "in sync" */
-    msg.n_origins = (flags & 8) ? fuzz_u8(in) : w->node->digest_n;
+        memcpy(msg.hash, w->node->gossip->digest_hash, sizeof msg.hash); /* "in sync" */
+    msg.n_origins = (flags & 8) ? fuzz_u8(in) : w->node->gossip->digest_n;
     if (flags & 16) {
         /*  The sender's own worker record, at a url of the program's choosing. */
         sos_record_t *self_rec = &recs[S_RECORDS];
@@ -478,9 +479,10 @@ s_body_digest_ack(s_world_t *w, fuzz_in_t *in, const sos_gmsg_t *got)
     /*  The candidates: the node's own entries, the fake peers' keys. */
     uint32_t n_pool = 0;
     const sos_node_t *node = w->node;
-    for (uint32_t i = 0; node->digest_cache && i < node->digest_n && n_pool < 2 * S_ENTRIES; i++)
+    for (uint32_t i = 0;
+         node->gossip->digest_cache && i < node->gossip->digest_n && n_pool < 2 * S_ENTRIES; i++)
         if (fuzz_u8(in) & 1) {
-            pool[n_pool] = node->digest_cache[i];
+            pool[n_pool] = node->gossip->digest_cache[i];
             pool[n_pool++].version += fuzz_u8(in) % 3;
         }
     for (uint32_t k = 0; k <= S_PEERS; k++) {
