@@ -139,25 +139,25 @@ s_in_view(const sos_node_t *self, const sos_peer_t *peer)
 static void
 s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
 {
-    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
-        zhashx_delete(self->peers_id, peer->hex);
+    if (peer->id_known && zhashx_lookup(self->gossip->peers_id, peer->hex) == peer)
+        zhashx_delete(self->gossip->peers_id, peer->hex);
     memcpy(peer->id, id, SOS_NODEID_BYTES);
     sos_hex(peer->hex, id, SOS_NODEID_BYTES);
     peer->id_known = true;
-    zhashx_update(self->peers_id, peer->hex, peer);
+    zhashx_update(self->gossip->peers_id, peer->hex, peer);
 }
 
 /*  The peer for url, made (closed) if absent. NULL for our own url or without memory. */
 static sos_peer_t *
 s_peer_get(sos_node_t *self, const char *url)
 {
-    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers, url);
     if (peer)
         return peer;
     if (streq(url, self->cfg.advertise))
         return NULL;
     peer = sos_peer_new(self, url);
-    if (peer && zhashx_insert(self->peers, peer->url, peer) != 0)
+    if (peer && zhashx_insert(self->gossip->peers, peer->url, peer) != 0)
         sos_peer_destroy(&peer);
     return peer;
 }
@@ -167,7 +167,7 @@ s_peer_get(sos_node_t *self, const char *url)
 static void
 s_conn_gone(sos_node_t *self, sos_peer_t *peer)
 {
-    self->n_open--;
+    self->gossip->n_open--;
     if (peer->short_conn)
         self->stats.short_closed++;
     peer->short_conn = false;
@@ -204,14 +204,14 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
         sos_peer_detach(peer, self->loop);
         s_conn_gone(self, peer);
     }
-    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
-        zhashx_delete(self->peers_id, peer->hex);
-    if (zhashx_lookup(self->peers, peer->url) == peer)
-        zhashx_delete(self->peers, peer->url);
+    if (peer->id_known && zhashx_lookup(self->gossip->peers_id, peer->hex) == peer)
+        zhashx_delete(self->gossip->peers_id, peer->hex);
+    if (zhashx_lookup(self->gossip->peers, peer->url) == peer)
+        zhashx_delete(self->gossip->peers, peer->url);
     peer->retired = true;
-    peer->retired_tick = self->ticks;
+    peer->retired_tick = self->gossip->ticks;
     sos_exchange_failed(&peer->ex);
-    if (!zlistx_add_end(self->retired, peer)) {
+    if (!zlistx_add_end(self->gossip->retired, peer)) {
         /*  Without memory for the list entry, leak the peer rather than free it early. */
         sos_log_error("out of memory retiring peer %s", peer->url);
     }
@@ -220,16 +220,16 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 void
 sos_gossip_reap(sos_node_t *self)
 {
-    void *cursor = zlistx_first(self->retired);
+    void *cursor = zlistx_first(self->gossip->retired);
     while (cursor) {
         sos_peer_t *peer = cursor;
         /*  Retired during the tick count we are at: the reactor may not have rebuilt its
             poll set since, so its socket and reader argument must stay valid one more. */
-        if (peer->retired_tick < self->ticks && !peer->removing) {
-            zlistx_detach_cur(self->retired);
+        if (peer->retired_tick < self->gossip->ticks && !peer->removing) {
+            zlistx_detach_cur(self->gossip->retired);
             sos_peer_destroy(&peer);
         }
-        cursor = zlistx_next(self->retired);
+        cursor = zlistx_next(self->gossip->retired);
     }
 }
 
@@ -243,11 +243,12 @@ s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool q
         return true;
     if (peer->retired)
         return false;
-    if (self->n_open >= self->cfg.max_peer_connections) {
+    if (self->gossip->n_open >= self->cfg.max_peer_connections) {
         if (!evict)
             return false;
         sos_peer_t *lru = NULL, *lru_view = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+             p = zhashx_next(self->gossip->peers)) {
             if (!p->dealer || p == peer || p->ex.state != SOS_EX_IDLE ||
                 sos_node_peer_busy(self, p->url))
                 continue;
@@ -284,7 +285,7 @@ s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool q
             sos_log_info("cannot open a connection to %s", peer->url);
         return false;
     }
-    self->n_open++;
+    self->gossip->n_open++;
     peer->short_conn = !view;
     if (!view)
         self->stats.short_opened++;
@@ -347,7 +348,8 @@ s_short_count(sos_node_t *self, sos_peer_t **spare)
     uint32_t n = 0;
     if (spare)
         *spare = NULL;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         if (!p->dealer || s_in_view(self, p) || s_forward_holds(self, p, now))
             continue;
         n++;
@@ -453,11 +455,11 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
 {
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (peer && !streq(peer->url, rec->url)) {
         if (peer->is_genesis) {
             /*  A genesis address stays; the worker moved elsewhere. */
-            zhashx_delete(self->peers_id, peer->hex);
+            zhashx_delete(self->gossip->peers_id, peer->hex);
             peer->id_known = false;
             peer->in_dir = false;
         } else {
@@ -509,7 +511,7 @@ s_adopt_each(void *arg, const sos_record_t *rec, const sos_worker_local_t *local
     if (!streq(rec->url, o->url) || memcmp(rec->origin, o->node->id.pk, SOS_NODEID_BYTES) == 0)
         return 0;
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    if (!zhashx_lookup(o->node->peers_id, hex))
+    if (!zhashx_lookup(o->node->gossip->peers_id, hex))
         s_peer_for_worker(o->node, rec, local);
     return 0;
 }
@@ -535,8 +537,8 @@ static void
 s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->is_genesis) {
-        if (!peer->pinned && zhashx_lookup(self->peers_id, peer->hex) == peer) {
-            zhashx_delete(self->peers_id, peer->hex);
+        if (!peer->pinned && zhashx_lookup(self->gossip->peers_id, peer->hex) == peer) {
+            zhashx_delete(self->gossip->peers_id, peer->hex);
             peer->id_known = false;
         }
         peer->in_dir = false;
@@ -551,18 +553,18 @@ s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
 static void
 s_peer_restore(sos_node_t *self, sos_peer_t *peer)
 {
-    sos_peer_t *other = zhashx_lookup(self->peers, peer->url);
+    sos_peer_t *other = zhashx_lookup(self->gossip->peers, peer->url);
     if (other)
         s_peer_retire(self, other);   /* adopted at the freed url in the same failed pass */
     sos_peer_close(peer, self->loop); /* its reader was ended when it was retired */
     peer->retired = false;
     peer->removing = false;
-    if (zhashx_insert(self->peers, peer->url, peer) != 0) {
+    if (zhashx_insert(self->gossip->peers, peer->url, peer) != 0) {
         sos_peer_destroy(&peer);
         return;
     }
-    if (peer->id_known && !zhashx_lookup(self->peers_id, peer->hex))
-        zhashx_insert(self->peers_id, peer->hex, peer);
+    if (peer->id_known && !zhashx_lookup(self->gossip->peers_id, peer->hex))
+        zhashx_insert(self->gossip->peers_id, peer->hex, peer);
 }
 
 void
@@ -576,13 +578,15 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
         self->self_rec_pending_set = false;
     }
     size_t n = 0;
-    for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+    for (sos_peer_t *p = zlistx_first(self->gossip->retired); p;
+         p = zlistx_next(self->gossip->retired))
         if (p->removing)
             n++;
     if (!n)
         return;
     if (committed) {
-        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+        for (sos_peer_t *p = zlistx_first(self->gossip->retired); p;
+             p = zlistx_next(self->gossip->retired))
             p->removing = false;
         return;
     }
@@ -590,14 +594,14 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
     if (!back)
         return;
     n = 0;
-    void *cursor = zlistx_first(self->retired);
+    void *cursor = zlistx_first(self->gossip->retired);
     while (cursor) {
         sos_peer_t *p = cursor;
         if (p->removing) {
             back[n++] = p;
-            zlistx_detach_cur(self->retired);
+            zlistx_detach_cur(self->gossip->retired);
         }
-        cursor = zlistx_next(self->retired);
+        cursor = zlistx_next(self->gossip->retired);
     }
     for (size_t i = 0; i < n; i++) {
         sos_log_notice("worker %.12s at %s stays: its removal did not commit", back[i]->hex,
@@ -729,7 +733,7 @@ static uint32_t
 s_probation_count(sos_node_t *self)
 {
     uint32_t n = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
         if (s_on_probation(p))
             n++;
     return n;
@@ -742,7 +746,7 @@ s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
     sos_node_t *self = arg;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     return peer && (peer->in_dir || peer->is_genesis);
 }
 
@@ -757,7 +761,7 @@ static bool
 s_peers_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
 {
     sos_node_t *self = arg;
-    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers, url);
     return peer && peer->id_known && memcmp(peer->id, origin, SOS_NODEID_BYTES) != 0 &&
            peer->fd.fail_count == 0 && peer->last_ok > 0;
 }
@@ -792,7 +796,7 @@ s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_
     sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, out->why);
     /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
         with it and list its figures. */
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (peer && peer->in_dir)
         s_peer_unlist(self, peer);
 }
@@ -889,7 +893,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         s_peer_for_worker(self, rec, &local);
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(self->gossip->peers_id, hex);
         /*  Signed after the suspicion began: the suspect is alive (it refuted). */
         if (p && !p->is_genesis && (p->fd.suspect_mono || p->fd.probe) &&
             rec->version > p->fd.suspect_version) {
@@ -1014,7 +1018,8 @@ static uint32_t
 s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
     msg->n_suspects = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
         sos_core_fd_who_t who = s_who(p);
@@ -1052,8 +1057,8 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_core_fd_who_t who = s_who(peer);
-    return sos_core_fd_removable(&self->fd, &cfg, &peer->fd, &who, zhashx_size(self->peers_id) + 1,
-                                 now);
+    return sos_core_fd_removable(&self->fd, &cfg, &peer->fd, &who,
+                                 zhashx_size(self->gossip->peers_id) + 1, now);
 }
 
 /*  How long a new connection may take to come up before its exchange fails: the
@@ -1162,7 +1167,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_core_fd_fail_t out;
     uint64_t now = sos_mono_ms();
     sos_core_fd_failure(&self->fd, &cfg, &peer->fd, &who, probed, held,
-                        zhashx_size(self->peers_id) + 1, now, &out);
+                        zhashx_size(self->gossip->peers_id) + 1, now, &out);
     if (out.fd == SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
@@ -1255,11 +1260,11 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         return false;
     if (sos_fd_probe_pending(&self->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
-    size_t n = zhashx_size(self->peers), n_cand = 0;
+    size_t n = zhashx_size(self->gossip->peers), n_cand = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
     if (!cand)
         return false;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
         if (n_cand < n && s_probe_helper_ok(p, peer))
             cand[n_cand++] = p;
     uint64_t now = sos_mono_ms();
@@ -1305,7 +1310,7 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
 {
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, target, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (!peer || peer->retired)
         return;
     if (!reached) {
@@ -1333,7 +1338,7 @@ s_help_answer(sos_node_t *self, int i, bool reached)
     zframe_destroy(&self->help_routing[i]);
     sos_fd_help_end(&self->helps, i);
     self->help_unsent[i] = false;
-    s_short_release(self, zhashx_lookup(self->peers_id, hex));
+    s_short_release(self, zhashx_lookup(self->gossip->peers_id, hex));
 }
 
 /*  Send the PING of help slot i to target. A connection just opened cannot send before it
@@ -1368,7 +1373,7 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     double rate = burst * 1000.0 / (double)self->cfg.gossip_interval_ms;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, msg->target, SOS_NODEID_BYTES);
-    sos_peer_t *target = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *target = zhashx_lookup(self->gossip->peers_id, hex);
     const char *why = NULL;
     if (!from || from->retired || !from->in_dir)
         why = "its sender is no worker we list";
@@ -1421,7 +1426,7 @@ s_on_probe_request(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t 
     }
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, env->sender, SOS_NODEID_BYTES);
-    sos_peer_t *from = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *from = zhashx_lookup(self->gossip->peers_id, hex);
     if (env->type == SOS_MSG_PROBE_REQ)
         s_on_probe_req(self, routing_p, env, from, &msg);
     else if (env->type != SOS_MSG_PING)
@@ -1484,7 +1489,7 @@ s_probes_tick(sos_node_t *self, uint64_t now)
             continue;
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, self->helps.slot[i].target, SOS_NODEID_BYTES);
-        sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
         if (peer)
             s_help_ping(self, i, peer);
         else
@@ -1595,7 +1600,7 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
     for (uint32_t i = 0; i < n; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, removed[i].origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(self->gossip->peers_id, hex);
         /*  Genesis nodes are never removed, and a peer's word about itself is no report
             (sos_core_fd_named). */
         sos_core_fd_namer_t by = {
@@ -2025,12 +2030,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         s_apply_self(self, txn, env, msg);
     char sender_hex[SOS_NODEID_HEX + 1];
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
-    sos_peer_t *sender = zhashx_lookup(self->peers_id, sender_hex);
+    sos_peer_t *sender = zhashx_lookup(self->gossip->peers_id, sender_hex);
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(self->gossip->peers_id, hex);
         /*  The suspicion starts here too, and removes nobody until we see it fail. The
             sender confirms it if it is a distinct node (by id prefix), up to K, and one
             that has answered us itself (a listed worker off probation): fresh keys cost
@@ -2158,7 +2163,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     }
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, env.sender, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (peer && !sos_envelope_unbound(&env)) {
         peer->last_seen = sos_now_ms();
         peer->stats_dirty = true;
@@ -2309,7 +2314,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
-        peer = zhashx_lookup(self->peers_id, hex);
+        peer = zhashx_lookup(self->gossip->peers_id, hex);
         if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK)
             s_on_sync_ack(self, txn, peer, &msg);
     } else if (env.type == SOS_MSG_DIGEST_ACK) {
@@ -2373,7 +2378,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 void
 sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer)
 {
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
         if (p->dealer == dealer) {
             s_recv_dealer(self->loop, dealer, p);
             return;
@@ -2396,11 +2401,12 @@ s_suspect(const sos_peer_t *p)
 static void
 s_view_refill(sos_node_t *self)
 {
-    size_t n = zhashx_size(self->peers), n_cand = 0, n_listed = 0;
+    size_t n = zhashx_size(self->gossip->peers), n_cand = 0, n_listed = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
     if (!cand)
         return;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         if (!p->in_dir || p->retired)
             continue;
         n_listed++;
@@ -2486,7 +2492,7 @@ sos_gossip_round(sos_node_t *self)
         (sos_core_round_pick). Listed workers outside the view are left out, but for one
         of them picked at random one round in SOS_VIEW_OUTSIDE_ONE_IN. */
     uint64_t now = sos_mono_ms();
-    size_t n = zhashx_size(self->peers), n_sus = 0, n_probes = 0, n_out = 0;
+    size_t n = zhashx_size(self->gossip->peers), n_sus = 0, n_probes = 0, n_out = 0;
     sos_peer_t **peers = calloc(n ? n : 1, sizeof *peers);
     sos_peer_t **outside = calloc(n ? n : 1, sizeof *outside);
     sos_pick_class_t *classes = calloc(n ? n : 1, sizeof *classes);
@@ -2494,7 +2500,8 @@ sos_gossip_round(sos_node_t *self)
     if (!peers || !outside || !classes || !picked)
         goto done;
     size_t k = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p && k < n; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p && k < n;
+         p = zhashx_next(self->gossip->peers)) {
         bool suspect = s_suspect(p);
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
@@ -2541,7 +2548,7 @@ void
 sos_gossip_tick(sos_node_t *self)
 {
     sos_gossip_reap(self);
-    self->ticks++;
+    self->gossip->ticks++;
     uint64_t now = sos_mono_ms();
     /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
     uint64_t period = self->cfg.gossip_interval_ms / 4;
@@ -2555,7 +2562,8 @@ sos_gossip_tick(sos_node_t *self)
     zlistx_t *shorts = zlistx_new();
     if (!late || !connecting || !idle || !expired || !shorts)
         goto done;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
             timeout may end between two exchanges. */
         if (p->ex.state == SOS_EX_IDLE && s_removable(self, p, now))
@@ -2604,7 +2612,8 @@ void
 sos_gossip_flush_stats(sos_node_t *self)
 {
     sos_txn_t *txn = NULL;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         if (!p->stats_dirty || !p->in_dir || !p->id_known)
             continue;
         if (!txn)
@@ -2668,14 +2677,32 @@ sos_gossip_push_rumors(sos_node_t *self)
 
 /* ----------------------------------------------------------------- status ---- */
 
+int
+sos_gossip_foreach_peer(sos_node_t *self, sos_gossip_peer_fn *fn, void *arg)
+{
+    zhashx_t *peers = self->gossip->peers;
+    for (sos_peer_t *p = zhashx_first(peers); p; p = zhashx_next(peers)) {
+        int rc = fn(arg, p);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+sos_peer_t *
+sos_gossip_peer_find(sos_node_t *self, const char *id_hex)
+{
+    return zhashx_lookup(self->gossip->peers_id, id_hex);
+}
+
 void
 sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out)
 {
     *out = (sos_gossip_status_t){
-        .peers = zhashx_size(self->peers),
+        .peers = zhashx_size(self->gossip->peers),
         .record_version = self->my_version,
         .health = self->fd.health,
-        .connections_open = self->n_open,
+        .connections_open = self->gossip->n_open,
         .connections_view = self->view.n,
         .connections_short = s_short_count(self, NULL),
         .connections_short_max = SOS_SHORT_MAX,
@@ -2698,8 +2725,11 @@ sos_gossip_new(sos_node_t *node)
     sos_gossip_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->peers = zhashx_new();
+    self->peers_id = zhashx_new();
+    self->retired = zlistx_new();
     self->gaps = sos_gaps_new(node->cfg.gossip_interval_ms, SOS_GAPS_MAX);
-    if (!self->gaps) {
+    if (!self->peers || !self->peers_id || !self->retired || !self->gaps) {
         sos_gossip_destroy(&self);
         return NULL;
     }
@@ -2713,6 +2743,19 @@ sos_gossip_destroy(sos_gossip_t **self_p)
     if (!self_p || !*self_p)
         return;
     sos_gossip_t *self = *self_p;
+    /*  The node is going: no reader of the peers' sockets runs any more, so the peers are
+        freed here, retired or not (see "Peers"). */
+    if (self->peers) {
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+            sos_peer_destroy(&p);
+        zhashx_destroy(&self->peers);
+    }
+    zhashx_destroy(&self->peers_id);
+    if (self->retired) {
+        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+            sos_peer_destroy(&p);
+        zlistx_destroy(&self->retired);
+    }
     sos_gaps_destroy(&self->gaps);
     free(self->digest_cache);
     free(self->sums_cache);
@@ -2865,12 +2908,12 @@ sos_gossip_stop(sos_node_t *self)
     msgpack_sbuffer_clear(&self->buf2);
     if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
-    size_t n = zhashx_size(self->peers), n_to = 0, n_view = 0;
+    size_t n = zhashx_size(self->gossip->peers), n_to = 0, n_view = 0;
     sos_peer_t **to = calloc(n ? n : 1, sizeof *to);
     if (!to)
         return;
     /*  A LEAVE must be bound to its receiver: workers and genesis nodes whose id we know. */
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
         if ((p->in_dir || p->is_genesis) && p->id_known && !p->retired && n_to < n)
             to[n_to++] = p;
     /*  The view's members first, then the others at random. */

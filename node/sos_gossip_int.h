@@ -10,7 +10,12 @@
     sos_gossip_destroy. Its peers are freed only by sos_gossip_reap (and by
     sos_gossip_destroy, with the node); see "Peers" in sos_gossip.c. */
 struct _sos_gossip_t {
-    sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
+    zhashx_t *peers;    /* url -> sos_peer_t (owned) */
+    zhashx_t *peers_id; /* id hex -> sos_peer_t (borrowed) */
+    zlistx_t *retired;  /* sos_peer_t (owned) out of the tables, to free at the next tick */
+    size_t n_open;      /* peers with an open DEALER */
+    uint64_t ticks;     /* sos_gossip_tick calls: retired peers are freed a tick later */
+    sos_gaps_t *gaps;   /* origins with a hole: we need their records after a version */
     bool digest_dirty;
     uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
     uint32_t digest_n;

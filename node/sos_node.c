@@ -181,6 +181,16 @@ sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size
     return sent;
 }
 
+/*  A peer marked read_again (sos_gossip_foreach_peer): stops the walk at the first. */
+static int
+s_peer_marked(void *arg, sos_peer_t *peer)
+{
+    if (!peer->read_again)
+        return 0;
+    *(sos_peer_t **)arg = peer;
+    return 1;
+}
+
 static int
 s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
 {
@@ -191,20 +201,16 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
         that other sockets and timers get theirs in between. */
     for (int n = 0; n < 32; n++) {
         sos_peer_t *next = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p && !next; p = zhashx_next(self->peers))
-            if (p->read_again)
-                next = p;
+        sos_gossip_foreach_peer(self, s_peer_marked, &next);
         if (!next)
             return 0;
         next->read_again = false;
         if (sos_peer_read(next, loop) < 0)
             return -1;
     }
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->read_again) {
-            sos_node_read_again(self);
-            break;
-        }
+    sos_peer_t *next = NULL;
+    if (sos_gossip_foreach_peer(self, s_peer_marked, &next))
+        sos_node_read_again(self);
     return 0;
 }
 
@@ -225,23 +231,38 @@ sos_node_read_again(sos_node_t *self)
     s_soon(self, &self->dealers_again, s_dealers_again_fn, "the peers' connections");
 }
 
+/*  Mark the peer read_again if its DEALER was sent on and has input waiting
+    (sos_gossip_foreach_peer, from sos_node_dealers_check). */
+typedef struct {
+    sos_node_t *node;
+    bool again; /* a peer was marked */
+} s_check_t;
+
+static int
+s_dealer_check(void *arg, sos_peer_t *p)
+{
+    s_check_t *c = arg;
+    sos_node_t *self = c->node;
+    if (!p->dealer || p->item.fd < 0)
+        return 0;
+    bool sent = self->dealers_sent_many;
+    for (size_t i = 0; i < self->n_dealers_sent && !sent; i++)
+        sent = self->dealers_sent[i] == p->dealer;
+    if (sent && (zsock_events(p->dealer) & ZMQ_POLLIN)) {
+        p->read_again = true;
+        c->again = true;
+    }
+    return 0;
+}
+
 void
 sos_node_dealers_check(sos_node_t *self)
 {
     if (!self->n_dealers_sent && !self->dealers_sent_many)
         return;
-    bool again = false;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if (!p->dealer || p->item.fd < 0)
-            continue;
-        bool sent = self->dealers_sent_many;
-        for (size_t i = 0; i < self->n_dealers_sent && !sent; i++)
-            sent = self->dealers_sent[i] == p->dealer;
-        if (sent && (zsock_events(p->dealer) & ZMQ_POLLIN)) {
-            p->read_again = true;
-            again = true;
-        }
-    }
+    s_check_t c = {.node = self};
+    sos_gossip_foreach_peer(self, s_dealer_check, &c);
+    bool again = c.again;
     self->n_dealers_sent = 0;
     self->dealers_sent_many = false;
     if (again)
@@ -646,27 +667,38 @@ s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *loca
     l->count++;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
+    sos_peer_t *peer = sos_gossip_peer_find(l->node, hex);
     s_pack_worker(l, hex, rec->url, rec->http_url, rec->version, local, peer);
     return 0;
 }
 
 /*  Genesis nodes are always listed, also before their first answer (when only their address,
     and perhaps a pinned id, is known). */
+typedef struct {
+    s_list_t *l; /* NULL: count only */
+    uint32_t n;
+} s_genesis_t;
+
+static int
+s_genesis_each(void *arg, sos_peer_t *p)
+{
+    s_genesis_t *g = arg;
+    if (!p->is_genesis || p->in_dir)
+        return 0;
+    g->n++;
+    if (g->l) {
+        sos_worker_local_t local = {0};
+        s_pack_worker(g->l, p->pinned ? p->hex : "", p->url, "", 0, &local, p);
+    }
+    return 0;
+}
+
 static uint32_t
 s_pending_genesis(sos_node_t *self, s_list_t *l)
 {
-    uint32_t n = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if (!p->is_genesis || p->in_dir)
-            continue;
-        n++;
-        if (l) {
-            sos_worker_local_t local = {0};
-            s_pack_worker(l, p->pinned ? p->hex : "", p->url, "", 0, &local, p);
-        }
-    }
-    return n;
+    s_genesis_t g = {.l = l};
+    sos_gossip_foreach_peer(self, s_genesis_each, &g);
+    return g.n;
 }
 
 static void
@@ -1087,6 +1119,34 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/*  The open DEALERs of the peers (sos_gossip_foreach_peer): counted, or gathered into socks
+    up to cap. */
+typedef struct {
+    zsock_t **socks;
+    size_t cap;
+    size_t n;
+} s_socks_t;
+
+static int
+s_count_dealer(void *arg, sos_peer_t *p)
+{
+    s_socks_t *d = arg;
+    if (p->dealer)
+        d->n++;
+    return 0;
+}
+
+static int
+s_add_dealer(void *arg, sos_peer_t *p)
+{
+    s_socks_t *d = arg;
+    if (d->n == d->cap)
+        return 1;
+    if (p->dealer)
+        d->socks[d->n++] = p->dealer;
+    return 0;
+}
+
 /*  See sos_node.h. The first ready socket only: handling it may destroy peers, and with
     them the sockets polled. */
 int
@@ -1105,7 +1165,9 @@ sos_node_step(sos_node_t *self, sos_node_step_t step, int timeout_ms)
     case SOS_STEP_INPUT:
         break;
     }
-    size_t cap = 3 + zhashx_size(self->peers), n = 0;
+    s_socks_t dealers = {0};
+    sos_gossip_foreach_peer(self, s_count_dealer, &dealers);
+    size_t cap = 3 + dealers.n, n = 0;
     zmq_pollitem_t *items = calloc(cap, sizeof *items);
     zsock_t **socks = calloc(cap, sizeof *socks);
     int handled = -1;
@@ -1116,9 +1178,9 @@ sos_node_step(sos_node_t *self, sos_node_step_t step, int timeout_ms)
         socks[n++] = sos_gate_zap(self->gate);
         socks[n++] = sos_gate_monitor(self->gate);
     }
-    for (sos_peer_t *p = zhashx_first(self->peers); p && n < cap; p = zhashx_next(self->peers))
-        if (p->dealer)
-            socks[n++] = p->dealer;
+    dealers = (s_socks_t){.socks = socks + n, .cap = cap - n};
+    sos_gossip_foreach_peer(self, s_add_dealer, &dealers);
+    n += dealers.n;
     for (size_t i = 0; i < n; i++)
         items[i] = (zmq_pollitem_t){.socket = zsock_resolve(socks[i]), .events = ZMQ_POLLIN};
     if (zmq_poll(items, (int)n, timeout_ms) < 0)
@@ -1218,16 +1280,13 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     self->tombstone_ttl_ms = 3600 * 1000;
     if (interval * cfg->max_failures * 20 > self->tombstone_ttl_ms)
         self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
-    self->peers = zhashx_new();
-    self->peers_id = zhashx_new();
     self->gossip = sos_gossip_new(self);
-    self->retired = zlistx_new();
     self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
     self->pass.lost_rooms = zlistx_new();
-    if (!self->peers || !self->peers_id || !self->gossip || !self->retired || !self->replay ||
-        !self->budget || !self->pass.woken_rooms || !self->pass.lost_rooms)
+    if (!self->gossip || !self->replay || !self->budget || !self->pass.woken_rooms ||
+        !self->pass.lost_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.lost_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.lost_rooms, (zlistx_duplicator_fn *)strdup);
@@ -1379,21 +1438,6 @@ sos_node_destroy(sos_node_t **self_p)
     sos_http_destroy(&self->http);
     sos_rooms_destroy(&self->rooms);
     zloop_destroy(&self->loop);
-    if (self->peers) {
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-            zsock_destroy(&p->dealer);
-            free(p);
-        }
-        zhashx_destroy(&self->peers);
-    }
-    zhashx_destroy(&self->peers_id);
-    if (self->retired) {
-        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired)) {
-            zsock_destroy(&p->dealer);
-            free(p);
-        }
-        zlistx_destroy(&self->retired);
-    }
     sos_gossip_destroy(&self->gossip);
     sos_gate_destroy(&self->gate); /* before the router it watches: see sos_gate.h */
     zsock_destroy(&self->router);

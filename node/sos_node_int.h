@@ -250,11 +250,6 @@ struct _sos_node_t {
     uint32_t max_connections; /* cfg's, lowered to fit the open files limit */
     zloop_t *loop;
     int round_timer;
-    zhashx_t *peers;      /* url -> sos_peer_t (owned) */
-    zhashx_t *peers_id;   /* id hex -> sos_peer_t (borrowed) */
-    zlistx_t *retired;    /* sos_peer_t (owned) out of the tables, to free at the next tick */
-    size_t n_open;        /* peers with an open DEALER */
-    uint64_t ticks;       /* sos_gossip_tick calls: retired peers are freed a tick later */
     double verify_tokens; /* the verification budget shared by senders that are no peers */
     uint64_t verify_mono;
     bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
@@ -401,6 +396,15 @@ sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url, const cha
     at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
     no exchange is under way on it. The peer stays borrowed; it may be left closed. */
 void sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
+/*  Called for each peer in the table (retired ones are out of it) by
+    sos_gossip_foreach_peer; non-zero stops the walk. The peer is borrowed until the end of
+    the pass; fn must not add, retire or free peers. */
+typedef int(sos_gossip_peer_fn)(void *arg, sos_peer_t *peer);
+/*  Walk the peer table; returns the non-zero that stopped it, else 0. */
+int sos_gossip_foreach_peer(sos_node_t *self, sos_gossip_peer_fn *fn, void *arg);
+/*  The peer whose id (hex) is id_hex, or NULL. Borrowed until the end of the pass. */
+sos_peer_t *sos_gossip_peer_find(sos_node_t *self, const char *id_hex);
+
 /*  What `status` shows of gossip's state (its counters are the node's, sos_stats_t). */
 typedef struct {
     uint64_t peers;          /* peers in the table (workers, genesis addresses, forwards) */

@@ -221,7 +221,8 @@ static void
 s_settle(s_world_t *w)
 {
     uint64_t deadline = zclock_mono() + S_SETTLE_MS;
-    for (sos_peer_t *p = zhashx_first(w->node->peers); p; p = zhashx_next(w->node->peers)) {
+    for (sos_peer_t *p = zhashx_first(w->node->gossip->peers); p;
+         p = zhashx_next(w->node->gossip->peers)) {
         bool ours = false;
         for (int i = 0; i < S_PORTS; i++)
             ours |= streq(p->url, s_urls[i]);
@@ -579,7 +580,7 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
         not been taken yet, a little if it only has a connection there (a forward may be on
         its way), else not at all. */
     int wait = 0;
-    sos_peer_t *peer = zhashx_lookup(w->node->peers, s_urls[p]);
+    sos_peer_t *peer = zhashx_lookup(w->node->gossip->peers, s_urls[p]);
     if (peer)
         wait = (peer->ex.state == SOS_EX_WAIT_SYNC_ACK || peer->ex.state == SOS_EX_WAIT_DELTA_ACK ||
                 peer->ex.state == SOS_EX_WAIT_DIGEST_ACK) &&
@@ -920,7 +921,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)st->exchanges_ok, (unsigned long long)st->exchanges_failed,
             (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
             (unsigned long long)st->rumors_in, (unsigned long long)st->requests,
-            (unsigned long long)st->forwards, zhashx_size(w.node->peers));
+            (unsigned long long)st->forwards, zhashx_size(w.node->gossip->peers));
         fprintf(stderr,
                 "fuzz_node: digests by bucket %llu, pieces %llu, answered %llu, refused %llu\n",
                 (unsigned long long)st->digests_by_bucket, (unsigned long long)st->digests_pieces,
