@@ -133,7 +133,7 @@ s_handle(const sos_peer_t *peer)
 static bool
 s_in_view(const sos_node_t *self, const sos_peer_t *peer)
 {
-    return sos_core_view_has(&self->view, s_handle(peer));
+    return sos_core_view_has(&self->gossip->view, s_handle(peer));
 }
 
 static void
@@ -177,7 +177,7 @@ s_conn_gone(sos_node_t *self, sos_peer_t *peer)
 static void
 s_view_out(sos_node_t *self, const sos_peer_t *peer)
 {
-    if (sos_core_view_del(&self->view, s_handle(peer)))
+    if (sos_core_view_del(&self->gossip->view, s_handle(peer)))
         self->stats.view_left++;
 }
 
@@ -313,8 +313,8 @@ s_ping_holds(const sos_node_t *self, const sos_peer_t *peer)
     if (!peer->id_known)
         return false;
     for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
-        if (self->helps.slot[i].used &&
-            memcmp(self->helps.slot[i].target, peer->id, SOS_NODEID_BYTES) == 0)
+        if (self->gossip->helps.slot[i].used &&
+            memcmp(self->gossip->helps.slot[i].target, peer->id, SOS_NODEID_BYTES) == 0)
             return true;
     return false;
 }
@@ -326,7 +326,7 @@ s_suspect_holds(const sos_node_t *self, const sos_peer_t *peer)
 {
     return (peer->in_dir || peer->is_genesis) &&
            (peer->fd.fail_count > 0 || peer->fd.suspect_mono ||
-            (peer->id_known && sos_fd_probe_pending(&self->probes, peer->id)));
+            (peer->id_known && sos_fd_probe_pending(&self->gossip->probes, peer->id)));
 }
 
 /*  True if a short-lived connection must stay open: an exchange, a forward or a PING
@@ -401,7 +401,7 @@ s_short_release(sos_node_t *self, sos_peer_t *peer)
 static void
 s_view_leave(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
-    if (!sos_core_view_del(&self->view, s_handle(peer)))
+    if (!sos_core_view_del(&self->gossip->view, s_handle(peer)))
         return;
     self->stats.view_left++;
     sos_log_info("peer %s leaves the view: %s", peer->url, why);
@@ -469,7 +469,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
         peer = NULL;
     }
     if (!peer) {
-        if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
+        if (!sos_endpoint_allowed(rec->url, self->gossip->allow_private, NULL))
             return NULL; /* refused on arrival (s_apply); a record stored before the policy */
         peer = s_peer_get(self, rec->url);
         if (!peer)
@@ -570,12 +570,12 @@ s_peer_restore(sos_node_t *self, sos_peer_t *peer)
 void
 sos_gossip_pass_end(sos_node_t *self, bool committed)
 {
-    if (self->self_rec_pending_set) {
+    if (self->gossip->self_rec_pending_set) {
         if (committed)
-            self->self_rec = self->self_rec_pending;
+            self->gossip->self_rec = self->gossip->self_rec_pending;
         else
-            self->republish = true; /* the counter stays ahead: a version is never reused */
-        self->self_rec_pending_set = false;
+            self->gossip->republish = true; /* the counter stays ahead: a version is never reused */
+        self->gossip->self_rec_pending_set = false;
     }
     size_t n = 0;
     for (sos_peer_t *p = zlistx_first(self->gossip->retired); p;
@@ -624,8 +624,9 @@ s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 static sos_sync_ctx_t
 s_sync_ctx(const sos_node_t *self)
 {
-    return (sos_sync_ctx_t){
-        .self_id = self->id.pk, .gaps = self->gossip->gaps, .allow_private = self->allow_private};
+    return (sos_sync_ctx_t){.self_id = self->id.pk,
+                            .gaps = self->gossip->gaps,
+                            .allow_private = self->gossip->allow_private};
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -721,7 +722,7 @@ static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 /*  Probation (sos_core_sync.c says why): a worker this node has never exchanged with
     successfully (last_ok == 0: no signed answer from that key at that url, ever) is on
     probation, and the core refuses new worker keys while as many are as the cap, which the
-    outcomes of our first exchanges with such workers set (self->probation: s_success and
+    outcomes of our first exchanges with such workers set (self->gossip->probation: s_success and
     s_failure_count push them). */
 static bool
 s_on_probation(const sos_peer_t *p)
@@ -772,7 +773,7 @@ static void
 s_refuse_endpoint(sos_node_t *self, const sos_record_t *rec)
 {
     const char *why = "refused";
-    sos_endpoint_allowed(rec->url, self->allow_private, &why);
+    sos_endpoint_allowed(rec->url, self->gossip->allow_private, &why);
     char what[SOS_URL_MAX + 96];
     snprintf(what, sizeof what, "a %s record naming %.64s (%s)",
              rec->kind == SOS_REC_WORKER ? "worker" : "room", rec->url, why);
@@ -813,7 +814,8 @@ s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
         sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
                         "never seen answering (%u of our last %u on probation answered; further "
                         "refusals at info level)",
-                        hex, cap, sos_probation_answered(&self->probation), self->probation.n);
+                        hex, cap, sos_probation_answered(&self->gossip->probation),
+                        self->gossip->probation.n);
     else
         sos_log_info("refused worker %.12s: probation slots full (%u)", hex, cap);
 }
@@ -840,8 +842,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     sos_sync_take_ctx_t tc = {.merge = &mctx,
                               .peers = &peers,
                               .our_url = self->cfg.advertise,
-                              .tombstone_expires = mctx.now_ms + self->tombstone_ttl_ms,
-                              .probation = &self->probation};
+                              .tombstone_expires = mctx.now_ms + self->gossip->tombstone_ttl_ms,
+                              .probation = &self->gossip->probation};
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     sos_take_result_t *out = malloc(sizeof *out);
     if (!out)
@@ -873,12 +875,13 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
         sos_log_info("refused a record (%s)", sos_merge_result_name(result));
     if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER &&
-        rec->version > self->my_version) {
+        rec->version > self->gossip->my_version) {
         /*  A record of ours newer than our counter: the store was lost or copied. Move the
             counter past it so that our next record wins. */
         sos_log_warning("found our own record at version %llu, above our counter %llu",
-                        (unsigned long long)rec->version, (unsigned long long)self->my_version);
-        self->my_version = rec->version;
+                        (unsigned long long)rec->version,
+                        (unsigned long long)self->gossip->my_version);
+        self->gossip->my_version = rec->version;
         s_publish_self(self, txn);
     }
     if (!sos_merge_taken(result))
@@ -920,15 +923,15 @@ sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return SOS_ERR_IO;
-    rec->prev = self->my_version;
-    rec->version = self->my_version + 1;
+    rec->prev = self->gossip->my_version;
+    rec->version = self->gossip->my_version + 1;
     sos_rc rc = sos_record_sign(rec, &self->id);
     if (rc)
         return rc;
     rc = sos_meta_put_u64(txn, "version", rec->version);
     if (rc)
         return rc;
-    self->my_version = rec->version;
+    self->gossip->my_version = rec->version;
     s_apply(self, txn, rec, SOS_SRC_LOCAL);
     return SOS_OK;
 }
@@ -939,7 +942,7 @@ sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
 static void
 s_publish_self(sos_node_t *self, sos_txn_t *txn)
 {
-    sos_record_t *rec = &self->self_rec_pending;
+    sos_record_t *rec = &self->gossip->self_rec_pending;
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_WORKER;
     snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
@@ -949,7 +952,7 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
     if (rc)
         sos_log_error("cannot sign our own record: %s", sos_strerror(rc));
     else
-        self->self_rec_pending_set = true;
+        self->gossip->self_rec_pending_set = true;
 }
 
 /* ----------------------------------------------------------------- output ---- */
@@ -1026,7 +1029,7 @@ s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
         if (sos_core_fd_names(txn, p->id, &who, &p->fd, &msg->suspects[msg->n_suspects]))
             msg->n_suspects++;
     }
-    msg->n_suspects = sos_core_fd_suspects_removed(&self->removed_named, sos_mono_ms(),
+    msg->n_suspects = sos_core_fd_suspects_removed(&self->gossip->removed_named, sos_mono_ms(),
                                                    msg->suspects, msg->n_suspects);
     return msg->n_suspects;
 }
@@ -1044,7 +1047,7 @@ static sos_fd_config_t
 s_fd_cfg(const sos_node_t *self)
 {
     return (sos_fd_config_t){.interval_ms = self->cfg.gossip_interval_ms,
-                             .exchange_timeout_ms = self->exchange_timeout_ms,
+                             .exchange_timeout_ms = self->gossip->exchange_timeout_ms,
                              .max_failures = self->cfg.max_failures};
 }
 
@@ -1057,7 +1060,7 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_core_fd_who_t who = s_who(peer);
-    return sos_core_fd_removable(&self->fd, &cfg, &peer->fd, &who,
+    return sos_core_fd_removable(&self->gossip->fd, &cfg, &peer->fd, &who,
                                  zhashx_size(self->gossip->peers_id) + 1, now);
 }
 
@@ -1070,7 +1073,7 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 static uint64_t
 s_connect_timeout(const sos_node_t *self)
 {
-    return self->exchange_timeout_ms * (1 + self->fd.health);
+    return self->gossip->exchange_timeout_ms * (1 + self->gossip->fd.health);
 }
 
 /*  The deadline of an exchange with peer: its RTO within a floor and the conservative
@@ -1079,7 +1082,7 @@ static uint64_t
 s_exchange_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
-    return sos_fd_exchange_timeout(&self->fd, &cfg, &peer->fd);
+    return sos_fd_exchange_timeout(&self->gossip->fd, &cfg, &peer->fd);
 }
 
 static void
@@ -1090,11 +1093,12 @@ s_success(sos_node_t *self, sos_peer_t *peer)
         sos_log_info("peer %s answers again after %u failures", peer->url, peer->fd.fail_count);
     s_unsuspect(peer);
     if (peer->id_known)
-        sos_fd_probe_end(&self->probes, peer->id); /* a late verdict must not count */
+        sos_fd_probe_end(&self->gossip->probes, peer->id); /* a late verdict must not count */
     peer->ex_fails = 0;
     peer->next_try_mono = 0;
     /*  Its first answer while on probation: a sample that probation workers answer. */
-    sos_probation_outcome(&self->probation, s_on_probation(peer), true, &peer->probation_failed);
+    sos_probation_outcome(&self->gossip->probation, s_on_probation(peer), true,
+                          &peer->probation_failed);
     peer->last_ok = peer->last_seen = sos_now_ms();
     peer->stats_dirty = true;
 }
@@ -1107,8 +1111,8 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
         return;
     uint64_t held = 0;
     bool wrote = false;
-    sos_rc rc =
-        sos_core_fd_remove(txn, peer->id, sos_now_ms() + self->tombstone_ttl_ms, &held, &wrote);
+    sos_rc rc = sos_core_fd_remove(txn, peer->id, sos_now_ms() + self->gossip->tombstone_ttl_ms,
+                                   &held, &wrote);
     if (rc) {
         sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
         return;
@@ -1119,8 +1123,8 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     }
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
-    sos_core_fd_name_removed(&self->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
-                             sos_mono_ms());
+    sos_core_fd_name_removed(&self->gossip->removed_named, peer->id, held,
+                             self->cfg.gossip_interval_ms, sos_mono_ms());
     s_peer_unlist(self, peer);
 }
 
@@ -1166,7 +1170,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_core_fd_fail_t out;
     uint64_t now = sos_mono_ms();
-    sos_core_fd_failure(&self->fd, &cfg, &peer->fd, &who, probed, held,
+    sos_core_fd_failure(&self->gossip->fd, &cfg, &peer->fd, &who, probed, held,
                         zhashx_size(self->gossip->peers_id) + 1, now, &out);
     if (out.fd == SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
@@ -1177,7 +1181,8 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     }
     /*  A counted failure of a worker on probation: a sample that one did not answer, once
         per worker and probation (sos_core_sync.c, "Probation"). */
-    sos_probation_outcome(&self->probation, s_on_probation(peer), false, &peer->probation_failed);
+    sos_probation_outcome(&self->gossip->probation, s_on_probation(peer), false,
+                          &peer->probation_failed);
     if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
@@ -1197,7 +1202,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
             any tombstone of us made before it. Whoever of two nodes removed the other last
             has such a record; the other takes it, exchanges with its signer, and that
             SYNC (a direct sign of life) lifts the signer's tombstone of it. */
-        self->republish = true;
+        self->gossip->republish = true;
     }
 }
 
@@ -1256,9 +1261,9 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         reach a dead node only over a new short-lived connection, and so would its helpers,
         each waiting out its whole deadline before answering. */
     sos_core_fd_who_t who = s_who(peer);
-    if (!sos_core_fd_probe_first(&self->fd, &peer->fd, &who, self->cfg.probe_helpers))
+    if (!sos_core_fd_probe_first(&self->gossip->fd, &peer->fd, &who, self->cfg.probe_helpers))
         return false;
-    if (sos_fd_probe_pending(&self->probes, peer->id))
+    if (sos_fd_probe_pending(&self->gossip->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
     size_t n = zhashx_size(self->gossip->peers), n_cand = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
@@ -1274,7 +1279,8 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         of its own to the time a failure takes to count, not a fixed multiple of the
         interval. */
     uint64_t longest = s_exchange_timeout(self, peer);
-    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&self->probes, peer->id, now) : NULL;
+    sos_fd_probe_t *probe =
+        n_cand ? sos_fd_probe_begin(&self->gossip->probes, peer->id, now) : NULL;
     uint32_t k = self->cfg.probe_helpers;
     for (size_t i = 0; probe && i < n_cand && probe->n_helpers < k; i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
@@ -1296,7 +1302,7 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         return false;
     probe->deadline_mono = now + 2 * longest;
     if (probe->n_helpers == 0) {
-        sos_fd_probe_end(&self->probes, peer->id);
+        sos_fd_probe_end(&self->gossip->probes, peer->id);
         return false;
     }
     sos_log_info("exchange with %s failed (%s): asked %u peers to reach it", peer->url, why,
@@ -1329,15 +1335,15 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
 static void
 s_help_answer(sos_node_t *self, int i, bool reached)
 {
-    const sos_fd_help_t *h = &self->helps.slot[i];
+    const sos_fd_help_t *h = &self->gossip->helps.slot[i];
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, h->target, SOS_NODEID_BYTES);
-    if (self->help_routing[i] &&
+    if (self->gossip->help_routing[i] &&
         s_probe_seal(self, SOS_MSG_PROBE_ACK, h->requester, h->req_id, h->target, reached))
-        sos_node_reply_now(self, self->help_routing[i], self->buf.data, self->buf.size);
-    zframe_destroy(&self->help_routing[i]);
-    sos_fd_help_end(&self->helps, i);
-    self->help_unsent[i] = false;
+        sos_node_reply_now(self, self->gossip->help_routing[i], self->buf.data, self->buf.size);
+    zframe_destroy(&self->gossip->help_routing[i]);
+    sos_fd_help_end(&self->gossip->helps, i);
+    self->gossip->help_unsent[i] = false;
     s_short_release(self, zhashx_lookup(self->gossip->peers_id, hex));
 }
 
@@ -1347,7 +1353,7 @@ s_help_answer(sos_node_t *self, int i, bool reached)
 static void
 s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
 {
-    const sos_fd_help_t *h = &self->helps.slot[i];
+    const sos_fd_help_t *h = &self->gossip->helps.slot[i];
     if (!target->dealer || target->retired ||
         !s_probe_seal(self, SOS_MSG_PING, target->id, h->ping_id, target->id, false)) {
         s_help_answer(self, i, false);
@@ -1355,10 +1361,10 @@ s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
     }
     uint64_t now = sos_mono_ms();
     if (sos_node_send_now(self, target->dealer, self->buf.data, self->buf.size)) {
-        self->help_unsent[i] = false;
+        self->gossip->help_unsent[i] = false;
         target->last_used_mono = now;
-    } else if (now - target->created_mono < self->exchange_timeout_ms)
-        self->help_unsent[i] = true; /* still connecting */
+    } else if (now - target->created_mono < self->gossip->exchange_timeout_ms)
+        self->gossip->help_unsent[i] = true; /* still connecting */
     else
         s_help_answer(self, i, false);
 }
@@ -1383,15 +1389,15 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     else if (!target || target->retired || !target->in_dir || !target->id_known || target == from ||
              memcmp(msg->target, self->id.pk, SOS_NODEID_BYTES) == 0)
         why = "its target is no other worker we list";
-    else if (!sos_endpoint_allowed(target->url, self->allow_private, NULL))
+    else if (!sos_endpoint_allowed(target->url, self->gossip->allow_private, NULL))
         why = "its target's endpoint is one we may not connect to";
     int slot = -1;
     uint64_t ping_id = s_random_id();
     if (!why) {
         /*  Our exchange deadline for the target (its RTO): the requester waits twice the
             longest of its own deadlines for the target and for us (s_probe_start). */
-        slot = sos_fd_help_begin(&self->helps, env->sender, msg->req_id, msg->target, ping_id,
-                                 now + s_exchange_timeout(self, target));
+        slot = sos_fd_help_begin(&self->gossip->helps, env->sender, msg->req_id, msg->target,
+                                 ping_id, now + s_exchange_timeout(self, target));
         if (slot < 0)
             why = "every probe slot is taken, or it repeats one under way";
     }
@@ -1403,8 +1409,8 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
         return;
     }
     self->stats.probes_helped++;
-    self->help_routing[slot] = zframe_dup(*routing_p);
-    self->help_unsent[slot] = false;
+    self->gossip->help_routing[slot] = zframe_dup(*routing_p);
+    self->gossip->help_unsent[slot] = false;
     /*  On the connection we hold to the target, or on a short-lived one opened for the PING
         within SOS_SHORT_MAX: never by evicting another peer, which a request must not make
         us do. */
@@ -1447,7 +1453,7 @@ s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
         return;
     }
     if (env->type == SOS_MSG_PONG) {
-        int slot = sos_fd_help_pong(&self->helps, env->sender, msg.req_id);
+        int slot = sos_fd_help_pong(&self->gossip->helps, env->sender, msg.req_id);
         if (slot < 0)
             sos_node_drop(self, SOS_DROP_UNEXPECTED, "a PONG to no PING of ours");
         else
@@ -1459,8 +1465,8 @@ s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
         return;
     }
     uint8_t target[SOS_NODEID_BYTES];
-    sos_fd_ack_t ack =
-        sos_fd_probe_ack(&self->probes, env->sender, msg.req_id, msg.target, msg.reached, target);
+    sos_fd_ack_t ack = sos_fd_probe_ack(&self->gossip->probes, env->sender, msg.req_id, msg.target,
+                                        msg.reached, target);
     if (ack == SOS_FD_ACK_UNKNOWN) {
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "a probe answer to no probe we asked for");
         return;
@@ -1475,20 +1481,21 @@ static void
 s_probes_tick(sos_node_t *self, uint64_t now)
 {
     uint8_t target[SOS_NODEID_BYTES];
-    for (int n = 0; n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&self->probes, now, target); n++)
+    for (int n = 0;
+         n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&self->gossip->probes, now, target); n++)
         s_probe_verdict(self, target, false);
     for (int n = 0; n < SOS_FD_HELPS_MAX; n++) {
-        int i = sos_fd_help_expired(&self->helps, now);
+        int i = sos_fd_help_expired(&self->gossip->helps, now);
         if (i < 0)
             break;
         s_help_answer(self, i, false);
     }
     /*  PINGs waiting for their short-lived connection to come up. */
     for (int i = 0; i < SOS_FD_HELPS_MAX; i++) {
-        if (!self->helps.slot[i].used || !self->help_unsent[i])
+        if (!self->gossip->helps.slot[i].used || !self->gossip->help_unsent[i])
             continue;
         char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, self->helps.slot[i].target, SOS_NODEID_BYTES);
+        sos_hex(hex, self->gossip->helps.slot[i].target, SOS_NODEID_BYTES);
         sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
         if (peer)
             s_help_ping(self, i, peer);
@@ -1547,11 +1554,11 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         return;
     s_digest_hash(self, txn);
     sos_gmsg_t msg = {0};
-    msg.req_id = ++self->next_req_id;
+    msg.req_id = ++self->gossip->next_req_id;
     memcpy(msg.hash, self->gossip->digest_hash, sizeof msg.hash);
     msg.n_origins = self->gossip->digest_n;
     msg.has_self = true;
-    msg.self = self->self_rec;
+    msg.self = self->gossip->self_rec;
     s_suspects(self, txn, &msg);
     /*  Bound to the peer's id; to nobody in particular while an unpinned genesis address has
         not answered under the id we have for it (that id may come from a record anyone
@@ -1637,7 +1644,7 @@ s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_digest_entr
         goto done;
     s_removed_by_peer(self, txn, peer, d.removed, d.n_removed);
     sos_gmsg_t msg = {0};
-    msg.req_id = ++self->next_req_id;
+    msg.req_id = ++self->gossip->next_req_id;
     msg.flags = d.more ? SOS_GMSG_MORE : 0;
     msg.want = d.want;
     msg.n_want = d.n_want;
@@ -1746,7 +1753,7 @@ s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *th
     if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
         goto done;
     sos_gmsg_t msg;
-    sos_ack_plan_digest(&plan, ++self->next_req_id, &msg);
+    sos_ack_plan_digest(&plan, ++self->gossip->next_req_id, &msg);
     if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0) ||
         !s_send_step(self, peer, "DIGEST"))
         goto done;
@@ -1836,10 +1843,11 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
     self->stats.verify_skipped += msg->n_records - need;
     if (need && charge && self->cfg.rate_limit) {
         uint64_t now = sos_mono_ms();
-        bool granted = sender ? sos_core_tokens_take(&sender->verify_tokens, &sender->verify_mono,
-                                                     self->cfg.verify_budget, need, now)
-                              : sos_core_tokens_take(&self->verify_tokens, &self->verify_mono,
-                                                     self->cfg.verify_budget, need, now);
+        bool granted =
+            sender ? sos_core_tokens_take(&sender->verify_tokens, &sender->verify_mono,
+                                          self->cfg.verify_budget, need, now)
+                   : sos_core_tokens_take(&self->gossip->verify_tokens, &self->gossip->verify_mono,
+                                          self->cfg.verify_budget, need, now);
         if (!granted) {
             self->stats.verify_refused += need;
             char what[96];
@@ -1933,7 +1941,7 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         sos_node_drop(self, SOS_DROP_BEFORE_START, "envelope dated before this node started");
         return false;
     }
-    if (sos_replay_check(self->replay, env->nonce, env->timestamp, now) != SOS_OK) {
+    if (sos_replay_check(self->gossip->replay, env->nonce, env->timestamp, now) != SOS_OK) {
         sos_node_drop(self, SOS_DROP_NONCE_REUSED, "envelope nonce seen before");
         return false;
     }
@@ -1954,7 +1962,7 @@ s_check_self(sos_node_t *self, sos_gmsg_t *msg)
         return SOS_ERR_NOMEM;
     }
     sos_rc rc = SOS_OK;
-    if (sos_core_check_record(txn, self->id.pk, self->allow_private, &msg->self, have) ==
+    if (sos_core_check_record(txn, self->id.pk, self->gossip->allow_private, &msg->self, have) ==
         SOS_CHECK_HELD)
         self->stats.verify_skipped++;
     else {
@@ -2005,14 +2013,15 @@ s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
 {
     (void)env;
     sos_fd_config_t cfg = s_fd_cfg(self);
-    sos_fd_refute_t r = sos_fd_refute(&self->fd, &cfg, version, self->self_rec.version,
-                                      self->republish, sos_mono_ms());
+    sos_fd_refute_t r =
+        sos_fd_refute(&self->gossip->fd, &cfg, version, self->gossip->self_rec.version,
+                      self->gossip->republish, sos_mono_ms());
     if (r == SOS_FD_REFUTE_OLD)
         return;
     self->stats.suspected++;
     if (r != SOS_FD_REFUTE)
         return;
-    self->republish = true;
+    self->gossip->republish = true;
     self->stats.refutations++;
     sos_log_notice("suspected at our version %llu: refuting with a newer record",
                    (unsigned long long)version);
@@ -2059,7 +2068,7 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     sos_gmsg_t reply;
     sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
-    reply.self = self->self_rec;
+    reply.self = self->gossip->self_rec;
     sos_digest_entry_t *digest = NULL;
     if (kind == SOS_ANSWER_SUMS) {
         const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, reply.nb);
@@ -2414,15 +2423,15 @@ s_view_refill(sos_node_t *self)
             !s_in_view(self, p))
             cand[n_cand++] = p;
     }
-    if (n_listed > self->view_listed_max) {
-        self->view_listed_max = (uint32_t)n_listed;
-        self->view_grew_round = self->stats.rounds;
+    if (n_listed > self->gossip->view_listed_max) {
+        self->gossip->view_listed_max = (uint32_t)n_listed;
+        self->gossip->view_grew_round = self->stats.rounds;
     }
-    bool settled = self->stats.rounds - self->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
+    bool settled = self->stats.rounds - self->gossip->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
     uint32_t cap = self->cfg.view_size ? self->cfg.view_size
                                        : sos_core_view_cap(self->cfg.fanout, n_listed + 1);
     uint64_t evicted[SOS_VIEW_MAX];
-    size_t k = sos_core_view_resize(&self->view, cap, NULL, NULL, evicted);
+    size_t k = sos_core_view_resize(&self->gossip->view, cap, NULL, NULL, evicted);
     for (size_t i = 0; i < k; i++) {
         /*  Out of the view already: leave it as s_view_leave does. */
         sos_peer_t *p = (sos_peer_t *)(uintptr_t)evicted[i];
@@ -2431,16 +2440,18 @@ s_view_refill(sos_node_t *self)
     }
     /*  Renewal ("Connections"): only when a candidate can take the place, and only a
         member with no exchange under way. */
-    if (k == 0 && n_cand > 0 && self->view.n > 0 && !sos_core_view_room(&self->view)) {
+    if (k == 0 && n_cand > 0 && self->gossip->view.n > 0 &&
+        !sos_core_view_room(&self->gossip->view)) {
         sos_peer_t *old = NULL;
-        for (uint32_t i = 0; i < self->view.n && !old; i++) {
-            sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+        for (uint32_t i = 0; i < self->gossip->view.n && !old; i++) {
+            sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->gossip->view.peers[i];
             if (settled && p->view_listed * 2 < n_listed && p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
         if (!old && sos_core_uniform(NULL, NULL, SOS_VIEW_RENEW_ONE_IN) == 0) {
-            sos_peer_t *p = (sos_peer_t *)(uintptr_t)
-                                self->view.peers[sos_core_uniform(NULL, NULL, self->view.n)];
+            sos_peer_t *p =
+                (sos_peer_t *)(uintptr_t)
+                    self->gossip->view.peers[sos_core_uniform(NULL, NULL, self->gossip->view.n)];
             if (p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
@@ -2449,7 +2460,7 @@ s_view_refill(sos_node_t *self)
             s_view_leave(self, old, "renewed");
         }
     }
-    for (size_t i = 0; i < n_cand && sos_core_view_room(&self->view); i++) {
+    for (size_t i = 0; i < n_cand && sos_core_view_room(&self->gossip->view); i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
         sos_peer_t *p = cand[j];
         cand[j] = cand[i];
@@ -2459,7 +2470,7 @@ s_view_refill(sos_node_t *self)
         if (!s_peer_open(self, p, false, true))
             continue;
         p->short_conn = false;
-        sos_core_view_add(&self->view, s_handle(p), false, NULL, NULL, NULL);
+        sos_core_view_add(&self->gossip->view, s_handle(p), false, NULL, NULL, NULL);
         p->view_listed = (uint32_t)n_listed;
         self->stats.view_joined++;
     }
@@ -2473,12 +2484,12 @@ sos_gossip_round(sos_node_t *self)
     /*  Local health (Lifeguard): a round or tick that fires late says that this node's own
         loop lags; each such round raises the score by one, each round on time lowers it. */
     sos_fd_config_t fd_cfg = s_fd_cfg(self);
-    if (sos_fd_round(&self->fd, &fd_cfg, sos_mono_ms()))
+    if (sos_fd_round(&self->gossip->fd, &fd_cfg, sos_mono_ms()))
         self->stats.health_late++;
-    if (self->republish) {
+    if (self->gossip->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
-            self->republish = false;
+            self->gossip->republish = false;
             s_publish_self(self, txn);
         }
     }
@@ -2553,7 +2564,7 @@ sos_gossip_tick(sos_node_t *self)
     /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
     uint64_t period = self->cfg.gossip_interval_ms / 4;
     period = period < 20 ? 20 : period > 500 ? 500 : period;
-    if (sos_fd_tick(&self->fd, period, now))
+    if (sos_fd_tick(&self->gossip->fd, period, now))
         self->stats.health_late++;
     zlistx_t *late = zlistx_new();
     zlistx_t *connecting = zlistx_new();
@@ -2589,7 +2600,7 @@ sos_gossip_tick(sos_node_t *self)
         snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fd.fail_count,
                  (unsigned long long)(now - p->fd.suspect_mono));
         s_remove_worker(self, p, why);
-        self->republish = true; /* as in s_failure */
+        self->gossip->republish = true; /* as in s_failure */
     }
     for (sos_peer_t *p = zlistx_first(connecting); p; p = zlistx_next(connecting))
         s_exchange_start(self, p);
@@ -2649,8 +2660,8 @@ sos_gossip_push_rumors(sos_node_t *self)
         s_send_fits). The envelope adds its header, signature and ids to the body. */
     size_t n_pick = 0, size = self->buf2.size + 256;
     sos_peer_t *pick[SOS_VIEW_MAX];
-    for (uint32_t i = 0; i < self->view.n; i++) {
-        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+    for (uint32_t i = 0; i < self->gossip->view.n; i++) {
+        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->gossip->view.peers[i];
         if (!p->in_dir || !p->id_known || p->fd.fail_count || p == pass->rumor_from || !p->dealer ||
             p->retired)
             continue;
@@ -2700,20 +2711,20 @@ sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out)
 {
     *out = (sos_gossip_status_t){
         .peers = zhashx_size(self->gossip->peers),
-        .record_version = self->my_version,
-        .health = self->fd.health,
+        .record_version = self->gossip->my_version,
+        .health = self->gossip->fd.health,
         .connections_open = self->gossip->n_open,
-        .connections_view = self->view.n,
+        .connections_view = self->gossip->view.n,
         .connections_short = s_short_count(self, NULL),
         .connections_short_max = SOS_SHORT_MAX,
-        .view_size = self->view.n,
-        .view_cap = self->view.cap,
+        .view_size = self->gossip->view.n,
+        .view_cap = self->gossip->view.cap,
         .gaps = sos_gaps_size(self->gossip->gaps),
         .workers_probation = s_probation_count(self),
-        .probation_cap = sos_probation_cap(self->cfg.max_workers, &self->probation),
-        .probation_samples = self->probation.n,
-        .probation_answered = sos_probation_answered(&self->probation),
-        .probation_share_pct = (uint64_t)(sos_probation_share(&self->probation) * 100),
+        .probation_cap = sos_probation_cap(self->cfg.max_workers, &self->gossip->probation),
+        .probation_samples = self->gossip->probation.n,
+        .probation_answered = sos_probation_answered(&self->gossip->probation),
+        .probation_share_pct = (uint64_t)(sos_probation_share(&self->gossip->probation) * 100),
     };
 }
 
@@ -2728,12 +2739,23 @@ sos_gossip_new(sos_node_t *node)
     self->peers = zhashx_new();
     self->peers_id = zhashx_new();
     self->retired = zlistx_new();
-    self->gaps = sos_gaps_new(node->cfg.gossip_interval_ms, SOS_GAPS_MAX);
-    if (!self->peers || !self->peers_id || !self->retired || !self->gaps) {
+    uint64_t interval = node->cfg.gossip_interval_ms;
+    self->gaps = sos_gaps_new(interval, SOS_GAPS_MAX);
+    self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
+    if (!self->peers || !self->peers_id || !self->retired || !self->gaps || !self->replay) {
         sos_gossip_destroy(&self);
         return NULL;
     }
     self->digest_dirty = true;
+    /*  An exchange may take two intervals, within 0.5 to 5 s. */
+    self->exchange_timeout_ms = interval * 2 < 500    ? 500
+                                : interval * 2 > 5000 ? 5000
+                                                      : interval * 2;
+    /*  A tombstone outlives the time the rest of the network needs to remove the same
+        worker by far: an hour, or more with slow rounds. */
+    self->tombstone_ttl_ms = 3600 * 1000;
+    if (interval * node->cfg.max_failures * 20 > self->tombstone_ttl_ms)
+        self->tombstone_ttl_ms = interval * node->cfg.max_failures * 20;
     return self;
 }
 
@@ -2756,7 +2778,10 @@ sos_gossip_destroy(sos_gossip_t **self_p)
             sos_peer_destroy(&p);
         zlistx_destroy(&self->retired);
     }
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
+        zframe_destroy(&self->help_routing[i]); /* requesters of probes still under way */
     sos_gaps_destroy(&self->gaps);
+    sos_replay_destroy(&self->replay);
     free(self->digest_cache);
     free(self->sums_cache);
     free(self);
@@ -2803,7 +2828,7 @@ sos_gossip_start(sos_node_t *self)
         sos_log_warning("advertised endpoint %s is not tcp://IP:PORT with a literal address: "
                         "other nodes refuse records that name it",
                         self->cfg.advertise);
-    self->allow_private = self->cfg.allow_private_endpoints || !own_public;
+    self->gossip->allow_private = self->cfg.allow_private_endpoints || !own_public;
     /*  For tests only: a lower cap on the entries of one DIGEST_ACK, so that a test makes a
         bucket too large for one answer with a hundred keys instead of 8,193 ground ones.
         Nodes with different caps still understand each other (an answer is checked against
@@ -2825,10 +2850,11 @@ sos_gossip_start(sos_node_t *self)
         self->cfg.verify_budget = SOS_BATCH_MAX;
     if (self->cfg.max_peer_connections < 8)
         self->cfg.max_peer_connections = 8; /* a config not made by sos_config_defaults */
-    if (self->allow_private != self->cfg.allow_private_endpoints)
+    if (self->gossip->allow_private != self->cfg.allow_private_endpoints)
         sos_log_info("records may name private addresses: this node advertises one");
-    sos_core_view_init(&self->view, self->cfg.view_size ? self->cfg.view_size
-                                                        : sos_core_view_cap(self->cfg.fanout, 1));
+    sos_core_view_init(&self->gossip->view, self->cfg.view_size
+                                                ? self->cfg.view_size
+                                                : sos_core_view_cap(self->cfg.fanout, 1));
     /*  Genesis addresses first, so that directory workers at those addresses are tagged. */
     for (uint32_t i = 0; i < self->cfg.n_genesis; i++) {
         const sos_genesis_t *g = &self->cfg.genesis[i];
@@ -2856,7 +2882,7 @@ sos_gossip_start(sos_node_t *self)
         sos_node_pass_end(self);
         return rc;
     }
-    self->my_version = version;
+    self->gossip->my_version = version;
     /*  Envelopes dated before this start may have been accepted by the previous run, whose
         nonce cache is gone: refuse them all. The start is the time taken before the public
         endpoint was bound (sos_node.c), since peers may send as soon as it is, well before
@@ -2890,7 +2916,7 @@ sos_gossip_start(sos_node_t *self)
     sos_dir_counts(txn, &workers, &rooms, NULL);
     sos_log_notice("directory: %llu workers, %llu rooms; record version %llu",
                    (unsigned long long)workers, (unsigned long long)rooms,
-                   (unsigned long long)self->my_version);
+                   (unsigned long long)self->gossip->my_version);
     self->pass.n_rumors = 0; /* the first round carries our record */
     sos_node_pass_end(self);
     return SOS_OK;

@@ -1270,23 +1270,11 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
     msgpack_sbuffer_init(&self->buf2);
-    uint64_t interval = cfg->gossip_interval_ms;
-    /*  An exchange may take two intervals, within 0.5 to 5 s. */
-    self->exchange_timeout_ms = interval * 2 < 500    ? 500
-                                : interval * 2 > 5000 ? 5000
-                                                      : interval * 2;
-    /*  A tombstone outlives the time the rest of the network needs to remove the same
-        worker by far: an hour, or more with slow rounds. */
-    self->tombstone_ttl_ms = 3600 * 1000;
-    if (interval * cfg->max_failures * 20 > self->tombstone_ttl_ms)
-        self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
     self->gossip = sos_gossip_new(self);
-    self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
     self->pass.lost_rooms = zlistx_new();
-    if (!self->gossip || !self->replay || !self->budget || !self->pass.woken_rooms ||
-        !self->pass.lost_rooms)
+    if (!self->gossip || !self->budget || !self->pass.woken_rooms || !self->pass.lost_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.lost_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.lost_rooms, (zlistx_duplicator_fn *)strdup);
@@ -1441,7 +1429,6 @@ sos_node_destroy(sos_node_t **self_p)
     sos_gossip_destroy(&self->gossip);
     sos_gate_destroy(&self->gate); /* before the router it watches: see sos_gate.h */
     zsock_destroy(&self->router);
-    sos_replay_destroy(&self->replay);
     if (self->pass.txn)
         sos_txn_abort(&self->pass.txn);
     zlistx_destroy(&self->pass.woken_rooms);
@@ -1451,8 +1438,6 @@ sos_node_destroy(sos_node_t **self_p)
         sos_budget_free(&self->pass.out[i].data);
     }
     free(self->pass.out);
-    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
-        zframe_destroy(&self->help_routing[i]); /* requesters of probes still under way */
     /*  After the sockets: frames libzmq still holds keep what they need alive. */
     sos_budget_destroy(&self->budget);
     free(self->pass.rumor_wires);
