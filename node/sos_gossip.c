@@ -1633,7 +1633,9 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
 
 /*  Compare the peer's digest entries (theirs) with ours (mine: the whole digest, or our
     entries of the buckets the peer covered), and send what the core says it lacks and
-    what we lack of it (sos_core_sync_delta). */
+    what we lack of it (sos_core_sync_delta). mine is borrowed, and may be the digest cache
+    (s_send_delta_whole): it is read only, and only before anything here can change the
+    directory. */
 static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_digest_entry_t *mine,
              uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs)
@@ -1659,10 +1661,21 @@ done:
 }
 
 /*  The peer's whole digest (a SYNC_ACK under SOS_DIGEST_WHOLE_MAX origins): diff it with
-    all of ours. */
+    all of ours. Ours is the cached digest, which answering this SYNC_ACK has just made valid
+    (s_digest_view): in a small network every exchange ends here, and building the digest
+    walks every origin in the store. The diff only reads it: it comes sorted by origin, as
+    sos_digest_diff wants it, and nothing changes the directory before the diff is made.
+    Built afresh only when the cache could not be made (no memory). */
 static void
 s_send_delta_whole(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
 {
+    sos_gossip_t *g = self->gossip;
+    s_digest_hash(self, txn);
+    if (!g->digest_dirty) {
+        s_send_delta(self, txn, peer, g->digest_cache, g->digest_n, theirs->digest,
+                     theirs->n_digest);
+        return;
+    }
     uint32_t n_mine = 0;
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
     if (mine)
