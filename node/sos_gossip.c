@@ -1,5 +1,13 @@
 /*  sos_gossip.c: peers, gossip rounds and exchanges, rumors, failure counting and removal.
 
+    Gossip owns its state: the peer tables, the digest and its caches, the gaps, the view,
+    probes, probation, our own record and its counter, in sos_gossip_t (sos_gossip_int.h,
+    which no other module includes). The node owns it (sos_node_t.gossip: sos_gossip_new,
+    sos_gossip_destroy) and lends gossip what is the reactor's: sockets, the loop, the pass's
+    transaction and output queue, the encoding buffers and the counters. Other modules reach
+    gossip's state only through the functions of sos_node_int.h's gossip section (the status
+    figures, the peer table walked or searched, the digest marked dirty).
+
     This file is the adapter between the node's I/O (zloop timers, a DEALER per peer,
     envelopes sealed and opened with the node's key, the pass's store transaction) and the
     gossip core, whose rules do no I/O and take their times and random draws as arguments:
@@ -60,7 +68,7 @@
 
 /* ------------------------------------------------------------------ peers ----
 
-    A peer is owned by the node's table of peers (by url), and indexed by id once known.
+    A peer is owned by gossip's table of peers (by url), and indexed by id once known.
     Handling one of its frames can make a worker record move the peer to a new url, remove
     the worker, or close the connection of another peer to open one: so no code that runs
     during a pass frees a peer. s_peer_retire takes a peer out of both tables and stops

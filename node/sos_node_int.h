@@ -1,5 +1,10 @@
-/*  sos_node_int.h: the node's internal state, shared by sos_node.c (reactor, passes,
-    client requests), sos_gossip.c (peers and exchanges) and sos_rooms.c (owned rooms). */
+/*  sos_node_int.h: the node's internal state and the calls between its modules. Who owns
+    what: the node (sos_node.c) is the reactor and the adapter to the outside, owning the
+    sockets and loop, the output budgets, the pass (its LMDB transaction and queued output)
+    and the counters (sos_stats_t); gossip (sos_gossip.c, its state in sos_gossip_t, defined
+    in sos_gossip_int.h) owns the peers and every piece of gossip state, which others reach
+    only through the sos_gossip_ functions below; rooms (sos_rooms.c, sos_rooms_t) owns the
+    rooms. */
 #ifndef SOS_NODE_INT_H
 #define SOS_NODE_INT_H
 
@@ -239,6 +244,8 @@ typedef struct _sos_gossip_t sos_gossip_t; /* sos_gossip_int.h: seen by sos_goss
 
 #define SOS_SENT_MAX 16 /* DEALERs remembered as sent on in one pass */
 
+/*  The node: what its reactor needs itself. Gossip's state is in gossip (opaque here),
+    the rooms' in rooms. */
 struct _sos_node_t {
     sos_config_t cfg;
     sos_identity_t id;
