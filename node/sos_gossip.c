@@ -147,12 +147,13 @@ s_in_view(const sos_node_t *self, const sos_peer_t *peer)
 static void
 s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
 {
-    if (peer->id_known && zhashx_lookup(self->gossip->peers_id, peer->hex) == peer)
-        zhashx_delete(self->gossip->peers_id, peer->hex);
+    sos_gossip_t *g = self->gossip;
+    if (peer->id_known && zhashx_lookup(g->peers_id, peer->hex) == peer)
+        zhashx_delete(g->peers_id, peer->hex);
     memcpy(peer->id, id, SOS_NODEID_BYTES);
     sos_hex(peer->hex, id, SOS_NODEID_BYTES);
     peer->id_known = true;
-    zhashx_update(self->gossip->peers_id, peer->hex, peer);
+    zhashx_update(g->peers_id, peer->hex, peer);
 }
 
 /*  The peer for url, made (closed) if absent. NULL for our own url or without memory. */
@@ -204,6 +205,7 @@ s_peer_close(sos_node_t *self, sos_peer_t *peer)
 static void
 s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->retired)
         return;
     s_view_out(self, peer);
@@ -212,14 +214,14 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
         sos_peer_detach(peer, self->loop);
         s_conn_gone(self, peer);
     }
-    if (peer->id_known && zhashx_lookup(self->gossip->peers_id, peer->hex) == peer)
-        zhashx_delete(self->gossip->peers_id, peer->hex);
-    if (zhashx_lookup(self->gossip->peers, peer->url) == peer)
-        zhashx_delete(self->gossip->peers, peer->url);
+    if (peer->id_known && zhashx_lookup(g->peers_id, peer->hex) == peer)
+        zhashx_delete(g->peers_id, peer->hex);
+    if (zhashx_lookup(g->peers, peer->url) == peer)
+        zhashx_delete(g->peers, peer->url);
     peer->retired = true;
-    peer->retired_tick = self->gossip->ticks;
+    peer->retired_tick = g->ticks;
     sos_exchange_failed(&peer->ex);
-    if (!zlistx_add_end(self->gossip->retired, peer)) {
+    if (!zlistx_add_end(g->retired, peer)) {
         /*  Without memory for the list entry, leak the peer rather than free it early. */
         sos_log_error("out of memory retiring peer %s", peer->url);
     }
@@ -228,16 +230,17 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 void
 sos_gossip_reap(sos_node_t *self)
 {
-    void *cursor = zlistx_first(self->gossip->retired);
+    sos_gossip_t *g = self->gossip;
+    void *cursor = zlistx_first(g->retired);
     while (cursor) {
         sos_peer_t *peer = cursor;
         /*  Retired during the tick count we are at: the reactor may not have rebuilt its
             poll set since, so its socket and reader argument must stay valid one more. */
-        if (peer->retired_tick < self->gossip->ticks && !peer->removing) {
-            zlistx_detach_cur(self->gossip->retired);
+        if (peer->retired_tick < g->ticks && !peer->removing) {
+            zlistx_detach_cur(g->retired);
             sos_peer_destroy(&peer);
         }
-        cursor = zlistx_next(self->gossip->retired);
+        cursor = zlistx_next(g->retired);
     }
 }
 
@@ -247,16 +250,16 @@ sos_gossip_reap(sos_node_t *self)
 static bool
 s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool queue)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->dealer)
         return true;
     if (peer->retired)
         return false;
-    if (self->gossip->n_open >= self->cfg.max_peer_connections) {
+    if (g->n_open >= self->cfg.max_peer_connections) {
         if (!evict)
             return false;
         sos_peer_t *lru = NULL, *lru_view = NULL;
-        for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
-             p = zhashx_next(self->gossip->peers)) {
+        for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
             if (!p->dealer || p == peer || p->ex.state != SOS_EX_IDLE ||
                 sos_node_peer_busy(self, p->url))
                 continue;
@@ -293,7 +296,7 @@ s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool q
             sos_log_info("cannot open a connection to %s", peer->url);
         return false;
     }
-    self->gossip->n_open++;
+    g->n_open++;
     peer->short_conn = !view;
     if (!view)
         self->stats.short_opened++;
@@ -461,13 +464,14 @@ static void s_adopt_orphans(sos_node_t *self, const char *url);
 static sos_peer_t *
 s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_local_t *local)
 {
+    sos_gossip_t *g = self->gossip;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(g->peers_id, hex);
     if (peer && !streq(peer->url, rec->url)) {
         if (peer->is_genesis) {
             /*  A genesis address stays; the worker moved elsewhere. */
-            zhashx_delete(self->gossip->peers_id, peer->hex);
+            zhashx_delete(g->peers_id, peer->hex);
             peer->id_known = false;
             peer->in_dir = false;
         } else {
@@ -477,7 +481,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
         peer = NULL;
     }
     if (!peer) {
-        if (!sos_endpoint_allowed(rec->url, self->gossip->allow_private, NULL))
+        if (!sos_endpoint_allowed(rec->url, g->allow_private, NULL))
             return NULL; /* refused on arrival (s_apply); a record stored before the policy */
         peer = s_peer_get(self, rec->url);
         if (!peer)
@@ -561,40 +565,40 @@ s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
 static void
 s_peer_restore(sos_node_t *self, sos_peer_t *peer)
 {
-    sos_peer_t *other = zhashx_lookup(self->gossip->peers, peer->url);
+    sos_gossip_t *g = self->gossip;
+    sos_peer_t *other = zhashx_lookup(g->peers, peer->url);
     if (other)
         s_peer_retire(self, other);   /* adopted at the freed url in the same failed pass */
     sos_peer_close(peer, self->loop); /* its reader was ended when it was retired */
     peer->retired = false;
     peer->removing = false;
-    if (zhashx_insert(self->gossip->peers, peer->url, peer) != 0) {
+    if (zhashx_insert(g->peers, peer->url, peer) != 0) {
         sos_peer_destroy(&peer);
         return;
     }
-    if (peer->id_known && !zhashx_lookup(self->gossip->peers_id, peer->hex))
-        zhashx_insert(self->gossip->peers_id, peer->hex, peer);
+    if (peer->id_known && !zhashx_lookup(g->peers_id, peer->hex))
+        zhashx_insert(g->peers_id, peer->hex, peer);
 }
 
 void
 sos_gossip_pass_end(sos_node_t *self, bool committed)
 {
-    if (self->gossip->self_rec_pending_set) {
+    sos_gossip_t *g = self->gossip;
+    if (g->self_rec_pending_set) {
         if (committed)
-            self->gossip->self_rec = self->gossip->self_rec_pending;
+            g->self_rec = g->self_rec_pending;
         else
-            self->gossip->republish = true; /* the counter stays ahead: a version is never reused */
-        self->gossip->self_rec_pending_set = false;
+            g->republish = true; /* the counter stays ahead: a version is never reused */
+        g->self_rec_pending_set = false;
     }
     size_t n = 0;
-    for (sos_peer_t *p = zlistx_first(self->gossip->retired); p;
-         p = zlistx_next(self->gossip->retired))
+    for (sos_peer_t *p = zlistx_first(g->retired); p; p = zlistx_next(g->retired))
         if (p->removing)
             n++;
     if (!n)
         return;
     if (committed) {
-        for (sos_peer_t *p = zlistx_first(self->gossip->retired); p;
-             p = zlistx_next(self->gossip->retired))
+        for (sos_peer_t *p = zlistx_first(g->retired); p; p = zlistx_next(g->retired))
             p->removing = false;
         return;
     }
@@ -602,14 +606,14 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
     if (!back)
         return;
     n = 0;
-    void *cursor = zlistx_first(self->gossip->retired);
+    void *cursor = zlistx_first(g->retired);
     while (cursor) {
         sos_peer_t *p = cursor;
         if (p->removing) {
             back[n++] = p;
-            zlistx_detach_cur(self->gossip->retired);
+            zlistx_detach_cur(g->retired);
         }
-        cursor = zlistx_next(self->gossip->retired);
+        cursor = zlistx_next(g->retired);
     }
     for (size_t i = 0; i < n; i++) {
         sos_log_notice("worker %.12s at %s stays: its removal did not commit", back[i]->hex,
@@ -643,7 +647,8 @@ s_sync_ctx(const sos_node_t *self)
 static void
 s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 {
-    if (!self->gossip->digest_dirty)
+    sos_gossip_t *g = self->gossip;
+    if (!g->digest_dirty)
         return;
     uint32_t n = 0;
     sos_digest_entry_t *entries = s_digest_build(self, txn, &n);
@@ -652,12 +657,12 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     sos_digest_entry_t *fit = realloc(entries, (n ? n : 1) * sizeof *entries);
     if (fit)
         entries = fit;
-    sos_digest_hash(self->gossip->digest_hash, entries, n);
-    self->gossip->digest_n = n;
-    self->gossip->digest_dirty = false;
-    free(self->gossip->digest_cache);
-    self->gossip->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
-    self->gossip->sums_nb = 0;            /* the bucket sums were of the old one */
+    sos_digest_hash(g->digest_hash, entries, n);
+    g->digest_n = n;
+    g->digest_dirty = false;
+    free(g->digest_cache);
+    g->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
+    g->sums_nb = 0;            /* the bucket sums were of the old one */
 }
 
 /*  The bucket sums of the cached digest for nb buckets (sos_digest_bucket_sums), kept for
@@ -667,17 +672,18 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 static const uint8_t (*s_bucket_sums(sos_node_t *self, sos_txn_t *txn,
                                      uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 {
+    sos_gossip_t *g = self->gossip;
     s_digest_hash(self, txn);
-    if (self->gossip->digest_dirty || !sos_digest_nb_ok(nb))
+    if (g->digest_dirty || !sos_digest_nb_ok(nb))
         return NULL;
-    if (self->gossip->sums_nb == nb)
-        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])self->gossip->sums_cache;
-    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(self->gossip->sums_cache, nb * sizeof *sums);
+    if (g->sums_nb == nb)
+        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])g->sums_cache;
+    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(g->sums_cache, nb * sizeof *sums);
     if (!sums)
         return NULL;
-    self->gossip->sums_cache = sums;
-    sos_digest_bucket_sums(self->gossip->digest_cache, self->gossip->digest_n, nb, sums);
-    self->gossip->sums_nb = nb;
+    g->sums_cache = sums;
+    sos_digest_bucket_sums(g->digest_cache, g->digest_n, nb, sums);
+    g->sums_nb = nb;
     return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
 }
 
@@ -833,6 +839,7 @@ s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
+    sos_gossip_t *g = self->gossip;
     sos_merge_ctx_t mctx = {
         .self_id = self->id.pk,
         .now_ms = sos_now_ms(),
@@ -850,8 +857,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     sos_sync_take_ctx_t tc = {.merge = &mctx,
                               .peers = &peers,
                               .our_url = self->cfg.advertise,
-                              .tombstone_expires = mctx.now_ms + self->gossip->tombstone_ttl_ms,
-                              .probation = &self->gossip->probation};
+                              .tombstone_expires = mctx.now_ms + g->tombstone_ttl_ms,
+                              .probation = &g->probation};
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     sos_take_result_t *out = malloc(sizeof *out);
     if (!out)
@@ -882,20 +889,18 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     if ((result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM) &&
         sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
         sos_log_info("refused a record (%s)", sos_merge_result_name(result));
-    if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER &&
-        rec->version > self->gossip->my_version) {
+    if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER && rec->version > g->my_version) {
         /*  A record of ours newer than our counter: the store was lost or copied. Move the
             counter past it so that our next record wins. */
         sos_log_warning("found our own record at version %llu, above our counter %llu",
-                        (unsigned long long)rec->version,
-                        (unsigned long long)self->gossip->my_version);
-        self->gossip->my_version = rec->version;
+                        (unsigned long long)rec->version, (unsigned long long)g->my_version);
+        g->my_version = rec->version;
         s_publish_self(self, txn);
     }
     if (!sos_merge_taken(result))
         goto done;
     self->pass.wrote = true;
-    self->gossip->digest_dirty = true;
+    g->digest_dirty = true;
     if (out->gap)
         s_gap_set(self, rec->origin, out->gap_version);
     if (rec->kind == SOS_REC_WORKER) {
@@ -904,7 +909,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         s_peer_for_worker(self, rec, &local);
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->gossip->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(g->peers_id, hex);
         /*  Signed after the suspicion began: the suspect is alive (it refuted). */
         if (p && !p->is_genesis && (p->fd.suspect_mono || p->fd.probe) &&
             rec->version > p->fd.suspect_version) {
@@ -928,18 +933,19 @@ done:
 sos_rc
 sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
 {
+    sos_gossip_t *g = self->gossip;
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return SOS_ERR_IO;
-    rec->prev = self->gossip->my_version;
-    rec->version = self->gossip->my_version + 1;
+    rec->prev = g->my_version;
+    rec->version = g->my_version + 1;
     sos_rc rc = sos_record_sign(rec, &self->id);
     if (rc)
         return rc;
     rc = sos_meta_put_u64(txn, "version", rec->version);
     if (rc)
         return rc;
-    self->gossip->my_version = rec->version;
+    g->my_version = rec->version;
     s_apply(self, txn, rec, SOS_SRC_LOCAL);
     return SOS_OK;
 }
@@ -1028,17 +1034,17 @@ s_who(const sos_peer_t *peer)
 static uint32_t
 s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     msg->n_suspects = 0;
-    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
-         p = zhashx_next(self->gossip->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
         sos_core_fd_who_t who = s_who(p);
         if (sos_core_fd_names(txn, p->id, &who, &p->fd, &msg->suspects[msg->n_suspects]))
             msg->n_suspects++;
     }
-    msg->n_suspects = sos_core_fd_suspects_removed(&self->gossip->removed_named, sos_mono_ms(),
-                                                   msg->suspects, msg->n_suspects);
+    msg->n_suspects = sos_core_fd_suspects_removed(&g->removed_named, sos_mono_ms(), msg->suspects,
+                                                   msg->n_suspects);
     return msg->n_suspects;
 }
 
@@ -1114,25 +1120,26 @@ s_success(sos_node_t *self, sos_peer_t *peer)
 static void
 s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    sos_gossip_t *g = self->gossip;
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
     uint64_t held = 0;
     bool wrote = false;
-    sos_rc rc = sos_core_fd_remove(txn, peer->id, sos_now_ms() + self->gossip->tombstone_ttl_ms,
-                                   &held, &wrote);
+    sos_rc rc =
+        sos_core_fd_remove(txn, peer->id, sos_now_ms() + g->tombstone_ttl_ms, &held, &wrote);
     if (rc) {
         sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
         return;
     }
     if (wrote) {
-        self->gossip->digest_dirty = true;
+        g->digest_dirty = true;
         self->pass.wrote = true;
     }
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
-    sos_core_fd_name_removed(&self->gossip->removed_named, peer->id, held,
-                             self->cfg.gossip_interval_ms, sos_mono_ms());
+    sos_core_fd_name_removed(&g->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
+                             sos_mono_ms());
     s_peer_unlist(self, peer);
 }
 
@@ -1166,6 +1173,7 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 static void
 s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->retired)
         return;
     uint64_t held = 0;
@@ -1178,8 +1186,8 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_core_fd_fail_t out;
     uint64_t now = sos_mono_ms();
-    sos_core_fd_failure(&self->gossip->fd, &cfg, &peer->fd, &who, probed, held,
-                        zhashx_size(self->gossip->peers_id) + 1, now, &out);
+    sos_core_fd_failure(&g->fd, &cfg, &peer->fd, &who, probed, held, zhashx_size(g->peers_id) + 1,
+                        now, &out);
     if (out.fd == SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
@@ -1189,8 +1197,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     }
     /*  A counted failure of a worker on probation: a sample that one did not answer, once
         per worker and probation (sos_core_sync.c, "Probation"). */
-    sos_probation_outcome(&self->gossip->probation, s_on_probation(peer), false,
-                          &peer->probation_failed);
+    sos_probation_outcome(&g->probation, s_on_probation(peer), false, &peer->probation_failed);
     if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
@@ -1210,7 +1217,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
             any tombstone of us made before it. Whoever of two nodes removed the other last
             has such a record; the other takes it, exchanges with its signer, and that
             SYNC (a direct sign of life) lifts the signer's tombstone of it. */
-        self->gossip->republish = true;
+        g->republish = true;
     }
 }
 
@@ -1264,20 +1271,21 @@ s_probe_helper_ok(const sos_peer_t *p, const sos_peer_t *target)
 static bool
 s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    sos_gossip_t *g = self->gossip;
     /*  A peer named a suspect by others is one here too (its suspicion began when it was
         named): its failures count at once, as PROTOCOL.md says. With the view, most nodes
         reach a dead node only over a new short-lived connection, and so would its helpers,
         each waiting out its whole deadline before answering. */
     sos_core_fd_who_t who = s_who(peer);
-    if (!sos_core_fd_probe_first(&self->gossip->fd, &peer->fd, &who, self->cfg.probe_helpers))
+    if (!sos_core_fd_probe_first(&g->fd, &peer->fd, &who, self->cfg.probe_helpers))
         return false;
-    if (sos_fd_probe_pending(&self->gossip->probes, peer->id))
+    if (sos_fd_probe_pending(&g->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
-    size_t n = zhashx_size(self->gossip->peers), n_cand = 0;
+    size_t n = zhashx_size(g->peers), n_cand = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
     if (!cand)
         return false;
-    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers))
         if (n_cand < n && s_probe_helper_ok(p, peer))
             cand[n_cand++] = p;
     uint64_t now = sos_mono_ms();
@@ -1287,8 +1295,7 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         of its own to the time a failure takes to count, not a fixed multiple of the
         interval. */
     uint64_t longest = s_exchange_timeout(self, peer);
-    sos_fd_probe_t *probe =
-        n_cand ? sos_fd_probe_begin(&self->gossip->probes, peer->id, now) : NULL;
+    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&g->probes, peer->id, now) : NULL;
     uint32_t k = self->cfg.probe_helpers;
     for (size_t i = 0; probe && i < n_cand && probe->n_helpers < k; i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
@@ -1310,7 +1317,7 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         return false;
     probe->deadline_mono = now + 2 * longest;
     if (probe->n_helpers == 0) {
-        sos_fd_probe_end(&self->gossip->probes, peer->id);
+        sos_fd_probe_end(&g->probes, peer->id);
         return false;
     }
     sos_log_info("exchange with %s failed (%s): asked %u peers to reach it", peer->url, why,
@@ -1343,16 +1350,17 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
 static void
 s_help_answer(sos_node_t *self, int i, bool reached)
 {
-    const sos_fd_help_t *h = &self->gossip->helps.slot[i];
+    sos_gossip_t *g = self->gossip;
+    const sos_fd_help_t *h = &g->helps.slot[i];
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, h->target, SOS_NODEID_BYTES);
-    if (self->gossip->help_routing[i] &&
+    if (g->help_routing[i] &&
         s_probe_seal(self, SOS_MSG_PROBE_ACK, h->requester, h->req_id, h->target, reached))
-        sos_node_reply_now(self, self->gossip->help_routing[i], self->buf.data, self->buf.size);
-    zframe_destroy(&self->gossip->help_routing[i]);
-    sos_fd_help_end(&self->gossip->helps, i);
-    self->gossip->help_unsent[i] = false;
-    s_short_release(self, zhashx_lookup(self->gossip->peers_id, hex));
+        sos_node_reply_now(self, g->help_routing[i], self->buf.data, self->buf.size);
+    zframe_destroy(&g->help_routing[i]);
+    sos_fd_help_end(&g->helps, i);
+    g->help_unsent[i] = false;
+    s_short_release(self, zhashx_lookup(g->peers_id, hex));
 }
 
 /*  Send the PING of help slot i to target. A connection just opened cannot send before it
@@ -1361,7 +1369,8 @@ s_help_answer(sos_node_t *self, int i, bool reached)
 static void
 s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
 {
-    const sos_fd_help_t *h = &self->gossip->helps.slot[i];
+    sos_gossip_t *g = self->gossip;
+    const sos_fd_help_t *h = &g->helps.slot[i];
     if (!target->dealer || target->retired ||
         !s_probe_seal(self, SOS_MSG_PING, target->id, h->ping_id, target->id, false)) {
         s_help_answer(self, i, false);
@@ -1369,10 +1378,10 @@ s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
     }
     uint64_t now = sos_mono_ms();
     if (sos_node_send_now(self, target->dealer, self->buf.data, self->buf.size)) {
-        self->gossip->help_unsent[i] = false;
+        g->help_unsent[i] = false;
         target->last_used_mono = now;
-    } else if (now - target->created_mono < self->gossip->exchange_timeout_ms)
-        self->gossip->help_unsent[i] = true; /* still connecting */
+    } else if (now - target->created_mono < g->exchange_timeout_ms)
+        g->help_unsent[i] = true; /* still connecting */
     else
         s_help_answer(self, i, false);
 }
@@ -1382,12 +1391,13 @@ static void
 s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env, sos_peer_t *from,
                const sos_probe_msg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     uint64_t now = sos_mono_ms();
     double burst = SOS_PROBE_REQ_BURST;
     double rate = burst * 1000.0 / (double)self->cfg.gossip_interval_ms;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, msg->target, SOS_NODEID_BYTES);
-    sos_peer_t *target = zhashx_lookup(self->gossip->peers_id, hex);
+    sos_peer_t *target = zhashx_lookup(g->peers_id, hex);
     const char *why = NULL;
     if (!from || from->retired || !from->in_dir)
         why = "its sender is no worker we list";
@@ -1397,15 +1407,15 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     else if (!target || target->retired || !target->in_dir || !target->id_known || target == from ||
              memcmp(msg->target, self->id.pk, SOS_NODEID_BYTES) == 0)
         why = "its target is no other worker we list";
-    else if (!sos_endpoint_allowed(target->url, self->gossip->allow_private, NULL))
+    else if (!sos_endpoint_allowed(target->url, g->allow_private, NULL))
         why = "its target's endpoint is one we may not connect to";
     int slot = -1;
     uint64_t ping_id = s_random_id();
     if (!why) {
         /*  Our exchange deadline for the target (its RTO): the requester waits twice the
             longest of its own deadlines for the target and for us (s_probe_start). */
-        slot = sos_fd_help_begin(&self->gossip->helps, env->sender, msg->req_id, msg->target,
-                                 ping_id, now + s_exchange_timeout(self, target));
+        slot = sos_fd_help_begin(&g->helps, env->sender, msg->req_id, msg->target, ping_id,
+                                 now + s_exchange_timeout(self, target));
         if (slot < 0)
             why = "every probe slot is taken, or it repeats one under way";
     }
@@ -1417,8 +1427,8 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
         return;
     }
     self->stats.probes_helped++;
-    self->gossip->help_routing[slot] = zframe_dup(*routing_p);
-    self->gossip->help_unsent[slot] = false;
+    g->help_routing[slot] = zframe_dup(*routing_p);
+    g->help_unsent[slot] = false;
     /*  On the connection we hold to the target, or on a short-lived one opened for the PING
         within SOS_SHORT_MAX: never by evicting another peer, which a request must not make
         us do. */
@@ -1488,23 +1498,23 @@ s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
 static void
 s_probes_tick(sos_node_t *self, uint64_t now)
 {
+    sos_gossip_t *g = self->gossip;
     uint8_t target[SOS_NODEID_BYTES];
-    for (int n = 0;
-         n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&self->gossip->probes, now, target); n++)
+    for (int n = 0; n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&g->probes, now, target); n++)
         s_probe_verdict(self, target, false);
     for (int n = 0; n < SOS_FD_HELPS_MAX; n++) {
-        int i = sos_fd_help_expired(&self->gossip->helps, now);
+        int i = sos_fd_help_expired(&g->helps, now);
         if (i < 0)
             break;
         s_help_answer(self, i, false);
     }
     /*  PINGs waiting for their short-lived connection to come up. */
     for (int i = 0; i < SOS_FD_HELPS_MAX; i++) {
-        if (!self->gossip->helps.slot[i].used || !self->gossip->help_unsent[i])
+        if (!g->helps.slot[i].used || !g->help_unsent[i])
             continue;
         char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, self->gossip->helps.slot[i].target, SOS_NODEID_BYTES);
-        sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
+        sos_hex(hex, g->helps.slot[i].target, SOS_NODEID_BYTES);
+        sos_peer_t *peer = zhashx_lookup(g->peers_id, hex);
         if (peer)
             s_help_ping(self, i, peer);
         else
@@ -1544,6 +1554,7 @@ s_send_step(sos_node_t *self, sos_peer_t *peer, const char *what)
 static void
 s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->retired)
         return;
     sos_exchange_do_t next = sos_exchange_pick(&peer->ex, peer->dealer != NULL);
@@ -1562,11 +1573,11 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         return;
     s_digest_hash(self, txn);
     sos_gmsg_t msg = {0};
-    msg.req_id = ++self->gossip->next_req_id;
-    memcpy(msg.hash, self->gossip->digest_hash, sizeof msg.hash);
-    msg.n_origins = self->gossip->digest_n;
+    msg.req_id = ++g->next_req_id;
+    memcpy(msg.hash, g->digest_hash, sizeof msg.hash);
+    msg.n_origins = g->digest_n;
     msg.has_self = true;
-    msg.self = self->gossip->self_rec;
+    msg.self = g->self_rec;
     s_suspects(self, txn, &msg);
     /*  Bound to the peer's id; to nobody in particular while an unpinned genesis address has
         not answered under the id we have for it (that id may come from a record anyone
@@ -1736,12 +1747,12 @@ static const uint8_t (*s_sums_fn(void *arg, uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 static sos_digest_view_t
 s_digest_view(sos_node_t *self, sos_txn_t *txn, s_sums_arg_t *arg)
 {
+    sos_gossip_t *g = self->gossip;
     s_digest_hash(self, txn);
     *arg = (s_sums_arg_t){.self = self, .txn = txn};
-    return (sos_digest_view_t){.hash = self->gossip->digest_hash,
-                               .n = self->gossip->digest_n,
-                               .entries =
-                                   self->gossip->digest_dirty ? NULL : self->gossip->digest_cache,
+    return (sos_digest_view_t){.hash = g->digest_hash,
+                               .n = g->digest_n,
+                               .entries = g->digest_dirty ? NULL : g->digest_cache,
                                .sums = s_sums_fn,
                                .sums_arg = arg};
 }
@@ -2032,17 +2043,17 @@ s_apply_self(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const 
 static void
 s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
 {
+    sos_gossip_t *g = self->gossip;
     (void)env;
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_fd_refute_t r =
-        sos_fd_refute(&self->gossip->fd, &cfg, version, self->gossip->self_rec.version,
-                      self->gossip->republish, sos_mono_ms());
+        sos_fd_refute(&g->fd, &cfg, version, g->self_rec.version, g->republish, sos_mono_ms());
     if (r == SOS_FD_REFUTE_OLD)
         return;
     self->stats.suspected++;
     if (r != SOS_FD_REFUTE)
         return;
-    self->gossip->republish = true;
+    g->republish = true;
     self->stats.refutations++;
     sos_log_notice("suspected at our version %llu: refuting with a newer record",
                    (unsigned long long)version);
@@ -2052,6 +2063,7 @@ static void
 s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
           const sos_gmsg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     /*  A SYNC bound to nobody (a first SYNC to a genesis endpoint) could be a copy replayed
         from anywhere: it is answered, and nothing more. Its self record is no sign of life
         (it would lift a tombstone), and it may carry no suspects. */
@@ -2060,12 +2072,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         s_apply_self(self, txn, env, msg);
     char sender_hex[SOS_NODEID_HEX + 1];
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
-    sos_peer_t *sender = zhashx_lookup(self->gossip->peers_id, sender_hex);
+    sos_peer_t *sender = zhashx_lookup(g->peers_id, sender_hex);
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->gossip->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(g->peers_id, hex);
         /*  The suspicion starts here too, and removes nobody until we see it fail. The
             sender confirms it if it is a distinct node (by id prefix), up to K, and one
             that has answered us itself (a listed worker off probation): fresh keys cost
@@ -2082,14 +2094,13 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         kept here, built once per change of the directory, not per SYNC: anyone may send
         SYNCs, and building the digest walks every origin. */
     s_digest_hash(self, txn);
-    sos_digest_view_t mine = {.hash = self->gossip->digest_hash,
-                              .n = self->gossip->digest_n,
-                              .entries =
-                                  self->gossip->digest_dirty ? NULL : self->gossip->digest_cache};
+    sos_digest_view_t mine = {.hash = g->digest_hash,
+                              .n = g->digest_n,
+                              .entries = g->digest_dirty ? NULL : g->digest_cache};
     sos_gmsg_t reply;
     sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
-    reply.self = self->gossip->self_rec;
+    reply.self = g->self_rec;
     sos_digest_entry_t *digest = NULL;
     if (kind == SOS_ANSWER_SUMS) {
         const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, reply.nb);
@@ -2113,13 +2124,13 @@ static void
 s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
             const sos_gmsg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     s_digest_hash(self, txn);
     /*  Without memory for the digest (still dirty), no entries: SOS_ERR_INVALID, and the
         DIGEST goes unanswered; the sender's exchange times out. */
-    sos_digest_view_t mine = {.hash = self->gossip->digest_hash,
-                              .n = self->gossip->digest_n,
-                              .entries =
-                                  self->gossip->digest_dirty ? NULL : self->gossip->digest_cache};
+    sos_digest_view_t mine = {.hash = g->digest_hash,
+                              .n = g->digest_n,
+                              .entries = g->digest_dirty ? NULL : g->digest_cache};
     sos_digest_answer_t a;
     sos_rc rc = sos_core_answer_digest(&mine, msg, s_digest_max(self), &a);
     if (rc == SOS_ERR_MALFORMED)
@@ -2431,12 +2442,12 @@ s_suspect(const sos_peer_t *p)
 static void
 s_view_refill(sos_node_t *self)
 {
-    size_t n = zhashx_size(self->gossip->peers), n_cand = 0, n_listed = 0;
+    sos_gossip_t *g = self->gossip;
+    size_t n = zhashx_size(g->peers), n_cand = 0, n_listed = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
     if (!cand)
         return;
-    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
-         p = zhashx_next(self->gossip->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         if (!p->in_dir || p->retired)
             continue;
         n_listed++;
@@ -2444,15 +2455,15 @@ s_view_refill(sos_node_t *self)
             !s_in_view(self, p))
             cand[n_cand++] = p;
     }
-    if (n_listed > self->gossip->view_listed_max) {
-        self->gossip->view_listed_max = (uint32_t)n_listed;
-        self->gossip->view_grew_round = self->stats.rounds;
+    if (n_listed > g->view_listed_max) {
+        g->view_listed_max = (uint32_t)n_listed;
+        g->view_grew_round = self->stats.rounds;
     }
-    bool settled = self->stats.rounds - self->gossip->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
+    bool settled = self->stats.rounds - g->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
     uint32_t cap = self->cfg.view_size ? self->cfg.view_size
                                        : sos_core_view_cap(self->cfg.fanout, n_listed + 1);
     uint64_t evicted[SOS_VIEW_MAX];
-    size_t k = sos_core_view_resize(&self->gossip->view, cap, NULL, NULL, evicted);
+    size_t k = sos_core_view_resize(&g->view, cap, NULL, NULL, evicted);
     for (size_t i = 0; i < k; i++) {
         /*  Out of the view already: leave it as s_view_leave does. */
         sos_peer_t *p = (sos_peer_t *)(uintptr_t)evicted[i];
@@ -2461,18 +2472,16 @@ s_view_refill(sos_node_t *self)
     }
     /*  Renewal ("Connections"): only when a candidate can take the place, and only a
         member with no exchange under way. */
-    if (k == 0 && n_cand > 0 && self->gossip->view.n > 0 &&
-        !sos_core_view_room(&self->gossip->view)) {
+    if (k == 0 && n_cand > 0 && g->view.n > 0 && !sos_core_view_room(&g->view)) {
         sos_peer_t *old = NULL;
-        for (uint32_t i = 0; i < self->gossip->view.n && !old; i++) {
-            sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->gossip->view.peers[i];
+        for (uint32_t i = 0; i < g->view.n && !old; i++) {
+            sos_peer_t *p = (sos_peer_t *)(uintptr_t)g->view.peers[i];
             if (settled && p->view_listed * 2 < n_listed && p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
         if (!old && sos_core_uniform(NULL, NULL, SOS_VIEW_RENEW_ONE_IN) == 0) {
             sos_peer_t *p =
-                (sos_peer_t *)(uintptr_t)
-                    self->gossip->view.peers[sos_core_uniform(NULL, NULL, self->gossip->view.n)];
+                (sos_peer_t *)(uintptr_t)g->view.peers[sos_core_uniform(NULL, NULL, g->view.n)];
             if (p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
@@ -2481,7 +2490,7 @@ s_view_refill(sos_node_t *self)
             s_view_leave(self, old, "renewed");
         }
     }
-    for (size_t i = 0; i < n_cand && sos_core_view_room(&self->gossip->view); i++) {
+    for (size_t i = 0; i < n_cand && sos_core_view_room(&g->view); i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
         sos_peer_t *p = cand[j];
         cand[j] = cand[i];
@@ -2491,7 +2500,7 @@ s_view_refill(sos_node_t *self)
         if (!s_peer_open(self, p, false, true))
             continue;
         p->short_conn = false;
-        sos_core_view_add(&self->gossip->view, s_handle(p), false, NULL, NULL, NULL);
+        sos_core_view_add(&g->view, s_handle(p), false, NULL, NULL, NULL);
         p->view_listed = (uint32_t)n_listed;
         self->stats.view_joined++;
     }
@@ -2501,16 +2510,17 @@ s_view_refill(sos_node_t *self)
 void
 sos_gossip_round(sos_node_t *self)
 {
+    sos_gossip_t *g = self->gossip;
     self->stats.rounds++;
     /*  Local health (Lifeguard): a round or tick that fires late says that this node's own
         loop lags; each such round raises the score by one, each round on time lowers it. */
     sos_fd_config_t fd_cfg = s_fd_cfg(self);
-    if (sos_fd_round(&self->gossip->fd, &fd_cfg, sos_mono_ms()))
+    if (sos_fd_round(&g->fd, &fd_cfg, sos_mono_ms()))
         self->stats.health_late++;
-    if (self->gossip->republish) {
+    if (g->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
-            self->gossip->republish = false;
+            g->republish = false;
             s_publish_self(self, txn);
         }
     }
@@ -2524,7 +2534,7 @@ sos_gossip_round(sos_node_t *self)
         (sos_core_round_pick). Listed workers outside the view are left out, but for one
         of them picked at random one round in SOS_VIEW_OUTSIDE_ONE_IN. */
     uint64_t now = sos_mono_ms();
-    size_t n = zhashx_size(self->gossip->peers), n_sus = 0, n_probes = 0, n_out = 0;
+    size_t n = zhashx_size(g->peers), n_sus = 0, n_probes = 0, n_out = 0;
     sos_peer_t **peers = calloc(n ? n : 1, sizeof *peers);
     sos_peer_t **outside = calloc(n ? n : 1, sizeof *outside);
     sos_pick_class_t *classes = calloc(n ? n : 1, sizeof *classes);
@@ -2532,8 +2542,7 @@ sos_gossip_round(sos_node_t *self)
     if (!peers || !outside || !classes || !picked)
         goto done;
     size_t k = 0;
-    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p && k < n;
-         p = zhashx_next(self->gossip->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p && k < n; p = zhashx_next(g->peers)) {
         bool suspect = s_suspect(p);
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
@@ -2579,13 +2588,14 @@ done:
 void
 sos_gossip_tick(sos_node_t *self)
 {
+    sos_gossip_t *g = self->gossip;
     sos_gossip_reap(self);
-    self->gossip->ticks++;
+    g->ticks++;
     uint64_t now = sos_mono_ms();
     /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
     uint64_t period = self->cfg.gossip_interval_ms / 4;
     period = period < 20 ? 20 : period > 500 ? 500 : period;
-    if (sos_fd_tick(&self->gossip->fd, period, now))
+    if (sos_fd_tick(&g->fd, period, now))
         self->stats.health_late++;
     zlistx_t *late = zlistx_new();
     zlistx_t *connecting = zlistx_new();
@@ -2594,8 +2604,7 @@ sos_gossip_tick(sos_node_t *self)
     zlistx_t *shorts = zlistx_new();
     if (!late || !connecting || !idle || !expired || !shorts)
         goto done;
-    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
-         p = zhashx_next(self->gossip->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
             timeout may end between two exchanges. */
         if (p->ex.state == SOS_EX_IDLE && s_removable(self, p, now))
@@ -2621,7 +2630,7 @@ sos_gossip_tick(sos_node_t *self)
         snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fd.fail_count,
                  (unsigned long long)(now - p->fd.suspect_mono));
         s_remove_worker(self, p, why);
-        self->gossip->republish = true; /* as in s_failure */
+        g->republish = true; /* as in s_failure */
     }
     for (sos_peer_t *p = zlistx_first(connecting); p; p = zlistx_next(connecting))
         s_exchange_start(self, p);
@@ -2730,22 +2739,23 @@ sos_gossip_peer_find(sos_node_t *self, const char *id_hex)
 void
 sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out)
 {
+    sos_gossip_t *g = self->gossip;
     *out = (sos_gossip_status_t){
-        .peers = zhashx_size(self->gossip->peers),
-        .record_version = self->gossip->my_version,
-        .health = self->gossip->fd.health,
-        .connections_open = self->gossip->n_open,
-        .connections_view = self->gossip->view.n,
+        .peers = zhashx_size(g->peers),
+        .record_version = g->my_version,
+        .health = g->fd.health,
+        .connections_open = g->n_open,
+        .connections_view = g->view.n,
         .connections_short = s_short_count(self, NULL),
         .connections_short_max = SOS_SHORT_MAX,
-        .view_size = self->gossip->view.n,
-        .view_cap = self->gossip->view.cap,
-        .gaps = sos_gaps_size(self->gossip->gaps),
+        .view_size = g->view.n,
+        .view_cap = g->view.cap,
+        .gaps = sos_gaps_size(g->gaps),
         .workers_probation = s_probation_count(self),
-        .probation_cap = sos_probation_cap(self->cfg.max_workers, &self->gossip->probation),
-        .probation_samples = self->gossip->probation.n,
-        .probation_answered = sos_probation_answered(&self->gossip->probation),
-        .probation_share_pct = (uint64_t)(sos_probation_share(&self->gossip->probation) * 100),
+        .probation_cap = sos_probation_cap(self->cfg.max_workers, &g->probation),
+        .probation_samples = g->probation.n,
+        .probation_answered = sos_probation_answered(&g->probation),
+        .probation_share_pct = (uint64_t)(sos_probation_share(&g->probation) * 100),
     };
 }
 
@@ -2951,16 +2961,17 @@ sos_gossip_start(sos_node_t *self)
 void
 sos_gossip_stop(sos_node_t *self)
 {
+    sos_gossip_t *g = self->gossip;
     sos_gmsg_t msg = {0};
     msgpack_sbuffer_clear(&self->buf2);
     if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
-    size_t n = zhashx_size(self->gossip->peers), n_to = 0, n_view = 0;
+    size_t n = zhashx_size(g->peers), n_to = 0, n_view = 0;
     sos_peer_t **to = calloc(n ? n : 1, sizeof *to);
     if (!to)
         return;
     /*  A LEAVE must be bound to its receiver: workers and genesis nodes whose id we know. */
-    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers))
         if ((p->in_dir || p->is_genesis) && p->id_known && !p->retired && n_to < n)
             to[n_to++] = p;
     /*  The view's members first, then the others at random. */
