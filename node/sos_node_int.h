@@ -333,12 +333,17 @@ bool sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *d
     empty peer tables and a digest to build. NULL without memory. */
 sos_gossip_t *sos_gossip_new(sos_node_t *node);
 /*  Free gossip's state, its peers (retired ones too) and their DEALERs. NULL-safe; nulls
- *self_p. Called by the node's destroy, after the reactor's loop is gone. */
+    the caller's pointer. Called by the node's destroy, after the reactor's loop is gone. */
 void sos_gossip_destroy(sos_gossip_t **self_p);
 /*  The directory changed outside gossip (a room expired, tombstones swept, a commit
     failed): the digest is built anew before it is next used. */
 void sos_gossip_dirty(sos_node_t *self);
+/*  Begin gossip (once, after sos_gossip_new and before the loop runs): the genesis peers,
+    the directory's workers as peers, our record signed anew, in a pass of its own. SOS_OK;
+    SOS_ERR_NOMEM, SOS_ERR_INVALID (a bad SOS_TEST_DIGEST_MAX), or the store's error. */
 sos_rc sos_gossip_start(sos_node_t *self);
+/*  Tell the view's members and some other workers that this node leaves (LEAVE), inside a
+    pass, when the loop has ended. The state stays until sos_gossip_destroy. */
 void sos_gossip_stop(sos_node_t *self);
 /*  An envelope frame received on the ROUTER (from a peer's DEALER). */
 void sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame,
