@@ -1,6 +1,6 @@
 /*  sos_core_answer.c: the answers of an anti-entropy exchange, for the node and the
     simulator alike: a SYNC's answer and a DIGEST's from the answerer's digest, and what the
-    initiator does with a SYNC_ACK and a DIGEST_ACK. */
+    initiator does with a SYNC_ACK and a DIGEST_ACK, and the DELTA it sends. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +109,33 @@ sos_core_answer_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_gmsg_
     reply->req_id = delta->req_id;
     reply->flags = d->more ? SOS_GMSG_MORE : 0;
     return SOS_OK;
+}
+
+sos_rc
+sos_core_delta_out(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest_entry_t *mine,
+                   uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs, uint64_t req_id,
+                   sos_delta_out_t *out)
+{
+    memset(out, 0, sizeof *out);
+    sos_rc rc = sos_core_sync_delta(ctx, txn, mine, n_mine, theirs, n_theirs, &out->d);
+    if (rc != SOS_OK) {
+        sos_delta_out_release(out);
+        return rc;
+    }
+    out->msg.req_id = req_id;
+    out->msg.flags = out->d.more ? SOS_GMSG_MORE : 0;
+    out->msg.want = out->d.want;
+    out->msg.n_want = out->d.n_want;
+    return SOS_OK;
+}
+
+void
+sos_delta_out_release(sos_delta_out_t *out)
+{
+    if (!out)
+        return;
+    sos_sync_delta_release(&out->d);
+    memset(out, 0, sizeof *out);
 }
 
 bool

@@ -2,11 +2,11 @@
     (node/sos_gossip.c) and the simulator (tools/sossim_node.c). The answerer's side: what
     a SYNC is answered with (IN_SYNC, the whole digest, or bucket sums), and what a DIGEST
     is answered with (the entries of the piece and the buckets asked, as many as fit). The
-    initiator's side: whether a SYNC_ACK or a DIGEST_ACK has the shape it must, and what
+    initiator's side: whether a SYNC_ACK or a DIGEST_ACK has the shape it must, what
     follows it (done, a DIGEST and which buckets or piece it asks, or a DELTA and over
-    which of our entries). No frames, no clock, no socket, no log: the caller's digest in
-    through a view, the decision out; the caller fills in what it keeps itself (its bucket
-    sums, its own record), moves its exchange's state (sos_core_exchange.h), encodes,
+    which of our entries), and the DELTA itself. No frames, no clock, no socket, no log: the
+   caller's digest in through a view, the decision out; the caller fills in what it keeps itself
+   (its bucket sums, its own record), moves its exchange's state (sos_core_exchange.h), encodes,
     sends, counts and logs. */
 #ifndef SOS_CORE_ANSWER_H
 #define SOS_CORE_ANSWER_H
@@ -90,6 +90,30 @@ void sos_digest_answer_release(sos_digest_answer_t *a);
     is answered and *d is empty. */
 sos_rc sos_core_answer_delta(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_gmsg_t *delta,
                              sos_sync_delta_t *d, sos_gmsg_t *reply);
+
+/*  The initiator's DELTA: its fields and what it carries. All zero: empty;
+    sos_delta_out_release frees it. */
+typedef struct {
+    sos_gmsg_t msg;     /* the DELTA's fields: req_id, MORE, want (borrowing d.want) */
+    sos_sync_delta_t d; /* owned: the batch to send beside msg, the want list, and the
+                           peer's entries that show removals of origins we hold */
+} sos_delta_out_t;
+
+/*  The DELTA to send req_id to a peer whose digest entries are theirs (n_theirs: the whole
+    digest of a SYNC_ACK, or a DIGEST_ACK's entries), against ours of the same range (mine,
+    n_mine: the whole digest, or our entries of what the DIGEST_ACK covered), as the core
+    diffs them (sos_core_sync_delta: both arrays are sorted in place). Zeroes *out, then
+    fills out->d, and out->msg with req_id, the MORE flag if the batch was truncated, and
+    the want list; the caller sends out->msg with out->d.batch, weighs out->d.removed
+    (sos_core_fd_named), tells its exchange (sos_exchange_delta_sent with out->d.more) and
+    releases. SOS_OK; SOS_ERR_TOO_LARGE (n_theirs above SOS_DIGEST_MAX), SOS_ERR_NOMEM:
+    nothing to send, *out empty (release is always safe). */
+sos_rc sos_core_delta_out(const sos_sync_ctx_t *ctx, sos_txn_t *txn, sos_digest_entry_t *mine,
+                          uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs,
+                          uint64_t req_id, sos_delta_out_t *out);
+
+/*  Free what a DELTA owns and zero it. NULL-safe. */
+void sos_delta_out_release(sos_delta_out_t *out);
 
 /*  The initiator. A SYNC_ACK's shape: in sync (the flag, no bucket element), the whole
     digest (no bucket element: the decoder caps it at SOS_DIGEST_MAX entries), or bucket

@@ -1659,24 +1659,21 @@ static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_digest_entry_t *mine,
              uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs)
 {
-    sos_sync_delta_t d = {0};
+    sos_delta_out_t out;
     sos_sync_ctx_t ctx = s_sync_ctx(self);
-    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs, n_theirs, &d) != SOS_OK)
+    if (sos_core_delta_out(&ctx, txn, mine, n_mine, theirs, n_theirs, ++self->gossip->next_req_id,
+                           &out) != SOS_OK)
         goto done;
-    s_removed_by_peer(self, txn, peer, d.removed, d.n_removed);
-    sos_gmsg_t msg = {0};
-    msg.req_id = ++self->gossip->next_req_id;
-    msg.flags = d.more ? SOS_GMSG_MORE : 0;
-    msg.want = d.want;
-    msg.n_want = d.n_want;
-    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &msg, d.batch.wires, d.batch.lens, d.batch.n) ||
+    s_removed_by_peer(self, txn, peer, out.d.removed, out.d.n_removed);
+    if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &out.msg, out.d.batch.wires, out.d.batch.lens,
+                    out.d.batch.n) ||
         !s_send_step(self, peer, "DELTA"))
         goto done;
-    self->stats.records_sent += d.batch.n;
-    sos_exchange_delta_sent(&peer->ex, msg.req_id, d.more, sos_mono_ms(),
+    self->stats.records_sent += out.d.batch.n;
+    sos_exchange_delta_sent(&peer->ex, out.msg.req_id, out.d.more, sos_mono_ms(),
                             s_exchange_timeout(self, peer));
 done:
-    sos_sync_delta_release(&d);
+    sos_delta_out_release(&out);
 }
 
 /*  The peer's whole digest (a SYNC_ACK under SOS_DIGEST_WHOLE_MAX origins): diff it with

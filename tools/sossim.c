@@ -79,9 +79,9 @@ static const char *s_usage =
     "\n"
     "Output: one \"key value\" line per figure (tools/plot_scale.py reads them).\n";
 
-/*  The loss up to which no live node may be removed: the level the stand-in exchange loop
-    holds (at 4-5 % it removes a few live nodes in a hundred over 200 rounds, most of them
-    after they refuted but before the refutation reached the remover; see README, Scale). */
+/*  The loss up to which no live node may be removed: the level the exchange loop holds
+    (at 4-5 % it removes a few live nodes in a hundred over 200 rounds, most of them after
+    they refuted but before the refutation reached the remover; see README, Scale). */
 #define SIM_LOSS_BOUND 0.02
 
 typedef struct {
@@ -653,6 +653,9 @@ s_report(s_run_t *r)
     printf("digests_by_bucket %llu\n", (unsigned long long)sim->digests_by_bucket);
     if (sim->digests_pieces) /* only with buckets too large for one answer */
         printf("digests_pieces %llu\n", (unsigned long long)sim->digests_pieces);
+    printf("exchanges.again %llu\nexchanges.failed %llu\nexchanges.replies_late %llu\n",
+           (unsigned long long)sim->exchanges_again, (unsigned long long)sim->exchanges_failed,
+           (unsigned long long)sim->replies_late);
     printf("probation_refused %llu\n", (unsigned long long)sim->probation_refused);
     /*  Probation's measure (node/sos_core_sync.c): the samples all nodes took, and the cap
         it gives the live honest nodes now. */

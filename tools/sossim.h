@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "sos_core_digest.h"
+#include "sos_core_exchange.h"
 #include "sos_core_fd.h"
 #include "sos_core_sync.h"
 #include "sos_core_view.h"
@@ -75,22 +76,25 @@ typedef struct {
     bool probation_failed;    /* a counted failure of it on probation was sampled (once) */
 } sim_peer_t;
 
+/*  An exchange a node started, in one of its SIM_XCHG_MAX slots: the core's exchange
+    (node/sos_core_exchange.h: its state, req_id, deadline, buckets and piece asked,
+    cursor), driven through the same transitions as the node's sos_peer_t's, and beside it
+    what only the simulator needs. A slot serves one peer at a time, busy while its exchange
+    is not idle; an idle slot stays with its last peer until another exchange takes it, so
+    that an answer to a SYNC given up on still finds it (sos_exchange_late), and an
+    exchange started again at once keeps its slot and its connection. */
 typedef struct {
-    uint64_t req_id;
-    uint32_t peer;
-    uint64_t sent_at;
-    bool acked;
-    /*  After bucket sums: the DIGEST under way (0: none), its bucket count and the buckets
-        asked, so that its DIGEST_ACK is checked as the node checks it. */
-    uint64_t digest_req;
-    uint32_t nb;
-    uint64_t asked[SOS_BUCKETS_MAX / 64];
-    bool piece; /* the DIGEST asked its peer's cursor's piece (sim_cursor_t) */
+    bool used;         /* it has served a peer */
+    uint32_t peer;     /* that peer's node index */
+    uint64_t short_id; /* the short-lived connection it holds (sim_short_t's req_id), 0: none */
+    sos_exchange_t ex;
 } sim_xchg_t;
 
 /*  A node's cursor through a bucket too large for one DIGEST_ACK at one peer (the core's,
-    node/sos_core_digest.h). Few are needed: a table of SIM_CURSORS made at first use, so
-    that runs without such buckets pay nothing. */
+    node/sos_core_digest.h). The node keeps it in its per-peer exchange; a simulated node
+    has no per-peer struct for it, and few are needed: a table of SIM_CURSORS made at first
+    use (so that runs without such buckets pay nothing), loaded into a slot's exchange when
+    an exchange with that peer starts and stored back when it ends. */
 typedef struct {
     uint32_t peer; /* node index + 1; 0: free */
     sos_piece_cursor_t c;
@@ -102,8 +106,9 @@ typedef struct {
 
 /*  With --active-view: the short-lived connections a node may hold at once, for exchanges
     with peers outside its active view (probes of suspects, genesis nodes not listed yet, one
-    random member of the directory now and then). Each lasts from its SYNC to the exchange's
-    deadline, as a DEALER that is closed when its exchange is over. */
+    random member of the directory now and then). Each lasts from its SYNC until the
+    exchange is over (done or failed; an exchange started again at once keeps it), as the
+    node's DEALER is closed then. */
 #define SIM_SHORT_MAX 4
 
 typedef struct {
@@ -260,6 +265,10 @@ struct sim {
     uint64_t removals_heard;    /* listed workers a peer's digest showed removed */
     uint64_t digests_by_bucket; /* exchanges diffed over a DIGEST_ACK's buckets */
     uint64_t digests_pieces;    /* of which over a piece of a too large bucket */
+    uint64_t exchanges_again;   /* started again at once: a batch was cut (MORE), a DIGEST
+                                   left buckets out, or a pass of pieces goes on */
+    uint64_t exchanges_failed;  /* past a deadline (SYNC_ACK, DIGEST_ACK or DELTA_ACK) */
+    uint64_t replies_late;      /* SYNC_ACKs to a SYNC given up on: an RTT sample each */
     uint32_t digest_max;        /* entries a DIGEST_ACK carries: SOS_DIGEST_MAX, or
                                    SOS_TEST_DIGEST_MAX as sosnode reads it */
     uint64_t probation_refused; /* new worker keys refused: probation at its cap */

@@ -15,7 +15,7 @@
 #include "sos_core_sync.h"
 #include "sossim.h"
 
-/*  STAND-IN FOR THE CORE
+/*  WHAT IS THE NODE'S HERE
 
     The simulated nodes below run the real merge rules (node/sos_merge.c), the real failure
     detector (node/sos_fd.c), the real record and message codecs (protocol/), the store
@@ -25,22 +25,23 @@
     worker holds, the merge), what a suspect named by a peer means), and the failure
     detector's rules (node/sos_core_fd.c: whom a SYNC names, what a named suspect does,
     probe first or count, when to remove), and the answers of an exchange
-    (node/sos_core_answer.c: what a SYNC, a DIGEST and a DELTA are answered with, and what a
+    (node/sos_core_answer.c: what a SYNC, a DIGEST and a DELTA are answered with, what a
     SYNC_ACK and a DIGEST_ACK lead to: refused, done, a DIGEST of which buckets or piece, a
-    DELTA over which entries). The exchange loop that ties them together (which exchanges
-    are under way, their deadlines, the cursors kept per peer) is still a stand-in written
-    here, to be replaced by the node's own once the exchange state moves into the core. It
-    follows the protocol's shape (a SYNC with the digest hash and the sender's record, a
-    digest exchange only when the hashes differ, deltas both ways, suspects named in every
-    SYNC), and its messages are the node's, in the node's order: SYNC; SYNC_ACK in sync,
-    with the whole digest (up to SOS_DIGEST_WHOLE_MAX origins) or with bucket sums; then
-    DIGEST (the buckets that differ) and DIGEST_ACK (the answerer's entries of those it
-    covered); DELTA from the initiator (records the answerer lacks, what it wants) and
-    DELTA_ACK. The buckets, their sums, which to ask, what to answer and how to check an
-    answer are the core's (node/sos_core_digest.h, "Digests by bucket";
-    node/sos_core_answer.h). Not modelled: the
-    gap table (a simulated node keeps none), the verification budget, and the exchange
-    started again at once after a truncated batch (MORE): here the next round does it. */
+    DELTA over which entries, and the initiator's DELTA itself). The exchange loop that ties
+    them together is the node's too: each exchange a node starts is the core's state machine
+    (node/sos_core_exchange.c: its state, req_ids, deadlines, the buckets and piece asked,
+    the piece cursor), driven through the transitions the node drives, so its messages are
+    the node's, in the node's order: SYNC; SYNC_ACK in sync, with the whole digest (up to
+    SOS_DIGEST_WHOLE_MAX origins) or with bucket sums; then DIGEST (the buckets that differ,
+    or the next piece of one too large for one answer) and DIGEST_ACK (the answerer's
+    entries of those it covered); DELTA from the initiator (records the answerer lacks,
+    what it wants) and DELTA_ACK; and the exchange started again at once when either side
+    had more (a batch cut by its cap: MORE; a DIGEST that left buckets out; a pass of
+    pieces that goes on). Where the simulator has no sockets, no tick and no per-peer
+    struct, the transitions are mapped onto what it has ("exchanges", below). Not
+    modelled: the gap table (a simulated node keeps none), the verification budget, the
+    sending budget (an exchange put off for want of room), and the node's rate limits on
+    strangers. */
 
 /* ------------------------------------------------------------------- random ---- */
 
@@ -1264,53 +1265,179 @@ s_rumor(sim_t *sim, sim_node_t *n, const sos_record_t *rec, uint32_t not_to)
     }
 }
 
+/* ------------------------------------------------------------ exchanges ----
+
+    The exchanges a node starts are the core's state machine (node/sos_core_exchange.h),
+    driven through the transitions the node drives (node/sos_gossip.c: s_exchange_start,
+    s_on_reply and the tick), in the same order, under the same req_ids and deadlines:
+    SYNC, then done, a DIGEST or a DELTA after the SYNC_ACK, a DELTA after the DIGEST_ACK,
+    and after the DELTA_ACK done or, if either side had more (a batch cut by its cap, a
+    DIGEST that left buckets out, a pass of pieces that goes on), the exchange started
+    again at once. What the simulator's world lacks is mapped, not forked:
+    - No sockets. A message is delivered (or lost) whether a connection is open or not,
+      and a send never fails, so an exchange is picked open (DO_SYNC) when the node would
+      hold a connection (every listed worker has one, or with --active-view a link, or
+      the short-lived connection the slot already holds). DO_OPEN, outside the view, takes
+      a short-lived connection, which is up at once in virtual time, and sends the SYNC
+      then, or is refused (counted) and tried again by a later round as on the node.
+      CONNECTING and sos_exchange_not_sent wait for a socket's handshake, which there is
+      none of here, so they never occur.
+    - No tick. The node looks at every deadline each quarter interval; here each step that
+      sets one schedules an EV_DEADLINE at it under the step's req_id, and the event asks
+      sos_exchange_tick whether that step is still waited for.
+    - No per-peer struct. A node has SIM_XCHG_MAX slots (sim_xchg_t), and its piece
+      cursors in a small table (sim_cursor_t), loaded into a slot's exchange when an
+      exchange with that peer starts and stored back when it ends. */
+
+static bool s_short_take(sim_t *sim, sim_node_t *n, uint64_t id, uint32_t peer);
+static void s_short_free(sim_node_t *n, uint64_t id);
+
+/*  n's cursor through a too large bucket at peer, or NULL; with create, a slot for one
+    (the table made at first use; a full table gives up the slot the peer's index falls
+    on: the cursor is found again by the next exchange with that peer). */
+static sim_cursor_t *
+s_cursor(sim_node_t *n, uint32_t peer, bool create)
+{
+    if (!n->cursors) {
+        if (!create)
+            return NULL;
+        n->cursors = calloc(SIM_CURSORS, sizeof *n->cursors);
+        if (!n->cursors)
+            return NULL;
+    }
+    sim_cursor_t *free_slot = NULL;
+    for (int i = 0; i < SIM_CURSORS; i++) {
+        if (n->cursors[i].peer == peer + 1)
+            return &n->cursors[i];
+        if (!n->cursors[i].peer && !free_slot)
+            free_slot = &n->cursors[i];
+    }
+    if (!create)
+        return NULL;
+    sim_cursor_t *c = free_slot ? free_slot : &n->cursors[peer % SIM_CURSORS];
+    memset(c, 0, sizeof *c);
+    c->peer = peer + 1;
+    return c;
+}
+
+/*  The exchange in x starts: the cursor kept for its peer, if any. */
+static void
+s_cursor_load(sim_node_t *n, sim_xchg_t *x)
+{
+    sim_cursor_t *c = s_cursor(n, x->peer, false);
+    x->ex.cursor = c ? c->c : (sos_piece_cursor_t){0};
+}
+
+/*  The exchange in x ends: its cursor kept for the next one with that peer (a table entry
+    made only for a pass under way; one made earlier follows every change). */
+static void
+s_cursor_store(sim_node_t *n, sim_xchg_t *x)
+{
+    sim_cursor_t *c = s_cursor(n, x->peer, x->ex.cursor.nb != 0);
+    if (c)
+        c->c = x->ex.cursor;
+}
+
+/*  The exchange in x is over (idle): as the node's s_short_release, the short-lived
+    connection it held closes. */
+static void
+s_xchg_end(sim_node_t *n, sim_xchg_t *x)
+{
+    s_cursor_store(n, x);
+    if (x->short_id)
+        s_short_free(n, x->short_id);
+    x->short_id = 0;
+}
+
+/*  The deadline of an exchange step with peer, as the node's s_exchange_timeout. */
+static uint64_t
+s_timeout(sim_t *sim, sim_node_t *n, uint32_t peer)
+{
+    sim_peer_t *p = s_peer(n, peer, true);
+    return p ? sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd) : sim->fdc.exchange_timeout_ms;
+}
+
+/*  The step x just sent waits for its answer until its deadline (s_deadline). */
+static void
+s_xchg_wait(sim_t *sim, sim_node_t *n, const sim_xchg_t *x)
+{
+    s_schedule(sim, x->ex.deadline_mono, EV_DEADLINE, n->idx, x->ex.req_id);
+}
+
+/*  The slot that serves peer, or NULL (at most one does). */
+static sim_xchg_t *
+s_slot(sim_node_t *n, uint32_t peer)
+{
+    for (int i = 0; i < SIM_XCHG_MAX; i++)
+        if (n->xchg[i].used && n->xchg[i].peer == peer)
+            return &n->xchg[i];
+    return NULL;
+}
+
+/*  The slot whose exchange with from waits for this reply (sos_exchange_reply), or NULL:
+    a reply nobody waits for, which the node drops whole (unexpected). */
+static sim_xchg_t *
+s_awaited(sim_node_t *n, uint32_t from, sos_exchange_reply_t kind, uint64_t req_id)
+{
+    sim_xchg_t *x = s_slot(n, from);
+    return x && sos_exchange_reply(&x->ex, kind, req_id) == SOS_EX_DO_TAKE ? x : NULL;
+}
+
+/*  Send x's SYNC: our digest's hash and count, our record, the suspects we name. */
+static void
+s_xchg_sync(sim_t *sim, sim_node_t *n, sim_xchg_t *x, sos_txn_t *txn)
+{
+    s_digest_current(sim, n, txn);
+    sos_gmsg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.req_id = ++n->next_req;
+    memcpy(msg.hash, s_digest_hash(sim, n), sizeof msg.hash);
+    msg.n_origins = n->n_dig;
+    s_reply(sim, n, x->peer, MSG_SYNC, &msg, NULL, NULL, 0);
+    sos_exchange_sync_sent(&x->ex, msg.req_id, sim->now, s_timeout(sim, n, x->peer));
+    s_xchg_wait(sim, n, x);
+}
+
+/*  Start an exchange with peer, unless one is under way (sos_exchange_pick): in the slot
+    that serves it, else in the idle slot used longest ago (whose peer's late answer is the
+    least likely still to come); with every slot busy, a later round tries again. */
 static void
 s_start_exchange(sim_t *sim, sim_node_t *n, uint32_t peer)
 {
-    int slot = -1;
-    for (int i = 0; i < SIM_XCHG_MAX; i++) {
-        bool busy = n->xchg[i].req_id || n->xchg[i].digest_req;
-        if (busy && n->xchg[i].peer == peer)
-            return; /* one at a time with a peer */
-        if (!busy && slot < 0)
-            slot = i;
+    sim_xchg_t *x = s_slot(n, peer), *take = NULL;
+    for (int i = 0; i < SIM_XCHG_MAX && !x; i++) {
+        sim_xchg_t *s = &n->xchg[i];
+        if (s->ex.state != SOS_EX_IDLE)
+            continue;
+        if (!take || (take->used && (!s->used || s->ex.sent_mono < take->ex.sent_mono)))
+            take = s;
     }
     sim_peer_t *p = s_peer(n, peer, true);
     sos_txn_t *txn = s_txn(sim, n);
-    if (slot < 0 || !p || !txn)
+    if ((!x && !take) || !p || !txn)
         return;
-    /*  Outside the active view: a short-lived connection, if one is free. */
-    int sh = -1;
-    if (sim->o.active_view && !sos_core_view_has(&n->active, peer)) {
-        for (int i = 0; i < SIM_SHORT_MAX && sh < 0; i++)
-            if (!n->shorts[i].req_id)
-                sh = i;
-        if (sh < 0) {
-            sim->shorts_refused++;
+    bool open = !sim->o.active_view || sos_core_view_has(&n->active, peer) || (x && x->short_id);
+    sos_exchange_t fresh = {0};
+    sos_exchange_do_t next = sos_exchange_pick(x ? &x->ex : &fresh, open);
+    if (next == SOS_EX_DO_NOTHING)
+        return; /* one at a time with a peer */
+    uint64_t short_id = 0;
+    if (next == SOS_EX_DO_OPEN) {
+        /*  Outside the active view: a short-lived connection, up at once here (see above). */
+        short_id = ++n->next_req;
+        if (!s_short_take(sim, n, short_id, peer))
             return;
-        }
     }
-    s_digest_current(sim, n, txn);
-    sim_xchg_t *x = &n->xchg[slot];
-    x->req_id = ++n->next_req;
-    if (sh >= 0) {
-        n->shorts[sh].req_id = x->req_id;
-        n->shorts[sh].peer = peer;
-        n->n_short++;
-        sim->shorts_opened++;
-        s_conn_check(sim, n);
+    if (!x) {
+        x = take;
+        memset(x, 0, sizeof *x);
+        x->used = true;
+        x->peer = peer;
     }
-    x->peer = peer;
-    x->sent_at = sim->now;
-    x->acked = false;
-    sos_gmsg_t msg;
-    memset(&msg, 0, sizeof msg);
-    msg.req_id = x->req_id;
-    memcpy(msg.hash, s_digest_hash(sim, n), sizeof msg.hash);
-    msg.n_origins = n->n_dig;
-    s_reply(sim, n, peer, MSG_SYNC, &msg, NULL, NULL, 0);
-    s_schedule(sim, sim->now + sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd), EV_DEADLINE,
-               n->idx, x->req_id);
+    if (short_id)
+        x->short_id = short_id;
+    s_cursor_load(n, x);
+    s_xchg_sync(sim, n, x, txn);
 }
 
 static bool
@@ -1388,14 +1515,15 @@ s_verified_fn(void *arg, const sos_record_t *rec)
 /*  The records of a message as the node takes them (node/sos_core_sync.h): triaged first,
     so that those held, stale, tombstoned or naming an endpoint a node may not connect to
     are neither verified nor merged; the rest verified, all before merging any (one bad
-    record rejects the message); then merged. A RUMOR's new records are pushed on. */
-static void
+    record rejects the message); then merged. A RUMOR's new records are pushed on. False:
+    the message is refused (a record does not verify), or no memory. */
+static bool
 s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg, sos_source_t src,
                 uint32_t from)
 {
     uint8_t *checks = calloc(msg->n_records ? msg->n_records : 1, 1);
     if (!checks)
-        return;
+        return false;
     sos_sync_ctx_t ctx = s_sync_ctx(n);
     sos_sync_triage_t t;
     if (sos_core_sync_triage(&ctx, txn, msg->records, msg->n_records, checks, &t) != SOS_OK ||
@@ -1403,37 +1531,38 @@ s_merge_records(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sos_gmsg_t *msg
             SOS_OK) {
         n->dropped_bad++;
         free(checks);
-        return;
+        return false;
     }
     for (uint32_t i = 0; i < msg->n_records; i++)
         if (checks[i] == SOS_CHECK_VERIFY && s_merge(sim, n, txn, &msg->records[i], src) &&
             src == SOS_SRC_RUMOR)
             s_rumor(sim, n, &msg->records[i], from); /* new to us: pushed on */
     free(checks);
+    return true;
 }
 
 /*  A: the answerer's entries (theirs) against ours (mine), both sorted: the core's DELTA
-    (sos_core_sync_delta): the records it lacks and what we want; its removals of workers
-    we list are taken as if it had named them suspects. */
+    (sos_core_delta_out, as the node's): the records it lacks and what we want; its removals
+    of workers we list are taken as if it had named them suspects. Sent, the exchange in x
+    waits for the DELTA_ACK; not made (no memory), it fails at the deadline it has. */
 static void
-s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t to, sos_digest_entry_t *mine,
+s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, sim_xchg_t *x, sos_digest_entry_t *mine,
              uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs)
 {
-    sos_sync_delta_t d = {0};
     sos_sync_ctx_t ctx = s_sync_ctx(n);
-    if (sos_core_sync_delta(&ctx, txn, mine, n_mine, theirs, n_theirs, &d) == SOS_OK) {
-        for (uint32_t i = 0; i < d.n_removed; i++)
-            if (s_named(sim, n, txn, to, &d.removed[i]))
-                sim->removals_heard++;
-        sos_gmsg_t out;
-        memset(&out, 0, sizeof out);
-        out.req_id = ++n->next_req;
-        out.flags = d.more ? SOS_GMSG_MORE : 0;
-        out.n_want = d.n_want;
-        out.want = d.want;
-        s_reply(sim, n, to, MSG_DELTA, &out, d.batch.wires, d.batch.lens, d.batch.n);
-    }
-    sos_sync_delta_release(&d);
+    sos_delta_out_t out;
+    if (sos_core_delta_out(&ctx, txn, mine, n_mine, theirs, n_theirs, ++n->next_req, &out) !=
+        SOS_OK)
+        return;
+    for (uint32_t i = 0; i < out.d.n_removed; i++)
+        if (s_named(sim, n, txn, x->peer, &out.d.removed[i]))
+            sim->removals_heard++;
+    s_reply(sim, n, x->peer, MSG_DELTA, &out.msg, out.d.batch.wires, out.d.batch.lens,
+            out.d.batch.n);
+    sos_exchange_delta_sent(&x->ex, out.msg.req_id, out.d.more, sim->now,
+                            s_timeout(sim, n, x->peer));
+    s_xchg_wait(sim, n, x);
+    sos_delta_out_release(&out);
 }
 
 /*  B: a DIGEST names the buckets in which the initiator's digest differs, or a piece of a
@@ -1456,34 +1585,6 @@ s_on_digest(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_
     sos_digest_answer_release(&a);
 }
 
-/*  n's cursor through a too large bucket at peer, or NULL; with create, a slot for one
-    (the table made at first use; a full table gives up the slot the peer's index falls
-    on: the cursor is found again by the next exchange with that peer). */
-static sim_cursor_t *
-s_cursor(sim_node_t *n, uint32_t peer, bool create)
-{
-    if (!n->cursors) {
-        if (!create)
-            return NULL;
-        n->cursors = calloc(SIM_CURSORS, sizeof *n->cursors);
-        if (!n->cursors)
-            return NULL;
-    }
-    sim_cursor_t *free_slot = NULL;
-    for (int i = 0; i < SIM_CURSORS; i++) {
-        if (n->cursors[i].peer == peer + 1)
-            return &n->cursors[i];
-        if (!n->cursors[i].peer && !free_slot)
-            free_slot = &n->cursors[i];
-    }
-    if (!create)
-        return NULL;
-    sim_cursor_t *c = free_slot ? free_slot : &n->cursors[peer % SIM_CURSORS];
-    memset(c, 0, sizeof *c);
-    c->peer = peer + 1;
-    return c;
-}
-
 /*  The core's bucket sums callback (sos_digest_view_t): n's sums into buf, made at the
     first call. */
 typedef struct {
@@ -1502,15 +1603,77 @@ static const uint8_t (*s_sums_fn(void *arg, uint32_t nb))[16]
     return (const uint8_t(*)[16])a->buf;
 }
 
-/*  A: the SYNC_ACK of exchange x: what follows is the core's, as on the node
-    (sos_core_take_sync_ack): with the whole digest, the DELTA at once; with bucket sums, a
-    DIGEST for the next piece of a bucket too large for one answer, if we are covering one
-    at this peer and it still differs, else for the buckets that differ (from a random one
-    on), remembered in x until its DIGEST_ACK or its deadline. */
 static void
-s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg,
-              sim_xchg_t *x)
+s_local_ok(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_node_t *peer)
 {
+    sos_worker_local_t l;
+    if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
+        return;
+    bool on_probation = !l.last_ok && !peer->genesis && s_in_view(n, peer->idx);
+    if (on_probation)
+        n->n_probation--; /* promoted: a signed answer from that key at that url */
+    /*  An answer while on probation is always a sample (sos_probation_outcome). */
+    bool failed_sampled = false;
+    if (sos_probation_outcome(&n->probation, on_probation, true, &failed_sampled))
+        sim->probation_answered++;
+    l.last_seen = sim->now;
+    l.last_ok = sim->now;
+    l.fail_count = 0;
+    sos_dir_put_worker_local(txn, peer->id.pk, &l);
+}
+
+/*  The sender's own record in a SYNC or SYNC_ACK, taken as a sign of life only if it is
+    its own worker record (the network knows who sent): another's is dropped, and the rest
+    of the message taken, as the node does (sos_core_sync_self_ok). */
+static void
+s_take_self(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+{
+    if (!msg->has_self)
+        return;
+    if (sos_core_sync_self_ok(&msg->self, sim->nodes[from].id.pk))
+        s_merge(sim, n, txn, &msg->self, SOS_SRC_DIRECT);
+    else
+        n->dropped_bad++;
+}
+
+/*  A: a SYNC_ACK. As the node's s_on_reply: taken only if an exchange waits for it
+    (sos_exchange_reply); else it may answer a SYNC given up on, a round-trip sample, and
+    is dropped whole. One of the wrong shape is refused before it counts, and its exchange
+    fails at the deadline. Taken: a success, the sender's record (a sign of life), and what
+    follows is the core's (sos_core_take_sync_ack): done; with the whole digest, the DELTA
+    at once; with bucket sums, a DIGEST for the next piece of a bucket too large for one
+    answer, if we are covering one at this peer and it still differs, else for the buckets
+    that differ (from a random one on). */
+static void
+s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
+{
+    sim_xchg_t *x = s_awaited(n, from, SOS_EX_REPLY_SYNC_ACK, msg->req_id);
+    if (!x) {
+        sim_xchg_t *was = s_slot(n, from);
+        uint64_t rtt = 0;
+        if (was &&
+            sos_exchange_late(&was->ex, SOS_EX_REPLY_SYNC_ACK, msg->req_id, sim->now, &rtt)) {
+            sim->replies_late++;
+            sim_peer_t *p = s_peer(n, from, true);
+            if (p)
+                sos_fd_rtt_sample(&p->fd, rtt);
+        }
+        return;
+    }
+    if (!sos_core_sync_ack_ok(msg)) {
+        n->dropped_bad++;
+        return;
+    }
+    s_take_self(sim, n, txn, from, msg);
+    sim_peer_t *p = s_peer(n, from, true);
+    if (p) {
+        sos_fd_rtt_sample(&p->fd, sim->now - x->ex.sent_mono);
+        sos_fd_clear(&p->fd);
+        p->genesis_next = 0; /* as the node: a genesis node that answers is back */
+    }
+    if (n->probes) /* it answered: a late verdict must not count */
+        sos_fd_probe_end(n->probes, sim->nodes[from].id.pk);
+    s_local_ok(sim, n, txn, &sim->nodes[from]);
     /*  In sync, the core needs none of the digest: at rest nearly every SYNC_ACK is, and
         the digest is not made for them. */
     bool in_sync = msg->flags & SOS_GMSG_IN_SYNC;
@@ -1522,93 +1685,87 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
                               .entries = in_sync ? NULL : s_dig_entries(sim, n),
                               .sums = s_sums_fn,
                               .sums_arg = &arg};
-    sim_cursor_t *c = s_cursor(n, from, false);
-    sos_piece_cursor_t cur = c ? c->c : (sos_piece_cursor_t){0};
     sos_ack_plan_t plan;
-    sos_rc rc = sos_core_take_sync_ack(&mine, msg, &cur, s_random, sim, sim->digest_max, &plan);
-    if (c)
-        c->c = cur;
+    sos_rc rc =
+        sos_core_take_sync_ack(&mine, msg, &x->ex.cursor, s_random, sim, sim->digest_max, &plan);
     free(arg.buf);
-    if (rc == SOS_ERR_MALFORMED)
-        n->dropped_bad++;
-    if (rc != SOS_OK || plan.what == SOS_ACK_DONE)
-        goto done;
+    if (rc != SOS_OK)
+        goto done; /* no memory (the shape was checked): the exchange times out */
     if (plan.what == SOS_ACK_DELTA) {
-        if (mine.entries)
-            s_send_delta(sim, n, txn, from, (sos_digest_entry_t *)mine.entries, n->n_dig,
-                         msg->digest, msg->n_digest);
+        if (sos_exchange_sync_ack(&x->ex, false) == SOS_EX_DO_DELTA && mine.entries)
+            s_send_delta(sim, n, txn, x, (sos_digest_entry_t *)mine.entries, n->n_dig, msg->digest,
+                         msg->n_digest);
         goto done;
     }
-    x->digest_req = ++n->next_req;
-    x->nb = plan.nb;
-    x->piece = plan.has_piece;
-    memset(x->asked, 0, sizeof x->asked);
-    for (uint32_t i = 0; i < plan.n_asked; i++)
-        x->asked[plan.asked[i] / 64] |= 1ULL << (plan.asked[i] % 64);
+    if (plan.what == SOS_ACK_DONE) {
+        if (msg->has_buckets)
+            sos_exchange_sums(&x->ex, 0);
+        else
+            sos_exchange_sync_ack(&x->ex, true);
+        goto done;
+    }
+    if (sos_exchange_sums(&x->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
+        goto done;
     sos_gmsg_t out;
-    sos_ack_plan_digest(&plan, x->digest_req, &out);
+    sos_ack_plan_digest(&plan, ++n->next_req, &out);
     s_reply(sim, n, from, MSG_DIGEST, &out, NULL, NULL, 0);
-    sim_peer_t *p = s_peer(n, from, true);
-    uint64_t timeout = p ? sos_fd_exchange_timeout(&n->fd, &sim->fdc, &p->fd) : 1000;
-    s_schedule(sim, sim->now + timeout, EV_DEADLINE, n->idx, x->digest_req);
+    sos_exchange_digest_sent(&x->ex, out.req_id, plan.nb, plan.asked, plan.n_asked,
+                             plan.has_piece ? &plan.piece : NULL, plan.more, sim->now,
+                             s_timeout(sim, n, from));
+    s_xchg_wait(sim, n, x);
 done:
     sos_ack_plan_release(&plan);
+    if (x->ex.state == SOS_EX_IDLE)
+        s_xchg_end(n, x);
 }
 
 /*  A: the answer to our DIGEST: checked against what we asked and diffed over exactly what
-    it covered, as on the node (sos_core_take_digest_ack), and the DELTA sent. A broken one
-    is dropped; its exchange fails at the deadline. */
+    it covered, as on the node (sos_core_take_digest_ack), the cursor moved
+    (sos_exchange_digest_ack) and the DELTA sent. One nobody waits for is dropped; a broken
+    one too, and its exchange fails at the deadline. */
 static void
 s_on_digest_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg_t *msg)
 {
-    sim_xchg_t *x = NULL;
-    for (int i = 0; i < SIM_XCHG_MAX && !x; i++)
-        if (n->xchg[i].digest_req && n->xchg[i].digest_req == msg->req_id &&
-            n->xchg[i].peer == from)
-            x = &n->xchg[i];
+    sim_xchg_t *x = s_awaited(n, from, SOS_EX_REPLY_DIGEST_ACK, msg->req_id);
     if (!x)
         return; /* late, or never asked: the node drops it as unexpected */
-    /*  The piece asked is the cursor's, unchanged until its answer. */
-    sim_cursor_t *c = s_cursor(n, from, false);
-    sos_bucket_piece_t asked_piece = {0};
-    if (x->piece && c) {
-        asked_piece.bucket = c->c.bucket;
-        memcpy(asked_piece.from, c->c.from, sizeof asked_piece.from);
-        asked_piece.to_end = true;
-    }
-    if (x->piece && !c) {
-        n->dropped_bad++;
-        return;
-    }
     s_refresh_digest(sim, n, txn);
     sos_digest_view_t view = {.hash = n->hash, .n = n->n_dig, .entries = s_dig_entries(sim, n)};
     sos_digest_entry_t *mine = NULL;
     uint32_t n_mine = 0;
-    sos_rc rc = sos_core_take_digest_ack(&view, msg, x->nb, x->asked,
-                                         x->piece ? &asked_piece : NULL, &mine, &n_mine);
+    sos_rc rc = sos_core_take_digest_ack(&view, msg, x->ex.nb, x->ex.asked,
+                                         x->ex.piece_asked ? &x->ex.piece : NULL, &mine, &n_mine);
     if (rc == SOS_ERR_MALFORMED)
         n->dropped_bad++;
     if (rc != SOS_OK)
         return;
-    x->digest_req = 0;
-    sim->digests_by_bucket++;
-    /*  The cursor moves on, or goes to a bucket that did not fit; then, as the node does, the
-        next piece is asked at once, in a new exchange with the same peer (the only exchange
-        the simulator starts at once: it leaves MORE's to the next round). */
     const sos_bucket_piece_t *piece = msg->has_piece ? &msg->piece : NULL;
-    sos_piece_cursor_t moved = c ? c->c : (sos_piece_cursor_t){0};
-    bool again =
-        sos_piece_cursor_answered(&moved, msg->nb, x->asked, msg->buckets, msg->n_buckets, piece);
-    if (!c && moved.nb)
-        c = s_cursor(n, from, true);
-    if (c)
-        c->c = moved;
-    if (piece)
-        sim->digests_pieces++;
-    s_send_delta(sim, n, txn, from, mine, n_mine, msg->digest, msg->n_digest);
+    if (sos_exchange_digest_ack(&x->ex, msg->buckets, msg->n_buckets, piece) == SOS_EX_DO_DELTA) {
+        sim->digests_by_bucket++;
+        if (piece)
+            sim->digests_pieces++;
+        s_send_delta(sim, n, txn, x, mine, n_mine, msg->digest, msg->n_digest);
+    }
     free(mine);
-    if (again)
+}
+
+/*  A: the answer to our DELTA, with the records we wanted, taken as the node takes them
+    (one nobody waits for is dropped whole, and one with a bad record is refused: its
+    exchange fails at the deadline). Then the exchange is over, or starts again at once if
+    either side had more (sos_exchange_delta_ack), on the same slot and connection. */
+static void
+s_on_delta_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
+{
+    sim_xchg_t *x = s_awaited(n, from, SOS_EX_REPLY_DELTA_ACK, msg->req_id);
+    if (!x || !s_merge_records(sim, n, txn, msg, SOS_SRC_DELTA, from))
+        return;
+    if (sos_exchange_delta_ack(&x->ex, msg->flags & SOS_GMSG_MORE) == SOS_EX_DO_SYNC) {
+        sim->exchanges_again++;
+        s_cursor_store(n, x); /* this exchange ends, the next loads it */
         s_start_exchange(sim, n, from);
+    }
+    if (x->ex.state == SOS_EX_IDLE)
+        s_xchg_end(n, x);
 }
 
 static void
@@ -1655,25 +1812,6 @@ s_on_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_g
 }
 
 static void
-s_local_ok(sim_t *sim, sim_node_t *n, sos_txn_t *txn, const sim_node_t *peer)
-{
-    sos_worker_local_t l;
-    if (sos_dir_get_worker(txn, peer->id.pk, NULL, &l) != SOS_OK)
-        return;
-    bool on_probation = !l.last_ok && !peer->genesis && s_in_view(n, peer->idx);
-    if (on_probation)
-        n->n_probation--; /* promoted: a signed answer from that key at that url */
-    /*  An answer while on probation is always a sample (sos_probation_outcome). */
-    bool failed_sampled = false;
-    if (sos_probation_outcome(&n->probation, on_probation, true, &failed_sampled))
-        sim->probation_answered++;
-    l.last_seen = sim->now;
-    l.last_ok = sim->now;
-    l.fail_count = 0;
-    sos_dir_put_worker_local(txn, peer->id.pk, &l);
-}
-
-static void
 s_deliver(sim_t *sim, sim_msg_t *m)
 {
     sim_node_t *n = &sim->nodes[m->to];
@@ -1709,13 +1847,9 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         sos_gmsg_release(&msg);
         return;
     }
-    /*  Taken as a sign of life only if it is the sender's own worker record (the network
-        knows who sent): another's is dropped, and the rest of the message taken, as the
-        node does (sos_core_sync_self_ok). */
-    if (msg.has_self && sos_core_sync_self_ok(&msg.self, sim->nodes[m->from].id.pk))
-        s_merge(sim, n, txn, &msg.self, SOS_SRC_DIRECT);
-    else if (msg.has_self)
-        n->dropped_bad++;
+    /*  A SYNC_ACK's record is taken only if the SYNC_ACK is awaited (s_on_sync_ack). */
+    if (m->type != MSG_SYNC_ACK)
+        s_take_self(sim, n, txn, m->from, &msg);
     if (m->type == MSG_SYNC)
         s_on_suspects(sim, n, txn, m->from, &msg);
     switch (m->type) {
@@ -1723,27 +1857,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         s_on_sync(sim, n, txn, m->from, &msg);
         break;
     case MSG_SYNC_ACK:
-        if (!sos_core_sync_ack_ok(&msg)) { /* as the node: refused before it counts */
-            n->dropped_bad++;
-            break;
-        }
-        for (int i = 0; i < SIM_XCHG_MAX; i++) {
-            sim_xchg_t *x = &n->xchg[i];
-            if (x->req_id != msg.req_id || x->peer != m->from || x->acked)
-                continue;
-            x->acked = true;
-            sim_peer_t *p = s_peer(n, m->from, true);
-            if (p) {
-                sos_fd_rtt_sample(&p->fd, sim->now - x->sent_at);
-                sos_fd_clear(&p->fd);
-                p->genesis_next = 0; /* as the node: a genesis node that answers is back */
-            }
-            if (n->probes) /* it answered: a late verdict must not count */
-                sos_fd_probe_end(n->probes, sim->nodes[m->from].id.pk);
-            s_local_ok(sim, n, txn, &sim->nodes[m->from]);
-            x->req_id = 0;
-            s_on_sync_ack(sim, n, txn, m->from, &msg, x);
-        }
+        s_on_sync_ack(sim, n, txn, m->from, &msg);
         break;
     case MSG_DIGEST:
         s_on_digest(sim, n, txn, m->from, &msg);
@@ -1755,7 +1869,7 @@ s_deliver(sim_t *sim, sim_msg_t *m)
         s_on_delta(sim, n, txn, m->from, &msg);
         break;
     case MSG_DELTA_ACK:
-        s_merge_records(sim, n, txn, &msg, SOS_SRC_DELTA, m->from);
+        s_on_delta_ack(sim, n, txn, m->from, &msg);
         break;
     case MSG_RUMOR:
         s_merge_records(sim, n, txn, &msg, SOS_SRC_RUMOR, m->from);
@@ -1793,6 +1907,13 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
         return;
     }
     s_dig_touch(sim, n, txn, t->id.pk);
+    /*  As the node retires a removed worker's peer: an exchange under way with it ends, no
+        failure counted, and its answers are dropped as unexpected. */
+    sim_xchg_t *x = s_slot(n, target);
+    if (x && x->ex.state != SOS_EX_IDLE) {
+        sos_exchange_failed(&x->ex);
+        s_xchg_end(n, x);
+    }
     p->removed_version = held;
     if (!n->named_removed)
         n->named_removed = calloc(1, sizeof *n->named_removed);
@@ -2149,18 +2270,22 @@ s_probes_due(sim_t *sim, sim_node_t *n)
         s_help_answer(sim, n, i, false);
 }
 
+/*  EV_DEADLINE: the step of an exchange sent under req_id, if it still waits, has failed
+    (sos_exchange_tick), as the node's tick finds a SYNC_ACK, DIGEST_ACK or DELTA_ACK past
+    its deadline: the exchange is over, and the miss counts toward the peer's suspicion
+    once no helper reaches it. */
 static void
 s_deadline(sim_t *sim, sim_node_t *n, uint64_t req_id)
 {
-    s_short_free(n, req_id);
     for (int i = 0; i < SIM_XCHG_MAX; i++) {
         sim_xchg_t *x = &n->xchg[i];
-        if (x->req_id != req_id && (x->digest_req != req_id || !req_id))
+        if (x->ex.state == SOS_EX_IDLE || x->ex.req_id != req_id)
             continue;
-        /*  No SYNC_ACK, or no DIGEST_ACK after bucket sums: the exchange failed, as the
-            node's WAIT_SYNC_ACK and WAIT_DIGEST_ACK do at their deadlines. */
-        x->req_id = 0;
-        x->digest_req = 0;
+        if (sos_exchange_tick(&x->ex, sim->now) != SOS_EX_DO_FAIL)
+            return;
+        sim->exchanges_failed++;
+        sos_exchange_failed(&x->ex);
+        s_xchg_end(n, x);
         sos_txn_t *txn = s_txn(sim, n);
         sim_peer_t *p = s_peer(n, x->peer, true);
         if (!txn || !p)
@@ -2397,6 +2522,8 @@ sim_node_start(sim_t *sim, uint32_t idx)
     if (n->in_view)
         memset(n->in_view, 0, n->n_in_view_words * sizeof *n->in_view);
     memset(n->xchg, 0, sizeof n->xchg);
+    free(n->cursors); /* kept in memory, as the node's per-peer exchanges */
+    n->cursors = NULL;
     /*  A new life has no links of its own; peers that still link to the old one keep
         exchanging with it until they fail or evict it. */
     sos_core_view_init(&n->active, sos_core_view_cap(sim->o.fanout, 1));

@@ -7,7 +7,8 @@
     piece alone; a broken SYNC_ACK is refused; a DIGEST_ACK naming a bucket not asked is
     refused, and one that fits gives our entries of exactly what it covered. A DELTA is
     answered with the records it wants from a real LMDB store, and answered even when it
-    wants nothing. */
+    wants nothing; the initiator's DELTA carries the records the peer lacks, wants what we
+    lack, hands over the removals the peer's digest shows, and says MORE when cut. */
 #define _XOPEN_SOURCE 700
 #include <unistd.h>
 
@@ -332,6 +333,75 @@ s_delta(void)
     CHECK_RC(sos_core_answer_delta(&ctx, txn, &delta, &d, &reply), SOS_OK);
     CHECK(d.more && (reply.flags & SOS_GMSG_MORE) && d.batch.n < 2);
     sos_sync_delta_release(&d);
+    ctx.max_bytes = 0;
+
+    /*  The initiator's DELTA (sos_core_delta_out): our digest holds a at 3. */
+    sos_identity_t b;
+    test_seed_identity(&b, 60);
+    sos_delta_out_t out;
+    sos_digest_entry_t mine = {.version = 3};
+    memcpy(mine.origin, a.pk, SOS_NODEID_BYTES);
+
+    SECTION("the peer holds a at 1: a's records 2 and 3 go in the batch, nothing wanted");
+    sos_digest_entry_t theirs[3];
+    memset(theirs, 0, sizeof theirs);
+    memcpy(theirs[0].origin, a.pk, SOS_NODEID_BYTES);
+    theirs[0].version = 1;
+    CHECK_RC(sos_core_delta_out(&ctx, txn, &mine, 1, theirs, 1, 41, &out), SOS_OK);
+    CHECK(out.msg.req_id == 41 && out.msg.flags == 0 && !out.d.more);
+    CHECK(out.msg.n_want == 0 && out.d.n_removed == 0 && out.d.batch.n == 2);
+    CHECK_RC(sos_record_decode(&got, out.d.batch.wires[0], out.d.batch.lens[0]), SOS_OK);
+    CHECK(got.version == 2 && memcmp(got.origin, a.pk, SOS_NODEID_BYTES) == 0);
+    CHECK_RC(sos_record_decode(&got, out.d.batch.wires[1], out.d.batch.lens[1]), SOS_OK);
+    CHECK(got.version == 3);
+    sos_delta_out_release(&out);
+    CHECK(out.d.batch.n == 0 && !out.d.want && !out.msg.want);
+
+    SECTION("what we lack is wanted at our version; our own origin never is");
+    memcpy(theirs[0].origin, a.pk, SOS_NODEID_BYTES);
+    theirs[0].version = 3;
+    memcpy(theirs[1].origin, b.pk, SOS_NODEID_BYTES);
+    theirs[1].version = 5;
+    memcpy(theirs[2].origin, me.pk, SOS_NODEID_BYTES);
+    theirs[2].version = 9;
+    mine.version = 3;
+    CHECK_RC(sos_core_delta_out(&ctx, txn, &mine, 1, theirs, 3, 42, &out), SOS_OK);
+    CHECK(out.msg.req_id == 42 && out.d.batch.n == 0 && out.msg.flags == 0);
+    CHECK(out.msg.n_want == 1 && out.msg.want == out.d.want && out.d.n_want == 1);
+    CHECK(memcmp(out.msg.want[0].origin, b.pk, SOS_NODEID_BYTES) == 0 &&
+          out.msg.want[0].version == 0);
+    sos_delta_out_release(&out);
+
+    SECTION("a removal the peer's digest shows of an origin we hold is handed to the caller");
+    memset(theirs, 0, sizeof theirs);
+    memcpy(theirs[0].origin, a.pk, SOS_NODEID_BYTES);
+    theirs[0].version = 3;
+    theirs[0].removed = true;
+    CHECK_RC(sos_core_delta_out(&ctx, txn, &mine, 1, theirs, 1, 43, &out), SOS_OK);
+    CHECK(out.d.n_removed == 1 && out.d.removed[0].version == 3 &&
+          memcmp(out.d.removed[0].origin, a.pk, SOS_NODEID_BYTES) == 0);
+    CHECK(out.d.batch.n == 0 && out.msg.n_want == 0);
+    sos_delta_out_release(&out);
+
+    SECTION("a batch cut by its byte cap sets MORE on the DELTA");
+    memset(theirs, 0, sizeof theirs);
+    memcpy(theirs[0].origin, a.pk, SOS_NODEID_BYTES);
+    theirs[0].version = 1;
+    ctx.max_bytes = 1;
+    CHECK_RC(sos_core_delta_out(&ctx, txn, &mine, 1, theirs, 1, 44, &out), SOS_OK);
+    CHECK(out.d.more && (out.msg.flags & SOS_GMSG_MORE) && out.d.batch.n < 2);
+    CHECK(out.msg.req_id == 44);
+    sos_delta_out_release(&out);
+    ctx.max_bytes = 0;
+
+    SECTION("a peer digest over SOS_DIGEST_MAX entries gives nothing to send");
+    sos_digest_entry_t *huge = calloc(SOS_DIGEST_MAX + 1, sizeof *huge);
+    CHECK(huge != NULL);
+    CHECK_RC(sos_core_delta_out(&ctx, txn, &mine, 1, huge, SOS_DIGEST_MAX + 1, 45, &out),
+             SOS_ERR_TOO_LARGE);
+    CHECK(out.msg.req_id == 0 && out.d.batch.n == 0 && !out.d.want && !out.d.removed);
+    sos_delta_out_release(&out);
+    free(huge);
 
     sos_txn_abort(&txn);
     sos_store_destroy(&store);
