@@ -1,5 +1,13 @@
 /*  sos_gossip.c: peers, gossip rounds and exchanges, rumors, failure counting and removal.
 
+    Gossip owns its state: the peer tables, the digest and its caches, the gaps, the view,
+    probes, probation, our own record and its counter, in sos_gossip_t (sos_gossip_int.h,
+    which no other module includes). The node owns it (sos_node_t.gossip: sos_gossip_new,
+    sos_gossip_destroy) and lends gossip what is the reactor's: sockets, the loop, the pass's
+    transaction and output queue, the encoding buffers and the counters. Other modules reach
+    gossip's state only through the functions of sos_node_int.h's gossip section (the status
+    figures, the peer table walked or searched, the digest marked dirty).
+
     This file is the adapter between the node's I/O (zloop timers, a DEALER per peer,
     envelopes sealed and opened with the node's key, the pass's store transaction) and the
     gossip core, whose rules do no I/O and take their times and random draws as arguments:
@@ -53,14 +61,14 @@
 #include "sos_core_pick.h"
 #include "sos_core_sync.h"
 #include "sos_endpoint.h"
-#include "sos_node_int.h"
+#include "sos_gossip_int.h"
 #include "sos_peer.h"
 
 #define SOS_PROBES_PER_ROUND 2 /* exchanges with suspects per round, beyond the fanout */
 
 /* ------------------------------------------------------------------ peers ----
 
-    A peer is owned by the node's table of peers (by url), and indexed by id once known.
+    A peer is owned by gossip's table of peers (by url), and indexed by id once known.
     Handling one of its frames can make a worker record move the peer to a new url, remove
     the worker, or close the connection of another peer to open one: so no code that runs
     during a pass frees a peer. s_peer_retire takes a peer out of both tables and stops
@@ -133,31 +141,32 @@ s_handle(const sos_peer_t *peer)
 static bool
 s_in_view(const sos_node_t *self, const sos_peer_t *peer)
 {
-    return sos_core_view_has(&self->view, s_handle(peer));
+    return sos_core_view_has(&self->gossip->view, s_handle(peer));
 }
 
 static void
 s_peer_set_id(sos_node_t *self, sos_peer_t *peer, const uint8_t id[SOS_NODEID_BYTES])
 {
-    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
-        zhashx_delete(self->peers_id, peer->hex);
+    sos_gossip_t *g = self->gossip;
+    if (peer->id_known && zhashx_lookup(g->peers_id, peer->hex) == peer)
+        zhashx_delete(g->peers_id, peer->hex);
     memcpy(peer->id, id, SOS_NODEID_BYTES);
     sos_hex(peer->hex, id, SOS_NODEID_BYTES);
     peer->id_known = true;
-    zhashx_update(self->peers_id, peer->hex, peer);
+    zhashx_update(g->peers_id, peer->hex, peer);
 }
 
 /*  The peer for url, made (closed) if absent. NULL for our own url or without memory. */
 static sos_peer_t *
 s_peer_get(sos_node_t *self, const char *url)
 {
-    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers, url);
     if (peer)
         return peer;
     if (streq(url, self->cfg.advertise))
         return NULL;
     peer = sos_peer_new(self, url);
-    if (peer && zhashx_insert(self->peers, peer->url, peer) != 0)
+    if (peer && zhashx_insert(self->gossip->peers, peer->url, peer) != 0)
         sos_peer_destroy(&peer);
     return peer;
 }
@@ -167,7 +176,7 @@ s_peer_get(sos_node_t *self, const char *url)
 static void
 s_conn_gone(sos_node_t *self, sos_peer_t *peer)
 {
-    self->n_open--;
+    self->gossip->n_open--;
     if (peer->short_conn)
         self->stats.short_closed++;
     peer->short_conn = false;
@@ -177,7 +186,7 @@ s_conn_gone(sos_node_t *self, sos_peer_t *peer)
 static void
 s_view_out(sos_node_t *self, const sos_peer_t *peer)
 {
-    if (sos_core_view_del(&self->view, s_handle(peer)))
+    if (sos_core_view_del(&self->gossip->view, s_handle(peer)))
         self->stats.view_left++;
 }
 
@@ -196,6 +205,7 @@ s_peer_close(sos_node_t *self, sos_peer_t *peer)
 static void
 s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->retired)
         return;
     s_view_out(self, peer);
@@ -204,14 +214,14 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
         sos_peer_detach(peer, self->loop);
         s_conn_gone(self, peer);
     }
-    if (peer->id_known && zhashx_lookup(self->peers_id, peer->hex) == peer)
-        zhashx_delete(self->peers_id, peer->hex);
-    if (zhashx_lookup(self->peers, peer->url) == peer)
-        zhashx_delete(self->peers, peer->url);
+    if (peer->id_known && zhashx_lookup(g->peers_id, peer->hex) == peer)
+        zhashx_delete(g->peers_id, peer->hex);
+    if (zhashx_lookup(g->peers, peer->url) == peer)
+        zhashx_delete(g->peers, peer->url);
     peer->retired = true;
-    peer->retired_tick = self->ticks;
+    peer->retired_tick = g->ticks;
     sos_exchange_failed(&peer->ex);
-    if (!zlistx_add_end(self->retired, peer)) {
+    if (!zlistx_add_end(g->retired, peer)) {
         /*  Without memory for the list entry, leak the peer rather than free it early. */
         sos_log_error("out of memory retiring peer %s", peer->url);
     }
@@ -220,16 +230,17 @@ s_peer_retire(sos_node_t *self, sos_peer_t *peer)
 void
 sos_gossip_reap(sos_node_t *self)
 {
-    void *cursor = zlistx_first(self->retired);
+    sos_gossip_t *g = self->gossip;
+    void *cursor = zlistx_first(g->retired);
     while (cursor) {
         sos_peer_t *peer = cursor;
         /*  Retired during the tick count we are at: the reactor may not have rebuilt its
             poll set since, so its socket and reader argument must stay valid one more. */
-        if (peer->retired_tick < self->ticks && !peer->removing) {
-            zlistx_detach_cur(self->retired);
+        if (peer->retired_tick < g->ticks && !peer->removing) {
+            zlistx_detach_cur(g->retired);
             sos_peer_destroy(&peer);
         }
-        cursor = zlistx_next(self->retired);
+        cursor = zlistx_next(g->retired);
     }
 }
 
@@ -239,15 +250,16 @@ sos_gossip_reap(sos_node_t *self)
 static bool
 s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool queue)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->dealer)
         return true;
     if (peer->retired)
         return false;
-    if (self->n_open >= self->cfg.max_peer_connections) {
+    if (g->n_open >= self->cfg.max_peer_connections) {
         if (!evict)
             return false;
         sos_peer_t *lru = NULL, *lru_view = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+        for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
             if (!p->dealer || p == peer || p->ex.state != SOS_EX_IDLE ||
                 sos_node_peer_busy(self, p->url))
                 continue;
@@ -284,7 +296,7 @@ s_peer_open_as(sos_node_t *self, sos_peer_t *peer, bool evict, bool view, bool q
             sos_log_info("cannot open a connection to %s", peer->url);
         return false;
     }
-    self->n_open++;
+    g->n_open++;
     peer->short_conn = !view;
     if (!view)
         self->stats.short_opened++;
@@ -312,8 +324,8 @@ s_ping_holds(const sos_node_t *self, const sos_peer_t *peer)
     if (!peer->id_known)
         return false;
     for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
-        if (self->helps.slot[i].used &&
-            memcmp(self->helps.slot[i].target, peer->id, SOS_NODEID_BYTES) == 0)
+        if (self->gossip->helps.slot[i].used &&
+            memcmp(self->gossip->helps.slot[i].target, peer->id, SOS_NODEID_BYTES) == 0)
             return true;
     return false;
 }
@@ -325,7 +337,7 @@ s_suspect_holds(const sos_node_t *self, const sos_peer_t *peer)
 {
     return (peer->in_dir || peer->is_genesis) &&
            (peer->fd.fail_count > 0 || peer->fd.suspect_mono ||
-            (peer->id_known && sos_fd_probe_pending(&self->probes, peer->id)));
+            (peer->id_known && sos_fd_probe_pending(&self->gossip->probes, peer->id)));
 }
 
 /*  True if a short-lived connection must stay open: an exchange, a forward or a PING
@@ -347,7 +359,8 @@ s_short_count(sos_node_t *self, sos_peer_t **spare)
     uint32_t n = 0;
     if (spare)
         *spare = NULL;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         if (!p->dealer || s_in_view(self, p) || s_forward_holds(self, p, now))
             continue;
         n++;
@@ -356,14 +369,6 @@ s_short_count(sos_node_t *self, sos_peer_t **spare)
             *spare = p;
     }
     return n;
-}
-
-void
-sos_gossip_connections(sos_node_t *self, uint32_t *view, uint32_t *gossip, uint32_t *gossip_max)
-{
-    *view = self->view.n;
-    *gossip = s_short_count(self, NULL);
-    *gossip_max = SOS_SHORT_MAX;
 }
 
 /*  Open the peer's DEALER as a short-lived connection for gossip, within SOS_SHORT_MAX
@@ -407,7 +412,7 @@ s_short_release(sos_node_t *self, sos_peer_t *peer)
 static void
 s_view_leave(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
-    if (!sos_core_view_del(&self->view, s_handle(peer)))
+    if (!sos_core_view_del(&self->gossip->view, s_handle(peer)))
         return;
     self->stats.view_left++;
     sos_log_info("peer %s leaves the view: %s", peer->url, why);
@@ -459,13 +464,14 @@ static void s_adopt_orphans(sos_node_t *self, const char *url);
 static sos_peer_t *
 s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_local_t *local)
 {
+    sos_gossip_t *g = self->gossip;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(g->peers_id, hex);
     if (peer && !streq(peer->url, rec->url)) {
         if (peer->is_genesis) {
             /*  A genesis address stays; the worker moved elsewhere. */
-            zhashx_delete(self->peers_id, peer->hex);
+            zhashx_delete(g->peers_id, peer->hex);
             peer->id_known = false;
             peer->in_dir = false;
         } else {
@@ -475,7 +481,7 @@ s_peer_for_worker(sos_node_t *self, const sos_record_t *rec, const sos_worker_lo
         peer = NULL;
     }
     if (!peer) {
-        if (!sos_endpoint_allowed(rec->url, self->allow_private, NULL))
+        if (!sos_endpoint_allowed(rec->url, g->allow_private, NULL))
             return NULL; /* refused on arrival (s_apply); a record stored before the policy */
         peer = s_peer_get(self, rec->url);
         if (!peer)
@@ -517,7 +523,7 @@ s_adopt_each(void *arg, const sos_record_t *rec, const sos_worker_local_t *local
     if (!streq(rec->url, o->url) || memcmp(rec->origin, o->node->id.pk, SOS_NODEID_BYTES) == 0)
         return 0;
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    if (!zhashx_lookup(o->node->peers_id, hex))
+    if (!zhashx_lookup(o->node->gossip->peers_id, hex))
         s_peer_for_worker(o->node, rec, local);
     return 0;
 }
@@ -543,8 +549,8 @@ static void
 s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
 {
     if (peer->is_genesis) {
-        if (!peer->pinned && zhashx_lookup(self->peers_id, peer->hex) == peer) {
-            zhashx_delete(self->peers_id, peer->hex);
+        if (!peer->pinned && zhashx_lookup(self->gossip->peers_id, peer->hex) == peer) {
+            zhashx_delete(self->gossip->peers_id, peer->hex);
             peer->id_known = false;
         }
         peer->in_dir = false;
@@ -559,38 +565,40 @@ s_peer_unlist(sos_node_t *self, sos_peer_t *peer)
 static void
 s_peer_restore(sos_node_t *self, sos_peer_t *peer)
 {
-    sos_peer_t *other = zhashx_lookup(self->peers, peer->url);
+    sos_gossip_t *g = self->gossip;
+    sos_peer_t *other = zhashx_lookup(g->peers, peer->url);
     if (other)
         s_peer_retire(self, other);   /* adopted at the freed url in the same failed pass */
     sos_peer_close(peer, self->loop); /* its reader was ended when it was retired */
     peer->retired = false;
     peer->removing = false;
-    if (zhashx_insert(self->peers, peer->url, peer) != 0) {
+    if (zhashx_insert(g->peers, peer->url, peer) != 0) {
         sos_peer_destroy(&peer);
         return;
     }
-    if (peer->id_known && !zhashx_lookup(self->peers_id, peer->hex))
-        zhashx_insert(self->peers_id, peer->hex, peer);
+    if (peer->id_known && !zhashx_lookup(g->peers_id, peer->hex))
+        zhashx_insert(g->peers_id, peer->hex, peer);
 }
 
 void
 sos_gossip_pass_end(sos_node_t *self, bool committed)
 {
-    if (self->self_rec_pending_set) {
+    sos_gossip_t *g = self->gossip;
+    if (g->self_rec_pending_set) {
         if (committed)
-            self->self_rec = self->self_rec_pending;
+            g->self_rec = g->self_rec_pending;
         else
-            self->republish = true; /* the counter stays ahead: a version is never reused */
-        self->self_rec_pending_set = false;
+            g->republish = true; /* the counter stays ahead: a version is never reused */
+        g->self_rec_pending_set = false;
     }
     size_t n = 0;
-    for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+    for (sos_peer_t *p = zlistx_first(g->retired); p; p = zlistx_next(g->retired))
         if (p->removing)
             n++;
     if (!n)
         return;
     if (committed) {
-        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+        for (sos_peer_t *p = zlistx_first(g->retired); p; p = zlistx_next(g->retired))
             p->removing = false;
         return;
     }
@@ -598,14 +606,14 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
     if (!back)
         return;
     n = 0;
-    void *cursor = zlistx_first(self->retired);
+    void *cursor = zlistx_first(g->retired);
     while (cursor) {
         sos_peer_t *p = cursor;
         if (p->removing) {
             back[n++] = p;
-            zlistx_detach_cur(self->retired);
+            zlistx_detach_cur(g->retired);
         }
-        cursor = zlistx_next(self->retired);
+        cursor = zlistx_next(g->retired);
     }
     for (size_t i = 0; i < n; i++) {
         sos_log_notice("worker %.12s at %s stays: its removal did not commit", back[i]->hex,
@@ -621,15 +629,16 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
 static sos_digest_entry_t *
 s_digest_build(sos_node_t *self, sos_txn_t *txn, uint32_t *n)
 {
-    return sos_digest_build(self->gaps, txn, n);
+    return sos_digest_build(self->gossip->gaps, txn, n);
 }
 
 /*  The exchange's decisions (sos_core_sync.h) over this node's id and gap table. */
 static sos_sync_ctx_t
 s_sync_ctx(const sos_node_t *self)
 {
-    return (sos_sync_ctx_t){
-        .self_id = self->id.pk, .gaps = self->gaps, .allow_private = self->allow_private};
+    return (sos_sync_ctx_t){.self_id = self->id.pk,
+                            .gaps = self->gossip->gaps,
+                            .allow_private = self->gossip->allow_private};
 }
 
 /*  Hash of the digest (sos_digest_hash: BLAKE2b over the sorted entries), with the count
@@ -638,7 +647,8 @@ s_sync_ctx(const sos_node_t *self)
 static void
 s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 {
-    if (!self->digest_dirty)
+    sos_gossip_t *g = self->gossip;
+    if (!g->digest_dirty)
         return;
     uint32_t n = 0;
     sos_digest_entry_t *entries = s_digest_build(self, txn, &n);
@@ -647,12 +657,12 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
     sos_digest_entry_t *fit = realloc(entries, (n ? n : 1) * sizeof *entries);
     if (fit)
         entries = fit;
-    sos_digest_hash(self->digest_hash, entries, n);
-    self->digest_n = n;
-    self->digest_dirty = false;
-    free(self->digest_cache);
-    self->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
-    self->sums_nb = 0;            /* the bucket sums were of the old one */
+    sos_digest_hash(g->digest_hash, entries, n);
+    g->digest_n = n;
+    g->digest_dirty = false;
+    free(g->digest_cache);
+    g->digest_cache = entries; /* kept for SYNC_ACKs until the directory changes */
+    g->sums_nb = 0;            /* the bucket sums were of the old one */
 }
 
 /*  The bucket sums of the cached digest for nb buckets (sos_digest_bucket_sums), kept for
@@ -662,17 +672,18 @@ s_digest_hash(sos_node_t *self, sos_txn_t *txn)
 static const uint8_t (*s_bucket_sums(sos_node_t *self, sos_txn_t *txn,
                                      uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 {
+    sos_gossip_t *g = self->gossip;
     s_digest_hash(self, txn);
-    if (self->digest_dirty || !sos_digest_nb_ok(nb))
+    if (g->digest_dirty || !sos_digest_nb_ok(nb))
         return NULL;
-    if (self->sums_nb == nb)
-        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])self->sums_cache;
-    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(self->sums_cache, nb * sizeof *sums);
+    if (g->sums_nb == nb)
+        return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])g->sums_cache;
+    uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = realloc(g->sums_cache, nb * sizeof *sums);
     if (!sums)
         return NULL;
-    self->sums_cache = sums;
-    sos_digest_bucket_sums(self->digest_cache, self->digest_n, nb, sums);
-    self->sums_nb = nb;
+    g->sums_cache = sums;
+    sos_digest_bucket_sums(g->digest_cache, g->digest_n, nb, sums);
+    g->sums_nb = nb;
     return (const uint8_t(*)[SOS_DIGEST_HASH_BYTES])sums;
 }
 
@@ -681,7 +692,7 @@ static const uint8_t (*s_bucket_sums(sos_node_t *self, sos_txn_t *txn,
 static void
 s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t version)
 {
-    sos_rc rc = sos_gaps_set(self->gaps, origin, version, sos_mono_ms());
+    sos_rc rc = sos_gaps_set(self->gossip->gaps, origin, version, sos_mono_ms());
     if (rc == SOS_ERR_FULL) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, origin, SOS_NODEID_BYTES);
@@ -694,19 +705,19 @@ s_gap_set(sos_node_t *self, const uint8_t origin[SOS_NODEID_BYTES], uint64_t ver
             sos_log_info("gap table full: a hole in %.12s is not tracked", hex);
     }
     if (rc == SOS_OK)
-        self->digest_dirty = true;
+        self->gossip->digest_dirty = true;
 }
 
 /*  Drop gaps past their time, and those of origins of which we hold nothing. */
 static void
 s_gaps_sweep(sos_node_t *self, sos_txn_t *txn)
 {
-    uint32_t n = sos_gaps_sweep(self->gaps, txn, sos_mono_ms());
+    uint32_t n = sos_gaps_sweep(self->gossip->gaps, txn, sos_mono_ms());
     if (!n)
         return;
     sos_log_info("%u gaps dropped (expired, or their origins gone)", n);
     self->stats.gaps_dropped += n;
-    self->digest_dirty = true;
+    self->gossip->digest_dirty = true;
 }
 
 static void
@@ -725,7 +736,7 @@ static void s_publish_self(sos_node_t *self, sos_txn_t *txn);
 /*  Probation (sos_core_sync.c says why): a worker this node has never exchanged with
     successfully (last_ok == 0: no signed answer from that key at that url, ever) is on
     probation, and the core refuses new worker keys while as many are as the cap, which the
-    outcomes of our first exchanges with such workers set (self->probation: s_success and
+    outcomes of our first exchanges with such workers set (self->gossip->probation: s_success and
     s_failure_count push them). */
 static bool
 s_on_probation(const sos_peer_t *p)
@@ -733,11 +744,11 @@ s_on_probation(const sos_peer_t *p)
     return p->in_dir && !p->is_genesis && !p->retired && p->last_ok == 0;
 }
 
-uint32_t
-sos_gossip_probation(sos_node_t *self)
+static uint32_t
+s_probation_count(sos_node_t *self)
 {
     uint32_t n = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
         if (s_on_probation(p))
             n++;
     return n;
@@ -750,14 +761,14 @@ s_peers_known(void *arg, const uint8_t origin[SOS_NODEID_BYTES])
     sos_node_t *self = arg;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     return peer && (peer->in_dir || peer->is_genesis);
 }
 
 static uint32_t
 s_peers_probation(void *arg)
 {
-    return sos_gossip_probation(arg);
+    return s_probation_count(arg);
 }
 
 /*  Another worker answers at url: our last exchange with it, at that endpoint, succeeded. */
@@ -765,7 +776,7 @@ static bool
 s_peers_answers_at(void *arg, const char *url, const uint8_t origin[SOS_NODEID_BYTES])
 {
     sos_node_t *self = arg;
-    sos_peer_t *peer = zhashx_lookup(self->peers, url);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers, url);
     return peer && peer->id_known && memcmp(peer->id, origin, SOS_NODEID_BYTES) != 0 &&
            peer->fd.fail_count == 0 && peer->last_ok > 0;
 }
@@ -776,7 +787,7 @@ static void
 s_refuse_endpoint(sos_node_t *self, const sos_record_t *rec)
 {
     const char *why = "refused";
-    sos_endpoint_allowed(rec->url, self->allow_private, &why);
+    sos_endpoint_allowed(rec->url, self->gossip->allow_private, &why);
     char what[SOS_URL_MAX + 96];
     snprintf(what, sizeof what, "a %s record naming %.64s (%s)",
              rec->kind == SOS_REC_WORKER ? "worker" : "room", rec->url, why);
@@ -792,7 +803,7 @@ s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_
         self->stats.merges[SOS_MERGE_TOMBSTONED]++;
         return;
     }
-    self->digest_dirty = true;
+    self->gossip->digest_dirty = true;
     self->pass.wrote = true;
     self->stats.workers_removed++;
     char hex[SOS_NODEID_HEX + 1];
@@ -800,7 +811,7 @@ s_refused_at_endpoint(sos_node_t *self, const sos_record_t *rec, const sos_take_
     sos_log_notice("removed worker %.12s at %s: %s", hex, rec->url, out->why);
     /*  The worker is no longer listed: neither is its peer, or we would go on exchanging
         with it and list its figures. */
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (peer && peer->in_dir)
         s_peer_unlist(self, peer);
 }
@@ -817,7 +828,8 @@ s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
         sos_log_warning("refused worker %.12s: all %u probation slots are taken by workers "
                         "never seen answering (%u of our last %u on probation answered; further "
                         "refusals at info level)",
-                        hex, cap, sos_probation_answered(&self->probation), self->probation.n);
+                        hex, cap, sos_probation_answered(&self->gossip->probation),
+                        self->gossip->probation.n);
     else
         sos_log_info("refused worker %.12s: probation slots full (%u)", hex, cap);
 }
@@ -827,6 +839,7 @@ s_refused_probation(sos_node_t *self, const sos_record_t *rec, uint32_t cap)
 static void
 s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t src)
 {
+    sos_gossip_t *g = self->gossip;
     sos_merge_ctx_t mctx = {
         .self_id = self->id.pk,
         .now_ms = sos_now_ms(),
@@ -844,8 +857,8 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     sos_sync_take_ctx_t tc = {.merge = &mctx,
                               .peers = &peers,
                               .our_url = self->cfg.advertise,
-                              .tombstone_expires = mctx.now_ms + self->tombstone_ttl_ms,
-                              .probation = &self->probation};
+                              .tombstone_expires = mctx.now_ms + g->tombstone_ttl_ms,
+                              .probation = &g->probation};
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     sos_take_result_t *out = malloc(sizeof *out);
     if (!out)
@@ -876,19 +889,18 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
     if ((result == SOS_MERGE_CAP || result == SOS_MERGE_BAD_ROOM) &&
         sos_log_limit_line(&self->stats.merge_log[result], "refused a record"))
         sos_log_info("refused a record (%s)", sos_merge_result_name(result));
-    if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER &&
-        rec->version > self->my_version) {
+    if (result == SOS_MERGE_SELF && rec->kind == SOS_REC_WORKER && rec->version > g->my_version) {
         /*  A record of ours newer than our counter: the store was lost or copied. Move the
             counter past it so that our next record wins. */
         sos_log_warning("found our own record at version %llu, above our counter %llu",
-                        (unsigned long long)rec->version, (unsigned long long)self->my_version);
-        self->my_version = rec->version;
+                        (unsigned long long)rec->version, (unsigned long long)g->my_version);
+        g->my_version = rec->version;
         s_publish_self(self, txn);
     }
     if (!sos_merge_taken(result))
         goto done;
     self->pass.wrote = true;
-    self->digest_dirty = true;
+    g->digest_dirty = true;
     if (out->gap)
         s_gap_set(self, rec->origin, out->gap_version);
     if (rec->kind == SOS_REC_WORKER) {
@@ -897,7 +909,7 @@ s_apply(sos_node_t *self, sos_txn_t *txn, const sos_record_t *rec, sos_source_t 
         s_peer_for_worker(self, rec, &local);
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(g->peers_id, hex);
         /*  Signed after the suspicion began: the suspect is alive (it refuted). */
         if (p && !p->is_genesis && (p->fd.suspect_mono || p->fd.probe) &&
             rec->version > p->fd.suspect_version) {
@@ -921,18 +933,19 @@ done:
 sos_rc
 sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
 {
+    sos_gossip_t *g = self->gossip;
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return SOS_ERR_IO;
-    rec->prev = self->my_version;
-    rec->version = self->my_version + 1;
+    rec->prev = g->my_version;
+    rec->version = g->my_version + 1;
     sos_rc rc = sos_record_sign(rec, &self->id);
     if (rc)
         return rc;
     rc = sos_meta_put_u64(txn, "version", rec->version);
     if (rc)
         return rc;
-    self->my_version = rec->version;
+    g->my_version = rec->version;
     s_apply(self, txn, rec, SOS_SRC_LOCAL);
     return SOS_OK;
 }
@@ -943,7 +956,7 @@ sos_gossip_publish(sos_node_t *self, sos_record_t *rec)
 static void
 s_publish_self(sos_node_t *self, sos_txn_t *txn)
 {
-    sos_record_t *rec = &self->self_rec_pending;
+    sos_record_t *rec = &self->gossip->self_rec_pending;
     memset(rec, 0, sizeof *rec);
     rec->kind = SOS_REC_WORKER;
     snprintf(rec->url, sizeof rec->url, "%s", self->cfg.advertise);
@@ -953,7 +966,7 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
     if (rc)
         sos_log_error("cannot sign our own record: %s", sos_strerror(rc));
     else
-        self->self_rec_pending_set = true;
+        self->gossip->self_rec_pending_set = true;
 }
 
 /* ----------------------------------------------------------------- output ---- */
@@ -1021,16 +1034,17 @@ s_who(const sos_peer_t *peer)
 static uint32_t
 s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     msg->n_suspects = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
         sos_core_fd_who_t who = s_who(p);
         if (sos_core_fd_names(txn, p->id, &who, &p->fd, &msg->suspects[msg->n_suspects]))
             msg->n_suspects++;
     }
-    msg->n_suspects = sos_core_fd_suspects_removed(&self->removed_named, sos_mono_ms(),
-                                                   msg->suspects, msg->n_suspects);
+    msg->n_suspects = sos_core_fd_suspects_removed(&g->removed_named, sos_mono_ms(), msg->suspects,
+                                                   msg->n_suspects);
     return msg->n_suspects;
 }
 
@@ -1047,7 +1061,7 @@ static sos_fd_config_t
 s_fd_cfg(const sos_node_t *self)
 {
     return (sos_fd_config_t){.interval_ms = self->cfg.gossip_interval_ms,
-                             .exchange_timeout_ms = self->exchange_timeout_ms,
+                             .exchange_timeout_ms = self->gossip->exchange_timeout_ms,
                              .max_failures = self->cfg.max_failures};
 }
 
@@ -1060,8 +1074,8 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_core_fd_who_t who = s_who(peer);
-    return sos_core_fd_removable(&self->fd, &cfg, &peer->fd, &who, zhashx_size(self->peers_id) + 1,
-                                 now);
+    return sos_core_fd_removable(&self->gossip->fd, &cfg, &peer->fd, &who,
+                                 zhashx_size(self->gossip->peers_id) + 1, now);
 }
 
 /*  How long a new connection may take to come up before its exchange fails: the
@@ -1073,7 +1087,7 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
 static uint64_t
 s_connect_timeout(const sos_node_t *self)
 {
-    return self->exchange_timeout_ms * (1 + self->fd.health);
+    return self->gossip->exchange_timeout_ms * (1 + self->gossip->fd.health);
 }
 
 /*  The deadline of an exchange with peer: its RTO within a floor and the conservative
@@ -1082,7 +1096,7 @@ static uint64_t
 s_exchange_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
-    return sos_fd_exchange_timeout(&self->fd, &cfg, &peer->fd);
+    return sos_fd_exchange_timeout(&self->gossip->fd, &cfg, &peer->fd);
 }
 
 static void
@@ -1093,11 +1107,12 @@ s_success(sos_node_t *self, sos_peer_t *peer)
         sos_log_info("peer %s answers again after %u failures", peer->url, peer->fd.fail_count);
     s_unsuspect(peer);
     if (peer->id_known)
-        sos_fd_probe_end(&self->probes, peer->id); /* a late verdict must not count */
+        sos_fd_probe_end(&self->gossip->probes, peer->id); /* a late verdict must not count */
     peer->ex_fails = 0;
     peer->next_try_mono = 0;
     /*  Its first answer while on probation: a sample that probation workers answer. */
-    sos_probation_outcome(&self->probation, s_on_probation(peer), true, &peer->probation_failed);
+    sos_probation_outcome(&self->gossip->probation, s_on_probation(peer), true,
+                          &peer->probation_failed);
     peer->last_ok = peer->last_seen = sos_now_ms();
     peer->stats_dirty = true;
 }
@@ -1105,24 +1120,25 @@ s_success(sos_node_t *self, sos_peer_t *peer)
 static void
 s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    sos_gossip_t *g = self->gossip;
     sos_txn_t *txn = sos_node_txn(self);
     if (!txn)
         return;
     uint64_t held = 0;
     bool wrote = false;
     sos_rc rc =
-        sos_core_fd_remove(txn, peer->id, sos_now_ms() + self->tombstone_ttl_ms, &held, &wrote);
+        sos_core_fd_remove(txn, peer->id, sos_now_ms() + g->tombstone_ttl_ms, &held, &wrote);
     if (rc) {
         sos_log_error("store: cannot remove worker %s: %s", peer->hex, sos_strerror(rc));
         return;
     }
     if (wrote) {
-        self->digest_dirty = true;
+        g->digest_dirty = true;
         self->pass.wrote = true;
     }
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
-    sos_core_fd_name_removed(&self->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
+    sos_core_fd_name_removed(&g->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
                              sos_mono_ms());
     s_peer_unlist(self, peer);
 }
@@ -1157,6 +1173,7 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
 static void
 s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->retired)
         return;
     uint64_t held = 0;
@@ -1169,8 +1186,8 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_fd_config_t cfg = s_fd_cfg(self);
     sos_core_fd_fail_t out;
     uint64_t now = sos_mono_ms();
-    sos_core_fd_failure(&self->fd, &cfg, &peer->fd, &who, probed, held,
-                        zhashx_size(self->peers_id) + 1, now, &out);
+    sos_core_fd_failure(&g->fd, &cfg, &peer->fd, &who, probed, held, zhashx_size(g->peers_id) + 1,
+                        now, &out);
     if (out.fd == SOS_FD_WITHHELD) {
         /*  Our own loop lags: the answer may well be waiting unread. Blame nobody. */
         self->stats.suspicions_withheld++;
@@ -1180,7 +1197,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     }
     /*  A counted failure of a worker on probation: a sample that one did not answer, once
         per worker and probation (sos_core_sync.c, "Probation"). */
-    sos_probation_outcome(&self->probation, s_on_probation(peer), false, &peer->probation_failed);
+    sos_probation_outcome(&g->probation, s_on_probation(peer), false, &peer->probation_failed);
     if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
@@ -1200,7 +1217,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
             any tombstone of us made before it. Whoever of two nodes removed the other last
             has such a record; the other takes it, exchanges with its signer, and that
             SYNC (a direct sign of life) lifts the signer's tombstone of it. */
-        self->republish = true;
+        g->republish = true;
     }
 }
 
@@ -1254,20 +1271,21 @@ s_probe_helper_ok(const sos_peer_t *p, const sos_peer_t *target)
 static bool
 s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
+    sos_gossip_t *g = self->gossip;
     /*  A peer named a suspect by others is one here too (its suspicion began when it was
         named): its failures count at once, as PROTOCOL.md says. With the view, most nodes
         reach a dead node only over a new short-lived connection, and so would its helpers,
         each waiting out its whole deadline before answering. */
     sos_core_fd_who_t who = s_who(peer);
-    if (!sos_core_fd_probe_first(&self->fd, &peer->fd, &who, self->cfg.probe_helpers))
+    if (!sos_core_fd_probe_first(&g->fd, &peer->fd, &who, self->cfg.probe_helpers))
         return false;
-    if (sos_fd_probe_pending(&self->probes, peer->id))
+    if (sos_fd_probe_pending(&g->probes, peer->id))
         return true; /* one verdict for the failures until it comes */
-    size_t n = zhashx_size(self->peers), n_cand = 0;
+    size_t n = zhashx_size(g->peers), n_cand = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
     if (!cand)
         return false;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers))
         if (n_cand < n && s_probe_helper_ok(p, peer))
             cand[n_cand++] = p;
     uint64_t now = sos_mono_ms();
@@ -1277,7 +1295,7 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         of its own to the time a failure takes to count, not a fixed multiple of the
         interval. */
     uint64_t longest = s_exchange_timeout(self, peer);
-    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&self->probes, peer->id, now) : NULL;
+    sos_fd_probe_t *probe = n_cand ? sos_fd_probe_begin(&g->probes, peer->id, now) : NULL;
     uint32_t k = self->cfg.probe_helpers;
     for (size_t i = 0; probe && i < n_cand && probe->n_helpers < k; i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
@@ -1299,7 +1317,7 @@ s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why)
         return false;
     probe->deadline_mono = now + 2 * longest;
     if (probe->n_helpers == 0) {
-        sos_fd_probe_end(&self->probes, peer->id);
+        sos_fd_probe_end(&g->probes, peer->id);
         return false;
     }
     sos_log_info("exchange with %s failed (%s): asked %u peers to reach it", peer->url, why,
@@ -1313,7 +1331,7 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
 {
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, target, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (!peer || peer->retired)
         return;
     if (!reached) {
@@ -1332,16 +1350,17 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
 static void
 s_help_answer(sos_node_t *self, int i, bool reached)
 {
-    const sos_fd_help_t *h = &self->helps.slot[i];
+    sos_gossip_t *g = self->gossip;
+    const sos_fd_help_t *h = &g->helps.slot[i];
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, h->target, SOS_NODEID_BYTES);
-    if (self->help_routing[i] &&
+    if (g->help_routing[i] &&
         s_probe_seal(self, SOS_MSG_PROBE_ACK, h->requester, h->req_id, h->target, reached))
-        sos_node_reply_now(self, self->help_routing[i], self->buf.data, self->buf.size);
-    zframe_destroy(&self->help_routing[i]);
-    sos_fd_help_end(&self->helps, i);
-    self->help_unsent[i] = false;
-    s_short_release(self, zhashx_lookup(self->peers_id, hex));
+        sos_node_reply_now(self, g->help_routing[i], self->buf.data, self->buf.size);
+    zframe_destroy(&g->help_routing[i]);
+    sos_fd_help_end(&g->helps, i);
+    g->help_unsent[i] = false;
+    s_short_release(self, zhashx_lookup(g->peers_id, hex));
 }
 
 /*  Send the PING of help slot i to target. A connection just opened cannot send before it
@@ -1350,7 +1369,8 @@ s_help_answer(sos_node_t *self, int i, bool reached)
 static void
 s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
 {
-    const sos_fd_help_t *h = &self->helps.slot[i];
+    sos_gossip_t *g = self->gossip;
+    const sos_fd_help_t *h = &g->helps.slot[i];
     if (!target->dealer || target->retired ||
         !s_probe_seal(self, SOS_MSG_PING, target->id, h->ping_id, target->id, false)) {
         s_help_answer(self, i, false);
@@ -1358,10 +1378,10 @@ s_help_ping(sos_node_t *self, int i, sos_peer_t *target)
     }
     uint64_t now = sos_mono_ms();
     if (sos_node_send_now(self, target->dealer, self->buf.data, self->buf.size)) {
-        self->help_unsent[i] = false;
+        g->help_unsent[i] = false;
         target->last_used_mono = now;
-    } else if (now - target->created_mono < self->exchange_timeout_ms)
-        self->help_unsent[i] = true; /* still connecting */
+    } else if (now - target->created_mono < g->exchange_timeout_ms)
+        g->help_unsent[i] = true; /* still connecting */
     else
         s_help_answer(self, i, false);
 }
@@ -1371,12 +1391,13 @@ static void
 s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env, sos_peer_t *from,
                const sos_probe_msg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     uint64_t now = sos_mono_ms();
     double burst = SOS_PROBE_REQ_BURST;
     double rate = burst * 1000.0 / (double)self->cfg.gossip_interval_ms;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, msg->target, SOS_NODEID_BYTES);
-    sos_peer_t *target = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *target = zhashx_lookup(g->peers_id, hex);
     const char *why = NULL;
     if (!from || from->retired || !from->in_dir)
         why = "its sender is no worker we list";
@@ -1386,14 +1407,14 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     else if (!target || target->retired || !target->in_dir || !target->id_known || target == from ||
              memcmp(msg->target, self->id.pk, SOS_NODEID_BYTES) == 0)
         why = "its target is no other worker we list";
-    else if (!sos_endpoint_allowed(target->url, self->allow_private, NULL))
+    else if (!sos_endpoint_allowed(target->url, g->allow_private, NULL))
         why = "its target's endpoint is one we may not connect to";
     int slot = -1;
     uint64_t ping_id = s_random_id();
     if (!why) {
         /*  Our exchange deadline for the target (its RTO): the requester waits twice the
             longest of its own deadlines for the target and for us (s_probe_start). */
-        slot = sos_fd_help_begin(&self->helps, env->sender, msg->req_id, msg->target, ping_id,
+        slot = sos_fd_help_begin(&g->helps, env->sender, msg->req_id, msg->target, ping_id,
                                  now + s_exchange_timeout(self, target));
         if (slot < 0)
             why = "every probe slot is taken, or it repeats one under way";
@@ -1406,8 +1427,8 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
         return;
     }
     self->stats.probes_helped++;
-    self->help_routing[slot] = zframe_dup(*routing_p);
-    self->help_unsent[slot] = false;
+    g->help_routing[slot] = zframe_dup(*routing_p);
+    g->help_unsent[slot] = false;
     /*  On the connection we hold to the target, or on a short-lived one opened for the PING
         within SOS_SHORT_MAX: never by evicting another peer, which a request must not make
         us do. */
@@ -1429,7 +1450,7 @@ s_on_probe_request(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t 
     }
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, env->sender, SOS_NODEID_BYTES);
-    sos_peer_t *from = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *from = zhashx_lookup(self->gossip->peers_id, hex);
     if (env->type == SOS_MSG_PROBE_REQ)
         s_on_probe_req(self, routing_p, env, from, &msg);
     else if (env->type != SOS_MSG_PING)
@@ -1450,7 +1471,7 @@ s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
         return;
     }
     if (env->type == SOS_MSG_PONG) {
-        int slot = sos_fd_help_pong(&self->helps, env->sender, msg.req_id);
+        int slot = sos_fd_help_pong(&self->gossip->helps, env->sender, msg.req_id);
         if (slot < 0)
             sos_node_drop(self, SOS_DROP_UNEXPECTED, "a PONG to no PING of ours");
         else
@@ -1462,8 +1483,8 @@ s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
         return;
     }
     uint8_t target[SOS_NODEID_BYTES];
-    sos_fd_ack_t ack =
-        sos_fd_probe_ack(&self->probes, env->sender, msg.req_id, msg.target, msg.reached, target);
+    sos_fd_ack_t ack = sos_fd_probe_ack(&self->gossip->probes, env->sender, msg.req_id, msg.target,
+                                        msg.reached, target);
     if (ack == SOS_FD_ACK_UNKNOWN) {
         sos_node_drop(self, SOS_DROP_UNEXPECTED, "a probe answer to no probe we asked for");
         return;
@@ -1477,22 +1498,23 @@ s_on_probe_reply(sos_node_t *self, const sos_envelope_t *env)
 static void
 s_probes_tick(sos_node_t *self, uint64_t now)
 {
+    sos_gossip_t *g = self->gossip;
     uint8_t target[SOS_NODEID_BYTES];
-    for (int n = 0; n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&self->probes, now, target); n++)
+    for (int n = 0; n < SOS_FD_PROBES_MAX && sos_fd_probe_expired(&g->probes, now, target); n++)
         s_probe_verdict(self, target, false);
     for (int n = 0; n < SOS_FD_HELPS_MAX; n++) {
-        int i = sos_fd_help_expired(&self->helps, now);
+        int i = sos_fd_help_expired(&g->helps, now);
         if (i < 0)
             break;
         s_help_answer(self, i, false);
     }
     /*  PINGs waiting for their short-lived connection to come up. */
     for (int i = 0; i < SOS_FD_HELPS_MAX; i++) {
-        if (!self->helps.slot[i].used || !self->help_unsent[i])
+        if (!g->helps.slot[i].used || !g->help_unsent[i])
             continue;
         char hex[SOS_NODEID_HEX + 1];
-        sos_hex(hex, self->helps.slot[i].target, SOS_NODEID_BYTES);
-        sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+        sos_hex(hex, g->helps.slot[i].target, SOS_NODEID_BYTES);
+        sos_peer_t *peer = zhashx_lookup(g->peers_id, hex);
         if (peer)
             s_help_ping(self, i, peer);
         else
@@ -1532,6 +1554,7 @@ s_send_step(sos_node_t *self, sos_peer_t *peer, const char *what)
 static void
 s_exchange_start(sos_node_t *self, sos_peer_t *peer)
 {
+    sos_gossip_t *g = self->gossip;
     if (peer->retired)
         return;
     sos_exchange_do_t next = sos_exchange_pick(&peer->ex, peer->dealer != NULL);
@@ -1550,11 +1573,11 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
         return;
     s_digest_hash(self, txn);
     sos_gmsg_t msg = {0};
-    msg.req_id = ++self->next_req_id;
-    memcpy(msg.hash, self->digest_hash, sizeof msg.hash);
-    msg.n_origins = self->digest_n;
+    msg.req_id = ++g->next_req_id;
+    memcpy(msg.hash, g->digest_hash, sizeof msg.hash);
+    msg.n_origins = g->digest_n;
     msg.has_self = true;
-    msg.self = self->self_rec;
+    msg.self = g->self_rec;
     s_suspects(self, txn, &msg);
     /*  Bound to the peer's id; to nobody in particular while an unpinned genesis address has
         not answered under the id we have for it (that id may come from a record anyone
@@ -1603,7 +1626,7 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
     for (uint32_t i = 0; i < n; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, removed[i].origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(self->gossip->peers_id, hex);
         /*  Genesis nodes are never removed, and a peer's word about itself is no report
             (sos_core_fd_named). */
         sos_core_fd_namer_t by = {
@@ -1629,15 +1652,17 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
 
 /*  Compare the peer's digest entries (theirs) with ours (mine: the whole digest, or our
     entries of the buckets the peer covered), and send what the core says it lacks and
-    what we lack of it (sos_core_sync_delta). */
+    what we lack of it (sos_core_sync_delta). mine is borrowed, and may be the digest cache
+    (s_send_delta_whole): it is read only, and only before anything here can change the
+    directory. */
 static void
 s_send_delta(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_digest_entry_t *mine,
              uint32_t n_mine, sos_digest_entry_t *theirs, uint32_t n_theirs)
 {
     sos_delta_out_t out;
     sos_sync_ctx_t ctx = s_sync_ctx(self);
-    if (sos_core_delta_out(&ctx, txn, mine, n_mine, theirs, n_theirs, ++self->next_req_id, &out) !=
-        SOS_OK)
+    if (sos_core_delta_out(&ctx, txn, mine, n_mine, theirs, n_theirs, ++self->gossip->next_req_id,
+                           &out) != SOS_OK)
         goto done;
     s_removed_by_peer(self, txn, peer, out.d.removed, out.d.n_removed);
     if (!s_envelope(self, SOS_MSG_DELTA, peer->id, &out.msg, out.d.batch.wires, out.d.batch.lens,
@@ -1652,10 +1677,21 @@ done:
 }
 
 /*  The peer's whole digest (a SYNC_ACK under SOS_DIGEST_WHOLE_MAX origins): diff it with
-    all of ours. */
+    all of ours. Ours is the cached digest, which answering this SYNC_ACK has just made valid
+    (s_digest_view): in a small network every exchange ends here, and building the digest
+    walks every origin in the store. The diff only reads it: it comes sorted by origin, as
+    sos_digest_diff wants it, and nothing changes the directory before the diff is made.
+    Built afresh only when the cache could not be made (no memory). */
 static void
 s_send_delta_whole(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *theirs)
 {
+    sos_gossip_t *g = self->gossip;
+    s_digest_hash(self, txn);
+    if (!g->digest_dirty) {
+        s_send_delta(self, txn, peer, g->digest_cache, g->digest_n, theirs->digest,
+                     theirs->n_digest);
+        return;
+    }
     uint32_t n_mine = 0;
     sos_digest_entry_t *mine = s_digest_build(self, txn, &n_mine);
     if (mine)
@@ -1669,7 +1705,7 @@ s_send_delta_whole(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_
 static uint32_t
 s_digest_max(const sos_node_t *self)
 {
-    return self->digest_max ? self->digest_max : SOS_DIGEST_MAX;
+    return self->gossip->digest_max ? self->gossip->digest_max : SOS_DIGEST_MAX;
 }
 
 /*  A bucket message that breaks the rules the decoder cannot know (which parts a type
@@ -1708,11 +1744,12 @@ static const uint8_t (*s_sums_fn(void *arg, uint32_t nb))[SOS_DIGEST_HASH_BYTES]
 static sos_digest_view_t
 s_digest_view(sos_node_t *self, sos_txn_t *txn, s_sums_arg_t *arg)
 {
+    sos_gossip_t *g = self->gossip;
     s_digest_hash(self, txn);
     *arg = (s_sums_arg_t){.self = self, .txn = txn};
-    return (sos_digest_view_t){.hash = self->digest_hash,
-                               .n = self->digest_n,
-                               .entries = self->digest_dirty ? NULL : self->digest_cache,
+    return (sos_digest_view_t){.hash = g->digest_hash,
+                               .n = g->digest_n,
+                               .entries = g->digest_dirty ? NULL : g->digest_cache,
                                .sums = s_sums_fn,
                                .sums_arg = arg};
 }
@@ -1745,7 +1782,7 @@ s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *th
     if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
         goto done;
     sos_gmsg_t msg;
-    sos_ack_plan_digest(&plan, ++self->next_req_id, &msg);
+    sos_ack_plan_digest(&plan, ++self->gossip->next_req_id, &msg);
     if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0) ||
         !s_send_step(self, peer, "DIGEST"))
         goto done;
@@ -1835,10 +1872,11 @@ s_check_records(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, sos_pee
     self->stats.verify_skipped += msg->n_records - need;
     if (need && charge && self->cfg.rate_limit) {
         uint64_t now = sos_mono_ms();
-        bool granted = sender ? sos_core_tokens_take(&sender->verify_tokens, &sender->verify_mono,
-                                                     self->cfg.verify_budget, need, now)
-                              : sos_core_tokens_take(&self->verify_tokens, &self->verify_mono,
-                                                     self->cfg.verify_budget, need, now);
+        bool granted =
+            sender ? sos_core_tokens_take(&sender->verify_tokens, &sender->verify_mono,
+                                          self->cfg.verify_budget, need, now)
+                   : sos_core_tokens_take(&self->gossip->verify_tokens, &self->gossip->verify_mono,
+                                          self->cfg.verify_budget, need, now);
         if (!granted) {
             self->stats.verify_refused += need;
             char what[96];
@@ -1878,8 +1916,9 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
     for (uint32_t i = 0; i < msg->n_records; i++)
         if (checks[i] == SOS_CHECK_VERIFY)
             s_apply(self, txn, &msg->records[i], SOS_SRC_DELTA);
-    if (sos_core_sync_settle(self->gaps, txn, msg->records, msg->n_records, checks, sos_mono_ms()))
-        self->digest_dirty = true;
+    if (sos_core_sync_settle(self->gossip->gaps, txn, msg->records, msg->n_records, checks,
+                             sos_mono_ms()))
+        self->gossip->digest_dirty = true;
 }
 
 /* ----------------------------------------------------------------- input ---- */
@@ -1931,7 +1970,7 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         sos_node_drop(self, SOS_DROP_BEFORE_START, "envelope dated before this node started");
         return false;
     }
-    if (sos_replay_check(self->replay, env->nonce, env->timestamp, now) != SOS_OK) {
+    if (sos_replay_check(self->gossip->replay, env->nonce, env->timestamp, now) != SOS_OK) {
         sos_node_drop(self, SOS_DROP_NONCE_REUSED, "envelope nonce seen before");
         return false;
     }
@@ -1952,7 +1991,7 @@ s_check_self(sos_node_t *self, sos_gmsg_t *msg)
         return SOS_ERR_NOMEM;
     }
     sos_rc rc = SOS_OK;
-    if (sos_core_check_record(txn, self->id.pk, self->allow_private, &msg->self, have) ==
+    if (sos_core_check_record(txn, self->id.pk, self->gossip->allow_private, &msg->self, have) ==
         SOS_CHECK_HELD)
         self->stats.verify_skipped++;
     else {
@@ -2001,16 +2040,17 @@ s_apply_self(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const 
 static void
 s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
 {
+    sos_gossip_t *g = self->gossip;
     (void)env;
     sos_fd_config_t cfg = s_fd_cfg(self);
-    sos_fd_refute_t r = sos_fd_refute(&self->fd, &cfg, version, self->self_rec.version,
-                                      self->republish, sos_mono_ms());
+    sos_fd_refute_t r =
+        sos_fd_refute(&g->fd, &cfg, version, g->self_rec.version, g->republish, sos_mono_ms());
     if (r == SOS_FD_REFUTE_OLD)
         return;
     self->stats.suspected++;
     if (r != SOS_FD_REFUTE)
         return;
-    self->republish = true;
+    g->republish = true;
     self->stats.refutations++;
     sos_log_notice("suspected at our version %llu: refuting with a newer record",
                    (unsigned long long)version);
@@ -2020,6 +2060,7 @@ static void
 s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
           const sos_gmsg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     /*  A SYNC bound to nobody (a first SYNC to a genesis endpoint) could be a copy replayed
         from anywhere: it is answered, and nothing more. Its self record is no sign of life
         (it would lift a tombstone), and it may carry no suspects. */
@@ -2028,12 +2069,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         s_apply_self(self, txn, env, msg);
     char sender_hex[SOS_NODEID_HEX + 1];
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
-    sos_peer_t *sender = zhashx_lookup(self->peers_id, sender_hex);
+    sos_peer_t *sender = zhashx_lookup(g->peers_id, sender_hex);
     sos_sync_ctx_t ctx = s_sync_ctx(self);
     for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
-        sos_peer_t *p = zhashx_lookup(self->peers_id, hex);
+        sos_peer_t *p = zhashx_lookup(g->peers_id, hex);
         /*  The suspicion starts here too, and removes nobody until we see it fail. The
             sender confirms it if it is a distinct node (by id prefix), up to K, and one
             that has answered us itself (a listed worker off probation): fresh keys cost
@@ -2050,13 +2091,13 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         kept here, built once per change of the directory, not per SYNC: anyone may send
         SYNCs, and building the digest walks every origin. */
     s_digest_hash(self, txn);
-    sos_digest_view_t mine = {.hash = self->digest_hash,
-                              .n = self->digest_n,
-                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_digest_view_t mine = {.hash = g->digest_hash,
+                              .n = g->digest_n,
+                              .entries = g->digest_dirty ? NULL : g->digest_cache};
     sos_gmsg_t reply;
     sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
-    reply.self = self->self_rec;
+    reply.self = g->self_rec;
     sos_digest_entry_t *digest = NULL;
     if (kind == SOS_ANSWER_SUMS) {
         const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, reply.nb);
@@ -2080,12 +2121,13 @@ static void
 s_on_digest(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
             const sos_gmsg_t *msg)
 {
+    sos_gossip_t *g = self->gossip;
     s_digest_hash(self, txn);
     /*  Without memory for the digest (still dirty), no entries: SOS_ERR_INVALID, and the
         DIGEST goes unanswered; the sender's exchange times out. */
-    sos_digest_view_t mine = {.hash = self->digest_hash,
-                              .n = self->digest_n,
-                              .entries = self->digest_dirty ? NULL : self->digest_cache};
+    sos_digest_view_t mine = {.hash = g->digest_hash,
+                              .n = g->digest_n,
+                              .entries = g->digest_dirty ? NULL : g->digest_cache};
     sos_digest_answer_t a;
     sos_rc rc = sos_core_answer_digest(&mine, msg, s_digest_max(self), &a);
     if (rc == SOS_ERR_MALFORMED)
@@ -2159,7 +2201,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
     }
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, env.sender, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(self->peers_id, hex);
+    sos_peer_t *peer = zhashx_lookup(self->gossip->peers_id, hex);
     if (peer && !sos_envelope_unbound(&env)) {
         peer->last_seen = sos_now_ms();
         peer->stats_dirty = true;
@@ -2310,7 +2352,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);
-        peer = zhashx_lookup(self->peers_id, hex);
+        peer = zhashx_lookup(self->gossip->peers_id, hex);
         if (peer && !peer->retired && peer->ex.state == SOS_EX_WAIT_SYNC_ACK)
             s_on_sync_ack(self, txn, peer, &msg);
     } else if (env.type == SOS_MSG_DIGEST_ACK) {
@@ -2374,7 +2416,7 @@ s_recv_dealer(zloop_t *loop, zsock_t *sock, void *arg)
 void
 sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer)
 {
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p; p = zhashx_next(self->gossip->peers))
         if (p->dealer == dealer) {
             s_recv_dealer(self->loop, dealer, p);
             return;
@@ -2397,11 +2439,12 @@ s_suspect(const sos_peer_t *p)
 static void
 s_view_refill(sos_node_t *self)
 {
-    size_t n = zhashx_size(self->peers), n_cand = 0, n_listed = 0;
+    sos_gossip_t *g = self->gossip;
+    size_t n = zhashx_size(g->peers), n_cand = 0, n_listed = 0;
     sos_peer_t **cand = calloc(n ? n : 1, sizeof *cand);
     if (!cand)
         return;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         if (!p->in_dir || p->retired)
             continue;
         n_listed++;
@@ -2409,15 +2452,15 @@ s_view_refill(sos_node_t *self)
             !s_in_view(self, p))
             cand[n_cand++] = p;
     }
-    if (n_listed > self->view_listed_max) {
-        self->view_listed_max = (uint32_t)n_listed;
-        self->view_grew_round = self->stats.rounds;
+    if (n_listed > g->view_listed_max) {
+        g->view_listed_max = (uint32_t)n_listed;
+        g->view_grew_round = self->stats.rounds;
     }
-    bool settled = self->stats.rounds - self->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
+    bool settled = self->stats.rounds - g->view_grew_round >= SOS_VIEW_SETTLE_ROUNDS;
     uint32_t cap = self->cfg.view_size ? self->cfg.view_size
                                        : sos_core_view_cap(self->cfg.fanout, n_listed + 1);
     uint64_t evicted[SOS_VIEW_MAX];
-    size_t k = sos_core_view_resize(&self->view, cap, NULL, NULL, evicted);
+    size_t k = sos_core_view_resize(&g->view, cap, NULL, NULL, evicted);
     for (size_t i = 0; i < k; i++) {
         /*  Out of the view already: leave it as s_view_leave does. */
         sos_peer_t *p = (sos_peer_t *)(uintptr_t)evicted[i];
@@ -2426,16 +2469,16 @@ s_view_refill(sos_node_t *self)
     }
     /*  Renewal ("Connections"): only when a candidate can take the place, and only a
         member with no exchange under way. */
-    if (k == 0 && n_cand > 0 && self->view.n > 0 && !sos_core_view_room(&self->view)) {
+    if (k == 0 && n_cand > 0 && g->view.n > 0 && !sos_core_view_room(&g->view)) {
         sos_peer_t *old = NULL;
-        for (uint32_t i = 0; i < self->view.n && !old; i++) {
-            sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+        for (uint32_t i = 0; i < g->view.n && !old; i++) {
+            sos_peer_t *p = (sos_peer_t *)(uintptr_t)g->view.peers[i];
             if (settled && p->view_listed * 2 < n_listed && p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
         if (!old && sos_core_uniform(NULL, NULL, SOS_VIEW_RENEW_ONE_IN) == 0) {
-            sos_peer_t *p = (sos_peer_t *)(uintptr_t)
-                                self->view.peers[sos_core_uniform(NULL, NULL, self->view.n)];
+            sos_peer_t *p =
+                (sos_peer_t *)(uintptr_t)g->view.peers[sos_core_uniform(NULL, NULL, g->view.n)];
             if (p->ex.state == SOS_EX_IDLE)
                 old = p;
         }
@@ -2444,7 +2487,7 @@ s_view_refill(sos_node_t *self)
             s_view_leave(self, old, "renewed");
         }
     }
-    for (size_t i = 0; i < n_cand && sos_core_view_room(&self->view); i++) {
+    for (size_t i = 0; i < n_cand && sos_core_view_room(&g->view); i++) {
         size_t j = i + sos_core_uniform(NULL, NULL, (uint32_t)(n_cand - i));
         sos_peer_t *p = cand[j];
         cand[j] = cand[i];
@@ -2454,7 +2497,7 @@ s_view_refill(sos_node_t *self)
         if (!s_peer_open(self, p, false, true))
             continue;
         p->short_conn = false;
-        sos_core_view_add(&self->view, s_handle(p), false, NULL, NULL, NULL);
+        sos_core_view_add(&g->view, s_handle(p), false, NULL, NULL, NULL);
         p->view_listed = (uint32_t)n_listed;
         self->stats.view_joined++;
     }
@@ -2464,16 +2507,17 @@ s_view_refill(sos_node_t *self)
 void
 sos_gossip_round(sos_node_t *self)
 {
+    sos_gossip_t *g = self->gossip;
     self->stats.rounds++;
     /*  Local health (Lifeguard): a round or tick that fires late says that this node's own
         loop lags; each such round raises the score by one, each round on time lowers it. */
     sos_fd_config_t fd_cfg = s_fd_cfg(self);
-    if (sos_fd_round(&self->fd, &fd_cfg, sos_mono_ms()))
+    if (sos_fd_round(&g->fd, &fd_cfg, sos_mono_ms()))
         self->stats.health_late++;
-    if (self->republish) {
+    if (g->republish) {
         sos_txn_t *txn = sos_node_txn(self);
         if (txn) {
-            self->republish = false;
+            g->republish = false;
             s_publish_self(self, txn);
         }
     }
@@ -2487,7 +2531,7 @@ sos_gossip_round(sos_node_t *self)
         (sos_core_round_pick). Listed workers outside the view are left out, but for one
         of them picked at random one round in SOS_VIEW_OUTSIDE_ONE_IN. */
     uint64_t now = sos_mono_ms();
-    size_t n = zhashx_size(self->peers), n_sus = 0, n_probes = 0, n_out = 0;
+    size_t n = zhashx_size(g->peers), n_sus = 0, n_probes = 0, n_out = 0;
     sos_peer_t **peers = calloc(n ? n : 1, sizeof *peers);
     sos_peer_t **outside = calloc(n ? n : 1, sizeof *outside);
     sos_pick_class_t *classes = calloc(n ? n : 1, sizeof *classes);
@@ -2495,7 +2539,7 @@ sos_gossip_round(sos_node_t *self)
     if (!peers || !outside || !classes || !picked)
         goto done;
     size_t k = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p && k < n; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p && k < n; p = zhashx_next(g->peers)) {
         bool suspect = s_suspect(p);
         if (suspect && p->in_dir && !p->is_genesis)
             n_sus++;
@@ -2541,13 +2585,14 @@ done:
 void
 sos_gossip_tick(sos_node_t *self)
 {
+    sos_gossip_t *g = self->gossip;
     sos_gossip_reap(self);
-    self->ticks++;
+    g->ticks++;
     uint64_t now = sos_mono_ms();
     /*  The tick's period as sos_node sets it: a quarter interval, within 20 to 500 ms. */
     uint64_t period = self->cfg.gossip_interval_ms / 4;
     period = period < 20 ? 20 : period > 500 ? 500 : period;
-    if (sos_fd_tick(&self->fd, period, now))
+    if (sos_fd_tick(&g->fd, period, now))
         self->stats.health_late++;
     zlistx_t *late = zlistx_new();
     zlistx_t *connecting = zlistx_new();
@@ -2556,7 +2601,7 @@ sos_gossip_tick(sos_node_t *self)
     zlistx_t *shorts = zlistx_new();
     if (!late || !connecting || !idle || !expired || !shorts)
         goto done;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
             timeout may end between two exchanges. */
         if (p->ex.state == SOS_EX_IDLE && s_removable(self, p, now))
@@ -2582,7 +2627,7 @@ sos_gossip_tick(sos_node_t *self)
         snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fd.fail_count,
                  (unsigned long long)(now - p->fd.suspect_mono));
         s_remove_worker(self, p, why);
-        self->republish = true; /* as in s_failure */
+        g->republish = true; /* as in s_failure */
     }
     for (sos_peer_t *p = zlistx_first(connecting); p; p = zlistx_next(connecting))
         s_exchange_start(self, p);
@@ -2605,7 +2650,8 @@ void
 sos_gossip_flush_stats(sos_node_t *self)
 {
     sos_txn_t *txn = NULL;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
+    for (sos_peer_t *p = zhashx_first(self->gossip->peers); p;
+         p = zhashx_next(self->gossip->peers)) {
         if (!p->stats_dirty || !p->in_dir || !p->id_known)
             continue;
         if (!txn)
@@ -2641,8 +2687,8 @@ sos_gossip_push_rumors(sos_node_t *self)
         s_send_fits). The envelope adds its header, signature and ids to the body. */
     size_t n_pick = 0, size = self->buf2.size + 256;
     sos_peer_t *pick[SOS_VIEW_MAX];
-    for (uint32_t i = 0; i < self->view.n; i++) {
-        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->view.peers[i];
+    for (uint32_t i = 0; i < self->gossip->view.n; i++) {
+        sos_peer_t *p = (sos_peer_t *)(uintptr_t)self->gossip->view.peers[i];
         if (!p->in_dir || !p->id_known || p->fd.fail_count || p == pass->rumor_from || !p->dealer ||
             p->retired)
             continue;
@@ -2667,7 +2713,114 @@ sos_gossip_push_rumors(sos_node_t *self)
     }
 }
 
+/* ----------------------------------------------------------------- status ---- */
+
+int
+sos_gossip_foreach_peer(sos_node_t *self, sos_gossip_peer_fn *fn, void *arg)
+{
+    zhashx_t *peers = self->gossip->peers;
+    for (sos_peer_t *p = zhashx_first(peers); p; p = zhashx_next(peers)) {
+        int rc = fn(arg, p);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+sos_peer_t *
+sos_gossip_peer_find(sos_node_t *self, const char *id_hex)
+{
+    return zhashx_lookup(self->gossip->peers_id, id_hex);
+}
+
+void
+sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out)
+{
+    sos_gossip_t *g = self->gossip;
+    *out = (sos_gossip_status_t){
+        .peers = zhashx_size(g->peers),
+        .record_version = g->my_version,
+        .health = g->fd.health,
+        .connections_open = g->n_open,
+        .connections_view = g->view.n,
+        .connections_short = s_short_count(self, NULL),
+        .connections_short_max = SOS_SHORT_MAX,
+        .view_size = g->view.n,
+        .view_cap = g->view.cap,
+        .gaps = sos_gaps_size(g->gaps),
+        .workers_probation = s_probation_count(self),
+        .probation_cap = sos_probation_cap(self->cfg.max_workers, &g->probation),
+        .probation_samples = g->probation.n,
+        .probation_answered = sos_probation_answered(&g->probation),
+        .probation_share_pct = (uint64_t)(sos_probation_share(&g->probation) * 100),
+    };
+}
+
 /* ------------------------------------------------------------ start, stop ---- */
+
+sos_gossip_t *
+sos_gossip_new(sos_node_t *node)
+{
+    sos_gossip_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->peers = zhashx_new();
+    self->peers_id = zhashx_new();
+    self->retired = zlistx_new();
+    uint64_t interval = node->cfg.gossip_interval_ms;
+    self->gaps = sos_gaps_new(interval, SOS_GAPS_MAX);
+    self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
+    if (!self->peers || !self->peers_id || !self->retired || !self->gaps || !self->replay) {
+        sos_gossip_destroy(&self);
+        return NULL;
+    }
+    self->digest_dirty = true;
+    /*  An exchange may take two intervals, within 0.5 to 5 s. */
+    self->exchange_timeout_ms = interval * 2 < 500    ? 500
+                                : interval * 2 > 5000 ? 5000
+                                                      : interval * 2;
+    /*  A tombstone outlives the time the rest of the network needs to remove the same
+        worker by far: an hour, or more with slow rounds. */
+    self->tombstone_ttl_ms = 3600 * 1000;
+    if (interval * node->cfg.max_failures * 20 > self->tombstone_ttl_ms)
+        self->tombstone_ttl_ms = interval * node->cfg.max_failures * 20;
+    return self;
+}
+
+void
+sos_gossip_destroy(sos_gossip_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sos_gossip_t *self = *self_p;
+    /*  The node is going: no reader of the peers' sockets runs any more, so the peers are
+        freed here, retired or not (see "Peers"). */
+    if (self->peers) {
+        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+            sos_peer_destroy(&p);
+        zhashx_destroy(&self->peers);
+    }
+    zhashx_destroy(&self->peers_id);
+    if (self->retired) {
+        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired))
+            sos_peer_destroy(&p);
+        zlistx_destroy(&self->retired);
+    }
+    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
+        zframe_destroy(&self->help_routing[i]); /* requesters of probes still under way */
+    sos_gaps_destroy(&self->gaps);
+    sos_replay_destroy(&self->replay);
+    free(self->digest_cache);
+    free(self->sums_cache);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+sos_gossip_dirty(sos_node_t *self)
+{
+    self->gossip->digest_dirty = true;
+}
 
 typedef struct {
     sos_node_t *node;
@@ -2703,7 +2856,7 @@ sos_gossip_start(sos_node_t *self)
         sos_log_warning("advertised endpoint %s is not tcp://IP:PORT with a literal address: "
                         "other nodes refuse records that name it",
                         self->cfg.advertise);
-    self->allow_private = self->cfg.allow_private_endpoints || !own_public;
+    self->gossip->allow_private = self->cfg.allow_private_endpoints || !own_public;
     /*  For tests only: a lower cap on the entries of one DIGEST_ACK, so that a test makes a
         bucket too large for one answer with a hundred keys instead of 8,193 ground ones.
         Nodes with different caps still understand each other (an answer is checked against
@@ -2716,7 +2869,7 @@ sos_gossip_start(sos_node_t *self)
             sos_log_error("SOS_TEST_DIGEST_MAX=%s: give 1..%d", cap, SOS_DIGEST_MAX);
             return SOS_ERR_INVALID;
         }
-        self->digest_max = (uint32_t)v;
+        self->gossip->digest_max = (uint32_t)v;
         sos_log_warning("SOS_TEST_DIGEST_MAX: a DIGEST_ACK carries at most %lu entries (for "
                         "tests only)",
                         v);
@@ -2725,10 +2878,11 @@ sos_gossip_start(sos_node_t *self)
         self->cfg.verify_budget = SOS_BATCH_MAX;
     if (self->cfg.max_peer_connections < 8)
         self->cfg.max_peer_connections = 8; /* a config not made by sos_config_defaults */
-    if (self->allow_private != self->cfg.allow_private_endpoints)
+    if (self->gossip->allow_private != self->cfg.allow_private_endpoints)
         sos_log_info("records may name private addresses: this node advertises one");
-    sos_core_view_init(&self->view, self->cfg.view_size ? self->cfg.view_size
-                                                        : sos_core_view_cap(self->cfg.fanout, 1));
+    sos_core_view_init(&self->gossip->view, self->cfg.view_size
+                                                ? self->cfg.view_size
+                                                : sos_core_view_cap(self->cfg.fanout, 1));
     /*  Genesis addresses first, so that directory workers at those addresses are tagged. */
     for (uint32_t i = 0; i < self->cfg.n_genesis; i++) {
         const sos_genesis_t *g = &self->cfg.genesis[i];
@@ -2756,7 +2910,7 @@ sos_gossip_start(sos_node_t *self)
         sos_node_pass_end(self);
         return rc;
     }
-    self->my_version = version;
+    self->gossip->my_version = version;
     /*  Envelopes dated before this start may have been accepted by the previous run, whose
         nonce cache is gone: refuse them all. The start is the time taken before the public
         endpoint was bound (sos_node.c), since peers may send as soon as it is, well before
@@ -2790,7 +2944,7 @@ sos_gossip_start(sos_node_t *self)
     sos_dir_counts(txn, &workers, &rooms, NULL);
     sos_log_notice("directory: %llu workers, %llu rooms; record version %llu",
                    (unsigned long long)workers, (unsigned long long)rooms,
-                   (unsigned long long)self->my_version);
+                   (unsigned long long)self->gossip->my_version);
     self->pass.n_rumors = 0; /* the first round carries our record */
     sos_node_pass_end(self);
     return SOS_OK;
@@ -2804,16 +2958,17 @@ sos_gossip_start(sos_node_t *self)
 void
 sos_gossip_stop(sos_node_t *self)
 {
+    sos_gossip_t *g = self->gossip;
     sos_gmsg_t msg = {0};
     msgpack_sbuffer_clear(&self->buf2);
     if (sos_gmsg_encode(&self->buf2, &msg, NULL, NULL, 0) != SOS_OK)
         return;
-    size_t n = zhashx_size(self->peers), n_to = 0, n_view = 0;
+    size_t n = zhashx_size(g->peers), n_to = 0, n_view = 0;
     sos_peer_t **to = calloc(n ? n : 1, sizeof *to);
     if (!to)
         return;
     /*  A LEAVE must be bound to its receiver: workers and genesis nodes whose id we know. */
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers))
         if ((p->in_dir || p->is_genesis) && p->id_known && !p->retired && n_to < n)
             to[n_to++] = p;
     /*  The view's members first, then the others at random. */

@@ -181,6 +181,16 @@ sos_node_send_now(sos_node_t *self, zsock_t *sock, const void *data, size_t size
     return sent;
 }
 
+/*  A peer marked read_again (sos_gossip_foreach_peer): stops the walk at the first. */
+static int
+s_peer_marked(void *arg, sos_peer_t *peer)
+{
+    if (!peer->read_again)
+        return 0;
+    *(sos_peer_t **)arg = peer;
+    return 1;
+}
+
 static int
 s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
 {
@@ -191,20 +201,16 @@ s_dealers_again_fn(zloop_t *loop, int timer_id, void *arg)
         that other sockets and timers get theirs in between. */
     for (int n = 0; n < 32; n++) {
         sos_peer_t *next = NULL;
-        for (sos_peer_t *p = zhashx_first(self->peers); p && !next; p = zhashx_next(self->peers))
-            if (p->read_again)
-                next = p;
+        sos_gossip_foreach_peer(self, s_peer_marked, &next);
         if (!next)
             return 0;
         next->read_again = false;
         if (sos_peer_read(next, loop) < 0)
             return -1;
     }
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers))
-        if (p->read_again) {
-            sos_node_read_again(self);
-            break;
-        }
+    sos_peer_t *next = NULL;
+    if (sos_gossip_foreach_peer(self, s_peer_marked, &next))
+        sos_node_read_again(self);
     return 0;
 }
 
@@ -225,23 +231,38 @@ sos_node_read_again(sos_node_t *self)
     s_soon(self, &self->dealers_again, s_dealers_again_fn, "the peers' connections");
 }
 
+/*  Mark the peer read_again if its DEALER was sent on and has input waiting
+    (sos_gossip_foreach_peer, from sos_node_dealers_check). */
+typedef struct {
+    sos_node_t *node;
+    bool again; /* a peer was marked */
+} s_check_t;
+
+static int
+s_dealer_check(void *arg, sos_peer_t *p)
+{
+    s_check_t *c = arg;
+    sos_node_t *self = c->node;
+    if (!p->dealer || p->item.fd < 0)
+        return 0;
+    bool sent = self->dealers_sent_many;
+    for (size_t i = 0; i < self->n_dealers_sent && !sent; i++)
+        sent = self->dealers_sent[i] == p->dealer;
+    if (sent && (zsock_events(p->dealer) & ZMQ_POLLIN)) {
+        p->read_again = true;
+        c->again = true;
+    }
+    return 0;
+}
+
 void
 sos_node_dealers_check(sos_node_t *self)
 {
     if (!self->n_dealers_sent && !self->dealers_sent_many)
         return;
-    bool again = false;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if (!p->dealer || p->item.fd < 0)
-            continue;
-        bool sent = self->dealers_sent_many;
-        for (size_t i = 0; i < self->n_dealers_sent && !sent; i++)
-            sent = self->dealers_sent[i] == p->dealer;
-        if (sent && (zsock_events(p->dealer) & ZMQ_POLLIN)) {
-            p->read_again = true;
-            again = true;
-        }
-    }
+    s_check_t c = {.node = self};
+    sos_gossip_foreach_peer(self, s_dealer_check, &c);
+    bool again = c.again;
     self->n_dealers_sent = 0;
     self->dealers_sent_many = false;
     if (again)
@@ -363,7 +384,7 @@ sos_node_pass_end(sos_node_t *self)
         if (rc) {
             committed = false;
             self->stats.commit_failures++;
-            self->digest_dirty = true;
+            sos_gossip_dirty(self);
             sos_log_error("store: commit failed: %s; %zu replies fail", sos_strerror(rc),
                           pass->n_out);
             snprintf(why, sizeof why, "the node could not write to its store: %s",
@@ -453,6 +474,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     if (txn)
         sos_dir_counts(txn, &workers, &rooms, &origins);
     sos_stats_t *st = &self->stats;
+    sos_gossip_status_t gs;
+    sos_gossip_status(self, &gs);
     msgpack_sbuffer_clear(&self->buf);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &self->buf, msgpack_sbuffer_write);
@@ -469,8 +492,8 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "workers", workers);
     sos_mp_pack_kv_uint(&pk, "rooms", rooms);
     sos_mp_pack_kv_uint(&pk, "origins", origins);
-    sos_mp_pack_kv_uint(&pk, "peers", zhashx_size(self->peers));
-    sos_mp_pack_kv_uint(&pk, "record_version", self->my_version);
+    sos_mp_pack_kv_uint(&pk, "peers", gs.peers);
+    sos_mp_pack_kv_uint(&pk, "record_version", gs.record_version);
     sos_mp_pack_kv_uint(&pk, "gossip_interval_ms", self->cfg.gossip_interval_ms);
     sos_mp_pack_str(&pk, "connections");
     msgpack_pack_map(&pk, 3);
@@ -484,8 +507,6 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
     sos_mp_pack_kv_uint(&pk, "connection_budget", SOS_OUT_CONN_BYTES);
     sos_mp_pack_kv_uint(&pk, "total_budget", SOS_OUT_TOTAL_BYTES);
     sos_mp_pack_str(&pk, "gossip");
-    uint32_t conn_view = 0, conn_short = 0, conn_short_max = 0;
-    sos_gossip_connections(self, &conn_view, &conn_short, &conn_short_max);
     struct {
         const char *name;
         uint64_t value;
@@ -516,7 +537,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"digests_pieces", st->digests_pieces},
         {"refutations", st->refutations},
         {"health_late", st->health_late},
-        {"health", self->fd.health},
+        {"health", gs.health},
         {"probes_sent", st->probes_sent},
         {"probes_answered", st->probes_answered},
         {"probe_saves", st->probe_saves},
@@ -530,12 +551,12 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"sends", st->sends},
         {"send_dups", st->send_dups},
         {"msgid_tables_dropped", st->msgid_tables_dropped},
-        {"connections_open", self->n_open},
-        {"connections_view", conn_view},
-        {"connections_short", conn_short},
-        {"connections_short_max", conn_short_max},
-        {"view_size", self->view.n},
-        {"view_cap", self->view.cap},
+        {"connections_open", gs.connections_open},
+        {"connections_view", gs.connections_view},
+        {"connections_short", gs.connections_short},
+        {"connections_short_max", gs.connections_short_max},
+        {"view_size", gs.view_size},
+        {"view_cap", gs.view_cap},
         {"view_joined", st->view_joined},
         {"view_left", st->view_left},
         {"view_renewed", st->view_renewed},
@@ -549,17 +570,17 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"connections_closed", st->connections_closed},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},
-        {"gaps", sos_gaps_size(self->gaps)},
+        {"gaps", gs.gaps},
         {"gaps_dropped", st->gaps_dropped},
         {"signature_verifications", st->verifications},
         {"verify_skipped", st->verify_skipped},
         {"verify_refused", st->verify_refused},
-        {"workers_probation", sos_gossip_probation(self)},
+        {"workers_probation", gs.workers_probation},
         {"probation_refused", st->probation_refused},
-        {"probation_cap", sos_probation_cap(self->cfg.max_workers, &self->probation)},
-        {"probation_samples", self->probation.n},
-        {"probation_answered", sos_probation_answered(&self->probation)},
-        {"probation_share_pct", (uint64_t)(sos_probation_share(&self->probation) * 100)},
+        {"probation_cap", gs.probation_cap},
+        {"probation_samples", gs.probation_samples},
+        {"probation_answered", gs.probation_answered},
+        {"probation_share_pct", gs.probation_share_pct},
         {"room_conflicts", st->merges[SOS_MERGE_CONTESTED]},
         {"refused_rate", st->refused_rate},
         {"refused_pending", st->refused_pending},
@@ -646,27 +667,38 @@ s_each_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *loca
     l->count++;
     char hex[SOS_NODEID_HEX + 1];
     sos_hex(hex, rec->origin, SOS_NODEID_BYTES);
-    sos_peer_t *peer = zhashx_lookup(l->node->peers_id, hex);
+    sos_peer_t *peer = sos_gossip_peer_find(l->node, hex);
     s_pack_worker(l, hex, rec->url, rec->http_url, rec->version, local, peer);
     return 0;
 }
 
 /*  Genesis nodes are always listed, also before their first answer (when only their address,
     and perhaps a pinned id, is known). */
+typedef struct {
+    s_list_t *l; /* NULL: count only */
+    uint32_t n;
+} s_genesis_t;
+
+static int
+s_genesis_each(void *arg, sos_peer_t *p)
+{
+    s_genesis_t *g = arg;
+    if (!p->is_genesis || p->in_dir)
+        return 0;
+    g->n++;
+    if (g->l) {
+        sos_worker_local_t local = {0};
+        s_pack_worker(g->l, p->pinned ? p->hex : "", p->url, "", 0, &local, p);
+    }
+    return 0;
+}
+
 static uint32_t
 s_pending_genesis(sos_node_t *self, s_list_t *l)
 {
-    uint32_t n = 0;
-    for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-        if (!p->is_genesis || p->in_dir)
-            continue;
-        n++;
-        if (l) {
-            sos_worker_local_t local = {0};
-            s_pack_worker(l, p->pinned ? p->hex : "", p->url, "", 0, &local, p);
-        }
-    }
-    return n;
+    s_genesis_t g = {.l = l};
+    sos_gossip_foreach_peer(self, s_genesis_each, &g);
+    return g.n;
 }
 
 static void
@@ -1080,10 +1112,38 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
     sos_txn_t *txn = sos_node_txn(self);
     uint32_t removed = 0;
     if (txn && sos_dir_tombstone_sweep(txn, sos_now_ms(), &removed) == SOS_OK && removed) {
-        self->digest_dirty = true;
+        sos_gossip_dirty(self);
         sos_log_info("%u tombstones expired", removed);
     }
     sos_node_pass_end(self);
+    return 0;
+}
+
+/*  The open DEALERs of the peers (sos_gossip_foreach_peer): counted, or gathered into socks
+    up to cap. */
+typedef struct {
+    zsock_t **socks;
+    size_t cap;
+    size_t n;
+} s_socks_t;
+
+static int
+s_count_dealer(void *arg, sos_peer_t *p)
+{
+    s_socks_t *d = arg;
+    if (p->dealer)
+        d->n++;
+    return 0;
+}
+
+static int
+s_add_dealer(void *arg, sos_peer_t *p)
+{
+    s_socks_t *d = arg;
+    if (d->n == d->cap)
+        return 1;
+    if (p->dealer)
+        d->socks[d->n++] = p->dealer;
     return 0;
 }
 
@@ -1105,7 +1165,9 @@ sos_node_step(sos_node_t *self, sos_node_step_t step, int timeout_ms)
     case SOS_STEP_INPUT:
         break;
     }
-    size_t cap = 3 + zhashx_size(self->peers), n = 0;
+    s_socks_t dealers = {0};
+    sos_gossip_foreach_peer(self, s_count_dealer, &dealers);
+    size_t cap = 3 + dealers.n, n = 0;
     zmq_pollitem_t *items = calloc(cap, sizeof *items);
     zsock_t **socks = calloc(cap, sizeof *socks);
     int handled = -1;
@@ -1116,9 +1178,9 @@ sos_node_step(sos_node_t *self, sos_node_step_t step, int timeout_ms)
         socks[n++] = sos_gate_zap(self->gate);
         socks[n++] = sos_gate_monitor(self->gate);
     }
-    for (sos_peer_t *p = zhashx_first(self->peers); p && n < cap; p = zhashx_next(self->peers))
-        if (p->dealer)
-            socks[n++] = p->dealer;
+    dealers = (s_socks_t){.socks = socks + n, .cap = cap - n};
+    sos_gossip_foreach_peer(self, s_add_dealer, &dealers);
+    n += dealers.n;
     for (size_t i = 0; i < n; i++)
         items[i] = (zmq_pollitem_t){.socket = zsock_resolve(socks[i]), .events = ZMQ_POLLIN};
     if (zmq_poll(items, (int)n, timeout_ms) < 0)
@@ -1208,33 +1270,17 @@ sos_node_new(const sos_config_t *cfg, sos_rc *rc_p, char *why, size_t why_size)
     self->start_floor_ms = sos_now_ms(); /* before the bind: see sos_gossip_start */
     msgpack_sbuffer_init(&self->buf);
     msgpack_sbuffer_init(&self->buf2);
-    uint64_t interval = cfg->gossip_interval_ms;
-    /*  An exchange may take two intervals, within 0.5 to 5 s. */
-    self->exchange_timeout_ms = interval * 2 < 500    ? 500
-                                : interval * 2 > 5000 ? 5000
-                                                      : interval * 2;
-    /*  A tombstone outlives the time the rest of the network needs to remove the same
-        worker by far: an hour, or more with slow rounds. */
-    self->tombstone_ttl_ms = 3600 * 1000;
-    if (interval * cfg->max_failures * 20 > self->tombstone_ttl_ms)
-        self->tombstone_ttl_ms = interval * cfg->max_failures * 20;
-    self->peers = zhashx_new();
-    self->peers_id = zhashx_new();
-    self->gaps = sos_gaps_new(interval, SOS_GAPS_MAX);
-    self->retired = zlistx_new();
-    self->replay = sos_replay_new(65536, SOS_REPLAY_WINDOW_MS);
+    self->gossip = sos_gossip_new(self);
     self->budget = sos_budget_new(SOS_OUT_CONN_BYTES, SOS_OUT_TOTAL_BYTES);
     self->pass.woken_rooms = zlistx_new();
     self->pass.lost_rooms = zlistx_new();
-    if (!self->peers || !self->peers_id || !self->gaps || !self->retired || !self->replay ||
-        !self->budget || !self->pass.woken_rooms || !self->pass.lost_rooms)
+    if (!self->gossip || !self->budget || !self->pass.woken_rooms || !self->pass.lost_rooms)
         goto fail;
     zlistx_set_destructor(self->pass.lost_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.lost_rooms, (zlistx_duplicator_fn *)strdup);
     zlistx_set_destructor(self->pass.woken_rooms, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(self->pass.woken_rooms, (zlistx_duplicator_fn *)strdup);
     zlistx_set_comparator(self->pass.woken_rooms, (zlistx_comparator_fn *)strcmp);
-    self->digest_dirty = true;
 
     rc = s_open(self, why, why_size);
     if (rc)
@@ -1380,27 +1426,9 @@ sos_node_destroy(sos_node_t **self_p)
     sos_http_destroy(&self->http);
     sos_rooms_destroy(&self->rooms);
     zloop_destroy(&self->loop);
-    if (self->peers) {
-        for (sos_peer_t *p = zhashx_first(self->peers); p; p = zhashx_next(self->peers)) {
-            zsock_destroy(&p->dealer);
-            free(p);
-        }
-        zhashx_destroy(&self->peers);
-    }
-    zhashx_destroy(&self->peers_id);
-    if (self->retired) {
-        for (sos_peer_t *p = zlistx_first(self->retired); p; p = zlistx_next(self->retired)) {
-            zsock_destroy(&p->dealer);
-            free(p);
-        }
-        zlistx_destroy(&self->retired);
-    }
-    sos_gaps_destroy(&self->gaps);
-    free(self->digest_cache);
-    free(self->sums_cache);
+    sos_gossip_destroy(&self->gossip);
     sos_gate_destroy(&self->gate); /* before the router it watches: see sos_gate.h */
     zsock_destroy(&self->router);
-    sos_replay_destroy(&self->replay);
     if (self->pass.txn)
         sos_txn_abort(&self->pass.txn);
     zlistx_destroy(&self->pass.woken_rooms);
@@ -1410,8 +1438,6 @@ sos_node_destroy(sos_node_t **self_p)
         sos_budget_free(&self->pass.out[i].data);
     }
     free(self->pass.out);
-    for (int i = 0; i < SOS_FD_HELPS_MAX; i++)
-        zframe_destroy(&self->help_routing[i]); /* requesters of probes still under way */
     /*  After the sockets: frames libzmq still holds keep what they need alive. */
     sos_budget_destroy(&self->budget);
     free(self->pass.rumor_wires);

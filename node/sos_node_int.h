@@ -1,5 +1,10 @@
-/*  sos_node_int.h: the node's internal state, shared by sos_node.c (reactor, passes,
-    client requests), sos_gossip.c (peers and exchanges) and sos_rooms.c (owned rooms). */
+/*  sos_node_int.h: the node's internal state and the calls between its modules. Who owns
+    what: the node (sos_node.c) is the reactor and the adapter to the outside, owning the
+    sockets and loop, the output budgets, the pass (its LMDB transaction and queued output)
+    and the counters (sos_stats_t); gossip (sos_gossip.c, its state in sos_gossip_t, defined
+    in sos_gossip_int.h) owns the peers and every piece of gossip state, which others reach
+    only through the sos_gossip_ functions below; rooms (sos_rooms.c, sos_rooms_t) owns the
+    rooms. */
 #ifndef SOS_NODE_INT_H
 #define SOS_NODE_INT_H
 
@@ -235,9 +240,12 @@ typedef struct {
 } sos_pass_t;
 
 typedef struct _sos_rooms_t sos_rooms_t;
+typedef struct _sos_gossip_t sos_gossip_t; /* sos_gossip_int.h: seen by sos_gossip.c only */
 
 #define SOS_SENT_MAX 16 /* DEALERs remembered as sent on in one pass */
 
+/*  The node: what its reactor needs itself. Gossip's state is in gossip (opaque here),
+    the rooms' in rooms. */
 struct _sos_node_t {
     sos_config_t cfg;
     sos_identity_t id;
@@ -249,57 +257,11 @@ struct _sos_node_t {
     uint32_t max_connections; /* cfg's, lowered to fit the open files limit */
     zloop_t *loop;
     int round_timer;
-    zhashx_t *peers;      /* url -> sos_peer_t (owned) */
-    zhashx_t *peers_id;   /* id hex -> sos_peer_t (borrowed) */
-    zlistx_t *retired;    /* sos_peer_t (owned) out of the tables, to free at the next tick */
-    size_t n_open;        /* peers with an open DEALER */
-    uint64_t ticks;       /* sos_gossip_tick calls: retired peers are freed a tick later */
-    double verify_tokens; /* the verification budget shared by senders that are no peers */
-    uint64_t verify_mono;
-    bool allow_private; /* records may name non-public addresses (see sos_gossip_start) */
-    sos_replay_t *replay;
-    uint64_t my_version;           /* this node's record counter */
-    sos_record_t self_rec;         /* our record as committed: what SYNCs carry */
-    sos_record_t self_rec_pending; /* signed in this pass; becomes self_rec on commit */
-    bool self_rec_pending_set;
-    uint64_t next_req_id;
     uint64_t start_mono;
-    uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising) */
-    uint64_t exchange_timeout_ms;
-    uint64_t tombstone_ttl_ms;
-    sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
-    bool digest_dirty;
-    bool republish; /* re-sign our worker record at the next round (see s_failure) */
-    sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
-
-    /* indirect probes (sos_fd.h, sos_gossip.c): those we wait on, the PINGs we run for
-       others, and each one's requester (help_routing[i], owned, NULL for a free slot) */
-    sos_fd_probes_t probes;
-    sos_fd_helps_t helps;
-    zframe_t *help_routing[SOS_FD_HELPS_MAX];
-    bool help_unsent[SOS_FD_HELPS_MAX]; /* its PING waits for a short-lived connection */
-
-    /* the active view (sos_core_view.h): peers kept connected for rounds and rumors, as
-       handles (uintptr_t) of sos_peer_t, each with its DEALER open; any other open DEALER
-       is short-lived (sos_gossip.c, "Connections") */
-    sos_core_view_t view;
-    uint32_t view_listed_max; /* the most workers listed at a round so far (renewal) */
-    uint64_t view_grew_round; /* the round at which that grew last */
-    /* workers removed here lately, still named as suspects in SYNCs (sos_gossip.c,
-       s_suspects): id, the version removed, until when (mono ms; 0: a free slot) */
-    sos_core_fd_removed_t removed_named;
-    /* probation's measure: outcomes of first exchanges with workers on probation, which set
-       how many may be at once (sos_core_sync.h, sos_probation_cap) */
-    sos_probation_t probation;
-
-    uint8_t digest_hash[SOS_DIGEST_HASH_BYTES];
-    uint32_t digest_n;
-    sos_digest_entry_t *digest_cache; /* the digest_n entries digest_hash was made of */
-    uint32_t sums_nb; /* the bucket count sums_cache holds (0: none; reset with the digest) */
-    uint8_t (*sums_cache)[SOS_DIGEST_HASH_BYTES]; /* digest_cache's bucket sums, sums_nb */
-    uint32_t digest_max; /* digest entries a DIGEST_ACK carries: SOS_DIGEST_MAX, lowered only
-                            by tests (SOS_TEST_DIGEST_MAX, sos_gossip_start) */
+    uint64_t start_floor_ms; /* envelopes dated before it are refused (wall ms, kept rising;
+                                set before the bind, raised by sos_gossip_start) */
     sos_pass_t pass;
+    sos_gossip_t *gossip; /* peers and gossip state (sos_gossip.c) */
     sos_rooms_t *rooms;
     sos_stats_t stats;
     msgpack_sbuffer buf;  /* scratch for encoding */
@@ -367,7 +329,21 @@ bool sos_node_reply_now(sos_node_t *self, const zframe_t *routing, const void *d
 
 /* --- sos_gossip.c ------------------------------------------------------------------ */
 
+/*  Gossip's state (sos_gossip_int.h) for node (borrowed: it must outlive the object), with
+    empty peer tables and a digest to build. NULL without memory. */
+sos_gossip_t *sos_gossip_new(sos_node_t *node);
+/*  Free gossip's state, its peers (retired ones too) and their DEALERs. NULL-safe; nulls
+    the caller's pointer. Called by the node's destroy, after the reactor's loop is gone. */
+void sos_gossip_destroy(sos_gossip_t **self_p);
+/*  The directory changed outside gossip (a room expired, tombstones swept, a commit
+    failed): the digest is built anew before it is next used. */
+void sos_gossip_dirty(sos_node_t *self);
+/*  Begin gossip (once, after sos_gossip_new and before the loop runs): the genesis peers,
+    the directory's workers as peers, our record signed anew, in a pass of its own. SOS_OK;
+    SOS_ERR_NOMEM, SOS_ERR_INVALID (a bad SOS_TEST_DIGEST_MAX), or the store's error. */
 sos_rc sos_gossip_start(sos_node_t *self);
+/*  Tell the view's members and some other workers that this node leaves (LEAVE), inside a
+    pass, when the loop has ended. The state stays until sos_gossip_destroy. */
 void sos_gossip_stop(sos_node_t *self);
 /*  An envelope frame received on the ROUTER (from a peer's DEALER). */
 void sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame,
@@ -380,8 +356,6 @@ void sos_gossip_on_dealer(sos_node_t *self, zsock_t *dealer);
 void sos_gossip_flush_stats(sos_node_t *self);
 /*  Sign a record as this node (next version of the counter), store it, push it. */
 sos_rc sos_gossip_publish(sos_node_t *self, sos_record_t *rec);
-/*  Workers listed that this node never exchanged with successfully (see "Probation"). */
-uint32_t sos_gossip_probation(sos_node_t *self);
 /*  Send queued rumors (called by pass_end after a commit). */
 void sos_gossip_push_rumors(sos_node_t *self);
 /*  The end of a pass: committed says whether its transaction committed. Peers whose
@@ -401,11 +375,41 @@ sos_peer_t *sos_gossip_peer_for_url(sos_node_t *self, const char *url, const cha
     at once, instead of after ZeroMQ's reconnect backoff, if it is older than min_age_ms and
     no exchange is under way on it. The peer stays borrowed; it may be left closed. */
 void sos_gossip_peer_redial(sos_node_t *self, sos_peer_t *peer, uint64_t min_age_ms);
-/*  Open DEALERs by role, for `status`: *view those of the active view, *gossip the
-    short-lived ones of gossip (exchanges outside the view, probes, PINGs), at most
-    *gossip_max at once; the rest (n_open - view - gossip) are held for forwards. */
-void sos_gossip_connections(sos_node_t *self, uint32_t *view, uint32_t *gossip,
-                            uint32_t *gossip_max);
+/*  Called for each peer in the table (retired ones are out of it) by
+    sos_gossip_foreach_peer; non-zero stops the walk. The peer is borrowed until the end of
+    the pass; fn must not add, retire or free peers. */
+typedef int(sos_gossip_peer_fn)(void *arg, sos_peer_t *peer);
+/*  Walk the peer table; returns the non-zero that stopped it, else 0. */
+int sos_gossip_foreach_peer(sos_node_t *self, sos_gossip_peer_fn *fn, void *arg);
+/*  The peer whose id (hex) is id_hex, or NULL. Borrowed until the end of the pass. */
+sos_peer_t *sos_gossip_peer_find(sos_node_t *self, const char *id_hex);
+
+/*  What `status` shows of gossip's state (its counters are the node's, sos_stats_t). */
+typedef struct {
+    uint64_t peers;          /* peers in the table (workers, genesis addresses, forwards) */
+    uint64_t record_version; /* this node's record counter */
+    uint64_t health;         /* local health multiplier (sos_fd.h) */
+    /* open DEALERs: all of them, those of the active view, the short-lived ones of gossip
+       (exchanges outside the view, probes, PINGs), at most connections_short_max at once;
+       the rest (open - view - short) are held for forwards */
+    uint64_t connections_open;
+    uint64_t connections_view;
+    uint64_t connections_short;
+    uint64_t connections_short_max;
+    uint64_t view_size;
+    uint64_t view_cap;
+    uint64_t gaps; /* origins with a hole */
+    /* workers listed that this node never exchanged with successfully ("Probation"), and
+       probation's measure (sos_core_sync.h) */
+    uint64_t workers_probation;
+    uint64_t probation_cap;
+    uint64_t probation_samples;
+    uint64_t probation_answered;
+    uint64_t probation_share_pct;
+} sos_gossip_status_t;
+
+/*  Fill *out with gossip's figures for `status`. */
+void sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out);
 
 /* --- sos_rooms.c ------------------------------------------------------------------- */
 

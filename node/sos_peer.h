@@ -5,8 +5,8 @@
 
 #include "sos_node_int.h"
 
-/*  A new peer for url, owned by node's table (sos_gossip.c), without a connection. NULL
-    without memory. */
+/*  A new peer for url, owned by gossip's table of peers (sos_gossip.c), without a
+    connection. NULL without memory. */
 sos_peer_t *sos_peer_new(sos_node_t *node, const char *url);
 
 /*  Free the peer and close its DEALER. NULL-safe; nulls *self_p. The caller has taken it out

@@ -1791,7 +1791,7 @@ sos_rooms_expire(sos_node_t *node)
             memcmp(rec->origin, node->id.pk, SOS_NODEID_BYTES) == 0)
             s_drop_owned(node, txn, room, SOS_E_ROOM_NOT_FOUND, "the room expired");
         if (sos_dir_del_room(txn, room) == SOS_OK) {
-            node->digest_dirty = true;
+            sos_gossip_dirty(node);
             sos_log_info("room %s expired", room);
         }
     }

@@ -45,7 +45,7 @@
 #include "sos_gmsg.h"
 #include "sos_log.h"
 #include "sos_node.h"
-#include "sos_node_int.h"
+#include "sos_gossip_int.h"
 
 #define S_PEERS      4 /* fake peers with keys; index S_PEERS signs as the node itself */
 #define S_PORTS      3 /* fake peers' endpoints that listen */
@@ -221,7 +221,8 @@ static void
 s_settle(s_world_t *w)
 {
     uint64_t deadline = zclock_mono() + S_SETTLE_MS;
-    for (sos_peer_t *p = zhashx_first(w->node->peers); p; p = zhashx_next(w->node->peers)) {
+    for (sos_peer_t *p = zhashx_first(w->node->gossip->peers); p;
+         p = zhashx_next(w->node->gossip->peers)) {
         bool ours = false;
         for (int i = 0; i < S_PORTS; i++)
             ours |= streq(p->url, s_urls[i]);
@@ -355,8 +356,9 @@ s_piece_origin(s_world_t *w, fuzz_in_t *in, uint32_t nb, uint32_t b, uint8_t out
     const sos_node_t *node = w->node;
     if (how % 4 == 0) {
         sos_digest_bucket_first(nb, b, out);
-    } else if (how % 4 == 1 && node->digest_cache && node->digest_n) {
-        memcpy(out, node->digest_cache[fuzz_u8(in) % node->digest_n].origin, SOS_NODEID_BYTES);
+    } else if (how % 4 == 1 && node->gossip->digest_cache && node->gossip->digest_n) {
+        memcpy(out, node->gossip->digest_cache[fuzz_u8(in) % node->gossip->digest_n].origin,
+               SOS_NODEID_BYTES);
     } else if (how % 4 == 2) {
         memcpy(out, s_signer(w, fuzz_u8(in))->pk, SOS_NODEID_BYTES);
     } else {
@@ -385,8 +387,8 @@ s_buckets(s_world_t *w, fuzz_in_t *in, sos_gmsg_t *msg, uint16_t *numbers,
         numbers[msg->n_buckets++] = (uint16_t)b;
     if (flags & 1) {
         const sos_node_t *node = w->node;
-        sos_digest_bucket_sums(node->digest_cache, node->digest_cache ? node->digest_n : 0, nb,
-                               sums);
+        sos_digest_bucket_sums(node->gossip->digest_cache,
+                               node->gossip->digest_cache ? node->gossip->digest_n : 0, nb, sums);
         for (uint32_t d = fuzz_u8(in) % 4; d > 0; d--)
             sums[((uint32_t)fuzz_u8(in) << 8 | fuzz_u8(in)) % nb][0] ^= 0x5a;
         msg->sums = sums;
@@ -420,8 +422,8 @@ s_body(s_world_t *w, fuzz_in_t *in, const sos_identity_t *sender, uint64_t req_i
         size_t len = fuzz_bytes(in, &h, SOS_DIGEST_HASH_BYTES);
         memcpy(msg.hash, h, len);
     } else
-        memcpy(msg.hash, w->node->digest_hash, sizeof msg.hash); /* "in sync" */
-    msg.n_origins = (flags & 8) ? fuzz_u8(in) : w->node->digest_n;
+        memcpy(msg.hash, w->node->gossip->digest_hash, sizeof msg.hash); /* "in sync" */
+    msg.n_origins = (flags & 8) ? fuzz_u8(in) : w->node->gossip->digest_n;
     if (flags & 16) {
         /*  The sender's own worker record, at a url of the program's choosing. */
         sos_record_t *self_rec = &recs[S_RECORDS];
@@ -478,9 +480,10 @@ s_body_digest_ack(s_world_t *w, fuzz_in_t *in, const sos_gmsg_t *got)
     /*  The candidates: the node's own entries, the fake peers' keys. */
     uint32_t n_pool = 0;
     const sos_node_t *node = w->node;
-    for (uint32_t i = 0; node->digest_cache && i < node->digest_n && n_pool < 2 * S_ENTRIES; i++)
+    for (uint32_t i = 0;
+         node->gossip->digest_cache && i < node->gossip->digest_n && n_pool < 2 * S_ENTRIES; i++)
         if (fuzz_u8(in) & 1) {
-            pool[n_pool] = node->digest_cache[i];
+            pool[n_pool] = node->gossip->digest_cache[i];
             pool[n_pool++].version += fuzz_u8(in) % 3;
         }
     for (uint32_t k = 0; k <= S_PEERS; k++) {
@@ -577,7 +580,7 @@ s_op_answer(s_world_t *w, fuzz_in_t *in)
         not been taken yet, a little if it only has a connection there (a forward may be on
         its way), else not at all. */
     int wait = 0;
-    sos_peer_t *peer = zhashx_lookup(w->node->peers, s_urls[p]);
+    sos_peer_t *peer = zhashx_lookup(w->node->gossip->peers, s_urls[p]);
     if (peer)
         wait = (peer->ex.state == SOS_EX_WAIT_SYNC_ACK || peer->ex.state == SOS_EX_WAIT_DELTA_ACK ||
                 peer->ex.state == SOS_EX_WAIT_DIGEST_ACK) &&
@@ -918,7 +921,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)st->exchanges_ok, (unsigned long long)st->exchanges_failed,
             (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
             (unsigned long long)st->rumors_in, (unsigned long long)st->requests,
-            (unsigned long long)st->forwards, zhashx_size(w.node->peers));
+            (unsigned long long)st->forwards, zhashx_size(w.node->gossip->peers));
         fprintf(stderr,
                 "fuzz_node: digests by bucket %llu, pieces %llu, answered %llu, refused %llu\n",
                 (unsigned long long)st->digests_by_bucket, (unsigned long long)st->digests_pieces,
