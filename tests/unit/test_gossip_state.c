@@ -4,29 +4,9 @@
 #include <czmq.h>
 #include <unistd.h>
 
-#include "proto_test.h"
-#include "sos_envelope.h"
-#include "sos_gmsg.h"
+#include "node_test.h"
 #include "sos_gossip_int.h"
 #include "sos_node.h"
-
-/*  A SYNC from peer, bound to the node, with nonce n. */
-static void
-s_sync(zsock_t *dealer, const sos_identity_t *peer, const uint8_t *node_id, uint8_t n)
-{
-    msgpack_sbuffer body, frame;
-    msgpack_sbuffer_init(&body);
-    msgpack_sbuffer_init(&frame);
-    sos_gmsg_t msg = {.req_id = 7};
-    CHECK_RC(sos_gmsg_encode(&body, &msg, NULL, NULL, 0), SOS_OK);
-    uint8_t nonce[SOS_NONCE_BYTES] = {n};
-    CHECK_RC(sos_envelope_encode_nonce(&frame, SOS_MSG_SYNC, body.data, body.size, peer, node_id,
-                                       sos_now_ms(), nonce),
-             SOS_OK);
-    CHECK(zsock_send(dealer, "b", frame.data, frame.size) == 0);
-    msgpack_sbuffer_destroy(&body);
-    msgpack_sbuffer_destroy(&frame);
-}
 
 /*  Counts the peers walked; stops (returning 7) at the one named in stop, if any. */
 typedef struct {
@@ -103,12 +83,12 @@ main(void)
     CHECK(dealer);
     sos_identity_t peer;
     test_seed_identity(&peer, 9);
-    s_sync(dealer, &peer, node->id.pk, 1);
+    node_test_sync(dealer, &peer, node->id.pk, sos_now_ms(), 1);
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
     CHECK(!node->gossip->digest_dirty && node->gossip->digest_n == 1); /* our own record */
     sos_gossip_dirty(node);
     CHECK(node->gossip->digest_dirty);
-    s_sync(dealer, &peer, node->id.pk, 2);
+    node_test_sync(dealer, &peer, node->id.pk, sos_now_ms(), 2);
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
     CHECK(!node->gossip->digest_dirty && node->gossip->digest_n == 1);
 

@@ -4,9 +4,7 @@
 #include <czmq.h>
 #include <unistd.h>
 
-#include "proto_test.h"
-#include "sos_envelope.h"
-#include "sos_gmsg.h"
+#include "node_test.h"
 #include "sos_node.h"
 #include "sos_node_int.h"
 
@@ -22,25 +20,6 @@ static uint64_t
 s_mono_ms(void)
 {
     return s_mono;
-}
-
-/*  A SYNC from peer, bound to the node, dated when, with nonce n. */
-static void
-s_sync(zsock_t *dealer, const sos_identity_t *peer, const uint8_t *node_id, uint64_t when,
-       uint8_t n)
-{
-    msgpack_sbuffer body, frame;
-    msgpack_sbuffer_init(&body);
-    msgpack_sbuffer_init(&frame);
-    sos_gmsg_t msg = {.req_id = 7};
-    CHECK_RC(sos_gmsg_encode(&body, &msg, NULL, NULL, 0), SOS_OK);
-    uint8_t nonce[SOS_NONCE_BYTES] = {n};
-    CHECK_RC(sos_envelope_encode_nonce(&frame, SOS_MSG_SYNC, body.data, body.size, peer, node_id,
-                                       when, nonce),
-             SOS_OK);
-    CHECK(zsock_send(dealer, "b", frame.data, frame.size) == 0);
-    msgpack_sbuffer_destroy(&body);
-    msgpack_sbuffer_destroy(&frame);
 }
 
 /*  The type of the envelope waiting on dealer, or 0 if none is. */
@@ -90,7 +69,7 @@ main(void)
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 0) == 0);
 
     SECTION("a SYNC dated by the injected clock is handled in one step and answered");
-    s_sync(dealer, &peer, node->id.pk, s_now, 1);
+    node_test_sync(dealer, &peer, node->id.pk, s_now, 1);
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
     zmq_pollitem_t item = {.socket = zsock_resolve(dealer), .events = ZMQ_POLLIN};
     CHECK(zmq_poll(&item, 1, 1000) == 1);
@@ -98,7 +77,7 @@ main(void)
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 0) == 0);
 
     SECTION("dated a millisecond before the node started (on the injected clock): refused");
-    s_sync(dealer, &peer, node->id.pk, s_now - 1, 2);
+    node_test_sync(dealer, &peer, node->id.pk, s_now - 1, 2);
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
     CHECK(node->stats.drops[SOS_DROP_BEFORE_START] == 1);
     CHECK(s_reply_type(dealer) == 0);
@@ -107,10 +86,10 @@ main(void)
     uint64_t start = s_now;
     s_now += 301 * 1000;
     s_mono += 301 * 1000;
-    s_sync(dealer, &peer, node->id.pk, start, 3);
+    node_test_sync(dealer, &peer, node->id.pk, start, 3);
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
     CHECK(node->stats.drops[SOS_DROP_REPLAY_WINDOW] == 1);
-    s_sync(dealer, &peer, node->id.pk, s_now, 4);
+    node_test_sync(dealer, &peer, node->id.pk, s_now, 4);
     CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
     CHECK(zmq_poll(&item, 1, 1000) == 1);
     CHECK(s_reply_type(dealer) == SOS_MSG_SYNC_ACK);
