@@ -187,6 +187,15 @@ sos_core_take_sync_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack,
     return SOS_OK;
 }
 
+sos_exchange_do_t
+sos_ack_plan_step(const sos_ack_plan_t *plan, sos_exchange_t *ex)
+{
+    if (plan->what == SOS_ACK_DELTA)
+        return sos_exchange_sync_ack(ex, false);
+    return sos_exchange_sums(ex,
+                             plan->what == SOS_ACK_DIGEST ? plan->n_asked + plan->has_piece : 0);
+}
+
 void
 sos_ack_plan_digest(const sos_ack_plan_t *plan, uint64_t req_id, sos_gmsg_t *msg)
 {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "sos_core_digest.h"
+#include "sos_core_exchange.h"
 #include "sos_core_pick.h"
 #include "sos_core_sync.h"
 #include "sos_gmsg.h"
@@ -158,6 +159,11 @@ typedef struct {
 sos_rc sos_core_take_sync_ack(const sos_digest_view_t *mine, const sos_gmsg_t *ack,
                               sos_piece_cursor_t *cursor, sos_random_fn *rnd, void *rnd_arg,
                               uint32_t max_entries, sos_ack_plan_t *plan);
+
+/*  The exchange's step for plan (sos_core_take_sync_ack): DO_DELTA (the whole digest came:
+    diff and send the DELTA), DO_DIGEST (send the plan's DIGEST), or DO_DONE, the exchange
+    idle (in sync, or no bucket sum differs). */
+sos_exchange_do_t sos_ack_plan_step(const sos_ack_plan_t *plan, sos_exchange_t *ex);
 
 /*  The DIGEST request plan (what SOS_ACK_DIGEST) asks for, into *msg (zeroed first; its
     bucket list borrows plan's). */

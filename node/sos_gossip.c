@@ -1766,21 +1766,11 @@ s_on_sync_ack(sos_node_t *self, sos_txn_t *txn, sos_peer_t *peer, sos_gmsg_t *th
     if (sos_core_take_sync_ack(&mine, theirs, &peer->ex.cursor, NULL, NULL, s_digest_max(self),
                                &plan) != SOS_OK)
         return; /* no memory (the shape was checked): the exchange times out */
-    if (plan.what == SOS_ACK_DELTA) {
-        if (sos_exchange_sync_ack(&peer->ex, false) == SOS_EX_DO_DELTA)
-            s_send_delta_whole(self, txn, peer, theirs);
-        goto done;
-    }
-    if (plan.what == SOS_ACK_DONE) {
-        /*  All the sums agree: the plan may still hold the (empty) list it picked into. */
-        if (theirs->has_buckets)
-            sos_exchange_sums(&peer->ex, 0);
-        else
-            sos_exchange_sync_ack(&peer->ex, true);
-        goto done;
-    }
-    if (sos_exchange_sums(&peer->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
-        goto done;
+    sos_exchange_do_t next = sos_ack_plan_step(&plan, &peer->ex);
+    if (next == SOS_EX_DO_DELTA)
+        s_send_delta_whole(self, txn, peer, theirs);
+    if (next != SOS_EX_DO_DIGEST)
+        goto done; /* the plan may still hold the (empty) list it picked into */
     sos_gmsg_t msg;
     sos_ack_plan_digest(&plan, ++self->gossip->next_req_id, &msg);
     if (!s_envelope(self, SOS_MSG_DIGEST, peer->id, &msg, NULL, NULL, 0) ||

@@ -1691,20 +1691,11 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
     free(arg.buf);
     if (rc != SOS_OK)
         goto done; /* no memory (the shape was checked): the exchange times out */
-    if (plan.what == SOS_ACK_DELTA) {
-        if (sos_exchange_sync_ack(&x->ex, false) == SOS_EX_DO_DELTA && mine.entries)
-            s_send_delta(sim, n, txn, x, (sos_digest_entry_t *)mine.entries, n->n_dig, msg->digest,
-                         msg->n_digest);
-        goto done;
-    }
-    if (plan.what == SOS_ACK_DONE) {
-        if (msg->has_buckets)
-            sos_exchange_sums(&x->ex, 0);
-        else
-            sos_exchange_sync_ack(&x->ex, true);
-        goto done;
-    }
-    if (sos_exchange_sums(&x->ex, plan.n_asked + plan.has_piece) != SOS_EX_DO_DIGEST)
+    sos_exchange_do_t next = sos_ack_plan_step(&plan, &x->ex);
+    if (next == SOS_EX_DO_DELTA && mine.entries)
+        s_send_delta(sim, n, txn, x, (sos_digest_entry_t *)mine.entries, n->n_dig, msg->digest,
+                     msg->n_digest);
+    if (next != SOS_EX_DO_DIGEST)
         goto done;
     sos_gmsg_t out;
     sos_ack_plan_digest(&plan, ++n->next_req, &out);

@@ -106,6 +106,25 @@ s_sums_ack(const sos_digest_entry_t *d, uint32_t n, uint32_t nb,
     return m;
 }
 
+/*  The exchange's step for each kind of plan. */
+static void
+s_plan_step(void)
+{
+    SECTION("a plan moves the exchange: DELTA waits on, DONE ends it, DIGEST asks");
+    sos_exchange_t ex = {.state = SOS_EX_WAIT_SYNC_ACK, .req_id = 5};
+    sos_ack_plan_t plan = {.what = SOS_ACK_DELTA};
+    CHECK(sos_ack_plan_step(&plan, &ex) == SOS_EX_DO_DELTA);
+    CHECK(ex.state == SOS_EX_WAIT_SYNC_ACK && ex.req_id == 5);
+    plan = (sos_ack_plan_t){.what = SOS_ACK_DIGEST, .n_asked = 2};
+    CHECK(sos_ack_plan_step(&plan, &ex) == SOS_EX_DO_DIGEST);
+    plan = (sos_ack_plan_t){.what = SOS_ACK_DIGEST, .has_piece = true};
+    CHECK(sos_ack_plan_step(&plan, &ex) == SOS_EX_DO_DIGEST);
+    CHECK(ex.state == SOS_EX_WAIT_SYNC_ACK);
+    plan = (sos_ack_plan_t){.what = SOS_ACK_DONE};
+    CHECK(sos_ack_plan_step(&plan, &ex) == SOS_EX_DO_DONE);
+    CHECK(ex.state == SOS_EX_IDLE && ex.req_id == 0);
+}
+
 static void
 s_initiator(void)
 {
@@ -587,6 +606,7 @@ main(void)
     free(d300);
     free(dbig);
     s_initiator();
+    s_plan_step();
     s_delta();
     return test_done("test_core_answer");
 }
