@@ -2812,10 +2812,6 @@ sos_gossip_dirty(sos_node_t *self)
     self->gossip->digest_dirty = true;
 }
 
-typedef struct {
-    sos_node_t *node;
-} s_load_t;
-
 static int
 s_load_worker(void *arg, const sos_record_t *rec, const sos_worker_local_t *local)
 {
