@@ -972,11 +972,15 @@ s_publish_self(sos_node_t *self, sos_txn_t *txn)
 /* ----------------------------------------------------------------- output ---- */
 
 /*  Wrap the gossip body in self->buf2 in an envelope bound to receiver (NULL: the all-zero
-    id), signed, in self->buf. */
+    id), in self->buf. Signed on the NULL transport only: on CURVE the connection proves the
+    sender to the receiver (protocol/sos_envelope.c, "Unsigned envelopes"). */
 static bool
 s_seal(sos_node_t *self, sos_msg_type_t type, const uint8_t *receiver)
 {
     msgpack_sbuffer_clear(&self->buf);
+    if (!self->cfg.transport_null)
+        return sos_envelope_encode_unsigned(&self->buf, type, self->buf2.data, self->buf2.size,
+                                            &self->id, receiver, sos_now_ms()) == SOS_OK;
     return sos_envelope_encode(&self->buf, type, self->buf2.data, self->buf2.size, &self->id,
                                receiver, sos_now_ms()) == SOS_OK;
 }
@@ -1913,13 +1917,16 @@ s_apply_delta(sos_node_t *self, sos_txn_t *txn, const sos_gmsg_t *msg, const uin
 
 /* ----------------------------------------------------------------- input ---- */
 
-/*  Decode and check an envelope; on failure count the drop. */
+/*  Decode and check an envelope; on failure count the drop. With transport_auth the
+    connection it came on proved its sender's key, and an unsigned envelope passes: the
+    caller checks env->sender against that key before anything else. */
 static bool
-s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, size_t size)
+s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, size_t size,
+                bool transport_auth)
 {
     uint64_t now = sos_now_ms(), version = 0;
-    sos_rc rc =
-        sos_envelope_decode(env, frame, size, self->id.pk, now, SOS_REPLAY_WINDOW_MS, &version);
+    sos_rc rc = sos_envelope_open(env, frame, size, self->id.pk, now, SOS_REPLAY_WINDOW_MS,
+                                  transport_auth ? SOS_ENV_TRANSPORT_AUTH : 0, &version);
     char why[96];
     switch (rc) {
     case SOS_OK:
@@ -1943,13 +1950,19 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
         return false;
     case SOS_ERR_SIGNATURE:
         self->stats.verifications++;
-        sos_node_drop(self, SOS_DROP_BAD_SIGNATURE, "envelope signature does not verify");
+        sos_node_drop(self, SOS_DROP_BAD_SIGNATURE,
+                      transport_auth ? "envelope signature does not verify"
+                                     : "envelope signature does not verify, or is missing on a "
+                                       "connection that does not prove its sender");
         return false;
     default:
         sos_node_drop(self, SOS_DROP_MALFORMED, "envelope does not decode");
         return false;
     }
-    self->stats.verifications++;
+    if (env->sig_checked)
+        self->stats.verifications++;
+    else
+        self->stats.envelopes_unsigned++;
     if (memcmp(env->sender, self->id.pk, SOS_NODEID_BYTES) == 0) {
         sos_node_drop(self, SOS_DROP_SELF, "envelope signed with our own key");
         return false;
@@ -2169,7 +2182,8 @@ void
 sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *frame, size_t size)
 {
     sos_envelope_t env;
-    if (!s_open_envelope(self, &env, frame, size) || !sos_node_sender_key_ok(self, env.sender))
+    if (!s_open_envelope(self, &env, frame, size, sos_node_transport_auth(self)) ||
+        !sos_node_sender_key_ok(self, env.sender))
         return;
     if (sos_envelope_unbound(&env) && env.type != SOS_MSG_SYNC) {
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "only a SYNC may be bound to nobody");
@@ -2258,10 +2272,17 @@ static void
 s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size)
 {
     sos_envelope_t env;
-    if (!s_open_envelope(self, &env, frame, size))
+    /*  On CURVE the DEALER's server key was derived from dealer_key: only that node can
+        have sent what comes on it, and an unsigned reply must say so. */
+    bool keyed = !self->cfg.transport_null && peer->dealer;
+    if (!s_open_envelope(self, &env, frame, size, keyed))
         return;
     if (sos_envelope_unbound(&env)) {
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "a reply bound to nobody");
+        return;
+    }
+    if (!env.sig_checked && memcmp(env.sender, peer->dealer_key, SOS_NODEID_BYTES) != 0) {
+        sos_node_drop(self, SOS_DROP_WRONG_SENDER, "an unsigned reply naming another sender");
         return;
     }
     /*  An unpinned genesis address is whoever answers there. The id we had for it may come

@@ -334,6 +334,12 @@ sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES])
     return false;
 }
 
+bool
+sos_node_transport_auth(sos_node_t *self)
+{
+    return !self->cfg.transport_null && (self->conn_local || *self->conn_key);
+}
+
 /*  Summaries of drop and refusal lines held back in intervals now over (from the
     housekeeping timer). */
 static void
@@ -573,6 +579,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"gaps", gs.gaps},
         {"gaps_dropped", st->gaps_dropped},
         {"signature_verifications", st->verifications},
+        {"envelopes_unsigned", st->envelopes_unsigned},
         {"verify_skipped", st->verify_skipped},
         {"verify_refused", st->verify_refused},
         {"workers_probation", gs.workers_probation},

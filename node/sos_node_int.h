@@ -123,6 +123,7 @@ typedef struct {
     uint64_t replies_late;       /* answers to SYNCs given up on: round-trip samples only */
     uint64_t gaps_dropped;       /* gap entries dropped: the table's cap, expiry, origin gone */
     uint64_t verifications;      /* Ed25519 verifications of envelopes and records */
+    uint64_t envelopes_unsigned; /* envelopes taken on the word of a CURVE connection */
     uint64_t verify_skipped;     /* records not verified: held byte for byte, or stale */
     uint64_t verify_refused;     /* records not verified: the sender's budget was spent */
     uint64_t probation_refused;  /* new workers refused: every probation slot is taken */
@@ -302,6 +303,10 @@ void sos_node_drop(sos_node_t *self, sos_drop_t reason, const char *what);
     handled: its CURVE key is the one derived from sender (or the node runs the test-only
     NULL transport). Else counts SOS_DROP_TRANSPORT_KEY, logs, and returns false. */
 bool sos_node_sender_key_ok(sos_node_t *self, const uint8_t sender[SOS_NODEID_BYTES]);
+/*  True if the connection of the frame being handled proves its sender: a CURVE connection,
+    whose key sos_node_sender_key_ok then checks, or an inproc one from this process. An
+    unsigned gossip envelope is taken only then. */
+bool sos_node_transport_auth(sos_node_t *self);
 void sos_node_pass_begin(sos_node_t *self);
 void sos_node_pass_end(sos_node_t *self);
 /*  A client reply (not gossip) arrived on peer's DEALER: the node hands it to the module

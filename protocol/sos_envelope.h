@@ -18,7 +18,7 @@
 
 /*  Every frame is a msgpack array whose first element says what it is. */
 typedef enum {
-    SOS_FRAME_ENVELOPE = 1, /* node to node: [1, signed: bin, sig: bin(64)] */
+    SOS_FRAME_ENVELOPE = 1, /* node to node: [1, signed: bin, sig: bin(64) | bin(0)] */
     SOS_FRAME_REQUEST = 2,  /* client to node: [2, req_id, op, args: map, flags] */
     SOS_FRAME_REPLY = 3,    /* node to client: [3, req_id, status, body: map] */
 } sos_frame_kind_t;
@@ -53,7 +53,12 @@ typedef struct {
     uint8_t nonce[SOS_NONCE_BYTES];
     const uint8_t *body;
     size_t body_len;
+    bool sig_checked; /* it carried a signature, which verified; false: unsigned, taken on
+                         the word of an authenticated transport (SOS_ENV_TRANSPORT_AUTH) */
 } sos_envelope_t;
+
+/*  sos_envelope_open flags */
+#define SOS_ENV_TRANSPORT_AUTH 1u /* the connection proved who sent it: accept unsigned */
 
 /*  Build a signed envelope frame for body[0..body_len) into out (appended; the caller owns
     out), bound to receiver (the node id it is sent to; NULL binds it to the all-zero id, which
@@ -72,6 +77,17 @@ sos_rc sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, cons
                                  size_t body_len, const sos_identity_t *id, const uint8_t *receiver,
                                  uint64_t now_ms, const uint8_t nonce[SOS_NONCE_BYTES]);
 
+/*  The same envelopes with an empty signature, for connections whose transport
+    authenticates the sender (CURVE between nodes): see sos_envelope.c, "Unsigned envelopes".
+    Same return codes. */
+sos_rc sos_envelope_encode_unsigned(msgpack_sbuffer *out, sos_msg_type_t type, const void *body,
+                                    size_t body_len, const sos_identity_t *id,
+                                    const uint8_t *receiver, uint64_t now_ms);
+sos_rc sos_envelope_encode_unsigned_nonce(msgpack_sbuffer *out, sos_msg_type_t type,
+                                          const void *body, size_t body_len,
+                                          const sos_identity_t *id, const uint8_t *receiver,
+                                          uint64_t now_ms, const uint8_t nonce[SOS_NONCE_BYTES]);
+
 /*  Decode and verify an envelope frame. Checks, cheapest first: framing and types
     (SOS_ERR_MALFORMED), size (SOS_ERR_TOO_LARGE), protocol version and message type
     (SOS_ERR_VERSION; *version_p, if not NULL, receives the version the frame claims, so the
@@ -79,9 +95,15 @@ sos_rc sos_envelope_encode_nonce(msgpack_sbuffer *out, sos_msg_type_t type, cons
     no check if me is NULL), timestamp within +-window_ms of now_ms (SOS_ERR_REPLAY), then
     the sender's signature in the envelope domain (SOS_ERR_SIGNATURE). What a zero-bound
     envelope may do is the caller's to decide (sos_envelope_unbound). The nonce is checked
-    by the replay guard. */
+    by the replay guard. An unsigned envelope is SOS_ERR_SIGNATURE here. */
 sos_rc sos_envelope_decode(sos_envelope_t *env, const uint8_t *frame, size_t len, const uint8_t *me,
                            uint64_t now_ms, uint64_t window_ms, uint64_t *version_p);
+
+/*  As sos_envelope_decode; with SOS_ENV_TRANSPORT_AUTH in flags an unsigned envelope passes
+    too (env->sig_checked false), and the caller must check env->sender against the key the
+    connection authenticated before acting on it. A signed one is verified either way. */
+sos_rc sos_envelope_open(sos_envelope_t *env, const uint8_t *frame, size_t len, const uint8_t *me,
+                         uint64_t now_ms, uint64_t window_ms, unsigned flags, uint64_t *version_p);
 
 /*  True if env is bound to the all-zero id rather than to one node. */
 bool sos_envelope_unbound(const sos_envelope_t *env);

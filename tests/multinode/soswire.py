@@ -3,7 +3,8 @@ tests that talk to a node directly: Ed25519 identities, signed worker and room r
 gossip bodies, signed envelopes, client requests, and a DEALER connection to a node.
 
 Formats, protocol version 2 (msgpack, bin for bytes, str for text):
-  envelope frame  [1, signed: bin, sig: bin(64)]
+  envelope frame  [1, signed: bin, sig: bin(64) | bin(0)]  (nodes on CURVE send bin(0): the
+                  connection proves the sender; a node takes it only on such a connection)
     signed        [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms,
                    nonce: bin(16), body: bin]
   gossip body     [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
@@ -271,17 +272,19 @@ def bucket_hash(entries):
 
 
 def envelope(ident, msg_type, body, ts=None, nonce=None, sender=None, version=PROTO_VERSION,
-             signer=None, receiver=None, domain=DOMAIN_ENVELOPE):
+             signer=None, receiver=None, domain=DOMAIN_ENVELOPE, unsigned=False):
     """A signed envelope frame, bound to receiver: the id of the node it is sent to (32
     bytes, or hex as sosctl status gives it); None binds it to nobody (NOBODY), which a node
     takes only in a SYNC, and then only answers it. sender and signer default to ident: give
     another sender to claim to be someone else, another signer to sign with the wrong key,
-    another domain (None: none) to sign as something else than an envelope."""
+    another domain (None: none) to sign as something else than an envelope. unsigned=True
+    leaves sig empty, as a node does on CURVE (a node takes that on a CURVE connection whose
+    key is the sender's only)."""
     receiver = NOBODY if receiver is None else node_id_bytes(receiver)
     signed = pack([version, msg_type, sender if sender is not None else ident.pk, receiver,
                    now_ms() if ts is None else ts,
                    nonce if nonce is not None else os.urandom(16), body])
-    return pack([FRAME_ENVELOPE, signed, (signer or ident).sign(signed, domain)])
+    return pack([FRAME_ENVELOPE, signed, b"" if unsigned else (signer or ident).sign(signed, domain)])
 
 
 def envelope_v1(ident, msg_type, body, ts=None):
@@ -291,8 +294,12 @@ def envelope_v1(ident, msg_type, body, ts=None):
 
 
 def decode_envelope(frame):
-    """The fields of an envelope frame as a dict, with sig_ok telling whether the sender's
-    signature verifies and body decoded."""
+    """The fields of an envelope frame as a dict, with body decoded. sig_ok: it is signed and
+    the sender's signature verifies. unsigned: sig is empty, as a node on CURVE sends it.
+    authentic: either. An unsigned envelope is only as good as the connection it came on:
+    a Conn dials a node with the key of its id, so a reply on it is that node's; a Worker's
+    ROUTER is a CURVE server that does not check its clients' keys, so there "authentic"
+    says only that the frame is well formed."""
     kind, signed, sig = unpack(frame)
     assert kind == FRAME_ENVELOPE, "not an envelope: kind %r" % kind
     version, msg_type, sender, receiver, ts, nonce, body = unpack(signed)
@@ -300,7 +307,8 @@ def decode_envelope(frame):
     keys = ["req_id", "flags", "hash", "n_origins", "self", "suspects", "digest", "want",
             "records", "buckets"]
     return {"version": version, "type": msg_type, "sender": sender, "receiver": receiver,
-            "ts": ts, "nonce": nonce, "sig_ok": verify(sender, sig, signed),
+            "ts": ts, "nonce": nonce, "sig_ok": bool(sig) and verify(sender, sig, signed),
+            "unsigned": sig == b"", "authentic": sig == b"" or verify(sender, sig, signed),
             "body": dict(zip(keys, fields))}
 
 

@@ -94,7 +94,7 @@ def records_of(node, origin_pk):
         frame = c.recv_where(lambda f: w.decode_envelope(f)["type"] == w.DELTA_ACK, 15)
     assert frame is not None, "no DELTA_ACK from node %d" % node.index
     env = w.decode_envelope(frame)
-    assert env["sig_ok"] and env["sender"].hex() == node.node_id
+    assert env["authentic"] and env["sender"].hex() == node.node_id
     return env["body"]["records"]
 
 
@@ -124,7 +124,7 @@ class FakePeer(w.Worker):
     def frames_from(self, sender_hex, msg_type):
         with self.lock:
             return [f for f, e in self.captured
-                    if e["type"] == msg_type and e["sender"].hex() == sender_hex and e["sig_ok"]]
+                    if e["type"] == msg_type and e["sender"].hex() == sender_hex and e["authentic"]]
 
 
 def sync_answered(node, frame, timeout=10):
@@ -206,7 +206,7 @@ def test_control_valid_sync_is_accepted():
             frame = w.envelope(peer.ident, w.SYNC, w.gmsg(req_id=42, self_rec=peer.record), receiver=a.node_id)
             ack = sync_answered(a, frame)
             assert ack is not None, "no SYNC_ACK"
-            assert ack["sig_ok"] and ack["sender"].hex() == a.node_id
+            assert ack["authentic"] and ack["sender"].hex() == a.node_id
             assert ack["body"]["req_id"] == 42
             for n in (a, b):
                 wait_for("fake worker in node %d's directory" % n.index,

@@ -196,7 +196,7 @@ def test_unsolicited_digests():
             got = conn.recv(15)
             assert got is not None, "no answer to a DIGEST"
             ack = w.decode_envelope(got)
-            assert ack["sig_ok"] and ack["type"] == w.DIGEST_ACK and ack["body"]["req_id"] == 5
+            assert ack["authentic"] and ack["type"] == w.DIGEST_ACK and ack["body"]["req_id"] == 5
             bnb, covered, sums = ack["body"]["buckets"]
             assert bnb == nb and covered == [3, 9] and sums == b""
             entries = ack["body"]["digest"]
@@ -322,7 +322,7 @@ def test_pieces_from_strangers_and_hostile_pieces():
             got = conn.recv(15)
             assert got is not None, "no answer to a DIGEST asking a piece"
             ack = w.decode_envelope(got)
-            assert ack["sig_ok"] and ack["type"] == w.DIGEST_ACK and ack["body"]["req_id"] == 5
+            assert ack["authentic"] and ack["type"] == w.DIGEST_ACK and ack["body"]["req_id"] == 5
             element = ack["body"]["buckets"]
             assert element[0] == nb and element[1] == [9] and len(element) == 4
             assert element[3] == [3, start, None]  # far below the cap: to the bucket's end
@@ -360,8 +360,9 @@ def test_pieces_from_strangers_and_hostile_pieces():
 
 
 def test_wire_vectors_by_bucket():
-    """soswire builds the exchange by bucket's bodies byte for byte as the node does
-    (tests/vectors/wire.exp, written by tests/unit/test_wire_vectors.c)."""
+    """soswire builds the exchange by bucket's bodies, and a DELTA's envelope signed and
+    unsigned, byte for byte as the node does (tests/vectors/wire.exp, written by
+    tests/unit/test_wire_vectors.c)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors", "wire.exp")
     vec = {}
     with open(path) as f:
@@ -378,6 +379,13 @@ def test_wire_vectors_by_bucket():
     assert w.gmsg(req_id=10, buckets=(2, [], b"", (0, key, None))) == vec["gmsg_digest_piece"]
     assert (w.gmsg(req_id=10, digest=two, buckets=(2, [], b"", (0, key, peer))) ==
             vec["gmsg_digest_ack_piece"])
+    # the DELTA's envelope, signed (the NULL transport) and unsigned (CURVE)
+    ident = w.Identity(bytes(range(32)))
+    assert ident.pk == key
+    nonce = bytes(range(0xa0, 0xb0))
+    for name, unsigned in (("envelope_delta", False), ("envelope_delta_unsigned", True)):
+        assert w.envelope(ident, w.DELTA, vec["gmsg_delta"], ts=1700000000123, nonce=nonce,
+                          receiver=peer, unsigned=unsigned) == vec[name], name
 
 
 if __name__ == "__main__":

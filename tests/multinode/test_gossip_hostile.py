@@ -97,7 +97,7 @@ def positive_control(h, conn):
     frame = conn.recv_where(reply_to(7, w.SYNC_ACK), timeout=20)
     assert frame is not None, "no SYNC_ACK to a valid SYNC"
     ack = w.decode_envelope(frame)
-    assert ack["sig_ok"] and ack["sender"].hex() == h.a.node_id
+    assert ack["authentic"] and ack["sender"].hex() == h.a.node_id
     self_fields, self_ok = w.decode_record(ack["body"]["self"])
     assert self_ok and self_fields[0] == w.REC_WORKER and self_fields[4] == h.a.endpoint
     wait_for("the Python worker on A and B",
@@ -123,7 +123,7 @@ def test_valid_frames_accepted():
             frame = conn.recv_where(reply_to(9, w.DELTA_ACK), timeout=20)
             assert frame is not None, "no DELTA_ACK"
             ack = w.decode_envelope(frame)
-            assert ack["sig_ok"]
+            assert ack["authentic"]
             recs = [w.decode_record(r) for r in ack["body"]["records"]]
             assert all(ok for _, ok in recs), "a record in DELTA_ACK does not verify"
             assert all(f[1] == b_id for f, _ in recs)
@@ -272,7 +272,7 @@ def test_bad_envelopes():
                 frame = zconn.recv_where(reply_to(54, w.SYNC_ACK), timeout=20)
             assert frame is not None, "no SYNC_ACK to a first SYNC bound to nobody"
             ack = w.decode_envelope(frame)
-            assert ack["sig_ok"] and ack["receiver"] == z.pk and ack["sender"].hex() == a.node_id
+            assert ack["authentic"] and ack["receiver"] == z.pk and ack["sender"].hex() == a.node_id
             hold_for_rounds("the unbound SYNC's self record not taken",
                             lambda: z.hex not in a.workers(), [a], 5)
 

@@ -3,7 +3,8 @@
 connection whose key is not its sender's is refused and counted, a man in the middle on a
 pinned genesis endpoint gets nothing, the NULL mechanism of version 2 is refused with a log
 line naming the versions, and a flood of handshakes from one address is cut and counted
-while the node keeps serving, and a node whose handshake a peer refused dials it again."""
+while the node keeps serving, a node whose handshake a peer refused dials it again, and
+envelopes go unsigned on CURVE, taken only on the word of the connection."""
 
 import os
 import shutil
@@ -323,8 +324,94 @@ def test_gossip_redials_after_refused_handshake():
                  timeout=60)
         wait_for("b to list a", lambda: a.node_id in b.workers(), timeout=60)
 
+class ImpostorPeer(w.Worker):
+    """A worker that answers every SYNC with an unsigned SYNC_ACK naming another sender: on
+    the node's DEALER, keyed with this worker's id, that claim is a lie."""
+
+    def __init__(self):
+        super().__init__()
+        self.other = w.Identity()
+        self.answered = 0
+
+    def answer(self, frame, env):
+        if env["type"] != w.SYNC:
+            return None
+        self.answered += 1
+        return w.envelope(self.other, w.SYNC_ACK, w.gmsg(req_id=env["body"]["req_id"]),
+                          receiver=env["sender"], unsigned=True)
+
+
+def test_unsigned_envelopes():
+    """Nodes on CURVE send envelopes unsigned, and take an unsigned one only on the word of
+    the connection: on their ROUTER from the sender's own key (another key is
+    wrong_transport_key), on a DEALER from the id it was keyed with (another sender is
+    wrong_sender). A signed envelope is still verified there. A node on the NULL transport
+    signs, and refuses an unsigned envelope (bad_signature)."""
+    with Net(extra=("--rate-limit", "off")) as net:
+        a, b = net.start(2)
+        wait_for("convergence", net.converged)
+        st = a.status()["gossip"]
+        assert st["envelopes_unsigned"] > 0, "a took no unsigned envelope from b"
+        signer, other = w.Identity(), w.Identity()
+        rec = w.worker_record(signer, 1, "tcp://127.0.0.1:%d" % free_port())
+
+        def sync(req_id, **kw):
+            return w.envelope(signer, w.SYNC, w.gmsg(req_id=req_id, self_rec=rec),
+                              receiver=w.node_id_bytes(a.node_id), **kw)
+
+        with w.Conn(a.endpoint, ident=signer) as conn:
+            conn.send(sync(1, unsigned=True))
+            reply = conn.recv(timeout=30)
+            assert reply is not None, "no answer to an unsigned SYNC on the sender's key"
+            ack = w.decode_envelope(reply)
+            assert ack["type"] == w.SYNC_ACK and ack["unsigned"], "a signed its reply on CURVE"
+            before = a.drops()
+            conn.send(sync(2, signer=other))
+            wait_for("a bad_signature drop",
+                     lambda: a.drops()["bad_signature"] > before["bad_signature"], timeout=30)
+            assert conn.recv(timeout=1.0) is None, "answered a signed SYNC that does not verify"
+        before = a.drops()
+        with w.Conn(a.endpoint, ident=other) as conn:
+            conn.send(sync(3, unsigned=True))
+            wait_for("a wrong_transport_key drop",
+                     lambda: a.drops()["wrong_transport_key"] > before["wrong_transport_key"],
+                     timeout=30)
+            assert conn.recv(timeout=1.0) is None, "answered an unsigned SYNC on another key"
+
+        with ImpostorPeer() as imp:
+            before = a.drops()["wrong_sender"]
+            imp.introduce(a)
+            wait_for("a wrong_sender drop on a's DEALER to the impostor",
+                     lambda: a.drops()["wrong_sender"] > before, timeout=60)
+            assert imp.other.hex not in a.workers()
+        assert a.alive() and b.alive()
+
+    os.environ[NULL_ENV] = "1"
+    try:
+        with Net(extra=("--transport", "null", "--rate-limit", "off")) as net:
+            node = net.add().start()
+            me = w.Identity()
+
+            def sync(req_id, unsigned):
+                return w.envelope(me, w.SYNC, w.gmsg(req_id=req_id),
+                                  receiver=w.node_id_bytes(node.node_id), unsigned=unsigned)
+
+            with w.Conn(node.endpoint, null=True) as conn:
+                before = node.drops()["bad_signature"]
+                conn.send(sync(1, True))
+                wait_for("a bad_signature drop on the NULL transport",
+                         lambda: node.drops()["bad_signature"] > before, timeout=30)
+                assert conn.recv(timeout=1.0) is None, "answered an unsigned SYNC over NULL"
+                conn.send(sync(2, False))
+                reply = conn.recv(timeout=30)
+                assert reply is not None, "no answer to a signed SYNC over NULL"
+                ack = w.decode_envelope(reply)
+                assert ack["sig_ok"], "a node on NULL sent an envelope that does not verify"
+    finally:
+        os.environ.pop(NULL_ENV, None)
+
 if __name__ == "__main__":
     run([test_curve_on_the_wire, test_wrong_transport_key_refused,
          test_man_in_the_middle_on_pinned_genesis, test_null_transport_refused,
          test_sosctl_known_nodes, test_handshake_flood,
-         test_gossip_redials_after_refused_handshake])
+         test_gossip_redials_after_refused_handshake, test_unsigned_envelopes])

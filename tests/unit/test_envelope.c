@@ -1,5 +1,6 @@
 /*  test_envelope.c: unit tests of protocol/sos_envelope: frame kinds, the signed envelope
-    (round trip and every rejection) and the replay guard (window, nonces, floor). */
+    (round trip and every rejection), unsigned envelopes, and the replay guard (window, nonces,
+   floor). */
 #define _GNU_SOURCE /* memmem */
 #include <msgpack.h>
 
@@ -612,6 +613,71 @@ s_test_replay_model(void)
     sos_replay_destroy(&g);
 }
 
+/*  Unsigned envelopes (sos_envelope.c): taken only when the caller vouches for the
+    connection, never instead of a signature that is there and wrong. */
+static void
+s_test_unsigned(const sos_identity_t *id, const sos_identity_t *other)
+{
+    SECTION("unsigned: the same fields with an empty sig, 64 bytes shorter");
+    msgpack_sbuffer sb, signed_sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&signed_sb);
+    const char body[] = "gossip body bytes";
+    uint8_t nonce[SOS_NONCE_BYTES] = {7};
+    CHECK_RC(sos_envelope_encode_unsigned_nonce(&sb, SOS_MSG_SYNC, body, sizeof body, id, other->pk,
+                                                NOW, nonce),
+             SOS_OK);
+    CHECK_RC(sos_envelope_encode_nonce(&signed_sb, SOS_MSG_SYNC, body, sizeof body, id, other->pk,
+                                       NOW, nonce),
+             SOS_OK);
+    CHECK(sb.size + SOS_SIG_BYTES == signed_sb.size);
+    const uint8_t *frame = (const uint8_t *)sb.data;
+
+    SECTION("unsigned, without a connection that proves the sender: bad signature");
+    sos_envelope_t env;
+    CHECK_RC(sos_envelope_decode(&env, frame, sb.size, other->pk, NOW, WINDOW, NULL),
+             SOS_ERR_SIGNATURE);
+    CHECK_RC(sos_envelope_open(&env, frame, sb.size, other->pk, NOW, WINDOW, 0, NULL),
+             SOS_ERR_SIGNATURE);
+
+    SECTION("unsigned, on a connection that proves it: taken, and marked unchecked");
+    CHECK_RC(sos_envelope_open(&env, frame, sb.size, other->pk, NOW, WINDOW, SOS_ENV_TRANSPORT_AUTH,
+                               NULL),
+             SOS_OK);
+    CHECK(!env.sig_checked && env.type == SOS_MSG_SYNC);
+    CHECK(memcmp(env.sender, id->pk, SOS_NODEID_BYTES) == 0);
+    CHECK(env.body_len == sizeof body && memcmp(env.body, body, sizeof body) == 0);
+
+    SECTION("the cheaper checks still come first: receiver, then the window");
+    CHECK_RC(
+        sos_envelope_open(&env, frame, sb.size, id->pk, NOW, WINDOW, SOS_ENV_TRANSPORT_AUTH, NULL),
+        SOS_ERR_RECEIVER);
+    CHECK_RC(sos_envelope_open(&env, frame, sb.size, other->pk, NOW + WINDOW + 1, WINDOW,
+                               SOS_ENV_TRANSPORT_AUTH, NULL),
+             SOS_ERR_REPLAY);
+
+    SECTION("signed, with the flag: verified all the same, and a bad one refused");
+    CHECK_RC(sos_envelope_open(&env, (const uint8_t *)signed_sb.data, signed_sb.size, other->pk,
+                               NOW, WINDOW, SOS_ENV_TRANSPORT_AUTH, NULL),
+             SOS_OK);
+    CHECK(env.sig_checked);
+    signed_sb.data[signed_sb.size - 1] ^= 1;
+    CHECK_RC(sos_envelope_open(&env, (const uint8_t *)signed_sb.data, signed_sb.size, other->pk,
+                               NOW, WINDOW, SOS_ENV_TRANSPORT_AUTH, NULL),
+             SOS_ERR_SIGNATURE);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&signed_sb);
+
+    SECTION("a sig of 63 or 65 bytes is malformed, with the flag too");
+    uint8_t buf[512];
+    for (emut_t m = E_SIG_63; m <= E_SIG_65; m++) {
+        size_t n = s_build(buf, sizeof buf, id, m, 0, NOW, "x", 1, other);
+        CHECK(n > 0);
+        CHECK_RC(sos_envelope_open(&env, buf, n, NULL, NOW, WINDOW, SOS_ENV_TRANSPORT_AUTH, NULL),
+                 SOS_ERR_MALFORMED);
+    }
+}
+
 int
 main(void)
 {
@@ -622,6 +688,7 @@ main(void)
     s_test_frame_kind(&id);
     s_test_round_trip(&id);
     s_test_rejections(&id, &other);
+    s_test_unsigned(&id, &other);
     s_test_receiver_and_domain(&id, &other);
     s_test_replay();
     s_test_replay_model();

@@ -22,7 +22,8 @@ s_mono_ms(void)
     return s_mono;
 }
 
-/*  The type of the envelope waiting on dealer, or 0 if none is. */
+/*  The type of the envelope waiting on dealer, or 0 if none is. The dealer is an inproc
+    connection to the node in this process, so an unsigned reply on it is the node's. */
 static int
 s_reply_type(zsock_t *dealer)
 {
@@ -30,8 +31,8 @@ s_reply_type(zsock_t *dealer)
         return 0;
     zframe_t *f = zframe_recv(dealer);
     sos_envelope_t env;
-    int type = f && sos_envelope_decode(&env, zframe_data(f), zframe_size(f), NULL, s_now,
-                                        SOS_REPLAY_WINDOW_MS, NULL) == SOS_OK
+    int type = f && sos_envelope_open(&env, zframe_data(f), zframe_size(f), NULL, s_now,
+                                      SOS_REPLAY_WINDOW_MS, SOS_ENV_TRANSPORT_AUTH, NULL) == SOS_OK
                    ? env.type
                    : -1;
     zframe_destroy(&f);

@@ -158,6 +158,11 @@ s_build(vector_t *vecs)
                                   nonce))
         return 0;
     s_add(vecs, &n, "envelope_delta", env.data, env.size);
+    msgpack_sbuffer_clear(&env);
+    if (sos_envelope_encode_unsigned_nonce(&env, SOS_MSG_DELTA, body.data, body.size, &id, peer.pk,
+                                           VEC_NOW, nonce))
+        return 0;
+    s_add(vecs, &n, "envelope_delta_unsigned", env.data, env.size);
 
     sos_probe_msg_t probe = {.req_id = 0x0123456789abcdefULL, .reached = false};
     memset(probe.target, 0x77, sizeof probe.target);
@@ -229,6 +234,8 @@ s_write(const vector_t *vecs, size_t n)
                "# (receiver_key, 5, removed)].\n"
                "# envelope_delta: DELTA carrying gmsg_delta from key to receiver_key at\n"
                "# 1700000000123 ms, nonce a0..af, signed behind \"sosnode/2/envelope\\0\".\n"
+               "# envelope_delta_unsigned: the same with an empty sig, as a node sends it\n"
+               "# on CURVE.\n"
                "# probe_req: req_id 0123456789abcdef, target 77 x 32, reached false;\n"
                "# probe_ack: the same, reached true; envelope_probe_req: PROBE_REQ (type 7)\n"
                "# carrying probe_req from key to receiver_key, time and nonce as above.\n"
@@ -324,6 +331,16 @@ s_check(const vector_t *vecs, size_t n)
             CHECK(strcmp(msg.self.http_url, "http://192.0.2.1:8080") == 0);
             CHECK(msg.records[0].n_emojis == 3);
             sos_gmsg_release(&msg);
+        } else if (strcmp(v->name, "envelope_delta_unsigned") == 0) {
+            sos_identity_t peer;
+            test_seed_identity(&peer, 0x40);
+            CHECK_RC(
+                sos_envelope_decode(&env, bytes, len, peer.pk, VEC_NOW, SOS_REPLAY_WINDOW_MS, NULL),
+                SOS_ERR_SIGNATURE);
+            CHECK_RC(sos_envelope_open(&env, bytes, len, peer.pk, VEC_NOW, SOS_REPLAY_WINDOW_MS,
+                                       SOS_ENV_TRANSPORT_AUTH, NULL),
+                     SOS_OK);
+            CHECK(env.type == SOS_MSG_DELTA && !env.sig_checked);
         } else if (strcmp(v->name, "envelope_probe_req") == 0) {
             sos_identity_t peer;
             test_seed_identity(&peer, 0x40);
