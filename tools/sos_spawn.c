@@ -1,4 +1,5 @@
 /*  sos_spawn.c: see sos_spawn.h */
+#define _GNU_SOURCE /* close_range */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,8 +29,11 @@ sos_spawn(const char *const argv[], const char *log_path, long max_fd)
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd >= 0)
         dup2(null_fd, STDIN_FILENO);
-    for (long i = 3; i < max_fd; i++)
-        close((int)i);
+    /*  One call instead of one per descriptor: with max_fd at 65,536, starting a hundred
+        nodes made six and a half million close calls. */
+    if (close_range(3, ~0U, 0) != 0)
+        for (long i = 3; i < max_fd; i++)
+            close((int)i);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -11,7 +11,8 @@
     parent (PR_SET_PDEATHSIG, SIGKILL; it exits at once if the parent is already gone), runs in
     its own process group (so a terminal's ^C reaches only the parent, which kills it), appends
     stdout and stderr to log_path (created 0600; kept as inherited if it cannot be opened), reads
-    stdin from /dev/null, closes every descriptor from 3 up to max_fd (exclusive), empties its
+    stdin from /dev/null, closes every descriptor from 3 up (close_range; where that fails,
+    one by one up to max_fd, exclusive), empties its
     signal mask and execs; if the exec fails it exits with code 127. stdio is flushed before the
     fork so that no buffered output is written twice.
     Returns the child's pid, or -1 with errno set if fork failed. The caller reaps the child. */
