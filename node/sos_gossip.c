@@ -1125,7 +1125,7 @@ static void
 s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
 {
     sos_gossip_t *g = self->gossip;
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (!txn)
         return;
     uint64_t held = 0;
@@ -1183,7 +1183,7 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     uint64_t held = 0;
     sos_core_fd_who_t who = s_who(peer);
     if (!peer->fd.suspect_mono && who.listed && !who.genesis) {
-        sos_txn_t *txn = sos_node_txn(self);
+        sos_txn_t *txn = sos_node_txn_lazy(self);
         if (txn)
             sos_dir_held_max(txn, peer->id, &held);
     }
@@ -1572,7 +1572,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     }
     if (next != SOS_EX_DO_SYNC)
         return;
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (!txn)
         return;
     s_digest_hash(self, txn);
@@ -1987,7 +1987,7 @@ s_open_envelope(sos_node_t *self, sos_envelope_t *env, const uint8_t *frame, siz
 static sos_rc
 s_check_self(sos_node_t *self, sos_gmsg_t *msg)
 {
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     sos_record_t *have = malloc(sizeof *have);
     if (!txn || !have) {
         free(have);
@@ -2198,7 +2198,7 @@ sos_gossip_on_request(sos_node_t *self, zframe_t **routing_p, const uint8_t *fra
         sos_gmsg_release(&msg);
         return;
     }
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (!txn) {
         sos_gmsg_release(&msg);
         return;
@@ -2331,7 +2331,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_gmsg_release(&msg);
         return; /* the exchange times out, as for any reply that does not decode */
     }
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (!txn) {
         sos_gmsg_release(&msg);
         return;
@@ -2532,7 +2532,7 @@ sos_gossip_round(sos_node_t *self)
             s_publish_self(self, txn);
         }
     }
-    sos_txn_t *sweep_txn = sos_node_txn(self);
+    sos_txn_t *sweep_txn = sos_node_txn_lazy(self);
     if (sweep_txn)
         s_gaps_sweep(self, sweep_txn);
     s_view_refill(self);
@@ -2666,7 +2666,7 @@ sos_gossip_flush_stats(sos_node_t *self)
         if (!p->stats_dirty || !p->in_dir || !p->id_known)
             continue;
         if (!txn)
-            txn = sos_node_txn(self);
+            txn = sos_node_txn_lazy(self);
         if (!txn)
             return;
         sos_worker_local_t local = {.last_seen = p->last_seen,

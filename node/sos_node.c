@@ -39,7 +39,7 @@ s_max_per_address(const sos_node_t *self)
 /* ------------------------------------------------------------------ passes ---- */
 
 sos_txn_t *
-sos_node_txn(sos_node_t *self)
+sos_node_txn_lazy(sos_node_t *self)
 {
     assert(self->pass.active);
     if (!self->pass.txn) {
@@ -50,6 +50,15 @@ sos_node_txn(sos_node_t *self)
         }
     }
     return self->pass.txn;
+}
+
+sos_txn_t *
+sos_node_txn(sos_node_t *self)
+{
+    sos_txn_t *txn = sos_node_txn_lazy(self);
+    if (txn)
+        self->pass.durable = true;
+    return txn;
 }
 
 /*  The name of a connection for its output budget: the ROUTER's routing id of the client or
@@ -359,6 +368,7 @@ sos_node_pass_begin(sos_node_t *self)
 {
     assert(!self->pass.active);
     self->pass.active = true;
+    self->pass.durable = false;
     self->pass.wrote = false;
 }
 
@@ -385,8 +395,12 @@ sos_node_pass_end(sos_node_t *self)
         sos_rooms_lost(self, h);
     zlistx_purge(pass->lost_rooms);
     if (pass->txn) {
-        sos_rc rc = sos_txn_commit(&pass->txn);
+        /*  Durable unless everything in it can be had again from peers (sos_node_txn_lazy):
+            a 100-node join on one disk otherwise waited for a flush per pass on every node */
+        sos_rc rc = pass->durable ? sos_txn_commit(&pass->txn) : sos_txn_commit_lazy(&pass->txn);
         self->stats.commits++;
+        if (!pass->durable)
+            self->stats.commits_lazy++;
         if (rc) {
             committed = false;
             self->stats.commit_failures++;
@@ -476,7 +490,7 @@ static void
 s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
     uint64_t workers = 0, rooms = 0, origins = 0;
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (txn)
         sos_dir_counts(txn, &workers, &rooms, &origins);
     sos_stats_t *st = &self->stats;
@@ -553,6 +567,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"forwards", st->forwards},
         {"forward_failures", st->forward_failures},
         {"commits", st->commits},
+        {"commits_lazy", st->commits_lazy},
         {"commit_failures", st->commit_failures},
         {"sends", st->sends},
         {"send_dups", st->send_dups},
@@ -711,7 +726,7 @@ s_pending_genesis(sos_node_t *self, s_list_t *l)
 static void
 s_op_workers(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
 {
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (!txn) {
         s_reply_error(self, routing_p, req_id, SOS_E_UNAVAILABLE, "store unavailable");
         return;
@@ -813,7 +828,7 @@ s_op_rooms(sos_node_t *self, zframe_t **routing_p, const sos_request_t *req)
     }
     if (limit > SOS_ROOMS_PAGE_MAX)
         limit = SOS_ROOMS_PAGE_MAX;
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     if (!txn) {
         s_reply_error(self, routing_p, req->req_id, SOS_E_UNAVAILABLE, "store unavailable");
         return;
@@ -1116,7 +1131,7 @@ s_on_housekeeping(zloop_t *loop, int timer_id, void *arg)
     sos_gossip_flush_stats(self);
     sos_budget_sweep(self->budget);
     s_drop_flush(self);
-    sos_txn_t *txn = sos_node_txn(self);
+    sos_txn_t *txn = sos_node_txn_lazy(self);
     uint32_t removed = 0;
     if (txn && sos_dir_tombstone_sweep(txn, sos_now_ms(), &removed) == SOS_OK && removed) {
         sos_gossip_dirty(self);

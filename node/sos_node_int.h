@@ -103,6 +103,7 @@ typedef struct {
     uint64_t forwards;
     uint64_t forward_failures;
     uint64_t commits;
+    uint64_t commits_lazy; /* of those, not waited for on disk (sos_node_txn_lazy) */
     uint64_t commit_failures;
     uint64_t sends;
     uint64_t send_dups;
@@ -226,6 +227,7 @@ typedef struct {
 typedef struct {
     bool active;
     sos_txn_t *txn;
+    bool durable; /* the pass took its transaction through sos_node_txn: commit synced */
     bool wrote;
     sos_out_t *out;
     size_t n_out;
@@ -291,8 +293,14 @@ struct _sos_node_t {
 /* --- sos_node.c: passes and output ------------------------------------------------ */
 
 /*  The pass's write transaction, begun on first use. NULL (and a log line) if the store
-    cannot begin one. */
+    cannot begin one. The pass then commits durably (sos_txn_commit): what it acknowledges
+    or signs survives a power cut. */
 sos_txn_t *sos_node_txn(sos_node_t *self);
+/*  The same transaction, for what needs no durability of its own: records of others
+    merged from gossip (peers hold them and give them again), counters about peers, reads.
+    A pass that only ever asked for it commits with sos_txn_commit_lazy, without waiting for
+    the disk; any sos_node_txn in the same pass makes the whole commit durable. */
+sos_txn_t *sos_node_txn_lazy(sos_node_t *self);
 /*  Queue a frame for after the commit. Takes a copy of data, charged to the connection's
     output budget (sos_budget.h); takes ownership of *routing_p. A frame over the budget is
     not queued: it is counted and logged as an output_full drop. */

@@ -721,7 +721,7 @@ s_commit_log(sos_txn_t *txn)
         return SOS_OK;
     sos_rc rc = SOS_ERR_INVALID;
     if (!store->wal_nosync)
-        rc = sos_wal_append(store->wal, txn->id, txn->log, txn->log_len);
+        rc = sos_wal_append(store->wal, txn->id, txn->log, txn->log_len, !txn->lazy);
 #ifdef SOS_TEST_UNSAFE_SYNC
     else
         rc = SOS_OK; /* test builds: a log that is never synced, which tests must catch */
@@ -766,6 +766,14 @@ sos_txn_commit(sos_txn_t **txn_p)
     rc = s_io_rc(txn->store, rc);
     s_txn_free(txn);
     return rc;
+}
+
+sos_rc
+sos_txn_commit_lazy(sos_txn_t **txn_p)
+{
+    assert(txn_p && *txn_p);
+    (*txn_p)->lazy = true;
+    return sos_txn_commit(txn_p);
 }
 
 void

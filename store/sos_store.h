@@ -83,6 +83,13 @@ sos_rc sos_txn_begin(sos_store_t *store, bool write, sos_txn_t **txn_p);
     full, SOS_ERR_NO_SPACE if the file system is (nothing of the transaction is kept in
     either case). Nulls *txn_p in any case. */
 sos_rc sos_txn_commit(sos_txn_t **txn_p);
+/*  Commit and free as sos_txn_commit, without waiting for the disk: what it wrote survives
+    kill -9 at once, but a power cut only once a later sos_txn_commit (or a checkpoint, or a
+    clean close) has returned. A power cut before that may take it, and every lazy commit
+    after it, never a part of one, nor anything committed with sos_txn_commit: the store
+    opens as it was after some earlier commit. For what can be learnt again (gossip from
+    peers), never for what is acknowledged or signed here. */
+sos_rc sos_txn_commit_lazy(sos_txn_t **txn_p);
 /*  Abort and free (NULL-safe; nulls *txn_p). */
 void sos_txn_abort(sos_txn_t **txn_p);
 

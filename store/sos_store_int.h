@@ -47,6 +47,7 @@ struct _sos_txn_t {
     sos_store_t *store;
     MDB_txn *mdb;
     bool write;
+    bool lazy;     /* commit without waiting for the disk (sos_txn_commit_lazy) */
     bool op_wrote; /* the current write operation has changed (or tried to change) data */
     sos_rc err;    /* first failure that spoiled this write transaction; commit returns it */
     uint64_t id;   /* LMDB's id of this write transaction */

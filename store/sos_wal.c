@@ -368,7 +368,7 @@ s_grow(sos_wal_t *self, uint64_t end, bool slack)
 }
 
 sos_rc
-sos_wal_append(sos_wal_t *self, uint64_t txnid, const uint8_t *ops, size_t len)
+sos_wal_append(sos_wal_t *self, uint64_t txnid, const uint8_t *ops, size_t len, bool sync)
 {
     if (len > SOS_WAL_REC_MAX || txnid != self->last_txnid + 1)
         return SOS_ERR_INVALID;
@@ -391,7 +391,7 @@ sos_wal_append(sos_wal_t *self, uint64_t txnid, const uint8_t *ops, size_t len)
     sos_rc rc = s_grow(self, self->tail + total, true);
     if (!rc)
         rc = s_pwrite_all(self->fd, self->buf, total, self->tail);
-    if (!rc && fdatasync(self->fd) != 0)
+    if (!rc && sync && fdatasync(self->fd) != 0)
         rc = SOS_ERR_IO;
     if (rc)
         return rc;

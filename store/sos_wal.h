@@ -31,10 +31,13 @@ sos_rc sos_wal_open(sos_wal_t **wal_p, const char *dir, bool create, bool *check
     *count gets the number applied. Returns SOS_OK or apply's error. */
 sos_rc sos_wal_replay(sos_wal_t *wal, sos_wal_apply_fn *apply, void *ctx, uint64_t *count);
 
-/*  Append the record of write transaction txnid and fdatasync the log: once this returns
-    SOS_OK the transaction survives a power cut. txnid must follow the last record's (or the
-    checkpoint's). Returns SOS_OK, SOS_ERR_NO_SPACE or SOS_ERR_IO. */
-sos_rc sos_wal_append(sos_wal_t *wal, uint64_t txnid, const uint8_t *ops, size_t len);
+/*  Append the record of write transaction txnid and, with sync, fdatasync the log: once this
+    returns SOS_OK the transaction survives a power cut. Without sync the record is in the
+    page cache only; the next synced append (or checkpoint) makes it durable with itself. A
+    power cut before then may take it, and then also every record after it: replay stops at
+    the first torn one. txnid must follow the last record's (or the checkpoint's). Returns
+    SOS_OK, SOS_ERR_NO_SPACE or SOS_ERR_IO. */
+sos_rc sos_wal_append(sos_wal_t *wal, uint64_t txnid, const uint8_t *ops, size_t len, bool sync);
 
 /*  After the caller made LMDB's file durable (mdb_env_sync) at transaction txnid: copy the
     meta page of txnid from data_fd (page size psize) into the next header slot, sync the

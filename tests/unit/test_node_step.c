@@ -95,6 +95,40 @@ main(void)
     CHECK(zmq_poll(&item, 1, 1000) == 1);
     CHECK(s_reply_type(dealer) == SOS_MSG_SYNC_ACK);
 
+    SECTION("a pass that only merges another's record commits lazily; one that signs, durably");
+    {
+        sos_identity_t other;
+        test_seed_identity(&other, 11);
+        sos_record_t rec = {.kind = SOS_REC_WORKER, .version = 1};
+        snprintf(rec.url, sizeof rec.url, "tcp://127.0.0.1:8");
+        CHECK_RC(sos_record_sign(&rec, &other), SOS_OK);
+        const uint8_t *wires[1] = {rec.wire};
+        size_t lens[1] = {rec.wire_len};
+        msgpack_sbuffer body, frame;
+        msgpack_sbuffer_init(&body);
+        msgpack_sbuffer_init(&frame);
+        sos_gmsg_t msg = {0};
+        CHECK_RC(sos_gmsg_encode(&body, &msg, wires, lens, 1), SOS_OK);
+        uint8_t nonce[SOS_NONCE_BYTES] = {5};
+        CHECK_RC(sos_envelope_encode_nonce(&frame, SOS_MSG_RUMOR, body.data, body.size, &peer,
+                                           node->id.pk, s_now, nonce),
+                 SOS_OK);
+        CHECK(zsock_send(dealer, "b", frame.data, frame.size) == 0);
+        uint64_t commits = node->stats.commits, lazy = node->stats.commits_lazy;
+        CHECK(sos_node_step(node, SOS_STEP_INPUT, 1000) == 1);
+        CHECK(node->stats.merges[SOS_MERGE_NEW] >= 1);
+        CHECK(node->stats.commits == commits + 1 && node->stats.commits_lazy == lazy + 1);
+        /*  Our own record, signed here: its version must survive a power cut */
+        sos_record_t mine = {.kind = SOS_REC_WORKER};
+        snprintf(mine.url, sizeof mine.url, "tcp://127.0.0.1:7");
+        sos_node_pass_begin(node);
+        CHECK_RC(sos_node_publish(node, &mine), SOS_OK);
+        sos_node_pass_end(node);
+        CHECK(node->stats.commits == commits + 2 && node->stats.commits_lazy == lazy + 1);
+        msgpack_sbuffer_destroy(&body);
+        msgpack_sbuffer_destroy(&frame);
+    }
+
     SECTION("timer steps run the reactor's handlers: a round is counted");
     uint64_t rounds = node->stats.rounds;
     CHECK(sos_node_step(node, SOS_STEP_ROUND, 0) == 1);
