@@ -40,7 +40,10 @@
     how): LMDB runs with MDB_NOSYNC once the log is open, every commit appends its puts and
     deletes to the log with one fdatasync, and a checkpoint (mdb_env_sync, the meta page into
     the log's header) bounds the log; the store holds a read transaction on the checkpointed
-    snapshot so that LMDB never overwrites its pages before the next checkpoint. */
+    snapshot so that LMDB never overwrites its pages before the next checkpoint. A lazy
+    commit (sos_txn_commit_lazy) appends its record without the fdatasync: the next synced
+    one carries it to the disk, and until then a power cut may take it (and every lazy one
+    after it), as replay stops at the first torn record. */
 
 #define SOS_STORE_FORMAT    "sosnode-store-1"
 #define SOS_STORE_MAXDBS    16

@@ -19,7 +19,9 @@
 
     So LMDB commits with MDB_NOSYNC (its writes go to the page cache, no flush) and each
     commit appends one record, the transaction's puts and deletes, to this log and
-    fdatasyncs it: one flush per acknowledged batch, as Redis's appendfsync always.
+    fdatasyncs it: one flush per acknowledged batch, as Redis's appendfsync always. A commit
+    with nothing to acknowledge (the node's gossip merges) may append without the flush; the
+    next flush covers it, since fdatasync writes back every dirty page of the file.
 
     Why LMDB stays recoverable
 
