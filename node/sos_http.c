@@ -1403,7 +1403,7 @@ s_read_file(const char *path)
 
 /*  libmicrohttpd's own messages (a refused connection at the cap, a broken request) go to
     the log at info level: a flood of hostile connections must not flood the log. */
-static void
+__attribute__((format(printf, 2, 0))) static void
 s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[256];
