@@ -32,11 +32,7 @@ main(void)
     sos_identity_t pinned;
     test_seed_identity(&pinned, 40);
     sos_config_t cfg;
-    sos_config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
-    snprintf(cfg.listen, sizeof cfg.listen, "inproc://test-gossip-state");
-    snprintf(cfg.advertise, sizeof cfg.advertise, "tcp://127.0.0.1:7");
-    cfg.map_size = 16ULL << 20;
+    node_test_config(&cfg, dir, "inproc://test-gossip-state");
     /*  Two genesis addresses, nothing listening there: one pinned to an id, one not. */
     cfg.n_genesis = 2;
     snprintf(cfg.genesis[0].url, sizeof cfg.genesis[0].url, "tcp://127.0.0.1:9");

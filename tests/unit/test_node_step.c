@@ -50,11 +50,7 @@ main(void)
     char dir[] = "/tmp/test_node_step.XXXXXX";
     CHECK(mkdtemp(dir));
     sos_config_t cfg;
-    sos_config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
-    snprintf(cfg.listen, sizeof cfg.listen, "inproc://test-node-step");
-    snprintf(cfg.advertise, sizeof cfg.advertise, "tcp://127.0.0.1:7");
-    cfg.map_size = 16ULL << 20;
+    node_test_config(&cfg, dir, "inproc://test-node-step");
     sos_rc rc;
     sos_node_t *node = sos_node_new(&cfg, &rc, NULL, 0);
     CHECK(node);
