@@ -2274,8 +2274,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     sos_envelope_t env;
     /*  On CURVE the DEALER's server key was derived from dealer_key: only that node can
         have sent what comes on it, and an unsigned reply must say so. */
-    bool keyed = !self->cfg.transport_null && peer->dealer;
-    if (!s_open_envelope(self, &env, frame, size, keyed))
+    if (!s_open_envelope(self, &env, frame, size, !self->cfg.transport_null))
         return;
     if (sos_envelope_unbound(&env)) {
         sos_node_drop(self, SOS_DROP_WRONG_RECEIVER, "a reply bound to nobody");
