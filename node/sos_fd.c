@@ -12,16 +12,21 @@ sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const s
     double n = (double)n_workers;
     double c = peer->n_confirm < SOS_FD_CONFIRM_K ? peer->n_confirm : SOS_FD_CONFIRM_K;
     double f = cfg->max_failures ? (double)cfg->max_failures - 1 : 0;
-    double rounds =
-        f + 2.0 * log10(n < 10 ? 10 : n) * (1.0 - log(c + 1) / log(SOS_FD_CONFIRM_K + 1));
+    double alone = 1.0 - log(c + 1) / log(SOS_FD_CONFIRM_K + 1); /* 1 unconfirmed, 0 at K */
+    double rounds = f + 2.0 * log10(n < 10 ? 10 : n) * alone;
     uint64_t t = (uint64_t)(rounds * (double)cfg->interval_ms);
-    /*  Never below the conservative exchange deadline, nor below SOS_FD_SUSPICION_MIN: at
-        short intervals a few rounds are less than a busy machine may deschedule a node, and
-        the suspect needs that long to refute. */
+    /*  Never below the conservative exchange deadline, nor below the same timeout at a
+        one-second interval with F = 3 in ten nodes, 1 s * (2 + 2 A(C)): 4 s for a
+        suspicion only this node holds, SOS_FD_SUSPICION_MIN (2 s) once K others hold it.
+        At short intervals a few rounds are less than a busy machine may deschedule a node,
+        and the suspect needs that long to hear of it, refute, and have its refutation
+        spread (30 nodes at 50 ms on two cores: a suspect refuting at once was removed
+        by a node 1.2 s into a confirmed suspicion, before the new record reached it). */
+    uint64_t floor = (uint64_t)((double)SOS_FD_SUSPICION_MIN * (1.0 + alone));
     if (t < cfg->exchange_timeout_ms)
         t = cfg->exchange_timeout_ms;
-    if (t < SOS_FD_SUSPICION_MIN)
-        t = SOS_FD_SUSPICION_MIN;
+    if (t < floor)
+        t = floor;
     return t * (1 + fd->health);
 }
 
@@ -72,11 +77,17 @@ sos_fd_lag(sos_fd_t *fd, uint64_t late, uint64_t period, uint64_t now_mono)
         return false;
     /*  At once, not at the next round: the tick that notices it is about to fail every
         exchange whose deadline passed while the loop stood still. */
+    sos_fd_doubt(fd, now_mono);
+    return true;
+}
+
+void
+sos_fd_doubt(sos_fd_t *fd, uint64_t now_mono)
+{
     if (!fd->lagging && fd->health < SOS_FD_HEALTH_MAX)
         fd->health++;
     fd->health_mono = now_mono;
     fd->lagging = true;
-    return true;
 }
 
 bool
@@ -179,6 +190,9 @@ sos_fd_refute(sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t version, uint64
     if (pending || (fd->last_refute_mono && now_mono - fd->last_refute_mono < cfg->interval_ms))
         return SOS_FD_REFUTE_LIMITED;
     fd->last_refute_mono = now_mono ? now_mono : 1;
+    /*  Others found us slow enough to suspect: Lifeguard takes that as a sign of our own
+        health, and so do we, before we blame anyone else for the same slowness. */
+    sos_fd_doubt(fd, now_mono);
     return SOS_FD_REFUTE;
 }
 

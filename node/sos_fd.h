@@ -11,7 +11,7 @@
 
 #define SOS_FD_CONFIRM_K      3    /* confirmations that bring a suspicion to its shortest */
 #define SOS_FD_HEALTH_MAX     8    /* local health: timeouts stretch up to 9 times */
-#define SOS_FD_SUSPICION_MIN  1000 /* ms: no suspicion is shorter, whatever the interval */
+#define SOS_FD_SUSPICION_MIN  2000 /* ms: no suspicion is shorter, whatever the interval */
 #define SOS_FD_HEALTH_DECAY   1000 /* ms: health falls by one per second on time */
 #define SOS_FD_RTO_FLOOR      100  /* ms: no exchange deadline below this, whatever the RTT */
 #define SOS_FD_CONFIRM_PREFIX 8    /* bytes of a confirming node's id that tell it apart */
@@ -46,8 +46,9 @@ typedef struct {
 } sos_fd_peer_t;
 
 /*  How long a suspicion of peer lasts before removal, with n the workers listed (Lifeguard):
-        T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * (1 - log(C + 1) / log(K + 1)))
-    never below the exchange deadline nor SOS_FD_SUSPICION_MIN, times (1 + health). */
+        T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * A(C)),  A(C) = 1 - log(C + 1) / log(K + 1)
+    never below the exchange deadline nor SOS_FD_SUSPICION_MIN * (1 + A(C)) (twice the
+    minimum for a suspicion nobody confirms, the minimum at K), times (1 + health). */
 uint64_t sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                   const sos_fd_peer_t *peer, uint64_t n_workers);
 
@@ -68,6 +69,12 @@ void sos_fd_rtt_sample(sos_fd_peer_t *peer, uint64_t rtt_ms);
 /*  A timer of period ms fired late ms after it was due. True if that counts as lag: health
     rises at once (by one per round at most) and the node is lagging until the next round. */
 bool sos_fd_lag(sos_fd_t *fd, uint64_t late, uint64_t period, uint64_t now_mono);
+
+/*  A sign that this node itself is slow, other than a late timer: it had to refute a
+    suspicion of itself, or a peer it failed to reach answered a helper (Lifeguard's local
+    health). Health rises by one (once per round at most, as for lag) and the node is
+    lagging until the next round. */
+void sos_fd_doubt(sos_fd_t *fd, uint64_t now_mono);
 
 /*  A round starts at now: its own lateness feeds health (true if it was late, as
     sos_fd_lag), and health falls by one per SOS_FD_HEALTH_DECAY of rounds on time. */
@@ -109,7 +116,8 @@ void sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_vers
 typedef enum {
     SOS_FD_REFUTE_OLD,     /* about an older record than ours: refuted already */
     SOS_FD_REFUTE_LIMITED, /* a refutation is pending, or one went out within an interval */
-    SOS_FD_REFUTE,         /* re-sign our record (a higher version) at the next round */
+    SOS_FD_REFUTE,         /* re-sign our record (a higher version) at the next round; our
+                              health rises (sos_fd_doubt) */
 } sos_fd_refute_t;
 
 /*  Named a suspect at version; own_version is our record's, pending whether a re-signing

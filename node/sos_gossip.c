@@ -1113,6 +1113,7 @@ s_success(sos_node_t *self, sos_peer_t *peer)
     if (peer->id_known)
         sos_fd_probe_end(&self->gossip->probes, peer->id); /* a late verdict must not count */
     peer->ex_fails = 0;
+    peer->down_counted = false;
     peer->next_try_mono = 0;
     /*  Its first answer while on probation: a sample that probation workers answer. */
     sos_probation_outcome(&self->gossip->probation, s_on_probation(peer), true,
@@ -1167,6 +1168,35 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     /*  Counted here whatever the probes say: a link that fails every exchange is no use
         to the view, even if others reach the peer. */
     if (peer->ex_fails >= 2 && !peer->retired)
+        s_view_leave(self, peer, "two exchanges failed in a row");
+    s_short_release(self, peer);
+}
+
+/*  peer's DEALER is not connected. The first time on a socket (since it was opened, or last
+    answered) this is a failure as any other; again on the same socket it is not counted
+    (down_again), only toward the view's two failures in a row. libzmq dials a DEALER in the
+    background and retries by itself: a socket that has not come up says nothing new of the
+    peer each round it is found still down, and on a busy machine (thirty nodes starting at
+    once on two cores, each with its connection and handshake caps) sockets stay down for
+    seconds while their peers are alive. Counted each round, two such findings and the
+    confirmations of nodes in the same plight removed live workers within a second. A peer
+    that is really dead still fails once per socket: sos_gossip_peer_redial replaces a socket
+    that has not connected within two connect timeouts, and its failures and the others'
+    confirmations remove it (PROTOCOL.md, "Failure detection", bounds how soon). */
+static void
+s_failure_down(sos_node_t *self, sos_peer_t *peer)
+{
+    if (!peer->down_counted || peer->retired) {
+        peer->down_counted = true;
+        s_failure(self, peer, "not connected");
+        return;
+    }
+    self->stats.exchanges_failed++;
+    self->stats.down_again++;
+    sos_exchange_failed(&peer->ex);
+    peer->stats_dirty = true;
+    peer->ex_fails++;
+    if (peer->ex_fails >= 2)
         s_view_leave(self, peer, "two exchanges failed in a row");
     s_short_release(self, peer);
 }
@@ -1347,6 +1377,8 @@ s_probe_verdict(sos_node_t *self, const uint8_t target[SOS_NODEID_BYTES], bool r
                    "suspected",
                    hex, peer->url);
     s_unsuspect(peer);
+    /*  Others reach it and we did not: the slow one may be us (sos_fd_doubt). */
+    sos_fd_doubt(&self->gossip->fd, sos_mono_ms());
 }
 
 /*  Answer the requester of help slot i, and free the slot; a short-lived connection to
@@ -1549,7 +1581,7 @@ s_send_step(sos_node_t *self, sos_peer_t *peer, const char *what)
         return false;
     }
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
-        s_failure(self, peer, "not connected");
+        s_failure_down(self, peer);
         return false;
     }
     return true;
@@ -1601,7 +1633,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
             tick tries again until then. */
         if (sos_exchange_not_sent(&peer->ex, peer->created_mono, s_connect_timeout(self),
                                   sos_mono_ms()) == SOS_EX_DO_FAIL) {
-            s_failure(self, peer, "not connected");
+            s_failure_down(self, peer);
             /*  libzmq never dials again after the peer refused the handshake (its
                 connection or handshake caps): a socket that has not connected within two
                 timeouts is replaced by a new one, which the next round uses. Not within

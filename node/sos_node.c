@@ -561,6 +561,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"probes_sent", st->probes_sent},
         {"probes_answered", st->probes_answered},
         {"probe_saves", st->probe_saves},
+        {"down_again", st->down_again},
         {"probes_helped", st->probes_helped},
         {"probes_refused", st->probes_refused},
         {"requests", st->requests},

@@ -97,6 +97,7 @@ typedef struct {
     uint64_t probes_sent;         /* PROBE_REQs sent to helpers (indirect probes) */
     uint64_t probes_answered;     /* PROBE_ACKs taken from helpers we asked */
     uint64_t probe_saves;         /* missed exchanges cleared: a helper reached the peer */
+    uint64_t down_again;          /* "not connected" again on a DEALER counted so: not counted */
     uint64_t probes_helped;       /* PROBE_REQs taken on as a helper */
     uint64_t probes_refused;      /* PROBE_REQs refused: rate, cap, unknown target or sender */
     uint64_t requests;
@@ -168,6 +169,7 @@ typedef struct {
     bool in_dir;     /* a worker of the directory (not only a genesis address or a forward) */
     zsock_t *dealer; /* NULL while closed (the open ones are bounded) */
     uint64_t created_mono;   /* when the DEALER was opened */
+    bool down_counted;       /* the DEALER's "not connected" counted once (sos_gossip.c) */
     uint64_t last_used_mono; /* last send or receive: the least recently used is closed */
     bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
     uint64_t retired_tick;   /* the node's tick count when it was retired */

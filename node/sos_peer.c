@@ -121,6 +121,7 @@ sos_peer_open(sos_peer_t *self, zloop_t *loop, zloop_reader_fn reader, bool queu
         memcpy(self->dealer_key, id, SOS_NODEID_BYTES);
     self->created_mono = sos_mono_ms();
     self->last_used_mono = self->created_mono;
+    self->down_counted = false;
     return SOS_OK;
 }
 

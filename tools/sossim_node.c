@@ -2164,6 +2164,7 @@ s_probe_verdict(sim_t *sim, sim_node_t *n, const uint8_t target[SOS_NODEID_BYTES
     }
     sim->probe_saves++;
     sos_fd_clear(&p->fd);
+    sos_fd_doubt(&n->fd, sim->now); /* as the node: the slow one may be us */
 }
 
 /*  A helper answers the requester of its slot i, and frees the slot and its connection. */

@@ -77,9 +77,16 @@ main(void)
     /*  T(1) = 1000 * (2 + 2 * (1 - log 2 / log 4)) = 3000 ms */
     CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &one, 5) == 3000);
 
-    SECTION("no suspicion is shorter than a second, whatever the interval");
+    SECTION("no suspicion is shorter than 2 s, nor shorter than at I = 1 s (alone: 4 s)");
     sos_fd_config_t fast = {.interval_ms = 100, .exchange_timeout_ms = 500, .max_failures = 3};
-    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &q, 5) == SOS_FD_SUSPICION_MIN);
+    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &q, 5) == SOS_FD_SUSPICION_MIN); /* K */
+    /*  The floor falls with the confirmations: SOS_FD_SUSPICION_MIN * (1 + A(C)), the
+        timeout at I = 1000 ms, F = 3 and n = 10. */
+    sos_fd_peer_t lone = {0};
+    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &lone, 5) == 2 * SOS_FD_SUSPICION_MIN);
+    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &one, 5) == 3000);
+    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &lone, 1000) == 2 * SOS_FD_SUSPICION_MIN);
+    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &lone, 5) == 2 * SOS_FD_SUSPICION_MIN);
 
     SECTION("a late round raises health at once; it stretches deadlines and suspicions");
     sos_fd_t h = {0};
@@ -166,6 +173,24 @@ main(void)
     CHECK(sos_fd_refute(&me, &s_cfg, 5, 5, false, 50000) == SOS_FD_REFUTE);
     CHECK(sos_fd_refute(&me, &s_cfg, 6, 6, false, 50999) == SOS_FD_REFUTE_LIMITED);
     CHECK(sos_fd_refute(&me, &s_cfg, 6, 6, false, 51000) == SOS_FD_REFUTE);
+    SECTION("a refutation is a sign of our own slowness: health rises, once per round");
+    CHECK(me.health == 1 && me.lagging); /* two refutations, no round between: one rise */
+    me.health = 0;
+    me.lagging = false;
+    CHECK(sos_fd_refute(&me, &s_cfg, 7, 7, false, 52000) == SOS_FD_REFUTE);
+    CHECK(me.health == 1 && me.lagging && me.health_mono == 52000);
+    CHECK(sos_fd_lag(&me, 5000, 1000, 52100)); /* late in the same round: no second rise */
+    CHECK(me.health == 1);
+    CHECK(sos_fd_refute(&me, &s_cfg, 7, 7, false, 52100) == SOS_FD_REFUTE_LIMITED);
+    CHECK(me.health == 1); /* a refutation not sent is no sign */
+    SECTION("a peer saved by a helper (sos_fd_doubt): health rises as for a late timer");
+    sos_fd_t saved = {0};
+    sos_fd_doubt(&saved, 60000);
+    sos_fd_doubt(&saved, 60100);
+    CHECK(saved.health == 1 && saved.lagging);
+    sos_fd_round(&saved, &s_cfg, 61000); /* a round on time ends the lag */
+    sos_fd_doubt(&saved, 61100);
+    CHECK(saved.health == 2);
     sos_fd_t zero = {0};
     CHECK(sos_fd_refute(&zero, &s_cfg, 1, 1, false, 0) == SOS_FD_REFUTE);
     CHECK(sos_fd_refute(&zero, &s_cfg, 1, 1, false, 10) == SOS_FD_REFUTE_LIMITED);
