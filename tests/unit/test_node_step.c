@@ -51,6 +51,7 @@ main(void)
     CHECK(mkdtemp(dir));
     sos_config_t cfg;
     node_test_config(&cfg, dir, "inproc://test-node-step");
+    cfg.gossip_interval_ms = 1000; /* a connect deadline of 2 s: see the last section */
     sos_rc rc;
     sos_node_t *node = sos_node_new(&cfg, &rc, NULL, 0);
     CHECK(node);
@@ -131,6 +132,43 @@ main(void)
     CHECK(sos_node_step(node, SOS_STEP_TICK, 0) == 1);
     CHECK(sos_node_step(node, SOS_STEP_HOUSEKEEPING, 0) == 1);
     CHECK(node->stats.rounds == rounds + 1);
+
+    SECTION("a connection still down fails its peer once; found down again, not counted");
+    {
+        /*  Nothing listens at the worker's endpoint (tcp://127.0.0.1:8): its DEALER never
+            connects. Every round finds it down once the connect deadline (2 s at a 1 s
+            interval) has passed; a socket older than two deadlines is replaced. Each
+            socket may count one failure; the rest are down_again. Ticks every 250 ms and
+            rounds every second, on time, so that local health stays 0. */
+        sos_identity_t other;
+        test_seed_identity(&other, 11);
+        char hex[SOS_NODEID_HEX + 1];
+        sos_hex(hex, other.pk, SOS_NODEID_BYTES);
+        uint64_t again = node->stats.down_again, counted_on = 0;
+        uint32_t fails = 0, sockets = 0;
+        for (int i = 1; i <= 64; i++) {
+            s_now += 250;
+            s_mono += 250;
+            if (i % 4 == 0)
+                sos_node_step(node, SOS_STEP_ROUND, 0);
+            sos_node_step(node, SOS_STEP_TICK, 0);
+            sos_peer_t *p = sos_gossip_peer_find(node, hex);
+            if (!p || p->retired || !p->in_dir)
+                break; /* removed: failures enough on enough sockets */
+            if (p->fd.fail_count > fails) {
+                CHECK(p->fd.fail_count == fails + 1);
+                CHECK(p->created_mono != counted_on); /* one counted failure per socket */
+                counted_on = p->created_mono;
+                sockets++;
+            }
+            fails = p->fd.fail_count;
+        }
+        sos_gossip_status_t gs;
+        sos_gossip_status(node, &gs);
+        CHECK(gs.health == 0);
+        CHECK(sockets >= 2);                   /* a dead peer still fails, socket by socket */
+        CHECK(node->stats.down_again > again); /* and was found down again between */
+    }
 
     zsock_destroy(&dealer);
     sos_node_destroy(&node);
