@@ -1152,8 +1152,10 @@ static bool s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why);
 static void s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version);
 static void s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed);
 
+/*  An exchange with peer failed. blame: whether it counts toward the peer's suspicion and
+    removal (probed first); a DEALER found still down again does not (s_failure_down). */
 static void
-s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
+s_failure(sos_node_t *self, sos_peer_t *peer, const char *why, bool blame)
 {
     if (peer->retired)
         return; /* removed or moved earlier in this pass */
@@ -1161,9 +1163,11 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     sos_exchange_failed(&peer->ex);
     peer->stats_dirty = true;
     peer->ex_fails++;
-    /*  Not yet a suspect: ask others to reach it first (SWIM's ping-req); the failure
-        counts only when none does. */
-    if (!s_probe_start(self, peer, why))
+    /*  Blamed and not yet a suspect: ask others to reach it first (SWIM's ping-req); the
+        failure counts only when none does. */
+    if (!blame)
+        self->stats.down_again++;
+    else if (!s_probe_start(self, peer, why))
         s_failure_count(self, peer, why, false);
     /*  Counted here whatever the probes say: a link that fails every exchange is no use
         to the view, even if others reach the peer. */
@@ -1182,23 +1186,13 @@ s_failure(sos_node_t *self, sos_peer_t *peer, const char *why)
     confirmations of nodes in the same plight removed live workers within a second. A peer
     that is really dead still fails once per socket: sos_gossip_peer_redial replaces a socket
     that has not connected within two connect timeouts, and its failures and the others'
-    confirmations remove it (PROTOCOL.md, "Failure detection", bounds how soon). */
+    confirmations remove it (PROTOCOL.md, "Bound for a dead node", says how soon). */
 static void
 s_failure_down(sos_node_t *self, sos_peer_t *peer)
 {
-    if (!peer->down_counted || peer->retired) {
-        peer->down_counted = true;
-        s_failure(self, peer, "not connected");
-        return;
-    }
-    self->stats.exchanges_failed++;
-    self->stats.down_again++;
-    sos_exchange_failed(&peer->ex);
-    peer->stats_dirty = true;
-    peer->ex_fails++;
-    if (peer->ex_fails >= 2)
-        s_view_leave(self, peer, "two exchanges failed in a row");
-    s_short_release(self, peer);
+    bool first = !peer->down_counted;
+    peer->down_counted = true;
+    s_failure(self, peer, "not connected", first);
 }
 
 /*  A failure of peer that no helper cleared: toward its suspicion and removal. probed: the
@@ -2660,7 +2654,7 @@ sos_gossip_tick(sos_node_t *self)
             zlistx_add_end(shorts, p); /* closed if nothing holds it any more */
     }
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
-        s_failure(self, p, "no answer in time");
+        s_failure(self, p, "no answer in time", true);
     s_probes_tick(self, now);
     for (sos_peer_t *p = zlistx_first(expired); p; p = zlistx_next(expired)) {
         if (p->retired || !p->in_dir)

@@ -97,7 +97,7 @@ typedef struct {
     uint64_t probes_sent;         /* PROBE_REQs sent to helpers (indirect probes) */
     uint64_t probes_answered;     /* PROBE_ACKs taken from helpers we asked */
     uint64_t probe_saves;         /* missed exchanges cleared: a helper reached the peer */
-    uint64_t down_again;          /* "not connected" again on a DEALER counted so: not counted */
+    uint64_t down_again;          /* a DEALER found still down again: failed, not blamed */
     uint64_t probes_helped;       /* PROBE_REQs taken on as a helper */
     uint64_t probes_refused;      /* PROBE_REQs refused: rate, cap, unknown target or sender */
     uint64_t requests;

@@ -4,11 +4,12 @@ once, converge and then remove no live worker while they go on, also under the s
 Thirty processes on two cores at twenty rounds a second keep every loop late now and then,
 and at the start every DEALER dials while its peer is still coming up: this is where a
 failure detector that blames its peers for its own slowness, or counts a socket still
-dialing once per round, removes live workers (PROTOCOL.md, "Failure detection"). The test
-asserts the outcome, not a time: every node lists all thirty and none has removed a worker,
-checked until every node has run 200 more rounds. It prints the detector's counters, which say how
-close the crowd came: suspicions raised and withheld, refutations, probes and the ones a
-helper saved, sockets found down again, and the nodes' health.
+dialing once per round, removes live workers (PROTOCOL.md, "Failures, removal,
+tombstones"). The test asserts the outcome, not a time: every node lists all thirty and none
+has removed a worker, checked until every node has run 200 more rounds. It prints the
+detector's counters, which say how close the crowd came: suspicions raised and withheld,
+refutations, probes and the ones a helper saved, sockets found down again, and the nodes'
+health.
 
 The nodes are asked in parallel: a node of the crowd answers `status` in seconds under the
 sanitizers (its loop runs late throughout, health at its ceiling, so that there it withholds

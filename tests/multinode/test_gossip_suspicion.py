@@ -15,8 +15,8 @@ def gossip(node):
     return node.status()["gossip"]
 
 
-def converge(net, timeout=60):
-    wait_for("%d nodes to converge" % len(net.nodes), net.converged, timeout=timeout)
+def converge(net):
+    wait_for("%d nodes to converge" % len(net.nodes), net.converged, timeout=60)
 
 
 def removed(nodes):
