@@ -6,6 +6,14 @@
 #include "sos_fd.h"
 
 uint64_t
+sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers)
+{
+    double n = n_workers < 2 ? 2.0 : (double)n_workers;
+    double hops = 1.0 + log(n) / log((double)(cfg->fanout ? cfg->fanout : 1) + 1.0);
+    return (uint64_t)llround(hops * (double)(cfg->interval_ms + fd->srtt_ms + 4 * fd->rttvar_ms));
+}
+
+uint64_t
 sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer,
                          uint64_t n_workers)
 {
@@ -15,14 +23,14 @@ sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const s
     double alone = 1.0 - log(c + 1) / log(SOS_FD_CONFIRM_K + 1); /* 1 unconfirmed, 0 at K */
     double rounds = f + 2.0 * log10(n < 10 ? 10 : n) * alone;
     uint64_t t = (uint64_t)(rounds * (double)cfg->interval_ms);
-    /*  Never below the conservative exchange deadline, nor below the same timeout at a
-        one-second interval with F = 3 in ten nodes, 1 s * (2 + 2 A(C)): 4 s for a
-        suspicion only this node holds, SOS_FD_SUSPICION_MIN (2 s) once K others hold it.
-        At short intervals a few rounds are less than a busy machine may deschedule a node,
-        and the suspect needs that long to hear of it, refute, and have its refutation
-        spread (30 nodes at 50 ms on two cores: a suspect refuting at once was removed
-        by a node 1.2 s into a confirmed suspicion, before the new record reached it). */
-    uint64_t floor = (uint64_t)((double)SOS_FD_SUSPICION_MIN * (1.0 + alone));
+    /*  Never below the conservative exchange deadline, nor below the time a refutation
+        takes to get here, as measured: at short intervals a few rounds are less than a busy
+        machine may deschedule a node, and the suspect needs that long to hear of it, refute,
+        and have its refutation spread (30 nodes at 50 ms on two cores: a suspect refuting
+        at once was removed by a node 1.2 s into a confirmed suspicion, before the new
+        record reached it). The answers of such a machine come late, and the floor grows
+        with them; an idle network's is about the spread time, below (F - 1) I. */
+    uint64_t floor = sos_fd_refute_time(fd, cfg, n_workers);
     if (t < cfg->exchange_timeout_ms)
         t = cfg->exchange_timeout_ms;
     if (t < floor)
@@ -57,17 +65,25 @@ sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const so
     return t * (1 + fd->health);
 }
 
-void
-sos_fd_rtt_sample(sos_fd_peer_t *peer, uint64_t r)
+/*  RFC 6298's estimator, one step. */
+static void
+s_rtt_step(uint64_t *srtt, uint64_t *rttvar, uint64_t r)
 {
-    if (!peer->srtt_ms && !peer->rttvar_ms) {
-        peer->srtt_ms = r;
-        peer->rttvar_ms = r / 2;
+    if (!*srtt && !*rttvar) {
+        *srtt = r;
+        *rttvar = r / 2;
         return;
     }
-    uint64_t d = r > peer->srtt_ms ? r - peer->srtt_ms : peer->srtt_ms - r;
-    peer->rttvar_ms = (3 * peer->rttvar_ms + d) / 4;
-    peer->srtt_ms = (7 * peer->srtt_ms + r) / 8;
+    uint64_t d = r > *srtt ? r - *srtt : *srtt - r;
+    *rttvar = (3 * *rttvar + d) / 4;
+    *srtt = (7 * *srtt + r) / 8;
+}
+
+void
+sos_fd_rtt_sample(sos_fd_t *fd, sos_fd_peer_t *peer, uint64_t r)
+{
+    s_rtt_step(&peer->srtt_ms, &peer->rttvar_ms, r);
+    s_rtt_step(&fd->srtt_ms, &fd->rttvar_ms, r);
 }
 
 bool

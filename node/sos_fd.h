@@ -9,9 +9,8 @@
 
 #include "sos_identity.h"
 
-#define SOS_FD_CONFIRM_K      3    /* confirmations that bring a suspicion to its shortest */
+#define SOS_FD_CONFIRM_K      4    /* confirmations that bring a suspicion to its shortest */
 #define SOS_FD_HEALTH_MAX     8    /* local health: timeouts stretch up to 9 times */
-#define SOS_FD_SUSPICION_MIN  2000 /* ms: no suspicion is shorter, whatever the interval */
 #define SOS_FD_HEALTH_DECAY   1000 /* ms: health falls by one per second on time */
 #define SOS_FD_RTO_FLOOR      100  /* ms: no exchange deadline below this, whatever the RTT */
 #define SOS_FD_CONFIRM_PREFIX 8    /* bytes of a confirming node's id that tell it apart */
@@ -21,16 +20,18 @@ typedef struct {
     uint64_t interval_ms;         /* the gossip interval */
     uint64_t exchange_timeout_ms; /* the conservative exchange deadline (no RTT sample yet) */
     uint32_t max_failures;        /* failed exchanges, here and confirmed, before removal */
+    uint32_t fanout;              /* peers a round exchanges with: how fast news spreads */
 } sos_fd_config_t;
 
 /*  The node's own side: its local health (Lifeguard), from timers that fire late. */
 typedef struct {
-    uint32_t health;           /* 0 healthy, up to SOS_FD_HEALTH_MAX (lagging) */
-    uint64_t last_round_mono;  /* when the last round ran: its lateness feeds health */
-    uint64_t health_mono;      /* when health last rose or fell: it falls once per second */
-    uint64_t last_tick_mono;   /* when the last tick ran */
-    uint64_t last_refute_mono; /* refutations are rate-limited to one per interval */
-    bool lagging;              /* a timer fired late since the last round */
+    uint32_t health;             /* 0 healthy, up to SOS_FD_HEALTH_MAX (lagging) */
+    uint64_t last_round_mono;    /* when the last round ran: its lateness feeds health */
+    uint64_t health_mono;        /* when health last rose or fell: it falls once per second */
+    uint64_t last_tick_mono;     /* when the last tick ran */
+    uint64_t last_refute_mono;   /* refutations are rate-limited to one per interval */
+    bool lagging;                /* a timer fired late since the last round */
+    uint64_t srtt_ms, rttvar_ms; /* round trips to all peers as one estimate; 0: none */
 } sos_fd_t;
 
 /*  What this node knows of one peer's liveness. All zero: a peer never suspected, without
@@ -45,10 +46,18 @@ typedef struct {
     uint64_t srtt_ms, rttvar_ms; /* round-trip estimate as TCP's RTO (RFC 6298); 0: none */
 } sos_fd_peer_t;
 
+/*  How long a refutation takes to reach this node, with n the workers listed: the suspect
+    hears of its suspicion, re-signs its record at its next round, and the new record
+    spreads, each of those 1 + log_(fanout+1)(n) hops an interval plus a round trip as this
+    node measures them (SRTT + 4 RTTVAR over all its peers' answers):
+        S = (1 + log_(fanout+1)(max(n, 2))) * (I + RTO_all)
+    On an idle network that is about the gossip spread time; on a busy machine, where
+    answers come late, it grows with them. */
+uint64_t sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers);
+
 /*  How long a suspicion of peer lasts before removal, with n the workers listed (Lifeguard):
         T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * A(C)),  A(C) = 1 - log(C + 1) / log(K + 1)
-    never below the exchange deadline nor SOS_FD_SUSPICION_MIN * (1 + A(C)) (twice the
-    minimum for a suspicion nobody confirms, the minimum at K), times (1 + health). */
+    never below the exchange deadline nor S (sos_fd_refute_time), times (1 + health). */
 uint64_t sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                   const sos_fd_peer_t *peer, uint64_t n_workers);
 
@@ -63,8 +72,8 @@ bool sos_fd_removable(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_
 uint64_t sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                  const sos_fd_peer_t *peer);
 
-/*  Take one round-trip sample (ms) into peer's estimate. */
-void sos_fd_rtt_sample(sos_fd_peer_t *peer, uint64_t rtt_ms);
+/*  Take one round-trip sample (ms) into peer's estimate and into the node's over all peers. */
+void sos_fd_rtt_sample(sos_fd_t *fd, sos_fd_peer_t *peer, uint64_t rtt_ms);
 
 /*  A timer of period ms fired late ms after it was due. True if that counts as lag: health
     rises at once (by one per round at most) and the node is lagging until the next round. */

@@ -1066,7 +1066,8 @@ s_fd_cfg(const sos_node_t *self)
 {
     return (sos_fd_config_t){.interval_ms = self->cfg.gossip_interval_ms,
                              .exchange_timeout_ms = self->gossip->exchange_timeout_ms,
-                             .max_failures = self->cfg.max_failures};
+                             .max_failures = self->cfg.max_failures,
+                             .fanout = self->cfg.fanout};
 }
 
 /*  A suspect is removed when its suspicion has outlived its timeout (sos_fd.h), this node
@@ -1146,6 +1147,20 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     sos_core_fd_name_removed(&g->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
                              sos_mono_ms());
     s_peer_unlist(self, peer);
+}
+
+/*  Why a suspect goes, for the log: its failures here, the confirmations, and how long its
+    suspicion lasted against its timeout. */
+static void
+s_removal_why(sos_node_t *self, const sos_peer_t *peer, uint64_t now, char *buf, size_t size)
+{
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    uint64_t t = sos_fd_suspicion_timeout(&self->gossip->fd, &cfg, &peer->fd,
+                                          zhashx_size(self->gossip->peers_id) + 1);
+    snprintf(buf, size,
+             "%u consecutive failures, %u confirmations, suspected %llu ms (timeout %llu ms)",
+             peer->fd.fail_count, peer->fd.n_confirm,
+             (unsigned long long)(now - peer->fd.suspect_mono), (unsigned long long)t);
 }
 
 static bool s_probe_start(sos_node_t *self, sos_peer_t *peer, const char *why);
@@ -1228,15 +1243,16 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_probation_outcome(&g->probation, s_on_probation(peer), false, &peer->probation_failed);
     if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
+    if (out.fd == SOS_FD_SUSPECTED)
+        g->push_due = true;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
     if (peer->is_genesis && !peer->pinned)
         peer->id_heard = false; /* a new node may answer there now: ask whoever it is */
     if (out.retry_mono) {
         peer->next_try_mono = out.retry_mono; /* a genesis node, never removed */
     } else if (out.remove) {
-        char why_removed[96];
-        snprintf(why_removed, sizeof why_removed, "%u consecutive failures, suspected %llu ms",
-                 peer->fd.fail_count, (unsigned long long)(now - peer->fd.suspect_mono));
+        char why_removed[128];
+        s_removal_why(self, peer, now, why_removed, sizeof why_removed);
         s_remove_worker(self, peer, why_removed);
         /*  What kept us from it (a partition, a lossy link) has likely made it, and the nodes
             on its side, remove us too, with tombstones at our version: and after the heal
@@ -1634,13 +1650,50 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
                 one: a new socket's first SYNC waits a whole timeout before it counts as
                 failed (it may still be connecting), while an older one's fails at once, so
                 that a dead suspect probed over its short-lived connection fails each round
-                for a while rather than once every timeout. */
-            sos_gossip_peer_redial(self, peer, 2 * s_connect_timeout(self));
+                for a while rather than once every timeout. A suspect's socket is replaced
+                after one timeout: its suspicion is under way, others have named it or it
+                failed here already, and each of its sockets counts once, so that a dead
+                node fails here about once per timeout until its suspicion ends. */
+            uint64_t age = peer->fd.suspect_mono ? 1 : 2;
+            sos_gossip_peer_redial(self, peer, age * s_connect_timeout(self));
         }
         return;
     }
     sos_exchange_sync_sent(&peer->ex, msg.req_id, sos_mono_ms(), s_exchange_timeout(self, peer));
     self->stats.exchanges_started++;
+}
+
+/*  A suspicion began here (a failure of our own, or a SYNC naming a peer): start exchanges
+    with up to fanout members of the view now, not at the next round, since every SYNC names
+    our suspects. The news then travels a hop per round trip instead of per round, as a
+    rumor does, and every node hears of a dead node, and starts its suspicion's clock, about
+    log_(fanout+1)(n) round trips after the first suspects it, not rounds. Once per interval
+    at most, and not while this node lags (its suspicions may be its own slowness, and a
+    busy machine needs no more exchanges): a burst of suspicions costs one early round. */
+static bool s_suspect(const sos_peer_t *p);
+
+static void
+s_suspicion_push(sos_node_t *self, uint64_t now)
+{
+    sos_gossip_t *g = self->gossip;
+    if (!g->push_due || g->fd.health > 0 ||
+        (g->push_mono && now - g->push_mono < self->cfg.gossip_interval_ms))
+        return;
+    g->push_due = false;
+    g->push_mono = now;
+    sos_peer_t *pool[SOS_VIEW_MAX];
+    uint32_t n = 0;
+    for (sos_peer_t *p = zhashx_first(g->peers); p && n < SOS_VIEW_MAX; p = zhashx_next(g->peers))
+        if (!p->retired && p->in_dir && p->ex.state == SOS_EX_IDLE && !s_suspect(p) &&
+            s_in_view(self, p))
+            pool[n++] = p;
+    for (uint32_t k = 0; k < self->cfg.fanout && n > 0; k++) {
+        uint32_t i = sos_core_uniform(NULL, NULL, n);
+        sos_peer_t *p = pool[i];
+        pool[i] = pool[--n];
+        self->stats.suspicion_pushes++;
+        s_exchange_start(self, p);
+    }
 }
 
 /*  peer's digest shows removals, at or above the versions we hold, of origins we hold
@@ -2112,9 +2165,12 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
             .suspect = {.listed = p && p->in_dir, .genesis = p && p->is_genesis},
             .namer = env->sender,
             .namer_answered = sender && sender->in_dir && sender->last_ok};
+        bool was = p && p->fd.suspect_mono;
         if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL, sos_mono_ms(),
                               NULL) == SOS_NAMED_REFUTE)
             s_suspected(self, env, msg->suspects[i].version);
+        else if (p && !was && p->fd.suspect_mono)
+            g->push_due = true;
     }
     /*  The answer is the core's (sos_core_answer_sync); the digest and its bucket sums are
         kept here, built once per change of the directory, not per SYNC: anyone may send
@@ -2342,7 +2398,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
     uint64_t rtt = 0;
     if (!awaited && sos_exchange_late(&peer->ex, kind, msg.req_id, sos_mono_ms(), &rtt)) {
         /*  The answer to a SYNC given up on: the peer is slower than its deadline said. */
-        sos_fd_rtt_sample(&peer->fd, rtt);
+        sos_fd_rtt_sample(&self->gossip->fd, &peer->fd, rtt);
         self->stats.replies_late++;
         sos_gmsg_release(&msg);
         return;
@@ -2382,7 +2438,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         /*  The SYNC left one timeout before the deadline: its round trip, for /metrics. */
         uint64_t now = sos_mono_ms(), sent = peer->ex.sent_mono;
         sos_stats_exchange_time(&self->stats, now > sent ? now - sent : 0);
-        sos_fd_rtt_sample(&peer->fd, now > sent ? now - sent : 0);
+        sos_fd_rtt_sample(&self->gossip->fd, &peer->fd, now > sent ? now - sent : 0);
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
@@ -2639,9 +2695,13 @@ sos_gossip_tick(sos_node_t *self)
         goto done;
     for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         /*  A suspicion that outlived its timeout after max-failures failed exchanges: the
-            timeout may end between two exchanges. */
-        if (p->ex.state == SOS_EX_IDLE && s_removable(self, p, now))
+            timeout may end between two exchanges, or during one (a dead suspect's new
+            socket waits a whole connect deadline before its SYNC counts as not sent: were
+            that awaited, every removal would come up to that much after its time). */
+        if (s_removable(self, p, now)) {
             zlistx_add_end(expired, p);
+            continue;
+        }
         sos_exchange_do_t next = sos_exchange_tick(&p->ex, now);
         if (next == SOS_EX_DO_SYNC)
             zlistx_add_end(connecting, p);
@@ -2656,12 +2716,13 @@ sos_gossip_tick(sos_node_t *self)
     for (sos_peer_t *p = zlistx_first(late); p; p = zlistx_next(late))
         s_failure(self, p, "no answer in time", true);
     s_probes_tick(self, now);
+    s_suspicion_push(self, now);
     for (sos_peer_t *p = zlistx_first(expired); p; p = zlistx_next(expired)) {
         if (p->retired || !p->in_dir)
             continue;
-        char why[96];
-        snprintf(why, sizeof why, "%u consecutive failures, suspected %llu ms", p->fd.fail_count,
-                 (unsigned long long)(now - p->fd.suspect_mono));
+        sos_exchange_failed(&p->ex); /* abandoned: the peer goes with its exchange */
+        char why[128];
+        s_removal_why(self, p, now, why, sizeof why);
         s_remove_worker(self, p, why);
         g->republish = true; /* as in s_failure */
     }
@@ -2773,10 +2834,14 @@ void
 sos_gossip_status(sos_node_t *self, sos_gossip_status_t *out)
 {
     sos_gossip_t *g = self->gossip;
+    sos_fd_config_t cfg = s_fd_cfg(self);
     *out = (sos_gossip_status_t){
         .peers = zhashx_size(g->peers),
         .record_version = g->my_version,
         .health = g->fd.health,
+        .rtt_ms = g->fd.srtt_ms,
+        .rttvar_ms = g->fd.rttvar_ms,
+        .refute_ms = sos_fd_refute_time(&g->fd, &cfg, zhashx_size(g->peers_id) + 1),
         .connections_open = g->n_open,
         .connections_view = g->view.n,
         .connections_short = s_short_count(self, NULL),

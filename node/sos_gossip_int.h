@@ -28,8 +28,10 @@ struct _sos_gossip_t {
     uint64_t tombstone_ttl_ms;
     sos_gaps_t *gaps; /* origins with a hole: we need their records after a version */
     bool digest_dirty;
-    bool republish; /* re-sign our worker record at the next round (see s_failure) */
-    sos_fd_t fd;    /* local health, round and tick times, the last refutation (sos_fd.h) */
+    bool republish;     /* re-sign our worker record at the next round (see s_failure) */
+    bool push_due;      /* a suspicion began here: tell the view at the next tick */
+    uint64_t push_mono; /* when the view was last told: once per interval at most */
+    sos_fd_t fd;        /* local health, round and tick times, the last refutation (sos_fd.h) */
 
     /* indirect probes (sos_fd.h, sos_gossip.c): those we wait on, the PINGs we run for
        others, and each one's requester (help_routing[i], owned, NULL for a free slot) */

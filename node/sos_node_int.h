@@ -120,6 +120,7 @@ typedef struct {
     uint64_t short_closed;       /* and closed */
     uint64_t short_refused;      /* gossip that waited: SOS_SHORT_MAX short-lived were open */
     uint64_t exchanges_outside;  /* exchanges started with a worker outside the view */
+    uint64_t suspicion_pushes;   /* exchanges started early to tell a new suspicion */
     uint64_t rumors_deferred;    /* RUMORs not sent to a view member: its sending budget */
     uint64_t exchanges_deferred; /* exchanges put off for a later round: the same budget */
     uint64_t replies_late;       /* answers to SYNCs given up on: round-trip samples only */
@@ -404,6 +405,9 @@ typedef struct {
     uint64_t peers;          /* peers in the table (workers, genesis addresses, forwards) */
     uint64_t record_version; /* this node's record counter */
     uint64_t health;         /* local health multiplier (sos_fd.h) */
+    uint64_t rtt_ms;         /* round trips to all peers: smoothed, and its variation */
+    uint64_t rttvar_ms;
+    uint64_t refute_ms; /* how long a refutation takes to get here: the suspicion floor */
     /* open DEALERs: all of them, those of the active view, the short-lived ones of gossip
        (exchanges outside the view, probes, PINGs), at most connections_short_max at once;
        the rest (open - view - short) are held for forwards */

@@ -93,8 +93,8 @@ static const char *s_usage_text =
     "\n"
     "    Every node it started is killed (SIGKILL) when it ends, also on failure, SIGINT or\n"
     "    SIGTERM; if sosbench itself is killed, its nodes die with it (only the temporary\n"
-    "    directory is then left behind). Nodes log at warning level to nodeI.log in the\n"
-    "    temporary directory.\n"
+    "    directory is then left behind). Nodes log at warning level (--log-level) to nodeI.log\n"
+    "    in the temporary directory.\n"
     "\n"
     "    sosbench is not a test: it asserts no time. It fails (exit 1) only when it cannot\n"
     "    measure (a node dies, a phase times out, requests fail) or when the message check\n"
@@ -185,6 +185,8 @@ static const char *s_usage_text =
     "                       /tmp). The nodes' stores are there: its file system decides\n"
     "                       the cost of each commit's fsync.\n"
     "    --keep             Keep the temporary directory (stores and logs) at the end.\n"
+    "    --log-level LEVEL  The nodes' log level (default warning; info logs every failure,\n"
+    "                       suspicion and removal, with --keep to read them after).\n"
     "    --timeout S        Give up a phase that has not finished in S seconds (default 120).\n"
     "    -h, --help         Print this text and exit.\n"
     "    -V, --version      Print the version and exit.\n"
@@ -259,6 +261,7 @@ typedef struct {
     char sosnode[PATH_MAX];
     const char *dir;
     bool keep;
+    const char *log_level; /* the nodes' --log-level */
     int timeout_s;
     //  converge
     int nodes;
@@ -803,7 +806,7 @@ s_node_start(s_cluster_t *self, s_node_t *node, const s_node_t *genesis, const c
     argv[n++] = "--max-rooms-unvouched";
     argv[n++] = "0";
     argv[n++] = "--log-level";
-    argv[n++] = "warning";
+    argv[n++] = o->log_level ? o->log_level : "warning";
     if (self->null_transport) {
         argv[n++] = "--transport"; /* SOS_ALLOW_NULL_TRANSPORT=1 is set (s_compare_null) */
         argv[n++] = "null";
@@ -1129,6 +1132,19 @@ s_check_room_count(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
     s_status_parse(reply, &st);
     node->seen = st.rooms;
     return st.rooms == *(uint64_t *)ctx;
+}
+
+//  status: the node's loop runs on time (gossip.health 0: its deadlines and suspicion
+//  timeouts are not stretched)
+static int
+s_check_healthy(void *ctx, s_node_t *node, const sos_conn_reply_t *reply)
+{
+    (void)ctx;
+    if (!sos_conn_reply_ok(reply))
+        return 0;
+    uint64_t health = s_body_uint(sos_mp_map_get(sos_conn_reply_body(reply), "gossip"), "health");
+    node->seen = health;
+    return health == 0;
 }
 
 typedef struct {
@@ -1941,7 +1957,18 @@ s_converge_phases(s_cluster_t *c, s_report_t *r, sos_stress_t **stress)
     snprintf(label, sizeof label, "RSS per node, %zu rooms, max", rooms);
     s_fig(r, "rss_big_max_mib", w.rss_mib_max, 2, "MiB", label, NULL);
 
-    //  failure: kill -9 one node that is not the genesis
+    //  failure: kill -9 one node that is not the genesis, once every node's loop runs on
+    //  time again: creating the rooms above makes loops late, and a lagging node stretches
+    //  its suspicion timeouts by design (PROTOCOL.md, "Local health"); this phase measures
+    //  the bound of a healthy network
+    s_set_waiting(c, NULL);
+    s_probe_t healthy = {
+        .op = "status", .pack = s_pack_none, .check = s_check_healthy, .counted = "health"};
+    uint64_t settle0 = s_now_ns(), settled;
+    if (s_wait_all(c, &healthy, "every node healthy (gossip.health 0)", &settled))
+        return S_EXIT_FAIL;
+    s_fig(r, "failure_settle_s", s_secs(settled - settle0), 3, "s",
+          "failure: wait for every node's health 0 before the kill", NULL);
     s_node_t *victim = &c->nodes[n / 2];
     s_node_t *observer = genesis;
     s_status_t obs0, obs1;
@@ -2930,6 +2957,7 @@ enum {
     S_O_SOSNODE = 256,
     S_O_DIR,
     S_O_KEEP,
+    S_O_LOGLEVEL,
     S_O_TIMEOUT,
     S_O_NODES,
     S_O_INTERVAL,
@@ -2994,6 +3022,7 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
         {"sosnode", required_argument, NULL, S_O_SOSNODE},
         {"dir", required_argument, NULL, S_O_DIR},
         {"keep", no_argument, NULL, S_O_KEEP},
+        {"log-level", required_argument, NULL, S_O_LOGLEVEL},
         {"timeout", required_argument, NULL, S_O_TIMEOUT},
         {"nodes", required_argument, NULL, S_O_NODES},
         {"interval", required_argument, NULL, S_O_INTERVAL},
@@ -3074,6 +3103,9 @@ s_parse_args(s_opts_t *o, int argc, char **argv)
             break;
         case S_O_KEEP:
             o->keep = true;
+            break;
+        case S_O_LOGLEVEL:
+            o->log_level = arg;
             break;
         case S_O_TIMEOUT:
             ok = s_parse_int(arg, 1, 86400, &o->timeout_s);

@@ -1656,7 +1656,7 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
             sim->replies_late++;
             sim_peer_t *p = s_peer(n, from, true);
             if (p)
-                sos_fd_rtt_sample(&p->fd, rtt);
+                sos_fd_rtt_sample(&n->fd, &p->fd, rtt);
         }
         return;
     }
@@ -1667,7 +1667,7 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
     s_take_self(sim, n, txn, from, msg);
     sim_peer_t *p = s_peer(n, from, true);
     if (p) {
-        sos_fd_rtt_sample(&p->fd, sim->now - x->ex.sent_mono);
+        sos_fd_rtt_sample(&n->fd, &p->fd, sim->now - x->ex.sent_mono);
         sos_fd_clear(&p->fd);
         p->genesis_next = 0; /* as the node: a genesis node that answers is back */
     }
@@ -2379,6 +2379,7 @@ sim_init(sim_t *sim, const sim_opts_t *o)
     sim->fdc.interval_ms = o->interval_ms;
     sim->fdc.exchange_timeout_ms = t < 500 ? 500 : t > 5000 ? 5000 : t;
     sim->fdc.max_failures = o->max_failures;
+    sim->fdc.fanout = o->fanout;
     /*  As sosnode: an hour, or 20 intervals times max-failures if longer. */
     uint64_t ttl = 20ULL * o->interval_ms * o->max_failures;
     sim->tombstone_ttl_ms = ttl > 3600ULL * 1000 ? ttl : 3600ULL * 1000;

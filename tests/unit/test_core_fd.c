@@ -5,14 +5,15 @@
 #include "sos_fd.h"
 
 static const sos_fd_config_t s_cfg = {
-    .interval_ms = 1000, .exchange_timeout_ms = 2000, .max_failures = 3};
+    .interval_ms = 1000, .exchange_timeout_ms = 2000, .max_failures = 3, .fanout = 4};
 
 int
 main(void)
 {
     test_init("test_core_fd");
     const uint8_t a[SOS_FD_CONFIRM_PREFIX] = "nodeA..", b[SOS_FD_CONFIRM_PREFIX] = "nodeB..",
-                  c[SOS_FD_CONFIRM_PREFIX] = "nodeC..", d[SOS_FD_CONFIRM_PREFIX] = "nodeD..";
+                  c[SOS_FD_CONFIRM_PREFIX] = "nodeC..", d[SOS_FD_CONFIRM_PREFIX] = "nodeD..",
+                  e5[SOS_FD_CONFIRM_PREFIX] = "nodeE..";
 
     SECTION("a first failure starts a suspicion about the record held; later ones count");
     sos_fd_t fd = {0};
@@ -45,7 +46,8 @@ main(void)
     CHECK(addr.suspect_mono == 0);
 
     SECTION("an answer ends the suspicion and keeps the round-trip estimate");
-    sos_fd_rtt_sample(&p, 40);
+    sos_fd_t elsewhere = {0};
+    sos_fd_rtt_sample(&elsewhere, &p, 40);
     sos_fd_clear(&p);
     CHECK(p.fail_count == 0 && p.suspect_mono == 0 && p.n_confirm == 0 && !p.probe);
     CHECK(p.srtt_ms == 40 && p.rttvar_ms == 20);
@@ -56,14 +58,16 @@ main(void)
     sos_fd_named(&q, a, 3, 5000);
     sos_fd_named(&q, b, 3, 5100);
     sos_fd_named(&q, c, 3, 5200);
-    CHECK(q.probe && q.suspect_mono == 5000 && q.suspect_version == 3 && q.n_confirm == 3);
+    sos_fd_named(&q, d, 3, 5250);
+    CHECK(q.probe && q.suspect_mono == 5000 && q.suspect_version == 3 && q.n_confirm == 4);
     CHECK(!sos_fd_removable(&fd, &s_cfg, &q, true, 5, 1000000));
 
     SECTION("confirmations: distinct, at most K, and they shorten the timeout to (F - 1) I");
+    CHECK(SOS_FD_CONFIRM_K == 4);
     sos_fd_named(&q, a, 3, 5300);    /* a again */
-    sos_fd_named(&q, d, 3, 5400);    /* a fourth */
+    sos_fd_named(&q, e5, 3, 5400);   /* a fifth */
     sos_fd_named(&q, NULL, 3, 5500); /* a sender that may not confirm */
-    CHECK(q.n_confirm == 3);
+    CHECK(q.n_confirm == SOS_FD_CONFIRM_K);
     CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &q, 5) == 2000);
     /*  One failure here and K confirmations make F: removed once T(K) has passed. */
     CHECK(sos_fd_failure(&fd, &q, true, false, 3, 6000) == SOS_FD_COUNTED);
@@ -74,19 +78,33 @@ main(void)
     sos_fd_named(&one, a, 3, 5000);
     sos_fd_named(&one, a, 3, 5100); /* the same node again: no second confirmation */
     CHECK(one.n_confirm == 1);
-    /*  T(1) = 1000 * (2 + 2 * (1 - log 2 / log 4)) = 3000 ms */
-    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &one, 5) == 3000);
+    /*  T(1) = 1000 * (2 + 2 * (1 - log 2 / log 5)) ~ 3139 ms */
+    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &one, 5) == 3138);
 
-    SECTION("no suspicion is shorter than 2 s, nor shorter than at I = 1 s (alone: 4 s)");
-    sos_fd_config_t fast = {.interval_ms = 100, .exchange_timeout_ms = 500, .max_failures = 3};
-    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &q, 5) == SOS_FD_SUSPICION_MIN); /* K */
-    /*  The floor falls with the confirmations: SOS_FD_SUSPICION_MIN * (1 + A(C)), the
-        timeout at I = 1000 ms, F = 3 and n = 10. */
+    SECTION("no suspicion is shorter than a refutation takes to get here, as measured");
+    /*  S = (1 + log_4 16) * (I + RTO_all) = 3 (I + RTO_all) at fanout 3 and 16 workers. Idle
+        (no round trip measured yet) at I = 100 ms: 300 ms, below the exchange deadline. */
+    sos_fd_config_t fast = {
+        .interval_ms = 100, .exchange_timeout_ms = 500, .max_failures = 3, .fanout = 3};
+    sos_fd_t idle = {0};
+    CHECK(sos_fd_refute_time(&idle, &fast, 16) == 300);
+    CHECK(sos_fd_suspicion_timeout(&idle, &fast, &q, 16) == 500); /* K: (F - 1) I = 200 */
+    /*  Answers that come late (a busy machine) stretch it: one sample of 100 ms makes
+        RTO_all 100 + 4 * 50, S = 3 * 400 = 1200 ms, whatever the confirmations. */
+    sos_fd_t busy = {0};
+    sos_fd_peer_t any = {0};
+    sos_fd_rtt_sample(&busy, &any, 100);
+    CHECK(busy.srtt_ms == 100 && busy.rttvar_ms == 50);
+    CHECK(sos_fd_refute_time(&busy, &fast, 16) == 1200);
+    CHECK(sos_fd_suspicion_timeout(&busy, &fast, &q, 16) == 1200);
     sos_fd_peer_t lone = {0};
-    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &lone, 5) == 2 * SOS_FD_SUSPICION_MIN);
-    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &one, 5) == 3000);
-    CHECK(sos_fd_suspicion_timeout(&fd, &fast, &lone, 1000) == 2 * SOS_FD_SUSPICION_MIN);
-    CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &lone, 5) == 2 * SOS_FD_SUSPICION_MIN);
+    CHECK(sos_fd_suspicion_timeout(&busy, &fast, &lone, 16) == 1200);
+    CHECK(sos_fd_suspicion_timeout(&busy, &fast, &one, 16) == 1200);
+    /*  At a one-second interval the rounds dominate: S = (1 + log_5 5) * 1300 = 2600 ms at
+        fanout 4 is above T(K) = 2000 but below T(0) = 4000. */
+    CHECK(sos_fd_refute_time(&busy, &s_cfg, 5) == 2600);
+    CHECK(sos_fd_suspicion_timeout(&busy, &s_cfg, &q, 5) == 2600);
+    CHECK(sos_fd_suspicion_timeout(&busy, &s_cfg, &lone, 5) == 4000);
 
     SECTION("a late round raises health at once; it stretches deadlines and suspicions");
     sos_fd_t h = {0};
@@ -97,7 +115,7 @@ main(void)
     CHECK(sos_fd_round(&h, &s_cfg, 104400)); /* a second late */
     CHECK(h.health == 1);
     CHECK(sos_fd_exchange_timeout(&h, &s_cfg, &g) == 2 * 2000);
-    CHECK(sos_fd_suspicion_timeout(&h, &s_cfg, &one, 5) == 2 * 3000);
+    CHECK(sos_fd_suspicion_timeout(&h, &s_cfg, &one, 5) == 2 * 3138);
 
     SECTION("while it lags, a first failure is withheld; a genesis failure still counts");
     sos_fd_peer_t r = {0};
@@ -146,18 +164,18 @@ main(void)
     sos_fd_t ok = {0};
     sos_fd_peer_t e = {0};
     CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &e) == 2000);
-    sos_fd_rtt_sample(&e, 10); /* RTO 10 + 4 * 5 = 30: the floor is half an interval */
+    sos_fd_rtt_sample(&ok, &e, 10); /* RTO 10 + 4 * 5 = 30: the floor is half an interval */
     CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &e) == 500);
     sos_fd_config_t quick = {.interval_ms = 100, .exchange_timeout_ms = 500, .max_failures = 3};
     CHECK(sos_fd_exchange_timeout(&ok, &quick, &e) == SOS_FD_RTO_FLOOR);
     sos_fd_peer_t slow = {0};
-    sos_fd_rtt_sample(&slow, 900); /* RTO 900 + 4 * 450: above the default, held to it */
+    sos_fd_rtt_sample(&ok, &slow, 900); /* RTO 900 + 4 * 450: above the default, held to it */
     CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &slow) == 2000);
     sos_fd_peer_t mid = {0};
-    sos_fd_rtt_sample(&mid, 400);
+    sos_fd_rtt_sample(&ok, &mid, 400);
     CHECK(mid.srtt_ms == 400 && mid.rttvar_ms == 200);
     CHECK(sos_fd_exchange_timeout(&ok, &s_cfg, &mid) == 1200);
-    sos_fd_rtt_sample(&mid, 200); /* rttvar (3 * 200 + 200) / 4, srtt (7 * 400 + 200) / 8 */
+    sos_fd_rtt_sample(&ok, &mid, 200); /* rttvar (3 * 200 + 200) / 4, srtt (7 * 400 + 200) / 8 */
     CHECK(mid.rttvar_ms == 200 && mid.srtt_ms == 375);
 
     SECTION("genesis backoff doubles per failure up to a minute");
@@ -215,7 +233,9 @@ main(void)
     }
     CHECK(node.health == 0);
     CHECK(removed_at > 3001);
-    /*  Two confirmations: T(2) = 1000 * (2 + 2 log10 50 (1 - log 3 / log 4)) ~ 2699 ms. */
-    CHECK(removed_at == 3001 + 2750);
+    /*  Two confirmations: T(2) = 1000 * (2 + 2 log10 50 (1 - log 3 / log 5)) ~ 3079 ms,
+        below the time a refutation takes to get here, S = (1 + log_5 50) * 1000 ~ 3431 ms
+        (no round trip measured). */
+    CHECK(removed_at == 3001 + 3500);
     return test_done("test_core_fd");
 }
