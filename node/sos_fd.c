@@ -30,12 +30,15 @@ sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const s
         at once was removed by a node 1.2 s into a confirmed suspicion, before the new
         record reached it). The answers of such a machine come late, and the floor grows
         with them; an idle network's is about the spread time, below (F - 1) I. */
-    uint64_t floor = sos_fd_refute_time(fd, cfg, n_workers);
     if (t < cfg->exchange_timeout_ms)
         t = cfg->exchange_timeout_ms;
-    if (t < floor)
-        t = floor;
-    return t * (1 + fd->health);
+    t *= 1 + fd->health;
+    /*  The floor is a measurement: late answers, this node's own lag among them (it reads
+        the replies late), lengthen it already. Stretched by health as well, a busy machine's
+        timeouts grew with the square of its slowness: 100 nodes on two cores, right after
+        a kill, waited 12 to 21 s for a refutation that takes one or two. */
+    uint64_t floor = sos_fd_refute_time(fd, cfg, n_workers);
+    return t < floor ? floor : t;
 }
 
 /*  F failed exchanges, counted across up to K + 1 observers, at least one of them this
@@ -61,6 +64,18 @@ sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const so
         floor = floor > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : floor;
         uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
         t = rto < floor ? floor : rto > t ? t : rto;
+    }
+    return t * (1 + fd->health);
+}
+
+uint64_t
+sos_fd_connect_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer)
+{
+    uint64_t t = cfg->exchange_timeout_ms;
+    if (peer->suspect_mono) {
+        uint64_t m = 4 * (fd->srtt_ms + 4 * fd->rttvar_ms);
+        m = m < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : m;
+        t = m < t ? m : t;
     }
     return t * (1 + fd->health);
 }

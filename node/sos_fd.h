@@ -57,7 +57,8 @@ uint64_t sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint
 
 /*  How long a suspicion of peer lasts before removal, with n the workers listed (Lifeguard):
         T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * A(C)),  A(C) = 1 - log(C + 1) / log(K + 1)
-    never below the exchange deadline nor S (sos_fd_refute_time), times (1 + health). */
+    never below the exchange deadline, times (1 + health), and never below S
+    (sos_fd_refute_time), which measures lateness itself and is not stretched again. */
 uint64_t sos_fd_suspicion_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                   const sos_fd_peer_t *peer, uint64_t n_workers);
 
@@ -71,6 +72,16 @@ bool sos_fd_removable(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_
     between a floor and the conservative default, times (1 + health). */
 uint64_t sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                  const sos_fd_peer_t *peer);
+
+/*  How long a new connection to peer may take to come up before its first exchange counts
+    as not sent: the conservative exchange deadline, as no round trip tells a connection
+    still being made from a dead peer; for a suspect (suspected here, or named by others),
+    4 RTO_all (a TCP, a ZMTP and two CURVE round trips), between the RTO floor and that
+    deadline. Times (1 + health). A suspect is being probed because others failed it, and
+    every conservative deadline its probe waits delays the failures of its own that a
+    removal needs: at 20 nodes and 200 ms, half a second per node that heard of it. */
+uint64_t sos_fd_connect_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
+                                const sos_fd_peer_t *peer);
 
 /*  Take one round-trip sample (ms) into peer's estimate and into the node's over all peers. */
 void sos_fd_rtt_sample(sos_fd_t *fd, sos_fd_peer_t *peer, uint64_t rtt_ms);

@@ -92,9 +92,10 @@
     at each round from random listed workers that nobody here suspects. A round draws its
     fanout from the view, and rumors go to view members only. Everything else goes over a
     short-lived connection, opened when needed and closed when its use ends:
-    - one exchange every SOS_VIEW_OUTSIDE_ONE_IN rounds (on average) with a random listed
-      worker outside the view, so that the directory stays in agreement beyond the view's
-      links and the view mixes (the simulator's --active-view runs the same rule);
+    - one exchange every SOS_VIEW_OUTSIDE_ONE_IN rounds (on average; SOS_REST_OUTSIDE_ONE_IN
+      at rest, s_round_fanout) with a random listed worker outside the view, so that the
+      directory stays in agreement beyond the view's links and the view mixes (the
+      simulator's --active-view runs the same rule, without the rest);
     - exchanges with suspects (probes), and with genesis nodes not listed yet;
     - the PINGs of indirect probes that others ask of this node;
     - forwards of room requests to their owner, kept open SOS_PEER_IDLE_MS after the last.
@@ -127,6 +128,8 @@ static void s_unsuspect(sos_peer_t *peer);
 #define SOS_PEER_IDLE_MS        60000 /* a forwarding target's DEALER is closed after this */
 #define SOS_SHORT_MAX           6     /* short-lived gossip connections open at once */
 #define SOS_VIEW_OUTSIDE_ONE_IN 4     /* a round exchanges outside the view one time in this */
+#define SOS_REST_ROUNDS         5     /* rounds without news before the directory is at rest */
+#define SOS_REST_OUTSIDE_ONE_IN 16    /* SOS_VIEW_OUTSIDE_ONE_IN at rest: a handshake each */
 #define SOS_VIEW_RENEW_ONE_IN   16    /* a round replaces a random view member one time in this */
 #define SOS_VIEW_SETTLE_ROUNDS  5     /* rounds without growth before the join's members go */
 
@@ -1083,16 +1086,20 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
                                  zhashx_size(self->gossip->peers_id) + 1, now);
 }
 
-/*  How long a new connection may take to come up before its exchange fails: the
-    conservative deadline, stretched by the local health multiplier as every other deadline
-    is. A node whose own loop lags is slow to run its side of CURVE handshakes (and so are its
-    peers, on a busy machine); without the stretch, a join on a loaded machine failed up to a
-    quarter of its exchanges, most of them as "not connected", and each failure of a view
-    member pushed it out of the view for a new member and a new handshake. */
+/*  How long a new connection to peer may take to come up before its exchange fails: the
+    conservative deadline (peer NULL: always), shorter for a suspect (sos_fd_connect_timeout),
+    stretched by the local health multiplier as every other deadline is. A socket is replaced
+    only after the conservative one, so that a live suspect slow to accept keeps its
+    handshake under way. A node whose own loop lags is slow to run its side of CURVE handshakes (and
+   so are its peers, on a busy machine); without the stretch, a join on a loaded machine failed up
+   to a quarter of its exchanges, most of them as "not connected", and each failure of a view member
+   pushed it out of the view for a new member and a new handshake. */
 static uint64_t
-s_connect_timeout(const sos_node_t *self)
+s_connect_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
-    return self->gossip->exchange_timeout_ms * (1 + self->gossip->fd.health);
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    sos_fd_peer_t none = {0};
+    return sos_fd_connect_timeout(&self->gossip->fd, &cfg, peer ? &peer->fd : &none);
 }
 
 /*  The deadline of an exchange with peer: its RTO within a floor and the conservative
@@ -1609,7 +1616,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
             (a send on an unconnected DEALER fails at once). Without a free slot, try
             another round. */
         if (s_short_open(self, peer, true))
-            sos_exchange_connecting(&peer->ex, peer->created_mono, s_connect_timeout(self));
+            sos_exchange_connecting(&peer->ex, peer->created_mono, s_connect_timeout(self, peer));
         return;
     }
     if (next != SOS_EX_DO_SYNC)
@@ -1641,7 +1648,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     if (!sos_node_send_now(self, peer->dealer, self->buf.data, self->buf.size)) {
         /*  Not connected. A socket younger than one timeout may still be connecting: the
             tick tries again until then. */
-        if (sos_exchange_not_sent(&peer->ex, peer->created_mono, s_connect_timeout(self),
+        if (sos_exchange_not_sent(&peer->ex, peer->created_mono, s_connect_timeout(self, peer),
                                   sos_mono_ms()) == SOS_EX_DO_FAIL) {
             s_failure_down(self, peer);
             /*  libzmq never dials again after the peer refused the handshake (its
@@ -1655,7 +1662,7 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
                 failed here already, and each of its sockets counts once, so that a dead
                 node fails here about once per timeout until its suspicion ends. */
             uint64_t age = peer->fd.suspect_mono ? 1 : 2;
-            sos_gossip_peer_redial(self, peer, age * s_connect_timeout(self));
+            sos_gossip_peer_redial(self, peer, age * s_connect_timeout(self, NULL));
         }
         return;
     }
@@ -1694,6 +1701,37 @@ s_suspicion_push(sos_node_t *self, uint64_t now)
         self->stats.suspicion_pushes++;
         s_exchange_start(self, p);
     }
+}
+
+/*  How many peers this round exchanges with: fanout while there is news, one once the
+    directory has been at rest for SOS_REST_ROUNDS rounds. News is anything that moved the
+    counters below: a record taken or sent (a peer lacked it: a join, a rumor missed), made
+    here, removed, or a rumor heard; and any suspect. At rest an exchange finds the digests
+    equal and only says that both ends are alive, which one exchange a round says as well as
+    fanout of them (SWIM probes one member per period, and memberlist's gossip sends nothing
+    when it has nothing to send): at rest a node exchanges a third as often, and its CPU and
+    bandwidth fall with it. A change still travels at once: its rumor goes to fanout members
+    of the view, every node that takes it has news, and a new suspicion is pushed to fanout
+    members (s_suspicion_push). A dead node is picked by someone about half a round later
+    than with fanout exchanges a round. At rest the exchanges outside the view, each over a
+    new connection and its CURVE handshake, are four times rarer too: agreement beyond the
+    view is what they keep, and at rest there is nothing to agree on. *rest: at rest. */
+static uint32_t
+s_round_fanout(sos_node_t *self, size_t n_suspects, uint64_t now, bool *rest)
+{
+    sos_gossip_t *g = self->gossip;
+    const sos_stats_t *st = &self->stats;
+    uint64_t mark = st->merges[SOS_MERGE_NEW] + st->merges[SOS_MERGE_UPDATED] + st->records_sent +
+                    st->workers_removed + st->rumors_in + g->my_version;
+    if (mark != g->news_mark || n_suspects > 0 || !g->news_mono) {
+        g->news_mark = mark;
+        g->news_mono = now;
+    }
+    *rest = now - g->news_mono >= SOS_REST_ROUNDS * self->cfg.gossip_interval_ms;
+    if (!*rest)
+        return self->cfg.fanout;
+    self->stats.rounds_at_rest++;
+    return self->cfg.fanout < 1 ? self->cfg.fanout : 1;
 }
 
 /*  peer's digest shows removals, at or above the versions we hold, of origins we hold
@@ -2652,15 +2690,18 @@ sos_gossip_round(sos_node_t *self)
         k++;
     }
     self->stats.suspects = n_sus;
-    size_t n_picked = sos_core_round_pick(classes, k, self->cfg.fanout, SOS_PROBES_PER_ROUND, NULL,
-                                          NULL, picked, &n_probes);
+    bool rest = false;
+    uint32_t fanout = s_round_fanout(self, n_sus, now, &rest);
+    size_t n_picked = sos_core_round_pick(classes, k, fanout, SOS_PROBES_PER_ROUND, NULL, NULL,
+                                          picked, &n_probes);
     self->stats.probes += n_probes;
     self->stats.round_started = n_picked;
     /*  A start may retire another peer (its connection's slot); retired peers stay valid
         until the reap, so the arrays do too. */
     for (size_t i = 0; i < n_picked; i++)
         s_exchange_start(self, peers[picked[i]]);
-    if (n_out && sos_core_uniform(NULL, NULL, SOS_VIEW_OUTSIDE_ONE_IN) == 0) {
+    uint32_t one_in = rest ? SOS_REST_OUTSIDE_ONE_IN : SOS_VIEW_OUTSIDE_ONE_IN;
+    if (n_out && sos_core_uniform(NULL, NULL, one_in) == 0) {
         sos_peer_t *p = outside[sos_core_uniform(NULL, NULL, (uint32_t)n_out)];
         if (!p->retired && p->ex.state == SOS_EX_IDLE) {
             self->stats.exchanges_outside++; /* not in round_started: one at most */

@@ -590,6 +590,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"short_refused", st->short_refused},
         {"exchanges_outside", st->exchanges_outside},
         {"suspicion_pushes", st->suspicion_pushes},
+        {"rounds_at_rest", st->rounds_at_rest},
         {"rumors_deferred", st->rumors_deferred},
         {"exchanges_deferred", st->exchanges_deferred},
         {"replies_late", st->replies_late},

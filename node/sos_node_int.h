@@ -121,6 +121,7 @@ typedef struct {
     uint64_t short_refused;      /* gossip that waited: SOS_SHORT_MAX short-lived were open */
     uint64_t exchanges_outside;  /* exchanges started with a worker outside the view */
     uint64_t suspicion_pushes;   /* exchanges started early to tell a new suspicion */
+    uint64_t rounds_at_rest;     /* rounds that exchanged with one peer, not fanout */
     uint64_t rumors_deferred;    /* RUMORs not sent to a view member: its sending budget */
     uint64_t exchanges_deferred; /* exchanges put off for a later round: the same budget */
     uint64_t replies_late;       /* answers to SYNCs given up on: round-trip samples only */

@@ -178,6 +178,20 @@ main(void)
     sos_fd_rtt_sample(&ok, &mid, 200); /* rttvar (3 * 200 + 200) / 4, srtt (7 * 400 + 200) / 8 */
     CHECK(mid.rttvar_ms == 200 && mid.srtt_ms == 375);
 
+    SECTION("a new connection: the conservative deadline, shorter to a suspect");
+    sos_fd_t cn = {0};
+    sos_fd_peer_t fresh = {0}, sus = {0};
+    sos_fd_named(&sus, a, 1, 1000);
+    CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &fresh) == 2000);
+    CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &sus) == SOS_FD_RTO_FLOOR); /* no sample */
+    sos_fd_rtt_sample(&cn, &fresh, 40); /* RTO_all 40 + 4 * 20 = 120: 4 of them */
+    CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &sus) == 480);
+    CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &fresh) == 2000);
+    sos_fd_rtt_sample(&cn, &fresh, 900); /* slow answers: held to the conservative one */
+    CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &sus) == 2000);
+    cn.health = 1;
+    CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &sus) == 4000);
+
     SECTION("genesis backoff doubles per failure up to a minute");
     CHECK(sos_fd_genesis_backoff(&s_cfg, 1) == 1000);
     CHECK(sos_fd_genesis_backoff(&s_cfg, 2) == 2000);
