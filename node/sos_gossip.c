@@ -1090,10 +1090,11 @@ s_removable(const sos_node_t *self, const sos_peer_t *peer, uint64_t now)
     conservative deadline (peer NULL: always), shorter for a suspect (sos_fd_connect_timeout),
     stretched by the local health multiplier as every other deadline is. A socket is replaced
     only after the conservative one, so that a live suspect slow to accept keeps its
-    handshake under way. A node whose own loop lags is slow to run its side of CURVE handshakes (and
-   so are its peers, on a busy machine); without the stretch, a join on a loaded machine failed up
-   to a quarter of its exchanges, most of them as "not connected", and each failure of a view member
-   pushed it out of the view for a new member and a new handshake. */
+    handshake under way. A node whose own loop lags is slow to run its side of CURVE
+    handshakes (and so are its peers, on a busy machine); without the stretch, a join on a
+    loaded machine failed up to a quarter of its exchanges, most of them as "not connected",
+    and each failure of a view member pushed it out of the view for a new member and a new
+    handshake. */
 static uint64_t
 s_connect_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
@@ -1670,14 +1671,42 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     self->stats.exchanges_started++;
 }
 
-/*  A suspicion began here (a failure of our own, or a SYNC naming a peer): start exchanges
-    with up to fanout members of the view now, not at the next round, since every SYNC names
-    our suspects. The news then travels a hop per round trip instead of per round, as a
-    rumor does, and every node hears of a dead node, and starts its suspicion's clock, about
-    log_(fanout+1)(n) round trips after the first suspects it, not rounds. Once per interval
-    at most, and not while this node lags (its suspicions may be its own slowness, and a
-    busy machine needs no more exchanges): a burst of suspicions costs one early round. */
+/*  A suspicion began here with a failure of our own: start exchanges with up to fanout
+    members of the view now, not at the next round, since every SYNC names the suspects we
+    saw fail. Their suspicions then start a round trip later instead of a round, and their
+    clocks with them. (A SYNC names only peers its sender saw fail, so that confirmations are
+    distinct observers: a node that was only named a suspect has nothing to push until it
+    fails the peer too, which its probe, over a connection that counts as down sooner for a
+    suspect, soon does.) Once per interval at most, and not while this node lags (its
+    suspicions may be its own slowness, and a busy machine needs no more exchanges): a burst
+    of suspicions costs one early round. */
 static bool s_suspect(const sos_peer_t *p);
+
+/*  Peers newly named suspects are probed at the next tick, up to SOS_PROBES_PER_ROUND, not
+    at the next round: the naming node saw it fail, and this node's own failure of it (over
+    a connection that counts as down after a few round trips, sos_fd_connect_timeout) is
+    what its removal here, and its naming onward, wait for. Half a round sooner, on average,
+    per hop of the suspicion's spread. The rest wait for the round's probes. */
+static void
+s_probe_soon(sos_node_t *self)
+{
+    sos_gossip_t *g = self->gossip;
+    if (!g->probe_due)
+        return;
+    g->probe_due = false;
+    uint32_t started = 0;
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
+        if (!p->probe_soon)
+            continue;
+        p->probe_soon = false;
+        if (started < SOS_PROBES_PER_ROUND && !p->retired && p->in_dir &&
+            p->ex.state == SOS_EX_IDLE && p->fd.suspect_mono) {
+            started++;
+            self->stats.probes++;
+            s_exchange_start(self, p);
+        }
+    }
+}
 
 static void
 s_suspicion_push(sos_node_t *self, uint64_t now)
@@ -2207,8 +2236,8 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
         if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL, sos_mono_ms(),
                               NULL) == SOS_NAMED_REFUTE)
             s_suspected(self, env, msg->suspects[i].version);
-        else if (p && !was && p->fd.suspect_mono)
-            g->push_due = true;
+        else if (p && !was && p->fd.suspect_mono && p->fd.fail_count == 0)
+            p->probe_soon = g->probe_due = true;
     }
     /*  The answer is the core's (sos_core_answer_sync); the digest and its bucket sums are
         kept here, built once per change of the directory, not per SYNC: anyone may send
@@ -2758,6 +2787,7 @@ sos_gossip_tick(sos_node_t *self)
         s_failure(self, p, "no answer in time", true);
     s_probes_tick(self, now);
     s_suspicion_push(self, now);
+    s_probe_soon(self);
     for (sos_peer_t *p = zlistx_first(expired); p; p = zlistx_next(expired)) {
         if (p->retired || !p->in_dir)
             continue;

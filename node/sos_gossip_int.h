@@ -30,6 +30,7 @@ struct _sos_gossip_t {
     bool digest_dirty;
     bool republish;     /* re-sign our worker record at the next round (see s_failure) */
     bool push_due;      /* a suspicion began here: tell the view at the next tick */
+    bool probe_due;     /* a peer was newly named a suspect: probe it at the next tick */
     uint64_t push_mono; /* when the view was last told: once per interval at most */
     uint64_t news_mark; /* the counters that say something changed, summed (s_round_fanout) */
     uint64_t news_mono; /* when they last moved: the directory is at rest after a while */

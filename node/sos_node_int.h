@@ -172,6 +172,7 @@ typedef struct {
     zsock_t *dealer; /* NULL while closed (the open ones are bounded) */
     uint64_t created_mono;   /* when the DEALER was opened */
     bool down_counted;       /* the DEALER's "not connected" counted once (sos_gossip.c) */
+    bool probe_soon;         /* newly named a suspect: probed at the next tick, not round */
     uint64_t last_used_mono; /* last send or receive: the least recently used is closed */
     bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
     uint64_t retired_tick;   /* the node's tick count when it was retired */
