@@ -583,6 +583,8 @@ s_peer_restore(sos_node_t *self, sos_peer_t *peer)
         zhashx_insert(g->peers_id, peer->hex, peer);
 }
 
+static uint64_t s_connect_timeout(const sos_node_t *self, const sos_peer_t *peer);
+
 void
 sos_gossip_pass_end(sos_node_t *self, bool committed)
 {
@@ -618,9 +620,14 @@ sos_gossip_pass_end(sos_node_t *self, bool committed)
         }
         cursor = zlistx_next(g->retired);
     }
+    /*  The tick tries it again only after two connect deadlines: meanwhile the peer's
+        exchanges go on (each failure may try the removal again), rather than being
+        abandoned to a removal that fails at every tick while the disk refuses. */
+    uint64_t retry = sos_mono_ms() + 2 * s_connect_timeout(self, NULL);
     for (size_t i = 0; i < n; i++) {
         sos_log_notice("worker %.12s at %s stays: its removal did not commit", back[i]->hex,
                        back[i]->url);
+        back[i]->remove_retry_mono = retry;
         s_peer_restore(self, back[i]);
     }
     free(back);
@@ -2768,7 +2775,7 @@ sos_gossip_tick(sos_node_t *self)
             timeout may end between two exchanges, or during one (a dead suspect's new
             socket waits a whole connect deadline before its SYNC counts as not sent: were
             that awaited, every removal would come up to that much after its time). */
-        if (s_removable(self, p, now)) {
+        if (now >= p->remove_retry_mono && s_removable(self, p, now)) {
             zlistx_add_end(expired, p);
             continue;
         }

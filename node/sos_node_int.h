@@ -170,17 +170,18 @@ typedef struct {
     bool id_heard;   /* a genesis: id is the one that last answered there (SYNCs are bound to it) */
     bool in_dir;     /* a worker of the directory (not only a genesis address or a forward) */
     zsock_t *dealer; /* NULL while closed (the open ones are bounded) */
-    uint64_t created_mono;   /* when the DEALER was opened */
-    bool down_counted;       /* the DEALER's "not connected" counted once (sos_gossip.c) */
-    bool probe_soon;         /* newly named a suspect: probed at the next tick, not round */
-    uint64_t last_used_mono; /* last send or receive: the least recently used is closed */
-    bool retired;            /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
-    uint64_t retired_tick;   /* the node's tick count when it was retired */
-    bool removing;           /* its worker's deletion waits for the pass to commit */
-    double verify_tokens;    /* record verifications it may still cost us (sos_gossip.c) */
-    uint64_t verify_mono;    /* when verify_tokens was last refilled */
-    double probe_tokens;     /* PROBE_REQs it may still send us (sos_gossip.c) */
-    uint64_t probe_mono;     /* when probe_tokens was last refilled */
+    uint64_t created_mono;      /* when the DEALER was opened */
+    bool down_counted;          /* the DEALER's "not connected" counted once (sos_gossip.c) */
+    bool probe_soon;            /* newly named a suspect: probed at the next tick, not round */
+    uint64_t remove_retry_mono; /* a removal that did not commit: the tick's next try */
+    uint64_t last_used_mono;    /* last send or receive: the least recently used is closed */
+    bool retired;               /* out of the tables; freed by sos_gossip_reap (sos_gossip.c) */
+    uint64_t retired_tick;      /* the node's tick count when it was retired */
+    bool removing;              /* its worker's deletion waits for the pass to commit */
+    double verify_tokens;       /* record verifications it may still cost us (sos_gossip.c) */
+    uint64_t verify_mono;       /* when verify_tokens was last refilled */
+    double probe_tokens;        /* PROBE_REQs it may still send us (sos_gossip.c) */
+    uint64_t probe_mono;        /* when probe_tokens was last refilled */
     /* failure counting (fd.fail_count): authoritative here, written to the store's local
        stats; suspicion from the first missed exchange until it answers, a newer record of
        it arrives, or it is removed; the round-trip estimate (sos_fd.h) */
