@@ -10,7 +10,11 @@ sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_wo
 {
     double n = n_workers < 2 ? 2.0 : (double)n_workers;
     double hops = 1.0 + log(n) / log((double)(cfg->fanout ? cfg->fanout : 1) + 1.0);
-    return (uint64_t)llround(hops * (double)(cfg->interval_ms + fd->srtt_ms + 4 * fd->rttvar_ms));
+    /*  Held to the conservative deadline, as an exchange's is: any peer can answer late on
+        purpose, and must not stretch every suspicion here without bound. */
+    uint64_t rto = fd->srtt_ms + 4 * fd->rttvar_ms;
+    rto = rto > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : rto;
+    return (uint64_t)llround(hops * (double)(cfg->interval_ms + rto));
 }
 
 uint64_t

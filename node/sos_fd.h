@@ -49,8 +49,9 @@ typedef struct {
 /*  How long a refutation takes to reach this node, with n the workers listed: the suspect
     hears of its suspicion, re-signs its record at its next round, and the new record
     spreads, each of those 1 + log_(fanout+1)(n) hops an interval plus a round trip as this
-    node measures them (SRTT + 4 RTTVAR over all its peers' answers):
-        S = (1 + log_(fanout+1)(max(n, 2))) * (I + RTO_all)
+    node measures them (SRTT + 4 RTTVAR over all its peers' answers, at most the
+    conservative exchange deadline E):
+        S = (1 + log_(fanout+1)(max(n, 2))) * (I + min(RTO_all, E))
     On an idle network that is about the gossip spread time; on a busy machine, where
     answers come late, it grows with them. */
 uint64_t sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers);

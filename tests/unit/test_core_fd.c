@@ -105,6 +105,11 @@ main(void)
     CHECK(sos_fd_refute_time(&busy, &s_cfg, 5) == 2600);
     CHECK(sos_fd_suspicion_timeout(&busy, &s_cfg, &q, 5) == 2600);
     CHECK(sos_fd_suspicion_timeout(&busy, &s_cfg, &lone, 5) == 4000);
+    /*  Answers any later than the conservative deadline (a peer may answer late on
+        purpose) count as that deadline: S = 3 * (100 + 500) at most, whatever they say. */
+    sos_fd_t stalled = {0};
+    sos_fd_rtt_sample(&stalled, &any, 60000);
+    CHECK(sos_fd_refute_time(&stalled, &fast, 16) == 1800);
 
     SECTION("a late round raises health at once; it stretches deadlines and suspicions");
     sos_fd_t h = {0};
