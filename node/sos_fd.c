@@ -76,7 +76,7 @@ uint64_t
 sos_fd_connect_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer)
 {
     uint64_t t = cfg->exchange_timeout_ms;
-    if (peer->suspect_mono) {
+    if (peer && peer->suspect_mono) {
         uint64_t m = 4 * (fd->srtt_ms + 4 * fd->rttvar_ms);
         m = m < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : m;
         t = m < t ? m : t;

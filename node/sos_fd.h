@@ -75,9 +75,9 @@ uint64_t sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                  const sos_fd_peer_t *peer);
 
 /*  How long a new connection to peer may take to come up before its first exchange counts
-    as not sent: the conservative exchange deadline, as no round trip tells a connection
-    still being made from a dead peer; for a suspect (suspected here, or named by others),
-    4 RTO_all (a TCP, a ZMTP and two CURVE round trips), between the RTO floor and that
+    as not sent: the conservative exchange deadline (peer NULL: always), as no round trip
+    tells a connection still being made from a dead peer; for a suspect (suspected here, or named by
+   others), 4 RTO_all (a TCP, a ZMTP and two CURVE round trips), between the RTO floor and that
     deadline. Times (1 + health). A suspect is being probed because others failed it, and
     every conservative deadline its probe waits delays the failures of its own that a
     removal needs: at 20 nodes and 200 ms, half a second per node that heard of it. */

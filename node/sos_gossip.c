@@ -1106,8 +1106,7 @@ static uint64_t
 s_connect_timeout(const sos_node_t *self, const sos_peer_t *peer)
 {
     sos_fd_config_t cfg = s_fd_cfg(self);
-    sos_fd_peer_t none = {0};
-    return sos_fd_connect_timeout(&self->gossip->fd, &cfg, peer ? &peer->fd : &none);
+    return sos_fd_connect_timeout(&self->gossip->fd, &cfg, peer ? &peer->fd : NULL);
 }
 
 /*  The deadline of an exchange with peer: its RTO within a floor and the conservative
@@ -1678,15 +1677,6 @@ s_exchange_start(sos_node_t *self, sos_peer_t *peer)
     self->stats.exchanges_started++;
 }
 
-/*  A suspicion began here with a failure of our own: start exchanges with up to fanout
-    members of the view now, not at the next round, since every SYNC names the suspects we
-    saw fail. Their suspicions then start a round trip later instead of a round, and their
-    clocks with them. (A SYNC names only peers its sender saw fail, so that confirmations are
-    distinct observers: a node that was only named a suspect has nothing to push until it
-    fails the peer too, which its probe, over a connection that counts as down sooner for a
-    suspect, soon does.) Once per interval at most, and not while this node lags (its
-    suspicions may be its own slowness, and a busy machine needs no more exchanges): a burst
-    of suspicions costs one early round. */
 static bool s_suspect(const sos_peer_t *p);
 
 /*  Peers newly named suspects are probed at the next tick, up to SOS_PROBES_PER_ROUND, not
@@ -1715,6 +1705,15 @@ s_probe_soon(sos_node_t *self)
     }
 }
 
+/*  A suspicion began here with a failure of our own: start exchanges with up to fanout
+    members of the view now, not at the next round, since every SYNC names the suspects we
+    saw fail. Their suspicions then start a round trip later instead of a round, and their
+    clocks with them. (A SYNC names only peers its sender saw fail, so that confirmations are
+    distinct observers: a node that was only named a suspect has nothing to push until it
+    fails the peer too, which its probe, over a connection that counts as down sooner for a
+    suspect, soon does.) Once per interval at most, and not while this node lags (its
+    suspicions may be its own slowness, and a busy machine needs no more exchanges): a burst
+    of suspicions costs one early round. */
 static void
 s_suspicion_push(sos_node_t *self, uint64_t now)
 {
@@ -1767,7 +1766,7 @@ s_round_fanout(sos_node_t *self, size_t n_suspects, uint64_t now, bool *rest)
     if (!*rest)
         return self->cfg.fanout;
     self->stats.rounds_at_rest++;
-    return self->cfg.fanout < 1 ? self->cfg.fanout : 1;
+    return 1; /* --fanout is at least 1 */
 }
 
 /*  peer's digest shows removals, at or above the versions we hold, of origins we hold
