@@ -7,7 +7,7 @@
 
 bool
 sos_core_fd_names(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], const sos_core_fd_who_t *who,
-                  const sos_fd_peer_t *peer, sos_digest_entry_t *out)
+                  const sos_fd_peer_t *peer, uint64_t now_mono, sos_digest_entry_t *out)
 {
     /*  Genesis nodes are never removed: naming one would only draw probes to it. */
     if (!who->listed || who->genesis || peer->fail_count == 0)
@@ -15,6 +15,7 @@ sos_core_fd_names(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], const sos_
     memset(out, 0, sizeof *out);
     memcpy(out->origin, id, SOS_NODEID_BYTES);
     sos_dir_held_max(txn, id, &out->version);
+    out->age_ms = sos_fd_suspect_age(peer, now_mono);
     return true;
 }
 
@@ -31,7 +32,8 @@ sos_core_fd_remove(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t 
 
 void
 sos_core_fd_name_removed(sos_core_fd_removed_t *removed, const uint8_t id[SOS_NODEID_BYTES],
-                         uint64_t version, uint64_t interval_ms, uint64_t now_mono)
+                         uint64_t version, uint64_t interval_ms, uint64_t since_mono,
+                         uint64_t now_mono)
 {
     if (!version)
         return;
@@ -46,6 +48,7 @@ sos_core_fd_name_removed(sos_core_fd_removed_t *removed, const uint8_t id[SOS_NO
     }
     memcpy(removed->slot[k].id, id, SOS_NODEID_BYTES);
     removed->slot[k].version = version;
+    removed->slot[k].since_mono = since_mono && since_mono <= now_mono ? since_mono : now_mono;
     removed->slot[k].until_mono = now_mono + (uint64_t)SOS_NAME_REMOVED_ROUNDS * interval_ms;
 }
 
@@ -65,14 +68,16 @@ sos_core_fd_suspects_removed(const sos_core_fd_removed_t *removed, uint64_t now_
         memset(e, 0, sizeof *e);
         memcpy(e->origin, removed->slot[i].id, SOS_NODEID_BYTES);
         e->version = removed->slot[i].version;
+        uint64_t age = now_mono - removed->slot[i].since_mono;
+        e->age_ms = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
     }
     return n;
 }
 
 sos_named_t
 sos_core_fd_named(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_digest_entry_t *e,
-                  const sos_core_fd_namer_t *by, sos_fd_peer_t *peer, uint64_t now_mono,
-                  uint64_t *held)
+                  const sos_core_fd_namer_t *by, sos_fd_peer_t *peer, uint64_t cap_ms,
+                  uint64_t now_mono, uint64_t *held)
 {
     uint64_t h = 0;
     /*  A genesis node named is ignored wherever it is named (a SYNC or a digest): it is
@@ -86,7 +91,7 @@ sos_core_fd_named(const sos_sync_ctx_t *ctx, sos_txn_t *txn, const sos_digest_en
         return named;
     if (by_itself)
         return SOS_NAMED_IGNORE; /* a peer's word about itself is no report */
-    sos_fd_named(peer, by->namer_answered ? by->namer : NULL, h, now_mono);
+    sos_fd_named(peer, by->namer_answered ? by->namer : NULL, h, e->age_ms, cap_ms, now_mono);
     return SOS_NAMED_SUSPECT;
 }
 

@@ -31,16 +31,17 @@ typedef struct {
     struct {
         uint8_t id[SOS_NODEID_BYTES];
         uint64_t version;
+        uint64_t since_mono; /* when its suspicion began here */
         uint64_t until_mono;
     } slot[SOS_NAME_REMOVED_MAX];
 } sos_core_fd_removed_t;
 
 /*  True if a SYNC names the peer id (who, peer) a suspect: a listed worker, no genesis
-    node, that failed here at least once. *out (origin, version) is then filled: the version
-    is the highest held from id, which the suspicion is about, so that anything it signs
-    later refutes it. */
+    node, that failed here at least once. *out (origin, version, age_ms) is then filled: the
+    version is the highest held from id, which the suspicion is about, so that anything it
+    signs later refutes it; the age, how long it has been suspected here at now. */
 bool sos_core_fd_names(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
-                       const sos_core_fd_who_t *who, const sos_fd_peer_t *peer,
+                       const sos_core_fd_who_t *who, const sos_fd_peer_t *peer, uint64_t now_mono,
                        sos_digest_entry_t *out);
 
 /*  Remove worker id after its failures (sos_core_fd_failure said remove): its worker
@@ -53,11 +54,13 @@ bool sos_core_fd_names(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES],
 sos_rc sos_core_fd_remove(sos_txn_t *txn, const uint8_t id[SOS_NODEID_BYTES], uint64_t expires_at,
                           uint64_t *named, bool *wrote);
 
-/*  Name id, removed here at version (the highest held from it), for SOS_NAME_REMOVED_ROUNDS
-    rounds of interval_ms from now: its own slot if it has one, else the slot that ends
-    first. Nothing if version is 0 (nothing held: no record to be suspected about). */
+/*  Name id, removed here at version (the highest held from it) after a suspicion that
+    began at since_mono, for SOS_NAME_REMOVED_ROUNDS rounds of interval_ms from now: its own
+    slot if it has one, else the slot that ends first. Nothing if version is 0 (nothing
+    held: no record to be suspected about). */
 void sos_core_fd_name_removed(sos_core_fd_removed_t *removed, const uint8_t id[SOS_NODEID_BYTES],
-                              uint64_t version, uint64_t interval_ms, uint64_t now_mono);
+                              uint64_t version, uint64_t interval_ms, uint64_t since_mono,
+                              uint64_t now_mono);
 
 /*  Append to suspects (holding *n, room for SOS_SUSPECTS_MAX) the workers removed still
     named at now, but those named already. Returns the new count. */
@@ -76,13 +79,15 @@ typedef struct {
     in its digest). sos_core_sync_named weighs it; beyond that, a genesis node named is
     ignored (it is never removed, so a suspicion of it could only draw probes), and so is a
     namer naming itself. On SOS_NAMED_SUSPECT the suspicion of peer (its state here, not
-    NULL then) starts at now if none is under way (sos_fd_named, at *held), and the namer
+    NULL then) starts if none is under way (sos_fd_named, at *held), and the namer
     confirms it if it answered us itself and is distinct: fresh keys cost nothing, and must
-    not shorten anyone's suspicion. *held (may be NULL) as sos_core_sync_named. On
+    not shorten anyone's suspicion. Such a namer also dates the suspicion back by e's age,
+    at most cap_ms (sos_fd_spread_time). *held (may be NULL) as sos_core_sync_named. On
     SOS_NAMED_REFUTE the caller refutes (sos_fd_refute). */
 sos_named_t sos_core_fd_named(const sos_sync_ctx_t *ctx, sos_txn_t *txn,
                               const sos_digest_entry_t *e, const sos_core_fd_namer_t *by,
-                              sos_fd_peer_t *peer, uint64_t now_mono, uint64_t *held);
+                              sos_fd_peer_t *peer, uint64_t cap_ms, uint64_t now_mono,
+                              uint64_t *held);
 
 /*  True if an exchange that peer failed waits for the verdict of an indirect probe before
     it counts (SWIM's ping-req): probes are on (probe_helpers > 0), the peer is a listed

@@ -5,16 +5,34 @@
 
 #include "sos_fd.h"
 
+/*  The hops of a spread, and what one costs: an interval and a round trip as this node
+    measures them, held to the conservative deadline as an exchange's is: any peer can answer
+    late on purpose, and must not stretch every suspicion here without bound. */
+static double
+s_spread_hops(const sos_fd_config_t *cfg, uint64_t n_workers)
+{
+    double n = n_workers < 2 ? 2.0 : (double)n_workers;
+    return log(n) / log((double)(cfg->fanout ? cfg->fanout : 1) + 1.0);
+}
+
+static uint64_t
+s_hop_ms(const sos_fd_t *fd, const sos_fd_config_t *cfg)
+{
+    uint64_t rto = fd->srtt_ms + 4 * fd->rttvar_ms;
+    rto = rto > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : rto;
+    return cfg->interval_ms + rto;
+}
+
 uint64_t
 sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers)
 {
-    double n = n_workers < 2 ? 2.0 : (double)n_workers;
-    double hops = 1.0 + log(n) / log((double)(cfg->fanout ? cfg->fanout : 1) + 1.0);
-    /*  Held to the conservative deadline, as an exchange's is: any peer can answer late on
-        purpose, and must not stretch every suspicion here without bound. */
-    uint64_t rto = fd->srtt_ms + 4 * fd->rttvar_ms;
-    rto = rto > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : rto;
-    return (uint64_t)llround(hops * (double)(cfg->interval_ms + rto));
+    return (uint64_t)llround((1.0 + s_spread_hops(cfg, n_workers)) * (double)s_hop_ms(fd, cfg));
+}
+
+uint64_t
+sos_fd_spread_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers)
+{
+    return (uint64_t)llround(s_spread_hops(cfg, n_workers) * (double)s_hop_ms(fd, cfg));
 }
 
 uint64_t
@@ -195,15 +213,22 @@ sos_fd_genesis_backoff(const sos_fd_config_t *cfg, uint32_t fail_count)
 }
 
 void
-sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_version, uint64_t now_mono)
+sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_version, uint64_t age_ms,
+             uint64_t cap_ms, uint64_t now_mono)
 {
     if (peer->fail_count == 0)
         peer->probe = true;
+    /*  Only a sender that counts dates it back: a fresh key's word costs it nothing. What one
+        can gain by lying is the cap, and still no removal without F failures counted across
+        observers, one of them this node. */
+    uint64_t back = sender ? (age_ms < cap_ms ? age_ms : cap_ms) : 0;
+    uint64_t since = now_mono > back ? now_mono - back : 1;
     if (!peer->suspect_mono) {
         /*  The suspicion starts here too; it removes nobody until we see it fail. */
-        peer->suspect_mono = now_mono ? now_mono : 1;
+        peer->suspect_mono = since;
         peer->suspect_version = held_version;
-    }
+    } else if (since < peer->suspect_mono)
+        peer->suspect_mono = since;
     if (!sender)
         return;
     for (uint32_t k = 0; k < peer->n_confirm; k++)
@@ -211,6 +236,15 @@ sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_version, 
             return;
     if (peer->n_confirm < SOS_FD_CONFIRM_K)
         memcpy(peer->confirm[peer->n_confirm++], sender, SOS_FD_CONFIRM_PREFIX);
+}
+
+uint32_t
+sos_fd_suspect_age(const sos_fd_peer_t *peer, uint64_t now_mono)
+{
+    if (!peer->suspect_mono || now_mono <= peer->suspect_mono)
+        return 0;
+    uint64_t age = now_mono - peer->suspect_mono;
+    return age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
 }
 
 /*  At most one refutation per interval, and none for a suspicion of an older record

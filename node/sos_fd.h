@@ -56,6 +56,11 @@ typedef struct {
     answers come late, it grows with them. */
 uint64_t sos_fd_refute_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers);
 
+/*  How long a suspicion takes to reach every node, the part of S after the suspect's own
+    round: log_(fanout+1)(max(n, 2)) * (I + min(RTO_all, E)). A suspicion named with an age
+    starts here at most this much before it was named (sos_fd_named). */
+uint64_t sos_fd_spread_time(const sos_fd_t *fd, const sos_fd_config_t *cfg, uint64_t n_workers);
+
 /*  How long a suspicion of peer lasts before removal, with n the workers listed (Lifeguard):
         T(C) = I * ((F - 1) + 2 log10(max(n, 10)) * A(C)),  A(C) = 1 - log(C + 1) / log(K + 1)
     never below the exchange deadline, times (1 + health), and never below S
@@ -127,11 +132,18 @@ sos_fd_failure_t sos_fd_failure(const sos_fd_t *fd, sos_fd_peer_t *peer, bool li
 uint64_t sos_fd_genesis_backoff(const sos_fd_config_t *cfg, uint32_t fail_count);
 
 /*  Another node (sender, its id's first bytes; NULL: not one to count) named peer a suspect
-    at a version not older than held_version, the one held here. The peer becomes a probe
-    candidate, a suspicion starts at now if none is under way, and sender counts as a
-    confirmation if distinct and fewer than K confirmed. */
+    at a version not older than held_version, the one held here, having suspected it for
+    age_ms. The peer becomes a probe candidate, a suspicion starts if none is under way, and
+    sender counts as a confirmation if distinct and fewer than K confirmed. A sender that
+    counts dates the suspicion back by its age, at most cap_ms (sos_fd_spread_time): it
+    began at now - min(age_ms, cap_ms), or earlier if it was under way already. Each node
+    then times one suspicion from about its first node's start, not from when the news of
+    it reached it, and the last nodes to hear remove about when the first do. */
 void sos_fd_named(sos_fd_peer_t *peer, const uint8_t *sender, uint64_t held_version,
-                  uint64_t now_mono);
+                  uint64_t age_ms, uint64_t cap_ms, uint64_t now_mono);
+
+/*  How long peer has been suspected at now, in ms, for a SYNC to name (0 if it is not). */
+uint32_t sos_fd_suspect_age(const sos_fd_peer_t *peer, uint64_t now_mono);
 
 /*  What to do when another node names this node a suspect (sos_fd_refute). */
 typedef enum {

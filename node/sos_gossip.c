@@ -1049,16 +1049,17 @@ static uint32_t
 s_suspects(sos_node_t *self, sos_txn_t *txn, sos_gmsg_t *msg)
 {
     sos_gossip_t *g = self->gossip;
+    uint64_t now = sos_mono_ms();
     msg->n_suspects = 0;
     for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
         if (msg->n_suspects == SOS_SUSPECTS_MAX)
             break;
         sos_core_fd_who_t who = s_who(p);
-        if (sos_core_fd_names(txn, p->id, &who, &p->fd, &msg->suspects[msg->n_suspects]))
+        if (sos_core_fd_names(txn, p->id, &who, &p->fd, now, &msg->suspects[msg->n_suspects]))
             msg->n_suspects++;
     }
-    msg->n_suspects = sos_core_fd_suspects_removed(&g->removed_named, sos_mono_ms(), msg->suspects,
-                                                   msg->n_suspects);
+    msg->n_suspects =
+        sos_core_fd_suspects_removed(&g->removed_named, now, msg->suspects, msg->n_suspects);
     return msg->n_suspects;
 }
 
@@ -1078,6 +1079,15 @@ s_fd_cfg(const sos_node_t *self)
                              .exchange_timeout_ms = self->gossip->exchange_timeout_ms,
                              .max_failures = self->cfg.max_failures,
                              .fanout = self->cfg.fanout};
+}
+
+/*  How far back a suspicion named with an age may start here (sos_fd_named): the time a
+    suspicion takes to spread, as this node measures it. */
+static uint64_t
+s_spread_cap(sos_node_t *self)
+{
+    sos_fd_config_t cfg = s_fd_cfg(self);
+    return sos_fd_spread_time(&self->gossip->fd, &cfg, zhashx_size(self->gossip->peers_id) + 1);
 }
 
 /*  A suspect is removed when its suspicion has outlived its timeout (sos_fd.h), this node
@@ -1159,7 +1169,10 @@ s_remove_worker(sos_node_t *self, sos_peer_t *peer, const char *why)
     self->stats.workers_removed++;
     sos_log_notice("removed worker %.12s at %s: %s", peer->hex, peer->url, why);
     sos_core_fd_name_removed(&g->removed_named, peer->id, held, self->cfg.gossip_interval_ms,
-                             sos_mono_ms());
+                             peer->fd.suspect_mono, sos_mono_ms());
+    /*  Its name goes out at the next tick (s_suspicion_push): the nodes that heard of the
+        suspicion last wait for confirmations, and a remover confirms. */
+    g->push_due = true;
     s_peer_unlist(self, peer);
 }
 
@@ -1257,7 +1270,9 @@ s_failure_count(sos_node_t *self, sos_peer_t *peer, const char *why, bool probed
     sos_probation_outcome(&g->probation, s_on_probation(peer), false, &peer->probation_failed);
     if (peer->fd.fail_count == 1 && !peer->is_genesis && peer->in_dir)
         self->stats.suspicions++;
-    if (out.fd == SOS_FD_SUSPECTED)
+    /*  Our first failure of a suspect, whether the suspicion began with it or with others
+        naming the peer: from now on our SYNCs name it too, so push them (s_suspicion_push). */
+    if (out.fd == SOS_FD_SUSPECTED || (peer->fd.suspect_mono && peer->fd.fail_count == 1))
         g->push_due = true;
     sos_log_info("exchange with %s failed (%s), %u in a row", peer->url, why, peer->fd.fail_count);
     if (peer->is_genesis && !peer->pinned)
@@ -1790,8 +1805,8 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
             .namer = peer->id_known ? peer->id : NULL,
             .namer_answered = peer->in_dir && peer->last_ok != 0};
         bool was = p && p->fd.suspect_mono;
-        sos_named_t named =
-            sos_core_fd_named(&ctx, txn, &removed[i], &by, p ? &p->fd : NULL, sos_mono_ms(), NULL);
+        sos_named_t named = sos_core_fd_named(&ctx, txn, &removed[i], &by, p ? &p->fd : NULL,
+                                              s_spread_cap(self), sos_mono_ms(), NULL);
         if (named == SOS_NAMED_REFUTE) {
             s_suspected(self, NULL, removed[i].version);
             continue;
@@ -2239,8 +2254,8 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
             .namer = env->sender,
             .namer_answered = sender && sender->in_dir && sender->last_ok};
         bool was = p && p->fd.suspect_mono;
-        if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL, sos_mono_ms(),
-                              NULL) == SOS_NAMED_REFUTE)
+        if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL,
+                              s_spread_cap(self), sos_mono_ms(), NULL) == SOS_NAMED_REFUTE)
             s_suspected(self, env, msg->suspects[i].version);
         else if (p && !was && p->fd.suspect_mono && p->fd.fail_count == 0)
             p->probe_soon = g->probe_due = true;

@@ -9,7 +9,7 @@
 #include "sos_mp.h"
 
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
-           suspects: [[id: bin(32), version]...],
+           suspects: [[id: bin(32), version, age_ms: uint32]...],
            digest: [[origin: bin(32), version, removed: bool]...],
            want: [[origin, version]...], records: [bin...]
            (, buckets: [nb, numbers: [uint...], sums: bin (, piece: [bucket, from, to|nil])])]
@@ -193,12 +193,15 @@ s_decode(sos_gmsg_t *msg, const uint8_t *body, size_t len, bool verify_records)
         goto done;
     }
     for (uint32_t i = 0; i < count; i++) {
-        const msgpack_object *pair;
+        const msgpack_object *triple;
         uint32_t n;
-        if (!sos_mp_array(&items[i], &pair, &n, 2) || n != 2 ||
-            !sos_mp_bin_exact(&pair[0], msg->suspects[i].origin, SOS_NODEID_BYTES) ||
-            !sos_mp_uint(&pair[1], &msg->suspects[i].version))
+        uint64_t age;
+        if (!sos_mp_array(&items[i], &triple, &n, 3) || n != 3 ||
+            !sos_mp_bin_exact(&triple[0], msg->suspects[i].origin, SOS_NODEID_BYTES) ||
+            !sos_mp_uint(&triple[1], &msg->suspects[i].version) || !sos_mp_uint(&triple[2], &age) ||
+            age > UINT32_MAX)
             goto done;
+        msg->suspects[i].age_ms = (uint32_t)age;
     }
     msg->n_suspects = count;
 
@@ -354,7 +357,13 @@ sos_gmsg_encode(msgpack_sbuffer *out, const sos_gmsg_t *msg, const uint8_t *cons
         err |= msgpack_pack_bin_with_body(&pk, msg->self.wire, msg->self.wire_len);
     else
         err |= msgpack_pack_nil(&pk);
-    err |= s_pack_digest(&pk, msg->suspects, msg->n_suspects, false);
+    err |= msgpack_pack_array(&pk, msg->n_suspects);
+    for (uint32_t i = 0; i < msg->n_suspects; i++) {
+        err |= msgpack_pack_array(&pk, 3);
+        err |= msgpack_pack_bin_with_body(&pk, msg->suspects[i].origin, SOS_NODEID_BYTES);
+        err |= msgpack_pack_uint64(&pk, msg->suspects[i].version);
+        err |= msgpack_pack_uint32(&pk, msg->suspects[i].age_ms);
+    }
     err |= s_pack_digest(&pk, msg->digest, msg->n_digest, true);
     err |= s_pack_digest(&pk, msg->want, msg->n_want, false);
     err |= msgpack_pack_array(&pk, n);

@@ -23,11 +23,13 @@
     only: the sender removed the origin's worker (it holds a tombstone and no worker record
     of it), so that a peer that still lists the worker at that version sees the difference
     (the two versions alone are equal). Want and suspect entries do not carry it (encoded
-    without it, decoded false). */
+    without it, decoded false). age_ms is a suspect entry's only: how long the sender has
+    suspected the origin, in ms (0 elsewhere). */
 typedef struct {
     uint8_t origin[SOS_NODEID_BYTES];
     uint64_t version;
     bool removed;
+    uint32_t age_ms;
 } sos_digest_entry_t;
 
 /*  A piece of one bucket: its entries from origin `from` on (inclusive), up to origin `to`
@@ -43,7 +45,7 @@ typedef struct {
 } sos_bucket_piece_t;
 
 /*  Wire: [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
-           suspects: [[id: bin(32), version]...],
+           suspects: [[id: bin(32), version, age_ms: uint32]...],
            digest: [[origin, version, removed: bool]...], want: [[origin, version]...],
            records: [bin...]]
     and, in a SYNC_ACK by buckets, a DIGEST and a DIGEST_ACK only, a tenth element:

@@ -1213,7 +1213,8 @@ s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
         const sim_node_t *t = &sim->nodes[p->key - 1];
         uint64_t held;
         sos_core_fd_who_t who = {.listed = s_listed(txn, t, &held), .genesis = t->genesis};
-        if (sos_core_fd_names(txn, t->id.pk, &who, &p->fd, &msg->suspects[msg->n_suspects]))
+        if (sos_core_fd_names(txn, t->id.pk, &who, &p->fd, sim->now,
+                              &msg->suspects[msg->n_suspects]))
             msg->n_suspects++;
     }
     if (n->named_removed)
@@ -1477,7 +1478,10 @@ s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_dige
     sim_peer_t *p = s == UINT32_MAX ? NULL : s_peer(n, s, false);
     sos_fd_peer_t fd = p ? p->fd : (sos_fd_peer_t){0};
     sos_sync_ctx_t ctx = s_sync_ctx(n);
-    sos_named_t named = sos_core_fd_named(&ctx, txn, e, &by, &fd, sim->now, NULL);
+    uint64_t n_workers = 0;
+    sos_dir_counts(txn, &n_workers, NULL, NULL);
+    uint64_t cap = sos_fd_spread_time(&n->fd, &sim->fdc, n_workers);
+    sos_named_t named = sos_core_fd_named(&ctx, txn, e, &by, &fd, cap, sim->now, NULL);
     if (named == SOS_NAMED_SUSPECT && (p || (p = s_peer(n, s, true))))
         p->fd = fd;
     if (named == SOS_NAMED_REFUTE) {
@@ -1909,7 +1913,8 @@ s_remove(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t target, sim_peer_t 
     if (!n->named_removed)
         n->named_removed = calloc(1, sizeof *n->named_removed);
     if (n->named_removed)
-        sos_core_fd_name_removed(n->named_removed, t->id.pk, held, sim->o.interval_ms, sim->now);
+        sos_core_fd_name_removed(n->named_removed, t->id.pk, held, sim->o.interval_ms,
+                                 p->fd.suspect_mono, sim->now);
     /*  As sosnode: whoever removed a worker re-signs its own record next round, so that of
         two nodes that removed each other (a partition) the later one's record is newer than
         the other's tombstone of it, and the two find each other again after a heal. */

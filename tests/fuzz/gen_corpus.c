@@ -189,6 +189,7 @@ s_gossip(void)
     msg.suspects[0].version = 7;
     memset(msg.suspects[1].origin, 0x11, SOS_NODEID_BYTES);
     msg.suspects[1].version = UINT64_MAX;
+    msg.suspects[1].age_ms = UINT32_MAX;
     const int rumor[] = {2};
     s_body("rumor", SOS_MSG_RUMOR, &msg, rumor, 1);
 
@@ -428,23 +429,25 @@ s_config(void)
         {"minimal", "sosnode\n"
                     "    data = /var/lib/sosnode\n"
                     "    listen = tcp://192.0.2.1:7700\n"},
-        {"full", "#   sosnode settings\n"
-                 "sosnode\n"
-                 "    data = \"/var/lib/sosnode\"\n"
-                 "    listen = tcp://*:7700\n"
-                 "    advertise = tcp://192.0.2.1:7700\n"
-                 "    genesis = tcp://192.0.2.9:7700\n"
-                 "    gossip-interval = 30000\n"
-                 "    fanout = 3\n"
-                 "    max-failures = 5\n"
-                 "    room-ttl = 3600\n"
-                 "    history = 500\n"
-                 "    max-workers = 4096\n"
-                 "    max-rooms = 100000\n"
-                 "    max-rooms-per-origin = 10000\n"
-                 "    map-size = 1024\n"
-                 "    rate-limit = on\n"
-                 "    log-level = notice\n"},
+        {"full",
+         "#   sosnode settings\n"
+         "sosnode\n"
+         "    data = \"/var/lib/sosnode\"\n"
+         "    listen = tcp://*:7700\n"
+         "    advertise = tcp://192.0.2.1:7700\n"
+         "    genesis = "
+         "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8@tcp://192.0.2.9:7700\n"
+         "    gossip-interval = 30000\n"
+         "    fanout = 3\n"
+         "    max-failures = 5\n"
+         "    room-ttl = 3600\n"
+         "    history = 500\n"
+         "    max-workers = 4096\n"
+         "    max-rooms = 100000\n"
+         "    max-rooms-per-origin = 10000\n"
+         "    map-size = 1024\n"
+         "    rate-limit = on\n"
+         "    log-level = notice\n"},
         {"genesis_list", NULL},
     };
     char list[1024];
@@ -454,11 +457,11 @@ s_config(void)
              "    listen = tcp://127.0.0.1:7701\n"
              "    rate-limit = off\n"
              "    genesis\n"
-             "        a = tcp://127.0.0.1:7700\n"
+             "        a = %s@tcp://127.0.0.1:7700\n"
              "        b = '%s'\n"
              "other\n"
              "    ignored = 1\n",
-             pinned);
+             hex, pinned);
     texts[2][1] = list;
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         sos_config_t cfg;

@@ -8,7 +8,7 @@ Formats, protocol version 2 (msgpack, bin for bytes, str for text):
     signed        [proto_version, type, sender: bin(32), receiver: bin(32), timestamp_ms,
                    nonce: bin(16), body: bin]
   gossip body     [req_id, flags, hash: bin(16), n_origins, self: bin|nil,
-                   suspects: [[id, version]], digest: [[origin, version, removed]],
+                   suspects: [[id, version, age_ms]], digest: [[origin, version, removed]],
                    want: [[origin, version]], records: [bin]]
   record wire     [signed: bin, sig: bin(64)]
     worker        [1, origin: bin(32), version, prev, url, http_url]
@@ -229,11 +229,13 @@ def decode_record(wire):
 
 def gmsg(req_id=0, flags=0, digest_hash=bytes(16), n_origins=0, self_rec=None, suspects=(),
          digest=(), want=(), records=(), buckets=None):
-    """A gossip body. suspects: (id, version) pairs, or bare ids (version 0). buckets: the
+    """A gossip body. suspects: (id, version) pairs or (id, version, age_ms) triples, or bare
+    ids (version 0; age 0 where not given). buckets: the
     tenth element of the exchange by bucket, (nb, bucket numbers, sums as bytes), or None;
     a fourth part asks for (DIGEST) or covers (DIGEST_ACK) a piece of one bucket:
     (bucket, from origin, to origin or None for the bucket's end)."""
-    suspects = [[s, 0] if isinstance(s, bytes) else [s[0], s[1]] for s in suspects]
+    suspects = [[s, 0, 0] if isinstance(s, bytes) else [s[0], s[1], s[2] if len(s) > 2 else 0]
+                for s in suspects]
     body = [req_id, flags, digest_hash, n_origins, self_rec, suspects,
             [[e[0], e[1], bool(e[2]) if len(e) > 2 else False] for e in digest],
             [[o, v] for o, v in want], list(records)]

@@ -55,18 +55,18 @@ main(void)
 
     SECTION("a suspicion named by others alone removes nobody");
     sos_fd_peer_t q = {0};
-    sos_fd_named(&q, a, 3, 5000);
-    sos_fd_named(&q, b, 3, 5100);
-    sos_fd_named(&q, c, 3, 5200);
-    sos_fd_named(&q, d, 3, 5250);
+    sos_fd_named(&q, a, 3, 0, 0, 5000);
+    sos_fd_named(&q, b, 3, 0, 0, 5100);
+    sos_fd_named(&q, c, 3, 0, 0, 5200);
+    sos_fd_named(&q, d, 3, 0, 0, 5250);
     CHECK(q.probe && q.suspect_mono == 5000 && q.suspect_version == 3 && q.n_confirm == 4);
     CHECK(!sos_fd_removable(&fd, &s_cfg, &q, true, 5, 1000000));
 
     SECTION("confirmations: distinct, at most K, and they shorten the timeout to (F - 1) I");
     CHECK(SOS_FD_CONFIRM_K == 4);
-    sos_fd_named(&q, a, 3, 5300);    /* a again */
-    sos_fd_named(&q, e5, 3, 5400);   /* a fifth */
-    sos_fd_named(&q, NULL, 3, 5500); /* a sender that may not confirm */
+    sos_fd_named(&q, a, 3, 0, 0, 5300);    /* a again */
+    sos_fd_named(&q, e5, 3, 0, 0, 5400);   /* a fifth */
+    sos_fd_named(&q, NULL, 3, 0, 0, 5500); /* a sender that may not confirm */
     CHECK(q.n_confirm == SOS_FD_CONFIRM_K);
     CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &q, 5) == 2000);
     /*  One failure here and K confirmations make F: removed once T(K) has passed. */
@@ -75,8 +75,8 @@ main(void)
     CHECK(!sos_fd_removable(&fd, &s_cfg, &q, true, 5, 6999));
     CHECK(sos_fd_removable(&fd, &s_cfg, &q, true, 5, 7000));
     sos_fd_peer_t one = {0};
-    sos_fd_named(&one, a, 3, 5000);
-    sos_fd_named(&one, a, 3, 5100); /* the same node again: no second confirmation */
+    sos_fd_named(&one, a, 3, 0, 0, 5000);
+    sos_fd_named(&one, a, 3, 0, 0, 5100); /* the same node again: no second confirmation */
     CHECK(one.n_confirm == 1);
     /*  T(1) = 1000 * (2 + 2 * (1 - log 2 / log 5)) ~ 3139 ms */
     CHECK(sos_fd_suspicion_timeout(&fd, &s_cfg, &one, 5) == 3138);
@@ -111,6 +111,34 @@ main(void)
     sos_fd_rtt_sample(&stalled, &any, 60000);
     CHECK(sos_fd_refute_time(&stalled, &fast, 16) == 1800);
 
+    SECTION("a suspicion named with its age starts that far back, at most the spread time");
+    /*  The spread time is S without the suspect's own round: log_4 16 * (I + RTO_all). */
+    CHECK(sos_fd_spread_time(&idle, &fast, 16) == 200);
+    CHECK(sos_fd_spread_time(&busy, &fast, 16) == 800);
+    uint64_t cap = sos_fd_spread_time(&idle, &fast, 16);
+    sos_fd_peer_t aged = {0};
+    sos_fd_named(&aged, a, 3, 150, cap, 10000); /* suspected for 150 ms by a */
+    CHECK(aged.suspect_mono == 9850 && aged.n_confirm == 1);
+    sos_fd_named(&aged, b, 3, 100, cap, 10020); /* a later start: no change */
+    CHECK(aged.suspect_mono == 9850 && aged.n_confirm == 2);
+    sos_fd_named(&aged, c, 3, 60000, cap, 10040); /* a claim past the cap counts as the cap */
+    CHECK(aged.suspect_mono == 10040 - 200 && aged.n_confirm == 3);
+    sos_fd_named(&aged, NULL, 3, 60000, cap, 10060); /* a namer that does not count: no date */
+    CHECK(aged.suspect_mono == 9840);
+    sos_fd_peer_t heard = {0};
+    sos_fd_named(&heard, NULL, 3, 500, cap, 10000);
+    CHECK(heard.suspect_mono == 10000 && heard.n_confirm == 0);
+    sos_fd_named(&heard, d, 3, 10, cap, 10000); /* a suspicion under way, moved back 10 ms */
+    CHECK(heard.suspect_mono == 9990);
+    /*  Its age, as a SYNC names it; removal is timed from the dated start */
+    CHECK(sos_fd_suspect_age(&aged, 10100) == 260 && sos_fd_suspect_age(&lone, 10100) == 0);
+    sos_fd_named(&aged, e5, 3, 200, cap, 10060); /* the fourth confirmation */
+    CHECK(aged.n_confirm == 4);
+    CHECK(sos_fd_failure(&idle, &aged, true, false, 3, 10100) == SOS_FD_COUNTED);
+    /*  T(K) = max((F - 1) I, E, S) = 500 ms from 9840, not from 10000 */
+    CHECK(!sos_fd_removable(&idle, &fast, &aged, true, 16, 10339));
+    CHECK(sos_fd_removable(&idle, &fast, &aged, true, 16, 10340));
+
     SECTION("a late round raises health at once; it stretches deadlines and suspicions");
     sos_fd_t h = {0};
     CHECK(!sos_fd_round(&h, &s_cfg, 100000));
@@ -131,7 +159,7 @@ main(void)
 
     SECTION("while it lags, a failure of a peer others named a suspect still counts");
     sos_fd_peer_t nm = {0};
-    sos_fd_named(&nm, NULL, 1, 104400);
+    sos_fd_named(&nm, NULL, 1, 0, 0, 104400);
     CHECK(sos_fd_failure(&h, &nm, true, false, 1, 104500) == SOS_FD_COUNTED);
     CHECK(nm.fail_count == 1 && nm.suspect_mono == 104400);
 
@@ -186,7 +214,7 @@ main(void)
     SECTION("a new connection: the conservative deadline, shorter to a suspect");
     sos_fd_t cn = {0};
     sos_fd_peer_t fresh = {0}, sus = {0};
-    sos_fd_named(&sus, a, 1, 1000);
+    sos_fd_named(&sus, a, 1, 0, 0, 1000);
     CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &fresh) == 2000);
     CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &sus) == SOS_FD_RTO_FLOOR); /* no sample */
     sos_fd_rtt_sample(&cn, &fresh, 40); /* RTO_all 40 + 4 * 20 = 120: 4 of them */
@@ -242,9 +270,9 @@ main(void)
             if (t >= 3000)
                 sos_fd_failure(&node, &dead, true, false, 2, t + 1);
             if (t == 4000)
-                sos_fd_named(&dead, a, 2, t + 1);
+                sos_fd_named(&dead, a, 2, 0, 0, t + 1);
             if (t == 5000)
-                sos_fd_named(&dead, b, 2, t + 1);
+                sos_fd_named(&dead, b, 2, 0, 0, t + 1);
         }
         sos_fd_tick(&node, 250, t + 1);
         if (sos_fd_removable(&node, &s_cfg, &dead, true, 50, t + 1))

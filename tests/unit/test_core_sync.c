@@ -148,24 +148,28 @@ s_fd_rules(sos_txn_t *txn, const sos_identity_t *me, const sos_identity_t *a,
     SECTION("fd: a SYNC names a listed worker that failed here, at the highest version held");
     sos_fd_peer_t p = {0};
     sos_digest_entry_t e;
-    CHECK(!sos_core_fd_names(txn, a->pk, &worker, &p, &e)); /* never failed: not named */
+    CHECK(!sos_core_fd_names(txn, a->pk, &worker, &p, 1000, &e)); /* never failed: not named */
     p.fail_count = 1;
     p.suspect_version = 1; /* the suspicion's own version is not what is named */
-    CHECK(sos_core_fd_names(txn, a->pk, &worker, &p, &e));
+    p.suspect_mono = 700;
+    CHECK(sos_core_fd_names(txn, a->pk, &worker, &p, 1000, &e));
     CHECK(memcmp(e.origin, a->pk, SOS_NODEID_BYTES) == 0 && e.version == 3 && !e.removed);
-    CHECK(!sos_core_fd_names(txn, a->pk, &genesis, &p, &e)); /* never removed: never named */
-    CHECK(!sos_core_fd_names(txn, a->pk, &address, &p, &e)); /* not a worker we list */
+    CHECK(e.age_ms == 300);                                        /* suspected here since 700 */
+    CHECK(!sos_core_fd_names(txn, a->pk, &genesis, &p, 1000, &e)); /* never removed: never named */
+    CHECK(!sos_core_fd_names(txn, a->pk, &address, &p, 1000, &e)); /* not a worker we list */
 
     SECTION("fd: a removal is named for SOS_NAME_REMOVED_ROUNDS rounds, once per origin");
     sos_core_fd_removed_t rm;
     memset(&rm, 0, sizeof rm);
-    sos_core_fd_name_removed(&rm, c->pk, 0, 1000, 5000); /* nothing held: nothing named */
+    sos_core_fd_name_removed(&rm, c->pk, 0, 1000, 5000, 5000); /* nothing held: nothing named */
     sos_digest_entry_t sus[SOS_SUSPECTS_MAX];
     CHECK(sos_core_fd_suspects_removed(&rm, 5000, sus, 0) == 0);
-    sos_core_fd_name_removed(&rm, c->pk, 4, 1000, 5000);
-    sos_core_fd_name_removed(&rm, b->pk, 2, 1000, 6000);
-    sos_core_fd_name_removed(&rm, c->pk, 4, 1000, 7000); /* again: its own slot, renewed */
+    sos_core_fd_name_removed(&rm, c->pk, 4, 1000, 5000, 5000);
+    sos_core_fd_name_removed(&rm, b->pk, 2, 1000, 4500, 6000); /* suspected from 4500 */
+    sos_core_fd_name_removed(&rm, c->pk, 4, 1000, 7000, 7000); /* again: its own slot, renewed */
     CHECK(sos_core_fd_suspects_removed(&rm, 7000, sus, 0) == 2);
+    CHECK((sus[0].age_ms == 2500 && sus[1].age_ms == 0) ||
+          (sus[0].age_ms == 0 && sus[1].age_ms == 2500)); /* a removal's age: its suspicion's */
     sus[0] = s_entry(c, 4, false); /* c listed again and failing: named once, as held */
     uint32_t n = sos_core_fd_suspects_removed(&rm, 7000, sus, 1);
     CHECK(n == 2 && memcmp(sus[1].origin, b->pk, SOS_NODEID_BYTES) == 0 && sus[1].version == 2);
@@ -174,7 +178,7 @@ s_fd_rules(sos_txn_t *txn, const sos_identity_t *me, const sos_identity_t *a,
     CHECK(sos_core_fd_suspects_removed(&rm, 7000 + 20 * 1000, sus, 0) == 0);
     for (uint8_t i = 0; i < 2 * SOS_NAME_REMOVED_MAX; i++) { /* full: the first to end goes */
         uint8_t id[SOS_NODEID_BYTES] = {i + 1};
-        sos_core_fd_name_removed(&rm, id, 1, 1000, 10000 + i);
+        sos_core_fd_name_removed(&rm, id, 1, 1000, 10000 + i, 10000 + i);
     }
     n = sos_core_fd_suspects_removed(&rm, 10000, sus, 0);
     CHECK(n == SOS_SUSPECTS_MAX && sus[0].origin[0] > SOS_NAME_REMOVED_MAX);
@@ -184,28 +188,29 @@ s_fd_rules(sos_txn_t *txn, const sos_identity_t *me, const sos_identity_t *a,
     memset(&p, 0, sizeof p);
     uint64_t held = 0;
     e = s_entry(c, 4, false);
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, &held) == SOS_NAMED_SUSPECT);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 0, 500, &held) == SOS_NAMED_SUSPECT);
     CHECK(held == 4 && p.suspect_mono == 500 && p.suspect_version == 4 && p.probe);
     CHECK(p.n_confirm == 1 && memcmp(p.confirm[0], b->pk, SOS_FD_CONFIRM_PREFIX) == 0);
     by.namer = a->pk;
     by.namer_answered = false; /* a fresh key, or one that never answered us: no confirmation */
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 900, NULL) == SOS_NAMED_SUSPECT);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 0, 900, NULL) == SOS_NAMED_SUSPECT);
     CHECK(p.n_confirm == 1 && p.suspect_mono == 500);
 
     SECTION("fd: a genesis node named, or a namer naming itself, is ignored; we refute");
     memset(&p, 0, sizeof p);
     by = (sos_core_fd_namer_t){.suspect = genesis, .namer = b->pk, .namer_answered = true};
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, NULL) == SOS_NAMED_IGNORE);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 0, 500, NULL) == SOS_NAMED_IGNORE);
     CHECK(!p.suspect_mono && !p.probe && p.n_confirm == 0);
     by = (sos_core_fd_namer_t){.suspect = worker, .namer = c->pk, .namer_answered = true};
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, NULL) == SOS_NAMED_IGNORE);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 0, 500, NULL) == SOS_NAMED_IGNORE);
     CHECK(!p.suspect_mono && p.n_confirm == 0);
     e.removed = true; /* the same in a digest's removal */
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 500, NULL) == SOS_NAMED_IGNORE);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, &p, 0, 500, NULL) == SOS_NAMED_IGNORE);
     by.suspect = address;
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, NULL, 500, NULL) == SOS_NAMED_IGNORE);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, NULL, 0, 500, NULL) == SOS_NAMED_IGNORE);
     e = s_entry(me, 6, false);
-    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, NULL, 500, &held) == SOS_NAMED_REFUTE && held == 6);
+    CHECK(sos_core_fd_named(&ctx, txn, &e, &by, NULL, 0, 500, &held) == SOS_NAMED_REFUTE &&
+          held == 6);
 
     SECTION("fd: a first failure of a healthy, listed worker waits for a probe; others count");
     sos_fd_t fd = {0};

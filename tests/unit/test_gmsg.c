@@ -80,6 +80,8 @@ s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
     msg.suspects[0].version = 41;
     memset(msg.suspects[1].origin, 0xab, 32);
     msg.suspects[1].version = UINT64_MAX;
+    msg.suspects[0].age_ms = 250;
+    msg.suspects[1].age_ms = UINT32_MAX;
     sos_digest_entry_t digest[3], want[1];
     memset(digest, 0, sizeof digest);
     memset(want, 0, sizeof want);
@@ -115,7 +117,8 @@ s_test_round_trip(const sos_identity_t *id, const sos_identity_t *other)
     CHECK(d.self.version == 4 && strcmp(d.self.url, "tcp://192.0.2.1:7777") == 0);
     CHECK(d.n_suspects == 2 && memcmp(d.suspects[0].origin, other->pk, 32) == 0 &&
           d.suspects[0].version == 41 && d.suspects[1].origin[31] == 0xab &&
-          d.suspects[1].version == UINT64_MAX);
+          d.suspects[1].version == UINT64_MAX && d.suspects[0].age_ms == 250 &&
+          d.suspects[1].age_ms == UINT32_MAX);
     CHECK(d.n_digest == 3 && d.digest && d.digest[2].version == 1002 && d.digest[2].origin[0] == 3);
     CHECK(d.digest && !d.digest[0].removed && d.digest[1].removed && !d.digest[2].removed);
     CHECK(d.n_want == 1 && d.want && d.want[0].version == UINT64_MAX && !d.want[0].removed);
@@ -306,11 +309,14 @@ s_body_fields(uint8_t *out, size_t cap, int fields, int field, const uint8_t *ra
         case 6:
         case 7:
             msgpack_pack_array(&pk, 1);
-            msgpack_pack_array(&pk, f == 6 ? 3 : 2); /* a digest entry carries removed */
+            /* a digest entry carries removed, a suspect its age */
+            msgpack_pack_array(&pk, f == 7 ? 2 : 3);
             sos_mp_pack_bin(&pk, origin, 32);
             msgpack_pack_uint8(&pk, 1);
             if (f == 6)
                 msgpack_pack_false(&pk);
+            else if (f == 5)
+                msgpack_pack_uint16(&pk, 300);
             break;
         case 8:
             msgpack_pack_array(&pk, rec ? 1 : 0);
@@ -377,13 +383,28 @@ s_test_rejections(const sos_identity_t *id, const sos_identity_t *other)
         {5,
          "\x91\xc4\x20"
          "0123456789abcdef0123456789abcdef",
-         35},                            /* a bare id: the suspects of version 1 */
-        {5, "\x91\x92\xc4\x01x\x01", 6}, /* a suspect id of 1 byte */
+         35},                                /* a bare id: the suspects of version 1 */
+        {5, "\x91\x93\xc4\x01x\x01\x01", 7}, /* a suspect id of 1 byte */
         {5,
          "\x91\x92\xc4\x20"
          "0123456789abcdef0123456789abcdef"
-         "\xa1x",
-         37},                               /* a suspect version str */
+         "\x01",
+         37}, /* a suspect without its age */
+        {5,
+         "\x91\x93\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\x01\xcf\x00\x00\x00\x01\x00\x00\x00\x00",
+         47}, /* an age above 32 bits */
+        {5,
+         "\x91\x93\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\x01\xa1x",
+         39}, /* an age str */
+        {5,
+         "\x91\x93\xc4\x20"
+         "0123456789abcdef0123456789abcdef"
+         "\xa1x\x01",
+         38},                               /* a suspect version str */
         {6, "\x80", 1},                     /* digest a map */
         {6, "\x91\x91\xc0", 3},             /* an entry of 1 element */
         {6, "\x91\x93\xc4\x00\x01\x01", 6}, /* an entry of 3 elements */

@@ -63,13 +63,14 @@ s_build(vector_t *vecs)
     msg.n_origins = 1;
     msg.has_self = true;
     msg.self = worker;
-    sos_digest_entry_t digest = {{0}, 2, false};
+    sos_digest_entry_t digest = {{0}, 2, false, 0};
     memcpy(digest.origin, id.pk, SOS_NODEID_BYTES);
     msg.digest = &digest;
     msg.n_digest = 1;
     msg.n_suspects = 1;
     memcpy(msg.suspects[0].origin, peer.pk, SOS_NODEID_BYTES);
     msg.suspects[0].version = 5;
+    msg.suspects[0].age_ms = 300;
     const uint8_t *wires[1] = {room.wire};
     size_t lens[1] = {room.wire_len};
     msgpack_sbuffer body;
@@ -77,7 +78,7 @@ s_build(vector_t *vecs)
     if (sos_gmsg_encode(&body, &msg, wires, lens, 1))
         return 0;
     s_add(vecs, &n, "gmsg_delta", body.data, body.size);
-    sos_digest_entry_t two[2] = {{{0}, 2, false}, {{0}, 5, true}};
+    sos_digest_entry_t two[2] = {{{0}, 2, false, 0}, {{0}, 5, true, 0}};
     memcpy(two[0].origin, id.pk, SOS_NODEID_BYTES);
     memcpy(two[1].origin, peer.pk, SOS_NODEID_BYTES);
     uint8_t dh[SOS_DIGEST_HASH_BYTES];
@@ -229,7 +230,8 @@ s_write(const vector_t *vecs, size_t n)
                "# \"http://192.0.2.1:8080\"; room v2 0123456789abcdef, emojis [U+1F525,\n"
                "# U+1F30A, U+1F98A], \"Test room\", 1700000000000..1700086400000; both signed\n"
                "# (Ed25519ph) behind \"sosnode/2/record\\0\". gmsg_delta: req_id 7, flags\n"
-               "# MORE, hash 00..0f, self the worker, suspects [(receiver_key, 5)], digest\n"
+               "# MORE, hash 00..0f, self the worker, suspects [(receiver_key, 5, age\n"
+               "# 300 ms)], digest\n"
                "# [(key, 2, held)], records [room]. digest_hash: of [(key, 2, held),\n"
                "# (receiver_key, 5, removed)].\n"
                "# envelope_delta: DELTA carrying gmsg_delta from key to receiver_key at\n"
@@ -327,7 +329,8 @@ s_check(const vector_t *vecs, size_t n)
             CHECK(memcmp(env.receiver, peer.pk, SOS_NODEID_BYTES) == 0);
             CHECK_RC(sos_gmsg_decode(&msg, env.body, env.body_len), SOS_OK);
             CHECK(msg.req_id == 7 && msg.has_self && msg.n_records == 1 && msg.n_digest == 1);
-            CHECK(msg.n_suspects == 1 && msg.suspects[0].version == 5);
+            CHECK(msg.n_suspects == 1 && msg.suspects[0].version == 5 &&
+                  msg.suspects[0].age_ms == 300);
             CHECK(strcmp(msg.self.http_url, "http://192.0.2.1:8080") == 0);
             CHECK(msg.records[0].n_emojis == 3);
             sos_gmsg_release(&msg);
