@@ -2226,29 +2226,24 @@ s_suspected(sos_node_t *self, const sos_envelope_t *env, uint64_t version)
                    (unsigned long long)version);
 }
 
+/*  The suspects a SYNC or a SYNC_ACK names (sos_core_fd_named): each starts a suspicion
+    here too, which removes nobody until we see it fail. The sender confirms it if it is a
+    distinct node (by id prefix), up to K, and one that has answered us itself (a listed
+    worker off probation): fresh keys cost nothing, and must not shorten anyone's suspicion.
+    A SYNC_ACK names them as a SYNC does, so that a node's own exchanges bring it the
+    confirmations a removal waits for, not only the SYNCs others happen to send it. */
 static void
-s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
-          const sos_gmsg_t *msg)
+s_take_suspects(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, const sos_gmsg_t *msg)
 {
     sos_gossip_t *g = self->gossip;
-    /*  A SYNC bound to nobody (a first SYNC to a genesis endpoint) could be a copy replayed
-        from anywhere: it is answered, and nothing more. Its self record is no sign of life
-        (it would lift a tombstone), and it may carry no suspects. */
-    bool unbound = sos_envelope_unbound(env);
-    if (!unbound)
-        s_apply_self(self, txn, env, msg);
     char sender_hex[SOS_NODEID_HEX + 1];
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
     sos_peer_t *sender = zhashx_lookup(g->peers_id, sender_hex);
     sos_sync_ctx_t ctx = s_sync_ctx(self);
-    for (uint32_t i = 0; i < msg->n_suspects && !unbound; i++) {
+    for (uint32_t i = 0; i < msg->n_suspects; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
         sos_peer_t *p = zhashx_lookup(g->peers_id, hex);
-        /*  The suspicion starts here too, and removes nobody until we see it fail. The
-            sender confirms it if it is a distinct node (by id prefix), up to K, and one
-            that has answered us itself (a listed worker off probation): fresh keys cost
-            nothing, and must not shorten anyone's suspicion (sos_core_fd_named). */
         sos_core_fd_namer_t by = {
             .suspect = {.listed = p && p->in_dir, .genesis = p && p->is_genesis},
             .namer = env->sender,
@@ -2259,6 +2254,21 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
             s_suspected(self, env, msg->suspects[i].version);
         else if (p && !was && p->fd.suspect_mono && p->fd.fail_count == 0)
             p->probe_soon = g->probe_due = true;
+    }
+}
+
+static void
+s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_envelope_t *env,
+          const sos_gmsg_t *msg)
+{
+    sos_gossip_t *g = self->gossip;
+    /*  A SYNC bound to nobody (a first SYNC to a genesis endpoint) could be a copy replayed
+        from anywhere: it is answered, and nothing more. Its self record is no sign of life
+        (it would lift a tombstone), and it may carry no suspects. */
+    bool unbound = sos_envelope_unbound(env);
+    if (!unbound) {
+        s_apply_self(self, txn, env, msg);
+        s_take_suspects(self, txn, env, msg);
     }
     /*  The answer is the core's (sos_core_answer_sync); the digest and its bucket sums are
         kept here, built once per change of the directory, not per SYNC: anyone may send
@@ -2271,6 +2281,8 @@ s_on_sync(sos_node_t *self, sos_txn_t *txn, zframe_t **routing_p, const sos_enve
     sos_answer_sync_t kind = sos_core_answer_sync(&mine, msg, &reply);
     reply.has_self = true;
     reply.self = g->self_rec;
+    if (!unbound)
+        s_suspects(self, txn, &reply);
     sos_digest_entry_t *digest = NULL;
     if (kind == SOS_ANSWER_SUMS) {
         const uint8_t(*sums)[SOS_DIGEST_HASH_BYTES] = s_bucket_sums(self, txn, reply.nb);
@@ -2529,6 +2541,7 @@ s_on_reply(sos_node_t *self, sos_peer_t *peer, const uint8_t *frame, size_t size
         sos_fd_rtt_sample(&self->gossip->fd, &peer->fd, now > sent ? now - sent : 0);
         s_success(self, peer);
         s_apply_self(self, txn, &env, &msg);
+        s_take_suspects(self, txn, &env, &msg);
         /*  s_apply may have re-made the peer if its endpoint changed; look it up again. */
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, env.sender, SOS_NODEID_BYTES);

@@ -1223,7 +1223,7 @@ s_suspects(sim_t *sim, sim_node_t *n, sos_gmsg_t *msg)
 }
 
 /*  Encode and queue a message. As the node's: a SYNC and a SYNC_ACK carry n's record (a
-    sign of life), and a SYNC the suspects n names; the others neither. */
+    sign of life) and the suspects n names; the others neither. */
 static void
 s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t *msg,
         const uint8_t *const *wires, const size_t *lens, uint32_t n_wires)
@@ -1232,7 +1232,7 @@ s_reply(sim_t *sim, sim_node_t *n, uint32_t to, sim_msg_type_t type, sos_gmsg_t 
     if (msg->has_self)
         msg->self = n->self;
     msg->n_suspects = 0;
-    if (type == MSG_SYNC)
+    if (type == MSG_SYNC || type == MSG_SYNC_ACK)
         s_suspects(sim, n, msg);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -1678,6 +1678,7 @@ s_on_sync_ack(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, sos_gmsg
     if (n->probes) /* it answered: a late verdict must not count */
         sos_fd_probe_end(n->probes, sim->nodes[from].id.pk);
     s_local_ok(sim, n, txn, &sim->nodes[from]);
+    s_on_suspects(sim, n, txn, from, msg); /* as the node: a SYNC_ACK names them too */
     /*  In sync, the core needs none of the digest: at rest nearly every SYNC_ACK is, and
         the digest is not made for them. */
     bool in_sync = msg->flags & SOS_GMSG_IN_SYNC;
