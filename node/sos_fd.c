@@ -102,6 +102,19 @@ sos_fd_connect_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos
     return t * (1 + fd->health);
 }
 
+uint64_t
+sos_fd_reach_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_fd_peer_t *peer)
+{
+    if (peer->srtt_ms || peer->rttvar_ms)
+        return sos_fd_exchange_timeout(fd, cfg, peer);
+    const sos_fd_peer_t failed = {.suspect_mono = 1};
+    uint64_t floor = cfg->interval_ms / 2;
+    floor = floor < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : floor;
+    uint64_t t = sos_fd_connect_timeout(fd, cfg, &failed) + floor * (1 + fd->health);
+    uint64_t most = cfg->exchange_timeout_ms * (1 + fd->health);
+    return t < most ? t : most;
+}
+
 /*  RFC 6298's estimator, one step. */
 static void
 s_rtt_step(uint64_t *srtt, uint64_t *rttvar, uint64_t r)

@@ -89,6 +89,15 @@ uint64_t sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
 uint64_t sos_fd_connect_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
                                 const sos_fd_peer_t *peer);
 
+/*  How long a helper waits for the PONG of a probe's target (peer, as the helper knows it)
+    before it answers "not reached": its exchange deadline for the target if it has a round
+    trip of it; else the connect deadline of a suspect (someone failed the target already)
+    plus the RTO floor, at most the conservative deadline. Times (1 + health). Without a
+    sample a helper waited the whole conservative deadline, and the verdict on a dead node
+    with it: half a second at 200 ms. */
+uint64_t sos_fd_reach_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg,
+                              const sos_fd_peer_t *peer);
+
 /*  Take one round-trip sample (ms) into peer's estimate and into the node's over all peers. */
 void sos_fd_rtt_sample(sos_fd_t *fd, sos_fd_peer_t *peer, uint64_t rtt_ms);
 

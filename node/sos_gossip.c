@@ -1487,10 +1487,13 @@ s_on_probe_req(sos_node_t *self, zframe_t **routing_p, const sos_envelope_t *env
     int slot = -1;
     uint64_t ping_id = s_random_id();
     if (!why) {
-        /*  Our exchange deadline for the target (its RTO): the requester waits twice the
-            longest of its own deadlines for the target and for us (s_probe_start). */
+        /*  Our exchange deadline for the target (its RTO), or without a round trip of it a
+            suspect's connect deadline and the RTO floor (sos_fd_reach_timeout): the
+            requester waits twice the longest of its own deadlines for the target and for
+            us (s_probe_start), and a verdict comes once every helper has answered. */
+        sos_fd_config_t cfg = s_fd_cfg(self);
         slot = sos_fd_help_begin(&g->helps, env->sender, msg->req_id, msg->target, ping_id,
-                                 now + s_exchange_timeout(self, target));
+                                 now + sos_fd_reach_timeout(&g->fd, &cfg, &target->fd));
         if (slot < 0)
             why = "every probe slot is taken, or it repeats one under way";
     }
@@ -2778,6 +2781,41 @@ done:
     free(picked);
 }
 
+/*  A view member whose connection has dropped is exchanged with at the tick, not when a
+    round happens to pick it: at rest a round exchanges with one member, so a killed node
+    was first failed up to a few rounds after its connections closed. Its SYNC then cannot
+    leave (the DEALER has no connected pipe, ZMQ_IMMEDIATE), which is the failure the round
+    would have found, with its indirect probe. Only members that answered and are not
+    failing already, and at most SOS_PROBES_PER_ROUND a tick. Asking ZMQ_EVENTS may take the
+    DEALER's edge-triggered signal, so input seen waiting is read soon (sos_peer.c). */
+static void
+s_view_watch(sos_node_t *self)
+{
+    sos_gossip_t *g = self->gossip;
+    if (g->fd.health > 0)
+        return; /* a lagging node blames nobody: its failures would be withheld anyway */
+    uint32_t started = 0;
+    bool again = false;
+    for (sos_peer_t *p = zhashx_first(g->peers); p; p = zhashx_next(g->peers)) {
+        if (!p->dealer || p->item.fd < 0 || p->retired || !p->in_dir || p->is_genesis ||
+            p->ex.state != SOS_EX_IDLE || p->fd.fail_count || p->fd.suspect_mono || !p->last_ok ||
+            p->short_conn || !s_in_view(self, p))
+            continue;
+        int ev = zsock_events(p->dealer);
+        if (ev & ZMQ_POLLIN) {
+            p->read_again = true;
+            again = true;
+        }
+        if (!(ev & ZMQ_POLLOUT) && started < SOS_PROBES_PER_ROUND) {
+            started++;
+            self->stats.connections_lost++;
+            s_exchange_start(self, p);
+        }
+    }
+    if (again)
+        sos_node_read_again(self);
+}
+
 void
 sos_gossip_tick(sos_node_t *self)
 {
@@ -2822,6 +2860,7 @@ sos_gossip_tick(sos_node_t *self)
     s_probes_tick(self, now);
     s_suspicion_push(self, now);
     s_probe_soon(self);
+    s_view_watch(self);
     for (sos_peer_t *p = zlistx_first(expired); p; p = zlistx_next(expired)) {
         if (p->retired || !p->in_dir)
             continue;

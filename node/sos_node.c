@@ -595,6 +595,7 @@ s_op_status(sos_node_t *self, zframe_t **routing_p, uint64_t req_id)
         {"exchanges_deferred", st->exchanges_deferred},
         {"replies_late", st->replies_late},
         {"connections_closed", st->connections_closed},
+        {"connections_lost", st->connections_lost},
         {"connections_capped", st->connections_capped},
         {"sockets_refused", st->sockets_refused},
         {"gaps", gs.gaps},

@@ -112,6 +112,8 @@ typedef struct {
     uint64_t msgid_tables_dropped;
     uint64_t sockets_refused;    /* a DEALER could not be made (socket or file limit) */
     uint64_t connections_closed; /* DEALERs closed: least recently used at the cap, or idle */
+    uint64_t connections_lost;   /* view members found with no connection at a tick, and
+                                    exchanged with then (s_view_watch in sos_gossip.c) */
     uint64_t connections_capped; /* a connection refused: the cap held only busy peers */
     uint64_t view_joined;        /* peers that joined the active view (sos_gossip.c) */
     uint64_t view_left;          /* and left it: two failed exchanges, removal, a closed link */

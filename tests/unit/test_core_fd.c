@@ -225,6 +225,20 @@ main(void)
     cn.health = 1;
     CHECK(sos_fd_connect_timeout(&cn, &s_cfg, &sus) == 4000);
 
+    SECTION(
+        "a helper's wait for a probe's target: its RTO, else a suspect's connect and the floor");
+    sos_fd_t hp = {0};
+    sos_fd_peer_t unknown = {0}, known = {0};
+    /*  No round trip at all: 100 ms to connect, the RTO floor of I / 2 = 500 ms, within E */
+    CHECK(sos_fd_reach_timeout(&hp, &s_cfg, &unknown) == SOS_FD_RTO_FLOOR + 500);
+    sos_fd_rtt_sample(&hp, &known, 40); /* RTO_all and the target's RTO 120 ms */
+    CHECK(sos_fd_reach_timeout(&hp, &s_cfg, &known) == 500); /* its exchange deadline */
+    CHECK(sos_fd_reach_timeout(&hp, &s_cfg, &unknown) == 480 + 500);
+    sos_fd_rtt_sample(&hp, &known, 3000); /* slow everywhere: never past E */
+    CHECK(sos_fd_reach_timeout(&hp, &s_cfg, &unknown) == 2000);
+    hp.health = 1;
+    CHECK(sos_fd_reach_timeout(&hp, &s_cfg, &unknown) == 4000);
+
     SECTION("genesis backoff doubles per failure up to a minute");
     CHECK(sos_fd_genesis_backoff(&s_cfg, 1) == 1000);
     CHECK(sos_fd_genesis_backoff(&s_cfg, 2) == 2000);
