@@ -5,6 +5,19 @@
 
 #include "sos_fd.h"
 
+/*  SRTT + 4 RTTVAR (RFC 6298): a peer's, or the node's over all peers (sos_fd_t). */
+#define S_RTO(x) ((x)->srtt_ms + 4 * (x)->rttvar_ms)
+
+/*  No exchange deadline below half an interval, nor below SOS_FD_RTO_FLOOR, whatever the
+    round trips say; nor above the conservative deadline. */
+static uint64_t
+s_rto_floor(const sos_fd_config_t *cfg)
+{
+    uint64_t floor = cfg->interval_ms / 2;
+    floor = floor < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : floor;
+    return floor > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : floor;
+}
+
 /*  The hops of a spread, and what one costs: an interval and a round trip as this node
     measures them, held to the conservative deadline as an exchange's is: any peer can answer
     late on purpose, and must not stretch every suspicion here without bound. */
@@ -18,7 +31,7 @@ s_spread_hops(const sos_fd_config_t *cfg, uint64_t n_workers)
 static uint64_t
 s_hop_ms(const sos_fd_t *fd, const sos_fd_config_t *cfg)
 {
-    uint64_t rto = fd->srtt_ms + 4 * fd->rttvar_ms;
+    uint64_t rto = S_RTO(fd);
     rto = rto > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : rto;
     return cfg->interval_ms + rto;
 }
@@ -81,10 +94,8 @@ sos_fd_exchange_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const so
 {
     uint64_t t = cfg->exchange_timeout_ms;
     if (peer->srtt_ms || peer->rttvar_ms) {
-        uint64_t floor = cfg->interval_ms / 2;
-        floor = floor < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : floor;
-        floor = floor > cfg->exchange_timeout_ms ? cfg->exchange_timeout_ms : floor;
-        uint64_t rto = peer->srtt_ms + 4 * peer->rttvar_ms;
+        uint64_t floor = s_rto_floor(cfg);
+        uint64_t rto = S_RTO(peer);
         t = rto < floor ? floor : rto > t ? t : rto;
     }
     return t * (1 + fd->health);
@@ -95,7 +106,7 @@ sos_fd_connect_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos
 {
     uint64_t t = cfg->exchange_timeout_ms;
     if (peer && peer->suspect_mono) {
-        uint64_t m = 4 * (fd->srtt_ms + 4 * fd->rttvar_ms);
+        uint64_t m = 4 * S_RTO(fd);
         m = m < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : m;
         t = m < t ? m : t;
     }
@@ -108,9 +119,7 @@ sos_fd_reach_timeout(const sos_fd_t *fd, const sos_fd_config_t *cfg, const sos_f
     if (peer->srtt_ms || peer->rttvar_ms)
         return sos_fd_exchange_timeout(fd, cfg, peer);
     const sos_fd_peer_t failed = {.suspect_mono = 1};
-    uint64_t floor = cfg->interval_ms / 2;
-    floor = floor < SOS_FD_RTO_FLOOR ? SOS_FD_RTO_FLOOR : floor;
-    uint64_t t = sos_fd_connect_timeout(fd, cfg, &failed) + floor * (1 + fd->health);
+    uint64_t t = sos_fd_connect_timeout(fd, cfg, &failed) + s_rto_floor(cfg) * (1 + fd->health);
     uint64_t most = cfg->exchange_timeout_ms * (1 + fd->health);
     return t < most ? t : most;
 }

@@ -1808,8 +1808,9 @@ s_removed_by_peer(sos_node_t *self, sos_txn_t *txn, const sos_peer_t *peer,
             .namer = peer->id_known ? peer->id : NULL,
             .namer_answered = peer->in_dir && peer->last_ok != 0};
         bool was = p && p->fd.suspect_mono;
-        sos_named_t named = sos_core_fd_named(&ctx, txn, &removed[i], &by, p ? &p->fd : NULL,
-                                              s_spread_cap(self), sos_mono_ms(), NULL);
+        /*  A digest's removal carries no age: nothing to date back, no cap to work out */
+        sos_named_t named = sos_core_fd_named(&ctx, txn, &removed[i], &by, p ? &p->fd : NULL, 0,
+                                              sos_mono_ms(), NULL);
         if (named == SOS_NAMED_REFUTE) {
             s_suspected(self, NULL, removed[i].version);
             continue;
@@ -2243,6 +2244,7 @@ s_take_suspects(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, con
     sos_hex(sender_hex, env->sender, SOS_NODEID_BYTES);
     sos_peer_t *sender = zhashx_lookup(g->peers_id, sender_hex);
     sos_sync_ctx_t ctx = s_sync_ctx(self);
+    uint64_t cap = s_spread_cap(self), now = sos_mono_ms();
     for (uint32_t i = 0; i < msg->n_suspects; i++) {
         char hex[SOS_NODEID_HEX + 1];
         sos_hex(hex, msg->suspects[i].origin, SOS_NODEID_BYTES);
@@ -2252,8 +2254,8 @@ s_take_suspects(sos_node_t *self, sos_txn_t *txn, const sos_envelope_t *env, con
             .namer = env->sender,
             .namer_answered = sender && sender->in_dir && sender->last_ok};
         bool was = p && p->fd.suspect_mono;
-        if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL,
-                              s_spread_cap(self), sos_mono_ms(), NULL) == SOS_NAMED_REFUTE)
+        if (sos_core_fd_named(&ctx, txn, &msg->suspects[i], &by, p ? &p->fd : NULL, cap, now,
+                              NULL) == SOS_NAMED_REFUTE)
             s_suspected(self, env, msg->suspects[i].version);
         else if (p && !was && p->fd.suspect_mono && p->fd.fail_count == 0)
             p->probe_soon = g->probe_due = true;

@@ -174,7 +174,6 @@ typedef struct {
     zsock_t *dealer; /* NULL while closed (the open ones are bounded) */
     uint64_t created_mono;      /* when the DEALER was opened */
     bool down_counted;          /* the DEALER's "not connected" counted once (sos_gossip.c) */
-    uint64_t ok_mono;           /* its last answer: after created_mono, the DEALER was up */
     bool probe_soon;            /* newly named a suspect: probed at the next tick, not round */
     uint64_t remove_retry_mono; /* a removal that did not commit: the tick's next try */
     uint64_t last_used_mono;    /* last send or receive: the least recently used is closed */

@@ -1459,10 +1459,12 @@ s_sync_ctx(const sim_node_t *n)
 }
 
 /*  from named e's origin a suspect at e's version: in a SYNC's suspects, or by a removal in
-    its digest. What that means is the core's (sos_core_fd_named). True if a listed
-    worker's suspicion started or was confirmed. */
+    its digest. What that means is the core's (sos_core_fd_named); cap: how far back e's age
+    may date the suspicion (sos_fd_spread_time). True if a listed worker's suspicion started
+    or was confirmed. */
 static bool
-s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_digest_entry_t *e)
+s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_digest_entry_t *e,
+        uint64_t cap)
 {
     uint32_t s = sim_lookup(sim, e->origin);
     bool listed = s != UINT32_MAX && sos_dir_get_worker(txn, e->origin, NULL, NULL) == SOS_OK;
@@ -1478,9 +1480,6 @@ s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_dige
     sim_peer_t *p = s == UINT32_MAX ? NULL : s_peer(n, s, false);
     sos_fd_peer_t fd = p ? p->fd : (sos_fd_peer_t){0};
     sos_sync_ctx_t ctx = s_sync_ctx(n);
-    uint64_t n_workers = 0;
-    sos_dir_counts(txn, &n_workers, NULL, NULL);
-    uint64_t cap = sos_fd_spread_time(&n->fd, &sim->fdc, n_workers);
     sos_named_t named = sos_core_fd_named(&ctx, txn, e, &by, &fd, cap, sim->now, NULL);
     if (named == SOS_NAMED_SUSPECT && (p || (p = s_peer(n, s, true))))
         p->fd = fd;
@@ -1496,8 +1495,11 @@ s_named(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_dige
 static void
 s_on_suspects(sim_t *sim, sim_node_t *n, sos_txn_t *txn, uint32_t from, const sos_gmsg_t *msg)
 {
+    uint64_t n_workers = 0;
+    sos_dir_counts(txn, &n_workers, NULL, NULL);
+    uint64_t cap = sos_fd_spread_time(&n->fd, &sim->fdc, n_workers);
     for (uint32_t i = 0; i < msg->n_suspects; i++)
-        s_named(sim, n, txn, from, &msg->suspects[i]);
+        s_named(sim, n, txn, from, &msg->suspects[i], cap);
 }
 
 /*  True if rec's bytes are a record some simulated node stored: it verified them (or
@@ -1559,7 +1561,7 @@ s_send_delta(sim_t *sim, sim_node_t *n, sos_txn_t *txn, sim_xchg_t *x, sos_diges
         SOS_OK)
         return;
     for (uint32_t i = 0; i < out.d.n_removed; i++)
-        if (s_named(sim, n, txn, x->peer, &out.d.removed[i]))
+        if (s_named(sim, n, txn, x->peer, &out.d.removed[i], 0)) /* no age: nothing to date */
             sim->removals_heard++;
     s_reply(sim, n, x->peer, MSG_DELTA, &out.msg, out.d.batch.wires, out.d.batch.lens,
             out.d.batch.n);
